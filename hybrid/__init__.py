@@ -1,0 +1,60 @@
+"""hybrid: a hybrid (full-text + vector) search engine for RAG, as a Python library.
+
+>>> import hybrid, tempfile
+>>> db = hybrid.connect(tempfile.mkdtemp())
+>>> t = db.create_table("docs", [{"id": 1, "text": "hello", "vector": [0.1, 0.2]}])
+>>> t.schema.field("vector").type
+FixedSizeListType(fixed_size_list<item: float>[2])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hybrid.db import Database
+from hybrid.errors import (
+    CommitConflictError,
+    DuplicateKeyError,
+    FilterError,
+    HybridError,
+    MissingDependencyError,
+    ReadOnlyError,
+    RowNotFoundError,
+    SchemaError,
+    TableExistsError,
+    TableNotFoundError,
+    VectorError,
+    VersionNotFoundError,
+)
+from hybrid.storage.writer import CleanupStats
+from hybrid.table import Commit, Table, VersionInfo
+
+__version__ = "0.1.0"
+
+
+def connect(path: str | Path) -> Database:
+    """Open (creating if needed) the database stored in the folder `path`."""
+    return Database(path)
+
+
+__all__ = [
+    "CleanupStats",
+    "Commit",
+    "CommitConflictError",
+    "Database",
+    "DuplicateKeyError",
+    "FilterError",
+    "HybridError",
+    "MissingDependencyError",
+    "ReadOnlyError",
+    "RowNotFoundError",
+    "SchemaError",
+    "Table",
+    "TableExistsError",
+    "TableNotFoundError",
+    "VectorError",
+    "VersionInfo",
+    "VersionNotFoundError",
+    "__version__",
+    "connect",
+]

@@ -1,0 +1,180 @@
+"""`Database`: a folder of tables, plus SQL over all of them through DuckDB."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from hybrid.errors import SchemaError, TableExistsError, TableNotFoundError
+from hybrid.storage import transactions as tx
+from hybrid.storage.ingest import check_column_name, conform, infer_schema, to_batches
+from hybrid.storage.manifest import Manifest
+from hybrid.storage.versions import VersionLog
+from hybrid.storage.writer import write_fragments
+from hybrid.table import Table, reset_content
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+class Database:
+    """A folder holding tables, one sub-folder each.
+
+    Example:
+        >>> import hybrid, tempfile
+        >>> db = hybrid.connect(tempfile.mkdtemp())
+        >>> _ = db.create_table("docs", [{"id": 1, "text": "hello"}])
+        >>> db.table_names()
+        ['docs']
+        >>> db.sql("select count(*) as n from docs").to_pylist()
+        [{'n': 1}]
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"Database({str(self.path)!r})"
+
+    def _root(self, name: str) -> Path:
+        if not isinstance(name, str) or not _NAME.match(name) or name.endswith("."):
+            raise ValueError(
+                f"invalid table name {name!r}: use letters, digits, '_', '-' or '.', "
+                "not starting with '.' or '-', at most 128 characters"
+            )
+        return self.path / name
+
+    def table_names(self) -> list[str]:
+        """Names of the tables in this database, sorted."""
+        return sorted(p.name for p in self.path.iterdir() if p.is_dir() and VersionLog(p).exists())
+
+    def __contains__(self, name: str) -> bool:
+        return VersionLog(self._root(name)).exists()
+
+    def open_table(self, name: str) -> Table:
+        """Open an existing table (it follows the newest version as others write)."""
+        root = self._root(name)
+        if not VersionLog(root).exists():
+            raise TableNotFoundError(f"no table {name!r} in {self.path}; tables: {self.table_names()}")
+        return Table(root)
+
+    def create_table(
+        self,
+        name: str,
+        data: Any = None,
+        schema: pa.Schema | None = None,
+        mode: Literal["create", "overwrite", "exist_ok"] = "create",
+    ) -> Table:
+        """Create a table from `data` (any accepted input) and/or an explicit `schema`.
+
+        Float-list columns of one length become vector columns
+        (``fixed_size_list<float32>[dim]``). `mode`: "create" raises if the table
+        exists, "exist_ok" opens it, "overwrite" commits the new content as the
+        next version of the existing table (its history stays readable).
+        """
+        if mode not in ("create", "overwrite", "exist_ok"):
+            raise ValueError(f"mode must be 'create', 'overwrite' or 'exist_ok', got {mode!r}")
+        root = self._root(name)
+        log = VersionLog(root)
+        if log.exists():
+            if mode == "create":
+                raise TableExistsError(f"table {name!r} already exists; use mode='overwrite' or 'exist_ok'")
+            if mode == "exist_ok":
+                return self._existing(name, schema)
+        table_schema, batches = _prepare(data, schema)
+        field_ids = tuple(range(len(table_schema)))
+        fragments = write_fragments(root, batches, table_schema, field_ids)
+        content = tx.append_fragments(
+            Manifest(
+                version=0,
+                timestamp=0.0,
+                operation="create",
+                schema=table_schema,
+                field_ids=field_ids,
+                next_field_id=len(field_ids),
+            ),
+            fragments,
+        )
+        details = {"inserted": content.num_rows}
+        if log.exists():  # overwrite: a new version of the existing table
+            base = log.load_latest()
+            tx.commit(log, base, "overwrite", lambda latest: _overwrite(latest, content), details)
+            return Table(root)
+        first = Manifest(**{**content.__dict__, "version": 1, "timestamp": time.time(), "details": details})
+        if not log.publish(first):
+            if mode == "exist_ok":
+                return self._existing(name, schema)
+            raise TableExistsError(f"table {name!r} was created concurrently")
+        return Table(root)
+
+    def _existing(self, name: str, schema: pa.Schema | None) -> Table:
+        table = self.open_table(name)
+        if schema is not None and not table.schema.equals(schema, check_metadata=False):
+            raise SchemaError(f"table {name!r} exists with a different schema:\n{table.schema}")
+        return table
+
+    def drop_table(self, name: str, *, missing_ok: bool = False) -> None:
+        """Delete a table and all its versions and files."""
+        root = self._root(name)
+        if not VersionLog(root).exists():
+            if missing_ok:
+                return
+            raise TableNotFoundError(f"no table {name!r} in {self.path}")
+        shutil.rmtree(root)
+
+    def sql(self, query: str) -> pa.Table:
+        """Run SQL in DuckDB where every table is visible by name (its newest version)."""
+        import duckdb
+
+        con = duckdb.connect(":memory:")
+        try:
+            for table_name in self.table_names():
+                con.register(table_name, Table(self.path / table_name).to_arrow(with_rowid=True))
+            return con.sql(query).to_arrow_table()
+        finally:
+            con.close()
+
+
+def _prepare(data: Any, schema: pa.Schema | None) -> tuple[pa.Schema, Any]:
+    if data is None:
+        if schema is None:
+            raise SchemaError("create_table needs data or a schema")
+        for field in schema:
+            check_column_name(field.name)
+        return schema, iter(())
+    data_schema, batches = to_batches(data)
+    first = next(batches, None)
+    table_schema = schema if schema is not None else infer_schema(data_schema, first)
+    for field in table_schema:
+        check_column_name(field.name)
+
+    def stream() -> Any:
+        if first is not None:
+            yield conform(first, table_schema)
+        for batch in batches:
+            yield conform(batch, table_schema)
+
+    return table_schema, stream()
+
+
+def _overwrite(latest: Manifest, content: Manifest) -> Manifest:
+    """Replace everything in `latest` with `content`, row ids continuing after latest's."""
+    shifted = tx.append_fragments(
+        Manifest(
+            version=0,
+            timestamp=0.0,
+            operation="",
+            schema=content.schema,
+            field_ids=content.field_ids,
+            next_field_id=content.next_field_id,
+            next_rowid=latest.next_rowid,
+            next_fragment_id=latest.next_fragment_id,
+        ),
+        [f for f in content.fragments],
+    )
+    return reset_content(latest, shifted)

@@ -1,0 +1,82 @@
+"""The exceptions `hybrid` raises.
+
+Every error derives from :class:`HybridError` and also from the builtin that
+fits it, so ``except ValueError`` keeps working for callers that do not know
+our hierarchy::
+
+    HybridError
+    ├── SchemaError(ValueError)           data does not fit the table's schema
+    │   └── VectorError                   wrong vector length, NaN or inf
+    ├── FilterError(ValueError)           malformed, unsafe or unknown-column `where`
+    ├── DuplicateKeyError(ValueError)     merge_insert source repeats a key
+    ├── TableNotFoundError(LookupError)   no such table
+    ├── TableExistsError(FileExistsError) create_table on an existing name
+    ├── VersionNotFoundError(LookupError) checkout/restore of a missing version
+    ├── RowNotFoundError(KeyError)        take() of a row id that is not live
+    ├── ReadOnlyError(PermissionError)    write to a checked-out old version
+    ├── CommitConflictError(RuntimeError) a concurrent writer changed the same rows
+    └── MissingDependencyError(ImportError) an optional extra is not installed
+"""
+
+from __future__ import annotations
+
+
+class HybridError(Exception):
+    """Root of every error raised by `hybrid`."""
+
+
+class SchemaError(HybridError, ValueError):
+    """Data does not match the table's schema."""
+
+
+class VectorError(SchemaError):
+    """A vector has the wrong length or holds NaN / inf."""
+
+
+class FilterError(HybridError, ValueError):
+    """A `where` expression is malformed, unsafe or names an unknown column."""
+
+
+class DuplicateKeyError(HybridError, ValueError):
+    """The source of a merge_insert holds the same key more than once."""
+
+
+class TableNotFoundError(HybridError, LookupError):
+    """No table of that name exists in the database."""
+
+
+class TableExistsError(HybridError, FileExistsError):
+    """A table of that name already exists."""
+
+
+class VersionNotFoundError(HybridError, LookupError):
+    """The requested table version does not exist (or was cleaned up)."""
+
+
+class RowNotFoundError(HybridError, KeyError):
+    """A requested row id is not a live row of this version."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ReadOnlyError(HybridError, PermissionError):
+    """A write was attempted on a read-only view (a checked-out version)."""
+
+
+class CommitConflictError(HybridError, RuntimeError):
+    """A concurrent commit changed what this write depends on; nothing was written."""
+
+
+class MissingDependencyError(HybridError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+
+def require(module: str, extra: str) -> object:
+    """Import an optional module or raise :class:`MissingDependencyError` naming the extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(f"{module} is not installed: pip install 'hybridsearch[{extra}]'") from exc

@@ -1,0 +1,1 @@
+"""Queries over tables: SQL filters (DuckDB) now; search, fusion and execution later."""

@@ -1,0 +1,167 @@
+"""SQL filters and expressions over a table's columns, evaluated by DuckDB.
+
+User text is only ever accepted as a single boolean (or scalar) expression over
+the table's own columns: it is parsed first, and statements, subqueries, table
+functions and references to anything but the table are refused. Evaluation runs
+on a private in-memory DuckDB connection with external access disabled, so no
+expression can read files, URLs or other databases.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from hybrid.errors import FilterError
+
+_TABLE = "__hybrid_rows"
+_POS = "__hybrid_pos"
+_local = threading.local()
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = duckdb.connect(
+            ":memory:",
+            config={
+                "enable_external_access": False,
+                "autoload_known_extensions": False,
+                "autoinstall_known_extensions": False,
+                "lock_configuration": True,
+                "threads": 1,
+            },
+        )
+        _local.con = con
+    return con
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def _parse_select(sql: str, what: str, text: str) -> dict[str, Any]:
+    """Parse `sql` (built around user `text`) and return its single SELECT node."""
+    raw = _connection().execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0]
+    parsed: dict[str, Any] = json.loads(raw[0])
+    if parsed.get("error"):
+        message = parsed.get("error_message", "syntax error")
+        raise FilterError(f"malformed {what} {text!r}: {message}")
+    statements = parsed["statements"]
+    node = statements[0]["node"] if len(statements) == 1 else {}
+    shape_ok = (
+        node.get("type") == "SELECT_NODE"
+        and not node.get("modifiers")
+        and not node.get("cte_map", {}).get("map")
+        and not node.get("group_expressions")
+        and node.get("having") is None
+        and node.get("qualify") is None
+        and node.get("from_table", {}).get("type") == "BASE_TABLE"
+        and node.get("from_table", {}).get("table_name") == _TABLE
+    )
+    if not shape_ok:
+        raise FilterError(f"{what} {text!r} must be a single expression over the table's columns")
+    return node
+
+
+def _check_expression(tree: Any, what: str, text: str, columns: list[str]) -> list[str]:
+    """Refuse subqueries and unknown columns; return the columns referenced."""
+    referenced: list[str] = []
+    for node in _walk(tree):
+        cls = node.get("class")
+        if cls == "SUBQUERY":
+            raise FilterError(f"{what} {text!r} may not contain subqueries")
+        if cls == "WINDOW":
+            raise FilterError(f"{what} {text!r} may not contain window functions")
+        if cls == "COLUMN_REF":
+            name = node["column_names"][-1]
+            match = next((c for c in columns if c.lower() == name.lower()), None)
+            if match is None:
+                raise FilterError(f"unknown column {name!r} in {what} {text!r}; columns are: {', '.join(columns)}")
+            if match not in referenced:
+                referenced.append(match)
+    return referenced
+
+
+def _run(sql: str, table: pa.Table, what: str, text: str) -> pa.Table:
+    con = _connection()
+    con.register(_TABLE, table)
+    try:
+        return con.sql(sql).to_arrow_table()
+    except duckdb.Error as exc:
+        raise FilterError(f"invalid {what} {text!r}: {exc}") from None
+    finally:
+        con.unregister(_TABLE)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A validated SQL boolean expression over a table's columns."""
+
+    sql: str
+    columns: tuple[str, ...]
+
+    def mask(self, table: pa.Table) -> np.ndarray:
+        """Boolean mask of `table`'s rows for which the expression is TRUE (NULL counts as false)."""
+        n = table.num_rows
+        keep = np.zeros(n, dtype=bool)
+        if n == 0:
+            return keep
+        source = table.select(list(self.columns)).append_column(_POS, pa.array(np.arange(n, dtype=np.int64)))
+        result = _run(f"SELECT {_POS} FROM {_TABLE} WHERE ({self.sql})", source, "where", self.sql)
+        positions = result.column(0).to_numpy()
+        keep[positions] = True
+        return keep
+
+
+def compile_filter(where: str, schema: pa.Schema) -> Filter:
+    """Validate `where` against `schema`; raise FilterError naming what is wrong."""
+    if not isinstance(where, str):
+        raise FilterError(f"where must be a SQL string, got {type(where).__name__}")
+    if not where.strip():
+        raise FilterError('where is empty: pass a SQL boolean expression such as "year >= 2020"')
+    node = _parse_select(f"SELECT * FROM {_TABLE} WHERE (\n{where}\n)", "where", where)
+    columns = _check_expression(node["where_clause"], "where", where, schema.names)
+    # Bind against an empty table of the schema: catches type errors and unknown functions.
+    result = _run(f"DESCRIBE SELECT ({where}) AS m FROM {_TABLE}", schema.empty_table(), "where", where)
+    kind = str(result.column(1)[0]) if result.num_rows else "?"
+    if kind not in ("BOOLEAN", '"NULL"', "NULL"):
+        raise FilterError(f"where {where!r} must be a boolean expression, but it gives {kind}")
+    return Filter(where, tuple(columns))
+
+
+def evaluate_expressions(exprs: Mapping[str, str], table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Evaluate SQL scalar expressions (name -> expression) row by row over `table`."""
+    if not exprs:
+        raise FilterError("no expressions given")
+    select: list[str] = []
+    referenced: list[str] = []
+    for name, expr in exprs.items():
+        if not isinstance(expr, str) or not expr.strip():
+            raise FilterError(f"expression for {name!r} must be a non-empty SQL string")
+        node = _parse_select(f"SELECT ({expr}) FROM {_TABLE}", "expression", expr)
+        if len(node["select_list"]) != 1:
+            raise FilterError(f"expression {expr!r} must be a single expression")
+        for col in _check_expression(node["select_list"], "expression", expr, schema.names):
+            if col not in referenced:
+                referenced.append(col)
+        select.append(f'({expr}) AS "{name.replace(chr(34), chr(34) * 2)}"')
+    source = table.select(referenced) if referenced else pa.table({_POS: pa.nulls(table.num_rows, pa.int8())})
+    sql = f"SELECT {', '.join(select)} FROM {_TABLE}"
+    out = _run(sql, source, "expression", "; ".join(exprs.values()))
+    if out.num_rows != table.num_rows:  # pragma: no cover - DuckDB contract
+        raise FilterError("expression evaluation changed the number of rows")
+    return out

@@ -1,0 +1,102 @@
+"""Immutable files of a table: Arrow IPC data files, row-id and deletion files.
+
+Files are written once under a fresh uuid name, flushed to disk, and only then
+referenced by a manifest. They are read through memory maps, so random access
+touches only the pages of the requested rows (blobs included).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+DATA_DIR = "data"
+DELETIONS_DIR = "deletions"
+ROWIDS_DIR = "rowids"
+BATCH_ROWS = 65_536
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory entry so a new file name survives a power cut."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_table_file(root: Path, subdir: str, batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> tuple[str, int]:
+    """Write batches to a new IPC file under `root/subdir`; return (relative path, rows)."""
+    rel = f"{subdir}/{uuid.uuid4().hex}.arrow"
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with open(path, "xb") as fh:
+        with pa.ipc.new_file(fh, schema) as writer:
+            for batch in batches:
+                for start in range(0, batch.num_rows, BATCH_ROWS):
+                    piece = batch.slice(start, BATCH_ROWS)
+                    writer.write_batch(piece)
+                    rows += piece.num_rows
+        fh.flush()
+        os.fsync(fh.fileno())
+    return rel, rows
+
+
+def write_ids_file(root: Path, subdir: str, ids: np.ndarray) -> str:
+    """Write a sorted uint64 id array (deleted offsets or row ids) to a new file."""
+    arr = pa.array(np.ascontiguousarray(ids, dtype=np.uint64))
+    batch = pa.record_batch([arr], names=["id"])
+    rel, _ = write_table_file(root, subdir, [batch], batch.schema)
+    return rel
+
+
+class FileCache:
+    """Memory-mapped, zero-copy views of immutable files, shared by snapshots of one table."""
+
+    def __init__(self, root: Path, capacity: int = 4096) -> None:
+        self._root = root
+        self._capacity = capacity
+        self._tables: OrderedDict[str, pa.Table] = OrderedDict()
+        self._ids: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def table(self, rel: str) -> pa.Table:
+        with self._lock:
+            hit = self._tables.get(rel)
+            if hit is not None:
+                self._tables.move_to_end(rel)
+                return hit
+        source = pa.memory_map(str(self._root / rel), "r")
+        table = pa.ipc.open_file(source).read_all()
+        with self._lock:
+            self._tables[rel] = table
+            if len(self._tables) > self._capacity:
+                self._tables.popitem(last=False)
+        return table
+
+    def ids(self, rel: str) -> np.ndarray:
+        with self._lock:
+            hit = self._ids.get(rel)
+            if hit is not None:
+                return hit
+        column = self.table(rel).column(0)
+        ids = (
+            column.to_numpy()
+            if column.num_chunks == 1
+            else np.concatenate([c.to_numpy() for c in column.chunks])
+            if column.num_chunks
+            else np.empty(0, np.uint64)
+        )
+        with self._lock:
+            self._ids[rel] = ids
+            if len(self._ids) > self._capacity:
+                self._ids.popitem(last=False)
+        return ids

@@ -1,0 +1,212 @@
+"""Reading one table version: scans, random access by row id, fragment reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from hybrid.errors import RowNotFoundError, SchemaError
+from hybrid.storage.files import FileCache
+from hybrid.storage.manifest import Fragment, Manifest
+
+ROWID = "_rowid"
+RowPredicate = Callable[[pa.Table], np.ndarray]
+"""Given a table of the predicate's columns, return a boolean keep-mask."""
+
+
+class Snapshot:
+    """A consistent, read-only view of one manifest."""
+
+    def __init__(self, root: Path, manifest: Manifest, cache: FileCache) -> None:
+        self.root = root
+        self.manifest = manifest
+        self.cache = cache
+        self._mins = np.array([f.rowid_min for f in manifest.fragments], dtype=np.uint64)
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.manifest.schema
+
+    def check_columns(self, columns: Sequence[str]) -> None:
+        unknown = [c for c in columns if c != ROWID and self.schema.get_field_index(c) < 0]
+        if unknown:
+            raise SchemaError(f"unknown column(s) {unknown}; the table has: {', '.join(self.schema.names)}")
+
+    # -- per-fragment building blocks -------------------------------------------------
+
+    def rowids(self, frag: Fragment) -> np.ndarray:
+        if frag.rowid_start is not None:
+            return np.arange(frag.rowid_start, frag.rowid_start + frag.physical_rows, dtype=np.uint64)
+        assert frag.rowid_file is not None  # manifest invariant, not user input
+        return self.cache.ids(frag.rowid_file)
+
+    def deleted_offsets(self, frag: Fragment) -> np.ndarray:
+        if frag.deletion_file is None:
+            return np.empty(0, dtype=np.uint64)
+        return self.cache.ids(frag.deletion_file)
+
+    def live_mask(self, frag: Fragment) -> np.ndarray | None:
+        """Boolean mask of live physical rows, or None when nothing is deleted."""
+        if frag.deleted_rows == 0:
+            return None
+        mask = np.ones(frag.physical_rows, dtype=bool)
+        mask[self.deleted_offsets(frag).astype(np.int64)] = False
+        return mask
+
+    def read_fragment(self, frag: Fragment, columns: Sequence[str], with_rowid: bool = False) -> pa.Table:
+        """All physical rows of `frag` for `columns` (zero-copy where stored)."""
+        arrays: list[pa.ChunkedArray | pa.Array] = []
+        names: list[str] = []
+        if with_rowid:
+            arrays.append(pa.array(self.rowids(frag), type=pa.uint64()))
+            names.append(ROWID)
+        for name in columns:
+            arrays.append(self._column(frag, name))
+            names.append(name)
+        if not arrays:
+            return pa.table({"__empty": pa.nulls(frag.physical_rows)}).drop_columns(["__empty"])
+        return pa.Table.from_arrays(arrays, names=names)
+
+    def _column(self, frag: Fragment, name: str) -> pa.ChunkedArray | pa.Array:
+        index = self.schema.get_field_index(name)
+        field = self.schema.field(index)
+        field_id = self.manifest.field_ids[index]
+        for data_file in reversed(frag.files):
+            if field_id in data_file.field_ids:
+                column = self.cache.table(data_file.path).column(data_file.field_ids.index(field_id))
+                return column if column.type == field.type else column.cast(field.type)
+        return pa.nulls(frag.physical_rows, type=field.type)
+
+    # -- whole-version reads ----------------------------------------------------------
+
+    def output_schema(self, columns: Sequence[str], with_rowid: bool) -> pa.Schema:
+        fields = [self.schema.field(c) for c in columns]
+        if with_rowid:
+            fields.insert(0, pa.field(ROWID, pa.uint64(), nullable=False))
+        return pa.schema(fields)
+
+    def scan(
+        self,
+        columns: Sequence[str] | None = None,
+        *,
+        with_rowid: bool = False,
+        batch_size: int = 65_536,
+        predicate: RowPredicate | None = None,
+        predicate_columns: Sequence[str] = (),
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream live rows fragment by fragment, `batch_size` physical rows at a time."""
+        cols = list(self.schema.names if columns is None else columns)
+        self.check_columns(cols)
+        cols = [c for c in cols if c != ROWID]
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        out_schema = self.output_schema(cols, with_rowid)
+        for frag in self.manifest.fragments:
+            if frag.live_rows == 0:
+                continue
+            mask = self.live_mask(frag)
+            if predicate is not None:
+                keep = predicate(self.read_fragment(frag, predicate_columns))
+                mask = keep if mask is None else mask & keep
+                if not mask.any():
+                    continue
+            table = self.read_fragment(frag, cols, with_rowid)
+            for start in range(0, frag.physical_rows, batch_size):
+                piece = table.slice(start, batch_size)
+                if mask is not None:
+                    piece = piece.filter(pa.array(mask[start : start + batch_size]))
+                for batch in piece.to_batches():
+                    if batch.num_rows:
+                        yield pa.RecordBatch.from_arrays(batch.columns, schema=out_schema)
+
+    def to_arrow(
+        self,
+        columns: Sequence[str] | None = None,
+        *,
+        with_rowid: bool = False,
+        predicate: RowPredicate | None = None,
+        predicate_columns: Sequence[str] = (),
+    ) -> pa.Table:
+        cols = list(self.schema.names if columns is None else columns)
+        self.check_columns(cols)
+        cols = [c for c in cols if c != ROWID]
+        batches = self.scan(
+            cols, with_rowid=with_rowid, batch_size=1 << 30, predicate=predicate, predicate_columns=predicate_columns
+        )
+        return pa.Table.from_batches(batches, schema=self.output_schema(cols, with_rowid))
+
+    # -- random access ----------------------------------------------------------------
+
+    def locate(self, rowids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Map row ids to (fragment index, physical offset, live?) arrays."""
+        frag_idx = np.searchsorted(self._mins, rowids, side="right").astype(np.int64) - 1
+        offsets = np.zeros(len(rowids), dtype=np.int64)
+        live = np.zeros(len(rowids), dtype=bool)
+        if len(rowids) == 0 or len(self._mins) == 0:
+            return frag_idx, offsets, live
+        for fi in np.unique(frag_idx):
+            if fi < 0:
+                continue
+            sel = np.nonzero(frag_idx == fi)[0]
+            frag = self.manifest.fragments[fi]
+            wanted = rowids[sel]
+            if frag.rowid_start is not None:
+                off = wanted.astype(np.int64) - frag.rowid_start
+                ok = off < frag.physical_rows
+            else:
+                ids = self.rowids(frag)
+                off = np.searchsorted(ids, wanted).astype(np.int64)
+                ok = off < len(ids)
+                ok[ok] = ids[off[ok]] == wanted[ok]
+            if frag.deleted_rows:
+                ok[ok] = ~np.isin(off[ok], self.deleted_offsets(frag).astype(np.int64))
+            offsets[sel] = np.where(ok, off, 0)
+            live[sel] = ok
+        return frag_idx, offsets, live
+
+    def take(self, rowids: Sequence[int] | np.ndarray, columns: Sequence[str] | None = None) -> pa.Table:
+        """Rows with the given row ids, in request order, `_rowid` first."""
+        cols = list(self.schema.names if columns is None else columns)
+        self.check_columns(cols)
+        cols = [c for c in cols if c != ROWID]
+        ids = _as_rowids(rowids)
+        frag_idx, offsets, live = self.locate(ids)
+        if not live.all():
+            missing = ids[~live][:10].tolist()
+            raise RowNotFoundError(
+                f"{int((~live).sum())} row id(s) are not live rows of version {self.manifest.version}, e.g. {missing}"
+            )
+        out_schema = self.output_schema(cols, with_rowid=True)
+        if len(ids) == 0:
+            return out_schema.empty_table()
+        order = np.argsort(frag_idx, kind="stable")
+        bounds = np.flatnonzero(np.diff(frag_idx[order])) + 1
+        pieces = []
+        for group in np.split(order, bounds):
+            frag = self.manifest.fragments[frag_idx[group[0]]]
+            table = self.read_fragment(frag, cols)
+            picked = table.take(pa.array(offsets[group]))
+            pieces.append(picked.add_column(0, ROWID, pa.array(ids[group], type=pa.uint64())))
+        gathered = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
+        result = gathered
+        if np.any(order != np.arange(len(order))):
+            inverse = np.empty(len(order), dtype=np.int64)
+            inverse[order] = np.arange(len(order))
+            result = gathered.take(pa.array(inverse))
+        return result.cast(out_schema) if result.schema != out_schema else result
+
+
+def _as_rowids(rowids: Sequence[int] | np.ndarray | pa.Array | pa.ChunkedArray) -> np.ndarray:
+    if isinstance(rowids, (pa.Array, pa.ChunkedArray)):
+        rowids = rowids.to_numpy()
+    arr = np.asarray(rowids)
+    if arr.ndim != 1:
+        raise ValueError(f"row ids must be a 1-d sequence, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"row ids must be integers, got dtype {arr.dtype}")
+    if arr.size and np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < 0:
+        raise RowNotFoundError(f"row ids are never negative, got {int(arr.min())}")
+    return arr.astype(np.uint64)

@@ -1,0 +1,133 @@
+"""Optimistic commits: build the next manifest on top of whatever is newest.
+
+Each write prepares its immutable files against the version it read (the
+*base*), then calls :func:`commit` with a `rebase` function that turns the
+newest manifest into the next one. If another writer committed in between,
+`rebase` decides: appends commute (their row ids are assigned at commit
+time), deletes of different rows merge, and anything that would lose or
+duplicate a change raises :class:`CommitConflictError`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybrid.errors import CommitConflictError
+from hybrid.storage.files import DELETIONS_DIR, FileCache, fsync_dir, write_ids_file
+from hybrid.storage.manifest import Fragment, Manifest
+from hybrid.storage.snapshot import Snapshot
+from hybrid.storage.versions import VersionLog
+
+MAX_ATTEMPTS = 200
+Rebase = Callable[[Manifest], Manifest]
+
+
+def commit(
+    log: VersionLog, base: Manifest, operation: str, rebase: Rebase, details: dict[str, Any] | None = None
+) -> Manifest:
+    """Publish `rebase(newest)` as the next version, retrying when another writer wins the race."""
+    latest = base
+    for attempt in range(MAX_ATTEMPTS):
+        if attempt or log.latest_version() != base.version:
+            latest = log.load_latest()
+        built = rebase(latest)
+        new = replace(
+            built, version=latest.version + 1, timestamp=time.time(), operation=operation, details=details or {}
+        )
+        if log.publish(new):
+            return new
+        time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+    raise CommitConflictError(f"{operation}: gave up after {MAX_ATTEMPTS} attempts; too many concurrent writers")
+
+
+def _conflict(operation: str, base: Manifest, latest: Manifest, why: str) -> CommitConflictError:
+    return CommitConflictError(
+        f"{operation} read version {base.version} but version {latest.version} {why}; "
+        "nothing was written: reread the table and retry"
+    )
+
+
+def require_same_schema(operation: str, base: Manifest, latest: Manifest) -> None:
+    """Conflict if the schema changed or the table was overwritten / restored since `base`."""
+    if latest.lineage_epoch != base.lineage_epoch:
+        raise _conflict(operation, base, latest, "overwrote or restored the table")
+    if latest.schema_epoch != base.schema_epoch:
+        raise _conflict(operation, base, latest, "changed the schema")
+
+
+def require_unchanged(operation: str, base: Manifest, latest: Manifest) -> None:
+    """Conflict if anything at all was committed since `base`."""
+    if latest.version != base.version:
+        raise _conflict(operation, base, latest, "was committed concurrently")
+
+
+def append_fragments(latest: Manifest, new: Sequence[Fragment]) -> Manifest:
+    """`latest` plus `new` fragments, given fresh fragment ids and row ids."""
+    next_rowid, next_id = latest.next_rowid, latest.next_fragment_id
+    placed = []
+    for frag in new:
+        placed.append(replace(frag.with_rowid_start(next_rowid), id=next_id))
+        next_rowid += frag.physical_rows
+        next_id += 1
+    return replace(latest, fragments=latest.fragments + tuple(placed), next_rowid=next_rowid, next_fragment_id=next_id)
+
+
+def apply_deletes(
+    root: Path,
+    cache: FileCache,
+    operation: str,
+    base: Manifest,
+    latest: Manifest,
+    rowids: np.ndarray,
+    *,
+    tolerate_gone: bool,
+) -> tuple[Manifest, int]:
+    """Mark `rowids` deleted in `latest`; return the manifest and how many rows were deleted.
+
+    Rows that a concurrent commit already deleted are a conflict for updates
+    (the change would be lost or duplicated) and are skipped when
+    `tolerate_gone` (a plain delete of the same row twice is harmless).
+    """
+    if len(rowids) == 0:
+        return latest, 0
+    snap = Snapshot(root, latest, cache)
+    frag_idx, offsets, live = snap.locate(rowids)
+    if not live.all():
+        if not tolerate_gone:
+            raise _conflict(operation, base, latest, "deleted or updated some of the same rows")
+        frag_idx, offsets = frag_idx[live], offsets[live]
+    fragments = list(latest.fragments)
+    deleted = 0
+    for fi in np.unique(frag_idx):
+        frag = fragments[fi]
+        new_offsets = np.unique(offsets[frag_idx == fi]).astype(np.uint64)
+        merged = np.union1d(snap.deleted_offsets(frag), new_offsets)
+        deleted += len(merged) - frag.deleted_rows
+        path = write_ids_file(root, DELETIONS_DIR, merged)
+        fragments[fi] = replace(frag, deletion_file=path, deleted_rows=len(merged))
+    fsync_dir(root / DELETIONS_DIR)
+    return replace(latest, fragments=tuple(fragments)), deleted
+
+
+def replace_fragments(
+    operation: str, base: Manifest, latest: Manifest, old_ids: Sequence[int], new: Fragment | None
+) -> Manifest:
+    """Swap the run of fragments `old_ids` (unchanged since `base`) for `new` (None: drop them)."""
+    base_by_id = {f.id: f for f in base.fragments}
+    positions = [i for i, f in enumerate(latest.fragments) if f.id in set(old_ids)]
+    if len(positions) != len(old_ids) or any(
+        latest.fragments[i].deletion_file != base_by_id[latest.fragments[i].id].deletion_file for i in positions
+    ):
+        raise _conflict(operation, base, latest, "deleted rows from the same fragments")
+    kept = [f for i, f in enumerate(latest.fragments) if i not in set(positions)]
+    if new is None:
+        return replace(latest, fragments=tuple(kept))
+    kept.insert(positions[0], replace(new, id=latest.next_fragment_id))
+    return replace(latest, fragments=tuple(kept), next_fragment_id=latest.next_fragment_id + 1)

@@ -1,0 +1,92 @@
+"""The version log of a table: one manifest file per version, never overwritten.
+
+A commit writes the manifest to a temporary file, flushes it, then publishes it
+with ``os.link`` onto ``_versions/<n>.json``, which fails if the name exists.
+So a version either exists whole or not at all, and two writers racing for
+the same number cannot both win.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+from hybrid.errors import VersionNotFoundError
+from hybrid.storage.files import fsync_dir
+from hybrid.storage.manifest import Manifest
+
+VERSIONS_DIR = "_versions"
+
+
+class VersionLog:
+    """Reads and publishes the manifests of the table stored at `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dir = root / VERSIONS_DIR
+        self._latest_seen = 0
+
+    def exists(self) -> bool:
+        return self.latest_version() > 0
+
+    def _path(self, version: int) -> Path:
+        return self.dir / f"{version}.json"
+
+    def list_versions(self) -> list[int]:
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return []
+        return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
+
+    def latest_version(self) -> int:
+        """The newest published version (0 when the table has none)."""
+        if self._latest_seen == 0:
+            versions = self.list_versions()
+            self._latest_seen = versions[-1] if versions else 0
+        elif not self._path(self._latest_seen).exists():
+            # Our last-known version was cleaned up or the table was dropped.
+            versions = self.list_versions()
+            self._latest_seen = versions[-1] if versions else 0
+        while self._latest_seen and self._path(self._latest_seen + 1).exists():
+            self._latest_seen += 1
+        return self._latest_seen
+
+    def load(self, version: int) -> Manifest:
+        try:
+            text = self._path(version).read_text()
+        except FileNotFoundError:
+            available = self.list_versions()
+            span = f"{available[0]}..{available[-1]}" if available else "none"
+            raise VersionNotFoundError(
+                f"version {version} does not exist in {self.root.name} (available: {span})"
+            ) from None
+        return Manifest.from_json(text)
+
+    def load_latest(self) -> Manifest:
+        version = self.latest_version()
+        if version == 0:
+            raise VersionNotFoundError(f"table {self.root.name} has no committed version")
+        return self.load(version)
+
+    def publish(self, manifest: Manifest) -> bool:
+        """Create the manifest of `manifest.version` exclusively; False if that version exists."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".tmp-{uuid.uuid4().hex}"
+        with open(tmp, "x") as fh:
+            fh.write(manifest.to_json())
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, self._path(manifest.version))
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink()
+        fsync_dir(self.dir)
+        self._latest_seen = max(self._latest_seen, manifest.version)
+        return True
+
+    def remove(self, version: int) -> None:
+        self._path(version).unlink(missing_ok=True)

@@ -1,0 +1,190 @@
+"""Writing new fragments, compacting old ones, and removing unreachable files."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from hybrid.storage.files import DATA_DIR, DELETIONS_DIR, ROWIDS_DIR, fsync_dir, write_ids_file
+from hybrid.storage.manifest import DataFile, Fragment, Manifest
+from hybrid.storage.snapshot import ROWID, Snapshot
+from hybrid.storage.versions import VersionLog
+
+MAX_ROWS_PER_FILE = 1 << 20
+
+
+def write_fragments(
+    root: Path,
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    field_ids: Sequence[int],
+    max_rows: int = MAX_ROWS_PER_FILE,
+) -> list[Fragment]:
+    """Stream batches into new data files of at most `max_rows` rows each.
+
+    The fragments get their ids and row ids when committed. If a batch fails
+    (e.g. validation raises), the files written so far are removed and the
+    error propagates, so a failed write leaves nothing behind.
+    """
+    fragments: list[Fragment] = []
+    written: list[Path] = []
+    writer: pa.ipc.RecordBatchFileWriter | None = None
+    handle = None
+    rows = 0
+    rel = ""
+
+    def close() -> None:
+        nonlocal writer, handle
+        if writer is not None and handle is not None:
+            writer.close()
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+            fragments.append(Fragment(id=-1, files=(DataFile(rel, tuple(field_ids)),), physical_rows=rows))
+        writer, handle = None, None
+
+    try:
+        (root / DATA_DIR).mkdir(parents=True, exist_ok=True)
+        for batch in batches:
+            start = 0
+            while start < batch.num_rows:
+                if writer is None:
+                    rel = f"{DATA_DIR}/{os.urandom(16).hex()}.arrow"
+                    written.append(root / rel)
+                    handle = open(root / rel, "xb")  # noqa: SIM115 - spans loop iterations; closed in close()
+                    writer = pa.ipc.new_file(handle, schema)
+                    rows = 0
+                piece = batch.slice(start, min(max_rows - rows, 65_536))
+                writer.write_batch(piece)
+                rows += piece.num_rows
+                start += piece.num_rows
+                if rows >= max_rows:
+                    close()
+        close()
+        fsync_dir(root / DATA_DIR)
+    except BaseException:
+        if handle is not None:
+            handle.close()
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return fragments
+
+
+@dataclass(frozen=True)
+class CompactionRun:
+    """Consecutive fragments to rewrite into one (or drop, when no row is live)."""
+
+    fragment_ids: tuple[int, ...]
+    new: Fragment | None
+
+
+def plan_compaction(manifest: Manifest, target_rows: int) -> list[list[Fragment]]:
+    """Group consecutive small or deletion-bearing fragments into runs of <= `target_rows` live rows."""
+    runs: list[list[Fragment]] = []
+    current: list[Fragment] = []
+    live = 0
+
+    def flush() -> None:
+        nonlocal current, live
+        if len(current) > 1 or (current and (current[0].deleted_rows or len(current[0].files) > 1)):
+            runs.append(current)
+        current, live = [], 0
+
+    for frag in manifest.fragments:
+        wants = frag.live_rows < target_rows // 2 or frag.deleted_rows > 0 or len(frag.files) > 1
+        if not wants or live + frag.live_rows > target_rows:
+            flush()
+        if wants:
+            current.append(frag)
+            live += frag.live_rows
+    flush()
+    return runs
+
+
+def rewrite_run(root: Path, snap: Snapshot, run: Sequence[Fragment]) -> CompactionRun:
+    """Write the live rows of `run` (all current columns, row ids kept) as one fragment."""
+    schema = snap.schema
+    pieces = []
+    for frag in run:
+        table = snap.read_fragment(frag, schema.names, with_rowid=True)
+        mask = snap.live_mask(frag)
+        pieces.append(table if mask is None else table.filter(pa.array(mask)))
+    merged = pa.concat_tables(pieces) if pieces else None
+    ids = tuple(f.id for f in run)
+    if merged is None or merged.num_rows == 0:
+        return CompactionRun(ids, None)
+    rowids = merged.column(ROWID).to_numpy()
+    data = merged.drop_columns([ROWID]).cast(schema)
+    [frag] = write_fragments(root, data.to_batches(), schema, snap.manifest.field_ids, max_rows=1 << 62)
+    lo, hi = int(rowids[0]), int(rowids[-1])
+    if hi - lo + 1 == len(rowids):
+        return CompactionRun(ids, frag.with_rowid_start(lo))
+    path = write_ids_file(root, ROWIDS_DIR, rowids)
+    fsync_dir(root / ROWIDS_DIR)
+    return CompactionRun(
+        ids,
+        Fragment(
+            id=-1, files=frag.files, physical_rows=frag.physical_rows, rowid_file=path, rowid_min=lo, rowid_max=hi
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class CleanupStats:
+    """What `Table.cleanup` removed."""
+
+    versions_removed: int
+    files_removed: int
+    bytes_removed: int
+
+
+def cleanup(root: Path, log: VersionLog, older_than_s: float, keep: Callable[[int], bool]) -> CleanupStats:
+    """Remove versions older than the cutoff (never the newest or kept ones) and unreachable files."""
+    cutoff = time.time() - older_than_s
+    versions = log.list_versions()
+    if not versions:
+        return CleanupStats(0, 0, 0)
+    newest = versions[-1]
+    referenced: set[str] = set()
+    removed_versions = 0
+    for v in versions:
+        manifest = log.load(v)
+        if v == newest or keep(v) or manifest.timestamp >= cutoff:
+            referenced.update(manifest.file_paths())
+        else:
+            log.remove(v)
+            removed_versions += 1
+    files = bytes_ = 0
+    for sub in (DATA_DIR, DELETIONS_DIR, ROWIDS_DIR):
+        folder = root / sub
+        if not folder.is_dir():
+            continue
+        for name in os.listdir(folder):
+            rel = f"{sub}/{name}"
+            path = folder / name
+            stat = path.stat()
+            if rel not in referenced and stat.st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                files += 1
+                bytes_ += stat.st_size
+    for tmp in log.dir.glob(".tmp-*"):
+        if tmp.stat().st_mtime < cutoff:
+            tmp.unlink(missing_ok=True)
+    return CleanupStats(removed_versions, files, bytes_)
+
+
+def scatter_live(values: pa.Table, live: np.ndarray | None, physical_rows: int) -> pa.Table:
+    """Spread values computed for live rows back to physical positions (nulls where deleted)."""
+    if live is None:
+        return values
+    index = np.full(physical_rows, -1, dtype=np.int64)
+    index[np.flatnonzero(live)] = np.arange(int(live.sum()))
+    indices = pa.array(index, mask=index < 0)
+    return values.take(indices)

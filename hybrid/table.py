@@ -1,0 +1,446 @@
+"""`Table`: a versioned table of documents, metadata, blobs and vectors on disk."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from hybrid.errors import ReadOnlyError, SchemaError, require
+from hybrid.query.filter import compile_filter
+from hybrid.storage import transactions as tx
+from hybrid.storage.files import FileCache
+from hybrid.storage.ingest import check_column_name, conform, to_batches
+from hybrid.storage.manifest import Manifest
+from hybrid.storage.snapshot import ROWID, RowPredicate, Snapshot
+from hybrid.storage.versions import VersionLog
+from hybrid.storage.writer import CleanupStats, plan_compaction, rewrite_run, write_fragments
+
+if TYPE_CHECKING:
+    import pandas
+    import polars
+
+    from hybrid.changes import ColumnSpec
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What a write did: the version it created and the rows it touched."""
+
+    version: int
+    operation: str
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One entry of :meth:`Table.versions`."""
+
+    version: int
+    timestamp: dt.datetime
+    operation: str
+    num_rows: int
+    details: Mapping[str, Any]
+
+
+class Table:
+    """A table stored as a folder of immutable Arrow files and versioned manifests.
+
+    Get one from :meth:`hybrid.Database.create_table` or ``open_table``. Every
+    read sees one committed version; writes commit a new version atomically.
+
+    Example:
+        >>> import hybrid, tempfile
+        >>> db = hybrid.connect(tempfile.mkdtemp())
+        >>> t = db.create_table("docs", [{"id": 1, "text": "hello"}])
+        >>> t.add([{"id": 2, "text": "world"}]).version
+        2
+        >>> t.count_rows("id > 1")
+        1
+    """
+
+    def __init__(self, root: Path, *, pinned: Manifest | None = None) -> None:
+        self._root = root
+        self._log = VersionLog(root)
+        self._cache = FileCache(root)
+        self._pinned = pinned
+
+    def __repr__(self) -> str:
+        mode = f", checkout of version {self._pinned.version}" if self._pinned else ""
+        return f"Table({self.name!r}, version={self.version}{mode})"
+
+    # -- identity -----------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._root.name
+
+    @property
+    def path(self) -> Path:
+        return self._root
+
+    @property
+    def version(self) -> int:
+        """The version this table object reads (the newest unless checked out)."""
+        return self._manifest().version
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._manifest().schema
+
+    @property
+    def read_only(self) -> bool:
+        return self._pinned is not None
+
+    def _manifest(self) -> Manifest:
+        return self._pinned if self._pinned is not None else self._log.load_latest()
+
+    def snapshot(self) -> Snapshot:
+        """A consistent view of the current version (the checkout, or the newest)."""
+        return Snapshot(self._root, self._manifest(), self._cache)
+
+    def _write_base(self, operation: str) -> Manifest:
+        if self._pinned is not None:
+            raise ReadOnlyError(
+                f"{operation}: this is a read-only checkout of version {self._pinned.version}; "
+                "use restore() to make it the newest version, or open the table again to write"
+            )
+        return self._log.load_latest()
+
+    # -- reads --------------------------------------------------------------------------
+
+    def _predicate(self, snap: Snapshot, where: str | None) -> tuple[RowPredicate | None, tuple[str, ...]]:
+        if where is None:
+            return None, ()
+        flt = compile_filter(where, snap.schema)
+        return flt.mask, flt.columns
+
+    def count_rows(self, where: str | None = None) -> int:
+        """Number of live rows, optionally only those matching the SQL expression `where`."""
+        snap = self.snapshot()
+        if where is None:
+            return snap.manifest.num_rows
+        predicate, cols = self._predicate(snap, where)
+        return sum(b.num_rows for b in snap.scan([], predicate=predicate, predicate_columns=cols))
+
+    def scan(
+        self,
+        columns: Sequence[str] | None = None,
+        where: str | None = None,
+        batch_size: int = 65_536,
+        *,
+        with_rowid: bool = False,
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream record batches of the live rows (of one version, even while others write)."""
+        snap = self.snapshot()
+        predicate, cols = self._predicate(snap, where)
+        return snap.scan(
+            columns, with_rowid=with_rowid, batch_size=batch_size, predicate=predicate, predicate_columns=cols
+        )
+
+    def to_arrow(
+        self, columns: Sequence[str] | None = None, where: str | None = None, *, with_rowid: bool = False
+    ) -> pa.Table:
+        """The live rows as a pyarrow Table (zero-copy from memory-mapped files where possible)."""
+        snap = self.snapshot()
+        predicate, cols = self._predicate(snap, where)
+        return snap.to_arrow(columns, with_rowid=with_rowid, predicate=predicate, predicate_columns=cols)
+
+    def to_pandas(
+        self, columns: Sequence[str] | None = None, where: str | None = None, *, with_rowid: bool = False
+    ) -> pandas.DataFrame:
+        require("pandas", "pandas")
+        return self.to_arrow(columns, where, with_rowid=with_rowid).to_pandas()
+
+    def to_polars(
+        self, columns: Sequence[str] | None = None, where: str | None = None, *, with_rowid: bool = False
+    ) -> polars.DataFrame:
+        pl: Any = require("polars", "polars")
+        return pl.from_arrow(self.to_arrow(columns, where, with_rowid=with_rowid))
+
+    def take(self, rowids: Sequence[int] | np.ndarray | pa.Array, columns: Sequence[str] | None = None) -> pa.Table:
+        """Rows by `_rowid`, in request order; reads only those rows (blobs included)."""
+        return self.snapshot().take(rowids, columns)
+
+    # -- writes -------------------------------------------------------------------------
+
+    def add(self, data: Any) -> Commit:
+        """Append rows; they get new row ids. Raises SchemaError / VectorError on bad data."""
+        base = self._write_base("add")
+        _, batches = to_batches(data)
+        fragments = write_fragments(self._root, (conform(b, base.schema) for b in batches), base.schema, base.field_ids)
+        rows = sum(f.physical_rows for f in fragments)
+
+        def rebase(latest: Manifest) -> Manifest:
+            tx.require_same_schema("add", base, latest)
+            return tx.append_fragments(latest, fragments)
+
+        new = tx.commit(self._log, base, "append", rebase, {"inserted": rows})
+        return Commit(new.version, "append", inserted=rows)
+
+    def _matching_rowids(self, snap: Snapshot, where: str | None) -> np.ndarray:
+        predicate, cols = self._predicate(snap, where)
+        ids = [
+            b.column(0).to_numpy() for b in snap.scan([], with_rowid=True, predicate=predicate, predicate_columns=cols)
+        ]
+        return np.concatenate(ids) if ids else np.empty(0, dtype=np.uint64)
+
+    def delete(self, where: str) -> Commit:
+        """Delete the rows matching the SQL boolean expression `where` (e.g. ``"year < 2000"``)."""
+        base = self._write_base("delete")
+        if not isinstance(where, str):
+            raise SchemaError("delete needs a where expression; use 'true' to delete every row")
+        rowids = self._matching_rowids(Snapshot(self._root, base, self._cache), where)
+        return self._commit_changes(base, "delete", rowids, [], tolerate_gone=True)
+
+    def _commit_changes(
+        self,
+        base: Manifest,
+        operation: str,
+        rowids: np.ndarray,
+        fragments: list[Any],
+        *,
+        tolerate_gone: bool,
+        strict_appends: bool = False,
+        updated: int = 0,
+    ) -> Commit:
+        inserted = sum(f.physical_rows for f in fragments) - updated
+        deleted = [0]
+
+        def rebase(latest: Manifest) -> Manifest:
+            tx.require_same_schema(operation, base, latest)
+            if strict_appends and latest.next_rowid != base.next_rowid:
+                raise tx._conflict(operation, base, latest, "added rows that may hold the same keys")
+            merged, deleted[0] = tx.apply_deletes(
+                self._root, self._cache, operation, base, latest, rowids, tolerate_gone=tolerate_gone
+            )
+            return tx.append_fragments(merged, fragments)
+
+        new = tx.commit(
+            self._log,
+            base,
+            operation,
+            rebase,
+            {"inserted": inserted, "updated": updated, "deleted": len(rowids) - updated},
+        )
+        return Commit(new.version, operation, inserted=inserted, updated=updated, deleted=deleted[0] - updated)
+
+    def update(
+        self,
+        where: str | None = None,
+        values: Mapping[str, Any] | None = None,
+        *,
+        values_sql: Mapping[str, str] | None = None,
+    ) -> Commit:
+        """Set columns of the rows matching `where` (all rows if None).
+
+        `values` maps column -> Python value; `values_sql` maps column -> SQL
+        expression over the row (``{"views": "views + 1"}``). Updated rows get
+        new row ids; their old ids are never live again.
+        """
+        from hybrid.changes import updated_rows
+
+        base = self._write_base("update")
+        snap = Snapshot(self._root, base, self._cache)
+        if not values and not values_sql:
+            raise SchemaError("update needs values or values_sql")
+        predicate, cols = self._predicate(snap, where)
+        matched = snap.to_arrow(None, with_rowid=True, predicate=predicate, predicate_columns=cols)
+        new_rows = updated_rows(matched.drop_columns([ROWID]), base.schema, values or {}, values_sql or {})
+        fragments = write_fragments(self._root, new_rows.to_batches(), base.schema, base.field_ids)
+        rowids = matched.column(ROWID).to_numpy()
+        return self._commit_changes(base, "update", rowids, fragments, tolerate_gone=False, updated=len(rowids))
+
+    def merge_insert(
+        self,
+        data: Any,
+        on: str | Sequence[str],
+        *,
+        when_matched: Literal["update", "ignore"] = "update",
+        when_not_matched: Literal["insert", "ignore"] = "insert",
+        when_not_matched_by_source: Literal["keep", "delete"] = "keep",
+    ) -> Commit:
+        """Upsert by key: update matched rows, insert new ones, optionally delete rows missing from `data`.
+
+        Columns absent from `data` keep their values in updated rows. A key
+        repeated in `data` raises DuplicateKeyError before anything is written.
+        """
+        from hybrid.changes import plan_merge
+
+        base = self._write_base("merge_insert")
+        snap = Snapshot(self._root, base, self._cache)
+        plan = plan_merge(
+            snap,
+            data,
+            [on] if isinstance(on, str) else list(on),
+            when_matched,
+            when_not_matched,
+            when_not_matched_by_source,
+        )
+        fragments = write_fragments(self._root, plan.rows.to_batches(), base.schema, base.field_ids)
+        return self._commit_changes(
+            base,
+            "merge_insert",
+            plan.delete_rowids,
+            fragments,
+            tolerate_gone=False,
+            strict_appends=True,
+            updated=plan.updated,
+        )
+
+    # -- schema evolution ---------------------------------------------------------------
+
+    def add_columns(
+        self, spec: ColumnSpec, *, input_columns: Sequence[str] | None = None, batch_size: int = 8_192
+    ) -> Commit:
+        """Add columns without rewriting existing data files.
+
+        `spec` is one of: a dict of name -> SQL expression over existing columns;
+        a ``pa.Field`` / list of fields / ``pa.Schema`` (all-null columns, no data
+        written); a function from a ``pa.RecordBatch`` of `input_columns` to a
+        table/batch/dict of new columns (e.g. an embedding model); or values: a
+        table/dict/DataFrame of new columns with one row per live row in scan
+        order, or with a ``_rowid`` column to align by row id.
+        """
+        from hybrid.changes import compute_new_columns
+
+        base = self._write_base("add_columns")
+        snap = Snapshot(self._root, base, self._cache)
+        schema, field_ids, files = compute_new_columns(self._root, snap, spec, input_columns, batch_size)
+
+        def rebase(latest: Manifest) -> Manifest:
+            tx.require_same_schema("add_columns", base, latest)
+            if [f.id for f in latest.fragments] != [f.id for f in base.fragments]:
+                raise tx._conflict("add_columns", base, latest, "added or compacted fragments")
+            fragments = tuple(
+                replace(f, files=f.files + ((files[f.id],) if f.id in files else ())) for f in latest.fragments
+            )
+            return replace(
+                latest,
+                fragments=fragments,
+                schema=schema,
+                field_ids=field_ids,
+                next_field_id=max(field_ids, default=-1) + 1,
+                schema_epoch=latest.schema_epoch + 1,
+            )
+
+        added = [n for n in schema.names if n not in base.schema.names]
+        new = tx.commit(self._log, base, "add_columns", rebase, {"columns": added})
+        return Commit(new.version, "add_columns")
+
+    def _alter_schema(
+        self, operation: str, schema: pa.Schema, field_ids: tuple[int, ...], details: dict[str, Any]
+    ) -> Commit:
+        base = self._write_base(operation)
+
+        def rebase(latest: Manifest) -> Manifest:
+            tx.require_same_schema(operation, base, latest)
+            return replace(latest, schema=schema, field_ids=field_ids, schema_epoch=latest.schema_epoch + 1)
+
+        new = tx.commit(self._log, base, operation, rebase, details)
+        return Commit(new.version, operation)
+
+    def drop_columns(self, names: str | Sequence[str]) -> Commit:
+        """Remove columns from the schema (a manifest change; data files are untouched)."""
+        drop = [names] if isinstance(names, str) else list(names)
+        schema = self.schema
+        Snapshot(self._root, self._manifest(), self._cache).check_columns(drop)
+        keep = [i for i, n in enumerate(schema.names) if n not in drop]
+        if not keep:
+            raise SchemaError("cannot drop every column of a table; drop the table instead")
+        field_ids = tuple(self._manifest().field_ids[i] for i in keep)
+        new_schema = pa.schema([schema.field(i) for i in keep], metadata=schema.metadata)
+        return self._alter_schema("drop_columns", new_schema, field_ids, {"columns": drop})
+
+    def rename_column(self, old: str, new: str) -> Commit:
+        """Rename a column (a manifest change; data files are untouched)."""
+        manifest = self._manifest()
+        Snapshot(self._root, manifest, self._cache).check_columns([old])
+        check_column_name(new)
+        if new in manifest.schema.names:
+            raise SchemaError(f"cannot rename {old!r} to {new!r}: a column {new!r} already exists")
+        index = manifest.schema.get_field_index(old)
+        schema = manifest.schema.set(index, manifest.schema.field(index).with_name(new))
+        return self._alter_schema("rename_column", schema, manifest.field_ids, {"from": old, "to": new})
+
+    # -- maintenance --------------------------------------------------------------------
+
+    def compact(self, target_rows: int = 1 << 20) -> Commit:
+        """Merge small fragments and purge deleted rows; row ids are kept."""
+        base = self._write_base("compact")
+        snap = Snapshot(self._root, base, self._cache)
+        runs = [rewrite_run(self._root, snap, run) for run in plan_compaction(base, target_rows)]
+        if not runs:
+            return Commit(base.version, "compact")
+
+        def rebase(latest: Manifest) -> Manifest:
+            tx.require_same_schema("compact", base, latest)
+            for run in runs:
+                latest = tx.replace_fragments("compact", base, latest, run.fragment_ids, run.new)
+            return latest
+
+        merged = sum(len(r.fragment_ids) for r in runs)
+        new = tx.commit(self._log, base, "compact", rebase, {"fragments_merged": merged})
+        return Commit(new.version, "compact")
+
+    def cleanup(self, older_than: dt.timedelta = dt.timedelta(days=7)) -> CleanupStats:
+        """Delete versions older than `older_than` (never the newest) and files no kept version needs."""
+        from hybrid.storage.writer import cleanup
+
+        self._write_base("cleanup")
+        return cleanup(self._root, self._log, older_than.total_seconds(), keep=lambda v: False)
+
+    # -- versions -----------------------------------------------------------------------
+
+    def versions(self) -> list[VersionInfo]:
+        """Every retained version, oldest first."""
+        out = []
+        for v in self._log.list_versions():
+            m = self._log.load(v)
+            out.append(
+                VersionInfo(
+                    v, dt.datetime.fromtimestamp(m.timestamp, dt.timezone.utc), m.operation, m.num_rows, m.details
+                )
+            )
+        return out
+
+    def checkout(self, version: int) -> Table:
+        """A read-only view of `version` (time travel); this table object is unchanged."""
+        return Table(self._root, pinned=self._log.load(version))
+
+    def checkout_latest(self) -> Table:
+        """A writable table object that follows the newest version."""
+        return Table(self._root)
+
+    def restore(self, version: int) -> Commit:
+        """Make the content of `version` the newest version (history is kept)."""
+        old = self._log.load(version)
+        base = self._log.load_latest()
+
+        def rebase(latest: Manifest) -> Manifest:
+            return reset_content(latest, old)
+
+        new = tx.commit(self._log, base, "restore", rebase, {"restored": version})
+        return Commit(new.version, "restore")
+
+
+def reset_content(latest: Manifest, content: Manifest) -> Manifest:
+    """`content`'s schema and rows on top of `latest`'s counters (ids never reused)."""
+    return replace(
+        content,
+        next_rowid=max(latest.next_rowid, content.next_rowid),
+        next_field_id=max(latest.next_field_id, content.next_field_id),
+        next_fragment_id=max(latest.next_fragment_id, content.next_fragment_id),
+        schema_epoch=latest.schema_epoch + 1,
+        lineage_epoch=latest.lineage_epoch + 1,
+    )
+
+
+DataTransform = Callable[[pa.RecordBatch], Any]
