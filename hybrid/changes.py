@@ -301,7 +301,7 @@ def _fragment_slices(
     rowids = snap.rowids(frag)
     mask = snap.live_mask(frag)
     for start in range(0, frag.physical_rows, batch_size):
-        piece = table.slice(start, batch_size)
+        piece = table.slice(start, min(batch_size, frag.physical_rows - start))
         ids = rowids[start : start + batch_size]
         m = None if mask is None else mask[start : start + batch_size]
         if m is not None:

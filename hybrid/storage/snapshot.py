@@ -115,7 +115,7 @@ class Snapshot:
                     continue
             table = self.read_fragment(frag, cols, with_rowid)
             for start in range(0, frag.physical_rows, batch_size):
-                piece = table.slice(start, batch_size)
+                piece = table.slice(start, min(batch_size, frag.physical_rows - start))
                 if mask is not None:
                     piece = piece.filter(pa.array(mask[start : start + batch_size]))
                 for batch in piece.to_batches():

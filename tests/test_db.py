@@ -1,0 +1,59 @@
+"""Database: create modes, drop, names, and SQL over every table."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+import hybrid
+from tests.conftest import make_rows
+
+
+def test_create_modes(db: hybrid.Database) -> None:
+    t = db.create_table("t", make_rows(range(3)))
+    same = db.create_table("t", make_rows(range(9)), mode="exist_ok")
+    assert same.count_rows() == 3
+    over = db.create_table("t", [{"id": 7, "x": "new schema"}], mode="overwrite")
+    assert over.schema.names == ["id", "x"] and over.count_rows() == 1
+    assert over.version == 2 and t.checkout(1).count_rows() == 3  # history kept
+    assert over.to_arrow(with_rowid=True).column("_rowid").to_pylist() == [3]  # ids never reused
+    with pytest.raises(ValueError, match="mode"):
+        db.create_table("t", make_rows([1]), mode="replace")  # type: ignore[arg-type]
+
+
+def test_exist_ok_with_different_schema(db: hybrid.Database) -> None:
+    db.create_table("t", schema=pa.schema([("a", pa.int64())]))
+    with pytest.raises(hybrid.SchemaError, match="different schema"):
+        db.create_table("t", schema=pa.schema([("b", pa.int64())]), mode="exist_ok")
+
+
+def test_sql_sees_every_table_by_name(db: hybrid.Database) -> None:
+    db.create_table("docs", make_rows(range(10)))
+    db.create_table("langs", [{"lang": "en", "name": "English"}, {"lang": "de", "name": "German"}])
+    out = db.sql("select l.name, count(*) as n from docs d join langs l using (lang) group by 1 order by 1")
+    assert out.to_pylist() == [{"name": "English", "n": 5}, {"name": "German", "n": 5}]
+    db.open_table("docs").delete("id < 4")
+    assert db.sql("select count(*) as n from docs").to_pylist() == [{"n": 6}]
+
+
+def test_drop_table(db: hybrid.Database) -> None:
+    db.create_table("t", make_rows([1]))
+    assert "t" in db
+    db.drop_table("t")
+    assert db.table_names() == [] and "t" not in db
+    with pytest.raises(hybrid.TableNotFoundError):
+        db.drop_table("t")
+    db.drop_table("t", missing_ok=True)
+
+
+def test_open_table_follows_other_writers(db: hybrid.Database) -> None:
+    a = db.create_table("t", make_rows(range(3)))
+    b = db.open_table("t")
+    a.add(make_rows([3]))
+    assert b.count_rows() == 4 and b.version == 2
+
+
+def test_public_api_names() -> None:
+    for name in hybrid.__all__:
+        assert hasattr(hybrid, name), name
+    assert hybrid.connect.__doc__
