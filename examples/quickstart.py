@@ -20,26 +20,66 @@ import pyarrow as pa
 import hybrid
 
 DOCS = [
-    ("Rotating API keys", "security", 2023,
-     "Rotate API keys by issuing a new key, deploying it everywhere, then revoking the old one."),
-    ("Password hashing", "security", 2021,
-     "Store passwords with a slow salted hash such as Argon2 or bcrypt, never in plain text."),
-    ("TLS certificates", "security", 2022,
-     "Certificates expire; automate renewal and alert well before the expiry date."),
-    ("B-tree indexes", "databases", 2019,
-     "A B-tree index keeps keys sorted so range scans and point lookups take logarithmic time."),
-    ("Write-ahead logging", "databases", 2020,
-     "A write-ahead log records changes before they reach the data files, so a crash loses nothing committed."),
-    ("Vacuum and compaction", "databases", 2024,
-     "Compaction merges small files and drops deleted rows to keep scans fast."),
-    ("Sourdough starter", "cooking", 2022,
-     "Feed a sourdough starter flour and water daily until it doubles within a few hours."),
-    ("Searing steak", "cooking", 2018,
-     "Dry the steak, heat the pan until it smokes, and do not move the meat for the first minutes."),
-    ("Vector search", "search", 2024,
-     "Embeddings map text to vectors; nearest neighbours in that space are passages with similar meaning."),
-    ("BM25 ranking", "search", 2021,
-     "BM25 scores documents by term frequency, inverse document frequency and document length."),
+    (
+        "Rotating API keys",
+        "security",
+        2023,
+        "Rotate API keys by issuing a new key, deploying it everywhere, then revoking the old one.",
+    ),
+    (
+        "Password hashing",
+        "security",
+        2021,
+        "Store passwords with a slow salted hash such as Argon2 or bcrypt, never in plain text.",
+    ),
+    (
+        "TLS certificates",
+        "security",
+        2022,
+        "Certificates expire; automate renewal and alert well before the expiry date.",
+    ),
+    (
+        "B-tree indexes",
+        "databases",
+        2019,
+        "A B-tree index keeps keys sorted so range scans and point lookups take logarithmic time.",
+    ),
+    (
+        "Write-ahead logging",
+        "databases",
+        2020,
+        "A write-ahead log records changes before they reach the data files, so a crash loses nothing committed.",
+    ),
+    (
+        "Vacuum and compaction",
+        "databases",
+        2024,
+        "Compaction merges small files and drops deleted rows to keep scans fast.",
+    ),
+    (
+        "Sourdough starter",
+        "cooking",
+        2022,
+        "Feed a sourdough starter flour and water daily until it doubles within a few hours.",
+    ),
+    (
+        "Searing steak",
+        "cooking",
+        2018,
+        "Dry the steak, heat the pan until it smokes, and do not move the meat for the first minutes.",
+    ),
+    (
+        "Vector search",
+        "search",
+        2024,
+        "Embeddings map text to vectors; nearest neighbours in that space are passages with similar meaning.",
+    ),
+    (
+        "BM25 ranking",
+        "search",
+        2021,
+        "BM25 scores documents by term frequency, inverse document frequency and document length.",
+    ),
 ]
 
 
@@ -66,6 +106,7 @@ def main() -> None:
 
     model = load_model()
     if model is not None:
+
         def embed(batch: pa.RecordBatch) -> pa.Table:
             vectors = model.encode(batch.column("text").to_pylist(), normalize_embeddings=True)
             return pa.table({"vector": list(vectors.astype(np.float32))})
@@ -74,13 +115,17 @@ def main() -> None:
         print(f"added column vector: {table.schema.field('vector').type} (all-MiniLM-L6-v2)")
 
     print("\nsecurity or database docs since 2021 (SQL filter, evaluated by DuckDB):")
-    for r in table.to_arrow(["id", "title", "year"], where="topic IN ('security', 'databases') AND year >= 2021") \
-            .sort_by("year").to_pylist():
+    for r in (
+        table.to_arrow(["id", "title", "year"], where="topic IN ('security', 'databases') AND year >= 2021")
+        .sort_by("year")
+        .to_pylist()
+    ):
         print(f"  [{r['id']}] {r['year']}  {r['title']}")
 
     print("\ndocuments per topic (db.sql over the table):")
-    for r in db.sql("SELECT topic, count(*) AS n, min(year) AS since FROM docs GROUP BY topic ORDER BY n DESC, topic")\
-            .to_pylist():
+    for r in db.sql(
+        "SELECT topic, count(*) AS n, min(year) AS since FROM docs GROUP BY topic ORDER BY n DESC, topic"
+    ).to_pylist():
         print(f"  {r['topic']:<10} {r['n']}  since {r['since']}")
 
     if model is not None:
@@ -96,9 +141,18 @@ def main() -> None:
     before = table.version
     table.update("title = 'Searing steak'", {"year": 2025})
     table.delete("topic = 'cooking' AND year < 2023")
-    table.merge_insert([{"id": 10, "title": "HNSW graphs", "topic": "search", "year": 2024,
-                         "text": "HNSW builds a layered proximity graph for fast approximate nearest neighbours."}],
-                       on="id")
+    table.merge_insert(
+        [
+            {
+                "id": 10,
+                "title": "HNSW graphs",
+                "topic": "search",
+                "year": 2024,
+                "text": "HNSW builds a layered proximity graph for fast approximate nearest neighbours.",
+            }
+        ],
+        on="id",
+    )
     print("\nversion history:")
     for v in table.versions():
         print(f"  v{v.version}  {v.operation:<12} rows={v.num_rows}  {v.timestamp:%H:%M:%S}")

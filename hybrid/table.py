@@ -125,10 +125,8 @@ class Table:
     def count_rows(self, where: str | None = None) -> int:
         """Number of live rows, optionally only those matching the SQL expression `where`."""
         snap = self.snapshot()
-        if where is None:
-            return snap.manifest.num_rows
         predicate, cols = self._predicate(snap, where)
-        return sum(b.num_rows for b in snap.scan([], predicate=predicate, predicate_columns=cols))
+        return snap.count(predicate, cols)
 
     def scan(
         self,

@@ -122,6 +122,18 @@ class Snapshot:
                     if batch.num_rows:
                         yield pa.RecordBatch.from_arrays(batch.columns, schema=out_schema)
 
+    def count(self, predicate: RowPredicate | None = None, predicate_columns: Sequence[str] = ()) -> int:
+        """Number of live rows, optionally only those for which `predicate` holds."""
+        if predicate is None:
+            return self.manifest.num_rows
+        total = 0
+        for frag in self.manifest.fragments:
+            if frag.live_rows:
+                keep = predicate(self.read_fragment(frag, predicate_columns))
+                live = self.live_mask(frag)
+                total += int((keep if live is None else keep & live).sum())
+        return total
+
     def to_arrow(
         self,
         columns: Sequence[str] | None = None,

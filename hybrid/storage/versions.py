@@ -26,6 +26,7 @@ class VersionLog:
         self.root = root
         self.dir = root / VERSIONS_DIR
         self._latest_seen = 0
+        self._cached: tuple[int, int, int, Manifest] | None = None  # (version, inode, mtime_ns, manifest)
 
     def exists(self) -> bool:
         return self.latest_version() > 0
@@ -54,15 +55,24 @@ class VersionLog:
         return self._latest_seen
 
     def load(self, version: int) -> Manifest:
+        """The manifest of `version`; the newest one read is cached (manifests never change)."""
         try:
-            text = self._path(version).read_text()
+            path = self._path(version)
+            stat = path.stat()
+            cached = self._cached
+            if cached and cached[:3] == (version, stat.st_ino, stat.st_mtime_ns):
+                return cached[3]
+            text = path.read_text()
         except FileNotFoundError:
             available = self.list_versions()
             span = f"{available[0]}..{available[-1]}" if available else "none"
             raise VersionNotFoundError(
                 f"version {version} does not exist in {self.root.name} (available: {span})"
             ) from None
-        return Manifest.from_json(text)
+        manifest = Manifest.from_json(text)
+        if self._cached is None or version >= self._cached[0]:
+            self._cached = (version, stat.st_ino, stat.st_mtime_ns, manifest)
+        return manifest
 
     def load_latest(self) -> Manifest:
         version = self.latest_version()
