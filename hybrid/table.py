@@ -393,7 +393,8 @@ class Table:
         from hybrid.storage.writer import cleanup
 
         self._write_base("cleanup")
-        return cleanup(self._root, self._log, older_than.total_seconds(), keep=lambda v: False)
+        tagged = set(self._log.tags().values())
+        return cleanup(self._root, self._log, older_than.total_seconds(), keep=tagged.__contains__)
 
     # -- versions -----------------------------------------------------------------------
 
@@ -409,16 +410,28 @@ class Table:
             )
         return out
 
-    def checkout(self, version: int) -> Table:
-        """A read-only view of `version` (time travel); this table object is unchanged."""
-        return Table(self._root, pinned=self._log.load(version))
+    def checkout(self, version: int | str) -> Table:
+        """A read-only view of `version` (a number or a tag); this table object is unchanged."""
+        return Table(self._root, pinned=self._log.load(self._log.resolve(version)))
+
+    def tag(self, name: str, version: int | None = None) -> None:
+        """Name a version (default: the current one); tagged versions survive cleanup."""
+        self._log.add_tag(name, self.version if version is None else version)
+
+    def delete_tag(self, name: str) -> None:
+        self._log.delete_tag(name)
+
+    def tags(self) -> dict[str, int]:
+        """Tag name -> version."""
+        return self._log.tags()
 
     def checkout_latest(self) -> Table:
         """A writable table object that follows the newest version."""
         return Table(self._root)
 
-    def restore(self, version: int) -> Commit:
-        """Make the content of `version` the newest version (history is kept)."""
+    def restore(self, version: int | str) -> Commit:
+        """Make the content of `version` (a number or a tag) the newest version; history is kept."""
+        version = self._log.resolve(version)
         old = self._log.load(version)
         base = self._log.load_latest()
 

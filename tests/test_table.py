@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -177,3 +178,31 @@ def test_several_vector_columns(db: hybrid.Database) -> None:
     assert t.schema.field("body_vec").type == pa.list_(pa.float32(), 8)
     v = t.take([3], ["body_vec"]).column("body_vec").to_numpy(zero_copy_only=False)[0]
     np.testing.assert_array_equal(v, np.full(8, 3.0, dtype=np.float32))
+
+
+def test_tags_name_versions_and_survive_cleanup(docs: hybrid.Table) -> None:
+    docs.tag("original")
+    docs.delete("id < 10")
+    docs.add(make_rows([99]))
+    assert docs.tags() == {"original": 1}
+    assert ids(docs.checkout("original")) == list(range(20))
+    with pytest.raises(hybrid.HybridError, match="already exists"):
+        docs.tag("original", 2)
+    docs.cleanup(older_than=dt.timedelta(0))
+    assert [v.version for v in docs.versions()] == [1, 3]
+    assert ids(docs.checkout("original")) == list(range(20))
+    docs.restore("original")
+    assert ids(docs) == list(range(20))
+    docs.delete_tag("original")
+    with pytest.raises(hybrid.VersionNotFoundError, match="no tag"):
+        docs.checkout("original")
+
+
+def test_parquet_import_and_export(db: hybrid.Database, tmp_path: Path) -> None:
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": [1, 2], "text": ["a", "b"]}), tmp_path / "in.parquet")
+    t = db.create_table("pq", ds.dataset(tmp_path / "in.parquet"))
+    pq.write_table(t.to_arrow(), tmp_path / "out.parquet")
+    assert pq.read_table(tmp_path / "out.parquet").to_pylist() == [{"id": 1, "text": "a"}, {"id": 2, "text": "b"}]

@@ -1,6 +1,7 @@
 """Turning user data into record batches that fit a table's schema.
 
-Accepted inputs: pyarrow Tables, RecordBatches and RecordBatchReaders, pandas
+Accepted inputs: pyarrow Tables, RecordBatches, RecordBatchReaders and
+datasets (``pyarrow.dataset.dataset("docs.parquet")``), pandas
 and polars DataFrames, lists of dicts, dicts of columns, and iterables of
 record batches. Every batch is checked before anything is committed: unknown
 or missing columns, unsafe casts, nulls in non-nullable columns, vectors of
@@ -45,6 +46,8 @@ def to_batches(data: Any) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         if not all(isinstance(row, dict) for row in data):
             raise SchemaError("a list of rows must hold dicts (column name -> value)")
         return _single(pa.Table.from_pylist(data))
+    if type(data).__module__.startswith("pyarrow._dataset"):  # a pyarrow.dataset.Dataset (e.g. Parquet files)
+        return data.schema, iter(data.to_batches())
     module = type(data).__module__.split(".")[0]
     if module == "pandas":
         return _single(pa.Table.from_pandas(data, preserve_index=False))

@@ -8,15 +8,18 @@ the same number cannot both win.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import uuid
 from pathlib import Path
 
-from hybrid.errors import VersionNotFoundError
+from hybrid.errors import HybridError, VersionNotFoundError
 from hybrid.storage.files import fsync_dir
 from hybrid.storage.manifest import Manifest
 
 VERSIONS_DIR = "_versions"
+TAGS_DIR = "_tags"
 
 
 class VersionLog:
@@ -100,3 +103,38 @@ class VersionLog:
 
     def remove(self, version: int) -> None:
         self._path(version).unlink(missing_ok=True)
+
+    # -- tags: names for versions, kept by cleanup ------------------------------------------
+
+    def tags(self) -> dict[str, int]:
+        folder = self.root / TAGS_DIR
+        if not folder.is_dir():
+            return {}
+        return {p.stem: json.loads(p.read_text())["version"] for p in sorted(folder.glob("*.json"))}
+
+    def add_tag(self, name: str, version: int) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name) or name.startswith("."):
+            raise ValueError(f"invalid tag name {name!r}: use letters, digits, '_', '-' or '.'")
+        self.load(version)  # raises if the version does not exist
+        folder = self.root / TAGS_DIR
+        folder.mkdir(exist_ok=True)
+        try:
+            with open(folder / f"{name}.json", "x") as fh:
+                json.dump({"version": version}, fh)
+        except FileExistsError:
+            raise HybridError(f"tag {name!r} already exists (version {self.tags()[name]}); delete it first") from None
+
+    def delete_tag(self, name: str) -> None:
+        path = self.root / TAGS_DIR / f"{name}.json"
+        if not path.exists():
+            raise VersionNotFoundError(f"no tag {name!r}; tags: {sorted(self.tags())}")
+        path.unlink()
+
+    def resolve(self, version: int | str) -> int:
+        """A version number from a number or a tag name."""
+        if isinstance(version, str):
+            tags = self.tags()
+            if version not in tags:
+                raise VersionNotFoundError(f"no tag {version!r}; tags: {sorted(tags)}")
+            return tags[version]
+        return version
