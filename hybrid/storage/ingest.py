@@ -142,6 +142,8 @@ def _conform_column(column: pa.Array, field: pa.Field) -> pa.Array:
 def conform_vectors(column: pa.Array, name: str, dim: int) -> pa.Array:
     """Cast a column of vectors to fixed_size_list<float32>[dim], checking length and finiteness."""
     t = column.type
+    if pa.types.is_null(t):  # every value is None (e.g. a list of dicts with vector=None)
+        return pa.nulls(len(column), pa.list_(pa.float32(), dim))
     if pa.types.is_fixed_size_list(t):
         if t.list_size != dim:
             raise VectorError(f"column {name!r}: vectors have dimension {t.list_size}, the table expects {dim}")

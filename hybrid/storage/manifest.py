@@ -114,7 +114,7 @@ class Manifest:
                 "num_rows": self.num_rows,
                 "fragments": [_fragment_to_dict(f) for f in self.fragments],
             },
-            indent=1,
+            separators=(",", ":"),  # compact, and encoded by the C encoder (indent is pure Python)
         )
 
     @staticmethod

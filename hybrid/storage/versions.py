@@ -99,6 +99,8 @@ class VersionLog:
             tmp.unlink()
         fsync_dir(self.dir)
         self._latest_seen = max(self._latest_seen, manifest.version)
+        stat = self._path(manifest.version).stat()
+        self._cached = (manifest.version, stat.st_ino, stat.st_mtime_ns, manifest)
         return True
 
     def remove(self, version: int) -> None:
