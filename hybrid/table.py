@@ -16,7 +16,7 @@ from hybrid.query.filter import compile_filter
 from hybrid.storage import transactions as tx
 from hybrid.storage.files import FileCache
 from hybrid.storage.ingest import check_column_name, conform, to_batches
-from hybrid.storage.manifest import Manifest
+from hybrid.storage.manifest import Fragment, Manifest
 from hybrid.storage.snapshot import ROWID, RowPredicate, Snapshot
 from hybrid.storage.versions import VersionLog
 from hybrid.storage.writer import CleanupStats, plan_compaction, rewrite_run, write_fragments
@@ -196,16 +196,16 @@ class Table:
         if not isinstance(where, str):
             raise SchemaError("delete needs a where expression; use 'true' to delete every row")
         rowids = self._matching_rowids(Snapshot(self._root, base, self._cache), where)
-        return self._commit_changes(base, "delete", rowids, [], tolerate_gone=True)
+        return self._commit_changes(base, "delete", rowids, [], only_deletes_ok=True)
 
     def _commit_changes(
         self,
         base: Manifest,
         operation: str,
         rowids: np.ndarray,
-        fragments: list[Any],
+        fragments: list[Fragment],
         *,
-        tolerate_gone: bool,
+        only_deletes_ok: bool,
         strict_appends: bool = False,
         updated: int = 0,
     ) -> Commit:
@@ -215,9 +215,15 @@ class Table:
         def rebase(latest: Manifest) -> Manifest:
             tx.require_same_schema(operation, base, latest)
             if strict_appends and latest.next_rowid != base.next_rowid:
-                raise tx._conflict(operation, base, latest, "added rows that may hold the same keys")
+                raise tx.conflict(operation, base, latest, "added rows that may hold the same keys")
             merged, deleted[0] = tx.apply_deletes(
-                self._root, self._cache, operation, base, latest, rowids, tolerate_gone=tolerate_gone
+                self._root,
+                self._cache,
+                operation,
+                base,
+                latest,
+                rowids,
+                tolerate_gone=lambda: only_deletes_ok and tx.only_deleted_since(self._log, base, latest),
             )
             return tx.append_fragments(merged, fragments)
 
@@ -254,7 +260,7 @@ class Table:
         new_rows = updated_rows(matched.drop_columns([ROWID]), base.schema, values or {}, values_sql or {})
         fragments = write_fragments(self._root, new_rows.to_batches(), base.schema, base.field_ids)
         rowids = matched.column(ROWID).to_numpy()
-        return self._commit_changes(base, "update", rowids, fragments, tolerate_gone=False, updated=len(rowids))
+        return self._commit_changes(base, "update", rowids, fragments, only_deletes_ok=False, updated=len(rowids))
 
     def merge_insert(
         self,
@@ -288,7 +294,7 @@ class Table:
             "merge_insert",
             plan.delete_rowids,
             fragments,
-            tolerate_gone=False,
+            only_deletes_ok=False,
             strict_appends=True,
             updated=plan.updated,
         )
@@ -316,7 +322,7 @@ class Table:
         def rebase(latest: Manifest) -> Manifest:
             tx.require_same_schema("add_columns", base, latest)
             if [f.id for f in latest.fragments] != [f.id for f in base.fragments]:
-                raise tx._conflict("add_columns", base, latest, "added or compacted fragments")
+                raise tx.conflict("add_columns", base, latest, "added or compacted fragments")
             fragments = tuple(
                 replace(f, files=f.files + ((files[f.id],) if f.id in files else ())) for f in latest.fragments
             )

@@ -104,15 +104,10 @@ class Snapshot:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         out_schema = self.output_schema(cols, with_rowid)
-        for frag in self.manifest.fragments:
-            if frag.live_rows == 0:
+        masks = self.row_masks(predicate, predicate_columns)
+        for frag, mask in zip(self.manifest.fragments, masks):
+            if frag.live_rows == 0 or (mask is not None and not mask.any()):
                 continue
-            mask = self.live_mask(frag)
-            if predicate is not None:
-                keep = predicate(self.read_fragment(frag, predicate_columns))
-                mask = keep if mask is None else mask & keep
-                if not mask.any():
-                    continue
             table = self.read_fragment(frag, cols, with_rowid)
             for start in range(0, frag.physical_rows, batch_size):
                 piece = table.slice(start, min(batch_size, frag.physical_rows - start))
@@ -122,17 +117,41 @@ class Snapshot:
                     if batch.num_rows:
                         yield pa.RecordBatch.from_arrays(batch.columns, schema=out_schema)
 
+    def row_masks(
+        self, predicate: RowPredicate | None = None, predicate_columns: Sequence[str] = ()
+    ) -> list[np.ndarray | None]:
+        """Per fragment, the mask of physical rows that are live and satisfy `predicate`.
+
+        None stands for "every row". The predicate runs once over all fragments
+        (a zero-copy concatenation), not once per fragment.
+        """
+        masks = [self.live_mask(frag) for frag in self.manifest.fragments]
+        if predicate is None:
+            return masks
+        # with_rowid keeps the row count even when the predicate reads no column (e.g. "true")
+        pieces = [
+            self.read_fragment(f, predicate_columns, with_rowid=True) for f in self.manifest.fragments if f.live_rows
+        ]
+        if not pieces:
+            return masks
+        keep = predicate(pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0])
+        start = 0
+        for i, frag in enumerate(self.manifest.fragments):
+            if frag.live_rows:
+                part = keep[start : start + frag.physical_rows]
+                start += frag.physical_rows
+                live = masks[i]
+                masks[i] = part if live is None else part & live
+            else:
+                masks[i] = np.zeros(frag.physical_rows, dtype=bool)
+        return masks
+
     def count(self, predicate: RowPredicate | None = None, predicate_columns: Sequence[str] = ()) -> int:
         """Number of live rows, optionally only those for which `predicate` holds."""
         if predicate is None:
             return self.manifest.num_rows
-        total = 0
-        for frag in self.manifest.fragments:
-            if frag.live_rows:
-                keep = predicate(self.read_fragment(frag, predicate_columns))
-                live = self.live_mask(frag)
-                total += int((keep if live is None else keep & live).sum())
-        return total
+        masks = self.row_masks(predicate, predicate_columns)
+        return sum(f.physical_rows if m is None else int(m.sum()) for f, m in zip(self.manifest.fragments, masks))
 
     def to_arrow(
         self,

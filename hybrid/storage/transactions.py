@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hybrid.errors import CommitConflictError
+from hybrid.errors import CommitConflictError, HybridError
 from hybrid.storage.files import DELETIONS_DIR, FileCache, fsync_dir, write_ids_file
 from hybrid.storage.manifest import Fragment, Manifest
 from hybrid.storage.snapshot import Snapshot
@@ -47,7 +47,7 @@ def commit(
     raise CommitConflictError(f"{operation}: gave up after {MAX_ATTEMPTS} attempts; too many concurrent writers")
 
 
-def _conflict(operation: str, base: Manifest, latest: Manifest, why: str) -> CommitConflictError:
+def conflict(operation: str, base: Manifest, latest: Manifest, why: str) -> CommitConflictError:
     return CommitConflictError(
         f"{operation} read version {base.version} but version {latest.version} {why}; "
         "nothing was written: reread the table and retry"
@@ -57,15 +57,15 @@ def _conflict(operation: str, base: Manifest, latest: Manifest, why: str) -> Com
 def require_same_schema(operation: str, base: Manifest, latest: Manifest) -> None:
     """Conflict if the schema changed or the table was overwritten / restored since `base`."""
     if latest.lineage_epoch != base.lineage_epoch:
-        raise _conflict(operation, base, latest, "overwrote or restored the table")
+        raise conflict(operation, base, latest, "overwrote or restored the table")
     if latest.schema_epoch != base.schema_epoch:
-        raise _conflict(operation, base, latest, "changed the schema")
+        raise conflict(operation, base, latest, "changed the schema")
 
 
 def require_unchanged(operation: str, base: Manifest, latest: Manifest) -> None:
     """Conflict if anything at all was committed since `base`."""
     if latest.version != base.version:
-        raise _conflict(operation, base, latest, "was committed concurrently")
+        raise conflict(operation, base, latest, "was committed concurrently")
 
 
 def append_fragments(latest: Manifest, new: Sequence[Fragment]) -> Manifest:
@@ -87,21 +87,21 @@ def apply_deletes(
     latest: Manifest,
     rowids: np.ndarray,
     *,
-    tolerate_gone: bool,
+    tolerate_gone: Callable[[], bool],
 ) -> tuple[Manifest, int]:
     """Mark `rowids` deleted in `latest`; return the manifest and how many rows were deleted.
 
-    Rows that a concurrent commit already deleted are a conflict for updates
-    (the change would be lost or duplicated) and are skipped when
-    `tolerate_gone` (a plain delete of the same row twice is harmless).
+    Rows that are no longer live in `latest` are a conflict (the change would
+    be lost or duplicated) unless `tolerate_gone()` says a concurrent commit
+    only deleted them (deleting a row twice is harmless).
     """
     if len(rowids) == 0:
         return latest, 0
     snap = Snapshot(root, latest, cache)
     frag_idx, offsets, live = snap.locate(rowids)
     if not live.all():
-        if not tolerate_gone:
-            raise _conflict(operation, base, latest, "deleted or updated some of the same rows")
+        if not tolerate_gone():
+            raise conflict(operation, base, latest, "deleted or updated some of the same rows")
         frag_idx, offsets = frag_idx[live], offsets[live]
     fragments = list(latest.fragments)
     deleted = 0
@@ -116,6 +116,20 @@ def apply_deletes(
     return replace(latest, fragments=tuple(fragments)), deleted
 
 
+REWRITES_ROWS = frozenset({"update", "merge_insert"})
+
+
+def only_deleted_since(log: VersionLog, base: Manifest, latest: Manifest) -> bool:
+    """True if no commit after `base` up to `latest` rewrote rows (gave them new row ids)."""
+    for version in range(base.version + 1, latest.version + 1):
+        try:
+            if log.load(version).operation in REWRITES_ROWS:
+                return False
+        except HybridError:  # cleaned up: assume the worst
+            return False
+    return True
+
+
 def replace_fragments(
     operation: str, base: Manifest, latest: Manifest, old_ids: Sequence[int], new: Fragment | None
 ) -> Manifest:
@@ -125,7 +139,7 @@ def replace_fragments(
     if len(positions) != len(old_ids) or any(
         latest.fragments[i].deletion_file != base_by_id[latest.fragments[i].id].deletion_file for i in positions
     ):
-        raise _conflict(operation, base, latest, "deleted rows from the same fragments")
+        raise conflict(operation, base, latest, "deleted rows from the same fragments")
     kept = [f for i, f in enumerate(latest.fragments) if i not in set(positions)]
     if new is None:
         return replace(latest, fragments=tuple(kept))

@@ -9,6 +9,7 @@ import pytest
 
 import hybrid
 from hybrid.query.filter import compile_filter, evaluate_expressions
+from tests.conftest import make_rows
 
 SCHEMA = pa.schema(
     [("id", pa.int64()), ("lang", pa.string()), ("score", pa.float64()), ("vector", pa.list_(pa.float32(), 2))]
@@ -87,3 +88,10 @@ def test_count_rows_with_filter(docs: hybrid.Table) -> None:
     docs.delete("id < 4")
     assert docs.count_rows("lang = 'en'") == 8  # deleted rows never count
     assert docs.count_rows("year >= 2010") == docs.to_arrow(where="year >= 2010").num_rows
+
+
+def test_filter_reading_no_column_keeps_every_row(docs: hybrid.Table) -> None:
+    docs.add(make_rows(range(20, 30)))  # two fragments
+    assert docs.count_rows("true") == 30
+    assert docs.to_arrow(["id"], where="1 = 1").num_rows == 30
+    assert docs.count_rows("false") == 0
