@@ -33,16 +33,21 @@ How each store is driven (all in this one process):
   Scan is ``pq.read_table(folder, columns=["text"])``.  Adding a column means
   rewriting every file with the extra column (what a Parquet user has to do).
 
-Only the store calls are timed; data generation is not.  Reads run on a warm
-OS page cache (the data has just been written) unless ``--cold`` is given, in
-which case every file of the store is evicted with ``posix_fadvise(DONTNEED)``
-before each timed read (open table handles and in-process caches stay warm).
+Only the store calls are timed; data generation is not, nor is the final
+flush to disk (``os.sync()`` runs after the ingestion).
+
+Page cache (``--cache``): by default every timed take/scan is preceded by an
+untimed read of all the store's files, so the reads run on a warm OS page
+cache.  This matters on VMs that reclaim idle page cache (e.g. a DAMON
+``pageout`` scheme that drops pages idle for ~60 s): without it, whichever
+store was read least recently is partly read from disk.  ``--cache cold``
+re-opens the table and evicts its files with ``posix_fadvise(DONTNEED)``
+before each timed read instead; ``--cache asis`` does neither.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -55,12 +60,12 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 DIM = 384
@@ -125,9 +130,7 @@ class DataGen:
             row_len = lens.sum(axis=1)
             offsets = np.zeros(m + 1, dtype=np.int32)
             np.cumsum(row_len, out=offsets[1:])
-            pieces.append(
-                pa.StringArray.from_buffers(m, pa.py_buffer(offsets), pa.py_buffer(data))
-            )
+            pieces.append(pa.StringArray.from_buffers(m, pa.py_buffer(offsets), pa.py_buffer(data)))
         return pa.concat_arrays(pieces)
 
     def chunk(self, start: int, n: int) -> pa.Table:
@@ -173,6 +176,33 @@ def median(xs: list[float]) -> float | None:
     return statistics.median(xs) if xs else None
 
 
+PAGE = 4096
+
+
+def touch_column(arr: pa.Array) -> int:
+    """Read one byte of every 4 KiB page of a string column's offsets and
+    value bytes (only the slice this array covers).  Memory-mapped,
+    zero-copy results are otherwise never read by `nbytes`; this forces the
+    pages in so that all stores pay for getting the bytes into memory."""
+    if isinstance(arr, pa.ChunkedArray):
+        return sum(touch_column(c) for c in arr.chunks)
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_binary(arr.type):
+        odt = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+        bufs = arr.buffers()
+        offs = np.frombuffer(bufs[1], dtype=odt)[arr.offset : arr.offset + len(arr) + 1]
+        data = (
+            np.frombuffer(bufs[2], dtype=np.uint8)[int(offs[0]) : int(offs[-1])]
+            if bufs[2] is not None
+            else np.empty(0, np.uint8)
+        )
+        return int(offs[:: PAGE // offs.itemsize].sum()) + int(data[::PAGE].sum()) + int(data[-1:].sum())
+    total = 0  # other types: touch every buffer (whole buffers)
+    for b in arr.buffers():
+        if b is not None:
+            total += int(np.frombuffer(b, dtype=np.uint8)[::PAGE].sum())
+    return total
+
+
 def dir_snapshot(path: Path) -> dict[str, tuple[int, int, int]]:
     snap = {}
     for root, _dirs, files in os.walk(path):
@@ -207,6 +237,69 @@ def evict_page_cache(path: Path) -> None:
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             finally:
                 os.close(fd)
+
+
+def warm_page_cache(path: Path) -> int:
+    """Read every file under `path` (into a reused buffer) so it sits in the
+    page cache and counts as recently used."""
+    buf = bytearray(8 << 20)
+    view = memoryview(buf)
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                with open(os.path.join(root, f), "rb", buffering=0) as fh:
+                    while True:
+                        n = fh.readinto(view)
+                        if not n:
+                            break
+                        total += n
+            except OSError:
+                continue
+    return total
+
+
+def disk_read_bytes() -> int:
+    """Bytes this process (all threads) caused to be read from storage (/proc/self/io)."""
+    try:
+        with open("/proc/self/io") as fh:
+            for line in fh:
+                if line.startswith("read_bytes:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def set_cache(mode: str, st: Store) -> None:
+    """Put the store's files in the requested page-cache state before a timed read."""
+    if mode == "warm":
+        warm_page_cache(st.table_dir())
+    elif mode == "cold":
+        st.prepare_reads()  # drop the old handles (and hybrid's memory maps), then evict
+        gc.collect()
+        evict_page_cache(st.table_dir())
+
+
+def damon_reclaim_info() -> dict[str, Any] | None:
+    """Read-only look at a DAMON page-out scheme (some VMs drop idle page cache)."""
+    base = Path("/sys/kernel/mm/damon/admin/kdamonds/0")
+    try:
+        if (base / "state").read_text().strip() != "on":
+            return None
+        ctx = base / "contexts/0"
+        sch = ctx / "schemes/0"
+        aggr_us = int((ctx / "monitoring_attrs/intervals/aggr_us").read_text())
+        min_age = int((sch / "access_pattern/age/min").read_text())
+        return {
+            "operations": (ctx / "operations").read_text().strip(),
+            "action": (sch / "action").read_text().strip(),
+            "min_idle_seconds": min_age * aggr_us / 1e6,
+            "quota_bytes_per_reset": int((sch / "quotas/bytes").read_text()),
+            "quota_reset_ms": int((sch / "quotas/reset_interval_ms").read_text()),
+        }
+    except (OSError, ValueError):
+        return None
 
 
 def mem_total_bytes() -> int | None:
@@ -255,6 +348,12 @@ class Store:
     def prepare_reads(self) -> None: ...
     def take(self, idx: np.ndarray) -> pa.Table: ...
     def scan_text(self) -> int: ...
+    def scan_text_touch(self) -> int: ...
+
+    def fresh_scan_text_touch(self) -> int:
+        self.prepare_reads()
+        return self.scan_text_touch()
+
     def add_column(self, n_rows: int) -> None: ...
     def count(self) -> int: ...
     def table_dir(self) -> Path:
@@ -303,6 +402,13 @@ class HybridStore(Store):
 
     def scan_text(self):
         return sum(b.nbytes for b in self.t.scan(columns=["text"]))
+
+    def scan_text_touch(self):
+        n = 0
+        for b in self.t.scan(columns=["text"]):
+            touch_column(b.column(0))
+            n += b.nbytes
+        return n
 
     def add_column(self, n_rows):
         def fn(batch):
@@ -360,6 +466,13 @@ class LanceStore(Store):
     def scan_text(self):
         reader = self.t.search().select(["text"]).limit(None).to_batches()
         return sum(b.nbytes for b in reader)
+
+    def scan_text_touch(self):
+        n = 0
+        for b in self.t.search().select(["text"]).limit(None).to_batches():
+            touch_column(b.column(b.schema.get_field_index("text")))
+            n += b.nbytes
+        return n
 
     def add_column(self, n_rows):
         expr = "arrow_cast(make_array(" + ", ".join(["random()"] * DIM) + f"), 'FixedSizeList({DIM}, Float32)')"
@@ -437,6 +550,11 @@ class ParquetStore(Store):
     def scan_text(self):
         return pq.read_table(self.dir, columns=["text"]).nbytes
 
+    def scan_text_touch(self):
+        t = pq.read_table(self.dir, columns=["text"])
+        touch_column(t["text"])
+        return t.nbytes
+
     def add_column(self, n_rows):
         for f in self.files:
             tbl = pq.read_table(f)
@@ -461,9 +579,11 @@ class Bench:
         self.results: dict[str, Any] = {}
         self.errors: dict[str, dict[str, str]] = {s: {} for s in args.stores}
 
-    def guarded(self, store: str, what: str, fn: Callable[[], Any]) -> Any:
+    def guarded(self, store: str, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)`, or None (and the error recorded) if it raises; a None result becomes True."""
         try:
-            return fn()
+            out = fn(*args)
+            return True if out is None else out
         except Exception as exc:  # keep going; report what failed
             msg = f"{type(exc).__name__}: {exc}"
             self.errors[store][what] = msg + "\n" + traceback.format_exc(limit=6)
@@ -474,6 +594,7 @@ class Bench:
 def make_stores(args, root: Path, bench: Bench) -> dict[str, Store]:
     stores: dict[str, Store] = {}
     for s in args.stores:
+
         def ctor(s=s):
             if s == "hybrid":
                 return HybridStore(root)
@@ -517,7 +638,7 @@ def run(args) -> dict[str, Any]:
             text_nbytes += chunk["text"].nbytes
             for s, st in list(stores.items()):
                 t0 = now()
-                ok = bench.guarded(s, "append", lambda: (st.append(chunk, ci == 0), True)[1])
+                ok = bench.guarded(s, "append", st.append, chunk, ci == 0)
                 dt = now() - t0
                 if ok is None:
                     del stores[s]  # cannot continue with this store
@@ -546,9 +667,15 @@ def run(args) -> dict[str, Any]:
             }
             res["per_store"][s]["table_bytes"] = dir_bytes(st.table_dir())
 
+        # flush the ~GBs of dirty pages now, so background writeback does not
+        # land in the read timings
+        t0 = now()
+        os.sync()
+        res["sync_after_ingest_seconds"] = now() - t0
+
         # ---------------- open for reads ---------------------------------
         for s, st in list(stores.items()):
-            if bench.guarded(s, "open", lambda: (st.prepare_reads(), True)[1]) is None:
+            if bench.guarded(s, "open", st.prepare_reads) is None:
                 del stores[s]
                 continue
             cnt = bench.guarded(s, "count_rows", st.count)
@@ -556,47 +683,54 @@ def run(args) -> dict[str, Any]:
             if cnt is not None and cnt != N:
                 bench.errors[s]["count_rows"] = f"count_rows() = {cnt}, expected {N}"
             if isinstance(st, HybridStore):
-                ok = bench.guarded(s, "rowids", lambda: st.check_rowids(N))
+                ok = bench.guarded(s, "rowids", st.check_rowids, N)
                 res["per_store"][s]["rowids_are_0_to_N-1"] = ok
 
         # ---------------- 2. take ----------------------------------------
-        log(f"[2] take {TAKE_SIZES} random rows, all columns, {R} repeats" + (" (cold cache)" if args.cold else ""))
+        log(f"[2] take {TAKE_SIZES} random rows, all columns, {R} repeats, page cache: {args.cache}")
         rng = np.random.default_rng(args.seed + 1)
         take_ms = {s: {k: [] for k in TAKE_SIZES} for s in stores}
+        take_disk = {s: {k: [] for k in TAKE_SIZES} for s in stores}
         for k in TAKE_SIZES:
             if k > N:
                 continue
             # warm-up (untimed) + correctness check on the same sample
             idx = rng.choice(N, size=k, replace=False)
             for s, st in stores.items():
-                out = bench.guarded(s, f"take({k})", lambda: st.take(idx))
+                out = bench.guarded(s, f"take({k})", st.take, idx)
                 if out is not None:
                     got = np.sort(out["id"].to_numpy())
                     if not np.array_equal(got, np.sort(idx)):
                         bench.errors[s][f"take({k})-check"] = "returned ids differ from the requested rows"
                     if s != "lance" and not np.array_equal(out["id"].to_numpy(), idx):
                         bench.errors[s][f"take({k})-order"] = "rows not in request order"
-                    missing = {"id", "text", "vector", "category", "year", "score", "lang", "flag"} - set(out.column_names)
+                    missing = {"id", "text", "vector", "category", "year", "score", "lang", "flag"} - set(
+                        out.column_names
+                    )
                     if missing:
                         bench.errors[s][f"take({k})-columns"] = f"missing columns {sorted(missing)}"
             for _ in range(R):
                 idx = rng.choice(N, size=k, replace=False)  # fresh sample, same for all stores
                 for s, st in stores.items():
-                    if args.cold:
-                        evict_page_cache(st.table_dir())
+                    set_cache(args.cache, st)
+                    b0 = disk_read_bytes()
                     t0 = now()
-                    out = bench.guarded(s, f"take({k})", lambda: st.take(idx))
+                    out = bench.guarded(s, f"take({k})", st.take, idx)
                     dt = now() - t0
                     if out is not None:
                         take_ms[s][k].append(dt * 1000)
+                        take_disk[s][k].append((disk_read_bytes() - b0) / 1e6)
                     del out
-            log(
-                f"    take({k}): "
-                + "  ".join(f"{s}={median(take_ms[s][k]) or float('nan'):.2f}ms" for s in stores)
-            )
+            log(f"    take({k}): " + "  ".join(f"{s}={median(take_ms[s][k]) or float('nan'):.2f}ms" for s in stores))
         for s in stores:
             res["per_store"][s]["take_ms"] = {
-                str(k): {"median": median(v), "all": v} for k, v in take_ms[s].items()
+                str(k): {
+                    "median": median(v),
+                    "all": v,
+                    "disk_mb_read_median": median(take_disk[s][k]),
+                    "disk_mb_read_all": take_disk[s][k],
+                }
+                for k, v in take_ms[s].items()
             }
 
         # ---------------- 3. scan ----------------------------------------
@@ -605,8 +739,7 @@ def run(args) -> dict[str, Any]:
             secs, got = [], None
             bench.guarded(s, "scan(warm-up)", st.scan_text)
             for _ in range(R):
-                if args.cold:
-                    evict_page_cache(st.table_dir())
+                set_cache(args.cache, st)
                 gc.collect()
                 t0 = now()
                 got = bench.guarded(s, "scan", st.scan_text)
@@ -614,24 +747,45 @@ def run(args) -> dict[str, Any]:
                 if got is None:
                     break
                 secs.append(dt)
+            tsecs, tdisk = [], []
+            for _ in range(R):
+                set_cache(args.cache, st)
+                gc.collect()
+                b0 = disk_read_bytes()
+                t0 = now()
+                ok = bench.guarded(s, "scan+touch", st.fresh_scan_text_touch)
+                dt = now() - t0
+                if ok is None:
+                    break
+                tsecs.append(dt)
+                tdisk.append((disk_read_bytes() - b0) / 1e6)
             m = median(secs)
+            mt = median(tsecs)
             res["per_store"][s]["scan"] = {
                 "seconds_median": m,
                 "seconds_all": secs,
                 "returned_nbytes": got,
                 "mb_per_s": (text_nbytes / 1e6 / m) if m else None,
+                "touch_seconds_median": mt,
+                "touch_seconds_all": tsecs,
+                "touch_mb_per_s": (text_nbytes / 1e6 / mt) if mt else None,
+                "touch_disk_mb_read_median": median(tdisk),
             }
-            log(f"    {s}: {m and text_nbytes / 1e6 / m or float('nan'):,.0f} MB/s ({m or float('nan'):.2f}s)")
+            log(
+                f"    {s}: {m and text_nbytes / 1e6 / m or float('nan'):,.0f} MB/s ({m or float('nan'):.2f}s); "
+                f"touching every page: {mt and text_nbytes / 1e6 / mt or float('nan'):,.0f} MB/s"
+            )
 
         # ---------------- 5. add_columns -------------------------------
         if not args.skip_add_columns:
             log(f"[5] add_columns: one {DIM}-d float32 column ({N * DIM * 4 / 1e6:,.0f} MB raw)")
             for s, st in stores.items():
                 gc.collect()
+                os.sync()
                 d = st.table_dir()
                 before = dir_snapshot(d)
                 t0 = now()
-                ok = bench.guarded(s, "add_columns", lambda: (st.add_column(N), True)[1])
+                ok = bench.guarded(s, "add_columns", st.add_column, N)
                 dt = now() - t0
                 if ok is None:
                     continue
@@ -646,24 +800,30 @@ def run(args) -> dict[str, Any]:
                     "new_column_raw_bytes": raw,
                     "written_over_raw": w / raw,
                 }
-                log(f"    {s}: wrote {w / 1e6:,.0f} MB ({w / raw:.2f}x raw) in {dt:.1f}s; dir grew {delta / 1e6:,.0f} MB")
+                log(
+                    f"    {s}: wrote {w / 1e6:,.0f} MB ({w / raw:.2f}x raw) in {dt:.1f}s; "
+                    f"dir grew {delta / 1e6:,.0f} MB"
+                )
 
         # ---------------- 4. versions --------------------------------
         if not args.skip_versions:
             V = args.versions
             vr = args.version_rows
             log(f"[4] table with {V:,} versions ({vr} rows per append), then open + count_rows, {R} repeats")
+            os.sync()
             for s, st in stores.items():
                 if isinstance(st, ParquetStore):
                     continue
-                t0 = now()
                 ok = True
+                per = []
                 for i in range(V):
                     c = gen.chunk(10_000_000_000 + i * vr, vr)
-                    if bench.guarded(s, "versions-append", lambda: (st.versions_append(c, i == 0), True)[1]) is None:
+                    t0 = now()
+                    if bench.guarded(s, "versions-append", st.versions_append, c, i == 0) is None:
                         ok = False
                         break
-                build = now() - t0
+                    per.append(now() - t0)
+                build = sum(per)
                 if not ok:
                     continue
                 secs = []
@@ -683,13 +843,16 @@ def run(args) -> dict[str, Any]:
                     "versions_listed": st.versions_count(),
                     "build_seconds": build,
                     "append_ms_mean": build / V * 1000,
+                    "append_ms_first_100_mean": float(np.mean(per[:100])) * 1000,
+                    "append_ms_last_100_mean": float(np.mean(per[-100:])) * 1000,
                     "open_count_ms_median": (median(secs) or 0) * 1000 if secs else None,
                     "open_count_ms_all": [x * 1000 for x in secs],
                     "count_rows": cnt,
                     "dir_bytes": dir_bytes(st.dir / "db"),
                 }
                 log(
-                    f"    {s}: build {build:.1f}s, open+count_rows "
+                    f"    {s}: build {build:.1f}s (append {np.mean(per[:100]) * 1000:.1f} ms first 100, "
+                    f"{np.mean(per[-100:]) * 1000:.1f} ms last 100), open+count_rows "
                     f"{(median(secs) or float('nan')) * 1000:.1f} ms"
                 )
     finally:
@@ -730,16 +893,70 @@ def get(d, *path):
 def summary_rows(res) -> list[tuple[str, Any, Any, Any, str]]:
     ps = res["per_store"]
     rows = []
-    rows.append(("append (rows/s, higher better)",) + tuple(get(ps, s, "append", "rows_per_s") for s in STORES) + (",.0f",))
+    rows.append(
+        ("append (rows/s, higher better)",) + tuple(get(ps, s, "append", "rows_per_s") for s in STORES) + (",.0f",)
+    )
     for k in TAKE_SIZES:
-        rows.append((f"take({k:,}) ms, lower better",) + tuple(get(ps, s, "take_ms", str(k), "median") for s in STORES) + (",.2f",))
-    rows.append(("scan `text` MB/s, higher better",) + tuple(get(ps, s, "scan", "mb_per_s") for s in STORES) + (",.0f",))
-    rows.append(("open 1k-version table + count_rows ms",) + tuple(get(ps, s, "versions", "open_count_ms_median") for s in STORES) + (",.1f",))
-    rows.append(("small append (10 rows) ms, mean",) + tuple(get(ps, s, "versions", "append_ms_mean") for s in STORES) + (",.1f",))
-    rows.append(("add_columns MB written",) + tuple((lambda v: v / 1e6 if v is not None else None)(get(ps, s, "add_columns", "bytes_written")) for s in STORES) + (",.0f",))
-    rows.append(("add_columns written / column raw size",) + tuple(get(ps, s, "add_columns", "written_over_raw") for s in STORES) + (",.2f",))
+        rows.append(
+            (f"take({k:,}) ms, lower better",)
+            + tuple(get(ps, s, "take_ms", str(k), "median") for s in STORES)
+            + (",.2f",)
+        )
+    rows.append(
+        ("take(100): MB read from disk",)
+        + tuple(get(ps, s, "take_ms", "100", "disk_mb_read_median") for s in STORES)
+        + (",.1f",)
+    )
+    rows.append(
+        ("scan `text` MB/s, higher better",) + tuple(get(ps, s, "scan", "mb_per_s") for s in STORES) + (",.0f",)
+    )
+    rows.append(
+        ("scan `text`, fresh open + touch pages MB/s",)
+        + tuple(get(ps, s, "scan", "touch_mb_per_s") for s in STORES)
+        + (",.0f",)
+    )
+    rows.append(
+        ("  - MB read from disk",) + tuple(get(ps, s, "scan", "touch_disk_mb_read_median") for s in STORES) + (",.0f",)
+    )
+    nv = get(ps, "hybrid", "versions", "appends") or get(ps, "lance", "versions", "appends") or 0
+    rows.append(
+        (f"open {nv:,}-version table + count_rows ms",)
+        + tuple(get(ps, s, "versions", "open_count_ms_median") for s in STORES)
+        + (",.1f",)
+    )
+    rows.append(
+        ("small append (10 rows) ms, mean",)
+        + tuple(get(ps, s, "versions", "append_ms_mean") for s in STORES)
+        + (",.1f",)
+    )
+    rows.append(
+        ("  - mean of the first 100 appends",)
+        + tuple(get(ps, s, "versions", "append_ms_first_100_mean") for s in STORES)
+        + (",.1f",)
+    )
+    rows.append(
+        ("  - mean of the last 100 appends",)
+        + tuple(get(ps, s, "versions", "append_ms_last_100_mean") for s in STORES)
+        + (",.1f",)
+    )
+    rows.append(
+        ("add_columns MB written",)
+        + tuple(
+            (lambda v: v / 1e6 if v is not None else None)(get(ps, s, "add_columns", "bytes_written")) for s in STORES
+        )
+        + (",.0f",)
+    )
+    rows.append(
+        ("add_columns written / column raw size",)
+        + tuple(get(ps, s, "add_columns", "written_over_raw") for s in STORES)
+        + (",.2f",)
+    )
     rows.append(("add_columns seconds",) + tuple(get(ps, s, "add_columns", "seconds") for s in STORES) + (",.1f",))
-    rows.append(("table size on disk MB (after ingest)",) + tuple((lambda v: v / 1e6 if v is not None else None)(get(ps, s, "table_bytes")) for s in STORES) + (",.0f",))
+    rows.append(
+        ("table size on disk MB (after ingest)",)
+        + tuple((lambda v: v / 1e6 if v is not None else None)(get(ps, s, "table_bytes")) for s in STORES)
+        + (",.0f",)
+    )
     return rows
 
 
@@ -747,38 +964,80 @@ def targets(res) -> list[tuple[str, str, str]]:
     ps = res["per_store"]
     out = []
     h = get(ps, "hybrid", "take_ms", "100", "median")
-    l = get(ps, "lance", "take_ms", "100", "median")
+    lv = get(ps, "lance", "take_ms", "100", "median")
     p = get(ps, "parquet", "take_ms", "100", "median")
-    out.append(("hybrid take(100) <= LanceDB take(100)",
-                "n/a" if h is None or l is None else ("PASS" if h <= l else "MISS"),
-                f"{fmt(h)} ms vs {fmt(l)} ms"))
-    out.append(("hybrid take(100) >= 10x faster than Parquet",
-                "n/a" if h is None or p is None else ("PASS" if p >= 10 * h else "MISS"),
-                f"{fmt(h)} ms vs {fmt(p)} ms ({fmt(ratio(p, h), '.1f')}x)"))
+    out.append(
+        (
+            "hybrid take(100) <= LanceDB take(100)",
+            "n/a" if h is None or lv is None else ("PASS" if h <= lv else "MISS"),
+            f"{fmt(h)} ms vs {fmt(lv)} ms",
+        )
+    )
+    out.append(
+        (
+            "hybrid take(100) >= 10x faster than Parquet",
+            "n/a" if h is None or p is None else ("PASS" if p >= 10 * h else "MISS"),
+            f"{fmt(h)} ms vs {fmt(p)} ms ({fmt(ratio(p, h), '.1f')}x)",
+        )
+    )
     hs = get(ps, "hybrid", "scan", "mb_per_s")
     pscan = get(ps, "parquet", "scan", "mb_per_s")
-    out.append(("hybrid scan >= Parquet scan",
-                "n/a" if hs is None or pscan is None else ("PASS" if hs >= pscan else "MISS"),
-                f"{fmt(hs, ',.0f')} vs {fmt(pscan, ',.0f')} MB/s"))
+    out.append(
+        (
+            "hybrid scan >= Parquet scan",
+            "n/a" if hs is None or pscan is None else ("PASS" if hs >= pscan else "MISS"),
+            f"{fmt(hs, ',.0f')} vs {fmt(pscan, ',.0f')} MB/s",
+        )
+    )
+    hs = get(ps, "hybrid", "scan", "touch_mb_per_s")
+    pscan = get(ps, "parquet", "scan", "touch_mb_per_s")
+    out.append(
+        (
+            "(extra) hybrid scan >= Parquet scan, every page touched",
+            "n/a" if hs is None or pscan is None else ("PASS" if hs >= pscan else "MISS"),
+            f"{fmt(hs, ',.0f')} vs {fmt(pscan, ',.0f')} MB/s",
+        )
+    )
     r = get(ps, "hybrid", "add_columns", "written_over_raw")
-    out.append(("hybrid add_columns bytes <= 1.1x new column",
-                "n/a" if r is None else ("PASS" if r <= 1.1 else "MISS"),
-                f"{fmt(r)}x"))
+    out.append(
+        (
+            "hybrid add_columns bytes <= 1.1x new column",
+            "n/a" if r is None else ("PASS" if r <= 1.1 else "MISS"),
+            f"{fmt(r)}x",
+        )
+    )
     return out
 
 
 def render_table(res) -> str:
     head = ["metric", "hybrid", "lance", "parquet", "hybrid/lance", "hybrid/parquet"]
     rows = [head]
-    for name, h, l, p, spec in summary_rows(res):
-        rows.append([name, fmt(h, spec), fmt(l, spec), fmt(p, spec), fmt(ratio(h, l), ".2f"), fmt(ratio(h, p), ".2f")])
+    for name, h, lv, p, spec in summary_rows(res):
+        if h is None and lv is None and p is None:
+            continue  # step skipped
+        rows.append(
+            [name, fmt(h, spec), fmt(lv, spec), fmt(p, spec), fmt(ratio(h, lv), ".2f"), fmt(ratio(h, p), ".2f")]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = []
     for j, r in enumerate(rows):
-        lines.append("| " + " | ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)) + " |")
+        lines.append(
+            "| " + " | ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)) + " |"
+        )
         if j == 0:
-            lines.append("|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|")
+            lines.append(
+                "|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|"
+            )
     return "\n".join(lines)
+
+
+CACHE_TEXT = {
+    "warm": "Before every timed take/scan the store's files are read once (untimed) so that they are in the OS "
+    "page cache and recently used.",
+    "cold": "Before every timed take/scan the table is re-opened and its files are evicted from the OS page cache "
+    "with posix_fadvise(DONTNEED), so the reads go to disk.",
+    "asis": "No page-cache preparation before timed reads (whatever the OS kept).",
+}
 
 
 def render_md(res, meta) -> str:
@@ -794,7 +1053,8 @@ def render_md(res, meta) -> str:
         f"{res.get('text_column_nbytes', 0) / 1e6:,.0f} MB as Arrow), `vector` fixed_size_list<float32>[{DIM}], "
         "`category` string (20 values), `year` int32, `score` float64, `lang` string (10 values), `flag` bool. "
         f"Seed {a['seed']}. Medians over {a['repeats']} repeats (append: the single full ingestion). "
-        f"Reads with {'a cold' if a['cold'] else 'a warm'} OS page cache.\n"
+        + CACHE_TEXT[a["cache"]]
+        + "\n"
     )
     m = meta["machine"]
     L.append(
@@ -802,9 +1062,18 @@ def render_md(res, meta) -> str:
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
         + ".\n"
     )
+    g = meta.get("git")
+    if g:
+        L.append(
+            f"Code: commit `{g['commit'][:12]}`"
+            + (" with uncommitted changes in `hybrid/`" if g["hybrid_dir_has_uncommitted_changes"] else "")
+            + ".\n"
+        )
     L.append("## Results\n")
     L.append(render_table(res) + "\n")
-    L.append("Ratios are hybrid's figure divided by the other store's (for times <1 is better for hybrid, for rates >1).\n")
+    L.append(
+        "Ratios are hybrid's figure divided by the other store's (for times <1 is better for hybrid, for rates >1).\n"
+    )
     L.append("## Targets\n")
     L.append("| target | result | figures |\n|---|---|---|")
     for t, r, f in targets(res):
@@ -817,20 +1086,38 @@ def render_md(res, meta) -> str:
         "`sum(b.nbytes for b in t.scan(columns=['text']))`; "
         "`t.add_columns(fn, input_columns=['id'])` with `fn` returning a random 384-d float32 column.\n"
         "- **LanceDB**: `lancedb.connect(dir).create_table(...)` then `tbl.add(chunk)`; "
-        "`tbl.take_offsets(idx).to_arrow()` (LanceDB's native random access; rows come back in LanceDB's order and are not reordered); "
+        "`tbl.take_offsets(idx).to_arrow()` (LanceDB's native random access; rows come back in LanceDB's order "
+        "and are not reordered); "
         "`tbl.search().select(['text']).limit(None).to_batches()` for the scan; "
-        f"`tbl.add_columns({{'{NEW_COLUMN}': \"arrow_cast(make_array(random(), ...x384), 'FixedSizeList(384, Float32)')\"}})` "
-        "(LanceDB 0.40's Python `add_columns` only takes SQL expressions or all-null fields; `pylance` is not installed, so no `to_lance()`).\n"
+        f"`tbl.add_columns({{'{NEW_COLUMN}': "
+        "\"arrow_cast(make_array(random(), ...x384), 'FixedSizeList(384, Float32)')\"})` "
+        "(LanceDB 0.40's Python `add_columns` only takes SQL expressions or all-null fields; "
+        "`pylance` is not installed, so no `to_lance()`).\n"
         f"- **Parquet**: one file per ingested chunk in one folder via `pq.write_table` "
         f"(snappy, row_group_size={a['parquet_row_group'] or 'pyarrow default, i.e. one row group per chunk file'}); "
-        "take = footers opened once, global row number -> (file, row group) -> `ParquetFile.read_row_group` + `Table.take`, "
+        "take = footers opened once, global row number -> (file, row group) -> "
+        "`ParquetFile.read_row_group` + `Table.take`, "
         "then reorder to request order; scan = `pq.read_table(folder, columns=['text'])`; "
         "add_columns = read every file, append the column, write a new file and replace the old one.\n"
     )
     L.append(
-        "add_columns bytes written = total size of files that are new or changed (size/mtime/inode) in the table directory; "
+        "Scan MB/s = the `text` column's Arrow size at generation time (the same for all stores, 10^6 bytes per MB) / "
+        "seconds.  The plain figure only sums `RecordBatch.nbytes`, which does not read a memory-mapped, "
+        "zero-copy result; the *fresh open + touch pages* row times re-opening the table (new `connect` + "
+        "`open_table`; Parquet: footers) and the scan, and reads one byte of every 4 KiB page of the returned "
+        "offsets and string data, so every store pays for bringing the bytes into its memory (hybrid's "
+        "per-table cache of memory-mapped files starts empty).\n"
+    )
+    L.append(
+        '"MB read from disk" = growth of `read_bytes` in `/proc/self/io` (storage reads this process caused, '
+        "readahead included) during the timed call; about 0 when the page cache is warm.\n"
+    )
+    L.append(
+        "add_columns bytes written = total size of files that are new or changed (size/mtime/inode) in the "
+        "table directory; "
         "`dir_bytes_delta` in the JSON is the plain growth of the directory.  "
-        "The 1,000-version table is created with 10 rows and then appended 999 times with 10 rows each; open time = fresh "
+        f"The {a['versions']:,}-version table is created with {a['version_rows']} rows and then appended "
+        f"{a['versions'] - 1:,} times with {a['version_rows']} rows each; open time = fresh "
         "`connect(dir).open_table(name)` + `count_rows()` in this process.\n"
     )
     errs = res.get("errors") or {}
@@ -841,9 +1128,47 @@ def render_md(res, meta) -> str:
                 first = msg.splitlines()[0] if msg else ""
                 L.append(f"- **{s}** `{what}`: {first}")
         L.append("")
-    L.append(f"Total wall time {res['wall_seconds']:.0f} s (data generation {res.get('generation_seconds', 0):.0f} s); "
-             f"peak RSS {res['peak_rss_mb']:,.0f} MB.\n")
+
+    def la(v):
+        return "/".join(f"{x:.2f}" for x in v) if v else "n/a"
+
+    dm = m.get("damon_page_cache_reclaim")
+    if dm:
+        L.append(
+            f"Note: this machine runs a DAMON `{dm['action']}` scheme that drops page-cache pages idle for "
+            f"{dm['min_idle_seconds']:.0f} s or more (up to {dm['quota_bytes_per_reset'] / 2**20:.0f} MiB per "
+            f"{dm['quota_reset_ms']} ms), so data written or read more than about a minute earlier is not reliably "
+            "in memory any more; hence the explicit page-cache step before each timed read.\n"
+        )
+    L.append(
+        f"Load average (1/5/15 min) at start {la(meta['loadavg_at_start'])}, at end {la(meta.get('loadavg_at_end'))} "
+        "(other processes on the machine add noise to the timings).\n"
+    )
+    L.append(
+        f"Total wall time {res['wall_seconds']:.0f} s (data generation {res.get('generation_seconds', 0):.0f} s); "
+        f"peak RSS {res['peak_rss_mb']:,.0f} MB.\n"
+    )
     return "\n".join(L)
+
+
+def git_info() -> dict[str, Any] | None:
+    """Commit of the repository holding `hybrid`, and whether hybrid/ had local changes."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--", "hybrid"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return {"commit": head.stdout.strip(), "hybrid_dir_has_uncommitted_changes": bool(dirty.stdout.strip())}
 
 
 def machine_info() -> dict[str, Any]:
@@ -858,6 +1183,7 @@ def machine_info() -> dict[str, Any]:
     except Exception:
         pass
     return {
+        "damon_page_cache_reclaim": damon_reclaim_info(),
         "cpu_count": os.cpu_count(),
         "ram_gib": (mem or 0) / 2**30,
         "platform": platform.platform(),
@@ -881,24 +1207,44 @@ def main(argv=None):
     ap.add_argument("--versions", type=int, default=1000)
     ap.add_argument("--version-rows", type=int, default=10)
     ap.add_argument("--parquet-row-group", type=int, default=None)
-    ap.add_argument("--cold", action="store_true", help="evict the store's files from the page cache before each timed read")
+    ap.add_argument(
+        "--cache",
+        choices=("warm", "cold", "asis"),
+        default="warm",
+        help="page-cache state before each timed take/scan: warm = read all of the store's files first "
+        "(default), cold = evict them with posix_fadvise(DONTNEED) after re-opening the table, "
+        "asis = do nothing",
+    )
+    ap.add_argument("--cold", action="store_true", help="same as --cache cold")
     ap.add_argument("--skip-add-columns", action="store_true")
     ap.add_argument("--skip-versions", action="store_true")
     args = ap.parse_args(argv)
+    if args.cold:
+        args.cache = "cold"
     args.stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     bad = set(args.stores) - set(STORES)
     if bad:
         ap.error(f"unknown stores {sorted(bad)}")
 
     meta = {
-        "command": " ".join(shlex.quote(x) for x in [Path(sys.executable).name] + sys.argv[:1] + (argv if argv is not None else sys.argv[1:])),
+        "command": " ".join(
+            shlex.quote(x)
+            for x in [Path(sys.executable).name] + sys.argv[:1] + (argv if argv is not None else sys.argv[1:])
+        ),
         "cwd": os.getcwd(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "loadavg_at_start": os.getloadavg(),
         "args": vars(args),
         "machine": machine_info(),
+        "git": git_info(),
     }
     res = run(args)
-    out = {"meta": meta, "results": res, "targets": [dict(zip(("target", "result", "figures"), t)) for t in targets(res)]}
+    meta["loadavg_at_end"] = os.getloadavg()
+    out = {
+        "meta": meta,
+        "results": res,
+        "targets": [dict(zip(("target", "result", "figures"), t)) for t in targets(res)],
+    }
 
     rd = Path(args.results_dir)
     rd.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ touches only the pages of the requested rows (blobs included).
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 import uuid
@@ -20,6 +21,7 @@ import pyarrow as pa
 DATA_DIR = "data"
 DELETIONS_DIR = "deletions"
 ROWIDS_DIR = "rowids"
+INDEXES_DIR = "indexes"
 BATCH_ROWS = 65_536
 
 
@@ -68,16 +70,30 @@ class FileCache:
         self._ids: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def table(self, rel: str) -> pa.Table:
+    def table(self, rel: str, random_access: bool = False) -> pa.Table:
+        """The whole file as a zero-copy table over a memory map.
+
+        With `random_access` the map is advised MADV_RANDOM, so touching one row
+        does not make the kernel read ahead megabytes around it (what `take`
+        wants); the default map reads ahead, which is what scans want.
+        """
+        key = f"{rel}#random" if random_access else rel
         with self._lock:
-            hit = self._tables.get(rel)
+            hit = self._tables.get(key)
             if hit is not None:
-                self._tables.move_to_end(rel)
+                self._tables.move_to_end(key)
                 return hit
-        source = pa.memory_map(str(self._root / rel), "r")
+        if random_access:
+            with open(self._root / rel, "rb") as fh:
+                mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+                mapped.madvise(mmap.MADV_RANDOM)
+            source: pa.NativeFile = pa.BufferReader(pa.py_buffer(mapped))
+        else:
+            source = pa.memory_map(str(self._root / rel), "r")
         table = pa.ipc.open_file(source).read_all()
         with self._lock:
-            self._tables[rel] = table
+            self._tables[key] = table
             if len(self._tables) > self._capacity:
                 self._tables.popitem(last=False)
         return table

@@ -82,6 +82,8 @@ class Manifest:
     lineage_epoch: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    indexes: tuple[dict[str, Any], ...] = ()
+    """Index entries (opaque to storage); each has a "name" and a "path" folder."""
 
     @property
     def num_rows(self) -> int:
@@ -91,8 +93,11 @@ class Manifest:
         return self.field_ids[self.schema.get_field_index(name)]
 
     def file_paths(self) -> Iterator[str]:
+        """Every file (and index folder) this version needs, relative to the table folder."""
         for frag in self.fragments:
             yield from frag.file_paths()
+        for entry in self.indexes:
+            yield entry["path"]
 
     def to_json(self) -> str:
         return json.dumps(
@@ -113,6 +118,7 @@ class Manifest:
                 "details": self.details,
                 "num_rows": self.num_rows,
                 "fragments": [_fragment_to_dict(f) for f in self.fragments],
+                "indexes": list(self.indexes),
             },
             separators=(",", ":"),  # compact, and encoded by the C encoder (indent is pure Python)
         )
@@ -140,6 +146,7 @@ class Manifest:
             lineage_epoch=d["lineage_epoch"],
             metadata=d["metadata"],
             details=d.get("details", {}),
+            indexes=tuple(d.get("indexes", ())),
         )
 
 

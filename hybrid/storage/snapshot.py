@@ -56,27 +56,30 @@ class Snapshot:
         mask[self.deleted_offsets(frag).astype(np.int64)] = False
         return mask
 
-    def read_fragment(self, frag: Fragment, columns: Sequence[str], with_rowid: bool = False) -> pa.Table:
-        """All physical rows of `frag` for `columns` (zero-copy where stored)."""
+    def read_fragment(
+        self, frag: Fragment, columns: Sequence[str], with_rowid: bool = False, random_access: bool = False
+    ) -> pa.Table:
+        """All physical rows of `frag` for `columns` (zero-copy where stored; see FileCache.table)."""
         arrays: list[pa.ChunkedArray | pa.Array] = []
         names: list[str] = []
         if with_rowid:
             arrays.append(pa.array(self.rowids(frag), type=pa.uint64()))
             names.append(ROWID)
         for name in columns:
-            arrays.append(self._column(frag, name))
+            arrays.append(self._column(frag, name, random_access))
             names.append(name)
         if not arrays:
             return pa.table({"__empty": pa.nulls(frag.physical_rows)}).drop_columns(["__empty"])
         return pa.Table.from_arrays(arrays, names=names)
 
-    def _column(self, frag: Fragment, name: str) -> pa.ChunkedArray | pa.Array:
+    def _column(self, frag: Fragment, name: str, random_access: bool = False) -> pa.ChunkedArray | pa.Array:
         index = self.schema.get_field_index(name)
         field = self.schema.field(index)
         field_id = self.manifest.field_ids[index]
         for data_file in reversed(frag.files):
             if field_id in data_file.field_ids:
-                column = self.cache.table(data_file.path).column(data_file.field_ids.index(field_id))
+                table = self.cache.table(data_file.path, random_access)
+                column = table.column(data_file.field_ids.index(field_id))
                 return column if column.type == field.type else column.cast(field.type)
         return pa.nulls(frag.physical_rows, type=field.type)
 
@@ -218,7 +221,7 @@ class Snapshot:
         pieces = []
         for group in np.split(order, bounds):
             frag = self.manifest.fragments[frag_idx[group[0]]]
-            table = self.read_fragment(frag, cols)
+            table = self.read_fragment(frag, cols, random_access=True)
             picked = table.take(pa.array(offsets[group]))
             pieces.append(picked.add_column(0, ROWID, pa.array(ids[group], type=pa.uint64())))
         gathered = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from hybrid.storage.files import DATA_DIR, DELETIONS_DIR, ROWIDS_DIR, fsync_dir, write_ids_file
+from hybrid.storage.files import DATA_DIR, DELETIONS_DIR, INDEXES_DIR, ROWIDS_DIR, fsync_dir, write_ids_file
 from hybrid.storage.manifest import DataFile, Fragment, Manifest
 from hybrid.storage.snapshot import ROWID, Snapshot
 from hybrid.storage.versions import VersionLog
@@ -174,6 +175,15 @@ def cleanup(root: Path, log: VersionLog, older_than_s: float, keep: Callable[[in
                 path.unlink(missing_ok=True)
                 files += 1
                 bytes_ += stat.st_size
+    index_root = root / INDEXES_DIR
+    if index_root.is_dir():
+        for folder in index_root.iterdir():
+            rel = f"{INDEXES_DIR}/{folder.name}"
+            if rel not in referenced and folder.stat().st_mtime < cutoff:
+                size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+                shutil.rmtree(folder, ignore_errors=True)
+                files += 1
+                bytes_ += size
     for tmp in log.dir.glob(".tmp-*"):
         if tmp.stat().st_mtime < cutoff:
             tmp.unlink(missing_ok=True)
