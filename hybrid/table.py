@@ -12,6 +12,9 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.errors import ReadOnlyError, SchemaError, require
+from hybrid.index import manage
+from hybrid.index.analyzer import Analyzer, Tokenizer
+from hybrid.index.manage import SearchCache
 from hybrid.query.filter import compile_filter
 from hybrid.storage import transactions as tx
 from hybrid.storage.files import FileCache
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
     import polars
 
     from hybrid.changes import ColumnSpec
+    from hybrid.query.search import Query, QueryType
+    from hybrid.query.text import TextQuery
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class Table:
         self._log = VersionLog(root)
         self._cache = FileCache(root)
         self._pinned = pinned
+        self._search = SearchCache()
 
     def __repr__(self) -> str:
         mode = f", checkout of version {self._pinned.version}" if self._pinned else ""
@@ -401,6 +407,93 @@ class Table:
         self._write_base("cleanup")
         tagged = set(self._log.tags().values())
         return cleanup(self._root, self._log, older_than.total_seconds(), keep=tagged.__contains__)
+
+    # -- search and indexes ---------------------------------------------------------------
+
+    def search(
+        self,
+        query: str | TextQuery | Sequence[float] | np.ndarray | None = None,
+        *,
+        query_type: QueryType = "auto",
+        vector_column: str | None = None,
+        fts_columns: Sequence[str] | None = None,
+    ) -> Query:
+        """Start a search: text goes to the full-text branch, a vector to the vector branch.
+
+        Returns an immutable :class:`hybrid.query.search.Query`; chain ``.where()``,
+        ``.limit()``, ``.vector()``, ``.text()``, ``.fuse()``, ``.rerank()`` and end with
+        ``.to_arrow()`` / ``.to_pandas()`` / ``.to_list()``.
+        """
+        from hybrid.query.search import Query, is_vector_like
+
+        q = Query(self, query_type=query_type, fts_columns=tuple(fts_columns) if fts_columns is not None else None)
+        if query is None:
+            return q
+        if is_vector_like(query):
+            return q.vector(query, vector_column)  # type: ignore[arg-type]
+        q = q.text(query)  # type: ignore[arg-type]
+        return q
+
+    def create_fts_index(
+        self,
+        columns: str | Sequence[str],
+        *,
+        language: str = "en",
+        stem: bool = True,
+        stop_words: bool = True,
+        lowercase: bool = True,
+        ascii_folding: bool = True,
+        tokenizer: Tokenizer = "default",
+        ngram_min: int = 2,
+        ngram_max: int = 3,
+        name: str = "fts",
+        replace: bool = False,
+    ) -> Commit:
+        """Build a tantivy BM25 index over string `columns` (Chinese: ``tokenizer="jieba"`` or ``"cjk"``)."""
+        cols = [columns] if isinstance(columns, str) else list(columns)
+        analyzer = Analyzer(language, stem, stop_words, lowercase, ascii_folding, tokenizer, ngram_min, ngram_max)
+        return manage.create_fts_index(self, cols, analyzer, name, replace)
+
+    def create_vector_index(
+        self,
+        column: str | None = None,
+        *,
+        metric: Literal["cosine", "l2", "dot"] = "cosine",
+        m: int = 16,
+        ef_construction: int = 200,
+        ef_search: int | None = None,
+        target_recall: float | None = None,
+        name: str | None = None,
+        replace: bool = False,
+    ) -> Commit:
+        """Build an HNSW index (hnswlib) over a vector column.
+
+        `target_recall` (e.g. 0.95) tunes ef_search on a sample of the table's own
+        vectors so that recall@10 against exact search reaches it; the chosen
+        value and measured recall are in :meth:`index_stats`.
+        """
+        return manage.create_vector_index(
+            self,
+            column,
+            metric=metric,
+            m=m,
+            ef_construction=ef_construction,
+            ef_search=ef_search,
+            target_recall=target_recall,
+            name=name,
+            replace_existing=replace,
+        )
+
+    def index_stats(self) -> list[dict[str, Any]]:
+        """Per index: rows indexed, dead (deleted since) and unindexed (added since), and its settings."""
+        return manage.index_stats(self)
+
+    def optimize(self) -> list[Commit]:
+        """Fold rows added, updated or deleted since each index was built into a fresh index."""
+        return manage.optimize(self)
+
+    def drop_index(self, name: str) -> Commit:
+        return manage.drop_index(self, name)
 
     # -- versions -----------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Indexes over a table: full text (tantivy), vectors (hnswlib, exact), and their freshness."""

@@ -1,0 +1,136 @@
+"""Index entries in the manifest, building indexes, and what each one covers.
+
+An index is built from one table version into its own folder
+(``indexes/<uuid>/``) and recorded in the manifest by a commit. Its contents
+never change, and a row id's content never changes either, so one index
+serves every later version: rows deleted or updated since are *dead* (skipped
+at search time) and rows added since are *unindexed* (searched exactly or
+from a small in-memory index). `optimize()` builds a fresh index of the
+current version; `cleanup()` removes folders no kept version refers to.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from hybrid.errors import SchemaError
+from hybrid.storage.files import INDEXES_DIR
+from hybrid.storage.ingest import is_vector_type
+from hybrid.storage.snapshot import Snapshot
+
+IDS_FILE = "rowids.npy"
+IndexKind = Literal["fts", "vector"]
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One index as recorded in a manifest."""
+
+    name: str
+    kind: IndexKind
+    columns: tuple[str, ...]
+    field_ids: tuple[int, ...]
+    path: str
+    built_version: int
+    rows: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["columns"], d["field_ids"] = list(self.columns), list(self.field_ids)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> IndexEntry:
+        return IndexEntry(**{**d, "columns": tuple(d["columns"]), "field_ids": tuple(d["field_ids"])})
+
+
+def entries(snap: Snapshot) -> list[IndexEntry]:
+    """The indexes usable in this version (their columns still exist, under any name)."""
+    out = []
+    ids = snap.manifest.field_ids
+    for d in snap.manifest.indexes:
+        entry = IndexEntry.from_dict(d)
+        if all(f in ids for f in entry.field_ids):
+            names = tuple(snap.schema.names[ids.index(f)] for f in entry.field_ids)
+            out.append(entry if names == entry.columns else IndexEntry(**{**asdict(entry), "columns": names}))
+    return out
+
+
+def new_index_folder(root: Path) -> tuple[str, Path]:
+    rel = f"{INDEXES_DIR}/{uuid.uuid4().hex}"
+    return rel, root / rel
+
+
+def live_rowids(snap: Snapshot) -> np.ndarray:
+    """Sorted row ids of every live row."""
+    parts = []
+    for frag, mask in zip(snap.manifest.fragments, snap.row_masks()):
+        ids = snap.rowids(frag)
+        parts.append(ids if mask is None else ids[mask])
+    return np.concatenate(parts) if parts else np.empty(0, np.uint64)
+
+
+def save_ids(folder: Path, ids: np.ndarray) -> None:
+    np.save(folder / IDS_FILE, np.sort(ids.astype(np.uint64)))
+
+
+def load_ids(folder: Path) -> np.ndarray:
+    return np.load(folder / IDS_FILE, mmap_mode="r")
+
+
+def text_batches(
+    snap: Snapshot,
+    columns: list[str],
+    masks: list[np.ndarray | None] | None = None,
+) -> Iterator[tuple[np.ndarray, dict[str, list[str | None]]]]:
+    """(row ids, {column: texts}) per fragment for the rows selected by `masks` (default: live)."""
+    masks = snap.row_masks() if masks is None else masks
+    for frag, mask in zip(snap.manifest.fragments, masks):
+        if frag.live_rows == 0 or (mask is not None and not mask.any()):
+            continue
+        table = snap.read_fragment(frag, columns, with_rowid=True)
+        if mask is not None:
+            table = table.filter(pa.array(mask))
+        for batch in table.to_batches(max_chunksize=8192):
+            yield (batch.column(0).to_numpy(), {c: batch.column(c).to_pylist() for c in columns})
+
+
+def check_text_columns(snap: Snapshot, columns: list[str]) -> None:
+    snap.check_columns(columns)
+    for c in columns:
+        t = snap.schema.field(c).type
+        if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+            raise SchemaError(f"full-text index needs string columns; {c!r} is {t}")
+
+
+def vector_column(snap: Snapshot, column: str | None) -> str:
+    """The named vector column, or the table's only one."""
+    vectors = [f.name for f in snap.schema if is_vector_type(f.type)]
+    if column is None:
+        if len(vectors) != 1:
+            raise SchemaError(f"the table has {len(vectors)} vector columns ({vectors}); name one with vector_column=")
+        return vectors[0]
+    snap.check_columns([column])
+    if column not in vectors:
+        raise SchemaError(f"column {column!r} is not a vector column (fixed_size_list<float32>)")
+    return column
+
+
+def fragment_vectors(snap: Snapshot, frag_index: int, column: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Zero-copy (physical rows x dim) float32 view of a fragment's vectors, and a mask of null rows."""
+    frag = snap.manifest.fragments[frag_index]
+    col = snap.read_fragment(frag, [column]).column(0)
+    dim = col.type.list_size
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    values = arr.values.slice(arr.offset * dim, len(arr) * dim)
+    matrix = values.to_numpy(zero_copy_only=False).reshape(len(arr), dim)
+    nulls = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
+    return matrix, nulls

@@ -1,0 +1,197 @@
+"""Full-text index on tantivy: BM25 over one or more text columns, `_rowid` as a fast field."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import tantivy
+
+from hybrid.index.analyzer import TANTIVY_NAME, Analyzer
+from hybrid.query.text import Boolean, Match, Phrase, QueryString, TextQuery
+
+ROWID_FIELD = "_rowid"
+TERM_SET_MAX = 20_000
+"""Allowed sets up to this size are pushed into tantivy as a term-set query; larger ones post-filter."""
+
+
+def field_names(columns: Sequence[str]) -> list[str]:
+    """Field names inside the tantivy index (independent of later column renames)."""
+    return [f"f{i}" for i in range(len(columns))]
+
+
+class FullTextIndex:
+    """A tantivy index over `columns` of a table (memory or a folder)."""
+
+    def __init__(self, index: tantivy.Index, columns: Sequence[str], analyzer: Analyzer) -> None:
+        self._index = index
+        self._schema = index.schema
+        self.columns = list(columns)
+        self.fields = field_names(columns)
+        self.analyzer = analyzer
+        index.register_tokenizer(TANTIVY_NAME, analyzer.tantivy_analyzer)
+        self._searcher: tantivy.Searcher | None = None
+        self._lock = threading.Lock()
+
+    # -- building ---------------------------------------------------------------------
+
+    @staticmethod
+    def _schema_for(columns: Sequence[str]) -> tantivy.Schema:
+        builder = tantivy.SchemaBuilder()
+        builder.add_unsigned_field(ROWID_FIELD, stored=False, indexed=True, fast=True)
+        for name in field_names(columns):
+            builder.add_text_field(name, stored=False, tokenizer_name=TANTIVY_NAME, index_option="position")
+        return builder.build()
+
+    @classmethod
+    def build(
+        cls,
+        path: Path | None,
+        columns: Sequence[str],
+        analyzer: Analyzer,
+        batches: Iterable[tuple[np.ndarray, Mapping[str, Sequence[str | None]]]],
+    ) -> FullTextIndex:
+        """Index (row ids, {column: texts}) batches into a new index at `path` (None: in memory)."""
+        schema = cls._schema_for(columns)
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
+        index = tantivy.Index(schema, path=str(path) if path is not None else None)
+        self = cls(index, columns, analyzer)
+        writer = index.writer(heap_size=200_000_000, num_threads=1)
+        prepare = analyzer.prepare
+        fields = list(zip(self.fields, columns))
+        for rowids, texts in batches:
+            cols = [(f, texts[c]) for f, c in fields]
+            for i, rowid in enumerate(rowids.tolist()):
+                doc = tantivy.Document()
+                doc.add_unsigned(ROWID_FIELD, rowid)
+                for f, values in cols:
+                    value = values[i]
+                    if value:
+                        doc.add_text(f, prepare(value))
+                writer.add_document(doc)
+        writer.commit()
+        writer.wait_merging_threads()
+        index.reload()
+        return self
+
+    @classmethod
+    def open(cls, path: Path, columns: Sequence[str], analyzer: Analyzer) -> FullTextIndex:
+        return cls(tantivy.Index.open(str(path)), columns, analyzer)
+
+    @property
+    def searcher(self) -> tantivy.Searcher:
+        if self._searcher is None:
+            with self._lock:
+                if self._searcher is None:
+                    self._searcher = self._index.searcher()
+        return self._searcher
+
+    @property
+    def num_docs(self) -> int:
+        return int(self.searcher.num_docs)
+
+    # -- querying ---------------------------------------------------------------------
+
+    def compile(self, query: TextQuery, boosts: Mapping[str, float] | None = None) -> tantivy.Query | None:
+        """The tantivy query for `query` over this index's columns (None: it has no terms)."""
+        weights = [(f, float((boosts or {}).get(c, 1.0))) for f, c in zip(self.fields, self.columns)]
+        if isinstance(query, Match):
+            counts = Counter(self.analyzer.terms(query.text))
+            clauses = []
+            for term, n in counts.items():
+                for field, w in weights:
+                    if query.fuzziness:
+                        q = tantivy.Query.fuzzy_term_query(self._schema, field, term, query.fuzziness)
+                    else:
+                        q = tantivy.Query.term_query(self._schema, field, term)
+                    clauses.append((tantivy.Occur.Should, _boost(q, n * w)))
+            return tantivy.Query.boolean_query(clauses) if clauses else None
+        if isinstance(query, Phrase):
+            terms = self.analyzer.terms(query.text)
+            if not terms:
+                return None
+            clauses = []
+            for field, w in weights:
+                if len(terms) == 1:
+                    q = tantivy.Query.term_query(self._schema, field, terms[0])
+                else:
+                    words: list[str | tuple[int, str]] = list(terms)
+                    q = tantivy.Query.phrase_query(self._schema, field, words, query.slop)
+                clauses.append((tantivy.Occur.Should, _boost(q, w)))
+            return tantivy.Query.boolean_query(clauses)
+        if isinstance(query, QueryString):
+            parsed, _errors = self._index.parse_query_lenient(
+                query.query, self.fields, field_boosts={f: w for f, w in weights}
+            )
+            return parsed
+        if isinstance(query, Boolean):
+            parts: list[tuple[tantivy.Occur, tantivy.Query]] = []
+            for occur, subs in (
+                (tantivy.Occur.Must, query.must),
+                (tantivy.Occur.Should, query.should),
+                (tantivy.Occur.MustNot, query.must_not),
+            ):
+                for sub in subs:
+                    compiled = self.compile(sub, boosts)
+                    if compiled is None:
+                        if occur == tantivy.Occur.Must:
+                            return None  # a required clause with no terms matches nothing
+                        continue
+                    parts.append((occur, compiled))
+            if not any(o != tantivy.Occur.MustNot for o, _ in parts):
+                return None
+            return tantivy.Query.boolean_query(parts)
+        raise TypeError(f"not a text query: {query!r}")
+
+    def search(
+        self,
+        query: tantivy.Query,
+        k: int,
+        *,
+        allowed: np.ndarray | None = None,
+        excluded: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` (row ids, BM25 scores), best first, restricted to `allowed` and never `excluded`.
+
+        Both sets are sorted uint64 arrays. Small allowed sets go into tantivy
+        as a term-set clause; otherwise candidates are over-fetched and filtered
+        until `k` survive or the matches run out, so the result is exact.
+        """
+        if k <= 0 or (allowed is not None and len(allowed) == 0):
+            return np.empty(0, np.uint64), np.empty(0, np.float32)
+        if allowed is not None and len(allowed) <= TERM_SET_MAX:
+            restricted = tantivy.Query.term_set_query(self._schema, ROWID_FIELD, allowed.tolist())
+            query = tantivy.Query.boolean_query(
+                [(tantivy.Occur.Must, query), (tantivy.Occur.Must, tantivy.Query.const_score_query(restricted, 0.0))]
+            )
+            allowed = None
+        limit = k + (len(excluded) if excluded is not None else 0)
+        if allowed is not None:
+            limit = max(limit, 4 * k)
+        searcher = self.searcher
+        while True:
+            hits = searcher.search(query, limit, count=False).hits
+            ids = np.asarray(searcher.fast_field_values(ROWID_FIELD, [h[1] for h in hits]), dtype=np.uint64)
+            scores = np.fromiter((h[0] for h in hits), dtype=np.float32, count=len(hits))
+            keep = np.ones(len(ids), dtype=bool)
+            if excluded is not None and len(excluded):
+                keep &= ~_isin_sorted(ids, excluded)
+            if allowed is not None:
+                keep &= _isin_sorted(ids, allowed)
+            if keep.sum() >= k or len(hits) < limit:
+                return ids[keep][:k], scores[keep][:k]
+            limit *= 4
+
+
+def _boost(q: tantivy.Query, weight: float) -> tantivy.Query:
+    return q if weight == 1.0 else tantivy.Query.boost_query(q, weight)
+
+
+def _isin_sorted(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    pos = np.searchsorted(sorted_set, values)
+    pos[pos == len(sorted_set)] = 0
+    return sorted_set[pos] == values if len(sorted_set) else np.zeros(len(values), dtype=bool)

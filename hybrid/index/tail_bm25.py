@@ -1,0 +1,66 @@
+"""BM25 for rows added since the full-text index was built, on the index's own statistics.
+
+Scoring those rows in a separate small index would give them that index's
+IDF (a term in 1 of 3 new rows looks rare), so fresh rows would rank
+inconsistently. Instead, plain term queries (`Match`) over the unindexed rows
+are scored here with tantivy's BM25 formula (k1 = 1.2, b = 0.75) using the
+main index's document count, document frequencies and average field length,
+plus the new rows' own counts. Tantivy quantizes field lengths, so scores
+agree with an index rebuilt by `optimize()` to within a few percent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from hybrid.index.fulltext import FullTextIndex
+
+K1, B = 1.2, 0.75
+
+
+def score_tail(
+    index: FullTextIndex,
+    avg_len: Mapping[str, float],
+    query_text: str,
+    boosts: Mapping[str, float] | None,
+    rowids: np.ndarray,
+    texts: Mapping[str, Sequence[str | None]],
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-`k` (row ids, BM25) among the given unindexed rows for a `Match` query."""
+    counts = Counter(index.analyzer.terms(query_text))
+    if not counts or len(rowids) == 0:
+        return np.empty(0, np.uint64), np.empty(0, np.float32)
+    searcher = index.searcher
+    n_docs = index.num_docs + len(rowids)
+    scores = np.zeros(len(rowids), dtype=np.float64)
+    for field, column in zip(index.fields, index.columns):
+        boost = float((boosts or {}).get(column, 1.0))
+        docs = [Counter(index.analyzer.terms(t)) if t else Counter() for t in texts[column]]
+        lengths = np.array([sum(d.values()) for d in docs], dtype=np.float64)
+        avg = max(avg_len.get(column, 1.0), 1e-9)
+        norm = K1 * (1 - B + B * lengths / avg)
+        for term, q_count in counts.items():
+            tf = np.array([d.get(term, 0) for d in docs], dtype=np.float64)
+            df = int(searcher.doc_freq(field, term)) + int((tf > 0).sum())
+            if df == 0:
+                continue
+            idf = math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+            scores += q_count * boost * idf * tf * (K1 + 1) / (tf + norm)
+    hit = scores > 0
+    ids, s = rowids[hit], scores[hit]
+    order = np.lexsort((ids, -s))[:k]
+    return ids[order].astype(np.uint64), s[order].astype(np.float32)
+
+
+def average_lengths(index: FullTextIndex, texts: Mapping[str, Sequence[str | None]]) -> dict[str, float]:
+    """Average analysed length per column over a sample of documents."""
+    out = {}
+    for column in index.columns:
+        values = texts[column]
+        out[column] = float(np.mean([len(index.analyzer.terms(t)) if t else 0 for t in values])) if values else 1.0
+    return out

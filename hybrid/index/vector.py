@@ -1,0 +1,110 @@
+"""Vector search: an hnswlib HNSW index (labels are `_rowid`s) and exact numpy search.
+
+Distances follow hnswlib's definitions in both, so exact and approximate
+results are comparable: cosine = 1 - cos(a, b); l2 = squared Euclidean
+distance; dot = 1 - a·b. Smaller is closer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import hnswlib
+import numpy as np
+
+Metric = Literal["cosine", "l2", "dot"]
+_SPACE: dict[str, str] = {"cosine": "cosine", "l2": "l2", "dot": "ip"}
+INDEX_FILE = "hnsw.bin"
+
+
+def check_metric(metric: str) -> None:
+    if metric not in _SPACE:
+        raise ValueError(f"unknown metric {metric!r}: use 'cosine', 'l2' or 'dot'")
+
+
+def distances(matrix: np.ndarray, q: np.ndarray, metric: str, norms: np.ndarray | None = None) -> np.ndarray:
+    """Exact distances from `q` to every row of `matrix` (hnswlib's definitions)."""
+    dots = matrix @ q
+    if metric == "dot":
+        return 1.0 - dots
+    if metric == "cosine":
+        norms = np.linalg.norm(matrix, axis=1) if norms is None else norms
+        qn = float(np.linalg.norm(q)) or 1.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cos = dots / (norms * qn)
+        return 1.0 - np.nan_to_num(cos, nan=0.0)
+    norms_sq = np.einsum("ij,ij->i", matrix, matrix) if norms is None else norms * norms
+    return norms_sq - 2.0 * dots + float(q @ q)
+
+
+def top_k(ids: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` smallest distances, sorted (ties by row id)."""
+    if len(dist) > k:
+        part = np.argpartition(dist, k - 1)[:k]
+        ids, dist = ids[part], dist[part]
+    order = np.lexsort((ids, dist))
+    return ids[order], dist[order]
+
+
+class VectorIndex:
+    """A loaded HNSW index. Searches may run concurrently; the index is never modified once loaded."""
+
+    def __init__(self, hnsw: hnswlib.Index, metric: str, ef_search: int) -> None:
+        self._hnsw = hnsw
+        self.metric = metric
+        self.ef_search = ef_search
+        self._lock = threading.Lock()
+        hnsw.set_ef(ef_search)
+
+    @property
+    def count(self) -> int:
+        return int(self._hnsw.get_current_count())
+
+    @classmethod
+    def build(
+        cls, path: Path, ids: np.ndarray, vectors: np.ndarray, metric: str, m: int, ef_construction: int, ef_search: int
+    ) -> VectorIndex:
+        """Build over (row ids, vectors) and save into the folder `path`."""
+        check_metric(metric)
+        hnsw = hnswlib.Index(space=_SPACE[metric], dim=int(vectors.shape[1]))
+        hnsw.init_index(max_elements=max(1, len(ids)), ef_construction=ef_construction, M=m, random_seed=100)
+        if len(ids):
+            hnsw.add_items(vectors, ids.astype(np.uint64), num_threads=-1)
+        path.mkdir(parents=True, exist_ok=True)
+        hnsw.save_index(str(path / INDEX_FILE))
+        return cls(hnsw, metric, ef_search)
+
+    @classmethod
+    def open(cls, path: Path, dim: int, metric: str, ef_search: int) -> VectorIndex:
+        hnsw = hnswlib.Index(space=_SPACE[metric], dim=dim)
+        hnsw.load_index(str(path / INDEX_FILE))
+        return cls(hnsw, metric, ef_search)
+
+    def search(
+        self, q: np.ndarray, k: int, *, ef: int | None = None, keep: Callable[[int], bool] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Approximate top-`k` (row ids, distances); `keep(rowid)` filters during the graph walk.
+
+        Returns fewer than `k` when the index cannot find them (e.g. a very
+        selective filter); callers fall back to exact search then.
+        """
+        k = min(k, self.count)
+        if k <= 0:
+            return np.empty(0, np.uint64), np.empty(0, np.float32)
+        ef = max(ef or self.ef_search, k)
+        try:
+            if ef == self.ef_search:
+                labels, dist = self._hnsw.knn_query(q, k=k, num_threads=1, filter=keep)
+            else:
+                with self._lock:
+                    self._hnsw.set_ef(ef)
+                    try:
+                        labels, dist = self._hnsw.knn_query(q, k=k, num_threads=1, filter=keep)
+                    finally:
+                        self._hnsw.set_ef(self.ef_search)
+        except RuntimeError:  # hnswlib could not fill k results
+            return np.empty(0, np.uint64), np.empty(0, np.float32)
+        return labels[0].astype(np.uint64), dist[0].astype(np.float32)

@@ -1,0 +1,365 @@
+"""Running a `Query`: filter -> branches in parallel -> fusion -> rows -> rerank."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from hybrid.errors import HybridError, SchemaError
+from hybrid.index.catalog import IndexEntry, entries, fragment_vectors, text_batches, vector_column
+from hybrid.index.fulltext import FullTextIndex, _isin_sorted
+from hybrid.index.tail_bm25 import score_tail
+from hybrid.index.vector import VectorIndex, distances, top_k
+from hybrid.query.filter import compile_filter
+from hybrid.query.fusion import Ranked
+from hybrid.query.text import Match, Phrase, TextQuery
+from hybrid.rerankers.base import RELEVANCE, check_reranked
+from hybrid.storage.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from hybrid.query.search import Query
+
+EXACT_MAX_ROWS = 4_096
+"""A filtered vector branch searches exactly when at most this many rows are allowed."""
+EXACT_MAX_FRACTION = 0.02
+"""... or when the allowed rows are at most this fraction of the table."""
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hybrid-search")
+    return _pool
+
+
+@dataclass
+class Allowed:
+    """Rows a prefilter lets through: sorted row ids and per-fragment masks."""
+
+    ids: np.ndarray
+    masks: list[np.ndarray | None]
+    _flags: np.ndarray | None = None
+
+    def flags(self, size: int) -> np.ndarray:
+        if self._flags is None:
+            flags = np.zeros(max(size, 1), dtype=bool)
+            flags[self.ids.astype(np.int64)] = True
+            self._flags = flags
+        return self._flags
+
+
+@dataclass
+class Branch:
+    """One retrieval branch and what it found."""
+
+    kind: str  # "vector" | "fts"
+    column: str  # vector column, or the FTS index name
+    entry: IndexEntry | None
+    vector: np.ndarray | None = None
+    text: TextQuery | None = None
+    ids: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
+    raw: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))  # distance or BM25
+    strategy: str = ""
+
+    def ranked(self) -> Ranked:
+        return Ranked(self.ids, -self.raw if self.kind == "vector" else self.raw)
+
+
+def _plan(q: Query, snap: Snapshot) -> list[Branch]:
+    wants_text = q.query_type in ("auto", "fts", "hybrid")
+    wants_vector = q.query_type in ("auto", "vector", "hybrid")
+    if q.query_type not in ("auto", "vector", "fts", "hybrid"):
+        raise ValueError(f"query_type must be auto, vector, fts or hybrid, got {q.query_type!r}")
+    branches: list[Branch] = []
+    indexes = entries(snap)
+    if wants_vector:
+        for column, vec in q.vectors:
+            col = vector_column(snap, column)
+            dim = snap.schema.field(col).type.list_size
+            if len(vec) != dim:
+                raise SchemaError(f"query vector has dimension {len(vec)}, column {col!r} holds {dim}")
+            entry = next((e for e in indexes if e.kind == "vector" and e.columns == (col,)), None)
+            branches.append(Branch("vector", col, entry, vector=vec))
+    if wants_text and q.text_query is not None:
+        fts = [e for e in indexes if e.kind == "fts"]
+        if q.fts_columns is not None:
+            fts = [e for e in fts if set(e.columns) == set(q.fts_columns)]
+        if not fts:
+            wanted = f" on {list(q.fts_columns)}" if q.fts_columns else ""
+            raise HybridError(f"no full-text index{wanted}: call table.create_fts_index([...]) first")
+        if len(fts) > 1:
+            raise HybridError(f"several full-text indexes ({[e.name for e in fts]}); choose with fts_columns=")
+        branches.append(Branch("fts", fts[0].name, fts[0], text=q.text_query))
+    if not branches:
+        raise ValueError(_missing_input(q))
+    if q.query_type == "hybrid" and len({b.kind for b in branches}) < 2:
+        raise ValueError("a hybrid query needs both a text query and a query vector (.text(...) and .vector(...))")
+    return branches
+
+
+def _missing_input(q: Query) -> str:
+    if q.query_type in ("vector",) and q.text_query is not None:
+        return "a vector query needs a query vector: pass one, or bind an embedder to the table"
+    if q.query_type == "fts" and q.vectors:
+        return "a full-text query needs text"
+    return "empty query: pass text and/or a query vector"
+
+
+def _depth(q: Query, n_branches: int) -> int:
+    want = q.k + q.skip
+    if q.depth is not None:
+        return max(q.depth, want)
+    return max(50, 2 * want) if (n_branches > 1 or q.reranker is not None or not q.prefilter) else want
+
+
+def _allowed(q: Query, snap: Snapshot) -> Allowed | None:
+    if q.filter_sql is None:
+        return None
+    flt = compile_filter(q.filter_sql, snap.schema)
+    masks = snap.row_masks(flt.mask, flt.columns)
+    ids = [snap.rowids(f)[m] if m is not None else snap.rowids(f) for f, m in zip(snap.manifest.fragments, masks)]
+    return Allowed(np.concatenate(ids) if ids else np.empty(0, np.uint64), masks)
+
+
+# -- the vector branch ---------------------------------------------------------------------
+
+
+def _exact(
+    snap: Snapshot, column: str, vec: np.ndarray, metric: str, k: int, masks: list[np.ndarray | None]
+) -> tuple[np.ndarray, np.ndarray]:
+    best_ids, best_d = [], []
+    for i, (frag, mask) in enumerate(zip(snap.manifest.fragments, masks)):
+        if frag.live_rows == 0 or (mask is not None and not mask.any()):
+            continue
+        matrix, nulls = fragment_vectors(snap, i, column)
+        ids = snap.rowids(frag)
+        keep = mask if nulls is None else (~nulls if mask is None else mask & ~nulls)
+        if keep is not None:
+            matrix, ids = matrix[keep], ids[keep]
+        ids, d = top_k(ids, distances(matrix, vec, metric), k)
+        best_ids.append(ids)
+        best_d.append(d)
+    if not best_ids:
+        return np.empty(0, np.uint64), np.empty(0, np.float32)
+    return top_k(np.concatenate(best_ids), np.concatenate(best_d).astype(np.float32), k)
+
+
+def _masks_for(snap: Snapshot, ids: np.ndarray, base: list[np.ndarray | None]) -> list[np.ndarray | None]:
+    out: list[np.ndarray | None] = []
+    for frag, m in zip(snap.manifest.fragments, base):
+        sel = _isin_sorted(snap.rowids(frag), ids) if len(ids) else np.zeros(frag.physical_rows, bool)
+        out.append(sel if m is None else sel & m)
+    return out
+
+
+def _run_vector(q: Query, snap: Snapshot, b: Branch, allowed: Allowed | None, k: int) -> None:
+    table = q.table
+    assert b.vector is not None
+    metric = b.entry.params["metric"] if b.entry else "cosine"
+    live_masks = allowed.masks if allowed is not None else snap.row_masks()
+    if b.entry is None:
+        b.strategy = "exact (no vector index)"
+        b.ids, b.raw = _exact(snap, b.column, b.vector, metric, k, live_masks)
+        return
+    cov = table._search.coverage_of(table.path, snap, b.entry)
+    n_allowed = len(allowed.ids) if allowed is not None else cov.live
+    if allowed is not None and (n_allowed <= EXACT_MAX_ROWS or n_allowed <= EXACT_MAX_FRACTION * cov.live):
+        b.strategy = f"exact over {n_allowed} allowed rows"
+        b.ids, b.raw = _exact(snap, b.column, b.vector, metric, k, allowed.masks)
+        return
+    index = table._search.index(table.path, snap, b.entry)
+    assert isinstance(index, VectorIndex)
+    keep: Callable[[int], bool] | None = None
+    ef = q.ef or index.ef_search
+    oversample = 0
+    if allowed is not None:
+        flags = allowed.flags(snap.manifest.next_rowid)
+        keep = flags.__getitem__
+        ef = max(ef, min(1024, int(2 * k * cov.live / max(1, n_allowed))))
+        b.strategy = f"HNSW {b.entry.name} filtered to {n_allowed} rows (ef={ef})"
+    elif len(cov.dead) > 1024:
+        dead = np.zeros(snap.manifest.next_rowid + 1, dtype=bool)
+        dead[cov.dead.astype(np.int64)] = True
+        keep = lambda label: not dead[label]  # noqa: E731
+        b.strategy = f"HNSW {b.entry.name} skipping {len(cov.dead)} dead rows (ef={ef})"
+    else:
+        oversample = len(cov.dead)
+        b.strategy = f"HNSW {b.entry.name} (ef={ef})"
+    ids, d = index.search(b.vector, k + oversample, ef=max(ef, k + oversample), keep=keep)
+    if oversample:
+        alive = ~_isin_sorted(ids, cov.dead)
+        ids, d = ids[alive], d[alive]
+    expected = min(
+        k, n_allowed - (len(np.intersect1d(cov.unindexed, allowed.ids)) if allowed is not None else len(cov.unindexed))
+    )
+    if len(ids) < expected:  # the graph walk could not fill k: be exact instead
+        b.strategy += "; fell back to exact"
+        b.ids, b.raw = _exact(snap, b.column, b.vector, metric, k, live_masks)
+        return
+    if len(cov.unindexed):
+        tail = cov.unindexed if allowed is None else np.intersect1d(cov.unindexed, allowed.ids)
+        if len(tail):
+            b.strategy += f" + exact over {len(tail)} unindexed rows"
+            tids, td = _exact(snap, b.column, b.vector, metric, k, _masks_for(snap, tail, live_masks))
+            ids, d = top_k(np.concatenate([ids, tids]), np.concatenate([d, td]), k)
+    b.ids, b.raw = ids, d
+
+
+# -- the text branch -----------------------------------------------------------------------
+
+
+def _run_text(q: Query, snap: Snapshot, b: Branch, allowed: Allowed | None, k: int) -> None:
+    table = q.table
+    assert b.entry is not None and b.text is not None
+    index = table._search.index(table.path, snap, b.entry)
+    assert isinstance(index, FullTextIndex)
+    cov = table._search.coverage_of(table.path, snap, b.entry)
+    compiled = index.compile(b.text, q.boosts)
+    if compiled is None:
+        b.strategy = f"BM25 {b.entry.name}: the query has no indexable terms"
+        return
+    ids, s = index.search(
+        compiled, k, allowed=None if allowed is None else allowed.ids, excluded=cov.dead if len(cov.dead) else None
+    )
+    b.strategy = f"BM25 {b.entry.name}" + ("" if allowed is None else f" within {len(allowed.ids)} allowed rows")
+    if len(cov.unindexed):
+        tail_ids = cov.unindexed if allowed is None else np.intersect1d(cov.unindexed, allowed.ids)
+        if isinstance(b.text, Match) and not b.text.fuzziness and "avg_len" in b.entry.params:
+            rows = snap.take(tail_ids, list(index.columns))
+            texts = {c: rows.column(c).to_pylist() for c in index.columns}
+            tids, ts = score_tail(index, b.entry.params["avg_len"], b.text.text, q.boosts, tail_ids, texts, k)
+            b.strategy += f" + BM25 on the index's statistics over {len(tail_ids)} unindexed rows"
+        else:
+            tail = table._search.get(
+                (b.entry.path, snap.manifest.version),
+                table._search.tails,
+                lambda: _tail_index(snap, index, cov.unindexed),
+            )
+            tq = tail.compile(b.text, q.boosts)
+            tids, ts = (
+                tail.search(tq, k, allowed=None if allowed is None else allowed.ids)
+                if tq is not None
+                else (np.empty(0, np.uint64), np.empty(0, np.float32))
+            )
+            b.strategy += f" + in-memory index of {len(cov.unindexed)} unindexed rows (its own statistics)"
+        merged_ids, merged_s = np.concatenate([ids, tids]), np.concatenate([s, ts])
+        order = np.lexsort((merged_ids, -merged_s))[:k]
+        ids, s = merged_ids[order], merged_s[order]
+    b.ids, b.raw = ids, s
+
+
+def _tail_index(snap: Snapshot, main: FullTextIndex, unindexed: np.ndarray) -> FullTextIndex:
+    columns = [snap.schema.names[snap.manifest.field_ids.index(f)] for f in _field_ids(snap, main)]
+    masks = _masks_for(snap, unindexed, snap.row_masks())
+    return FullTextIndex.build(None, columns, main.analyzer, text_batches(snap, columns, masks))
+
+
+def _field_ids(snap: Snapshot, main: FullTextIndex) -> list[int]:
+    return [snap.manifest.field_id(c) for c in main.columns]
+
+
+# -- putting it together -------------------------------------------------------------------
+
+
+def _run_branches(q: Query, snap: Snapshot, branches: list[Branch], allowed: Allowed | None, depth: int) -> None:
+    gate = allowed if q.prefilter else None
+
+    def run(b: Branch) -> None:
+        (_run_vector if b.kind == "vector" else _run_text)(q, snap, b, gate, depth)
+
+    if len(branches) == 1:
+        run(branches[0])
+        return
+    for future in [_executor().submit(run, b) for b in branches]:
+        future.result()
+
+
+def _query_text(q: Query) -> str | None:
+    t = q.text_query
+    return t.text if isinstance(t, (Match, Phrase)) else None
+
+
+def execute(q: Query) -> pa.Table:
+    snap = q.table.snapshot()
+    branches = _plan(q, snap)
+    allowed = _allowed(q, snap)
+    depth = _depth(q, len(branches))
+    _run_branches(q, snap, branches, allowed, depth)
+    if len(branches) == 1:
+        fused_ids, fused_scores = branches[0].ids, branches[0].ranked().scores.astype(np.float64)
+    else:
+        fused_ids, fused_scores = q.fusion.fuse([b.ranked() for b in branches])
+    if allowed is not None and not q.prefilter:
+        keep = _isin_sorted(fused_ids, allowed.ids)
+        fused_ids, fused_scores = fused_ids[keep], fused_scores[keep]
+    pool = fused_ids if q.reranker is not None else fused_ids[q.skip : q.skip + q.k]
+    scores = fused_scores if q.reranker is not None else fused_scores[q.skip : q.skip + q.k]
+    columns = list(q.columns) if q.columns is not None else list(snap.schema.names)
+    if q.reranker is not None:
+        text_cols = [
+            c
+            for c in (branches[-1].entry.columns if branches[-1].kind == "fts" and branches[-1].entry else ())
+            if c not in columns
+        ]
+        columns = columns + text_cols
+    rows = snap.take(pool, columns)
+    rows = _with_result_columns(rows, pool, scores, branches)
+    if q.reranker is not None:
+        text = _query_text(q)
+        if text is None:
+            raise ValueError("rerank needs a plain text query (a string, Match or Phrase)")
+        reranked = check_reranked(rows, q.reranker.rerank(text, rows), q.reranker)
+        reranked = reranked.sort_by([(RELEVANCE, "descending")]).slice(q.skip, q.k)
+        score = reranked.column(RELEVANCE).cast(pa.float64())
+        rows = reranked.set_column(reranked.column_names.index("_score"), "_score", score)
+        if q.columns is not None:
+            rows = rows.drop_columns([c for c in text_cols if c in rows.column_names])
+    return rows
+
+
+def _with_result_columns(rows: pa.Table, ids: np.ndarray, scores: np.ndarray, branches: list[Branch]) -> pa.Table:
+    rows = rows.append_column("_score", pa.array(scores.astype(np.float64), pa.float64()))
+    first_vector = True
+    for b in branches:
+        pos = {int(r): i for i, r in enumerate(b.ids.tolist())}
+        idx = [pos.get(int(r)) for r in ids.tolist()]
+        raw = [None if i is None else float(b.raw[i]) for i in idx]
+        rank = [None if i is None else i + 1 for i in idx]
+        if b.kind == "vector":
+            suffix = "" if first_vector else f"_{b.column}"
+            first_vector = False
+            rows = rows.append_column(f"_distance{suffix}", pa.array(raw, pa.float32()))
+            rows = rows.append_column(f"_vector_rank{suffix}", pa.array(rank, pa.int32()))
+        else:
+            rows = rows.append_column("_bm25", pa.array(raw, pa.float32()))
+            rows = rows.append_column("_fts_rank", pa.array(rank, pa.int32()))
+    return rows
+
+
+def explain(q: Query) -> str:
+    """A readable plan; runs the filter (to report its selectivity) but no search."""
+    snap = q.table.snapshot()
+    branches = _plan(q, snap)
+    allowed = _allowed(q, snap)
+    depth = _depth(q, len(branches))
+    lines = [f"search {q.table.name} v{snap.manifest.version} ({snap.manifest.num_rows} rows)"]
+    if allowed is not None:
+        where = "before top-k (prefilter)" if q.prefilter else "after top-k (postfilter)"
+        lines.append(f"  filter: {q.filter_sql!r} -> {len(allowed.ids)} rows, applied {where}")
+    for b in branches:
+        cov = q.table._search.coverage_of(q.table.path, snap, b.entry) if b.entry else None
+        where_idx = f"index {b.entry.name}" if b.entry else "exact search (no index)"
+        extra = f", {len(cov.unindexed)} unindexed, {len(cov.dead)} dead" if cov else ""
+        lines.append(f"  branch {b.kind} on {b.column}: {where_idx}{extra}; top {depth}")
+    if len(branches) > 1:
+        lines.append(f"  fuse: {q.fusion!r}")
+    if q.reranker is not None:
+        lines.append(f"  rerank: {type(q.reranker).__name__} over {depth} candidates")
+    lines.append(f"  return: offset {q.skip}, limit {q.k}")
+    return "\n".join(lines)

@@ -1,0 +1,113 @@
+"""Fusion of ranked lists: Reciprocal Rank Fusion, linear over normalised scores, DBSF.
+
+Fusion functions see only row ids and scores (higher is better), never tables.
+
+>>> ids = lambda *x: np.array(x, dtype=np.uint64)
+>>> r = RRF(k=60).fuse([Ranked(ids(1, 2, 3), np.array([3.0, 2.0, 1.0])), Ranked(ids(3, 1), np.array([0.9, 0.1]))])
+>>> r[0].tolist(), [round(float(s), 5) for s in r[1]]
+([1, 3, 2], [0.03252, 0.03227, 0.01613])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One branch's result: row ids best first, their scores (higher is better), and a weight."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+    weight: float = 1.0
+
+
+class Fusion(Protocol):
+    """Combines several ranked lists into one; returns (ids, fused scores) best first."""
+
+    def fuse(self, results: Sequence[Ranked]) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _accumulate(results: Sequence[Ranked], contributions: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    if not results or all(len(r.ids) == 0 for r in results):
+        return np.empty(0, np.uint64), np.empty(0, np.float64)
+    all_ids = np.concatenate([r.ids for r in results]).astype(np.uint64)
+    all_scores = np.concatenate(contributions).astype(np.float64)
+    unique, inverse = np.unique(all_ids, return_inverse=True)
+    fused = np.zeros(len(unique), dtype=np.float64)
+    np.add.at(fused, inverse, all_scores)
+    order = np.lexsort((unique, -fused))  # ties: smaller row id first, deterministic
+    return unique[order], fused[order]
+
+
+@dataclass(frozen=True)
+class RRF:
+    """Reciprocal Rank Fusion: score = sum over branches of weight / (k + rank), rank from 1."""
+
+    k: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.k < 0:
+            raise ValueError(f"RRF k must be >= 0, got {self.k}")
+
+    def fuse(self, results: Sequence[Ranked]) -> tuple[np.ndarray, np.ndarray]:
+        contrib = [r.weight / (self.k + np.arange(1, len(r.ids) + 1, dtype=np.float64)) for r in results]
+        return _accumulate(results, contrib)
+
+
+def normalize(scores: np.ndarray, how: Literal["minmax", "zscore"]) -> np.ndarray:
+    """Scores mapped to a common scale: [0, 1] by min-max, or standard scores."""
+    s = scores.astype(np.float64)
+    if len(s) == 0:
+        return s
+    if how == "minmax":
+        lo, hi = float(s.min()), float(s.max())
+        return np.ones_like(s) if hi == lo else (s - lo) / (hi - lo)
+    if how == "zscore":
+        sd = float(s.std())
+        return np.zeros_like(s) if sd == 0 else (s - float(s.mean())) / sd
+    raise ValueError(f"normalize must be 'minmax' or 'zscore', got {how!r}")
+
+
+@dataclass(frozen=True)
+class Linear:
+    """Weighted sum of normalised scores; with two branches, `alpha` weighs the first (vector) one.
+
+    A row missing from a branch contributes nothing from it.
+    """
+
+    alpha: float = 0.5
+    normalize: Literal["minmax", "zscore"] = "minmax"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.normalize not in ("minmax", "zscore"):
+            raise ValueError(f"normalize must be 'minmax' or 'zscore', got {self.normalize!r}")
+
+    def fuse(self, results: Sequence[Ranked]) -> tuple[np.ndarray, np.ndarray]:
+        weights = [self.alpha, 1.0 - self.alpha] if len(results) == 2 else [1.0] * len(results)
+        contrib = [w * r.weight * normalize(r.scores, self.normalize) for w, r in zip(weights, results)]
+        return _accumulate(results, contrib)
+
+
+@dataclass(frozen=True)
+class DBSF:
+    """Distribution-Based Score Fusion: each branch scaled by mean ± 3 std to [0, 1], then summed."""
+
+    def fuse(self, results: Sequence[Ranked]) -> tuple[np.ndarray, np.ndarray]:
+        contrib = []
+        for r in results:
+            s = r.scores.astype(np.float64)
+            if len(s) == 0:
+                contrib.append(s)
+                continue
+            mu, sd = float(s.mean()), float(s.std())
+            lo, hi = mu - 3 * sd, mu + 3 * sd
+            scaled = np.ones_like(s) if hi == lo else np.clip((s - lo) / (hi - lo), 0.0, 1.0)
+            contrib.append(r.weight * scaled)
+        return _accumulate(results, contrib)

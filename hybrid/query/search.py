@@ -1,0 +1,175 @@
+"""The immutable search query builder returned by `Table.search`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from hybrid.errors import require
+from hybrid.query.fusion import RRF, Fusion
+from hybrid.query.text import TextQuery, as_text_query
+from hybrid.rerankers.base import Reranker
+
+if TYPE_CHECKING:
+    import pandas
+    import polars
+
+    from hybrid.table import Table
+
+QueryType = Literal["auto", "vector", "fts", "hybrid"]
+
+RESULT_COLUMNS = {
+    "_rowid": "the row's stable id",
+    "_score": "final score, higher is better (fused score, BM25, or -distance for a lone vector branch)",
+    "_distance": "vector branch: distance to the query vector (smaller is closer)",
+    "_vector_rank": "vector branch: 1-based rank in that branch",
+    "_bm25": "text branch: BM25 score",
+    "_fts_rank": "text branch: 1-based rank in that branch",
+    "_relevance_score": "reranker score (only with .rerank())",
+}
+"""Reserved result columns. With several vector branches, the extra ones are suffixed by column name."""
+
+
+@dataclass(frozen=True, eq=False)
+class Query:
+    """A search over one table. Every method returns a new query; nothing runs until
+    `to_arrow()` / `to_pandas()` / `to_polars()` / `to_list()`.
+
+    Example:
+        >>> import hybrid, tempfile
+        >>> t = hybrid.connect(tempfile.mkdtemp()).create_table(
+        ...     "docs", [{"id": i, "text": w, "vector": [float(i), 1.0]} for i, w in enumerate(["cat", "dog", "cow"])])
+        >>> _ = t.create_fts_index(["text"])
+        >>> t.search("dog").select(["id"]).limit(1).to_list()[0]["id"]
+        1
+        >>> t.search([2.0, 1.0], query_type="vector").limit(2).select(["text"]).to_arrow()["text"].to_pylist()
+        ['cow', 'dog']
+    """
+
+    table: Table
+    query_type: QueryType = "auto"
+    text_query: TextQuery | None = None
+    vectors: tuple[tuple[str | None, np.ndarray], ...] = ()
+    fts_columns: tuple[str, ...] | None = None
+    boosts: Mapping[str, float] | None = None
+    filter_sql: str | None = None
+    prefilter: bool = True
+    columns: tuple[str, ...] | None = None
+    k: int = 10
+    skip: int = 0
+    depth: int | None = None
+    fusion: Fusion = field(default_factory=RRF)
+    reranker: Reranker | None = None
+    ef: int | None = None
+
+    # -- building -------------------------------------------------------------------------
+
+    def where(self, sql: str, prefilter: bool = True) -> Query:
+        """Keep rows matching a SQL boolean expression, applied before top-k (or after, if `prefilter=False`)."""
+        if not isinstance(sql, str) or not sql.strip():
+            raise ValueError("where needs a non-empty SQL boolean expression")
+        return replace(self, filter_sql=sql, prefilter=prefilter)
+
+    def select(self, columns: Sequence[str]) -> Query:
+        """The table columns to return (result columns such as `_score` are always included)."""
+        if isinstance(columns, str):
+            columns = [columns]
+        return replace(self, columns=tuple(columns))
+
+    def limit(self, k: int) -> Query:
+        if not isinstance(k, int) or k <= 0:
+            raise ValueError(f"limit must be a positive integer, got {k!r}")
+        return replace(self, k=k)
+
+    def offset(self, n: int) -> Query:
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"offset must be a non-negative integer, got {n!r}")
+        return replace(self, skip=n)
+
+    def candidates(self, n: int) -> Query:
+        """How many results each branch contributes before fusion (default: max(50, 2 x (limit + offset)))."""
+        if not isinstance(n, int) or n <= 0:
+            raise ValueError(f"candidates must be a positive integer, got {n!r}")
+        return replace(self, depth=n)
+
+    def fuse(self, fusion: Fusion) -> Query:
+        """How branches are combined: RRF(k=60) (default), Linear(alpha, normalize), DBSF()."""
+        if not callable(getattr(fusion, "fuse", None)):
+            raise TypeError(f"fusion must have a fuse(results) method, got {type(fusion).__name__}")
+        return replace(self, fusion=fusion)
+
+    def rerank(self, reranker: Reranker) -> Query:
+        """Rescore the fused candidates with `reranker` (sees the candidates' columns)."""
+        if not callable(getattr(reranker, "rerank", None)):
+            raise TypeError(f"reranker must have a rerank(query, candidates) method, got {type(reranker).__name__}")
+        return replace(self, reranker=reranker)
+
+    def vector(self, v: Sequence[float] | np.ndarray, column: str | None = None) -> Query:
+        """The query vector for `column` (default: the table's vector column); one branch per column."""
+        arr = as_vector(v)
+        kept = tuple((c, x) for c, x in self.vectors if c != column)
+        return replace(self, vectors=kept + ((column, arr),))
+
+    def text(
+        self, t: str | TextQuery, columns: Sequence[str] | None = None, boosts: Mapping[str, float] | None = None
+    ) -> Query:
+        """The text-branch query (a string, Match, Phrase, Boolean or QueryString), optionally per-field boosts."""
+        return replace(
+            self,
+            text_query=as_text_query(t),
+            fts_columns=tuple(columns) if columns is not None else self.fts_columns,
+            boosts=dict(boosts) if boosts is not None else self.boosts,
+        )
+
+    def ef_search(self, ef: int) -> Query:
+        """HNSW search depth for this query (default: the index's tuned value)."""
+        if not isinstance(ef, int) or ef <= 0:
+            raise ValueError(f"ef_search must be a positive integer, got {ef!r}")
+        return replace(self, ef=ef)
+
+    # -- running --------------------------------------------------------------------------
+
+    def explain(self) -> str:
+        """The plan: branches, indexes or exact search, where the filter applies, fusion, limits."""
+        from hybrid.query.executor import explain
+
+        return explain(self)
+
+    def to_arrow(self) -> pa.Table:
+        from hybrid.query.executor import execute
+
+        return execute(self)
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return self.to_arrow().to_pylist()
+
+    def to_pandas(self) -> pandas.DataFrame:
+        require("pandas", "pandas")
+        return self.to_arrow().to_pandas()
+
+    def to_polars(self) -> polars.DataFrame:
+        pl: Any = require("polars", "polars")
+        return pl.from_arrow(self.to_arrow())
+
+
+def as_vector(v: Any) -> np.ndarray:
+    """A 1-d float32 query vector; raises ValueError on NaN / inf or a wrong shape."""
+    try:
+        arr = np.asarray(v, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"a query vector must be a sequence of numbers ({exc})") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"a query vector must be 1-dimensional and non-empty, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("the query vector holds NaN or inf")
+    return arr
+
+
+def is_vector_like(q: Any) -> bool:
+    if isinstance(q, np.ndarray):
+        return True
+    return isinstance(q, (list, tuple)) and len(q) > 0 and all(isinstance(x, (int, float, np.number)) for x in q)

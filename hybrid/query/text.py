@@ -1,0 +1,80 @@
+"""Full-text query forms. A plain string means `Match(string)`.
+
+>>> Boolean(must=[Match("vector index")], must_not=[Phrase("product quantization")]).must
+(Match(text='vector index', fuzziness=0),)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+
+@dataclass(frozen=True)
+class Match:
+    """Any of the text's terms, each weighted by how often it occurs in the query (BM25 disjunction).
+
+    Never raises on punctuation: the text is analysed exactly like the indexed
+    column. `fuzziness` (0, 1 or 2) also matches terms within that edit distance.
+    """
+
+    text: str
+    fuzziness: int = 0
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """The terms in this order, at most `slop` positions apart."""
+
+    text: str
+    slop: int = 0
+
+
+@dataclass(frozen=True)
+class Boolean:
+    """Combine queries: every `must`, any `should` (adds score), no `must_not`."""
+
+    must: tuple[TextQuery, ...] = ()
+    should: tuple[TextQuery, ...] = ()
+    must_not: tuple[TextQuery, ...] = ()
+
+    def __init__(self, must: object = (), should: object = (), must_not: object = ()) -> None:
+        object.__setattr__(self, "must", tuple(_as_query(q) for q in _seq(must)))
+        object.__setattr__(self, "should", tuple(_as_query(q) for q in _seq(should)))
+        object.__setattr__(self, "must_not", tuple(_as_query(q) for q in _seq(must_not)))
+
+
+@dataclass(frozen=True)
+class QueryString:
+    """tantivy query-parser syntax (``title:vector AND "exact phrase"``), parsed leniently."""
+
+    query: str
+
+
+TextQuery = Union[Match, Phrase, Boolean, QueryString]  # noqa: UP007 - used at runtime on 3.10
+
+
+def _seq(x: object) -> tuple[object, ...]:
+    if isinstance(x, (list, tuple)):
+        return tuple(x)
+    return (x,)
+
+
+def _as_query(q: object) -> TextQuery:
+    if isinstance(q, str):
+        return Match(q)
+    if isinstance(q, (Match, Phrase, Boolean, QueryString)):
+        return q
+    raise TypeError(f"expected a text query (str, Match, Phrase, Boolean, QueryString), got {type(q).__name__}")
+
+
+def as_text_query(q: object) -> TextQuery:
+    """A text query from a string or query object; raises on empty text."""
+    query = _as_query(q)
+    if isinstance(query, (Match, Phrase)) and not query.text.strip():
+        raise ValueError("empty text query: pass some words to search for")
+    if isinstance(query, QueryString) and not query.query.strip():
+        raise ValueError("empty query string")
+    if isinstance(query, Boolean) and not (query.must or query.should):
+        raise ValueError("a Boolean query needs at least one must or should clause")
+    return query
