@@ -167,14 +167,25 @@ def all_vectors(snap: Snapshot, column: str) -> tuple[np.ndarray, np.ndarray]:
 def tune_ef(
     index: VectorIndex, ids: np.ndarray, vectors: np.ndarray, target: float, k: int = 10, sample: int = 200
 ) -> tuple[int, float]:
-    """Smallest ef_search whose recall@k on a sample of the table's own vectors reaches `target`."""
+    """Smallest ef_search whose recall@k on a sample of the table's own vectors reaches `target`.
+
+    Each sampled vector is left out of its own results (it is always found, at
+    distance 0, which would overstate the recall that any other query sees).
+    """
     rng = np.random.default_rng(0)
-    queries = vectors[rng.choice(len(vectors), size=min(sample, len(vectors)), replace=False)]
+    picks = rng.choice(len(vectors), size=min(sample, len(vectors)), replace=False)
+    queries, selves = vectors[picks], ids[picks].tolist()
     norms = np.linalg.norm(vectors, axis=1)
-    truth = [set(top_k(ids, distances(vectors, q, index.metric, norms), k)[0].tolist()) for q in queries]
+
+    def others(found: np.ndarray, self_id: int) -> set[int]:
+        return set([i for i in found.tolist() if i != self_id][:k])
+
+    truth = [
+        others(top_k(ids, distances(vectors, q, index.metric, norms), k + 1)[0], s) for q, s in zip(queries, selves)
+    ]
     recall = 0.0
     for ef in (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024):
-        hits = sum(len(t & set(index.search(q, k, ef=ef)[0].tolist())) for q, t in zip(queries, truth))
+        hits = sum(len(t & others(index.search(q, k + 1, ef=ef)[0], s)) for q, s, t in zip(queries, selves, truth))
         recall = hits / max(1, sum(len(t) for t in truth))
         if recall >= target:
             return ef, recall

@@ -24,6 +24,8 @@ from hybrid.errors import FilterError
 _TABLE = "__hybrid_rows"
 _POS = "__hybrid_pos"
 _local = threading.local()
+_DENIED_FUNCTIONS = frozenset({"current_setting", "getvariable", "getenv", "current_database", "current_schema"})
+"""Functions that reveal the engine's settings or environment rather than the row's data."""
 
 
 def _connection() -> duckdb.DuckDBPyConnection:
@@ -84,6 +86,8 @@ def _check_expression(tree: Any, what: str, text: str, columns: list[str]) -> li
         cls = node.get("class")
         if cls == "SUBQUERY":
             raise FilterError(f"{what} {text!r} may not contain subqueries")
+        if cls == "FUNCTION" and str(node.get("function_name", "")).lower() in _DENIED_FUNCTIONS:
+            raise FilterError(f"{what} {text!r} may not call {node['function_name']}()")
         if cls == "WINDOW":
             raise FilterError(f"{what} {text!r} may not contain window functions")
         if cls == "COLUMN_REF":

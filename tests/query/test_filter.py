@@ -95,3 +95,9 @@ def test_filter_reading_no_column_keeps_every_row(docs: hybrid.Table) -> None:
     assert docs.count_rows("true") == 30
     assert docs.to_arrow(["id"], where="1 = 1").num_rows == 30
     assert docs.count_rows("false") == 0
+
+
+@pytest.mark.parametrize("where", ["current_setting('home_directory') = ''", "lang = getvariable('x')"])
+def test_filters_cannot_read_engine_settings(where: str) -> None:
+    with pytest.raises(hybrid.FilterError, match="may not call"):
+        compile_filter(where, SCHEMA)
