@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -125,7 +126,7 @@ class FullTextIndex:
             return tantivy.Query.boolean_query(clauses)
         if isinstance(query, QueryString):
             parsed, _errors = self._index.parse_query_lenient(
-                query.query, self.fields, field_boosts={f: w for f, w in weights}
+                self._internal_names(query.query), self.fields, field_boosts={f: w for f, w in weights}
             )
             return parsed
         if isinstance(query, Boolean):
@@ -146,6 +147,12 @@ class FullTextIndex:
                 return None
             return tantivy.Query.boolean_query(parts)
         raise TypeError(f"not a text query: {query!r}")
+
+    def _internal_names(self, text: str) -> str:
+        """Rewrite `column:` prefixes of query-parser syntax to the index's field names."""
+        for column, field in sorted(zip(self.columns, self.fields), key=lambda cf: -len(cf[0])):
+            text = re.sub(rf"(?<![\w.]){re.escape(column)}:", f"{field}:", text)
+        return text
 
     def search(
         self,

@@ -223,7 +223,7 @@ def create_vector_index(
         if target_recall is not None and len(ids):
             ef, recall = tune_ef(index, ids, vectors, target_recall)
             params.update(ef_search=ef, target_recall=target_recall, measured_recall=round(recall, 4))
-        save_ids(folder, ids)
+        save_ids(folder, table._search.live_ids(snap))  # rows without a vector are covered too
         entry = IndexEntry(name, "vector", (column,), (base.field_id(column),), rel, base.version, len(ids), params)
         return _commit_index(table, base, entry, replace_existing)
     except BaseException:

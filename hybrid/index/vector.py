@@ -8,7 +8,8 @@ distance; dot = 1 - a·b. Smaller is closer.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -49,6 +50,41 @@ def top_k(ids: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     return ids[order], dist[order]
 
 
+class SharedLock:
+    """Many holders of `shared()` at once, or one holder of `exclusive()`."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
 class VectorIndex:
     """A loaded HNSW index. Searches may run concurrently; the index is never modified once loaded."""
 
@@ -56,7 +92,7 @@ class VectorIndex:
         self._hnsw = hnsw
         self.metric = metric
         self.ef_search = ef_search
-        self._lock = threading.Lock()
+        self._lock = SharedLock()
         hnsw.set_ef(ef_search)
 
     @property
@@ -97,9 +133,10 @@ class VectorIndex:
         ef = max(ef or self.ef_search, k)
         try:
             if ef == self.ef_search:
-                labels, dist = self._hnsw.knn_query(q, k=k, num_threads=1, filter=keep)
-            else:
-                with self._lock:
+                with self._lock.shared():
+                    labels, dist = self._hnsw.knn_query(q, k=k, num_threads=1, filter=keep)
+            else:  # ef is a property of the shared index: change it with no other search running
+                with self._lock.exclusive():
                     self._hnsw.set_ef(ef)
                     try:
                         labels, dist = self._hnsw.knn_query(q, k=k, num_threads=1, filter=keep)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from hybrid.errors import HybridError, SchemaError
+from hybrid.errors import HybridError, VectorError
 from hybrid.index.catalog import IndexEntry, entries, fragment_vectors, text_batches, vector_column
 from hybrid.index.fulltext import FullTextIndex, _isin_sorted
 from hybrid.index.tail_bm25 import score_tail
@@ -79,11 +79,15 @@ def _plan(q: Query, snap: Snapshot) -> list[Branch]:
     branches: list[Branch] = []
     indexes = entries(snap)
     if wants_vector:
-        for column, vec in q.vectors:
+        resolved: dict[str, np.ndarray] = {}
+        for column, vec in q.vectors:  # the last vector given for a column wins
             col = vector_column(snap, column)
+            resolved.pop(col, None)
+            resolved[col] = vec
+        for col, vec in resolved.items():
             dim = snap.schema.field(col).type.list_size
             if len(vec) != dim:
-                raise SchemaError(f"query vector has dimension {len(vec)}, column {col!r} holds {dim}")
+                raise VectorError(f"query vector has dimension {len(vec)}, column {col!r} holds {dim}")
             entry = next((e for e in indexes if e.kind == "vector" and e.columns == (col,)), None)
             branches.append(Branch("vector", col, entry, vector=vec))
     if wants_text and q.text_query is not None:
@@ -164,7 +168,7 @@ def _run_vector(q: Query, snap: Snapshot, b: Branch, allowed: Allowed | None, k:
     metric = b.entry.params["metric"] if b.entry else "cosine"
     live_masks = allowed.masks if allowed is not None else snap.row_masks()
     if b.entry is None:
-        b.strategy = "exact (no vector index)"
+        b.strategy = "exact search (no index)"
         b.ids, b.raw = _exact(snap, b.column, b.vector, metric, k, live_masks)
         return
     cov = table._search.coverage_of(table.path, snap, b.entry)
@@ -343,23 +347,23 @@ def _with_result_columns(rows: pa.Table, ids: np.ndarray, scores: np.ndarray, br
 
 
 def explain(q: Query) -> str:
-    """A readable plan; runs the filter (to report its selectivity) but no search."""
+    """A readable plan, from running the branches: where the filter applies and how each branch searched."""
     snap = q.table.snapshot()
     branches = _plan(q, snap)
     allowed = _allowed(q, snap)
     depth = _depth(q, len(branches))
+    _run_branches(q, snap, branches, allowed, depth)
     lines = [f"search {q.table.name} v{snap.manifest.version} ({snap.manifest.num_rows} rows)"]
     if allowed is not None:
         where = "before top-k (prefilter)" if q.prefilter else "after top-k (postfilter)"
         lines.append(f"  filter: {q.filter_sql!r} -> {len(allowed.ids)} rows, applied {where}")
     for b in branches:
         cov = q.table._search.coverage_of(q.table.path, snap, b.entry) if b.entry else None
-        where_idx = f"index {b.entry.name}" if b.entry else "exact search (no index)"
-        extra = f", {len(cov.unindexed)} unindexed, {len(cov.dead)} dead" if cov else ""
-        lines.append(f"  branch {b.kind} on {b.column}: {where_idx}{extra}; top {depth}")
+        extra = f" [{len(cov.unindexed)} unindexed, {len(cov.dead)} dead rows]" if cov else ""
+        lines.append(f"  branch {b.kind} on {b.column}: {b.strategy}{extra}; top {depth} -> {len(b.ids)} hits")
     if len(branches) > 1:
         lines.append(f"  fuse: {q.fusion!r}")
     if q.reranker is not None:
-        lines.append(f"  rerank: {type(q.reranker).__name__} over {depth} candidates")
+        lines.append(f"  rerank: {type(q.reranker).__name__} over the fused candidates")
     lines.append(f"  return: offset {q.skip}, limit {q.k}")
     return "\n".join(lines)

@@ -51,7 +51,7 @@ class RRF:
     k: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.k < 0:
+        if not self.k >= 0:  # also rejects NaN
             raise ValueError(f"RRF k must be >= 0, got {self.k}")
 
     def fuse(self, results: Sequence[Ranked]) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from hybrid.errors import require
+from hybrid.errors import VectorError, require
 from hybrid.query.fusion import RRF, Fusion
 from hybrid.query.text import TextQuery, as_text_query
 from hybrid.rerankers.base import Reranker
@@ -157,15 +157,15 @@ class Query:
 
 
 def as_vector(v: Any) -> np.ndarray:
-    """A 1-d float32 query vector; raises ValueError on NaN / inf or a wrong shape."""
+    """A 1-d float32 query vector; raises VectorError (a ValueError) on NaN / inf or a wrong shape."""
     try:
         arr = np.asarray(v, dtype=np.float32)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"a query vector must be a sequence of numbers ({exc})") from None
+        raise VectorError(f"a query vector must be a sequence of numbers ({exc})") from None
     if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"a query vector must be 1-dimensional and non-empty, got shape {arr.shape}")
+        raise VectorError(f"a query vector must be 1-dimensional and non-empty, got shape {arr.shape}")
     if not np.isfinite(arr).all():
-        raise ValueError("the query vector holds NaN or inf")
+        raise VectorError("the query vector holds NaN or inf")
     return arr
 
 
