@@ -15,8 +15,8 @@ from hybrid.index.analyzer import TANTIVY_NAME, Analyzer
 from hybrid.query.text import Boolean, Match, Phrase, QueryString, TextQuery
 
 ROWID_FIELD = "_rowid"
-TERM_SET_MAX = 20_000
-"""Allowed sets up to this size are pushed into tantivy as a term-set query; larger ones post-filter."""
+TERM_SET_MAX = 2_000
+"""Allowed sets up to this size are pushed into tantivy as a term-set query; larger ones over-fetch."""
 
 
 def field_names(columns: Sequence[str]) -> list[str]:
@@ -177,8 +177,8 @@ class FullTextIndex:
             )
             allowed = None
         limit = k + (len(excluded) if excluded is not None else 0)
-        if allowed is not None:
-            limit = max(limit, 4 * k)
+        if allowed is not None:  # expect k allowed hits among k / selectivity, fetch twice that
+            limit = max(limit, 4 * k, int(2 * k * max(1, self.num_docs) / len(allowed)))
         searcher = self.searcher
         while True:
             hits = searcher.search(query, limit, count=False).hits

@@ -123,12 +123,19 @@ def _depth(q: Query, n_branches: int) -> int:
 
 
 def _allowed(q: Query, snap: Snapshot) -> Allowed | None:
+    """The rows the filter allows; cached per (version, filter), since versions never change."""
     if q.filter_sql is None:
         return None
     flt = compile_filter(q.filter_sql, snap.schema)
-    masks = snap.row_masks(flt.mask, flt.columns)
-    ids = [snap.rowids(f)[m] if m is not None else snap.rowids(f) for f, m in zip(snap.manifest.fragments, masks)]
-    return Allowed(np.concatenate(ids) if ids else np.empty(0, np.uint64), masks)
+
+    def evaluate() -> Allowed:
+        masks = snap.row_masks(flt.mask, flt.columns)
+        frags = snap.manifest.fragments
+        ids = [snap.rowids(f)[m] if m is not None else snap.rowids(f) for f, m in zip(frags, masks)]
+        return Allowed(np.concatenate(ids) if ids else np.empty(0, np.uint64), masks)
+
+    cache = q.table._search
+    return cache.get((snap.manifest.version, flt.sql), cache.filters, evaluate, keep=16)
 
 
 # -- the vector branch ---------------------------------------------------------------------

@@ -9,6 +9,7 @@ expression can read files, URLs or other databases.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterator, Mapping
@@ -132,9 +133,14 @@ class Filter:
 
 
 def compile_filter(where: str, schema: pa.Schema) -> Filter:
-    """Validate `where` against `schema`; raise FilterError naming what is wrong."""
+    """Validate `where` against `schema`; raise FilterError naming what is wrong (cached)."""
     if not isinstance(where, str):
         raise FilterError(f"where must be a SQL string, got {type(where).__name__}")
+    return _compile_cached(where, schema)
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_cached(where: str, schema: pa.Schema) -> Filter:
     if not where.strip():
         raise FilterError('where is empty: pass a SQL boolean expression such as "year >= 2020"')
     node = _parse_select(f"SELECT * FROM {_TABLE} WHERE (\n{where}\n)", "where", where)
