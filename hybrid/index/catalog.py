@@ -124,13 +124,30 @@ def vector_column(snap: Snapshot, column: str | None) -> str:
     return column
 
 
-def fragment_vectors(snap: Snapshot, frag_index: int, column: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Zero-copy (physical rows x dim) float32 view of a fragment's vectors, and a mask of null rows."""
-    frag = snap.manifest.fragments[frag_index]
-    col = snap.read_fragment(frag, [column]).column(0)
-    dim = col.type.list_size
-    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    values = arr.values.slice(arr.offset * dim, len(arr) * dim)
-    matrix = values.to_numpy(zero_copy_only=False).reshape(len(arr), dim)
-    nulls = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
-    return matrix, nulls
+def selected_vectors(
+    snap: Snapshot, column: str, masks: list[np.ndarray | None]
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(row ids, vectors) of the rows selected by `masks` that have a vector, chunk by chunk.
+
+    Each stored record batch is a zero-copy (rows x dim) float32 view; only the
+    selected rows are gathered, so a selective mask reads little.
+    """
+    for frag, mask in zip(snap.manifest.fragments, masks):
+        if frag.live_rows == 0 or (mask is not None and not mask.any()):
+            continue
+        col = snap.read_fragment(frag, [column]).column(0)
+        dim = col.type.list_size
+        rowids = snap.rowids(frag)
+        start = 0
+        for chunk in col.chunks:
+            n = len(chunk)
+            keep = None if mask is None else mask[start : start + n]
+            if chunk.null_count:
+                valid = ~chunk.is_null().to_numpy(zero_copy_only=False)
+                keep = valid if keep is None else keep & valid
+            if keep is None or keep.any():
+                values = chunk.values.slice(chunk.offset * dim, n * dim)
+                matrix = values.to_numpy(zero_copy_only=False).reshape(n, dim)
+                ids = rowids[start : start + n]
+                yield (ids, matrix) if keep is None else (ids[keep], matrix[keep])
+            start += n

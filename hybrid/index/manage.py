@@ -17,11 +17,11 @@ from hybrid.index.catalog import (
     IndexEntry,
     check_text_columns,
     entries,
-    fragment_vectors,
     live_rowids,
     load_ids,
     new_index_folder,
     save_ids,
+    selected_vectors,
     text_batches,
     vector_column,
 )
@@ -150,15 +150,9 @@ def create_fts_index(table: Table, columns: list[str], analyzer: Analyzer, name:
 def all_vectors(snap: Snapshot, column: str) -> tuple[np.ndarray, np.ndarray]:
     """(row ids, vectors) of every live row with a non-null vector (a copy)."""
     ids, mats = [], []
-    for i, (frag, mask) in enumerate(zip(snap.manifest.fragments, snap.row_masks())):
-        if frag.live_rows == 0:
-            continue
-        matrix, nulls = fragment_vectors(snap, i, column)
-        keep = np.ones(frag.physical_rows, dtype=bool) if mask is None else mask.copy()
-        if nulls is not None:
-            keep &= ~nulls
-        ids.append(snap.rowids(frag)[keep])
-        mats.append(matrix[keep])
+    for chunk_ids, matrix in selected_vectors(snap, column, snap.row_masks()):
+        ids.append(chunk_ids)
+        mats.append(matrix)
     if not ids:
         dim = snap.schema.field(column).type.list_size
         return np.empty(0, np.uint64), np.empty((0, dim), np.float32)

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.errors import HybridError, VectorError
-from hybrid.index.catalog import IndexEntry, entries, fragment_vectors, text_batches, vector_column
+from hybrid.index.catalog import IndexEntry, entries, selected_vectors, text_batches, vector_column
 from hybrid.index.fulltext import FullTextIndex, _isin_sorted
 from hybrid.index.tail_bm25 import score_tail
 from hybrid.index.vector import VectorIndex, distances, top_k
@@ -145,14 +145,7 @@ def _exact(
     snap: Snapshot, column: str, vec: np.ndarray, metric: str, k: int, masks: list[np.ndarray | None]
 ) -> tuple[np.ndarray, np.ndarray]:
     best_ids, best_d = [], []
-    for i, (frag, mask) in enumerate(zip(snap.manifest.fragments, masks)):
-        if frag.live_rows == 0 or (mask is not None and not mask.any()):
-            continue
-        matrix, nulls = fragment_vectors(snap, i, column)
-        ids = snap.rowids(frag)
-        keep = mask if nulls is None else (~nulls if mask is None else mask & ~nulls)
-        if keep is not None:
-            matrix, ids = matrix[keep], ids[keep]
+    for ids, matrix in selected_vectors(snap, column, masks):
         ids, d = top_k(ids, distances(matrix, vec, metric), k)
         best_ids.append(ids)
         best_d.append(d)
