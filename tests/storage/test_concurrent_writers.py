@@ -395,9 +395,7 @@ def test_four_writer_processes(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_four_writer_processes_stress(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("long run: select it with -m slow")
+def test_four_writer_processes_stress(tmp_path: Path) -> None:
     for round_ in range(3):
         table, records = run_writers(tmp_path / f"round{round_}", n_ops=120, seed=10 + round_)
         check_concurrent_history(table, records)

@@ -338,9 +338,7 @@ def test_sigkill_during_writes_never_corrupts_the_table(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_during_writes_never_corrupts_the_table_stress(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("long run: select it with -m slow")
+def test_sigkill_during_writes_never_corrupts_the_table_stress(tmp_path: Path) -> None:
     checker = run_crash_test(tmp_path, kills=300, seed=2)
     ops = {e.op for e in checker.known.values()}
     assert {"append", "delete", "update", "merge_insert", "add_columns", "compact"} <= ops, ops
