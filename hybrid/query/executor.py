@@ -199,9 +199,12 @@ def _run_vector(q: Query, snap: Snapshot, b: Branch, allowed: Allowed | None, k:
     if oversample:
         alive = ~_isin_sorted(ids, cov.dead)
         ids, d = ids[alive], d[alive]
-    expected = min(
-        k, n_allowed - (len(np.intersect1d(cov.unindexed, allowed.ids)) if allowed is not None else len(cov.unindexed))
-    )
+    unindexed_allowed = 0
+    if len(cov.unindexed):  # rows the index cannot return; skipped on the common, fully indexed path
+        unindexed_allowed = (
+            len(np.intersect1d(cov.unindexed, allowed.ids)) if allowed is not None else len(cov.unindexed)
+        )
+    expected = min(k, n_allowed - unindexed_allowed)
     if len(ids) < expected:  # the graph walk could not fill k: be exact instead
         b.strategy += "; fell back to exact"
         b.ids, b.raw = _exact(snap, b.column, b.vector, metric, k, live_masks)
@@ -259,13 +262,9 @@ def _run_text(q: Query, snap: Snapshot, b: Branch, allowed: Allowed | None, k: i
 
 
 def _tail_index(snap: Snapshot, main: FullTextIndex, unindexed: np.ndarray) -> FullTextIndex:
-    columns = [snap.schema.names[snap.manifest.field_ids.index(f)] for f in _field_ids(snap, main)]
+    columns = list(main.columns)  # current names: entries() already follows renames
     masks = _masks_for(snap, unindexed, snap.row_masks())
     return FullTextIndex.build(None, columns, main.analyzer, text_batches(snap, columns, masks))
-
-
-def _field_ids(snap: Snapshot, main: FullTextIndex) -> list[int]:
-    return [snap.manifest.field_id(c) for c in main.columns]
 
 
 # -- putting it together -------------------------------------------------------------------
