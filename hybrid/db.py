@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from hybrid.embedders import binding
+from hybrid.embedders.binding import EmbeddingSpec
 from hybrid.errors import SchemaError, TableExistsError, TableNotFoundError
 from hybrid.storage import transactions as tx
 from hybrid.storage.ingest import check_column_name, conform, infer_schema, to_batches
@@ -69,6 +71,8 @@ class Database:
         data: Any = None,
         schema: pa.Schema | None = None,
         mode: Literal["create", "overwrite", "exist_ok"] = "create",
+        *,
+        embedding: EmbeddingSpec | None = None,
     ) -> Table:
         """Create a table from `data` (any accepted input) and/or an explicit `schema`.
 
@@ -76,17 +80,23 @@ class Database:
         (``fixed_size_list<float32>[dim]``). `mode`: "create" raises if the table
         exists, "exist_ok" opens it, "overwrite" commits the new content as the
         next version of the existing table (its history stays readable).
+
+        `embedding` binds vector columns to text columns:
+        ``{"vector": ("text", SentenceTransformerEmbedder())}`` embeds the text of
+        every row added (unless it brings a vector) and every text query. The
+        binding is stored with the table, so ``open_table`` restores it.
         """
         if mode not in ("create", "overwrite", "exist_ok"):
             raise ValueError(f"mode must be 'create', 'overwrite' or 'exist_ok', got {mode!r}")
         root = self._root(name)
         log = VersionLog(root)
+        bindings = tuple(binding.parse(embedding)) if embedding else ()
         if log.exists():
             if mode == "create":
                 raise TableExistsError(f"table {name!r} already exists; use mode='overwrite' or 'exist_ok'")
             if mode == "exist_ok":
                 return self._existing(name, schema)
-        table_schema, batches = _prepare(data, schema)
+        table_schema, batches = _prepare(data, schema, bindings)
         field_ids = tuple(range(len(table_schema)))
         fragments = write_fragments(root, batches, table_schema, field_ids)
         content = tx.append_fragments(
@@ -97,6 +107,7 @@ class Database:
                 schema=table_schema,
                 field_ids=field_ids,
                 next_field_id=len(field_ids),
+                metadata=binding.to_metadata({}, bindings),
             ),
             fragments,
         )
@@ -140,18 +151,20 @@ class Database:
             con.close()
 
 
-def _prepare(data: Any, schema: pa.Schema | None) -> tuple[pa.Schema, Any]:
+def _prepare(data: Any, schema: pa.Schema | None, bindings: tuple[binding.Binding, ...]) -> tuple[pa.Schema, Any]:
     if data is None:
         if schema is None:
             raise SchemaError("create_table needs data or a schema")
-        for field in schema:
-            check_column_name(field.name)
-        return schema, iter(())
+        table_schema = _with_bound_columns(schema, bindings)
+        _check_schema(table_schema, bindings)
+        return table_schema, iter(())
     data_schema, batches = to_batches(data)
+    batches = binding.fill_batches(batches, bindings)
     first = next(batches, None)
-    table_schema = schema if schema is not None else infer_schema(data_schema, first)
-    for field in table_schema:
-        check_column_name(field.name)
+    if first is not None:
+        data_schema = first.schema
+    table_schema = _with_bound_columns(schema if schema is not None else infer_schema(data_schema, first), bindings)
+    _check_schema(table_schema, bindings)
 
     def stream() -> Any:
         if first is not None:
@@ -160,6 +173,19 @@ def _prepare(data: Any, schema: pa.Schema | None) -> tuple[pa.Schema, Any]:
             yield conform(batch, table_schema)
 
     return table_schema, stream()
+
+
+def _with_bound_columns(schema: pa.Schema, bindings: tuple[binding.Binding, ...]) -> pa.Schema:
+    for b in bindings:
+        if b.column not in schema.names:
+            schema = schema.append(binding.vector_field(b))
+    return schema
+
+
+def _check_schema(schema: pa.Schema, bindings: tuple[binding.Binding, ...]) -> None:
+    for field in schema:
+        check_column_name(field.name)
+    binding.check_schema(schema, bindings)
 
 
 def _overwrite(latest: Manifest, content: Manifest) -> Manifest:

@@ -15,6 +15,8 @@ our hierarchy::
     ├── RowNotFoundError(KeyError)        take() of a row id that is not live
     ├── ReadOnlyError(PermissionError)    write to a checked-out old version
     ├── CommitConflictError(RuntimeError) a concurrent writer changed the same rows
+    ├── EmbeddingError(ValueError)        empty text, a model that is missing or returns bad vectors
+    ├── RegistryError(ValueError)         unknown or duplicate embedder name
     └── MissingDependencyError(ImportError) an optional extra is not installed
 """
 
@@ -66,6 +68,14 @@ class ReadOnlyError(HybridError, PermissionError):
 
 class CommitConflictError(HybridError, RuntimeError):
     """A concurrent commit changed what this write depends on; nothing was written."""
+
+
+class EmbeddingError(HybridError, ValueError):
+    """Text cannot be embedded: it is empty, or the model is missing or returned bad vectors."""
+
+
+class RegistryError(HybridError, ValueError):
+    """An embedder name is unknown, or is registered twice."""
 
 
 class MissingDependencyError(HybridError, ImportError):

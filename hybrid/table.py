@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from hybrid.embedders import binding
 from hybrid.errors import ReadOnlyError, SchemaError, require
 from hybrid.index import manage
 from hybrid.index.analyzer import Analyzer, Tokenizer
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     import polars
 
     from hybrid.changes import ColumnSpec
+    from hybrid.embedders.base import Embedder
     from hybrid.query.search import Query, QueryType
     from hybrid.query.text import TextQuery
 
@@ -100,6 +102,11 @@ class Table:
     @property
     def schema(self) -> pa.Schema:
         return self._manifest().schema
+
+    @property
+    def embeddings(self) -> dict[str, tuple[str, Embedder]]:
+        """The bound vector columns: ``{vector_column: (text_column, embedder)}``."""
+        return {b.column: (b.source, b.embedder) for b in binding.read(self._manifest().metadata)}
 
     @property
     def read_only(self) -> bool:
@@ -176,9 +183,14 @@ class Table:
     # -- writes -------------------------------------------------------------------------
 
     def add(self, data: Any) -> Commit:
-        """Append rows; they get new row ids. Raises SchemaError / VectorError on bad data."""
+        """Append rows; they get new row ids. Raises SchemaError / VectorError on bad data.
+
+        Vector columns bound to an embedder (see ``create_table(embedding=...)``) are
+        filled from their text column unless the rows bring their own vectors.
+        """
         base = self._write_base("add")
         _, batches = to_batches(data)
+        batches = binding.fill_batches(batches, binding.read(base.metadata))
         fragments = write_fragments(self._root, (conform(b, base.schema) for b in batches), base.schema, base.field_ids)
         rows = sum(f.physical_rows for f in fragments)
 
@@ -264,6 +276,13 @@ class Table:
         predicate, cols = self._predicate(snap, where)
         matched = snap.to_arrow(None, with_rowid=True, predicate=predicate, predicate_columns=cols)
         new_rows = updated_rows(matched.drop_columns([ROWID]), base.schema, values or {}, values_sql or {})
+        changed = set(values or {}) | set(values_sql or {})
+        stale = [b for b in binding.read(base.metadata) if b.source in changed and b.column not in changed]
+        if stale and new_rows.num_rows:  # the text changed: its vectors must follow
+            kept = new_rows.drop_columns([x.column for x in stale])
+            new_rows = pa.Table.from_batches(
+                [conform(binding.fill(b, stale), base.schema) for b in kept.to_batches()], base.schema
+            )
         fragments = write_fragments(self._root, new_rows.to_batches(), base.schema, base.field_ids)
         rowids = matched.column(ROWID).to_numpy()
         return self._commit_changes(base, "update", rowids, fragments, only_deletes_ok=False, updated=len(rowids))
@@ -286,6 +305,11 @@ class Table:
 
         base = self._write_base("merge_insert")
         snap = Snapshot(self._root, base, self._cache)
+        bindings = binding.read(base.metadata)
+        if bindings:
+            data_schema, batches = to_batches(data)
+            filled = list(binding.fill_batches(batches, bindings))
+            data = pa.Table.from_batches(filled) if filled else data_schema.empty_table()
         plan = plan_merge(
             snap,
             data,
@@ -317,12 +341,18 @@ class Table:
         written); a function from a ``pa.RecordBatch`` of `input_columns` to a
         table/batch/dict of new columns (e.g. an embedding model); or values: a
         table/dict/DataFrame of new columns with one row per live row in scan
-        order, or with a ``_rowid`` column to align by row id.
+        order, or with a ``_rowid`` column to align by row id; or a dict of name ->
+        ``(text_column, embedder)``: a new model's vectors for every row, and the
+        binding is kept so later writes and text queries use it.
         """
         from hybrid.changes import compute_new_columns
 
         base = self._write_base("add_columns")
         snap = Snapshot(self._root, base, self._cache)
+        bound = binding.parse_spec(spec)
+        if bound:
+            binding.check_schema(base.schema, [replace(b, column="") for b in bound])
+            spec, input_columns = binding.column_function(bound), sorted({b.source for b in bound})
         schema, field_ids, files = compute_new_columns(self._root, snap, spec, input_columns, batch_size)
 
         def rebase(latest: Manifest) -> Manifest:
@@ -339,6 +369,7 @@ class Table:
                 field_ids=field_ids,
                 next_field_id=max(field_ids, default=-1) + 1,
                 schema_epoch=latest.schema_epoch + 1,
+                metadata=binding.to_metadata(latest.metadata, [*binding.read(latest.metadata), *bound]),
             )
 
         added = [n for n in schema.names if n not in base.schema.names]
@@ -346,13 +377,21 @@ class Table:
         return Commit(new.version, "add_columns")
 
     def _alter_schema(
-        self, operation: str, schema: pa.Schema, field_ids: tuple[int, ...], details: dict[str, Any]
+        self,
+        operation: str,
+        schema: pa.Schema,
+        field_ids: tuple[int, ...],
+        details: dict[str, Any],
+        bindings: Sequence[binding.Binding],
     ) -> Commit:
         base = self._write_base(operation)
 
         def rebase(latest: Manifest) -> Manifest:
             tx.require_same_schema(operation, base, latest)
-            return replace(latest, schema=schema, field_ids=field_ids, schema_epoch=latest.schema_epoch + 1)
+            metadata = binding.to_metadata(latest.metadata, bindings)
+            return replace(
+                latest, schema=schema, field_ids=field_ids, schema_epoch=latest.schema_epoch + 1, metadata=metadata
+            )
 
         new = tx.commit(self._log, base, operation, rebase, details)
         return Commit(new.version, operation)
@@ -367,7 +406,8 @@ class Table:
             raise SchemaError("cannot drop every column of a table; drop the table instead")
         field_ids = tuple(self._manifest().field_ids[i] for i in keep)
         new_schema = pa.schema([schema.field(i) for i in keep], metadata=schema.metadata)
-        return self._alter_schema("drop_columns", new_schema, field_ids, {"columns": drop})
+        kept = [b for b in binding.read(self._manifest().metadata) if b.column not in drop and b.source not in drop]
+        return self._alter_schema("drop_columns", new_schema, field_ids, {"columns": drop}, kept)
 
     def rename_column(self, old: str, new: str) -> Commit:
         """Rename a column (a manifest change; data files are untouched)."""
@@ -378,7 +418,8 @@ class Table:
             raise SchemaError(f"cannot rename {old!r} to {new!r}: a column {new!r} already exists")
         index = manifest.schema.get_field_index(old)
         schema = manifest.schema.set(index, manifest.schema.field(index).with_name(new))
-        return self._alter_schema("rename_column", schema, manifest.field_ids, {"from": old, "to": new})
+        bindings = binding.renamed(binding.read(manifest.metadata), old, new)
+        return self._alter_schema("rename_column", schema, manifest.field_ids, {"from": old, "to": new}, bindings)
 
     # -- maintenance --------------------------------------------------------------------
 
@@ -420,13 +461,18 @@ class Table:
     ) -> Query:
         """Start a search: text goes to the full-text branch, a vector to the vector branch.
 
+        With an embedder bound to a vector column, text also goes to the vector
+        branch (embedded with ``embed_query``): "auto" then runs both branches when
+        a full-text index exists, else the vector branch alone.
+
         Returns an immutable :class:`hybrid.query.search.Query`; chain ``.where()``,
         ``.limit()``, ``.vector()``, ``.text()``, ``.fuse()``, ``.rerank()`` and end with
         ``.to_arrow()`` / ``.to_pandas()`` / ``.to_list()``.
         """
         from hybrid.query.search import Query, is_vector_like
 
-        q = Query(self, query_type=query_type, fts_columns=tuple(fts_columns) if fts_columns is not None else None)
+        fts = tuple(fts_columns) if fts_columns is not None else None
+        q = Query(self, query_type=query_type, fts_columns=fts, vector_column=vector_column)
         if query is None:
             return q
         if is_vector_like(query):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -10,7 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from hybrid.errors import HybridError, VectorError
+from hybrid.embedders import binding
+from hybrid.errors import HybridError, SchemaError, VectorError
 from hybrid.index.catalog import IndexEntry, entries, selected_vectors, text_batches, vector_column
 from hybrid.index.fulltext import FullTextIndex, _isin_sorted
 from hybrid.index.tail_bm25 import score_tail
@@ -66,6 +68,7 @@ class Branch:
     ids: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
     raw: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))  # distance or BM25
     strategy: str = ""
+    note: str = ""
 
     def ranked(self) -> Ranked:
         return Ranked(self.ids, -self.raw if self.kind == "vector" else self.raw)
@@ -84,27 +87,58 @@ def _plan(q: Query, snap: Snapshot) -> list[Branch]:
             col = vector_column(snap, column)
             resolved.pop(col, None)
             resolved[col] = vec
+        note = ""
+        if not resolved and q.text_query is not None:
+            embedded = _embed_query(q, snap)
+            if embedded is not None:
+                col, vec, note = embedded
+                resolved[col] = vec
         for col, vec in resolved.items():
             dim = snap.schema.field(col).type.list_size
             if len(vec) != dim:
                 raise VectorError(f"query vector has dimension {len(vec)}, column {col!r} holds {dim}")
             entry = next((e for e in indexes if e.kind == "vector" and e.columns == (col,)), None)
-            branches.append(Branch("vector", col, entry, vector=vec))
+            branches.append(Branch("vector", col, entry, vector=vec, note=note))
     if wants_text and q.text_query is not None:
         fts = [e for e in indexes if e.kind == "fts"]
         if q.fts_columns is not None:
             fts = [e for e in fts if set(e.columns) == set(q.fts_columns)]
-        if not fts:
-            wanted = f" on {list(q.fts_columns)}" if q.fts_columns else ""
-            raise HybridError(f"no full-text index{wanted}: call table.create_fts_index([...]) first")
         if len(fts) > 1:
             raise HybridError(f"several full-text indexes ({[e.name for e in fts]}); choose with fts_columns=")
-        branches.append(Branch("fts", fts[0].name, fts[0], text=q.text_query))
+        if fts:
+            branches.append(Branch("fts", fts[0].name, fts[0], text=q.text_query))
+        elif not (q.query_type == "auto" and branches):  # auto: the embedded text alone is fine
+            wanted = f" on {list(q.fts_columns)}" if q.fts_columns else ""
+            raise HybridError(f"no full-text index{wanted}: call table.create_fts_index([...]) first")
     if not branches:
         raise ValueError(_missing_input(q))
     if q.query_type == "hybrid" and len({b.kind for b in branches}) < 2:
         raise ValueError("a hybrid query needs both a text query and a query vector (.text(...) and .vector(...))")
     return branches
+
+
+def _embed_query(q: Query, snap: Snapshot) -> tuple[str, np.ndarray, str] | None:
+    """The query text embedded for the bound vector column it targets, or None when no binding applies."""
+    bindings = {b.column: b for b in binding.read(snap.manifest.metadata)}
+    if not bindings:
+        return None
+    if q.vector_column is not None:
+        if q.vector_column not in bindings:
+            raise SchemaError(f"column {q.vector_column!r} has no embedder bound; bound columns: {sorted(bindings)}")
+        target = bindings[q.vector_column]
+    elif len(bindings) == 1:
+        target = next(iter(bindings.values()))
+    else:
+        raise SchemaError(f"several vector columns have embedders ({sorted(bindings)}); choose with vector_column=")
+    text = _query_text(q)
+    if text is None:
+        if q.query_type == "auto":
+            return None
+        raise ValueError("only a plain text query (a string, Match or Phrase) can be embedded for the vector branch")
+    start = time.perf_counter()
+    vec = target.embedder.embed_query(text)
+    ms = (time.perf_counter() - start) * 1e3
+    return target.column, vec, f"query embedded by {target.embedder_name} in {ms:.1f} ms; "
 
 
 def _missing_input(q: Query) -> str:
@@ -305,11 +339,7 @@ def execute(q: Query) -> pa.Table:
     scores = fused_scores if q.reranker is not None else fused_scores[q.skip : q.skip + q.k]
     columns = list(q.columns) if q.columns is not None else list(snap.schema.names)
     if q.reranker is not None:
-        text_cols = [
-            c
-            for c in (branches[-1].entry.columns if branches[-1].kind == "fts" and branches[-1].entry else ())
-            if c not in columns
-        ]
+        text_cols = [c for c in _reranker_columns(q, snap, branches) if c not in columns]
         columns = columns + text_cols
     rows = snap.take(pool, columns)
     rows = _with_result_columns(rows, pool, scores, branches)
@@ -324,6 +354,18 @@ def execute(q: Query) -> pa.Table:
         if q.columns is not None:
             rows = rows.drop_columns([c for c in text_cols if c in rows.column_names])
     return rows
+
+
+def _reranker_columns(q: Query, snap: Snapshot, branches: list[Branch]) -> list[str]:
+    """Columns a reranker sees even when not selected: the searched text, bound sources, its own needs."""
+    wanted: list[str] = []
+    for b in branches:
+        if b.kind == "fts" and b.entry is not None:
+            wanted += b.entry.columns
+    bound = {x.column: x.source for x in binding.read(snap.manifest.metadata)}
+    wanted += [bound[b.column] for b in branches if b.kind == "vector" and b.column in bound]
+    wanted += [c for c in getattr(q.reranker, "columns", ()) if c in snap.schema.names]
+    return list(dict.fromkeys(wanted))
 
 
 def _with_result_columns(rows: pa.Table, ids: np.ndarray, scores: np.ndarray, branches: list[Branch]) -> pa.Table:
@@ -359,7 +401,7 @@ def explain(q: Query) -> str:
     for b in branches:
         cov = q.table._search.coverage_of(q.table.path, snap, b.entry) if b.entry else None
         extra = f" [{len(cov.unindexed)} unindexed, {len(cov.dead)} dead rows]" if cov else ""
-        lines.append(f"  branch {b.kind} on {b.column}: {b.strategy}{extra}; top {depth} -> {len(b.ids)} hits")
+        lines.append(f"  branch {b.kind} on {b.column}: {b.note}{b.strategy}{extra}; top {depth} -> {len(b.ids)} hits")
     if len(branches) > 1:
         lines.append(f"  fuse: {q.fusion!r}")
     if q.reranker is not None:

@@ -65,6 +65,8 @@ class Query:
     fusion: Fusion = field(default_factory=RRF)
     reranker: Reranker | None = None
     ef: int | None = None
+    vector_column: str | None = None
+    """The bound vector column a text query is embedded for (default: the only bound one)."""
 
     # -- building -------------------------------------------------------------------------
 
