@@ -298,7 +298,8 @@ class Table:
     ) -> Commit:
         """Upsert by key: update matched rows, insert new ones, optionally delete rows missing from `data`.
 
-        Columns absent from `data` keep their values in updated rows. A key
+        Columns absent from `data` keep their values in updated rows (a column that
+        any row of a list of dicts names is present, null where a row omits it). A key
         repeated in `data` raises DuplicateKeyError before anything is written.
         """
         from hybrid.changes import plan_merge

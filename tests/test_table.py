@@ -68,7 +68,7 @@ def test_update_vector_validates(docs: hybrid.Table) -> None:
 
 
 def test_merge_insert_upserts_and_deletes_unmatched(docs: hybrid.Table) -> None:
-    source = [{"id": 1, "text": "changed"}, {"id": 50, "text": "new", "lang": "en", "year": 1, "vector": [0.0] * 4}]
+    source = [{"id": 1, "text": "changed"}, {"id": 50, "text": "new"}]
     c = docs.merge_insert(source, on="id")
     assert (c.updated, c.inserted) == (1, 1)
     row = docs.to_arrow(where="id = 1").to_pylist()[0]
@@ -206,3 +206,10 @@ def test_parquet_import_and_export(db: hybrid.Database, tmp_path: Path) -> None:
     t = db.create_table("pq", ds.dataset(tmp_path / "in.parquet"))
     pq.write_table(t.to_arrow(), tmp_path / "out.parquet")
     assert pq.read_table(tmp_path / "out.parquet").to_pylist() == [{"id": 1, "text": "a"}, {"id": 2, "text": "b"}]
+
+
+def test_rows_may_bring_columns_the_first_row_lacks(db: hybrid.Database) -> None:
+    t = db.create_table("sparse", [{"id": 1}, {"id": 2, "note": "kept"}])
+    assert t.to_arrow().to_pylist() == [{"id": 1, "note": None}, {"id": 2, "note": "kept"}]
+    t.add([{"id": 3}, {"id": 4, "note": "also kept"}])
+    assert t.to_arrow(columns=["note"])["note"].to_pylist()[-1] == "also kept"

