@@ -459,6 +459,7 @@ class Table:
         query_type: QueryType = "auto",
         vector_column: str | None = None,
         fts_columns: Sequence[str] | None = None,
+        fts_index: str | None = None,
     ) -> Query:
         """Start a search: text goes to the full-text branch, a vector to the vector branch.
 
@@ -473,7 +474,7 @@ class Table:
         from hybrid.query.search import Query, is_vector_like
 
         fts = tuple(fts_columns) if fts_columns is not None else None
-        q = Query(self, query_type=query_type, fts_columns=fts, vector_column=vector_column)
+        q = Query(self, query_type=query_type, fts_columns=fts, vector_column=vector_column, fts_index=fts_index)
         if query is None:
             return q
         if is_vector_like(query):

@@ -77,6 +77,10 @@ class EmbeddingCache:
     def __len__(self) -> int:
         return len(self._items)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
 
 class TextEmbedder(ABC):
     """Base class for embedders: subclasses implement `_encode` (and `_dimension`).

@@ -101,10 +101,16 @@ def _plan(q: Query, snap: Snapshot) -> list[Branch]:
             branches.append(Branch("vector", col, entry, vector=vec, note=note))
     if wants_text and q.text_query is not None:
         fts = [e for e in indexes if e.kind == "fts"]
+        if q.fts_index is not None:
+            if q.fts_index not in {e.name for e in fts}:
+                raise HybridError(f"no full-text index named {q.fts_index!r}; indexes: {[e.name for e in fts]}")
+            fts = [e for e in fts if e.name == q.fts_index]
         if q.fts_columns is not None:
             fts = [e for e in fts if set(e.columns) == set(q.fts_columns)]
         if len(fts) > 1:
-            raise HybridError(f"several full-text indexes ({[e.name for e in fts]}); choose with fts_columns=")
+            raise HybridError(
+                f"several full-text indexes ({[e.name for e in fts]}); choose with fts_index= or fts_columns="
+            )
         if fts:
             branches.append(Branch("fts", fts[0].name, fts[0], text=q.text_query))
         elif not (q.query_type == "auto" and branches):  # auto: the embedded text alone is fine

@@ -1,0 +1,127 @@
+"""Test collections: documents, queries and relevance judgments, from BEIR folders or your own data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Qrels = dict[str, dict[str, int]]
+"""``{query_id: {doc_id: graded relevance}}`` (0 = judged not relevant)."""
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A retrieval test collection.
+
+    `corpus` maps doc id -> ``{"title": ..., "text": ...}``; `queries` maps query
+    id -> text; `qrels` holds the judgments. Only judged queries are evaluated.
+    `ignore_identical_ids` drops a hit whose id equals the query id (BEIR's
+    option for collections where queries are also documents).
+    """
+
+    name: str
+    corpus: dict[str, dict[str, str]]
+    queries: dict[str, str]
+    qrels: Qrels
+    ignore_identical_ids: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        missing = [q for q in self.qrels if q not in self.queries]
+        if missing:
+            raise ValueError(f"{self.name}: {len(missing)} judged queries have no text (e.g. {missing[0]!r})")
+        if not self.corpus:
+            raise ValueError(f"{self.name}: the corpus is empty")
+
+    @property
+    def judged_queries(self) -> dict[str, str]:
+        """The queries that have judgments, in id order."""
+        return {q: self.queries[q] for q in sorted(self.qrels)}
+
+    def documents(self, title_in_text: bool = True) -> list[dict[str, str]]:
+        """Rows for a table: doc_id, title, text, and `content` (title + text, what gets indexed)."""
+        rows = []
+        for doc_id, d in self.corpus.items():
+            title, text = d.get("title") or "", d.get("text") or ""
+            content = f"{title}. {text}" if title and title_in_text else text
+            rows.append({"doc_id": doc_id, "title": title, "text": text, "content": content.strip() or doc_id})
+        return rows
+
+
+def _jsonl(path: Path) -> Iterable[dict[str, Any]]:
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{n}: not JSON ({exc})") from None
+
+
+def read_qrels(path: str | Path) -> Qrels:
+    """A TREC-style TSV/CSV of (query-id, corpus-id, score) with a header, or a TREC qrels file."""
+    path = Path(path)
+    qrels: Qrels = {}
+    with path.open(encoding="utf-8", newline="") as f:
+        first = f.readline()
+        f.seek(0)
+        delimiter = "\t" if "\t" in first else ("," if "," in first else " ")
+        rows = list(csv.reader(f, delimiter=delimiter, skipinitialspace=True))
+    if rows and not rows[0][-1].lstrip("-").isdigit():
+        rows = rows[1:]  # header
+    for n, row in enumerate(rows, 1):
+        if not row:
+            continue
+        if len(row) == 4:  # TREC qrels: qid iter docid rel
+            row = [row[0], row[2], row[3]]
+        if len(row) != 3:
+            raise ValueError(f"{path}: row {n} has {len(row)} fields, expected query-id, corpus-id, score")
+        qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+    return qrels
+
+
+def load_beir(path: str | Path, split: str = "test", *, ignore_identical_ids: bool = False) -> Collection:
+    """A BEIR-format folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.
+
+    Example:
+        >>> import json, tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "qrels").mkdir()
+        >>> _ = (d / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "title": "", "text": "cats"}) + "\\n")
+        >>> _ = (d / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "cat"}) + "\\n")
+        >>> _ = (d / "qrels" / "test.tsv").write_text("query-id\\tcorpus-id\\tscore\\nq1\\td1\\t1\\n")
+        >>> load_beir(d).qrels
+        {'q1': {'d1': 1}}
+    """
+    root = Path(path)
+    for needed in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
+        if not (root / needed).exists():
+            raise FileNotFoundError(f"{root} is not a BEIR collection: {needed} is missing")
+    corpus = {
+        str(d["_id"]): {"title": d.get("title") or "", "text": d.get("text") or ""}
+        for d in _jsonl(root / "corpus.jsonl")
+    }
+    queries = {str(q["_id"]): q["text"] for q in _jsonl(root / "queries.jsonl")}
+    return Collection(
+        root.name if root.name not in ("en", "zh") else f"{root.parent.name}-{root.name}",
+        corpus,
+        queries,
+        read_qrels(root / "qrels" / f"{split}.tsv"),
+        ignore_identical_ids,
+        {"path": str(root), "split": split},
+    )
+
+
+def from_objects(
+    corpus: Mapping[str, str | Mapping[str, str]],
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
+    name: str = "custom",
+) -> Collection:
+    """A collection from Python objects: ``{doc_id: text or {"title", "text"}}``, queries, judgments."""
+    docs = {str(k): ({"title": "", "text": v} if isinstance(v, str) else dict(v)) for k, v in corpus.items()}
+    judged = {str(q): {str(d): int(r) for d, r in rel.items()} for q, rel in qrels.items()}
+    return Collection(name, docs, {str(k): v for k, v in queries.items()}, judged)

@@ -1,0 +1,133 @@
+"""Retrieval runs: a configuration executed query by query through the public search API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from hybrid.embedders.base import Embedder
+from hybrid.eval.collection import Collection
+from hybrid.eval.metrics import Run
+from hybrid.query.fusion import Fusion
+from hybrid.rerankers.base import Reranker
+
+if TYPE_CHECKING:
+    from hybrid.db import Database
+    from hybrid.table import Table
+
+Mode = Literal["fts", "vector", "hybrid"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One retrieval setup: which branches, fusion, candidate depth, reranker.
+
+    `fts_index` names the full-text index (analyzer) to use, `vector_column`
+    the embedding column (its bound embedder embeds the query).
+    """
+
+    name: str
+    mode: Mode
+    fts_index: str | None = None
+    vector_column: str | None = None
+    fusion: Fusion | None = None
+    depth: int | None = None
+    reranker: Reranker | None = None
+    ef_search: int | None = None
+
+
+@dataclass
+class RunResult:
+    """What a run returned and how long each query took."""
+
+    config: RunConfig
+    run: Run
+    latency_ms: list[float] = field(default_factory=list)
+    """Per query, embedding the query included."""
+    embed_ms: list[float] = field(default_factory=list)
+    """Per query, the part spent embedding the query (0 for full-text runs)."""
+
+    def latency(self, include_embedding: bool = True) -> dict[str, float]:
+        """p50 / p95 / p99 / mean latency in ms."""
+        x = np.asarray(self.latency_ms) - (0 if include_embedding else np.asarray(self.embed_ms))
+        if not len(x):
+            return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "mean": 0.0}
+        p50, p95, p99 = np.percentile(x, [50, 95, 99])
+        return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "mean": float(x.mean())}
+
+
+def build_table(
+    db: Database,
+    collection: Collection,
+    *,
+    embedders: Mapping[str, Embedder] | None = None,
+    fts: Mapping[str, Mapping[str, Any]] | None = None,
+    name: str | None = None,
+    vector_index: bool = False,
+) -> Table:
+    """A table of the collection's documents with one bound vector column per embedder
+    (``{"vec_minilm": SentenceTransformerEmbedder()}``) and one full-text index per
+    analyzer setting (``{"bm25": {"stem": True}}``), all over the `content` column."""
+    embedders = dict(embedders or {})
+    first = dict(list(embedders.items())[:1])
+    table = db.create_table(
+        name or collection.name,
+        collection.documents(),
+        mode="overwrite",
+        embedding={col: ("content", e) for col, e in first.items()},
+    )
+    for col, e in list(embedders.items())[1:]:
+        table.add_columns({col: ("content", e)})
+    for index_name, options in (fts or {"bm25": {}}).items():
+        table.create_fts_index("content", name=index_name, replace=True, **options)
+    if vector_index:
+        for col in embedders:
+            table.create_vector_index(col, replace=True)
+    return table
+
+
+def execute(
+    table: Table,
+    config: RunConfig,
+    queries: Mapping[str, str],
+    *,
+    k: int = 100,
+    progress: bool | None = None,
+    ignore_identical_ids: bool = False,
+) -> RunResult:
+    """Run every query; scores in the run encode our rank order (k, k-1, ...), so ties never reorder."""
+    from tqdm.auto import tqdm
+
+    embedder = table.embeddings[config.vector_column][1] if config.mode != "fts" and config.vector_column else None
+    cache = getattr(embedder, "cache", None)
+    if cache is not None:
+        cache.clear()  # time real query embedding, not cache hits from an earlier run
+    result = RunResult(config, {})
+    for qid, text in tqdm(
+        queries.items(), desc=config.name, unit="query", disable=None if progress is None else not progress
+    ):
+        start = time.perf_counter()
+        if embedder is not None:
+            embedder.embed_query(text)  # the search below finds it in the cache
+        embedded = time.perf_counter()
+        q = table.search(text, query_type=config.mode, vector_column=config.vector_column, fts_index=config.fts_index)
+        if config.fusion is not None:
+            q = q.fuse(config.fusion)
+        if config.depth is not None:
+            q = q.candidates(config.depth)
+        if config.reranker is not None:
+            q = q.rerank(config.reranker)
+        if config.ef_search is not None:
+            q = q.ef_search(config.ef_search)
+        ids = q.limit(k).select(["doc_id"]).to_arrow()["doc_id"].to_pylist()
+        done = time.perf_counter()
+        if ignore_identical_ids:
+            ids = [d for d in ids if d != qid]
+        result.run[qid] = {d: float(len(ids) - rank) for rank, d in enumerate(ids)}
+        result.latency_ms.append((done - start) * 1e3)
+        result.embed_ms.append((embedded - start) * 1e3)
+    return result

@@ -1,0 +1,54 @@
+"""Loading collections: BEIR folders (graded qrels, headers), TREC qrels, Python objects; clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hybrid.eval import from_objects, load_beir, read_qrels
+
+
+def write_beir(root: Path) -> Path:
+    (root / "qrels").mkdir(parents=True)
+    docs = [{"_id": "d1", "title": "Cats", "text": "Cats purr."}, {"_id": "d2", "title": "", "text": "Dogs bark."}]
+    (root / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in docs) + "\n")
+    queries = [{"_id": "q1", "text": "purring"}, {"_id": "q2", "text": "barking"}, {"_id": "q3", "text": "unjudged"}]
+    (root / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries) + "\n")
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t2\nq2\td2\t1\nq2\td1\t0\n")
+    return root
+
+
+def test_load_beir(tmp_path: Path) -> None:
+    c = load_beir(write_beir(tmp_path / "mini"))
+    assert c.name == "mini" and len(c.corpus) == 2
+    assert c.qrels == {"q1": {"d1": 2}, "q2": {"d2": 1, "d1": 0}}
+    assert list(c.judged_queries) == ["q1", "q2"]
+    rows = c.documents()
+    assert rows[0]["content"] == "Cats. Cats purr." and rows[1]["content"] == "Dogs bark."
+
+
+def test_missing_files_and_bad_lines_are_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="corpus.jsonl is missing"):
+        load_beir(tmp_path)
+    root = write_beir(tmp_path / "bad")
+    (root / "queries.jsonl").write_text('{"_id": "q1", "text": "ok"}\nnot json\n')
+    with pytest.raises(ValueError, match=r"queries.jsonl:2: not JSON"):
+        load_beir(root)
+
+
+def test_trec_qrels_and_csv(tmp_path: Path) -> None:
+    trec = tmp_path / "qrels.txt"
+    trec.write_text("1 0 d1 1\n1 0 d2 0\n2 0 d3 2\n")
+    assert read_qrels(trec) == {"1": {"d1": 1, "d2": 0}, "2": {"d3": 2}}
+    csv = tmp_path / "qrels.csv"
+    csv.write_text("query,doc,relevance\nq,d,1\n")
+    assert read_qrels(csv) == {"q": {"d": 1}}
+
+
+def test_from_objects_checks_judged_queries_have_text() -> None:
+    c = from_objects({"a": "alpha text", "b": {"title": "B", "text": "beta"}}, {"q": "alpha"}, {"q": {"a": 1}})
+    assert c.corpus["a"] == {"title": "", "text": "alpha text"}
+    with pytest.raises(ValueError, match="no text"):
+        from_objects({"a": "x"}, {}, {"q": {"a": 1}})
