@@ -22,8 +22,10 @@ class Embedder(Protocol):
     """Turns text into vectors. Queries and documents may be embedded differently
     (e5 prefixes ``query: `` / ``passage: ``), so they have separate methods."""
 
-    name: str
-    """The registry name (``hybrid.embedders.create(name, **to_config())`` rebuilds it)."""
+    @property
+    def name(self) -> str:
+        """The registry name (``hybrid.embedders.create(name, **to_config())`` rebuilds it)."""
+        ...
 
     @property
     def dim(self) -> int: ...
