@@ -213,3 +213,7 @@ def test_rows_may_bring_columns_the_first_row_lacks(db: hybrid.Database) -> None
     assert t.to_arrow().to_pylist() == [{"id": 1, "note": None}, {"id": 2, "note": "kept"}]
     t.add([{"id": 3}, {"id": 4, "note": "also kept"}])
     assert t.to_arrow(columns=["note"])["note"].to_pylist()[-1] == "also kept"
+
+
+def test_take_and_search_without_columns(docs: hybrid.Table) -> None:
+    assert docs.take([3, 1], columns=[]).to_pylist() == [{"_rowid": 3}, {"_rowid": 1}]

@@ -31,11 +31,14 @@ def evaluate(
     """
     ir: Any = require("ir_measures", "eval")
     parsed = [ir.parse_measure(m) for m in measures]
+    # every measure through pytrec_eval (trec_eval's code): ir-measures would send some measures to
+    # other providers that break score ties differently
+    provider = ir.providers.registry["pytrec_eval"]
     names = {str(p): m for p, m in zip(parsed, measures)}
     per_query: dict[str, dict[str, float]] = {q: {m: 0.0 for m in measures} for q in qrels}
     qrels_ = {q: dict(r) for q, r in qrels.items()}
     run_ = {q: dict(d) for q, d in run.items() if q in qrels and d}
-    for metric in ir.iter_calc(parsed, qrels_, run_):
+    for metric in provider.evaluator(parsed, qrels_).iter_calc(run_):
         if metric.query_id in per_query:
             per_query[metric.query_id][names[str(metric.measure)]] = float(metric.value)
     mean = {m: float(np.mean([v[m] for v in per_query.values()])) if per_query else 0.0 for m in measures}

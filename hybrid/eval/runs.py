@@ -102,7 +102,9 @@ def execute(
     """Run every query; scores in the run encode our rank order (k, k-1, ...), so ties never reorder."""
     from tqdm.auto import tqdm
 
-    embedder = table.embeddings[config.vector_column][1] if config.mode != "fts" and config.vector_column else None
+    bound = table.embeddings
+    column = config.vector_column or (next(iter(bound)) if len(bound) == 1 else None)
+    embedder = bound[column][1] if config.mode != "fts" and column in bound else None
     cache = getattr(embedder, "cache", None)
     if cache is not None:
         cache.clear()  # time real query embedding, not cache hits from an earlier run
@@ -123,10 +125,10 @@ def execute(
             q = q.rerank(config.reranker)
         if config.ef_search is not None:
             q = q.ef_search(config.ef_search)
-        ids = q.limit(k).select(["doc_id"]).to_arrow()["doc_id"].to_pylist()
+        ids = q.limit(k + int(ignore_identical_ids)).select(["doc_id"]).to_arrow()["doc_id"].to_pylist()
         done = time.perf_counter()
         if ignore_identical_ids:
-            ids = [d for d in ids if d != qid]
+            ids = [d for d in ids if d != qid][:k]
         result.run[qid] = {d: float(len(ids) - rank) for rank, d in enumerate(ids)}
         result.latency_ms.append((done - start) * 1e3)
         result.embed_ms.append((embedded - start) * 1e3)

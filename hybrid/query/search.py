@@ -66,9 +66,9 @@ class Query:
     reranker: Reranker | None = None
     ef: int | None = None
     vector_column: str | None = None
+    """The bound vector column a text query is embedded for (default: the only bound one)."""
     fts_index: str | None = None
     """The full-text index to search, by name (default: the only one, or the one on `fts_columns`)."""
-    """The bound vector column a text query is embedded for (default: the only bound one)."""
 
     # -- building -------------------------------------------------------------------------
 

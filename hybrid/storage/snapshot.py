@@ -222,8 +222,12 @@ class Snapshot:
         for group in np.split(order, bounds):
             frag = self.manifest.fragments[frag_idx[group[0]]]
             table = self.read_fragment(frag, cols, random_access=True)
+            rowids = pa.array(ids[group], type=pa.uint64())
+            if not cols:  # a table without columns has no length to take from
+                pieces.append(pa.table({ROWID: rowids}))
+                continue
             picked = table.take(pa.array(offsets[group]))
-            pieces.append(picked.add_column(0, ROWID, pa.array(ids[group], type=pa.uint64())))
+            pieces.append(picked.add_column(0, ROWID, rowids))
         gathered = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
         result = gathered
         if np.any(order != np.arange(len(order))):

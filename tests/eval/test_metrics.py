@@ -46,3 +46,9 @@ def test_randomization_test_separates_real_from_no_difference() -> None:
     assert paired_randomization_test(a, a + rng.normal(0, 0.01, 200)) > 0.05
     with pytest.raises(ValueError, match="same queries"):
         paired_randomization_test([1.0], [1.0, 2.0])
+
+
+def test_ties_are_broken_the_same_way_for_every_measure() -> None:
+    _, per_query = evaluate({"q": {"d1": 1.0, "d2": 1.0}}, {"q": {"d2": 1}}, ["RR@10", "nDCG@10", "P@1"])
+    values = per_query["q"]
+    assert values["RR@10"] == 1.0 and values["nDCG@10"] == 1.0 and values["P@1"] == 1.0  # trec_eval: d2 first
