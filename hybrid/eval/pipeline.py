@@ -1,0 +1,91 @@
+"""One evaluation end to end: load a collection, build its table, run configurations, write a report."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybrid.eval.ann import ann_curve
+from hybrid.eval.collection import Collection, load_beir
+from hybrid.eval.presets import VECTOR_COLUMN, fts_indexes_for, guess_tokenizer, parse_run
+from hybrid.eval.report import Report, build_report, write_report
+from hybrid.eval.runs import RunResult, build_table, execute
+
+
+@dataclass
+class EvalSettings:
+    """What `run_evaluation` does; the CLI's options map one to one."""
+
+    runs: Sequence[str] = ("bm25", "dense", "hybrid")
+    split: str = "test"
+    embedder: str = "sentence-transformers"
+    embedder_config: dict[str, Any] = field(default_factory=dict)
+    tokenizer: str = "auto"
+    k: int = 100
+    limit_queries: int | None = None
+    ann: bool = False
+    ignore_identical_ids: bool = False
+    db_path: Path | None = None
+    progress: bool | None = None
+
+
+def run_evaluation(
+    collection: Collection | str | Path,
+    out_dir: str | Path,
+    settings: EvalSettings | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> tuple[Report, dict[str, Path]]:
+    """Evaluate `settings.runs` on a collection (a BEIR folder or a Collection); write the report to `out_dir`."""
+    from hybrid import connect
+    from hybrid.embedders import create
+
+    s = settings or EvalSettings()
+    coll = collection if isinstance(collection, Collection) else load_beir(collection, s.split)
+    if s.ignore_identical_ids and not coll.ignore_identical_ids:
+        coll = Collection(coll.name, coll.corpus, coll.queries, coll.qrels, True, coll.meta)
+    needs_vectors = any(not name.startswith("bm25") for name in s.runs)
+    embedder = create(s.embedder, **s.embedder_config) if needs_vectors or s.ann else None
+    configs = [parse_run(name, embedder) for name in s.runs]
+    tokenizer = s.tokenizer
+    if tokenizer == "auto":
+        tokenizer = guess_tokenizer(d["text"] for d in list(coll.corpus.values())[:500])
+    fts = fts_indexes_for(configs, tokenizer) or {}
+    workdir = tempfile.TemporaryDirectory() if s.db_path is None else None
+    try:
+        db = connect(s.db_path or workdir.name)  # type: ignore[union-attr]
+        log(f"building the table: {len(coll.corpus)} documents, full-text {sorted(fts)} ({tokenizer})")
+        table = build_table(
+            db,
+            coll,
+            embedders={VECTOR_COLUMN: embedder} if embedder is not None else {},
+            fts=fts or {"bm25": {"tokenizer": tokenizer}},
+            vector_index=s.ann,
+        )
+        queries = coll.judged_queries
+        if s.limit_queries:
+            queries = dict(list(queries.items())[: s.limit_queries])
+        results: list[RunResult] = []
+        for config in configs:
+            log(f"run {config.name}")
+            results.append(
+                execute(
+                    table, config, queries, k=s.k, progress=s.progress, ignore_identical_ids=coll.ignore_identical_ids
+                )
+            )
+        points = None
+        if s.ann and embedder is not None:
+            log("ANN recall vs ef_search")
+            vectors = np.stack([embedder.embed_query(t) for t in list(queries.values())[:200]])
+            points = ann_curve(table, VECTOR_COLUMN, vectors)
+        qrels = {q: coll.qrels[q] for q in queries}
+        judged = Collection(coll.name, coll.corpus, coll.queries, qrels, coll.ignore_identical_ids, coll.meta)
+        report = build_report(judged, results, ann=points, meta={"runs": list(s.runs), "tokenizer": tokenizer})
+        return report, write_report(report, out_dir)
+    finally:
+        if workdir is not None:
+            workdir.cleanup()
