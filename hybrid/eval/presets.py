@@ -4,8 +4,10 @@ Grammar: ``<retrieval>[+<reranker>]`` where retrieval is one of
 
 * ``bm25`` (stemmed, stop words removed), ``bm25-plain`` (no stemming, no stop words),
 * ``dense`` (the table's bound embedder),
-* ``hybrid`` (the library's default fusion), ``hybrid-rrf`` / ``hybrid-rrf-k<K>``,
-  ``hybrid-linear-<alpha>`` (alpha weighs the vector branch), ``hybrid-dbsf``,
+* ``hybrid`` (the library's default: RRF k = 20 with calibrated branch weights),
+  ``hybrid-rrf`` (k = 60) / ``hybrid-rrf-k<K>``, ``hybrid-linear-<alpha>`` (alpha weighs
+  the vector branch), ``hybrid-dbsf``: these use equal branch weights, unless the name
+  ends in ``-auto`` (calibrated weights, as the default),
 
 and reranker one of ``nanoranker``, ``mmr`` / ``mmr-<lambda>``, ``bi-e5``, or
 ``cross-encoder=<local model folder>``.
@@ -39,7 +41,7 @@ def _fusion(name: str) -> Fusion | None:
     rest = name.removeprefix("hybrid-")
     try:
         if rest == "rrf":
-            return RRF()
+            return RRF(k=60)  # the customary constant, for comparison with other systems
         if rest.startswith("rrf-k"):
             return RRF(k=float(rest[5:]))
         if rest.startswith("linear-"):
@@ -77,7 +79,16 @@ def parse_run(spec: str, embedder: Any = None) -> RunConfig:
     elif retrieval == "dense":
         config = RunConfig(name, "vector", vector_column=VECTOR_COLUMN)
     elif retrieval == "hybrid" or retrieval.startswith("hybrid-"):
-        config = RunConfig(name, "hybrid", fts_index="bm25", vector_column=VECTOR_COLUMN, fusion=_fusion(retrieval))
+        auto = retrieval == "hybrid" or retrieval.endswith("-auto")
+        fusion = _fusion(retrieval.removesuffix("-auto"))
+        config = RunConfig(
+            name,
+            "hybrid",
+            fts_index="bm25",
+            vector_column=VECTOR_COLUMN,
+            fusion=fusion,
+            weights="auto" if auto else "equal",
+        )
     else:
         raise ValueError(f"unknown run {spec!r}: start with bm25, bm25-plain, dense or hybrid")
     if rerank:
@@ -89,6 +100,7 @@ def parse_run(spec: str, embedder: Any = None) -> RunConfig:
             fusion=config.fusion,
             depth=DEPTH,
             reranker=_reranker(rerank, embedder),
+            weights=config.weights,
         )
     return config
 

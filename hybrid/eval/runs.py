@@ -38,6 +38,8 @@ class RunConfig:
     depth: int | None = None
     reranker: Reranker | None = None
     ef_search: int | None = None
+    weights: str | Mapping[str, float] = "auto"
+    """Branch weights: "auto" (the library default), "equal", or a mapping (see ``Query.weights``)."""
 
 
 @dataclass
@@ -125,6 +127,8 @@ def execute(
             q = q.rerank(config.reranker)
         if config.ef_search is not None:
             q = q.ef_search(config.ef_search)
+        if config.mode == "hybrid":
+            q = q.weights(config.weights)  # type: ignore[arg-type]
         ids = q.limit(k + int(ignore_identical_ids)).select(["doc_id"]).to_arrow()["doc_id"].to_pylist()
         done = time.perf_counter()
         if ignore_identical_ids:

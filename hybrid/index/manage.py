@@ -54,6 +54,7 @@ class SearchCache:
     live: dict[int, np.ndarray] = field(default_factory=dict)
     tails: dict[tuple[str, int], FullTextIndex] = field(default_factory=dict)
     filters: dict[tuple[int, str], Any] = field(default_factory=dict)
+    calibrations: dict[tuple[str, ...], Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, key: Any, store: dict[Any, Any], make: Callable[[], Any], keep: int = 8) -> Any:

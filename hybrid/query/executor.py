@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,6 +17,7 @@ from hybrid.index.catalog import IndexEntry, entries, selected_vectors, text_bat
 from hybrid.index.fulltext import FullTextIndex, _isin_sorted
 from hybrid.index.tail_bm25 import score_tail
 from hybrid.index.vector import VectorIndex, distances, top_k
+from hybrid.query import calibration
 from hybrid.query.filter import compile_filter
 from hybrid.query.fusion import Ranked
 from hybrid.query.text import Match, Phrase, TextQuery
@@ -337,7 +338,8 @@ def execute(q: Query) -> pa.Table:
     if len(branches) == 1:
         fused_ids, fused_scores = branches[0].ids, branches[0].ranked().scores.astype(np.float64)
     else:
-        fused_ids, fused_scores = q.fusion.fuse([b.ranked() for b in branches])
+        weights = _weights(q, snap, branches)
+        fused_ids, fused_scores = q.fusion.fuse([replace(b.ranked(), weight=w) for b, w in zip(branches, weights)])
     if allowed is not None and not q.prefilter:
         keep = _isin_sorted(fused_ids, allowed.ids)
         fused_ids, fused_scores = fused_ids[keep], fused_scores[keep]
@@ -360,6 +362,58 @@ def execute(q: Query) -> pa.Table:
         if q.columns is not None:
             rows = rows.drop_columns([c for c in text_cols if c in rows.column_names])
     return rows
+
+
+def _weights(q: Query, snap: Snapshot, branches: list[Branch]) -> list[float]:
+    """Each branch's fusion weight: explicit, equal, or calibrated on the table ("auto")."""
+    if isinstance(q.branch_weights, Mapping):
+        given = q.branch_weights
+        return [float(given.get(b.column, given.get(b.kind, 1.0))) for b in branches]
+    cal = _calibration(q, snap, branches) if q.branch_weights == "auto" else None
+    return [cal.weights[b.kind] if cal is not None else 1.0 for b in branches]
+
+
+def _calibration(q: Query, snap: Snapshot, branches: list[Branch]) -> calibration.Calibration | None:
+    """The cached self-retrieval calibration of a (bound vector column, text index) pair, if one applies."""
+    vec = [b for b in branches if b.kind == "vector"]
+    fts = [b for b in branches if b.kind == "fts"]
+    bound = {x.column: x for x in binding.read(snap.manifest.metadata)}
+    entry = fts[0].entry if len(fts) == 1 else None
+    if len(vec) != 1 or entry is None or vec[0].column not in bound:
+        return None
+    vb, fb, bind = vec[0], fts[0], bound[vec[0].column]
+    cache = q.table._search
+    live = cache.live_ids(snap)
+    if len(live) < calibration.MIN_ROWS:
+        return None
+    plain = replace(q, filter_sql=None, boosts=None, ef=None)
+
+    def make() -> calibration.Calibration:
+        sample = np.sort(np.random.default_rng(0).choice(live, min(calibration.SAMPLE, len(live)), replace=False))
+        rows = snap.take(sample, list(entry.columns)).to_pylist()
+        texts = [" ".join(str(r[c]) for c in entry.columns if r[c]) for r in rows]
+
+        def text_search(queries: list[str]) -> list[np.ndarray]:
+            out = []
+            for text in queries:
+                b = Branch("fts", fb.column, entry, text=Match(text))
+                _run_text(plain, snap, b, None, calibration.TOP)
+                out.append(b.ids)
+            return out
+
+        def vector_search(queries: list[str]) -> list[np.ndarray]:
+            out = []
+            for text in queries:
+                b = Branch("vector", vb.column, vb.entry, vector=bind.embedder.embed_query(text))
+                _run_vector(plain, snap, b, None, calibration.TOP)
+                out.append(b.ids)
+            return out
+
+        return calibration.calibrate(sample, texts, {"vector": vector_search, "fts": text_search})
+
+    key = (entry.path, vb.column, bind.embedder_name, bind.config_json)
+    result: calibration.Calibration = cache.get(key, cache.calibrations, make, keep=32)
+    return result
 
 
 def _reranker_columns(q: Query, snap: Snapshot, branches: list[Branch]) -> list[str]:
@@ -409,7 +463,9 @@ def explain(q: Query) -> str:
         extra = f" [{len(cov.unindexed)} unindexed, {len(cov.dead)} dead rows]" if cov else ""
         lines.append(f"  branch {b.kind} on {b.column}: {b.note}{b.strategy}{extra}; top {depth} -> {len(b.ids)} hits")
     if len(branches) > 1:
-        lines.append(f"  fuse: {q.fusion!r}")
+        cal = _calibration(q, snap, branches) if q.branch_weights == "auto" else None
+        how = cal.describe() if cal is not None else f"weights {q.branch_weights}"
+        lines.append(f"  fuse: {q.fusion!r}, {how}")
     if q.reranker is not None:
         lines.append(f"  rerank: {type(q.reranker).__name__} over the fused candidates")
     lines.append(f"  return: offset {q.skip}, limit {q.k}")

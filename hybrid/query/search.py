@@ -69,6 +69,8 @@ class Query:
     """The bound vector column a text query is embedded for (default: the only bound one)."""
     fts_index: str | None = None
     """The full-text index to search, by name (default: the only one, or the one on `fts_columns`)."""
+    branch_weights: Literal["auto", "equal"] | Mapping[str, float] = "auto"
+    """Per-branch fusion weights (see :meth:`weights`)."""
 
     # -- building -------------------------------------------------------------------------
 
@@ -101,7 +103,7 @@ class Query:
         return replace(self, depth=n)
 
     def fuse(self, fusion: Fusion) -> Query:
-        """How branches are combined: RRF(k=60) (default), Linear(alpha, normalize), DBSF()."""
+        """How branches are combined: RRF(k=20) (default), Linear(alpha, normalize), DBSF()."""
         if not callable(getattr(fusion, "fuse", None)):
             raise TypeError(f"fusion must have a fuse(results) method, got {type(fusion).__name__}")
         return replace(self, fusion=fusion)
@@ -128,6 +130,25 @@ class Query:
             fts_columns=tuple(columns) if columns is not None else self.fts_columns,
             boosts=dict(boosts) if boosts is not None else self.boosts,
         )
+
+    def weights(self, weights: Literal["auto", "equal"] | Mapping[str, float]) -> Query:
+        """Branch weights for fusion: "auto" (default), "equal", or ``{"vector": 0.3, "fts": 1.0}``
+        (keys: a branch kind or a vector column name).
+
+        "auto" weighs the branches of a text query embedded by a bound embedder by how
+        well each finds documents from pieces of their own text (see
+        :mod:`hybrid.query.calibration`), so a branch that is weak on this table (an
+        English-only embedder on Chinese text) cannot drown the other one. Without a
+        bound embedder, "auto" means equal weights.
+        """
+        if isinstance(weights, str):
+            if weights not in ("auto", "equal"):
+                raise ValueError(f"weights must be 'auto', 'equal' or a mapping, got {weights!r}")
+        elif not isinstance(weights, Mapping) or not all(
+            isinstance(v, (int, float)) and v >= 0 and np.isfinite(v) for v in weights.values()
+        ):
+            raise ValueError(f"weights must map branch names to non-negative numbers, got {weights!r}")
+        return replace(self, branch_weights=weights if isinstance(weights, str) else dict(weights))
 
     def ef_search(self, ef: int) -> Query:
         """HNSW search depth for this query (default: the index's tuned value)."""
