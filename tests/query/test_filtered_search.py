@@ -10,7 +10,7 @@ References, computed independently of the filtered code paths:
 * vector: numpy cosine distances over the allowed rows;
 * text: the *unfiltered* BM25 ranking of every matching document (BM25 statistics are
   index-wide, so filtering must not change a score), filtered in Python;
-* hybrid: ``RRF(k=60)`` over those two exact lists cut at the default candidate depth.
+* hybrid: ``RRF()`` (the default k) over those two exact lists cut at the default candidate depth.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def test_filtered_recall(
     where = f"bucket < {bound}"
     allowed = np.flatnonzero(np.arange(N) % 1000 < bound)
     assert table.count_rows(where) == len(allowed)
-    rrf = RRF(k=60)
+    rrf = RRF()  # the default the searches use
     recalls: dict[str, list[float]] = {"vector": [], "text": [], "hybrid": []}
     started = time.perf_counter()
     for qv, qt, (t_rowids, t_ids, t_scores) in zip(corpus.query_vectors, corpus.query_texts, unfiltered_text):

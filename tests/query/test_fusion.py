@@ -39,7 +39,7 @@ def test_rrf_two_lists() -> None:
     # id 1: 1/61 + 1/62 = 0.0163934426 + 0.0161290323 = 0.0325224749
     # id 3: 1/63 + 1/61 = 0.0158730159 + 0.0163934426 = 0.0322664585
     # id 2: 1/62                                      = 0.0161290323
-    result = RRF().fuse([ranked([1, 2, 3]), ranked([3, 1])])
+    result = RRF(k=60).fuse([ranked([1, 2, 3]), ranked([3, 1])])
     check(result, [1, 3, 2], [0.0325224749, 0.0322664585, 0.0161290323])
 
 
@@ -47,7 +47,7 @@ def test_rrf_ignores_score_values() -> None:
     # Only ranks count: wildly different scores give the same fusion as above.
     a = ranked([1, 2, 3], [1e9, -5.0, -1e9])
     b = ranked([3, 1], [0.001, 0.0])
-    check(RRF().fuse([a, b]), [1, 3, 2], [0.0325224749, 0.0322664585, 0.0161290323])
+    check(RRF(k=60).fuse([a, b]), [1, 3, 2], [0.0325224749, 0.0322664585, 0.0161290323])
 
 
 def test_rrf_weights_change_the_order() -> None:
@@ -55,7 +55,7 @@ def test_rrf_weights_change_the_order() -> None:
     # id 3: 1/63 + 2/61 = 0.0158730159 + 0.0327868852 = 0.0486599011
     # id 1: 1/61 + 2/62 = 0.0163934426 + 0.0322580645 = 0.0486515071
     # id 2: 1/62                                      = 0.0161290323
-    result = RRF().fuse([ranked([1, 2, 3]), ranked([3, 1], weight=2.0)])
+    result = RRF(k=60).fuse([ranked([1, 2, 3]), ranked([3, 1], weight=2.0)])
     check(result, [3, 1, 2], [0.0486599011, 0.0486515071, 0.0161290323])
 
 
@@ -73,12 +73,12 @@ def test_rrf_custom_k() -> None:
 def test_rrf_ties_break_by_smaller_row_id() -> None:
     # A = [5, 3], B = [3, 5]: both get 1/61 + 1/62 = 0.0325224749; 3 < 5 comes first,
     # although 5 leads the first list.
-    check(RRF().fuse([ranked([5, 3]), ranked([3, 5])]), [3, 5], [0.0325224749, 0.0325224749])
+    check(RRF(k=60).fuse([ranked([5, 3]), ranked([3, 5])]), [3, 5], [0.0325224749, 0.0325224749])
 
 
 def test_rrf_empty_branch_is_ignored() -> None:
     # A = [], B = [7, 8]: 1/61 = 0.0163934426, 1/62 = 0.0161290323
-    check(RRF().fuse([ranked([]), ranked([7, 8])]), [7, 8], [0.0163934426, 0.0161290323])
+    check(RRF(k=60).fuse([ranked([]), ranked([7, 8])]), [7, 8], [0.0163934426, 0.0161290323])
 
 
 @pytest.mark.parametrize("fusion", [RRF(), Linear(), Linear(normalize="zscore"), DBSF()], ids=repr)
@@ -90,7 +90,7 @@ def test_all_branches_empty(fusion: RRF | Linear | DBSF) -> None:
 def test_rrf_disjoint_lists_interleave() -> None:
     # A = [1, 2], B = [3, 4]: 1 and 3 get 1/61, 2 and 4 get 1/62; ties by id
     check(
-        RRF().fuse([ranked([1, 2]), ranked([3, 4])]),
+        RRF(k=60).fuse([ranked([1, 2]), ranked([3, 4])]),
         [1, 3, 2, 4],
         [0.0163934426, 0.0163934426, 0.0161290323, 0.0161290323],
     )
@@ -102,7 +102,7 @@ def test_rrf_three_branches() -> None:
     # id 2: 1/62 + 1/61 = 0.0325224749
     # id 3: 1/62 + 1/61 = 0.0325224749  (all tie: ids ascending)
     check(
-        RRF().fuse([ranked([1, 2]), ranked([2, 3]), ranked([3, 1])]),
+        RRF(k=60).fuse([ranked([1, 2]), ranked([2, 3]), ranked([3, 1])]),
         [1, 2, 3],
         [0.0325224749, 0.0325224749, 0.0325224749],
     )
@@ -248,7 +248,7 @@ def test_rrf_rejects_nan_k() -> None:
 
 
 def test_fusions_are_immutable_values() -> None:
-    assert RRF(k=60) == RRF()
+    assert RRF(k=20) == RRF()  # the default k
     assert Linear(0.3, "zscore") == Linear(alpha=0.3, normalize="zscore")
     with pytest.raises(AttributeError):
         RRF().k = 1  # type: ignore[misc]

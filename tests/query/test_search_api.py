@@ -264,8 +264,8 @@ def test_hybrid_result_columns_and_branch_values(table: hybrid.Table) -> None:
         assert (row["_bm25"] is None) == (row["_fts_rank"] is None)
         assert row["_distance"] is not None or row["_bm25"] is not None
         only_one += (row["_distance"] is None) != (row["_bm25"] is None)
-        # default fusion RRF(k=60): sum of 1 / (60 + rank) over the branches that found the row
-        expected = sum(1.0 / (60 + r) for r in (row["_vector_rank"], row["_fts_rank"]) if r is not None)
+        # default fusion RRF(k=20): sum of 1 / (20 + rank) over the branches that found the row
+        expected = sum(1.0 / (20 + r) for r in (row["_vector_rank"], row["_fts_rank"]) if r is not None)
         assert row["_score"] == pytest.approx(expected, rel=1e-12)
     assert only_one > 0  # the test data does produce single-branch rows
 
@@ -294,7 +294,7 @@ def test_second_vector_branch_is_suffixed(table: hybrid.Table) -> None:
     [top] = [r for r in result.to_pylist() if r["id"] == 3]
     # row 3 is first in both vector branches (its own vectors)
     assert top["_vector_rank"] == 1 and top["_vector_rank_title_vec"] == 1
-    assert top["_score"] == pytest.approx(2 / 61 + (1 / (60 + top["_fts_rank"]) if top["_fts_rank"] else 0.0))
+    assert top["_score"] == pytest.approx(2 / 21 + (1 / (20 + top["_fts_rank"]) if top["_fts_rank"] else 0.0))
     assert top["_distance"] == pytest.approx(0.0, abs=1e-5) and top["_distance_title_vec"] == pytest.approx(0, abs=1e-5)
     alone = table.search().vector(ROWS[3]["title_vec"], column="title_vec").select(["id"]).limit(10).to_arrow()
     got = {r["id"]: r["_vector_rank_title_vec"] for r in result.to_pylist() if r["_vector_rank_title_vec"] is not None}
@@ -685,7 +685,7 @@ def test_explain_lists_branches_indexes_filter_and_fusion(table: hybrid.Table) -
     post = table.search("apple").vector(ROWS[0]["vector"], column="vector").where("id > 3", prefilter=False)
     assert "applied after top-k (postfilter)" in post.explain()
     assert "branch vector on vector: HNSW vector:vector (ef=64)" in post.explain()
-    assert "fuse: RRF(k=60.0)" in post.explain()
+    assert "fuse: RRF(k=20.0), weights auto" in post.explain()
     reranked = table.search("apple").vector(ROWS[0]["vector"], column="vector").rerank(LengthReranker())
     assert "rerank: LengthReranker over the fused candidates" in reranked.explain()
     single = table.search("apple").explain()
