@@ -891,8 +891,12 @@ def big_indexes(tmp_path_factory: pytest.TempPathFactory) -> tuple[VectorIndex, 
     return vindex, tindex, phrase, queries
 
 
+@pytest.mark.slow
 def test_native_search_calls_release_the_gil(big_indexes: tuple[VectorIndex, FullTextIndex, Any, np.ndarray]) -> None:
     """Measured truth: hnswlib knn_query and tantivy Searcher.search both release the GIL.
+
+    A measurement, so it needs an idle machine: with other processes on the cores the
+    counting thread starves and the ratios mean nothing. Run with ``-m slow``.
 
     A pure-Python thread keeps counting while they run (ratio well above 0), unlike
     while a GIL-holding builtin such as sorted() runs (ratio ~0); so the executor's
