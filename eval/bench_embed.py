@@ -143,7 +143,7 @@ def token_stats(tokenizer: Any, texts: list[str], max_length: int, batch_size: i
 
 
 def parse_variant(spec: str) -> dict[str, Any]:
-    """``threads=1,batch_size=32`` -> {"threads": 1, "batch_size": 32} (ints, None, or strings)."""
+    """``threads=1,quantize=false`` -> {"threads": 1, "quantize": False} (ints, booleans, None, or strings)."""
     kw: dict[str, Any] = {}
     for part in spec.split(","):
         if not part.strip():
@@ -152,7 +152,11 @@ def parse_variant(spec: str) -> dict[str, Any]:
         if not sep:
             raise ValueError(f"--onnx-variant wants key=value[,key=value], got {spec!r}")
         value = value.strip()
-        kw[key.strip()] = None if value.lower() == "none" else int(value) if value.lstrip("-").isdigit() else value
+        words = {"none": None, "true": True, "false": False}
+        if value.lower() in words:
+            kw[key.strip()] = words[value.lower()]
+        else:
+            kw[key.strip()] = int(value) if value.lstrip("-").isdigit() else value
     return kw
 
 

