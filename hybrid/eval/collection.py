@@ -125,3 +125,66 @@ def from_objects(
     docs = {str(k): ({"title": "", "text": v} if isinstance(v, str) else dict(v)) for k, v in corpus.items()}
     judged = {str(q): {str(d): int(r) for d, r in rel.items()} for q, rel in qrels.items()}
     return Collection(name, docs, {str(k): v for k, v in queries.items()}, judged)
+
+
+def _pairs(source: Any, what: str, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """Rows of `columns` from a pyarrow table / hybrid Table / pandas frame (anything with ``to_arrow`` too)."""
+    import pyarrow as pa
+
+    if hasattr(source, "to_arrow") and not isinstance(source, pa.Table):
+        source = source.to_arrow()
+    elif not isinstance(source, pa.Table):
+        source = pa.Table.from_pandas(source) if hasattr(source, "to_numpy") else None
+    if source is None:
+        raise TypeError(f"{what}: expected a mapping, a path or a table")
+    missing = [c for c in columns if c not in source.column_names]
+    if missing:
+        raise ValueError(f"{what}: no column {missing[0]!r} (columns: {', '.join(source.column_names)})")
+    return list(zip(*(source.column(c).to_pylist() for c in columns)))
+
+
+def from_table(
+    corpus: Any,
+    queries: Mapping[str, str] | Any,
+    qrels: Mapping[str, Mapping[str, int]] | str | Path | Any,
+    *,
+    id_column: str = "id",
+    text_columns: Iterable[str] = ("text",),
+    title_column: str | None = None,
+    name: str = "custom",
+) -> Collection:
+    """A collection over your own data: the corpus from a hybrid Table (or pyarrow / pandas table).
+
+    `queries`: ``{query_id: text}`` or a table with ``query_id`` and ``text`` columns; `qrels`:
+    ``{query_id: {doc_id: relevance}}``, a qrels file (see `read_qrels`), or a table with
+    ``query_id``, ``doc_id`` and ``relevance`` columns. Document ids are `id_column` as strings;
+    the text is `text_columns` joined by a space.
+
+    Example:
+        >>> import pyarrow as pa
+        >>> docs = pa.table({"id": [1, 2], "text": ["cats purr", "dogs bark"]})
+        >>> judged = pa.table({"query_id": ["q"], "doc_id": ["2"], "relevance": [1]})
+        >>> from_table(docs, {"q": "barking"}, judged).qrels
+        {'q': {'2': 1}}
+    """
+    texts = tuple(text_columns)
+    wanted = (id_column, *texts, *((title_column,) if title_column else ()))
+    docs: dict[str, dict[str, str]] = {}
+    for row in _pairs(corpus, "corpus", wanted):
+        body = " ".join(str(v) for v in row[1 : 1 + len(texts)] if v)
+        docs[str(row[0])] = {"title": str(row[-1] or "") if title_column else "", "text": body}
+    if not isinstance(queries, Mapping):
+        queries = {str(q): str(t) for q, t in _pairs(queries, "queries", ("query_id", "text"))}
+    if isinstance(qrels, (str, Path)):
+        judged: Mapping[str, Mapping[str, int]] = read_qrels(qrels)
+    elif isinstance(qrels, Mapping):
+        judged = qrels
+    else:
+        table: Qrels = {}
+        for q, d, r in _pairs(qrels, "qrels", ("query_id", "doc_id", "relevance")):
+            table.setdefault(str(q), {})[str(d)] = int(r)
+        judged = table
+    unknown = sorted({d for rel in judged.values() for d in rel} - set(docs))
+    if unknown:
+        raise ValueError(f"{name}: {len(unknown)} judged documents are not in the corpus (e.g. {unknown[0]!r})")
+    return from_objects(docs, queries, judged, name)

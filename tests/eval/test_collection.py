@@ -52,3 +52,27 @@ def test_from_objects_checks_judged_queries_have_text() -> None:
     assert c.corpus["a"] == {"title": "", "text": "alpha text"}
     with pytest.raises(ValueError, match="no text"):
         from_objects({"a": "x"}, {}, {"q": {"a": 1}})
+
+
+def test_from_table_reads_a_hybrid_table_and_judgment_tables(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    import hybrid
+    from hybrid.eval import from_table
+
+    db = hybrid.connect(tmp_path / "db")
+    docs = db.create_table(
+        "docs", [{"id": 7, "title": "Cats", "body": "Cats purr."}, {"id": 9, "title": "Dogs", "body": "Dogs bark."}]
+    )
+    queries = pa.table({"query_id": ["q1", "q2"], "text": ["purring", "barking"]})
+    judged = pa.table({"query_id": ["q1", "q2"], "doc_id": ["7", "9"], "relevance": [2, 1]})
+    c = from_table(docs, queries, judged, text_columns=["body"], title_column="title", name="mine")
+    assert c.corpus == {"7": {"title": "Cats", "text": "Cats purr."}, "9": {"title": "Dogs", "text": "Dogs bark."}}
+    assert c.judged_queries == {"q1": "purring", "q2": "barking"} and c.qrels == {"q1": {"7": 2}, "q2": {"9": 1}}
+    qrels_file = tmp_path / "qrels.tsv"
+    qrels_file.write_text("query-id\tcorpus-id\tscore\nq1\t7\t1\n")
+    assert from_table(docs, {"q1": "purring"}, qrels_file, text_columns=["body"]).qrels == {"q1": {"7": 1}}
+    with pytest.raises(ValueError, match="no column 'text'"):
+        from_table(docs, {"q1": "purring"}, qrels_file)
+    with pytest.raises(ValueError, match="not in the corpus"):
+        from_table(docs, {"q1": "purring"}, {"q1": {"8": 1}}, text_columns=["body"])
