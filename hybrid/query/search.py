@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -179,6 +180,21 @@ class Query:
     def to_polars(self) -> polars.DataFrame:
         pl: Any = require("polars", "polars")
         return pl.from_arrow(self.to_arrow())
+
+    async def ato_arrow(self) -> pa.Table:
+        """`to_arrow` in a worker thread, so an event loop keeps serving while the search runs."""
+        return await asyncio.to_thread(self.to_arrow)
+
+    async def ato_list(self) -> list[dict[str, Any]]:
+        """`to_list` in a worker thread.
+
+        >>> import asyncio, hybrid, tempfile
+        >>> t = hybrid.connect(tempfile.mkdtemp()).create_table("t", [{"id": 1, "text": "rotate keys"}])
+        >>> _ = t.create_fts_index("text")
+        >>> [r["id"] for r in asyncio.run(t.search("keys").ato_list())]
+        [1]
+        """
+        return (await self.ato_arrow()).to_pylist()
 
 
 def as_vector(v: Any) -> np.ndarray:

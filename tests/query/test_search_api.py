@@ -985,3 +985,16 @@ def test_custom_ef_does_not_leak_into_concurrent_searches(
         stop.set()
         thread.join()
     assert wrong == 0, f"{wrong} of {10 * len(qs)} default-ef searches saw another thread's ef"
+
+
+def test_async_results_equal_sync_and_run_concurrently(table: hybrid.Table) -> None:
+    import asyncio
+
+    queries = [table.search(w, query_type="fts").where(f"category = '{c}'").limit(5) for w in WORDS[:4] for c in "ab"]
+
+    async def gather() -> list[list[dict[str, Any]]]:
+        return await asyncio.gather(*(q.ato_list() for q in queries))
+
+    assert asyncio.run(gather()) == [q.to_list() for q in queries]
+    with pytest.raises(hybrid.FilterError):
+        asyncio.run(table.search("apple").where("no_such_column = 1").ato_list())
