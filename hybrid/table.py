@@ -558,8 +558,14 @@ class Table:
         return out
 
     def checkout(self, version: int | str) -> Table:
-        """A read-only view of `version` (a number or a tag); this table object is unchanged."""
-        return Table(self._root, pinned=self._log.load(self._log.resolve(version)))
+        """A read-only view of `version` (a number or a tag); this table object is unchanged.
+
+        The view shares this table's caches of mapped files and loaded indexes (both immutable),
+        so checking out each new version to read it consistently costs no reloading.
+        """
+        view = Table(self._root, pinned=self._log.load(self._log.resolve(version)))
+        view._cache, view._search = self._cache, self._search
+        return view
 
     def tag(self, name: str, version: int | None = None) -> None:
         """Name a version (default: the current one); tagged versions survive cleanup."""

@@ -217,3 +217,35 @@ def test_rows_may_bring_columns_the_first_row_lacks(db: hybrid.Database) -> None
 
 def test_take_and_search_without_columns(docs: hybrid.Table) -> None:
     assert docs.take([3, 1], columns=[]).to_pylist() == [{"_rowid": 3}, {"_rowid": 1}]
+
+
+def test_threads_sharing_a_table_read_while_it_grows(db: hybrid.Database) -> None:
+    """Readers on one Table object never see a version that does not exist yet, nor go back in time."""
+    import threading
+
+    table = db.create_table("shared", make_rows(range(5)))
+    reader = db.open_table("shared")
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        last = 0
+        try:
+            while not done.is_set():
+                version = reader.version
+                assert version >= last
+                last = version
+                assert reader.checkout(version).count_rows() == 5 + (version - 1)
+        except BaseException as exc:  # noqa: BLE001 - collected and re-raised by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(6)]
+    for th in threads:
+        th.start()
+    for i in range(40):
+        table.add(make_rows([100 + i]))
+    done.set()
+    for th in threads:
+        th.join()
+    assert not errors, errors[0]
+    assert reader.version == 41

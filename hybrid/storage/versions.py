@@ -46,16 +46,16 @@ class VersionLog:
 
     def latest_version(self) -> int:
         """The newest published version (0 when the table has none)."""
-        if self._latest_seen == 0:
+        # Work on a local copy and publish once: threads sharing this log may race here, and an
+        # increment of the shared counter between two of them could step past the newest file.
+        seen = self._latest_seen
+        if seen == 0 or not self._path(seen).exists():  # first look, or cleaned up / dropped since
             versions = self.list_versions()
-            self._latest_seen = versions[-1] if versions else 0
-        elif not self._path(self._latest_seen).exists():
-            # Our last-known version was cleaned up or the table was dropped.
-            versions = self.list_versions()
-            self._latest_seen = versions[-1] if versions else 0
-        while self._latest_seen and self._path(self._latest_seen + 1).exists():
-            self._latest_seen += 1
-        return self._latest_seen
+            seen = versions[-1] if versions else 0
+        while seen and self._path(seen + 1).exists():
+            seen += 1
+        self._latest_seen = seen
+        return seen
 
     def load(self, version: int) -> Manifest:
         """The manifest of `version`; the newest one read is cached (manifests never change)."""
