@@ -51,19 +51,39 @@ def top_k(ids: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
 
 
 class SharedLock:
-    """Many holders of `shared()` at once, or one holder of `exclusive()`."""
+    """Many holders of `shared()` at once, or one holder of `exclusive()`; phase-fair.
+
+    Neither side can starve the other: a reader that arrives while a writer waits lets the
+    writer go first, and readers waiting when a writer leaves all enter before the next
+    writer. (Without this a thread taking `exclusive()` in a loop kept every reader out.)
+
+    >>> lock = SharedLock()
+    >>> with lock.shared(), lock.shared():
+    ...     pass
+    >>> with lock.exclusive():
+    ...     pass
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._readers = 0
         self._writer = False
+        self._readers_waiting = 0
+        self._writers_waiting = 0
+        self._readers_turn = False
 
     @contextmanager
     def shared(self) -> Iterator[None]:
         with self._cond:
-            while self._writer:
-                self._cond.wait()
+            self._readers_waiting += 1
+            try:
+                while self._writer or (self._writers_waiting and not self._readers_turn):
+                    self._cond.wait()
+            finally:
+                self._readers_waiting -= 1
             self._readers += 1
+            if not self._readers_waiting:
+                self._readers_turn = False
         try:
             yield
         finally:
@@ -74,14 +94,19 @@ class SharedLock:
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         with self._cond:
-            while self._writer or self._readers:
-                self._cond.wait()
+            self._writers_waiting += 1
+            try:
+                while self._writer or self._readers or (self._readers_turn and self._readers_waiting):
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
             self._writer = True
         try:
             yield
         finally:
             with self._cond:
                 self._writer = False
+                self._readers_turn = self._readers_waiting > 0
                 self._cond.notify_all()
 
 
