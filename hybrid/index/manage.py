@@ -56,16 +56,28 @@ class SearchCache:
     filters: dict[tuple[int, str], Any] = field(default_factory=dict)
     calibrations: dict[tuple[str, ...], Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    making: dict[tuple[int, Any], threading.Lock] = field(default_factory=dict)
 
     def get(self, key: Any, store: dict[Any, Any], make: Callable[[], Any], keep: int = 8) -> Any:
+        """`store[key]`, made by `make()` on a miss. Concurrent misses of one key make it once:
+        the others wait for that result (64 clients missing a calibration at once each ran it)."""
         with self.lock:
             if key in store:
                 return store[key]
-        value = make()
-        with self.lock:
-            if len(store) >= keep and key not in store:
-                store.pop(next(iter(store)))
-            store[key] = value
+            gate = self.making.setdefault((id(store), key), threading.Lock())
+        with gate:
+            with self.lock:
+                if key in store:
+                    return store[key]
+            try:
+                value = make()
+                with self.lock:
+                    if len(store) >= keep and key not in store:
+                        store.pop(next(iter(store)))
+                    store[key] = value
+            finally:
+                with self.lock:
+                    self.making.pop((id(store), key), None)
         return value
 
     def live_ids(self, snap: Snapshot) -> np.ndarray:
