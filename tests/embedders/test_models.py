@@ -68,6 +68,10 @@ def test_onnx_quantizes_once_to_integer_matmuls(
     assert not has_integer_matmuls(source)  # the packaged file computes in fp32
     quantized = dynamic_int8(source)
     assert quantized.is_relative_to(tmp_path) and has_integer_matmuls(quantized)
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(quantized)).graph.node]
+    assert "IsNaN" not in ops and ops.count("Where") == 1  # the six softmax NaN guards are gone, the mask stays
     stamp = quantized.stat().st_mtime_ns
     assert dynamic_int8(source) == quantized and quantized.stat().st_mtime_ns == stamp  # cached, not redone
     assert dynamic_int8(quantized) == quantized  # already integer: left as it is
