@@ -56,11 +56,9 @@ import collections  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import shlex  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 import traceback  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -71,7 +69,15 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the storage benchmark's helpers
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # `hybrid` from this checkout
 
-from bench_storage import fmt, git_info, log, mem_total_bytes, now, peak_rss_mb, pkg_version  # noqa: E402
+from bench_storage import (  # noqa: E402
+    fmt,
+    log,
+    mem_total_bytes,
+    now,
+    peak_rss_mb,
+    pkg_version,
+    run_and_report,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = os.environ.get("HYBRID_DATA", str(REPO.parent / "shared" / "data"))
@@ -792,36 +798,15 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as exc:
             ap.error(str(exc))
 
-    meta = {
-        "command": " ".join(
-            shlex.quote(x)
-            for x in [Path(sys.executable).name] + sys.argv[:1] + (argv if argv is not None else sys.argv[1:])
-        ),
-        "cwd": os.getcwd(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "loadavg_at_start": os.getloadavg(),
-        "args": vars(args),
-        "machine": machine_info(),
-        "git": git_info(),
-    }
-    res = run(args)
-    meta["loadavg_at_end"] = os.getloadavg()
-    out = {
-        "meta": meta,
-        "results": res,
-        "targets": [dict(zip(("target", "result", "figures"), t)) for t in targets(res)],
-    }
-
-    rd = Path(args.results_dir)
-    rd.mkdir(parents=True, exist_ok=True)
-    (rd / f"{args.name}.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
-    (rd / f"{args.name}.md").write_text(render_md(res, meta))
-
-    print()
-    print(render_table(res))
-    print()
-    for t, r, f in targets(res):
-        print(f"  {r:4}  {t}   [{f}]")
+    res, rd = run_and_report(
+        args,
+        argv,
+        run,
+        machine_info=machine_info,
+        targets=targets,
+        render_md=render_md,
+        tables=lambda r: [render_table(r)],
+    )
     if res.get("errors"):
         print("\nerrors:")
         for what, msg in res["errors"].items():

@@ -73,14 +73,11 @@ os.environ.setdefault("LANCEDB_LOG", "error")
 import argparse  # noqa: E402
 import gc  # noqa: E402
 import io  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
-import shlex  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 import traceback  # noqa: E402
 import warnings  # noqa: E402
 from collections import Counter  # noqa: E402
@@ -103,13 +100,13 @@ from bench_storage import (  # noqa: E402
     dir_bytes,
     fmt,
     get,
-    git_info,
     log,
     mem_total_bytes,
     now,
     peak_rss_mb,
     pkg_version,
     ratio,
+    run_and_report,
     warm_page_cache,
 )
 
@@ -1418,38 +1415,17 @@ def main(argv=None):
     if args.lance_cpu_threads is not None:
         os.environ["LANCE_CPU_THREADS"] = str(args.lance_cpu_threads)
 
-    meta = {
-        "command": " ".join(
-            shlex.quote(x)
-            for x in [Path(sys.executable).name] + sys.argv[:1] + (argv if argv is not None else sys.argv[1:])
-        ),
-        "cwd": os.getcwd(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "loadavg_at_start": os.getloadavg(),
-        "args": vars(args),
-        "thread_env": {k: os.environ.get(k) for k in (*_THREAD_VARS, "LANCE_CPU_THREADS") if os.environ.get(k)},
-        "machine": machine_info(),
-        "git": git_info(),
-    }
-    res = run(args)
-    meta["loadavg_at_end"] = os.getloadavg()
-    out = {
-        "meta": meta,
-        "results": res,
-        "targets": [dict(zip(("target", "result", "figures"), t, strict=True)) for t in targets(res)],
-    }
-    rd = Path(args.results_dir)
-    rd.mkdir(parents=True, exist_ok=True)
-    (rd / f"{args.name}.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
-    (rd / f"{args.name}.md").write_text(render_md(res, meta))
-
-    print()
-    print(render_table(res))
-    print()
-    print(render_build(res))
-    print()
-    for t, r, f in targets(res):
-        print(f"  {r:4}  {t}   [{f}]")
+    thread_env = {k: os.environ.get(k) for k in (*_THREAD_VARS, "LANCE_CPU_THREADS") if os.environ.get(k)}
+    res, rd = run_and_report(
+        args,
+        argv,
+        run,
+        machine_info=machine_info,
+        targets=targets,
+        render_md=render_md,
+        tables=lambda r: [render_table(r), render_build(r)],
+        extra_meta={"thread_env": thread_env},
+    )
     if res.get("errors"):
         print("\nerrors:")
         for s, e in res["errors"].items():

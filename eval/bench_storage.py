@@ -1171,6 +1171,53 @@ def git_info() -> dict[str, Any] | None:
     return {"commit": head.stdout.strip(), "hybrid_dir_has_uncommitted_changes": bool(dirty.stdout.strip())}
 
 
+def run_and_report(
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    run: Callable[[argparse.Namespace], dict[str, Any]],
+    *,
+    machine_info: Callable[[], dict[str, Any]],
+    targets: Callable[[dict[str, Any]], list[tuple[str, str, str]]],
+    render_md: Callable[[dict[str, Any], dict[str, Any]], str],
+    tables: Callable[[dict[str, Any]], list[str]],
+    extra_meta: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], Path]:
+    """The benchmarks' shared frame: record the command, machine, git state and load, `run`, write
+    ``<results-dir>/<name>.json`` and ``.md``, print the `tables` and the targets; returns the results
+    and the results folder."""
+    meta = {
+        "command": " ".join(
+            shlex.quote(x)
+            for x in [Path(sys.executable).name] + sys.argv[:1] + (argv if argv is not None else sys.argv[1:])
+        ),
+        "cwd": os.getcwd(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "loadavg_at_start": os.getloadavg(),
+        "args": vars(args),
+        **(extra_meta or {}),
+        "machine": machine_info(),
+        "git": git_info(),
+    }
+    res = run(args)
+    meta["loadavg_at_end"] = os.getloadavg()
+    out = {
+        "meta": meta,
+        "results": res,
+        "targets": [dict(zip(("target", "result", "figures"), t, strict=True)) for t in targets(res)],
+    }
+    rd = Path(args.results_dir)
+    rd.mkdir(parents=True, exist_ok=True)
+    (rd / f"{args.name}.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
+    (rd / f"{args.name}.md").write_text(render_md(res, meta))
+    for table in tables(res):
+        print()
+        print(table)
+    print()
+    for t, r, f in targets(res):
+        print(f"  {r:4}  {t}   [{f}]")
+    return res, rd
+
+
 def machine_info() -> dict[str, Any]:
     mem = mem_total_bytes()
     versions = {}
@@ -1226,36 +1273,15 @@ def main(argv=None):
     if bad:
         ap.error(f"unknown stores {sorted(bad)}")
 
-    meta = {
-        "command": " ".join(
-            shlex.quote(x)
-            for x in [Path(sys.executable).name] + sys.argv[:1] + (argv if argv is not None else sys.argv[1:])
-        ),
-        "cwd": os.getcwd(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "loadavg_at_start": os.getloadavg(),
-        "args": vars(args),
-        "machine": machine_info(),
-        "git": git_info(),
-    }
-    res = run(args)
-    meta["loadavg_at_end"] = os.getloadavg()
-    out = {
-        "meta": meta,
-        "results": res,
-        "targets": [dict(zip(("target", "result", "figures"), t)) for t in targets(res)],
-    }
-
-    rd = Path(args.results_dir)
-    rd.mkdir(parents=True, exist_ok=True)
-    (rd / f"{args.name}.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
-    (rd / f"{args.name}.md").write_text(render_md(res, meta))
-
-    print()
-    print(render_table(res))
-    print()
-    for t, r, f in targets(res):
-        print(f"  {r:4}  {t}   [{f}]")
+    res, rd = run_and_report(
+        args,
+        argv,
+        run,
+        machine_info=machine_info,
+        targets=targets,
+        render_md=render_md,
+        tables=lambda r: [render_table(r)],
+    )
     if res.get("errors"):
         print("\nerrors:")
         for s, e in res["errors"].items():
