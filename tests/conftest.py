@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,3 +47,41 @@ def make_rows(ids: range | list[int], dim: int = 4, seed: int = 0) -> list[dict]
 @pytest.fixture
 def docs(db: hybrid.Database) -> hybrid.Table:
     return db.create_table("docs", make_rows(range(20)))
+
+
+@dataclass
+class ChatEndpoint:
+    """A real OpenAI-compatible ``/chat/completions`` server on loopback that answers `reply`
+    and records every request (path, Authorization header, JSON body)."""
+
+    url: str
+    reply: str
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+
+@pytest.fixture
+def chat_endpoint() -> Iterator[ChatEndpoint]:
+    endpoint = ChatEndpoint("", "Every 90 days [1].")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            endpoint.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+            answer = json.dumps({"choices": [{"message": {"role": "assistant", "content": endpoint.reply}}]})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer.encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    endpoint.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield endpoint
+    finally:
+        server.shutdown()
+        server.server_close()

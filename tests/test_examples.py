@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from tests.conftest import ChatEndpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAT = ROOT / "examples" / "chat_with_docs" / "chat.py"
@@ -101,47 +98,18 @@ def test_chat_errors_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2 and "no table 'docs'" in done.stderr and "Traceback" not in done.stderr
 
 
-class _FakeLLM(BaseHTTPRequestHandler):
-    requests: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        _FakeLLM.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-        reply = json.dumps({"choices": [{"message": {"role": "assistant", "content": "Use CONCURRENTLY [1]."}}]})
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply.encode())
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def fake_llm() -> Iterator[str]:
-    _FakeLLM.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeLLM)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_chat_asks_an_openai_compatible_endpoint_with_the_numbered_passages(
-    docs: Path, tmp_path: Path, fake_llm: str
+    docs: Path, tmp_path: Path, chat_endpoint: ChatEndpoint
 ) -> None:
+    chat_endpoint.reply = "Use CONCURRENTLY [1]."
     done = chat(
         "--docs", str(docs), "--db", str(tmp_path / "db"), "--embedder", "hashing", "--limit", "2",
         "-q", "how do I create an index concurrently?", "--model", "tiny-model",
-        OPENAI_BASE_URL=fake_llm, OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=chat_endpoint.url, OPENAI_API_KEY="sk-test",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "answer (tiny-model):" in done.stdout and "Use CONCURRENTLY [1]." in done.stdout
-    (request,) = _FakeLLM.requests
+    (request,) = chat_endpoint.requests
     assert request["path"] == "/v1/chat/completions" and request["auth"] == "Bearer sk-test"
     assert request["body"]["model"] == "tiny-model"
     prompt = request["body"]["messages"][-1]["content"]

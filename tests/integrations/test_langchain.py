@@ -5,12 +5,9 @@ deletes, reopening, relevance scores, MMR, index upkeep and the RAG example."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,7 @@ from hybrid.integrations import langchain as lc  # noqa: E402
 from hybrid.integrations.langchain import HybridEmbeddings, HybridVectorStore  # noqa: E402
 from hybrid.query.fusion import RRF  # noqa: E402
 from hybrid.rerankers import CallableReranker  # noqa: E402
+from tests.conftest import ChatEndpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -553,33 +551,13 @@ def test_rag_example_runs_offline_and_prints_the_prompt(tmp_path: Path) -> None:
     assert "[1] Rotate API keys every 90 days" in prompt and "Question: How often should API keys be rotated?" in prompt
 
 
-def test_rag_example_generates_with_an_openai_compatible_endpoint(tmp_path: Path) -> None:
-    received: list[tuple[str, str, dict[str, Any]]] = []
-
-    class Endpoint(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server API
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            received.append((self.path, self.headers["Authorization"], body))
-            reply = json.dumps({"choices": [{"message": {"role": "assistant", "content": "Every 90 days [1]."}}]})
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply.encode())
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Endpoint)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        env = {"OPENAI_BASE_URL": f"http://127.0.0.1:{server.server_port}/v1", "OPENAI_API_KEY": "test-key"}
-        out = _run_example(tmp_path, "--topic", "databases", "--k", "1", "--embedder", "hashing", env=env)
-    finally:
-        server.shutdown()
+def test_rag_example_generates_with_an_openai_compatible_endpoint(tmp_path: Path, chat_endpoint: ChatEndpoint) -> None:
+    env = {"OPENAI_BASE_URL": chat_endpoint.url, "OPENAI_API_KEY": "test-key"}
+    out = _run_example(tmp_path, "--topic", "databases", "--k", "1", "--embedder", "hashing", env=env)
     assert "topic = 'databases':\n  key-value" in out
     assert out.rstrip().endswith("answer:\nEvery 90 days [1].")
-    [(path, auth, body)] = received
+    [request] = chat_endpoint.requests
+    path, auth, body = request["path"], request["auth"], request["body"]
     assert path == "/v1/chat/completions" and auth == "Bearer test-key"
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
     assert "[1] A key-value store" in body["messages"][1]["content"]
