@@ -254,25 +254,6 @@ def print_report(console: Console, report: IngestReport, max_skipped: int = 30) 
         console.print(f"  ... and {len(report.skipped) - max_skipped} more skipped (--max-skipped to list them)")
 
 
-def _ingest_with_progress(
-    console: Console, db: Database, table: str, paths: Sequence[Path], **kwargs: Any
-) -> IngestReport:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from hybrid.ingest.pipeline import ingest
-
-    columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        return ingest(db, table, paths, progress=progress, **kwargs)
-
-
 # -- commands -------------------------------------------------------------------------------
 
 
@@ -296,6 +277,7 @@ def ingest_command(
     from rich.console import Console
 
     from hybrid.ingest import Chunker, LoadOptions
+    from hybrid.ingest.progress import ingest_with_progress
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     console = Console(stderr=True)
@@ -304,7 +286,7 @@ def ingest_command(
     with _user_errors():
         chunker = Chunker(size=chunk_size, overlap=overlap, unit=unit.value)
         database = _connect(db)
-        report = _ingest_with_progress(
+        report = ingest_with_progress(
             console,
             database,
             table,
@@ -383,6 +365,7 @@ def demo_command(
 
     from hybrid.ingest import Chunker
     from hybrid.ingest.demo import DEMO_QUERIES, write_demo_docs
+    from hybrid.ingest.progress import ingest_with_progress
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     console = Console()
@@ -392,7 +375,7 @@ def demo_command(
         database.drop_table("demo", missing_ok=True)
         model = _embedder(embedder or _demo_embedder(), "{}")
         console.print(f"[bold]hybrid demo[/bold]: {len(list(docs.iterdir()))} documents in {docs}, embedder {model!r}")
-        report = _ingest_with_progress(
+        report = ingest_with_progress(
             _stderr(), database, "demo", [docs], embedder=model, chunker=Chunker(size=300, overlap=40)
         )
         print_report(console, report)

@@ -28,12 +28,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never ask a
 
 from rich.console import Console  # noqa: E402
 from rich.markup import escape  # noqa: E402
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.text import Text  # noqa: E402
 
 import hybrid  # noqa: E402
 from hybrid.embedders import create  # noqa: E402
-from hybrid.ingest import Chunker, IngestReport, ingest, snippet, table_analyzer  # noqa: E402
+from hybrid.ingest import Chunker, IngestReport, snippet, table_analyzer  # noqa: E402
+from hybrid.ingest.progress import ingest_with_progress  # noqa: E402
 from hybrid.table import Table  # noqa: E402
 
 SYSTEM_PROMPT = (
@@ -82,25 +82,9 @@ def llm_from(args: argparse.Namespace, console: Console) -> LLM | None:
 
 
 def ingest_docs(console: Console, db: hybrid.Database, args: argparse.Namespace) -> IngestReport:
-    columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     embedder = None if args.table in db else create(args.embedder)
-    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        return ingest(
-            db,
-            args.table,
-            [args.docs],
-            embedder=embedder,
-            chunker=Chunker(size=args.chunk_size, overlap=args.overlap),
-            prune=True,
-            progress=progress,
-        )
+    chunker = Chunker(size=args.chunk_size, overlap=args.overlap)
+    return ingest_with_progress(console, db, args.table, [args.docs], embedder=embedder, chunker=chunker, prune=True)
 
 
 def retrieve(table: Table, question: str, limit: int, search_type: str) -> list[dict[str, Any]]:
