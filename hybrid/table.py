@@ -486,21 +486,43 @@ class Table:
         self,
         columns: str | Sequence[str],
         *,
-        language: str = "en",
+        language: str = "auto",
         stem: bool = True,
         stop_words: bool = True,
         lowercase: bool = True,
-        ascii_folding: bool = True,
+        ascii_folding: bool | None = None,
         tokenizer: Tokenizer = "default",
         ngram_min: int = 2,
         ngram_max: int = 3,
+        identifiers: bool = True,
+        scoring: Literal["bm25f", "fields"] = "bm25f",
+        weights: Mapping[str, int] | None = None,
         name: str = "fts",
         replace: bool = False,
     ) -> Commit:
-        """Build a tantivy BM25 index over string `columns` (Chinese: ``tokenizer="jieba"`` or ``"cjk"``)."""
+        """Build a tantivy BM25 index over string `columns`.
+
+        `language` is an ISO 639-1 code ("en", "de", ...), "multi" (language-neutral analysis)
+        or "auto" (default): detected from a sample of the columns and recorded with the index
+        (``index_stats()["language_detection"]``); see `hybrid.index.analyzer` for what each
+        language gets. Several columns are scored as BM25F (``scoring="bm25f"``, `weights`
+        repeats a column's text, e.g. ``{"title": 2}``) or column by column and summed
+        (``scoring="fields"``). Chinese can also use ``tokenizer="jieba"``.
+        """
         cols = [columns] if isinstance(columns, str) else list(columns)
-        analyzer = Analyzer(language, stem, stop_words, lowercase, ascii_folding, tokenizer, ngram_min, ngram_max)
-        return manage.create_fts_index(self, cols, analyzer, name, replace)
+        if scoring not in ("bm25f", "fields"):
+            raise ValueError(f"scoring must be 'bm25f' or 'fields', got {scoring!r}")
+        if scoring == "fields" and weights:
+            raise ValueError("weights apply to scoring='bm25f'; with scoring='fields' boost columns at query time")
+
+        def analyzer_for(lang: str) -> Analyzer:
+            return Analyzer(
+                lang, stem, stop_words, lowercase, ascii_folding, tokenizer, ngram_min, ngram_max, identifiers
+            )
+
+        analyzer = analyzer_for if language == "auto" else analyzer_for(language)
+        bm25f = dict(weights or {}) if scoring == "bm25f" else None
+        return manage.create_fts_index(self, cols, analyzer, name, replace, bm25f)
 
     def create_vector_index(
         self,

@@ -1,11 +1,33 @@
 """Text analysis shared by indexing and querying, so both see the same tokens.
 
-Latin-script text goes through tantivy's own analyzer chain (split on
-non-alphanumerics, drop tokens over 40 bytes, lowercase, ASCII folding, stop
-words, stemming). Chinese text is segmented in Python first, since a run of
-Han characters is a single token to tantivy's default tokenizer: with jieba
-(``tokenizer="jieba"``, the ``zh`` extra) or as characters plus character
-bigrams (``tokenizer="cjk"``, no dependency).
+An `Analyzer` is stored with its index, so a reopened table (and every query)
+analyses text exactly as the index was built. The default chain (``version=2``):
+
+1. **Python pre-segmentation** (`Analyzer.prepare`): code identifiers such as
+   ``os.path.join``, ``snake_case`` or ``--dry-run`` keep their parts and gain the
+   joined form as one more term (``ospathjoin``), as Lucene's word-delimiter filter
+   does with ``catenateAll``; runs of scripts written without spaces (Han, kana,
+   Thai, Lao, Khmer, Myanmar) become their characters plus character bigrams
+   (``tokenizer="jieba"`` segments Chinese with jieba instead).
+2. **tantivy tokenizer**: words are runs of letters, combining marks and digits
+   (``[\\p{L}\\p{M}\\p{N}]``), so Indic vowel signs, virama and nukta stay inside
+   their word; a run longer than 40 characters is split into 40-character pieces,
+   never dropped.
+3. **Filters**: lower case; the language's stop words (English: Snowball's list,
+   see `hybrid.index.stopwords`; Danish ... Swedish: tantivy's Snowball lists);
+   the language's Snowball stemmer; ASCII folding *after* stemming and, by default,
+   for English only (folding strips Vietnamese tone marks and merges distinct
+   words in most languages; German, French or Spanish stemmers expect the accents).
+
+``language`` is an ISO 639-1 code. Languages with a Snowball stemmer in tantivy:
+ar da de el en es fi fr hu it nl no pt ro ru sv ta tr; stop words for those in
+`STOP_WORD_LANGUAGES`. Any other code (``hi``, ``th``, ``vi``, ``zh``, ...) and
+``"multi"`` (a table of mixed languages) get the language-neutral chain: script-
+aware tokens, lower case, no stemming, stop words or folding.
+
+Indexes built before this chain existed store no ``version`` and keep the old
+one (``version=1``: tantivy's simple tokenizer, tokens over 40 bytes dropped,
+folding before stemming, Lucene's English stop words).
 """
 
 from __future__ import annotations
@@ -18,37 +40,77 @@ from typing import Any, Literal
 import tantivy
 
 from hybrid.errors import require
+from hybrid.index import stopwords
 
 Tokenizer = Literal["default", "whitespace", "ngram", "jieba", "cjk", "raw"]
-_STEMMERS = {
+TOKENIZERS = ("default", "whitespace", "ngram", "jieba", "cjk", "raw")
+STEMMERS = {
     "en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian", "pt": "portuguese",
     "nl": "dutch", "sv": "swedish", "no": "norwegian", "da": "danish", "fi": "finnish", "ru": "russian",
     "hu": "hungarian", "ro": "romanian", "tr": "turkish", "ar": "arabic", "el": "greek", "ta": "tamil",
 }  # fmt: skip
-_STOPWORDS = {"english", "german", "french", "spanish", "italian", "portuguese", "dutch", "swedish",
-              "norwegian", "danish", "finnish", "russian", "hungarian"}  # fmt: skip
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+")
+"""ISO 639-1 code -> tantivy's Snowball stemmer."""
+STOP_WORD_LANGUAGES = frozenset({"en", "de", "fr", "es", "it", "pt", "nl", "sv", "no", "da", "fi", "ru", "hu"})
+MAX_TOKEN_CHARS = 40
+"""Longer runs of letters are split into pieces of this many characters."""
+CURRENT_VERSION = 2
 TANTIVY_NAME = "hybrid"
+
+_WORD = rf"[\p{{L}}\p{{M}}\p{{N}}]{{1,{MAX_TOKEN_CHARS}}}"
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+")
+# scripts written without spaces between words: Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar
+_UNSPACED = re.compile(
+    r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
+    r"\u0e00-\u0e7f\u0e80-\u0eff\u1780-\u17ff\u19e0-\u19ff\u1000-\u109f]+"
+)
+# a base character and the combining marks that belong to it (Thai, Lao, Khmer, Myanmar vowel signs, tones)
+_CLUSTER = re.compile(
+    r".[\u0e31\u0e34-\u0e3a\u0e47-\u0e4e\u0eb1\u0eb4-\u0ebc\u0ec8-\u0ece\u17b4-\u17d3\u17dd"
+    r"\u102b-\u103e\u1056-\u1059\u105e-\u1060\u1062-\u1064\u1067-\u106d\u1071-\u1074\u1082-\u108d"
+    r"\u108f\u109a-\u109d\u3099\u309a]*",
+    re.S,
+)
+_IDENTIFIER = re.compile(r"\w+(?:[._\-:/]+\w+)+")
+_DELIMITERS = re.compile(r"[._\-:/]+")
 
 
 @dataclass(frozen=True)
 class Analyzer:
-    """How text is turned into index terms; stored with the index so queries match."""
+    """How text is turned into index terms; stored with the index so queries match.
+
+    Example:
+        >>> Analyzer().terms("How do I call os.path.join on Windows?")
+        ['call', 'os', 'path', 'join', 'ospathjoin', 'window']
+        >>> Analyzer(language="de").terms("Die Häuser")
+        ['haus']
+    """
 
     language: str = "en"
     stem: bool = True
     stop_words: bool = True
     lowercase: bool = True
-    ascii_folding: bool = True
+    ascii_folding: bool | None = None
+    """None: the language's rule (English folds, other languages keep their accents)."""
     tokenizer: Tokenizer = "default"
     ngram_min: int = 2
     ngram_max: int = 3
+    identifiers: bool = True
+    """Also index the joined form of delimited identifiers (``os.path.join`` -> ``ospathjoin``)."""
+    version: int = CURRENT_VERSION
 
     def __post_init__(self) -> None:
-        if self.tokenizer not in ("default", "whitespace", "ngram", "jieba", "cjk", "raw"):
-            raise ValueError(f"unknown tokenizer {self.tokenizer!r}: use default, whitespace, ngram, jieba, cjk or raw")
+        if self.tokenizer not in TOKENIZERS:
+            raise ValueError(f"unknown tokenizer {self.tokenizer!r}: use {', '.join(TOKENIZERS)}")
         if self.tokenizer == "ngram" and not 0 < self.ngram_min <= self.ngram_max:
             raise ValueError(f"ngram sizes must satisfy 0 < min <= max, got {self.ngram_min}, {self.ngram_max}")
+        if self.language == "auto":
+            raise ValueError('language="auto" is resolved when an index is built: pass it to create_fts_index')
+        if not re.fullmatch(r"[a-z]{2,3}|multi", self.language):
+            raise ValueError(
+                f"unknown language {self.language!r}: use an ISO 639-1 code such as 'en' or 'de', 'multi' or 'auto'"
+            )
+        if self.version not in (1, CURRENT_VERSION):
+            raise ValueError(f"unknown analyzer version {self.version}")
         if self.tokenizer == "jieba":
             require("jieba", "zh")
 
@@ -57,11 +119,48 @@ class Analyzer:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> Analyzer:
-        return Analyzer(**d)
+        """The analyzer stored with an index; one stored without a version is the first chain."""
+        return Analyzer(**{"version": 1, **d})
+
+    @property
+    def folds(self) -> bool:
+        """Whether ASCII folding applies (explicit, else English only)."""
+        if self.ascii_folding is not None:
+            return self.ascii_folding
+        return self.version == 1 or self.language == "en"
+
+    @property
+    def stemmer(self) -> str | None:
+        """tantivy's stemmer for this analyzer, if it stems."""
+        return STEMMERS.get(self.language) if self.stem else None
 
     @cached_property
     def tantivy_analyzer(self) -> tantivy.TextAnalyzer:
         """The analyzer registered with tantivy (after any Python pre-segmentation)."""
+        if self.version == 1:
+            return self._first_chain()
+        if self.tokenizer == "raw":
+            builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw())
+        elif self.tokenizer == "ngram":
+            builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.ngram(self.ngram_min, self.ngram_max, False))
+        elif self.tokenizer == "whitespace":
+            builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(rf"\S{{1,{MAX_TOKEN_CHARS}}}"))
+        else:
+            builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(_WORD))
+        if self.lowercase:
+            builder = builder.filter(tantivy.Filter.lowercase())
+        if self.tokenizer in ("default", "whitespace", "jieba", "cjk"):
+            if self.stop_words and self.language == "en":
+                builder = builder.filter(tantivy.Filter.custom_stopword(sorted(stopwords.ENGLISH)))
+            elif self.stop_words and self.language in STOP_WORD_LANGUAGES:
+                builder = builder.filter(tantivy.Filter.stopword(STEMMERS[self.language]))
+            if self.stemmer is not None:
+                builder = builder.filter(tantivy.Filter.stemmer(self.stemmer))
+        if self.folds:
+            builder = builder.filter(tantivy.Filter.ascii_fold())
+        return builder.build()
+
+    def _first_chain(self) -> tantivy.TextAnalyzer:
         if self.tokenizer == "raw":
             builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw())
         elif self.tokenizer == "ngram":
@@ -73,24 +172,30 @@ class Analyzer:
         builder = builder.filter(tantivy.Filter.remove_long(40))
         if self.lowercase:
             builder = builder.filter(tantivy.Filter.lowercase())
-        if self.ascii_folding:
+        if self.folds:
             builder = builder.filter(tantivy.Filter.ascii_fold())
         if self.tokenizer in ("default", "whitespace"):
-            language = _STEMMERS.get(self.language, self.language)
-            if self.stop_words and language in _STOPWORDS:
+            language = STEMMERS.get(self.language, self.language)
+            if self.stop_words and self.language in STOP_WORD_LANGUAGES:
                 builder = builder.filter(tantivy.Filter.stopword(language))
-            if self.stem and language in _STEMMERS.values():
+            if self.stem and language in STEMMERS.values():
                 builder = builder.filter(tantivy.Filter.stemmer(language))
         return builder.build()
 
     def prepare(self, text: str) -> str:
-        """Text as handed to tantivy: Chinese segmented into space-separated tokens."""
+        """Text as handed to tantivy: identifiers joined, unspaced scripts cut into characters and bigrams."""
+        if self.tokenizer in ("raw", "ngram"):
+            return text
+        if self.version >= 2 and self.identifiers and ("." in text or "_" in text or "-" in text or ":" in text):
+            text = _IDENTIFIER.sub(_with_joined, text)
         if self.tokenizer == "jieba":
             import jieba
 
             return " ".join(t for t in jieba.cut_for_search(text) if t.strip())
         if self.tokenizer == "cjk":
-            return _HAN.sub(lambda m: " " + _chars_and_bigrams(m.group()) + " ", text)
+            return _HAN.sub(lambda m: " " + _units_and_bigrams(list(m.group())) + " ", text)
+        if self.version >= 2 and self.tokenizer == "default" and not text.isascii():
+            return _UNSPACED.sub(lambda m: " " + _units_and_bigrams(_CLUSTER.findall(m.group())) + " ", text)
         return text
 
     def terms(self, text: str) -> list[str]:
@@ -98,5 +203,9 @@ class Analyzer:
         return list(self.tantivy_analyzer.analyze(self.prepare(text)))
 
 
-def _chars_and_bigrams(run: str) -> str:
-    return " ".join([*run, *(run[i : i + 2] for i in range(len(run) - 1))])
+def _with_joined(m: re.Match[str]) -> str:
+    return f"{m.group()} {_DELIMITERS.sub('', m.group())}"
+
+
+def _units_and_bigrams(units: list[str]) -> str:
+    return " ".join([*units, *(units[i] + units[i + 1] for i in range(len(units) - 1))])

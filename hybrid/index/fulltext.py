@@ -1,4 +1,13 @@
-"""Full-text index on tantivy: BM25 over one or more text columns, `_rowid` as a fast field."""
+"""Full-text index on tantivy: BM25 over one or more text columns, `_rowid` as a fast field.
+
+Several columns are scored as BM25F by default: besides one field per column, the index
+holds a combined field where each column's text appears `weight` times, so term
+frequencies and lengths add up across columns with those weights before BM25's
+saturation and length normalisation (BM25F with integer field weights and one shared b).
+Summing separate per-column BM25 scores instead over-rewards a term that appears in
+every field. Query-time field boosts and ``column:`` query syntax use the per-column
+fields (``scoring="fields"`` builds only those).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +24,8 @@ from hybrid.index.analyzer import TANTIVY_NAME, Analyzer
 from hybrid.query.text import Boolean, Match, Phrase, QueryString, TextQuery
 
 ROWID_FIELD = "_rowid"
+COMBINED_FIELD = "fall"
+"""The BM25F field: every column's text, each repeated by its weight."""
 TERM_SET_MAX = 2_000
 """Allowed sets up to this size are pushed into tantivy as a term-set query; larger ones over-fetch."""
 
@@ -27,12 +38,20 @@ def field_names(columns: Sequence[str]) -> list[str]:
 class FullTextIndex:
     """A tantivy index over `columns` of a table (memory or a folder)."""
 
-    def __init__(self, index: tantivy.Index, columns: Sequence[str], analyzer: Analyzer) -> None:
+    def __init__(
+        self,
+        index: tantivy.Index,
+        columns: Sequence[str],
+        analyzer: Analyzer,
+        weights: Mapping[str, int] | None = None,
+    ) -> None:
         self._index = index
         self._schema = index.schema
         self.columns = list(columns)
         self.fields = field_names(columns)
         self.analyzer = analyzer
+        self.weights = dict(weights) if weights is not None and len(self.columns) > 1 else None
+        """Column weights of the BM25F field (None: columns are scored one by one and summed)."""
         index.register_tokenizer(TANTIVY_NAME, analyzer.tantivy_analyzer)
         self._searcher: tantivy.Searcher | None = None
         self._lock = threading.Lock()
@@ -40,10 +59,10 @@ class FullTextIndex:
     # -- building ---------------------------------------------------------------------
 
     @staticmethod
-    def _schema_for(columns: Sequence[str]) -> tantivy.Schema:
+    def _schema_for(columns: Sequence[str], combined: bool) -> tantivy.Schema:
         builder = tantivy.SchemaBuilder()
         builder.add_unsigned_field(ROWID_FIELD, stored=False, indexed=True, fast=True)
-        for name in field_names(columns):
+        for name in field_names(columns) + ([COMBINED_FIELD] if combined else []):
             builder.add_text_field(name, stored=False, tokenizer_name=TANTIVY_NAME, index_option="position")
         return builder.build()
 
@@ -54,25 +73,34 @@ class FullTextIndex:
         columns: Sequence[str],
         analyzer: Analyzer,
         batches: Iterable[tuple[np.ndarray, Mapping[str, Sequence[str | None]]]],
+        weights: Mapping[str, int] | None = None,
     ) -> FullTextIndex:
-        """Index (row ids, {column: texts}) batches into a new index at `path` (None: in memory)."""
-        schema = cls._schema_for(columns)
+        """Index (row ids, {column: texts}) batches into a new index at `path` (None: in memory).
+
+        `weights` (column -> repeats in the BM25F field) builds the combined field when
+        there are several columns; None scores columns one by one.
+        """
+        combined = weights is not None and len(columns) > 1
+        schema = cls._schema_for(columns, combined)
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
         index = tantivy.Index(schema, path=str(path) if path is not None else None)
-        self = cls(index, columns, analyzer)
+        self = cls(index, columns, analyzer, weights)
         writer = index.writer(heap_size=200_000_000, num_threads=1)
         prepare = analyzer.prepare
-        fields = list(zip(self.fields, columns))
+        fields = [(f, c, int((weights or {}).get(c, 1))) for f, c in zip(self.fields, columns)]
         for rowids, texts in batches:
-            cols = [(f, texts[c]) for f, c in fields]
+            cols = [(f, texts[c], w) for f, c, w in fields]
             for i, rowid in enumerate(rowids.tolist()):
                 doc = tantivy.Document()
                 doc.add_unsigned(ROWID_FIELD, rowid)
-                for f, values in cols:
+                for f, values, w in cols:
                     value = values[i]
                     if value:
-                        doc.add_text(f, prepare(value))
+                        prepared = prepare(value)
+                        doc.add_text(f, prepared)
+                        for _ in range(w if combined else 0):
+                            doc.add_text(COMBINED_FIELD, prepared)
                 writer.add_document(doc)
         writer.commit()
         writer.wait_merging_threads()
@@ -80,8 +108,10 @@ class FullTextIndex:
         return self
 
     @classmethod
-    def open(cls, path: Path, columns: Sequence[str], analyzer: Analyzer) -> FullTextIndex:
-        return cls(tantivy.Index.open(str(path)), columns, analyzer)
+    def open(
+        cls, path: Path, columns: Sequence[str], analyzer: Analyzer, weights: Mapping[str, int] | None = None
+    ) -> FullTextIndex:
+        return cls(tantivy.Index.open(str(path)), columns, analyzer, weights)
 
     @property
     def searcher(self) -> tantivy.Searcher:
@@ -98,8 +128,14 @@ class FullTextIndex:
     # -- querying ---------------------------------------------------------------------
 
     def compile(self, query: TextQuery, boosts: Mapping[str, float] | None = None) -> tantivy.Query | None:
-        """The tantivy query for `query` over this index's columns (None: it has no terms)."""
-        weights = [(f, float((boosts or {}).get(c, 1.0))) for f, c in zip(self.fields, self.columns)]
+        """The tantivy query for `query` over this index's columns (None: it has no terms).
+
+        Without `boosts`, a BM25F index scores its combined field; boosts weigh per-column scores.
+        """
+        if self.weights is not None and not boosts:
+            weights = [(COMBINED_FIELD, 1.0)]
+        else:
+            weights = [(f, float((boosts or {}).get(c, 1.0))) for f, c in zip(self.fields, self.columns)]
         if isinstance(query, Match):
             counts = Counter(self.analyzer.terms(query.text))
             clauses = []

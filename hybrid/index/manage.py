@@ -26,6 +26,7 @@ from hybrid.index.catalog import (
     vector_column,
 )
 from hybrid.index.fulltext import FullTextIndex
+from hybrid.index.language import SAMPLE_DOCS, LanguageGuess, detect_language
 from hybrid.index.tail_bm25 import average_lengths
 from hybrid.index.vector import VectorIndex, check_metric, distances, top_k
 from hybrid.storage import transactions as tx
@@ -100,7 +101,10 @@ class SearchCache:
             folder = root / entry.path
             if entry.kind == "fts":
                 return FullTextIndex.open(
-                    folder / "tantivy", entry.columns, Analyzer.from_dict(entry.params["analyzer"])
+                    folder / "tantivy",
+                    entry.columns,
+                    Analyzer.from_dict(entry.params["analyzer"]),
+                    _renamed_weights(entry),
                 )
             dim = snap.schema.field(entry.columns[0]).type.list_size
             return VectorIndex.open(folder, dim, entry.params["metric"], entry.params["ef_search"])
@@ -130,20 +134,63 @@ def _check_name(snap: Snapshot, name: str, replace_existing: bool) -> None:
         raise HybridError(f"index {name!r} already exists; pass replace=True to rebuild it")
 
 
-def create_fts_index(table: Table, columns: list[str], analyzer: Analyzer, name: str, replace_existing: bool) -> Commit:
+def language_of(snap: Snapshot, columns: list[str]) -> LanguageGuess:
+    """The detected language of the first `SAMPLE_DOCS` rows' text in `columns`."""
+    texts: list[str | None] = []
+    for ids, batch in text_batches(snap, columns):
+        texts.extend(" ".join(str(batch[c][i]) for c in columns if batch[c][i]) for i in range(len(ids)))
+        if len(texts) >= SAMPLE_DOCS:
+            break
+    return detect_language(texts[:SAMPLE_DOCS])
+
+
+def _renamed_weights(entry: IndexEntry) -> dict[str, int] | None:
+    """The BM25F column weights of an index entry, keyed by the columns' current names."""
+    stored = entry.params.get("weights")
+    if stored is None:
+        return None
+    return {current: int(stored[str(i)]) for i, current in enumerate(entry.columns)}
+
+
+def create_fts_index(
+    table: Table,
+    columns: list[str],
+    analyzer: Analyzer | Callable[[str], Analyzer],
+    name: str,
+    replace_existing: bool,
+    weights: dict[str, int] | None = None,
+) -> Commit:
+    """Build and commit a full-text index; `analyzer` may be a function of the language, which is
+    then detected from a sample of the columns (``language="auto"``)."""
     base = table._write_base("create_fts_index")
     snap = Snapshot(table.path, base, table._cache)
     if not columns:
         raise SchemaError("create_fts_index needs at least one column")
     check_text_columns(snap, columns)
     _check_name(snap, name, replace_existing)
+    if weights is not None:
+        unknown = sorted(set(weights) - set(columns))
+        if unknown:
+            raise SchemaError(f"weights name columns that are not indexed: {unknown}; indexed: {columns}")
+        bad = {c: w for c, w in weights.items() if not (isinstance(w, int) and 1 <= w <= 16)}
+        if bad:
+            raise ValueError(f"BM25F weights are whole numbers from 1 to 16 (repeats of the column's text), got {bad}")
+        weights = {c: int(weights.get(c, 1)) for c in columns}
+    detected: dict[str, Any] = {}
+    if callable(analyzer):
+        guess = language_of(snap, columns)
+        analyzer, detected = analyzer(guess.language), guess.to_dict()
     rel, folder = new_index_folder(table.path)
     try:
-        index = FullTextIndex.build(folder / "tantivy", columns, analyzer, text_batches(snap, columns))
+        index = FullTextIndex.build(folder / "tantivy", columns, analyzer, text_batches(snap, columns), weights)
         save_ids(folder, table._search.live_ids(snap))
         empty: dict[str, list[str | None]] = {c: [] for c in columns}
         sample = next(text_batches(snap, columns), (None, empty))[1]
-        params = {"analyzer": analyzer.to_dict(), "avg_len": average_lengths(index, sample)}
+        params: dict[str, Any] = {"analyzer": analyzer.to_dict(), "avg_len": average_lengths(index, sample)}
+        if weights is not None and len(columns) > 1:
+            params["weights"] = {str(i): weights[c] for i, c in enumerate(columns)}  # by position: renames follow
+        if detected:
+            params["language_detection"] = detected
         entry = IndexEntry(
             name,
             "fts",
@@ -248,8 +295,9 @@ def optimize(table: Table) -> list[Commit]:
         if len(cov.dead) == 0 and len(cov.unindexed) == 0:
             continue
         if entry.kind == "fts":
-            analyzer = Analyzer.from_dict(entry.params["analyzer"])
-            commits.append(create_fts_index(table, list(entry.columns), analyzer, entry.name, True))
+            analyzer = Analyzer.from_dict(entry.params["analyzer"])  # the same analysis and weights as the build
+            weights = _renamed_weights(entry)
+            commits.append(create_fts_index(table, list(entry.columns), analyzer, entry.name, True, weights))
         else:
             p = entry.params
             commits.append(

@@ -5,7 +5,8 @@ IDF (a term in 1 of 3 new rows looks rare), so fresh rows would rank
 inconsistently. Instead, plain term queries (`Match`) over the unindexed rows
 are scored here with tantivy's BM25 formula (k1 = 1.2, b = 0.75) using the
 main index's document count, document frequencies and average field length,
-plus the new rows' own counts. Tantivy quantizes field lengths, so scores
+plus the new rows' own counts. A BM25F index is scored on its combined field: each
+column's term counts and length times the column's weight. Tantivy quantizes field lengths, so scores
 agree with an index rebuilt by `optimize()` to within a few percent.
 """
 
@@ -17,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from hybrid.index.fulltext import FullTextIndex
+from hybrid.index.fulltext import COMBINED_FIELD, FullTextIndex
 
 K1, B = 1.2, 0.75
 
@@ -38,12 +39,9 @@ def score_tail(
     searcher = index.searcher
     n_docs = index.num_docs + len(rowids)
     scores = np.zeros(len(rowids), dtype=np.float64)
-    for field, column in zip(index.fields, index.columns):
-        boost = float((boosts or {}).get(column, 1.0))
-        docs = [Counter(index.analyzer.terms(t)) if t else Counter() for t in texts[column]]
+    for field, boost, docs, avg in _scored_fields(index, avg_len, boosts, texts):
         lengths = np.array([sum(d.values()) for d in docs], dtype=np.float64)
-        avg = max(avg_len.get(column, 1.0), 1e-9)
-        norm = K1 * (1 - B + B * lengths / avg)
+        norm = K1 * (1 - B + B * lengths / max(avg, 1e-9))
         for term, q_count in counts.items():
             tf = np.array([d.get(term, 0) for d in docs], dtype=np.float64)
             df = int(searcher.doc_freq(field, term)) + int((tf > 0).sum())
@@ -55,6 +53,28 @@ def score_tail(
     ids, s = rowids[hit], scores[hit]
     order = np.lexsort((ids, -s))[:k]
     return ids[order].astype(np.uint64), s[order].astype(np.float32)
+
+
+def _scored_fields(
+    index: FullTextIndex,
+    avg_len: Mapping[str, float],
+    boosts: Mapping[str, float] | None,
+    texts: Mapping[str, Sequence[str | None]],
+) -> list[tuple[str, float, list[Counter[str]], float]]:
+    """(tantivy field, boost, term counts per row, average length) for each field the query scores."""
+    per_column = {c: [Counter(index.analyzer.terms(t)) if t else Counter() for t in texts[c]] for c in index.columns}
+    if index.weights is not None and not boosts:
+        combined: list[Counter[str]] = [Counter() for _ in range(len(next(iter(per_column.values()))))]
+        for column, docs in per_column.items():
+            w = index.weights.get(column, 1)
+            for total, d in zip(combined, docs):
+                total.update({t: n * w for t, n in d.items()})
+        avg = sum(index.weights.get(c, 1) * avg_len.get(c, 1.0) for c in index.columns)
+        return [(COMBINED_FIELD, 1.0, combined, avg)]
+    return [
+        (f, float((boosts or {}).get(c, 1.0)), per_column[c], avg_len.get(c, 1.0))
+        for f, c in zip(index.fields, index.columns)
+    ]
 
 
 def average_lengths(index: FullTextIndex, texts: Mapping[str, Sequence[str | None]]) -> dict[str, float]:

@@ -305,7 +305,7 @@ def _run_text(q: Query, snap: Snapshot, b: Branch, allowed: Allowed | None, k: i
 def _tail_index(snap: Snapshot, main: FullTextIndex, unindexed: np.ndarray) -> FullTextIndex:
     columns = list(main.columns)  # current names: entries() already follows renames
     masks = _masks_for(snap, unindexed, snap.row_masks())
-    return FullTextIndex.build(None, columns, main.analyzer, text_batches(snap, columns, masks))
+    return FullTextIndex.build(None, columns, main.analyzer, text_batches(snap, columns, masks), main.weights)
 
 
 # -- putting it together -------------------------------------------------------------------
