@@ -7,7 +7,10 @@ install) and fastText-based detectors (their models are fetched from a hub at ru
 time): a column sample gives it whole documents, where it is accurate, and it runs
 once per index build.
 
-Rule: each sampled document votes for its language with its length in letters. The
+Rule: the sampled documents are read in order and grouped into pieces of at least
+`PIECE_LETTERS` letters (a short chunk or title alone is too little for any detector:
+"CREATE INDEX title_idx ON films" reads as Latvian); each piece votes for its
+language with its length in letters. The
 column's language is the winner when it holds at least `MAJORITY` of the votes;
 otherwise the table is mixed and gets the language-neutral analysis (``"multi"``).
 A sample with fewer than `MIN_LETTERS` letters is too small to judge: English, the
@@ -24,6 +27,8 @@ SAMPLE_DOCS = 200
 """Documents classified per column."""
 DOC_CHARS = 1_000
 """Characters of each document handed to the classifier."""
+PIECE_LETTERS = 300
+"""Consecutive documents are classified together until they hold this many letters."""
 MAJORITY = 0.8
 """Share of the letters the winning language must hold; below it the table counts as mixed."""
 MIN_LETTERS = 200
@@ -54,15 +59,17 @@ def detect_language(texts: Iterable[str | None]) -> LanguageGuess:
     import py3langid as langid  # a core dependency, imported on first use (its model loads then)
 
     votes: Counter[str] = Counter()
-    for text in texts:
-        if not text:
-            continue
-        sample = text[:DOC_CHARS]
-        letters = sum(ch.isalpha() for ch in sample)
-        if letters == 0:
-            continue
-        code, _score = langid.classify(sample)
-        votes[str(code)] += letters
+    piece: list[str] = []
+    letters = 0
+    for text in [*texts, None]:
+        if text:
+            sample = text[:DOC_CHARS]
+            piece.append(sample)
+            letters += sum(ch.isalpha() for ch in sample)
+        if letters and (letters >= PIECE_LETTERS or text is None):
+            code, _score = langid.classify("\n".join(piece))
+            votes[str(code)] += letters
+            piece, letters = [], 0
     total = sum(votes.values())
     if total < MIN_LETTERS:
         return LanguageGuess(FALLBACK, {}, total, f"only {total} letters in the sample: kept {FALLBACK!r}")

@@ -75,7 +75,7 @@ def test_auto_picks_the_language_records_it_and_keeps_it_after_reopening(
 
 
 def test_auto_falls_back_to_multi_for_a_mixed_table_and_to_english_for_a_tiny_one() -> None:
-    mixed = [SAMPLES["en"], SAMPLES["de"], SAMPLES["ru"], SAMPLES["es"]] * 3
+    mixed = [" ".join([SAMPLES[lang]] * 4) for lang in ("en", "de", "ru", "es")] * 3  # each document long enough
     assert detect_language(mixed).language == "multi"
     assert detect_language(["keys"]).language == "en"
 
