@@ -59,9 +59,7 @@ SAMPLES = {
 
 
 @pytest.mark.parametrize("language", sorted(SAMPLES))
-def test_auto_picks_the_language_records_it_and_keeps_it_after_reopening(
-    db: hybrid.Database, language: str
-) -> None:
+def test_auto_picks_the_language_records_it_and_keeps_it_after_reopening(db: hybrid.Database, language: str) -> None:
     rows = [{"id": i, "text": f"{SAMPLES[language]} ({i})"} for i in range(8)]
     t = db.create_table("t", rows)
     t.create_fts_index("text")  # language="auto" is the default
