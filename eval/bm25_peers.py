@@ -19,7 +19,7 @@ and answers every judged test query with its top 100; nDCG@10 by ir-measures (tr
 It also times query analysis (the text -> terms step of a text query) for the old and the new
 chain: p50 over the queries, 20 rounds.
 
-    python eval/bm25_peers.py [--data ../shared/data] [--collections scifact,webfaq]
+    python eval/bm25_peers.py [--data <BEIR folder, default $HYBRID_DATA>] [--collections scifact,webfaq]
 
 Writes eval/results/bm25_peers.json and .md.
 """
@@ -30,6 +30,7 @@ import argparse
 import json
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -44,6 +45,9 @@ from hybrid.eval import load_beir
 from hybrid.eval.collection import Collection
 from hybrid.eval.metrics import evaluate
 from hybrid.index.analyzer import Analyzer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peer_lancedb import default_data  # noqa: E402  (the benchmarks' one data-folder rule)
 
 warnings.filterwarnings("ignore")
 REPO = Path(__file__).resolve().parents[1]
@@ -142,7 +146,7 @@ def analysis_ms(coll: Collection, analyzer: Analyzer, rounds: int = 20) -> float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=default_data(), help="BEIR collections (default $HYBRID_DATA)")
     parser.add_argument("--collections", default=COLLECTIONS)
     args = parser.parse_args()
     results: dict[str, Any] = {}
