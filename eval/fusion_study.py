@@ -1,16 +1,24 @@
 #!/usr/bin/env python
-"""Fusion study: how should the BM25 and dense branches be combined by default?
+"""Fusion study: which fusion and branch weights should a hybrid query use by default?
 
-Step 1 (slow, once): for every collection, build a table (BM25 index over
-title + text, all-MiniLM-L6-v2 vectors bound to it) and keep each judged
-query's top-100 of each branch with its raw scores (BM25, cosine distance),
-via the public search API. Saved under --work.
+Step 1 (slow once, cached under --work): for every collection, a table built through the
+public API with the library's defaults (BM25 over `content`, language "auto"; all-MiniLM-L6-v2
+vectors bound to it, from the vector cache `eval/peer_lancedb.py` keeps in the same --work),
+each judged query's top-100 of each branch with raw scores, and the hit rates of the
+library's self-retrieval calibration (read from the query plan).
 
-Step 2 (fast, repeatable): fuse those branch lists with each candidate method
-in numpy, score them with ir-measures, print nDCG@10 per collection. Every
-method here must need no relevance judgments at query time.
+Step 2 (fast): fuse the lists in numpy with every candidate: RRF (k 20, 60), DBSF and
+Linear (alpha = the vector branch's share), each with branch weights
+``(hit rate / best hit rate) ** p`` for calibration powers p (p = 0: equal weights,
+i.e. a fixed fusion). nDCG@10 per collection.
 
-    python eval/fusion_study.py [--data ../shared/data] [--work /tmp/hybrid-fusion-study]
+Step 3: choose by the worst case. A candidate's *regret* on a collection is its nDCG@10
+minus the best of every fixed fusion and single branch there. Leave-one-collection-out:
+for each held-out collection, pick the candidate whose worst regret over the other
+collections is best, and report its regret on the held-out one. The default is the
+candidate with the best worst regret over all collections.
+
+    python eval/fusion_study.py [--data DIR] [--work /tmp/hybrid-peer-work] [--collections a,b]
 
 Writes eval/results/fusion_study.md and .json.
 """
@@ -19,145 +27,223 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
+import sys
+import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peer_lancedb import PrecomputedEmbedder, collection_vectors, default_data, log  # noqa: E402
 
 import hybrid  # noqa: E402
+from hybrid.embedders import SentenceTransformerEmbedder  # noqa: E402
 from hybrid.eval import evaluate, load_beir  # noqa: E402
-from hybrid.eval.runs import build_table  # noqa: E402
-from hybrid.query.fusion import DBSF, RRF, Linear, Ranked  # noqa: E402
-
-Fused = tuple[np.ndarray, np.ndarray]
+from hybrid.query import calibration  # noqa: E402
+from hybrid.query.fusion import DBSF, DEFAULT_ALPHA, RRF, Fusion, Linear, Ranked  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-COLLECTIONS = ("scifact", "nfcorpus", "cranfield", "xquad-r/en", "xquad-r/zh")
+RESULTS = REPO / "eval" / "results"
+LANGUAGES = ("en", "zh", "de", "es", "ru", "hi")
+COLLECTIONS = ",".join(["scifact", "nfcorpus", "cranfield", "webfaq", *(f"xquad-r/{x}" for x in LANGUAGES)])
 DEPTH = 100
 FUSE_DEPTH = 50
 """Each branch contributes its top 50 to fusion, as the executor does for a top-10 hybrid query."""
+ALPHAS = (0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8)
+POWERS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)
+PLAN = re.compile(r"weights vector [\d.]+ \(finds (\d+)\), fts [\d.]+ \(finds (\d+)\) of (\d+) pseudo-queries")
 
 
-def branch_lists(data: Path, work: Path, name: str) -> dict:
-    """{qid: {"fts": [[doc, bm25], ...], "vector": [[doc, distance], ...]}} for the judged queries (cached)."""
-    out = work / f"{name.replace('/', '-')}.json"
-    if out.exists():
+def branch_lists(args: argparse.Namespace, name: str, model: Callable[[], SentenceTransformerEmbedder]) -> dict:
+    """{"qrels", "hits": {vector, fts}, "lists": {qid: {"fts": [[doc, bm25]], "vector": [[doc, distance]]}}}."""
+    out = args.work / "fusion_study" / f"{name.replace('/', '-')}.json"
+    if out.exists() and not args.fresh:
         return json.loads(out.read_text())
-    from hybrid.embedders import SentenceTransformerEmbedder
-
-    coll = load_beir(data / name)
-    zh = name.endswith("zh")
-    fts = {"bm25": {"tokenizer": "jieba", "language": "zh"} if zh else {"language": "en", "stem": True}}
-    table = build_table(hybrid.connect(work / "db"), coll, embedders={"vector": SentenceTransformerEmbedder()}, fts=fts)
-    lists: dict = {}
-    for qid, text in coll.judged_queries.items():
-        f = table.search(text, query_type="fts").limit(DEPTH).select(["doc_id"]).to_arrow()
+    coll = load_beir(args.data / name)
+    rows = coll.documents()
+    doc_vecs, qvecs, _ = collection_vectors(coll, rows, args.work, model)
+    queries = coll.judged_queries
+    embedder = PrecomputedEmbedder(
+        coll.name,
+        documents={r["content"]: v for r, v in zip(rows, doc_vecs)},
+        queries={queries[q]: qvecs[q] for q in queries},
+        fallback=model,  # embeds the calibration's pseudo-queries with the same model
+        show_progress=False,
+    )
+    db = hybrid.connect(args.work / "fusion_study" / "db")
+    table = db.create_table(coll.name, rows, mode="overwrite", embedding={"vector": ("content", embedder)})
+    table.create_fts_index("content", name="bm25")
+    start = time.perf_counter()
+    plan = table.search(next(iter(queries.values())), vector_column="vector", fts_index="bm25").explain()
+    found = PLAN.search(plan)
+    if found is None:
+        raise RuntimeError(f"{name}: no calibration in the plan:\n{plan}")
+    n = int(found.group(3))
+    hits = {"vector": int(found.group(1)) / n, "fts": int(found.group(2)) / n, "probes": n}
+    log(f"{name}: calibration {hits} in {time.perf_counter() - start:.1f} s")
+    lists: dict[str, Any] = {}
+    for qid, text in queries.items():
+        f = table.search(text, query_type="fts", fts_index="bm25").limit(DEPTH).select(["doc_id"]).to_arrow()
         v = table.search(text, query_type="vector").limit(DEPTH).select(["doc_id"]).to_arrow()
         lists[qid] = {
             "fts": list(zip(f["doc_id"].to_pylist(), f["_bm25"].to_pylist())),
             "vector": list(zip(v["doc_id"].to_pylist(), v["_distance"].to_pylist())),
         }
-    out.write_text(json.dumps({"qrels": coll.qrels, "lists": lists}))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"qrels": coll.qrels, "hits": hits, "lists": lists}))
     return json.loads(out.read_text())
 
 
-def as_ranked(pairs: list, docs: dict[str, int], kind: str) -> Ranked:
+def fusions() -> dict[str, Fusion]:
+    out: dict[str, Fusion] = {"rrf-k20": RRF(k=20), "rrf-k60": RRF(k=60), "dbsf": DBSF()}
+    out.update({f"linear-{a}": Linear(alpha=a) for a in ALPHAS})
+    return out
+
+
+def _ranked(lists: dict, kind: str, docs: dict[str, int], weight: float) -> Ranked:
+    """One branch's top FUSE_DEPTH as fusion input (higher is better); `docs` maps doc ids to ints."""
+    pairs = lists[kind][:FUSE_DEPTH]
     ids = np.array([docs.setdefault(d, len(docs)) for d, _ in pairs], dtype=np.uint64)
     raw = np.array([s for _, s in pairs], dtype=np.float64)
-    return Ranked(ids, raw if kind == "fts" else -raw)
+    return Ranked(ids, -raw if kind == "vector" else raw, weight)
 
 
-def calibrated_weights(work: Path, name: str) -> tuple[float, float]:
-    """(vector, text) weights the library's "auto" calibration gives the study table (read from explain())."""
-    table = hybrid.connect(work / "db").open_table(name.replace("/", "-"))
-    plan = table.search("calibration probe", fts_index="bm25").explain()
-    found = re.search(r"weights vector ([\d.]+) .*, fts ([\d.]+) ", plan)
-    if found is None:
-        raise RuntimeError(f"no calibrated weights in the plan:\n{plan}")
-    return float(found.group(1)), float(found.group(2))
-
-
-def run_of(
-    study: dict, fuse: Callable[[list[Ranked]], Fused], k: int = 100, weights: tuple[float, float] = (1, 1)
-) -> dict:
-    run = {}
-    for qid, b in study["lists"].items():
+def score(study: dict, fusion: Fusion | None, weights: tuple[float, float], branch: str = "") -> float:
+    """nDCG@10 of one candidate (or of one branch alone) over the study's judged queries."""
+    run: dict[str, dict[str, float]] = {}
+    for qid, lists in study["lists"].items():
         docs: dict[str, int] = {}
-        ranked = [  # the executor's order, each list cut at the fusion depth
-            replace(as_ranked(b["vector"][:FUSE_DEPTH], docs, "vector"), weight=weights[0]),
-            replace(as_ranked(b["fts"][:FUSE_DEPTH], docs, "fts"), weight=weights[1]),
-        ]
-        ranked = [r for r in ranked if len(r.ids)]
-        names = {v: d for d, v in docs.items()}
-        if not ranked:
-            run[qid] = {}
-            continue
-        ids, _ = fuse(ranked) if len(ranked) > 1 else (ranked[0].ids, ranked[0].scores)
-        ids = ids[:k]
-        run[qid] = {names[int(i)]: float(len(ids) - r) for r, i in enumerate(ids)}
-    return run
+        both = (_ranked(lists, "vector", docs, weights[0]), _ranked(lists, "fts", docs, weights[1]))
+        parts = [r for r in both if len(r.ids)]
+        names = list(docs)
+        if branch:
+            ids = [d for d, _ in lists[branch]]
+        elif len(parts) < 2 or fusion is None:
+            ids = [names[int(i)] for i in parts[0].ids] if parts else []
+        else:
+            ids = [names[int(i)] for i in fusion.fuse(parts)[0]]
+        run[qid] = {d: float(len(ids) - r) for r, d in enumerate(ids[:DEPTH])}
+    mean, _ = evaluate(run, study["qrels"], ["nDCG@10"])
+    return round(float(mean["nDCG@10"]), 4)
 
 
-def methods() -> dict[str, Callable[[list[Ranked]], Fused]]:
-    vec_only: Callable[[list[Ranked]], Fused] = lambda r: (r[0].ids, r[0].scores)  # noqa: E731
-    fts_only: Callable[[list[Ranked]], Fused] = lambda r: (r[-1].ids, r[-1].scores)  # noqa: E731
-    out: dict[str, Callable[[list[Ranked]], Fused]] = {"bm25": fts_only, "dense": vec_only}
-    for k in (10, 20, 40, 60):
-        out[f"rrf-k{k}"] = RRF(k=k).fuse
-    out["dbsf"] = DBSF().fuse
-    for a in (0.3, 0.5, 0.7):
-        out[f"linear-minmax-a{a}"] = Linear(alpha=a).fuse
-    return out
+def candidates(studies: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """{candidate: {collection: nDCG@10}}, single branches first."""
+    table: dict[str, dict[str, float]] = {"bm25": {}, "dense": {}}
+    for name, study in studies.items():
+        table["bm25"][name] = score(study, None, (1, 1), "fts")
+        table["dense"][name] = score(study, None, (1, 1), "vector")
+        hits = {b: study["hits"][b] for b in ("vector", "fts")}
+        for power in POWERS:
+            w = calibration.weights_from(hits, power) if power else {"vector": 1.0, "fts": 1.0}
+            for label, fusion in fusions().items():
+                table.setdefault(f"{label} p{power:g}", {})[name] = score(study, fusion, (w["vector"], w["fts"]))
+    return table
+
+
+def choose(table: dict[str, dict[str, float]], names: list[str]) -> dict[str, Any]:
+    """Regrets, the leave-one-collection-out folds, and the default chosen by its worst case."""
+    fixed = [c for c in table if c in ("bm25", "dense") or c.endswith(" p0")]
+    best = {n: max(table[c][n] for c in fixed) for n in names}
+    regret = {c: {n: round(table[c][n] - best[n], 4) for n in names} for c in table}
+    fused = [c for c in table if c not in ("bm25", "dense")]
+
+    def worst(c: str, among: list[str]) -> float:
+        return min(regret[c][n] for n in among)
+
+    folds = {}
+    for held in names:
+        others = [n for n in names if n != held]
+        pick = max(fused, key=lambda c: (worst(c, others), sum(regret[c][n] for n in others)))
+        folds[held] = {"pick": pick, "held_out_regret": regret[pick][held], "best_possible": 0.0}
+    chosen = max(fused, key=lambda c: (worst(c, names), sum(regret[c][n] for n in names)))
+    return {"best_fixed": best, "regret": regret, "folds": folds, "chosen": chosen}
+
+
+def to_markdown(table: dict[str, dict[str, float]], names: list[str], pick: dict[str, Any], hits: dict) -> str:
+    short = [n.replace("xquad-r/", "xq-") for n in names]
+    default = f"linear-{DEFAULT_ALPHA:g} p{calibration.POWER:g}"
+    lines = [
+        "# Fusion study (nDCG@10)",
+        "",
+        "Command: `python eval/fusion_study.py`. Tables built through the public API with the library's",
+        'defaults (BM25 over `content` with `language="auto"`, all-MiniLM-L6-v2 vectors); each branch\'s',
+        f"top-{FUSE_DEPTH} fused here. `pN`: branch weights `(hit rate / best) ** N` from the library's",
+        "self-retrieval calibration (`p0` = equal weights, a fixed fusion). Regret: nDCG@10 minus the best",
+        "fixed fusion or single branch on that collection. The library's default is",
+        f"`{default}` (`hybrid/query/fusion.py`, `hybrid/query/calibration.py`).",
+        "",
+        "## Calibration hit rates (vector / full text) of the default's probes",
+        "",
+        "| collection | probes | vector | full text | vector weight (p3) |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for n in names:
+        h = hits[n]
+        w = calibration.weights_from({"vector": h["vector"], "fts": h["fts"]}, 3.0)["vector"]
+        lines.append(f"| {n} | {h['probes']} | {h['vector']:.3f} | {h['fts']:.3f} | {w:.2f} |")
+    lines += [
+        "",
+        "## Leave one collection out (choose by the worst regret on the other collections)",
+        "",
+        "| held out | chosen on the others | its regret on the held-out collection |",
+        "|---|---|--:|",
+    ]
+    for held, f in pick["folds"].items():
+        lines.append(f"| {held} | {f['pick']} | {f['held_out_regret']:+.4f} |")
+    worst_fold = min(f["held_out_regret"] for f in pick["folds"].values())
+    lines += [
+        "",
+        f"Worst held-out fold: {worst_fold:+.4f}. Chosen on all collections by the worst regret: "
+        f"`{pick['chosen']}` (worst {min(pick['regret'][pick['chosen']].values()):+.4f}); "
+        f"the library's default `{default}`: worst {min(pick['regret'][default].values()):+.4f}.",
+        "",
+        "## Every candidate",
+        "",
+        "| candidate | " + " | ".join(short) + " | worst regret | worst vs better branch |",
+        "|---|" + "--:|" * (len(names) + 2),
+    ]
+    better = {n: max(table["bm25"][n], table["dense"][n]) for n in names}
+    order = sorted(table, key=lambda c: (c not in ("bm25", "dense"), -min(pick["regret"][c].values())))
+    for c in order:
+        row = table[c]
+        mark = " (default)" if c == default else ""
+        lines.append(
+            f"| {c}{mark} | "
+            + " | ".join(f"{row[n]:.4f}" for n in names)
+            + f" | {min(pick['regret'][c].values()):+.4f} | {min(row[n] - better[n] for n in names):+.4f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("HYBRID_DATA", REPO.parent / "shared/data")))
-    parser.add_argument("--work", type=Path, default=Path("/tmp/hybrid-fusion-study"))
-    parser.add_argument("--collections", default=",".join(COLLECTIONS))
+    parser.add_argument("--data", type=Path, default=default_data())
+    parser.add_argument("--work", type=Path, default=Path("/tmp/hybrid-peer-work"), help="vector cache, branch lists")
+    parser.add_argument("--collections", default=COLLECTIONS)
+    parser.add_argument("--fresh", action="store_true", help="rebuild the cached branch lists")
     args = parser.parse_args()
-    args.work.mkdir(parents=True, exist_ok=True)
     names = args.collections.split(",")
-    studies = {n: branch_lists(args.data, args.work, n) for n in names}
-    table: dict[str, dict[str, float]] = {}
-    weights = {n: calibrated_weights(args.work, n) for n in names}
-    for method, fuse in methods().items():
-        for mode in ("equal", "auto") if method not in ("bm25", "dense") else ("",):
-            row = f"{method}-{mode}" if mode else method
-            table[row] = {}
-            for n, study in studies.items():
-                w = weights[n] if mode == "auto" else (1.0, 1.0)
-                mean, _ = evaluate(run_of(study, fuse, weights=w), study["qrels"], ["nDCG@10"])
-                table[row][n] = round(mean["nDCG@10"], 4)
-    header = "| method | " + " | ".join(names) + " | min(x - best branch) |"
-    table = {
-        **{m: table[m] for m in ("bm25", "dense")},
-        **{m: v for m, v in table.items() if m not in ("bm25", "dense")},
-    }
-    lines = [header, "|---|" + "--:|" * (len(names) + 1)]
-    best = {n: max(table["bm25"][n], table["dense"][n]) for n in names}
-    for method, row in table.items():
-        worst = min(row[n] - best[n] for n in names)
-        lines.append(f"| {method} | " + " | ".join(f"{row[n]:.4f}" for n in names) + f" | {worst:+.4f} |")
-    print("\n".join(lines))
-    results = REPO / "eval" / "results"
-    (results / "fusion_study.json").write_text(json.dumps(table, indent=2) + "\n")
-    notes = [
-        "# Fusion study (nDCG@10)",
-        "",
-        "Command: `python eval/fusion_study.py`. Branch lists: BM25 (stemmed; jieba for zh) and all-MiniLM-L6-v2",
-        f"top-{FUSE_DEPTH} per query, from the public search API; fused here. `-equal`: equal branch weights;",
-        "`-auto`: the weights the library's self-retrieval calibration gives each table (vector, text): "
-        + ", ".join(f"{n} {w[0]:.2f}/{w[1]:.2f}" for n, w in weights.items())
-        + ". Last column: the worst difference to the collection's best single branch.",
-        "",
-    ]
-    (results / "fusion_study.md").write_text("\n".join(notes + lines) + "\n")
+    models: list[SentenceTransformerEmbedder] = []
+
+    def model() -> SentenceTransformerEmbedder:
+        if not models:
+            models.append(SentenceTransformerEmbedder(show_progress=False))
+        return models[0]
+
+    studies = {n: branch_lists(args, n, model) for n in names}
+    table = candidates(studies)
+    pick = choose(table, names)
+    hits = {n: s["hits"] for n, s in studies.items()}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report = {"command": "python eval/fusion_study.py", "ndcg@10": table, "hits": hits, **pick}
+    (RESULTS / "fusion_study.json").write_text(json.dumps(report, indent=1) + "\n")
+    text = to_markdown(table, names, pick, hits)
+    (RESULTS / "fusion_study.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

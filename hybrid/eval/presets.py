@@ -4,7 +4,7 @@ Grammar: ``<retrieval>[+<reranker>]`` where retrieval is one of
 
 * ``bm25`` (stemmed, stop words removed), ``bm25-plain`` (no stemming, no stop words),
 * ``dense`` (the table's bound embedder),
-* ``hybrid`` (the library's default: RRF k = 20 with calibrated branch weights),
+* ``hybrid`` (the library's default: Linear alpha = 0.7 with calibrated branch weights),
   ``hybrid-rrf`` (k = 60) / ``hybrid-rrf-k<K>``, ``hybrid-linear-<alpha>`` (alpha weighs
   the vector branch), ``hybrid-dbsf``: these use equal branch weights, unless the name
   ends in ``-auto`` (calibrated weights, as the default),

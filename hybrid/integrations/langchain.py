@@ -609,7 +609,7 @@ class HybridVectorStore(VectorStore):
     ) -> list[Document]:
         """hybrid's search: BM25 and vector branches (`query_type` "hybrid"), or either alone.
 
-        `fusion`: ``RRF(k=20)`` by default, or ``Linear`` / ``DBSF`` from ``hybrid.query.fusion``;
+        `fusion`: ``Linear(alpha=0.7)`` by default, or ``RRF`` / ``DBSF`` from ``hybrid.query.fusion``;
         `reranker` rescores the `fetch_k` fused candidates (e.g. ``hybrid.rerankers.MMRReranker``);
         `weights`: per-branch fusion weights (see ``Query.weights``).
         """

@@ -22,7 +22,7 @@ and ``is_empty``.
 
 Query modes: ``DEFAULT`` searches the embedding (similarity = 1 - cosine
 distance), ``TEXT_SEARCH`` (and ``SPARSE``) BM25 over the text, ``HYBRID`` both,
-fused by hybrid's default (RRF, k = 20). A query ``alpha`` (LlamaIndex: 0 = BM25
+fused by hybrid's default (Linear, alpha = 0.7, calibrated branch weights). A query ``alpha`` (LlamaIndex: 0 = BM25
 only, 1 = vector only) selects ``Linear(alpha=alpha)`` fusion instead: min-max
 normalised vector scores weighted by `alpha` plus BM25 scores weighted by
 ``1 - alpha``, with equal branch weights.

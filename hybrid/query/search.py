@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.errors import VectorError, require
-from hybrid.query.fusion import RRF, Fusion
+from hybrid.query.fusion import Fusion, default_fusion
 from hybrid.query.text import TextQuery, as_text_query
 from hybrid.rerankers.base import Reranker
 
@@ -63,7 +63,7 @@ class Query:
     k: int = 10
     skip: int = 0
     depth: int | None = None
-    fusion: Fusion = field(default_factory=RRF)
+    fusion: Fusion = field(default_factory=default_fusion)
     reranker: Reranker | None = None
     ef: int | None = None
     vector_column: str | None = None
@@ -104,7 +104,7 @@ class Query:
         return replace(self, depth=n)
 
     def fuse(self, fusion: Fusion) -> Query:
-        """How branches are combined: RRF(k=20) (default), Linear(alpha, normalize), DBSF()."""
+        """How branches are combined: Linear(alpha=0.7) over min-max scores (default), RRF(k), DBSF()."""
         if not callable(getattr(fusion, "fuse", None)):
             raise TypeError(f"fusion must have a fuse(results) method, got {type(fusion).__name__}")
         return replace(self, fusion=fusion)

@@ -170,7 +170,7 @@ class SearchRequest(Request):
     offset: int = Field(0, ge=0, le=100_000)
     select: list[ColumnName] | None = Field(None, max_length=1_024, description="columns to return (default: all)")
     include_vectors: bool = Field(False, description="with select absent: also return vector columns")
-    fusion: Fusion | None = Field(None, description="how branches combine (default rrf, k=20)")
+    fusion: Fusion | None = Field(None, description="how branches combine (default linear, alpha=0.7)")
     weights: Literal["auto", "equal"] | dict[str, Annotated[float, Field(ge=0, le=1e6)]] = "auto"
     rerank: RerankSpec | None = None
     candidates: int | None = Field(None, ge=1, le=10_000, description="results per branch before fusion")

@@ -264,9 +264,13 @@ def test_hybrid_result_columns_and_branch_values(table: hybrid.Table) -> None:
         assert (row["_bm25"] is None) == (row["_fts_rank"] is None)
         assert row["_distance"] is not None or row["_bm25"] is not None
         only_one += (row["_distance"] is None) != (row["_bm25"] is None)
-        # default fusion RRF(k=20): sum of 1 / (20 + rank) over the branches that found the row
-        expected = sum(1.0 / (20 + r) for r in (row["_vector_rank"], row["_fts_rank"]) if r is not None)
-        assert row["_score"] == pytest.approx(expected, rel=1e-12)
+        # default fusion Linear(alpha=0.7): 0.7 x min-max(-distance) + 0.3 x min-max(bm25) over each branch's list
+        expected = 0.0
+        if row["_distance"] is not None:
+            expected += 0.7 * (max(dist.values()) - row["_distance"]) / (max(dist.values()) - min(dist.values()))
+        if row["_bm25"] is not None:
+            expected += 0.3 * (row["_bm25"] - min(bm25.values())) / (max(bm25.values()) - min(bm25.values()))
+        assert row["_score"] == pytest.approx(expected, rel=1e-6)
     assert only_one > 0  # the test data does produce single-branch rows
 
 
@@ -275,6 +279,7 @@ def test_second_vector_branch_is_suffixed(table: hybrid.Table) -> None:
         table.search("banana")
         .vector(ROWS[3]["vector"], column="vector")
         .vector(ROWS[3]["title_vec"], column="title_vec")
+        .fuse(RRF(k=20))
         .select(["id"])
         .limit(30)
     )
@@ -685,7 +690,7 @@ def test_explain_lists_branches_indexes_filter_and_fusion(table: hybrid.Table) -
     post = table.search("apple").vector(ROWS[0]["vector"], column="vector").where("id > 3", prefilter=False)
     assert "applied after top-k (postfilter)" in post.explain()
     assert "branch vector on vector: HNSW vector:vector (ef=64)" in post.explain()
-    assert "fuse: RRF(k=20.0), weights auto" in post.explain()
+    assert "fuse: Linear(alpha=0.7, normalize='minmax'), weights auto" in post.explain()
     reranked = table.search("apple").vector(ROWS[0]["vector"], column="vector").rerank(LengthReranker())
     assert "rerank: LengthReranker over the fused candidates" in reranked.explain()
     single = table.search("apple").explain()
