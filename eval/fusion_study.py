@@ -31,6 +31,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from peer_lancedb import PrecomputedEmbedder, collection_vectors, default_data, 
 import hybrid  # noqa: E402
 from hybrid.embedders import SentenceTransformerEmbedder  # noqa: E402
 from hybrid.eval import evaluate, load_beir  # noqa: E402
-from hybrid.query import calibration  # noqa: E402
+from hybrid.query import calibration, confidence  # noqa: E402
 from hybrid.query.fusion import DBSF, DEFAULT_ALPHA, RRF, Fusion, Linear, Ranked  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,8 +53,8 @@ COLLECTIONS = ",".join(["scifact", "nfcorpus", "cranfield", "webfaq", *(f"xquad-
 DEPTH = 100
 FUSE_DEPTH = 50
 """Each branch contributes its top 50 to fusion, as the executor does for a top-10 hybrid query."""
-ALPHAS = (0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8)
-POWERS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)
+ALPHAS = (0.3, 0.5, 0.6, 0.7, 0.8)
+POWERS = (0.0, 1.0, 2.0, 3.0, 4.0)
 PLAN = re.compile(r"weights vector [\d.]+ \(finds (\d+)\), fts [\d.]+ \(finds (\d+)\) of (\d+) pseudo-queries")
 
 
@@ -103,21 +104,27 @@ def fusions() -> dict[str, Fusion]:
     return out
 
 
-def _ranked(lists: dict, kind: str, docs: dict[str, int], weight: float) -> Ranked:
-    """One branch's top FUSE_DEPTH as fusion input (higher is better); `docs` maps doc ids to ints."""
+def _ranked(lists: dict, kind: str, docs: dict[str, int], weight: float) -> tuple[Ranked, np.ndarray]:
+    """One branch's top FUSE_DEPTH as fusion input (higher is better) and its raw scores; `docs` maps
+    doc ids to ints."""
     pairs = lists[kind][:FUSE_DEPTH]
     ids = np.array([docs.setdefault(d, len(docs)) for d, _ in pairs], dtype=np.uint64)
     raw = np.array([s for _, s in pairs], dtype=np.float64)
-    return Ranked(ids, -raw if kind == "vector" else raw, weight)
+    return Ranked(ids, -raw if kind == "vector" else raw, weight), raw
 
 
-def score(study: dict, fusion: Fusion | None, weights: tuple[float, float], branch: str = "") -> float:
+def score(
+    study: dict, fusion: Fusion | None, weights: tuple[float, float], branch: str = "", steep: bool = False
+) -> float:
     """nDCG@10 of one candidate (or of one branch alone) over the study's judged queries."""
     run: dict[str, dict[str, float]] = {}
     for qid, lists in study["lists"].items():
         docs: dict[str, int] = {}
-        both = (_ranked(lists, "vector", docs, weights[0]), _ranked(lists, "fts", docs, weights[1]))
-        parts = [r for r in both if len(r.ids)]
+        (vec, vraw), (fts, fraw) = (_ranked(lists, k, docs, w) for k, w in zip(("vector", "fts"), weights))
+        if steep and len(vraw) and len(fraw):
+            sv, sf = confidence.confidences([(vraw, "vector"), (fraw, "fts")])
+            vec, fts = replace(vec, weight=vec.weight * sv), replace(fts, weight=fts.weight * sf)
+        parts = [r for r in (vec, fts) if len(r.ids)]
         names = list(docs)
         if branch:
             ids = [d for d, _ in lists[branch]]
@@ -140,13 +147,15 @@ def candidates(studies: dict[str, dict]) -> dict[str, dict[str, float]]:
         for power in POWERS:
             w = calibration.weights_from(hits, power) if power else {"vector": 1.0, "fts": 1.0}
             for label, fusion in fusions().items():
-                table.setdefault(f"{label} p{power:g}", {})[name] = score(study, fusion, (w["vector"], w["fts"]))
+                for steep in (False, True):
+                    cand = f"{label} p{power:g}" + (" steep" if steep else "")
+                    table.setdefault(cand, {})[name] = score(study, fusion, (w["vector"], w["fts"]), steep=steep)
     return table
 
 
 def choose(table: dict[str, dict[str, float]], names: list[str]) -> dict[str, Any]:
     """Regrets, the leave-one-collection-out folds, and the default chosen by its worst case."""
-    fixed = [c for c in table if c in ("bm25", "dense") or c.endswith(" p0")]
+    fixed = [c for c in table if c in ("bm25", "dense") or c.endswith(" p0")]  # no calibration, no steepness
     best = {n: max(table[c][n] for c in fixed) for n in names}
     regret = {c: {n: round(table[c][n] - best[n], 4) for n in names} for c in table}
     fused = [c for c in table if c not in ("bm25", "dense")]
@@ -165,25 +174,27 @@ def choose(table: dict[str, dict[str, float]], names: list[str]) -> dict[str, An
 
 def to_markdown(table: dict[str, dict[str, float]], names: list[str], pick: dict[str, Any], hits: dict) -> str:
     short = [n.replace("xquad-r/", "xq-") for n in names]
-    default = f"linear-{DEFAULT_ALPHA:g} p{calibration.POWER:g}"
+    default = f"linear-{DEFAULT_ALPHA:g} p{calibration.POWER:g} steep"
     lines = [
         "# Fusion study (nDCG@10)",
         "",
         "Command: `python eval/fusion_study.py`. Tables built through the public API with the library's",
         'defaults (BM25 over `content` with `language="auto"`, all-MiniLM-L6-v2 vectors); each branch\'s',
         f"top-{FUSE_DEPTH} fused here. `pN`: branch weights `(hit rate / best) ** N` from the library's",
-        "self-retrieval calibration (`p0` = equal weights, a fixed fusion). Regret: nDCG@10 minus the best",
+        "self-retrieval calibration (`p0` = equal weights); `steep`: each weight also multiplied, per query,",
+        "by the steepness of the branch's list (`hybrid/query/confidence.py`: 1 - s10/s1 for BM25,",
+        "1 - d1/d10 for distances). A fixed fusion is `p0` without `steep`. Regret: nDCG@10 minus the best",
         "fixed fusion or single branch on that collection. The library's default is",
         f"`{default}` (`hybrid/query/fusion.py`, `hybrid/query/calibration.py`).",
         "",
         "## Calibration hit rates (vector / full text) of the default's probes",
         "",
-        "| collection | probes | vector | full text | vector weight (p3) |",
+        f"| collection | probes | vector | full text | vector weight (p{calibration.POWER:g}) |",
         "|---|--:|--:|--:|--:|",
     ]
     for n in names:
         h = hits[n]
-        w = calibration.weights_from({"vector": h["vector"], "fts": h["fts"]}, 3.0)["vector"]
+        w = calibration.weights_from({"vector": h["vector"], "fts": h["fts"]})["vector"]
         lines.append(f"| {n} | {h['probes']} | {h['vector']:.3f} | {h['fts']:.3f} | {w:.2f} |")
     lines += [
         "",

@@ -14,8 +14,9 @@ vector column, embedder) and is cached.
 What it cannot see: the style of the questions. Probes cut from documents
 (contiguous spans, held-out sentences, titles against their bodies, halves of a
 sentence) all rate full text and dense alike on a collection whose questions
-paraphrase their answers (``eval/results/fusion_study.md``), so that case is
-covered by the default fusion leaning to the vector branch, not by this check.
+paraphrase their answers, so that case is left to the per-query weight
+(:mod:`hybrid.query.confidence`: a branch whose list is flat for a query has
+little say) and to the default fusion leaning to the vector branch.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ import numpy as np
 
 SAMPLE = 128
 """Pseudo-queries per calibration (64 gave hit rates that moved by up to 0.2 between seeds)."""
-POWER = 3.0
-"""How sharply a weaker branch is down-weighted (hit-rate ratio 0.9 -> 0.73, 0.5 -> 0.125)."""
+POWER = 2.0
+"""How sharply a weaker branch is down-weighted (hit-rate ratio 0.9 -> 0.81, 0.5 -> 0.25)."""
 TOP = 10
 """A branch "finds" the source document when it is in this many results."""
 MIN_ROWS = 50
@@ -68,7 +69,7 @@ def weights_from(hit_rates: dict[str, float], power: float = POWER) -> dict[str,
     """``(hit / best) ** power`` per branch; equal weights when no branch found anything.
 
     >>> weights_from({"vector": 0.45, "fts": 0.9})
-    {'vector': 0.125, 'fts': 1.0}
+    {'vector': 0.25, 'fts': 1.0}
     """
     best = max(hit_rates.values(), default=0.0)
     if best <= 0:

@@ -17,7 +17,7 @@ from hybrid.index.catalog import IndexEntry, entries, selected_vectors, text_bat
 from hybrid.index.fulltext import FullTextIndex, _isin_sorted
 from hybrid.index.tail_bm25 import score_tail
 from hybrid.index.vector import VectorIndex, distances, top_k
-from hybrid.query import calibration
+from hybrid.query import calibration, confidence
 from hybrid.query.filter import compile_filter
 from hybrid.query.fusion import Ranked
 from hybrid.query.text import Match, Phrase, TextQuery
@@ -365,12 +365,16 @@ def execute(q: Query) -> pa.Table:
 
 
 def _weights(q: Query, snap: Snapshot, branches: list[Branch]) -> list[float]:
-    """Each branch's fusion weight: explicit, equal, or calibrated on the table ("auto")."""
+    """Each branch's fusion weight: explicit, equal, or "auto": the table's calibrated weight times the
+    steepness of the branch's list for this query (:mod:`hybrid.query.confidence`)."""
     if isinstance(q.branch_weights, Mapping):
         given = q.branch_weights
         return [float(given.get(b.column, given.get(b.kind, 1.0))) for b in branches]
-    cal = _calibration(q, snap, branches) if q.branch_weights == "auto" else None
-    return [cal.weights[b.kind] if cal is not None else 1.0 for b in branches]
+    if q.branch_weights != "auto":
+        return [1.0] * len(branches)
+    cal = _calibration(q, snap, branches)
+    steep = confidence.confidences([(b.raw, b.kind) for b in branches])
+    return [(cal.weights[b.kind] if cal is not None else 1.0) * s for b, s in zip(branches, steep)]
 
 
 def _calibration(q: Query, snap: Snapshot, branches: list[Branch]) -> calibration.Calibration | None:
@@ -465,6 +469,9 @@ def explain(q: Query) -> str:
     if len(branches) > 1:
         cal = _calibration(q, snap, branches) if q.branch_weights == "auto" else None
         how = cal.describe() if cal is not None else f"weights {q.branch_weights}"
+        if q.branch_weights == "auto":
+            steep = confidence.confidences([(b.raw, b.kind) for b in branches])
+            how += ", times each list's steepness for this query (" + ", ".join(f"{s:.2f}" for s in steep) + ")"
         lines.append(f"  fuse: {q.fusion!r}, {how}")
     if q.reranker is not None:
         lines.append(f"  rerank: {type(q.reranker).__name__} over the fused candidates")

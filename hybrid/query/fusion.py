@@ -70,13 +70,14 @@ def default_fusion() -> Fusion:
     """The fusion a hybrid query uses unless told otherwise: ``Linear(alpha=0.7)``.
 
     Chosen in ``eval/results/fusion_study.md`` over ten collections (English,
-    FAQ-style questions, five other languages) by its *worst* case: with the
-    calibrated branch weights it stays within 0.01 of the better branch on all
+    FAQ-style questions, five other languages) by its *worst* case, together with
+    the default "auto" branch weights (the table's calibration times each list's
+    steepness for the query): it stays within 0.01 of the best fixed fusion on all
     ten. Linear fusion keeps how far apart two results are in each branch, which
     rank fusion throws away; leaning 0.7 to the vector branch keeps paraphrased
-    questions (where word overlap misleads full text) near the dense result, and
-    the calibration takes the weight away from a vector branch that cannot read
-    the table's language.
+    questions (where word overlap misleads full text) near the dense result, while
+    the weights take the say away from a branch that cannot read the table's
+    language or cannot tell its candidates apart for this query.
     """
     return Linear(alpha=DEFAULT_ALPHA)
 

@@ -139,8 +139,10 @@ class Query:
         "auto" weighs the branches of a text query embedded by a bound embedder by how
         well each finds documents from pieces of their own text (see
         :mod:`hybrid.query.calibration`), so a branch that is weak on this table (an
-        English-only embedder on Chinese text) cannot drown the other one. Without a
-        bound embedder, "auto" means equal weights.
+        English-only embedder on Chinese text) cannot drown the other one, and every
+        branch, bound embedder or not, by the steepness of its list for this query
+        (:mod:`hybrid.query.confidence`): a branch whose tenth result scores nearly as
+        well as its first cannot tell its candidates apart and has little say.
         """
         if isinstance(weights, str):
             if weights not in ("auto", "equal"):

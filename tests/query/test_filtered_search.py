@@ -10,7 +10,7 @@ References, computed independently of the filtered code paths:
 * vector: numpy cosine distances over the allowed rows;
 * text: the *unfiltered* BM25 ranking of every matching document (BM25 statistics are
   index-wide, so filtering must not change a score), filtered in Python;
-* hybrid: ``RRF()`` (asked for explicitly) over those two exact lists cut at the default candidate depth.
+* hybrid: ``RRF()`` with equal weights (asked for explicitly) over those two exact lists cut at the default candidate depth.
 """
 
 from __future__ import annotations
@@ -171,7 +171,16 @@ def test_filtered_recall(
             ]
         )
         truth_h = set(fused[:K].tolist())
-        got_h = table.search(query_type="hybrid").vector(qv).text(qt).fuse(rrf).where(where).limit(K).to_arrow()
+        got_h = (
+            table.search(query_type="hybrid")
+            .vector(qv)
+            .text(qt)
+            .fuse(rrf)
+            .weights("equal")
+            .where(where)
+            .limit(K)
+            .to_arrow()
+        )
         got_h_rowids = got_h.column("_rowid").to_pylist()
         assert len(got_h_rowids) == min(K, len(fused))
         recalls["hybrid"].append(len(truth_h & set(got_h_rowids)) / len(truth_h))

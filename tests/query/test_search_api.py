@@ -264,12 +264,15 @@ def test_hybrid_result_columns_and_branch_values(table: hybrid.Table) -> None:
         assert (row["_bm25"] is None) == (row["_fts_rank"] is None)
         assert row["_distance"] is not None or row["_bm25"] is not None
         only_one += (row["_distance"] is None) != (row["_bm25"] is None)
-        # default fusion Linear(alpha=0.7): 0.7 x min-max(-distance) + 0.3 x min-max(bm25) over each branch's list
+        # default fusion Linear(alpha=0.7) over min-max scores, each branch weighted ("auto", no bound embedder,
+        # so no calibration) by its list's steepness: 1 - d1/d10 for distances, 1 - s10/s1 for BM25
+        d, b = sorted(dist.values()), sorted(bm25.values(), reverse=True)
+        steep_v, steep_t = 1 - d[0] / d[9], 1 - b[9] / b[0]
         expected = 0.0
         if row["_distance"] is not None:
-            expected += 0.7 * (max(dist.values()) - row["_distance"]) / (max(dist.values()) - min(dist.values()))
+            expected += 0.7 * steep_v * (d[-1] - row["_distance"]) / (d[-1] - d[0])
         if row["_bm25"] is not None:
-            expected += 0.3 * (row["_bm25"] - min(bm25.values())) / (max(bm25.values()) - min(bm25.values()))
+            expected += 0.3 * steep_t * (row["_bm25"] - b[-1]) / (b[0] - b[-1])
         assert row["_score"] == pytest.approx(expected, rel=1e-6)
     assert only_one > 0  # the test data does produce single-branch rows
 
@@ -409,7 +412,7 @@ def test_fusion_choice_reaches_the_executor(table: hybrid.Table) -> None:
     # Linear alpha weighs the vector branch: alpha = 1 ranks like the vector branch, alpha = 0 like the text one
     assert ids_of(base.fuse(Linear(alpha=1.0)).to_arrow()) == vector_ids
     assert ids_of(base.fuse(Linear(alpha=0.0)).to_arrow()) == text_ids
-    rrf = base.fuse(RRF(k=1)).to_arrow().to_pylist()
+    rrf = base.fuse(RRF(k=1)).weights("equal").to_arrow().to_pylist()
     for row in rrf:
         ranks = [r for r in (row["_vector_rank"], row["_fts_rank"]) if r is not None]
         assert row["_score"] == pytest.approx(sum(1.0 / (1 + r) for r in ranks))

@@ -1,0 +1,73 @@
+"""Per-query branch weights from the steepness of each branch's list (hybrid/query/confidence.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hybrid
+from hybrid.query.confidence import GAP_RANK, confidences, steepness
+
+
+def test_steepness_compares_the_first_result_with_the_tenth() -> None:
+    bm25 = np.array([20.0, 18, 15, 14, 12, 11, 10, 9, 8, 5, 4, 1])
+    assert steepness(bm25, "fts") == pytest.approx(1 - 5 / 20)  # the 10th, not the last
+    dist = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.8, 0.9])
+    assert steepness(dist, "vector") == pytest.approx(1 - 0.1 / 0.8)
+    assert GAP_RANK == 10
+
+
+def test_a_shorter_list_uses_its_last_result() -> None:
+    assert steepness(np.array([4.0, 3.0, 1.0]), "fts") == pytest.approx(0.75)
+    assert steepness(np.array([0.5, 1.0]), "vector") == pytest.approx(0.5)
+
+
+def test_flat_and_steep_lists_at_the_ends_of_the_scale() -> None:
+    assert steepness(np.full(20, 3.5), "fts") == 0.0
+    assert steepness(np.full(20, 0.4), "vector") == 0.0
+    # an exact match (distance 0) is as steep as it gets
+    assert steepness(np.array([0.0, 0.3, 0.4]), "vector") == 1.0
+
+
+def test_lists_that_cannot_say_get_none() -> None:
+    assert steepness(np.array([7.0]), "fts") is None
+    assert steepness(np.empty(0), "vector") is None
+    # inner-product distances (1 - dot) go below zero for long vectors: no natural zero to compare with
+    assert steepness(np.array([-0.5, 0.2, 0.3]), "vector") is None
+    assert steepness(np.array([0.0, 0.0]), "vector") is None
+
+
+def test_confidences_fall_back_to_equal_when_nothing_separates() -> None:
+    flat = np.full(10, 2.0)
+    assert confidences([(flat, "fts"), (np.full(10, 0.3), "vector")]) == [1.0, 1.0]
+    assert confidences([(np.array([9.0]), "fts"), (np.array([0.1, 0.4]), "vector")]) == [1.0, 0.75]
+    assert confidences([(flat, "fts"), (np.array([0.1, 0.4]), "vector")]) == [0.0, 0.75]
+
+
+def _table(tmp_path: Path) -> tuple[hybrid.Table, np.ndarray]:
+    """Vectors nearly alike (a flat vector list for any query near them); one row with a rare word."""
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=16).astype(np.float32)
+    vectors = base + 0.01 * rng.normal(size=(60, 16)).astype(np.float32)
+    vectors[17] = base + 0.05 * rng.normal(size=16).astype(np.float32)  # the text's answer: last by vector
+    rows = [{"id": i, "text": "common words shared by all rows", "vector": vectors[i]} for i in range(60)]
+    rows[17]["text"] += " zebra"
+    t = hybrid.connect(tmp_path).create_table("t", rows)
+    t.create_fts_index("text")
+    return t, base
+
+
+def test_a_flat_branch_has_little_say_in_the_default_fusion(tmp_path: Path) -> None:
+    t, base = _table(tmp_path)
+    assert t.search("zebra common").limit(1).to_arrow().column("id").to_pylist() == [17]
+    vector_ids = t.search(base, vector_column="vector").limit(60).to_arrow().column("id").to_pylist()
+    assert vector_ids[0] != 17 and vector_ids.index(17) > 50  # the vector branch ranks it last but a few
+    fused = t.search("zebra common").vector(base, column="vector").limit(3)
+    # the vector list is flat (its 10th result nearly as close as its first), the text list steep
+    assert fused.to_arrow().column("id").to_pylist()[0] == 17
+    assert "steepness for this query" in fused.explain()
+    # with equal weights the 0.7 vector share decides instead: the flat branch's first result wins
+    assert fused.weights("equal").to_arrow().column("id").to_pylist()[0] == vector_ids[0]
+    assert "steepness" not in fused.weights("equal").explain()
