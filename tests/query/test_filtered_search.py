@@ -10,7 +10,8 @@ References, computed independently of the filtered code paths:
 * vector: numpy cosine distances over the allowed rows;
 * text: the *unfiltered* BM25 ranking of every matching document (BM25 statistics are
   index-wide, so filtering must not change a score), filtered in Python;
-* hybrid: ``RRF()`` with equal weights (asked for explicitly) over those two exact lists cut at the default candidate depth.
+* hybrid: ``RRF()`` with equal weights (asked for explicitly) over those two exact lists cut at the
+  default candidate depth.
 """
 
 from __future__ import annotations
