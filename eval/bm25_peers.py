@@ -45,6 +45,7 @@ from hybrid.eval import load_beir
 from hybrid.eval.collection import Collection
 from hybrid.eval.metrics import evaluate
 from hybrid.index.analyzer import Analyzer
+from hybrid.query.text import PROXIMITY_SLOP, Match
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peer_lancedb import default_data  # noqa: E402  (the benchmarks' one data-folder rule)
@@ -54,6 +55,8 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "eval" / "results"
 COLLECTIONS = "scifact,nfcorpus,cranfield,xquad-r/en,xquad-r/zh,webfaq"
 K = 100
+PROXIMITY = (0.5, 1.0)
+"""Proximity weights measured beside the default (off)."""
 
 
 def ndcg(coll: Collection, run: dict[str, dict[str, float]]) -> float:
@@ -61,7 +64,12 @@ def ndcg(coll: Collection, run: dict[str, dict[str, float]]) -> float:
 
 
 def hybrid_run(
-    coll: Collection, rows: list[dict[str, str]], work: Path, columns: tuple[str, ...] = ("content",), **options: Any
+    coll: Collection,
+    rows: list[dict[str, str]],
+    work: Path,
+    columns: tuple[str, ...] = ("content",),
+    proximity: float = 0.0,
+    **options: Any,
 ) -> tuple[dict, dict]:
     db = hybrid.connect(work / "hybrid")
     t = db.create_table("docs", [{"doc_id": r["doc_id"], **{c: r[c] for c in columns}} for r in rows], mode="overwrite")
@@ -69,14 +77,13 @@ def hybrid_run(
     stats = next(s for s in t.index_stats() if s["kind"] == "fts")
     run = {}
     for qid, text in coll.judged_queries.items():
-        hits = t.search(text, query_type="fts").select(["doc_id"]).limit(K).to_list()
+        hits = t.search(Match(text, proximity=proximity), query_type="fts").select(["doc_id"]).limit(K).to_list()
         run[qid] = {h["doc_id"]: float(h["_bm25"]) for h in hits}
     return run, {"analyzer": stats["analyzer"], "language_detection": stats.get("language_detection")}
 
 
 def first_chain_run(coll: Collection, rows: list[dict[str, str]], zh: bool) -> dict:
     from hybrid.index.fulltext import FullTextIndex
-    from hybrid.query.text import Match
 
     analyzer = Analyzer.from_dict(
         {"language": "zh" if zh else "en", "ascii_folding": True, "tokenizer": "jieba" if zh else "default"}
@@ -163,6 +170,8 @@ def main() -> None:
                 "lancedb": ndcg(coll, lance_run(coll, rows, work, zh)),
                 "bm25s": ndcg(coll, bm25s_run(coll, rows, zh)),
             }
+            for weight in PROXIMITY:
+                res[f"hybrid proximity {weight:g}"] = ndcg(coll, hybrid_run(coll, rows, work, proximity=weight)[0])
             if any(r["title"] for r in rows):  # multi-field scoring: title and text as two columns
                 two = ("title", "text")
                 res["title+text bm25f"] = ndcg(coll, hybrid_run(coll, rows, work, two)[0])
@@ -206,6 +215,21 @@ def main() -> None:
             f"| {name} | {n['hybrid']:.4f} | {n['hybrid (first chain)']:.4f} | {n['lancedb']:.4f} | {n['bm25s']:.4f} "
             f"| {n['hybrid'] - n['lancedb']:+.4f} | {n['hybrid'] - n['bm25s']:+.4f} | {a['language']} (detected) "
             f"| {n['analysis p50 ms (new)']:.4f} / {n['analysis p50 ms (first chain)']:.4f} ms |"
+        )
+    lines += [
+        "",
+        f"Proximity boost (`Match(text, proximity=w)`: neighbouring query terms within {PROXIMITY_SLOP} positions),",
+        "off by default because it does not help everywhere:",
+        "",
+        "| collection | off | " + " | ".join(f"w = {w:g}" for w in PROXIMITY) + " |",
+        "|---|--:|" + "--:|" * len(PROXIMITY),
+    ]
+    for name, r in results.items():
+        n = r["ndcg@10"]
+        lines.append(
+            f"| {name} | {n['hybrid']:.4f} | "
+            + " | ".join(f"{n[f'hybrid proximity {w:g}']:.4f}" for w in PROXIMITY)
+            + " |"
         )
     multi = {n: r["ndcg@10"] for n, r in results.items() if "title+text bm25f" in r["ndcg@10"]}
     if multi:

@@ -21,7 +21,7 @@ import numpy as np
 import tantivy
 
 from hybrid.index.analyzer import TANTIVY_NAME, Analyzer
-from hybrid.query.text import Boolean, Match, Phrase, QueryString, TextQuery
+from hybrid.query.text import PROXIMITY_SLOP, Boolean, Match, Phrase, QueryString, TextQuery
 
 ROWID_FIELD = "_rowid"
 COMBINED_FIELD = "fall"
@@ -146,7 +146,10 @@ class FullTextIndex:
                     else:
                         q = tantivy.Query.term_query(self._schema, field, term)
                     clauses.append((tantivy.Occur.Should, _boost(q, n * w)))
-            return tantivy.Query.boolean_query(clauses) if clauses else None
+            if not clauses:
+                return None
+            matched = tantivy.Query.boolean_query(clauses)
+            return self._with_proximity(matched, query, weights) if query.proximity > 0 else matched
         if isinstance(query, Phrase):
             terms = self.analyzer.terms(query.text)
             if not terms:
@@ -183,6 +186,17 @@ class FullTextIndex:
                 return None
             return tantivy.Query.boolean_query(parts)
         raise TypeError(f"not a text query: {query!r}")
+
+    def _with_proximity(self, matched: tantivy.Query, query: Match, weights: list[tuple[str, float]]) -> tantivy.Query:
+        """`matched` plus, for each pair of neighbouring distinct query terms, a phrase clause with slop."""
+        terms = self.analyzer.terms(query.text)
+        pairs = list(dict.fromkeys((a, b) for a, b in zip(terms, terms[1:]) if a != b))
+        clauses = [(tantivy.Occur.Must, matched)]
+        for a, b in pairs:
+            for field, w in weights:
+                near = tantivy.Query.phrase_query(self._schema, field, [a, b], PROXIMITY_SLOP)
+                clauses.append((tantivy.Occur.Should, _boost(near, query.proximity * w)))
+        return tantivy.Query.boolean_query(clauses)
 
     def _internal_names(self, text: str) -> str:
         """Rewrite `column:` prefixes of query-parser syntax to the index's field names."""

@@ -278,7 +278,8 @@ def _run_text(q: Query, snap: Snapshot, b: Branch, allowed: Allowed | None, k: i
     b.strategy = f"BM25 {b.entry.name}" + ("" if allowed is None else f" within {len(allowed.ids)} allowed rows")
     if len(cov.unindexed):
         tail_ids = cov.unindexed if allowed is None else np.intersect1d(cov.unindexed, allowed.ids)
-        if isinstance(b.text, Match) and not b.text.fuzziness and "avg_len" in b.entry.params:
+        plain = isinstance(b.text, Match) and not b.text.fuzziness and not b.text.proximity
+        if plain and "avg_len" in b.entry.params:
             rows = snap.take(tail_ids, list(index.columns))
             texts = {c: rows.column(c).to_pylist() for c in index.columns}
             tids, ts = score_tail(index, b.entry.params["avg_len"], b.text.text, q.boosts, tail_ids, texts, k)

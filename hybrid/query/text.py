@@ -1,7 +1,7 @@
 """Full-text query forms. A plain string means `Match(string)`.
 
 >>> Boolean(must=[Match("vector index")], must_not=[Phrase("product quantization")]).must
-(Match(text='vector index', fuzziness=0),)
+(Match(text='vector index', fuzziness=0, proximity=0.0),)
 """
 
 from __future__ import annotations
@@ -16,10 +16,23 @@ class Match:
 
     Never raises on punctuation: the text is analysed exactly like the indexed
     column. `fuzziness` (0, 1 or 2) also matches terms within that edit distance.
+    `proximity` > 0 adds, for each pair of neighbouring query terms found within
+    ``PROXIMITY_SLOP`` positions of each other in a document, that pair's phrase
+    score times `proximity` (off by default: it helped FAQ-style questions and hurt
+    the other collections in ``eval/results/bm25_peers.md``).
     """
 
     text: str
     fuzziness: int = 0
+    proximity: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.proximity, (int, float)) and 0.0 <= self.proximity < float("inf")):
+            raise ValueError(f"proximity must be a finite number >= 0, got {self.proximity!r}")
+
+
+PROXIMITY_SLOP = 3
+"""Neighbouring query terms count as near when at most this many positions apart."""
 
 
 @dataclass(frozen=True)
