@@ -9,8 +9,9 @@ query once with ``embed_query``. Both systems get exactly these vectors:
 * hybrid  - ``hybrid.eval.build_table`` with a `PrecomputedEmbedder` bound to the
   ``vector`` column (it looks the cached vectors up by text; texts the library embeds on
   its own, such as the default query's calibration pseudo-queries, go to the same model)
-  and one BM25 index (English: ``language="en", stem=True``; Chinese: ``tokenizer="jieba"``,
-  plus a ``cjk`` index as a diagnostic); no vector index (exact cosine). Runs through
+  and one BM25 index with the library's defaults (``create_fts_index("content")``: language
+  detected, its stemmer and stop words; Chinese also with ``tokenizer="jieba"`` as a
+  diagnostic); no vector index (exact cosine). Runs through
   ``hybrid.eval.execute``: ``bm25``, ``dense``, ``hybrid-rrf`` (``RRF(k=60)``, equal
   branch weights: LanceDB's pipeline), ``hybrid-default`` (no fusion or weights given:
   the library's default), and ``hybrid-rrf-d100`` (the same RRF with 100 candidates per
@@ -80,9 +81,8 @@ MEASURES = ["nDCG@10", "R@100", "RR@10"]
 K = 100
 RRF_K = 60
 WARMUP = 5  # untimed queries before each run
-HYBRID_FTS_EN = {"language": "en", "stem": True}
-HYBRID_FTS_ZH = {"tokenizer": "jieba", "language": "zh"}
-HYBRID_FTS_ZH_CJK = {"tokenizer": "cjk", "language": "zh"}  # Chinese diagnostic: Han characters + bigrams
+HYBRID_FTS: dict[str, Any] = {}  # the library's defaults: language detected from the text
+HYBRID_FTS_ZH_JIEBA = {"tokenizer": "jieba", "language": "zh"}  # Chinese diagnostic: jieba words
 LANCE_FTS_EN = {
     "base_tokenizer": "simple",
     "language": "English",
@@ -236,13 +236,13 @@ def run_hybrid(
     """hybrid's runs, the table build time, and how its default hybrid query fuses (from its plan)."""
     db = hybrid.connect(root / "hybrid")
     start = time.perf_counter()
-    fts = {"bm25": HYBRID_FTS_ZH, "bm25-cjk": HYBRID_FTS_ZH_CJK} if zh else {"bm25": HYBRID_FTS_EN}
+    fts = {"bm25": HYBRID_FTS, "bm25-jieba": HYBRID_FTS_ZH_JIEBA} if zh else {"bm25": HYBRID_FTS}
     table = build_table(db, coll, embedders={"vector": embedder}, fts=fts)
     build_s = time.perf_counter() - start
     configs = hybrid_configs()
     if zh:  # the same pipeline over character uni+bigrams, the counterpart of LanceDB's ngram tokenizer
-        configs["bm25 [cjk]"] = RunConfig("bm25 [cjk]", "fts", fts_index="bm25-cjk")
-        configs["hybrid-rrf [cjk]"] = rrf_config("hybrid-rrf [cjk]", fts_index="bm25-cjk")
+        configs["bm25 [jieba]"] = RunConfig("bm25 [jieba]", "fts", fts_index="bm25-jieba")
+        configs["hybrid-rrf [jieba]"] = rrf_config("hybrid-rrf [jieba]", fts_index="bm25-jieba")
     results = {}
     warm = dict(list(queries.items())[:WARMUP])
     for name, cfg in configs.items():
@@ -343,7 +343,7 @@ more most other some such no nor not only own same so than too very s t can will
 def stopword_probe(db: Any, dim: int) -> dict[str, Any]:
     """Which of these common English stop words each system's English analyzer drops (a word per LanceDB row)."""
     words = list(dict.fromkeys(SNOWBALL_EN_STOP.split()))
-    analyzer = Analyzer(**HYBRID_FTS_EN)
+    analyzer = Analyzer(language="en")  # the default English analysis
     table = lance_table(
         db,
         "probe-stopwords",
@@ -369,7 +369,7 @@ def analyzer_probe(db: Any, coll: Collection, rows: list[dict[str, str]], dim: i
     share an index term. A difference means the two analyzers tokenize, stem or drop a
     word differently; weighted by how often the query word occurs in the queries.
     """
-    analyzer = Analyzer(**HYBRID_FTS_EN)
+    analyzer = Analyzer(language="en")  # the default English analysis
     query_counts = Counter(w.lower() for t in coll.judged_queries.values() for w in _WORD.findall(t))
     vocab = sorted({w.lower() for r in rows for w in _WORD.findall(r["content"])} | set(query_counts))
     terms = {w: frozenset(analyzer.terms(w)) for w in vocab}
@@ -502,7 +502,7 @@ def run_collection(args: argparse.Namespace, name: str, root: Path, lance_db: An
         "hybrid_default_fusion": default_fusion,
         "hybrid_texts_embedded_by_fallback": dict(embedder.fallback_texts),
         "lance_build_s": round(lance_build_s, 2),
-        "hybrid_fts": {"bm25": HYBRID_FTS_ZH, "bm25-cjk": HYBRID_FTS_ZH_CJK} if zh else {"bm25": HYBRID_FTS_EN},
+        "hybrid_fts": {"bm25": HYBRID_FTS, "bm25-jieba": HYBRID_FTS_ZH_JIEBA} if zh else {"bm25": HYBRID_FTS},
         "lance_fts": {label: {**fts, "with_position": False} for label, fts in variants.items()},
         "lance_fts_chosen": chosen,
         "runs": {},
@@ -634,8 +634,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         "LanceDB gets the same float32 matrix. Neither system has a vector index: both dense branches are exact",
         "cosine searches, so ANN error does not enter. Every run returns the top 100.",
         "",
-        '- hybrid: `hybrid.eval.build_table` + `hybrid.eval.execute`; `bm25` (English: `language="en", stem=True`,',
-        '  stop words on; Chinese: `tokenizer="jieba", language="zh"`), `dense`, `hybrid-rrf` (`RRF(k=60)`, equal',
+        "- hybrid: `hybrid.eval.build_table` + `hybrid.eval.execute`; `bm25` (the default analysis: language",
+        '  detected; Chinese also `tokenizer="jieba"` as `[jieba]`), `dense`, `hybrid-rrf` (`RRF(k=60)`, equal',
         "  branch weights: LanceDB's pipeline), `hybrid-default` (no fusion or weights given: the library's default",
         "  in this checkout; its plan is quoted under each collection), `hybrid-rrf-d100` (RRF(k=60), equal weights,",
         "  100 candidates per branch = LanceDB's depth for a top-100 hybrid query, where hybrid's default depth is",
@@ -748,33 +748,20 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 
 NOTES = [
-    "- **Analyzers (English).** Both split on non-alphanumeric characters, drop tokens over 40 bytes, lower-case,",
-    "  fold to ASCII and stem with the Snowball English stemmer (hybrid: `hybrid.index.analyzer.Analyzer` over",
-    "  tantivy-py; LanceDB: its `simple` tokenizer with the options above); the analyzer probes find the same",
-    "  stem classes (any exception is listed under the collection). They differ in the **stop-word list**:",
-    "  hybrid (tantivy's `stopword(english)`) drops Lucene's classic 33 words, LanceDB a much longer list (on",
-    "  the words probed it behaves like NLTK's; see the stop-word probe below), so LanceDB's BM25 ignores",
-    "  question words (what, how, when, which, who, where), auxiliaries (have, has, do, did, can) and",
-    "  prepositions (from, over, under, between) that hybrid's scores. The words it keeps although they are on",
-    "  the list (does, only, very, ...) are the ones whose stem is not on it, which suggests it removes stop",
-    "  words after stemming. The per-collection analyzer probe gives the share of query-word occurrences that",
-    "  one system drops and the other scores; with the document lengths that change with them, this is the",
-    "  likeliest source of the BM25 differences.",
-    "- **Analyzers (Chinese).** hybrid segments with Python jieba (`cut_for_search`: words plus their dictionary",
-    "  sub-words) and indexes the space-separated tokens with tantivy (lower case, ASCII folding, no stemming or",
-    "  stop words). LanceDB ships no Chinese model: `jieba/default` needs a `dict.txt` under",
-    "  `$LANCE_LANGUAGE_MODEL_HOME/jieba/default` (`python -m lance.download jieba` fetches jieba-rs's copy from",
-    "  GitHub); this script copies the installed Python `jieba` package's dictionary there (jieba-rs's is a copy),",
-    "  so LanceDB segments with the same dictionary through jieba-rs and its own cut mode. `icu` (ICU dictionary",
-    "  segmentation, built in) and `ngram` (character 1- and 2-grams, over the whole text, Latin words included)",
-    "  are LanceDB's other offline options; its `simple` tokenizer leaves a run of Han characters as one token,",
-    "  so it is not tried. The LanceDB tokenizer with the best BM25 nDCG@10 serves the main LanceDB runs (the",
-    "  peer gets its best tokenizer, picked on the test queries); the others are listed in brackets. hybrid's",
-    "  main runs use jieba as specified; `bm25 [cjk]` / `hybrid-rrf [cjk]` use hybrid's `cjk` analyzer (each Han",
-    "  character plus each character bigram; other text split on whitespace only), the counterpart of",
-    "  LanceDB's ngram, as a diagnostic outside the summary. LanceDB's `jieba/default` tokenizer is an order of",
-    "  magnitude slower per query than its other tokenizers on the same table (see p50), consistent with",
-    "  loading the dictionary for every query.",
+    "- **Analyzers.** hybrid's side uses the library's defaults (`create_fts_index(\"content\")`: the language",
+    "  is detected with py3langid and its Snowball stemmer and stop words apply; English uses the full Snowball",
+    "  stop list and ASCII folding; see `hybrid/index/analyzer.py`). LanceDB gets its English defaults (simple",
+    "  tokenizer, English stemming and stop words, lower case, ASCII folding) on every non-Chinese collection,",
+    "  since it detects no language: on German, Spanish, Russian or Hindi text that is what a user who does not",
+    "  configure it gets. The stop-word and analyzer probes below compare the two English analyzers.",
+    "- **Analyzers (Chinese).** hybrid's default splits Han text into character clusters plus character bigrams;",
+    "  `bm25 [jieba]` / `hybrid-rrf [jieba]` use Python jieba (`cut_for_search`) instead, as a diagnostic outside",
+    "  the summary. LanceDB ships no Chinese model: `jieba/default` needs a `dict.txt` under",
+    "  `$LANCE_LANGUAGE_MODEL_HOME/jieba/default`; this script copies the installed Python `jieba` package's",
+    "  dictionary there, so LanceDB segments with the same dictionary through jieba-rs. `icu` and `ngram`",
+    "  (character 1- and 2-grams) are its other offline options. The LanceDB tokenizer with the best BM25",
+    "  nDCG@10 serves the main LanceDB runs (the peer gets its best tokenizer, picked on the test queries); the",
+    "  others are listed in brackets.",
     "- **BM25 scoring.** Both rank a single field by BM25; hybrid with tantivy's (k1 = 1.2, b = 0.75), LanceDB",
     "  with its own inverted index. Equal rankings need equal analyzers *and* equal statistics (document length",
     "  in tokens after the analyzer, average length, document frequencies), so the stop-word lists alone move",
@@ -783,9 +770,9 @@ NOTES = [
     "  (100) candidates per branch and breaks ties (frequent in RRF: a document at rank r of one branch only",
     "  ties with any other document at rank r of the other branch only) by its merge order (vector branch",
     "  first); hybrid fetches max(50, 2 x limit) = 200 per branch and breaks ties by row id. `hybrid-rrf-d100`",
-    "  shows the effect of the depth alone. hybrid's default hybrid query (`hybrid-default`) may be a different",
-    "  pipeline (its plan, quoted per collection, gives its fusion and branch weights); where its calibration",
-    "  gives the dense branch a small weight (an English-only model on Chinese text), it stays close to BM25.",
+    "  shows the effect of the depth alone. hybrid's default hybrid query (`hybrid-default`) is a different",
+    "  pipeline (its plan, quoted per collection): Linear(alpha=0.7) over min-max scores, each branch weighted",
+    "  by the table's self-retrieval calibration times the steepness of its list for the query.",
     "- **Dense.** Exact cosine over the same float32 vectors in both; an overlap@10 below 1 between `dense` and",
     "  `lance-dense` could only come from the order of near-ties.",
 ]

@@ -22,10 +22,12 @@ def main() -> None:
         "",
         "Target: the default hybrid query scores at least the best single branch minus 0.01 on every",
         "collection. Numbers from `python eval/peer_lancedb.py` (eval/results/peer_lancedb.md), tabulated by",
-        "`python eval/safe_default.py`. Old default: RRF k=60, equal weights. New default: RRF k=20 with",
-        "branch weights from the self-retrieval calibration (`hybrid/query/calibration.py`).",
+        "`python eval/safe_default.py`. `RRF k=60`: equal weights, the customary fusion (LanceDB's default).",
+        'Default: `Linear(alpha=0.7)` over min-max scores with "auto" branch weights: the self-retrieval',
+        "calibration (`hybrid/query/calibration.py`) times each list's steepness for the query",
+        "(`hybrid/query/confidence.py`); chosen in `eval/results/fusion_study.md`.",
         "",
-        "| collection | best branch | old default | new default | new - best | LanceDB hybrid (RRF) |",
+        "| collection | best branch | RRF k=60 | default | default - best | LanceDB hybrid (RRF) |",
         "|---|--:|--:|--:|--:|--:|",
     ]
     for name, c in peer.items():

@@ -497,6 +497,8 @@ class Table:
         identifiers: bool = True,
         scoring: Literal["bm25f", "fields"] = "bm25f",
         weights: Mapping[str, int] | None = None,
+        k1: float = 1.2,
+        b: float = 0.75,
         name: str = "fts",
         replace: bool = False,
     ) -> Commit:
@@ -508,8 +510,18 @@ class Table:
         language gets. Several columns are scored as BM25F (``scoring="bm25f"``, `weights`
         repeats a column's text, e.g. ``{"title": 2}``) or column by column and summed
         (``scoring="fields"``). Chinese can also use ``tokenizer="jieba"``.
+
+        `k1` (term-frequency saturation) and `b` (length normalisation) default to tantivy's
+        own, which it scores natively; with other values each query's top 100 tantivy hits
+        are rescored, every term's BM25 recomputed from the term frequency and field length
+        tantivy reports (``eval/results/bm25_params.md``: long sections gain from a higher
+        `b`, single sentences from a lower one).
         """
         cols = [columns] if isinstance(columns, str) else list(columns)
+        if not (isinstance(k1, (int, float)) and 0 <= k1 < float("inf")):
+            raise ValueError(f"k1 must be a finite number >= 0, got {k1!r}")
+        if not (isinstance(b, (int, float)) and 0 <= b <= 1):
+            raise ValueError(f"b must be a number from 0 to 1, got {b!r}")
         if scoring not in ("bm25f", "fields"):
             raise ValueError(f"scoring must be 'bm25f' or 'fields', got {scoring!r}")
         if scoring == "fields" and weights:
@@ -522,7 +534,7 @@ class Table:
 
         analyzer = analyzer_for if language == "auto" else analyzer_for(language)
         bm25f = dict(weights or {}) if scoring == "bm25f" else None
-        return manage.create_fts_index(self, cols, analyzer, name, replace, bm25f)
+        return manage.create_fts_index(self, cols, analyzer, name, replace, bm25f, (float(k1), float(b)))
 
     def create_vector_index(
         self,

@@ -11,11 +11,13 @@ fields (``scoring="fields"`` builds only those).
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tantivy
@@ -28,6 +30,10 @@ COMBINED_FIELD = "fall"
 """The BM25F field: every column's text, each repeated by its weight."""
 TERM_SET_MAX = 2_000
 """Allowed sets up to this size are pushed into tantivy as a term-set query; larger ones over-fetch."""
+TANTIVY_BM25 = (1.2, 0.75)
+"""tantivy's fixed BM25 (k1, b)."""
+RESCORE_DEPTH = 100
+"""With other (k1, b), tantivy's top max(k, 100) hits are rescored (each from tantivy's explanation)."""
 
 
 def field_names(columns: Sequence[str]) -> list[str]:
@@ -211,15 +217,31 @@ class FullTextIndex:
         *,
         allowed: np.ndarray | None = None,
         excluded: np.ndarray | None = None,
+        bm25: tuple[float, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-`k` (row ids, BM25 scores), best first, restricted to `allowed` and never `excluded`.
 
         Both sets are sorted uint64 arrays. Small allowed sets go into tantivy
         as a term-set clause; otherwise candidates are over-fetched and filtered
         until `k` survive or the matches run out, so the result is exact.
+        `bm25` = (k1, b) other than tantivy's rescores its top max(k, RESCORE_DEPTH).
         """
         if k <= 0 or (allowed is not None and len(allowed) == 0):
             return np.empty(0, np.uint64), np.empty(0, np.float32)
+        if bm25 is not None and bm25 != TANTIVY_BM25:
+            ids, scores, addresses = self._hits(query, max(k, RESCORE_DEPTH), allowed, excluded)
+            searcher = self.searcher
+            rescored = [_rescore(json.loads(query.explain(searcher, a).to_json()), *bm25) for a in addresses]
+            new = np.asarray(rescored, dtype=np.float32)
+            order = np.lexsort((ids, -new))[:k]
+            return ids[order], new[order]
+        ids, scores, _ = self._hits(query, k, allowed, excluded)
+        return ids, scores
+
+    def _hits(
+        self, query: tantivy.Query, k: int, allowed: np.ndarray | None, excluded: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, list[tantivy.DocAddress]]:
+        """search()'s top `k` with tantivy's scores, and the hits' document addresses."""
         if allowed is not None and len(allowed) <= TERM_SET_MAX:
             restricted = tantivy.Query.term_set_query(self._schema, ROWID_FIELD, allowed.tolist())
             query = tantivy.Query.boolean_query(
@@ -240,8 +262,28 @@ class FullTextIndex:
             if allowed is not None:
                 keep &= _isin_sorted(ids, allowed)
             if keep.sum() >= k or len(hits) < limit:
-                return ids[keep][:k], scores[keep][:k]
+                addresses = [h[1] for h, kept in zip(hits, keep) if kept][:k]
+                return ids[keep][:k], scores[keep][:k], addresses
             limit *= 4
+
+
+def _rescore(node: dict[str, Any], k1: float, b: float) -> float:
+    """A hit's score from tantivy's explanation, with every term's BM25 recomputed for (k1, b) from
+    the term frequency, field length and average length tantivy reports; boosts and sums kept."""
+    kids = node.get("details") or []
+    if node.get("description", "").startswith("TermQuery"):
+        idf = next(d["value"] for d in kids if d["description"].startswith("idf"))
+        norm = next(d for d in kids if d["description"].startswith("freq /"))
+        v = {d["description"].split(",")[0]: d["value"] for d in norm["details"]}
+        tf, dl, avgdl = v["freq"], v["dl"], v["avgdl"]
+        return float((k1 + 1) * idf * tf / (tf + k1 * (1 - b + b * dl / max(avgdl, 1e-9))))
+    if not kids:
+        return float(node["value"])
+    new = [_rescore(d, k1, b) for d in kids]
+    if len(kids) == 1:  # a boost: the same factor over the new value
+        old = kids[0]["value"]
+        return float(node["value"] * new[0] / old) if old else float(node["value"])
+    return sum(new)  # a boolean clause: the sum of its parts
 
 
 def _boost(q: tantivy.Query, weight: float) -> tantivy.Query:

@@ -159,9 +159,10 @@ def create_fts_index(
     name: str,
     replace_existing: bool,
     weights: dict[str, int] | None = None,
+    bm25: tuple[float, float] = (1.2, 0.75),
 ) -> Commit:
     """Build and commit a full-text index; `analyzer` may be a function of the language, which is
-    then detected from a sample of the columns (``language="auto"``)."""
+    then detected from a sample of the columns (``language="auto"``); `bm25` = (k1, b)."""
     base = table._write_base("create_fts_index")
     snap = Snapshot(table.path, base, table._cache)
     if not columns:
@@ -187,6 +188,7 @@ def create_fts_index(
         empty: dict[str, list[str | None]] = {c: [] for c in columns}
         sample = next(text_batches(snap, columns), (None, empty))[1]
         params: dict[str, Any] = {"analyzer": analyzer.to_dict(), "avg_len": average_lengths(index, sample)}
+        params["k1"], params["b"] = bm25
         if weights is not None and len(columns) > 1:
             params["weights"] = {str(i): weights[c] for i, c in enumerate(columns)}  # by position: renames follow
         if detected:

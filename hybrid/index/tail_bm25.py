@@ -3,10 +3,11 @@
 Scoring those rows in a separate small index would give them that index's
 IDF (a term in 1 of 3 new rows looks rare), so fresh rows would rank
 inconsistently. Instead, plain term queries (`Match`) over the unindexed rows
-are scored here with tantivy's BM25 formula (k1 = 1.2, b = 0.75) using the
-main index's document count, document frequencies and average field length,
-plus the new rows' own counts. A BM25F index is scored on its combined field: each
-column's term counts and length times the column's weight. Tantivy quantizes field lengths, so scores
+are scored here with the BM25 formula and the index's k1 and b (tantivy's
+1.2 and 0.75 unless the index says otherwise) using the main index's document
+count, document frequencies and average field length, plus the new rows' own
+counts. A BM25F index is scored on its combined field: each column's term
+counts and length times the column's weight. Tantivy quantizes field lengths, so scores
 agree with an index rebuilt by `optimize()` to within a few percent.
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 from hybrid.index.fulltext import COMBINED_FIELD, FullTextIndex
 
 K1, B = 1.2, 0.75
+"""tantivy's BM25 parameters (fixed in tantivy)."""
 
 
 def score_tail(
@@ -31,8 +33,10 @@ def score_tail(
     rowids: np.ndarray,
     texts: Mapping[str, Sequence[str | None]],
     k: int,
+    k1: float = K1,
+    b: float = B,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-`k` (row ids, BM25) among the given unindexed rows for a `Match` query."""
+    """Top-`k` (row ids, BM25 with `k1` and `b`) among the given unindexed rows for a `Match` query."""
     counts = Counter(index.analyzer.terms(query_text))
     if not counts or len(rowids) == 0:
         return np.empty(0, np.uint64), np.empty(0, np.float32)
@@ -41,14 +45,14 @@ def score_tail(
     scores = np.zeros(len(rowids), dtype=np.float64)
     for field, boost, docs, avg in _scored_fields(index, avg_len, boosts, texts):
         lengths = np.array([sum(d.values()) for d in docs], dtype=np.float64)
-        norm = K1 * (1 - B + B * lengths / max(avg, 1e-9))
+        norm = k1 * (1 - b + b * lengths / max(avg, 1e-9))
         for term, q_count in counts.items():
             tf = np.array([d.get(term, 0) for d in docs], dtype=np.float64)
             df = int(searcher.doc_freq(field, term)) + int((tf > 0).sum())
             if df == 0:
                 continue
             idf = math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
-            scores += q_count * boost * idf * tf * (K1 + 1) / (tf + norm)
+            scores += q_count * boost * idf * tf * (k1 + 1) / (tf + norm)
     hit = scores > 0
     ids, s = rowids[hit], scores[hit]
     order = np.lexsort((ids, -s))[:k]

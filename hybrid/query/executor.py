@@ -14,8 +14,8 @@ import pyarrow as pa
 from hybrid.embedders import binding
 from hybrid.errors import HybridError, SchemaError, VectorError
 from hybrid.index.catalog import IndexEntry, entries, selected_vectors, text_batches, vector_column
-from hybrid.index.fulltext import FullTextIndex, _isin_sorted
-from hybrid.index.tail_bm25 import score_tail
+from hybrid.index.fulltext import RESCORE_DEPTH, FullTextIndex, _isin_sorted
+from hybrid.index.tail_bm25 import K1, B, score_tail
 from hybrid.index.vector import VectorIndex, distances, top_k
 from hybrid.query import calibration, confidence
 from hybrid.query.filter import compile_filter
@@ -272,17 +272,24 @@ def _run_text(q: Query, snap: Snapshot, b: Branch, allowed: Allowed | None, k: i
     if compiled is None:
         b.strategy = f"BM25 {b.entry.name}: the query has no indexable terms"
         return
+    bm25 = (b.entry.params.get("k1", K1), b.entry.params.get("b", B))
     ids, s = index.search(
-        compiled, k, allowed=None if allowed is None else allowed.ids, excluded=cov.dead if len(cov.dead) else None
+        compiled,
+        k,
+        allowed=None if allowed is None else allowed.ids,
+        excluded=cov.dead if len(cov.dead) else None,
+        bm25=bm25,
     )
     b.strategy = f"BM25 {b.entry.name}" + ("" if allowed is None else f" within {len(allowed.ids)} allowed rows")
+    if bm25 != (K1, B):
+        b.strategy += f" (top {max(k, RESCORE_DEPTH)} rescored with k1={bm25[0]:g}, b={bm25[1]:g})"
     if len(cov.unindexed):
         tail_ids = cov.unindexed if allowed is None else np.intersect1d(cov.unindexed, allowed.ids)
-        plain = isinstance(b.text, Match) and not b.text.fuzziness and not b.text.proximity
-        if plain and "avg_len" in b.entry.params:
+        if isinstance(b.text, Match) and not b.text.fuzziness and not b.text.proximity and "avg_len" in b.entry.params:
             rows = snap.take(tail_ids, list(index.columns))
             texts = {c: rows.column(c).to_pylist() for c in index.columns}
-            tids, ts = score_tail(index, b.entry.params["avg_len"], b.text.text, q.boosts, tail_ids, texts, k)
+            avg = b.entry.params["avg_len"]
+            tids, ts = score_tail(index, avg, b.text.text, q.boosts, tail_ids, texts, k, *bm25)
             b.strategy += f" + BM25 on the index's statistics over {len(tail_ids)} unindexed rows"
         else:
             tail = table._search.get(
