@@ -41,9 +41,13 @@ def eval_command(
     runs: Annotated[str, typer.Option(help="comma-separated names (see hybrid.eval.presets)")] = "bm25,dense,hybrid",
     out: Annotated[Path, typer.Option(help="report folder")] = Path("report"),
     split: Annotated[str, typer.Option(help="qrels split")] = "test",
-    embedder: Annotated[str, typer.Option(help="registered embedder name")] = "sentence-transformers",
+    embedder: Annotated[
+        str, typer.Option(help="registered embedder name, or auto: MiniLM for English text, else multilingual e5")
+    ] = "auto",
     embedder_config: Annotated[str, typer.Option(help="embedder settings as JSON")] = "{}",
-    tokenizer: Annotated[str, typer.Option(help="auto, default, jieba, cjk, whitespace")] = "auto",
+    tokenizer: Annotated[
+        str, typer.Option(help="auto (the library's default analysis), default, jieba, cjk, whitespace")
+    ] = "auto",
     k: Annotated[int, typer.Option(help="results kept per query")] = 100,
     limit_queries: Annotated[int | None, typer.Option(help="only the first N judged queries")] = None,
     ann: Annotated[bool, typer.Option(help="also measure ANN recall vs ef_search")] = False,
@@ -151,9 +155,9 @@ def _embedder(name: str | None, config_json: str) -> Embedder | None:
         _fail(f"--embedder-config is not JSON: {exc}")
     if not isinstance(config, dict):
         _fail("--embedder-config must be a JSON object")
-    if name is None:
+    if name is None or name == "auto":  # chosen by the text's language when the table is made
         if config:
-            _fail("--embedder-config needs --embedder")
+            _fail("--embedder-config needs a named --embedder")
         return None
     return create(name, **config)
 
@@ -263,7 +267,7 @@ def ingest_command(
     db: Annotated[Path, typer.Option(help="database folder (created if needed)")],
     table: Annotated[str, typer.Option(help="table name (created if needed)")] = "docs",
     embedder: Annotated[
-        str | None, typer.Option(help="embedder for a new table (default sentence-transformers: MiniLM)")
+        str | None, typer.Option(help="embedder for a new table (default auto: MiniLM for English, else e5)")
     ] = None,
     embedder_config: Annotated[str, typer.Option(help="embedder settings as JSON")] = "{}",
     chunk_size: Annotated[int, typer.Option(help="target chunk size")] = 800,

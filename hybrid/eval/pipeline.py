@@ -12,7 +12,7 @@ import numpy as np
 
 from hybrid.eval.ann import ann_curve
 from hybrid.eval.collection import Collection, load_beir
-from hybrid.eval.presets import VECTOR_COLUMN, fts_indexes_for, guess_tokenizer, parse_run
+from hybrid.eval.presets import VECTOR_COLUMN, fts_indexes_for, parse_run
 from hybrid.eval.report import Report, build_report, write_report
 from hybrid.eval.runs import RunResult, build_table, execute
 
@@ -23,9 +23,11 @@ class EvalSettings:
 
     runs: Sequence[str] = ("bm25", "dense", "hybrid")
     split: str = "test"
-    embedder: str = "sentence-transformers"
+    embedder: str = "auto"
+    """A registered embedder name, or "auto": chosen by the corpus language (:mod:`hybrid.embedders.auto`)."""
     embedder_config: dict[str, Any] = field(default_factory=dict)
     tokenizer: str = "auto"
+    """"auto": the library's default analysis (language detected); or default, jieba, cjk, whitespace."""
     k: int = 100
     limit_queries: int | None = None
     ann: bool = False
@@ -43,17 +45,23 @@ def run_evaluation(
     """Evaluate `settings.runs` on a collection (a BEIR folder or a Collection); write the report to `out_dir`."""
     from hybrid import connect
     from hybrid.embedders import create
+    from hybrid.embedders.auto import embedder_for
 
     s = settings or EvalSettings()
     coll = collection if isinstance(collection, Collection) else load_beir(collection, s.split)
     if s.ignore_identical_ids and not coll.ignore_identical_ids:
         coll = Collection(coll.name, coll.corpus, coll.queries, coll.qrels, True, coll.meta)
     needs_vectors = any(not name.startswith("bm25") for name in s.runs)
-    embedder = create(s.embedder, **s.embedder_config) if needs_vectors or s.ann else None
+    embedder = None
+    if needs_vectors or s.ann:
+        if s.embedder == "auto":
+            if s.embedder_config:
+                raise ValueError("embedder settings need a named embedder, not 'auto'")
+            embedder = embedder_for(d["text"] for d in coll.corpus.values())
+        else:
+            embedder = create(s.embedder, **s.embedder_config)
     configs = [parse_run(name, embedder) for name in s.runs]
-    tokenizer = s.tokenizer
-    if tokenizer == "auto":
-        tokenizer = guess_tokenizer(d["text"] for d in list(coll.corpus.values())[:500])
+    tokenizer = "default" if s.tokenizer == "auto" else s.tokenizer
     fts = fts_indexes_for(configs, tokenizer) or {}
     workdir = tempfile.TemporaryDirectory() if s.db_path is None else None
     try:
@@ -84,7 +92,8 @@ def run_evaluation(
             points = ann_curve(table, VECTOR_COLUMN, vectors)
         qrels = {q: coll.qrels[q] for q in queries}
         judged = Collection(coll.name, coll.corpus, coll.queries, qrels, coll.ignore_identical_ids, coll.meta)
-        report = build_report(judged, results, ann=points, meta={"runs": list(s.runs), "tokenizer": tokenizer})
+        meta = {"runs": list(s.runs), "tokenizer": tokenizer, "embedder": embedder.name if embedder else None}
+        report = build_report(judged, results, ann=points, meta=meta)
         return report, write_report(report, out_dir)
     finally:
         if workdir is not None:

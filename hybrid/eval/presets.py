@@ -109,21 +109,3 @@ def fts_indexes_for(configs: Iterable[RunConfig], tokenizer: str = "default") ->
     """The full-text indexes (name -> analyzer options) the runs need."""
     needed = {c.fts_index for c in configs if c.fts_index}
     return {n: {**FTS_INDEXES[n], "tokenizer": tokenizer} for n in sorted(needed)}
-
-
-def guess_tokenizer(texts: Iterable[str]) -> str:
-    """``"jieba"`` (or ``"cjk"`` without the zh extra) when most letters are Han characters, else ``"default"``."""
-    han = other = 0
-    for text in texts:
-        for ch in text:
-            if "\u4e00" <= ch <= "\u9fff":
-                han += 1
-            elif ch.isalpha():
-                other += 1
-    if han <= other:
-        return "default"
-    try:
-        import jieba  # noqa: F401
-    except ImportError:
-        return "cjk"
-    return "jieba"

@@ -105,8 +105,9 @@ def ingest(
 ) -> IngestReport:
     """Ingest files and folders into `table_name`, creating it (bound to `embedder`) if needed.
 
-    `embedder` defaults to the table's bound one, or for a new table to the packaged
-    all-MiniLM-L6-v2 (``SentenceTransformerEmbedder()``). `prune` also deletes the
+    `embedder` defaults to the table's bound one, or for a new table to the one chosen
+    by the language of the chunks (:mod:`hybrid.embedders.auto`: English text gets
+    all-MiniLM-L6-v2, any other language or a mix the multilingual e5-small). `prune` also deletes the
     chunks of sources that were not seen in `paths` (files deleted since the last
     ingest of the same paths). With `build_indexes`, the full-text index over
     heading and text and the HNSW index are created or brought up to date.
@@ -124,7 +125,7 @@ def ingest(
     report.files = len(documents)
     report.chunks = sum(len(c) for c in chunks_by_source.values())
 
-    table = _open_or_create(db, table_name, embedder)
+    table = _open_or_create(db, table_name, embedder, (c.text for cs in chunks_by_source.values() for c in cs))
     existing = _existing_ids(table)
     emptied = {s.source for s in report.skipped if s.reason == "empty file" or s.reason.startswith("no text")}
     to_write: list[Chunk] = []
@@ -189,7 +190,7 @@ def _read(
     return unique
 
 
-def _open_or_create(db: Database, name: str, embedder: Embedder | None) -> Table:
+def _open_or_create(db: Database, name: str, embedder: Embedder | None, texts: Iterable[str]) -> Table:
     if name in db:
         table = db.open_table(name)
         missing = [f.name for f in CHUNK_SCHEMA if f.name not in table.schema.names]
@@ -205,9 +206,9 @@ def _open_or_create(db: Database, name: str, embedder: Embedder | None) -> Table
             )
         return table
     if embedder is None:
-        from hybrid.embedders import SentenceTransformerEmbedder
+        from hybrid.embedders.auto import embedder_for
 
-        embedder = SentenceTransformerEmbedder()
+        embedder = embedder_for(texts)
     return db.create_table(name, schema=CHUNK_SCHEMA, embedding={VECTOR_COLUMN: ("text", embedder)})
 
 
