@@ -52,6 +52,10 @@ def eval_command(
     limit_queries: Annotated[int | None, typer.Option(help="only the first N judged queries")] = None,
     ann: Annotated[bool, typer.Option(help="also measure ANN recall vs ef_search")] = False,
     ignore_identical_ids: Annotated[bool, typer.Option(help="drop hits whose id equals the query id")] = False,
+    queries_from: Annotated[
+        Path | None,
+        typer.Option(help="ask with this BEIR folder's query texts, same ids (cross-lingual: xquad-r/en for de)"),
+    ] = None,
 ) -> None:
     """Evaluate retrieval runs on a collection; write report.md, report.json, PNG plots and run files."""
     from rich.console import Console
@@ -75,6 +79,7 @@ def eval_command(
         limit_queries=limit_queries,
         ann=ann,
         ignore_identical_ids=ignore_identical_ids,
+        queries_from=queries_from,
     )
     try:
         report, files = run_evaluation(collection, out, settings, log=lambda m: console.print(f"[dim]{m}[/dim]"))

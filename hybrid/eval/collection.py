@@ -42,6 +42,24 @@ class Collection:
         """The queries that have judgments, in id order."""
         return {q: self.queries[q] for q in sorted(self.qrels)}
 
+    def with_queries_from(self, other: Mapping[str, str], name: str) -> Collection:
+        """This corpus and these judgments, asked with `other`'s text for the same query ids: a
+        cross-lingual collection when `other` holds the questions in another language (XQuAD-R
+        shares ids across languages). Judged ids missing from `other` are dropped, and at least
+        one must remain.
+
+        >>> c = Collection("de", {"d1": {"title": "", "text": "Katze"}}, {"q1": "Katze?"}, {"q1": {"d1": 1}})
+        >>> c.with_queries_from({"q1": "cat?"}, "en-to-de").judged_queries
+        {'q1': 'cat?'}
+        """
+        qrels = {q: j for q, j in self.qrels.items() if q in other}
+        if not qrels:
+            raise ValueError(
+                f"{self.name}: none of its {len(self.qrels)} judged query ids has a text in the other queries"
+            )
+        meta = {**self.meta, "queries_from": name}
+        return Collection(name, self.corpus, dict(other), qrels, self.ignore_identical_ids, meta)
+
     def documents(self, title_in_text: bool = True) -> list[dict[str, str]]:
         """Rows for a table: doc_id, title, text, and `content` (title + text, what gets indexed)."""
         rows = []
@@ -82,6 +100,15 @@ def read_qrels(path: str | Path) -> Qrels:
             raise ValueError(f"{path}: row {n} has {len(row)} fields, expected query-id, corpus-id, score")
         qrels.setdefault(row[0], {})[row[1]] = int(row[2])
     return qrels
+
+
+def load_queries(path: str | Path) -> dict[str, str]:
+    """The queries of a BEIR folder (its queries.jsonl), or of a queries.jsonl file itself."""
+    root = Path(path)
+    file = root / "queries.jsonl" if root.is_dir() else root
+    if not file.exists():
+        raise FileNotFoundError(f"no queries.jsonl at {root}")
+    return {str(q["_id"]): q["text"] for q in _jsonl(file)}
 
 
 def load_beir(path: str | Path, split: str = "test", *, ignore_identical_ids: bool = False) -> Collection:

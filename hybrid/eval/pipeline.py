@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from hybrid.eval.ann import ann_curve
-from hybrid.eval.collection import Collection, load_beir
+from hybrid.eval.collection import Collection, load_beir, load_queries
 from hybrid.eval.presets import VECTOR_COLUMN, fts_indexes_for, parse_run
 from hybrid.eval.report import Report, build_report, write_report
 from hybrid.eval.runs import RunResult, build_table, execute
@@ -32,6 +32,8 @@ class EvalSettings:
     limit_queries: int | None = None
     ann: bool = False
     ignore_identical_ids: bool = False
+    queries_from: Path | None = None
+    """Ask with another collection's query texts for the same ids (cross-lingual: XQuAD-R en -> de)."""
     db_path: Path | None = None
     progress: bool | None = None
 
@@ -49,6 +51,10 @@ def run_evaluation(
 
     s = settings or EvalSettings()
     coll = collection if isinstance(collection, Collection) else load_beir(collection, s.split)
+    if s.queries_from is not None:
+        source = Path(s.queries_from)
+        root = source if source.is_dir() else source.parent
+        coll = coll.with_queries_from(load_queries(source), f"{root.name}-to-{coll.name}")
     if s.ignore_identical_ids and not coll.ignore_identical_ids:
         coll = Collection(coll.name, coll.corpus, coll.queries, coll.qrels, True, coll.meta)
     needs_vectors = any(not name.startswith("bm25") for name in s.runs)

