@@ -200,7 +200,7 @@ def collection_vectors(
         info = {"key": key, "embed_documents_s": round(doc_s, 1), "embed_queries_s": round(query_s, 1)}
         meta_path.write_text(json.dumps(info, indent=2) + "\n")
         info = {**info, "cached": False}
-    info["folder"] = str(folder)
+    info["folder"] = f"<work>/vectors/{coll.name}"  # --work is a machine path: not written into results
     return docs.astype(np.float32), dict(zip(queries, qvecs.astype(np.float32))), info
 
 
@@ -824,14 +824,16 @@ def main() -> None:
     import torch
 
     report: dict[str, Any] = {
-        "command": " ".join(shlex.quote(x) for x in ["python", "eval/peer_lancedb.py", *sys.argv[1:]]),
+        "command": " ".join(
+            shlex.quote(x) for x in ["python", "eval/peer_lancedb.py", *sys.argv[1:]]
+        ).replace(shlex.quote(str(args.work)), "<work>"),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": f"{os.cpu_count()} CPUs (shared), {platform.platform()}, Python {platform.python_version()}, "
         f"torch {torch.__version__}",
         "loadavg_at_start": os.getloadavg(),
         "versions": versions(),
         "git": git_state(),
-        "lance_language_model_home": str(model_home),
+        "lance_language_model_home": "<work>/lance_language_models",
         "collections": {},
         "notes": NOTES,
     }
