@@ -86,12 +86,18 @@ def branch_lists(args: argparse.Namespace, name: str, model: Callable[[], Senten
     hits = {"vector": int(found.group(1)) / n, "fts": int(found.group(2)) / n, "probes": n}
     log(f"{name}: calibration {hits} in {time.perf_counter() - start:.1f} s")
     lists: dict[str, Any] = {}
+    from hybrid.index.catalog import entries
+    from hybrid.query.text import Match
+
+    snap = table.snapshot()
+    index = table._search.index(table.path, snap, next(e for e in entries(snap) if e.name == "bm25"))
     for qid, text in queries.items():
         f = table.search(text, query_type="fts", fts_index="bm25").limit(DEPTH).select(["doc_id"]).to_arrow()
         v = table.search(text, query_type="vector").limit(DEPTH).select(["doc_id"]).to_arrow()
         lists[qid] = {
             "fts": list(zip(f["doc_id"].to_pylist(), f["_bm25"].to_pylist())),
             "vector": list(zip(v["doc_id"].to_pylist(), v["_distance"].to_pylist())),
+            "known": index.known_share(Match(text)),
         }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"qrels": coll.qrels, "hits": hits, "lists": lists}))
@@ -114,7 +120,12 @@ def _ranked(lists: dict, kind: str, docs: dict[str, int], weight: float) -> tupl
 
 
 def score(
-    study: dict, fusion: Fusion | None, weights: tuple[float, float], branch: str = "", steep: bool = False
+    study: dict,
+    fusion: Fusion | None,
+    weights: tuple[float, float],
+    branch: str = "",
+    steep: bool = False,
+    vocabulary: bool = False,
 ) -> float:
     """nDCG@10 of one candidate (or of one branch alone) over the study's judged queries."""
     run: dict[str, dict[str, float]] = {}
@@ -123,6 +134,7 @@ def score(
         (vec, vraw), (fts, fraw) = (_ranked(lists, k, docs, w) for k, w in zip(("vector", "fts"), weights))
         if steep and len(vraw) and len(fraw):
             sv, sf = confidence.confidences([(vraw, "vector"), (fraw, "fts")])
+            sf *= confidence.vocabulary(lists.get("known")) if vocabulary else 1.0
             vec, fts = replace(vec, weight=vec.weight * sv), replace(fts, weight=fts.weight * sf)
         parts = [r for r in (vec, fts) if len(r.ids)]
         names = list(docs)
@@ -147,9 +159,11 @@ def candidates(studies: dict[str, dict]) -> dict[str, dict[str, float]]:
         for power in POWERS:
             w = calibration.weights_from(hits, power) if power else {"vector": 1.0, "fts": 1.0}
             for label, fusion in fusions().items():
-                for steep in (False, True):
-                    cand = f"{label} p{power:g}" + (" steep" if steep else "")
-                    table.setdefault(cand, {})[name] = score(study, fusion, (w["vector"], w["fts"]), steep=steep)
+                for steep, vocab in ((False, False), (True, False), (True, True)):
+                    cand = f"{label} p{power:g}" + (" steep" if steep else "") + (" vocab" if vocab else "")
+                    table.setdefault(cand, {})[name] = score(
+                        study, fusion, (w["vector"], w["fts"]), steep=steep, vocabulary=vocab
+                    )
     return table
 
 
@@ -174,7 +188,7 @@ def choose(table: dict[str, dict[str, float]], names: list[str]) -> dict[str, An
 
 def to_markdown(table: dict[str, dict[str, float]], names: list[str], pick: dict[str, Any], hits: dict) -> str:
     short = [n.replace("xquad-r/", "xq-") for n in names]
-    default = f"linear-{DEFAULT_ALPHA:g} p{calibration.POWER:g} steep"
+    default = f"linear-{DEFAULT_ALPHA:g} p{calibration.POWER:g} steep vocab"
     lines = [
         "# Fusion study (nDCG@10)",
         "",
@@ -183,7 +197,8 @@ def to_markdown(table: dict[str, dict[str, float]], names: list[str], pick: dict
         f"top-{FUSE_DEPTH} fused here. `pN`: branch weights `(hit rate / best) ** N` from the library's",
         "self-retrieval calibration (`p0` = equal weights); `steep`: each weight also multiplied, per query,",
         "by the steepness of the branch's list (`hybrid/query/confidence.py`: 1 - s10/s1 for BM25,",
-        "1 - d1/d10 for distances). A fixed fusion is `p0` without `steep`. Regret: nDCG@10 minus the best",
+        "1 - d1/d10 for distances); `vocab`: the text weight also times (share of the query's terms the",
+        "index knows) ** 2. A fixed fusion is `p0` with neither. Regret: nDCG@10 minus the best",
         "fixed fusion or single branch on that collection. The library's default is",
         f"`{default}` (`hybrid/query/fusion.py`, `hybrid/query/calibration.py`).",
         "",

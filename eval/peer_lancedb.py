@@ -824,9 +824,9 @@ def main() -> None:
     import torch
 
     report: dict[str, Any] = {
-        "command": " ".join(
-            shlex.quote(x) for x in ["python", "eval/peer_lancedb.py", *sys.argv[1:]]
-        ).replace(shlex.quote(str(args.work)), "<work>"),
+        "command": " ".join(shlex.quote(x) for x in ["python", "eval/peer_lancedb.py", *sys.argv[1:]]).replace(
+            shlex.quote(str(args.work)), "<work>"
+        ),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": f"{os.cpu_count()} CPUs (shared), {platform.platform()}, Python {platform.python_version()}, "
         f"torch {torch.__version__}",

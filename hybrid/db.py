@@ -200,6 +200,7 @@ def _overwrite(latest: Manifest, content: Manifest) -> Manifest:
             next_field_id=content.next_field_id,
             next_rowid=latest.next_rowid,
             next_fragment_id=latest.next_fragment_id,
+            metadata=content.metadata,  # the new content's bindings, not the old table's
         ),
         [f for f in content.fragments],
     )

@@ -57,3 +57,18 @@ def test_public_api_names() -> None:
     for name in hybrid.__all__:
         assert hasattr(hybrid, name), name
     assert hybrid.connect.__doc__
+
+
+def test_overwrite_binds_the_new_embedder_and_drops_the_old_binding(tmp_path) -> None:
+    from hybrid.embedders import HashingEmbedder
+
+    db = hybrid.connect(tmp_path)
+    db.create_table("t", [{"id": 1, "text": "old"}], embedding={"v": ("text", HashingEmbedder(dim=8))})
+    over = db.create_table(
+        "t", [{"id": 2, "body": "new text"}], mode="overwrite", embedding={"w": ("body", HashingEmbedder(dim=16))}
+    )
+    assert set(over.embeddings) == {"w"} and over.embeddings["w"][1].dim == 16
+    assert over.search("new", query_type="vector").limit(1).to_list()[0]["id"] == 2
+    plain = db.create_table("t", [{"id": 3, "body": "no binding"}], mode="overwrite")
+    assert plain.embeddings == {}
+    assert hybrid.connect(tmp_path).open_table("t").checkout(2).embeddings.keys() == {"w"}

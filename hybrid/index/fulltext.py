@@ -193,6 +193,20 @@ class FullTextIndex:
             return tantivy.Query.boolean_query(parts)
         raise TypeError(f"not a text query: {query!r}")
 
+    def known_share(self, query: TextQuery) -> float | None:
+        """The share of a `Match` query's distinct terms that occur in at least one indexed document
+        (None for other query forms or no terms): low when the query is in another language than
+        the index, or uses words the corpus never does."""
+        if not isinstance(query, Match):
+            return None
+        terms = set(self.analyzer.terms(query.text))
+        if not terms:
+            return None
+        fields = [COMBINED_FIELD] if self.weights is not None else self.fields
+        searcher = self.searcher
+        known = sum(any(searcher.doc_freq(f, t) > 0 for f in fields) for t in terms)
+        return known / len(terms)
+
     def _with_proximity(self, matched: tantivy.Query, query: Match, weights: list[tuple[str, float]]) -> tantivy.Query:
         """`matched` plus, for each pair of neighbouring distinct query terms, a phrase clause with slop."""
         terms = self.analyzer.terms(query.text)

@@ -52,3 +52,18 @@ def confidences(lists: Sequence[tuple[np.ndarray, str]]) -> list[float]:
     found = [steepness(raw, kind) for raw, kind in lists]
     values = [1.0 if s is None else s for s in found]
     return values if any(v > 0 for v in values) else [1.0] * len(values)
+
+
+VOCABULARY_POWER = 2.0
+"""How sharply the text branch loses weight for query terms its index has never seen."""
+
+
+def vocabulary(known: float | None) -> float:
+    """The text branch's factor for a query of which a share `known` of the terms occur in the index
+    (1.0 when not measured): ``known ** VOCABULARY_POWER``. A question in another language than
+    the index shares only names and numbers with it, and those alone mislead BM25.
+
+    >>> vocabulary(0.5), vocabulary(None)
+    (0.25, 1.0)
+    """
+    return 1.0 if known is None else float(known) ** VOCABULARY_POWER

@@ -70,6 +70,7 @@ class Branch:
     raw: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))  # distance or BM25
     strategy: str = ""
     note: str = ""
+    known: float | None = None  # text branch: the share of the query's terms the index has seen
 
     def ranked(self) -> Ranked:
         return Ranked(self.ids, -self.raw if self.kind == "vector" else self.raw)
@@ -272,6 +273,7 @@ def _run_text(q: Query, snap: Snapshot, b: Branch, allowed: Allowed | None, k: i
     if compiled is None:
         b.strategy = f"BM25 {b.entry.name}: the query has no indexable terms"
         return
+    b.known = index.known_share(b.text)
     bm25 = (b.entry.params.get("k1", K1), b.entry.params.get("b", B))
     ids, s = index.search(
         compiled,
@@ -382,7 +384,8 @@ def _weights(q: Query, snap: Snapshot, branches: list[Branch]) -> list[float]:
         return [1.0] * len(branches)
     cal = _calibration(q, snap, branches)
     steep = confidence.confidences([(b.raw, b.kind) for b in branches])
-    return [(cal.weights[b.kind] if cal is not None else 1.0) * s for b, s in zip(branches, steep)]
+    known = [confidence.vocabulary(b.known) for b in branches]
+    return [(cal.weights[b.kind] if cal is not None else 1.0) * s * k for b, s, k in zip(branches, steep, known)]
 
 
 def _calibration(q: Query, snap: Snapshot, branches: list[Branch]) -> calibration.Calibration | None:
@@ -480,6 +483,10 @@ def explain(q: Query) -> str:
         if q.branch_weights == "auto":
             steep = confidence.confidences([(b.raw, b.kind) for b in branches])
             how += ", times each list's steepness for this query (" + ", ".join(f"{s:.2f}" for s in steep) + ")"
+            for b in branches:
+                if b.known is not None:
+                    factor = confidence.vocabulary(b.known)
+                    how += f", {b.column} x {factor:.2f} (it knows {b.known:.0%} of the query's terms)"
         lines.append(f"  fuse: {q.fusion!r}, {how}")
     if q.reranker is not None:
         lines.append(f"  rerank: {type(q.reranker).__name__} over the fused candidates")
