@@ -71,3 +71,45 @@ def test_a_flat_branch_has_little_say_in_the_default_fusion(tmp_path: Path) -> N
     # with equal weights the 0.7 vector share decides instead: the flat branch's first result wins
     assert fused.weights("equal").to_arrow().column("id").to_pylist()[0] == vector_ids[0]
     assert "steepness" not in fused.weights("equal").explain()
+
+
+def test_vocabulary_factor_is_the_known_share_squared() -> None:
+    from hybrid.query.confidence import VOCABULARY_POWER, vocabulary
+
+    assert VOCABULARY_POWER == 2.0
+    assert vocabulary(None) == 1.0 and vocabulary(1.0) == 1.0 and vocabulary(0.0) == 0.0
+    assert vocabulary(0.5) == pytest.approx(0.25)
+
+
+def test_a_query_in_another_language_leaves_the_answer_to_the_vectors(tmp_path: Path) -> None:
+    """German rows; an English question shares only a name with them. Full text ranks the row that
+    repeats the name first; the question's other words are unknown to the index, so the text
+    branch's say shrinks and the vector branch's answer wins (without that factor it would not)."""
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=16).astype(np.float32)
+    vectors = base + 0.3 * rng.normal(size=(40, 16)).astype(np.float32)
+    answer = 7
+    query = vectors[answer] + 0.3 * rng.normal(size=16).astype(np.float32)
+    rows = [
+        {"id": i, "text": f"Die Normandie liegt im Norden Frankreichs, Abschnitt {i}.", "vector": vectors[i]}
+        for i in range(40)
+    ]
+    rows[answer]["text"] = "Im Jahr 911 erhielten die Nordmänner Gebiete an der Seine."
+    rows[3]["text"] = "Normandie Normandie Normandie: die Normandie, immer wieder die Normandie."
+    t = hybrid.connect(tmp_path).create_table("de", rows)
+    t.create_fts_index("text", language="de")
+    question = "In what year did the Normans receive land along the Normandie river"
+    assert t.search(question, query_type="fts").limit(1).to_arrow().column("id").to_pylist() == [3]
+    assert t.search(query, vector_column="vector").limit(1).to_arrow().column("id").to_pylist() == [answer]
+    fused = t.search(question).vector(query, column="vector").limit(1)
+    assert fused.to_arrow().column("id").to_pylist() == [answer]
+    assert "of the query's terms" in fused.explain()
+    # the same query with the vocabulary factor switched off follows the name instead
+    import hybrid.query.confidence as confidence
+
+    saved = confidence.VOCABULARY_POWER
+    try:
+        confidence.VOCABULARY_POWER = 0.0
+        assert fused.to_arrow().column("id").to_pylist() == [3]
+    finally:
+        confidence.VOCABULARY_POWER = saved
