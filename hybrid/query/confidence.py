@@ -13,6 +13,12 @@ is weak and languages the embedder cannot read.
 Steepness is relative to each score's natural zero, so no constant sets its scale:
 ``1 - s10 / s1`` for BM25 (higher is better, 0 = no match) and ``1 - d1 / d10`` for
 vector distances (lower is better, 0 = identical).
+
+The text branch has a second, simpler sign: how many of the query's terms its index
+has ever seen (:func:`vocabulary`). A question in another language than the text
+shares only names and numbers with it, and BM25 on those alone ranks whatever repeats
+the name; English questions against German sentences went from 0.68 to 0.80 nDCG@10
+with it (``eval/results/multilingual.md``).
 """
 
 from __future__ import annotations

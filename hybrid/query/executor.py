@@ -376,7 +376,8 @@ def execute(q: Query) -> pa.Table:
 
 def _weights(q: Query, snap: Snapshot, branches: list[Branch]) -> list[float]:
     """Each branch's fusion weight: explicit, equal, or "auto": the table's calibrated weight times the
-    steepness of the branch's list for this query (:mod:`hybrid.query.confidence`)."""
+    steepness of the branch's list for this query, and for text the squared share of the query's terms
+    the index knows (:mod:`hybrid.query.confidence`)."""
     if isinstance(q.branch_weights, Mapping):
         given = q.branch_weights
         return [float(given.get(b.column, given.get(b.kind, 1.0))) for b in branches]
