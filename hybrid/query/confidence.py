@@ -14,11 +14,13 @@ Steepness is relative to each score's natural zero, so no constant sets its scal
 ``1 - s10 / s1`` for BM25 (higher is better, 0 = no match) and ``1 - d1 / d10`` for
 vector distances (lower is better, 0 = identical).
 
-The text branch has a second, simpler sign: how many of the query's terms its index
-has ever seen (:func:`vocabulary`). A question in another language than the text
-shares only names and numbers with it, and BM25 on those alone ranks whatever repeats
-the name; English questions against German sentences went from 0.68 to 0.80 nDCG@10
-with it (``eval/results/multilingual.md``).
+The text branch has a second sign for a question written in another language than its
+index (py3langid at least 90% sure, :func:`hybrid.index.language.is_foreign`): how many
+of the question's terms the index has ever seen (:func:`vocabulary`). Such a question
+shares only names and numbers with the text, and BM25 on those alone ranks whatever
+repeats the name (``eval/results/multilingual.md``: English questions against the
+other languages). Questions in the index's language are left alone, so a rare
+identifier in an ordinary question ("printer trouble in ZK-31") still counts in full.
 """
 
 from __future__ import annotations

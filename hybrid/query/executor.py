@@ -15,6 +15,7 @@ from hybrid.embedders import binding
 from hybrid.errors import HybridError, SchemaError, VectorError
 from hybrid.index.catalog import IndexEntry, entries, selected_vectors, text_batches, vector_column
 from hybrid.index.fulltext import RESCORE_DEPTH, FullTextIndex, _isin_sorted
+from hybrid.index.language import is_foreign
 from hybrid.index.tail_bm25 import K1, B, score_tail
 from hybrid.index.vector import VectorIndex, distances, top_k
 from hybrid.query import calibration, confidence
@@ -70,7 +71,7 @@ class Branch:
     raw: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))  # distance or BM25
     strategy: str = ""
     note: str = ""
-    known: float | None = None  # text branch: the share of the query's terms the index has seen
+    known: float | None = None  # text branch, query in another language: the share of its terms the index has
 
     def ranked(self) -> Ranked:
         return Ranked(self.ids, -self.raw if self.kind == "vector" else self.raw)
@@ -273,7 +274,8 @@ def _run_text(q: Query, snap: Snapshot, b: Branch, allowed: Allowed | None, k: i
     if compiled is None:
         b.strategy = f"BM25 {b.entry.name}: the query has no indexable terms"
         return
-    b.known = index.known_share(b.text)
+    if isinstance(b.text, Match) and is_foreign(b.text.text, index.analyzer.language):
+        b.known = index.known_share(b.text)
     bm25 = (b.entry.params.get("k1", K1), b.entry.params.get("b", B))
     ids, s = index.search(
         compiled,
@@ -376,8 +378,8 @@ def execute(q: Query) -> pa.Table:
 
 def _weights(q: Query, snap: Snapshot, branches: list[Branch]) -> list[float]:
     """Each branch's fusion weight: explicit, equal, or "auto": the table's calibrated weight times the
-    steepness of the branch's list for this query, and for text the squared share of the query's terms
-    the index knows (:mod:`hybrid.query.confidence`)."""
+    steepness of the branch's list for this query, and for text, when the query is in another language
+    than its index, the squared share of the query's terms the index knows (:mod:`hybrid.query.confidence`)."""
     if isinstance(q.branch_weights, Mapping):
         given = q.branch_weights
         return [float(given.get(b.column, given.get(b.kind, 1.0))) for b in branches]

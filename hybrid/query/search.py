@@ -142,9 +142,9 @@ class Query:
         English-only embedder on Chinese text) cannot drown the other one, and every
         branch, bound embedder or not, by the steepness of its list for this query
         (:mod:`hybrid.query.confidence`): a branch whose tenth result scores nearly as
-        well as its first cannot tell its candidates apart and has little say. The text
-        branch also counts the share of the query's terms its index has seen, squared
-        (a question in another language shares only names with the text).
+        well as its first cannot tell its candidates apart and has little say. For a
+        question in another language than the text index, the text branch also counts
+        the share of the question's terms its index has seen, squared.
         """
         if isinstance(weights, str):
             if weights not in ("auto", "equal"):
