@@ -1,5 +1,5 @@
 """The search API end to end on small real tables: the immutable `Query` builder,
-result columns, exactness against numpy, paging, text query forms, errors,
+result columns, exactness against numpy, paging, errors,
 reranking, explain, output formats, time travel, and whether the native
 search calls release the GIL (so the vector and text branches really overlap).
 """
@@ -7,12 +7,8 @@ search calls release the GIL (so the vector and text branches really overlap).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
-import os
-import sys
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,12 +21,10 @@ import pytest
 
 import hybrid
 from hybrid.index.analyzer import Analyzer
-from hybrid.index.fulltext import FullTextIndex
-from hybrid.index.vector import VectorIndex
 from hybrid.query import executor
 from hybrid.query.fusion import DBSF, RRF, Linear
 from hybrid.query.search import RESULT_COLUMNS, Query
-from hybrid.query.text import Boolean, Match, Phrase, QueryString
+from hybrid.query.text import Match, Phrase, QueryString
 
 N_ROWS = 200
 WORDS = ["apple", "banana", "cherry", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"]
@@ -67,25 +61,6 @@ def table(tmp_path_factory: pytest.TempPathFactory) -> hybrid.Table:
     t.create_fts_index(["text"])
     t.create_vector_index("vector", metric="l2")
     t.create_vector_index("title_vec", metric="cosine")
-    return t
-
-
-@pytest.fixture(scope="module")
-def forms(tmp_path_factory: pytest.TempPathFactory) -> hybrid.Table:
-    """Hand-written rows for the text query forms, with a two-column (title, body) FTS index."""
-    docs = [
-        (0, "quick brown fox", "a dog sleeps"),
-        (1, "brown quick fox", "the fox jumps"),
-        (2, "lazy dog", "quick brown fox jumps over"),
-        (3, "nothing here", "colour and color"),
-        (4, "zebra", "a striped animal"),
-        (5, "apple pie", "baked with apples"),
-        (6, "apple", "an apple a day"),
-        (7, "banana", "yellow fruit"),
-    ] + [(i, f"filler {i}", "filler text words") for i in range(8, 40)]
-    rows = [{"id": i, "title": ti, "body": b, "vector": [float(i), 1.0]} for i, ti, b in docs]
-    t = hybrid.connect(tmp_path_factory.mktemp("forms")).create_table("forms", rows)
-    t.create_fts_index(["title", "body"])
     return t
 
 
@@ -418,91 +393,6 @@ def test_fusion_choice_reaches_the_executor(table: hybrid.Table) -> None:
         assert row["_score"] == pytest.approx(sum(1.0 / (1 + r) for r in ranks))
 
 
-# -- text query forms ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["apple &", "-apple", "apple-", "'apple'", '"apple', 'apple"', "(apple", "apple)", "apple^2", "apple~", "+apple",
-     "apple*", "\\apple", "apple:", "[apple]", "{apple}", "apple!", "apple AND", "apple NOT", "apple || &&"],
-)  # fmt: skip
-def test_plain_text_with_punctuation_never_raises(forms: hybrid.Table, text: str) -> None:
-    # A plain string is analysed like the indexed text: punctuation is dropped, operators are plain words.
-    want = ids_of(forms.search("apple").to_arrow())
-    assert want and set(want) == {5, 6}
-    got = forms.search(text).to_arrow()
-    terms = set(Analyzer().terms(text)) - {"appl"}
-    if not terms:
-        assert ids_of(got) == want
-    else:  # words such as AND / NOT are ordinary (stop) words here
-        assert set(want) <= set(ids_of(got))
-
-
-@pytest.mark.parametrize("text", ["&", "-", '"', '"unbalanced', "unbalanced'", "a & b - c", "((", "\\", "*", ":"])
-def test_odd_queries_never_raise(forms: hybrid.Table, text: str) -> None:
-    assert forms.search(text).to_arrow().num_rows == 0  # none of these words occurs
-
-
-def test_phrase(forms: hybrid.Table) -> None:
-    assert set(ids_of(forms.search("quick brown fox").to_arrow())) == {0, 1, 2}
-    exact_phrase = forms.search(Phrase("quick brown fox")).to_arrow()
-    assert set(ids_of(exact_phrase)) == {0, 2}  # row 1 has "brown quick fox"
-    assert set(ids_of(forms.search(Phrase("quick fox")).to_arrow())) == {1}
-    assert set(ids_of(forms.search(Phrase("quick fox", slop=1)).to_arrow())) == {0, 1, 2}
-    assert forms.search(Phrase("fox quick")).to_arrow().num_rows == 0
-
-
-def test_boolean(forms: hybrid.Table) -> None:
-    result = forms.search(Boolean(must=["fox"], should=["jumps"], must_not=[Phrase("lazy dog")])).to_arrow()
-    assert ids_of(result) == [1, 0]  # 2 is excluded (title "lazy dog"); 1 has the should-term "jumps"
-    assert set(ids_of(forms.search(Boolean(must=["fox", "dog"])).to_arrow())) == {0, 2}  # fox and dog, any column
-    both = forms.search(Boolean(must=[Match("fox"), Match("dog")])).to_arrow()
-    assert set(ids_of(both)) == {0, 2}
-    only_should = forms.search(Boolean(should=["zebra", "banana"])).to_arrow()
-    assert set(ids_of(only_should)) == {4, 7}
-    assert forms.search(Boolean(must=["fox"], must_not=["fox"])).to_arrow().num_rows == 0
-    with pytest.raises(ValueError, match="at least one must or should"):
-        forms.search(Boolean(must_not=["fox"]))
-
-
-def test_match_fuzziness(forms: hybrid.Table) -> None:
-    assert forms.search(Match("zxbra")).to_arrow().num_rows == 0
-    assert ids_of(forms.search(Match("zxbra", fuzziness=1)).to_arrow()) == [4]
-    assert forms.search(Match("zxbrx", fuzziness=1)).to_arrow().num_rows == 0  # two edits away
-    assert ids_of(forms.search(Match("zxbrx", fuzziness=2)).to_arrow()) == [4]
-
-
-def test_field_boosts_change_order(forms: hybrid.Table) -> None:
-    # row 2 has "dog" in the title only, row 0 in the body only
-    def scores(boosts: dict[str, float] | None) -> dict[int, float]:
-        r = forms.search(Match("dog")).text("dog", boosts=boosts).to_arrow()
-        return dict(zip(ids_of(r), r.column("_bm25").to_pylist()))
-
-    plain = scores({"title": 1.0, "body": 1.0})  # boosts score column by column (the default is BM25F)
-    title = scores({"title": 5.0})
-    body = scores({"body": 5.0})
-    assert set(plain) == set(title) == set(body) == {0, 2}
-    assert title[2] > title[0] and body[0] > body[2]
-    assert title[2] == pytest.approx(5 * plain[2], rel=1e-5) and title[0] == pytest.approx(plain[0], rel=1e-5)
-    assert body[0] == pytest.approx(5 * plain[0], rel=1e-5) and body[2] == pytest.approx(plain[2], rel=1e-5)
-    ordered = forms.search("dog").text("dog", boosts={"title": 5.0}).to_arrow()
-    assert ids_of(ordered) == [2, 0]
-    assert ids_of(forms.search("dog").text("dog", boosts={"body": 5.0}).to_arrow()) == [0, 2]
-
-
-def test_query_string(forms: hybrid.Table) -> None:
-    assert set(ids_of(forms.search(QueryString("fox AND jumps")).to_arrow())) == {1, 2}
-    assert set(ids_of(forms.search(QueryString("fox -jumps")).to_arrow())) == {0}
-    assert set(ids_of(forms.search(QueryString('"brown fox"')).to_arrow())) == {0, 2}
-    assert set(ids_of(forms.search(QueryString("zebra OR banana")).to_arrow())) == {4, 7}
-    assert forms.search(QueryString("fox AND (")).to_arrow().num_rows >= 0  # lenient: never raises
-
-
-def test_query_string_column_names(forms: hybrid.Table) -> None:
-    assert set(ids_of(forms.search(QueryString("title:fox")).to_arrow())) == {0, 1}
-    assert set(ids_of(forms.search(QueryString("body:fox")).to_arrow())) == {1, 2}
-
-
 # -- errors -----------------------------------------------------------------------------------------
 
 
@@ -820,144 +710,6 @@ def test_branches_run_concurrently(table: hybrid.Table, monkeypatch: pytest.Monk
     assert len(threads) == 2 and len(set(threads)) == 2
 
 
-def _progress_while(call: Callable[[], object]) -> float:
-    """Increments/second a pure-Python thread makes while `call()` runs here (0 if `call` holds the GIL)."""
-    count = [0]
-    stop = threading.Event()
-
-    def spin() -> None:
-        c = 0
-        while not stop.is_set():
-            c += 1
-            count[0] = c
-
-    thread = threading.Thread(target=spin, daemon=True)
-    thread.start()
-    time.sleep(0.05)
-    c0, t0 = count[0], time.perf_counter()
-    call()
-    dt, c1 = time.perf_counter() - t0, count[0]
-    stop.set()
-    thread.join()
-    return (c1 - c0) / dt
-
-
-def _gil_release_ratio(call: Callable[[], object]) -> float:
-    """Progress of another Python thread during `call` relative to during a sleep (1 ~ GIL free, 0 ~ held).
-
-    A short switch interval keeps the GIL hand-overs around the call from counting much.
-    """
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-4)
-    try:
-        free = _progress_while(lambda: time.sleep(0.15))
-        return _progress_while(call) / free
-    finally:
-        sys.setswitchinterval(interval)
-
-
-def _two_thread_ratio(work: Callable[[], object], repeat: int) -> float:
-    """Wall time of 2 threads x `repeat` calls over 1 thread x `repeat` calls (~1 in parallel, ~2 serial)."""
-
-    def loop() -> None:
-        for _ in range(repeat):
-            work()
-
-    def two() -> None:
-        threads = [threading.Thread(target=loop) for _ in range(2)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-
-    def best(fn: Callable[[], None]) -> float:
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    return best(two) / best(loop)
-
-
-@pytest.fixture(scope="module")
-def big_indexes(tmp_path_factory: pytest.TempPathFactory) -> tuple[VectorIndex, FullTextIndex, Any, np.ndarray]:
-    """Indexes large enough that one native call takes tens of milliseconds."""
-    rng = np.random.default_rng(0)
-    n, dim = 3000, 64
-    vectors = rng.standard_normal((n, dim)).astype(np.float32)
-    vindex = VectorIndex.build(
-        tmp_path_factory.mktemp("hnsw"), np.arange(n, dtype=np.uint64), vectors, "l2", 16, 64, 400
-    )
-    vocab = np.array(["alpha", "beta", "gamma", "delta"])
-    texts = [" ".join(vocab[rng.integers(0, 4, 4000)].tolist()) for _ in range(300)]
-    batches = [(np.arange(len(texts), dtype=np.uint64), {"body": texts})]
-    tindex = FullTextIndex.build(None, ["body"], Analyzer(), batches)
-    phrase = tindex.compile(Phrase("alpha beta gamma delta", slop=3))
-    queries = rng.standard_normal((300, dim)).astype(np.float32)
-    return vindex, tindex, phrase, queries
-
-
-@pytest.mark.slow
-def test_native_search_calls_release_the_gil(big_indexes: tuple[VectorIndex, FullTextIndex, Any, np.ndarray]) -> None:
-    """Measured truth: hnswlib knn_query and tantivy Searcher.search both release the GIL.
-
-    A measurement, so it needs an idle machine: with other processes on the cores the
-    counting thread starves and the ratios mean nothing. Run with ``-m slow``.
-
-    A pure-Python thread keeps counting while they run (ratio well above 0), unlike
-    while a GIL-holding builtin such as sorted() runs (ratio ~0); so the executor's
-    vector and text branches, on two pool threads, do overlap. (Measured on the
-    2-core dev box: sorted() ~0.01, knn_query ~0.4-1.5, tantivy search ~0.2-0.65.)
-    """
-    vindex, tindex, phrase, queries = big_indexes
-    hnsw = vindex._hnsw
-    searcher = tindex.searcher
-
-    floats = np.random.default_rng(1).random(500_000).tolist()
-    held = _gil_release_ratio(lambda: sorted(floats))  # list.sort holds the GIL throughout
-    hnsw_ratio = _gil_release_ratio(lambda: hnsw.knn_query(queries, k=10, num_threads=1))
-    tantivy_ratio = _gil_release_ratio(lambda: [searcher.search(phrase, 10, count=False) for _ in range(4)])
-    print(f"\nGIL release ratio: sorted() {held:.3f}, knn_query {hnsw_ratio:.3f}, tantivy {tantivy_ratio:.3f}")
-    assert held < 0.1, f"the method cannot see a held GIL (ratio {held:.3f})"
-    assert hnsw_ratio > 0.2, f"hnswlib knn_query seems to hold the GIL (ratio {hnsw_ratio:.3f})"
-    assert tantivy_ratio > 0.2, f"tantivy Searcher.search seems to hold the GIL (ratio {tantivy_ratio:.3f})"
-
-
-@pytest.mark.slow
-def test_two_thread_timing(big_indexes: tuple[VectorIndex, FullTextIndex, Any, np.ndarray]) -> None:
-    """For the record (printed; run with -m slow -s): wall time of 2 threads x n calls over 1 thread x n.
-
-    ~1 means the calls ran in parallel, ~2 serialised, next to references that release the GIL
-    (hashlib on a large buffer) and hold it (a Python loop). Only meaningful on an idle machine
-    with 2+ cores, so the GIL is asserted by the test above; here concurrent results must agree.
-    """
-    vindex, tindex, phrase, queries = big_indexes
-    want_v, want_t = vindex.search(queries[0], 10)[0], tindex.search(phrase, 10)[0]
-    same: list[bool] = []
-
-    def vec() -> None:
-        same.append(np.array_equal(vindex.search(queries[0], 10)[0], want_v))
-
-    def fts() -> None:
-        same.append(np.array_equal(tindex.search(phrase, 10)[0], want_t))
-
-    blob = b"x" * (1 << 22)
-    floats = np.random.default_rng(1).random(200_000).tolist()
-    work: dict[str, tuple[Callable[[], object], int]] = {
-        "VectorIndex.search": (vec, 150),
-        "FullTextIndex.search": (fts, 4),
-        "hashlib (frees GIL)": (lambda: hashlib.sha256(blob).digest(), 8),
-        "sorted (holds GIL)": (lambda: sorted(floats), 3),
-    }
-    ratios = {name: _two_thread_ratio(fn, n) for name, (fn, n) in work.items()}
-    print(f"\n2-thread/1-thread wall time (load average {os.getloadavg()[0]:.1f}):")
-    for name, ratio in ratios.items():
-        print(f"  {name:22s} {ratio:.2f}")
-    assert same and all(same)
-
-
 def test_concurrent_queries_agree_with_serial(table: hybrid.Table) -> None:
     """Many threads searching one table at once get exactly the serial answers."""
     queries = [
@@ -969,30 +721,6 @@ def test_concurrent_queries_agree_with_serial(table: hybrid.Table) -> None:
         concurrent = list(pool.map(lambda q: q.to_arrow(), queries * 4))
     for i, got in enumerate(concurrent):
         assert got.equals(serial[i % len(queries)])
-
-
-def test_custom_ef_does_not_leak_into_concurrent_searches(
-    big_indexes: tuple[VectorIndex, FullTextIndex, Any, np.ndarray],
-) -> None:
-    vindex, _, _, queries = big_indexes
-    qs = queries[:40]
-    want = [vindex.search(q, 10)[0].tolist() for q in qs]
-    assert sum(vindex.search(q, 10, ef=10)[0].tolist() != w for q, w in zip(qs, want)) > 10  # ef matters here
-    stop = threading.Event()
-
-    def low_ef() -> None:
-        while not stop.is_set():
-            for q in qs:
-                vindex.search(q, 10, ef=10)
-
-    thread = threading.Thread(target=low_ef)
-    thread.start()
-    try:
-        wrong = sum(vindex.search(q, 10)[0].tolist() != w for _ in range(10) for q, w in zip(qs, want))
-    finally:
-        stop.set()
-        thread.join()
-    assert wrong == 0, f"{wrong} of {10 * len(qs)} default-ef searches saw another thread's ef"
 
 
 def test_async_results_equal_sync_and_run_concurrently(table: hybrid.Table) -> None:
