@@ -551,8 +551,9 @@ class Table:
         """Build an HNSW index (hnswlib) over a vector column.
 
         `target_recall` (e.g. 0.95) tunes ef_search on a sample of the table's own
-        vectors so that recall@10 against exact search reaches it; the chosen
-        value and measured recall are in :meth:`index_stats`.
+        vectors so that recall@10 against exact search reaches it with 95% confidence
+        (the sample's lower bound, not its mean); the chosen value and the
+        sample's mean recall are in :meth:`index_stats`.
         """
         return manage.create_vector_index(
             self,

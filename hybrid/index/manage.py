@@ -221,11 +221,19 @@ def all_vectors(snap: Snapshot, column: str) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(ids), np.concatenate(mats)
 
 
+EF_LADDER = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+CONFIDENCE_Z = 1.645  # one-sided 95% normal bound on the mean recall of the tuning sample
+
+
 def tune_ef(
     index: VectorIndex, ids: np.ndarray, vectors: np.ndarray, target: float, k: int = 10, sample: int = 200
 ) -> tuple[int, float]:
     """Smallest ef_search whose recall@k on a sample of the table's own vectors reaches `target`.
 
+    "Reaches" means with confidence, not on average: the one-sided 95% lower
+    bound of the sample's mean recall (mean - 1.645 standard errors over the
+    sampled queries) must be at least `target`, so that queries the sample did
+    not contain see the target too. Returns the ef and the sample's mean recall.
     Each sampled vector is left out of its own results (it is always found, at
     distance 0, which would overstate the recall that any other query sees).
     """
@@ -241,10 +249,16 @@ def tune_ef(
         others(top_k(ids, distances(vectors, q, index.metric, norms), k + 1)[0], s) for q, s in zip(queries, selves)
     ]
     recall = 0.0
-    for ef in (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024):
-        hits = sum(len(t & others(index.search(q, k + 1, ef=ef)[0], s)) for q, s, t in zip(queries, selves, truth))
-        recall = hits / max(1, sum(len(t) for t in truth))
-        if recall >= target:
+    for ef in EF_LADDER:
+        per_query = np.array(
+            [
+                len(t & others(index.search(q, k + 1, ef=ef)[0], s)) / max(1, len(t))
+                for q, s, t in zip(queries, selves, truth)
+            ]
+        )
+        recall = float(per_query.mean())
+        margin = CONFIDENCE_Z * float(per_query.std(ddof=1)) / np.sqrt(len(per_query)) if len(per_query) > 1 else 0.0
+        if recall - margin >= target:
             return ef, recall
     return ef, recall
 
