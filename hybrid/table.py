@@ -15,7 +15,8 @@ from hybrid.embedders import binding
 from hybrid.errors import ReadOnlyError, SchemaError, require
 from hybrid.index import manage
 from hybrid.index.analyzer import Analyzer, Tokenizer
-from hybrid.index.manage import SearchCache
+from hybrid.index.cache import SearchCache
+from hybrid.index.view import IndexedSnapshot
 from hybrid.query.filter import compile_filter
 from hybrid.storage import transactions as tx
 from hybrid.storage.files import FileCache
@@ -55,6 +56,10 @@ class VersionInfo:
     operation: str
     num_rows: int
     details: Mapping[str, Any]
+
+
+def _index_commit(manifest: Manifest) -> Commit:
+    return Commit(manifest.version, "create_index")
 
 
 class Table:
@@ -118,6 +123,15 @@ class Table:
     def snapshot(self) -> Snapshot:
         """A consistent view of the current version (the checkout, or the newest)."""
         return Snapshot(self._root, self._manifest(), self._cache)
+
+    def indexed_snapshot(self) -> IndexedSnapshot:
+        """The current version with its indexes: what searches read through (one consistent version)."""
+        return IndexedSnapshot(self.name, self._root, self.snapshot(), self._search)
+
+    def _writable(self) -> manage.Writable:
+        return manage.Writable(
+            self.name, self._root, self._log, self._cache, self._search, self._write_base, self._manifest
+        )
 
     def _write_base(self, operation: str) -> Manifest:
         if self._pinned is not None:
@@ -534,7 +548,8 @@ class Table:
 
         analyzer = analyzer_for if language == "auto" else analyzer_for(language)
         bm25f = dict(weights or {}) if scoring == "bm25f" else None
-        return manage.create_fts_index(self, cols, analyzer, name, replace, bm25f, (float(k1), float(b)))
+        new = manage.create_fts_index(self._writable(), cols, analyzer, name, replace, bm25f, (float(k1), float(b)))
+        return _index_commit(new)
 
     def create_vector_index(
         self,
@@ -555,8 +570,8 @@ class Table:
         (the sample's lower bound, not its mean); the chosen value and the
         sample's mean recall are in :meth:`index_stats`.
         """
-        return manage.create_vector_index(
-            self,
+        new = manage.create_vector_index(
+            self._writable(),
             column,
             metric=metric,
             m=m,
@@ -566,17 +581,37 @@ class Table:
             name=name,
             replace_existing=replace,
         )
+        return _index_commit(new)
+
+    def create_scalar_index(
+        self,
+        column: str,
+        *,
+        kind: Literal["auto", "bitmap", "btree", "label_list"] = "auto",
+        name: str | None = None,
+        replace: bool = False,
+    ) -> Commit:
+        """Index one column's values so that filters on it skip DuckDB (compressed roaring bitmaps).
+
+        `kind`: "bitmap" (one bitmap per value: tenants, categories, flags), "btree" (rows in
+        value order: ranges over dates, prices, ids), "label_list" (list columns:
+        ``list_contains(tags, 'x')``); "auto" picks label_list for lists, bitmap up to 1,024
+        distinct values, btree above. Filters made of =, <>, <, <=, >, >=, IN, BETWEEN, IS [NOT]
+        NULL and list_contains on indexed columns, joined by AND / OR / NOT, are answered from
+        the indexes; rows added since the build, and any other filter, are evaluated by DuckDB.
+        """
+        return _index_commit(manage.create_scalar_index(self._writable(), column, kind, name, replace))
 
     def index_stats(self) -> list[dict[str, Any]]:
         """Per index: rows indexed, dead (deleted since) and unindexed (added since), and its settings."""
-        return manage.index_stats(self)
+        return manage.index_stats(self._writable())
 
     def optimize(self) -> list[Commit]:
         """Fold rows added, updated or deleted since each index was built into a fresh index."""
-        return manage.optimize(self)
+        return [_index_commit(m) for m in manage.optimize(self._writable())]
 
     def drop_index(self, name: str) -> Commit:
-        return manage.drop_index(self, name)
+        return Commit(manage.drop_index(self._writable(), name).version, "drop_index")
 
     # -- versions -----------------------------------------------------------------------
 

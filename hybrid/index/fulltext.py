@@ -23,7 +23,7 @@ import numpy as np
 import tantivy
 
 from hybrid.index.analyzer import TANTIVY_NAME, Analyzer
-from hybrid.query.text import PROXIMITY_SLOP, Boolean, Match, Phrase, QueryString, TextQuery
+from hybrid.index.text_query import PROXIMITY_SLOP, Boolean, Match, Phrase, QueryString, TextQuery
 
 ROWID_FIELD = "_rowid"
 COMBINED_FIELD = "fall"

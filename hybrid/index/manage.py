@@ -1,24 +1,27 @@
-"""Creating, optimizing and inspecting a table's indexes (the `Table` methods delegate here)."""
+"""Creating, optimizing and inspecting a table's indexes (the `Table` methods delegate here).
+
+The functions take a :class:`Writable` (the few parts of a table that building and
+committing an index needs) and return the manifests they committed; the table facade
+turns those into `Commit` records. Nothing here imports the facade.
+"""
 
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from hybrid.errors import HybridError, SchemaError
 from hybrid.index.analyzer import Analyzer
+from hybrid.index.cache import SearchCache, renamed_weights
 from hybrid.index.catalog import (
     IndexEntry,
     check_text_columns,
     entries,
-    live_rowids,
-    load_ids,
     new_index_folder,
     save_ids,
     selected_vectors,
@@ -27,93 +30,36 @@ from hybrid.index.catalog import (
 )
 from hybrid.index.fulltext import FullTextIndex
 from hybrid.index.language import SAMPLE_DOCS, LanguageGuess, detect_language
+from hybrid.index.scalar import ScalarIndex, indexable_type, is_list
 from hybrid.index.tail_bm25 import average_lengths
 from hybrid.index.vector import VectorIndex, check_metric, distances, top_k
+from hybrid.index.view import IndexedSnapshot
 from hybrid.storage import transactions as tx
+from hybrid.storage.files import FileCache
 from hybrid.storage.manifest import Manifest
 from hybrid.storage.snapshot import Snapshot
-
-if TYPE_CHECKING:
-    from hybrid.table import Commit, Table
+from hybrid.storage.versions import VersionLog
 
 
-@dataclass
-class Coverage:
-    """How an index relates to one table version."""
+@dataclass(frozen=True)
+class Writable:
+    """What index upkeep needs of a table: its folder, version log, file and index caches,
+    and the newest manifest to write on (which refuses read-only checkouts)."""
 
-    dead: np.ndarray  # indexed row ids that are not live in this version (sorted)
-    unindexed: np.ndarray  # live row ids the index does not hold (sorted)
-    live: int
+    name: str
+    root: Path
+    log: VersionLog
+    files: FileCache
+    cache: SearchCache
+    write_base: Callable[[str], Manifest]
+    current: Callable[[], Manifest]
 
-
-@dataclass
-class SearchCache:
-    """Per-`Table` cache of loaded indexes and per-version coverage (indexes never change)."""
-
-    loaded: dict[str, Any] = field(default_factory=dict)
-    coverage: dict[tuple[str, int], Coverage] = field(default_factory=dict)
-    live: dict[int, np.ndarray] = field(default_factory=dict)
-    tails: dict[tuple[str, int], FullTextIndex] = field(default_factory=dict)
-    filters: dict[tuple[int, str], Any] = field(default_factory=dict)
-    calibrations: dict[tuple[str, ...], Any] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    making: dict[tuple[int, Any], threading.Lock] = field(default_factory=dict)
-
-    def get(self, key: Any, store: dict[Any, Any], make: Callable[[], Any], keep: int = 8) -> Any:
-        """`store[key]`, made by `make()` on a miss. Concurrent misses of one key make it once:
-        the others wait for that result (64 clients missing a calibration at once each ran it)."""
-        with self.lock:
-            if key in store:
-                return store[key]
-            gate = self.making.setdefault((id(store), key), threading.Lock())
-        with gate:
-            with self.lock:
-                if key in store:
-                    return store[key]
-            try:
-                value = make()
-                with self.lock:
-                    if len(store) >= keep and key not in store:
-                        store.pop(next(iter(store)))
-                    store[key] = value
-            finally:
-                with self.lock:
-                    self.making.pop((id(store), key), None)
-        return value
-
-    def live_ids(self, snap: Snapshot) -> np.ndarray:
-        return self.get(snap.manifest.version, self.live, lambda: live_rowids(snap))
-
-    def coverage_of(self, root: Path, snap: Snapshot, entry: IndexEntry) -> Coverage:
-        def make() -> Coverage:
-            live = self.live_ids(snap)
-            indexed = np.asarray(load_ids(root / entry.path))
-            return Coverage(
-                dead=np.setdiff1d(indexed, live, assume_unique=True),
-                unindexed=np.setdiff1d(live, indexed, assume_unique=True),
-                live=len(live),
-            )
-
-        return self.get((entry.path, snap.manifest.version), self.coverage, make)
-
-    def index(self, root: Path, snap: Snapshot, entry: IndexEntry) -> FullTextIndex | VectorIndex:
-        def make() -> FullTextIndex | VectorIndex:
-            folder = root / entry.path
-            if entry.kind == "fts":
-                return FullTextIndex.open(
-                    folder / "tantivy",
-                    entry.columns,
-                    Analyzer.from_dict(entry.params["analyzer"]),
-                    _renamed_weights(entry),
-                )
-            dim = snap.schema.field(entry.columns[0]).type.list_size
-            return VectorIndex.open(folder, dim, entry.params["metric"], entry.params["ef_search"])
-
-        return self.get(entry.path, self.loaded, make, keep=32)
+    def view(self) -> IndexedSnapshot:
+        """The version this table object reads, with its indexes."""
+        return IndexedSnapshot(self.name, self.root, Snapshot(self.root, self.current(), self.files), self.cache)
 
 
-def _commit_index(table: Table, base: Manifest, entry: IndexEntry, replace_existing: bool) -> Commit:
-    from hybrid.table import Commit
+def _commit_index(table: Writable, base: Manifest, entry: IndexEntry, replace_existing: bool) -> Manifest:
 
     def rebase(latest: Manifest) -> Manifest:
         if latest.lineage_epoch != base.lineage_epoch:
@@ -125,8 +71,7 @@ def _commit_index(table: Table, base: Manifest, entry: IndexEntry, replace_exist
             raise tx.conflict("create_index", base, latest, f"created an index named {entry.name!r}")
         return replace(latest, indexes=others + (entry.to_dict(),))
 
-    new = tx.commit(table._log, base, "create_index", rebase, {"index": entry.name, "rows": entry.rows})
-    return Commit(new.version, "create_index")
+    return tx.commit(table.log, base, "create_index", rebase, {"index": entry.name, "rows": entry.rows})
 
 
 def _check_name(snap: Snapshot, name: str, replace_existing: bool) -> None:
@@ -144,27 +89,19 @@ def language_of(snap: Snapshot, columns: list[str]) -> LanguageGuess:
     return detect_language(texts[:SAMPLE_DOCS])
 
 
-def _renamed_weights(entry: IndexEntry) -> dict[str, int] | None:
-    """The BM25F column weights of an index entry, keyed by the columns' current names."""
-    stored = entry.params.get("weights")
-    if stored is None:
-        return None
-    return {current: int(stored[str(i)]) for i, current in enumerate(entry.columns)}
-
-
 def create_fts_index(
-    table: Table,
+    table: Writable,
     columns: list[str],
     analyzer: Analyzer | Callable[[str], Analyzer],
     name: str,
     replace_existing: bool,
     weights: dict[str, int] | None = None,
     bm25: tuple[float, float] = (1.2, 0.75),
-) -> Commit:
+) -> Manifest:
     """Build and commit a full-text index; `analyzer` may be a function of the language, which is
     then detected from a sample of the columns (``language="auto"``); `bm25` = (k1, b)."""
-    base = table._write_base("create_fts_index")
-    snap = Snapshot(table.path, base, table._cache)
+    base = table.write_base("create_fts_index")
+    snap = Snapshot(table.root, base, table.files)
     if not columns:
         raise SchemaError("create_fts_index needs at least one column")
     check_text_columns(snap, columns)
@@ -181,10 +118,10 @@ def create_fts_index(
     if callable(analyzer):
         guess = language_of(snap, columns)
         analyzer, detected = analyzer(guess.language), guess.to_dict()
-    rel, folder = new_index_folder(table.path)
+    rel, folder = new_index_folder(table.root)
     try:
         index = FullTextIndex.build(folder / "tantivy", columns, analyzer, text_batches(snap, columns), weights)
-        save_ids(folder, table._search.live_ids(snap))
+        save_ids(folder, table.cache.live_ids(snap))
         empty: dict[str, list[str | None]] = {c: [] for c in columns}
         sample = next(text_batches(snap, columns), (None, empty))[1]
         params: dict[str, Any] = {"analyzer": analyzer.to_dict(), "avg_len": average_lengths(index, sample)}
@@ -264,7 +201,7 @@ def tune_ef(
 
 
 def create_vector_index(
-    table: Table,
+    table: Writable,
     column: str | None,
     *,
     metric: str,
@@ -274,9 +211,9 @@ def create_vector_index(
     target_recall: float | None,
     name: str | None,
     replace_existing: bool,
-) -> Commit:
-    base = table._write_base("create_vector_index")
-    snap = Snapshot(table.path, base, table._cache)
+) -> Manifest:
+    base = table.write_base("create_vector_index")
+    snap = Snapshot(table.root, base, table.files)
     column = vector_column(snap, column)
     check_metric(metric)
     if m < 2 or ef_construction < 1:
@@ -285,7 +222,7 @@ def create_vector_index(
         raise ValueError(f"target_recall must be in (0, 1], got {target_recall}")
     name = name or f"vector:{column}"
     _check_name(snap, name, replace_existing)
-    rel, folder = new_index_folder(table.path)
+    rel, folder = new_index_folder(table.root)
     try:
         ids, vectors = all_vectors(snap, column)
         ef = ef_search or 64
@@ -294,7 +231,7 @@ def create_vector_index(
         if target_recall is not None and len(ids):
             ef, recall = tune_ef(index, ids, vectors, target_recall)
             params.update(ef_search=ef, target_recall=target_recall, measured_recall=round(recall, 4))
-        save_ids(folder, table._search.live_ids(snap))  # rows without a vector are covered too
+        save_ids(folder, table.cache.live_ids(snap))  # rows without a vector are covered too
         entry = IndexEntry(name, "vector", (column,), (base.field_id(column),), rel, base.version, len(ids), params)
         return _commit_index(table, base, entry, replace_existing)
     except BaseException:
@@ -302,18 +239,50 @@ def create_vector_index(
         raise
 
 
-def optimize(table: Table) -> list[Commit]:
+def create_scalar_index(table: Writable, column: str, kind: str, name: str | None, replace_existing: bool) -> Manifest:
+    """Build and commit a scalar index (bitmap, btree or label_list; "auto" chooses) of one column."""
+    base = table.write_base("create_scalar_index")
+    snap = Snapshot(table.root, base, table.files)
+    snap.check_columns([column])
+    column_type = snap.schema.field(column).type
+    if not indexable_type(column_type):
+        raise SchemaError(
+            f"a scalar index needs a number, string or boolean column (or a list of them); {column!r} is {column_type}"
+        )
+    name = name or f"scalar:{column}"
+    _check_name(snap, name, replace_existing)
+    rel, folder = new_index_folder(table.root)
+    try:
+        rows = snap.to_arrow([column], with_rowid=True)
+        ids = rows.column(0).to_numpy()
+        index = ScalarIndex.build(ids, rows.column(1).combine_chunks(), kind)
+        value_type = column_type.value_type if is_list(column_type) else column_type
+        index.save(folder, value_type)
+        save_ids(folder, ids)
+        params = {"index_type": index.kind, "distinct_values": len(index.keys), "null_rows": len(index.nulls)}
+        entry = IndexEntry(name, "scalar", (column,), (base.field_id(column),), rel, base.version, len(ids), params)
+        return _commit_index(table, base, entry, replace_existing)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def optimize(table: Writable) -> list[Manifest]:
     """Rebuild every index that has dead or unindexed rows, from the newest version."""
-    snap = table.snapshot()
+    view = table.view()
     commits = []
-    for entry in entries(snap):
-        cov = table._search.coverage_of(table.path, snap, entry)
+    for entry in view.entries():
+        cov = view.coverage(entry)
         if len(cov.dead) == 0 and len(cov.unindexed) == 0:
             continue
         if entry.kind == "fts":
             analyzer = Analyzer.from_dict(entry.params["analyzer"])  # the same analysis and weights as the build
-            weights = _renamed_weights(entry)
-            commits.append(create_fts_index(table, list(entry.columns), analyzer, entry.name, True, weights))
+            weights = renamed_weights(entry)
+            bm25 = (float(entry.params.get("k1", 1.2)), float(entry.params.get("b", 0.75)))
+            commits.append(create_fts_index(table, list(entry.columns), analyzer, entry.name, True, weights, bm25))
+        elif entry.kind == "scalar":
+            kind = entry.params["index_type"]
+            commits.append(create_scalar_index(table, entry.columns[0], kind, entry.name, replace_existing=True))
         else:
             p = entry.params
             commits.append(
@@ -332,32 +301,29 @@ def optimize(table: Table) -> list[Commit]:
     return commits
 
 
-def index_stats(table: Table) -> list[dict[str, Any]]:
+def index_stats(table: Writable) -> list[dict[str, Any]]:
     """Per index: name, kind, columns, rows indexed / dead / unindexed, the version built from, params."""
-    snap = table.snapshot()
+    view = table.view()
     out = []
-    for entry in entries(snap):
-        cov = table._search.coverage_of(table.path, snap, entry)
+    for entry in view.entries():
+        cov = view.coverage(entry)
         out.append({
             "name": entry.name, "kind": entry.kind, "columns": list(entry.columns),
             "indexed_rows": entry.rows, "live_indexed_rows": entry.rows - len(cov.dead),
             "dead_rows": len(cov.dead), "unindexed_rows": len(cov.unindexed),
-            "built_version": entry.built_version, "table_version": snap.manifest.version,
+            "built_version": entry.built_version, "table_version": view.version,
             **{k: v for k, v in entry.params.items() if k not in ("analyzer", "avg_len")},
             **({"analyzer": entry.params["analyzer"]} if "analyzer" in entry.params else {}),
         })  # fmt: skip
     return out
 
 
-def drop_index(table: Table, name: str) -> Commit:
-    from hybrid.table import Commit
-
-    base = table._write_base("drop_index")
+def drop_index(table: Writable, name: str) -> Manifest:
+    base = table.write_base("drop_index")
     if not any(d["name"] == name for d in base.indexes):
         raise HybridError(f"no index named {name!r}; indexes: {[d['name'] for d in base.indexes]}")
 
     def rebase(latest: Manifest) -> Manifest:
         return replace(latest, indexes=tuple(d for d in latest.indexes if d["name"] != name))
 
-    new = tx.commit(table._log, base, "drop_index", rebase, {"index": name})
-    return Commit(new.version, "drop_index")
+    return tx.commit(table.log, base, "drop_index", rebase, {"index": name})

@@ -13,15 +13,19 @@ import pyarrow as pa
 
 from hybrid.embedders import binding
 from hybrid.errors import HybridError, SchemaError, VectorError
-from hybrid.index.catalog import IndexEntry, entries, selected_vectors, text_batches, vector_column
+from hybrid.index.cache import Coverage
+from hybrid.index.catalog import IndexEntry, selected_vectors, text_batches, vector_column
 from hybrid.index.fulltext import RESCORE_DEPTH, FullTextIndex, _isin_sorted
 from hybrid.index.language import is_foreign
 from hybrid.index.tail_bm25 import K1, B, score_tail
 from hybrid.index.vector import VectorIndex, distances, top_k
+from hybrid.index.view import IndexedSnapshot
 from hybrid.query import calibration, confidence
+from hybrid.query.allowed import Allowed, allowed_rows
 from hybrid.query.filter import compile_filter
 from hybrid.query.fusion import Ranked
 from hybrid.query.text import Match, Phrase, TextQuery
+from hybrid.query.vector_plan import MAX_FETCH, plan_filtered
 from hybrid.rerankers.base import RELEVANCE, check_reranked
 from hybrid.storage.snapshot import Snapshot
 
@@ -43,22 +47,6 @@ def _executor() -> ThreadPoolExecutor:
 
 
 @dataclass
-class Allowed:
-    """Rows a prefilter lets through: sorted row ids and per-fragment masks."""
-
-    ids: np.ndarray
-    masks: list[np.ndarray | None]
-    _flags: np.ndarray | None = None
-
-    def flags(self, size: int) -> np.ndarray:
-        if self._flags is None:
-            flags = np.zeros(max(size, 1), dtype=bool)
-            flags[self.ids.astype(np.int64)] = True
-            self._flags = flags
-        return self._flags
-
-
-@dataclass
 class Branch:
     """One retrieval branch and what it found."""
 
@@ -77,13 +65,14 @@ class Branch:
         return Ranked(self.ids, -self.raw if self.kind == "vector" else self.raw)
 
 
-def _plan(q: Query, snap: Snapshot) -> list[Branch]:
+def _plan(q: Query, view: IndexedSnapshot) -> list[Branch]:
+    snap = view.snapshot
     wants_text = q.query_type in ("auto", "fts", "hybrid")
     wants_vector = q.query_type in ("auto", "vector", "hybrid")
     if q.query_type not in ("auto", "vector", "fts", "hybrid"):
         raise ValueError(f"query_type must be auto, vector, fts or hybrid, got {q.query_type!r}")
     branches: list[Branch] = []
-    indexes = entries(snap)
+    indexes = view.entries()
     if wants_vector:
         resolved: dict[str, np.ndarray] = {}
         for column, vec in q.vectors:  # the last vector given for a column wins
@@ -165,20 +154,12 @@ def _depth(q: Query, n_branches: int) -> int:
     return max(50, 2 * want) if (n_branches > 1 or q.reranker is not None or not q.prefilter) else want
 
 
-def _allowed(q: Query, snap: Snapshot) -> Allowed | None:
+def _allowed(q: Query, view: IndexedSnapshot) -> Allowed | None:
     """The rows the filter allows; cached per (version, filter), since versions never change."""
     if q.filter_sql is None:
         return None
-    flt = compile_filter(q.filter_sql, snap.schema)
-
-    def evaluate() -> Allowed:
-        masks = snap.row_masks(flt.mask, flt.columns)
-        frags = snap.manifest.fragments
-        ids = [snap.rowids(f)[m] if m is not None else snap.rowids(f) for f, m in zip(frags, masks)]
-        return Allowed(np.concatenate(ids) if ids else np.empty(0, np.uint64), masks)
-
-    cache = q.table._search
-    return cache.get((snap.manifest.version, flt.sql), cache.filters, evaluate, keep=16)
+    flt = compile_filter(q.filter_sql, view.schema)
+    return view.remember("filters", (view.version, flt.sql), lambda: allowed_rows(view, flt), keep=16)
 
 
 # -- the vector branch ---------------------------------------------------------------------
@@ -205,8 +186,8 @@ def _masks_for(snap: Snapshot, ids: np.ndarray, base: list[np.ndarray | None]) -
     return out
 
 
-def _run_vector(q: Query, snap: Snapshot, b: Branch, allowed: Allowed | None, k: int) -> None:
-    table = q.table
+def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | None, k: int) -> None:
+    snap = view.snapshot
     assert b.vector is not None
     metric = b.entry.params["metric"] if b.entry else "cosine"
     live_masks = allowed.masks if allowed is not None else snap.row_masks()
@@ -214,22 +195,39 @@ def _run_vector(q: Query, snap: Snapshot, b: Branch, allowed: Allowed | None, k:
         b.strategy = "exact search (no index)"
         b.ids, b.raw = _exact(snap, b.column, b.vector, metric, k, live_masks)
         return
-    cov = table._search.coverage_of(table.path, snap, b.entry)
+    cov = view.coverage(b.entry)
     n_allowed = len(allowed.ids) if allowed is not None else cov.live
-    if allowed is not None and (n_allowed <= EXACT_MAX_ROWS or n_allowed <= EXACT_MAX_FRACTION * cov.live):
-        b.strategy = f"exact over {n_allowed} allowed rows"
-        b.ids, b.raw = _exact(snap, b.column, b.vector, metric, k, allowed.masks)
-        return
-    index = table._search.index(table.path, snap, b.entry)
+    index = view.index(b.entry)
     assert isinstance(index, VectorIndex)
-    keep: Callable[[int], bool] | None = None
     ef = q.ef or index.ef_search
+    unindexed_allowed = 0
+    if len(cov.unindexed):  # rows the index cannot return; skipped on the common, fully indexed path
+        unindexed_allowed = (
+            len(np.intersect1d(cov.unindexed, allowed.ids)) if allowed is not None else len(cov.unindexed)
+        )
+    if allowed is not None:
+        plan = plan_filtered(n_allowed, cov.live, k, ef)
+        if plan.exact or n_allowed - unindexed_allowed < k:
+            b.strategy = (
+                f"exact over {n_allowed} allowed rows (cheaper than HNSW: {plan.exact_cost:.0f} < {plan.hnsw_cost:.0f})"
+            )
+            b.ids, b.raw = _exact(snap, b.column, b.vector, metric, k, allowed.masks)
+            return
+        found = _overfetch(index, b.vector, k, ef, plan.fetch, allowed.flags(snap.manifest.next_rowid))
+        if found is not None:
+            ids, d, fetched = found
+            b.strategy = (
+                f"HNSW {b.entry.name} nearest {fetched}, kept the allowed of {n_allowed} rows (ef={max(ef, fetched)})"
+            )
+            b.ids, b.raw = _with_unindexed(snap, b, cov, allowed, live_masks, metric, k, ids, d)
+            return
+    keep: Callable[[int], bool] | None = None
     oversample = 0
     if allowed is not None:
         flags = allowed.flags(snap.manifest.next_rowid)
         keep = flags.__getitem__
         ef = max(ef, min(1024, int(2 * k * cov.live / max(1, n_allowed))))
-        b.strategy = f"HNSW {b.entry.name} filtered to {n_allowed} rows (ef={ef})"
+        b.strategy = f"HNSW {b.entry.name} filtered to {n_allowed} rows (ef={ef}; over-fetching found too few)"
     elif len(cov.dead) > 1024:
         dead = np.zeros(snap.manifest.next_rowid + 1, dtype=bool)
         dead[cov.dead.astype(np.int64)] = True
@@ -242,34 +240,60 @@ def _run_vector(q: Query, snap: Snapshot, b: Branch, allowed: Allowed | None, k:
     if oversample:
         alive = ~_isin_sorted(ids, cov.dead)
         ids, d = ids[alive], d[alive]
-    unindexed_allowed = 0
-    if len(cov.unindexed):  # rows the index cannot return; skipped on the common, fully indexed path
-        unindexed_allowed = (
-            len(np.intersect1d(cov.unindexed, allowed.ids)) if allowed is not None else len(cov.unindexed)
-        )
     expected = min(k, n_allowed - unindexed_allowed)
     if len(ids) < expected:  # the graph walk could not fill k: be exact instead
         b.strategy += "; fell back to exact"
         b.ids, b.raw = _exact(snap, b.column, b.vector, metric, k, live_masks)
         return
+    b.ids, b.raw = _with_unindexed(snap, b, cov, allowed, live_masks, metric, k, ids, d)
+
+
+def _overfetch(
+    index: VectorIndex, vec: np.ndarray, k: int, ef: int, fetch: int, flags: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """The k nearest allowed rows from the index's `fetch` nearest (deepening 4x while too few are
+    allowed, up to MAX_FETCH), or None when even that finds fewer than k."""
+    while True:
+        ids, d = index.search(vec, fetch, ef=ef)
+        keep = flags[ids.astype(np.int64)] if len(ids) else np.zeros(0, bool)
+        if int(keep.sum()) >= k or len(ids) < fetch:
+            return (ids[keep][:k], d[keep][:k], fetch) if int(keep.sum()) >= k else None
+        if fetch >= MAX_FETCH:
+            return None
+        fetch = min(MAX_FETCH, 4 * fetch)
+
+
+def _with_unindexed(
+    snap: Snapshot,
+    b: Branch,
+    cov: Coverage,
+    allowed: Allowed | None,
+    live_masks: list[np.ndarray | None],
+    metric: str,
+    k: int,
+    ids: np.ndarray,
+    d: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The index's hits merged with an exact search over the allowed rows it does not hold yet."""
     if len(cov.unindexed):
         tail = cov.unindexed if allowed is None else np.intersect1d(cov.unindexed, allowed.ids)
         if len(tail):
+            assert b.vector is not None
             b.strategy += f" + exact over {len(tail)} unindexed rows"
             tids, td = _exact(snap, b.column, b.vector, metric, k, _masks_for(snap, tail, live_masks))
             ids, d = top_k(np.concatenate([ids, tids]), np.concatenate([d, td]), k)
-    b.ids, b.raw = ids, d
+    return ids, d
 
 
 # -- the text branch -----------------------------------------------------------------------
 
 
-def _run_text(q: Query, snap: Snapshot, b: Branch, allowed: Allowed | None, k: int) -> None:
-    table = q.table
+def _run_text(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | None, k: int) -> None:
+    snap = view.snapshot
     assert b.entry is not None and b.text is not None
-    index = table._search.index(table.path, snap, b.entry)
+    index = view.index(b.entry)
     assert isinstance(index, FullTextIndex)
-    cov = table._search.coverage_of(table.path, snap, b.entry)
+    cov = view.coverage(b.entry)
     compiled = index.compile(b.text, q.boosts)
     if compiled is None:
         b.strategy = f"BM25 {b.entry.name}: the query has no indexable terms"
@@ -296,11 +320,7 @@ def _run_text(q: Query, snap: Snapshot, b: Branch, allowed: Allowed | None, k: i
             tids, ts = score_tail(index, avg, b.text.text, q.boosts, tail_ids, texts, k, *bm25)
             b.strategy += f" + BM25 on the index's statistics over {len(tail_ids)} unindexed rows"
         else:
-            tail = table._search.get(
-                (b.entry.path, snap.manifest.version),
-                table._search.tails,
-                lambda: _tail_index(snap, index, cov.unindexed),
-            )
+            tail = view.remember("tails", (b.entry.path, view.version), lambda: _tail_index(snap, index, cov.unindexed))
             tq = tail.compile(b.text, q.boosts)
             tids, ts = (
                 tail.search(tq, k, allowed=None if allowed is None else allowed.ids)
@@ -323,11 +343,11 @@ def _tail_index(snap: Snapshot, main: FullTextIndex, unindexed: np.ndarray) -> F
 # -- putting it together -------------------------------------------------------------------
 
 
-def _run_branches(q: Query, snap: Snapshot, branches: list[Branch], allowed: Allowed | None, depth: int) -> None:
+def _run_branches(q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Allowed | None, depth: int) -> None:
     gate = allowed if q.prefilter else None
 
     def run(b: Branch) -> None:
-        (_run_vector if b.kind == "vector" else _run_text)(q, snap, b, gate, depth)
+        (_run_vector if b.kind == "vector" else _run_text)(q, view, b, gate, depth)
 
     if len(branches) == 1:
         run(branches[0])
@@ -342,15 +362,16 @@ def _query_text(q: Query) -> str | None:
 
 
 def execute(q: Query) -> pa.Table:
-    snap = q.table.snapshot()
-    branches = _plan(q, snap)
-    allowed = _allowed(q, snap)
+    view = q.table.indexed_snapshot()
+    snap = view.snapshot
+    branches = _plan(q, view)
+    allowed = _allowed(q, view)
     depth = _depth(q, len(branches))
-    _run_branches(q, snap, branches, allowed, depth)
+    _run_branches(q, view, branches, allowed, depth)
     if len(branches) == 1:
         fused_ids, fused_scores = branches[0].ids, branches[0].ranked().scores.astype(np.float64)
     else:
-        weights = _weights(q, snap, branches)
+        weights = _weights(q, view, branches)
         fused_ids, fused_scores = q.fusion.fuse([replace(b.ranked(), weight=w) for b, w in zip(branches, weights)])
     if allowed is not None and not q.prefilter:
         keep = _isin_sorted(fused_ids, allowed.ids)
@@ -376,7 +397,7 @@ def execute(q: Query) -> pa.Table:
     return rows
 
 
-def _weights(q: Query, snap: Snapshot, branches: list[Branch]) -> list[float]:
+def _weights(q: Query, view: IndexedSnapshot, branches: list[Branch]) -> list[float]:
     """Each branch's fusion weight: explicit, equal, or "auto": the table's calibrated weight times the
     steepness of the branch's list for this query, and for text, when the query is in another language
     than its index, the squared share of the query's terms the index knows (:mod:`hybrid.query.confidence`)."""
@@ -385,23 +406,23 @@ def _weights(q: Query, snap: Snapshot, branches: list[Branch]) -> list[float]:
         return [float(given.get(b.column, given.get(b.kind, 1.0))) for b in branches]
     if q.branch_weights != "auto":
         return [1.0] * len(branches)
-    cal = _calibration(q, snap, branches)
+    cal = _calibration(q, view, branches)
     steep = confidence.confidences([(b.raw, b.kind) for b in branches])
     known = [confidence.vocabulary(b.known) for b in branches]
     return [(cal.weights[b.kind] if cal is not None else 1.0) * s * k for b, s, k in zip(branches, steep, known)]
 
 
-def _calibration(q: Query, snap: Snapshot, branches: list[Branch]) -> calibration.Calibration | None:
+def _calibration(q: Query, view: IndexedSnapshot, branches: list[Branch]) -> calibration.Calibration | None:
     """The cached self-retrieval calibration of a (bound vector column, text index) pair, if one applies."""
     vec = [b for b in branches if b.kind == "vector"]
     fts = [b for b in branches if b.kind == "fts"]
+    snap = view.snapshot
     bound = {x.column: x for x in binding.read(snap.manifest.metadata)}
     entry = fts[0].entry if len(fts) == 1 else None
     if len(vec) != 1 or entry is None or vec[0].column not in bound:
         return None
     vb, fb, bind = vec[0], fts[0], bound[vec[0].column]
-    cache = q.table._search
-    live = cache.live_ids(snap)
+    live = view.live_ids()
     if len(live) < calibration.MIN_ROWS:
         return None
     plain = replace(q, filter_sql=None, boosts=None, ef=None)
@@ -415,7 +436,7 @@ def _calibration(q: Query, snap: Snapshot, branches: list[Branch]) -> calibratio
             out = []
             for text in queries:
                 b = Branch("fts", fb.column, entry, text=Match(text))
-                _run_text(plain, snap, b, None, calibration.TOP)
+                _run_text(plain, view, b, None, calibration.TOP)
                 out.append(b.ids)
             return out
 
@@ -423,14 +444,14 @@ def _calibration(q: Query, snap: Snapshot, branches: list[Branch]) -> calibratio
             out = []
             for text in queries:
                 b = Branch("vector", vb.column, vb.entry, vector=bind.embedder.embed_query(text))
-                _run_vector(plain, snap, b, None, calibration.TOP)
+                _run_vector(plain, view, b, None, calibration.TOP)
                 out.append(b.ids)
             return out
 
         return calibration.calibrate(sample, texts, {"vector": vector_search, "fts": text_search})
 
     key = (entry.path, vb.column, bind.embedder_name, bind.config_json)
-    result: calibration.Calibration = cache.get(key, cache.calibrations, make, keep=32)
+    result: calibration.Calibration = view.remember("calibrations", key, make, keep=32)
     return result
 
 
@@ -467,21 +488,22 @@ def _with_result_columns(rows: pa.Table, ids: np.ndarray, scores: np.ndarray, br
 
 def explain(q: Query) -> str:
     """A readable plan, from running the branches: where the filter applies and how each branch searched."""
-    snap = q.table.snapshot()
-    branches = _plan(q, snap)
-    allowed = _allowed(q, snap)
+    view = q.table.indexed_snapshot()
+    snap = view.snapshot
+    branches = _plan(q, view)
+    allowed = _allowed(q, view)
     depth = _depth(q, len(branches))
-    _run_branches(q, snap, branches, allowed, depth)
-    lines = [f"search {q.table.name} v{snap.manifest.version} ({snap.manifest.num_rows} rows)"]
+    _run_branches(q, view, branches, allowed, depth)
+    lines = [f"search {view.name} v{snap.manifest.version} ({snap.manifest.num_rows} rows)"]
     if allowed is not None:
         where = "before top-k (prefilter)" if q.prefilter else "after top-k (postfilter)"
-        lines.append(f"  filter: {q.filter_sql!r} -> {len(allowed.ids)} rows, applied {where}")
+        lines.append(f"  filter: {q.filter_sql!r} -> {len(allowed.ids)} rows from {allowed.how}, applied {where}")
     for b in branches:
-        cov = q.table._search.coverage_of(q.table.path, snap, b.entry) if b.entry else None
+        cov = view.coverage(b.entry) if b.entry else None
         extra = f" [{len(cov.unindexed)} unindexed, {len(cov.dead)} dead rows]" if cov else ""
         lines.append(f"  branch {b.kind} on {b.column}: {b.note}{b.strategy}{extra}; top {depth} -> {len(b.ids)} hits")
     if len(branches) > 1:
-        cal = _calibration(q, snap, branches) if q.branch_weights == "auto" else None
+        cal = _calibration(q, view, branches) if q.branch_weights == "auto" else None
         how = cal.describe() if cal is not None else f"weights {q.branch_weights}"
         if q.branch_weights == "auto":
             steep = confidence.confidences([(b.raw, b.kind) for b in branches])

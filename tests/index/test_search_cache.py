@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from hybrid.index.manage import SearchCache
+from hybrid.index.cache import SearchCache
 
 
 def test_concurrent_misses_make_the_value_once() -> None:
@@ -23,7 +23,7 @@ def test_concurrent_misses_make_the_value_once() -> None:
 
     def get(_: int) -> object:
         start.wait()
-        return cache.get("calibration", cache.calibrations, make)
+        return cache.remember("calibrations", "calibration", make)
 
     with ThreadPoolExecutor(16) as pool:
         values = list(pool.map(get, range(16)))
@@ -39,9 +39,9 @@ def test_a_failed_make_leaves_no_gate_and_is_retried() -> None:
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
-        cache.get("k", cache.tails, fail)
-    assert not cache.making and "k" not in cache.tails
-    assert cache.get("k", cache.tails, lambda: 7) == 7
+        cache.remember("tails", "k", fail)
+    assert not cache.making and "k" not in cache.stores["tails"]
+    assert cache.remember("tails", "k", lambda: 7) == 7
 
 
 def test_oldest_entry_is_evicted_past_keep() -> None:

@@ -1,0 +1,69 @@
+"""`IndexedSnapshot`: one table version with its indexes, the seam the query path reads through.
+
+Data flows one way: storage (:class:`Snapshot`) -> index (this view, its
+caches) -> query (the executor) -> the table facade. The query layer never
+reaches into a table; it asks a table for this view and uses only it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pyarrow as pa
+
+from hybrid.index.cache import Coverage, SearchCache
+from hybrid.index.catalog import IndexEntry, entries
+from hybrid.index.fulltext import FullTextIndex
+from hybrid.index.scalar import ScalarIndex
+from hybrid.index.vector import VectorIndex
+from hybrid.storage.snapshot import Snapshot
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class IndexedSnapshot:
+    """A consistent table version (`snapshot`) and cached access to the indexes it records."""
+
+    name: str
+    root: Path
+    snapshot: Snapshot
+    cache: SearchCache
+
+    @property
+    def version(self) -> int:
+        return self.snapshot.manifest.version
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.snapshot.schema
+
+    def entries(self) -> list[IndexEntry]:
+        """The indexes usable in this version (cached per version)."""
+        found: list[IndexEntry] = self.cache.remember("entries", self.version, lambda: entries(self.snapshot), 16)
+        return found
+
+    def index(self, entry: IndexEntry) -> FullTextIndex | VectorIndex | ScalarIndex:
+        """The loaded index of `entry` (loaded once per table object)."""
+        return self.cache.index(self.root, self.snapshot, entry)
+
+    def coverage(self, entry: IndexEntry) -> Coverage:
+        """Which live rows `entry` misses and which of its rows are dead in this version."""
+        return self.cache.coverage_of(self.root, self.snapshot, entry)
+
+    def live_ids(self) -> np.ndarray:
+        """Sorted row ids of every live row of this version."""
+        return self.cache.live_ids(self.snapshot)
+
+    def remember(self, namespace: str, key: Any, make: Callable[[], T], keep: int = 8) -> T:
+        """`make()`'s value, kept in this table's cache under (`namespace`, `key`); concurrent misses make it once.
+
+        Keys must identify everything the value depends on (a version, an index path...): cached
+        values never expire except by count.
+        """
+        value: T = self.cache.remember(namespace, key, make, keep)
+        return value
