@@ -26,7 +26,7 @@ from hybrid.storage.ingest import is_vector_type
 from hybrid.storage.snapshot import Snapshot
 
 IDS_FILE = "rowids.npy"
-IndexKind = Literal["fts", "vector"]
+IndexKind = Literal["fts", "vector", "scalar"]
 
 
 @dataclass(frozen=True)

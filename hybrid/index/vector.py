@@ -157,7 +157,7 @@ class VectorIndex:
             return np.empty(0, np.uint64), np.empty(0, np.float32)
         ef = max(ef or self.ef_search, k)
         try:
-            if ef == self.ef_search:
+            if ef == max(self.ef_search, k):  # hnswlib searches with max(its ef, k) by itself
                 with self._lock.shared():
                     labels, dist = self._hnsw.knn_query(q, k=k, num_threads=1, filter=keep)
             else:  # ef is a property of the shared index: change it with no other search running

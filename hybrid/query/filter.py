@@ -12,8 +12,9 @@ from __future__ import annotations
 import functools
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -21,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.errors import FilterError
+from hybrid.query.predicate import Node, Opaque, Value, read_tree, shape_of
 
 _TABLE = "__hybrid_rows"
 _POS = "__hybrid_pos"
@@ -114,10 +116,16 @@ def _run(sql: str, table: pa.Table, what: str, text: str) -> pa.Table:
 
 @dataclass(frozen=True)
 class Filter:
-    """A validated SQL boolean expression over a table's columns."""
+    """A validated SQL boolean expression over a table's columns.
+
+    `tree` is the expression read into terms a scalar index can answer
+    (:mod:`hybrid.query.predicate`), with its values as slots of `literals`.
+    """
 
     sql: str
     columns: tuple[str, ...]
+    tree: Node = field(default_factory=Opaque)
+    literals: tuple[Value, ...] = ()
 
     def mask(self, table: pa.Table) -> np.ndarray:
         """Boolean mask of `table`'s rows for which the expression is TRUE (NULL counts as false)."""
@@ -133,24 +141,71 @@ class Filter:
 
 
 def compile_filter(where: str, schema: pa.Schema) -> Filter:
-    """Validate `where` against `schema`; raise FilterError naming what is wrong (cached)."""
+    """Validate `where` against `schema`; raise FilterError naming what is wrong.
+
+    Compiled once per *shape*: filters that differ only in their number and string
+    literals (``user_id = 17``, ``user_id = 18``) share one parse and validation, and
+    the new filter's literals are bound into the shared tree. A filter whose text the
+    shape scan cannot read exactly is compiled by its whole text.
+    """
     if not isinstance(where, str):
         raise FilterError(f"where must be a SQL string, got {type(where).__name__}")
-    return _compile_cached(where, schema)
+    shaped = shape_of(where)
+    if shaped is not None:
+        template = _templates.get((shaped[0], schema))
+        if template is not None:
+            return replace(template, sql=where, literals=tuple(lit.value for lit in shaped[1]))
+    flt, slotted = _compile_text(where, schema)
+    if shaped is not None and slotted:
+        _templates.put((shaped[0], schema), flt)
+    return flt
+
+
+class _Templates:
+    """A bounded, thread-safe map of filter shape -> compiled template (least recently used goes)."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.items: OrderedDict[tuple[str, pa.Schema], Filter] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[str, pa.Schema]) -> Filter | None:
+        with self.lock:
+            found = self.items.get(key)
+            if found is not None:
+                self.items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, pa.Schema], value: Filter) -> None:
+        with self.lock:
+            self.items[key] = value
+            while len(self.items) > self.keep:
+                self.items.popitem(last=False)
+
+
+_templates = _Templates(keep=1_024)
+_PREFIX = f"SELECT * FROM {_TABLE} WHERE (\n"
 
 
 @functools.lru_cache(maxsize=256)
-def _compile_cached(where: str, schema: pa.Schema) -> Filter:
+def _compile_text(where: str, schema: pa.Schema) -> tuple[Filter, bool]:
+    """(filter, slotted): the validated filter, read into terms; `slotted` when its tree serves
+    every filter of its shape (:func:`hybrid.query.predicate.read_tree`)."""
     if not where.strip():
         raise FilterError('where is empty: pass a SQL boolean expression such as "year >= 2020"')
-    node = _parse_select(f"SELECT * FROM {_TABLE} WHERE (\n{where}\n)", "where", where)
+    sql = f"{_PREFIX}{where}\n)"
+    node = _parse_select(sql, "where", where)
     columns = _check_expression(node["where_clause"], "where", where, schema.names)
     # Bind against an empty table of the schema: catches type errors and unknown functions.
     result = _run(f"DESCRIBE SELECT ({where}) AS m FROM {_TABLE}", schema.empty_table(), "where", where)
     kind = str(result.column(1)[0]) if result.num_rows else "?"
     if kind not in ("BOOLEAN", '"NULL"', "NULL"):
         raise FilterError(f"where {where!r} must be a boolean expression, but it gives {kind}")
-    return Filter(where, tuple(columns))
+    shaped = shape_of(where)
+    literals = shaped[1] if shaped is not None else None
+    tree, slotted = read_tree(node["where_clause"], schema.names, sql, len(_PREFIX), literals)
+    values = tuple(lit.value for lit in literals) if literals is not None else ()
+    return Filter(where, tuple(columns), tree, values), slotted
 
 
 def evaluate_expressions(exprs: Mapping[str, str], table: pa.Table, schema: pa.Schema) -> pa.Table:
