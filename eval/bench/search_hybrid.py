@@ -1,0 +1,76 @@
+"""The search benchmark's `hybrid` system: our table with its default indexes.
+
+``t.create_fts_index(["text"])``, ``t.create_vector_index("vector")`` (defaults: cosine, M=16,
+ef_construction=200, ef_search=64); queries ``t.search(text).vector(v).limit(10).select(["id"]).to_arrow()``,
+``t.search(v, query_type="vector")``, ``t.search(text)``, ``.where(sql)``.  hybrid runs the vector and text
+branches of a hybrid query concurrently in its own 2+-thread pool (measured as is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.files import dir_bytes
+from bench.frame import now
+from bench.search_data import K
+from bench.search_system import DatabaseSystem
+
+
+class HybridSystem(DatabaseSystem):
+    name = "hybrid"
+
+    def __init__(self, root, args):
+        import hybrid
+
+        super().__init__(root, args, hybrid)
+
+    def _index_folder(self, kind: str) -> Path:
+        from hybrid.index.catalog import entries
+
+        (entry,) = [e for e in entries(self.t.snapshot()) if e.kind == kind]
+        return self.t.path / entry.path
+
+    def _timed(self, kind: str, fn: Callable[[], Any]) -> None:
+        """Time an index build; the bytes of the new index's folder."""
+        t0 = now()
+        fn()
+        self.build[f"{kind}_seconds"] = now() - t0
+        self.build[f"{kind}_bytes"] = dir_bytes(self._index_folder(kind))
+
+    def build_fts(self) -> None:
+        self._timed("fts", lambda: self.t.create_fts_index(["text"]))
+
+    def build_vector(self) -> None:
+        self._timed("vector", lambda: self.t.create_vector_index("vector"))
+        self.build["index_stats"] = self.t.index_stats()
+
+    @property
+    def ef_search(self) -> int:
+        (s,) = [s for s in self.t.index_stats() if s["kind"] == "vector"]
+        return int(s["ef_search"])
+
+    def dirs(self):
+        return [self.root / "db"]
+
+    def prepare(self):
+        self.reopen()
+
+    def _q(self, q, where):
+        if where is not None:
+            q = q.where(where.sql)
+        return q.limit(K).select(["id"]).to_arrow()
+
+    def vector(self, v, where):
+        return self._q(self.t.search(v, query_type="vector"), where)
+
+    def text(self, s, where):
+        return self._q(self.t.search(s), where)
+
+    def hybrid(self, s, v, where):
+        return self._q(self.t.search(s).vector(v), where)
+
+    def explain(self, s, v, where) -> str:
+        q = self.t.search(s).vector(v).limit(K).select(["id"])
+        return (q.where(where.sql) if where is not None else q).explain()
