@@ -50,10 +50,11 @@ def masks_of(snap: Snapshot, ids: np.ndarray) -> list[np.ndarray | None]:
     masks: list[np.ndarray | None] = [np.zeros(f.physical_rows, dtype=bool) for f in snap.manifest.fragments]
     if len(ids):
         frag_idx, offsets, live = snap.locate(ids)
-        for fi, off in zip(frag_idx[live], offsets[live]):
+        frag_idx, offsets = frag_idx[live], offsets[live]
+        for fi in np.unique(frag_idx):
             mask = masks[int(fi)]
             assert mask is not None
-            mask[off] = True
+            mask[offsets[frag_idx == fi]] = True
     return masks
 
 

@@ -14,11 +14,12 @@ import pyarrow as pa
 from hybrid.embedders import binding
 from hybrid.errors import HybridError, SchemaError, VectorError
 from hybrid.index.cache import Coverage
-from hybrid.index.catalog import IndexEntry, selected_vectors, text_batches, vector_column
+from hybrid.index.catalog import IndexEntry, text_batches, vector_column
+from hybrid.index.exact import exact_search
 from hybrid.index.fulltext import RESCORE_DEPTH, FullTextIndex, _isin_sorted
 from hybrid.index.language import is_foreign
 from hybrid.index.tail_bm25 import K1, B, score_tail
-from hybrid.index.vector import VectorIndex, distances, top_k
+from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query import calibration, confidence
 from hybrid.query.allowed import Allowed, allowed_rows
@@ -165,19 +166,6 @@ def _allowed(q: Query, view: IndexedSnapshot) -> Allowed | None:
 # -- the vector branch ---------------------------------------------------------------------
 
 
-def _exact(
-    snap: Snapshot, column: str, vec: np.ndarray, metric: str, k: int, masks: list[np.ndarray | None]
-) -> tuple[np.ndarray, np.ndarray]:
-    best_ids, best_d = [], []
-    for ids, matrix in selected_vectors(snap, column, masks):
-        ids, d = top_k(ids, distances(matrix, vec, metric), k)
-        best_ids.append(ids)
-        best_d.append(d)
-    if not best_ids:
-        return np.empty(0, np.uint64), np.empty(0, np.float32)
-    return top_k(np.concatenate(best_ids), np.concatenate(best_d).astype(np.float32), k)
-
-
 def _masks_for(snap: Snapshot, ids: np.ndarray, base: list[np.ndarray | None]) -> list[np.ndarray | None]:
     out: list[np.ndarray | None] = []
     for frag, m in zip(snap.manifest.fragments, base):
@@ -190,10 +178,10 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
     snap = view.snapshot
     assert b.vector is not None
     metric = b.entry.params["metric"] if b.entry else "cosine"
-    live_masks = allowed.masks if allowed is not None else snap.row_masks()
     if b.entry is None:
         b.strategy = "exact search (no index)"
-        b.ids, b.raw = _exact(snap, b.column, b.vector, metric, k, live_masks)
+        live_masks = allowed.masks if allowed is not None else snap.row_masks()
+        b.ids, b.raw = exact_search(view, b.column, b.vector, metric, k, live_masks)
         return
     cov = view.coverage(b.entry)
     n_allowed = len(allowed.ids) if allowed is not None else cov.live
@@ -211,7 +199,7 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
             b.strategy = (
                 f"exact over {n_allowed} allowed rows (cheaper than HNSW: {plan.exact_cost:.0f} < {plan.hnsw_cost:.0f})"
             )
-            b.ids, b.raw = _exact(snap, b.column, b.vector, metric, k, allowed.masks)
+            b.ids, b.raw = exact_search(view, b.column, b.vector, metric, k, allowed.masks)
             return
         found = _overfetch(index, b.vector, k, ef, plan.fetch, allowed.flags(snap.manifest.next_rowid))
         if found is not None:
@@ -219,7 +207,7 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
             b.strategy = (
                 f"HNSW {b.entry.name} nearest {fetched}, kept the allowed of {n_allowed} rows (ef={max(ef, fetched)})"
             )
-            b.ids, b.raw = _with_unindexed(snap, b, cov, allowed, live_masks, metric, k, ids, d)
+            b.ids, b.raw = _with_unindexed(view, b, cov, allowed, metric, k, ids, d)
             return
     keep: Callable[[int], bool] | None = None
     oversample = 0
@@ -243,9 +231,10 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
     expected = min(k, n_allowed - unindexed_allowed)
     if len(ids) < expected:  # the graph walk could not fill k: be exact instead
         b.strategy += "; fell back to exact"
-        b.ids, b.raw = _exact(snap, b.column, b.vector, metric, k, live_masks)
+        live_masks = allowed.masks if allowed is not None else snap.row_masks()
+        b.ids, b.raw = exact_search(view, b.column, b.vector, metric, k, live_masks)
         return
-    b.ids, b.raw = _with_unindexed(snap, b, cov, allowed, live_masks, metric, k, ids, d)
+    b.ids, b.raw = _with_unindexed(view, b, cov, allowed, metric, k, ids, d)
 
 
 def _overfetch(
@@ -264,11 +253,10 @@ def _overfetch(
 
 
 def _with_unindexed(
-    snap: Snapshot,
+    view: IndexedSnapshot,
     b: Branch,
     cov: Coverage,
     allowed: Allowed | None,
-    live_masks: list[np.ndarray | None],
     metric: str,
     k: int,
     ids: np.ndarray,
@@ -280,7 +268,8 @@ def _with_unindexed(
         if len(tail):
             assert b.vector is not None
             b.strategy += f" + exact over {len(tail)} unindexed rows"
-            tids, td = _exact(snap, b.column, b.vector, metric, k, _masks_for(snap, tail, live_masks))
+            live_masks = allowed.masks if allowed is not None else view.snapshot.row_masks()
+            tids, td = exact_search(view, b.column, b.vector, metric, k, _masks_for(view.snapshot, tail, live_masks))
             ids, d = top_k(np.concatenate([ids, tids]), np.concatenate([d, td]), k)
     return ids, d
 

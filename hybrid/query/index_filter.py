@@ -57,20 +57,15 @@ def _evaluate(
 ) -> IndexAnswer:
     columns = sorted(set().union(*(_columns(p) for p in parts)))
     universe = _universe([indexes[c] for c in columns])
-    ev = _Evaluator(literals, indexes, universe)
-    rows = universe.copy()
-    for part in parts:
-        rows &= ev.pair(part)[0]
+    ev = _Evaluator({c: indexes[c] for c in columns}, literals, universe)
+    rows = ev.rows(parts[0]) if len(parts) == 1 else BitMap.intersection(*(ev.rows(p) for p in parts))
     return IndexAnswer(rows, universe, exact, tuple(columns))
 
 
 def _universe(used: list[ScalarIndex]) -> BitMap:
     if not used:
         raise _Unsupported  # pragma: no cover - a supported tree names a column
-    out = used[0].indexed.copy()
-    for ix in used[1:]:
-        out &= ix.indexed
-    return out
+    return used[0].indexed if len(used) == 1 else BitMap.intersection(*(ix.indexed for ix in used))
 
 
 def _columns(node: Node) -> set[str]:
@@ -123,59 +118,57 @@ def _fits(keys: np.ndarray, value: Value) -> bool:
 
 
 class _Evaluator:
-    def __init__(self, literals: Sequence[Value], indexes: Mapping[str, ScalarIndex], universe: BitMap) -> None:
+    """Rows where a node is TRUE, or FALSE, within the universe; only the side asked for is built."""
+
+    def __init__(self, indexes: Mapping[str, ScalarIndex], literals: Sequence[Value], universe: BitMap) -> None:
         self.literals, self.indexes, self.universe = literals, indexes, universe
 
-    def pair(self, node: Node) -> tuple[BitMap, BitMap]:
-        """(TRUE rows, FALSE rows) of `node` within the universe."""
+    def rows(self, node: Node, truth: bool = True) -> BitMap:
         u = self.universe
         if isinstance(node, Constant):
-            if node.value is None:
-                return BitMap(), BitMap()
-            return (u.copy(), BitMap()) if node.value else (BitMap(), u.copy())
+            return u.copy() if node.value is not None and node.value == truth else BitMap()
         if isinstance(node, Not):
-            t, f = self.pair(node.child)
-            return f, t
-        if isinstance(node, And):
-            pairs = [self.pair(c) for c in node.children]
-            return BitMap.intersection(*(p[0] for p in pairs)), BitMap.union(*(p[1] for p in pairs))
-        if isinstance(node, Or):
-            pairs = [self.pair(c) for c in node.children]
-            return BitMap.union(*(p[0] for p in pairs)), BitMap.intersection(*(p[1] for p in pairs))
+            return self.rows(node.child, not truth)
+        if isinstance(node, (And, Or)):
+            parts = [self.rows(c, truth) for c in node.children]
+            meet = isinstance(node, And) == truth  # TRUE of AND and FALSE of OR: every part
+            return BitMap.intersection(*parts) if meet else BitMap.union(*parts)
         assert isinstance(node, Term)
-        return self.term(node)
+        return self.term(node, truth)
 
-    def term(self, t: Term) -> tuple[BitMap, BitMap]:
-        ix, u = self.indexes[t.column], self.universe
+    def _inside(self, rows: BitMap, ix: ScalarIndex) -> BitMap:
+        """`rows` (from `ix`) within the universe; a no-op when the universe is `ix`'s own rows."""
+        return rows if self.universe is ix.indexed or len(self.indexes) == 1 else rows & self.universe
+
+    def term(self, t: Term, truth: bool) -> BitMap:
+        ix = self.indexes[t.column]
         values = [bind(v, self.literals) for v in t.values]
-        nulls = ix.nulls & u
-        known = u - nulls
-        if t.op == "is_null":
-            return nulls, known
-        if t.op == "not_null":
-            return known, nulls
+        nulls = self._inside(ix.nulls, ix)
+        if t.op in ("is_null", "not_null"):
+            return nulls if (t.op == "is_null") == truth else self.universe - nulls
         if t.op == "truth":
             values = [True]
-        if any(v is None for v in values) and t.op != "in":
-            return BitMap(), BitMap()  # a comparison with NULL is NULL
-        if t.op in ("=", "contains", "truth"):
-            hit = ix.equal(values[0]) & u
-            return hit, known - hit
-        if t.op == "!=":
-            hit = ix.equal(values[0]) & u
-            return known - hit, hit
-        if t.op == "in":
-            present = [v for v in values if v is not None]
-            hit = BitMap.union(*(ix.equal(v) for v in present)) & u if present else BitMap()
-            return hit, (BitMap() if len(present) < len(values) else known - hit)
-        if t.op == "between":
-            hit = ix.between(values[0], True, values[1], True) & u
-            return hit, known - hit
+        present = [v for v in values if v is not None]
+        if len(present) < len(values) and (t.op != "in" or not truth):
+            return BitMap()  # a comparison with NULL is NULL; so is a miss of an IN list holding NULL
+        hit = self._inside(self._hits(ix, t.op, present), ix)
+        if (t.op == "!=") == truth:
+            return (self.universe - nulls) - hit
+        return hit
+
+    @staticmethod
+    def _hits(ix: ScalarIndex, op: str, values: Sequence[Value]) -> BitMap:
+        """Rows where `column op values` is TRUE (for !=, where `=` is)."""
+        if op in ("=", "!=", "contains", "truth"):
+            return ix.equal(values[0])
+        if op == "in":
+            return BitMap.union(*(ix.equal(v) for v in values)) if values else BitMap()
+        if op == "between":
+            return ix.between(values[0], True, values[1], True)
         lo, lo_inc, hi, hi_inc = {
             "<": (None, True, values[0], False),
             "<=": (None, True, values[0], True),
             ">": (values[0], False, None, True),
             ">=": (values[0], True, None, True),
-        }[t.op]
-        hit = ix.between(lo, lo_inc, hi, hi_inc) & u
-        return hit, known - hit
+        }[op]
+        return ix.between(lo, lo_inc, hi, hi_inc)

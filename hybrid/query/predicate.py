@@ -89,8 +89,16 @@ Node = Union[Term, And, Or, Not, Constant, Opaque]  # noqa: UP007
 
 # -- literals and shapes -------------------------------------------------------------------
 
-_NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-_IDENT_CHAR = re.compile(r"[A-Za-z0-9_$]")
+_TOKENS = re.compile(
+    r"""(?P<string>'(?:[^']|'')*')"""
+    r"""|(?P<quoted>"(?:[^"]|"")*")"""
+    r"""|(?P<word>[A-Za-z_][A-Za-z0-9_$]*)"""
+    r"""|(?P<number>(?:\d+\.?\d*|\.\d+)(?P<exponent>[eE][+-]?\d+)?)"""
+    r"""|(?P<refuse>--|/\*|\$|')"""
+    r"""|(?P<other>[^-/.'"A-Za-z_0-9$]+|.)""",
+    re.DOTALL,
+)
+_GLUED = re.compile(r"[A-Za-z0-9_$.'\"]")
 
 
 @dataclass(frozen=True)
@@ -103,71 +111,26 @@ class Literal:
 
 def shape_of(text: str) -> tuple[str, tuple[Literal, ...]] | None:
     """(shape, literals) of a filter's text, or None when the text has something the scan does not
-    read exactly (comments, prefixed strings such as E'..', dollar quoting): such filters are
-    compiled by their whole text instead."""
+    read exactly (comments, prefixed strings such as E'..', dollar quoting, a number glued to a
+    name): such filters are compiled by their whole text instead."""
     shape: list[str] = []
     literals: list[Literal] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "'":
-            if i and _IDENT_CHAR.match(text[i - 1]):
-                return None  # E'...', X'...': not a plain string literal
-            j, parts = i + 1, []
-            while True:
-                k = text.find("'", j)
-                if k < 0:
-                    return None  # unterminated: let DuckDB report it
-                parts.append(text[j:k])
-                if k + 1 < n and text[k + 1] == "'":
-                    parts.append("'")
-                    j = k + 2
-                    continue
-                break
-            literals.append(Literal(i, k + 1, "s", "".join(parts)))
+    previous, previous_number = "", False
+    for m in _TOKENS.finditer(text):
+        kind, token = m.lastgroup, m.group(0)
+        glued = bool(previous) and _GLUED.match(previous[-1]) is not None
+        if kind == "refuse" or (glued and kind in ("string", "number")) or (kind == "word" and previous_number):
+            return None  # E'..', X'..', 1abc, 1.2.3: not a plain literal
+        if kind == "string":
+            literals.append(Literal(m.start(), m.end(), "s", token[1:-1].replace("''", "'")))
             shape.append("\x00s")
-            i = k + 1
-        elif c == '"':
-            k = i + 1
-            while True:
-                k = text.find('"', k)
-                if k < 0:
-                    return None
-                if k + 1 < n and text[k + 1] == '"':
-                    k += 2
-                    continue
-                break
-            shape.append(text[i : k + 1])
-            i = k + 1
-        elif c.isdigit() or (c == "." and i + 1 < n and text[i + 1].isdigit()):
-            if i and (_IDENT_CHAR.match(text[i - 1]) or text[i - 1] == "."):
-                j = i
-                while j < n and _IDENT_CHAR.match(text[j]):
-                    j += 1
-                shape.append(text[i:j])  # part of a name such as v2
-                i = j
-                continue
-            m = _NUMBER.match(text, i)
-            assert m is not None
-            end = m.end()
-            if end < n and (_IDENT_CHAR.match(text[end]) or text[end] == "."):
-                return None  # 1abc, 1.2.3: not a plain number
-            raw = m.group(0)
-            kind = "i" if raw.isdigit() else ("e" if m.group(2) else "n")
-            literals.append(Literal(i, end, kind, _number(raw)))
-            shape.append("\x00" + kind)
-            i = end
-        elif c in "$" or text.startswith("--", i) or text.startswith("/*", i):
-            return None
-        elif _IDENT_CHAR.match(c):
-            j = i
-            while j < n and _IDENT_CHAR.match(text[j]):
-                j += 1
-            shape.append(text[i:j])
-            i = j
+        elif kind == "number":
+            literal_kind = "i" if token.isdigit() else ("e" if m.group("exponent") else "n")
+            literals.append(Literal(m.start(), m.end(), literal_kind, _number(token)))
+            shape.append("\x00" + literal_kind)
         else:
-            shape.append(c)
-            i += 1
+            shape.append(token)
+        previous, previous_number = token, kind == "number"
     return "".join(shape), tuple(literals)
 
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 EXACT_COST = 1.0
 """Relative cost of one allowed row in exact search (gather + distance)."""
-HNSW_COST = 18.0
-"""Relative cost of one unit of HNSW search depth (max(ef, fetch)): ~18 vector reads (measured)."""
+HNSW_COST = 5.0
+"""Relative cost of one unit of HNSW search depth (max(ef, fetch)) (measured)."""
 OVERFETCH = 2.0
 """Fetch this many times the expected depth at which k allowed rows appear."""
 MAX_FETCH = 4_096

@@ -181,10 +181,11 @@ class Snapshot:
         live = np.zeros(len(rowids), dtype=bool)
         if len(rowids) == 0 or len(self._mins) == 0:
             return frag_idx, offsets, live
-        for fi in np.unique(frag_idx):
+        single = frag_idx[0] == frag_idx[-1] and bool((frag_idx == frag_idx[0]).all())
+        for fi in [frag_idx[0]] if single else np.unique(frag_idx):
             if fi < 0:
                 continue
-            sel = np.nonzero(frag_idx == fi)[0]
+            sel = slice(None) if single else np.nonzero(frag_idx == fi)[0]
             frag = self.manifest.fragments[fi]
             wanted = rowids[sel]
             if frag.rowid_start is not None:
@@ -216,6 +217,10 @@ class Snapshot:
         out_schema = self.output_schema(cols, with_rowid=True)
         if len(ids) == 0:
             return out_schema.empty_table()
+        if cols and frag_idx[0] == frag_idx[-1] and (frag_idx == frag_idx[0]).all():  # one fragment: no regrouping
+            table = self.read_fragment(self.manifest.fragments[frag_idx[0]], cols, random_access=True)
+            picked = table.take(pa.array(offsets)).add_column(0, ROWID, pa.array(ids, type=pa.uint64()))
+            return picked if picked.schema.equals(out_schema) else picked.cast(out_schema)
         order = np.argsort(frag_idx, kind="stable")
         bounds = np.flatnonzero(np.diff(frag_idx[order])) + 1
         pieces = []

@@ -237,3 +237,25 @@ def test_a_quote_inside_a_literal_stays_inside_it(tmp_path: Path) -> None:
     assert engine_rows(t, "name = 'x'' OR ''1''=''1'") == set()
     with pytest.raises(FilterError, match="invalid where"):
         engine_rows(t, "id = 'abc'")  # same shape as id = '1', a value DuckDB cannot convert
+
+
+@pytest.mark.parametrize(
+    ("where", "shape"),
+    [
+        ("a = 5", "a = \x00i"),
+        ("v2 = -3 AND name = 'o''k'", "v2 = -\x00i AND name = \x00s"),
+        ('"col 1" = 2.5', '"col 1" = \x00n'),
+        ("a = 1e3 OR b IN (1, 2)", "a = \x00e OR b IN (\x00i, \x00i)"),
+        ("E'x' = s", None),  # an escape string's value is not its text
+        ("1abc = 2", None),
+        ("a = 1 -- comment", None),
+        ("a = 1 /* comment */", None),
+        ("x = 'unterminated", None),
+        ("$1 = a", None),
+    ],
+)
+def test_the_shape_scan_reads_literals_or_declines(where: str, shape: str | None) -> None:
+    from hybrid.query.predicate import shape_of
+
+    found = shape_of(where)
+    assert (found[0] if found else None) == shape
