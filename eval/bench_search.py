@@ -71,6 +71,12 @@ def main(argv=None):
     ap.add_argument("--lance-nprobes", type=int, default=None, help="LanceDB nprobes (default: LanceDB's)")
     ap.add_argument("--lance-refine-factor", type=int, default=None, help="LanceDB refine_factor (default: none)")
     ap.add_argument(
+        "--hybrid-scalar-index",
+        choices=("auto", "bitmap", "btree", "none"),
+        default="auto",
+        help="scalar index hybrid gets on `category` for the prefilters (default auto; none: DuckDB)",
+    )
+    ap.add_argument(
         "--lance-scalar-index",
         choices=("btree", "bitmap", "none"),
         default="btree",

@@ -4,10 +4,11 @@ Raw ``hnswlib`` (same M, ef_construction, random seed and ef as hybrid) and raw 
 analyzer: ``hybrid.index.analyzer.Analyzer().tantivy_analyzer``, same schema and writer settings),
 numpy RRF(k=60), the two branches run sequentially in one thread, ids returned as numpy arrays (no
 rows fetched).  Filters: a numpy mask over an in-memory ``category`` array, then the same strategy
-hybrid's planner picks, with its thresholds read from the installed ``hybrid`` (exact search up to
-``EXACT_MAX_ROWS`` / ``EXACT_MAX_FRACTION`` allowed rows, otherwise a filtered HNSW walk with the same
-enlarged ef; for text a tantivy term-set clause on the id up to ``TERM_SET_MAX`` allowed rows,
-otherwise over-fetching), so the difference to hybrid is the engine around the same algorithms.
+hybrid's planner picks, with its rules read from the installed ``hybrid``
+(``hybrid.query.vector_plan.plan_filtered``: exact search over the allowed rows, or HNSW over-fetching
+the nearest rows and keeping the allowed ones, deepened up to ``MAX_FETCH``, else a filtered HNSW walk;
+for text ``hybrid.index.fulltext.use_term_set``: a tantivy term-set clause on the id, or over-fetching),
+so the difference to hybrid is the engine around the same algorithms.
 hnswlib builds with ``num_threads=-1`` and queries with ``num_threads=1``; the tantivy writer has one
 thread.
 """
@@ -28,14 +29,15 @@ from bench.search_system import System
 
 
 def planner_constants() -> dict[str, Any]:
-    """hybrid's thresholds for filtered search, read from the installed code so the floor follows the same plan."""
+    """hybrid's filtered-search rules, read from the installed code so the floor follows the same plan."""
     from hybrid.index import fulltext
-    from hybrid.query import executor
+    from hybrid.query import vector_plan
 
     return {
-        "EXACT_MAX_ROWS": executor.EXACT_MAX_ROWS,
-        "EXACT_MAX_FRACTION": executor.EXACT_MAX_FRACTION,
-        "TERM_SET_MAX": fulltext.TERM_SET_MAX,
+        "plan_filtered": vector_plan.plan_filtered,
+        "MAX_FETCH": vector_plan.MAX_FETCH,
+        "use_term_set": fulltext.use_term_set,
+        "overfetch_depth": fulltext.overfetch_depth,
     }
 
 
@@ -147,11 +149,11 @@ class FloorSystem(System):
             return np.empty(0, np.int64)
         post = None
         if allowed is not None:
-            if len(allowed) <= self.plan["TERM_SET_MAX"]:
+            if self.plan["use_term_set"](len(allowed), k, self.n):
                 query = self.restricted(query, allowed)
             else:
                 post = allowed
-        limit = k if post is None else max(4 * k, int(2 * k * self.n / max(1, len(post))))
+        limit = k if post is None else max(4 * k, self.plan["overfetch_depth"](len(post), k, self.n))
         while True:
             ids = self.top_ids(query, limit)
             if post is None:
@@ -168,10 +170,20 @@ class FloorSystem(System):
             labels, _ = self.h.knn_query(v, k=k, num_threads=1)
             return labels[0].astype(np.int64)
         n_allowed = len(allowed)
-        if n_allowed <= self.plan["EXACT_MAX_ROWS"] or n_allowed <= self.plan["EXACT_MAX_FRACTION"] * self.n:
+        plan = self.plan["plan_filtered"](n_allowed, self.n, k, self.ef)
+        if plan.exact:
             return topk_desc(allowed.astype(np.int64), self.vectors[allowed] @ v, k)
         flags = np.zeros(self.n, dtype=bool)
         flags[allowed] = True
+        fetch = plan.fetch
+        while True:  # over-fetch, keep the allowed, deepen 4x while too few
+            labels, _ = self.h.knn_query(v, k=min(fetch, self.n), num_threads=1)
+            found = labels[0][flags[labels[0]]]
+            if len(found) >= k:
+                return found[:k].astype(np.int64)
+            if fetch >= self.plan["MAX_FETCH"]:
+                break
+            fetch = min(self.plan["MAX_FETCH"], 4 * fetch)
         ef = max(self.ef, min(1024, int(2 * k * self.n / max(1, n_allowed))))
         self.h.set_ef(ef)
         try:

@@ -92,7 +92,7 @@ def _dots(matrix: np.ndarray, positions: np.ndarray | None, q: np.ndarray) -> np
     for s in range(0, len(positions), BLOCK):
         p = positions[s : s + BLOCK]
         block = buf[: len(p)]
-        np.take(matrix, p, axis=0, out=block)
+        np.take(matrix, p, axis=0, out=block, mode="clip")  # "clip": no buffered bounds check; p is valid
         np.matmul(block, q, out=out[s : s + len(p)])
     return out
 
