@@ -39,6 +39,7 @@ import pyarrow as pa
 
 import hybrid
 from hybrid.index.exact import exact_search
+from hybrid.index.overfetch import overfetch_depth
 from hybrid.index.vector import VectorIndex
 from hybrid.query import vector_plan
 from hybrid.query.allowed import masks_of
@@ -64,13 +65,13 @@ def median_ms(search: Callable[[np.ndarray], object], queries: np.ndarray) -> fl
 
 def measured_crossover(exact: dict[int, float], hnsw: dict[int, float], ef: int, k: int, docs: int) -> float:
     """The allowed-row count where exact search (interpolated over m) costs what an HNSW search
-    over-fetching OVERFETCH x k x docs / m rows costs (interpolated over its depth)."""
+    over-fetching overfetch_depth(m, k, docs) rows costs (interpolated over its depth)."""
     ms = np.array(sorted(exact), dtype=float)
     depths = np.array([max(ef, f) for f in sorted(hnsw)], dtype=float)
     hnsw_ms = np.array([hnsw[f] for f in sorted(hnsw)])
     grid = np.geomspace(ms[0], ms[-1], 400)
     exact_cost = np.interp(grid, ms, [exact[int(m)] for m in ms])
-    depth = np.maximum(ef, vector_plan.OVERFETCH * k * docs / grid)
+    depth = np.array([max(ef, overfetch_depth(int(m), k, docs)) for m in grid], dtype=float)
     hnsw_cost = np.interp(depth, depths, hnsw_ms)
     beyond = depth > depths[-1]
     hnsw_cost[beyond] = hnsw_ms[-1] * depth[beyond] / depths[-1]  # linear in depth past the last point
@@ -111,7 +112,9 @@ def main() -> None:
             hnsw[fetch] = median_ms(lambda q, fetch=fetch: index.search(q, fetch), queries)
     ef = index.ef_search
     crossover = measured_crossover(exact, hnsw, ef, args.k, args.docs)
-    ratio = crossover**2 / (vector_plan.OVERFETCH * args.k * args.docs)  # the HNSW_COST that puts it there
+    ratio = (
+        crossover * vector_plan.EXACT_COST / max(index.ef_search, overfetch_depth(int(crossover), args.k, args.docs))
+    )
     a = float(np.median([v / m for m, v in exact.items()]))
     c = float(np.median([v / max(ef, f) for f, v in hnsw.items()]))
     result = {
@@ -136,7 +139,7 @@ def main() -> None:
         "",
         f"Median costs: exact {a * 1e3:.3f} us per allowed row; HNSW {c * 1e3:.2f} us per unit of depth. "
         f"Measured crossover for k = {args.k} on {args.docs:,} rows (where exact stops being cheaper than "
-        f"HNSW fetching {vector_plan.OVERFETCH:g} x k x rows / allowed): **{crossover:,.0f}** allowed rows "
+        f"HNSW over-fetching (hybrid.index.overfetch)): **{crossover:,.0f}** allowed rows "
         f"({crossover / args.docs:.1%}); the planner puts it there with HNSW_COST / EXACT_COST = **{ratio:.1f}** "
         f"(it uses {vector_plan.HNSW_COST:g}).",
     ]

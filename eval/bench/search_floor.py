@@ -31,13 +31,14 @@ from bench.search_system import System
 def planner_constants() -> dict[str, Any]:
     """hybrid's filtered-search rules, read from the installed code so the floor follows the same plan."""
     from hybrid.index import fulltext
+    from hybrid.index.overfetch import overfetch_depth
     from hybrid.query import vector_plan
 
     return {
         "plan_filtered": vector_plan.plan_filtered,
         "MAX_FETCH": vector_plan.MAX_FETCH,
         "use_term_set": fulltext.use_term_set,
-        "overfetch_depth": fulltext.overfetch_depth,
+        "overfetch_depth": overfetch_depth,
     }
 
 

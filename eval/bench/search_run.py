@@ -119,8 +119,7 @@ def build(args, systems: dict[str, System], table: pa.Table, corpus: Corpus, gua
 
         res["floor_plan"] = {  # the planner's constants the floor follows
             "EXACT_COST": vector_plan.EXACT_COST, "HNSW_COST": vector_plan.HNSW_COST,
-            "OVERFETCH": vector_plan.OVERFETCH, "MAX_FETCH": vector_plan.MAX_FETCH,
-            "TERM_SET_COST": fulltext.TERM_SET_COST, "TEXT_OVERFETCH": fulltext.OVERFETCH,
+            "MAX_FETCH": vector_plan.MAX_FETCH, "TERM_SET_COST": fulltext.TERM_SET_COST,
         }  # fmt: skip
     for name, st in list(systems.items()):
         if name == "hybrid":

@@ -23,6 +23,7 @@ import numpy as np
 import tantivy
 
 from hybrid.index.analyzer import TANTIVY_NAME, Analyzer
+from hybrid.index.overfetch import overfetch_depth
 from hybrid.index.text_query import PROXIMITY_SLOP, Boolean, Match, Phrase, QueryString, TextQuery
 
 ROWID_FIELD = "_rowid"
@@ -31,8 +32,6 @@ COMBINED_FIELD = "fall"
 TERM_SET_COST = 13.0
 """Cost of one allowed row id in a term-set clause, in units of one over-fetched hit
 (measured: ~4.7 us vs ~0.35 us; ``python eval/filter_crossover.py``)."""
-OVERFETCH = 2
-"""Over-fetch this many times the depth at which k allowed hits are expected."""
 TANTIVY_BM25 = (1.2, 0.75)
 """tantivy's fixed BM25 (k1, b)."""
 RESCORE_DEPTH = 100
@@ -271,27 +270,23 @@ class FullTextIndex:
         searcher = self.searcher
         while True:
             hits = searcher.search(query, limit, count=False).hits
-            ids = np.asarray(searcher.fast_field_values(ROWID_FIELD, [h[1] for h in hits]), dtype=np.uint64)
-            scores = np.fromiter((h[0] for h in hits), dtype=np.float32, count=len(hits))
+            addresses = [h[1] for h in hits]
+            ids = np.asarray(searcher.fast_field_values(ROWID_FIELD, addresses), dtype=np.uint64)
             keep = np.ones(len(ids), dtype=bool)
             if excluded is not None and len(excluded):
                 keep &= ~_isin_sorted(ids, excluded)
             if allowed is not None:
                 keep &= _isin_sorted(ids, allowed)
             if keep.sum() >= k or len(hits) < limit:
-                addresses = [h[1] for h, kept in zip(hits, keep) if kept][:k]
-                return ids[keep][:k], scores[keep][:k], addresses
+                chosen = np.flatnonzero(keep)[:k]  # scores and addresses of the kept hits only
+                scores = np.array([hits[i][0] for i in chosen.tolist()], dtype=np.float32)
+                return ids[chosen], scores, [addresses[i] for i in chosen.tolist()]
             limit *= 4
-
-
-def overfetch_depth(allowed: int, k: int, num_docs: int) -> int:
-    """Hits to fetch for `k` allowed ones when `allowed` of `num_docs` rows pass, spread evenly."""
-    return int(OVERFETCH * k * max(1, num_docs) / max(1, allowed))
 
 
 def use_term_set(allowed: int, k: int, num_docs: int) -> bool:
     """Whether restricting tantivy to the allowed ids (a term-set clause, cost ~ allowed) is cheaper than
-    over-fetching hits and keeping the allowed ones (cost ~ the depth, OVERFETCH x k x num_docs / allowed).
+    over-fetching hits and keeping the allowed ones (cost ~ the depth, :func:`overfetch_depth`).
     On 100,000 rows and k = 10 the two meet near 390 allowed rows."""
     return TERM_SET_COST * allowed <= overfetch_depth(allowed, k, num_docs)
 

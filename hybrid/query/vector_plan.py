@@ -6,19 +6,17 @@ Both ways cost time in proportion to the vectors they touch:
   ``EXACT_COST x allowed``;
 * **HNSW, over-fetched** walks the graph for the ``fetch`` nearest rows of the
   whole table and keeps the allowed ones. If the allowed rows are spread like the
-  rest, ``k`` of them sit among the nearest ``k x live / allowed``; fetching
-  ``OVERFETCH`` times that leaves a wide margin (below 1% chance of finding
-  fewer than k when a tenth of the table is allowed), and a search that still
-  finds fewer is repeated with four times the depth, then, past ``MAX_FETCH``,
-  walks the graph with the filter itself. Its cost is ``HNSW_COST x max(ef, fetch)``
+  rest, ``k`` of them sit among the nearest ``k x live / allowed``; ``fetch`` adds
+  a margin of three standard deviations (:mod:`hybrid.index.overfetch`), and a
+  search that still finds fewer is repeated with four times the depth, then,
+  past ``MAX_FETCH``, walks the graph with the filter itself. Its cost is ``HNSW_COST x max(ef, fetch)``
   (hnswlib visits a few times ef nodes per search).
 
 The branch picks the cheaper. Both constants are in the same unit (the time to
 compare one stored vector with the query); their ratio is what matters and was
 measured on this machine with ``python eval/filter_crossover.py`` (see
 ``eval/results/filter_crossover.md``): the crossover lies where
-``allowed^2 = HNSW_COST / EXACT_COST x OVERFETCH x k x live``, e.g. about 6,000
-allowed rows of 100,000 for k = 10.
+``allowed x allowed = HNSW_COST / EXACT_COST x (k + 3 sqrt(k)) x live``.
 """
 
 from __future__ import annotations
@@ -26,12 +24,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from hybrid.index.overfetch import overfetch_depth
+
 EXACT_COST = 1.0
 """Relative cost of one allowed row in exact search (gather + distance)."""
 HNSW_COST = 5.0
 """Relative cost of one unit of HNSW search depth (max(ef, fetch)) (measured)."""
-OVERFETCH = 2.0
-"""Fetch this many times the expected depth at which k allowed rows appear."""
 MAX_FETCH = 4_096
 """Deepest over-fetch before walking the graph with the filter instead."""
 
@@ -56,4 +54,4 @@ def plan_filtered(allowed: int, live: int, k: int, ef: int) -> VectorPlan:
 
 def expected_fetch(allowed: int, live: int, k: int) -> int:
     """How many of the nearest rows to fetch for `k` allowed ones, with the margin."""
-    return max(k, math.ceil(OVERFETCH * k * max(live, 1) / max(allowed, 1)))
+    return overfetch_depth(allowed, k, live)
