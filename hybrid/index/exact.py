@@ -4,8 +4,8 @@ The selected rows' vectors are gathered block by block (``BLOCK`` rows at a time
 into one reused per-thread buffer and multiplied with the query by BLAS, so a
 search over a few thousand scattered rows touches each vector once and allocates
 nothing the size of the selection (fresh multi-megabyte arrays cost more in page
-faults than the arithmetic). Row norms, which cosine and l2 need, are computed
-once per stored chunk and cached: the files never change.
+faults than the arithmetic). Squared row norms, which cosine and l2 need, are
+computed once per stored chunk (in float64) and cached: the files never change.
 
 Distances are hnswlib's (:mod:`hybrid.index.vector`): cosine = 1 - cos,
 l2 = squared Euclidean, dot = 1 - a.b.
@@ -52,11 +52,11 @@ def exact_search(
             positions = None if keep is None else np.flatnonzero(keep)
             if positions is None or len(positions):
                 matrix = _matrix(chunk)
-                norms = None
+                squares = None
                 if metric != "dot":
                     key = (source, field_id, chunk_no)
-                    norms = view.remember("vector_norms", key, partial(_row_norms, matrix), keep=4_096)
-                d = _distances(matrix, positions, q, metric, norms)
+                    squares = view.remember("vector_norms", key, partial(_squared_norms, matrix), keep=4_096)
+                d = _distances(matrix, positions, q, metric, squares)
                 ids = rowids[start : start + n] if positions is None else rowids[start + positions]
                 ids, d = top_k(ids, d, k)
                 best_ids.append(ids)
@@ -74,11 +74,11 @@ def _matrix(chunk: pa.FixedSizeListArray) -> np.ndarray:
     return values.to_numpy(zero_copy_only=False).reshape(len(chunk), dim)
 
 
-def _row_norms(matrix: np.ndarray) -> np.ndarray:
-    out = np.empty(len(matrix), dtype=np.float32)
+def _squared_norms(matrix: np.ndarray) -> np.ndarray:
+    out = np.empty(len(matrix), dtype=np.float64)
     for s in range(0, len(matrix), 8 * BLOCK):
         block = matrix[s : s + 8 * BLOCK]
-        out[s : s + len(block)] = np.sqrt(np.einsum("ij,ij->i", block, block))
+        out[s : s + len(block)] = np.einsum("ij,ij->i", block, block, dtype=np.float64)
     return out
 
 
@@ -98,16 +98,16 @@ def _dots(matrix: np.ndarray, positions: np.ndarray | None, q: np.ndarray) -> np
 
 
 def _distances(
-    matrix: np.ndarray, positions: np.ndarray | None, q: np.ndarray, metric: str, norms: np.ndarray | None
+    matrix: np.ndarray, positions: np.ndarray | None, q: np.ndarray, metric: str, squares: np.ndarray | None
 ) -> np.ndarray:
-    dots = _dots(matrix, positions, q)
+    dots = _dots(matrix, positions, q).astype(np.float64)
     if metric == "dot":
-        return 1.0 - dots
-    assert norms is not None
-    rows = norms if positions is None else norms[positions]
-    if metric == "cosine":
-        qn = float(np.linalg.norm(q)) or 1.0
+        return (1.0 - dots).astype(np.float32)
+    assert squares is not None
+    rows = squares if positions is None else squares[positions]
+    q_square = float(np.dot(q.astype(np.float64), q.astype(np.float64)))
+    if metric == "cosine":  # one square root of the product: an identical vector gives exactly 0
         with np.errstate(divide="ignore", invalid="ignore"):
-            cos = dots / (rows * qn)
-        return 1.0 - np.nan_to_num(cos, nan=0.0)
-    return rows * rows - 2.0 * dots + float(q @ q)
+            cos = dots / np.sqrt(rows * q_square)
+        return (1.0 - np.nan_to_num(cos, nan=0.0, posinf=0.0, neginf=0.0)).astype(np.float32)
+    return (rows - 2.0 * dots + q_square).astype(np.float32)

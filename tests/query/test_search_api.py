@@ -575,7 +575,7 @@ def test_explain_lists_branches_indexes_filter_and_fusion(table: hybrid.Table) -
     assert f"search docs v{table.version} ({N_ROWS} rows)" in plan
     assert "filter: \"category = 'a'\" -> 50 rows from DuckDB, applied before top-k (prefilter)" in plan
     # a 50-row filter on a 200-row table is searched exactly, in every branch
-    assert "branch vector on vector: exact over 50 allowed rows [0 unindexed, 0 dead rows]" in plan
+    assert "branch vector on vector: exact over 50 allowed rows (cheaper than HNSW" in plan
     assert "branch vector on title_vec: exact over 50 allowed rows" in plan
     assert "branch fts on fts: BM25 fts within 50 allowed rows [0 unindexed, 0 dead rows]" in plan
     assert "fuse: Linear(alpha=0.3, normalize='minmax')" in plan
