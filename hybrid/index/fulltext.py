@@ -29,9 +29,10 @@ from hybrid.index.text_query import PROXIMITY_SLOP, Boolean, Match, Phrase, Quer
 ROWID_FIELD = "_rowid"
 COMBINED_FIELD = "fall"
 """The BM25F field: every column's text, each repeated by its weight."""
-TERM_SET_COST = 13.0
-"""Cost of one allowed row id in a term-set clause, in units of one over-fetched hit
-(measured: ~4.7 us vs ~0.35 us; ``python eval/filter_crossover.py``)."""
+TERM_SET_COST = 22.0
+"""Cost of one allowed row id in a term-set clause, in units of one over-fetched hit: the value
+that puts the choice where the two measured costs cross (about 300 allowed rows of 100,000 for
+k = 10; ``python eval/filter_crossover.py``, ``eval/results/filter_crossover.md``)."""
 TANTIVY_BM25 = (1.2, 0.75)
 """tantivy's fixed BM25 (k1, b)."""
 RESCORE_DEPTH = 100
@@ -287,7 +288,7 @@ class FullTextIndex:
 def use_term_set(allowed: int, k: int, num_docs: int) -> bool:
     """Whether restricting tantivy to the allowed ids (a term-set clause, cost ~ allowed) is cheaper than
     over-fetching hits and keeping the allowed ones (cost ~ the depth, :func:`overfetch_depth`).
-    On 100,000 rows and k = 10 the two meet near 390 allowed rows."""
+    On 100,000 rows and k = 10 the two meet near 300 allowed rows."""
     return TERM_SET_COST * allowed <= overfetch_depth(allowed, k, num_docs)
 
 

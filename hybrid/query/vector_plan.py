@@ -28,7 +28,7 @@ from hybrid.index.overfetch import overfetch_depth
 
 EXACT_COST = 1.0
 """Relative cost of one allowed row in exact search (gather + distance)."""
-HNSW_COST = 5.0
+HNSW_COST = 10.0
 """Relative cost of one unit of HNSW search depth (max(ef, fetch)) (measured)."""
 MAX_FETCH = 4_096
 """Deepest over-fetch before walking the graph with the filter instead."""

@@ -173,7 +173,9 @@ def test_mmr_with_real_vectors(tmp_path: Path, minilm: Any) -> None:
 def test_relevance_scores_are_cosine_similarities(tmp_path: Path, minilm: Any) -> None:
     store = HybridVectorStore.from_texts(list(CORPUS.values()), minilm, ids=list(CORPUS), uri=tmp_path / "db")
     scored = store.similarity_search_with_relevance_scores(CORPUS["kitten"], k=3)
-    assert scored[0][0].id == "kitten" and scored[0][1] == pytest.approx(1.0, abs=1e-5)
+    # queries go through the int8 ONNX MiniLM (cosine >= 0.98 to torch's document vectors), so the
+    # identical text scores ~0.995 rather than exactly 1; the exact cosine relation is checked below
+    assert scored[0][0].id == "kitten" and scored[0][1] == pytest.approx(1.0, abs=1e-2)
     q = np.asarray(minilm.embed_query(CORPUS["kitten"]))
     for doc, score in scored:
         v = np.asarray(minilm.embed_documents([doc.page_content])[0])
