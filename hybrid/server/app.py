@@ -15,7 +15,7 @@ POST   /v1/tables/{name}/rows                          write   append rows
 POST   /v1/tables/{name}/rows/delete                   write   delete rows matching a where
 POST   /v1/tables/{name}/search                        read    hybrid / fts / vector search
 GET    /v1/tables/{name}/indexes                       read    index statistics
-POST   /v1/tables/{name}/indexes                       admin   build an fts or vector index
+POST   /v1/tables/{name}/indexes                       admin   build an fts, vector or scalar index
 DELETE /v1/tables/{name}/indexes/{index}               admin   drop an index
 POST   /v1/tables/{name}/optimize                      admin   compact, fold new rows into indexes
 GET    /v1/tables/{name}/versions                      read    version history
@@ -65,6 +65,7 @@ from hybrid.server.models import (
     IndexRequest,
     Optimized,
     RerankSpec,
+    ScalarIndexRequest,
     SearchRequest,
     SearchResponse,
     TableInfo,
@@ -379,11 +380,15 @@ class _Api:
             tags=["indexes"],
         )
         def create_index(name: NamePath, req: IndexRequest) -> CommitInfo:
-            """Build a BM25 (kind fts) or HNSW (kind vector) index. Needs the admin role."""
+            """Build a BM25 (kind fts), HNSW (kind vector) or scalar (kind scalar: filters on a column
+            skip DuckDB) index. Needs the admin role."""
             with library_errors(), tables.write(name) as table:
-                wanted = (
-                    req.name if isinstance(req, FtsIndexRequest) else _vector_index_name(table, req.column, req.name)
-                )
+                if isinstance(req, FtsIndexRequest):
+                    wanted: str | None = req.name
+                elif isinstance(req, ScalarIndexRequest):
+                    wanted = req.name or f"scalar:{req.column}"
+                else:
+                    wanted = _vector_index_name(table, req.column, req.name)
                 if wanted is not None and not req.replace and any(s["name"] == wanted for s in table.index_stats()):
                     raise ApiError(409, "IndexExists", f"index {wanted!r} exists; pass replace: true to rebuild it")
                 if isinstance(req, FtsIndexRequest):
@@ -397,6 +402,10 @@ class _Api:
                         tokenizer=req.tokenizer,
                         name=req.name,
                         replace=req.replace,
+                    )
+                elif isinstance(req, ScalarIndexRequest):
+                    commit = table.create_scalar_index(
+                        req.column, kind=req.index_type, name=req.name, replace=req.replace
                     )
                 else:
                     commit = table.create_vector_index(

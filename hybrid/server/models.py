@@ -81,7 +81,7 @@ class EmbeddingInfo(Response):
 
 class IndexInfo(Response):
     name: str
-    kind: Literal["fts", "vector"]
+    kind: Literal["fts", "vector", "scalar"]
     columns: list[str]
     indexed_rows: int
     dead_rows: int = Field(description="indexed rows deleted since the build")
@@ -215,7 +215,17 @@ class VectorIndexRequest(Request):
     replace: bool = False
 
 
-IndexRequest = Annotated[FtsIndexRequest | VectorIndexRequest, Field(discriminator="kind")]
+class ScalarIndexRequest(Request):
+    kind: Literal["scalar"]
+    column: ColumnName
+    index_type: Literal["auto", "bitmap", "btree", "label_list"] = Field(
+        "auto", description="bitmap: few distinct values; btree: ranges; label_list: list columns; auto chooses"
+    )
+    name: str | None = Field(None, pattern=INDEX_NAME, description="default: scalar:<column>")
+    replace: bool = False
+
+
+IndexRequest = Annotated[FtsIndexRequest | VectorIndexRequest | ScalarIndexRequest, Field(discriminator="kind")]
 
 
 class Optimized(Response):

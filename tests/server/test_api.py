@@ -117,6 +117,21 @@ def test_indexes_drop_and_conflicts(admin: httpx.Client) -> None:
     assert admin.delete("/v1/tables/api_idx").status_code == 404
 
 
+def test_a_scalar_index_over_http_answers_filters(admin: httpx.Client) -> None:
+    make_table(admin, "api_scalar", n=40)
+    r = admin.post("/v1/tables/api_scalar/indexes", json={"kind": "scalar", "column": "topic"})
+    assert r.status_code == 201, r.text
+    again = admin.post("/v1/tables/api_scalar/indexes", json={"kind": "scalar", "column": "topic"})
+    assert again.status_code == 409 and again.json()["error"]["type"] == "IndexExists"
+    bad = admin.post("/v1/tables/api_scalar/indexes", json={"kind": "scalar", "column": "topic", "index_type": "hash"})
+    assert bad.status_code == 422
+    info = {i["name"]: i for i in admin.get("/v1/tables/api_scalar/indexes").json()["indexes"]}["scalar:topic"]
+    assert info["kind"] == "scalar" and info["settings"]["index_type"] == "bitmap" and info["indexed_rows"] == 40
+    body = {"query": "document", "query_type": "fts", "where": "topic IN ('cats', 'fish')", "limit": 40}
+    hits = admin.post("/v1/tables/api_scalar/search", json=body).json()["results"]
+    assert sorted(h["id"] for h in hits) == [i for i in range(40) if i % 4 in (0, 3)]
+
+
 def test_results_are_json_safe(live: Live, admin: httpx.Client) -> None:
     db = hybrid.connect(live.db_path)  # another writer on the same folder: the server sees it
     db.create_table(
