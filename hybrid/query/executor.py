@@ -195,28 +195,29 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
         )
     if allowed is not None:
         plan = plan_filtered(n_allowed, cov.live, k, ef)
-        if plan.exact or n_allowed - unindexed_allowed < k:
-            b.strategy = (
-                f"exact over {n_allowed} allowed rows (cheaper than HNSW: {plan.exact_cost:.0f} < {plan.hnsw_cost:.0f})"
-            )
+        indexed_allowed = n_allowed - unindexed_allowed
+        found = None
+        if not plan.exact and indexed_allowed >= k:
+            found = _overfetch(index, b.vector, k, ef, plan.fetch, allowed.flags(snap.manifest.next_rowid))
+        if found is None:
+            if plan.exact:
+                why = f"cheaper than HNSW: {plan.exact_cost:.0f} < {plan.hnsw_cost:.0f}"
+            elif indexed_allowed < k:
+                why = f"the index holds only {indexed_allowed} of them"
+            else:  # a graph walk with the filter would be approximate here too: the allowed rows are elsewhere
+                why = f"HNSW's nearest {MAX_FETCH} held fewer than {k} of them: they lie away from the query"
+            b.strategy = f"exact over {n_allowed} allowed rows ({why})"
             b.ids, b.raw = exact_search(view, b.column, b.vector, metric, k, allowed.masks)
             return
-        found = _overfetch(index, b.vector, k, ef, plan.fetch, allowed.flags(snap.manifest.next_rowid))
-        if found is not None:
-            ids, d, fetched = found
-            b.strategy = (
-                f"HNSW {b.entry.name} nearest {fetched}, kept the allowed of {n_allowed} rows (ef={max(ef, fetched)})"
-            )
-            b.ids, b.raw = _with_unindexed(view, b, cov, allowed, metric, k, ids, d)
-            return
+        ids, d, fetched = found
+        b.strategy = (
+            f"HNSW {b.entry.name} nearest {fetched}, kept the allowed of {n_allowed} rows (ef={max(ef, fetched)})"
+        )
+        b.ids, b.raw = _with_unindexed(view, b, cov, allowed, metric, k, ids, d)
+        return
     keep: Callable[[int], bool] | None = None
     oversample = 0
-    if allowed is not None:
-        flags = allowed.flags(snap.manifest.next_rowid)
-        keep = flags.__getitem__
-        ef = max(ef, min(1024, int(2 * k * cov.live / max(1, n_allowed))))
-        b.strategy = f"HNSW {b.entry.name} filtered to {n_allowed} rows (ef={ef}; over-fetching found too few)"
-    elif len(cov.dead) > 1024:
+    if len(cov.dead) > 1024:
         dead = np.zeros(snap.manifest.next_rowid + 1, dtype=bool)
         dead[cov.dead.astype(np.int64)] = True
         keep = lambda label: not dead[label]  # noqa: E731
@@ -231,8 +232,7 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
     expected = min(k, n_allowed - unindexed_allowed)
     if len(ids) < expected:  # the graph walk could not fill k: be exact instead
         b.strategy += "; fell back to exact"
-        live_masks = allowed.masks if allowed is not None else snap.row_masks()
-        b.ids, b.raw = exact_search(view, b.column, b.vector, metric, k, live_masks)
+        b.ids, b.raw = exact_search(view, b.column, b.vector, metric, k, snap.row_masks())
         return
     b.ids, b.raw = _with_unindexed(view, b, cov, allowed, metric, k, ids, d)
 
