@@ -34,6 +34,7 @@ def exact_search(
     snap = view.snapshot
     field_id = snap.manifest.field_id(column)
     q = np.ascontiguousarray(q, dtype=np.float32)
+    q_square = float(np.dot(q.astype(np.float64), q.astype(np.float64)))
     best_ids: list[np.ndarray] = []
     best_d: list[np.ndarray] = []
     for frag, mask in zip(snap.manifest.fragments, masks):
@@ -42,8 +43,11 @@ def exact_search(
         col = snap.read_fragment(frag, [column]).column(0)
         source = next(f.path for f in frag.files if field_id in f.field_ids)
         rowids = snap.rowids(frag)
+        dots: list[np.ndarray] = []
+        squares: list[np.ndarray] = []
+        ids: list[np.ndarray] = []
         start = 0
-        for chunk_no, chunk in enumerate(col.chunks):
+        for chunk_no, chunk in enumerate(col.chunks):  # one distance pass per fragment, not per chunk
             n = len(chunk)
             keep = None if mask is None else mask[start : start + n]
             if chunk.null_count:
@@ -52,19 +56,27 @@ def exact_search(
             positions = None if keep is None else np.flatnonzero(keep)
             if positions is None or len(positions):
                 matrix = _matrix(chunk)
-                squares = None
+                dots.append(_dots(matrix, positions, q))
                 if metric != "dot":
                     key = (source, field_id, chunk_no)
-                    squares = view.remember("vector_norms", key, partial(_squared_norms, matrix), keep=4_096)
-                d = _distances(matrix, positions, q, metric, squares)
-                ids = rowids[start : start + n] if positions is None else rowids[start + positions]
-                ids, d = top_k(ids, d, k)
-                best_ids.append(ids)
-                best_d.append(d)
+                    whole = view.remember("vector_norms", key, partial(_squared_norms, matrix), keep=4_096)
+                    squares.append(whole if positions is None else whole[positions])
+                ids.append(rowids[start : start + n] if positions is None else rowids[start + positions])
             start += n
+        if ids:
+            d = _distances(_join(dots), _join(squares) if squares else None, q_square, metric)
+            found = top_k(_join(ids), d, k)
+            best_ids.append(found[0])
+            best_d.append(found[1])
     if not best_ids:
         return np.empty(0, np.uint64), np.empty(0, np.float32)
-    return top_k(np.concatenate(best_ids), np.concatenate(best_d).astype(np.float32), k)
+    if len(best_ids) == 1:
+        return best_ids[0], best_d[0]
+    return top_k(np.concatenate(best_ids), np.concatenate(best_d), k)
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _matrix(chunk: pa.FixedSizeListArray) -> np.ndarray:
@@ -97,17 +109,16 @@ def _dots(matrix: np.ndarray, positions: np.ndarray | None, q: np.ndarray) -> np
     return out
 
 
-def _distances(
-    matrix: np.ndarray, positions: np.ndarray | None, q: np.ndarray, metric: str, squares: np.ndarray | None
-) -> np.ndarray:
-    dots = _dots(matrix, positions, q).astype(np.float64)
+def _distances(dots32: np.ndarray, squares: np.ndarray | None, q_square: float, metric: str) -> np.ndarray:
+    """Distances from the dot products and the rows' squared norms (float64 arithmetic, float32 out)."""
+    dots = dots32.astype(np.float64)
     if metric == "dot":
         return (1.0 - dots).astype(np.float32)
     assert squares is not None
-    rows = squares if positions is None else squares[positions]
-    q_square = float(np.dot(q.astype(np.float64), q.astype(np.float64)))
     if metric == "cosine":  # one square root of the product: an identical vector gives exactly 0
         with np.errstate(divide="ignore", invalid="ignore"):
-            cos = dots / np.sqrt(rows * q_square)
-        return (1.0 - np.nan_to_num(cos, nan=0.0, posinf=0.0, neginf=0.0)).astype(np.float32)
-    return (rows - 2.0 * dots + q_square).astype(np.float32)
+            cos = dots / np.sqrt(squares * q_square)
+        if not np.isfinite(cos).all():  # a zero vector (or query) has no direction: cosine 0
+            cos[~np.isfinite(cos)] = 0.0
+        return (1.0 - cos).astype(np.float32)
+    return (squares - 2.0 * dots + q_square).astype(np.float32)
