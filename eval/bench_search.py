@@ -71,6 +71,12 @@ def main(argv=None):
     ap.add_argument("--lance-nprobes", type=int, default=None, help="LanceDB nprobes (default: LanceDB's)")
     ap.add_argument("--lance-refine-factor", type=int, default=None, help="LanceDB refine_factor (default: none)")
     ap.add_argument(
+        "--hybrid-target-recall",
+        type=float,
+        default=None,
+        help="build hybrid's vector index with target_recall (default: none, ef_search 64)",
+    )
+    ap.add_argument(
         "--hybrid-scalar-index",
         choices=("auto", "bitmap", "btree", "none"),
         default="auto",

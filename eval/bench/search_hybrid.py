@@ -3,11 +3,13 @@
 ``t.create_fts_index(["text"])``, ``t.create_vector_index("vector")`` (defaults: cosine, M=16,
 ef_construction=200, ef_search=64); queries ``t.search(text).vector(v).limit(10).select(["id"]).to_arrow()``,
 ``t.search(v, query_type="vector")``, ``t.search(text)``, ``.where(sql)``; hybrid queries fuse with
-``RRF(k=60)`` with equal weights like the floor and LanceDB (the library's default fusion is min-max linear, which the
-quality columns would then compare with a different reference). The filter column gets a scalar index
-(``t.create_scalar_index("category", kind=--hybrid-scalar-index)``, default ``auto``; ``none`` leaves
-filters to DuckDB).  hybrid runs the vector and text branches of a hybrid query concurrently in its own
-2+-thread pool (measured as is).
+``RRF(k=60)`` and equal weights like the floor and LanceDB (the library's default, min-max linear
+fusion, would not match the quality columns' reference). The filter column gets a scalar index
+(``t.create_scalar_index("category", kind=--hybrid-scalar-index)``, default ``auto``; ``none``
+leaves filters to DuckDB); ``--hybrid-target-recall`` builds the vector index with
+``target_recall`` (the floor and LanceDB HNSW-SQ then search with the ef_search it chose). hybrid
+runs the vector and text branches of a hybrid query concurrently in its own 2+-thread pool
+(measured as is).
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ class HybridSystem(DatabaseSystem):
         self._timed("fts", lambda: self.t.create_fts_index(["text"]))
 
     def build_vector(self) -> None:
-        self._timed("vector", lambda: self.t.create_vector_index("vector"))
+        recall = getattr(self.args, "hybrid_target_recall", None)
+        self._timed("vector", lambda: self.t.create_vector_index("vector", target_recall=recall))
         kind = getattr(self.args, "hybrid_scalar_index", "auto")
         if kind != "none":
             self._timed("scalar", lambda: self.t.create_scalar_index("category", kind=kind))
