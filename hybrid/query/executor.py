@@ -60,7 +60,6 @@ class Branch:
     raw: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))  # distance or BM25
     strategy: str = ""
     note: str = ""
-    known: float | None = None  # text branch, query in another language: the share of its terms the index has
 
     def ranked(self) -> Ranked:
         return Ranked(self.ids, -self.raw if self.kind == "vector" else self.raw)
@@ -287,8 +286,6 @@ def _run_text(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | Non
     if compiled is None:
         b.strategy = f"BM25 {b.entry.name}: the query has no indexable terms"
         return
-    if isinstance(b.text, Match) and is_foreign(b.text.text, index.analyzer.language):
-        b.known = index.known_share(b.text)
     bm25 = (b.entry.params.get("k1", K1), b.entry.params.get("b", B))
     ids, s = index.search(
         compiled,
@@ -397,8 +394,18 @@ def _weights(q: Query, view: IndexedSnapshot, branches: list[Branch]) -> list[fl
         return [1.0] * len(branches)
     cal = _calibration(q, view, branches)
     steep = confidence.confidences([(b.raw, b.kind) for b in branches])
-    known = [confidence.vocabulary(b.known) for b in branches]
+    known = [confidence.vocabulary(_known_share(view, b)) for b in branches]
     return [(cal.weights[b.kind] if cal is not None else 1.0) * s * k for b, s, k in zip(branches, steep, known)]
+
+
+def _known_share(view: IndexedSnapshot, b: Branch) -> float | None:
+    """For a text branch whose plain query is in another language than its index: the share of the
+    query's terms the index knows (only the "auto" weights ask, so other queries skip the language check)."""
+    if b.kind != "fts" or b.entry is None or not isinstance(b.text, Match):
+        return None
+    index = view.index(b.entry)
+    assert isinstance(index, FullTextIndex)
+    return index.known_share(b.text) if is_foreign(b.text.text, index.analyzer.language) else None
 
 
 def _calibration(q: Query, view: IndexedSnapshot, branches: list[Branch]) -> calibration.Calibration | None:
@@ -498,9 +505,10 @@ def explain(q: Query) -> str:
             steep = confidence.confidences([(b.raw, b.kind) for b in branches])
             how += ", times each list's steepness for this query (" + ", ".join(f"{s:.2f}" for s in steep) + ")"
             for b in branches:
-                if b.known is not None:
-                    factor = confidence.vocabulary(b.known)
-                    how += f", {b.column} x {factor:.2f} (it knows {b.known:.0%} of the query's terms)"
+                share = _known_share(view, b)
+                if share is not None:
+                    factor = confidence.vocabulary(share)
+                    how += f", {b.column} x {factor:.2f} (it knows {share:.0%} of the query's terms)"
         lines.append(f"  fuse: {q.fusion!r}, {how}")
     if q.reranker is not None:
         lines.append(f"  rerank: {type(q.reranker).__name__} over the fused candidates")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -75,58 +75,65 @@ class Query:
 
     # -- building -------------------------------------------------------------------------
 
+    def _with(self, **changes: Any) -> Query:
+        """A copy with `changes` (the builder's fields are validated by the methods that set them;
+        dataclasses.replace would re-run __init__ for every field on every call)."""
+        new = object.__new__(Query)
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
+
     def where(self, sql: str, prefilter: bool = True) -> Query:
         """Keep rows matching a SQL boolean expression, applied before top-k (or after, if `prefilter=False`)."""
         if not isinstance(sql, str) or not sql.strip():
             raise ValueError("where needs a non-empty SQL boolean expression")
-        return replace(self, filter_sql=sql, prefilter=prefilter)
+        return self._with(filter_sql=sql, prefilter=prefilter)
 
     def select(self, columns: Sequence[str]) -> Query:
         """The table columns to return (result columns such as `_score` are always included)."""
         if isinstance(columns, str):
             columns = [columns]
-        return replace(self, columns=tuple(columns))
+        return self._with(columns=tuple(columns))
 
     def limit(self, k: int) -> Query:
         if not isinstance(k, int) or k <= 0:
             raise ValueError(f"limit must be a positive integer, got {k!r}")
-        return replace(self, k=k)
+        return self._with(k=k)
 
     def offset(self, n: int) -> Query:
         if not isinstance(n, int) or n < 0:
             raise ValueError(f"offset must be a non-negative integer, got {n!r}")
-        return replace(self, skip=n)
+        return self._with(skip=n)
 
     def candidates(self, n: int) -> Query:
         """How many results each branch contributes before fusion (default: max(50, 2 x (limit + offset)))."""
         if not isinstance(n, int) or n <= 0:
             raise ValueError(f"candidates must be a positive integer, got {n!r}")
-        return replace(self, depth=n)
+        return self._with(depth=n)
 
     def fuse(self, fusion: Fusion) -> Query:
         """How branches are combined: Linear(alpha=0.7) over min-max scores (default), RRF(k), DBSF()."""
         if not callable(getattr(fusion, "fuse", None)):
             raise TypeError(f"fusion must have a fuse(results) method, got {type(fusion).__name__}")
-        return replace(self, fusion=fusion)
+        return self._with(fusion=fusion)
 
     def rerank(self, reranker: Reranker) -> Query:
         """Rescore the fused candidates with `reranker` (sees the candidates' columns)."""
         if not callable(getattr(reranker, "rerank", None)):
             raise TypeError(f"reranker must have a rerank(query, candidates) method, got {type(reranker).__name__}")
-        return replace(self, reranker=reranker)
+        return self._with(reranker=reranker)
 
     def vector(self, v: Sequence[float] | np.ndarray, column: str | None = None) -> Query:
         """The query vector for `column` (default: the table's vector column); one branch per column."""
         arr = as_vector(v)
         kept = tuple((c, x) for c, x in self.vectors if c != column)
-        return replace(self, vectors=kept + ((column, arr),))
+        return self._with(vectors=kept + ((column, arr),))
 
     def text(
         self, t: str | TextQuery, columns: Sequence[str] | None = None, boosts: Mapping[str, float] | None = None
     ) -> Query:
         """The text-branch query (a string, Match, Phrase, Boolean or QueryString), optionally per-field boosts."""
-        return replace(
-            self,
+        return self._with(
             text_query=as_text_query(t),
             fts_columns=tuple(columns) if columns is not None else self.fts_columns,
             boosts=dict(boosts) if boosts is not None else self.boosts,
@@ -153,13 +160,13 @@ class Query:
             isinstance(v, (int, float)) and v >= 0 and np.isfinite(v) for v in weights.values()
         ):
             raise ValueError(f"weights must map branch names to non-negative numbers, got {weights!r}")
-        return replace(self, branch_weights=weights if isinstance(weights, str) else dict(weights))
+        return self._with(branch_weights=weights if isinstance(weights, str) else dict(weights))
 
     def ef_search(self, ef: int) -> Query:
         """HNSW search depth for this query (default: the index's tuned value)."""
         if not isinstance(ef, int) or ef <= 0:
             raise ValueError(f"ef_search must be a positive integer, got {ef!r}")
-        return replace(self, ef=ef)
+        return self._with(ef=ef)
 
     # -- running --------------------------------------------------------------------------
 
