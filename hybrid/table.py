@@ -84,6 +84,7 @@ class Table:
         self._cache = FileCache(root)
         self._pinned = pinned
         self._search = SearchCache()
+        self._last_snapshot: Snapshot | None = None
 
     def __repr__(self) -> str:
         mode = f", checkout of version {self._pinned.version}" if self._pinned else ""
@@ -122,7 +123,12 @@ class Table:
 
     def snapshot(self) -> Snapshot:
         """A consistent view of the current version (the checkout, or the newest)."""
-        return Snapshot(self._root, self._manifest(), self._cache)
+        manifest = self._manifest()
+        last = self._last_snapshot
+        if last is not None and last.manifest is manifest:  # the log hands out one object per version read
+            return last
+        snap = self._last_snapshot = Snapshot(self._root, manifest, self._cache)
+        return snap
 
     def indexed_snapshot(self) -> IndexedSnapshot:
         """The current version with its indexes: what searches read through (one consistent version)."""
