@@ -464,22 +464,30 @@ def _reranker_columns(q: Query, snap: Snapshot, branches: list[Branch]) -> list[
 
 
 def _with_result_columns(rows: pa.Table, ids: np.ndarray, scores: np.ndarray, branches: list[Branch]) -> pa.Table:
-    rows = rows.append_column("_score", pa.array(scores.astype(np.float64), pa.float64()))
+    """`rows` plus _score and, per branch, its raw score and 1-based rank (null where it did not find the row);
+    numpy until one table is built."""
+    names, arrays = list(rows.column_names), list(rows.columns)
+    names.append("_score")
+    arrays.append(pa.array(scores.astype(np.float64), pa.float64()))
     first_vector = True
     for b in branches:
-        pos = {int(r): i for i, r in enumerate(b.ids.tolist())}
-        idx = [pos.get(int(r)) for r in ids.tolist()]
-        raw = [None if i is None else float(b.raw[i]) for i in idx]
-        rank = [None if i is None else i + 1 for i in idx]
+        order = np.argsort(b.ids, kind="stable")
+        at = np.minimum(np.searchsorted(b.ids[order], ids), max(len(order) - 1, 0))
+        found = (b.ids[order][at] == ids) if len(order) else np.zeros(len(ids), dtype=bool)
+        rank = order[at] if len(order) else np.zeros(len(ids), dtype=np.int64)
+        missing = ~found
+        raw = pa.array(b.raw[rank].astype(np.float32) if len(order) else np.zeros(len(ids), np.float32), mask=missing)
+        ranks = pa.array((rank + 1).astype(np.int32), mask=missing)
         if b.kind == "vector":
             suffix = "" if first_vector else f"_{b.column}"
             first_vector = False
-            rows = rows.append_column(f"_distance{suffix}", pa.array(raw, pa.float32()))
-            rows = rows.append_column(f"_vector_rank{suffix}", pa.array(rank, pa.int32()))
+            names += [f"_distance{suffix}", f"_vector_rank{suffix}"]
         else:
-            rows = rows.append_column("_bm25", pa.array(raw, pa.float32()))
-            rows = rows.append_column("_fts_rank", pa.array(rank, pa.int32()))
-    return rows
+            names += ["_bm25", "_fts_rank"]
+        arrays += [raw, ranks]
+    added = [pa.field(n, a.type) for n, a in zip(names[rows.num_columns :], arrays[rows.num_columns :])]
+    schema = pa.schema([*rows.schema, *added], metadata=rows.schema.metadata)
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def explain(q: Query) -> str:
