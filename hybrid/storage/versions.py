@@ -28,6 +28,7 @@ class VersionLog:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.dir = root / VERSIONS_DIR
+        self._prefix = os.path.join(str(self.dir), "")  # plain strings: a query's freshness check costs 2 stats
         self._latest_seen = 0
         self._cached: tuple[int, int, int, Manifest] | None = None  # (version, inode, mtime_ns, manifest)
 
@@ -36,6 +37,9 @@ class VersionLog:
 
     def _path(self, version: int) -> Path:
         return self.dir / f"{version}.json"
+
+    def _file(self, version: int) -> str:
+        return f"{self._prefix}{version}.json"
 
     def list_versions(self) -> list[int]:
         try:
@@ -49,10 +53,10 @@ class VersionLog:
         # Work on a local copy and publish once: threads sharing this log may race here, and an
         # increment of the shared counter between two of them could step past the newest file.
         seen = self._latest_seen
-        if seen == 0 or not self._path(seen).exists():  # first look, or cleaned up / dropped since
+        if seen == 0 or not os.path.exists(self._file(seen)):  # first look, or cleaned up / dropped since
             versions = self.list_versions()
             seen = versions[-1] if versions else 0
-        while seen and self._path(seen + 1).exists():
+        while seen and os.path.exists(self._file(seen + 1)):
             seen += 1
         self._latest_seen = seen
         return seen
@@ -60,12 +64,11 @@ class VersionLog:
     def load(self, version: int) -> Manifest:
         """The manifest of `version`; the newest one read is cached (manifests never change)."""
         try:
-            path = self._path(version)
-            stat = path.stat()
+            stat = os.stat(self._file(version))
             cached = self._cached
             if cached and cached[:3] == (version, stat.st_ino, stat.st_mtime_ns):
                 return cached[3]
-            text = path.read_text()
+            text = self._path(version).read_text()
         except FileNotFoundError:
             available = self.list_versions()
             span = f"{available[0]}..{available[-1]}" if available else "none"
