@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -18,6 +18,7 @@ from hybrid.index.catalog import IndexEntry, text_batches, vector_column
 from hybrid.index.exact import exact_search
 from hybrid.index.fulltext import RESCORE_DEPTH, FullTextIndex, _isin_sorted
 from hybrid.index.language import is_foreign
+from hybrid.index.overfetch import overfetch_depth
 from hybrid.index.tail_bm25 import K1, B, score_tail
 from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
@@ -214,20 +215,22 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
         )
         b.ids, b.raw = _with_unindexed(view, b, cov, allowed, metric, k, ids, d)
         return
-    keep: Callable[[int], bool] | None = None
-    oversample = 0
-    if len(cov.dead) > 1024:
-        dead = np.zeros(snap.manifest.next_rowid + 1, dtype=bool)
-        dead[cov.dead.astype(np.int64)] = True
-        keep = lambda label: not dead[label]  # noqa: E731
-        b.strategy = f"HNSW {b.entry.name} skipping {len(cov.dead)} dead rows (ef={ef})"
+    if len(cov.dead):  # rows deleted since the build: over-fetch past them, as for a filter
+        alive = np.ones(snap.manifest.next_rowid + 1, dtype=bool)
+        alive[cov.dead.astype(np.int64)] = False
+        indexed_live = cov.live - unindexed_allowed
+        found = _overfetch(index, b.vector, k, ef, overfetch_depth(indexed_live, k, index.count), alive)
+        if found is None and indexed_live >= k:
+            b.strategy = f"exact over the live rows (HNSW's nearest {MAX_FETCH} held fewer than {k} of them)"
+            b.ids, b.raw = exact_search(view, b.column, b.vector, metric, k, snap.row_masks())
+            return
+        ids, d, fetched = found if found is not None else (np.empty(0, np.uint64), np.empty(0, np.float32), 0)
+        b.strategy = (
+            f"HNSW {b.entry.name} nearest {fetched}, skipping {len(cov.dead)} dead rows (ef={max(ef, fetched)})"
+        )
     else:
-        oversample = len(cov.dead)
         b.strategy = f"HNSW {b.entry.name} (ef={ef})"
-    ids, d = index.search(b.vector, k + oversample, ef=max(ef, k + oversample), keep=keep)
-    if oversample:
-        alive = ~_isin_sorted(ids, cov.dead)
-        ids, d = ids[alive], d[alive]
+        ids, d = index.search(b.vector, k, ef=ef)
     expected = min(k, n_allowed - unindexed_allowed)
     if len(ids) < expected:  # the graph walk could not fill k: be exact instead
         b.strategy += "; fell back to exact"

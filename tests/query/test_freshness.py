@@ -283,7 +283,7 @@ def test_null_vectors_are_not_unindexed(tmp_path: Path) -> None:
 
 
 def test_many_dead_rows_are_skipped_during_the_graph_walk(tmp_path: Path) -> None:
-    """Over 1024 dead rows switches HNSW from over-fetching to a filter during the walk; both stay exact."""
+    """Dead rows are over-fetched past (no filter callback during the walk); the result stays exact."""
     rng = np.random.default_rng(5)
     n = 3000
     vectors = rng.standard_normal((n, 8)).astype(np.float32)
