@@ -519,6 +519,7 @@ class Table:
         weights: Mapping[str, int] | None = None,
         k1: float = 1.2,
         b: float = 0.75,
+        filter_columns: Sequence[str] | None = None,
         name: str = "fts",
         replace: bool = False,
     ) -> Commit:
@@ -536,6 +537,10 @@ class Table:
         are rescored, every term's BM25 recomputed from the term frequency and field length
         tantivy reports (``eval/results/bm25_params.md``: long sections gain from a higher
         `b`, single sentences from a lower one).
+
+        `filter_columns` (integer, boolean or string columns; default: those with a scalar
+        index) are stored in the index too, so that a filter of =, IN, ranges, AND and OR on
+        them runs inside tantivy (a 1% filter on 100,000 rows: ~0.3 ms instead of ~4 ms).
         """
         cols = [columns] if isinstance(columns, str) else list(columns)
         if not (isinstance(k1, (int, float)) and 0 <= k1 < float("inf")):
@@ -554,7 +559,9 @@ class Table:
 
         analyzer = analyzer_for if language == "auto" else analyzer_for(language)
         bm25f = dict(weights or {}) if scoring == "bm25f" else None
-        new = manage.create_fts_index(self._writable(), cols, analyzer, name, replace, bm25f, (float(k1), float(b)))
+        filters = None if filter_columns is None else list(filter_columns)
+        bm25 = (float(k1), float(b))
+        new = manage.create_fts_index(self._writable(), cols, analyzer, name, replace, bm25f, bm25, filters)
         return _index_commit(new)
 
     def create_vector_index(

@@ -4,9 +4,10 @@
 ef_construction=200, ef_search=64); queries ``t.search(text).vector(v).limit(10).select(["id"]).to_arrow()``,
 ``t.search(v, query_type="vector")``, ``t.search(text)``, ``.where(sql)``; hybrid queries fuse with
 ``RRF(k=60)`` and equal weights like the floor and LanceDB (the library's default, min-max linear
-fusion, would not match the quality columns' reference). The filter column gets a scalar index
-(``t.create_scalar_index("category", kind=--hybrid-scalar-index)``, default ``auto``; ``none``
-leaves filters to DuckDB); ``--hybrid-target-recall`` builds the vector index with
+fusion, would not match the quality columns' reference). The filter column gets a scalar index before the
+full-text index is built (``t.create_scalar_index("category", kind=--hybrid-scalar-index)``,
+default ``auto``; ``none`` leaves filters to DuckDB), so the full-text index stores it as a filter
+field by default; ``--hybrid-target-recall`` builds the vector index with
 ``target_recall`` (the floor and LanceDB HNSW-SQ then search with the ef_search it chose). hybrid
 runs the vector and text branches of a hybrid query concurrently in its own 2+-thread pool
 (measured as is).
@@ -46,14 +47,14 @@ class HybridSystem(DatabaseSystem):
         self.build[f"{kind}_bytes"] = dir_bytes(self._index_folder(kind))
 
     def build_fts(self) -> None:
+        kind = getattr(self.args, "hybrid_scalar_index", "auto")
+        if kind != "none":  # first, so that the full-text index stores the filter column (its default)
+            self._timed("scalar", lambda: self.t.create_scalar_index("category", kind=kind))
         self._timed("fts", lambda: self.t.create_fts_index(["text"]))
 
     def build_vector(self) -> None:
         recall = getattr(self.args, "hybrid_target_recall", None)
         self._timed("vector", lambda: self.t.create_vector_index("vector", target_recall=recall))
-        kind = getattr(self.args, "hybrid_scalar_index", "auto")
-        if kind != "none":
-            self._timed("scalar", lambda: self.t.create_scalar_index("category", kind=kind))
         self.build["index_stats"] = self.t.index_stats()
 
     @property

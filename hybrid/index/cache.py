@@ -16,6 +16,7 @@ import numpy as np
 
 from hybrid.index.analyzer import Analyzer
 from hybrid.index.catalog import IndexEntry, live_rowids, load_ids
+from hybrid.index.fts_filters import field_name
 from hybrid.index.fulltext import FullTextIndex
 from hybrid.index.scalar import ScalarIndex
 from hybrid.index.vector import VectorIndex
@@ -91,11 +92,13 @@ class SearchCache:
             if entry.kind == "scalar":
                 return ScalarIndex.open(folder)
             if entry.kind == "fts":
+                filters = {field_name(int(f)): kind for f, kind in entry.params.get("filter_fields", {}).items()}
                 return FullTextIndex.open(
                     folder / "tantivy",
                     entry.columns,
                     Analyzer.from_dict(entry.params["analyzer"]),
                     renamed_weights(entry),
+                    filters,
                 )
             dim = snap.schema.field(entry.columns[0]).type.list_size
             return VectorIndex.open(folder, dim, entry.params["metric"], entry.params["ef_search"])

@@ -23,6 +23,7 @@ import numpy as np
 import tantivy
 
 from hybrid.index.analyzer import TANTIVY_NAME, Analyzer
+from hybrid.index.fts_filters import Kind, add_fields, add_value
 from hybrid.index.overfetch import overfetch_depth
 from hybrid.index.text_query import PROXIMITY_SLOP, Boolean, Match, Phrase, QueryString, TextQuery
 
@@ -53,6 +54,7 @@ class FullTextIndex:
         columns: Sequence[str],
         analyzer: Analyzer,
         weights: Mapping[str, int] | None = None,
+        filters: Mapping[str, Kind] | None = None,
     ) -> None:
         self._index = index
         self._schema = index.schema
@@ -61,6 +63,8 @@ class FullTextIndex:
         self.analyzer = analyzer
         self.weights = dict(weights) if weights is not None and len(self.columns) > 1 else None
         """Column weights of the BM25F field (None: columns are scored one by one and summed)."""
+        self.filters = dict(filters or {})
+        """Filter fields stored beside the text (tantivy field -> kind, :mod:`hybrid.index.fts_filters`)."""
         index.register_tokenizer(TANTIVY_NAME, analyzer.tantivy_analyzer)
         self._searcher: tantivy.Searcher | None = None
         self._lock = threading.Lock()
@@ -68,11 +72,12 @@ class FullTextIndex:
     # -- building ---------------------------------------------------------------------
 
     @staticmethod
-    def _schema_for(columns: Sequence[str], combined: bool) -> tantivy.Schema:
+    def _schema_for(columns: Sequence[str], combined: bool, filters: Mapping[str, Kind]) -> tantivy.Schema:
         builder = tantivy.SchemaBuilder()
         builder.add_unsigned_field(ROWID_FIELD, stored=False, indexed=True, fast=True)
         for name in field_names(columns) + ([COMBINED_FIELD] if combined else []):
             builder.add_text_field(name, stored=False, tokenizer_name=TANTIVY_NAME, index_option="position")
+        add_fields(builder, filters)
         return builder.build()
 
     @classmethod
@@ -81,20 +86,25 @@ class FullTextIndex:
         path: Path | None,
         columns: Sequence[str],
         analyzer: Analyzer,
-        batches: Iterable[tuple[np.ndarray, Mapping[str, Sequence[str | None]]]],
+        batches: Iterable[tuple[np.ndarray, Mapping[str, Sequence[Any]]]],
         weights: Mapping[str, int] | None = None,
+        filters: Mapping[str, tuple[str, Kind]] | None = None,
     ) -> FullTextIndex:
-        """Index (row ids, {column: texts}) batches into a new index at `path` (None: in memory).
+        """Index (row ids, {column: values}) batches into a new index at `path` (None: in memory).
 
         `weights` (column -> repeats in the BM25F field) builds the combined field when
-        there are several columns; None scores columns one by one.
+        there are several columns; None scores columns one by one. `filters` (column ->
+        (field, kind)) stores those columns' values as exact terms for filters to run inside
+        tantivy; the batches then carry those columns too.
         """
         combined = weights is not None and len(columns) > 1
-        schema = cls._schema_for(columns, combined)
+        kinds = {name: kind for name, kind in (filters or {}).values()}
+        schema = cls._schema_for(columns, combined, kinds)
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
         index = tantivy.Index(schema, path=str(path) if path is not None else None)
-        self = cls(index, columns, analyzer, weights)
+        self = cls(index, columns, analyzer, weights, kinds)
+        extra = [(column, name, kind) for column, (name, kind) in (filters or {}).items()]
         writer = index.writer(heap_size=200_000_000, num_threads=1)
         prepare = analyzer.prepare
         fields = [(f, c, int((weights or {}).get(c, 1))) for f, c in zip(self.fields, columns)]
@@ -110,6 +120,8 @@ class FullTextIndex:
                         doc.add_text(f, prepared)
                         for _ in range(w if combined else 0):
                             doc.add_text(COMBINED_FIELD, prepared)
+                for column, name, kind in extra:
+                    add_value(doc, name, kind, texts[column][i])
                 writer.add_document(doc)
         writer.commit()
         writer.wait_merging_threads()
@@ -118,9 +130,14 @@ class FullTextIndex:
 
     @classmethod
     def open(
-        cls, path: Path, columns: Sequence[str], analyzer: Analyzer, weights: Mapping[str, int] | None = None
+        cls,
+        path: Path,
+        columns: Sequence[str],
+        analyzer: Analyzer,
+        weights: Mapping[str, int] | None = None,
+        filters: Mapping[str, Kind] | None = None,
     ) -> FullTextIndex:
-        return cls(tantivy.Index.open(str(path)), columns, analyzer, weights)
+        return cls(tantivy.Index.open(str(path)), columns, analyzer, weights, filters)
 
     @property
     def searcher(self) -> tantivy.Searcher:
@@ -129,6 +146,10 @@ class FullTextIndex:
                 if self._searcher is None:
                     self._searcher = self._index.searcher()
         return self._searcher
+
+    @property
+    def schema(self) -> tantivy.Schema:
+        return self._schema
 
     @property
     def num_docs(self) -> int:
@@ -235,6 +256,7 @@ class FullTextIndex:
         allowed: np.ndarray | None = None,
         excluded: np.ndarray | None = None,
         bm25: tuple[float, float] | None = None,
+        restrict: tantivy.Query | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-`k` (row ids, BM25 scores), best first, restricted to `allowed` and never `excluded`.
 
@@ -242,7 +264,14 @@ class FullTextIndex:
         as a term-set clause; otherwise candidates are over-fetched and filtered
         until `k` survive or the matches run out, so the result is exact.
         `bm25` = (k1, b) other than tantivy's rescores its top max(k, RESCORE_DEPTH).
+        `restrict`, a clause over the filter fields that selects exactly the allowed
+        documents, replaces `allowed` inside tantivy.
         """
+        if restrict is not None:
+            query = tantivy.Query.boolean_query(
+                [(tantivy.Occur.Must, query), (tantivy.Occur.Must, tantivy.Query.const_score_query(restrict, 0.0))]
+            )
+            allowed = None
         if k <= 0 or (allowed is not None and len(allowed) == 0):
             return np.empty(0, np.uint64), np.empty(0, np.float32)
         if bm25 is not None and bm25 != TANTIVY_BM25:

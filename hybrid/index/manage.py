@@ -8,7 +8,7 @@ turns those into `Commit` records. Nothing here imports the facade.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from hybrid.index.catalog import (
     text_batches,
     vector_column,
 )
+from hybrid.index.fts_filters import Kind, field_name, filter_columns_of, filter_kind
 from hybrid.index.fulltext import FullTextIndex
 from hybrid.index.language import SAMPLE_DOCS, LanguageGuess, detect_language
 from hybrid.index.scalar import ScalarIndex, indexable_type, is_list
@@ -97,9 +98,12 @@ def create_fts_index(
     replace_existing: bool,
     weights: dict[str, int] | None = None,
     bm25: tuple[float, float] = (1.2, 0.75),
+    filter_columns: Sequence[str] | None = None,
 ) -> Manifest:
     """Build and commit a full-text index; `analyzer` may be a function of the language, which is
-    then detected from a sample of the columns (``language="auto"``); `bm25` = (k1, b)."""
+    then detected from a sample of the columns (``language="auto"``); `bm25` = (k1, b).
+    `filter_columns` are stored beside the text for filters to run inside tantivy
+    (:mod:`hybrid.index.fts_filters`); None: the columns that have a scalar index."""
     base = table.write_base("create_fts_index")
     snap = Snapshot(table.root, base, table.files)
     if not columns:
@@ -118,9 +122,11 @@ def create_fts_index(
     if callable(analyzer):
         guess = language_of(snap, columns)
         analyzer, detected = analyzer(guess.language), guess.to_dict()
+    filters = _filter_fields(snap, columns, filter_columns)
     rel, folder = new_index_folder(table.root)
     try:
-        index = FullTextIndex.build(folder / "tantivy", columns, analyzer, text_batches(snap, columns), weights)
+        batches = text_batches(snap, [*columns, *[c for c in filters if c not in columns]])
+        index = FullTextIndex.build(folder / "tantivy", columns, analyzer, batches, weights, filters)
         save_ids(folder, table.cache.live_ids(snap))
         empty: dict[str, list[str | None]] = {c: [] for c in columns}
         sample = next(text_batches(snap, columns), (None, empty))[1]
@@ -130,6 +136,8 @@ def create_fts_index(
             params["weights"] = {str(i): weights[c] for i, c in enumerate(columns)}  # by position: renames follow
         if detected:
             params["language_detection"] = detected
+        if filters:
+            params["filter_fields"] = {str(base.field_id(c)): kind for c, (_, kind) in filters.items()}
         entry = IndexEntry(
             name,
             "fts",
@@ -144,6 +152,26 @@ def create_fts_index(
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+def _filter_fields(
+    snap: Snapshot, text_columns: Sequence[str], wanted: Sequence[str] | None
+) -> dict[str, tuple[str, Kind]]:
+    """column -> (tantivy field, kind) of the filter columns a full-text index stores."""
+    if wanted is None:
+        wanted = [e.columns[0] for e in entries(snap) if e.kind == "scalar"]
+        wanted = [c for c in wanted if filter_kind(snap.schema.field(c).type) is not None]
+    snap.check_columns(list(wanted))
+    out: dict[str, tuple[str, Kind]] = {}
+    for column in wanted:
+        kind = filter_kind(snap.schema.field(column).type)
+        if kind is None:
+            raise SchemaError(
+                f"filter column {column!r} is {snap.schema.field(column).type}; full-text filter columns are "
+                "integers, booleans or strings"
+            )
+        out[column] = (field_name(snap.manifest.field_id(column)), kind)
+    return out
 
 
 def all_vectors(snap: Snapshot, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -279,7 +307,10 @@ def optimize(table: Writable) -> list[Manifest]:
             analyzer = Analyzer.from_dict(entry.params["analyzer"])  # the same analysis and weights as the build
             weights = renamed_weights(entry)
             bm25 = (float(entry.params.get("k1", 1.2)), float(entry.params.get("b", 0.75)))
-            commits.append(create_fts_index(table, list(entry.columns), analyzer, entry.name, True, weights, bm25))
+            filters = list(filter_columns_of(entry, view.snapshot))
+            commits.append(
+                create_fts_index(table, list(entry.columns), analyzer, entry.name, True, weights, bm25, filters)
+            )
         elif entry.kind == "scalar":
             kind = entry.params["index_type"]
             commits.append(create_scalar_index(table, entry.columns[0], kind, entry.name, replace_existing=True))

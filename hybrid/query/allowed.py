@@ -26,6 +26,7 @@ class Allowed:
     ids: np.ndarray
     snap: Snapshot
     how: str = "DuckDB"
+    flt: Filter | None = None
     _masks: list[np.ndarray | None] | None = None
     _flags: np.ndarray | None = field(default=None, repr=False)
 
@@ -72,7 +73,7 @@ def allowed_rows(view: IndexedSnapshot, flt: Filter) -> Allowed:
         masks = snap.row_masks(flt.mask, flt.columns)
         frags = snap.manifest.fragments
         parts = [snap.rowids(f)[m] if m is not None else snap.rowids(f) for f, m in zip(frags, masks)]
-        return Allowed(np.concatenate(parts) if parts else np.empty(0, np.uint64), snap, "DuckDB", masks)
+        return Allowed(np.concatenate(parts) if parts else np.empty(0, np.uint64), snap, "DuckDB", flt, masks)
     coverage = [view.coverage(entries[c]) for c in found.columns]
     dead = _union([c.dead for c in coverage])
     unindexed = _union([c.unindexed for c in coverage])
@@ -86,7 +87,7 @@ def allowed_rows(view: IndexedSnapshot, flt: Filter) -> Allowed:
     if len(unindexed):
         rows = np.union1d(rows, _check(snap, flt, unindexed))
         how += f", DuckDB on {len(unindexed)} rows added since"
-    return Allowed(rows, snap, how)
+    return Allowed(rows, snap, how, flt)
 
 
 def _union(parts: list[np.ndarray]) -> np.ndarray:

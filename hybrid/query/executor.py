@@ -16,6 +16,7 @@ from hybrid.errors import HybridError, SchemaError, VectorError
 from hybrid.index.cache import Coverage
 from hybrid.index.catalog import IndexEntry, text_batches, vector_column
 from hybrid.index.exact import exact_search
+from hybrid.index.fts_filters import filter_columns_of
 from hybrid.index.fulltext import RESCORE_DEPTH, FullTextIndex, _isin_sorted
 from hybrid.index.language import is_foreign
 from hybrid.index.overfetch import overfetch_depth
@@ -27,6 +28,7 @@ from hybrid.query.allowed import Allowed, allowed_rows
 from hybrid.query.filter import compile_filter
 from hybrid.query.fusion import Ranked
 from hybrid.query.text import Match, Phrase, TextQuery
+from hybrid.query.text_filter import to_query
 from hybrid.query.vector_plan import MAX_FETCH, plan_filtered
 from hybrid.rerankers.base import RELEVANCE, check_reranked
 from hybrid.storage.snapshot import Snapshot
@@ -290,14 +292,21 @@ def _run_text(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | Non
         b.strategy = f"BM25 {b.entry.name}: the query has no indexable terms"
         return
     bm25 = (b.entry.params.get("k1", K1), b.entry.params.get("b", B))
+    restrict = None
+    if allowed is not None and allowed.flt is not None and "filter_fields" in b.entry.params:
+        fields = filter_columns_of(b.entry, snap)
+        restrict = to_query(allowed.flt.tree, allowed.flt.literals, fields, index.schema)
     ids, s = index.search(
         compiled,
         k,
         allowed=None if allowed is None else allowed.ids,
         excluded=cov.dead if len(cov.dead) else None,
         bm25=bm25,
+        restrict=restrict,
     )
     b.strategy = f"BM25 {b.entry.name}" + ("" if allowed is None else f" within {len(allowed.ids)} allowed rows")
+    if restrict is not None:
+        b.strategy += " (the filter ran inside the full-text index)"
     if bm25 != (K1, B):
         b.strategy += f" (top {max(k, RESCORE_DEPTH)} rescored with k1={bm25[0]:g}, b={bm25[1]:g})"
     if len(cov.unindexed):
