@@ -293,9 +293,16 @@ def _run_text(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | Non
         return
     bm25 = (b.entry.params.get("k1", K1), b.entry.params.get("b", B))
     restrict = None
-    if allowed is not None and allowed.flt is not None and "filter_fields" in b.entry.params:
-        fields = filter_columns_of(b.entry, snap)
-        restrict = to_query(allowed.flt.tree, allowed.flt.literals, fields, index.schema)
+    flt = allowed.flt if allowed is not None else None
+    n_allowed = len(allowed.ids) if allowed is not None else 0
+    # Inside tantivy a filter costs about one scored document per allowed row, over-fetching about
+    # one hit per fetched row: push the filter down when fewer rows are allowed than would be fetched.
+    if (
+        flt is not None
+        and "filter_fields" in b.entry.params
+        and n_allowed <= overfetch_depth(n_allowed, k, index.num_docs)
+    ):
+        restrict = to_query(flt.tree, flt.literals, filter_columns_of(b.entry, snap), index.schema)
     ids, s = index.search(
         compiled,
         k,
