@@ -17,6 +17,7 @@ from hybrid.index import manage
 from hybrid.index.analyzer import Analyzer, Tokenizer
 from hybrid.index.cache import SearchCache
 from hybrid.index.view import IndexedSnapshot
+from hybrid.query.allowed import allowed_rows
 from hybrid.query.filter import compile_filter
 from hybrid.storage import transactions as tx
 from hybrid.storage.files import FileCache
@@ -155,11 +156,15 @@ class Table:
         flt = compile_filter(where, snap.schema)
         return flt.mask, flt.columns
 
+    def _allowed_ids(self, snap: Snapshot, where: str) -> np.ndarray:
+        """Row ids of the live rows matching `where`: from scalar indexes where they answer, else DuckDB."""
+        view = IndexedSnapshot(self.name, self._root, snap, self._search)
+        return allowed_rows(view, compile_filter(where, snap.schema)).ids
+
     def count_rows(self, where: str | None = None) -> int:
         """Number of live rows, optionally only those matching the SQL expression `where`."""
         snap = self.snapshot()
-        predicate, cols = self._predicate(snap, where)
-        return snap.count(predicate, cols)
+        return snap.manifest.num_rows if where is None else len(self._allowed_ids(snap, where))
 
     def scan(
         self,
@@ -222,10 +227,9 @@ class Table:
         return Commit(new.version, "append", inserted=rows)
 
     def _matching_rowids(self, snap: Snapshot, where: str | None) -> np.ndarray:
-        predicate, cols = self._predicate(snap, where)
-        ids = [
-            b.column(0).to_numpy() for b in snap.scan([], with_rowid=True, predicate=predicate, predicate_columns=cols)
-        ]
+        if where is not None:
+            return self._allowed_ids(snap, where)
+        ids = [b.column(0).to_numpy() for b in snap.scan([], with_rowid=True)]
         return np.concatenate(ids) if ids else np.empty(0, dtype=np.uint64)
 
     def delete(self, where: str) -> Commit:
