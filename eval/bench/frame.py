@@ -319,11 +319,27 @@ def name_list(ap: argparse.ArgumentParser, value: str, known: tuple[str, ...], w
 # --------------------------------------------------------------------------
 
 
+def portable(text: str) -> str:
+    """`text` without this machine's paths: the repository, site-packages and the standard library
+    become relative or named (profiles and the working directory name them)."""
+    import sysconfig
+
+    repo = str(Path(__file__).resolve().parents[2])
+    for path, name in (
+        (sysconfig.get_paths()["purelib"], "<site-packages>"),
+        (sysconfig.get_paths()["platlib"], "<site-packages>"),
+        (sysconfig.get_paths()["stdlib"], "<stdlib>"),
+        (repo, "."),
+    ):
+        text = text.replace(path.rstrip("/") + "/", name + "/").replace(json.dumps(path), json.dumps(name))
+    return text
+
+
 def write_results(folder: Path, name: str, data: dict[str, Any], markdown: str, **json_options: Any) -> None:
-    """``<folder>/<name>.json`` (indented) and ``<folder>/<name>.md``."""
+    """``<folder>/<name>.json`` (indented) and ``<folder>/<name>.md``, without this machine's paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.json").write_text(json.dumps(data, indent=2, **json_options) + "\n")
-    (folder / f"{name}.md").write_text(markdown)
+    (folder / f"{name}.json").write_text(portable(json.dumps(data, indent=2, **json_options)) + "\n")
+    (folder / f"{name}.md").write_text(portable(markdown))
 
 
 def run_and_report(
