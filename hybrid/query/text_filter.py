@@ -18,6 +18,8 @@ from hybrid.index.fts_filters import Kind
 from hybrid.query.predicate import And, Node, Or, Term, Value, bind
 
 _INT64 = (-(2**63), 2**63 - 1)
+MAX_TERM_BYTES = 65_000
+"""Below tantivy's 65,530-byte term limit: a value this long or longer may not be in the index."""
 
 
 def to_query(
@@ -67,8 +69,10 @@ class _Pusher:
         return None
 
     def equal(self, name: str, kind: Kind, value: Any) -> tantivy.Query | None:
-        if kind == "str":
-            return tantivy.Query.term_query(self.schema, name, value) if isinstance(value, str) else None
+        if kind == "str":  # tantivy drops terms over MAX_TERM_BYTES, so longer values are never pushed
+            if not isinstance(value, str) or len(value.encode("utf-8")) >= MAX_TERM_BYTES:
+                return None
+            return tantivy.Query.term_query(self.schema, name, value)
         if kind == "bool":
             return tantivy.Query.term_query(self.schema, name, int(value)) if isinstance(value, bool) else None
         number = _integer(value)

@@ -111,3 +111,16 @@ def test_a_column_that_cannot_be_a_filter_field_is_refused(tmp_path: Path) -> No
     t = hybrid.connect(tmp_path).create_table("t", [{"id": 1, "text": "river", "score": 0.5}])
     with pytest.raises(hybrid.SchemaError, match="full-text filter columns are integers, booleans or strings"):
         t.create_fts_index(["text"], filter_columns=["score"])
+
+
+def test_a_value_longer_than_a_tantivy_term_is_still_found(tmp_path: Path) -> None:
+    """tantivy drops terms over ~64 KB; a filter on such a value must not be pushed into it."""
+    long = "x" * 70_000
+    t = hybrid.connect(tmp_path).create_table(
+        "t", [{"id": 1, "text": "river stone", "tag": long}, {"id": 2, "text": "river", "tag": "short"}]
+    )
+    t.create_scalar_index("tag")
+    t.create_fts_index(["text"], language="en")
+    hits = t.search("river", query_type="fts").where(f"tag = '{long}'").select(["id"]).to_arrow()
+    assert hits.column("id").to_pylist() == [1]
+    assert t.search("river", query_type="fts").where("tag = 'short'").select(["id"]).to_list()[0]["id"] == 2
