@@ -120,15 +120,7 @@ class ScalarIndex:
         nulls = _to_bitmap(ids[~valid])
         if is_list(column.type):
             return ScalarIndex._labels(ids[valid], column.filter(pa.array(valid)), nulls, indexed)
-        values = _sortable(column.filter(pa.array(valid)))
-        rows = ids[valid]
-        order = np.argsort(values, kind="stable")
-        values, rows = values[order], rows[order]
-        first = np.ones(len(values), dtype=bool)
-        if len(values) > 1:
-            first[1:] = _differs(values[1:], values[:-1])
-        starts = np.append(np.flatnonzero(first), len(values))
-        keys = values[first]
+        keys, rows, starts = _grouped(_sortable(column.filter(pa.array(valid))), ids[valid])
         chosen = choose_kind(kind, column.type, len(keys))
         if chosen == "bitmap":
             bitmaps = [_to_bitmap(rows[starts[i] : starts[i + 1]]) for i in range(len(keys))]
@@ -142,15 +134,9 @@ class ScalarIndex:
         owners = np.repeat(ids, lengths)
         flat = pc.list_flatten(lists)
         keep = flat.is_valid().to_numpy(zero_copy_only=False)
-        values, owners = _sortable(flat.filter(pa.array(keep))), owners[keep]
-        order = np.argsort(values, kind="stable")
-        values, owners = values[order], owners[order]
-        first = np.ones(len(values), dtype=bool)
-        if len(values) > 1:
-            first[1:] = _differs(values[1:], values[:-1])
-        starts = np.append(np.flatnonzero(first), len(values))
-        bitmaps = [_to_bitmap(owners[starts[i] : starts[i + 1]]) for i in range(len(starts) - 1)]
-        return ScalarIndex("label_list", values[first], bitmaps, nulls, indexed)
+        labels, owners, starts = _grouped(_sortable(flat.filter(pa.array(keep))), owners[keep])
+        bitmaps = [_to_bitmap(owners[starts[i] : starts[i + 1]]) for i in range(len(labels))]
+        return ScalarIndex("label_list", labels, bitmaps, nulls, indexed)
 
     def save(self, folder: Path, value_type: pa.DataType) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -227,6 +213,16 @@ class ScalarIndex:
 
     def non_null(self) -> BitMap:
         return self.indexed - self.nulls
+
+
+def _grouped(values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct values sorted, rows in value order, start of each value's rows plus the end)."""
+    order = np.argsort(values, kind="stable")
+    values, rows = values[order], rows[order]
+    first = np.ones(len(values), dtype=bool)
+    if len(values) > 1:
+        first[1:] = _differs(values[1:], values[:-1])
+    return values[first], rows, np.append(np.flatnonzero(first), len(values))
 
 
 def _differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:

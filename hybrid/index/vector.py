@@ -8,7 +8,7 @@ distance; dot = 1 - a·b. Smaller is closer.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -144,13 +144,12 @@ class VectorIndex:
         hnsw.load_index(str(path / INDEX_FILE))
         return cls(hnsw, metric, ef_search)
 
-    def search(
-        self, q: np.ndarray, k: int, *, ef: int | None = None, keep: Callable[[int], bool] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Approximate top-`k` (row ids, distances); `keep(rowid)` filters during the graph walk.
+    def search(self, q: np.ndarray, k: int, *, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Approximate top-`k` (row ids, distances) over every indexed row (filters are applied by the
+        caller, which over-fetches: :mod:`hybrid.index.overfetch`).
 
-        Returns fewer than `k` when the index cannot find them (e.g. a very
-        selective filter); callers fall back to exact search then.
+        Returns fewer than `k` when the graph walk cannot find them; callers fall back to exact
+        search then.
         """
         k = min(k, self.count)
         if k <= 0:
@@ -159,12 +158,12 @@ class VectorIndex:
         try:
             if ef == max(self.ef_search, k):  # hnswlib searches with max(its ef, k) by itself
                 with self._lock.shared():
-                    labels, dist = self._hnsw.knn_query(q, k=k, num_threads=1, filter=keep)
+                    labels, dist = self._hnsw.knn_query(q, k=k, num_threads=1)
             else:  # ef is a property of the shared index: change it with no other search running
                 with self._lock.exclusive():
                     self._hnsw.set_ef(ef)
                     try:
-                        labels, dist = self._hnsw.knn_query(q, k=k, num_threads=1, filter=keep)
+                        labels, dist = self._hnsw.knn_query(q, k=k, num_threads=1)
                     finally:
                         self._hnsw.set_ef(self.ef_search)
         except RuntimeError:  # hnswlib could not fill k results
