@@ -413,15 +413,22 @@ def serve_command(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     config: Annotated[Path | None, typer.Option(help="server config file (TOML or JSON): keys, roles, limits")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="worker processes (default: the CPUs this process may use, at most 4)"),
+    ] = None,
+    graceful_timeout: Annotated[
+        float, typer.Option(min=0.1, help="seconds a stopping server gives requests in flight to finish")
+    ] = 30.0,
 ) -> None:
-    """Serve the database's tables over HTTP (needs the server extra)."""
+    """Serve the database's tables over HTTP (needs the server extra); SIGTERM finishes requests in flight."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not db.is_dir():
         _fail(f"no database folder at {db}")
     with _user_errors():
         from hybrid.server import serve
 
-        serve(db, host=host, port=port, config_path=config)
+        serve(db, host=host, port=port, config_path=config, workers=workers, graceful_timeout=graceful_timeout)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ and writes never stall the event loop, and searches run in parallel.
 method path                                            role    what
 ====== =============================================== ======= ============================
 GET    /v1/health                                      (none)  liveness and version
+GET    /v1/ready                                       (none)  readiness: 200, or 503 starting / stopping
 GET    /v1/tables                                      read    table names
 POST   /v1/tables                                      admin   create from rows (+ embedding)
 GET    /v1/tables/{name}                               read    schema, rows, version, indexes
@@ -29,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi import Path as PathParam
 from fastapi import Query as QueryParam
 from fastapi.openapi.utils import get_openapi
@@ -44,6 +45,7 @@ from hybrid.server import errors
 from hybrid.server.auth import KeyRing, requires
 from hybrid.server.config import ServerConfig
 from hybrid.server.errors import ApiError, library_errors
+from hybrid.server.lifecycle import Lifecycle
 from hybrid.server.limits import BodyLimit
 from hybrid.server.models import (
     INDEX_NAME,
@@ -64,6 +66,7 @@ from hybrid.server.models import (
     IndexList,
     IndexRequest,
     Optimized,
+    Ready,
     RerankSpec,
     ScalarIndexRequest,
     SearchRequest,
@@ -154,9 +157,10 @@ def _vector_index_name(table: Table, column: str | None, name: str | None) -> st
 class _Api:
     """The handlers, closed over one configuration and one set of open tables."""
 
-    def __init__(self, config: ServerConfig, tables: Tables) -> None:
+    def __init__(self, config: ServerConfig, tables: Tables, lifecycle: Lifecycle) -> None:
         self.config = config
         self.tables = tables
+        self.lifecycle = lifecycle
 
     # -- limits -----------------------------------------------------------------------------
 
@@ -258,6 +262,20 @@ class _Api:
         def health() -> Health:
             """Liveness; needs no key."""
             return Health(status="ok", version=hybrid.__version__)
+
+        @r.get(
+            "/ready",
+            response_model=Ready,
+            responses={**_errors(), 503: {"model": Ready, "description": "starting, stopping or unavailable"}},
+            tags=["server"],
+        )
+        def ready(response: Response) -> Ready:
+            """Readiness: 200 while this worker takes requests and can read the database folder, 503 while it
+            starts, stops or cannot read the folder. Needs no key."""
+            status = self.lifecycle.status()
+            if status != "ready":
+                response.status_code = 503
+            return Ready(status=status, version=hybrid.__version__)
 
         @r.get(
             "/tables",
@@ -495,15 +513,19 @@ def create_app(db_path: str | Path, config: ServerConfig | None = None) -> FastA
         ['/v1/tables/{name}/indexes', '/v1/tables/{name}/indexes/{index}']
     """
     config = config or ServerConfig()
+    tables = Tables(db_path)
+    lifecycle = Lifecycle(tables.db.path)
     app = FastAPI(
         title="hybrid",
         version=hybrid.__version__,
         description="Hybrid (BM25 + vector) search over versioned tables. Send `Authorization: Bearer <key>`.",
+        lifespan=lifecycle.lifespan,
     )
     app.state.config = config
     app.state.keyring = KeyRing(config.api_keys, config.anonymous_role)
-    app.state.tables = Tables(db_path)
-    router = _Api(config, app.state.tables).router()
+    app.state.tables = tables
+    app.state.lifecycle = lifecycle
+    router = _Api(config, tables, lifecycle).router()
     app.include_router(router)
     errors.install(app, router.routes)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)

@@ -224,3 +224,28 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         return replace(ServerConfig(**data), api_keys=tuple(keys))
     except TypeError as exc:
         raise ConfigError(f"invalid server config: {exc}") from None
+
+
+def to_json(config: ServerConfig) -> str:
+    """`config` as JSON, keys as their digests only: how :func:`hybrid.server.serve` hands it to workers.
+
+    Example:
+        >>> cfg = ServerConfig(api_keys=(ApiKey.from_secret("0123456789abcdef", "read"),), max_limit=50)
+        >>> "0123456789abcdef" in to_json(cfg), from_json(to_json(cfg)) == cfg
+        (False, True)
+    """
+    data: dict[str, Any] = {f.name: getattr(config, f.name) for f in fields(ServerConfig)}
+    data["api_keys"] = [{"role": k.role, "digest": k.digest.hex(), "name": k.name} for k in config.api_keys]
+    return json.dumps(data)
+
+
+def from_json(text: str) -> ServerConfig:
+    """The configuration :func:`to_json` wrote."""
+    try:
+        data = json.loads(text)
+        keys = tuple(ApiKey(k["role"], bytes.fromhex(k["digest"]), k["name"]) for k in data.pop("api_keys"))
+        for name in ("embedders", "rerankers"):
+            data[name] = tuple(data[name])
+        return ServerConfig(**data, api_keys=keys)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"invalid worker settings: {exc}") from None

@@ -261,6 +261,14 @@ class Health(Response):
     version: str
 
 
+class Ready(Response):
+    status: Literal["ready", "starting", "stopping", "unavailable"] = Field(
+        description="ready: serving; starting / stopping: the worker is not (yet, or any more) taking requests; "
+        "unavailable: the database folder cannot be read"
+    )
+    version: str
+
+
 # -- the configured limits in the spec ---------------------------------------------------------
 
 

@@ -6,11 +6,18 @@ sees one version, even while writes land), made under a per-table lock. Views of
 share its memory-mapped files and its search cache (loaded indexes, filter results,
 calibrations: all keyed by immutable files or versions), so a new version costs a
 manifest read, not an index load. Writes go through a separate table object, one at a
-time per table; writers in other processes are seen by the next read.
+time per table in this process.
+
+Writers in other processes (other server workers) are seen by the next read: finding the
+newest version costs a ``stat`` of the newest known manifest and of the next one, so a
+commit answered by any process is read by every request that starts after it. A table
+dropped and created again by another process is noticed by its folder's identity and
+opened afresh, so nothing cached for the old table is used for the new one.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,9 +35,17 @@ from hybrid.table import Table
 class _Entry:
     reader: Table
     writer: Table
+    folder: tuple[int, int]
     lock: threading.Lock = field(default_factory=threading.Lock)
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     view: Table | None = None
+    manifest: Manifest | None = None
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    """Which folder `path` is (device and inode): a table dropped and created again gets a new one."""
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
 
 
 def _pinned(base: Table, manifest: Manifest) -> Table:
@@ -59,23 +74,33 @@ class Tables:
                 return entry
         if name not in self.db:
             raise self._missing(name)
+        try:
+            folder = _identity(self.db.path / name)
+        except FileNotFoundError:
+            raise self._missing(name) from None
         reader = self.db.open_table(name)
-        fresh = _Entry(reader=reader, writer=self.db.open_table(name))
+        fresh = _Entry(reader=reader, writer=self.db.open_table(name), folder=folder)
         with self._lock:
             return self._entries.setdefault(name, fresh)
 
     def read(self, name: str) -> Table:
         """A read-only view of the newest version of table `name`."""
-        entry = self._entry(name)
-        with entry.lock:
-            try:
-                manifest = entry.reader.snapshot().manifest
-            except (FileNotFoundError, LookupError):
-                self._forget(name, entry)
-                raise self._missing(name) from None
-            if entry.view is None or entry.view.version != manifest.version:
-                entry.view = _pinned(entry.reader, manifest)
-            return entry.view
+        for _ in range(3):  # a table recreated by another process is opened again (once, unless it races)
+            entry = self._entry(name)
+            with entry.lock:
+                try:
+                    manifest = entry.reader.snapshot().manifest
+                    if entry.view is not None and entry.manifest is manifest:  # the log returns one object per version
+                        return entry.view
+                    recreated = self._recreated(name, entry)
+                except (FileNotFoundError, LookupError):
+                    self._forget(name, entry)
+                    raise self._missing(name) from None
+                if not recreated:
+                    entry.view, entry.manifest = _pinned(entry.reader, manifest), manifest
+                    return entry.view
+            self._forget(name, entry)
+        raise self._missing(name)
 
     @contextmanager
     def reading(self, name: str) -> Iterator[Table]:
@@ -92,6 +117,9 @@ class Tables:
     def write(self, name: str) -> Iterator[Table]:
         """The writable table `name`, held by this thread until the block ends."""
         entry = self._entry(name)
+        if self._recreated(name, entry):
+            self._forget(name, entry)
+            entry = self._entry(name)
         with entry.write_lock:
             if name not in self.db:
                 self._forget(name, entry)
@@ -109,6 +137,13 @@ class Tables:
         with entry.write_lock:
             self.db.drop_table(name)
             self._forget(name, entry)
+
+    def _recreated(self, name: str, entry: _Entry) -> bool:
+        """Whether the folder of `name` is no longer the one `entry` opened (dropped, maybe created again)."""
+        try:
+            return _identity(self.db.path / name) != entry.folder
+        except FileNotFoundError:
+            return True
 
     def _forget(self, name: str, entry: _Entry) -> None:
         with self._lock:
