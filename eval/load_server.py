@@ -3,8 +3,9 @@
 
 Builds a table (SciFact's 5,183 documents from ``$HYBRID_DATA/scifact``, or synthetic
 documents with ``--corpus synthetic``) with a HashingEmbedder binding, a BM25 index and an
-HNSW index, starts ``hybrid.server.serve`` in a subprocess on 127.0.0.1 (real uvicorn,
-API keys from ``HYBRID_API_KEYS``: searches use a read key, writes a write key), and drives
+HNSW index, starts ``hybrid.server.serve`` in a subprocess on 127.0.0.1 (real uvicorn with
+``--workers`` processes, API keys from ``HYBRID_API_KEYS``: searches use a read key, writes a
+write key), and drives
 ``--clients`` concurrent clients (asyncio + httpx, one keep-alive connection each) for
 ``--duration`` seconds after ``--warmup`` seconds that are not counted.
 
@@ -15,10 +16,12 @@ and a category; about one search in five has none. Queries are SciFact's queries
 synthetic word pairs).
 
 Reported: throughput (requests/s, overall and per kind), latency percentiles (p50, p95,
-p99, max), errors by kind (HTTP status and error type, or the transport exception), the
-server's CPU time, and a consistency check (rows at the end = rows at the start + appended -
-deleted, from the write responses). Results go to ``eval/results/server_load.json`` and
-``.md`` with the exact command, the machine (CPU count, load average) and the git commit.
+p99, max), errors by kind (HTTP status and error type, or the transport exception), the CPU
+time of the server (its processes together, and per worker) and of this load generator, and
+a consistency check (rows at the end = rows at the start + appended - deleted, from the
+write responses). Results go to ``<out>/<name>.json`` and ``.md`` (default
+``eval/results/server_load``) with the exact command, the machine (CPU count, load average)
+and the git commit.
 """
 
 from __future__ import annotations
@@ -131,10 +134,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(db_path: Path, port: int, keys: str, log: Path) -> subprocess.Popen[bytes]:
+def start_server(db_path: Path, port: int, keys: str, log: Path, workers: int) -> subprocess.Popen[bytes]:
     code = (
         "from hybrid.server import serve; "
-        f"serve({str(db_path)!r}, host='127.0.0.1', port={port}, log_level='warning', access_log=False)"
+        f"serve({str(db_path)!r}, host='127.0.0.1', port={port}, workers={workers}, log_level='warning', "
+        "access_log=False)"
     )
     env = {**os.environ, "HYBRID_API_KEYS": keys}
     out = log.open("wb")
@@ -162,6 +166,33 @@ def cpu_seconds(pid: int) -> float | None:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (the server's workers), from /proc; [] elsewhere."""
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if entry.isdigit():
+            try:
+                if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return sorted(found)
+
+
+def tree_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of `pid` and of each of its children, by process id."""
+    out = {}
+    for p in [pid, *children(pid)]:
+        seconds = cpu_seconds(p)
+        if seconds is not None:
+            out[p] = seconds
+    return out
 
 
 # -- the clients -----------------------------------------------------------------------------
@@ -231,6 +262,7 @@ class Load:
     async def client(self, index: int, url: str, keys: dict[str, str], start: float, stop: float) -> None:
         rng = random.Random(self.args.seed * 1_000 + index)
         headers = {"read": {"Authorization": f"Bearer {keys['read']}"}, "write": {"X-API-Key": keys["write"]}}
+        await asyncio.sleep(index * self.args.ramp / max(1, self.args.clients))  # connect one by one
         async with httpx.AsyncClient(base_url=url, timeout=self.args.timeout) as http:
             while (now := time.perf_counter()) < stop:
                 kind = rng.choices(self.kinds, self.weights)[0]
@@ -321,14 +353,16 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"`{report['command']}`",
         "",
         f"- {report['clients']} concurrent clients for {report['duration_s']} s (after {report['warmup_s']} s of "
-        f"warm-up), one keep-alive connection each; mix `{report['mix']}`, limit {report['limit']}; "
+        f"warm-up, connecting one after another over {report.get('ramp_s', 0)} s), one keep-alive connection each; "
+        f"mix `{report['mix']}`, limit {report['limit']}; "
         + (
             f"an admin client calls optimize every {report['optimize_every_s']} s"
             if report["optimize_every_s"]
             else "no index maintenance during the run (rows added since the index builds are searched exactly)"
         ),
         f"- table: {report['rows_at_start']} {report['corpus']} documents, HashingEmbedder({report['dim']}) "
-        "binding, BM25 + HNSW indexes; server: `hybrid.server.serve` (uvicorn, one process) on 127.0.0.1",
+        f"binding, BM25 + HNSW indexes; server: `hybrid.server.serve` (uvicorn, {report['workers']} worker "
+        f"process{'es' if report['workers'] > 1 else ''}) on 127.0.0.1",
         f"- machine: {report['machine']['cpu_count']} CPUs ({report['machine']['platform']}, Python "
         f"{report['machine']['python']}), load average {report['machine']['loadavg_before']} before, "
         f"{report['machine']['loadavg_after']} after; the clients run on the same machine. The machine is shared "
@@ -360,7 +394,10 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"version {c['version_at_end']}.",
         "",
         f"Server CPU time: {report['server_cpu_s']} s over the measured window "
-        f"({report['server_cpu_share']} of one core); table build: {report['build']}.",
+        f"({report['server_cpu_share']} of one core; per worker: {report['worker_cpu_shares']}); load generator "
+        f"(this process): {report['client_cpu_s']} s ({report['client_cpu_share']} of one core); together "
+        f"{report['total_cpu_share']} of the machine's {report['machine']['cpu_count']} cores. "
+        f"Table build: {report['build']}.",
         "",
     ]
     if not report.get("optimize_every_s"):
@@ -392,8 +429,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--optimize-every", type=float, default=0.0, help="seconds between POST .../optimize calls (0: never)"
     )
-    p.add_argument("--out", type=Path, default=REPO / "eval" / "results", help="writes server_load.json and .md here")
+    p.add_argument("--workers", type=int, default=1, help="server worker processes")
+    p.add_argument(
+        "--ramp",
+        type=float,
+        default=None,
+        help="seconds over which the clients open their connections, one after another (default: 80%% of the "
+        "warm-up); connections that all arrive at once pile onto one worker, which accepts every pending one",
+    )
+    p.add_argument("--out", type=Path, default=REPO / "eval" / "results", help="folder for the results")
+    p.add_argument("--name", default="server_load", help="writes <out>/<name>.json and .md")
     args = p.parse_args(argv)
+    if args.ramp is None:
+        args.ramp = 0.8 * args.warmup
 
     if args.corpus == "scifact":
         rows, queries = scifact(args.data, args.docs)
@@ -407,21 +455,21 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = Path(tmp) / "server.log"
-        proc = start_server(db_path, port, ",".join(f"{key}:{role}" for role, key in keys.items()), log)
+        proc = start_server(db_path, port, ",".join(f"{key}:{role}" for role, key in keys.items()), log, args.workers)
         try:
             wait_healthy(url, proc)
             load = Load(args, rows, queries)
             load_before = [round(x, 2) for x in os.getloadavg()]
             print(f"{args.clients} clients for {args.duration} s (+{args.warmup} s warm-up) on {url} ...", flush=True)
-            cpu_start: float | None = None
+            cpu_start: dict[int, float] = {}
+            client_start = 0.0
 
             async def run() -> tuple[float, float]:
-                nonlocal cpu_start
-
                 async def mark() -> None:
-                    nonlocal cpu_start
+                    nonlocal client_start
                     await asyncio.sleep(args.warmup)
-                    cpu_start = cpu_seconds(proc.pid)
+                    cpu_start.update(tree_cpu(proc.pid))
+                    client_start = time.process_time()
 
                 marker = asyncio.create_task(mark())
                 window = await drive(load, url, keys)
@@ -429,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
                 return window
 
             start, stop = asyncio.run(run())
-            cpu_end = cpu_seconds(proc.pid)
+            cpu_end = tree_cpu(proc.pid)
+            client_cpu = round(time.process_time() - client_start, 1)
             load_after = [round(x, 2) for x in os.getloadavg()]
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys['read']}"}, timeout=60) as http:
                 info = http.get("/v1/tables/docs").json()
@@ -439,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        server_log = log.read_text(errors="replace")[-4000:]
+        server_log = log.read_text(errors="replace")[-4000:].replace(tmp, "<tmp>").replace(str(REPO), "<repo>")
 
     window = stop - start
     by_kind: dict[str, list[float]] = defaultdict(list)
@@ -449,7 +498,9 @@ def main(argv: list[str] | None = None) -> int:
         if error is not None:
             errors[f"{kind}: {error}"] += 1
     expected = len(rows) + load.inserted - load.deleted
-    server_cpu = None if cpu_start is None or cpu_end is None else round(cpu_end - cpu_start, 1)
+    per_process = {pid: cpu_end[pid] - cpu_start.get(pid, 0.0) for pid in cpu_end}
+    server_cpu = round(sum(per_process.values()), 1) if per_process else None
+    worker_shares = [round(per_process[p] / window, 2) for p in sorted(per_process) if p != proc.pid]
     report: dict[str, Any] = {
         "command": shlex.join([Path(sys.executable).name, "eval/load_server.py", *(argv or sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -464,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
         "clients": args.clients,
         "duration_s": args.duration,
         "warmup_s": args.warmup,
+        "ramp_s": args.ramp,
         "window_s": round(window, 2),
         "corpus": args.corpus,
         "dim": args.dim,
@@ -485,14 +537,19 @@ def main(argv: list[str] | None = None) -> int:
             "version_at_end": info.get("version"),
             "ok": info.get("num_rows") == expected,
         },
+        "workers": args.workers,
         "server_cpu_s": server_cpu,
         "server_cpu_share": None if server_cpu is None else round(server_cpu / window, 2),
+        "worker_cpu_shares": worker_shares or None,
+        "client_cpu_s": client_cpu,
+        "client_cpu_share": round(client_cpu / window, 2),
+        "total_cpu_share": None if server_cpu is None else round((server_cpu + client_cpu) / window, 2),
         "server_log_tail": server_log,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "server_load.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
     markdown = to_markdown(report)
-    (args.out / "server_load.md").write_text(markdown)
+    (args.out / f"{args.name}.md").write_text(markdown)
     print(markdown)
     return 0 if report["errors_total"] == 0 and report["consistency"]["ok"] else 1
 
