@@ -15,21 +15,15 @@ from typing import Any
 import numpy as np
 
 from hybrid.index.analyzer import Analyzer
-from hybrid.index.catalog import IndexEntry, live_rowids, load_ids
+from hybrid.index.catalog import IndexEntry, load_ids
+from hybrid.index.coverage import Coverage, LivePieces, carry, compute, delta, fragment_key, small
 from hybrid.index.fts_filters import field_name
 from hybrid.index.fulltext import FullTextIndex
 from hybrid.index.scalar import ScalarIndex
 from hybrid.index.vector import VectorIndex
 from hybrid.storage.snapshot import Snapshot
 
-
-@dataclass
-class Coverage:
-    """How an index relates to one table version."""
-
-    dead: np.ndarray  # indexed row ids that are not live in this version (sorted)
-    unindexed: np.ndarray  # live row ids the index does not hold (sorted)
-    live: int
+__all__ = ["Coverage", "SearchCache", "renamed_weights"]
 
 
 @dataclass
@@ -39,6 +33,8 @@ class SearchCache:
     loaded: dict[str, Any] = field(default_factory=dict)
     coverage: dict[tuple[str, int], Coverage] = field(default_factory=dict)
     live: dict[int, np.ndarray] = field(default_factory=dict)
+    pieces: dict[int, LivePieces] = field(default_factory=dict)  # version -> live row ids per fragment state
+    latest_coverage: dict[str, tuple[LivePieces, Coverage]] = field(default_factory=dict)  # per index path
     stores: dict[str, dict[Any, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     making: dict[tuple[int, Any], threading.Lock] = field(default_factory=dict)
@@ -71,20 +67,65 @@ class SearchCache:
             store = self.stores.setdefault(namespace, {})
         return self.get(key, store, make, keep)
 
+    def live_pieces(self, snap: Snapshot) -> LivePieces:
+        """Live row ids per fragment of `snap`; a fragment unchanged since an earlier version is not reread."""
+
+        def make() -> LivePieces:
+            known: LivePieces = {}
+            for earlier in self.pieces.values():
+                known.update(earlier)
+            out: LivePieces = {}
+            for frag in snap.manifest.fragments:
+                key = fragment_key(frag)
+                ids = known.get(key)
+                if ids is None:
+                    ids = snap.rowids(frag)
+                    mask = snap.live_mask(frag)
+                    ids = ids if mask is None else ids[mask]
+                out[key] = ids
+            return out
+
+        found: LivePieces = self.get(snap.manifest.version, self.pieces, make, keep=4)
+        return found
+
     def live_ids(self, snap: Snapshot) -> np.ndarray:
-        return self.get(snap.manifest.version, self.live, lambda: live_rowids(snap))
+        """Sorted row ids of every live row of `snap`."""
+
+        def make() -> np.ndarray:
+            parts = list(self.live_pieces(snap).values())
+            return np.concatenate(parts) if parts else np.empty(0, np.uint64)
+
+        found: np.ndarray = self.get(snap.manifest.version, self.live, make)
+        return found
+
+    def indexed_ids(self, root: Path, entry: IndexEntry) -> np.ndarray:
+        """The sorted row ids `entry` holds (read once: index folders never change)."""
+        found: np.ndarray = self.get(
+            (entry.path, "ids"), self.loaded, lambda: np.array(load_ids(root / entry.path)), 64
+        )
+        return found
 
     def coverage_of(self, root: Path, snap: Snapshot, entry: IndexEntry) -> Coverage:
-        def make() -> Coverage:
-            live = self.live_ids(snap)
-            indexed = np.asarray(load_ids(root / entry.path))
-            return Coverage(
-                dead=np.setdiff1d(indexed, live, assume_unique=True),
-                unindexed=np.setdiff1d(live, indexed, assume_unique=True),
-                live=len(live),
-            )
+        """`entry`'s coverage of `snap`, carried from the last version computed when the two differ a little."""
 
-        return self.get((entry.path, snap.manifest.version), self.coverage, make)
+        def make() -> Coverage:
+            pieces = self.live_pieces(snap)
+            indexed = self.indexed_ids(root, entry)
+            with self.lock:
+                last = self.latest_coverage.get(entry.path)
+            cov = None
+            if last is not None:
+                removed, added = delta(last[0], pieces)
+                if small(removed, added, last[1].live):
+                    cov = carry(last[1], indexed, removed, added)
+            if cov is None:
+                cov = compute(indexed, self.live_ids(snap))
+            with self.lock:
+                self.latest_coverage[entry.path] = (pieces, cov)
+            return cov
+
+        found: Coverage = self.get((entry.path, snap.manifest.version), self.coverage, make)
+        return found
 
     def index(self, root: Path, snap: Snapshot, entry: IndexEntry) -> FullTextIndex | VectorIndex | ScalarIndex:
         def make() -> FullTextIndex | VectorIndex | ScalarIndex:
@@ -103,7 +144,7 @@ class SearchCache:
             dim = snap.schema.field(entry.columns[0]).type.list_size
             return VectorIndex.open(folder, dim, entry.params["metric"], entry.params["ef_search"])
 
-        return self.get(entry.path, self.loaded, make, keep=32)
+        return self.get(entry.path, self.loaded, make, keep=64)
 
 
 def renamed_weights(entry: IndexEntry) -> dict[str, int] | None:

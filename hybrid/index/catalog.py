@@ -69,13 +69,17 @@ def new_index_folder(root: Path) -> tuple[str, Path]:
     return rel, root / rel
 
 
-def live_rowids(snap: Snapshot) -> np.ndarray:
-    """Sorted row ids of every live row."""
-    parts = []
-    for frag, mask in zip(snap.manifest.fragments, snap.row_masks()):
-        ids = snap.rowids(frag)
-        parts.append(ids if mask is None else ids[mask])
-    return np.concatenate(parts) if parts else np.empty(0, np.uint64)
+def masks_of(snap: Snapshot, ids: np.ndarray) -> list[np.ndarray | None]:
+    """Per fragment, a mask of the physical rows whose ids are in `ids` (live rows only)."""
+    masks: list[np.ndarray | None] = [np.zeros(f.physical_rows, dtype=bool) for f in snap.manifest.fragments]
+    if len(ids):
+        frag_idx, offsets, live = snap.locate(ids)
+        frag_idx, offsets = frag_idx[live], offsets[live]
+        for fi in np.unique(frag_idx):
+            mask = masks[int(fi)]
+            assert mask is not None
+            mask[offsets[frag_idx == fi]] = True
+    return masks
 
 
 def save_ids(folder: Path, ids: np.ndarray) -> None:

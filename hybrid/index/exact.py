@@ -64,7 +64,7 @@ def exact_search(
                 ids.append(rowids[start : start + n] if positions is None else rowids[start + positions])
             start += n
         if ids:
-            d = _distances(_join(dots), _join(squares) if squares else None, q_square, metric)
+            d = distances_from_dots(_join(dots), _join(squares) if squares else None, q_square, metric)
             found = top_k(_join(ids), d, k)
             best_ids.append(found[0])
             best_d.append(found[1])
@@ -109,7 +109,7 @@ def _dots(matrix: np.ndarray, positions: np.ndarray | None, q: np.ndarray) -> np
     return out
 
 
-def _distances(dots32: np.ndarray, squares: np.ndarray | None, q_square: float, metric: str) -> np.ndarray:
+def distances_from_dots(dots32: np.ndarray, squares: np.ndarray | None, q_square: float, metric: str) -> np.ndarray:
     """Distances from the dot products and the rows' squared norms (float64 arithmetic, float32 out)."""
     dots = dots32.astype(np.float64)
     if metric == "dot":

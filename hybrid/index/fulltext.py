@@ -12,7 +12,9 @@ fields (``scoring="fields"`` builds only those).
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,6 +40,33 @@ TANTIVY_BM25 = (1.2, 0.75)
 """tantivy's fixed BM25 (k1, b)."""
 RESCORE_DEPTH = 100
 """With other (k1, b), tantivy's top max(k, 100) hits are rescored (each from tantivy's explanation)."""
+
+
+LOCK_FILES = (".tantivy-writer.lock", ".tantivy-meta.lock")
+MUTABLE_FILES = ("meta.json", ".managed.json")
+"""Files tantivy replaces as a whole (write, then rename): copied, so the source keeps its own."""
+
+
+def share_folder(source: Path, path: Path) -> None:
+    """Make `path` a copy of the index folder `source`: segment files (never modified once written)
+    hard-linked, tantivy's replaced-on-commit files copied, lock files left behind."""
+    path.mkdir(parents=True)
+    for file in source.iterdir():
+        if file.name in LOCK_FILES or not file.is_file():
+            continue
+        if file.name in MUTABLE_FILES:
+            shutil.copy2(file, path / file.name)
+            continue
+        try:
+            os.link(file, path / file.name)
+        except OSError:  # another file system, or links not supported
+            shutil.copy2(file, path / file.name)
+
+
+def deleted_docs(path: Path) -> int:
+    """Deleted documents still held by the segments of the index folder `path` (from tantivy's meta.json)."""
+    meta = json.loads((path / "meta.json").read_text())
+    return sum(int((seg.get("deletes") or {}).get("num_deleted_docs", 0)) for seg in meta.get("segments", []))
 
 
 def field_names(columns: Sequence[str]) -> list[str]:
@@ -68,6 +97,8 @@ class FullTextIndex:
         index.register_tokenizer(TANTIVY_NAME, analyzer.tantivy_analyzer)
         self._searcher: tantivy.Searcher | None = None
         self._lock = threading.Lock()
+        self.deleted_docs = 0
+        """Documents deleted but still counted by tantivy's BM25 statistics (document count, frequencies)."""
 
     # -- building ---------------------------------------------------------------------
 
@@ -104,10 +135,24 @@ class FullTextIndex:
             path.mkdir(parents=True, exist_ok=True)
         index = tantivy.Index(schema, path=str(path) if path is not None else None)
         self = cls(index, columns, analyzer, weights, kinds)
-        extra = [(column, name, kind) for column, (name, kind) in (filters or {}).items()]
         writer = index.writer(heap_size=200_000_000, num_threads=1)
-        prepare = analyzer.prepare
-        fields = [(f, c, int((weights or {}).get(c, 1))) for f, c in zip(self.fields, columns)]
+        self._add(writer, batches, filters or {})
+        writer.commit()
+        writer.wait_merging_threads()
+        index.reload()
+        return self
+
+    def _add(
+        self,
+        writer: tantivy.IndexWriter,
+        batches: Iterable[tuple[np.ndarray, Mapping[str, Sequence[Any]]]],
+        filters: Mapping[str, tuple[str, Kind]],
+    ) -> None:
+        """Add one document per row of `batches` (row ids, {column: values}) to `writer`."""
+        combined = self.weights is not None
+        extra = [(column, name, kind) for column, (name, kind) in filters.items()]
+        prepare = self.analyzer.prepare
+        fields = [(f, c, int((self.weights or {}).get(c, 1))) for f, c in zip(self.fields, self.columns)]
         for rowids, texts in batches:
             cols = [(f, texts[c], w) for f, c, w in fields]
             for i, rowid in enumerate(rowids.tolist()):
@@ -123,10 +168,33 @@ class FullTextIndex:
                 for column, name, kind in extra:
                     add_value(doc, name, kind, texts[column][i])
                 writer.add_document(doc)
+
+    def merged(
+        self,
+        source: Path,
+        path: Path,
+        batches: Iterable[tuple[np.ndarray, Mapping[str, Sequence[Any]]]],
+        deleted: np.ndarray,
+        filters: Mapping[str, tuple[str, Kind]] | None = None,
+    ) -> FullTextIndex:
+        """A copy of this index (stored at `source`) in the new folder `path`, with the rows of `batches`
+        added and the rows `deleted` removed: tantivy's immutable segment files are shared by hard links
+        (copied where links are impossible), and the changes become new segments and deletion files."""
+        share_folder(source, path)
+        index = tantivy.Index.open(str(path))
+        kinds = {name: kind for name, kind in (filters or {}).values()}
+        out = FullTextIndex(index, self.columns, self.analyzer, self.weights, kinds)
+        writer = index.writer(heap_size=50_000_000, num_threads=1)
+        if len(deleted):
+            writer.delete_documents_by_query(
+                tantivy.Query.term_set_query(index.schema, ROWID_FIELD, [int(i) for i in deleted.tolist()])
+            )
+        out._add(writer, batches, filters or {})
         writer.commit()
         writer.wait_merging_threads()
         index.reload()
-        return self
+        out.deleted_docs = deleted_docs(path)
+        return out
 
     @classmethod
     def open(
@@ -137,7 +205,9 @@ class FullTextIndex:
         weights: Mapping[str, int] | None = None,
         filters: Mapping[str, Kind] | None = None,
     ) -> FullTextIndex:
-        return cls(tantivy.Index.open(str(path)), columns, analyzer, weights, filters)
+        self = cls(tantivy.Index.open(str(path)), columns, analyzer, weights, filters)
+        self.deleted_docs = deleted_docs(path)
+        return self
 
     @property
     def searcher(self) -> tantivy.Searcher:

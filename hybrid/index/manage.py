@@ -31,8 +31,9 @@ from hybrid.index.catalog import (
 from hybrid.index.fts_filters import Kind, field_name, filter_columns_of, filter_kind
 from hybrid.index.fulltext import FullTextIndex
 from hybrid.index.language import SAMPLE_DOCS, LanguageGuess, detect_language
+from hybrid.index.merge import merge, wants_rebuild
 from hybrid.index.scalar import ScalarIndex, indexable_type, is_list
-from hybrid.index.tail_bm25 import average_lengths
+from hybrid.index.tail import average_lengths
 from hybrid.index.vector import VectorIndex, check_metric, distances, top_k
 from hybrid.index.view import IndexedSnapshot
 from hybrid.storage import transactions as tx
@@ -295,15 +296,23 @@ def create_scalar_index(table: Writable, column: str, kind: str, name: str | Non
         raise
 
 
-def optimize(table: Writable) -> list[Manifest]:
-    """Rebuild every index that has dead or unindexed rows, from the newest version."""
+def optimize(table: Writable, rebuild: bool = False) -> list[Manifest]:
+    """Fold rows added or deleted since each index was built into it, from the newest version.
+
+    Full-text and vector indexes are merged (:mod:`hybrid.index.merge`): the new rows are
+    inserted into a copy of the index and the deleted ones removed or marked. They are
+    rebuilt from scratch with `rebuild`, or when a graph would hold too many deleted nodes;
+    scalar indexes (cheap to build) are always rebuilt.
+    """
     view = table.view()
     commits = []
     for entry in view.entries():
         cov = view.coverage(entry)
         if len(cov.dead) == 0 and len(cov.unindexed) == 0:
             continue
-        if entry.kind == "fts":
+        if entry.kind != "scalar" and not rebuild and not wants_rebuild(entry, cov):
+            commits.append(_merge_index(table, entry))
+        elif entry.kind == "fts":
             analyzer = Analyzer.from_dict(entry.params["analyzer"])  # the same analysis and weights as the build
             weights = renamed_weights(entry)
             bm25 = (float(entry.params.get("k1", 1.2)), float(entry.params.get("b", 0.75)))
@@ -330,6 +339,23 @@ def optimize(table: Writable) -> list[Manifest]:
                 )
             )
     return commits
+
+
+def _merge_index(table: Writable, entry: IndexEntry) -> Manifest:
+    """Commit `entry`'s successor with the newest version's changes folded in."""
+    base = table.write_base("optimize")
+    view = IndexedSnapshot(table.name, table.root, Snapshot(table.root, base, table.files), table.cache)
+    current = next((e for e in view.entries() if e.name == entry.name), None)
+    if current is None:
+        raise HybridError(f"index {entry.name!r} was dropped while optimizing")
+    index = view.index(current)
+    assert not isinstance(index, ScalarIndex)
+    successor, folder = merge(table.root, view.snapshot, current, index, view.coverage(current))
+    try:
+        return _commit_index(table, base, successor, replace_existing=True)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def index_stats(table: Writable) -> list[dict[str, Any]]:

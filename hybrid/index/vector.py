@@ -7,6 +7,7 @@ distance; dot = 1 - a·b. Smaller is closer.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -134,6 +135,34 @@ class VectorIndex:
         hnsw.init_index(max_elements=max(1, len(ids)), ef_construction=ef_construction, M=m, random_seed=100)
         if len(ids):
             hnsw.add_items(vectors, ids.astype(np.uint64), num_threads=-1)
+        path.mkdir(parents=True, exist_ok=True)
+        hnsw.save_index(str(path / INDEX_FILE))
+        return cls(hnsw, metric, ef_search)
+
+    @classmethod
+    def merged(
+        cls,
+        source: Path,
+        path: Path,
+        dim: int,
+        metric: str,
+        ef_search: int,
+        add: tuple[np.ndarray, np.ndarray],
+        deleted: np.ndarray,
+    ) -> VectorIndex:
+        """A copy of the index saved in `source`, saved into the new folder `path`, with the (row ids,
+        vectors) of `add` inserted into the graph and the rows `deleted` marked deleted (hnswlib skips
+        them in every search; the graph keeps them as waypoints). Costs reading and writing the index
+        file plus one insertion per added row, instead of inserting every row again."""
+        hnsw = hnswlib.Index(space=_SPACE[metric], dim=dim)
+        hnsw.load_index(str(source / INDEX_FILE))
+        ids, vectors = add
+        hnsw.resize_index(hnsw.get_current_count() + len(ids))
+        if len(ids):
+            hnsw.add_items(vectors, ids.astype(np.uint64), num_threads=-1)
+        for label in deleted.tolist():
+            with contextlib.suppress(RuntimeError):  # a covered row that had no vector, so no node
+                hnsw.mark_deleted(int(label))
         path.mkdir(parents=True, exist_ok=True)
         hnsw.save_index(str(path / INDEX_FILE))
         return cls(hnsw, metric, ef_search)

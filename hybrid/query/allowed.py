@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from hybrid.index.catalog import masks_of
 from hybrid.index.scalar import ScalarIndex, as_ids
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query.filter import Filter
@@ -44,19 +45,6 @@ class Allowed:
             flags[self.ids.astype(np.int64)] = True
             self._flags = flags
         return self._flags
-
-
-def masks_of(snap: Snapshot, ids: np.ndarray) -> list[np.ndarray | None]:
-    """Per fragment, a mask of the physical rows whose ids are in `ids` (live rows only)."""
-    masks: list[np.ndarray | None] = [np.zeros(f.physical_rows, dtype=bool) for f in snap.manifest.fragments]
-    if len(ids):
-        frag_idx, offsets, live = snap.locate(ids)
-        frag_idx, offsets = frag_idx[live], offsets[live]
-        for fi in np.unique(frag_idx):
-            mask = masks[int(fi)]
-            assert mask is not None
-            mask[offsets[frag_idx == fi]] = True
-    return masks
 
 
 def allowed_rows(view: IndexedSnapshot, flt: Filter) -> Allowed:

@@ -17,10 +17,10 @@ from hybrid.index.cache import Coverage
 from hybrid.index.catalog import IndexEntry, text_batches, vector_column
 from hybrid.index.exact import exact_search
 from hybrid.index.fts_filters import filter_columns_of
-from hybrid.index.fulltext import RESCORE_DEPTH, FullTextIndex, _isin_sorted
+from hybrid.index.fulltext import RESCORE_DEPTH, TANTIVY_BM25, FullTextIndex, _isin_sorted
 from hybrid.index.language import is_foreign
 from hybrid.index.overfetch import overfetch_depth
-from hybrid.index.tail_bm25 import K1, B, score_tail
+from hybrid.index.tail import TextTail, VectorTail
 from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query import calibration, confidence
@@ -270,10 +270,11 @@ def _with_unindexed(
     if len(cov.unindexed):
         tail = cov.unindexed if allowed is None else np.intersect1d(cov.unindexed, allowed.ids)
         if len(tail):
-            assert b.vector is not None
+            assert b.vector is not None and b.entry is not None
             b.strategy += f" + exact over {len(tail)} unindexed rows"
-            live_masks = allowed.masks if allowed is not None else view.snapshot.row_masks()
-            tids, td = exact_search(view, b.column, b.vector, metric, k, _masks_for(view.snapshot, tail, live_masks))
+            dim = view.schema.field(b.column).type.list_size
+            log = view.remember("vector_tails", (b.entry.path, b.column), lambda: VectorTail(b.column, dim), keep=16)
+            tids, td = log.search(log.positions(tail, view.snapshot.take), b.vector, metric, k)
             ids, d = top_k(np.concatenate([ids, tids]), np.concatenate([d, td]), k)
     return ids, d
 
@@ -291,7 +292,7 @@ def _run_text(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | Non
     if compiled is None:
         b.strategy = f"BM25 {b.entry.name}: the query has no indexable terms"
         return
-    bm25 = (b.entry.params.get("k1", K1), b.entry.params.get("b", B))
+    bm25 = (b.entry.params.get("k1", TANTIVY_BM25[0]), b.entry.params.get("b", TANTIVY_BM25[1]))
     restrict = None
     flt = allowed.flt if allowed is not None else None
     n_allowed = len(allowed.ids) if allowed is not None else 0
@@ -314,15 +315,14 @@ def _run_text(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | Non
     b.strategy = f"BM25 {b.entry.name}" + ("" if allowed is None else f" within {len(allowed.ids)} allowed rows")
     if restrict is not None:
         b.strategy += " (the filter ran inside the full-text index)"
-    if bm25 != (K1, B):
+    if bm25 != TANTIVY_BM25:
         b.strategy += f" (top {max(k, RESCORE_DEPTH)} rescored with k1={bm25[0]:g}, b={bm25[1]:g})"
     if len(cov.unindexed):
         tail_ids = cov.unindexed if allowed is None else np.intersect1d(cov.unindexed, allowed.ids)
         if isinstance(b.text, Match) and not b.text.fuzziness and not b.text.proximity and "avg_len" in b.entry.params:
-            rows = snap.take(tail_ids, list(index.columns))
-            texts = {c: rows.column(c).to_pylist() for c in index.columns}
-            avg = b.entry.params["avg_len"]
-            tids, ts = score_tail(index, avg, b.text.text, q.boosts, tail_ids, texts, k, *bm25)
+            entry = b.entry
+            log = view.remember("text_tails", entry.path, lambda: TextTail(index, entry.params["avg_len"]), keep=16)
+            tids, ts = log.search(log.positions(tail_ids, snap.take), b.text.text, q.boosts, k, *bm25)
             b.strategy += f" + BM25 on the index's statistics over {len(tail_ids)} unindexed rows"
         else:
             tail = view.remember("tails", (b.entry.path, view.version), lambda: _tail_index(snap, index, cov.unindexed))

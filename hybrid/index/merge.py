@@ -1,0 +1,78 @@
+"""Folding a table's changes into an index without rebuilding it.
+
+An index folder never changes once written, so a merge writes a successor: a copy
+of the index (tantivy's segment files hard-linked, hnswlib's graph loaded and saved)
+with the rows added since inserted and the rows deleted since removed (tantivy) or
+marked deleted (hnswlib). The successor is a new index entry built at the new
+version, committed like a rebuild, so time travel keeps every version's own index
+and a crash leaves the old entry in place. Inserting the new rows into the existing
+graph or segments costs a small share of inserting every row again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from hybrid.index.catalog import (
+    IndexEntry,
+    load_ids,
+    masks_of,
+    new_index_folder,
+    save_ids,
+    selected_vectors,
+    text_batches,
+)
+from hybrid.index.coverage import Coverage
+from hybrid.index.fts_filters import filter_columns_of
+from hybrid.index.fulltext import FullTextIndex
+from hybrid.index.vector import VectorIndex
+from hybrid.storage.snapshot import Snapshot
+
+MAX_DELETED_SHARE = 0.2
+"""A vector index whose graph would hold more than this share of deleted nodes is rebuilt instead:
+deleted nodes still cost graph hops and crowd out live neighbours."""
+
+
+def wants_rebuild(entry: IndexEntry, cov: Coverage) -> bool:
+    """Whether merging `cov` into `entry` would leave too many deleted nodes in its graph."""
+    if entry.kind != "vector":
+        return False
+    deleted = int(entry.params.get("deleted_nodes", 0)) + len(cov.dead)
+    nodes = entry.rows + int(entry.params.get("deleted_nodes", 0)) + len(cov.unindexed)
+    return deleted > MAX_DELETED_SHARE * max(nodes, 1)
+
+
+def merge(
+    root: Path, snap: Snapshot, entry: IndexEntry, index: FullTextIndex | VectorIndex, cov: Coverage
+) -> tuple[IndexEntry, Path]:
+    """Write `entry`'s successor for version `snap` (its rows added and deleted since folded in).
+
+    Returns the new entry and its folder (the caller commits it, or removes the folder on failure).
+    """
+    rel, folder = new_index_folder(root)
+    indexed = np.asarray(load_ids(root / entry.path))
+    kept = indexed[~np.isin(indexed, cov.dead, assume_unique=True)] if len(cov.dead) else indexed
+    masks = masks_of(snap, cov.unindexed)
+    params = dict(entry.params)
+    if isinstance(index, VectorIndex):
+        column = entry.columns[0]
+        parts = list(selected_vectors(snap, column, masks))
+        dim = snap.schema.field(column).type.list_size
+        ids = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.uint64)
+        vectors = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, dim), np.float32)
+        VectorIndex.merged(root / entry.path, folder, dim, index.metric, index.ef_search, (ids, vectors), cov.dead)
+        params["deleted_nodes"] = int(params.get("deleted_nodes", 0)) + len(cov.dead)
+        rows = entry.rows + len(ids) - len(cov.dead)
+    else:
+        filters = filter_columns_of(entry, snap)
+        columns = list(entry.columns) + [c for c in filters if c not in entry.columns]
+        merged = index.merged(
+            root / entry.path / "tantivy", folder / "tantivy", text_batches(snap, columns, masks), cov.dead, filters
+        )
+        rows = merged.num_docs
+    save_ids(folder, np.concatenate([kept, cov.unindexed]))
+    params["merges"] = int(params.get("merges", 0)) + 1
+    return replace(entry, path=rel, built_version=snap.manifest.version, rows=rows, params=params), folder

@@ -1,0 +1,218 @@
+"""The rows an index does not hold yet, kept ready for search and carried from version to version.
+
+Rows written since an index was built are searched beside it: exactly for
+vectors, by BM25 on the index's statistics for text. Reading and analysing
+those rows for every query (or once per version) would make a table that is
+written to all day slower the more it is written. A tail log instead keeps each
+unindexed row's vector, or its analysed terms, from the first version that
+needs it, in append-only arrays shared by every later version: a new version
+reads only the rows its commit added. A version's view is the positions of its
+own unindexed rows in the log, so versions (and time travel) never see each
+other's rows. Row ids are never reused and a row's content never changes, so a
+logged row is valid in every version where it is live.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from hybrid.index.coverage import member
+from hybrid.index.exact import distances_from_dots
+from hybrid.index.fulltext import COMBINED_FIELD, FullTextIndex
+from hybrid.index.vector import top_k
+
+Reader = Callable[[np.ndarray, list[str]], pa.Table]
+"""Reads the given live row ids (in order) with the given columns, from the version being viewed."""
+
+
+class TailLog:
+    """Append-only store of the unindexed rows seen so far, in the order first seen."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ids = np.empty(0, np.uint64)  # by position
+        self._order: np.ndarray | None = None  # positions sorting `ids`, when they are not already sorted
+
+    def positions(self, wanted: np.ndarray, read: Reader) -> np.ndarray:
+        """Log positions of the sorted row ids `wanted`, logging (reading) those not logged yet."""
+        with self.lock:
+            ids, order = self.ids, self._order
+            sorted_ids = ids if order is None else ids[order]
+            missing = wanted[~member(wanted, sorted_ids)]
+            if len(missing):
+                self._append(missing, read)
+                ids = self.ids
+                if order is not None or (len(ids) > len(missing) and ids[-len(missing) - 1] > missing[0]):
+                    self._order = np.argsort(ids, kind="stable")
+                order = self._order
+                sorted_ids = ids if order is None else ids[order]
+        at = np.searchsorted(sorted_ids, wanted)
+        return at if order is None else order[at]
+
+    def _append(self, ids: np.ndarray, read: Reader) -> None:
+        raise NotImplementedError
+
+
+def _grown(buffer: np.ndarray, used: int, extra: np.ndarray) -> np.ndarray:
+    """`buffer[:used]` followed by `extra`, reallocating geometrically (readers keep the old array)."""
+    need = used + len(extra)
+    if need > len(buffer):
+        bigger = np.empty((max(need, 2 * len(buffer), 64),) + buffer.shape[1:], dtype=buffer.dtype)
+        bigger[:used] = buffer[:used]
+        buffer = bigger
+    buffer[used:need] = extra
+    return buffer
+
+
+class VectorTail(TailLog):
+    """Unindexed rows' vectors (float32) and squared norms, for exact search beside an HNSW index."""
+
+    def __init__(self, column: str, dim: int) -> None:
+        super().__init__()
+        self.column = column
+        self._vectors = np.empty((0, dim), np.float32)
+        self._squares = np.empty(0, np.float64)
+
+    def _append(self, ids: np.ndarray, read: Reader) -> None:
+        col = read(ids, [self.column]).column(self.column).combine_chunks()
+        valid = ~col.is_null().to_numpy(zero_copy_only=False)
+        dim = self._vectors.shape[1]
+        matrix = np.zeros((len(ids), dim), np.float32)
+        if valid.any():
+            matrix[valid] = col.filter(pa.array(valid)).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+        squares = np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64)
+        squares[~valid] = np.nan  # a row without a vector is never a hit
+        n = len(self.ids)
+        self._vectors = _grown(self._vectors, n, matrix)
+        self._squares = _grown(self._squares, n, squares)
+        self.ids = np.concatenate([self.ids, ids])
+
+    def search(self, positions: np.ndarray, q: np.ndarray, metric: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The `k` nearest (row ids, distances) among the logged rows at `positions`."""
+        squares = self._squares[positions]
+        keep = ~np.isnan(squares)
+        positions, squares = positions[keep], squares[keep]
+        if len(positions) == 0:
+            return np.empty(0, np.uint64), np.empty(0, np.float32)
+        q = np.ascontiguousarray(q, dtype=np.float32)
+        q_square = float(np.dot(q.astype(np.float64), q.astype(np.float64)))
+        dots = np.asarray(self._vectors[positions] @ q, dtype=np.float32)
+        return top_k(self.ids[positions], distances_from_dots(dots, squares, q_square, metric), k)
+
+
+@dataclass
+class _Field:
+    """One scored field of a text tail: per logged row its length, and postings per term."""
+
+    lengths: list[int]
+    postings: dict[str, tuple[list[int], list[int]]]  # term -> (positions, term counts)
+
+
+class TextTail(TailLog):
+    """Unindexed rows' analysed terms, scored by BM25 on the main index's statistics.
+
+    Scoring fresh rows in an index of their own would give them its IDF (a term in
+    1 of 3 new rows looks rare) and rank them inconsistently, so plain term queries
+    are scored with the main index's document count, document frequencies and
+    average field length (tantivy's formula and the index's k1 and b), plus the
+    fresh rows' own counts. A BM25F index is scored on its combined field: each
+    column's counts and length times the column's weight. Tantivy quantizes field
+    lengths, so scores agree with a rebuilt index to within a few percent.
+    """
+
+    def __init__(self, index: FullTextIndex, avg_len: Mapping[str, float]) -> None:
+        super().__init__()
+        self.index = index
+        self.avg_len = dict(avg_len)
+        self.per_column = {c: _Field([], {}) for c in index.columns}
+        self.combined = _Field([], {}) if index.weights is not None else None
+
+    def _append(self, ids: np.ndarray, read: Reader) -> None:
+        rows = read(ids, list(self.index.columns))
+        start = len(self.ids)
+        combined: list[Counter[str]] = [Counter() for _ in range(len(ids))]
+        for column in self.index.columns:
+            w = self.index.weights.get(column, 1) if self.index.weights is not None else 1
+            for i, text in enumerate(rows.column(column).to_pylist()):
+                counts = Counter(self.index.analyzer.terms(text)) if text else Counter()
+                _post(self.per_column[column], start + i, counts)
+                if self.combined is not None:
+                    combined[i].update({t: n * w for t, n in counts.items()})
+        if self.combined is not None:
+            for i, counts in enumerate(combined):
+                _post(self.combined, start + i, counts)
+        self.ids = np.concatenate([self.ids, ids])
+
+    def search(
+        self,
+        positions: np.ndarray,
+        query_text: str,
+        boosts: Mapping[str, float] | None,
+        k: int,
+        k1: float,
+        b: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` (row ids, BM25) among the logged rows at `positions` for a plain term query."""
+        counts = Counter(self.index.analyzer.terms(query_text))
+        if not counts or len(positions) == 0:
+            return np.empty(0, np.uint64), np.empty(0, np.float32)
+        n = len(self.ids)  # rows logged later (by another thread) are not this view's
+        alive = np.zeros(n, dtype=bool)
+        alive[positions] = True
+        n_docs = self.index.num_docs + self.index.deleted_docs + len(positions)  # as tantivy counts
+        scores = np.zeros(n, dtype=np.float64)
+        for name, boost, fld, avg in self._scored(boosts):
+            lengths = np.asarray(fld.lengths[:n], dtype=np.float64)
+            for term, q_count in counts.items():
+                at, tf = fld.postings.get(term, ((), ()))
+                m = min(len(at), len(tf))  # positions are appended in order: the first m are complete
+                pos, tf_all = np.asarray(at[:m], dtype=np.int64), np.asarray(tf[:m], dtype=np.float64)
+                keep = pos < n
+                pos, tf_all = pos[keep], tf_all[keep]
+                keep = alive[pos]
+                pos, tf_here = pos[keep], tf_all[keep]
+                df = int(self.index.searcher.doc_freq(name, term)) + len(pos)
+                if df == 0 or len(pos) == 0:
+                    continue
+                idf = math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+                norm = k1 * (1 - b + b * lengths[pos] / max(avg, 1e-9))
+                scores[pos] += q_count * boost * idf * tf_here * (k1 + 1) / (tf_here + norm)
+        hit = np.flatnonzero(scores > 0)
+        ids, s = self.ids[hit], scores[hit]
+        order = np.lexsort((ids, -s))[:k]
+        return ids[order].astype(np.uint64), s[order].astype(np.float32)
+
+    def _scored(self, boosts: Mapping[str, float] | None) -> Sequence[tuple[str, float, _Field, float]]:
+        """(tantivy field, boost, tail field, average length) of each field the query scores."""
+        if self.combined is not None and not boosts:
+            weights = self.index.weights or {}
+            avg = sum(weights.get(c, 1) * self.avg_len.get(c, 1.0) for c in self.index.columns)
+            return [(COMBINED_FIELD, 1.0, self.combined, avg)]
+        return [
+            (f, float((boosts or {}).get(c, 1.0)), self.per_column[c], self.avg_len.get(c, 1.0))
+            for f, c in zip(self.index.fields, self.index.columns)
+        ]
+
+
+def _post(fld: _Field, position: int, counts: Counter[str]) -> None:
+    fld.lengths.append(sum(counts.values()))
+    for term, n in counts.items():
+        at, tf = fld.postings.setdefault(term, ([], []))
+        at.append(position)
+        tf.append(n)
+
+
+def average_lengths(index: FullTextIndex, texts: Mapping[str, Sequence[str | None]]) -> dict[str, float]:
+    """Average analysed length per column over a sample of documents (stored with the index for tail scoring)."""
+    out = {}
+    for column in index.columns:
+        values = texts[column]
+        out[column] = float(np.mean([len(index.analyzer.terms(t)) if t else 0 for t in values])) if values else 1.0
+    return out
