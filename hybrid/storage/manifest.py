@@ -3,19 +3,36 @@
 A manifest lists the schema (with stable field ids, so renames and drops never
 touch data files), the fragments and their data / deletion / row-id files, and
 the counters that keep row ids and field ids unique forever.
+
+On disk the fragments live in *pages* (see :mod:`hybrid.storage.pages`): immutable
+files of up to a few hundred fragments each, shared by every version whose
+fragments they still describe. The manifest file lists its pages in order and
+then the last few fragments inline, so it stays small however many fragments
+the table has, and a commit writes only the pages that changed (an append
+usually none). Manifests of format 1 list every fragment inline; they are still
+read.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import Any
 
 import pyarrow as pa
 
-FORMAT_VERSION = 1
+from hybrid.errors import HybridError
+
+FORMAT_VERSION = 2
+"""The newest format this code reads; 1: fragments inline, 2: pages of fragments, then the last few inline."""
+INLINE_FORMAT = 1
+
+
+class CorruptTableError(HybridError, OSError):
+    """A manifest refers to a page that is missing or does not hold what the manifest says."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,22 @@ class Fragment:
 
 
 @dataclass(frozen=True)
+class Page:
+    """An immutable file (`path`, relative to the table folder) holding a run of fragments."""
+
+    path: str
+    fragments: tuple[Fragment, ...] = field(repr=False)
+    live_rows: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "live_rows", sum(f.live_rows for f in self.fragments))
+
+
+PageReader = Callable[[str], Page]
+"""Given a page's path, the page."""
+
+
+@dataclass(frozen=True)
 class Manifest:
     """Everything a reader needs to see version `version` of a table."""
 
@@ -84,10 +117,16 @@ class Manifest:
     details: dict[str, Any] = field(default_factory=dict)
     indexes: tuple[dict[str, Any], ...] = ()
     """Index entries (opaque to storage); each has a "name" and a "path" folder."""
+    pages: tuple[Page, ...] = field(default=(), compare=False, repr=False)
+    """The pages this manifest was read from or published with. After `replace` changed the
+    fragments they need not cover them any more: publishing reuses the ones that still match."""
 
     @property
     def num_rows(self) -> int:
-        return sum(f.live_rows for f in self.fragments)
+        covered = self.paged_prefix()
+        if covered is None:
+            return sum(f.live_rows for f in self.fragments)
+        return sum(p.live_rows for p in self.pages) + sum(f.live_rows for f in self.fragments[covered:])
 
     def field_id(self, name: str) -> int:
         return self.field_ids[self.schema.get_field_index(name)]
@@ -99,10 +138,34 @@ class Manifest:
         for entry in self.indexes:
             yield entry["path"]
 
+    def page_paths(self) -> Iterator[str]:
+        """The pages this manifest lists when written (relative to the table folder)."""
+        if self.paged_prefix() is not None:
+            yield from (p.path for p in self.pages)
+
+    def paged_prefix(self) -> int | None:
+        """How many leading fragments `pages` hold, or None if they do not hold a prefix of `fragments`."""
+        covered = 0
+        for page in self.pages:
+            end = covered + len(page.fragments)
+            if self.fragments[covered:end] != page.fragments:  # identical objects compare fast
+                return None
+            covered = end
+        return covered
+
     def to_json(self) -> str:
+        """The manifest file: its pages (when they hold a prefix of the fragments), then the rest inline."""
+        covered = self.paged_prefix()
+        body: dict[str, Any] = {"fragments": fragments_to_dicts(self.fragments)}
+        if covered is not None and self.pages:
+            body = {
+                "fragment_count": len(self.fragments),
+                "pages": [{"path": p.path, "fragments": len(p.fragments)} for p in self.pages],
+                "fragments": fragments_to_dicts(self.fragments[covered:]),
+            }
         return json.dumps(
             {
-                "format_version": FORMAT_VERSION,
+                "format_version": FORMAT_VERSION if "pages" in body else INLINE_FORMAT,
                 "version": self.version,
                 "timestamp": self.timestamp,
                 "operation": self.operation,
@@ -117,14 +180,15 @@ class Manifest:
                 "metadata": self.metadata,
                 "details": self.details,
                 "num_rows": self.num_rows,
-                "fragments": [_fragment_to_dict(f) for f in self.fragments],
+                **body,
                 "indexes": list(self.indexes),
             },
             separators=(",", ":"),  # compact, and encoded by the C encoder (indent is pure Python)
         )
 
     @staticmethod
-    def from_json(text: str) -> Manifest:
+    def from_json(text: str, read_page: PageReader | None = None) -> Manifest:
+        """Parse a manifest file; `read_page` loads the pages a paged manifest lists."""
         d = json.loads(text)
         if d.get("format_version", 0) > FORMAT_VERSION:
             raise ValueError(
@@ -132,13 +196,20 @@ class Manifest:
                 f"understands ({FORMAT_VERSION}); upgrade hybridsearch"
             )
         schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(d["schema"])))
+        pages: tuple[Page, ...] = ()
+        fragments = tuple(fragments_from_dicts(d["fragments"]))
+        if d.get("pages"):
+            if read_page is None:
+                raise ValueError("a paged manifest needs a page reader")
+            pages = tuple(_load_page(read_page, p["path"], p["fragments"]) for p in d["pages"])
+            fragments = tuple(chain.from_iterable(p.fragments for p in pages)) + fragments
         return Manifest(
             version=d["version"],
             timestamp=d["timestamp"],
             operation=d["operation"],
             schema=schema,
             field_ids=tuple(d["field_ids"]),
-            fragments=tuple(_fragment_from_dict(f) for f in d["fragments"]),
+            fragments=fragments,
             next_field_id=d["next_field_id"],
             next_rowid=d["next_rowid"],
             next_fragment_id=d["next_fragment_id"],
@@ -147,7 +218,23 @@ class Manifest:
             metadata=d["metadata"],
             details=d.get("details", {}),
             indexes=tuple(d.get("indexes", ())),
+            pages=pages,
         )
+
+
+def _load_page(read_page: PageReader, path: str, count: int) -> Page:
+    page = read_page(path)
+    if len(page.fragments) != count:
+        raise CorruptTableError(f"page {path} holds {len(page.fragments)} fragments; the manifest lists {count}")
+    return page
+
+
+def fragments_to_dicts(fragments: Sequence[Fragment]) -> list[dict[str, Any]]:
+    return [_fragment_to_dict(f) for f in fragments]
+
+
+def fragments_from_dicts(dicts: list[dict[str, Any]]) -> list[Fragment]:
+    return [_fragment_from_dict(d) for d in dicts]
 
 
 def _fragment_to_dict(f: Fragment) -> dict[str, Any]:

@@ -41,8 +41,9 @@ def commit(
         new = replace(
             built, version=latest.version + 1, timestamp=time.time(), operation=operation, details=details or {}
         )
-        if log.publish(new):
-            return new
+        published = log.publish(new)
+        if published is not None:
+            return published
         time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
     raise CommitConflictError(f"{operation}: gave up after {MAX_ATTEMPTS} attempts; too many concurrent writers")
 

@@ -3,7 +3,8 @@
 A commit writes the manifest to a temporary file, flushes it, then publishes it
 with ``os.link`` onto ``_versions/<n>.json``, which fails if the name exists.
 So a version either exists whole or not at all, and two writers racing for
-the same number cannot both win.
+the same number cannot both win. The pages a manifest lists (see
+:mod:`hybrid.storage.pages`) are written and synced before it is published.
 """
 
 from __future__ import annotations
@@ -12,14 +13,23 @@ import json
 import os
 import re
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from hybrid.errors import HybridError, VersionNotFoundError
+from hybrid.storage import pages
 from hybrid.storage.files import fsync_dir
-from hybrid.storage.manifest import Manifest
+from hybrid.storage.manifest import Manifest, Page
 
 VERSIONS_DIR = "_versions"
 TAGS_DIR = "_tags"
+CLEANUP_MARK = ".cleanup"
+"""Rewritten (new random content) by cleanup before and after it removes versions."""
+
+_newest_seen: dict[str, tuple[int, str | None]] = {}
+"""Per versions folder, process-wide: a version known to exist, and the cleanup mark read after it
+existed. Versions are numbered without gaps from any existing one to the newest unless cleanup removed
+some since, which changes the mark; so a new `VersionLog` starts from here instead of listing the folder."""
 
 
 class VersionLog:
@@ -54,12 +64,47 @@ class VersionLog:
         # increment of the shared counter between two of them could step past the newest file.
         seen = self._latest_seen
         if seen == 0 or not os.path.exists(self._file(seen)):  # first look, or cleaned up / dropped since
-            versions = self.list_versions()
-            seen = versions[-1] if versions else 0
+            seen = self._first_look()
         while seen and os.path.exists(self._file(seen + 1)):
             seen += 1
         self._latest_seen = seen
         return seen
+
+    def _first_look(self) -> int:
+        """The newest version: from the process-wide hint if no cleanup ran since, else by listing."""
+        hint = _newest_seen.get(self._prefix)
+        if hint is not None and os.path.exists(self._file(hint[0])):
+            seen = hint[0]
+            while os.path.exists(self._file(seen + 1)):
+                seen += 1
+            if self._cleanup_mark() == hint[1]:  # read after probing: no version was removed meanwhile
+                self._note_newest(seen, hint[1])
+                return seen
+        mark = self._cleanup_mark()  # read before listing: a cleanup running now changes it again
+        versions = self.list_versions()
+        seen = versions[-1] if versions else 0
+        if seen:
+            self._note_newest(seen, mark)
+        return seen
+
+    def _note_newest(self, version: int, mark: str | None) -> None:
+        known = _newest_seen.get(self._prefix)
+        if known is None or known[1] != mark or known[0] < version:
+            _newest_seen[self._prefix] = (version, mark)
+
+    def _cleanup_mark(self) -> str | None:
+        try:
+            with open(self._prefix + CLEANUP_MARK) as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
+
+    def mark_cleanup(self) -> None:
+        """Tell other `VersionLog`s that versions may be removed (cleanup calls it before and after)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".tmp-{uuid.uuid4().hex}"
+        tmp.write_text(uuid.uuid4().hex)
+        os.replace(tmp, self._prefix + CLEANUP_MARK)
 
     def load(self, version: int) -> Manifest:
         """The manifest of `version`; the newest one read is cached (manifests never change)."""
@@ -75,7 +120,7 @@ class VersionLog:
             raise VersionNotFoundError(
                 f"version {version} does not exist in {self.root.name} (available: {span})"
             ) from None
-        manifest = Manifest.from_json(text)
+        manifest = Manifest.from_json(text, self.read_page)
         if self._cached is None or version >= self._cached[0]:
             self._cached = (version, stat.st_ino, stat.st_mtime_ns, manifest)
         return manifest
@@ -86,25 +131,38 @@ class VersionLog:
             raise VersionNotFoundError(f"table {self.root.name} has no committed version")
         return self.load(version)
 
-    def publish(self, manifest: Manifest) -> bool:
-        """Create the manifest of `manifest.version` exclusively; False if that version exists."""
+    def read_page(self, rel: str) -> Page:
+        return pages.read_page(self.root, rel)
+
+    def publish(self, manifest: Manifest) -> Manifest | None:
+        """Create the manifest of `manifest.version` exclusively; None if that version exists.
+
+        Returns the manifest as published (with the pages that now hold its fragments).
+        """
         self.dir.mkdir(parents=True, exist_ok=True)
+        layout, written = pages.write_pages(self.root, manifest.fragments, manifest.pages)
+        published = replace(manifest, pages=layout)
         tmp = self.dir / f".tmp-{uuid.uuid4().hex}"
-        with open(tmp, "x") as fh:
-            fh.write(manifest.to_json())
-            fh.flush()
-            os.fsync(fh.fileno())
+        won = False
         try:
+            with open(tmp, "x") as fh:
+                fh.write(published.to_json())
+                fh.flush()
+                os.fsync(fh.fileno())
             os.link(tmp, self._path(manifest.version))
+            won = True
         except FileExistsError:
-            return False
+            return None
         finally:
-            tmp.unlink()
+            tmp.unlink(missing_ok=True)
+            if not won:
+                pages.remove_pages(self.root, written)
         fsync_dir(self.dir)
+        self._note_newest(manifest.version, self._cleanup_mark())
         self._latest_seen = max(self._latest_seen, manifest.version)
         stat = self._path(manifest.version).stat()
-        self._cached = (manifest.version, stat.st_ino, stat.st_mtime_ns, manifest)
-        return True
+        self._cached = (manifest.version, stat.st_ino, stat.st_mtime_ns, published)
+        return published
 
     def remove(self, version: int) -> None:
         self._path(version).unlink(missing_ok=True)

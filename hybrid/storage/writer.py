@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from hybrid.storage.files import DATA_DIR, DELETIONS_DIR, INDEXES_DIR, ROWIDS_DIR, fsync_dir, write_ids_file
 from hybrid.storage.manifest import DataFile, Fragment, Manifest
+from hybrid.storage.pages import PAGES_DIR
 from hybrid.storage.snapshot import ROWID, Snapshot
 from hybrid.storage.versions import VersionLog
 
@@ -147,23 +148,31 @@ class CleanupStats:
 
 
 def cleanup(root: Path, log: VersionLog, older_than_s: float, keep: Callable[[int], bool]) -> CleanupStats:
-    """Remove versions older than the cutoff (never the newest or kept ones) and unreachable files."""
+    """Remove versions older than the cutoff (never the newest or kept ones) and unreachable files.
+
+    A file (data, deletion, row-id file, fragment page or index folder) goes when no
+    remaining version lists it and it is older than the cutoff too (so that files of a
+    commit still in flight stay).
+    """
     cutoff = time.time() - older_than_s
     versions = log.list_versions()
     if not versions:
         return CleanupStats(0, 0, 0)
     newest = versions[-1]
+    log.mark_cleanup()
     referenced: set[str] = set()
     removed_versions = 0
     for v in versions:
         manifest = log.load(v)
         if v == newest or keep(v) or manifest.timestamp >= cutoff:
             referenced.update(manifest.file_paths())
+            referenced.update(manifest.page_paths())
         else:
             log.remove(v)
             removed_versions += 1
+    log.mark_cleanup()
     files = bytes_ = 0
-    for sub in (DATA_DIR, DELETIONS_DIR, ROWIDS_DIR):
+    for sub in (DATA_DIR, DELETIONS_DIR, ROWIDS_DIR, PAGES_DIR):
         folder = root / sub
         if not folder.is_dir():
             continue
