@@ -26,15 +26,20 @@ from hybrid.errors import (
     VectorError,
     VersionNotFoundError,
 )
+from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep
 from hybrid.storage.writer import CleanupStats
 from hybrid.table import Commit, Table, VersionInfo
 
 __version__ = "0.1.0"
 
 
-def connect(path: str | Path) -> Database:
-    """Open (creating if needed) the database stored in the folder `path`."""
-    return Database(path)
+def connect(path: str | Path, *, upkeep: Upkeep | None = DEFAULT_UPKEEP) -> Database:
+    """Open (creating if needed) the database stored in the folder `path`.
+
+    `upkeep` says when tables opened through it compact their small fragments and merge
+    their indexes by themselves after writes, in a background thread (None: never).
+    """
+    return Database(path, upkeep)
 
 
 __all__ = [
@@ -42,6 +47,7 @@ __all__ = [
     "Commit",
     "CommitConflictError",
     "Database",
+    "Upkeep",
     "DuplicateKeyError",
     "FilterError",
     "HybridError",

@@ -13,6 +13,7 @@ import pyarrow as pa
 from hybrid.embedders import binding
 from hybrid.embedders.binding import EmbeddingSpec
 from hybrid.errors import SchemaError, TableExistsError, TableNotFoundError
+from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep
 from hybrid.storage import transactions as tx
 from hybrid.storage.ingest import check_column_name, conform, infer_schema, to_batches
 from hybrid.storage.manifest import Manifest
@@ -36,9 +37,11 @@ class Database:
         [{'n': 1}]
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, upkeep: Upkeep | None = DEFAULT_UPKEEP) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        self.upkeep = upkeep
+        """Automatic upkeep of the tables this object opens (None: off; see :class:`hybrid.Upkeep`)."""
 
     def __repr__(self) -> str:
         return f"Database({str(self.path)!r})"
@@ -63,7 +66,7 @@ class Database:
         root = self._root(name)
         if not VersionLog(root).exists():
             raise TableNotFoundError(f"no table {name!r} in {self.path}; tables: {self.table_names()}")
-        return Table(root)
+        return Table(root, upkeep=self.upkeep)
 
     def create_table(
         self,
@@ -115,13 +118,13 @@ class Database:
         if log.exists():  # overwrite: a new version of the existing table
             base = log.load_latest()
             tx.commit(log, base, "overwrite", lambda latest: _overwrite(latest, content), details)
-            return Table(root)
+            return Table(root, upkeep=self.upkeep)
         first = Manifest(**{**content.__dict__, "version": 1, "timestamp": time.time(), "details": details})
         if not log.publish(first):
             if mode == "exist_ok":
                 return self._existing(name, schema)
             raise TableExistsError(f"table {name!r} was created concurrently")
-        return Table(root)
+        return Table(root, upkeep=self.upkeep)
 
     def _existing(self, name: str, schema: pa.Schema | None) -> Table:
         table = self.open_table(name)

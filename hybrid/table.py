@@ -16,6 +16,7 @@ from hybrid.errors import ReadOnlyError, SchemaError, require
 from hybrid.index import manage
 from hybrid.index.analyzer import Analyzer, Tokenizer
 from hybrid.index.cache import SearchCache
+from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep, UpkeepWorker, commit_compaction
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query.allowed import allowed_rows
 from hybrid.query.filter import compile_filter
@@ -25,7 +26,7 @@ from hybrid.storage.ingest import check_column_name, conform, to_batches
 from hybrid.storage.manifest import Fragment, Manifest
 from hybrid.storage.snapshot import ROWID, RowPredicate, Snapshot
 from hybrid.storage.versions import VersionLog
-from hybrid.storage.writer import CleanupStats, plan_compaction, rewrite_run, write_fragments
+from hybrid.storage.writer import CleanupStats, plan_compaction, write_fragments
 
 if TYPE_CHECKING:
     import pandas
@@ -60,7 +61,7 @@ class VersionInfo:
 
 
 def _index_commit(manifest: Manifest) -> Commit:
-    return Commit(manifest.version, "create_index")
+    return Commit(manifest.version, manifest.operation)
 
 
 class Table:
@@ -79,8 +80,9 @@ class Table:
         1
     """
 
-    def __init__(self, root: Path, *, pinned: Manifest | None = None) -> None:
+    def __init__(self, root: Path, *, pinned: Manifest | None = None, upkeep: Upkeep | None = DEFAULT_UPKEEP) -> None:
         self._root = root
+        self._upkeep = UpkeepWorker(upkeep) if upkeep is not None and upkeep.enabled and pinned is None else None
         self._log = VersionLog(root)
         self._cache = FileCache(root)
         self._pinned = pinned
@@ -139,6 +141,19 @@ class Table:
         return manage.Writable(
             self.name, self._root, self._log, self._cache, self._search, self._write_base, self._manifest
         )
+
+    def _after_write(self) -> None:
+        if self._upkeep is not None:
+            self._upkeep.after_write(self._writable())
+
+    def wait_for_upkeep(self, timeout: float | None = None) -> None:
+        """Block until the background upkeep this table object started (if any) has finished.
+
+        Upkeep (:class:`hybrid.Upkeep`) compacts small fragments and merges indexes after
+        writes, in a background thread, as ordinary commits named "compact" and "merge_index".
+        """
+        if self._upkeep is not None:
+            self._upkeep.wait(timeout)
 
     def _write_base(self, operation: str) -> Manifest:
         if self._pinned is not None:
@@ -224,6 +239,7 @@ class Table:
             return tx.append_fragments(latest, fragments)
 
         new = tx.commit(self._log, base, "append", rebase, {"inserted": rows})
+        self._after_write()
         return Commit(new.version, "append", inserted=rows)
 
     def _matching_rowids(self, snap: Snapshot, where: str | None) -> np.ndarray:
@@ -276,6 +292,7 @@ class Table:
             rebase,
             {"inserted": inserted, "updated": updated, "deleted": len(rowids) - updated},
         )
+        self._after_write()
         return Commit(new.version, operation, inserted=inserted, updated=updated, deleted=deleted[0] - updated)
 
     def update(
@@ -451,19 +468,10 @@ class Table:
     def compact(self, target_rows: int = 1 << 20) -> Commit:
         """Merge small fragments and purge deleted rows; row ids are kept."""
         base = self._write_base("compact")
-        snap = Snapshot(self._root, base, self._cache)
-        runs = [rewrite_run(self._root, snap, run) for run in plan_compaction(base, target_rows)]
+        runs = plan_compaction(base, target_rows)
         if not runs:
             return Commit(base.version, "compact")
-
-        def rebase(latest: Manifest) -> Manifest:
-            tx.require_same_schema("compact", base, latest)
-            for run in runs:
-                latest = tx.replace_fragments("compact", base, latest, run.fragment_ids, run.new)
-            return latest
-
-        merged = sum(len(r.fragment_ids) for r in runs)
-        new = tx.commit(self._log, base, "compact", rebase, {"fragments_merged": merged})
+        new = commit_compaction(Snapshot(self._root, base, self._cache), self._log, runs, "compact")
         return Commit(new.version, "compact")
 
     def cleanup(self, older_than: dt.timedelta = dt.timedelta(days=7)) -> CleanupStats:
@@ -625,9 +633,16 @@ class Table:
         """Per index: rows indexed, dead (deleted since) and unindexed (added since), and its settings."""
         return manage.index_stats(self._writable())
 
-    def optimize(self) -> list[Commit]:
-        """Fold rows added, updated or deleted since each index was built into a fresh index."""
-        return [_index_commit(m) for m in manage.optimize(self._writable())]
+    def optimize(self, rebuild: bool = False) -> list[Commit]:
+        """Fold rows added, updated or deleted since each index was built into the index.
+
+        Full-text and vector indexes are merged: the new rows are inserted into a copy
+        of the index and deleted rows removed (tantivy) or marked deleted (hnswlib), at a
+        small share of a rebuild's cost. `rebuild` builds every changed or merged
+        index from scratch instead, as does a vector index whose graph would hold over
+        a fifth deleted nodes. Background upkeep (:class:`hybrid.Upkeep`) does this by itself.
+        """
+        return [_index_commit(m) for m in manage.optimize(self._writable(), rebuild)]
 
     def drop_index(self, name: str) -> Commit:
         return Commit(manage.drop_index(self._writable(), name).version, "drop_index")
@@ -669,7 +684,7 @@ class Table:
 
     def checkout_latest(self) -> Table:
         """A writable table object that follows the newest version."""
-        return Table(self._root)
+        return Table(self._root, upkeep=self._upkeep.policy if self._upkeep is not None else None)
 
     def restore(self, version: int | str) -> Commit:
         """Make the content of `version` (a number or a tag) the newest version; history is kept."""

@@ -61,19 +61,21 @@ class Writable:
         return IndexedSnapshot(self.name, self.root, Snapshot(self.root, self.current(), self.files), self.cache)
 
 
-def _commit_index(table: Writable, base: Manifest, entry: IndexEntry, replace_existing: bool) -> Manifest:
+def _commit_index(
+    table: Writable, base: Manifest, entry: IndexEntry, replace_existing: bool, operation: str = "create_index"
+) -> Manifest:
 
     def rebase(latest: Manifest) -> Manifest:
         if latest.lineage_epoch != base.lineage_epoch:
-            raise tx.conflict("create_index", base, latest, "overwrote or restored the table")
+            raise tx.conflict(operation, base, latest, "overwrote or restored the table")
         if any(f not in latest.field_ids for f in entry.field_ids):
-            raise tx.conflict("create_index", base, latest, "dropped an indexed column")
+            raise tx.conflict(operation, base, latest, "dropped an indexed column")
         others = tuple(d for d in latest.indexes if d["name"] != entry.name)
         if len(others) != len(latest.indexes) and not replace_existing:
-            raise tx.conflict("create_index", base, latest, f"created an index named {entry.name!r}")
+            raise tx.conflict(operation, base, latest, f"created an index named {entry.name!r}")
         return replace(latest, indexes=others + (entry.to_dict(),))
 
-    return tx.commit(table.log, base, "create_index", rebase, {"index": entry.name, "rows": entry.rows})
+    return tx.commit(table.log, base, operation, rebase, {"index": entry.name, "rows": entry.rows})
 
 
 def _check_name(snap: Snapshot, name: str, replace_existing: bool) -> None:
@@ -300,45 +302,44 @@ def optimize(table: Writable, rebuild: bool = False) -> list[Manifest]:
     """Fold rows added or deleted since each index was built into it, from the newest version.
 
     Full-text and vector indexes are merged (:mod:`hybrid.index.merge`): the new rows are
-    inserted into a copy of the index and the deleted ones removed or marked. They are
-    rebuilt from scratch with `rebuild`, or when a graph would hold too many deleted nodes;
-    scalar indexes (cheap to build) are always rebuilt.
+    inserted into a copy of the index and the deleted ones removed or marked. With `rebuild`
+    they (and any index that was merged before) are built from scratch instead, as is a graph
+    that would hold too many deleted nodes; scalar indexes (cheap to build) are always rebuilt.
     """
     view = table.view()
     commits = []
     for entry in view.entries():
         cov = view.coverage(entry)
-        if len(cov.dead) == 0 and len(cov.unindexed) == 0:
-            continue
-        if entry.kind != "scalar" and not rebuild and not wants_rebuild(entry, cov):
-            commits.append(_merge_index(table, entry))
-        elif entry.kind == "fts":
-            analyzer = Analyzer.from_dict(entry.params["analyzer"])  # the same analysis and weights as the build
-            weights = renamed_weights(entry)
-            bm25 = (float(entry.params.get("k1", 1.2)), float(entry.params.get("b", 0.75)))
-            filters = list(filter_columns_of(entry, view.snapshot))
-            commits.append(
-                create_fts_index(table, list(entry.columns), analyzer, entry.name, True, weights, bm25, filters)
-            )
-        elif entry.kind == "scalar":
-            kind = entry.params["index_type"]
-            commits.append(create_scalar_index(table, entry.columns[0], kind, entry.name, replace_existing=True))
-        else:
-            p = entry.params
-            commits.append(
-                create_vector_index(
-                    table,
-                    entry.columns[0],
-                    metric=p["metric"],
-                    m=p["m"],
-                    ef_construction=p["ef_construction"],
-                    ef_search=p["ef_search"],
-                    target_recall=None,
-                    name=entry.name,
-                    replace_existing=True,
-                )
-            )
+        if len(cov.dead) or len(cov.unindexed) or (rebuild and entry.params.get("merges")):
+            commits.append(optimize_index(table, entry, wants_rebuild(entry, cov) or rebuild))
     return commits
+
+
+def optimize_index(table: Writable, entry: IndexEntry, rebuild: bool = False) -> Manifest:
+    """Merge the newest version's changes into `entry` (or rebuild it: always for scalar indexes)."""
+    if entry.kind != "scalar" and not rebuild:
+        return _merge_index(table, entry)
+    if entry.kind == "fts":
+        analyzer = Analyzer.from_dict(entry.params["analyzer"])  # the same analysis and weights as the build
+        weights = renamed_weights(entry)
+        bm25 = (float(entry.params.get("k1", 1.2)), float(entry.params.get("b", 0.75)))
+        filters = list(filter_columns_of(entry, table.view().snapshot))
+        return create_fts_index(table, list(entry.columns), analyzer, entry.name, True, weights, bm25, filters)
+    if entry.kind == "scalar":
+        kind = entry.params["index_type"]
+        return create_scalar_index(table, entry.columns[0], kind, entry.name, replace_existing=True)
+    p = entry.params
+    return create_vector_index(
+        table,
+        entry.columns[0],
+        metric=p["metric"],
+        m=p["m"],
+        ef_construction=p["ef_construction"],
+        ef_search=p["ef_search"],
+        target_recall=None,
+        name=entry.name,
+        replace_existing=True,
+    )
 
 
 def _merge_index(table: Writable, entry: IndexEntry) -> Manifest:
@@ -352,7 +353,7 @@ def _merge_index(table: Writable, entry: IndexEntry) -> Manifest:
     assert not isinstance(index, ScalarIndex)
     successor, folder = merge(table.root, view.snapshot, current, index, view.coverage(current))
     try:
-        return _commit_index(table, base, successor, replace_existing=True)
+        return _commit_index(table, base, successor, replace_existing=True, operation="merge_index")
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

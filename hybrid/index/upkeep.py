@@ -1,0 +1,168 @@
+"""Automatic upkeep: a table folds its own writes into its indexes and compacts its small fragments.
+
+Every write leaves work behind: rows the indexes do not hold yet (searched beside
+them, :mod:`hybrid.index.tail`), rows they hold that are gone, and one small
+fragment per append. Upkeep does that work in one background thread of the
+writing process once it passes a threshold (:class:`Upkeep`): consecutive small
+fragments of one size tier are rewritten as one (row ids kept), and an index that
+misses or holds dead enough rows is merged (:mod:`hybrid.index.merge`). Each step
+is an ordinary optimistic commit, so readers never wait and another writer never
+loses anything: a step that conflicts is dropped and tried again after a later
+write. ``hybrid optimize --watch`` runs the same steps for tables written by other
+processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from hybrid.errors import CommitConflictError
+from hybrid.index.catalog import IndexEntry
+from hybrid.index.manage import Writable, optimize_index
+from hybrid.index.merge import wants_rebuild
+from hybrid.index.view import IndexedSnapshot
+from hybrid.storage import transactions as tx
+from hybrid.storage.manifest import Fragment, Manifest
+from hybrid.storage.snapshot import Snapshot
+from hybrid.storage.versions import VersionLog
+from hybrid.storage.writer import rewrite_run
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Upkeep:
+    """When automatic upkeep runs (``hybrid.connect(path, upkeep=Upkeep(...))``; ``Upkeep(enabled=False)`` or
+    ``upkeep=None`` turns it off).
+
+    Attributes:
+        merge_rows: an index is merged once it misses (or holds deleted) at least this many rows...
+        merge_share: ...or this share of its rows, whichever is larger: a merge reads and writes the
+            whole index, so merging at a share of its size keeps the cost per written row flat.
+        tier_fragments: this many consecutive fragments of one size tier (rows < 16, < 256, < 4,096,
+            < 65,536) are compacted into one. Each row is rewritten about once per tier it climbs.
+    """
+
+    enabled: bool = True
+    merge_rows: int = 1_000
+    merge_share: float = 0.01
+    tier_fragments: int = 16
+
+    def __post_init__(self) -> None:
+        if self.merge_rows < 1 or not 0 <= self.merge_share <= 1 or self.tier_fragments < 2:
+            raise ValueError(f"Upkeep needs merge_rows >= 1, 0 <= merge_share <= 1 and tier_fragments >= 2, got {self}")
+
+
+DEFAULT_UPKEEP = Upkeep()
+"""What a table does unless told otherwise (the policy is immutable, so one instance serves all)."""
+
+TIER_BASE = 16
+TIERS = 4
+"""Fragments of fewer than 16**4 = 65,536 live rows are small enough to compact automatically."""
+
+
+def tier(frag: Fragment) -> int | None:
+    """The size tier of a small fragment (0: under 16 live rows, 1: under 256, ...), None when large."""
+    rows = max(frag.live_rows, 1)
+    level = int(math.log(rows, TIER_BASE))
+    return level if level < TIERS else None
+
+
+def plan_tiers(manifest: Manifest, count: int) -> list[list[Fragment]]:
+    """Runs of at least `count` consecutive fragments of one tier (the order of row ids is kept)."""
+    runs: list[list[Fragment]] = []
+    current: list[Fragment] = []
+    level: int | None = None
+    for frag in [*manifest.fragments, None]:
+        here = tier(frag) if frag is not None else None
+        if here is None or here != level:
+            if len(current) >= count:
+                runs.append(current)
+            current, level = [], here
+        if frag is not None and here is not None:
+            current.append(frag)
+    return runs
+
+
+def commit_compaction(snap: Snapshot, log: VersionLog, runs: list[list[Fragment]], operation: str) -> Manifest:
+    """Rewrite each run of `snap` as one fragment (row ids kept) and commit the swap on top of newer commits."""
+    base = snap.manifest
+    rewritten = [rewrite_run(snap.root, snap, run) for run in runs]
+
+    def rebase(latest: Manifest) -> Manifest:
+        tx.require_same_schema(operation, base, latest)
+        for run in rewritten:
+            latest = tx.replace_fragments(operation, base, latest, run.fragment_ids, run.new)
+        return latest
+
+    merged = sum(len(r.fragment_ids) for r in rewritten)
+    return tx.commit(log, base, operation, rebase, {"fragments_merged": merged})
+
+
+def due_indexes(view: IndexedSnapshot, policy: Upkeep) -> list[IndexEntry]:
+    """The indexes of `view` that miss or hold dead enough rows to be merged now."""
+    out = []
+    for entry in view.entries():
+        cov = view.coverage(entry)
+        changed = len(cov.unindexed) + len(cov.dead)
+        if changed and changed >= max(policy.merge_rows, policy.merge_share * entry.rows):
+            out.append(entry)
+    return out
+
+
+def run_upkeep(table: Writable, policy: Upkeep) -> list[Manifest]:
+    """Compact the small-fragment runs and merge the due indexes of `table`'s newest version, now."""
+    commits = []
+    view = table.view()
+    runs = plan_tiers(view.snapshot.manifest, policy.tier_fragments)
+    if runs:
+        commits.append(commit_compaction(view.snapshot, table.log, runs, "compact"))
+    view = table.view()
+    for entry in due_indexes(view, policy):
+        commits.append(optimize_index(table, entry, wants_rebuild(entry, view.coverage(entry))))
+    return commits
+
+
+class UpkeepWorker:
+    """Runs :func:`run_upkeep` in one background thread per table object, one job at a time."""
+
+    def __init__(self, policy: Upkeep) -> None:
+        self.policy = policy
+        self._pool: ThreadPoolExecutor | None = None
+        self._job: Future[None] | None = None
+        self._lock = threading.Lock()
+
+    def after_write(self, table: Writable) -> bool:
+        """Start upkeep in the background if some is due and none is running; True when started."""
+        if not self.policy.enabled:
+            return False
+        with self._lock:
+            if self._job is not None and not self._job.done():
+                return False
+            view = table.view()
+            due = plan_tiers(view.snapshot.manifest, self.policy.tier_fragments) or due_indexes(view, self.policy)
+            if not due:
+                return False
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="hybrid-upkeep")
+            self._job = self._pool.submit(_guarded, table, self.policy)
+            return True
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the running job (if any) has finished."""
+        job = self._job
+        if job is not None:
+            job.result(timeout)
+
+
+def _guarded(table: Writable, policy: Upkeep) -> None:
+    try:
+        run_upkeep(table, policy)
+    except CommitConflictError as exc:  # another writer got there first: the next write tries again
+        logger.info("upkeep of %s skipped: %s", table.name, exc)
+    except Exception:  # a background step never raises into nobody's hands
+        logger.warning("upkeep of %s failed; the table is unchanged by it", table.name, exc_info=True)
