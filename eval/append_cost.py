@@ -92,6 +92,16 @@ def manifest_bytes(root: Path, version: int) -> dict[str, int]:
     }
 
 
+def connect(path: Path, upkeep: bool) -> hybrid.Database:
+    """The database; background upkeep (compaction, index merges) off unless asked for, where the API has it."""
+    if upkeep:
+        return hybrid.connect(path)
+    try:
+        return hybrid.connect(path, upkeep=None)  # type: ignore[call-arg,unused-ignore]
+    except TypeError:  # no upkeep in this version of hybrid
+        return hybrid.connect(path)
+
+
 def clear_storage_caches() -> bool:
     """Drop the storage layer's process-wide caches (paged manifests keep parsed pages); False if none."""
     try:
@@ -102,17 +112,17 @@ def clear_storage_caches() -> bool:
     return True
 
 
-def probe(db_path: Path, row: Any, probes: int) -> dict[str, Any]:
+def probe(db_path: Path, row: Any, probes: int, upkeep: bool) -> dict[str, Any]:
     """Median open time (warm and with caches cleared) and median single-row commit time on a fresh open."""
     warm, cold, commit = [], [], []
     has_cache = False
-    version = hybrid.connect(db_path).open_table(TABLE).version
+    version = connect(db_path, upkeep).open_table(TABLE).version
     for k in range(probes):
         clear = k % 2 == 1
         if clear:
             has_cache = clear_storage_caches()
         t0 = time.perf_counter()
-        table = hybrid.connect(db_path).open_table(TABLE)
+        table = connect(db_path, upkeep).open_table(TABLE)
         table.count_rows()
         t1 = time.perf_counter()
         table.add(row(k))
@@ -133,7 +143,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     vocab = vocabulary(rng)
     with scratch_dir(args, "append_cost_") as root:
         db_path = root / "db"
-        db = hybrid.connect(db_path)
+        db = connect(db_path, args.upkeep)
         log(f"creating {args.rows:,} rows, {args.dim}-d vectors ...")
         table = db.create_table(TABLE, make_rows(rng, 0, args.rows, args.dim, vocab))
         table.create_fts_index("text")
@@ -160,14 +170,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if mark == 10:
                     sizes.append(manifest_bytes(table.path, version))
                 else:
-                    probes.append(probe(db_path, row, args.probes))
+                    probes.append(probe(db_path, row, args.probes, args.upkeep))
             if (i + 1) % 250 == 0:
                 log(f"  {i + 1:,} appends, version {table.version}, last append {times[-1] * 1e3:.2f} ms")
         sizes.append(manifest_bytes(table.path, table.version))
-        probes.append(probe(db_path, row, args.probes))
+        probes.append(probe(db_path, row, args.probes, args.upkeep))
         first = statistics.median(times[: args.window]) * 1e3
         last = statistics.median(times[-args.window :]) * 1e3
-        final = hybrid.connect(db_path).open_table(TABLE)
+        final = connect(db_path, args.upkeep).open_table(TABLE)
         rows_ok = final.count_rows() == next_id[0]
         return {
             "rows": args.rows,
@@ -184,6 +194,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "final_version": final.version,
             "final_rows": final.count_rows(),
             "rows_ok": rows_ok,
+            "upkeep": args.upkeep,
         }
 
 
@@ -257,7 +268,8 @@ def render_md(res: dict[str, Any], meta: dict[str, Any]) -> str:
     lines += md_machine(meta)
     lines += [
         f"{res['rows']:,}-row table, {res['dim']}-d random vectors, random-word text, FTS + vector index; "
-        f"{res['appends']:,} appends of one row each through `table.add([row])`. "
+        f"{res['appends']:,} appends of one row each through `table.add([row])`"
+        f"{' (background upkeep on)' if res.get('upkeep') else ', no background compaction'}. "
         f"Final version {res['final_version']}, {res['final_rows']:,} rows (all present: {res['rows_ok']}).",
         "",
     ]
@@ -282,6 +294,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--window", type=int, default=100)
     ap.add_argument("--probes", type=int, default=20)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--upkeep",
+        action="store_true",
+        help="leave background upkeep (compaction) on; by default it is off so fragments pile up (the worst case)",
+    )
     add_output_args(ap, "append_cost")
     args = ap.parse_args(argv)
     res, rd = run_and_report(
