@@ -45,11 +45,11 @@ import pyarrow as pa
 
 import hybrid
 from hybrid.index import fulltext
+from hybrid.index.catalog import masks_of
 from hybrid.index.exact import exact_search
 from hybrid.index.overfetch import overfetch_depth
 from hybrid.index.vector import VectorIndex
 from hybrid.query import vector_plan
-from hybrid.query.allowed import masks_of
 from hybrid.query.text import Match
 
 

@@ -2,7 +2,9 @@
 
 A hypothesis ``RuleBasedStateMachine`` drives one table with a full-text index
 (on ``text``) and an HNSW index (l2, on ``vector``) through random add /
-update / delete / compact / optimize steps, and searches in between. A model
+update / delete / compact / optimize (a merge) / rebuild / upkeep steps (upkeep:
+small-fragment compaction and index merges past random thresholds), and searches
+in between. A model
 keeps ``id -> (text, vector)`` and, per index, the row ids it was built over.
 
 Every search checks that
@@ -48,6 +50,7 @@ from hypothesis.stateful import (
 )
 
 import hybrid
+from hybrid.index.upkeep import Upkeep, due_indexes, plan_tiers, run_upkeep
 
 DIM = 4
 # vectors on a tiny integer grid: duplicates (distance 0) happen often, distances are exact in float32
@@ -111,7 +114,7 @@ class FreshnessMachine(RuleBasedStateMachine):
     @initialize(vectors=st.lists(VECTOR, min_size=1, max_size=12))
     def create(self, vectors: list[list[float]]) -> None:
         rows = [self._new_row(v) for v in vectors]
-        self.t = hybrid.connect(self.folder).create_table("docs", rows)
+        self.t = hybrid.connect(self.folder, upkeep=None).create_table("docs", rows)  # upkeep: a rule below
         self.t.create_fts_index(["text"])
         self.t.create_vector_index("vector", metric="l2")
         self._refresh_rowids()
@@ -172,6 +175,30 @@ class FreshnessMachine(RuleBasedStateMachine):
         self.indexed = {FTS: set(live), VEC: set(live)}
         for s in self.t.index_stats():
             assert (s["dead_rows"], s["unindexed_rows"], s["indexed_rows"]) == (0, 0, len(live)), s
+
+    @rule(merge_rows=st.integers(1, 8), tier_fragments=st.integers(2, 4))
+    def upkeep(self, merge_rows: int, tier_fragments: int) -> None:
+        """One round of automatic upkeep, run here (not in the background) so the model can follow it."""
+        assert self.t is not None
+        before = dict(self.rowid)
+        policy = Upkeep(merge_rows=merge_rows, merge_share=0.0, tier_fragments=tier_fragments)
+        due = {e.name for e in due_indexes(self.t.indexed_snapshot(), policy)}
+        run_upkeep(self.t._writable(), policy)
+        self._refresh_rowids()
+        assert self.rowid == before  # compaction keeps row ids
+        live = self._live_rowids()
+        for name in due:
+            self.indexed[name] = set(live)
+        assert not plan_tiers(self.t.snapshot().manifest, tier_fragments)
+
+    @rule()
+    def rebuild(self) -> None:
+        assert self.t is not None
+        self.t.optimize(rebuild=True)
+        live = self._live_rowids()
+        self.indexed = {FTS: set(live), VEC: set(live)}
+        for s in self.t.index_stats():
+            assert "merges" not in s, s
 
     # -- searches ------------------------------------------------------------------------------------
 
@@ -288,7 +315,7 @@ def test_many_dead_rows_are_skipped_during_the_graph_walk(tmp_path: Path) -> Non
     n = 3000
     vectors = rng.standard_normal((n, 8)).astype(np.float32)
     rows = [{"id": i, "text": f"common tok{i}x", "vector": vectors[i].tolist()} for i in range(n)]
-    t = hybrid.connect(tmp_path).create_table("many", rows)
+    t = hybrid.connect(tmp_path, upkeep=None).create_table("many", rows)  # keep the dead rows unmerged
     t.create_fts_index(["text"])
     t.create_vector_index("vector", metric="l2")
     t.delete("id % 2 = 0")  # 1500 dead

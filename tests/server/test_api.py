@@ -164,7 +164,7 @@ def test_optimize_folds_added_rows_into_the_indexes(admin: httpx.Client) -> None
     assert {i["unindexed_rows"] for i in stats} == {10}
     r = admin.post("/v1/tables/api_opt/optimize")
     assert r.status_code == 200, r.text
-    assert r.json()["operations"] == ["compact", "create_index", "create_index"]
+    assert r.json()["operations"] == ["compact", "merge_index", "merge_index"]
     stats = admin.get("/v1/tables/api_opt/indexes").json()["indexes"]
     assert {i["unindexed_rows"] for i in stats} == {0} and {i["indexed_rows"] for i in stats} == {30}
     hit = admin.post("/v1/tables/api_opt/search", json={"query": "document 27", "limit": 1}).json()

@@ -193,7 +193,9 @@ def writer_main(db_path: str, role: str, w: int, n_ops: int, seed: int, result_p
     records: list[dict[str, Any]] = []
     try:
         _spy_on_base_versions()
-        t = hybrid.connect(db_path).open_table(TABLE)
+        # Versions are matched write by write below, so no background upkeep commits here
+        # (upkeep beside other writers: tests/index/test_incremental.py).
+        t = hybrid.connect(db_path, upkeep=None).open_table(TABLE)
         t.count_rows("id = 'warm-up'")
         barrier.wait(timeout=120)
         rng = random.Random(seed)

@@ -238,7 +238,7 @@ class TableMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self._tmp = tempfile.TemporaryDirectory(prefix="hybrid-state-")
-        self.db = hybrid.connect(self._tmp.name)
+        self.db = hybrid.connect(self._tmp.name, upkeep=None)  # the model counts every version
         self.table: hybrid.Table | None = None
         self.columns: dict[str, str] = {}  # name -> kind, in schema order
         self.rows: dict[int, Row] = {}  # id -> {"_rowid": ..., column: value, ...}

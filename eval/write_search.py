@@ -1,0 +1,221 @@
+#!/usr/bin/env python
+"""Writes that don't slow reads: searches between small writes, and what `optimize()` costs.
+
+Two measurements, each on a table built here (random word text, random vectors,
+a full-text and an HNSW index), through the public API only:
+
+* **search after write** (``--docs`` rows of ``--dim``-d vectors): ``--writes``
+  single-row ``add`` calls, each followed at once by one hybrid search (text + vector,
+  k=10). Reported: the median search right after a write against the median of the
+  same searches once the table is quiet (``wait_for_upkeep()`` then ``optimize()``),
+  the median append time of the first and last 100 writes, and the table's fragment
+  count at the end. Run with automatic upkeep (the default) and with it off.
+* **optimize after 1% new rows** (``--merge-docs`` rows of ``--merge-dim``-d vectors):
+  1% more rows and 0.1% deleted, then ``optimize()`` (a merge) timed against
+  ``optimize(rebuild=True)`` on the same data; quality of the merged indexes against
+  the rebuilt ones: vector recall@10 (against exact search) and the share of the
+  rebuilt BM25 top 10 that the merged index returns, over 200 queries.
+
+Results: ``eval/results/write_search.json`` and ``.md``.
+
+    python eval/write_search.py                         # 20,000 x 64-d; 100,000 x 384-d
+    python eval/write_search.py --writes 300 --merge-docs 20000
+"""
+
+# ruff: noqa: E402 - the thread variables must be set before numpy loads its BLAS
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench.frame import RESULTS_DIR, git_info, grid, machine_info, md_intro, md_machine, md_targets, write_results
+
+import hybrid
+
+VOCABULARY = 20_000
+
+
+def _words(rng: np.random.Generator, n: int, length: int) -> list[str]:
+    ranks = np.minimum(rng.zipf(1.3, size=(n, length)), VOCABULARY)
+    return [" ".join(f"w{r}" for r in row) for row in ranks]
+
+
+def _table_data(rng: np.random.Generator, start: int, n: int, dim: int) -> pa.Table:
+    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    return pa.table(
+        {
+            "id": np.arange(start, start + n),
+            "text": _words(rng, n, 24),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim),
+        }
+    )
+
+
+def _ms(xs: list[float]) -> float:
+    return round(1e3 * statistics.median(xs), 3)
+
+
+def search_after_write(folder: Path, docs: int, dim: int, writes: int, upkeep: bool) -> dict[str, Any]:
+    """Single-row appends each followed by one hybrid search; then the same searches on the quiet table."""
+    rng = np.random.default_rng(1)
+    db = hybrid.connect(folder, upkeep=hybrid.Upkeep() if upkeep else None)
+    t = db.create_table("docs", _table_data(rng, 0, docs, dim))
+    t.create_fts_index(["text"])
+    t.create_vector_index("vector")
+    queries = [(_words(rng, 1, 3)[0], rng.standard_normal(dim).astype(np.float32)) for _ in range(writes)]
+
+    def search(i: int) -> float:
+        text, vector = queries[i]
+        start = time.perf_counter()
+        t.search(text, query_type="hybrid").vector(vector).limit(10).to_list()
+        return time.perf_counter() - start
+
+    adds, after = [], []
+    for i in range(writes):
+        row = _table_data(rng, docs + i, 1, dim)
+        start = time.perf_counter()
+        t.add(row)
+        adds.append(time.perf_counter() - start)
+        after.append(search(i))
+    t.wait_for_upkeep()
+    fragments = len(t.snapshot().manifest.fragments)
+    upkeep_commits = sum(1 for v in t.versions() if v.operation in ("compact", "merge_index"))
+    t.optimize()
+    t.compact()
+    quiet = [search(i) for i in range(writes)]
+    return {
+        "upkeep": upkeep,
+        "search_after_write_p50_ms": _ms(after),
+        "search_after_write_last100_p50_ms": _ms(after[-100:]),
+        "quiet_p50_ms": _ms(quiet),
+        "after_write_vs_quiet": round(statistics.median(after) / statistics.median(quiet), 3),
+        "append_first100_p50_ms": _ms(adds[:100]),
+        "append_last100_p50_ms": _ms(adds[-100:]),
+        "append_last_vs_first": round(statistics.median(adds[-100:]) / statistics.median(adds[:100]), 3),
+        "fragments_at_end": fragments,
+        "upkeep_commits": upkeep_commits,
+    }
+
+
+def _recall(t: hybrid.Table, queries: np.ndarray, vectors: np.ndarray, ids: np.ndarray) -> float:
+    hits = 0
+    for q in queries:
+        exact = set(ids[np.argsort(((vectors - q) ** 2).sum(axis=1))[:10]].tolist())
+        got = {r["id"] for r in t.search(q, vector_column="vector").limit(10).to_list()}
+        hits += len(exact & got)
+    return hits / (10 * len(queries))
+
+
+def optimize_cost(folder: Path, docs: int, dim: int) -> dict[str, Any]:
+    """optimize() as a merge against optimize(rebuild=True), after 1% new and 0.1% deleted rows."""
+    rng = np.random.default_rng(2)
+    t = hybrid.connect(folder, upkeep=None).create_table("docs", _table_data(rng, 0, docs, dim))
+    start = time.perf_counter()
+    t.create_fts_index(["text"])
+    t.create_vector_index("vector", metric="l2")
+    build = time.perf_counter() - start
+    t.add(_table_data(rng, docs, docs // 100, dim))
+    t.delete(f"id % 1000 = 7 AND id < {docs}")
+    start = time.perf_counter()
+    t.optimize()
+    merge = time.perf_counter() - start
+    data = t.to_arrow(["id", "vector"])
+    ids = data.column("id").to_numpy()
+    vectors = np.asarray(data.column("vector").combine_chunks().flatten()).reshape(-1, dim)
+    queries = rng.standard_normal((200, dim)).astype(np.float32)
+    texts = _words(rng, 200, 3)
+    merged_recall = _recall(t, queries, vectors, ids)
+    merged_text = [[r["id"] for r in t.search(q).limit(10).to_list()] for q in texts]
+    start = time.perf_counter()
+    t.optimize(rebuild=True)
+    rebuild = time.perf_counter() - start
+    rebuilt_recall = _recall(t, queries, vectors, ids)
+    rebuilt_text = [[r["id"] for r in t.search(q).limit(10).to_list()] for q in texts]
+    overlap = [len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(merged_text, rebuilt_text) if b]
+    return {
+        "docs": docs,
+        "dim": dim,
+        "first_build_s": round(build, 2),
+        "merge_s": round(merge, 3),
+        "rebuild_s": round(rebuild, 2),
+        "merge_vs_rebuild": round(merge / rebuild, 4),
+        "recall_at_10_merged": round(merged_recall, 4),
+        "recall_at_10_rebuilt": round(rebuilt_recall, 4),
+        "recall_merged_vs_rebuilt": round(merged_recall / rebuilt_recall, 4),
+        "bm25_top10_overlap": round(float(np.mean(overlap)), 4),
+    }
+
+
+def markdown(res: dict[str, Any]) -> str:
+    lines = md_intro("Writes that don't slow reads", "eval/write_search.py", res) + md_machine(res)
+    rows = [["upkeep", "measure", "value"]]
+    for run in res["search_after_write"]:
+        label = "on (default)" if run["upkeep"] else "off"
+        for key, value in run.items():
+            if key != "upkeep":
+                rows.append([label, key, str(value)])
+    lines += ["## Search right after each single-row write\n", grid(rows, labels=2), ""]
+    opt = res["optimize"]
+    lines += ["## optimize() after 1% new rows: merge vs rebuild\n", grid([["measure", "value"]] + [
+        [k, str(v)] for k, v in opt.items()
+    ], labels=1), ""]  # fmt: skip
+    on = next(r for r in res["search_after_write"] if r["upkeep"])
+    lines += md_targets([
+        ("search right after a write p50 <= 1.2x quiet", "met" if on["after_write_vs_quiet"] <= 1.2 else "not met",
+         f"{on['search_after_write_p50_ms']} / {on['quiet_p50_ms']} ms = {on['after_write_vs_quiet']}x"),
+        ("last 100 appends <= 1.2x first 100", "met" if on["append_last_vs_first"] <= 1.2 else "not met",
+         f"{on['append_last100_p50_ms']} / {on['append_first100_p50_ms']} ms = {on['append_last_vs_first']}x"),
+        ("optimize after 1% new rows <= 0.1x rebuild", "met" if opt["merge_vs_rebuild"] <= 0.1 else "not met",
+         f"{opt['merge_s']} / {opt['rebuild_s']} s = {opt['merge_vs_rebuild']}x"),
+        ("recall@10 merged / rebuilt >= 0.99, BM25 overlap >= 0.98",
+         "met" if opt["recall_merged_vs_rebuilt"] >= 0.99 and opt["bm25_top10_overlap"] >= 0.98 else "not met",
+         f"{opt['recall_merged_vs_rebuilt']}, {opt['bm25_top10_overlap']}"),
+    ])  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--docs", type=int, default=20_000)
+    ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--writes", type=int, default=1_000)
+    ap.add_argument("--merge-docs", type=int, default=100_000)
+    ap.add_argument("--merge-dim", type=int, default=384)
+    ap.add_argument("--name", default="write_search", help="results file name under eval/results/")
+    args = ap.parse_args(argv)
+    res: dict[str, Any] = {
+        "command": shlex.join(["python", "eval/write_search.py", *(argv if argv is not None else sys.argv[1:])]),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": machine_info(("numpy", "pyarrow", "tantivy", "hnswlib")),
+        "git": git_info(),
+        "search_after_write": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="write-search-") as scratch:
+        for upkeep in (True, False):
+            run = search_after_write(Path(scratch) / f"w{int(upkeep)}", args.docs, args.dim, args.writes, upkeep)
+            print(run, flush=True)
+            res["search_after_write"].append(run)
+        res["optimize"] = optimize_cost(Path(scratch) / "opt", args.merge_docs, args.merge_dim)
+        print(res["optimize"], flush=True)
+    write_results(RESULTS_DIR, args.name, res, markdown(res))
+    print(markdown(res))
+
+
+if __name__ == "__main__":
+    main()
