@@ -156,13 +156,15 @@ class Manifest:
     def to_json(self) -> str:
         """The manifest file: its pages (when they hold a prefix of the fragments), then the rest inline."""
         covered = self.paged_prefix()
-        body: dict[str, Any] = {"fragments": fragments_to_dicts(self.fragments)}
-        if covered is not None and self.pages:
-            body = {
+        body: dict[str, Any] = (
+            {
                 "fragment_count": len(self.fragments),
                 "pages": [{"path": p.path, "fragments": len(p.fragments)} for p in self.pages],
                 "fragments": fragments_to_dicts(self.fragments[covered:]),
             }
+            if covered is not None and self.pages
+            else {"fragments": fragments_to_dicts(self.fragments)}
+        )
         return json.dumps(
             {
                 "format_version": FORMAT_VERSION if "pages" in body else INLINE_FORMAT,
