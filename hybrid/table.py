@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from hybrid.errors import ReadOnlyError, SchemaError, require
 from hybrid.index import manage
 from hybrid.index.analyzer import Analyzer, Tokenizer
 from hybrid.index.cache import SearchCache
+from hybrid.index.tail import log_unindexed
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep, UpkeepWorker, commit_compaction
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query.allowed import allowed_rows
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
     from hybrid.embedders.base import Embedder
     from hybrid.query.search import Query, QueryType
     from hybrid.query.text import TextQuery
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,11 @@ class Table:
         )
 
     def _after_write(self) -> None:
+        """Make the new version's unindexed rows searchable now (not at its first search), start upkeep."""
+        try:
+            log_unindexed(self.indexed_snapshot())
+        except Exception:  # the commit stands; a search reads the rows itself
+            logger.warning("preparing the new rows of %s for search failed", self.name, exc_info=True)
         if self._upkeep is not None:
             self._upkeep.after_write(self._writable())
 

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from hybrid.index.catalog import IndexEntry
 from hybrid.index.coverage import member
 from hybrid.index.exact import distances_from_dots
 from hybrid.index.fulltext import COMBINED_FIELD, FullTextIndex
 from hybrid.index.vector import top_k
+from hybrid.index.view import IndexedSnapshot
 
 Reader = Callable[[np.ndarray, list[str]], pa.Table]
 """Reads the given live row ids (in order) with the given columns, from the version being viewed."""
@@ -96,23 +98,49 @@ class VectorTail(TailLog):
 
     def search(self, positions: np.ndarray, q: np.ndarray, metric: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The `k` nearest (row ids, distances) among the logged rows at `positions`."""
-        squares = self._squares[positions]
-        keep = ~np.isnan(squares)
-        positions, squares = positions[keep], squares[keep]
-        if len(positions) == 0:
-            return np.empty(0, np.uint64), np.empty(0, np.float32)
+        vectors, squares, ids = self._vectors, self._squares, self.ids
+        n = len(positions)
+        if n and n == len(ids) and positions[0] == 0 and positions[-1] == n - 1:  # every logged row: no gather
+            matrix, squares = vectors[:n], squares[:n]
+        else:
+            matrix, squares, ids = vectors[positions], squares[positions], ids[positions]
         q = np.ascontiguousarray(q, dtype=np.float32)
         q_square = float(np.dot(q.astype(np.float64), q.astype(np.float64)))
-        dots = np.asarray(self._vectors[positions] @ q, dtype=np.float32)
-        return top_k(self.ids[positions], distances_from_dots(dots, squares, q_square, metric), k)
+        dist = distances_from_dots(np.asarray(matrix @ q, dtype=np.float32), squares, q_square, metric)
+        has_vector = ~np.isnan(squares)
+        if not has_vector.all():
+            ids, dist = ids[has_vector], dist[has_vector]
+        if len(ids) == 0:
+            return np.empty(0, np.uint64), np.empty(0, np.float32)
+        return top_k(ids, dist, k)
+
+
+class _Column:
+    """A growable array; readers take a prefix of the length they saw (appends never move it)."""
+
+    def __init__(self, dtype: type) -> None:
+        self.data: np.ndarray = np.empty(4, dtype)
+        self.n = 0
+
+    def append(self, value: float) -> None:
+        if self.n == len(self.data):
+            bigger = np.empty(2 * len(self.data), self.data.dtype)
+            bigger[: self.n] = self.data
+            self.data = bigger  # a reader holding the old array still sees its prefix
+        self.data[self.n] = value
+        self.n += 1
+
+    def view(self) -> np.ndarray:
+        n = self.n
+        return self.data[:n]
 
 
 @dataclass
 class _Field:
     """One scored field of a text tail: per logged row its length, and postings per term."""
 
-    lengths: list[int]
-    postings: dict[str, tuple[list[int], list[int]]]  # term -> (positions, term counts)
+    lengths: _Column
+    postings: dict[str, tuple[_Column, _Column]]  # term -> (positions, term counts)
 
 
 class TextTail(TailLog):
@@ -131,8 +159,9 @@ class TextTail(TailLog):
         super().__init__()
         self.index = index
         self.avg_len = dict(avg_len)
-        self.per_column = {c: _Field([], {}) for c in index.columns}
-        self.combined = _Field([], {}) if index.weights is not None else None
+        self.per_column = {c: _Field(_Column(np.float64), {}) for c in index.columns}
+        self.combined = _Field(_Column(np.float64), {}) if index.weights is not None else None
+        self._df: dict[tuple[str, str], int] = {}
 
     def _append(self, ids: np.ndarray, read: Reader) -> None:
         rows = read(ids, list(self.index.columns))
@@ -169,16 +198,20 @@ class TextTail(TailLog):
         n_docs = self.index.num_docs + self.index.deleted_docs + len(positions)  # as tantivy counts
         scores = np.zeros(n, dtype=np.float64)
         for name, boost, fld, avg in self._scored(boosts):
-            lengths = np.asarray(fld.lengths[:n], dtype=np.float64)
+            lengths = fld.lengths.view()
             for term, q_count in counts.items():
-                at, tf = fld.postings.get(term, ((), ()))
-                m = min(len(at), len(tf))  # positions are appended in order: the first m are complete
-                pos, tf_all = np.asarray(at[:m], dtype=np.int64), np.asarray(tf[:m], dtype=np.float64)
+                found = fld.postings.get(term)
+                if found is None:
+                    continue
+                at, tf = found
+                m = min(at.n, tf.n)  # a row being logged by another thread may have one but not the other
+                pos, tf_all = at.data[:m], tf.data[:m]
                 keep = pos < n
-                pos, tf_all = pos[keep], tf_all[keep]
+                if not keep.all():
+                    pos, tf_all = pos[keep], tf_all[keep]
                 keep = alive[pos]
                 pos, tf_here = pos[keep], tf_all[keep]
-                df = int(self.index.searcher.doc_freq(name, term)) + len(pos)
+                df = self._doc_freq(name, term) + len(pos)
                 if df == 0 or len(pos) == 0:
                     continue
                 idf = math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
@@ -188,6 +221,14 @@ class TextTail(TailLog):
         ids, s = self.ids[hit], scores[hit]
         order = np.lexsort((ids, -s))[:k]
         return ids[order].astype(np.uint64), s[order].astype(np.float32)
+
+    def _doc_freq(self, field: str, term: str) -> int:
+        """The main index's document frequency of `term` in `field` (remembered: the index never changes)."""
+        key = (field, term)
+        found = self._df.get(key)
+        if found is None:
+            found = self._df[key] = int(self.index.searcher.doc_freq(field, term))
+        return found
 
     def _scored(self, boosts: Mapping[str, float] | None) -> Sequence[tuple[str, float, _Field, float]]:
         """(tantivy field, boost, tail field, average length) of each field the query scores."""
@@ -204,9 +245,11 @@ class TextTail(TailLog):
 def _post(fld: _Field, position: int, counts: Counter[str]) -> None:
     fld.lengths.append(sum(counts.values()))
     for term, n in counts.items():
-        at, tf = fld.postings.setdefault(term, ([], []))
-        at.append(position)
-        tf.append(n)
+        found = fld.postings.get(term)
+        if found is None:
+            found = fld.postings[term] = (_Column(np.int64), _Column(np.float64))
+        found[0].append(position)
+        found[1].append(n)
 
 
 def average_lengths(index: FullTextIndex, texts: Mapping[str, Sequence[str | None]]) -> dict[str, float]:
@@ -216,3 +259,35 @@ def average_lengths(index: FullTextIndex, texts: Mapping[str, Sequence[str | Non
         values = texts[column]
         out[column] = float(np.mean([len(index.analyzer.terms(t)) if t else 0 for t in values])) if values else 1.0
     return out
+
+
+def vector_tail(view: IndexedSnapshot, entry: IndexEntry, column: str) -> VectorTail:
+    """The tail log of the vector index `entry` (one per index and column name, shared by versions)."""
+    dim = view.schema.field(column).type.list_size
+    log: VectorTail = view.remember("vector_tails", (entry.path, column), lambda: VectorTail(column, dim), keep=16)
+    return log
+
+
+def text_tail(view: IndexedSnapshot, entry: IndexEntry) -> TextTail:
+    """The tail log of the full-text index `entry` (shared by versions)."""
+
+    def make() -> TextTail:
+        index = view.index(entry)
+        assert isinstance(index, FullTextIndex)
+        return TextTail(index, entry.params["avg_len"])
+
+    log: TextTail = view.remember("text_tails", entry.path, make, keep=16)
+    return log
+
+
+def log_unindexed(view: IndexedSnapshot) -> None:
+    """Log the unindexed rows of every full-text and vector index of `view` now (a writer calls this
+    right after its commit, so the first search of the new version finds them ready)."""
+    for entry in view.entries():
+        unindexed = view.coverage(entry).unindexed
+        if not len(unindexed):
+            continue
+        if entry.kind == "vector":
+            vector_tail(view, entry, entry.columns[0]).positions(unindexed, view.snapshot.take)
+        elif entry.kind == "fts" and "avg_len" in entry.params:
+            text_tail(view, entry).positions(unindexed, view.snapshot.take)

@@ -117,9 +117,11 @@ def due_indexes(view: IndexedSnapshot, policy: Upkeep) -> list[IndexEntry]:
 def run_upkeep(table: Writable, policy: Upkeep) -> list[Manifest]:
     """Compact the small-fragment runs and merge the due indexes of `table`'s newest version, now."""
     commits = []
-    view = table.view()
-    runs = plan_tiers(view.snapshot.manifest, policy.tier_fragments)
-    if runs:
+    for _ in range(TIERS):  # a merged run may complete a run of the next tier
+        view = table.view()
+        runs = plan_tiers(view.snapshot.manifest, policy.tier_fragments)
+        if not runs:
+            break
         commits.append(commit_compaction(view.snapshot, table.log, runs, "compact"))
     view = table.view()
     for entry in due_indexes(view, policy):

@@ -20,7 +20,7 @@ from hybrid.index.fts_filters import filter_columns_of
 from hybrid.index.fulltext import RESCORE_DEPTH, TANTIVY_BM25, FullTextIndex, _isin_sorted
 from hybrid.index.language import is_foreign
 from hybrid.index.overfetch import overfetch_depth
-from hybrid.index.tail import TextTail, VectorTail
+from hybrid.index.tail import text_tail, vector_tail
 from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query import calibration, confidence
@@ -272,8 +272,7 @@ def _with_unindexed(
         if len(tail):
             assert b.vector is not None and b.entry is not None
             b.strategy += f" + exact over {len(tail)} unindexed rows"
-            dim = view.schema.field(b.column).type.list_size
-            log = view.remember("vector_tails", (b.entry.path, b.column), lambda: VectorTail(b.column, dim), keep=16)
+            log = vector_tail(view, b.entry, b.column)
             tids, td = log.search(log.positions(tail, view.snapshot.take), b.vector, metric, k)
             ids, d = top_k(np.concatenate([ids, tids]), np.concatenate([d, td]), k)
     return ids, d
@@ -320,8 +319,7 @@ def _run_text(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | Non
     if len(cov.unindexed):
         tail_ids = cov.unindexed if allowed is None else np.intersect1d(cov.unindexed, allowed.ids)
         if isinstance(b.text, Match) and not b.text.fuzziness and not b.text.proximity and "avg_len" in b.entry.params:
-            entry = b.entry
-            log = view.remember("text_tails", entry.path, lambda: TextTail(index, entry.params["avg_len"]), keep=16)
+            log = text_tail(view, b.entry)
             tids, ts = log.search(log.positions(tail_ids, snap.take), b.text.text, q.boosts, k, *bm25)
             b.strategy += f" + BM25 on the index's statistics over {len(tail_ids)} unindexed rows"
         else:
@@ -354,11 +352,13 @@ def _run_branches(q: Query, view: IndexedSnapshot, branches: list[Branch], allow
     def run(b: Branch) -> None:
         (_run_vector if b.kind == "vector" else _run_text)(q, view, b, gate, depth)
 
-    if len(branches) == 1:
+    # the other branches run in the pool while this thread runs the first: one hand-off, not one each
+    others = [_executor().submit(run, b) for b in branches[1:]]
+    try:
         run(branches[0])
-        return
-    for future in [_executor().submit(run, b) for b in branches]:
-        future.result()
+    finally:
+        for future in others:
+            future.result()
 
 
 def _query_text(q: Query) -> str | None:

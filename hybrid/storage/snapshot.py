@@ -221,25 +221,22 @@ class Snapshot:
             table = self.read_fragment(self.manifest.fragments[frag_idx[0]], cols, random_access=True)
             picked = table.take(pa.array(offsets)).add_column(0, ROWID, pa.array(ids, type=pa.uint64()))
             return picked if picked.schema.equals(out_schema) else picked.cast(out_schema)
+        if not cols:  # a table without columns has no length to take from
+            return pa.table({ROWID: pa.array(ids, type=pa.uint64())})
         order = np.argsort(frag_idx, kind="stable")
         bounds = np.flatnonzero(np.diff(frag_idx[order])) + 1
         pieces = []
         for group in np.split(order, bounds):
             frag = self.manifest.fragments[frag_idx[group[0]]]
             table = self.read_fragment(frag, cols, random_access=True)
-            rowids = pa.array(ids[group], type=pa.uint64())
-            if not cols:  # a table without columns has no length to take from
-                pieces.append(pa.table({ROWID: rowids}))
-                continue
-            picked = table.take(pa.array(offsets[group]))
-            pieces.append(picked.add_column(0, ROWID, rowids))
-        gathered = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
-        result = gathered
-        if np.any(order != np.arange(len(order))):
+            pieces.append(table.take(offsets[group]))
+        gathered = pa.concat_tables(pieces, promote_options="none")
+        if np.any(order[1:] < order[:-1]):  # back to request order
             inverse = np.empty(len(order), dtype=np.int64)
             inverse[order] = np.arange(len(order))
-            result = gathered.take(pa.array(inverse))
-        return result.cast(out_schema) if result.schema != out_schema else result
+            gathered = gathered.take(inverse)
+        result = gathered.add_column(0, ROWID, pa.array(ids, type=pa.uint64()))
+        return result.cast(out_schema) if not result.schema.equals(out_schema) else result
 
 
 def _as_rowids(rowids: Sequence[int] | np.ndarray | pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -19,6 +19,8 @@ from hybrid.storage.snapshot import ROWID, Snapshot
 from hybrid.storage.versions import VersionLog
 
 MAX_ROWS_PER_FILE = 1 << 20
+REWRITE_BATCH = 1 << 16
+"""Rows per record batch of a fragment rewritten by compaction."""
 
 
 def write_fragments(
@@ -124,7 +126,14 @@ def rewrite_run(root: Path, snap: Snapshot, run: Sequence[Fragment]) -> Compacti
         return CompactionRun(ids, None)
     rowids = merged.column(ROWID).to_numpy()
     data = merged.drop_columns([ROWID]).cast(schema)
-    [frag] = write_fragments(root, data.to_batches(), schema, snap.manifest.field_ids, max_rows=1 << 62)
+    # whole record batches of up to REWRITE_BATCH rows, not one per merged piece: reads and takes over
+    # a file of a thousand one-row batches pay per batch
+    batches = (
+        b
+        for s in range(0, data.num_rows, REWRITE_BATCH)
+        for b in data.slice(s, REWRITE_BATCH).combine_chunks().to_batches()
+    )
+    [frag] = write_fragments(root, batches, schema, snap.manifest.field_ids, max_rows=1 << 62)
     lo, hi = int(rowids[0]), int(rowids[-1])
     if hi - lo + 1 == len(rowids):
         return CompactionRun(ids, frag.with_rowid_start(lo))
