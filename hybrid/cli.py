@@ -1,4 +1,4 @@
-"""The ``hybrid`` command line (typer): ingest, search, versions, demo, serve and eval.
+"""The ``hybrid`` command line (typer): ingest, search, versions, optimize, demo, serve and eval.
 
 Every command reports a bad input (a missing table, a malformed filter, an empty
 query) as one red line on stderr and exits with status 2, never a traceback.
@@ -360,6 +360,49 @@ def versions_command(
         details = ", ".join(f"{k}={v}" for k, v in v.details.items())
         out.add_row(str(v.version), f"{v.timestamp:%Y-%m-%d %H:%M:%S}", v.operation, str(v.num_rows), details)
     Console().print(out)
+
+
+@app.command("optimize")
+def optimize_command(
+    db: Annotated[Path, typer.Option(help="database folder")],
+    table: Annotated[str | None, typer.Option(help="only this table (default: every table)")] = None,
+    rebuild: Annotated[bool, typer.Option(help="build changed or merged indexes from scratch")] = False,
+    watch: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="keep running: every this many seconds, do the upkeep that is due (Ctrl-C stops)"),
+    ] = None,
+    rounds: Annotated[int | None, typer.Option(min=1, help="with --watch: stop after this many rounds")] = None,
+) -> None:
+    """Compact small fragments and fold new and deleted rows into the indexes (a merge, not a rebuild).
+
+    With --watch it keeps doing, for tables written by other processes, what a writing
+    process does by itself after its writes (hybrid.Upkeep): compactions and merges once due.
+    """
+    import time
+
+    from hybrid.index.upkeep import DEFAULT_UPKEEP, run_upkeep
+
+    database = _open_db(db)
+    database.upkeep = None  # this command is the upkeep: no background thread besides
+    console = _stderr()
+    done = 0
+    while True:
+        with _user_errors():
+            names = [table] if table is not None else database.table_names()
+            for name in names:
+                t = database.open_table(name)
+                if watch is None:
+                    before = t.version
+                    ops = ["compact"] if t.compact().version != before else []
+                    ops += [c.operation for c in t.optimize(rebuild=rebuild)]
+                else:
+                    ops = [m.operation for m in run_upkeep(t._writable(), DEFAULT_UPKEEP)]
+                if ops:
+                    console.print(f"{name}: {', '.join(ops)} -> version {t.version}")
+        done += 1
+        if watch is None or (rounds is not None and done >= rounds):
+            return
+        time.sleep(watch)
 
 
 @app.command("demo")

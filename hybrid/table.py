@@ -693,8 +693,11 @@ class Table:
         return self._log.tags()
 
     def checkout_latest(self) -> Table:
-        """A writable table object that follows the newest version."""
-        return Table(self._root, upkeep=self._upkeep.policy if self._upkeep is not None else None)
+        """A writable table object that follows the newest version, sharing this one's caches of mapped
+        files, loaded indexes and search state (a writer's new rows are then ready for this object's searches)."""
+        latest = Table(self._root, upkeep=self._upkeep.policy if self._upkeep is not None else None)
+        latest._cache, latest._search = self._cache, self._search
+        return latest
 
     def restore(self, version: int | str) -> Commit:
         """Make the content of `version` (a number or a tag) the newest version; history is kept."""

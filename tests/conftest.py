@@ -24,7 +24,9 @@ os.environ.setdefault("HYBRID_CACHE_DIR", tempfile.mkdtemp(prefix="hybrid-test-c
 
 @pytest.fixture
 def db(tmp_path: Path) -> hybrid.Database:
-    return hybrid.connect(tmp_path / "db")
+    """A database without background upkeep, so versions and fragments are exactly the test's own
+    (upkeep is tested on its own in tests/index/test_incremental.py and through the server)."""
+    return hybrid.connect(tmp_path / "db", upkeep=None)
 
 
 def make_rows(ids: range | list[int], dim: int = 4, seed: int = 0) -> list[dict]:

@@ -178,3 +178,25 @@ def test_the_entry_point_lists_every_command() -> None:
     assert done.returncode == 0
     for command in ("ingest", "search", "versions", "demo", "serve", "eval"):
         assert command in done.stdout
+
+
+def test_optimize_merges_and_watch_does_the_due_upkeep(tmp_path: Path) -> None:
+    import hybrid
+
+    db = hybrid.connect(tmp_path, upkeep=None)
+    t = db.create_table("docs", [{"id": i, "text": f"row {i} alpha", "v": [float(i), 1.0]} for i in range(50)])
+    t.create_fts_index(["text"])
+    t.create_vector_index("v", metric="l2")
+    for i in range(50, 70):  # 20 single-row appends: 20 small fragments, 20 unindexed rows
+        t.add([{"id": i, "text": f"row {i} beta", "v": [float(i), 1.0]}])
+    watched = run("optimize", "--db", str(tmp_path), "--watch", "0.1", "--rounds", "2")
+    assert watched.returncode == 0, watched.stderr
+    assert "docs: compact" in watched.stderr  # 16 one-row fragments are due; 20 unindexed rows are not
+    assert len(t.snapshot().manifest.fragments) < 10
+    assert {s["unindexed_rows"] for s in t.index_stats()} == {20}
+    done = run("optimize", "--db", str(tmp_path), "--table", "docs")
+    assert done.returncode == 0, done.stderr
+    assert "merge_index, merge_index" in done.stderr
+    assert {s["unindexed_rows"] for s in t.index_stats()} == {0}
+    assert t.search("beta").limit(30).to_arrow().num_rows == 20
+    assert_user_error(run("optimize", "--db", str(tmp_path), "--table", "nope"), "no table 'nope'")

@@ -223,7 +223,6 @@ def test_threads_sharing_a_table_read_while_it_grows(db: hybrid.Database) -> Non
     """Readers on one Table object never see a version that does not exist yet, nor go back in time."""
     import threading
 
-    db = hybrid.connect(db.path, upkeep=None)  # every version is one of the writer's appends
     table = db.create_table("shared", make_rows(range(5)))
     reader = db.open_table("shared")
     errors: list[BaseException] = []

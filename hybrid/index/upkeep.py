@@ -43,14 +43,16 @@ class Upkeep:
         merge_rows: an index is merged once it misses (or holds deleted) at least this many rows...
         merge_share: ...or this share of its rows, whichever is larger: a merge reads and writes the
             whole index, so merging at a share of its size keeps the cost per written row flat.
-        tier_fragments: this many consecutive fragments of one size tier (rows < 16, < 256, < 4,096,
-            < 65,536) are compacted into one. Each row is rewritten about once per tier it climbs.
+        tier_fragments: this many (n) consecutive fragments of one size tier (fewer than n, n**2,
+            n**3... live rows, up to 65,536) are compacted into one, which lands in the next tier. A
+            table keeps fewer than n fragments per tier, and each row is rewritten about once per
+            tier it climbs (8 times for n = 4).
     """
 
     enabled: bool = True
     merge_rows: int = 1_000
     merge_share: float = 0.01
-    tier_fragments: int = 16
+    tier_fragments: int = 4
 
     def __post_init__(self) -> None:
         if self.merge_rows < 1 or not 0 <= self.merge_share <= 1 or self.tier_fragments < 2:
@@ -60,16 +62,15 @@ class Upkeep:
 DEFAULT_UPKEEP = Upkeep()
 """What a table does unless told otherwise (the policy is immutable, so one instance serves all)."""
 
-TIER_BASE = 16
-TIERS = 4
-"""Fragments of fewer than 16**4 = 65,536 live rows are small enough to compact automatically."""
+SMALL_ROWS = 65_536
+"""Fragments of fewer live rows than this are small enough to compact automatically."""
 
 
-def tier(frag: Fragment) -> int | None:
-    """The size tier of a small fragment (0: under 16 live rows, 1: under 256, ...), None when large."""
-    rows = max(frag.live_rows, 1)
-    level = int(math.log(rows, TIER_BASE))
-    return level if level < TIERS else None
+def tier(frag: Fragment, base: int) -> int | None:
+    """The size tier of a small fragment (0: under `base` live rows, 1: under base**2, ...), None when large."""
+    if frag.live_rows >= SMALL_ROWS:
+        return None
+    return int(math.log(max(frag.live_rows, 1), base))
 
 
 def plan_tiers(manifest: Manifest, count: int) -> list[list[Fragment]]:
@@ -78,7 +79,7 @@ def plan_tiers(manifest: Manifest, count: int) -> list[list[Fragment]]:
     current: list[Fragment] = []
     level: int | None = None
     for frag in [*manifest.fragments, None]:
-        here = tier(frag) if frag is not None else None
+        here = tier(frag, count) if frag is not None else None
         if here is None or here != level:
             if len(current) >= count:
                 runs.append(current)
@@ -117,7 +118,7 @@ def due_indexes(view: IndexedSnapshot, policy: Upkeep) -> list[IndexEntry]:
 def run_upkeep(table: Writable, policy: Upkeep) -> list[Manifest]:
     """Compact the small-fragment runs and merge the due indexes of `table`'s newest version, now."""
     commits = []
-    for _ in range(TIERS):  # a merged run may complete a run of the next tier
+    for _ in range(int(math.log(SMALL_ROWS, policy.tier_fragments)) + 1):  # a merged run may complete the next tier
         view = table.view()
         runs = plan_tiers(view.snapshot.manifest, policy.tier_fragments)
         if not runs:

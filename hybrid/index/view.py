@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from hybrid.index.cache import Coverage, SearchCache
 from hybrid.index.catalog import IndexEntry, entries
+from hybrid.index.coverage import LivePieces
 from hybrid.index.fulltext import FullTextIndex
 from hybrid.index.scalar import ScalarIndex
 from hybrid.index.vector import VectorIndex
@@ -54,6 +55,10 @@ class IndexedSnapshot:
     def coverage(self, entry: IndexEntry) -> Coverage:
         """Which live rows `entry` misses and which of its rows are dead in this version."""
         return self.cache.coverage_of(self.root, self.snapshot, entry)
+
+    def live_pieces(self) -> LivePieces:
+        """Live row ids per fragment state (what :func:`hybrid.index.coverage.delta` compares)."""
+        return self.cache.live_pieces(self.snapshot)
 
     def live_ids(self) -> np.ndarray:
         """Sorted row ids of every live row of this version."""

@@ -24,7 +24,7 @@ from hybrid.index.tail import text_tail, vector_tail
 from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query import calibration, confidence
-from hybrid.query.allowed import Allowed, allowed_rows
+from hybrid.query.allowed import Allowed, carried_rows
 from hybrid.query.filter import compile_filter
 from hybrid.query.fusion import Ranked
 from hybrid.query.text import Match, Phrase, TextQuery
@@ -158,11 +158,12 @@ def _depth(q: Query, n_branches: int) -> int:
 
 
 def _allowed(q: Query, view: IndexedSnapshot) -> Allowed | None:
-    """The rows the filter allows; cached per (version, filter), since versions never change."""
+    """The rows the filter allows; cached per (version, filter), since versions never change, and carried
+    from the filter's last version by the commits' delta (:func:`hybrid.query.allowed.carried_rows`)."""
     if q.filter_sql is None:
         return None
     flt = compile_filter(q.filter_sql, view.schema)
-    return view.remember("filters", (view.version, flt.sql), lambda: allowed_rows(view, flt), keep=16)
+    return view.remember("filters", (view.version, flt.sql), lambda: carried_rows(view, flt), keep=16)
 
 
 # -- the vector branch ---------------------------------------------------------------------

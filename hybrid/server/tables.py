@@ -78,8 +78,8 @@ class Tables:
             folder = _identity(self.db.path / name)
         except FileNotFoundError:
             raise self._missing(name) from None
-        reader = self.db.open_table(name)
-        fresh = _Entry(reader=reader, writer=self.db.open_table(name), folder=folder)
+        reader = self.db.open_table(name)  # the writer shares its caches: one copy of each index per process
+        fresh = _Entry(reader=reader, writer=reader.checkout_latest(), folder=folder)
         with self._lock:
             return self._entries.setdefault(name, fresh)
 

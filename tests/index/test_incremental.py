@@ -213,3 +213,32 @@ def test_sigkill_during_background_upkeep_loses_nothing_committed(tmp_path: Path
     for i in committed[-3:] + committed[:3]:
         assert t.search(f"tok{i}x").to_list()[0]["id"] == i
     assert {"compact", "merge_index"} <= {v.operation for v in t.versions()}
+
+
+def test_filter_results_carried_across_versions_equal_a_fresh_evaluation(tmp_path: Path) -> None:
+    from hybrid.query.allowed import allowed_rows, carried_rows
+    from hybrid.query.filter import compile_filter
+
+    t, rng = _table(tmp_path, n=400, upkeep=None)
+    t.create_scalar_index("id")
+    sql = "id % 3 = 0 AND text LIKE '%w1%'"
+    ops = np.random.default_rng(3)
+    carried = 0
+    for step in range(30):
+        kind = ops.choice(["add", "delete", "update", "compact"], p=[0.5, 0.2, 0.2, 0.1])
+        if kind == "add":
+            t.add(_rows(rng, 10_000 + 10 * step, int(ops.integers(1, 6))))
+        elif kind == "delete":
+            t.delete(f"id % 29 = {int(ops.integers(0, 29))}")
+        elif kind == "update":
+            t.update(f"id % 31 = {int(ops.integers(0, 31))}", {"text": f"w1 rewritten {step}"})
+        else:
+            t.compact()
+        view = t.indexed_snapshot()
+        flt = compile_filter(sql, view.schema)
+        got = carried_rows(view, flt)
+        carried += "carried" in got.how
+        assert np.array_equal(got.ids, allowed_rows(view, flt).ids), (step, kind, got.how)
+        hits = t.search(rng.standard_normal(DIM).astype(np.float32), vector_column="vector").where(sql).limit(500)
+        assert sorted(r["_rowid"] for r in hits.to_list()) == got.ids.tolist()
+    assert carried >= 25  # every step but the first is carried, except after a big rewrite

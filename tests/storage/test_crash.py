@@ -103,7 +103,7 @@ def crash_child(db_path: str, log_path: str, err_path: str, seed: int, ready: An
 
 
 def _write_forever(db_path: str, log_path: str, seed: int, ready: Any) -> None:
-    t = hybrid.connect(db_path).open_table(TABLE)
+    t = hybrid.connect(db_path, upkeep=None).open_table(TABLE)  # the sole writer: versions are counted
     version = t.version
     data = t.to_arrow(["id", "val"]).to_pydict()
     state = dict(zip(data["id"], data["val"], strict=True))

@@ -10,7 +10,6 @@ from tests.conftest import make_rows
 
 
 def test_take_spread_over_many_fragments_in_request_order(db: hybrid.Database) -> None:
-    db = hybrid.connect(db.path, upkeep=None)  # keep the many small fragments this test is about
     t = db.create_table("t", make_rows(range(50)))
     for start in range(50, 1000, 50):
         t.add(make_rows(range(start, start + 50)))
