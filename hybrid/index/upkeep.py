@@ -46,13 +46,13 @@ class Upkeep:
         tier_fragments: this many (n) consecutive fragments of one size tier (fewer than n, n**2,
             n**3... live rows, up to 65,536) are compacted into one, which lands in the next tier. A
             table keeps fewer than n fragments per tier, and each row is rewritten about once per
-            tier it climbs (8 times for n = 4).
+            tier it climbs (6 times for n = 8).
     """
 
     enabled: bool = True
     merge_rows: int = 1_000
     merge_share: float = 0.01
-    tier_fragments: int = 4
+    tier_fragments: int = 8
 
     def __post_init__(self) -> None:
         if self.merge_rows < 1 or not 0 <= self.merge_share <= 1 or self.tier_fragments < 2:
