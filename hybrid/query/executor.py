@@ -15,6 +15,7 @@ from hybrid.embedders import binding
 from hybrid.errors import HybridError, SchemaError, VectorError
 from hybrid.index.cache import Coverage
 from hybrid.index.catalog import IndexEntry, text_batches, vector_column
+from hybrid.index.coverage import member
 from hybrid.index.exact import exact_search
 from hybrid.index.fts_filters import filter_columns_of
 from hybrid.index.fulltext import RESCORE_DEPTH, TANTIVY_BM25, FullTextIndex, _isin_sorted
@@ -193,9 +194,7 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
     ef = q.ef or index.ef_search
     unindexed_allowed = 0
     if len(cov.unindexed):  # rows the index cannot return; skipped on the common, fully indexed path
-        unindexed_allowed = (
-            len(np.intersect1d(cov.unindexed, allowed.ids)) if allowed is not None else len(cov.unindexed)
-        )
+        unindexed_allowed = len(_unindexed_allowed(cov, allowed)) if allowed is not None else len(cov.unindexed)
     if allowed is not None:
         plan = plan_filtered(n_allowed, cov.live, k, ef)
         indexed_allowed = n_allowed - unindexed_allowed
@@ -242,6 +241,12 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
     b.ids, b.raw = _with_unindexed(view, b, cov, allowed, metric, k, ids, d)
 
 
+def _unindexed_allowed(cov: Coverage, allowed: Allowed) -> np.ndarray:
+    """The unindexed rows the filter allows: a binary search of each in the (sorted) allowed ids, not
+    `np.intersect1d`, which sorts both (the allowed rows can be most of the table; the unindexed, a few)."""
+    return cov.unindexed[member(cov.unindexed, allowed.ids)]
+
+
 def _overfetch(
     index: VectorIndex, vec: np.ndarray, k: int, ef: int, fetch: int, flags: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, int] | None:
@@ -269,7 +274,7 @@ def _with_unindexed(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The index's hits merged with an exact search over the allowed rows it does not hold yet."""
     if len(cov.unindexed):
-        tail = cov.unindexed if allowed is None else np.intersect1d(cov.unindexed, allowed.ids)
+        tail = cov.unindexed if allowed is None else _unindexed_allowed(cov, allowed)
         if len(tail):
             assert b.vector is not None and b.entry is not None
             b.strategy += f" + exact over {len(tail)} unindexed rows"
@@ -318,7 +323,7 @@ def _run_text(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | Non
     if bm25 != TANTIVY_BM25:
         b.strategy += f" (top {max(k, RESCORE_DEPTH)} rescored with k1={bm25[0]:g}, b={bm25[1]:g})"
     if len(cov.unindexed):
-        tail_ids = cov.unindexed if allowed is None else np.intersect1d(cov.unindexed, allowed.ids)
+        tail_ids = cov.unindexed if allowed is None else _unindexed_allowed(cov, allowed)
         if isinstance(b.text, Match) and not b.text.fuzziness and not b.text.proximity and "avg_len" in b.entry.params:
             log = text_tail(view, b.entry)
             tids, ts = log.search(log.positions(tail_ids, snap.take), b.text.text, q.boosts, k, *bm25)
