@@ -316,11 +316,12 @@ def test_sigterm_lets_a_write_in_flight_commit_and_refuses_later_ones(tmp_path: 
         stopped = time.monotonic() - signalled
     response = outcome["response"]
     assert response.status_code == 200, response.text
-    assert response.json()["inserted"] == 1 and response.json()["version"] == 2
+    late_taken = late is not None and late.status_code == 200  # the other worker may still take it, even first
+    assert response.json()["inserted"] == 1 and response.json()["version"] in ({2, 3} if late_taken else {2})
     assert stopped < SLOW_SECONDS + 10
     table = hybrid.connect(db).open_table("slow")
     assert table.count_rows("id = 777") == 1
-    assert table.count_rows("id = 888") == (1 if late is not None and late.status_code == 200 else 0)
+    assert table.count_rows("id = 888") == (1 if late_taken else 0)
     assert late is None or late.status_code in (200, 503), late.text
 
 
