@@ -380,8 +380,6 @@ def optimize_command(
     """
     import time
 
-    from hybrid.index.upkeep import DEFAULT_UPKEEP, run_upkeep
-
     database = _open_db(db)
     database.upkeep = None  # this command is the upkeep: no background thread besides
     console = _stderr()
@@ -396,7 +394,7 @@ def optimize_command(
                     ops = ["compact"] if t.compact().version != before else []
                     ops += [c.operation for c in t.optimize(rebuild=rebuild)]
                 else:
-                    ops = [m.operation for m in run_upkeep(t._writable(), DEFAULT_UPKEEP)]
+                    ops = [c.operation for c in t.run_upkeep()]
                 if ops:
                     console.print(f"{name}: {', '.join(ops)} -> version {t.version}")
         done += 1

@@ -18,7 +18,7 @@ from hybrid.index import manage
 from hybrid.index.analyzer import Analyzer, Tokenizer
 from hybrid.index.cache import SearchCache
 from hybrid.index.tail import log_unindexed
-from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep, UpkeepWorker, commit_compaction
+from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep, UpkeepWorker, commit_compaction, run_upkeep
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query.allowed import allowed_rows
 from hybrid.query.filter import compile_filter
@@ -155,6 +155,11 @@ class Table:
             logger.warning("preparing the new rows of %s for search failed", self.name, exc_info=True)
         if self._upkeep is not None:
             self._upkeep.after_write(self._writable())
+
+    def run_upkeep(self, policy: Upkeep = DEFAULT_UPKEEP) -> list[Commit]:
+        """Do the upkeep that `policy` finds due now, in this thread: compact runs of small fragments,
+        merge indexes that miss or hold dead enough rows (what background upkeep does after writes)."""
+        return [Commit(m.version, m.operation) for m in run_upkeep(self._writable(), policy)]
 
     def wait_for_upkeep(self, timeout: float | None = None) -> None:
         """Block until the background upkeep this table object started (if any) has finished.

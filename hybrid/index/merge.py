@@ -63,9 +63,11 @@ def merge(
         dim = snap.schema.field(column).type.list_size
         ids = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.uint64)
         vectors = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, dim), np.float32)
-        VectorIndex.merged(root / entry.path, folder, dim, index.metric, index.ef_search, (ids, vectors), cov.dead)
-        params["deleted_nodes"] = int(params.get("deleted_nodes", 0)) + len(cov.dead)
-        rows = entry.rows + len(ids) - len(cov.dead)
+        _, marked = VectorIndex.merged(
+            root / entry.path, folder, dim, index.metric, index.ef_search, (ids, vectors), cov.dead
+        )
+        params["deleted_nodes"] = int(params.get("deleted_nodes", 0)) + marked
+        rows = entry.rows + len(ids) - marked
     else:
         filters = filter_columns_of(entry, snap)
         columns = list(entry.columns) + [c for c in filters if c not in entry.columns]

@@ -149,23 +149,26 @@ class VectorIndex:
         ef_search: int,
         add: tuple[np.ndarray, np.ndarray],
         deleted: np.ndarray,
-    ) -> VectorIndex:
+    ) -> tuple[VectorIndex, int]:
         """A copy of the index saved in `source`, saved into the new folder `path`, with the (row ids,
         vectors) of `add` inserted into the graph and the rows `deleted` marked deleted (hnswlib skips
         them in every search; the graph keeps them as waypoints). Costs reading and writing the index
-        file plus one insertion per added row, instead of inserting every row again."""
+        file plus one insertion per added row, instead of inserting every row again. Returns the index
+        and how many nodes were marked deleted (a deleted row that had no vector has no node)."""
         hnsw = hnswlib.Index(space=_SPACE[metric], dim=dim)
         hnsw.load_index(str(source / INDEX_FILE))
         ids, vectors = add
         hnsw.resize_index(hnsw.get_current_count() + len(ids))
         if len(ids):
             hnsw.add_items(vectors, ids.astype(np.uint64), num_threads=-1)
+        marked = 0
         for label in deleted.tolist():
             with contextlib.suppress(RuntimeError):  # a covered row that had no vector, so no node
                 hnsw.mark_deleted(int(label))
+                marked += 1
         path.mkdir(parents=True, exist_ok=True)
         hnsw.save_index(str(path / INDEX_FILE))
-        return cls(hnsw, metric, ef_search)
+        return cls(hnsw, metric, ef_search), marked
 
     @classmethod
     def open(cls, path: Path, dim: int, metric: str, ef_search: int) -> VectorIndex:

@@ -14,7 +14,7 @@ import pyarrow as pa
 from hybrid.embedders import binding
 from hybrid.errors import HybridError, SchemaError, VectorError
 from hybrid.index.cache import Coverage
-from hybrid.index.catalog import IndexEntry, text_batches, vector_column
+from hybrid.index.catalog import IndexEntry, masks_of, text_batches, vector_column
 from hybrid.index.coverage import member
 from hybrid.index.exact import exact_search
 from hybrid.index.fts_filters import filter_columns_of
@@ -168,14 +168,6 @@ def _allowed(q: Query, view: IndexedSnapshot) -> Allowed | None:
 
 
 # -- the vector branch ---------------------------------------------------------------------
-
-
-def _masks_for(snap: Snapshot, ids: np.ndarray, base: list[np.ndarray | None]) -> list[np.ndarray | None]:
-    out: list[np.ndarray | None] = []
-    for frag, m in zip(snap.manifest.fragments, base):
-        sel = _isin_sorted(snap.rowids(frag), ids) if len(ids) else np.zeros(frag.physical_rows, bool)
-        out.append(sel if m is None else sel & m)
-    return out
 
 
 def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | None, k: int) -> None:
@@ -345,7 +337,7 @@ def _run_text(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | Non
 
 def _tail_index(snap: Snapshot, main: FullTextIndex, unindexed: np.ndarray) -> FullTextIndex:
     columns = list(main.columns)  # current names: entries() already follows renames
-    masks = _masks_for(snap, unindexed, snap.row_masks())
+    masks = masks_of(snap, unindexed)  # live rows only
     return FullTextIndex.build(None, columns, main.analyzer, text_batches(snap, columns, masks), main.weights)
 
 

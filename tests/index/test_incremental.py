@@ -16,7 +16,7 @@ import pytest
 
 import hybrid
 from hybrid.index import coverage
-from hybrid.index.upkeep import Upkeep, plan_tiers, run_upkeep
+from hybrid.index.upkeep import Upkeep, plan_tiers
 
 DIM = 16
 WORDS = [f"w{i}" for i in range(300)]
@@ -161,7 +161,7 @@ def test_run_upkeep_beside_a_second_writer_loses_nothing(tmp_path: Path) -> None
         (t if i % 2 else other).add(_rows(rng, 1_000 + i, 1))
         if i % 7 == 0:
             other.delete(f"id = {i}")
-        run_upkeep(t._writable(), policy)  # the writer and the upkeep interleave
+        t.run_upkeep(policy)  # the writer and the upkeep interleave
     assert t.count_rows() == 300 + 30 - 5
     for i in (1_003, 1_029):
         assert t.search(f"tok{i}x").to_list()[0]["id"] == i

@@ -50,7 +50,7 @@ from hypothesis.stateful import (
 )
 
 import hybrid
-from hybrid.index.upkeep import Upkeep, due_indexes, plan_tiers, run_upkeep
+from hybrid.index.upkeep import Upkeep, due_indexes, plan_tiers
 
 DIM = 4
 # vectors on a tiny integer grid: duplicates (distance 0) happen often, distances are exact in float32
@@ -183,7 +183,7 @@ class FreshnessMachine(RuleBasedStateMachine):
         before = dict(self.rowid)
         policy = Upkeep(merge_rows=merge_rows, merge_share=0.0, tier_fragments=tier_fragments)
         due = {e.name for e in due_indexes(self.t.indexed_snapshot(), policy)}
-        run_upkeep(self.t._writable(), policy)
+        self.t.run_upkeep(policy)
         self._refresh_rowids()
         assert self.rowid == before  # compaction keeps row ids
         live = self._live_rowids()
