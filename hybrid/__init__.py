@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hybrid.aio import AsyncDatabase, AsyncTable, connect_async
 from hybrid.db import Database
 from hybrid.errors import (
     CommitConflictError,
@@ -43,6 +44,8 @@ def connect(path: str | Path, *, upkeep: Upkeep | None = DEFAULT_UPKEEP) -> Data
 
 
 __all__ = [
+    "AsyncDatabase",
+    "AsyncTable",
     "CleanupStats",
     "Commit",
     "CommitConflictError",
@@ -63,4 +66,5 @@ __all__ = [
     "VersionNotFoundError",
     "__version__",
     "connect",
+    "connect_async",
 ]

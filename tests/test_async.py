@@ -1,0 +1,222 @@
+"""The async API (hybrid.aio): parity with the sync classes, real tables, concurrency, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import hybrid
+from hybrid.aio import AsyncDatabase, AsyncTable
+from hybrid.embedders.base import Kind
+from hybrid.embedders.hashing import HashingEmbedder
+
+from .conftest import make_rows
+
+SYNC_ON_PURPOSE = {"search"}
+"""Sync methods whose async counterpart is sync too: `search` only builds a query (no I/O)."""
+PLAIN_PROPERTIES = {"name", "path", "read_only", "upkeep"}
+"""Attributes that need no I/O, so the async classes keep them as plain properties."""
+
+
+def public_members(cls: type, instance: object | None = None) -> dict[str, Any]:
+    """Public methods and properties of `cls`, plus public attributes `instance` sets in __init__."""
+    members = {n: inspect.getattr_static(cls, n) for n in dir(cls) if not n.startswith("_")}
+    if instance is not None:
+        members.update({n: v for n, v in vars(instance).items() if not n.startswith("_")})
+    return members
+
+
+def parity_gaps(sync_cls: type, async_cls: type, instance: object | None = None) -> list[str]:
+    """What `async_cls` lacks or gets wrong compared with `sync_cls`: one line per public member."""
+    gaps = []
+    for name, member in sorted(public_members(sync_cls, instance).items()):
+        counterpart = inspect.getattr_static(async_cls, name, None)
+        if counterpart is None:
+            gaps.append(f"{async_cls.__name__} has no {name}")
+        elif name in PLAIN_PROPERTIES:
+            if not isinstance(counterpart, property):
+                gaps.append(f"{async_cls.__name__}.{name} should be a property")
+        elif name in SYNC_ON_PURPOSE:
+            continue
+        elif not (inspect.iscoroutinefunction(counterpart) or inspect.isasyncgenfunction(counterpart)):
+            kind = "property" if isinstance(member, property) else "method"
+            gaps.append(f"{async_cls.__name__}.{name} is not async (sync {kind})")
+    return gaps
+
+
+def test_every_public_table_method_has_an_async_counterpart(db: hybrid.Database) -> None:
+    assert parity_gaps(hybrid.Table, AsyncTable, db.create_table("t", make_rows(range(2)))) == []
+
+
+def test_every_public_database_method_has_an_async_counterpart(db: hybrid.Database) -> None:
+    assert parity_gaps(hybrid.Database, AsyncDatabase, db) == []
+
+
+def test_the_parity_check_catches_a_missing_or_sync_method() -> None:
+    class Grown(hybrid.Table):
+        def brand_new(self) -> int:
+            return 1
+
+    class SyncSlip(AsyncTable):
+        def count_rows(self, where: str | None = None) -> int:  # type: ignore[override]
+            return 0
+
+    known = set(parity_gaps(hybrid.Table, AsyncTable))  # empty unless the test above fails too
+    assert set(parity_gaps(Grown, AsyncTable)) - known == {"AsyncTable has no brand_new"}
+    slips = {g.replace("SyncSlip", "AsyncTable") for g in parity_gaps(hybrid.Table, SyncSlip)}
+    assert slips - known == {"AsyncTable.count_rows is not async (sync method)"}
+
+
+def test_async_methods_keep_the_sync_signature_and_docs() -> None:
+    assert inspect.signature(AsyncTable.merge_insert) == inspect.signature(hybrid.Table.merge_insert)
+    assert AsyncTable.add.__doc__ == hybrid.Table.add.__doc__
+
+
+@pytest.mark.asyncio
+async def test_round_trip_on_a_real_table(tmp_path: Path) -> None:
+    adb = await hybrid.connect_async(tmp_path / "db", upkeep=None)
+    t = await adb.create_table("docs", make_rows(range(10)))
+    assert isinstance(t, AsyncTable) and t.name == "docs" and not t.read_only
+    assert await adb.table_names() == ["docs"]
+    assert (await t.add(make_rows(range(10, 15)))).inserted == 5
+    assert await t.count_rows() == 15 and await t.count_rows("id >= 10") == 5
+    assert (await t.delete("id < 3")).deleted == 3
+    await t.create_fts_index("text")
+    assert await t.version() == 4
+    hits = await t.search("number 7").select(["id"]).limit(1).ato_list()
+    assert hits[0]["id"] == 7
+    near = await t.search(make_rows([12])[0]["vector"], query_type="vector").limit(1).ato_arrow()
+    assert near["id"].to_pylist() == [12]
+    batches = [b async for b in t.scan(["id"], where="id < 6", batch_size=2)]
+    assert sorted(pa.Table.from_batches(batches)["id"].to_pylist()) == [3, 4, 5]
+    old = await t.checkout(1)
+    assert isinstance(old, AsyncTable) and old.read_only and await old.count_rows() == 10
+    assert (await t.restore(1)).operation == "restore" and await t.count_rows() == 10
+    assert (await t.schema()).field("vector").type == pa.list_(pa.float32(), 4)
+    reopened = await adb.open_table("docs")
+    assert [v.operation for v in await reopened.versions()][-1] == "restore"
+    assert (await adb.sql("select count(*) as n from docs")).to_pylist() == [{"n": 10}]
+    await adb.drop_table("docs")
+    assert await adb.table_names() == []
+
+
+@pytest.mark.asyncio
+async def test_errors_come_through_unchanged(tmp_path: Path) -> None:
+    adb = await hybrid.connect_async(tmp_path, upkeep=None)
+    with pytest.raises(hybrid.TableNotFoundError):
+        await adb.open_table("missing")
+    t = await adb.create_table("t", make_rows(range(3)))
+    with pytest.raises(hybrid.SchemaError):
+        await t.add([{"id": 1, "vector": [1.0, 2.0]}])  # wrong dimension
+    with pytest.raises(hybrid.ReadOnlyError):
+        await (await t.checkout(1)).add(make_rows([9]))
+    assert await t.count_rows() == 3
+
+
+@pytest.mark.asyncio
+async def test_concurrent_writers_and_readers_lose_nothing(tmp_path: Path) -> None:
+    """8 writers append 5 batches each while 16 readers search and count: every row lands once,
+    each version holds whole commits, and a reader never sees the row count go down."""
+    adb = await hybrid.connect_async(tmp_path, upkeep=None)
+    t = await adb.create_table("t", make_rows(range(8)))
+    await t.create_fts_index("text")
+    await t.create_vector_index()
+    writers, batches, per_batch = 8, 5, 4
+
+    async def writer(w: int) -> None:
+        for b in range(batches):
+            start = 1000 + (w * batches + b) * per_batch
+            await t.add(make_rows(range(start, start + per_batch)))
+
+    async def reader(r: int) -> list[int]:
+        seen = []
+        for _ in range(6):
+            query = t.search("document number", query_type="fts") if r % 2 else t.search(make_rows([r])[0]["vector"])
+            rows = await query.limit(5).ato_list()
+            assert 0 < len(rows) <= 5
+            seen.append(await t.count_rows())
+        return seen
+
+    _, seen = await asyncio.gather(
+        asyncio.gather(*(writer(w) for w in range(writers))), asyncio.gather(*(reader(r) for r in range(16)))
+    )
+    for counts in seen:
+        assert counts == sorted(counts)
+        assert all((c - 8) % per_batch == 0 for c in counts)  # whole commits only
+    ids = (await t.to_arrow(["id"]))["id"].to_pylist()
+    expected = list(range(8)) + list(range(1000, 1000 + writers * batches * per_batch))
+    assert sorted(ids) == expected
+    assert await t.version() == 3 + writers * batches
+
+
+class Gate(HashingEmbedder):
+    """A hashing embedder whose document embedding waits until the test opens the gate.
+
+    Each gate has its own dimension: the registry shares one instance per (name, config)."""
+
+    dims = itertools.count(23)
+
+    def __init__(self) -> None:
+        super().__init__(dim=next(self.dims))
+        self.entered = threading.Event()
+        self.open = threading.Event()
+        self.threads: list[str] = []
+
+    def _encode(self, texts: list[str], kind: Kind) -> np.ndarray:
+        self.threads.append(threading.current_thread().name)
+        if kind == "document" and any(t.startswith("slow") for t in texts):
+            self.entered.set()
+            if not self.open.wait(30):
+                raise TimeoutError("the test never opened the gate")
+        return super()._encode(texts, kind)
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_write_finishes_in_its_thread_whole_or_not_at_all(tmp_path: Path) -> None:
+    gate = Gate()
+    adb = await hybrid.connect_async(tmp_path, upkeep=None)
+    t = await adb.create_table("t", [{"id": 0, "text": "first"}], embedding={"vector": ("text", gate)})
+    task = asyncio.create_task(t.add([{"id": i, "text": f"slow row {i}"} for i in range(1, 51)]))
+    assert await asyncio.to_thread(gate.entered.wait, 10)
+    # the write is stuck in its thread, and the event loop still serves other calls
+    assert await t.count_rows() == 1 and await t.version() == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await t.count_rows() == 1  # nothing half-made while the thread still runs
+    gate.open.set()
+    for _ in range(200):  # the thread finishes the commit on its own; its result is dropped
+        if await t.version() == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert await t.version() == 2
+    assert await t.count_rows() == 51 and await t.count_rows("text like 'slow%'") == 50
+
+
+@pytest.mark.asyncio
+async def test_calls_run_in_the_loops_default_executor(tmp_path: Path) -> None:
+    gate = Gate()
+    gate.open.set()
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(2, thread_name_prefix="my-pool"))
+    adb = await hybrid.connect_async(tmp_path, upkeep=None)
+    t = await adb.create_table("t", [{"id": 0, "text": "a"}], embedding={"vector": ("text", gate)})
+    await t.add([{"id": 1, "text": "b"}])
+    await t.search("c").limit(1).ato_list()
+    assert len(gate.threads) == 3 and all(name.startswith("my-pool") for name in gate.threads)
+    assert threading.current_thread().name not in gate.threads
+
+
+def test_wrapping_refuses_other_objects(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        AsyncTable(tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        AsyncDatabase("db")  # type: ignore[arg-type]
