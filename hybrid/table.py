@@ -20,7 +20,9 @@ from hybrid.index.cache import SearchCache
 from hybrid.index.tail import log_unindexed
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep, UpkeepWorker, commit_compaction, run_upkeep
 from hybrid.index.view import IndexedSnapshot
+from hybrid.query import chunk_layout
 from hybrid.query.allowed import allowed_rows
+from hybrid.query.chunk_layout import ChunkLayout
 from hybrid.query.filter import compile_filter
 from hybrid.storage import transactions as tx
 from hybrid.storage.files import FileCache
@@ -477,6 +479,47 @@ class Table:
         schema = manifest.schema.set(index, manifest.schema.field(index).with_name(new))
         bindings = binding.renamed(binding.read(manifest.metadata), old, new)
         return self._alter_schema("rename_column", schema, manifest.field_ids, {"from": old, "to": new}, bindings)
+
+    # -- chunks -------------------------------------------------------------------------
+
+    @property
+    def chunking(self) -> ChunkLayout | None:
+        """The declared chunk layout (:meth:`set_chunking`), or None."""
+        return chunk_layout.read(self._manifest().metadata)
+
+    def set_chunking(
+        self,
+        parent: str,
+        position: str | None = None,
+        *,
+        heading: str | None = None,
+        text: str = "text",
+        parent_table: str | None = None,
+        parent_key: str = "source",
+        parent_text: str = "text",
+    ) -> Commit:
+        """Declare that rows are chunks of documents: `parent` holds the document key, `position` the
+        chunk's number in the document (and `heading` its heading path). Stored in the table's
+        metadata; ``search(...).group_by()`` and ``.expand()`` use it. `parent_table` names a table
+        of the same database with each document's whole text (`parent_key`, `parent_text` columns).
+
+        >>> import hybrid, tempfile
+        >>> t = hybrid.connect(tempfile.mkdtemp()).create_table("c", [{"doc_id": "a", "chunk_no": 0, "text": "x"}])
+        >>> _ = t.set_chunking(parent="doc_id", position="chunk_no")
+        >>> t.chunking.parent, t.chunking.position
+        ('doc_id', 'chunk_no')
+        """
+        layout = ChunkLayout(parent, position, heading, text, parent_table, parent_key, parent_text)
+        base = self._write_base("set_chunking")
+        layout.check(base.schema)
+
+        def rebase(latest: Manifest) -> Manifest:
+            layout.check(latest.schema)
+            return replace(latest, metadata=chunk_layout.to_metadata(latest.metadata, layout))
+
+        details = {"parent": parent, "position": position}
+        new = tx.commit(self._log, base, "set_chunking", rebase, details)
+        return Commit(new.version, "set_chunking")
 
     # -- maintenance --------------------------------------------------------------------
 

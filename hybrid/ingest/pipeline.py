@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from hybrid.embedders.twins import same_vectors
 from hybrid.errors import SchemaError
 from hybrid.ingest.chunking import Chunk, Chunker
 from hybrid.ingest.document import Document, Skipped
@@ -199,17 +200,26 @@ def _open_or_create(db: Database, name: str, embedder: Embedder | None, texts: I
         bound = table.embeddings.get(VECTOR_COLUMN)
         if bound is None or bound[0] != "text":
             raise SchemaError(f"table {name!r} has no embedder bound to its text column {VECTOR_COLUMN!r}")
-        if embedder is not None and (embedder.name, embedder.to_config()) != (bound[1].name, bound[1].to_config()):
+        if embedder is not None and not same_vectors(embedder, bound[1]):
             raise SchemaError(
                 f"table {name!r} embeds with {bound[1].name} {bound[1].to_config()}, not {embedder.name} "
                 f"{embedder.to_config()}: leave the embedder out, or ingest into another table"
             )
+        if table.chunking is None:  # made before ingest declared its layout
+            _declare_chunking(table)
         return table
     if embedder is None:
         from hybrid.embedders.auto import embedder_for
 
         embedder = embedder_for(texts)
-    return db.create_table(name, schema=CHUNK_SCHEMA, embedding={VECTOR_COLUMN: ("text", embedder)})
+    table = db.create_table(name, schema=CHUNK_SCHEMA, embedding={VECTOR_COLUMN: ("text", embedder)})
+    _declare_chunking(table)
+    return table
+
+
+def _declare_chunking(table: Table) -> None:
+    """Chunks know their document: ``source`` is the parent key, ``chunk`` the position, ``heading`` the path."""
+    table.set_chunking(parent="source", position="chunk", heading="heading", text="text")
 
 
 def _existing_ids(table: Table) -> dict[str, set[str]]:

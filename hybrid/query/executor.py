@@ -24,7 +24,7 @@ from hybrid.index.overfetch import overfetch_depth
 from hybrid.index.tail import text_tail, vector_tail
 from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
-from hybrid.query import calibration, confidence
+from hybrid.query import calibration, confidence, grouping
 from hybrid.query.allowed import Allowed, carried_rows
 from hybrid.query.filter import compile_filter
 from hybrid.query.fusion import Ranked
@@ -370,7 +370,21 @@ def execute(q: Query) -> pa.Table:
     branches = _plan(q, view)
     allowed = _allowed(q, view)
     depth = _depth(q, len(branches))
+    if q.grouping is not None:
+        return _execute_grouped(q, view, branches, allowed, depth)
     _run_branches(q, view, branches, allowed, depth)
+    fused_ids, fused_scores = _fused(q, view, branches, allowed)
+    if q.reranker is not None:
+        return _reranked(q, snap, branches, fused_ids, fused_scores).slice(q.skip, q.k)
+    pool, scores = fused_ids[q.skip : q.skip + q.k], fused_scores[q.skip : q.skip + q.k]
+    columns = list(q.columns) if q.columns is not None else list(snap.schema.names)
+    return _with_result_columns(snap.take(pool, columns), pool, scores, branches)
+
+
+def _fused(
+    q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Allowed | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The branches' hits fused into one list (best first), the filter applied when it is a postfilter."""
     if len(branches) == 1:
         fused_ids, fused_scores = branches[0].ids, branches[0].ranked().scores.astype(np.float64)
     else:
@@ -379,25 +393,63 @@ def execute(q: Query) -> pa.Table:
     if allowed is not None and not q.prefilter:
         keep = _isin_sorted(fused_ids, allowed.ids)
         fused_ids, fused_scores = fused_ids[keep], fused_scores[keep]
-    pool = fused_ids if q.reranker is not None else fused_ids[q.skip : q.skip + q.k]
-    scores = fused_scores if q.reranker is not None else fused_scores[q.skip : q.skip + q.k]
+    return fused_ids, fused_scores
+
+
+def _reranked(
+    q: Query, snap: Snapshot, branches: list[Branch], pool: np.ndarray, scores: np.ndarray, keep: tuple[str, ...] = ()
+) -> pa.Table:
+    """Every candidate of `pool` rescored by the query's reranker, best first (`_score` is the reranker's);
+    columns the reranker needed but the query did not select are dropped again, except `keep`."""
+    assert q.reranker is not None
     columns = list(q.columns) if q.columns is not None else list(snap.schema.names)
-    if q.reranker is not None:
-        text_cols = [c for c in _reranker_columns(q, snap, branches) if c not in columns]
-        columns = columns + text_cols
-    rows = snap.take(pool, columns)
-    rows = _with_result_columns(rows, pool, scores, branches)
-    if q.reranker is not None:
-        text = _query_text(q)
-        if text is None:
-            raise ValueError("rerank needs a plain text query (a string, Match or Phrase)")
-        reranked = check_reranked(rows, q.reranker.rerank(text, rows), q.reranker)
-        reranked = reranked.sort_by([(RELEVANCE, "descending")]).slice(q.skip, q.k)
-        score = reranked.column(RELEVANCE).cast(pa.float64())
-        rows = reranked.set_column(reranked.column_names.index("_score"), "_score", score)
-        if q.columns is not None:
-            rows = rows.drop_columns([c for c in text_cols if c in rows.column_names])
+    text_cols = [c for c in [*_reranker_columns(q, snap, branches), *keep] if c not in columns]
+    rows = _with_result_columns(snap.take(pool, columns + text_cols), pool, scores, branches)
+    text = _query_text(q)
+    if text is None:
+        raise ValueError("rerank needs a plain text query (a string, Match or Phrase)")
+    reranked = check_reranked(rows, q.reranker.rerank(text, rows), q.reranker)
+    reranked = reranked.sort_by([(RELEVANCE, "descending")])
+    score = reranked.column(RELEVANCE).cast(pa.float64())
+    rows = reranked.set_column(reranked.column_names.index("_score"), "_score", score)
+    if q.columns is not None:
+        rows = rows.drop_columns([c for c in text_cols if c in rows.column_names and c not in keep])
     return rows
+
+
+def _execute_grouped(
+    q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Allowed | None, depth: int
+) -> pa.Table:
+    """The best groups of the fused (and reranked) candidates, searching deeper while too few groups
+    turn up and a branch had more to give (:mod:`hybrid.query.grouping`)."""
+    assert q.grouping is not None
+    snap = view.snapshot
+    key = grouping.key_column(q.grouping, snap)
+    wanted = q.k + q.skip
+    depth = grouping.group_depth(depth, wanted, q.grouping.per_group)
+    while True:
+        _run_branches(q, view, branches, allowed, depth)
+        ids, scores = _fused(q, view, branches, allowed)
+        rows = _reranked(q, snap, branches, ids, scores, keep=(key,)) if q.reranker is not None else None
+        if rows is not None:
+            ids, scores = rows.column("_rowid").to_numpy(), rows.column("_score").to_numpy()
+            keys = rows.column(key).to_pylist()
+        else:
+            keys = snap.take(ids, [key]).column(key).to_pylist()
+        g = grouping.group(ids, scores, keys, q.k, skip=q.skip, per_group=q.grouping.per_group, score=q.grouping.score)
+        if not grouping.needs_more(g.n_groups, wanted, [len(b.ids) for b in branches], depth):
+            break
+        depth = min(grouping.MAX_DEPTH, depth * 4)
+    if rows is not None:
+        at = {int(r): i for i, r in enumerate(ids)}
+        out = rows.take(pa.array([at[int(r)] for r in g.ids], pa.int64()))
+        if q.columns is not None and key not in q.columns:
+            out = out.drop_columns([key])
+    else:
+        columns = list(q.columns) if q.columns is not None else list(snap.schema.names)
+        out = _with_result_columns(snap.take(g.ids, columns), g.ids, g.scores, branches)
+    out = out.append_column("_group_rank", pa.array(g.group_ranks, pa.int32()))
+    return out.append_column("_group_score", pa.array(g.group_scores, pa.float64()))
 
 
 def _weights(q: Query, view: IndexedSnapshot, branches: list[Branch]) -> list[float]:

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from hybrid.errors import VectorError, require
+from hybrid.errors import SchemaError, VectorError, require
 from hybrid.query.fusion import Fusion, default_fusion
+from hybrid.query.grouping import Grouping, GroupScore
 from hybrid.query.text import TextQuery, as_text_query
 from hybrid.rerankers.base import Reranker
 
@@ -31,6 +32,8 @@ RESULT_COLUMNS = {
     "_bm25": "text branch: BM25 score",
     "_fts_rank": "text branch: 1-based rank in that branch",
     "_relevance_score": "reranker score (only with .rerank())",
+    "_group_rank": "with .group_by(): 1-based rank of the row's group",
+    "_group_score": "with .group_by(): the group's score (its best row's, or the sum of its candidates')",
 }
 """Reserved result columns. With several vector branches, the extra ones are suffixed by column name."""
 
@@ -72,6 +75,8 @@ class Query:
     """The full-text index to search, by name (default: the only one, or the one on `fts_columns`)."""
     branch_weights: Literal["auto", "equal"] | Mapping[str, float] = "auto"
     """Per-branch fusion weights (see :meth:`weights`)."""
+    grouping: Grouping | None = None
+    """Group the hits by a column (see :meth:`group_by`)."""
 
     # -- building -------------------------------------------------------------------------
 
@@ -161,6 +166,27 @@ class Query:
         ):
             raise ValueError(f"weights must map branch names to non-negative numbers, got {weights!r}")
         return self._with(branch_weights=weights if isinstance(weights, str) else dict(weights))
+
+    def group_by(self, column: str | None = None, per_group: int = 1, score: GroupScore = "max") -> Query:
+        """Return the best `limit` groups of rows sharing `column`'s value (default: the table's declared
+        parent column, :meth:`hybrid.Table.set_chunking`), each with its `per_group` best rows, so that
+        one document cannot fill the results with its chunks. Rows come group by group, best first,
+        with ``_group_rank`` and ``_group_score`` (the group's best row's score, or with
+        ``score="sum"`` the sum of its candidates' scores). Grouping sees the final scores: after
+        fusion, the filter and a reranker; ``offset`` skips whole groups.
+
+        >>> import hybrid, tempfile
+        >>> rows = [{"doc": d, "text": t} for d, t in [("a", "red fox"), ("a", "red red fox"), ("b", "fox")]]
+        >>> t = hybrid.connect(tempfile.mkdtemp()).create_table("c", rows)
+        >>> _ = t.create_fts_index("text")
+        >>> [r["doc"] for r in t.search("red fox").group_by("doc").limit(5).to_list()]
+        ['a', 'b']
+        """
+        if column is not None and column not in self.table.schema.names:
+            raise SchemaError(
+                f"group_by: no column {column!r} in the table (columns: {', '.join(self.table.schema.names)})"
+            )
+        return self._with(grouping=Grouping(column, per_group, score))
 
     def ef_search(self, ef: int) -> Query:
         """HNSW search depth for this query (default: the index's tuned value)."""

@@ -1,0 +1,135 @@
+"""Grouping hits by a key (a chunk's document): the best k groups, each with its best rows.
+
+What Elasticsearch calls field collapsing and Qdrant / Milvus call grouping search: so that
+no single document fills the top k with its chunks. Grouping runs on the final candidate
+scores, after fusion (both branches count) and after a reranker; the search fetches deeper
+candidate lists for it, and deeper again while it finds too few groups (see
+:func:`group_depth` and :func:`needs_more`).
+
+>>> ids = np.array([7, 8, 9, 10], dtype=np.uint64)
+>>> g = group(ids, np.array([0.9, 0.8, 0.5, 0.4]), ["a", "a", "b", "c"], n_groups=2)
+>>> g.ids.tolist(), g.group_ranks.tolist(), g.group_scores.tolist()
+([7, 9], [1, 2], [0.9, 0.5])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from hybrid.errors import SchemaError
+from hybrid.query import chunk_layout
+
+if TYPE_CHECKING:
+    from hybrid.storage.snapshot import Snapshot
+
+GroupScore = Literal["max", "sum"]
+OVERFETCH = 5
+"""Candidates fetched per branch for each wanted row of a grouped search (several chunks of a
+document often rank next to each other), before any deepening."""
+MAX_DEPTH = 8_192
+"""Grouping deepens its candidate lists (4x a time) up to this many per branch."""
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """How a search groups: by `column` (None: the table's declared parent column), `per_group` rows
+    in each group, the group's score its best row's ("max") or the sum of its candidates' ("sum")."""
+
+    column: str | None = None
+    per_group: int = 1
+    score: GroupScore = "max"
+
+    def __post_init__(self) -> None:
+        if self.column is not None and (not isinstance(self.column, str) or not self.column):
+            raise ValueError(f"group_by needs a column name, got {self.column!r}")
+        if isinstance(self.per_group, bool) or not isinstance(self.per_group, int) or self.per_group < 1:
+            raise ValueError(f"group_by: per_group must be an integer >= 1, got {self.per_group!r}")
+        if self.score not in ("max", "sum"):
+            raise ValueError(f"group_by: score must be 'max' or 'sum', got {self.score!r}")
+
+
+@dataclass(frozen=True)
+class Grouped:
+    """The kept rows, group by group (best group first, best row first within it)."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+    """Each row's own score."""
+    group_scores: np.ndarray
+    group_ranks: np.ndarray
+    """1-based rank of the row's group (counting skipped groups)."""
+    n_groups: int
+    """Groups among all the candidates."""
+
+
+def group(
+    ids: np.ndarray,
+    scores: np.ndarray,
+    keys: Sequence[Hashable | None],
+    n_groups: int,
+    *,
+    skip: int = 0,
+    per_group: int = 1,
+    score: GroupScore = "max",
+) -> Grouped:
+    """Groups `ids` (any order) by `keys` and keeps groups `skip`..`skip + n_groups`, each with its
+    `per_group` best rows. A row whose key is null is a group of its own. Ties: the group whose
+    best row comes first in `ids` first."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    members: dict[object, list[int]] = {}
+    for i in order.tolist():
+        key = keys[i]
+        members.setdefault(("\0null", i) if key is None else key, []).append(i)
+    groups = list(members.values())  # in the order of their best rows
+    if score == "sum":
+        totals = [float(np.sum(scores[g])) for g in groups]
+        rank = sorted(range(len(groups)), key=lambda j: -totals[j])  # stable: ties keep best-row order
+        groups, group_score = [groups[j] for j in rank], [totals[j] for j in rank]
+    else:
+        group_score = [float(scores[g[0]]) for g in groups]
+    kept_rows: list[int] = []
+    kept_scores: list[float] = []
+    kept_ranks: list[int] = []
+    for r in range(skip, min(len(groups), skip + n_groups)):
+        rows = groups[r][:per_group]
+        kept_rows += rows
+        kept_scores += [group_score[r]] * len(rows)
+        kept_ranks += [r + 1] * len(rows)
+    at = np.asarray(kept_rows, dtype=np.int64)
+    return Grouped(
+        ids[at] if len(at) else np.empty(0, np.uint64),
+        np.asarray(scores, dtype=np.float64)[at] if len(at) else np.empty(0, np.float64),
+        np.asarray(kept_scores, dtype=np.float64),
+        np.asarray(kept_ranks, dtype=np.int32),
+        len(groups),
+    )
+
+
+def group_depth(base: int, wanted_groups: int, per_group: int) -> int:
+    """Candidates per branch for a grouped search: `OVERFETCH` per wanted row, at least `base`."""
+    return min(MAX_DEPTH, max(base, OVERFETCH * wanted_groups * per_group))
+
+
+def needs_more(found_groups: int, wanted_groups: int, branch_hits: Sequence[int], depth: int) -> bool:
+    """Whether to search again deeper: too few groups, and some branch filled its list (so more exist)."""
+    return found_groups < wanted_groups and depth < MAX_DEPTH and any(n >= depth for n in branch_hits)
+
+
+def key_column(grouping: Grouping, snap: Snapshot) -> str:
+    """The column to group by: the one named, else the table's declared parent column."""
+    name = grouping.column
+    if name is None:
+        layout = chunk_layout.read(snap.manifest.metadata)
+        if layout is None:
+            raise SchemaError(
+                "group_by() without a column needs the table's chunk layout: "
+                "call table.set_chunking(parent=...) or name the column, group_by('doc_id')"
+            )
+        name = layout.parent
+    if name not in snap.schema.names:
+        raise SchemaError(f"group_by: no column {name!r} in the table (columns: {', '.join(snap.schema.names)})")
+    return name

@@ -1,0 +1,197 @@
+"""Grouping search results by their document: `table.set_chunking` and `.group_by()` on real tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hybrid
+from hybrid.embedders import HashingEmbedder
+from hybrid.errors import SchemaError
+from hybrid.rerankers.callable import CallableReranker
+
+WORDS = ["kernel", "memory", "page", "cache", "disk", "network", "socket", "thread", "lock", "queue"]
+
+
+def chunk_rows(n_docs: int = 12, per_doc: int = 6) -> list[dict[str, Any]]:
+    """Chunks whose text mixes a few words chosen by (doc, chunk), so scores differ and documents repeat words."""
+    rows = []
+    for d in range(n_docs):
+        for c in range(per_doc):
+            words = [WORDS[(d * 3 + c * k) % len(WORDS)] for k in range(1, 4 + (d + c) % 4)]
+            rows.append({"doc_id": f"d{d}", "chunk_no": c, "lang": "en" if d % 2 else "de", "text": " ".join(words)})
+    return rows
+
+
+@pytest.fixture
+def chunks(tmp_path: Path) -> hybrid.Table:
+    db = hybrid.connect(tmp_path / "db", upkeep=None)
+    t = db.create_table("chunks", chunk_rows(), embedding={"vector": ("text", HashingEmbedder(dim=32))})
+    t.create_fts_index("text")
+    t.set_chunking(parent="doc_id", position="chunk_no")
+    return t
+
+
+def by_hand(rows: list[dict[str, Any]], k: int, per_group: int) -> list[list[int]]:
+    """The oracle: walk the ungrouped list best first, keep a document's first `per_group` rows, stop at k."""
+    groups: dict[str, list[int]] = {}
+    for r in rows:
+        members = groups.setdefault(r["doc_id"], [])
+        if len(members) < per_group:
+            members.append(r["_rowid"])
+    return list(groups.values())[:k]
+
+
+def grouped(rows: list[dict[str, Any]]) -> list[list[int]]:
+    out: dict[int, list[int]] = {}
+    for r in rows:
+        out.setdefault(r["_group_rank"], []).append(r["_rowid"])
+    return list(out.values())
+
+
+DEEP = 1_000  # every row is a candidate, so grouped and ungrouped searches fuse the same lists
+
+
+def test_no_two_results_share_a_parent_and_the_best_chunk_leads(chunks: hybrid.Table) -> None:
+    q = chunks.search("kernel memory cache", query_type="hybrid").candidates(DEEP)
+    flat = q.limit(DEEP).to_list()
+    hits = q.group_by("doc_id").limit(5).to_list()
+    parents = [h["doc_id"] for h in hits]
+    assert len(hits) == 5 and len(set(parents)) == 5
+    assert hits[0]["_rowid"] == flat[0]["_rowid"]  # the best group holds the best chunk
+    assert grouped(hits) == by_hand(flat, 5, 1)
+    assert [h["_group_rank"] for h in hits] == [1, 2, 3, 4, 5]
+    assert [h["_group_score"] for h in hits] == sorted((h["_group_score"] for h in hits), reverse=True)
+
+
+def test_per_group_keeps_each_documents_best_chunks_in_order(chunks: hybrid.Table) -> None:
+    q = chunks.search("page disk thread", query_type="hybrid").candidates(DEEP)
+    flat = q.limit(DEEP).to_list()
+    hits = q.group_by("doc_id", per_group=3).limit(4).to_list()
+    assert grouped(hits) == by_hand(flat, 4, 3)
+    assert max(len(g) for g in grouped(hits)) == 3
+    assert len({h["doc_id"] for h in hits}) == 4
+
+
+def test_the_declared_parent_is_the_default_and_offset_skips_groups(chunks: hybrid.Table) -> None:
+    q = chunks.search("socket lock").candidates(DEEP)
+    flat = q.limit(DEEP).to_list()
+    first = q.group_by().limit(6).to_list()
+    later = q.group_by().limit(3).offset(3).to_list()
+    assert grouped(first) == by_hand(flat, 6, 1)
+    assert grouped(later) == grouped(first)[3:]
+    assert [h["_group_rank"] for h in later] == [4, 5, 6]
+
+
+def test_sum_ranks_groups_by_their_candidates_total(chunks: hybrid.Table) -> None:
+    q = chunks.search("queue network", query_type="fts").candidates(DEEP)
+    flat = q.limit(DEEP).to_list()
+    totals: dict[str, float] = {}
+    for r in flat:
+        totals[r["doc_id"]] = totals.get(r["doc_id"], 0.0) + r["_score"]
+    hits = q.group_by("doc_id", score="sum").limit(3).to_list()
+    best = sorted(totals, key=lambda d: -totals[d])[:3]
+    assert [h["doc_id"] for h in hits] == best
+    assert [h["_group_score"] for h in hits] == pytest.approx([totals[d] for d in best])
+
+
+def test_filters_are_respected(chunks: hybrid.Table) -> None:
+    q = chunks.search("kernel lock", query_type="hybrid").where("lang = 'en'").candidates(DEEP)
+    flat = q.limit(DEEP).to_list()
+    hits = q.group_by("doc_id", per_group=2).limit(4).to_list()
+    assert hits and all(h["lang"] == "en" for h in hits)
+    assert grouped(hits) == by_hand(flat, 4, 2)
+    post = chunks.search("kernel lock", query_type="hybrid").where("lang = 'en'", prefilter=False)
+    assert all(h["lang"] == "en" for h in post.group_by("doc_id").limit(4).to_list())
+
+
+def test_deleted_chunks_never_come_back(chunks: hybrid.Table) -> None:
+    q = chunks.search("memory page", query_type="hybrid").candidates(DEEP)
+    before = q.group_by("doc_id").limit(3).to_list()
+    best = before[0]
+    chunks.delete(f"doc_id = '{best['doc_id']}' AND chunk_no = {best['chunk_no']}")
+    flat = chunks.search("memory page", query_type="hybrid").candidates(DEEP).limit(DEEP).to_list()
+    after = chunks.search("memory page", query_type="hybrid").candidates(DEEP).group_by("doc_id").limit(3).to_list()
+    assert best["_rowid"] not in {h["_rowid"] for h in after}
+    assert grouped(after) == by_hand(flat, 3, 1)
+
+
+def test_groups_come_from_the_reranked_order(chunks: hybrid.Table) -> None:
+    by_length = CallableReranker(lambda q, texts: [len(t) for t in texts], name="longest")
+    q = chunks.search("cache socket", query_type="hybrid").candidates(DEEP).rerank(by_length)
+    flat = q.limit(DEEP).to_list()
+    hits = q.group_by("doc_id").limit(4).to_list()
+    assert grouped(hits) == by_hand(flat, 4, 1)
+    assert [h["_score"] for h in hits] == [len(h["text"]) for h in hits]
+    narrow = q.select(["text"]).group_by("doc_id").limit(2).to_list()  # the key is fetched, then dropped
+    assert "doc_id" not in narrow[0] and len(narrow) == 2
+
+
+def test_one_document_filling_the_candidates_makes_the_search_go_deeper(tmp_path: Path) -> None:
+    """60 strong chunks of one document outrank the rest in both lists: the default 50 candidates hold
+    one group, so the search deepens until it finds the 4 groups asked for."""
+    rows = [{"doc_id": "big", "chunk_no": i, "text": "alpha alpha alpha beta"} for i in range(60)]
+    rows += [{"doc_id": f"small{i}", "chunk_no": 0, "text": f"alpha filler{i} words here"} for i in range(5)]
+    t = hybrid.connect(tmp_path / "db", upkeep=None).create_table("c", rows)
+    t.create_fts_index("text")
+    hits = t.search("alpha beta").group_by("doc_id").limit(4).to_list()
+    assert [h["doc_id"] for h in hits][0] == "big"
+    assert len(hits) == 4 and len({h["doc_id"] for h in hits}) == 4
+
+
+def test_null_parents_are_groups_of_their_own(tmp_path: Path) -> None:
+    rows = [{"doc_id": None, "text": "alpha"}, {"doc_id": None, "text": "alpha alpha"}, {"doc_id": "x", "text": "b"}]
+    t = hybrid.connect(tmp_path / "db", upkeep=None).create_table("c", rows)
+    t.create_fts_index("text")
+    assert len(t.search("alpha").group_by("doc_id").limit(5).to_list()) == 2
+
+
+def test_bad_grouping_input_says_what_was_wrong(chunks: hybrid.Table, tmp_path: Path) -> None:
+    q = chunks.search("kernel")
+    with pytest.raises(SchemaError, match="no column 'nope'"):
+        q.group_by("nope")
+    with pytest.raises(ValueError, match="per_group must be an integer >= 1"):
+        q.group_by("doc_id", per_group=0)
+    with pytest.raises(ValueError, match="score must be 'max' or 'sum'"):
+        q.group_by("doc_id", score="mean")  # type: ignore[arg-type]
+    plain = hybrid.connect(tmp_path / "other", upkeep=None).create_table("p", [{"text": "kernel"}])
+    plain.create_fts_index("text")
+    with pytest.raises(SchemaError, match="set_chunking"):
+        plain.search("kernel").group_by().to_list()
+
+
+def test_the_chunk_layout_is_kept_in_the_tables_metadata(chunks: hybrid.Table, tmp_path: Path) -> None:
+    reopened = hybrid.connect(tmp_path / "db", upkeep=None).open_table("chunks")
+    layout = reopened.chunking
+    assert layout is not None and (layout.parent, layout.position) == ("doc_id", "chunk_no")
+    assert reopened.versions()[-1].operation == "set_chunking"
+    with pytest.raises(SchemaError, match="parent column 'document'"):
+        chunks.set_chunking(parent="document")
+    with pytest.raises(SchemaError, match="position column 'text' must hold integers"):
+        chunks.set_chunking(parent="doc_id", position="text")
+    chunks.add([{"doc_id": "d99", "chunk_no": 0, "lang": "en", "text": "new"}])
+    assert chunks.chunking == layout  # later versions keep it
+
+
+def test_ingested_chunks_know_their_document(tmp_path: Path) -> None:
+    from hybrid.ingest.pipeline import ingest
+
+    (tmp_path / "a.md").write_text("# Guide\n\n" + "\n\n".join(f"Paragraph {i} about kernels." for i in range(40)))
+    db = hybrid.connect(tmp_path / "db", upkeep=None)
+    ingest(db, "docs", [tmp_path / "a.md"], embedder=HashingEmbedder(dim=16), chunker=_small())
+    t = db.open_table("docs")
+    assert t.chunking is not None and (t.chunking.parent, t.chunking.position, t.chunking.heading) == (
+        "source",
+        "chunk",
+        "heading",
+    )
+    hits = t.search("kernels paragraph").group_by().limit(5).to_list()
+    assert len(hits) == 1 and hits[0]["source"] == "a.md"
+
+
+def _small() -> Any:
+    from hybrid.ingest.chunking import Chunker
+
+    return Chunker(size=80, overlap=0)
