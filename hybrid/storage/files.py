@@ -68,6 +68,7 @@ class FileCache:
         self._capacity = capacity
         self._tables: OrderedDict[str, pa.Table] = OrderedDict()
         self._ids: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     def table(self, rel: str, random_access: bool = False) -> pa.Table:
@@ -116,3 +117,22 @@ class FileCache:
             if len(self._ids) > self._capacity:
                 self._ids.popitem(last=False)
         return ids
+
+    def live_mask(self, deletion_rel: str, physical_rows: int) -> np.ndarray:
+        """Read-only mask of the rows a deletion file leaves live, built once per file.
+
+        Deletion files are immutable, so every version that shares one shares its mask
+        (a write elsewhere in the table does not rebuild it).
+        """
+        with self._lock:
+            hit = self._masks.get(deletion_rel)
+            if hit is not None:
+                return hit
+        mask = np.ones(physical_rows, dtype=bool)
+        mask[self.ids(deletion_rel).astype(np.int64)] = False
+        mask.flags.writeable = False
+        with self._lock:
+            self._masks[deletion_rel] = mask
+            if len(self._masks) > self._capacity:
+                self._masks.popitem(last=False)
+        return mask

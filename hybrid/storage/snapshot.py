@@ -49,12 +49,10 @@ class Snapshot:
         return self.cache.ids(frag.deletion_file)
 
     def live_mask(self, frag: Fragment) -> np.ndarray | None:
-        """Boolean mask of live physical rows, or None when nothing is deleted."""
-        if frag.deleted_rows == 0:
+        """Read-only boolean mask of live physical rows, or None when nothing is deleted."""
+        if frag.deleted_rows == 0 or frag.deletion_file is None:
             return None
-        mask = np.ones(frag.physical_rows, dtype=bool)
-        mask[self.deleted_offsets(frag).astype(np.int64)] = False
-        return mask
+        return self.cache.live_mask(frag.deletion_file, frag.physical_rows)
 
     def read_fragment(
         self, frag: Fragment, columns: Sequence[str], with_rowid: bool = False, random_access: bool = False
@@ -196,8 +194,9 @@ class Snapshot:
                 off = np.searchsorted(ids, wanted).astype(np.int64)
                 ok = off < len(ids)
                 ok[ok] = ids[off[ok]] == wanted[ok]
-            if frag.deleted_rows:
-                ok[ok] = ~np.isin(off[ok], self.deleted_offsets(frag).astype(np.int64))
+            mask = self.live_mask(frag)
+            if mask is not None:
+                ok[ok] = mask[off[ok]]
             offsets[sel] = np.where(ok, off, 0)
             live[sel] = ok
         return frag_idx, offsets, live
