@@ -164,8 +164,15 @@ class VersionLog:
         self._cached = (manifest.version, stat.st_ino, stat.st_mtime_ns, published)
         return published
 
-    def remove(self, version: int) -> None:
-        self._path(version).unlink(missing_ok=True)
+    def remove(self, version: int) -> int:
+        """Delete the manifest of `version`; the bytes it held (0 if it was already gone)."""
+        path = self._path(version)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
 
     # -- tags: names for versions, kept by cleanup ------------------------------------------
 

@@ -152,8 +152,11 @@ class CleanupStats:
     """What `Table.cleanup` removed."""
 
     versions_removed: int
+    """Versions (manifests) deleted."""
     files_removed: int
+    """Data, deletion, row-id and page files, index folders and leftover temporary files deleted."""
     bytes_removed: int
+    """Every byte deleted, the manifests of the removed versions included."""
 
 
 def cleanup(root: Path, log: VersionLog, older_than_s: float, keep: Callable[[int], bool]) -> CleanupStats:
@@ -161,7 +164,8 @@ def cleanup(root: Path, log: VersionLog, older_than_s: float, keep: Callable[[in
 
     A file (data, deletion, row-id file, fragment page or index folder) goes when no
     remaining version lists it and it is older than the cutoff too (so that files of a
-    commit still in flight stay).
+    commit still in flight stay). ``bytes_removed`` counts everything deleted: those files,
+    the removed versions' manifests and leftover temporary files of unfinished publishes.
     """
     cutoff = time.time() - older_than_s
     versions = log.list_versions()
@@ -170,17 +174,17 @@ def cleanup(root: Path, log: VersionLog, older_than_s: float, keep: Callable[[in
     newest = versions[-1]
     log.mark_cleanup()
     referenced: set[str] = set()
-    removed_versions = 0
+    removed_versions = bytes_ = 0
     for v in versions:
         manifest = log.load(v)
         if v == newest or keep(v) or manifest.timestamp >= cutoff:
             referenced.update(manifest.file_paths())
             referenced.update(manifest.page_paths())
         else:
-            log.remove(v)
+            bytes_ += log.remove(v)
             removed_versions += 1
     log.mark_cleanup()
-    files = bytes_ = 0
+    files = 0
     for sub in (DATA_DIR, DELETIONS_DIR, ROWIDS_DIR, PAGES_DIR):
         folder = root / sub
         if not folder.is_dir():
@@ -203,8 +207,11 @@ def cleanup(root: Path, log: VersionLog, older_than_s: float, keep: Callable[[in
                 files += 1
                 bytes_ += size
     for tmp in log.dir.glob(".tmp-*"):
-        if tmp.stat().st_mtime < cutoff:
+        stat = tmp.stat()
+        if stat.st_mtime < cutoff:
             tmp.unlink(missing_ok=True)
+            files += 1
+            bytes_ += stat.st_size
     return CleanupStats(removed_versions, files, bytes_)
 
 
