@@ -56,6 +56,10 @@ def eval_command(
         Path | None,
         typer.Option(help="ask with this BEIR folder's query texts, same ids (cross-lingual: xquad-r/en for de)"),
     ] = None,
+    chunk: Annotated[
+        int | None,
+        typer.Option(help="also index the documents as ~N-token chunks; each run grouped by document and flat"),
+    ] = None,
 ) -> None:
     """Evaluate retrieval runs on a collection; write report.md, report.json, PNG plots and run files."""
     from rich.console import Console
@@ -80,6 +84,7 @@ def eval_command(
         ann=ann,
         ignore_identical_ids=ignore_identical_ids,
         queries_from=queries_from,
+        chunk=chunk,
     )
     try:
         report, files = run_evaluation(collection, out, settings, log=lambda m: console.print(f"[dim]{m}[/dim]"))

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from hybrid.eval.ann import ann_curve
+from hybrid.eval.chunked import build_chunk_table, chunked_configs
 from hybrid.eval.collection import Collection, load_beir, load_queries
 from hybrid.eval.presets import VECTOR_COLUMN, fts_indexes_for, parse_run
 from hybrid.eval.report import Report, build_report, write_report
@@ -36,6 +37,9 @@ class EvalSettings:
     """Ask with another collection's query texts for the same ids (cross-lingual: XQuAD-R en -> de)."""
     db_path: Path | None = None
     progress: bool | None = None
+    chunk: int | None = None
+    """Also index the documents as chunks of about this many tokens and ask every run over them,
+    grouped by document and flat (:mod:`hybrid.eval.chunked`); judgments stay per document."""
 
 
 def run_evaluation(
@@ -91,6 +95,29 @@ def run_evaluation(
                     table, config, queries, k=s.k, progress=s.progress, ignore_identical_ids=coll.ignore_identical_ids
                 )
             )
+        if s.chunk is not None:
+            log(f"chunking the documents into ~{s.chunk}-token chunks")
+            chunks = build_chunk_table(
+                db,
+                coll,
+                s.chunk,
+                embedders={VECTOR_COLUMN: embedder} if embedder is not None else {},
+                fts=fts or {"bm25": {"tokenizer": tokenizer}},
+                vector_index=s.ann,
+            )
+            log(f"chunk table: {chunks.count_rows()} chunks of {len(coll.corpus)} documents")
+            for config in chunked_configs(configs):
+                log(f"run {config.name}")
+                results.append(
+                    execute(
+                        chunks,
+                        config,
+                        queries,
+                        k=s.k,
+                        progress=s.progress,
+                        ignore_identical_ids=coll.ignore_identical_ids,
+                    )
+                )
         points = None
         if s.ann and embedder is not None:
             log("ANN recall vs ef_search")
@@ -98,7 +125,14 @@ def run_evaluation(
             points = ann_curve(table, VECTOR_COLUMN, vectors)
         qrels = {q: coll.qrels[q] for q in queries}
         judged = Collection(coll.name, coll.corpus, coll.queries, qrels, coll.ignore_identical_ids, coll.meta)
-        meta = {"runs": list(s.runs), "tokenizer": tokenizer, "embedder": embedder.name if embedder else None}
+        meta: dict[str, Any] = {
+            "runs": list(s.runs),
+            "tokenizer": tokenizer,
+            "embedder": embedder.name if embedder else None,
+        }
+        if s.chunk is not None:
+            meta["chunk_tokens"] = s.chunk
+            meta["chunks"] = chunks.count_rows()
         report = build_report(judged, results, ann=points, meta=meta)
         return report, write_report(report, out_dir)
     finally:

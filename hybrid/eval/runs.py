@@ -42,6 +42,8 @@ class RunConfig:
     ef_search: int | None = None
     weights: str | Mapping[str, float] = "auto"
     """Branch weights: "auto" (the library default), "equal", or a mapping (see ``Query.weights``)."""
+    group_by: str | None = None
+    """Group the hits by this column (a chunk table's document id): the run lists the k best groups."""
 
 
 @dataclass
@@ -132,7 +134,10 @@ def execute(
             q = q.ef_search(config.ef_search)
         if config.mode == "hybrid":
             q = q.weights(config.weights)  # type: ignore[arg-type]
+        if config.group_by is not None:
+            q = q.group_by(config.group_by)
         ids = q.limit(k + int(ignore_identical_ids)).select(["doc_id"]).to_arrow()["doc_id"].to_pylist()
+        ids = list(dict.fromkeys(ids))  # chunks of one document: it counts once, at its best rank
         done = time.perf_counter()
         if ignore_identical_ids:
             ids = [d for d in ids if d != qid][:k]

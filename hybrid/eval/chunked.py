@@ -1,0 +1,91 @@
+"""The chunked evaluation mode: a collection's documents indexed as ~N-token chunks, scored per document.
+
+A RAG table holds chunks, while judgments name documents. Each document's text is
+cut by the ingest chunker (:class:`hybrid.ingest.chunking.Chunker`, approximate tokens,
+an eighth of a chunk repeated at the start of the next) into chunks that carry the
+document id (``doc_id``, the declared parent) and their number (``chunk_no``); the
+document's title starts every chunk's indexed ``content``. Every run is then asked
+twice over the chunk table: grouped by document (``.group_by("doc_id")``, the k best
+documents, each scored by its best chunk) and flat (the k best chunks, each document
+counted once, at its best chunk's rank, so a flat run lists fewer than k documents).
+
+>>> from hybrid.eval.collection import from_objects
+>>> c = from_objects({"d1": {"title": "T", "text": "One two three. " * 30}}, {"q": "one"}, {"q": {"d1": 1}})
+>>> rows = chunk_rows(c, 32)
+>>> rows[0]["doc_id"], rows[0]["chunk_no"], rows[1]["chunk_no"], rows[0]["content"][:12]
+('d1', 0, 1, 'T. One two t')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from hybrid.eval.collection import Collection
+from hybrid.eval.runs import RunConfig
+
+if TYPE_CHECKING:
+    from hybrid.db import Database
+    from hybrid.embedders.base import Embedder
+    from hybrid.table import Table
+
+PARENT = "doc_id"
+POSITION = "chunk_no"
+GROUPED = "@chunks"
+FLAT = "@chunks-flat"
+
+
+def chunk_rows(collection: Collection, tokens: int) -> list[dict[str, Any]]:
+    """One row per chunk of each document: doc_id, chunk_no, title, and content (title + chunk text)."""
+    from hybrid.ingest.chunking import Chunker
+
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 16:
+        raise ValueError(f"chunk size must be an integer of at least 16 tokens, got {tokens!r}")
+    chunker = Chunker(size=tokens, overlap=tokens // 8, unit="tokens")
+    rows = []
+    for doc_id, d in collection.corpus.items():
+        title, text = d.get("title") or "", d.get("text") or ""
+        pieces = chunker.split([text]) or [title or doc_id]
+        for n, piece in enumerate(pieces):
+            content = f"{title}. {piece}" if title and piece != title else piece
+            rows.append({PARENT: doc_id, POSITION: n, "title": title, "content": content})
+    return rows
+
+
+def build_chunk_table(
+    db: Database,
+    collection: Collection,
+    tokens: int,
+    *,
+    embedders: Mapping[str, Embedder] | None = None,
+    fts: Mapping[str, Mapping[str, Any]] | None = None,
+    vector_index: bool = False,
+) -> Table:
+    """The collection's chunks as a table with the same vector columns and full-text indexes as
+    :func:`hybrid.eval.runs.build_table` makes for its documents, its chunk layout declared."""
+    embedders = dict(embedders or {})
+    first = dict(list(embedders.items())[:1])
+    table = db.create_table(
+        f"{collection.name}_chunks{tokens}",
+        chunk_rows(collection, tokens),
+        mode="overwrite",
+        embedding={col: ("content", e) for col, e in first.items()},
+    )
+    for col, e in list(embedders.items())[1:]:
+        table.add_columns({col: ("content", e)})
+    for index_name, options in (fts or {"bm25": {}}).items():
+        table.create_fts_index("content", name=index_name, replace=True, **options)
+    if vector_index:
+        for col in embedders:
+            table.create_vector_index(col, replace=True)
+    table.set_chunking(parent=PARENT, position=POSITION, text="content")
+    return table
+
+
+def chunked_configs(configs: Sequence[RunConfig]) -> list[RunConfig]:
+    """Each run twice over the chunk table: grouped by document (``<name>@chunks``), flat (``<name>@chunks-flat``)."""
+    out = []
+    for c in configs:
+        out += [replace(c, name=c.name + GROUPED, group_by=PARENT), replace(c, name=c.name + FLAT)]
+    return out

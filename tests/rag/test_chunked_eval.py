@@ -1,0 +1,61 @@
+"""The chunked evaluation mode (`hybrid eval --chunk N`): documents cut into chunks, runs scored per document."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hybrid.eval.chunked import chunk_rows
+from hybrid.eval.collection import from_objects
+from hybrid.eval.pipeline import EvalSettings, run_evaluation
+from hybrid.ingest.chunking import count_tokens
+from tests.eval.test_cli import hybrid_cli, make_collection
+
+TOPICS = ["cats purr softly", "volcanoes erupt lava", "yeast makes bread rise", "glaciers carve valleys"]
+
+
+def long_collection() -> object:
+    """Documents of several ~20-token sentences each, one topic sentence hidden in the middle."""
+    filler = "This sentence talks about nothing in particular and fills some space here. "
+    corpus = {
+        f"d{i}": {"title": f"Doc {i}", "text": filler * 4 + f"{t.capitalize()}. " + filler * 4}
+        for i, t in enumerate(TOPICS)
+    }
+    queries = {f"q{i}": t for i, t in enumerate(TOPICS)}
+    return from_objects(corpus, queries, {f"q{i}": {f"d{i}": 1} for i in range(len(TOPICS))}, name="long")
+
+
+def test_chunks_carry_their_document_and_number_and_stay_near_the_size() -> None:
+    coll = long_collection()
+    rows = chunk_rows(coll, 32)  # type: ignore[arg-type]
+    by_doc: dict[str, list[int]] = {}
+    for r in rows:
+        by_doc.setdefault(r["doc_id"], []).append(r["chunk_no"])
+        assert r["content"].startswith(r["title"] + ". ")
+        assert count_tokens(r["content"].removeprefix(r["title"] + ". ")) <= 32
+    assert set(by_doc) == {"d0", "d1", "d2", "d3"}
+    assert all(ns == list(range(len(ns))) and len(ns) > 3 for ns in by_doc.values())
+    with pytest.raises(ValueError, match="at least 16 tokens"):
+        chunk_rows(coll, 8)  # type: ignore[arg-type]
+
+
+def test_grouped_runs_list_each_document_once_and_flat_runs_count_it_once(tmp_path: Path) -> None:
+    settings = EvalSettings(runs=["bm25", "hybrid"], embedder="hashing", embedder_config={"dim": 64}, chunk=32, k=3)
+    report, _ = run_evaluation(long_collection(), tmp_path / "out", settings)  # type: ignore[arg-type]
+    names = [e.name for e in report.entries]
+    assert names == ["bm25", "hybrid", "bm25@chunks", "bm25@chunks-flat", "hybrid@chunks", "hybrid@chunks-flat"]
+    for e in report.entries:
+        assert e.mean["nDCG@10"] == pytest.approx(1.0), e.name  # the topic sentence finds its document
+    runs = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert runs["meta"]["chunk_tokens"] == 32 and runs["meta"]["chunks"] > 16
+
+
+def test_the_command_line_takes_chunk(tmp_path: Path) -> None:
+    coll = make_collection(tmp_path / "tiny")
+    cmd = [*hybrid_cli(), "eval", str(coll), "--runs", "bm25", "--chunk", "16", "--out", str(tmp_path / "r")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "bm25@chunks" in (tmp_path / "r" / "report.md").read_text()
