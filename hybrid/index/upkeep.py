@@ -9,16 +9,22 @@ misses or holds dead enough rows is merged (:mod:`hybrid.index.merge`). Each ste
 is an ordinary optimistic commit, so readers never wait and another writer never
 loses anything: a step that conflicts is dropped and tried again after a later
 write. ``hybrid optimize --watch`` runs the same steps for tables written by other
-processes.
+processes. Where several processes write one table (server workers), one of them
+at a time runs background upkeep (:func:`upkeep_lock`): the others would redo the
+same compaction and merges, only to lose the commit race.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from hybrid.errors import CommitConflictError
 from hybrid.index.catalog import IndexEntry
@@ -61,6 +67,9 @@ class Upkeep:
 
 DEFAULT_UPKEEP = Upkeep()
 """What a table does unless told otherwise (the policy is immutable, so one instance serves all)."""
+
+LOCK_FILE = ".upkeep.lock"
+"""Held (flock, exclusive, non-blocking) by the process running background upkeep of a table."""
 
 SMALL_ROWS = 65_536
 """Fragments of fewer live rows than this are small enough to compact automatically."""
@@ -162,9 +171,37 @@ class UpkeepWorker:
             job.result(timeout)
 
 
+@contextmanager
+def upkeep_lock(root: Path) -> Iterator[bool]:
+    """Try to become the one process running background upkeep of the table at `root`; yields whether it did.
+
+    An advisory ``flock`` on a file in the table folder: the kernel drops it when its holder exits or is
+    killed, so a dead worker never blocks the others. Without ``fcntl`` (Windows) every process may run.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield True
+        return
+    fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True  # closing the descriptor below releases the lock
+    finally:
+        os.close(fd)
+
+
 def _guarded(table: Writable, policy: Upkeep) -> None:
     try:
-        run_upkeep(table, policy)
+        with upkeep_lock(table.root) as mine:
+            if mine:
+                run_upkeep(table, policy)
+            else:
+                logger.debug("upkeep of %s left to the process that runs it now", table.name)
     except CommitConflictError as exc:  # another writer got there first: the next write tries again
         logger.info("upkeep of %s skipped: %s", table.name, exc)
     except Exception:  # a background step never raises into nobody's hands

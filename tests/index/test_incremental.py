@@ -16,7 +16,7 @@ import pytest
 
 import hybrid
 from hybrid.index import coverage
-from hybrid.index.upkeep import Upkeep, plan_tiers
+from hybrid.index.upkeep import Upkeep, plan_tiers, upkeep_lock
 
 DIM = 16
 WORDS = [f"w{i}" for i in range(300)]
@@ -151,6 +151,24 @@ def test_upkeep_off_writes_nothing_by_itself(tmp_path: Path) -> None:
     t.wait_for_upkeep()
     assert {v.operation for v in t.versions()} == {"create", "create_index", "append"}
     assert len(t.snapshot().manifest.fragments) == 41
+
+
+def test_background_upkeep_runs_in_one_process_at_a_time(tmp_path: Path) -> None:
+    t, rng = _table(tmp_path, n=200, upkeep=Upkeep(merge_rows=10, merge_share=0.0, tier_fragments=4))
+    take = "import sys, fcntl; fcntl.flock(open(sys.argv[1], 'a'), fcntl.LOCK_EX | fcntl.LOCK_NB)"
+    probe = [sys.executable, "-c", take]
+    with upkeep_lock(t.path) as mine:  # this stands for another worker process busy with upkeep
+        assert mine
+        assert subprocess.run([*probe, str(t.path / ".upkeep.lock")], capture_output=True).returncode != 0
+        for i in range(12):
+            t.add(_rows(rng, 1_000 + i, 1))
+            t.wait_for_upkeep()
+        assert {v.operation for v in t.versions()} == {"create", "create_index", "append"}
+    t.add(_rows(rng, 2_000, 1))  # the holder is gone: the next write's upkeep does what is due
+    t.wait_for_upkeep()
+    ops = [v.operation for v in t.versions()]
+    assert "compact" in ops and "merge_index" in ops
+    assert t.count_rows() == 213
 
 
 def test_run_upkeep_beside_a_second_writer_loses_nothing(tmp_path: Path) -> None:
