@@ -1,9 +1,9 @@
 """The async API: :class:`AsyncDatabase` and :class:`AsyncTable`, from :func:`hybrid.connect_async`.
 
 There is one implementation. Every async method runs the sync method of the same name
-(:class:`hybrid.Database`, :class:`hybrid.Table`) in a worker thread, so an event loop
-keeps serving while a write commits, an index builds or a search runs. Tantivy, hnswlib,
-Arrow and DuckDB release the GIL while they work.
+(:class:`hybrid.Database`, :class:`hybrid.Table`) in a worker thread of one small pool
+(:func:`set_threads`), so an event loop keeps serving while a write commits, an index
+builds or a search runs. Tantivy, hnswlib, Arrow and DuckDB release the GIL while they work.
 
 Cancellation: cancelling a coroutine that awaits a method raises ``CancelledError`` in it
 at once, but the worker thread cannot be interrupted; it runs the call to its end and the
@@ -27,8 +27,12 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
+import os
+import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -49,17 +53,56 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-__all__ = ["AsyncDatabase", "AsyncTable", "connect_async", "run_sync"]
+__all__ = ["AsyncDatabase", "AsyncTable", "connect_async", "default_threads", "run_sync", "set_threads"]
+
+
+_POOL_LOCK = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_threads: int | None = None
+
+
+def default_threads() -> int:
+    """Worker threads of the async API's pool unless :func:`set_threads` says otherwise:
+    the cores, at most 4 (``HYBRID_ASYNC_THREADS`` overrides it)."""
+    env = os.environ.get("HYBRID_ASYNC_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else min(4, os.cpu_count() or 1)
+
+
+def set_threads(n: int | None) -> None:
+    """Size the thread pool that every async call of hybrid runs in (None: :func:`default_threads`).
+
+    The pool is small on purpose: tantivy, hnswlib and Arrow release the GIL, but the Python
+    around them does not, and each extra thread that wants the GIL can keep the event loop
+    waiting for another 5 ms switch interval (``eval/results/async_load.md``: 2 threads on 2
+    cores gave more searches per second and shorter event-loop stalls than asyncio's 6).
+    Calls already running finish in the old pool.
+    """
+    global _pool, _threads
+    if n is not None and (not isinstance(n, int) or n <= 0):
+        raise ValueError(f"threads must be a positive integer or None, got {n!r}")
+    with _POOL_LOCK:
+        old, _pool, _threads = _pool, None, n
+    if old is not None:
+        old.shutdown(wait=False)
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _POOL_LOCK:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_threads or default_threads(), thread_name_prefix="hybrid-async")
+        return _pool
 
 
 async def run_sync(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-    """Run ``fn(*args, **kwargs)`` in the event loop's default thread pool (``asyncio.to_thread``).
+    """Run ``fn(*args, **kwargs)`` in hybrid's worker pool (see :func:`set_threads`), with the
+    caller's context variables.
 
-    Its size bounds how many calls run at once; ``loop.set_default_executor`` changes it.
     Cancelling the awaiting coroutine does not stop `fn`: it finishes in its thread and its
     result (or error) is dropped.
     """
-    return await asyncio.to_thread(fn, *args, **kwargs)
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_executor(), call)
 
 
 class _Async:
@@ -237,6 +280,6 @@ async def connect_async(path: str | Path, *, upkeep: Upkeep | None = DEFAULT_UPK
     """Open (creating if needed) the database in the folder `path`, for asyncio code.
 
     The same as :func:`hybrid.connect` (`upkeep` likewise), with async methods that run in
-    the event loop's default thread pool (see :func:`run_sync`).
+    hybrid's small worker pool (see :func:`set_threads`).
     """
     return AsyncDatabase(await run_sync(Database, path, upkeep))

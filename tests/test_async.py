@@ -6,7 +6,6 @@ import asyncio
 import inspect
 import itertools
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 import hybrid
+import hybrid.aio
 from hybrid.aio import AsyncDatabase, AsyncTable
 from hybrid.embedders.base import Kind
 from hybrid.embedders.hashing import HashingEmbedder
@@ -203,16 +203,29 @@ async def test_a_cancelled_write_finishes_in_its_thread_whole_or_not_at_all(tmp_
 
 
 @pytest.mark.asyncio
-async def test_calls_run_in_the_loops_default_executor(tmp_path: Path) -> None:
+async def test_calls_and_searches_run_in_hybrids_small_pool(tmp_path: Path) -> None:
     gate = Gate()
     gate.open.set()
-    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(2, thread_name_prefix="my-pool"))
-    adb = await hybrid.connect_async(tmp_path, upkeep=None)
-    t = await adb.create_table("t", [{"id": 0, "text": "a"}], embedding={"vector": ("text", gate)})
-    await t.add([{"id": 1, "text": "b"}])
-    await t.search("c").limit(1).ato_list()
-    assert len(gate.threads) == 3 and all(name.startswith("my-pool") for name in gate.threads)
-    assert threading.current_thread().name not in gate.threads
+    hybrid.aio.set_threads(2)
+    try:
+        adb = await hybrid.connect_async(tmp_path, upkeep=None)
+        t = await adb.create_table("t", [{"id": 0, "text": "a"}], embedding={"vector": ("text", gate)})
+        await t.add([{"id": 1, "text": "b"}])
+        await t.search("c").limit(1).ato_list()  # the query embeds "c" in the same pool
+        seen = await asyncio.gather(*(hybrid.aio.run_sync(threading.current_thread) for _ in range(16)))
+    finally:
+        hybrid.aio.set_threads(None)
+    assert len(gate.threads) == 3 and all(name.startswith("hybrid-async") for name in gate.threads)
+    assert {th.name.split("_")[0] for th in seen} == {"hybrid-async"} and len({th.ident for th in seen}) <= 2
+    with pytest.raises(ValueError):
+        hybrid.aio.set_threads(0)
+
+
+def test_the_pool_is_small_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HYBRID_ASYNC_THREADS", raising=False)
+    assert 1 <= hybrid.aio.default_threads() <= 4
+    monkeypatch.setenv("HYBRID_ASYNC_THREADS", "7")
+    assert hybrid.aio.default_threads() == 7
 
 
 def test_wrapping_refuses_other_objects(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -219,8 +218,11 @@ class Query:
         return pl.from_arrow(self.to_arrow())
 
     async def ato_arrow(self) -> pa.Table:
-        """`to_arrow` in a worker thread, so an event loop keeps serving while the search runs."""
-        return await asyncio.to_thread(self.to_arrow)
+        """`to_arrow` in a worker thread of hybrid's async pool (:func:`hybrid.aio.set_threads`), so an
+        event loop keeps serving while the search runs."""
+        from hybrid.aio import run_sync
+
+        return await run_sync(self.to_arrow)
 
     async def ato_list(self) -> list[dict[str, Any]]:
         """`to_list` in a worker thread.
