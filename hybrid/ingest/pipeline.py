@@ -32,9 +32,9 @@ import pyarrow as pa
 
 from hybrid.embedders.twins import same_vectors
 from hybrid.errors import SchemaError
-from hybrid.ingest.chunking import Chunk, Chunker
+from hybrid.ingest.chunking import HEADING_SEPARATOR, Chunk, Chunker
 from hybrid.ingest.document import Document, Skipped
-from hybrid.ingest.loaders import LoadOptions, load_file, walk
+from hybrid.ingest.loaders import LoadOptions, decode, load_file, walk
 
 if TYPE_CHECKING:
     from hybrid.db import Database
@@ -63,6 +63,11 @@ null); ``chunk``: the chunk's number within its file; ``metadata``: a JSONL
 record's other fields as JSON (else null)."""
 VECTOR_COLUMN = "vector"
 FTS_COLUMNS = ("heading", "text")
+PARENT_SCHEMA = pa.schema(
+    [pa.field("source", pa.string(), nullable=False), pa.field("title", pa.string()), pa.field("text", pa.string())]
+)
+"""The parent table ``<table>__parents``: each ingested file's whole text, for ``.expand(parent=True)``
+(a text or markdown file's own text; the extracted text of other kinds)."""
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``, stage one of "reading", "embedding", "indexing"."""
@@ -158,6 +163,10 @@ def ingest(
     if stale:
         table.delete(_id_filter(stale))
         report.removed = len(stale)
+    changed = {c.source for c in to_write}
+    _write_parents(
+        db, table, [d for d in documents if d.source in changed], {s for s in existing} - set(chunks_by_source)
+    )
     report.timings["write"], clock = time.perf_counter() - clock, time.perf_counter()
     if build_indexes:
         _update_indexes(table, notify)
@@ -217,9 +226,61 @@ def _open_or_create(db: Database, name: str, embedder: Embedder | None, texts: I
     return table
 
 
+def parents_table_name(name: str) -> str:
+    """The name of the table holding the whole texts of the documents ingested into `name`."""
+    return f"{name}__parents"
+
+
 def _declare_chunking(table: Table) -> None:
-    """Chunks know their document: ``source`` is the parent key, ``chunk`` the position, ``heading`` the path."""
-    table.set_chunking(parent="source", position="chunk", heading="heading", text="text")
+    """Chunks know their document: ``source`` is the parent key, ``chunk`` the position, ``heading`` the
+    path; the documents' whole texts are in the parent table."""
+    table.set_chunking(
+        parent="source",
+        position="chunk",
+        heading="heading",
+        text="text",
+        parent_table=parents_table_name(table.name),
+        parent_key="source",
+        parent_text="text",
+    )
+
+
+def document_text(doc: Document) -> str:
+    """A document's whole text: a text or markdown file's own text, else its sections' headings and blocks."""
+    if doc.kind in ("text", "markdown"):
+        try:
+            return decode(doc.path.read_bytes())
+        except (OSError, ValueError):
+            pass
+    parts: list[str] = []
+    for section in doc.sections:
+        if section.heading and (not parts or parts[-1] != HEADING_SEPARATOR.join(section.heading)):
+            parts.append(HEADING_SEPARATOR.join(section.heading))
+        parts.extend(b for b in section.blocks if b.strip())
+    return "\n\n".join(parts)
+
+
+def _write_parents(db: Database, table: Table, documents: list[Document], gone: set[str]) -> None:
+    """Upsert the changed documents' whole texts into the parent table; drop those of `gone` sources."""
+    layout = table.chunking
+    if layout is None or layout.parent_table is None or not (documents or gone):
+        return
+    name = layout.parent_table
+    parents = db.open_table(name) if name in db else db.create_table(name, schema=PARENT_SCHEMA)
+    if documents:
+        rows = pa.table(
+            {
+                "source": [d.source for d in documents],
+                "title": [d.title for d in documents],
+                "text": [document_text(d) for d in documents],
+            },
+            schema=PARENT_SCHEMA,
+        )
+        parents.merge_insert(rows, on="source")
+    live = {s for s in parents.to_arrow(["source"]).column("source").to_pylist()}
+    dropped = sorted((gone & live) - set(table.to_arrow(["source"]).column("source").to_pylist()))
+    if dropped:
+        parents.delete("source IN (" + ", ".join("'" + s.replace("'", "''") + "'" for s in dropped) + ")")
 
 
 def _existing_ids(table: Table) -> dict[str, set[str]]:

@@ -24,7 +24,7 @@ from hybrid.index.overfetch import overfetch_depth
 from hybrid.index.tail import text_tail, vector_tail
 from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
-from hybrid.query import calibration, confidence, grouping
+from hybrid.query import calibration, confidence, expansion, grouping
 from hybrid.query.allowed import Allowed, carried_rows
 from hybrid.query.filter import compile_filter
 from hybrid.query.fusion import Ranked
@@ -366,6 +366,13 @@ def _query_text(q: Query) -> str | None:
 
 def execute(q: Query) -> pa.Table:
     view = q.table.indexed_snapshot()
+    rows = _search(q, view)
+    if q.expansion is not None:
+        rows = expansion.expand(rows, view, q.expansion)
+    return rows
+
+
+def _search(q: Query, view: IndexedSnapshot) -> pa.Table:
     snap = view.snapshot
     branches = _plan(q, view)
     allowed = _allowed(q, view)

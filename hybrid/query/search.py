@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.errors import SchemaError, VectorError, require
+from hybrid.query.expansion import Expansion
 from hybrid.query.fusion import Fusion, default_fusion
 from hybrid.query.grouping import Grouping, GroupScore
 from hybrid.query.text import TextQuery, as_text_query
@@ -33,6 +34,9 @@ RESULT_COLUMNS = {
     "_relevance_score": "reranker score (only with .rerank())",
     "_group_rank": "with .group_by(): 1-based rank of the row's group",
     "_group_score": "with .group_by(): the group's score (its best row's, or the sum of its candidates')",
+    "_context": "with .expand(): the hit's passage (its neighbours, or its whole document)",
+    "_context_rowids": "with .expand(): the chunks the passage joins, in order (a parent table's text: the hits)",
+    "_context_spans": "with .expand(): (start, end) of each hit inside _context, this row's hit first",
 }
 """Reserved result columns. With several vector branches, the extra ones are suffixed by column name."""
 
@@ -76,6 +80,8 @@ class Query:
     """Per-branch fusion weights (see :meth:`weights`)."""
     grouping: Grouping | None = None
     """Group the hits by a column (see :meth:`group_by`)."""
+    expansion: Expansion | None = None
+    """Grow each hit into its context (see :meth:`expand`)."""
 
     # -- building -------------------------------------------------------------------------
 
@@ -186,6 +192,22 @@ class Query:
                 f"group_by: no column {column!r} in the table (columns: {', '.join(self.table.schema.names)})"
             )
         return self._with(grouping=Grouping(column, per_group, score))
+
+    def expand(self, neighbours: int = 0, parent: bool = False) -> Query:
+        """Grow each hit into a passage for a prompt, in ``_context``: with `neighbours`, the hit and the
+        `neighbours` live chunks before and after it in its document (hits whose passages touch are
+        merged into the best one's, and the others leave the results); with `parent`, the whole
+        document once (from the declared parent table, or its chunks joined). ``_context_spans``
+        marks where the hits lie in it. Needs :meth:`hybrid.Table.set_chunking`.
+
+        >>> import hybrid, tempfile
+        >>> rows = [{"doc": "a", "n": i, "text": w} for i, w in enumerate(["The fox.", "It jumps.", "Over dogs."])]
+        >>> t = hybrid.connect(tempfile.mkdtemp()).create_table("c", rows)
+        >>> _, _ = t.create_fts_index("text"), t.set_chunking(parent="doc", position="n")
+        >>> t.search("jumps").expand(neighbours=1).to_list()[0]["_context"]
+        'The fox.\\n\\nIt jumps.\\n\\nOver dogs.'
+        """
+        return self._with(expansion=Expansion(neighbours, parent))
 
     def ef_search(self, ef: int) -> Query:
         """HNSW search depth for this query (default: the index's tuned value)."""

@@ -1,0 +1,323 @@
+"""Context expansion: a hit grows into the passage around it, ready for a prompt.
+
+``.expand(neighbours=n)`` joins each hit with the `n` live chunks before and after it in
+its document (by the declared position; a deleted chunk is passed over, so the nearest
+live ones are taken); hits of one document whose windows touch or overlap become one
+passage, kept on the best of them (the others leave the results). ``.expand(parent=True)``
+returns each hit's whole document once: the text from the declared parent table, or its
+live chunks joined in order. Chunks that repeat the end of the previous one (an ingest
+overlap) are joined without the repetition.
+
+Added result columns: ``_context`` (the passage), ``_context_rowids`` (the chunks it was
+made of, in order; for a parent table's text, the hits) and ``_context_spans``: the
+``(start, end)`` character span of each hit inside ``_context`` (this row's hit first),
+null where a hit's text could not be found in a parent table's text.
+
+>>> join_chunks(["One two. Three four five.", "Three four five. Six seven."])
+('One two. Three four five. Six seven.', [(0, 25), (9, 36)])
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from hybrid.errors import SchemaError
+from hybrid.query import chunk_layout
+from hybrid.query.chunk_layout import ChunkLayout
+
+if TYPE_CHECKING:
+    from hybrid.index.view import IndexedSnapshot
+
+SEPARATOR = "\n\n"
+"""Between two chunks that do not overlap."""
+MIN_OVERLAP = 12
+"""Characters a chunk must repeat of the previous one's end to be joined without the repetition."""
+SPAN = pa.struct([("start", pa.int64()), ("end", pa.int64())])
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """`neighbours` chunks on each side, or the whole `parent` document."""
+
+    neighbours: int = 0
+    parent: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.neighbours, bool) or not isinstance(self.neighbours, int) or self.neighbours < 0:
+            raise ValueError(f"expand: neighbours must be an integer >= 0, got {self.neighbours!r}")
+        if not isinstance(self.parent, bool):
+            raise ValueError(f"expand: parent must be True or False, got {self.parent!r}")
+        if self.parent and self.neighbours:
+            raise ValueError("expand: choose neighbours=n or parent=True, not both")
+        if not self.parent and not self.neighbours:
+            raise ValueError("expand needs neighbours >= 1 or parent=True")
+
+
+@dataclass(frozen=True)
+class ChunkMap:
+    """Every live chunk of one version sorted by (parent, position), and each parent's slice of it."""
+
+    rowids: np.ndarray
+    slices: dict[Hashable, tuple[int, int]]
+    starts: np.ndarray
+    """For each place, where its parent's slice starts (a chunk without a parent: its own place)."""
+    ends: np.ndarray
+    by_rowid: np.ndarray
+    """Order of `rowids` sorted by row id (to find a chunk's place)."""
+
+    def place(self, ids: np.ndarray) -> np.ndarray:
+        """Each row id's index in `rowids` (-1 where it is not a live chunk)."""
+        if not len(self.rowids):
+            return np.full(len(ids), -1, np.int64)
+        sorted_ids = self.rowids[self.by_rowid]
+        at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+        return np.where(sorted_ids[at] == ids, self.by_rowid[at], -1).astype(np.int64)
+
+
+def layout_of(view: IndexedSnapshot, expansion: Expansion) -> ChunkLayout:
+    """The table's declared chunk layout, checked for what `expansion` needs."""
+    layout = chunk_layout.read(view.snapshot.manifest.metadata)
+    if layout is None:
+        raise SchemaError("expand() needs the table's chunk layout: call table.set_chunking(parent=..., position=...)")
+    layout.check(view.schema)
+    if expansion.neighbours and layout.position is None:
+        raise SchemaError(
+            "expand(neighbours=...) needs a position column: table.set_chunking(parent=..., position=...)"
+        )
+    return layout
+
+
+def chunk_map(view: IndexedSnapshot, layout: ChunkLayout) -> ChunkMap:
+    """The version's chunk map, built once per (version, layout) and cached with the table."""
+    key = (view.version, layout.parent, layout.position)
+    found: ChunkMap = view.remember("chunk_maps", key, lambda: _build(view, layout), keep=4)
+    return found
+
+
+def _build(view: IndexedSnapshot, layout: ChunkLayout) -> ChunkMap:
+    columns = [layout.parent] + ([layout.position] if layout.position else [])
+    data = view.snapshot.to_arrow(columns, with_rowid=True)
+    rowids = data.column("_rowid").to_numpy()
+    codes = data.column(layout.parent).combine_chunks().dictionary_encode()
+    parent_codes = codes.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    position = (
+        data.column(layout.position).to_numpy(zero_copy_only=False).astype(np.float64)
+        if layout.position
+        else rowids.astype(np.float64)
+    )
+    position = np.nan_to_num(position, nan=np.inf)
+    order = np.lexsort((rowids, position, parent_codes))
+    rowids, parent_codes = rowids[order], parent_codes[order]
+    keys = codes.dictionary.to_pylist()
+    bounds = np.flatnonzero(np.diff(parent_codes)) + 1
+    first = np.concatenate([[0], bounds]).astype(np.int64)
+    last = np.concatenate([bounds, [len(rowids)]]).astype(np.int64)
+    slices: dict[Hashable, tuple[int, int]] = {}
+    starts = np.arange(len(rowids), dtype=np.int64)
+    ends = starts + 1
+    for s, e in zip(first.tolist(), last.tolist()):
+        if s < e and parent_codes[s] >= 0:
+            starts[s:e], ends[s:e] = s, e
+            slices[keys[parent_codes[s]]] = (s, e)
+    return ChunkMap(rowids, slices, starts, ends, np.argsort(rowids, kind="stable"))
+
+
+def join_chunks(texts: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
+    """The chunks joined in order (a chunk that starts with the end of the previous one is joined
+    without the repeat, else with a blank line), and each chunk's span in the result."""
+    out = ""
+    spans: list[tuple[int, int]] = []
+    for text in texts:
+        if not out:
+            spans.append((0, len(text)))
+            out = text
+            continue
+        cut = _overlap(out, text)
+        if cut:
+            start = len(out) - cut
+            out += text[cut:]
+        else:
+            out += SEPARATOR
+            start = len(out)
+            out += text
+        spans.append((start, start + len(text)))
+    return out, spans
+
+
+def _overlap(before: str, text: str) -> int:
+    """The length of the longest start of `text` that `before` ends with (0 if under MIN_OVERLAP)."""
+    if len(text) < MIN_OVERLAP:
+        return 0
+    probe = text[:MIN_OVERLAP]
+    lo = max(0, len(before) - len(text))
+    at = before.find(probe, lo)
+    while at >= 0:
+        if text.startswith(before[at:]):
+            return len(before) - at
+        at = before.find(probe, at + 1)
+    return 0
+
+
+def expand(rows: pa.Table, view: IndexedSnapshot, expansion: Expansion) -> pa.Table:
+    """`rows` (search results, best first) with the context columns; hits merged into a better hit's
+    passage are left out."""
+    layout = layout_of(view, expansion)
+    snap = view.snapshot
+    if rows.num_rows == 0:
+        return _with_columns(rows, [], [], [], [])
+    ids = rows.column("_rowid").to_numpy()
+    cmap = chunk_map(view, layout)
+    places = cmap.place(ids)
+    if expansion.parent:
+        return _parents(rows, view, layout, cmap, ids, places)
+    n = expansion.neighbours
+    clusters: dict[int, list[tuple[int, int, int]]] = {}  # parent slice start -> (first, last, hit)
+    alone: list[int] = []
+    for i, p in enumerate(places.tolist()):
+        if p < 0:  # not a live chunk of this version: the hit alone
+            alone.append(i)
+            continue
+        lo, hi = int(cmap.starts[p]), int(cmap.ends[p])
+        clusters.setdefault(lo, []).append((max(lo, p - n), min(hi - 1, p + n), i))
+    passages: dict[int, tuple[tuple[int, int], list[int]]] = {i: ((-1, -1), [i]) for i in alone}
+    for windows in clusters.values():
+        windows.sort()
+        run_lo, run_hi, run_hits = windows[0][0], windows[0][1], [windows[0][2]]
+        for lo, hi, i in [*windows[1:], (10**18, 10**18, -1)]:
+            if lo <= run_hi + 1:  # touches or overlaps: one passage
+                run_hi, run_hits = max(run_hi, hi), [*run_hits, i]
+                continue
+            owner = min(run_hits)
+            passages[owner] = ((run_lo, run_hi), sorted(run_hits, key=lambda h: (h != owner, h)))
+            run_lo, run_hi, run_hits = lo, hi, [i]
+    kept = sorted(passages)
+    wanted = sorted({r for i in kept for r in _window_ids(cmap, passages[i][0], ids[i])})
+    texts = dict(zip(wanted, snap.take(np.asarray(wanted, np.uint64), [layout.text]).column(layout.text).to_pylist()))
+    contexts, members, spans = [], [], []
+    for i in kept:
+        window, hits = passages[i]
+        chunk_ids = _window_ids(cmap, window, ids[i])
+        text, chunk_spans = join_chunks([texts[r] or "" for r in chunk_ids])
+        at = {r: k for k, r in enumerate(chunk_ids)}
+        contexts.append(text)
+        members.append(chunk_ids)
+        spans.append([_span(chunk_spans[at[int(ids[j])]]) for j in hits])
+    return _with_columns(rows.take(pa.array(kept, pa.int64())), kept, contexts, members, spans)
+
+
+def _window_ids(cmap: ChunkMap, window: tuple[int, int], hit: Any) -> list[int]:
+    if window[0] < 0:
+        return [int(hit)]
+    return [int(r) for r in cmap.rowids[window[0] : window[1] + 1]]
+
+
+def _span(span: tuple[int, int] | None) -> dict[str, int] | None:
+    return None if span is None else {"start": span[0], "end": span[1]}
+
+
+def _parents(
+    rows: pa.Table, view: IndexedSnapshot, layout: ChunkLayout, cmap: ChunkMap, ids: np.ndarray, places: np.ndarray
+) -> pa.Table:
+    """One passage per document: the first (best) hit of each keeps it, with every hit's span marked."""
+    snap = view.snapshot
+    keys = snap.take(ids, [layout.parent, layout.text])
+    parents, hit_texts = keys.column(layout.parent).to_pylist(), keys.column(layout.text).to_pylist()
+    first: dict[Any, int] = {}
+    hits_of: dict[int, list[int]] = {}
+    for i, key in enumerate(parents):
+        owner = first.setdefault(("\0row", i) if key is None else key, i)
+        hits_of.setdefault(owner, []).append(i)
+    kept = sorted(hits_of)
+    stored = _parent_texts(view, layout, [parents[i] for i in kept if parents[i] is not None])
+    contexts, members, spans = [], [], []
+    for i in kept:
+        key = parents[i]
+        if key is not None and key in stored:
+            text = stored[key]
+            contexts.append(text)
+            members.append([int(ids[j]) for j in hits_of[i]])
+            spans.append([_span(locate(text, hit_texts[j] or "")) for j in hits_of[i]])
+            continue
+        slice_ = cmap.slices.get(key) if key is not None else None
+        chunk_ids = [int(r) for r in cmap.rowids[slice_[0] : slice_[1]]] if slice_ else [int(ids[i])]
+        texts = snap.take(np.asarray(chunk_ids, np.uint64), [layout.text]).column(layout.text).to_pylist()
+        text, chunk_spans = join_chunks([t or "" for t in texts])
+        at = {r: k for k, r in enumerate(chunk_ids)}
+        contexts.append(text)
+        members.append(chunk_ids)
+        spans.append([_span(chunk_spans[at[int(ids[j])]]) for j in hits_of[i] if int(ids[j]) in at])
+    return _with_columns(rows.take(pa.array(kept, pa.int64())), kept, contexts, members, spans)
+
+
+def _parent_texts(view: IndexedSnapshot, layout: ChunkLayout, keys: list[Any]) -> dict[Any, str]:
+    """The whole texts of documents `keys` from the declared parent table (empty without one)."""
+    if layout.parent_table is None or not keys:
+        return {}
+    from hybrid.table import Table
+
+    root = view.root.parent / layout.parent_table
+    try:
+        parent = Table(root, upkeep=None)
+        wanted = ", ".join(_literal(k) for k in dict.fromkeys(keys))
+        data = parent.to_arrow([layout.parent_key, layout.parent_text], where=f"{layout.parent_key} IN ({wanted})")
+    except (LookupError, FileNotFoundError) as exc:
+        raise SchemaError(
+            f"expand(parent=True): the parent table {layout.parent_table!r} cannot be read: {exc}"
+        ) from None
+    return dict(zip(data.column(layout.parent_key).to_pylist(), data.column(layout.parent_text).to_pylist()))
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    raise SchemaError(f"expand(parent=True): parent keys must be strings or numbers, got {type(value).__name__}")
+
+
+_GAP = r"[\W_]+"
+
+
+def locate(text: str, chunk: str) -> tuple[int, int] | None:
+    """Where `chunk` lies in `text`, whitespace and punctuation between words aside (a loader may have
+    collapsed them): its words found in order; else from its first words to its last words; else None."""
+    words = re.findall(r"\w+", chunk)
+    if not words:
+        return None
+    exact = text.find(chunk)
+    if exact >= 0:
+        return exact, exact + len(chunk)
+    found = re.search(_GAP.join(map(re.escape, words)), text)
+    if found:
+        start, end = found.span()
+        lead = re.match(r"\W*", chunk).group()  # type: ignore[union-attr]
+        trail = re.search(r"\W*$", chunk).group()  # type: ignore[union-attr]
+        lead, trail = lead.strip(), trail.strip()
+        if lead and text[max(0, start - len(lead)) : start] == lead:
+            start -= len(lead)
+        if trail and text[end : end + len(trail)] == trail:
+            end += len(trail)
+        return start, end
+    head = re.search(_GAP.join(map(re.escape, words[:6])), text)
+    tail = re.search(_GAP.join(map(re.escape, words[-6:])), text[head.start() :]) if head else None
+    if head and tail:
+        return head.start(), head.start() + tail.end()
+    return None
+
+
+def _with_columns(
+    rows: pa.Table,
+    kept: list[int],
+    contexts: list[str],
+    members: list[list[int]],
+    spans: list[list[dict[str, int] | None]],
+) -> pa.Table:
+    rows = rows.append_column("_context", pa.array(contexts, pa.string()))
+    rows = rows.append_column("_context_rowids", pa.array(members, pa.list_(pa.uint64())))
+    return rows.append_column("_context_spans", pa.array(spans, pa.list_(SPAN)))

@@ -1,0 +1,126 @@
+"""Context expansion: `.expand(neighbours=n)` and `.expand(parent=True)` on real tables and ingested files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hybrid
+from hybrid.embedders import HashingEmbedder
+from hybrid.errors import SchemaError
+from hybrid.ingest.chunking import Chunker
+from hybrid.ingest.pipeline import ingest
+from hybrid.query.expansion import join_chunks
+
+# each chunk has one word of its own (u<doc><n>) so a query can hit exactly it
+DOCS = {"a": 6, "b": 4}
+
+
+def text_of(doc: str, n: int) -> str:
+    return f"Chunk {n} of {doc} says u{doc}{n} plainly."
+
+
+@pytest.fixture
+def chunks(tmp_path: Path) -> hybrid.Table:
+    rows = [{"doc": d, "n": n, "text": text_of(d, n)} for d, count in DOCS.items() for n in range(count)]
+    rows.reverse()  # row order is not reading order: positions decide
+    t = hybrid.connect(tmp_path / "db", upkeep=None).create_table("c", rows)
+    t.create_fts_index("text")
+    t.set_chunking(parent="doc", position="n")
+    return t
+
+
+def rowid(t: hybrid.Table, doc: str, n: int) -> int:
+    return int(t.to_arrow(["doc"], where=f"doc = '{doc}' AND n = {n}", with_rowid=True)["_rowid"][0].as_py())
+
+
+def spans_text(hit: dict[str, Any]) -> list[str]:
+    return [hit["_context"][s["start"] : s["end"]] for s in hit["_context_spans"]]
+
+
+def test_neighbours_are_the_adjacent_chunks_of_the_same_document_in_order(chunks: hybrid.Table) -> None:
+    hits = chunks.search("ua2").expand(neighbours=1).to_list()
+    assert len(hits) == 1
+    hit = hits[0]
+    assert hit["_context_rowids"] == [rowid(chunks, "a", n) for n in (1, 2, 3)]
+    assert hit["_context"] == "\n\n".join(text_of("a", n) for n in (1, 2, 3))
+    assert spans_text(hit) == [text_of("a", 2)]
+    wide = chunks.search("ua0").expand(neighbours=2).to_list()[0]  # at the start: only later ones
+    assert wide["_context_rowids"] == [rowid(chunks, "a", n) for n in (0, 1, 2)]
+    last = chunks.search("ub3").expand(neighbours=1).to_list()[0]  # never crosses into another document
+    assert last["_context_rowids"] == [rowid(chunks, "b", n) for n in (2, 3)]
+
+
+def test_a_deleted_neighbour_is_skipped(chunks: hybrid.Table) -> None:
+    chunks.delete("doc = 'a' AND n = 3")
+    hit = chunks.search("ua2").expand(neighbours=1).to_list()[0]
+    assert hit["_context_rowids"] == [rowid(chunks, "a", n) for n in (1, 2, 4)]
+    assert text_of("a", 3) not in hit["_context"]
+
+
+def test_touching_passages_merge_into_the_better_hit(chunks: hybrid.Table) -> None:
+    flat = chunks.search("ua2 ua3 ua3").to_list()
+    hits = chunks.search("ua2 ua3 ua3").expand(neighbours=1).to_list()
+    assert len(flat) == 2 and len(hits) == 1
+    hit = hits[0]
+    assert hit["_rowid"] == flat[0]["_rowid"]
+    assert hit["_context_rowids"] == [rowid(chunks, "a", n) for n in (1, 2, 3, 4)]
+    assert spans_text(hit) == [flat[0]["text"], flat[1]["text"]]  # this row's hit first
+    apart = chunks.search("ua0 ua5").expand(neighbours=1).to_list()
+    assert len(apart) == 2 and all(len(h["_context_rowids"]) == 2 for h in apart)
+
+
+def test_parent_joins_the_live_chunks_once_per_document(chunks: hybrid.Table) -> None:
+    hits = chunks.search("ua4 ua1 ub0").expand(parent=True).to_list()
+    assert sorted(h["doc"] for h in hits) == ["a", "b"]
+    a = next(h for h in hits if h["doc"] == "a")
+    assert a["_context"] == join_chunks([text_of("a", n) for n in range(6)])[0]
+    assert len(a["_context_spans"]) == 2 and sorted(spans_text(a)) == [text_of("a", 1), text_of("a", 4)]
+
+
+def test_expansion_follows_grouping_and_filters(chunks: hybrid.Table) -> None:
+    hits = chunks.search("ua1 ua4 ub2").where("doc = 'a'").group_by("doc").expand(neighbours=1).to_list()
+    assert len(hits) == 1 and hits[0]["doc"] == "a" and len(hits[0]["_context_rowids"]) == 3
+
+
+def test_parent_text_is_the_source_document_for_ingested_files(tmp_path: Path) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    md = "# Install\n\nRun the installer.  It asks *twice*.\n\n## Keys\n\nRotate the keys every month.\n"
+    txt = "Plain notes.\n\nThe backup runs nightly and\nkeeps thirty copies.\n"
+    (files / "guide.md").write_text(md + "\n".join(f"\nStep {i} of the guide." for i in range(30)))
+    (files / "notes.txt").write_text(txt)
+    db = hybrid.connect(tmp_path / "db", upkeep=None)
+    ingest(db, "docs", [files], embedder=HashingEmbedder(dim=16), chunker=Chunker(size=120, overlap=30))
+    t = db.open_table("docs")
+    for query, name in (("rotate keys month", "guide.md"), ("backup nightly copies", "notes.txt")):
+        hit = t.search(query, query_type="fts").expand(parent=True).limit(1).to_list()[0]
+        assert hit["source"] == name
+        assert hit["_context"] == (files / name).read_text()
+        span = hit["_context_spans"][0]
+        assert span is not None
+        marked = hit["_context"][span["start"] : span["end"]]
+        assert marked.split() == hit["text"].split()
+    (files / "notes.txt").unlink()
+    ingest(db, "docs", [files], prune=True)
+    assert db.open_table("docs__parents").to_arrow(["source"])["source"].to_pylist() == ["guide.md"]
+
+
+def test_bad_expansion_input_says_what_was_wrong(chunks: hybrid.Table, tmp_path: Path) -> None:
+    q = chunks.search("ua1")
+    with pytest.raises(ValueError, match="neighbours >= 1 or parent=True"):
+        q.expand()
+    with pytest.raises(ValueError, match="neighbours must be an integer >= 0"):
+        q.expand(neighbours=-1)
+    with pytest.raises(ValueError, match="not both"):
+        q.expand(neighbours=1, parent=True)
+    plain = hybrid.connect(tmp_path / "p", upkeep=None).create_table("p", [{"doc": "a", "text": "ua1"}])
+    plain.create_fts_index("text")
+    with pytest.raises(SchemaError, match="set_chunking"):
+        plain.search("ua1").expand(neighbours=1).to_list()
+    plain.set_chunking(parent="doc")
+    with pytest.raises(SchemaError, match="needs a position column"):
+        plain.search("ua1").expand(neighbours=1).to_list()
+    assert plain.search("ua1").expand(parent=True).to_list()[0]["_context"] == "ua1"
