@@ -98,8 +98,9 @@ def onnx_query_encoder(backend: QueryBackend, max_length: int) -> OnnxMiniLMEmbe
     """The int8 ONNX encoder for queries, or None where queries go through torch.
 
     "onnx": the encoder (missing packages raise, naming the extra; disagreeing vectors are
-    logged as a warning). "auto": the encoder when the ``onnx`` extra is installed, it loads
-    and its vectors agree with torch's (`AGREEMENT`); otherwise None, with a log line saying why.
+    logged as a warning). "auto": the encoder when onnxruntime and the model file are there (the
+    default install), it loads and its vectors agree with torch's (`AGREEMENT`); otherwise None, with
+    a log line saying why.
     "torch": None.
     """
     if backend == "torch" or (backend == "auto" and not onnx_installed()):

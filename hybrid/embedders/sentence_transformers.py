@@ -53,7 +53,7 @@ class SentenceTransformerEmbedder(TextEmbedder):
     `query_prompt` / `document_prompt` are prepended (e.g. ``"query: "`` for e5).
 
     `query_backend`: what embeds queries with the packaged all-MiniLM-L6-v2 on the CPU.
-    "auto" (the default) uses its int8 ONNX twin when the ``onnx`` extra is installed and
+    "auto" (the default) uses its int8 ONNX twin (in the default install) when it loads and
     its vectors agree with torch's (checked on load against stored torch vectors of a few
     probe texts), else torch; "onnx" always uses the twin; "torch" always torch. On SciFact,
     a question takes 2.5-4 ms through ONNX against 14-20 ms through torch (and a tail of

