@@ -17,7 +17,8 @@ our hierarchy::
     ├── CommitConflictError(RuntimeError) a concurrent writer changed the same rows
     ├── EmbeddingError(ValueError)        empty text, a model that is missing or returns bad vectors
     ├── RegistryError(ValueError)         unknown or duplicate embedder name
-    └── MissingDependencyError(ImportError) an optional extra is not installed
+    ├── MissingDependencyError(ImportError) an optional extra is not installed
+    └── CorruptionError(OSError)          a file of the table is damaged or missing
 """
 
 from __future__ import annotations
@@ -90,3 +91,11 @@ def require(module: str, extra: str) -> object:
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependencyError(f"{module} is not installed: pip install 'hybridsearch[{extra}]'") from exc
+
+
+class CorruptionError(HybridError, OSError):
+    """A file of a table is damaged (its checksum does not match) or missing; `path` names it."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path

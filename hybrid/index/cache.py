@@ -21,6 +21,7 @@ from hybrid.index.fts_filters import field_name
 from hybrid.index.fulltext import FullTextIndex
 from hybrid.index.scalar import ScalarIndex
 from hybrid.index.vector import VectorIndex
+from hybrid.storage.checksums import verify_folder
 from hybrid.storage.snapshot import Snapshot
 
 __all__ = ["Coverage", "SearchCache", "renamed_weights"]
@@ -100,10 +101,17 @@ class SearchCache:
 
     def indexed_ids(self, root: Path, entry: IndexEntry) -> np.ndarray:
         """The sorted row ids `entry` holds (read once: index folders never change)."""
-        found: np.ndarray = self.get(
-            (entry.path, "ids"), self.loaded, lambda: np.array(load_ids(root / entry.path)), 64
-        )
+
+        def make() -> np.ndarray:
+            self.verified(root, entry)
+            return np.array(load_ids(root / entry.path))
+
+        found: np.ndarray = self.get((entry.path, "ids"), self.loaded, make, 64)
         return found
+
+    def verified(self, root: Path, entry: IndexEntry) -> None:
+        """Check the files of `entry`'s folder against its checksums, once per cache (they never change)."""
+        self.get((entry.path, "verified"), self.loaded, lambda: verify_folder(root, entry.path, entry.checksums), 64)
 
     def coverage_of(self, root: Path, snap: Snapshot, entry: IndexEntry) -> Coverage:
         """`entry`'s coverage of `snap`, carried from the last version computed when the two differ a little."""
@@ -130,6 +138,7 @@ class SearchCache:
     def index(self, root: Path, snap: Snapshot, entry: IndexEntry) -> FullTextIndex | VectorIndex | ScalarIndex:
         def make() -> FullTextIndex | VectorIndex | ScalarIndex:
             folder = root / entry.path
+            self.verified(root, entry)
             if entry.kind == "scalar":
                 return ScalarIndex.open(folder)
             if entry.kind == "fts":

@@ -41,6 +41,8 @@ class IndexEntry:
     built_version: int
     rows: int
     params: dict[str, Any] = field(default_factory=dict)
+    checksums: dict[str, str] = field(default_factory=dict)
+    """Digest of every file in the folder (:mod:`hybrid.storage.checksums`), checked when the index is loaded."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

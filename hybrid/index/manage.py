@@ -36,6 +36,7 @@ from hybrid.index.scalar import ScalarIndex, indexable_type, is_list
 from hybrid.index.tail import average_lengths
 from hybrid.index.vector import VectorIndex, check_metric, distances, top_k
 from hybrid.index.view import IndexedSnapshot
+from hybrid.storage import checksums
 from hybrid.storage import transactions as tx
 from hybrid.storage.files import FileCache
 from hybrid.storage.manifest import Manifest
@@ -64,6 +65,7 @@ class Writable:
 def _commit_index(
     table: Writable, base: Manifest, entry: IndexEntry, replace_existing: bool, operation: str = "create_index"
 ) -> Manifest:
+    entry = replace(entry, checksums=checksums.folder_digests(table.root / entry.path))
 
     def rebase(latest: Manifest) -> Manifest:
         if latest.lineage_epoch != base.lineage_epoch:

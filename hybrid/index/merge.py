@@ -29,6 +29,7 @@ from hybrid.index.coverage import Coverage
 from hybrid.index.fts_filters import filter_columns_of
 from hybrid.index.fulltext import FullTextIndex
 from hybrid.index.vector import VectorIndex
+from hybrid.storage.checksums import verify_folder
 from hybrid.storage.snapshot import Snapshot
 
 MAX_DELETED_SHARE = 0.2
@@ -53,6 +54,7 @@ def merge(
     Returns the new entry and its folder (the caller commits it, or removes the folder on failure).
     """
     rel, folder = new_index_folder(root)
+    verify_folder(root, entry.path, entry.checksums)  # never carry damage into a successor with fresh checksums
     indexed = np.asarray(load_ids(root / entry.path))
     kept = indexed[~np.isin(indexed, cov.dead, assume_unique=True)] if len(cov.dead) else indexed
     masks = masks_of(snap, cov.unindexed)

@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from hybrid.errors import CorruptionError
+from hybrid.storage import checksums
+
 DATA_DIR = "data"
 DELETIONS_DIR = "deletions"
 ROWIDS_DIR = "rowids"
@@ -35,13 +38,17 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_table_file(root: Path, subdir: str, batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> tuple[str, int]:
-    """Write batches to a new IPC file under `root/subdir`; return (relative path, rows)."""
+    """Write batches to a new IPC file under `root/subdir`; return (relative path, rows).
+
+    The name carries the checksum of the bytes (:mod:`hybrid.storage.checksums`); the caller syncs the folder.
+    """
     rel = f"{subdir}/{uuid.uuid4().hex}.arrow"
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
     with open(path, "xb") as fh:
-        with pa.ipc.new_file(fh, schema) as writer:
+        sink = checksums.HashingSink(fh)
+        with pa.ipc.new_file(sink, schema) as writer:
             for batch in batches:
                 for start in range(0, batch.num_rows, BATCH_ROWS):
                     piece = batch.slice(start, BATCH_ROWS)
@@ -49,7 +56,7 @@ def write_table_file(root: Path, subdir: str, batches: Iterable[pa.RecordBatch],
                     rows += piece.num_rows
         fh.flush()
         os.fsync(fh.fileno())
-    return rel, rows
+    return checksums.publish_named(root, rel, sink.digest()), rows
 
 
 def write_ids_file(root: Path, subdir: str, ids: np.ndarray) -> str:
@@ -69,6 +76,7 @@ class FileCache:
         self._tables: OrderedDict[str, pa.Table] = OrderedDict()
         self._ids: OrderedDict[str, np.ndarray] = OrderedDict()
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._verified: set[str] = set()
         self._lock = threading.Lock()
 
     def table(self, rel: str, random_access: bool = False) -> pa.Table:
@@ -84,20 +92,30 @@ class FileCache:
             if hit is not None:
                 self._tables.move_to_end(key)
                 return hit
-        if random_access:
+        try:
             with open(self._root / rel, "rb") as fh:
                 mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-            if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
-                mapped.madvise(mmap.MADV_RANDOM)
-            source: pa.NativeFile = pa.BufferReader(pa.py_buffer(mapped))
-        else:
-            source = pa.memory_map(str(self._root / rel), "r")
-        table = pa.ipc.open_file(source).read_all()
+        except FileNotFoundError:
+            raise CorruptionError(f"{rel} of table {self._root.name} is missing", rel) from None
+        except ValueError:  # mmap refuses an empty file: no data file of a table is empty
+            raise CorruptionError(f"{rel} of table {self._root.name} is empty", rel) from None
+        self._verify(rel, mapped)
+        if random_access and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+            mapped.madvise(mmap.MADV_RANDOM)
+        table = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(mapped))).read_all()
         with self._lock:
             self._tables[key] = table
             if len(self._tables) > self._capacity:
                 self._tables.popitem(last=False)
         return table
+
+    def _verify(self, rel: str, mapped: mmap.mmap) -> None:
+        """Check a file against the checksum in its name, once per process (it never changes)."""
+        if rel in self._verified:
+            return
+        checksums.verify_named(self._root, rel, memoryview(mapped))
+        with self._lock:
+            self._verified.add(rel)
 
     def ids(self, rel: str) -> np.ndarray:
         with self._lock:

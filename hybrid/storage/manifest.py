@@ -24,15 +24,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from hybrid.errors import HybridError
+from hybrid.errors import CorruptionError
 
-FORMAT_VERSION = 2
-"""The newest format this code reads; 1: fragments inline, 2: pages of fragments, then the last few inline."""
-INLINE_FORMAT = 1
-
-
-class CorruptTableError(HybridError, OSError):
-    """A manifest refers to a page that is missing or does not hold what the manifest says."""
+FORMAT_VERSION = 3
+"""The newest format this code reads and the one it writes; 1: fragments inline, 2: pages of fragments,
+then the last few inline, 3: as 2 (pages optional) and sealed with a checksum (:mod:`hybrid.storage.checksums`),
+which a reader requires."""
+SEALED_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -154,7 +152,8 @@ class Manifest:
         return covered
 
     def to_json(self) -> str:
-        """The manifest file: its pages (when they hold a prefix of the fragments), then the rest inline."""
+        """The manifest file's JSON (unsealed): its pages (when they hold a prefix of the fragments), then the
+        rest inline."""
         covered = self.paged_prefix()
         body: dict[str, Any] = (
             {
@@ -167,7 +166,7 @@ class Manifest:
         )
         return json.dumps(
             {
-                "format_version": FORMAT_VERSION if "pages" in body else INLINE_FORMAT,
+                "format_version": FORMAT_VERSION,
                 "version": self.version,
                 "timestamp": self.timestamp,
                 "operation": self.operation,
@@ -189,14 +188,17 @@ class Manifest:
         )
 
     @staticmethod
-    def from_json(text: str, read_page: PageReader | None = None) -> Manifest:
-        """Parse a manifest file; `read_page` loads the pages a paged manifest lists."""
+    def from_json(text: str, read_page: PageReader | None = None, sealed: bool = False) -> Manifest:
+        """Parse a manifest's JSON; `read_page` loads the pages a paged manifest lists; `sealed`: its
+        checksum was verified (required from format 3 on)."""
         d = json.loads(text)
         if d.get("format_version", 0) > FORMAT_VERSION:
             raise ValueError(
                 f"table format {d['format_version']} is newer than this hybridsearch "
                 f"understands ({FORMAT_VERSION}); upgrade hybridsearch"
             )
+        if d.get("format_version", 0) >= SEALED_FORMAT and not sealed:
+            raise CorruptionError(f"manifest of version {d.get('version')} lost its checksum")
         schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(d["schema"])))
         pages: tuple[Page, ...] = ()
         fragments = tuple(fragments_from_dicts(d["fragments"]))
@@ -227,7 +229,7 @@ class Manifest:
 def _load_page(read_page: PageReader, path: str, count: int) -> Page:
     page = read_page(path)
     if len(page.fragments) != count:
-        raise CorruptTableError(f"page {path} holds {len(page.fragments)} fragments; the manifest lists {count}")
+        raise CorruptionError(f"page {path} holds {len(page.fragments)} fragments; the manifest lists {count}", path)
     return page
 
 

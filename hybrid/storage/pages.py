@@ -15,7 +15,8 @@ table of n fragments has about n / `PAGE_FRAGMENTS` + log2(`PAGE_FRAGMENTS` /
 `INLINE_FRAGMENTS`) pages, and each fragment is written to a page a few times
 over its life.
 
-Pages are written like data files: under a fresh name, flushed and synced
+Pages are written like data files: under a fresh name that carries the checksum
+of their bytes (:mod:`hybrid.storage.checksums`, verified when read), flushed and synced
 (with their folder) before the manifest that lists them is published, and never
 changed afterwards.
 """
@@ -30,8 +31,10 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
+from hybrid.errors import CorruptionError
+from hybrid.storage import checksums
 from hybrid.storage.files import fsync_dir
-from hybrid.storage.manifest import CorruptTableError, Fragment, Page, fragments_from_dicts, fragments_to_dicts
+from hybrid.storage.manifest import Fragment, Page, fragments_from_dicts, fragments_to_dicts
 
 PAGES_DIR = "_pages"
 PAGE_FRAGMENTS = 256
@@ -90,11 +93,13 @@ def read_page(root: Path, rel: str) -> Page:
         return hit
     try:
         with open(key, "rb") as fh:
-            fragments = tuple(fragments_from_dicts(json.loads(fh.read())["fragments"]))
+            data = fh.read()
+        checksums.verify_named(root, rel, data)
+        fragments = tuple(fragments_from_dicts(json.loads(data)["fragments"]))
     except FileNotFoundError:
-        raise CorruptTableError(f"page {rel} of table {root.name} is missing") from None
+        raise CorruptionError(f"page {rel} of table {root.name} is missing", rel) from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptTableError(f"page {rel} of table {root.name} is unreadable: {exc}") from None
+        raise CorruptionError(f"page {rel} of table {root.name} is unreadable: {exc}", rel) from None
     page = Page(rel, fragments)
     _cache.put(key, page)
     return page
@@ -155,9 +160,9 @@ def write_pages(
                 continue
             if not written:
                 (root / PAGES_DIR).mkdir(parents=True, exist_ok=True)
-            rel = f"{PAGES_DIR}/{uuid.uuid4().hex}.json"
             frozen = tuple(segment)
             body = json.dumps({"fragments": fragments_to_dicts(frozen)}, separators=(",", ":"))
+            rel = checksums.with_digest(f"{PAGES_DIR}/{uuid.uuid4().hex}.json", checksums.digest_bytes(body.encode()))
             written.append(rel)
             with open(root / rel, "x") as fh:
                 fh.write(body)

@@ -16,8 +16,8 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from hybrid.errors import HybridError, VersionNotFoundError
-from hybrid.storage import pages
+from hybrid.errors import CorruptionError, HybridError, VersionNotFoundError
+from hybrid.storage import checksums, pages
 from hybrid.storage.files import fsync_dir
 from hybrid.storage.manifest import Manifest, Page
 
@@ -120,10 +120,20 @@ class VersionLog:
             raise VersionNotFoundError(
                 f"version {version} does not exist in {self.root.name} (available: {span})"
             ) from None
-        manifest = Manifest.from_json(text, self.read_page)
+        manifest = self._parse(version, text)
         if self._cached is None or version >= self._cached[0]:
             self._cached = (version, stat.st_ino, stat.st_mtime_ns, manifest)
         return manifest
+
+    def _parse(self, version: int, text: str) -> Manifest:
+        rel = f"{VERSIONS_DIR}/{version}.json"
+        body = checksums.unseal(text, rel, self.root)
+        try:
+            return Manifest.from_json(body, self.read_page, sealed=body is not text)
+        except CorruptionError as exc:
+            raise CorruptionError(f"{rel} of table {self.root.name}: {exc}", exc.path or rel) from None
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CorruptionError(f"{rel} of table {self.root.name} is unreadable: {exc!r}", rel) from None
 
     def load_latest(self) -> Manifest:
         version = self.latest_version()
@@ -146,7 +156,7 @@ class VersionLog:
         won = False
         try:
             with open(tmp, "x") as fh:
-                fh.write(published.to_json())
+                fh.write(checksums.seal(published.to_json()))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.link(tmp, self._path(manifest.version))

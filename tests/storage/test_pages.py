@@ -84,13 +84,13 @@ def test_paged_manifest_round_trips(tmp_path: Path, small_pages: None) -> None:
     table = appended(tmp_path, 40)
     published = table.snapshot().manifest
     data = manifest_file(table)
-    assert data["format_version"] == 2 and data["fragment_count"] == 41
+    assert data["format_version"] == 3 and data["fragment_count"] == 41 and len(data["checksum"]) == 16
     assert len(data["pages"]) >= 3 and len(data["fragments"]) < pages.INLINE_FRAGMENTS
     assert all(p["fragments"] <= pages.PAGE_FRAGMENTS for p in data["pages"])
     reread = fresh_log(table).load(table.version)
     assert reread == published and reread.fragments == published.fragments
     assert [p.path for p in reread.pages] == [p["path"] for p in data["pages"]]
-    again = Manifest.from_json(reread.to_json(), fresh_log(table).read_page)
+    again = Manifest.from_json(reread.to_json(), fresh_log(table).read_page, sealed=True)  # text made here
     assert again == published and again.num_rows == 41 == published.num_rows
 
 
@@ -143,7 +143,7 @@ def test_compaction_and_restore_keep_pages_consistent(tmp_path: Path, small_page
     table.restore(20)
     assert ids(table) == list(range(20))
     assert ids(connect(tmp_path / "db").open_table(TABLE)) == list(range(20))
-    assert Manifest.from_json(json.dumps(manifest_file(table)), fresh_log(table).read_page).num_rows == 20
+    assert fresh_log(table).load(table.version).num_rows == 20
 
 
 def test_cleanup_keeps_referenced_pages_and_removes_the_rest(tmp_path: Path, small_pages: None) -> None:
@@ -183,8 +183,8 @@ def test_old_inline_manifest_still_opens(tmp_path: Path) -> None:
         table.add([row(i)])
     folder = table.path / "_versions"
     for v in VersionLog(table.path).list_versions():  # rewrite every manifest as format 1 wrote it
-        old = replace(VersionLog(table.path).load(v), pages=())
-        (folder / f"{v}.json").write_text(old.to_json())
+        old = json.loads(replace(VersionLog(table.path).load(v), pages=()).to_json())
+        (folder / f"{v}.json").write_text(json.dumps({**old, "format_version": 1}))  # unsealed, as format 1 was
     for name in os.listdir(table.path / pages.PAGES_DIR):
         os.unlink(table.path / pages.PAGES_DIR / name)
     data = manifest_file(table)
