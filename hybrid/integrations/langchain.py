@@ -467,6 +467,11 @@ class HybridVectorStore(VectorStore):
                 if values[i] is not None:
                     metadata[c] = values[i]
             docs.append(Document(id=doc_id, page_content=text or "", metadata=metadata))
+        if "_context" in names:  # expanded: the passage is the document, the hit stays in the metadata
+            contexts, spans = rows.column("_context").to_pylist(), rows.column("_context_spans").to_pylist()
+            for doc, context, marked in zip(docs, contexts, spans):
+                doc.metadata["chunk_text"], doc.metadata["context_spans"] = doc.page_content, marked
+                doc.page_content = context or ""
         return docs
 
     def _where(self, filter: MetadataFilter) -> str | None:
@@ -495,6 +500,9 @@ class HybridVectorStore(VectorStore):
         fetch_k: int | None = None,
         weights: Literal["auto", "equal"] | Mapping[str, float] | None = None,
         with_vector: bool = False,
+        group_by: str | bool | None = None,
+        per_group: int = 1,
+        expand: int | Literal["parent"] | None = None,
     ) -> pa.Table:
         if query_type in ("hybrid", "fts"):
             self._ensure_fts_index()
@@ -514,6 +522,10 @@ class HybridVectorStore(VectorStore):
             q = q.candidates(fetch_k)
         if weights is not None:
             q = q.weights(weights)
+        if group_by is not None and group_by is not False:
+            q = q.group_by(None if group_by is True else group_by, per_group=per_group)
+        if expand is not None:
+            q = q.expand(parent=True) if expand == "parent" else q.expand(neighbours=expand)
         return q.select(self._columns(self.table.schema, with_vector=with_vector)).limit(k).to_arrow()
 
     def _ensure_fts_index(self) -> None:
@@ -606,12 +618,20 @@ class HybridVectorStore(VectorStore):
         reranker: Reranker | None = None,
         fetch_k: int | None = None,
         weights: Literal["auto", "equal"] | Mapping[str, float] | None = None,
+        group_by: str | bool | None = None,
+        per_group: int = 1,
+        expand: int | Literal["parent"] | None = None,
     ) -> list[Document]:
         """hybrid's search: BM25 and vector branches (`query_type` "hybrid"), or either alone.
 
         `fusion`: ``Linear(alpha=0.7)`` by default, or ``RRF`` / ``DBSF`` from ``hybrid.query.fusion``;
         `reranker` rescores the `fetch_k` fused candidates (e.g. ``hybrid.rerankers.MMRReranker``);
-        `weights`: per-branch fusion weights (see ``Query.weights``).
+        `weights`: per-branch fusion weights (see ``Query.weights``). On a table of chunks
+        (``table.set_chunking``, as ``hybrid ingest`` makes): `group_by` (a column, or True for the
+        declared parent) returns the `k` best documents with `per_group` chunks each; `expand`
+        (``n`` neighbours, or ``"parent"``, the parent-document retriever's idiom) makes each
+        Document's ``page_content`` the passage around the hit, with the hit's own text in
+        ``metadata["chunk_text"]`` and its span in ``metadata["context_spans"]``.
         """
         found = self.hybrid_search_with_score(
             query,
@@ -622,6 +642,9 @@ class HybridVectorStore(VectorStore):
             reranker=reranker,
             fetch_k=fetch_k,
             weights=weights,
+            group_by=group_by,
+            per_group=per_group,
+            expand=expand,
         )
         return [doc for doc, _ in found]
 
@@ -636,9 +659,12 @@ class HybridVectorStore(VectorStore):
         reranker: Reranker | None = None,
         fetch_k: int | None = None,
         weights: Literal["auto", "equal"] | Mapping[str, float] | None = None,
+        group_by: str | bool | None = None,
+        per_group: int = 1,
+        expand: int | Literal["parent"] | None = None,
     ) -> list[tuple[Document, float]]:
         """Documents with hybrid's ``_score`` (higher is better): fused, BM25, minus the
-        distance, or the reranker's score."""
+        distance, or the reranker's score (options as for :meth:`hybrid_search`)."""
         if query_type not in ("hybrid", "fts", "vector"):
             raise ValueError(f"query_type must be 'hybrid', 'fts' or 'vector', got {query_type!r}")
         vector = self._embed_query(query) if query_type != "fts" else None
@@ -652,6 +678,9 @@ class HybridVectorStore(VectorStore):
             reranker=reranker,
             fetch_k=fetch_k,
             weights=weights,
+            group_by=group_by,
+            per_group=per_group,
+            expand=expand,
         )
         return list(zip(self._documents(rows), (float(s) for s in rows.column("_score").to_pylist())))
 

@@ -406,6 +406,7 @@ class HybridVectorStore(BasePydanticVectorStore):
         db = self._db if self._db is not None else Database(str(self.uri))
         try:
             self._table = db.create_table(self.table_name, rows)
+            self._table.set_chunking(parent=REF_DOC_ID, text=TEXT)  # nodes of a document, in the order added
         except TableExistsError:  # created by another writer meanwhile
             table = db.open_table(self.table_name)
             _check_schema(table)
@@ -488,6 +489,7 @@ class HybridVectorStore(BasePydanticVectorStore):
         q, similarity = self._build(self._table, query)
         if where is not None:
             q = q.where(where)
+        q = _rag_options(q, **kwargs)
         rows = q.select([*_ROW_COLUMNS]).to_list()
         nodes = [_to_node(r) for r in rows]
         return VectorStoreQueryResult(
@@ -562,9 +564,35 @@ def _check_schema(table: Table) -> None:
         )
 
 
+def _rag_options(
+    q: Query, group_by: bool | str | None = None, per_group: int = 1, expand: int | str | None = None, **rest: Any
+) -> Query:
+    """The query kwargs of :meth:`HybridVectorStore.query` (``vector_store_kwargs`` of a retriever):
+    `group_by` (True: by document, the ``ref_doc_id``; or a column), `per_group`, and `expand`
+    (``n`` neighbouring nodes of the same document, or ``"parent"``: the whole document), which puts
+    the passage in ``metadata["window"]``, the sentence-window idiom (``MetadataReplacementPostProcessor(
+    target_metadata_key="window")`` swaps it in), the hit's own text in ``metadata["original_text"]``."""
+    if rest:  # LlamaIndex passes its own kwargs through; the store has always ignored them
+        logger.debug("HybridVectorStore.query ignores %s", sorted(rest))
+    if group_by is not None and group_by is not False:
+        q = q.group_by(REF_DOC_ID if group_by is True else group_by, per_group=per_group)
+    if expand is not None:
+        q = q.expand(parent=True) if expand == "parent" else q.expand(neighbours=expand)  # type: ignore[arg-type]
+    return q
+
+
+WINDOW_KEYS = ("window", "original_text", "context_spans")
+"""Metadata an expanded node carries; left out of what is embedded and shown to the LLM."""
+
+
 def _to_node(row: dict[str, Any]) -> BaseNode:
     stored = {"_node_content": row[NODE_CONTENT], "_node_type": row[NODE_TYPE]}
-    return metadata_dict_to_node(stored, text=row[TEXT])
+    node = metadata_dict_to_node(stored, text=row[TEXT])
+    if "_context" in row:
+        node.metadata.update(window=row["_context"], original_text=row[TEXT], context_spans=row["_context_spans"])
+        for keys in (node.excluded_embed_metadata_keys, node.excluded_llm_metadata_keys):
+            keys.extend(k for k in WINDOW_KEYS if k not in keys)
+    return node
 
 
 def _embedding(query: VectorStoreQuery) -> list[float]:

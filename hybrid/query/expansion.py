@@ -1,12 +1,12 @@
 """Context expansion: a hit grows into the passage around it, ready for a prompt.
 
 ``.expand(neighbours=n)`` joins each hit with the `n` live chunks before and after it in
-its document (by the declared position; a deleted chunk is passed over, so the nearest
-live ones are taken); hits of one document whose windows touch or overlap become one
-passage, kept on the best of them (the others leave the results). ``.expand(parent=True)``
-returns each hit's whole document once: the text from the declared parent table, or its
-live chunks joined in order. Chunks that repeat the end of the previous one (an ingest
-overlap) are joined without the repetition.
+its document (by the declared position, else in the order the rows were added; a deleted
+chunk is passed over, so the nearest live ones are taken); hits of one document whose
+windows touch or overlap become one passage, kept on the best of them (the others leave
+the results). ``.expand(parent=True)`` returns each hit's whole document once: the text
+from the declared parent table, or its live chunks joined in order. Chunks that repeat
+the end of the previous one (an ingest overlap) are joined without the repetition.
 
 Added result columns: ``_context`` (the passage), ``_context_rowids`` (the chunks it was
 made of, in order; for a parent table's text, the hits) and ``_context_spans``: the
@@ -86,10 +86,6 @@ def layout_of(view: IndexedSnapshot, expansion: Expansion) -> ChunkLayout:
     if layout is None:
         raise SchemaError("expand() needs the table's chunk layout: call table.set_chunking(parent=..., position=...)")
     layout.check(view.schema)
-    if expansion.neighbours and layout.position is None:
-        raise SchemaError(
-            "expand(neighbours=...) needs a position column: table.set_chunking(parent=..., position=...)"
-        )
     return layout
 
 

@@ -120,7 +120,7 @@ def test_bad_expansion_input_says_what_was_wrong(chunks: hybrid.Table, tmp_path:
     plain.create_fts_index("text")
     with pytest.raises(SchemaError, match="set_chunking"):
         plain.search("ua1").expand(neighbours=1).to_list()
-    plain.set_chunking(parent="doc")
-    with pytest.raises(SchemaError, match="needs a position column"):
-        plain.search("ua1").expand(neighbours=1).to_list()
-    assert plain.search("ua1").expand(parent=True).to_list()[0]["_context"] == "ua1"
+    plain.set_chunking(parent="doc")  # no position: the order rows were added
+    plain.add([{"doc": "a", "text": "ua2"}, {"doc": "b", "text": "ub1"}, {"doc": "a", "text": "ua3"}])
+    assert plain.search("ua2").expand(neighbours=1).to_list()[0]["_context"] == "ua1\n\nua2\n\nua3"
+    assert plain.search("ua1").expand(parent=True).to_list()[0]["_context"] == "ua1\n\nua2\n\nua3"
