@@ -408,6 +408,38 @@ def optimize_command(
         time.sleep(watch)
 
 
+@app.command("check")
+def check_command(
+    db: Annotated[Path, typer.Option(help="database folder")],
+    table: Annotated[str | None, typer.Option(help="only this table (default: every table)")] = None,
+    all_versions: Annotated[bool, typer.Option(help="check every retained version, not only the newest")] = False,
+    repair: Annotated[
+        bool, typer.Option(help="apply the safe repairs: restore the newest intact version, rebuild damaged indexes")
+    ] = False,
+) -> None:
+    """Read every file of a table and compare it with its checksum; exit 1 if anything is damaged or missing.
+
+    --repair never deletes anything: it commits a restore of the newest version whose data is
+    intact and rebuilds damaged indexes from the data, then checks again.
+    """
+    database = _open_db(db)
+    database.upkeep = None
+    damaged = False
+    with _user_errors():
+        for name in [table] if table is not None else database.table_names():
+            t = database.open_table(name)
+            report = t.check(all_versions=all_versions)
+            typer.echo(report.summary())
+            if repair and not t.check().ok:
+                for commit in t.repair():
+                    typer.echo(f"{name}: {commit.operation} -> version {commit.version}")
+                report = t.check()
+                typer.echo(f"after repair: {'OK' if report.ok else 'still damaged'}")
+            damaged = damaged or not report.ok
+    if damaged:
+        raise typer.Exit(1)
+
+
 @app.command("demo")
 def demo_command(
     embedder: Annotated[

@@ -94,8 +94,10 @@ def require(module: str, extra: str) -> object:
 
 
 class CorruptionError(HybridError, OSError):
-    """A file of a table is damaged (its checksum does not match) or missing; `path` names it."""
+    """A file of a table is damaged (its checksum does not match), unreadable or missing; `path` names it
+    (relative to the table folder) and `problem` says which."""
 
-    def __init__(self, message: str, path: str = "") -> None:
+    def __init__(self, message: str, path: str = "", problem: str = "damaged") -> None:
         super().__init__(message)
         self.path = path
+        self.problem = problem

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.embedders import binding
-from hybrid.errors import ReadOnlyError, SchemaError, require
+from hybrid.errors import CorruptionError, ReadOnlyError, SchemaError, require
 from hybrid.index import manage
 from hybrid.index.analyzer import Analyzer, Tokenizer
 from hybrid.index.cache import SearchCache
@@ -25,6 +25,7 @@ from hybrid.query.allowed import allowed_rows
 from hybrid.query.chunk_layout import ChunkLayout
 from hybrid.query.filter import compile_filter
 from hybrid.storage import transactions as tx
+from hybrid.storage.check import CheckReport, check_table
 from hybrid.storage.files import FileCache
 from hybrid.storage.ingest import check_column_name, conform, to_batches
 from hybrid.storage.manifest import Fragment, Manifest
@@ -758,6 +759,41 @@ class Table:
 
         new = tx.commit(self._log, base, "restore", rebase, {"restored": version})
         return Commit(new.version, "restore")
+
+    # -- integrity ------------------------------------------------------------------------
+
+    def check(self, all_versions: bool = False) -> CheckReport:
+        """Read every file the newest version (or every retained one) needs and compare it with its checksum.
+
+        Returns a report of each damaged or missing file and the versions that need it
+        (``report.ok``); nothing is changed. ``hybrid check`` runs this.
+        """
+        return check_table(self._root, self._log.list_versions() if all_versions else None)
+
+    def repair(self) -> list[Commit]:
+        """Apply the safe repairs :meth:`check` points to, as new commits; nothing is deleted.
+
+        If the newest version's data (manifest, pages, data, row-id or deletion files) is damaged,
+        the newest version whose data is intact is restored (history and the damaged files stay);
+        then every index of the newest version with a damaged file is rebuilt from the data.
+        Raises :class:`hybrid.errors.CorruptionError` when no retained version has intact data.
+        """
+        self._writable()  # read-only checkouts refuse here
+        commits: list[Commit] = []
+        report = self.check()
+        if report.data_broken(report.versions[0]):
+            every = self.check(all_versions=True)
+            intact = [v for v in every.versions if not every.data_broken(v)]
+            if not intact:
+                raise CorruptionError(f"no retained version of table {self.name} has intact data:\n{every.summary()}")
+            commits.append(self.restore(intact[-1]))
+            report = self.check()
+        broken = set(report.broken_indexes.get(report.versions[0], ()))
+        writable = self._writable()
+        for entry in writable.view().entries():
+            if entry.name in broken:
+                commits.append(_index_commit(manage.optimize_index(writable, entry, rebuild=True)))
+        return commits
 
 
 def reset_content(latest: Manifest, content: Manifest) -> Manifest:

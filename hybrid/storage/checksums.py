@@ -102,7 +102,7 @@ def verify_named(root: Path, rel: str, data: bytes | bytearray | memoryview | No
     try:
         found = digest_bytes(data) if data is not None else digest_file(root / rel)
     except FileNotFoundError:
-        raise CorruptionError(f"{rel} of table {root.name} is missing", rel) from None
+        raise CorruptionError(f"{rel} of table {root.name} is missing", rel, "missing") from None
     if found != expected:
         raise CorruptionError(damaged(root, rel, expected, found), rel)
 
@@ -127,7 +127,7 @@ def verify_folder(root: Path, rel: str, digests: Mapping[str, str]) -> None:
         try:
             found = digest_file(root / path)
         except FileNotFoundError:
-            raise CorruptionError(f"{path} of table {root.name} is missing", path) from None
+            raise CorruptionError(f"{path} of table {root.name} is missing", path, "missing") from None
         if found != expected:
             raise CorruptionError(damaged(root, path, expected, found), path)
 

@@ -96,9 +96,9 @@ class FileCache:
             with open(self._root / rel, "rb") as fh:
                 mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except FileNotFoundError:
-            raise CorruptionError(f"{rel} of table {self._root.name} is missing", rel) from None
+            raise CorruptionError(f"{rel} of table {self._root.name} is missing", rel, "missing") from None
         except ValueError:  # mmap refuses an empty file: no data file of a table is empty
-            raise CorruptionError(f"{rel} of table {self._root.name} is empty", rel) from None
+            raise CorruptionError(f"{rel} of table {self._root.name} is empty", rel, "unreadable") from None
         self._verify(rel, mapped)
         if random_access and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
             mapped.madvise(mmap.MADV_RANDOM)

@@ -97,9 +97,9 @@ def read_page(root: Path, rel: str) -> Page:
         checksums.verify_named(root, rel, data)
         fragments = tuple(fragments_from_dicts(json.loads(data)["fragments"]))
     except FileNotFoundError:
-        raise CorruptionError(f"page {rel} of table {root.name} is missing", rel) from None
+        raise CorruptionError(f"page {rel} of table {root.name} is missing", rel, "missing") from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptionError(f"page {rel} of table {root.name} is unreadable: {exc}", rel) from None
+        raise CorruptionError(f"page {rel} of table {root.name} is unreadable: {exc}", rel, "unreadable") from None
     page = Page(rel, fragments)
     _cache.put(key, page)
     return page

@@ -131,9 +131,10 @@ class VersionLog:
         try:
             return Manifest.from_json(body, self.read_page, sealed=body is not text)
         except CorruptionError as exc:
-            raise CorruptionError(f"{rel} of table {self.root.name}: {exc}", exc.path or rel) from None
+            raise CorruptionError(f"{rel} of table {self.root.name}: {exc}", exc.path or rel, exc.problem) from None
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise CorruptionError(f"{rel} of table {self.root.name} is unreadable: {exc!r}", rel) from None
+            message = f"{rel} of table {self.root.name} is unreadable: {exc!r}"
+            raise CorruptionError(message, rel, "unreadable") from None
 
     def load_latest(self) -> Manifest:
         version = self.latest_version()

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from hybrid.storage import checksums
 from hybrid.storage.files import DATA_DIR, DELETIONS_DIR, INDEXES_DIR, ROWIDS_DIR, fsync_dir, write_ids_file
 from hybrid.storage.manifest import DataFile, Fragment, Manifest
 from hybrid.storage.pages import PAGES_DIR
@@ -43,14 +44,18 @@ def write_fragments(
     rows = 0
     rel = ""
 
+    sink: checksums.HashingSink | None = None
+
     def close() -> None:
         nonlocal writer, handle
-        if writer is not None and handle is not None:
+        if writer is not None and handle is not None and sink is not None:
             writer.close()
             handle.flush()
             os.fsync(handle.fileno())
             handle.close()
-            fragments.append(Fragment(id=-1, files=(DataFile(rel, tuple(field_ids)),), physical_rows=rows))
+            named = checksums.publish_named(root, rel, sink.digest())
+            written[-1] = root / named
+            fragments.append(Fragment(id=-1, files=(DataFile(named, tuple(field_ids)),), physical_rows=rows))
         writer, handle = None, None
 
     try:
@@ -62,7 +67,8 @@ def write_fragments(
                     rel = f"{DATA_DIR}/{os.urandom(16).hex()}.arrow"
                     written.append(root / rel)
                     handle = open(root / rel, "xb")  # noqa: SIM115 - spans loop iterations; closed in close()
-                    writer = pa.ipc.new_file(handle, schema)
+                    sink = checksums.HashingSink(handle)
+                    writer = pa.ipc.new_file(sink, schema)
                     rows = 0
                 piece = batch.slice(start, min(max_rows - rows, 65_536))
                 writer.write_batch(piece)
