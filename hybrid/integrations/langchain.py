@@ -35,13 +35,13 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
 
+from hybrid.aio import run_sync
 from hybrid.embedders.base import Embedder
 from hybrid.errors import CommitConflictError, FilterError, MissingDependencyError, SchemaError, VectorError
 from hybrid.query.metadata_filter import filter_to_sql, sql_ident, sql_literal
@@ -54,7 +54,6 @@ try:
     from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
     from langchain_core.documents import Document
     from langchain_core.embeddings import Embeddings
-    from langchain_core.runnables.config import run_in_executor
     from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError("langchain-core is not installed: pip install 'hybridsearch[langchain]'") from exc
@@ -685,10 +684,10 @@ class HybridVectorStore(VectorStore):
         return list(zip(self._documents(rows), (float(s) for s in rows.column("_score").to_pylist())))
 
     async def ahybrid_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
-        return await run_in_executor(None, partial(self.hybrid_search, query, k, **kwargs))
+        return await run_sync(self.hybrid_search, query, k, **kwargs)
 
     async def ahybrid_search_with_score(self, query: str, k: int = 4, **kwargs: Any) -> list[tuple[Document, float]]:
-        return await run_in_executor(None, partial(self.hybrid_search_with_score, query, k, **kwargs))
+        return await run_sync(self.hybrid_search_with_score, query, k, **kwargs)
 
     def search(self, query: str, search_type: str, **kwargs: Any) -> list[Document]:
         """LangChain's ``search``, plus ``search_type="hybrid"``."""

@@ -30,7 +30,6 @@ normalised vector scores weighted by `alpha` plus BM25 scores weighted by
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -42,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from hybrid.aio import run_sync
 from hybrid.db import Database
 from hybrid.errors import FilterError, HybridError, MissingDependencyError, SchemaError, TableExistsError
 
@@ -524,13 +524,13 @@ class HybridVectorStore(BasePydanticVectorStore):
     # -- async: the sync methods in a worker thread, so the event loop keeps running --------
 
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
-        return await asyncio.to_thread(self.add, nodes, **kwargs)
+        return await run_sync(self.add, nodes, **kwargs)
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        return await asyncio.to_thread(self.query, query, **kwargs)
+        return await run_sync(self.query, query, **kwargs)
 
     async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
-        await asyncio.to_thread(self.delete, ref_doc_id, **delete_kwargs)
+        await run_sync(self.delete, ref_doc_id, **delete_kwargs)
 
     async def adelete_nodes(
         self,
@@ -538,15 +538,15 @@ class HybridVectorStore(BasePydanticVectorStore):
         filters: MetadataFilters | None = None,
         **delete_kwargs: Any,
     ) -> None:
-        await asyncio.to_thread(self.delete_nodes, node_ids, filters, **delete_kwargs)
+        await run_sync(self.delete_nodes, node_ids, filters, **delete_kwargs)
 
     async def aget_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
     ) -> list[BaseNode]:
-        return await asyncio.to_thread(self.get_nodes, node_ids, filters)
+        return await run_sync(self.get_nodes, node_ids, filters)
 
     async def aclear(self) -> None:
-        await asyncio.to_thread(self.clear)
+        await run_sync(self.clear)
 
     def _require_table(self) -> Table:
         if self._table is None:  # pragma: no cover - add() creates it first
@@ -653,7 +653,7 @@ class HybridEmbedding(BaseEmbedding):
         return [float(x) for x in self._embedder.embed_query(query)]
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
-        return await asyncio.to_thread(self._get_query_embedding, query)
+        return await run_sync(self._get_query_embedding, query)
 
     def _get_text_embedding(self, text: str) -> list[float]:
         return self._get_text_embeddings([text])[0]
@@ -662,7 +662,7 @@ class HybridEmbedding(BaseEmbedding):
         return np.asarray(self._embedder.embed_documents(texts), dtype=np.float64).tolist()
 
     async def _aget_text_embedding(self, text: str) -> list[float]:
-        return await asyncio.to_thread(self._get_text_embedding, text)
+        return await run_sync(self._get_text_embedding, text)
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return await asyncio.to_thread(self._get_text_embeddings, texts)
+        return await run_sync(self._get_text_embeddings, texts)
