@@ -113,20 +113,24 @@ class VersionLog:
             cached = self._cached
             if cached and cached[:3] == (version, stat.st_ino, stat.st_mtime_ns):
                 return cached[3]
-            text = self._path(version).read_text()
+            raw = self._path(version).read_bytes()
         except FileNotFoundError:
             available = self.list_versions()
             span = f"{available[0]}..{available[-1]}" if available else "none"
             raise VersionNotFoundError(
                 f"version {version} does not exist in {self.root.name} (available: {span})"
             ) from None
-        manifest = self._parse(version, text)
+        manifest = self._parse(version, raw)
         if self._cached is None or version >= self._cached[0]:
             self._cached = (version, stat.st_ino, stat.st_mtime_ns, manifest)
         return manifest
 
-    def _parse(self, version: int, text: str) -> Manifest:
+    def _parse(self, version: int, raw: bytes) -> Manifest:
         rel = f"{VERSIONS_DIR}/{version}.json"
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError as exc:
+            raise CorruptionError(f"{rel} of table {self.root.name} is damaged: {exc}", rel) from None
         body = checksums.unseal(text, rel, self.root)
         try:
             return Manifest.from_json(body, self.read_page, sealed=body is not text)
