@@ -466,6 +466,10 @@ class HybridVectorStore(VectorStore):
                 if values[i] is not None:
                     metadata[c] = values[i]
             docs.append(Document(id=doc_id, page_content=text or "", metadata=metadata))
+        if "_highlight" in names:  # the matched words: a snippet and their offsets in the stored text
+            marked, spans = rows.column("_highlight").to_pylist(), rows.column("_highlight_spans").to_pylist()
+            for doc, snippet, found in zip(docs, marked, spans):
+                doc.metadata["highlight"], doc.metadata["highlight_spans"] = snippet, found
         if "_context" in names:  # expanded: the passage is the document, the hit stays in the metadata
             contexts, spans = rows.column("_context").to_pylist(), rows.column("_context_spans").to_pylist()
             for doc, context, marked in zip(docs, contexts, spans):
@@ -502,6 +506,7 @@ class HybridVectorStore(VectorStore):
         group_by: str | bool | None = None,
         per_group: int = 1,
         expand: int | Literal["parent"] | None = None,
+        highlight: bool = False,
     ) -> pa.Table:
         if query_type in ("hybrid", "fts"):
             self._ensure_fts_index()
@@ -525,6 +530,8 @@ class HybridVectorStore(VectorStore):
             q = q.group_by(None if group_by is True else group_by, per_group=per_group)
         if expand is not None:
             q = q.expand(parent=True) if expand == "parent" else q.expand(neighbours=expand)
+        if highlight:
+            q = q.highlight(self._text)
         return q.select(self._columns(self.table.schema, with_vector=with_vector)).limit(k).to_arrow()
 
     def _ensure_fts_index(self) -> None:
@@ -620,6 +627,7 @@ class HybridVectorStore(VectorStore):
         group_by: str | bool | None = None,
         per_group: int = 1,
         expand: int | Literal["parent"] | None = None,
+        highlight: bool = False,
     ) -> list[Document]:
         """hybrid's search: BM25 and vector branches (`query_type` "hybrid"), or either alone.
 
@@ -630,7 +638,9 @@ class HybridVectorStore(VectorStore):
         declared parent) returns the `k` best documents with `per_group` chunks each; `expand`
         (``n`` neighbours, or ``"parent"``, the parent-document retriever's idiom) makes each
         Document's ``page_content`` the passage around the hit, with the hit's own text in
-        ``metadata["chunk_text"]`` and its span in ``metadata["context_spans"]``.
+        ``metadata["chunk_text"]`` and its span in ``metadata["context_spans"]``. `highlight` adds
+        ``metadata["highlight"]`` (a snippet, matches in ``<em>``) and ``metadata["highlight_spans"]``
+        (the matches' offsets in the stored text).
         """
         found = self.hybrid_search_with_score(
             query,
@@ -644,6 +654,7 @@ class HybridVectorStore(VectorStore):
             group_by=group_by,
             per_group=per_group,
             expand=expand,
+            highlight=highlight,
         )
         return [doc for doc, _ in found]
 
@@ -661,6 +672,7 @@ class HybridVectorStore(VectorStore):
         group_by: str | bool | None = None,
         per_group: int = 1,
         expand: int | Literal["parent"] | None = None,
+        highlight: bool = False,
     ) -> list[tuple[Document, float]]:
         """Documents with hybrid's ``_score`` (higher is better): fused, BM25, minus the
         distance, or the reranker's score (options as for :meth:`hybrid_search`)."""
@@ -680,6 +692,7 @@ class HybridVectorStore(VectorStore):
             group_by=group_by,
             per_group=per_group,
             expand=expand,
+            highlight=highlight,
         )
         return list(zip(self._documents(rows), (float(s) for s in rows.column("_score").to_pylist())))
 

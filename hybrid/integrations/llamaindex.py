@@ -565,23 +565,32 @@ def _check_schema(table: Table) -> None:
 
 
 def _rag_options(
-    q: Query, group_by: bool | str | None = None, per_group: int = 1, expand: int | str | None = None, **rest: Any
+    q: Query,
+    group_by: bool | str | None = None,
+    per_group: int = 1,
+    expand: int | str | None = None,
+    highlight: bool = False,
+    **rest: Any,
 ) -> Query:
     """The query kwargs of :meth:`HybridVectorStore.query` (``vector_store_kwargs`` of a retriever):
     `group_by` (True: by document, the ``ref_doc_id``; or a column), `per_group`, and `expand`
     (``n`` neighbouring nodes of the same document, or ``"parent"``: the whole document), which puts
     the passage in ``metadata["window"]``, the sentence-window idiom (``MetadataReplacementPostProcessor(
-    target_metadata_key="window")`` swaps it in), the hit's own text in ``metadata["original_text"]``."""
+    target_metadata_key="window")`` swaps it in), the hit's own text in ``metadata["original_text"]``;
+    `highlight` adds ``metadata["highlight"]`` (a snippet, matches in ``<em>``) and
+    ``metadata["highlight_spans"]`` (their offsets in the node's text)."""
     if rest:  # LlamaIndex passes its own kwargs through; the store has always ignored them
         logger.debug("HybridVectorStore.query ignores %s", sorted(rest))
     if group_by is not None and group_by is not False:
         q = q.group_by(REF_DOC_ID if group_by is True else group_by, per_group=per_group)
     if expand is not None:
         q = q.expand(parent=True) if expand == "parent" else q.expand(neighbours=expand)  # type: ignore[arg-type]
+    if highlight:
+        q = q.highlight(TEXT)
     return q
 
 
-WINDOW_KEYS = ("window", "original_text", "context_spans")
+WINDOW_KEYS = ("window", "original_text", "context_spans", "highlight", "highlight_spans")
 """Metadata an expanded node carries; left out of what is embedded and shown to the LLM."""
 
 
@@ -590,8 +599,11 @@ def _to_node(row: dict[str, Any]) -> BaseNode:
     node = metadata_dict_to_node(stored, text=row[TEXT])
     if "_context" in row:
         node.metadata.update(window=row["_context"], original_text=row[TEXT], context_spans=row["_context_spans"])
+    if "_highlight" in row:
+        node.metadata.update(highlight=row["_highlight"], highlight_spans=row["_highlight_spans"])
+    if "_context" in row or "_highlight" in row:
         for keys in (node.excluded_embed_metadata_keys, node.excluded_llm_metadata_keys):
-            keys.extend(k for k in WINDOW_KEYS if k not in keys)
+            keys.extend(k for k in WINDOW_KEYS if k in node.metadata and k not in keys)
     return node
 
 

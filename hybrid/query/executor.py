@@ -24,7 +24,7 @@ from hybrid.index.overfetch import overfetch_depth
 from hybrid.index.tail import text_tail, vector_tail
 from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
-from hybrid.query import calibration, confidence, expansion, grouping
+from hybrid.query import calibration, confidence, expansion, grouping, highlight
 from hybrid.query.allowed import Allowed, carried_rows
 from hybrid.query.filter import compile_filter
 from hybrid.query.fusion import Ranked
@@ -367,9 +367,24 @@ def _query_text(q: Query) -> str | None:
 def execute(q: Query) -> pa.Table:
     view = q.table.indexed_snapshot()
     rows = _search(q, view)
+    if q.highlighting is not None:
+        text = _query_text(q)
+        if text is None:
+            raise ValueError("highlight needs a plain text query (a string, Match or Phrase)")
+        rows = highlight.add_highlights(rows, view, text, q.highlighting, _fts_entry(q, view))
     if q.expansion is not None:
         rows = expansion.expand(rows, view, q.expansion)
     return rows
+
+
+def _fts_entry(q: Query, view: IndexedSnapshot) -> IndexEntry | None:
+    """The full-text index a text query searches (as :func:`_plan` picks it), or None."""
+    fts = [e for e in view.entries() if e.kind == "fts"]
+    if q.fts_index is not None:
+        fts = [e for e in fts if e.name == q.fts_index]
+    if q.fts_columns is not None:
+        fts = [e for e in fts if set(e.columns) == set(q.fts_columns)]
+    return fts[0] if len(fts) == 1 else None
 
 
 def _search(q: Query, view: IndexedSnapshot) -> pa.Table:

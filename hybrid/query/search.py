@@ -13,6 +13,7 @@ from hybrid.errors import SchemaError, VectorError, require
 from hybrid.query.expansion import Expansion
 from hybrid.query.fusion import Fusion, default_fusion
 from hybrid.query.grouping import Grouping, GroupScore
+from hybrid.query.highlight import Highlighting
 from hybrid.query.text import TextQuery, as_text_query
 from hybrid.rerankers.base import Reranker
 
@@ -37,6 +38,9 @@ RESULT_COLUMNS = {
     "_context": "with .expand(): the hit's passage (its neighbours, or its whole document)",
     "_context_rowids": "with .expand(): the chunks the passage joins, in order (a parent table's text: the hits)",
     "_context_spans": "with .expand(): (start, end) of each hit inside _context, this row's hit first",
+    "_highlight": "with .highlight(): the best window of the text, matched terms marked",
+    "_highlight_spans": "with .highlight(): (start, end) of every matched word in the stored text",
+    "_highlight_window": "with .highlight(): (start, end) of the snippet's window in the stored text",
 }
 """Reserved result columns. With several vector branches, the extra ones are suffixed by column name."""
 
@@ -82,6 +86,8 @@ class Query:
     """Group the hits by a column (see :meth:`group_by`)."""
     expansion: Expansion | None = None
     """Grow each hit into its context (see :meth:`expand`)."""
+    highlighting: Highlighting | None = None
+    """Mark the query's terms in each hit (see :meth:`highlight`)."""
 
     # -- building -------------------------------------------------------------------------
 
@@ -208,6 +214,22 @@ class Query:
         'The fox.\\n\\nIt jumps.\\n\\nOver dogs.'
         """
         return self._with(expansion=Expansion(neighbours, parent))
+
+    def highlight(self, column: str | None = None, width: int = 200, pre: str = "<em>", post: str = "</em>") -> Query:
+        """Mark the query's terms in each hit: ``_highlight`` is the `width`-character window of the
+        text holding the most distinct matched terms, each match between `pre` and `post`;
+        ``_highlight_spans`` are the character offsets of every match in the stored text of
+        `column` (default: the searched text column). Words match as the full-text index matched
+        them (its analyzer: stemming, folding, Chinese segmentation).
+
+        >>> import hybrid, tempfile
+        >>> t = hybrid.connect(tempfile.mkdtemp()).create_table("c", [{"text": "Indexes speed up reads."}])
+        >>> _ = t.create_fts_index("text")
+        >>> hit = t.search("index").highlight().to_list()[0]
+        >>> hit["_highlight"], hit["_highlight_spans"]
+        ('<em>Indexes</em> speed up reads.', [{'start': 0, 'end': 7}])
+        """
+        return self._with(highlighting=Highlighting(column, width, pre, post))
 
     def ef_search(self, ef: int) -> Query:
         """HNSW search depth for this query (default: the index's tuned value)."""

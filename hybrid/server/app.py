@@ -250,6 +250,13 @@ class _Api:
             q = q.ef_search(req.ef_search)
         if req.rerank is not None:
             q = q.rerank(self.reranker(req.rerank, view, req.vector_column))
+        if req.group_by is not None:
+            q = q.group_by(req.group_by.column, per_group=req.group_by.per_group, score=req.group_by.score)
+        if req.expand is not None:
+            q = q.expand(neighbours=req.expand.neighbours, parent=req.expand.parent)
+        if req.highlight is not None:
+            h = req.highlight
+            q = q.highlight(h.column, width=h.width, pre=h.pre, post=h.post)
         return q
 
     # -- endpoints ------------------------------------------------------------------------------

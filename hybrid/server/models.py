@@ -156,6 +156,24 @@ class RerankSpec(Request):
     mmr_lambda: float = Field(0.5, ge=0, le=1, description="mmr only: 1 = relevance, lower = more diversity")
 
 
+class HighlightSpec(Request):
+    column: ColumnName | None = Field(None, description="the text column to mark (default: the searched one)")
+    width: int = Field(200, ge=10, le=10_000, description="characters in the snippet window")
+    pre: str = Field("<em>", max_length=64)
+    post: str = Field("</em>", max_length=64)
+
+
+class GroupSpec(Request):
+    column: ColumnName | None = Field(None, description="default: the table's declared parent column")
+    per_group: int = Field(1, ge=1, le=100, description="rows kept in each group")
+    score: Literal["max", "sum"] = Field("max", description="a group's score: its best row's, or the sum")
+
+
+class ExpandSpec(Request):
+    neighbours: int = Field(0, ge=0, le=100, description="chunks before and after each hit")
+    parent: bool = Field(False, description="the hit's whole document instead")
+
+
 class SearchRequest(Request):
     query: str | None = Field(None, min_length=1, description="query text (BM25, and embedded if a column is bound)")
     vector: list[Annotated[float, Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX)]] | None = Field(
@@ -175,6 +193,11 @@ class SearchRequest(Request):
     rerank: RerankSpec | None = None
     candidates: int | None = Field(None, ge=1, le=10_000, description="results per branch before fusion")
     ef_search: int | None = Field(None, ge=1, le=4_096)
+    group_by: GroupSpec | None = Field(None, description="the best `limit` groups (documents) instead of rows")
+    expand: ExpandSpec | None = Field(None, description="each hit's passage in _context (neighbours or parent)")
+    highlight: HighlightSpec | None = Field(
+        None, description="a snippet with matches marked (_highlight) and their offsets (_highlight_spans)"
+    )
 
 
 class SearchResponse(Response):

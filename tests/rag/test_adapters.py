@@ -37,6 +37,9 @@ def test_langchain_groups_and_returns_parent_documents(ingested: hybrid.Table, t
     assert docs[0].page_content == (tmp_path / "files" / "keys.md").read_text()
     span = docs[0].metadata["context_spans"][0]
     assert docs[0].page_content[span["start"] : span["end"]] == docs[0].metadata["chunk_text"]
+    lit = store.hybrid_search("rotating keys", k=1, query_type="fts", highlight=True)[0]
+    assert [lit.page_content[s["start"] : s["end"]] for s in lit.metadata["highlight_spans"]][:2] == ["Rotate", "key"]
+    assert "<em>Rotate</em>" in lit.metadata["highlight"]
     window = store.hybrid_search("rotate key number 7", k=1, query_type="fts", expand=1)[0]
     assert window.metadata["chunk_text"] in window.page_content and len(window.page_content) > len(
         window.metadata["chunk_text"]
@@ -64,6 +67,8 @@ def test_llamaindex_puts_the_window_in_the_metadata(tmp_path: Path) -> None:
     assert by_id["a-2"].metadata["original_text"] == "alpha part 2 zz2"
     assert by_id["b-0"].metadata["window"] == "alpha beta zz2"
     assert "window" in by_id["a-2"].excluded_llm_metadata_keys
+    lit = store.query(text, highlight=True).nodes[0]
+    assert lit.metadata["highlight"].count("<em>zz2</em>") == 1 and "highlight" in lit.excluded_llm_metadata_keys
     alpha = VectorStoreQuery(query_str="alpha", mode=VectorStoreQueryMode.TEXT_SEARCH, similarity_top_k=5)
     grouped = store.query(alpha, group_by=True)
     assert sorted(n.ref_doc_id for n in grouped.nodes) == ["a", "b"]

@@ -1,0 +1,268 @@
+"""Highlights: which words of a stored text match a query, as the full-text index matched them.
+
+Each word is analysed like the indexed column (lower case, ASCII folding, stemming; stop
+words give no term), so "indexes" in a passage is marked for the query "index". Runs of
+scripts written without spaces (Chinese, Japanese, Thai ...) are matched by the query's own
+terms found inside them (its words or character bigrams; single characters only when the
+query has nothing longer), and touching matches merge, so "机器学习" is one highlight.
+Offsets are character offsets into the text as stored, never into a cleaned-up copy.
+
+The search API (``.highlight()``), the REST server, the adapters and the CLI's snippets
+(:mod:`hybrid.ingest.snippets`) all use this module.
+
+>>> m = TermMatcher("create index concurrently")
+>>> text = "Building indexes concurrently avoids locking out writes."
+>>> [text[a:b] for a, b in m.spans(text)]
+['indexes', 'concurrently']
+>>> h = highlight(text, m, width=30)
+>>> h.marked("[", "]"), h.spans[0]
+('…[indexes] [concurrently]…', (9, 16))
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from hybrid.errors import SchemaError
+from hybrid.index.analyzer import Analyzer
+from hybrid.query import chunk_layout
+
+if TYPE_CHECKING:
+    from hybrid.index.catalog import IndexEntry
+    from hybrid.index.view import IndexedSnapshot
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_UNSPACED = re.compile(
+    r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
+    r"\u0e00-\u0e7f\u0e80-\u0eff\u1780-\u17ff\u1000-\u109f]+"
+)
+_DEFAULT = Analyzer()
+
+
+@lru_cache(maxsize=65_536)
+def _word_terms(analyzer: Analyzer, word: str) -> frozenset[str]:
+    """The index terms of one word (cached across queries: a table's words repeat)."""
+    try:
+        return frozenset(analyzer.terms(word))
+    except Exception:  # an analyzer that cannot run here (e.g. jieba missing): plain lower case
+        return frozenset((word.lower(),))
+
+
+class TermMatcher:
+    """Which words of a text match a query's analysed terms."""
+
+    def __init__(self, query: str, analyzer: Analyzer | None = None) -> None:
+        self.analyzer = analyzer or _DEFAULT
+        spaced = _UNSPACED.sub(" ", query)
+        self.query_terms = frozenset(t for w in _WORD.findall(spaced) for t in self.terms(w))
+        unspaced = {t for run in _UNSPACED.findall(query) for t in self._unspaced_terms(run)}
+        longer = {t for t in unspaced if len(t) > 1}
+        self.unspaced_terms = tuple(sorted(longer or unspaced, key=len, reverse=True))
+
+    def _unspaced_terms(self, run: str) -> set[str]:
+        try:
+            terms = set(self.analyzer.terms(run))
+        except Exception:
+            terms = set()
+        terms |= {run[i : i + 2] for i in range(len(run) - 1)} | set(run)  # bigrams and characters as a floor
+        return {t for t in terms if _UNSPACED.fullmatch(t)}
+
+    def terms(self, word: str) -> frozenset[str]:
+        """The analysed terms of one word."""
+        return _word_terms(self.analyzer, word)
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """``(start, end)`` of every matching word (or run of matching characters) of `text`, in order."""
+        out: list[tuple[int, int]] = []
+        if self.query_terms:
+            has_unspaced = not text.isascii() and _UNSPACED.search(text) is not None
+            spaced = _UNSPACED.sub(lambda r: " " * len(r.group()), text) if has_unspaced else text
+            for m in _WORD.finditer(spaced):
+                if self.query_terms.intersection(self.terms(m.group())):
+                    out.append(m.span())
+        if self.unspaced_terms:
+            for run in _UNSPACED.finditer(text):
+                out += _found_inside(run.group(), run.start(), self.unspaced_terms)
+            out.sort()
+        return out
+
+    def distinct(self, text: str, spans: list[tuple[int, int]]) -> int:
+        """How many different query terms the spans of `text` hold."""
+        seen: set[str] = set()
+        for a, b in spans:
+            word = text[a:b]
+            seen |= {word} if _UNSPACED.fullmatch(word) else self.terms(word)
+        return len(seen)
+
+
+def _found_inside(run: str, offset: int, terms: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Spans of `terms` inside one unspaced run, touching or overlapping ones merged."""
+    hit = [False] * len(run)
+    for term in terms:
+        at = run.find(term)
+        while at >= 0:
+            hit[at : at + len(term)] = [True] * len(term)
+            at = run.find(term, at + 1)
+    spans, start = [], None
+    for i, h in enumerate([*hit, False]):
+        if h and start is None:
+            start = i
+        elif not h and start is not None:
+            spans.append((offset + start, offset + i))
+            start = None
+    return spans
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """A window ``text[start:end]`` of the stored text and every match's span in the stored text."""
+
+    text: str
+    start: int
+    end: int
+    spans: tuple[tuple[int, int], ...]
+    """All matches in the whole stored text (not only in the window)."""
+
+    @property
+    def snippet(self) -> str:
+        """The window, with ``…`` where it does not reach the text's start or end."""
+        return (
+            ("…" if self.start > 0 else "")
+            + self.text[self.start : self.end]
+            + ("…" if self.end < len(self.text) else "")
+        )
+
+    def marked(self, pre: str = "<em>", post: str = "</em>") -> str:
+        """The snippet with each match inside the window wrapped in `pre` and `post`."""
+        out, at = [], self.start
+        for a, b in self.spans:
+            if a >= self.start and b <= self.end:
+                out += [self.text[at:a], pre, self.text[a:b], post]
+                at = b
+        out.append(self.text[at : self.end])
+        return ("…" if self.start > 0 else "") + "".join(out) + ("…" if self.end < len(self.text) else "")
+
+
+def highlight(text: str, matcher: TermMatcher, width: int = 200) -> Highlight:
+    """The `width`-character window of `text` holding the most distinct matched terms (cut at spaces
+    where it can be), and every match's span."""
+    spans = matcher.spans(text)
+    if len(text) <= width:
+        return Highlight(text, 0, len(text), tuple(spans))
+    start = _best_start(text, spans, width, matcher)
+    end = min(len(text), start + width)
+    if end < len(text):
+        cut = text.rfind(" ", start, end)
+        end = cut if cut > start + width // 2 else end
+    if start > 0:
+        cut = text.find(" ", start, start + width // 4)
+        if cut >= 0 and all(not (a <= cut < b) for a, b in spans):
+            start = cut + 1
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return Highlight(text, start, end, tuple(spans))
+
+
+def _best_start(text: str, spans: list[tuple[int, int]], width: int, matcher: TermMatcher) -> int:
+    if not spans:
+        return 0
+    best, best_score = 0, -1
+    for a, _ in spans:
+        start = max(0, a - width // 5)
+        inside = [(x, y) for x, y in spans if x >= start and y <= start + width]
+        score = matcher.distinct(text, inside)
+        if score > best_score:
+            best, best_score = start, score
+    return best
+
+
+@dataclass(frozen=True)
+class Highlighting:
+    """What ``Query.highlight()`` asked for: the column (None: the searched text column), the snippet's
+    width in characters, and the marks around each match."""
+
+    column: str | None = None
+    width: int = 200
+    pre: str = "<em>"
+    post: str = "</em>"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.width, bool) or not isinstance(self.width, int) or self.width < 10:
+            raise ValueError(f"highlight: width must be an integer >= 10 characters, got {self.width!r}")
+        if not isinstance(self.pre, str) or not isinstance(self.post, str):
+            raise ValueError("highlight: pre and post must be strings")
+        if self.column is not None and (not isinstance(self.column, str) or not self.column):
+            raise ValueError(f"highlight needs a column name, got {self.column!r}")
+
+
+SPAN = pa.struct([("start", pa.int64()), ("end", pa.int64())])
+
+
+def add_highlights(
+    rows: pa.Table, view: IndexedSnapshot, query: str, how: Highlighting, fts: IndexEntry | None
+) -> pa.Table:
+    """`rows` with ``_highlight`` (the marked snippet), ``_highlight_spans`` (every match's character
+    span in the stored text) and ``_highlight_window`` (the snippet's span in it); matched with the
+    analyzer of `fts`, the full-text index searched (the default analyzer without one)."""
+    column = _column(view, how.column, fts)
+    analyzer = _analyzer(view, fts)
+    matcher = TermMatcher(query, analyzer)
+    if column in rows.column_names:
+        texts = rows.column(column).to_pylist()
+    else:
+        ids = rows.column("_rowid").to_numpy()
+        texts = view.snapshot.take(ids, [column]).column(column).to_pylist()
+    marked: list[str | None] = []
+    spans: list[list[dict[str, int]] | None] = []
+    windows: list[dict[str, int] | None] = []
+    for text in texts:
+        if text is None:
+            marked.append(None)
+            spans.append(None)
+            windows.append(None)
+            continue
+        h = highlight(text, matcher, how.width)
+        marked.append(h.marked(how.pre, how.post))
+        spans.append([{"start": a, "end": b} for a, b in h.spans])
+        windows.append({"start": h.start, "end": h.end})
+    rows = rows.append_column("_highlight", pa.array(marked, pa.string()))
+    rows = rows.append_column("_highlight_spans", pa.array(spans, pa.list_(SPAN)))
+    return rows.append_column("_highlight_window", pa.array(windows, SPAN))
+
+
+def _column(view: IndexedSnapshot, column: str | None, fts: IndexEntry | None) -> str:
+    names = view.schema.names
+    if column is not None:
+        if column not in names:
+            raise SchemaError(f"highlight: no column {column!r} in the table (columns: {', '.join(names)})")
+        if not (
+            pa.types.is_string(view.schema.field(column).type)
+            or pa.types.is_large_string(view.schema.field(column).type)
+        ):
+            raise SchemaError(f"highlight: column {column!r} does not hold text")
+        return column
+    if fts is not None:
+        columns = list(fts.columns)
+        return "text" if len(columns) > 1 and "text" in columns else columns[0]
+    layout = chunk_layout.read(view.snapshot.manifest.metadata)
+    for candidate in ([layout.text] if layout else []) + ["text"]:
+        if candidate in names:
+            return candidate
+    raise SchemaError(
+        "highlight: the table has no full-text index and no 'text' column: name one, highlight(column=...)"
+    )
+
+
+def _analyzer(view: IndexedSnapshot, fts: IndexEntry | None) -> Analyzer:
+    if fts is None:
+        return _DEFAULT
+    index = view.index(fts)
+    found = getattr(index, "analyzer", None)
+    return found if isinstance(found, Analyzer) else _DEFAULT

@@ -1,0 +1,111 @@
+"""Highlights: `.highlight()` marks matched words with offsets into the stored text (English, stems, Chinese)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hybrid
+from hybrid.embedders import HashingEmbedder
+from hybrid.errors import SchemaError
+from hybrid.ingest import snippets
+from hybrid.query import highlight
+
+ENGLISH = [
+    "The indexes were rebuilt overnight.\n\n  Indexing   twice is slow.",
+    "Vacuum reclaims storage; the planner uses statistics.",
+    "Nothing relevant lives here at all.",
+]
+
+
+def marked_words(hit: dict[str, Any], column: str = "text") -> list[str]:
+    return [hit[column][s["start"] : s["end"]] for s in hit["_highlight_spans"]]
+
+
+@pytest.fixture
+def english(tmp_path: Path) -> hybrid.Table:
+    t = hybrid.connect(tmp_path / "db", upkeep=None).create_table(
+        "en", [{"id": i, "text": x} for i, x in enumerate(ENGLISH)], embedding={"vector": ("text", HashingEmbedder(16))}
+    )
+    t.create_fts_index("text")
+    return t
+
+
+def test_offsets_point_at_the_matched_words_in_the_stored_text(english: hybrid.Table) -> None:
+    hit = english.search("vacuum storage", query_type="fts").highlight().to_list()[0]
+    assert marked_words(hit) == ["Vacuum", "storage"]
+    assert hit["_highlight"] == "<em>Vacuum</em> reclaims <em>storage</em>; the planner uses statistics."
+    assert hit["_highlight_window"] == {"start": 0, "end": len(hit["text"])}
+
+
+def test_stemmed_forms_are_marked_and_stop_words_are_not(english: hybrid.Table) -> None:
+    hit = english.search("the index", query_type="fts").highlight(pre="[", post="]").to_list()[0]
+    assert hit["id"] == 0
+    assert marked_words(hit) == ["indexes", "Indexing"]  # offsets survive the blank line and runs of spaces
+    assert "[The]" not in hit["_highlight"] and "[indexes]" in hit["_highlight"]
+
+
+def test_hybrid_and_vector_hits_carry_highlights_too(english: hybrid.Table) -> None:
+    for query_type in ("hybrid", "vector"):
+        hits = english.search("planner statistics", query_type=query_type).highlight().to_list()
+        by_id = {h["id"]: h for h in hits}
+        assert marked_words(by_id[1]) == ["planner", "statistics"]
+        assert by_id[2]["_highlight_spans"] == [] and by_id[2]["_highlight"] == ENGLISH[2]
+
+
+def test_a_long_text_gets_a_window_around_its_matches(tmp_path: Path) -> None:
+    long = "filler words " * 60 + "the rotation of signing keys happens monthly " + "more filler " * 60
+    t = hybrid.connect(tmp_path / "db", upkeep=None).create_table("l", [{"text": long}])
+    t.create_fts_index("text")
+    hit = t.search("rotate keys").highlight(width=80).to_list()[0]
+    window = hit["_highlight_window"]
+    assert window["end"] - window["start"] <= 80
+    assert hit["_highlight"].startswith("…") and hit["_highlight"].endswith("…")
+    assert marked_words(hit) == ["rotation", "keys"]
+    assert all(window["start"] <= s["start"] and s["end"] <= window["end"] for s in hit["_highlight_spans"])
+    assert (
+        hit["_highlight"].removeprefix("…").removesuffix("…").replace("<em>", "").replace("</em>", "")
+        == (long[window["start"] : window["end"]])
+    )
+
+
+@pytest.mark.parametrize("tokenizer", ["jieba", "default"])
+def test_chinese_matches_are_runs_of_the_querys_terms(tmp_path: Path, tokenizer: str) -> None:
+    pytest.importorskip("jieba")
+    texts = ["我们正在研究机器学习的新方法。", "今天天气很好，我们去公园散步。"]
+    t = hybrid.connect(tmp_path / "db", upkeep=None).create_table("zh", [{"text": x} for x in texts])
+    t.create_fts_index("text", tokenizer=tokenizer, language="zh")
+    hit = t.search("机器学习", query_type="fts").highlight().to_list()[0]
+    assert hit["text"] == texts[0]
+    assert marked_words(hit) == ["机器学习"]
+    assert hit["_highlight"] == "我们正在研究<em>机器学习</em>的新方法。"
+
+
+def test_mixed_scripts_keep_offsets(tmp_path: Path) -> None:
+    text = "用 Python 实现机器学习 pipelines"
+    t = hybrid.connect(tmp_path / "db", upkeep=None).create_table("m", [{"text": text}])
+    t.create_fts_index("text", language="multi")
+    hit = t.search("python 机器学习").highlight().to_list()[0]
+    assert marked_words(hit) == ["Python", "机器学习"]
+
+
+def test_the_cli_snippets_share_the_matcher() -> None:
+    assert snippets.TermMatcher is highlight.TermMatcher
+    s = snippets.snippet("Building   indexes\nconcurrently.", "index concurrently")
+    assert s.text == "Building indexes concurrently." and [s.text[a:b] for a, b in s.spans] == [
+        "indexes",
+        "concurrently",
+    ]
+
+
+def test_bad_highlight_input_says_what_was_wrong(english: hybrid.Table) -> None:
+    with pytest.raises(ValueError, match="width must be an integer >= 10"):
+        english.search("index").highlight(width=3)
+    with pytest.raises(SchemaError, match="no column 'body'"):
+        english.search("index").highlight(column="body").to_list()
+    with pytest.raises(SchemaError, match="does not hold text"):
+        english.search("index").highlight(column="id").to_list()
+    with pytest.raises(ValueError, match="highlight needs a plain text query"):
+        english.search([0.1] * 16, query_type="vector").highlight().to_list()
