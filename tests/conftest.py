@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,9 +15,7 @@ import pytest
 
 import hybrid
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
-# derived model files (the int8 ONNX MiniLM) go to a folder of this session, not the user's cache
-os.environ.setdefault("HYBRID_CACHE_DIR", tempfile.mkdtemp(prefix="hybrid-test-cache-"))
+# HF_HUB_OFFLINE and the session's HYBRID_CACHE_DIR are set by the conftest.py at the repository root
 
 
 @pytest.fixture

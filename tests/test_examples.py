@@ -46,16 +46,21 @@ def docs(tmp_path: Path) -> Path:
     return root
 
 
-def test_quickstart_runs() -> None:
+def test_quickstart_runs(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"  # the system temp folder of the run: the quickstart must leave it empty
+    scratch.mkdir()
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "quickstart.py")],
         capture_output=True,
         text=True,
         timeout=300,
-        env=env(),
+        env=env(TMPDIR=str(scratch)),
     )
     assert done.returncode == 0, done.stderr
+    # onnxruntime itself writes one small ".ses" file into the temp folder when it is imported
+    assert [p.name for p in scratch.iterdir() if p.name != ".ses"] == []
     out = done.stdout
+    assert "_score = BM25, higher is better" in out and "_distance, lower is closer" in out
     assert "created Table('docs'" in out and "fixed_size_list<item: float>[384]" in out
     assert "full-text (BM25) for 'how often should API keys be rotated?'" in out
     first_bm25 = out.split("full-text (BM25)")[1].splitlines()[1]
@@ -93,9 +98,14 @@ def test_chat_reads_questions_from_stdin_and_reuses_the_table(docs: Path, tmp_pa
 
 def test_chat_errors_exit_2(tmp_path: Path) -> None:
     done = chat("--docs", str(tmp_path / "missing"), "--db", str(tmp_path / "db"), "-q", "x")
-    assert done.returncode == 2 and "no such file or directory" in done.stderr
-    done = chat("--db", str(tmp_path / "db"), "-q", "x")
-    assert done.returncode == 2 and "no table 'docs'" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "no such file or directory" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_chat_without_docs_ingests_hybrids_own_documentation(tmp_path: Path) -> None:
+    done = chat("--db", str(tmp_path / "db"), "--embedder", "hashing", "-q", "what does cleanup remove?")
+    assert done.returncode == 0, done.stderr
+    assert "ingested " in done.stdout and "docs" in done.stdout.split("ingested ")[1].split(":")[0]
+    assert "[1] " in done.stdout and ".md" in done.stdout.split("[1] ")[1].splitlines()[0]
 
 
 def test_chat_asks_an_openai_compatible_endpoint_with_the_numbered_passages(

@@ -1,8 +1,11 @@
 """Chat with your docs: ingest a folder of documents, then answer questions with cited passages.
 
 Run:
-    python examples/chat_with_docs/chat.py --docs /usr/share/doc/postgresql-doc-15/html --db ./pgdocs \\
-        --question "how do I create an index concurrently?" --question "what does VACUUM FULL do?"
+    python examples/chat_with_docs/chat.py --db ./docsdb \\
+        --question "how do I add a full-text index?" --question "what does cleanup remove?"
+
+Without --docs, a new table is made from hybrid's own documentation (the docs/
+folder of this repository); pass --docs FOLDER for your own documents.
 
 The folder is ingested with `hybrid.ingest` (HTML, Markdown, text, PDF, JSONL;
 structure-aware chunks; unchanged files are not embedded again on the next
@@ -36,6 +39,9 @@ from hybrid.ingest import Chunker, IngestReport, snippet, table_analyzer  # noqa
 from hybrid.ingest.progress import ingest_with_progress  # noqa: E402
 from hybrid.table import Table  # noqa: E402
 
+OWN_DOCS = Path(__file__).resolve().parents[2] / "docs"
+"""What a new table is made from when --docs is not given: hybrid's own documentation."""
+
 SYSTEM_PROMPT = (
     "You answer questions about documentation. Use only the numbered passages you are given. "
     "Cite the passages you use by number, like [1] or [2][3]. If the passages do not answer "
@@ -55,7 +61,12 @@ class LLM:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=Path, help="folder (or file) of documents to ingest; omit to reuse --db")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        help="folder (or file) of documents to ingest; omit to reuse the table in --db, or, when there is none "
+        "yet, to ingest hybrid's own docs/ folder",
+    )
     parser.add_argument("--db", type=Path, required=True, help="database folder (kept between runs)")
     parser.add_argument("--table", default="docs", help="table name (default: docs)")
     parser.add_argument("--question", "-q", action="append", default=[], help="a question (repeatable)")
@@ -160,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     err = Console(stderr=True)
     db = hybrid.connect(args.db)
+    if args.docs is None and args.table not in db:
+        args.docs = OWN_DOCS
     try:
         if args.docs is not None:
             if not args.docs.exists():

@@ -28,7 +28,8 @@ from tests.server.conftest import ADMIN, Live, auth, make_config, make_table  # 
 
 EXAMPLES = 10
 TABLE = "st_docs"
-SPEC = create_app(tempfile.mkdtemp(prefix="hybrid-spec-"), make_config()).openapi()
+with tempfile.TemporaryDirectory(prefix="hybrid-spec-") as _folder:  # at import: no fixture yet; leaves nothing
+    SPEC = create_app(_folder, make_config()).openapi()
 
 
 def _schema(pin_table: bool) -> Any:

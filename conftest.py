@@ -1,0 +1,29 @@
+"""Test-wide hygiene, for tests/ and the doctests in hybrid/: nothing is written outside pytest's
+temporary folders. Derived model files go to one folder of the session, and ``tempfile`` (used by
+doctests and by the library's own scratch folders) makes its folders in the test's `tmp_path`."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Derived model files (the int8 ONNX MiniLM) go to a folder of this session, not the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        if not os.environ.get("HYBRID_CACHE_DIR"):
+            mp.setenv("HYBRID_CACHE_DIR", str(tmp_path_factory.mktemp("hybrid-cache")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _temp_files_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tempfile.mkdtemp()`` and friends make their folders in this test's `tmp_path`."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
