@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from hybrid.embedders.base import Embedder
+    from hybrid.query.chunk_layout import ChunkLayout
     from hybrid.query.search import Query, QueryType
     from hybrid.query.text import TextQuery
 
@@ -179,6 +180,10 @@ class AsyncTable(_Async):
         """:attr:`hybrid.Table.schema` of the version this table reads."""
         return await self._run(lambda: self._sync.schema)
 
+    async def chunking(self) -> ChunkLayout | None:
+        """:attr:`hybrid.Table.chunking`: the declared chunk layout, or None."""
+        return await self._run(lambda: self._sync.chunking)
+
     async def embeddings(self) -> dict[str, tuple[str, Embedder]]:
         """:attr:`hybrid.Table.embeddings`: the bound vector columns, ``{vector_column: (text_column, embedder)}``."""
         return await self._run(lambda: self._sync.embeddings)
@@ -242,6 +247,9 @@ class AsyncTable(_Async):
     delete_tag = _delegate(Table.delete_tag)
     tags = _delegate(Table.tags)
     restore = _delegate(Table.restore)
+    set_chunking = _delegate(Table.set_chunking)
+    check = _delegate(Table.check)
+    repair = _delegate(Table.repair)
 
 
 class AsyncDatabase(_Async):
