@@ -15,9 +15,11 @@ from hybrid.aio import AsyncDatabase, AsyncTable, connect_async
 from hybrid.db import Database
 from hybrid.errors import (
     CommitConflictError,
+    CorruptionError,
     DuplicateKeyError,
     FilterError,
     HybridError,
+    LimitError,
     MissingDependencyError,
     ReadOnlyError,
     RowNotFoundError,
@@ -28,6 +30,7 @@ from hybrid.errors import (
     VersionNotFoundError,
 )
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep
+from hybrid.query.limits import Limits, set_limits
 from hybrid.storage.writer import CleanupStats
 from hybrid.table import Commit, Table, VersionInfo
 
@@ -49,11 +52,14 @@ __all__ = [
     "CleanupStats",
     "Commit",
     "CommitConflictError",
+    "CorruptionError",
     "Database",
     "Upkeep",
     "DuplicateKeyError",
     "FilterError",
     "HybridError",
+    "LimitError",
+    "Limits",
     "MissingDependencyError",
     "ReadOnlyError",
     "RowNotFoundError",
@@ -67,4 +73,5 @@ __all__ = [
     "__version__",
     "connect",
     "connect_async",
+    "set_limits",
 ]

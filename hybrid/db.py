@@ -14,6 +14,7 @@ from hybrid.embedders import binding
 from hybrid.embedders.binding import EmbeddingSpec
 from hybrid.errors import SchemaError, TableExistsError, TableNotFoundError
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep
+from hybrid.query.limits import Limits, bounded, current_limits
 from hybrid.storage import transactions as tx
 from hybrid.storage.ingest import check_column_name, conform, infer_schema, to_batches
 from hybrid.storage.manifest import Manifest
@@ -141,15 +142,20 @@ class Database:
             raise TableNotFoundError(f"no table {name!r} in {self.path}")
         shutil.rmtree(root)
 
-    def sql(self, query: str) -> pa.Table:
-        """Run SQL in DuckDB where every table is visible by name (its newest version)."""
+    def sql(self, query: str, limits: Limits | None = None) -> pa.Table:
+        """Run SQL in DuckDB where every table is visible by name (its newest version).
+
+        The query runs under `limits` (default: the process's, :func:`hybrid.set_limits`): DuckDB's
+        memory limit, and it is stopped after `limits.seconds`; either raises :class:`hybrid.LimitError`.
+        """
         import duckdb
 
-        con = duckdb.connect(":memory:")
+        limits = limits or current_limits()
+        con = duckdb.connect(":memory:", config={"memory_limit": limits.memory})
         try:
             for table_name in self.table_names():
                 con.register(table_name, Table(self.path / table_name).to_arrow(with_rowid=True))
-            return con.sql(query).to_arrow_table()
+            return bounded(con, lambda: con.sql(query).to_arrow_table(), limits, "SQL query")
         finally:
             con.close()
 

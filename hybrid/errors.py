@@ -18,7 +18,8 @@ our hierarchy::
     ├── EmbeddingError(ValueError)        empty text, a model that is missing or returns bad vectors
     ├── RegistryError(ValueError)         unknown or duplicate embedder name
     ├── MissingDependencyError(ImportError) an optional extra is not installed
-    └── CorruptionError(OSError)          a file of the table is damaged or missing
+    ├── CorruptionError(OSError)          a file of the table is damaged or missing
+    └── LimitError(RuntimeError)          a filter or query would exceed a time, memory or size bound
 """
 
 from __future__ import annotations
@@ -101,3 +102,7 @@ class CorruptionError(HybridError, OSError):
         super().__init__(message)
         self.path = path
         self.problem = problem
+
+
+class LimitError(HybridError, RuntimeError):
+    """A filter, expression or SQL query would exceed a time, memory or size bound (:class:`hybrid.Limits`)."""

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.errors import FilterError
+from hybrid.query.limits import bounded, check_growth, current_limits, grows
 from hybrid.query.predicate import Node, Opaque, Value, read_tree, shape_of
 
 _TABLE = "__hybrid_rows"
@@ -32,8 +33,10 @@ _DENIED_FUNCTIONS = frozenset({"current_setting", "getvariable", "getenv", "curr
 
 
 def _connection() -> duckdb.DuckDBPyConnection:
+    """This thread's evaluation connection, made for the current limits (its settings are locked)."""
+    memory = current_limits().memory
     con = getattr(_local, "con", None)
-    if con is None:
+    if con is None or getattr(_local, "memory", None) != memory:
         con = duckdb.connect(
             ":memory:",
             config={
@@ -42,9 +45,10 @@ def _connection() -> duckdb.DuckDBPyConnection:
                 "autoinstall_known_extensions": False,
                 "lock_configuration": True,
                 "threads": 1,
+                "memory_limit": memory,
             },
         )
-        _local.con = con
+        _local.con, _local.memory = con, memory
     return con
 
 
@@ -100,6 +104,7 @@ def _check_expression(tree: Any, what: str, text: str, columns: list[str]) -> li
                 raise FilterError(f"unknown column {name!r} in {what} {text!r}; columns are: {', '.join(columns)}")
             if match not in referenced:
                 referenced.append(match)
+    check_growth(tree, what, text, current_limits())
     return referenced
 
 
@@ -107,7 +112,7 @@ def _run(sql: str, table: pa.Table, what: str, text: str) -> pa.Table:
     con = _connection()
     con.register(_TABLE, table)
     try:
-        return con.sql(sql).to_arrow_table()
+        return bounded(con, lambda: con.sql(sql).to_arrow_table(), current_limits(), f"{what} {text!r}")
     except duckdb.Error as exc:
         raise FilterError(f"invalid {what} {text!r}: {exc}") from None
     finally:
@@ -204,6 +209,7 @@ def _compile_text(where: str, schema: pa.Schema) -> tuple[Filter, bool]:
     shaped = shape_of(where)
     literals = shaped[1] if shaped is not None else None
     tree, slotted = read_tree(node["where_clause"], schema.names, sql, len(_PREFIX), literals)
+    slotted = slotted and not grows(node["where_clause"])  # repeat('a', 9) must not vouch for repeat('a', 9e9)
     values = tuple(lit.value for lit in literals) if literals is not None else ()
     return Filter(where, tuple(columns), tree, values), slotted
 

