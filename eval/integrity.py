@@ -222,8 +222,9 @@ def cost(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
                     env=env,
                     capture_output=True,
                     text=True,
-                    check=True,
                 )
+                if done.returncode:
+                    raise RuntimeError(f"the {side} workload failed:\n{done.stderr[-2000:]}")
                 sides[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=REPO, check=False)
