@@ -24,7 +24,7 @@ from hybrid.index.overfetch import overfetch_depth
 from hybrid.index.tail import text_tail, vector_tail
 from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
-from hybrid.query import calibration, confidence, expansion, grouping, highlight
+from hybrid.query import calibration, confidence, expansion, grouping, highlight, pinning, scoring_functions
 from hybrid.query.allowed import Allowed, carried_rows
 from hybrid.query.filter import compile_filter
 from hybrid.query.fusion import Ranked
@@ -155,7 +155,8 @@ def _depth(q: Query, n_branches: int) -> int:
     want = q.k + q.skip
     if q.depth is not None:
         return max(q.depth, want)
-    return max(50, 2 * want) if (n_branches > 1 or q.reranker is not None or not q.prefilter) else want
+    deeper = n_branches > 1 or q.reranker is not None or not q.prefilter or bool(q.functions)
+    return max(50, 2 * want) if deeper else want
 
 
 def _allowed(q: Query, view: IndexedSnapshot) -> Allowed | None:
@@ -397,10 +398,40 @@ def _search(q: Query, view: IndexedSnapshot) -> pa.Table:
     _run_branches(q, view, branches, allowed, depth)
     fused_ids, fused_scores = _fused(q, view, branches, allowed)
     if q.reranker is not None:
-        return _reranked(q, snap, branches, fused_ids, fused_scores).slice(q.skip, q.k)
+        rows = _reranked(q, snap, branches, fused_ids, fused_scores)
+        return _rescored_rows(q, view, rows, branches).slice(q.skip, q.k)
+    extra: dict[str, np.ndarray] = {}
+    if q.functions:
+        r = scoring_functions.rescore(q.functions, view, fused_ids, fused_scores, _distances(q, branches))
+        fused_ids, fused_scores, extra = r.ids, r.scores, r.columns
+    if q.pinned:
+        fused_ids, fused_scores, extra = pinning.pin(q.pinned, view, allowed, fused_ids, fused_scores, extra)
     pool, scores = fused_ids[q.skip : q.skip + q.k], fused_scores[q.skip : q.skip + q.k]
     columns = list(q.columns) if q.columns is not None else list(snap.schema.names)
-    return _with_result_columns(snap.take(pool, columns), pool, scores, branches)
+    rows = _with_result_columns(snap.take(pool, columns), pool, scores, branches)
+    for name, values in extra.items():
+        rows = rows.append_column(name, pa.array(values[q.skip : q.skip + q.k]))
+    return rows
+
+
+def _distances(q: Query, branches: list[Branch]) -> bool:
+    """Whether the candidates' scores are minus vector distances (a lone vector branch, no reranker)."""
+    return len(branches) == 1 and branches[0].kind == "vector" and q.reranker is None
+
+
+def _rescored_rows(q: Query, view: IndexedSnapshot, rows: pa.Table, branches: list[Branch]) -> pa.Table:
+    """`rows` (best first) after the query's score functions: sorted again, `_score` the new score,
+    each factor a column."""
+    if not q.functions:
+        return rows
+    ids, scores = rows.column("_rowid").to_numpy(), rows.column("_score").to_numpy()
+    r = scoring_functions.rescore(q.functions, view, ids, scores, _distances(q, branches))
+    place = {int(x): i for i, x in enumerate(ids)}
+    rows = rows.take(pa.array([place[int(x)] for x in r.ids], pa.int64()))
+    rows = rows.set_column(rows.column_names.index("_score"), "_score", pa.array(r.scores, pa.float64()))
+    for name, values in r.columns.items():
+        rows = rows.append_column(name, pa.array(values))
+    return rows
 
 
 def _fused(
@@ -453,10 +484,15 @@ def _execute_grouped(
         _run_branches(q, view, branches, allowed, depth)
         ids, scores = _fused(q, view, branches, allowed)
         rows = _reranked(q, snap, branches, ids, scores, keep=(key,)) if q.reranker is not None else None
+        extra: dict[str, np.ndarray] = {}
         if rows is not None:
+            rows = _rescored_rows(q, view, rows, branches)
             ids, scores = rows.column("_rowid").to_numpy(), rows.column("_score").to_numpy()
             keys = rows.column(key).to_pylist()
         else:
+            if q.functions:
+                r = scoring_functions.rescore(q.functions, view, ids, scores, _distances(q, branches))
+                ids, scores, extra = r.ids, r.scores, r.columns
             keys = snap.take(ids, [key]).column(key).to_pylist()
         g = grouping.group(ids, scores, keys, q.k, skip=q.skip, per_group=q.grouping.per_group, score=q.grouping.score)
         if not grouping.needs_more(g.n_groups, wanted, [len(b.ids) for b in branches], depth):
@@ -470,6 +506,11 @@ def _execute_grouped(
     else:
         columns = list(q.columns) if q.columns is not None else list(snap.schema.names)
         out = _with_result_columns(snap.take(g.ids, columns), g.ids, g.scores, branches)
+        if extra:
+            at = {int(r): i for i, r in enumerate(ids)}
+            kept = np.asarray([at[int(r)] for r in g.ids], np.int64)
+            for name, values in extra.items():
+                out = out.append_column(name, pa.array(values[kept] if len(kept) else values[:0]))
     out = out.append_column("_group_rank", pa.array(g.group_ranks, pa.int32()))
     return out.append_column("_group_score", pa.array(g.group_scores, pa.float64()))
 
@@ -611,5 +652,17 @@ def explain(q: Query) -> str:
         lines.append(f"  fuse: {q.fusion!r}, {how}")
     if q.reranker is not None:
         lines.append(f"  rerank: {type(q.reranker).__name__} over the fused candidates")
+    for f in q.functions:
+        lines.append(f"  score function: {f.describe()} (column {f.name})")
+    if q.functions:
+        lines.append("  score = _base_score x multiplicative factors + additive boosts, then sorted again")
+    if q.pinned:
+        lines.append(f"  pinned first: rows {list(q.pinned)} (live and allowed ones; _pinned)")
+    if q.grouping is not None:
+        g = q.grouping
+        lines.append(f"  group by {g.column or 'the declared parent'}: {g.per_group} per group, group score {g.score}")
+    if q.expansion is not None:
+        e = q.expansion
+        lines.append("  expand: " + ("the whole parent" if e.parent else f"{e.neighbours} neighbours each side"))
     lines.append(f"  return: offset {q.skip}, limit {q.k}")
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -14,6 +15,8 @@ from hybrid.query.expansion import Expansion
 from hybrid.query.fusion import Fusion, default_fusion
 from hybrid.query.grouping import Grouping, GroupScore
 from hybrid.query.highlight import Highlighting
+from hybrid.query.pinning import check_rowids
+from hybrid.query.scoring_functions import Boost, Decay, DecayKind, Modifier, ScoreFunction
 from hybrid.query.text import TextQuery, as_text_query
 from hybrid.rerankers.base import Reranker
 
@@ -38,6 +41,10 @@ RESULT_COLUMNS = {
     "_context": "with .expand(): the hit's passage (its neighbours, or its whole document)",
     "_context_rowids": "with .expand(): the chunks the passage joins, in order (a parent table's text: the hits)",
     "_context_spans": "with .expand(): (start, end) of each hit inside _context, this row's hit first",
+    "_base_score": "with .decay() / .boost(): the score before the score functions",
+    "_decay_<column>": "with .decay(): the decay factor of the row's value",
+    "_boost_<column or n>": "with .boost(): the boost factor (or, mode='add', the added amount)",
+    "_pinned": "with .pin(): whether the row was pinned first",
     "_highlight": "with .highlight(): the best window of the text, matched terms marked",
     "_highlight_spans": "with .highlight(): (start, end) of every matched word in the stored text",
     "_highlight_window": "with .highlight(): (start, end) of the snippet's window in the stored text",
@@ -88,6 +95,10 @@ class Query:
     """Grow each hit into its context (see :meth:`expand`)."""
     highlighting: Highlighting | None = None
     """Mark the query's terms in each hit (see :meth:`highlight`)."""
+    functions: tuple[ScoreFunction, ...] = ()
+    """Score functions after fusion (see :meth:`decay` and :meth:`boost`)."""
+    pinned: tuple[int, ...] = ()
+    """Rows put first (see :meth:`pin`)."""
 
     # -- building -------------------------------------------------------------------------
 
@@ -230,6 +241,58 @@ class Query:
         ('<em>Indexes</em> speed up reads.', [{'start': 0, 'end': 7}])
         """
         return self._with(highlighting=Highlighting(column, width, pre, post))
+
+    def decay(
+        self,
+        column: str,
+        scale: str | float | dt.timedelta,
+        kind: DecayKind = "exp",
+        *,
+        origin: Any = None,
+        offset: str | float | dt.timedelta = 0,
+        decay: float = 0.5,
+    ) -> Query:
+        """Multiply each candidate's score by how close `column` (a timestamp, date or number) is to
+        `origin` (default: now): 1 within `offset`, `decay` at `scale` beyond it (``"30d"``, ``"12h"``,
+        a number), by an ``exp``, ``gauss`` or ``linear`` curve (:mod:`hybrid.query.scoring_functions`).
+        The factor is in ``_decay_<column>``, the score before it in ``_base_score``.
+
+        >>> import hybrid, tempfile
+        >>> rows = [{"text": "rotate keys", "age": a} for a in (40, 3)]
+        >>> t = hybrid.connect(tempfile.mkdtemp()).create_table("c", rows)
+        >>> _ = t.create_fts_index("text")
+        >>> [r["age"] for r in t.search("keys").decay("age", scale=10, origin=0).to_list()]
+        [3, 40]
+        """
+        if column not in self.table.schema.names:
+            raise SchemaError(
+                f"decay: no column {column!r} in the table (columns: {', '.join(self.table.schema.names)})"
+            )
+        return self._with(functions=(*self.functions, Decay(column, scale, kind, origin, offset, decay)))
+
+    def boost(
+        self,
+        factor: float = 1.0,
+        *,
+        where: str | None = None,
+        column: str | None = None,
+        modifier: Modifier = "none",
+        mode: Literal["multiply", "add"] = "multiply",
+    ) -> Query:
+        """Boost rows matching `where` by `factor`, or by ``modifier(factor * column)``; multiplied into
+        the score (``mode="add"``: added to it). The factor is in ``_boost_<column>`` / ``_boost_<n>``."""
+        if column is not None and column not in self.table.schema.names:
+            raise SchemaError(
+                f"boost: no column {column!r} in the table (columns: {', '.join(self.table.schema.names)})"
+            )
+        n = sum(isinstance(f, Boost) and f.where is not None for f in self.functions)
+        return self._with(functions=(*self.functions, Boost(factor, where, column, modifier, mode, n)))
+
+    def pin(self, rowids: Sequence[int]) -> Query:
+        """Put these rows first, in this order (the live ones the filter allows), before every hit."""
+        if self.grouping is not None or self.reranker is not None:
+            raise ValueError("pin() cannot be combined with group_by() or rerank()")
+        return self._with(pinned=check_rowids(rowids))
 
     def ef_search(self, ef: int) -> Query:
         """HNSW search depth for this query (default: the index's tuned value)."""
