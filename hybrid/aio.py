@@ -87,6 +87,16 @@ def set_threads(n: int | None) -> None:
         old.shutdown(wait=False)
 
 
+def _forget_pool() -> None:
+    """In a forked child: the parent's pool threads do not exist here, so start a new pool."""
+    global _pool, _POOL_LOCK
+    _POOL_LOCK, _pool = threading.Lock(), None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _executor() -> ThreadPoolExecutor:
     global _pool
     with _POOL_LOCK:

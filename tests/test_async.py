@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,27 @@ async def test_calls_and_searches_run_in_hybrids_small_pool(tmp_path: Path) -> N
     assert {th.name.split("_")[0] for th in seen} == {"hybrid-async"} and len({th.ident for th in seen}) <= 2
     with pytest.raises(ValueError):
         hybrid.aio.set_threads(0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_a_pool_of_its_own(tmp_path: Path) -> None:
+    """The parent's pool threads do not exist in a forked child: its calls must not wait for them."""
+    db = hybrid.connect(tmp_path, upkeep=None)
+    db.create_table("t", make_rows(range(3)))
+    assert asyncio.run(hybrid.aio.run_sync(threading.current_thread)).name.startswith("hybrid-async")
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if an async call completes
+        try:
+            adb = AsyncDatabase(hybrid.connect(tmp_path, upkeep=None))
+
+            async def count() -> int:
+                return await (await adb.open_table("t")).count_rows()
+
+            os._exit(0 if asyncio.run(asyncio.wait_for(count(), 20)) == 3 else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_the_pool_is_small_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
