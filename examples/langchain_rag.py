@@ -104,14 +104,21 @@ def generate(prompt: PromptValue) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", default=None, help="database folder (default: a fresh temporary folder)")
+    parser.add_argument("--db", default=None, help="database folder to keep (default: a temporary one, removed)")
     parser.add_argument("--question", default="How often should API keys be rotated?")
     parser.add_argument("--topic", default="security", help="only retrieve documents of this topic")
     parser.add_argument("--k", type=int, default=2, help="passages to retrieve")
     parser.add_argument("--embedder", choices=["onnx", "minilm", "hashing"], default="onnx")
     args = parser.parse_args()
-    path = args.db or tempfile.mkdtemp(prefix="hybrid-langchain-")
+    if args.db is not None:
+        run(args, args.db)
+        return
+    with tempfile.TemporaryDirectory(prefix="hybrid-langchain-") as scratch:
+        run(args, scratch)
 
+
+def run(args: argparse.Namespace, path: str) -> None:
+    """Store, retrieve and prompt, with the database in the folder `path`."""
     store = HybridVectorStore.from_documents(
         DOCS,
         make_embedder(args.embedder),
