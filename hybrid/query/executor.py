@@ -24,7 +24,7 @@ from hybrid.index.overfetch import overfetch_depth
 from hybrid.index.tail import text_tail, vector_tail
 from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
-from hybrid.query import calibration, confidence, expansion, grouping, highlight, pinning, scoring_functions
+from hybrid.query import calibration, confidence, expansion, grouping, highlight, like, pinning, scoring_functions
 from hybrid.query.allowed import Allowed, carried_rows
 from hybrid.query.filter import compile_filter
 from hybrid.query.fusion import Ranked
@@ -152,7 +152,7 @@ def _missing_input(q: Query) -> str:
 
 
 def _depth(q: Query, n_branches: int) -> int:
-    want = q.k + q.skip
+    want = q.k + q.skip + (len(q.examples.excluded) if q.examples is not None else 0)
     if q.depth is not None:
         return max(q.depth, want)
     deeper = n_branches > 1 or q.reranker is not None or not q.prefilter or bool(q.functions)
@@ -367,6 +367,8 @@ def _query_text(q: Query) -> str | None:
 
 def execute(q: Query) -> pa.Table:
     view = q.table.indexed_snapshot()
+    if q.examples is not None:
+        q = like.resolve(q, view, _fts_entry(q, view))
     rows = _search(q, view)
     if q.highlighting is not None:
         text = _query_text(q)
@@ -445,6 +447,9 @@ def _fused(
         fused_ids, fused_scores = q.fusion.fuse([replace(b.ranked(), weight=w) for b, w in zip(branches, weights)])
     if allowed is not None and not q.prefilter:
         keep = _isin_sorted(fused_ids, allowed.ids)
+        fused_ids, fused_scores = fused_ids[keep], fused_scores[keep]
+    if q.examples is not None:  # the examples themselves are never results
+        keep = ~np.isin(fused_ids, np.asarray(q.examples.excluded, np.uint64))
         fused_ids, fused_scores = fused_ids[keep], fused_scores[keep]
     return fused_ids, fused_scores
 
@@ -625,6 +630,8 @@ def _with_result_columns(rows: pa.Table, ids: np.ndarray, scores: np.ndarray, br
 def explain(q: Query) -> str:
     """A readable plan, from running the branches: where the filter applies and how each branch searched."""
     view = q.table.indexed_snapshot()
+    if q.examples is not None:
+        q = like.resolve(q, view, _fts_entry(q, view))
     snap = view.snapshot
     branches = _plan(q, view)
     allowed = _allowed(q, view)
@@ -664,5 +671,12 @@ def explain(q: Query) -> str:
     if q.expansion is not None:
         e = q.expansion
         lines.append("  expand: " + ("the whole parent" if e.parent else f"{e.neighbours} neighbours each side"))
+    if q.examples is not None:
+        text = _query_text(q)
+        lines.append(
+            f"  like rows {list(q.examples.rowids)}"
+            + (f", unlike {list(q.examples.unlike)}" if q.examples.unlike else "")
+        )
+        lines.append(f"    as text {text!r} and their mean vector; the examples are left out")
     lines.append(f"  return: offset {q.skip}, limit {q.k}")
     return "\n".join(lines)

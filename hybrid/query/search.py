@@ -15,6 +15,7 @@ from hybrid.query.expansion import Expansion
 from hybrid.query.fusion import Fusion, default_fusion
 from hybrid.query.grouping import Grouping, GroupScore
 from hybrid.query.highlight import Highlighting
+from hybrid.query.like import Like
 from hybrid.query.pinning import check_rowids
 from hybrid.query.scoring_functions import Boost, Decay, DecayKind, Modifier, ScoreFunction
 from hybrid.query.text import TextQuery, as_text_query
@@ -99,6 +100,8 @@ class Query:
     """Score functions after fusion (see :meth:`decay` and :meth:`boost`)."""
     pinned: tuple[int, ...] = ()
     """Rows put first (see :meth:`pin`)."""
+    examples: Like | None = None
+    """Search by example rows (see :meth:`like`)."""
 
     # -- building -------------------------------------------------------------------------
 
@@ -293,6 +296,20 @@ class Query:
         if self.grouping is not None or self.reranker is not None:
             raise ValueError("pin() cannot be combined with group_by() or rerank()")
         return self._with(pinned=check_rowids(rowids))
+
+    def like(self, rowids: Sequence[int], unlike: Sequence[int] | None = None, max_terms: int = 25) -> Query:
+        """More like these rows: the examples' mean vector (pushed away from `unlike` rows' mean) and their
+        `max_terms` most distinctive words as a BM25 query, fused like any hybrid query; the examples
+        are never results. Combines with ``where``, ``group_by``, ``decay`` ... (:mod:`hybrid.query.like`).
+
+        >>> import hybrid, tempfile
+        >>> texts = ["vacuum reclaims storage", "vacuum frees storage space", "index speeds reads"]
+        >>> t = hybrid.connect(tempfile.mkdtemp()).create_table("c", [{"text": x} for x in texts])
+        >>> _ = t.create_fts_index("text")
+        >>> [r["text"] for r in t.search().like([0]).limit(1).to_list()]
+        ['vacuum frees storage space']
+        """
+        return self._with(examples=Like.make(rowids, unlike, max_terms))
 
     def ef_search(self, ef: int) -> Query:
         """HNSW search depth for this query (default: the index's tuned value)."""
