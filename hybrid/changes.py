@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from hybrid.errors import DuplicateKeyError, SchemaError
 from hybrid.query.filter import evaluate_expressions
-from hybrid.storage import checksums
+from hybrid.storage import checksums, disk
 from hybrid.storage.files import DATA_DIR, fsync_dir
 from hybrid.storage.ingest import check_column_name, conform, infer_schema, to_batches
 from hybrid.storage.manifest import DataFile, Fragment
@@ -198,7 +198,7 @@ def compute_new_columns(
                 continue
             rel = f"{DATA_DIR}/{os.urandom(16).hex()}.arrow"
             written.append(root / rel)
-            with open(root / rel, "xb") as fh:
+            with disk.current().create(root / rel) as fh:
                 sink = checksums.HashingSink(fh)
                 writer = pa.ipc.new_file(sink, out_schema)
                 for _, start, table, rowids, mask in _fragment_slices(snap, frag, inputs, batch_size):
@@ -216,8 +216,7 @@ def compute_new_columns(
                     physical = len(mask) if mask is not None else table.num_rows
                     writer.write_table(scatter_live(out, mask, physical))
                 writer.close()
-                fh.flush()
-                os.fsync(fh.fileno())
+                disk.current().sync(fh)
             rel = checksums.publish_named(root, rel, sink.digest())
             written[-1] = root / rel
             files[frag.id] = DataFile(rel, new_ids)

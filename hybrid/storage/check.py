@@ -105,16 +105,16 @@ def check_table(root: Path, versions: Iterable[int] | None = None) -> CheckRepor
             index_files[folder] = entry.get("checksums", {})
             index_names[folder].add((version, entry["name"]))
     damage = [Damage(rel, p, why, tuple(sorted(users)), _kind(rel)) for rel, (p, why, users) in unloadable.items()]
-    for rel, users in sorted(needed.items()):
-        problem = _verify(root, rel, checked)
-        if problem is not None:
-            damage.append(Damage(rel, problem[0], problem[1], tuple(sorted(users)), _kind(rel)))
+    for rel, versions in sorted(needed.items()):
+        found = _verify(root, rel, checked)
+        if found is not None:
+            damage.append(Damage(rel, found[0], found[1], tuple(sorted(versions)), _kind(rel)))
     broken: dict[int, set[str]] = defaultdict(set)
     for folder, digests in sorted(index_files.items()):
-        users = tuple(sorted(v for v, _ in index_names[folder]))
+        sharing = tuple(sorted(v for v, _ in index_names[folder]))
         bad = _verify_index(root, folder, digests, checked)
-        for rel, problem, detail in bad:
-            damage.append(Damage(rel, problem, detail, users, "index"))
+        for rel, what, detail in bad:
+            damage.append(Damage(rel, what, detail, sharing, "index"))
         if bad:
             for v, name in index_names[folder]:
                 broken[v].add(name)

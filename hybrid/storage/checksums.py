@@ -19,14 +19,15 @@ as unverified rather than guessing.
 from __future__ import annotations
 
 import io
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import xxhash
 
 from hybrid.errors import CorruptionError
+from hybrid.storage import disk
 
 ALGORITHM = "xxh3_64"
 _NAMED = re.compile(r"-([0-9a-f]{16})\.[A-Za-z0-9]+$")
@@ -51,7 +52,7 @@ def digest_file(path: Path) -> str:
 class HashingSink(io.RawIOBase):
     """A write-only file that hashes what passes through it on the way to `target`."""
 
-    def __init__(self, target: io.BufferedWriter) -> None:
+    def __init__(self, target: BinaryIO) -> None:
         super().__init__()
         self._target = target
         self._hash = xxhash.xxh3_64()
@@ -90,7 +91,7 @@ def publish_named(root: Path, rel: str, digest: str) -> str:
     The caller syncs the folder afterwards, as it does for any new file name.
     """
     named = with_digest(rel, digest)
-    os.replace(root / rel, root / named)
+    disk.current().replace(root / rel, root / named)
     return named
 
 

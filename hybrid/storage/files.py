@@ -8,7 +8,6 @@ touches only the pages of the requested rows (blobs included).
 from __future__ import annotations
 
 import mmap
-import os
 import threading
 import uuid
 from collections import OrderedDict
@@ -19,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.errors import CorruptionError
-from hybrid.storage import checksums
+from hybrid.storage import checksums, disk
 
 DATA_DIR = "data"
 DELETIONS_DIR = "deletions"
@@ -30,11 +29,7 @@ BATCH_ROWS = 65_536
 
 def fsync_dir(path: Path) -> None:
     """Flush a directory entry so a new file name survives a power cut."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    disk.current().sync_dir(path)
 
 
 def write_table_file(root: Path, subdir: str, batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> tuple[str, int]:
@@ -46,7 +41,7 @@ def write_table_file(root: Path, subdir: str, batches: Iterable[pa.RecordBatch],
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
-    with open(path, "xb") as fh:
+    with disk.current().create(path) as fh:
         sink = checksums.HashingSink(fh)
         with pa.ipc.new_file(sink, schema) as writer:
             for batch in batches:
@@ -54,8 +49,7 @@ def write_table_file(root: Path, subdir: str, batches: Iterable[pa.RecordBatch],
                     piece = batch.slice(start, BATCH_ROWS)
                     writer.write_batch(piece)
                     rows += piece.num_rows
-        fh.flush()
-        os.fsync(fh.fileno())
+        disk.current().sync(fh)
     return checksums.publish_named(root, rel, sink.digest()), rows
 
 
@@ -93,7 +87,7 @@ class FileCache:
                 self._tables.move_to_end(key)
                 return hit
         try:
-            with open(self._root / rel, "rb") as fh:
+            with disk.current().open_read(self._root / rel) as fh:
                 mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except FileNotFoundError:
             raise CorruptionError(f"{rel} of table {self._root.name} is missing", rel, "missing") from None

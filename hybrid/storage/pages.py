@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hybrid.errors import CorruptionError
-from hybrid.storage import checksums
+from hybrid.storage import checksums, disk
 from hybrid.storage.files import fsync_dir
 from hybrid.storage.manifest import Fragment, Page, fragments_from_dicts, fragments_to_dicts
 
@@ -92,8 +92,7 @@ def read_page(root: Path, rel: str) -> Page:
     if hit is not None:
         return hit
     try:
-        with open(key, "rb") as fh:
-            data = fh.read()
+        data = disk.current().read_bytes(Path(key))
         checksums.verify_named(root, rel, data)
         fragments = tuple(fragments_from_dicts(json.loads(data)["fragments"]))
     except FileNotFoundError:
@@ -164,10 +163,7 @@ def write_pages(
             body = json.dumps({"fragments": fragments_to_dicts(frozen)}, separators=(",", ":"))
             rel = checksums.with_digest(f"{PAGES_DIR}/{uuid.uuid4().hex}.json", checksums.digest_bytes(body.encode()))
             written.append(rel)
-            with open(root / rel, "x") as fh:
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
+            disk.write_new(root / rel, body.encode())
             page = Page(rel, frozen)
             _cache.put(os.path.join(str(root), rel), page)
             pages.append(page)

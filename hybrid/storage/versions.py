@@ -10,6 +10,7 @@ the same number cannot both win. The pages a manifest lists (see
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import uuid
@@ -17,9 +18,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from hybrid.errors import CorruptionError, HybridError, VersionNotFoundError
-from hybrid.storage import checksums, pages
+from hybrid.storage import checksums, disk, pages
 from hybrid.storage.files import fsync_dir
 from hybrid.storage.manifest import Manifest, Page
+
+logger = logging.getLogger(__name__)
 
 VERSIONS_DIR = "_versions"
 TAGS_DIR = "_tags"
@@ -113,7 +116,7 @@ class VersionLog:
             cached = self._cached
             if cached and cached[:3] == (version, stat.st_ino, stat.st_mtime_ns):
                 return cached[3]
-            raw = self._path(version).read_bytes()
+            raw = disk.current().read_bytes(self._path(version))
         except FileNotFoundError:
             available = self.list_versions()
             span = f"{available[0]}..{available[-1]}" if available else "none"
@@ -152,7 +155,10 @@ class VersionLog:
     def publish(self, manifest: Manifest) -> Manifest | None:
         """Create the manifest of `manifest.version` exclusively; None if that version exists.
 
-        Returns the manifest as published (with the pages that now hold its fragments).
+        Returns the manifest as published (with the pages that now hold its fragments). Once the
+        manifest's name is linked the version is visible to every reader, so nothing after that
+        raises: a failed sync of the folder is logged instead (the commit is whole, only its
+        durability across a power cut is in doubt).
         """
         self.dir.mkdir(parents=True, exist_ok=True)
         layout, written = pages.write_pages(self.root, manifest.fragments, manifest.pages)
@@ -160,11 +166,8 @@ class VersionLog:
         tmp = self.dir / f".tmp-{uuid.uuid4().hex}"
         won = False
         try:
-            with open(tmp, "x") as fh:
-                fh.write(checksums.seal(published.to_json()))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.link(tmp, self._path(manifest.version))
+            disk.write_new(tmp, checksums.seal(published.to_json()).encode())
+            disk.current().link(tmp, self._path(manifest.version))
             won = True
         except FileExistsError:
             return None
@@ -172,7 +175,16 @@ class VersionLog:
             tmp.unlink(missing_ok=True)
             if not won:
                 pages.remove_pages(self.root, written)
-        fsync_dir(self.dir)
+        try:
+            fsync_dir(self.dir)
+        except OSError as exc:  # published already: raising now would make callers undo a visible version
+            logger.warning(
+                "version %s of %s is committed, but syncing its folder failed (%s): a power cut before "
+                "the disk catches up may undo this commit whole",
+                manifest.version,
+                self.root.name,
+                exc,
+            )
         self._note_newest(manifest.version, self._cleanup_mark())
         self._latest_seen = max(self._latest_seen, manifest.version)
         stat = self._path(manifest.version).stat()

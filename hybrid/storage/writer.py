@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from hybrid.storage import checksums
+from hybrid.storage import checksums, disk
 from hybrid.storage.files import DATA_DIR, DELETIONS_DIR, INDEXES_DIR, ROWIDS_DIR, fsync_dir, write_ids_file
 from hybrid.storage.manifest import DataFile, Fragment, Manifest
 from hybrid.storage.pages import PAGES_DIR
@@ -50,8 +50,7 @@ def write_fragments(
         nonlocal writer, handle
         if writer is not None and handle is not None and sink is not None:
             writer.close()
-            handle.flush()
-            os.fsync(handle.fileno())
+            disk.current().sync(handle)
             handle.close()
             named = checksums.publish_named(root, rel, sink.digest())
             written[-1] = root / named
@@ -66,7 +65,7 @@ def write_fragments(
                 if writer is None:
                     rel = f"{DATA_DIR}/{os.urandom(16).hex()}.arrow"
                     written.append(root / rel)
-                    handle = open(root / rel, "xb")  # noqa: SIM115 - spans loop iterations; closed in close()
+                    handle = disk.current().create(root / rel)  # spans loop iterations; closed in close()
                     sink = checksums.HashingSink(handle)
                     writer = pa.ipc.new_file(sink, schema)
                     rows = 0

@@ -1,0 +1,83 @@
+"""The storage layer's one seam to the file system.
+
+Every file a commit creates, every byte written to it, every ``fsync`` of a file or
+folder, every link and rename, and every read of a table file goes through the
+:class:`Disk` in use (:func:`current`). The default is the real file system; a
+test swaps in one that fails at a chosen step (:func:`use`): ENOSPC or EIO on a
+write or a sync, a torn write that lands only a prefix of its bytes, a read
+error. That is how ``tests/storage/test_faults.py`` checks that a fault at any
+step of any commit leaves every committed version readable and the next commit
+working. Index folders are written by tantivy and hnswlib themselves, outside
+this seam; a fault there fails the build before anything is committed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+
+class Disk:
+    """The real file system."""
+
+    def create(self, path: Path) -> BinaryIO:
+        """A new file opened for binary writing; fails if `path` exists."""
+        return open(path, "xb")  # noqa: SIM115 - the caller closes it
+
+    def sync(self, fh: BinaryIO) -> None:
+        """Flush `fh` and make its bytes durable."""
+        fh.flush()
+        os.fsync(fh.fileno())
+
+    def sync_dir(self, path: Path) -> None:
+        """Make the names in folder `path` durable (a new file survives a power cut)."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def link(self, source: Path, target: Path) -> None:
+        """A second name for `source`; fails if `target` exists."""
+        os.link(source, target)
+
+    def replace(self, source: Path, target: Path) -> None:
+        """Rename `source` onto `target` atomically."""
+        os.replace(source, target)
+
+    def read_bytes(self, path: Path) -> bytes:
+        with open(path, "rb") as fh:
+            return fh.read()
+
+    def open_read(self, path: Path) -> BinaryIO:
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+
+
+_disk = Disk()
+
+
+def current() -> Disk:
+    """The disk in use."""
+    return _disk
+
+
+@contextmanager
+def use(disk: Disk) -> Iterator[Disk]:
+    """Route the storage layer's file operations through `disk` for the duration of the block."""
+    global _disk
+    before, _disk = _disk, disk
+    try:
+        yield disk
+    finally:
+        _disk = before
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Create `path` holding `data`, durably (the folder is synced by the caller)."""
+    disk = current()
+    with disk.create(path) as fh:
+        fh.write(data)
+        disk.sync(fh)
