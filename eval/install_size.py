@@ -84,6 +84,7 @@ def measure(name: str, extras: str, root: Path) -> dict[str, Any]:
         "sentence_transformers": versions.get("sentence-transformers"),
         "nvidia_packages": sorted(n for n in versions if n.startswith("nvidia-")),
         "largest": [{"folder": n, "bytes": b} for b, n in folders[:10]],
+        "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
     if not extras:
         probe = subprocess.run([py, "-c", "import torch"], capture_output=True, text=True)
@@ -97,7 +98,8 @@ def measure(name: str, extras: str, root: Path) -> dict[str, Any]:
             "returncode": demo.returncode,
             "seconds": time.perf_counter() - t0,
             "embedder_line": next((ln for ln in demo.stdout.splitlines() if "embedder" in ln), ""),
-            "fell_back_to_hashing": "hashing" in demo.stdout + demo.stderr,
+            "fell_back_to_hashing": "HashingEmbedder(" in demo.stdout,
+            "embedded_with_onnx_minilm": "OnnxMiniLMEmbedder(" in demo.stdout,
         }
     return out
 
@@ -127,6 +129,8 @@ def render(res: dict[str, Any]) -> str:
             f"| `{name}` ({r['extras']}) | {human(r['site_packages_bytes'])} | {human(r['venv_bytes'])} | "
             f"{r['distributions']} | {r['seconds']:.0f} s | {torch} |"
         )
+    if any(r.get("when") for r in v.values()):
+        lines += ["", "Measured: " + ", ".join(f"`{n}` on {r['when']}" for n, r in v.items() if r.get("when")) + "."]
     if "default" in v and "all" in v:
         ratio = v["default"]["site_packages_bytes"] / v["all"]["site_packages_bytes"]
         ok = ratio <= TARGET_RATIO and not v["default"]["torch"]
@@ -143,7 +147,8 @@ def render(res: dict[str, Any]) -> str:
             f"In the default install `import torch` {'fails' if d['import_torch_fails'] else 'WORKS'}, and "
             f"`hybrid demo` (offline, `HF_HUB_OFFLINE=1`) exited {demo['returncode']} in {demo['seconds']:.0f} s "
             f"({'it fell back to hashing' if demo['fell_back_to_hashing'] else 'no hashing fallback'}; "
-            "it embedded with the int8 ONNX MiniLM).",
+            f"{'it embedded with the ONNX MiniLM' if demo.get('embedded_with_onnx_minilm') else 'NOT the ONNX MiniLM'}"
+            ").",
             "",
             "Largest folders of the default install's site-packages:",
             "",
@@ -153,6 +158,7 @@ def render(res: dict[str, Any]) -> str:
         ]
     a = v.get("all")
     if a:
+        pin = (a["torch"] or "?").split("+")[0]
         lines += [
             "",
             "Largest folders of `[all]`:",
@@ -161,14 +167,16 @@ def render(res: dict[str, Any]) -> str:
             "|---|---:|",
             *[f"| {x['folder']} | {human(x['bytes'])} |" for x in a["largest"]],
             "",
-            f"**About torch in `[all]`.** `[all]` pins `torch=={a['torch']}`. On this development machine pip "
+            f"**About torch in `[all]`.** `[all]` pins `torch=={pin}` (installed here: {a['torch']}). "
+            "On this development machine pip "
             "finds that pin as a CPU-only wheel in a local wheel folder, so the figures above are for the "
             f"CPU build ({len(a['nvidia_packages'])} `nvidia-*` packages were installed). From the public "
             "package index the same pin resolves to the CUDA build, which adds `nvidia-*`, `triton` and CUDA "
-            "packages of several GB: `[all]` from the public index is several times larger than shown here, "
-            "so the ratio above is the least favourable case for the default install. To get the CPU build "
+            "packages of several GB (not measured: this machine reaches no other index), so `[all]` from "
+            "the public index is that much larger than shown here and the ratio above is the least favourable "
+            "case for the default install. To get the CPU build "
             "there, install torch first from the torch project's CPU index: "
-            f"`pip install torch=={a['torch']} --index-url https://download.pytorch.org/whl/cpu`.",
+            f"`pip install torch=={pin} --index-url https://download.pytorch.org/whl/cpu`.",
         ]
     lines += [
         "",
@@ -184,7 +192,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--variants", default="default,all", help="comma-separated: default, all")
     ap.add_argument("--keep", default=None, help="make the environments in this folder and keep them")
     ap.add_argument("--results-dir", default=str(REPO / "eval" / "results"))
+    ap.add_argument("--merge", action="store_true", help="keep the other variants of the existing results file")
     args = ap.parse_args(argv)
+    out = Path(args.results_dir)
+    kept = {}
+    if args.merge and (out / "install_size.json").exists():
+        kept = json.loads((out / "install_size.json").read_text())["variants"]
     wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in wanted if v not in VARIANTS]
     if unknown:
@@ -198,10 +211,10 @@ def main(argv: list[str] | None = None) -> None:
             "pip": run([sys.executable, "-m", "pip", "--version"]).stdout.split()[1],
             "variants": {name: measure(name, VARIANTS[name], root) for name in wanted},
         }
+        res["variants"] = {n: res["variants"].get(n) or kept[n] for n in VARIANTS if n in res["variants"] or n in kept}
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    out = Path(args.results_dir)
     (out / "install_size.json").write_text(json.dumps(res, indent=2) + "\n")
     (out / "install_size.md").write_text(render(res))
     print(render(res))

@@ -40,7 +40,8 @@ class OnnxMiniLMEmbedder(TextEmbedder):
     `threads`: onnxruntime intra-op threads (None: all cores). `quantize`: run int8 matrix products: a model
     whose MatMuls are float (the packaged file only stores int8 weights and
     dequantises them, so it computes in fp32) is re-quantized per channel once
-    and cached (`hybrid.embedders.onnx_quantize`); False runs the file as it is.
+    and cached (`hybrid.embedders.onnx_quantize`; making it needs the ``onnx`` package, extra
+    ``onnx``: without it the file runs as it is, about half the speed); False runs the file as it is.
 
     Queries go one at a time through a session of `query_threads` intra-op threads (None: the
     documents' session). One thread is the default: a query of a few dozen tokens is too small

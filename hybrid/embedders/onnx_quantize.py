@@ -8,11 +8,17 @@ weights and re-quantizes the weight matrices per channel with onnxruntime's
 the CPU has it), and drops the NaN guards after each attention softmax (`drop_nan_guards`).
 The result is written once to the cache folder
 (``$HYBRID_CACHE_DIR`` or ``~/.cache/hybrid``) under the source file's hash.
+
+Making it needs the ``onnx`` package (``onnxruntime.quantization`` edits the graph with it), which
+is not in the default install (27 MiB, a twentieth of it): there, a copy not cached yet cannot be
+made, and the packaged file runs as shipped: the same model in fp32 arithmetic, about half the
+speed (``pip install 'hybridsearch[onnx]'`` brings the int8 matrix products).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import tempfile
@@ -80,12 +86,31 @@ def drop_nan_guards(model: Any) -> int:
     return len(rewire)
 
 
+def onnx_installed() -> bool:
+    """Whether the ``onnx`` package (extra ``onnx``), which making the int8 copy needs, can be imported."""
+    try:
+        return importlib.util.find_spec("onnx") is not None
+    except (ImportError, ValueError):  # a blocked or broken package
+        return False
+
+
 def dynamic_int8(source: Path) -> Path:
-    """A per-channel dynamically quantized copy of `source` (made once, then read from the cache)."""
+    """A per-channel dynamically quantized copy of `source` (made once, then read from the cache).
+
+    Without the ``onnx`` package a copy that is not cached yet cannot be made: `source` itself comes
+    back (it computes in fp32; see the module), with a log line naming the extra.
+    """
     ort: Any = require("onnxruntime", "onnx")
     target = cache_dir() / "onnx" / f"{file_digest(source)[:24]}-dynint8-pc-nonan-ort{ort.__version__}.onnx"
     if target.exists():
         return target
+    if not onnx_installed():
+        log.info(
+            "%s runs as shipped (fp32 arithmetic): its int8 copy is not cached and making it needs the onnx "
+            "package: pip install 'hybridsearch[onnx]'",
+            source.name,
+        )
+        return source
     if has_integer_matmuls(source):
         return source
     quantization: Any = require("onnxruntime.quantization", "onnx")

@@ -1,8 +1,9 @@
 """The default install: the int8 ONNX MiniLM with its vendored tokenizer, and no torch anywhere on its path.
 
-The tests that matter run in a subprocess whose meta path refuses ``torch`` and
-``sentence_transformers`` (`BLOCKER`), so an import of either on the default path fails there
-and cannot leak into this process.
+The tests that matter run in a subprocess whose meta path refuses ``torch``,
+``sentence_transformers`` and ``onnx`` (`BLOCKER`; the plain install has none of them, and without
+``onnx`` the int8 copy of the model cannot be made), with an empty model cache, so an import of
+any of them on the default path fails there and cannot leak into this process.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -30,7 +32,7 @@ BLOCKER = textwrap.dedent(
     import sys
 
     class NoTorch:
-        BLOCKED = ("torch", "sentence_transformers")
+        BLOCKED = ("torch", "sentence_transformers", "onnx")
 
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in self.BLOCKED:
@@ -51,7 +53,10 @@ HAS_TORCH = all(importlib.util.find_spec(m) is not None for m in twins.TORCH_PAC
 def run_without_torch(code: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run `code` in a fresh interpreter where torch and sentence-transformers cannot be imported."""
     script = BLOCKER + textwrap.dedent(code)
-    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=240, cwd=cwd)
+    env = {**os.environ, "HYBRID_CACHE_DIR": str(cwd / "model-cache")}  # no int8 copy made elsewhere
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=240, cwd=cwd, env=env
+    )
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     return done
 
@@ -95,7 +100,7 @@ def test_ingest_and_search_need_no_torch(tmp_path: Path, docs: Path) -> None:
             "rows": table.count_rows(),
             "top": [h["source"] for h in hits],
             "hybrid_top": hybrid_hits[0]["source"],
-            "torch_loaded": any(m.split(".")[0] in ("torch", "sentence_transformers") for m in sys.modules),
+            "blocked_loaded": any(m.split(".")[0] in ("torch", "sentence_transformers", "onnx") for m in sys.modules),
         }))
         """,
         tmp_path,
@@ -103,7 +108,7 @@ def test_ingest_and_search_need_no_torch(tmp_path: Path, docs: Path) -> None:
         str(docs),
     )
     got = json.loads(done.stdout.strip().splitlines()[-1])
-    assert got["embedder"] == "onnx-minilm" and got["rows"] == 3 and not got["torch_loaded"]
+    assert got["embedder"] == "onnx-minilm" and got["rows"] == 3 and not got["blocked_loaded"]
     assert got["top"][0] == "security.md" and got["hybrid_top"] == "security.md"
     # the table is an ordinary one: this process (torch or not) opens it and gets the same embedder
     table = hybrid.connect(tmp_path / "db").open_table("docs")
@@ -138,6 +143,29 @@ def test_the_vendored_tokenizer_is_all_minilm_l6_v2s() -> None:
     theirs = Path(spec.origin).parent / "model" / "tokenizer.json"
     digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
     assert digest(TOKENIZER) == digest(theirs)
+
+
+def test_without_onnx_the_packaged_file_runs_as_shipped_and_agrees(tmp_path: Path) -> None:
+    texts = ["Rotate API keys every ninety days.", "Water tomato plants deeply twice a week."]
+    done = run_without_torch(
+        """
+        import json, sys
+        from hybrid.embedders import OnnxMiniLMEmbedder
+
+        embedder = OnnxMiniLMEmbedder()
+        texts = json.loads(sys.argv[1])
+        vectors = [embedder.embed_query(texts[0]).tolist(), *embedder.embed_documents(texts).tolist()]
+        print(json.dumps({"file": embedder.model_file.name, "vectors": vectors}))
+        """,
+        tmp_path,
+        json.dumps(texts),
+    )
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["file"] == "model.onnx"  # the shipped file: no int8 copy without the onnx package
+    int8 = OnnxMiniLMEmbedder(cache_size=0)  # this process has onnx: the re-quantized copy
+    want = np.stack([int8.embed_query(texts[0]), *int8.embed_documents(texts)])
+    cosines = (np.asarray(got["vectors"]) * want).sum(axis=1)
+    assert cosines.min() > 0.98, cosines  # the same model either way, so both fit one table
 
 
 def test_a_model_that_cannot_load_is_a_clear_error(tmp_path: Path) -> None:
