@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -44,9 +43,20 @@ _UNSPACED = re.compile(
 _DEFAULT = Analyzer()
 
 
-@lru_cache(maxsize=65_536)
+_CACHE_WORDS = 200_000
+"""Words whose terms are kept per analyzer (a table's words repeat from query to query)."""
+_caches: dict[Analyzer, dict[str, frozenset[str]]] = {}
+
+
+def _cache_for(analyzer: Analyzer) -> dict[str, frozenset[str]]:
+    cache = _caches.get(analyzer)
+    if cache is None or len(cache) > _CACHE_WORDS:
+        cache = _caches[analyzer] = {}
+    return cache
+
+
 def _word_terms(analyzer: Analyzer, word: str) -> frozenset[str]:
-    """The index terms of one word (cached across queries: a table's words repeat)."""
+    """The index terms of one word."""
     try:
         return frozenset(analyzer.terms(word))
     except Exception:  # an analyzer that cannot run here (e.g. jieba missing): plain lower case
@@ -58,6 +68,7 @@ class TermMatcher:
 
     def __init__(self, query: str, analyzer: Analyzer | None = None) -> None:
         self.analyzer = analyzer or _DEFAULT
+        self._cache = _cache_for(self.analyzer)
         spaced = _UNSPACED.sub(" ", query)
         self.query_terms = frozenset(t for w in _WORD.findall(spaced) for t in self.terms(w))
         unspaced = {t for run in _UNSPACED.findall(query) for t in self._unspaced_terms(run)}
@@ -74,7 +85,10 @@ class TermMatcher:
 
     def terms(self, word: str) -> frozenset[str]:
         """The analysed terms of one word."""
-        return _word_terms(self.analyzer, word)
+        found = self._cache.get(word)
+        if found is None:
+            found = self._cache[word] = _word_terms(self.analyzer, word)
+        return found
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """``(start, end)`` of every matching word (or run of matching characters) of `text`, in order."""
@@ -82,22 +96,21 @@ class TermMatcher:
         if self.query_terms:
             has_unspaced = not text.isascii() and _UNSPACED.search(text) is not None
             spaced = _UNSPACED.sub(lambda r: " " * len(r.group()), text) if has_unspaced else text
-            for m in _WORD.finditer(spaced):
-                if self.query_terms.intersection(self.terms(m.group())):
-                    out.append(m.span())
+            cache, wanted = self._cache, self.query_terms
+            hits = set()
+            for word in set(_WORD.findall(spaced)):  # each distinct word analysed (or looked up) once
+                terms = cache.get(word)
+                if terms is None:
+                    terms = self.terms(word)
+                if not wanted.isdisjoint(terms):
+                    hits.add(word)
+            if hits:
+                out += [m.span() for m in _WORD.finditer(spaced) if m.group() in hits]
         if self.unspaced_terms:
             for run in _UNSPACED.finditer(text):
                 out += _found_inside(run.group(), run.start(), self.unspaced_terms)
             out.sort()
         return out
-
-    def distinct(self, text: str, spans: list[tuple[int, int]]) -> int:
-        """How many different query terms the spans of `text` hold."""
-        seen: set[str] = set()
-        for a, b in spans:
-            word = text[a:b]
-            seen |= {word} if _UNSPACED.fullmatch(word) else self.terms(word)
-        return len(seen)
 
 
 def _found_inside(run: str, offset: int, terms: tuple[str, ...]) -> list[tuple[int, int]]:
@@ -173,11 +186,13 @@ def highlight(text: str, matcher: TermMatcher, width: int = 200) -> Highlight:
 def _best_start(text: str, spans: list[tuple[int, int]], width: int, matcher: TermMatcher) -> int:
     if not spans:
         return 0
+    keys = [
+        text[a:b] if _UNSPACED.fullmatch(text[a:b]) else min(matcher.terms(text[a:b]), default="") for a, b in spans
+    ]
     best, best_score = 0, -1
     for a, _ in spans:
         start = max(0, a - width // 5)
-        inside = [(x, y) for x, y in spans if x >= start and y <= start + width]
-        score = matcher.distinct(text, inside)
+        score = len({k for (x, y), k in zip(spans, keys) if x >= start and y <= start + width})
         if score > best_score:
             best, best_score = start, score
     return best
