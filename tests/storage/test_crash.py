@@ -41,7 +41,10 @@ import pyarrow as pa
 import pytest
 
 import hybrid
+from hybrid.storage import disk
 from hybrid.storage.versions import VersionLog
+
+from .faulty_disk import Fault, FaultyDisk
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
 
@@ -92,10 +95,16 @@ def _append_record(fd: int, record: dict[str, Any]) -> None:
     os.fsync(fd)
 
 
-def crash_child(db_path: str, log_path: str, err_path: str, seed: int, ready: Any) -> None:
-    """Process entry point; any exception is written to `err_path` and exits 3 (the parent fails)."""
+def crash_child(db_path: str, log_path: str, err_path: str, seed: int, ready: Any, faults: float = 0.0) -> None:
+    """Process entry point; any exception is written to `err_path` and exits 3 (the parent fails).
+
+    With `faults` > 0 every step of the storage layer's disk I/O fails with that probability
+    (ENOSPC with a torn write, or EIO): a write that fails so is logged as failed, and the
+    next one must start from the version before it.
+    """
     try:
-        _write_forever(db_path, log_path, seed, ready)
+        with disk.use(FaultyDisk(chance=faults, seed=seed) if faults else disk.current()):
+            _write_forever(db_path, log_path, seed, ready)
     except BaseException:  # noqa: BLE001 - reported to the parent through err_path
         Path(err_path).write_text(traceback.format_exc())
         os._exit(3)
@@ -117,8 +126,15 @@ def _write_forever(db_path: str, log_path: str, seed: int, ready: Any) -> None:
         d = digest(new, new_ncols)
         intent = {"kind": "intent", "base": version, "op": op, "state": sorted(new.items()), "ncols": new_ncols}
         _append_record(fd, {**intent, "digest": d})
-        result = write()
-        noop = op == "compact" and result.version == version
+        try:
+            result = write()
+        except Fault:
+            latest = t.checkout_latest().version
+            if latest != version:
+                raise AssertionError(f"{op} failed by an injected fault, yet version {latest} is newer") from None
+            _append_record(fd, {"kind": "failed", "digest": d})
+            continue
+        noop = op in ("compact", "merge_index") and result.version == version
         if not noop and result.version != version + 1:
             raise AssertionError(f"sole writer got version {result.version} on top of {version}: {result}")
         if rng.random() < 0.3:
@@ -157,7 +173,16 @@ def _next_write(
     if r < 0.94 and ncols < 6:
         j = ncols + 1
         return "add_columns", new, j, lambda: t.add_columns({f"x{j}": f"id * {j}"})
+    if r < 0.96:
+        return "create_index", new, ncols, lambda: t.create_fts_index("text", replace=True)
+    if r < 0.98 and any(s["kind"] == "fts" for s in t.index_stats()):
+        return "merge_index", new, ncols, lambda: _newest(t.optimize(), t)
     return "compact", new, ncols, t.compact
+
+
+def _newest(commits: list[hybrid.Commit], t: hybrid.Table) -> hybrid.Commit:
+    """The last of `commits`, or the current version when there were none (nothing to merge)."""
+    return commits[-1] if commits else hybrid.Commit(t.version, "none")
 
 
 # -- the parent: kill, then check everything ------------------------------------------------
@@ -185,6 +210,7 @@ class CrashChecker:
     stray_tmp_files: int = 0
     kills_mid_write: int = 0  # the child had logged an intent but not its commit
     kills_after_publish: int = 0  # ... and the new version was already published
+    failed_writes: int = 0  # writes stopped by an injected disk fault (logged by the child)
 
     def read_log(self) -> None:
         """Fold new log records into `known`; drop a torn last line (the kill hit its write)."""
@@ -201,9 +227,14 @@ class CrashChecker:
                 assert rec["base"] == max(self.known), f"child wrote on top of {rec['base']}, not the newest version"
                 self.pending = rec
                 continue
+            if rec["kind"] == "failed":
+                assert self.pending is not None and self.pending["digest"] == rec["digest"], f"failed {rec}"
+                self.failed_writes += 1
+                self.pending = None
+                continue
             assert self.pending is not None and self.pending["digest"] == rec["digest"], f"commit without intent {rec}"
             v = rec["version"]
-            if v in self.known:  # compact with nothing to do
+            if v in self.known:  # compact or optimize with nothing to do
                 assert v == self.pending["base"] and self.known[v].digest == rec["digest"]
             else:
                 assert v == self.pending["base"] + 1
@@ -291,7 +322,17 @@ def _context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
-def run_crash_test(tmp_path: Path, kills: int, seed: int) -> CrashChecker:
+def run_crash_test(
+    tmp_path: Path,
+    kills: int,
+    seed: int,
+    faults: float = 0.0,
+    delay: tuple[float, float] = KILL_DELAY_S,
+    reread_every: int = 10,
+) -> CrashChecker:
+    """`kills` writers in turn, each killed after a random `delay`; the table is checked after each.
+    `faults`: the chance that any disk step of a writer fails; `reread_every`: reread every version
+    after this many kills (0: only at the end)."""
     db_path = tmp_path / "db"
     db = hybrid.connect(db_path)
     db.create_table(TABLE, [make_row(i, 0, 0) for i in range(INITIAL_ROWS)])
@@ -305,14 +346,15 @@ def run_crash_test(tmp_path: Path, kills: int, seed: int) -> CrashChecker:
     for n in range(kills):
         ready = ctx.Event()
         child = ctx.Process(
-            target=crash_child, args=(str(db_path), str(checker.log_path), str(err_path), seed * 10_000 + n + 1, ready)
+            target=crash_child,
+            args=(str(db_path), str(checker.log_path), str(err_path), seed * 10_000 + n + 1, ready, faults),
         )
         child.start()
         started = False
         try:
             started = ready.wait(timeout=60)
             if started:
-                time.sleep(rng.uniform(*KILL_DELAY_S))
+                time.sleep(rng.uniform(*delay))
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child.pid, signal.SIGKILL)  # not yet reaped, so the pid is still this child's
@@ -322,7 +364,7 @@ def run_crash_test(tmp_path: Path, kills: int, seed: int) -> CrashChecker:
         assert started, f"writer {n} never became ready (exit code {child.exitcode})"
         assert child.exitcode == -signal.SIGKILL, f"writer {n} exited with {child.exitcode}, not by SIGKILL"
         try:
-            checker.check_after_kill(reread_all=(n + 1) % 10 == 0)
+            checker.check_after_kill(reread_all=bool(reread_every) and (n + 1) % reread_every == 0)
         except AssertionError as exc:
             raise AssertionError(f"after kill {n + 1} of {kills}: {exc}") from exc
     checker.final_sweep()
@@ -345,3 +387,11 @@ def test_sigkill_during_writes_never_corrupts_the_table_stress(tmp_path: Path) -
     ops = {e.op for e in checker.known.values()}
     assert {"append", "delete", "update", "merge_insert", "add_columns", "compact"} <= ops, ops
     assert checker.kills_mid_write > 0 and checker.kills_after_publish > 0, checker.kills_after_publish
+
+
+def test_kills_and_disk_faults_together_lose_nothing(tmp_path: Path) -> None:
+    """The torture run of eval/torture.py with a small budget: kills, injected disk faults, index builds."""
+    checker = run_crash_test(tmp_path, kills=12, seed=3, faults=0.02, delay=(0.2, 0.6))
+    ops = {e.op for e in checker.known.values()}
+    assert checker.failed_writes > 0, "no injected fault stopped a write"
+    assert {"append", "delete"} <= ops, ops
