@@ -72,11 +72,12 @@ def default_threads() -> int:
 def set_threads(n: int | None) -> None:
     """Size the thread pool that every async call of hybrid runs in (None: :func:`default_threads`).
 
-    The pool is small on purpose: tantivy, hnswlib and Arrow release the GIL, but the Python
-    around them does not, and each extra thread that wants the GIL can keep the event loop
-    waiting for another 5 ms switch interval (``eval/results/async_load.md``: 2 threads on 2
-    cores gave more searches per second and shorter event-loop stalls than asyncio's 6).
-    Calls already running finish in the old pool.
+    The pool is small on purpose: tantivy, hnswlib and Arrow release the GIL in their searches,
+    but the Python around them does not, and each extra thread that wants the GIL can keep the
+    event loop waiting for another 5 ms switch interval (``eval/results/async_load.md``, 2
+    cores, 64 searches and 8 writers at once, 5 runs each: with 2 threads the loop's p99 stall
+    was 9-16 ms and its longest 29-74 ms; with asyncio's default 6, 12-27 ms and 22-201 ms,
+    for about 1.15x the searches per second). Calls already running finish in the old pool.
     """
     global _pool, _threads
     if n is not None and (not isinstance(n, int) or n <= 0):

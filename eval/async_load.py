@@ -1,0 +1,345 @@
+#!/usr/bin/env python
+"""The async API under load: concurrent searches and writers on one table, and how long the event loop stalls.
+
+Through ``hybrid.connect_async`` only, on a table built here (``--docs`` rows of random
+word text and ``--dim``-d random vectors, a full-text and an HNSW index, automatic upkeep
+on as by default):
+
+* ``--searchers`` coroutines (64) each run ``--searches`` hybrid searches (text + vector,
+  k=10) one after another, while ``--writers`` coroutines (8) each append ``--writes``
+  batches of ``--batch`` rows with ids of their own;
+* a ticker coroutine sleeps 5 ms again and again and records how late it wakes up: the
+  longest lateness is the longest time the event loop was blocked.
+
+Checked afterwards: no call raised, every written id is in the table exactly once and the
+row count is right. As a control, the same ticker beside a few sync searches and writes
+called straight from the event loop (what the async API is for avoiding) shows that the
+ticker sees a blocked loop.
+
+Results: ``eval/results/async_load.json`` and ``.md``.
+
+    python eval/async_load.py
+    python eval/async_load.py --docs 5000 --searches 5 --writes 5
+"""
+
+# ruff: noqa: E402 - the thread variables must be set before numpy loads its BLAS
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse
+import asyncio
+import faulthandler
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench.frame import RESULTS_DIR, git_info, grid, machine_info, md_intro, md_machine, md_targets, write_results
+
+import hybrid
+import hybrid.aio
+
+VOCABULARY = 20_000
+TICK_S = 0.005
+BLOCK_TARGET_MS = 50.0
+DUMP_AFTER_S = 0.040
+
+
+def rows(rng: np.random.Generator, ids: range, dim: int) -> list[dict[str, Any]]:
+    ranks = np.minimum(rng.zipf(1.3, size=(len(ids), 12)), VOCABULARY)
+    vectors = rng.random((len(ids), dim), dtype=np.float32)
+    return [
+        {"id": i, "text": " ".join(f"w{r}" for r in row), "vector": v.tolist()}
+        for i, row, v in zip(ids, ranks, vectors)
+    ]
+
+
+class Ticker:
+    """Sleeps `TICK_S` over and over and records how late each wake-up is (ms).
+
+    With `dump` (an open file), every wake-up later than `DUMP_AFTER_S` also writes the Python
+    stack of every thread there (faulthandler's watchdog runs without the GIL), which shows
+    what held the GIL while the loop waited.
+    """
+
+    dump: IO[str] | None = None
+
+    def __init__(self) -> None:
+        self.late_ms: list[float] = []
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            start = time.perf_counter()
+            if self.dump is not None:
+                faulthandler.dump_traceback_later(DUMP_AFTER_S, file=self.dump)
+            await asyncio.sleep(TICK_S)
+            if self.dump is not None:
+                faulthandler.cancel_dump_traceback_later()
+            self.late_ms.append((time.perf_counter() - start - TICK_S) * 1000)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def summary(self) -> dict[str, Any]:
+        late = np.array(self.late_ms or [0.0])
+        return {
+            "ticks": len(self.late_ms),
+            "max_block_ms": round(float(late.max()), 2),
+            "p99_block_ms": round(float(np.percentile(late, 99)), 2),
+            "p50_block_ms": round(float(np.percentile(late, 50)), 2),
+            "ticks_over_50ms": int((late > BLOCK_TARGET_MS).sum()),
+        }
+
+
+async def with_ticker(work: Callable[[], Awaitable[Any]]) -> tuple[Any, dict[str, Any]]:
+    ticker = Ticker()
+    ticking = asyncio.create_task(ticker.run())
+    await asyncio.sleep(0)
+    try:
+        result = await work()
+    finally:
+        ticker.stop()
+        await ticking
+    return result, ticker.summary()
+
+
+def ms(xs: list[float], q: float) -> float:
+    return round(float(np.percentile(xs, q)) * 1000, 2) if xs else float("nan")
+
+
+async def load(args: argparse.Namespace, folder: Path, threads: int | None) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    hybrid.aio.set_threads(threads)
+    db = await hybrid.connect_async(folder, upkeep=None if args.no_upkeep else hybrid.Upkeep())
+    t = await db.create_table("docs", rows(rng, range(args.docs), args.dim))
+    await t.create_fts_index("text")
+    await t.create_vector_index()
+    queries = [(f"w{int(a)} w{int(b)}", rng.random(args.dim, dtype=np.float32)) for a, b in rng.zipf(1.3, (256, 2))]
+    batches = {
+        (w, b): rows(rng, range(args.docs + (w * args.writes + b) * args.batch, args.docs + (w * args.writes + b + 1)
+                                * args.batch), args.dim)
+        for w in range(args.writers) for b in range(args.writes)
+    }  # fmt: skip
+    for text, vector in queries[:8]:  # warm up: load the indexes, start the pool's threads
+        await t.search(text, query_type="hybrid").vector(vector).limit(10).ato_list()
+    search_s: list[float] = []
+    write_s: list[float] = []
+    errors: list[str] = []
+
+    async def searcher(s: int) -> None:
+        for i in range(args.searches):
+            text, vector = queries[(s * args.searches + i) % len(queries)]
+            start = time.perf_counter()
+            try:
+                found = await t.search(text, query_type="hybrid").vector(vector).limit(10).ato_list()
+                if not found:
+                    errors.append(f"search {s}/{i}: no rows")
+            except Exception as exc:  # counted and reported, the load goes on
+                errors.append(f"search {s}/{i}: {exc!r}")
+            search_s.append(time.perf_counter() - start)
+
+    async def writer(w: int) -> None:
+        for b in range(args.writes):
+            start = time.perf_counter()
+            try:
+                await t.add(batches[w, b])
+            except Exception as exc:
+                errors.append(f"write {w}/{b}: {exc!r}")
+            write_s.append(time.perf_counter() - start)
+
+    async def everything() -> float:
+        start = time.perf_counter()
+        await asyncio.gather(*(searcher(s) for s in range(args.searchers)), *(writer(w) for w in range(args.writers)))
+        return time.perf_counter() - start
+
+    wall_s, loop = await with_ticker(everything)
+    await t.wait_for_upkeep()
+    ids = (await t.to_arrow(["id"]))["id"].to_numpy()
+    expected = args.docs + args.writers * args.writes * args.batch
+    lost = expected - len(np.unique(ids))
+    return {
+        "threads": threads or hybrid.aio.default_threads(),
+        "searches": len(search_s),
+        "writes": len(write_s),
+        "wall_s": round(wall_s, 2),
+        "searches_per_s": round(len(search_s) / wall_s, 1),
+        "search_p50_ms": ms(search_s, 50),
+        "search_p99_ms": ms(search_s, 99),
+        "write_p50_ms": ms(write_s, 50),
+        "write_p99_ms": ms(write_s, 99),
+        "errors": len(errors),
+        "first_errors": errors[:5],
+        "rows_expected": expected,
+        "rows_found": int(len(ids)),
+        "duplicate_rows": int(len(ids) - len(np.unique(ids))),
+        "lost_rows": int(lost),
+        "versions": await t.version(),
+        "loop": loop,
+    }
+
+
+async def idle(seconds: float) -> dict[str, Any]:
+    """The ticker alone, no load: how late this machine wakes an idle event loop (other processes, the OS)."""
+    _, loop = await with_ticker(lambda: asyncio.sleep(seconds))
+    return {"seconds": seconds, "loop": loop}
+
+
+async def control(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """The same kind of calls made sync, straight from the event loop: the ticker must see it blocked."""
+    rng = np.random.default_rng(1)
+    table = hybrid.connect(folder).create_table("docs", rows(rng, range(args.docs), args.dim))
+    table.create_fts_index("text")
+    table.create_vector_index()
+
+    async def blocking() -> None:
+        for i in range(20):
+            table.search(f"w{i + 1}", query_type="hybrid").vector(rng.random(args.dim)).limit(10).to_list()
+            table.add(rows(rng, range(10**7 + i * args.batch, 10**7 + (i + 1) * args.batch), args.dim))
+            await asyncio.sleep(0)
+
+    _, loop = await with_ticker(blocking)
+    table.wait_for_upkeep()
+    return {"calls": 40, "loop": loop}
+
+
+def markdown(res: dict[str, Any]) -> str:
+    lines = md_intro("The async API under load", "eval/async_load.py", res) + md_machine(res)
+    r, c = res["load"], res["control"]
+    a = res["args"]
+    lines += [
+        f"One table of {a['docs']:,} rows ({a['dim']}-d vectors, full-text and HNSW indexes, automatic upkeep on). "
+        f"{a['searchers']} coroutines run {a['searches']} hybrid searches each (k=10) while {a['writers']} "
+        f"coroutines append {a['writes']} batches of {a['batch']} rows each, all through `hybrid.connect_async`; "
+        f"a ticker coroutine sleeps {TICK_S * 1000:.0f} ms in a loop and records how late it wakes up. "
+        f"Calls run in hybrid's async pool of {r['threads']} threads (`hybrid.aio.set_threads`).\n",
+        "The first run, in full:\n",
+        grid([["measure", "value"]] + [[k, str(v)] for k, v in r.items() if k not in ("loop", "first_errors")], 1),
+        "",
+        "## Event loop\n",
+        "Lateness of the 5 ms ticker, in ms: under the async load; beside sync calls made straight from the "
+        "event loop, which block it for as long as each call runs (control); and alone, with no load, for as "
+        "long as the load ran (what the machine itself adds: other processes, the OS).\n",
+        grid(
+            [["run", "ticks", "max", "p99", "p50", "ticks over 50 ms"]]
+            + [
+                [
+                    name,
+                    str(x["ticks"]),
+                    str(x["max_block_ms"]),
+                    str(x["p99_block_ms"]),
+                    str(x["p50_block_ms"]),
+                    str(x["ticks_over_50ms"]),
+                ]
+                for name, x in (
+                    ("async API under load (first run)", r["loop"]),
+                    (f"control: {c['calls']} sync calls", c["loop"]),
+                    ("idle loop, no load", res["idle"]["loop"]),
+                )
+            ],
+            1,
+        ),  # fmt: skip
+        "",
+    ]
+    keys = ["threads", "repeat", "searches_per_s", "search_p50_ms", "search_p99_ms", "write_p50_ms", "errors",
+            "lost_rows"]  # fmt: skip
+    lines += [
+        "## Every run, by pool size\n",
+        f"The load {a['repeats']} times with hybrid's pool ({r['threads']} threads) and with the other pool sizes "
+        "asked for (by default as many threads as asyncio's own default pool has on this machine), in turn. "
+        "Each thread that wants the GIL can keep the event loop waiting another switch interval (5 ms).\n",
+        grid(
+            [[*keys, "loop max ms", "loop p99 ms"]]
+            + [
+                [str(x[k]) for k in keys] + [str(x["loop"]["max_block_ms"]), str(x["loop"]["p99_block_ms"])]
+                for x in sorted(res["runs"], key=lambda x: (not x["default_pool"], x["threads"], x["repeat"]))
+            ],
+            2,
+        ),  # fmt: skip
+        "",
+    ]
+    errors = [e for x in res["runs"] for e in x["first_errors"]]
+    if errors:
+        lines += ["## First errors\n"] + [f"- `{e}`" for e in errors[:10]] + [""]
+    ours = [x for x in res["runs"] if x["default_pool"]]
+    worst = max(ours, key=lambda x: x["loop"]["max_block_ms"])
+    n_errors, n_lost = sum(x["errors"] for x in ours), sum(x["lost_rows"] + x["duplicate_rows"] for x in ours)
+    lines += md_targets(
+        [
+            ("no error", "met" if n_errors == 0 else "not met", f"{n_errors} errors in {len(ours)} runs"),
+            (
+                "no lost row",
+                "met" if n_lost == 0 else "not met",
+                f"{len(ours)} runs of {r['rows_expected']:,} rows each; {n_lost} lost or duplicated",
+            ),
+            (
+                f"event loop never blocked > {BLOCK_TARGET_MS:.0f} ms",
+                "met" if worst["loop"]["max_block_ms"] <= BLOCK_TARGET_MS else "not met",
+                f"longest {worst['loop']['max_block_ms']} ms over {sum(x['loop']['ticks'] for x in ours):,} ticks "
+                f"of {len(ours)} runs ({r['threads']} threads)",
+            ),
+        ]
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--docs", type=int, default=20_000)
+    ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--searchers", type=int, default=64)
+    ap.add_argument("--searches", type=int, default=20, help="searches per searcher")
+    ap.add_argument("--writers", type=int, default=8)
+    ap.add_argument("--writes", type=int, default=20, help="appends per writer")
+    ap.add_argument("--batch", type=int, default=10, help="rows per append")
+    ap.add_argument("--threads", type=int, default=None, help="hybrid's async pool size (default: its own)")
+    ap.add_argument(
+        "--compare-threads",
+        type=int,
+        nargs="*",
+        default=[min(32, (os.cpu_count() or 1) + 4)],
+        help="also run the load with these pool sizes (default: asyncio's default pool size here)",
+    )
+    ap.add_argument("--repeats", type=int, default=3, help="runs of the load per pool size")
+    ap.add_argument("--no-upkeep", action="store_true", help="turn automatic upkeep off")
+    ap.add_argument("--dump-stalls", type=Path, help="write every thread's stack here when the loop stalls > 40 ms")
+    ap.add_argument("--name", default="async_load", help="results file name under eval/results/")
+    args = ap.parse_args(argv)
+    res: dict[str, Any] = {
+        "command": shlex.join(["python", "eval/async_load.py", *(argv if argv is not None else sys.argv[1:])]),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": machine_info(("numpy", "pyarrow", "tantivy", "hnswlib")),
+        "git": git_info(),
+        "args": {k: v for k, v in vars(args).items() if k != "dump_stalls"},
+    }
+    if args.dump_stalls is not None:
+        Ticker.dump = open(args.dump_stalls, "w")  # noqa: SIM115 - open for the whole run
+    with tempfile.TemporaryDirectory(prefix="async-load-") as scratch:
+        res["runs"] = []  # each repeat runs every pool size once, in turn, so they share the machine's moods
+        for repeat in range(args.repeats):
+            for n in [args.threads, *args.compare_threads]:
+                run = asyncio.run(load(args, Path(scratch) / f"load{repeat}-{n}", n))
+                res["runs"].append({"repeat": repeat + 1, "default_pool": n == args.threads, **run})
+                print(res["runs"][-1], flush=True)
+        res["load"] = res["runs"][0]
+        res["control"] = asyncio.run(control(args, Path(scratch) / "control"))
+        print(res["control"], flush=True)
+        res["idle"] = asyncio.run(idle(res["load"]["wall_s"]))
+        print(res["idle"], flush=True)
+    write_results(RESULTS_DIR, args.name, res, markdown(res))
+    print(markdown(res))
+
+
+if __name__ == "__main__":
+    main()
