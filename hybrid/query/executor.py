@@ -367,6 +367,8 @@ def _query_text(q: Query) -> str | None:
 
 def execute(q: Query) -> pa.Table:
     view = q.table.indexed_snapshot()
+    if q.pinned and (q.grouping is not None or q.reranker is not None):
+        raise ValueError("pin() cannot be combined with group_by() or rerank()")
     if q.examples is not None:
         q = like.resolve(q, view, _fts_entry(q, view))
     rows = _search(q, view)

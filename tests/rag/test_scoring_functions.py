@@ -116,6 +116,8 @@ def test_pinned_rows_come_first_once_and_respect_deletes_and_filters(tickets: hy
         tickets.search("keys").pin([-1])
     with pytest.raises(ValueError, match="cannot be combined"):
         tickets.search("keys").group_by("tier").pin([0])
+    with pytest.raises(ValueError, match="cannot be combined"):
+        tickets.search("keys").pin([0]).group_by("tier").to_list()
 
 
 def test_bad_scoring_input_says_what_was_wrong(tickets: hybrid.Table) -> None:
