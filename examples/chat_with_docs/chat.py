@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--question", "-q", action="append", default=[], help="a question (repeatable)")
     parser.add_argument("--limit", type=int, default=5, help="passages per question (default: 5)")
     parser.add_argument("--type", choices=["hybrid", "fts", "vector"], default="hybrid", help="search type")
-    parser.add_argument("--embedder", default="sentence-transformers", help="embedder for a new table")
+    parser.add_argument("--embedder", default="onnx-minilm", help="embedder for a new table")
     parser.add_argument("--chunk-size", type=int, default=800, help="chunk size in characters")
     parser.add_argument("--overlap", type=int, default=100, help="characters repeated between chunks")
     parser.add_argument("--model", default=os.environ.get("OPENAI_MODEL"), help="chat model (env OPENAI_MODEL)")
