@@ -8,6 +8,7 @@ our hierarchy::
     ├── SchemaError(ValueError)           data does not fit the table's schema
     │   └── VectorError                   wrong vector length, NaN or inf
     ├── FilterError(ValueError)           malformed, unsafe or unknown-column `where`
+    ├── QueryError(ValueError)            an empty or malformed search query
     ├── DuplicateKeyError(ValueError)     merge_insert source repeats a key
     ├── TableNotFoundError(LookupError)   no such table
     ├── TableExistsError(FileExistsError) create_table on an existing name
@@ -39,6 +40,10 @@ class VectorError(SchemaError):
 
 class FilterError(HybridError, ValueError):
     """A `where` expression is malformed, unsafe or names an unknown column."""
+
+
+class QueryError(HybridError, ValueError):
+    """A search query is empty or malformed (no words to search for, a Boolean query without clauses...)."""
 
 
 class DuplicateKeyError(HybridError, ValueError):

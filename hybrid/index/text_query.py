@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+from hybrid.errors import QueryError
+
 
 @dataclass(frozen=True)
 class Match:
@@ -85,9 +87,9 @@ def as_text_query(q: object) -> TextQuery:
     """A text query from a string or query object; raises on empty text."""
     query = _as_query(q)
     if isinstance(query, (Match, Phrase)) and not query.text.strip():
-        raise ValueError("empty text query: pass some words to search for")
+        raise QueryError("empty text query: pass some words to search for")
     if isinstance(query, QueryString) and not query.query.strip():
-        raise ValueError("empty query string")
+        raise QueryError("empty query string")
     if isinstance(query, Boolean) and not (query.must or query.should):
-        raise ValueError("a Boolean query needs at least one must or should clause")
+        raise QueryError("a Boolean query needs at least one must or should clause")
     return query
