@@ -1,4 +1,4 @@
-"""A griffe extension for the API reference: doctest examples in docstrings render as code.
+"""A griffe extension for the API reference: doctest examples and Sphinx roles in docstrings render as code.
 
 The docstrings hold runnable ``>>>`` examples (pytest runs them). Outside a fenced block,
 Markdown would read ``x["id"]`` in them as a link; this fences each run of doctest lines.
@@ -6,6 +6,7 @@ Markdown would read ``x["id"]`` in them as a link; this fences each run of docte
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import griffe
@@ -31,9 +32,18 @@ def fence_doctests(text: str) -> str:
     return "\n".join(out)
 
 
+ROLE = re.compile(r":(?:py:)?(?:class|meth|func|attr|mod|data|exc|obj):`~?([^`]+)`")
+"""A Sphinx cross-reference role (``:class:`hybrid.Table```), which Markdown would show as is."""
+
+
+def plain_roles(text: str) -> str:
+    """`text` with Sphinx roles turned into inline code: ``:meth:`x``` -> ```x```."""
+    return ROLE.sub(r"`\1`", text)
+
+
 class DoctestFences(griffe.Extension):
-    """Fences the doctest examples of every docstring griffe loads."""
+    """Fences the doctest examples of every docstring griffe loads and turns Sphinx roles into code."""
 
     def on_object(self, *, obj: griffe.Object, **kwargs: Any) -> None:
-        if obj.docstring is not None and ">>>" in obj.docstring.value:
-            obj.docstring.value = fence_doctests(obj.docstring.value)
+        if obj.docstring is not None:
+            obj.docstring.value = fence_doctests(plain_roles(obj.docstring.value))
