@@ -500,7 +500,7 @@ def _execute_grouped(
             if q.functions:
                 r = scoring_functions.rescore(q.functions, view, ids, scores, _distances(q, branches))
                 ids, scores, extra = r.ids, r.scores, r.columns
-            keys = snap.take(ids, [key]).column(key).to_pylist()
+            keys = grouping.keys_of(view, key, ids)
         g = grouping.group(ids, scores, keys, q.k, skip=q.skip, per_group=q.grouping.per_group, score=q.grouping.score)
         if not grouping.needs_more(g.n_groups, wanted, [len(b.ids) for b in branches], depth):
             break

@@ -70,12 +70,14 @@ class ChunkMap:
     ends: np.ndarray
     by_rowid: np.ndarray
     """Order of `rowids` sorted by row id (to find a chunk's place)."""
+    sorted_ids: np.ndarray
+    """`rowids` sorted."""
 
     def place(self, ids: np.ndarray) -> np.ndarray:
         """Each row id's index in `rowids` (-1 where it is not a live chunk)."""
         if not len(self.rowids):
             return np.full(len(ids), -1, np.int64)
-        sorted_ids = self.rowids[self.by_rowid]
+        sorted_ids = self.sorted_ids
         at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
         return np.where(sorted_ids[at] == ids, self.by_rowid[at], -1).astype(np.int64)
 
@@ -121,7 +123,8 @@ def _build(view: IndexedSnapshot, layout: ChunkLayout) -> ChunkMap:
         if s < e and parent_codes[s] >= 0:
             starts[s:e], ends[s:e] = s, e
             slices[keys[parent_codes[s]]] = (s, e)
-    return ChunkMap(rowids, slices, starts, ends, np.argsort(rowids, kind="stable"))
+    by_rowid = np.argsort(rowids, kind="stable")
+    return ChunkMap(rowids, slices, starts, ends, by_rowid, rowids[by_rowid])
 
 
 def join_chunks(texts: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:

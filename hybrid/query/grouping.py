@@ -24,12 +24,16 @@ from hybrid.errors import SchemaError
 from hybrid.query import chunk_layout
 
 if TYPE_CHECKING:
+    from hybrid.index.view import IndexedSnapshot
     from hybrid.storage.snapshot import Snapshot
 
 GroupScore = Literal["max", "sum"]
 OVERFETCH = 5
 """Candidates fetched per branch for each wanted row of a grouped search (several chunks of a
 document often rank next to each other), before any deepening."""
+KEY_CACHE_MAX_ROWS = 2_000_000
+"""Up to this many rows, a version's group keys are read once and kept (a dictionary code per row),
+so a grouped search looks its candidates' keys up instead of reading them."""
 MAX_DEPTH = 8_192
 """Grouping deepens its candidate lists (4x a time) up to this many per branch."""
 
@@ -133,3 +137,25 @@ def key_column(grouping: Grouping, snap: Snapshot) -> str:
     if name not in snap.schema.names:
         raise SchemaError(f"group_by: no column {name!r} in the table (columns: {', '.join(snap.schema.names)})")
     return name
+
+
+def keys_of(view: IndexedSnapshot, column: str, ids: np.ndarray) -> list[Hashable | None]:
+    """The group key of each row id (null: None); from the version's cached codes on tables up to
+    :data:`KEY_CACHE_MAX_ROWS` rows, else read from the rows."""
+    snap = view.snapshot
+    if snap.manifest.num_rows > KEY_CACHE_MAX_ROWS or not len(ids):
+        return list(snap.take(ids, [column]).column(column).to_pylist())
+    sorted_ids, codes = view.remember("group_keys", (view.version, column), lambda: _codes(view, column), keep=4)
+    at = np.minimum(np.searchsorted(sorted_ids, ids), max(len(sorted_ids) - 1, 0))
+    if not len(sorted_ids) or not bool(np.all(sorted_ids[at] == ids)):  # not live here: read them
+        return list(snap.take(ids, [column]).column(column).to_pylist())
+    return [None if c < 0 else c for c in codes[at].tolist()]
+
+
+def _codes(view: IndexedSnapshot, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every live row id, sorted, and its key's dictionary code (-1 for null)."""
+    data = view.snapshot.to_arrow([column], with_rowid=True)
+    ids = data.column("_rowid").to_numpy()
+    codes = data.column(column).combine_chunks().dictionary_encode().indices.fill_null(-1)
+    order = np.argsort(ids, kind="stable")
+    return ids[order], codes.to_numpy(zero_copy_only=False).astype(np.int64)[order]

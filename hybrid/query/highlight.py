@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 
 from hybrid.errors import SchemaError
@@ -112,6 +113,31 @@ class TermMatcher:
             out.sort()
         return out
 
+    def spans_many(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        """:meth:`spans` of each text, the words of all of them looked up together (one pass over
+        their distinct words, one regular expression of the matching ones)."""
+        if self.unspaced_terms or not all(t.isascii() for t in texts) or not self.query_terms:
+            return [self.spans(t) for t in texts]
+        joined = "\0".join(texts)
+        cache, wanted = self._cache, self.query_terms
+        hits = []
+        for word in set(_WORD.findall(joined)):
+            terms = cache.get(word)
+            if terms is None:
+                terms = self.terms(word)
+            if not wanted.isdisjoint(terms):
+                hits.append(word)
+        out: list[list[tuple[int, int]]] = [[] for _ in texts]
+        if not hits:
+            return out
+        starts = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]])
+        pattern = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, sorted(hits, key=len, reverse=True))) + r")(?!\w)")
+        for m in pattern.finditer(joined):
+            i = int(np.searchsorted(starts, m.start(), side="right")) - 1
+            base = int(starts[i])
+            out[i].append((m.start() - base, m.end() - base))
+        return out
+
 
 def _found_inside(run: str, offset: int, terms: tuple[str, ...]) -> list[tuple[int, int]]:
     """Spans of `terms` inside one unspaced run, touching or overlapping ones merged."""
@@ -161,10 +187,12 @@ class Highlight:
         return ("…" if self.start > 0 else "") + "".join(out) + ("…" if self.end < len(self.text) else "")
 
 
-def highlight(text: str, matcher: TermMatcher, width: int = 200) -> Highlight:
+def highlight(
+    text: str, matcher: TermMatcher, width: int = 200, spans: list[tuple[int, int]] | None = None
+) -> Highlight:
     """The `width`-character window of `text` holding the most distinct matched terms (cut at spaces
-    where it can be), and every match's span."""
-    spans = matcher.spans(text)
+    where it can be), and every match's span (`spans`: already found by the matcher)."""
+    spans = matcher.spans(text) if spans is None else spans
     if len(text) <= width:
         return Highlight(text, 0, len(text), tuple(spans))
     start = _best_start(text, spans, width, matcher)
@@ -234,22 +262,33 @@ def add_highlights(
     else:
         ids = rows.column("_rowid").to_numpy()
         texts = view.snapshot.take(ids, [column]).column(column).to_pylist()
-    marked: list[str | None] = []
-    spans: list[list[dict[str, int]] | None] = []
-    windows: list[dict[str, int] | None] = []
-    for text in texts:
-        if text is None:
-            marked.append(None)
-            spans.append(None)
-            windows.append(None)
-            continue
-        h = highlight(text, matcher, how.width)
-        marked.append(h.marked(how.pre, how.post))
-        spans.append([{"start": a, "end": b} for a, b in h.spans])
-        windows.append({"start": h.start, "end": h.end})
+    present = [i for i, t in enumerate(texts) if t is not None]
+    found = matcher.spans_many([texts[i] for i in present])
+    marked: list[str | None] = [None] * len(texts)
+    offsets, starts, ends = [0], [], []
+    window_start: list[int | None] = [None] * len(texts)
+    window_end: list[int | None] = [None] * len(texts)
+    at = dict(zip(present, found))
+    for i, text in enumerate(texts):
+        if text is not None:
+            h = highlight(text, matcher, how.width, at[i])
+            marked[i] = h.marked(how.pre, how.post)
+            starts += [a for a, _ in h.spans]
+            ends += [b for _, b in h.spans]
+            window_start[i], window_end[i] = h.start, h.end
+        offsets.append(len(starts))
+    nulls = pa.array([t is None for t in texts])
+    spans = pa.ListArray.from_arrays(
+        pa.array(offsets, pa.int32()),
+        pa.StructArray.from_arrays([pa.array(starts, pa.int64()), pa.array(ends, pa.int64())], fields=list(SPAN)),
+        mask=nulls,
+    )
+    windows = pa.StructArray.from_arrays(
+        [pa.array(window_start, pa.int64()), pa.array(window_end, pa.int64())], fields=list(SPAN), mask=nulls
+    )
     rows = rows.append_column("_highlight", pa.array(marked, pa.string()))
-    rows = rows.append_column("_highlight_spans", pa.array(spans, pa.list_(SPAN)))
-    return rows.append_column("_highlight_window", pa.array(windows, SPAN))
+    rows = rows.append_column("_highlight_spans", spans)
+    return rows.append_column("_highlight_window", windows)
 
 
 def _column(view: IndexedSnapshot, column: str | None, fts: IndexEntry | None) -> str:
