@@ -204,6 +204,31 @@ async def test_a_cancelled_write_finishes_in_its_thread_whole_or_not_at_all(tmp_
 
 
 @pytest.mark.asyncio
+async def test_writes_cancelled_at_random_moments_leave_only_whole_batches(tmp_path: Path) -> None:
+    adb = await hybrid.connect_async(tmp_path, upkeep=None)
+    t = await adb.create_table("t", make_rows(range(5)))
+    rng = np.random.default_rng(7)
+    tasks = [asyncio.create_task(t.add(make_rows(range(100 + 5 * b, 105 + 5 * b)))) for b in range(24)]
+    for task in tasks[::2]:
+        await asyncio.sleep(float(rng.uniform(0, 0.02)))
+        task.cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(d, (hybrid.Commit, asyncio.CancelledError)) for d in done)
+    stable, last = 0, -1
+    while stable < 3:  # the cancelled calls' threads finish on their own: wait until no version comes
+        await asyncio.sleep(0.1)
+        version = await t.version()
+        stable, last = (stable + 1, last) if version == last else (0, version)
+    for info in await t.versions():  # every version ever committed holds whole batches only
+        ids = set((await (await t.checkout(info.version)).to_arrow(["id"]))["id"].to_pylist())
+        for b in range(24):
+            batch = set(range(100 + 5 * b, 105 + 5 * b))
+            assert batch <= ids or not batch & ids, (info.version, b)
+    finished = [b for b, d in enumerate(done) if isinstance(d, hybrid.Commit)]
+    assert len(finished) >= 12 and await t.count_rows() >= 5 + 5 * len(finished)
+
+
+@pytest.mark.asyncio
 async def test_calls_and_searches_run_in_hybrids_small_pool(tmp_path: Path) -> None:
     gate = Gate()
     gate.open.set()
