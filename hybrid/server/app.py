@@ -43,6 +43,7 @@ from hybrid.query.limits import Limits, set_limits
 from hybrid.query.search import Query
 from hybrid.rerankers import BiEncoderReranker, MMRReranker, NanoRankerReranker, Reranker
 from hybrid.server import errors
+from hybrid.server.audit import AuditLog, NoAudit
 from hybrid.server.auth import KeyRing, requires
 from hybrid.server.config import ServerConfig
 from hybrid.server.errors import ApiError, library_errors
@@ -522,7 +523,7 @@ def create_app(db_path: str | Path, config: ServerConfig | None = None) -> FastA
     """
     config = config or ServerConfig()
     set_limits(Limits(memory=config.sql_memory, seconds=config.sql_seconds))
-    tables = Tables(db_path)
+    tables = Tables(db_path, _audit_log(Path(db_path), config))
     lifecycle = Lifecycle(tables.db.path, config.threads)
     app = FastAPI(
         title="hybrid",
@@ -547,3 +548,10 @@ def create_app(db_path: str | Path, config: ServerConfig | None = None) -> FastA
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _audit_log(db_path: Path, config: ServerConfig) -> AuditLog:
+    if not config.audit_log:
+        return NoAudit()
+    path = Path(config.audit_log)
+    return AuditLog(path if path.is_absolute() else db_path / path, config.audit_max_bytes, config.audit_backups)

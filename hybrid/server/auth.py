@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from hybrid.server.audit import Caller, set_caller
 from hybrid.server.config import ROLES, ApiKey, Role, key_digest
 from hybrid.server.errors import ApiError
 
@@ -46,23 +47,28 @@ class KeyRing:
         >>> ring.role_of("0123456789abcdef"), ring.role_of("0123456789abcdeX")
         ('write', None)
         """
+        key = self.key_of(presented)
+        return key.role if key is not None else None
+
+    def key_of(self, presented: str) -> ApiKey | None:
+        """The configured key `presented` is, or None; every key is compared (no early exit)."""
         digest = key_digest(presented)
-        found: Role | None = None
+        found: ApiKey | None = None
         for key in self._keys:
             if hmac.compare_digest(digest, key.digest):
-                found = key.role
+                found = key
         return found
 
-    def authenticate(self, presented: str | None) -> Role:
-        """The role of a request presenting `presented` (None: no key); raises 401 otherwise."""
+    def authenticate(self, presented: str | None) -> tuple[Role, str]:
+        """(role, key name) of a request presenting `presented` (None: no key); raises 401 otherwise."""
         if presented is None or presented == "":
             if self.anonymous_role is not None:
-                return self.anonymous_role
+                return self.anonymous_role, "anonymous"
             raise ApiError(401, "Unauthorized", "an API key is required: send Authorization: Bearer <key>", _CHALLENGE)
-        role = self.role_of(presented)
-        if role is None:
+        key = self.key_of(presented)
+        if key is None:
             raise ApiError(401, "Unauthorized", "the API key is not valid", _CHALLENGE)
-        return role
+        return key.role, key.name or "(unnamed key)"
 
 
 def _presented(request: Request, bearer: HTTPAuthorizationCredentials | None, header_key: str | None) -> str | None:
@@ -84,9 +90,11 @@ def requires(need: Role) -> Callable[..., Awaitable[Role]]:
         header_key: Annotated[str | None, Security(_api_key)],
     ) -> Role:
         ring: KeyRing = request.app.state.keyring
-        role = ring.authenticate(_presented(request, bearer, header_key))
+        role, name = ring.authenticate(_presented(request, bearer, header_key))
         if not allows(role, need):
             raise ApiError(403, "Forbidden", f"this needs the {need!r} role; the key has {role!r}")
+        route = request.scope.get("route")
+        set_caller(Caller(name, role, f"{request.method} {getattr(route, 'path', request.url.path)}"))
         return role
 
     return dependency

