@@ -80,7 +80,7 @@ def set_threads(n: int | None) -> None:
     for about 1.15x the searches per second). Calls already running finish in the old pool.
     """
     global _pool, _threads
-    if n is not None and (not isinstance(n, int) or n <= 0):
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
         raise ValueError(f"threads must be a positive integer or None, got {n!r}")
     with _POOL_LOCK:
         old, _pool, _threads = _pool, None, n

@@ -243,8 +243,9 @@ async def test_calls_and_searches_run_in_hybrids_small_pool(tmp_path: Path) -> N
         hybrid.aio.set_threads(None)
     assert len(gate.threads) == 3 and all(name.startswith("hybrid-async") for name in gate.threads)
     assert {th.name.split("_")[0] for th in seen} == {"hybrid-async"} and len({th.ident for th in seen}) <= 2
-    with pytest.raises(ValueError):
-        hybrid.aio.set_threads(0)
+    for bad in (0, -1, True, 2.5):
+        with pytest.raises(ValueError):
+            hybrid.aio.set_threads(bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
