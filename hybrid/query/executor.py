@@ -371,14 +371,15 @@ def execute(q: Query) -> pa.Table:
         raise ValueError("pin() cannot be combined with group_by() or rerank()")
     if q.examples is not None:
         q = like.resolve(q, view, _fts_entry(q, view))
-    rows = _search(q, view)
+    known: dict[int, str | None] = {}
+    rows = _search(q, view, known)
     if q.highlighting is not None:
         text = _query_text(q)
         if text is None:
             raise ValueError("highlight needs a plain text query (a string, Match or Phrase)")
         rows = highlight.add_highlights(rows, view, text, q.highlighting, _fts_entry(q, view))
     if q.expansion is not None:
-        rows = expansion.expand(rows, view, q.expansion)
+        rows = expansion.expand(rows, view, q.expansion, known)
     return rows
 
 
@@ -392,7 +393,8 @@ def _fts_entry(q: Query, view: IndexedSnapshot) -> IndexEntry | None:
     return fts[0] if len(fts) == 1 else None
 
 
-def _search(q: Query, view: IndexedSnapshot) -> pa.Table:
+def _search(q: Query, view: IndexedSnapshot, known: dict[int, str | None]) -> pa.Table:
+    """The hits; `known` receives the texts of rows an expansion will need that were read with them."""
     snap = view.snapshot
     branches = _plan(q, view)
     allowed = _allowed(q, view)
@@ -412,7 +414,14 @@ def _search(q: Query, view: IndexedSnapshot) -> pa.Table:
         fused_ids, fused_scores, extra = pinning.pin(q.pinned, view, allowed, fused_ids, fused_scores, extra)
     pool, scores = fused_ids[q.skip : q.skip + q.k], fused_scores[q.skip : q.skip + q.k]
     columns = list(q.columns) if q.columns is not None else list(snap.schema.names)
-    rows = _with_result_columns(snap.take(pool, columns), pool, scores, branches)
+    if q.expansion is not None and not q.expansion.parent:  # the neighbours' texts in the same read
+        text, more = expansion.neighbour_ids(view, q.expansion, pool)
+        both = snap.take(np.concatenate([pool, more]), list(dict.fromkeys([*columns, text])))
+        taken = both.slice(0, len(pool)).select(list(dict.fromkeys(["_rowid", *columns])))
+        known.update(zip(both.column("_rowid").to_pylist(), both.column(text).to_pylist()))
+    else:
+        taken = snap.take(pool, columns)
+    rows = _with_result_columns(taken, pool, scores, branches)
     for name, values in extra.items():
         rows = rows.append_column(name, pa.array(values[q.skip : q.skip + q.k]))
     return rows

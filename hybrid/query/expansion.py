@@ -163,9 +163,11 @@ def _overlap(before: str, text: str) -> int:
     return 0
 
 
-def expand(rows: pa.Table, view: IndexedSnapshot, expansion: Expansion) -> pa.Table:
+def expand(
+    rows: pa.Table, view: IndexedSnapshot, expansion: Expansion, known: dict[int, str | None] | None = None
+) -> pa.Table:
     """`rows` (search results, best first) with the context columns; hits merged into a better hit's
-    passage are left out."""
+    passage are left out. `known`: chunk texts already read, by row id (the rest are read here)."""
     layout = layout_of(view, expansion)
     snap = view.snapshot
     if rows.num_rows == 0:
@@ -175,7 +177,40 @@ def expand(rows: pa.Table, view: IndexedSnapshot, expansion: Expansion) -> pa.Ta
     places = cmap.place(ids)
     if expansion.parent:
         return _parents(rows, view, layout, cmap, ids, places)
-    n = expansion.neighbours
+    passages = _passages(cmap, places, expansion.neighbours)
+    kept = sorted(passages)
+    texts = dict(known or {})
+    wanted = sorted({r for i in kept for r in _window_ids(cmap, passages[i][0], ids[i])} - set(texts))
+    if wanted:
+        read = snap.take(np.asarray(wanted, np.uint64), [layout.text]).column(layout.text).to_pylist()
+        texts.update(zip(wanted, read))
+    contexts, members, spans = [], [], []
+    for i in kept:
+        window, hits = passages[i]
+        chunk_ids = _window_ids(cmap, window, ids[i])
+        text, chunk_spans = join_chunks([texts[r] or "" for r in chunk_ids])
+        at = {r: k for k, r in enumerate(chunk_ids)}
+        contexts.append(text)
+        members.append(chunk_ids)
+        spans.append([_span(chunk_spans[at[int(ids[j])]]) for j in hits])
+    return _with_columns(rows.take(pa.array(kept, pa.int64())), kept, contexts, members, spans)
+
+
+def neighbour_ids(view: IndexedSnapshot, expansion: Expansion, ids: np.ndarray) -> tuple[str, np.ndarray]:
+    """The text column and the row ids whose texts `expand` will read for hits `ids` besides the hits
+    (empty for a parent expansion), so a caller can read them together with the hits."""
+    layout = layout_of(view, expansion)
+    if expansion.parent or not len(ids):
+        return layout.text, np.empty(0, np.uint64)
+    cmap = chunk_map(view, layout)
+    places = cmap.place(ids)
+    passages = _passages(cmap, places, expansion.neighbours)
+    wanted = {r for i in passages for r in _window_ids(cmap, passages[i][0], ids[i])} - {int(x) for x in ids}
+    return layout.text, np.asarray(sorted(wanted), np.uint64)
+
+
+def _passages(cmap: ChunkMap, places: np.ndarray, n: int) -> dict[int, tuple[tuple[int, int], list[int]]]:
+    """For each hit that keeps a passage: its window of places and the hits it holds (its own first)."""
     clusters: dict[int, list[tuple[int, int, int]]] = {}  # parent slice start -> (first, last, hit)
     alone: list[int] = []
     for i, p in enumerate(places.tolist()):
@@ -195,19 +230,7 @@ def expand(rows: pa.Table, view: IndexedSnapshot, expansion: Expansion) -> pa.Ta
             owner = min(run_hits)
             passages[owner] = ((run_lo, run_hi), sorted(run_hits, key=lambda h: (h != owner, h)))
             run_lo, run_hi, run_hits = lo, hi, [i]
-    kept = sorted(passages)
-    wanted = sorted({r for i in kept for r in _window_ids(cmap, passages[i][0], ids[i])})
-    texts = dict(zip(wanted, snap.take(np.asarray(wanted, np.uint64), [layout.text]).column(layout.text).to_pylist()))
-    contexts, members, spans = [], [], []
-    for i in kept:
-        window, hits = passages[i]
-        chunk_ids = _window_ids(cmap, window, ids[i])
-        text, chunk_spans = join_chunks([texts[r] or "" for r in chunk_ids])
-        at = {r: k for k, r in enumerate(chunk_ids)}
-        contexts.append(text)
-        members.append(chunk_ids)
-        spans.append([_span(chunk_spans[at[int(ids[j])]]) for j in hits])
-    return _with_columns(rows.take(pa.array(kept, pa.int64())), kept, contexts, members, spans)
+    return passages
 
 
 def _window_ids(cmap: ChunkMap, window: tuple[int, int], hit: Any) -> list[int]:
