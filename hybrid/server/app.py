@@ -48,7 +48,7 @@ from hybrid.server.auth import KeyRing, requires
 from hybrid.server.config import ServerConfig
 from hybrid.server.errors import ApiError, library_errors
 from hybrid.server.lifecycle import Lifecycle
-from hybrid.server.limits import BodyLimit
+from hybrid.server.limits import BodyLimit, KeyGates
 from hybrid.server.models import (
     INDEX_NAME,
     MAX_VECTOR_DIM,
@@ -533,12 +533,13 @@ def create_app(db_path: str | Path, config: ServerConfig | None = None) -> FastA
     )
     app.state.config = config
     app.state.keyring = KeyRing(config.api_keys, config.anonymous_role)
+    app.state.key_gates = KeyGates(config.max_requests_per_key)
     app.state.tables = tables
     app.state.lifecycle = lifecycle
     router = _Api(config, tables, lifecycle).router()
     app.include_router(router)
     errors.install(app, router.routes)
-    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes, max_seconds=config.body_seconds)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -9,7 +9,7 @@ nest: ``read`` < ``write`` < ``admin``. Keys are never logged or echoed in error
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Annotated
 
 from fastapi import Request, Security
@@ -18,6 +18,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from hybrid.server.audit import Caller, set_caller
 from hybrid.server.config import ROLES, ApiKey, Role, key_digest
 from hybrid.server.errors import ApiError
+from hybrid.server.limits import KeyGates
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: <API key>")
@@ -81,20 +82,28 @@ def _presented(request: Request, bearer: HTTPAuthorizationCredentials | None, he
     return None
 
 
-def requires(need: Role) -> Callable[..., Awaitable[Role]]:
-    """A FastAPI dependency: the caller's role, after checking that it allows `need` (401 / 403)."""
+def requires(need: Role) -> Callable[..., AsyncIterator[Role]]:
+    """A FastAPI dependency: the caller's role, after checking that it allows `need` (401 / 403) and that its
+    key has fewer than ``max_requests_per_key`` requests in progress (429 with Retry-After)."""
 
     async def dependency(  # async: no blocking work, so no trip through the thread pool
         request: Request,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
         header_key: Annotated[str | None, Security(_api_key)],
-    ) -> Role:
+    ) -> AsyncIterator[Role]:
         ring: KeyRing = request.app.state.keyring
         role, name = ring.authenticate(_presented(request, bearer, header_key))
         if not allows(role, need):
             raise ApiError(403, "Forbidden", f"this needs the {need!r} role; the key has {role!r}")
         route = request.scope.get("route")
         set_caller(Caller(name, role, f"{request.method} {getattr(route, 'path', request.url.path)}"))
-        return role
+        gates: KeyGates = request.app.state.key_gates
+        if not gates.enter(name):
+            message = f"key {name!r} already has {gates.limit} requests in progress; retry shortly"
+            raise ApiError(429, "TooManyRequests", message, {"Retry-After": "1"})
+        try:
+            yield role
+        finally:
+            gates.leave(name)
 
     return dependency

