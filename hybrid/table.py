@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.embedders import binding
-from hybrid.errors import CorruptionError, ReadOnlyError, SchemaError, require
+from hybrid.errors import CommitConflictError, CorruptionError, ReadOnlyError, SchemaError, require
 from hybrid.index import manage
 from hybrid.index.analyzer import Analyzer, Tokenizer
 from hybrid.index.cache import SearchCache
@@ -66,6 +66,10 @@ class VersionInfo:
     operation: str
     num_rows: int
     details: Mapping[str, Any]
+
+
+COMPACT_ATTEMPTS = 5
+"""A compaction that lost its commit race to a change of the same fragments plans again this many times."""
 
 
 def _index_commit(manifest: Manifest) -> Commit:
@@ -525,13 +529,24 @@ class Table:
     # -- maintenance --------------------------------------------------------------------
 
     def compact(self, target_rows: int = 1 << 20) -> Commit:
-        """Merge small fragments and purge deleted rows; row ids are kept."""
-        base = self._write_base("compact")
-        runs = plan_compaction(base, target_rows)
-        if not runs:
-            return Commit(base.version, "compact")
-        new = commit_compaction(Snapshot(self._root, base, self._cache), self._log, runs, "compact")
-        return Commit(new.version, "compact")
+        """Merge small fragments and purge deleted rows; row ids are kept.
+
+        A compaction changes no content, so when another writer (or background upkeep)
+        changed the same fragments first, it plans again on the newest version.
+        """
+        for attempt in range(COMPACT_ATTEMPTS):
+            base = self._write_base("compact")
+            runs = plan_compaction(base, target_rows)
+            if not runs:
+                return Commit(base.version, "compact")
+            try:
+                new = commit_compaction(Snapshot(self._root, base, self._cache), self._log, runs, "compact")
+            except CommitConflictError:
+                if attempt == COMPACT_ATTEMPTS - 1:
+                    raise
+                continue
+            return Commit(new.version, "compact")
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def cleanup(self, older_than: dt.timedelta = dt.timedelta(days=7)) -> CleanupStats:
         """Delete versions older than `older_than` (never the newest) and files no kept version needs."""

@@ -157,3 +157,28 @@ def test_a_clock_that_goes_backwards_changes_no_version_order(
     assert t.count_rows() == 144 and t.versions()[-1].version == t.version
     t.cleanup(older_than=dt.timedelta(days=30))  # the newest version is older than that by its clock
     assert t.count_rows() == 144 and hybrid.connect(tmp_path / "run").open_table("docs").count_rows() == 144
+
+
+def test_compact_plans_again_when_another_writer_changed_its_fragments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hybrid.table as table_module
+
+    t = hybrid.connect(tmp_path, upkeep=None).create_table("docs", rows(0, 10))
+    for start in range(10, 50, 10):
+        t.add(rows(start, 10))
+    other = hybrid.connect(tmp_path, upkeep=None).open_table("docs")
+    real = table_module.commit_compaction
+    calls: list[int] = []
+
+    def racing(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:  # another writer deletes from the same fragments first
+            other.delete("id % 10 = 1")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(table_module, "commit_compaction", racing)
+    done = t.compact()
+    assert len(calls) == 2 and done.operation == "compact"
+    assert sorted(t.to_arrow(["id"]).column("id").to_pylist()) == [i for i in range(50) if i % 10 != 1]
+    assert len(t.snapshot().manifest.fragments) == 1
