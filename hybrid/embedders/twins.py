@@ -17,6 +17,7 @@ Only the plain configurations are twins: the packaged model, unit vectors, no pr
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -69,8 +70,10 @@ def model_of(name: str, config: Mapping[str, Any]) -> str | None:
     return None
 
 
+@functools.cache
 def torch_available() -> bool:
-    """Whether torch, sentence-transformers and the packaged torch MiniLM can be found."""
+    """Whether torch, sentence-transformers and the packaged torch MiniLM can be found (asked once a process:
+    every search of a bound table asks)."""
     for name in TORCH_PACKAGES:
         try:
             if importlib.util.find_spec(name) is None:
@@ -80,11 +83,20 @@ def torch_available() -> bool:
     return True
 
 
+def _key(embedder: Embedder) -> str:
+    return json.dumps({"name": embedder.name, "config": embedder.to_config()}, sort_keys=True)
+
+
+def onnx_agreement_known(embedder: Embedder) -> float | None:
+    """`onnx_agreement` of `embedder` if this process has measured it, else None."""
+    with _lock:
+        return _agreements.get(_key(embedder))
+
+
 def onnx_agreement(embedder: Embedder) -> float:
     """The least cosine between `embedder`'s query vectors of the probe texts and torch's (once per config)."""
-    key = json.dumps({"name": embedder.name, "config": embedder.to_config()}, sort_keys=True)
-    with _lock:
-        known = _agreements.get(key)
+    key = _key(embedder)
+    known = onnx_agreement_known(embedder)
     if known is None:
         known = agreement(embedder)
         with _lock:
@@ -108,8 +120,10 @@ def resolve(name: str, config: Mapping[str, Any]) -> Embedder:
     if name != "sentence-transformers" or model_of(name, config) != MINILM or torch_available():
         return embedder
     twin = registry.from_config("onnx-minilm", OnnxMiniLMEmbedder().to_config())
+    first = onnx_agreement_known(twin) is None
     _check_agreement(twin, f"the table's vectors were made by sentence-transformers' {MINILM}; torch is not installed")
-    log.info("torch is not installed: a table bound to the torch %s embeds with its int8 ONNX twin", MINILM)
+    if first:
+        log.info("torch is not installed: a table bound to the torch %s embeds with its ONNX twin", MINILM)
     return twin
 
 
