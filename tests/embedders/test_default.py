@@ -133,6 +133,26 @@ def test_demo_uses_the_onnx_minilm_without_torch(tmp_path: Path) -> None:
     assert "security.md" in first_row
 
 
+def test_cli_ingest_and_search_without_torch(tmp_path: Path, docs: Path) -> None:
+    done = run_without_torch(
+        """
+        import sys
+        from hybrid.cli import app
+
+        db, docs = sys.argv[1], sys.argv[2]
+        app(["ingest", docs, "--db", db, "--table", "docs"], standalone_mode=False)
+        app(["search", "how do I rotate API keys?", "--db", db, "--type", "vector", "--limit", "1", "--json"],
+            standalone_mode=False)
+        """,
+        tmp_path,
+        str(tmp_path / "db"),
+        str(docs),
+    )
+    hit = json.loads(done.stdout.strip().splitlines()[-1])
+    assert hit["source"] == "security.md"
+    assert hybrid.connect(tmp_path / "db").open_table("docs").embeddings["vector"][1].name == "onnx-minilm"
+
+
 def test_the_vendored_tokenizer_is_all_minilm_l6_v2s() -> None:
     assert (TOKENIZER.parent / "NOTICE").read_text().count("Apache") >= 1
     vocab = json.loads(TOKENIZER.read_text())["model"]["vocab"]
