@@ -8,7 +8,9 @@ bounds, each raising :class:`hybrid.errors.LimitError`:
 
 - **growth**: functions whose output grows with a numeric argument (``repeat``,
   ``lpad``, ``range``, ``list_resize``...) must get literal sizes, and the product of
-  the sizes along any nesting stays within `max_growth`: refused before anything runs;
+  the sizes along any nesting stays within `max_growth` (``repeat`` counts the length
+  of a literal it repeats, and may repeat a column's values at most
+  `REPEAT_VALUE_MAX` times): refused before anything runs;
 - **memory**: DuckDB's ``memory_limit`` for what it does track (sorts, hash tables,
   materialised results; ``db.sql`` joins);
 - **time**: the evaluation is interrupted after `seconds` (DuckDB checks between
@@ -45,6 +47,8 @@ GROWING: dict[str, tuple[int, ...]] = {
 }
 """Functions whose output size grows with an argument -> the positions of their size arguments."""
 _FORMATTING = frozenset({"printf", "format"})
+REPEAT_VALUE_MAX = 16
+"""repeat() of a value that is not a literal (a column's, of unknown length) may repeat it this many times."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,13 @@ def _growth(node: Any, what: str, text: str, limits: Limits) -> int:
     args = _arguments(node)
     sizes = [_literal_size(args[i], name, what, text) for i in GROWING[name] if i < len(args)]
     size = _series_length(sizes) if name in ("range", "generate_series") else max(sizes, default=1)
+    if name == "repeat" and args:  # the output is the input times the count, and a column's values can be long
+        constant = _constant(args[0])
+        if constant is None and size > REPEAT_VALUE_MAX:
+            raise LimitError(
+                f"{what} {text!r}: repeat() of a column's values may repeat them at most {REPEAT_VALUE_MAX} times"
+            )
+        size *= len(constant[1]) if constant is not None else 1
     return max(inner, 1) * max(size, 1)
 
 
