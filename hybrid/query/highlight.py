@@ -46,13 +46,28 @@ _DEFAULT = Analyzer()
 
 _CACHE_WORDS = 200_000
 """Words whose terms are kept per analyzer (a table's words repeat from query to query)."""
-_caches: dict[Analyzer, dict[str, frozenset[str]]] = {}
 
 
-def _cache_for(analyzer: Analyzer) -> dict[str, frozenset[str]]:
+class _Words:
+    """One analyzer's words seen so far: each word's terms, and for each term the words giving it."""
+
+    def __init__(self) -> None:
+        self.terms: dict[str, frozenset[str]] = {}
+        self.words: dict[str, set[str]] = {}
+
+    def add(self, word: str, terms: frozenset[str]) -> None:
+        self.terms[word] = terms
+        for t in terms:
+            self.words.setdefault(t, set()).add(word)
+
+
+_caches: dict[Analyzer, _Words] = {}
+
+
+def _cache_for(analyzer: Analyzer) -> _Words:
     cache = _caches.get(analyzer)
-    if cache is None or len(cache) > _CACHE_WORDS:
-        cache = _caches[analyzer] = {}
+    if cache is None or len(cache.terms) > _CACHE_WORDS:
+        cache = _caches[analyzer] = _Words()
     return cache
 
 
@@ -86,10 +101,21 @@ class TermMatcher:
 
     def terms(self, word: str) -> frozenset[str]:
         """The analysed terms of one word."""
-        found = self._cache.get(word)
+        found = self._cache.terms.get(word)
         if found is None:
-            found = self._cache[word] = _word_terms(self.analyzer, word)
+            found = _word_terms(self.analyzer, word)
+            self._cache.add(word, found)
         return found
+
+    def matching(self, words: set[str]) -> set[str]:
+        """Those of `words` that give one of the query's terms (set operations over the cached words)."""
+        cache = self._cache
+        for word in words.difference(cache.terms):  # words never seen: analysed once
+            self.terms(word)
+        found: set[str] = set()
+        for t in self.query_terms:
+            found |= cache.words.get(t, set())
+        return found & words
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """``(start, end)`` of every matching word (or run of matching characters) of `text`, in order."""
@@ -97,14 +123,7 @@ class TermMatcher:
         if self.query_terms:
             has_unspaced = not text.isascii() and _UNSPACED.search(text) is not None
             spaced = _UNSPACED.sub(lambda r: " " * len(r.group()), text) if has_unspaced else text
-            cache, wanted = self._cache, self.query_terms
-            hits = set()
-            for word in set(_WORD.findall(spaced)):  # each distinct word analysed (or looked up) once
-                terms = cache.get(word)
-                if terms is None:
-                    terms = self.terms(word)
-                if not wanted.isdisjoint(terms):
-                    hits.add(word)
+            hits = self.matching(set(_WORD.findall(spaced)))  # each distinct word analysed once, ever
             if hits:
                 out += [m.span() for m in _WORD.finditer(spaced) if m.group() in hits]
         if self.unspaced_terms:
@@ -114,28 +133,33 @@ class TermMatcher:
         return out
 
     def spans_many(self, texts: list[str]) -> list[list[tuple[int, int]]]:
-        """:meth:`spans` of each text, the words of all of them looked up together (one pass over
-        their distinct words, one regular expression of the matching ones)."""
+        """:meth:`spans` of each text, the words of all of them looked up together (set operations
+        over their distinct words, then one pass marking the matching ones)."""
         if self.unspaced_terms or not all(t.isascii() for t in texts) or not self.query_terms:
             return [self.spans(t) for t in texts]
         joined = "\0".join(texts)
-        cache, wanted = self._cache, self.query_terms
-        hits = []
-        for word in set(_WORD.findall(joined)):
-            terms = cache.get(word)
-            if terms is None:
-                terms = self.terms(word)
-            if not wanted.isdisjoint(terms):
-                hits.append(word)
+        hits = self.matching(set(_WORD.findall(joined)))
         out: list[list[tuple[int, int]]] = [[] for _ in texts]
         if not hits:
             return out
         starts = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]])
-        pattern = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, sorted(hits, key=len, reverse=True))) + r")(?!\w)")
-        for m in pattern.finditer(joined):
-            i = int(np.searchsorted(starts, m.start(), side="right")) - 1
+        found: list[tuple[int, int]] = []
+        size = len(joined)
+        for word in hits:  # only the matching words are looked for: str.find, whole words only
+            n = len(word)
+            at = joined.find(word)
+            while at >= 0:
+                end = at + n
+                before = joined[at - 1] if at else " "
+                after = joined[end] if end < size else " "
+                if not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_"):
+                    found.append((at, end))
+                at = joined.find(word, end)
+        found.sort()
+        which = np.searchsorted(starts, [a for a, _ in found], side="right") - 1
+        for (a, b), i in zip(found, which.tolist()):
             base = int(starts[i])
-            out[i].append((m.start() - base, m.end() - base))
+            out[i].append((a - base, b - base))
         return out
 
 
