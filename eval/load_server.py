@@ -188,6 +188,17 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """The largest resident set `pid` has had (VmHWM), in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
 def tree_cpu(pid: int) -> dict[int, float]:
     """CPU seconds of `pid` and of each of its children, by process id."""
     out = {}
@@ -291,6 +302,34 @@ class Load:
                 if now >= start:
                     self.records.append((kind, began, seconds, error))
 
+    async def attacker(self, index: int, url: str, key: str, start: float, stop: float) -> None:
+        """Loop the most expensive searches the server accepts (largest limit, longest query, heavy filters)."""
+        rng = random.Random(self.args.seed * 7_919 + index)
+        words = " ".join(rng.choice(self.rows)["text"] for _ in range(20))[: self.args.attack_chars]
+        heavy = [
+            "md5(md5(md5(text) || text) || text) > 'f' OR length(repeat(text, 16)) > 1000000",
+            "regexp_matches(lower(text) || upper(text), '(a|e|i|o|u)[^aeiou]{2,}(a|e|i|o|u).*z')",
+            "len(range(60000)) = 60000 AND length(lpad(text, 60000, 'x')) = 60000",
+            "length(repeat('0123456789', 6000)) = 60000 AND levenshtein(text, upper(text)) > 3",
+        ]
+        async with httpx.AsyncClient(base_url=url, timeout=self.args.timeout, headers={"X-API-Key": key}) as http:
+            while time.perf_counter() < stop:
+                body = {"query": words, "query_type": rng.choice(["hybrid", "fts"]), "limit": self.args.attack_limit}
+                body["where"] = rng.choice(heavy)
+                error: str | None = None
+                began = time.perf_counter()
+                try:
+                    r = await http.post("/v1/tables/docs/search", json=body)
+                    if r.status_code != 200:
+                        try:
+                            error = f"HTTP {r.status_code} {r.json()['error']['type']}"
+                        except (ValueError, KeyError, TypeError):
+                            error = f"HTTP {r.status_code}"
+                except httpx.HTTPError as exc:
+                    error = type(exc).__name__
+                if time.perf_counter() >= start:  # an attack may outlast the warm-up: count it when it ends
+                    self.records.append(("attack", began, time.perf_counter() - began, error))
+
     async def maintenance(self, url: str, key: str, start: float, stop: float) -> None:
         """Every --optimize-every seconds, POST .../optimize with an admin key (fold new rows into the indexes)."""
         async with httpx.AsyncClient(base_url=url, timeout=self.args.timeout, headers={"X-API-Key": key}) as http:
@@ -315,6 +354,7 @@ async def drive(load: Load, url: str, keys: dict[str, str]) -> tuple[float, floa
     start = t0 + load.args.warmup
     stop = start + load.args.duration
     tasks = [load.client(i, url, keys, start, stop) for i in range(load.args.clients)]
+    tasks += [load.attacker(i, url, keys["attack"], start, stop) for i in range(load.args.attackers)]
     if load.args.optimize_every > 0:
         tasks.append(load.maintenance(url, keys["admin"], start, stop))
     await asyncio.gather(*tasks)
@@ -389,6 +429,15 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"{report['errors_total']} |"
     )
     lines += ["", "Errors by kind: " + (", ".join(f"{k} x{n}" for k, n in report["errors"].items()) or "none") + "."]
+    if report.get("attackers"):
+        outcomes = ", ".join(f"{k} x{n}" for k, n in report["attack_outcomes"].items())
+        lines += [
+            "",
+            f"Attackers: {report['attackers']} more client(s) with their own key sent the most expensive searches "
+            f"the server accepts (limit = max_limit, query = max_query_chars, heavy `where` filters); not counted "
+            f"in **all** above. Their answers: {outcomes}.",
+        ]
+    lines += ["", f"Server peak resident memory (MB): {report.get('server_peak_rss_mb')}."]
     c = report["consistency"]
     lines += [
         "",
@@ -444,6 +493,14 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds over which the clients open their connections, one after another (default: 80%% of the "
         "warm-up); connections that all arrive at once pile onto one worker, which accepts every pending one",
     )
+    p.add_argument(
+        "--attackers",
+        type=int,
+        default=0,
+        help="extra clients (their own read key) that send the most expensive searches the server accepts",
+    )
+    p.add_argument("--attack-limit", type=int, default=1000, help="the attackers' limit (the server's max_limit)")
+    p.add_argument("--attack-chars", type=int, default=4000, help="the attackers' query length (max_query_chars)")
     p.add_argument("--out", type=Path, default=REPO / "eval" / "results", help="folder for the results")
     p.add_argument("--name", default="server_load", help="writes <out>/<name>.json and .md")
     args = p.parse_args(argv)
@@ -454,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         rows, queries = scifact(args.data, args.docs)
     else:
         rows, queries = synthetic(args.docs or 5_000, args.seed)
-    keys = {role: secrets.token_urlsafe(24) for role in ("read", "write", "admin")}
+    keys = {role: secrets.token_urlsafe(24) for role in ("read", "write", "admin", "attack")}
     with tempfile.TemporaryDirectory(prefix="hybrid-load-") as tmp:
         db_path = Path(tmp) / "db"
         print(f"building a table of {len(rows)} {args.corpus} documents ...", flush=True)
@@ -462,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = Path(tmp) / "server.log"
-        keyring = ",".join(f"{key}:{role}" for role, key in keys.items())
+        keyring = ",".join(f"{key}:{'read' if role == 'attack' else role}" for role, key in keys.items())
         proc = start_server(db_path, port, keyring, log, args.workers, args.threads)
         try:
             wait_healthy(url, proc)
@@ -486,6 +543,7 @@ def main(argv: list[str] | None = None) -> int:
 
             start, stop = asyncio.run(run())
             cpu_end = tree_cpu(proc.pid)
+            peak_rss = {pid: peak_rss_mb(pid) for pid in [proc.pid, *children(proc.pid)]}
             client_cpu = round(time.process_time() - client_start, 1)
             load_after = [round(x, 2) for x in os.getloadavg()]
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys['read']}"}, timeout=60) as http:
@@ -501,9 +559,12 @@ def main(argv: list[str] | None = None) -> int:
     window = stop - start
     by_kind: dict[str, list[float]] = defaultdict(list)
     errors: Counter[str] = Counter()
+    attack: Counter[str] = Counter()
     for kind, _, seconds, error in load.records:
         by_kind[kind].append(seconds)
-        if error is not None:
+        if kind == "attack":  # refusals are the point: counted apart from the clients' errors
+            attack[error or "HTTP 200"] += 1
+        elif error is not None:
             errors[f"{kind}: {error}"] += 1
     expected = len(rows) + load.inserted - load.deleted
     per_process = {pid: cpu_end[pid] - cpu_start.get(pid, 0.0) for pid in cpu_end}
@@ -531,8 +592,11 @@ def main(argv: list[str] | None = None) -> int:
         "limit": args.limit,
         "rows_at_start": len(rows),
         "build": build,
-        "overall": latency_stats([r[2] for r in load.records], window),
-        "by_kind": {k: latency_stats(by_kind[k], window) for k in [*load.kinds, "optimize"] if by_kind[k]},
+        "overall": latency_stats([r[2] for r in load.records if r[0] != "attack"], window),
+        "by_kind": {k: latency_stats(by_kind[k], window) for k in [*load.kinds, "optimize", "attack"] if by_kind[k]},
+        "attackers": args.attackers,
+        "attack_outcomes": dict(attack.most_common()),
+        "server_peak_rss_mb": {("main" if pid == proc.pid else f"worker {pid}"): v for pid, v in peak_rss.items()},
         "optimize_every_s": args.optimize_every,
         "errors": dict(errors.most_common()),
         "errors_total": sum(errors.values()),
