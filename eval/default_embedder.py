@@ -178,8 +178,9 @@ def render(res: dict[str, Any]) -> str:
         "",
         f"Machine: {m['cpu_count']} CPUs, {m['processor']}, {m['ram_gib']:.1f} GiB RAM; "
         f"Python {m['python']}; {versions}.",
-        "Other jobs shared the two cores while this ran (load average far above 2), so latencies are those "
-        "of a busy machine; `eval/results/query_embed.md` has the int8 path on a quieter one (p50 3.6 ms).",
+        f"Load average (1 min) {res['load'][0]:.1f} at the start and {res['load'][1]:.1f} at the end on "
+        f"{m['cpu_count']} CPUs: other jobs shared the cores, so latencies are those of a busy machine; "
+        "`eval/results/query_embed.md` has the int8 path on a quieter one (p50 3.6 ms).",
         "",
         f"Code: commit `{(res['git'] or {}).get('commit', '?')[:12]}`.",
         "",
@@ -256,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     from hybrid.eval.collection import load_beir
 
     questions = list(load_beir(data / "scifact").judged_queries.values())
+    load_start = os.getloadavg()[0]
     log("latency of the default embedder's two forms (before torch is loaded)")
     lat = latency(questions, args.passes)
     log("quality on SciFact")
@@ -269,6 +271,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": " ".join(["python eval/default_embedder.py", "--data <data>", *shown]),
         "machine": machine_info(),
         "git": git_info(),
+        "load": [load_start, os.getloadavg()[0]],
         "latency": lat,
         "quality": qual,
     }

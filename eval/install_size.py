@@ -97,7 +97,6 @@ def measure(name: str, extras: str, root: Path) -> dict[str, Any]:
         out["demo"] = {
             "returncode": demo.returncode,
             "seconds": time.perf_counter() - t0,
-            "embedder_line": next((ln for ln in demo.stdout.splitlines() if "embedder" in ln), ""),
             "fell_back_to_hashing": "HashingEmbedder(" in demo.stdout,
             "embedded_with_onnx_minilm": "OnnxMiniLMEmbedder(" in demo.stdout,
         }
