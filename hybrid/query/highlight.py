@@ -21,6 +21,7 @@ The search API (``.highlight()``), the REST server, the adapters and the CLI's s
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -236,17 +237,26 @@ def highlight(
 
 
 def _best_start(text: str, spans: list[tuple[int, int]], width: int, matcher: TermMatcher) -> int:
+    """Where the window with the most distinct matched terms starts (a fifth of it before a match)."""
     if not spans:
         return 0
-    keys = [
-        text[a:b] if _UNSPACED.fullmatch(text[a:b]) else min(matcher.terms(text[a:b]), default="") for a, b in spans
-    ]
+    ascii_text = text.isascii()
+    words = [text[a:b] for a, b in spans]
+    keys = [w if not ascii_text and _UNSPACED.fullmatch(w) else min(matcher.terms(w), default=w) for w in words]
+    everything = len(set(keys))
+    starts = [a for a, _ in spans]
     best, best_score = 0, -1
-    for a, _ in spans:
+    for a in starts:
         start = max(0, a - width // 5)
-        score = len({k for (x, y), k in zip(spans, keys) if x >= start and y <= start + width})
+        lo = bisect.bisect_left(starts, start)
+        hi = bisect.bisect_right(starts, start + width)
+        while hi > lo and spans[hi - 1][1] > start + width:
+            hi -= 1
+        score = len(set(keys[lo:hi]))
         if score > best_score:
             best, best_score = start, score
+            if score == everything:
+                break
     return best
 
 
