@@ -139,7 +139,13 @@ class TermMatcher:
         if self.unspaced_terms or not all(t.isascii() for t in texts) or not self.query_terms:
             return [self.spans(t) for t in texts]
         joined = "\0".join(texts)
-        hits = self.matching(set(_WORD.findall(joined)))
+        words: set[str] = set()
+        for token in set(joined.split()):  # whitespace split, the regex only for tokens with punctuation
+            if token.isalnum():
+                words.add(token)
+            else:
+                words.update(_WORD.findall(token))
+        hits = self.matching(words)
         out: list[list[tuple[int, int]]] = [[] for _ in texts]
         if not hits:
             return out
