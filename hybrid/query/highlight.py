@@ -43,6 +43,8 @@ _UNSPACED = re.compile(
     r"\u0e00-\u0e7f\u0e80-\u0eff\u1780-\u17ff\u1000-\u109f]+"
 )
 _DEFAULT = Analyzer()
+_ASCII_GAPS = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
+"""Every ASCII character that is not a word character, to a space (so ``split()`` finds ``\\w+``)."""
 
 
 _CACHE_WORDS = 200_000
@@ -139,13 +141,7 @@ class TermMatcher:
         if self.unspaced_terms or not all(t.isascii() for t in texts) or not self.query_terms:
             return [self.spans(t) for t in texts]
         joined = "\0".join(texts)
-        words: set[str] = set()
-        for token in set(joined.split()):  # whitespace split, the regex only for tokens with punctuation
-            if token.isalnum():
-                words.add(token)
-            else:
-                words.update(_WORD.findall(token))
-        hits = self.matching(words)
+        hits = self.matching(set(joined.translate(_ASCII_GAPS).split()))  # the \w+ words of ASCII text
         out: list[list[tuple[int, int]]] = [[] for _ in texts]
         if not hits:
             return out
