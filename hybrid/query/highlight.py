@@ -16,7 +16,7 @@ The search API (``.highlight()``), the REST server, the adapters and the CLI's s
 ['indexes', 'concurrently']
 >>> h = highlight(text, m, width=30)
 >>> h.marked("[", "]"), h.spans[0]
-('…[indexes] [concurrently]…', (9, 16))
+('Building [indexes] [concurrently]…', (9, 16))
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ def highlight(
     spans = matcher.spans(text) if spans is None else spans
     if len(text) <= width:
         return Highlight(text, 0, len(text), tuple(spans))
-    start = _best_start(text, spans, width, matcher)
+    start = 0 if not spans or spans[-1][1] <= width else _best_start(text, spans, width, matcher)
     end = min(len(text), start + width)
     if end < len(text):
         cut = text.rfind(" ", start, end)
