@@ -218,7 +218,7 @@ class Snapshot:
             return out_schema.empty_table()
         if cols and frag_idx[0] == frag_idx[-1] and (frag_idx == frag_idx[0]).all():  # one fragment: no regrouping
             table = self.read_fragment(self.manifest.fragments[frag_idx[0]], cols, random_access=True)
-            picked = table.take(pa.array(offsets)).add_column(0, ROWID, pa.array(ids, type=pa.uint64()))
+            picked = take_rows(table, offsets).add_column(0, ROWID, pa.array(ids, type=pa.uint64()))
             return picked if picked.schema.equals(out_schema) else picked.cast(out_schema)
         if not cols:  # a table without columns has no length to take from
             return pa.table({ROWID: pa.array(ids, type=pa.uint64())})
@@ -228,14 +228,44 @@ class Snapshot:
         for group in np.split(order, bounds):
             frag = self.manifest.fragments[frag_idx[group[0]]]
             table = self.read_fragment(frag, cols, random_access=True)
-            pieces.append(table.take(offsets[group]))
-        gathered = pa.concat_tables(pieces, promote_options="none")
+            pieces.append(take_rows(table, offsets[group]))
+        gathered = pa.concat_tables(pieces, promote_options="none").combine_chunks()  # a few rows: cheap
         if np.any(order[1:] < order[:-1]):  # back to request order
             inverse = np.empty(len(order), dtype=np.int64)
             inverse[order] = np.arange(len(order))
             gathered = gathered.take(inverse)
         result = gathered.add_column(0, ROWID, pa.array(ids, type=pa.uint64()))
         return result.cast(out_schema) if not result.schema.equals(out_schema) else result
+
+
+def take_rows(table: pa.Table, offsets: np.ndarray) -> pa.Table:
+    """The rows of `table` at `offsets`, in that order.
+
+    A column stored as several chunks (a file of several record batches) is taken chunk by
+    chunk: pyarrow's own take of a chunked string column first concatenates the whole
+    column (3.5 ms for ten rows of a 100,000-row column of 300-character strings, against
+    0.08 ms chunk by chunk).
+    """
+    if all(column.num_chunks == 1 for column in table.columns):
+        return table.take(pa.array(offsets))
+    return pa.Table.from_arrays([_take_column(c, offsets) for c in table.columns], schema=table.schema)
+
+
+def _take_column(column: pa.ChunkedArray, offsets: np.ndarray) -> pa.Array | pa.ChunkedArray:
+    if column.num_chunks <= 1 or len(offsets) == 0:
+        return column.take(pa.array(offsets, type=pa.int64()))
+    lengths = np.fromiter((len(c) for c in column.chunks), dtype=np.int64, count=column.num_chunks)
+    ends = np.cumsum(lengths)
+    which = np.searchsorted(ends, offsets, side="right")
+    local = np.asarray(offsets, dtype=np.int64) - (ends - lengths)[which]
+    if len(which) and (which == which[0]).all():
+        return column.chunk(int(which[0])).take(pa.array(local))
+    order = np.argsort(which, kind="stable")
+    parts = [column.chunk(int(c)).take(pa.array(local[order][which[order] == c])) for c in np.unique(which[order])]
+    gathered = pa.concat_arrays(parts)
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.arange(len(order))
+    return gathered.take(pa.array(inverse))
 
 
 def _as_rowids(rowids: Sequence[int] | np.ndarray | pa.Array | pa.ChunkedArray) -> np.ndarray:
