@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hybrid.aio import AsyncDatabase, AsyncTable, connect_async
+from hybrid.commits import Commit, VersionInfo
 from hybrid.db import Database
 from hybrid.errors import (
     CommitConflictError,
@@ -33,7 +34,7 @@ from hybrid.errors import (
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep
 from hybrid.query.limits import Limits, set_limits
 from hybrid.storage.writer import CleanupStats
-from hybrid.table import Commit, Table, VersionInfo
+from hybrid.table import Table
 
 __version__ = "0.1.0"
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from hybrid.commits import reset_content
 from hybrid.embedders import binding
 from hybrid.embedders.binding import EmbeddingSpec
 from hybrid.errors import SchemaError, TableExistsError, TableNotFoundError
@@ -20,7 +21,7 @@ from hybrid.storage.ingest import check_column_name, conform, infer_schema, to_b
 from hybrid.storage.manifest import Manifest
 from hybrid.storage.versions import VersionLog
 from hybrid.storage.writer import write_fragments
-from hybrid.table import Table, reset_content
+from hybrid.table import Table
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 

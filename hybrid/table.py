@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
 
+from hybrid.commits import Commit, VersionInfo, index_commit, reset_content
 from hybrid.embedders import binding
 from hybrid.errors import CommitConflictError, CorruptionError, ReadOnlyError, SchemaError, require
 from hybrid.index import manage
@@ -46,34 +47,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Commit:
-    """What a write did: the version it created and the rows it touched."""
-
-    version: int
-    operation: str
-    inserted: int = 0
-    updated: int = 0
-    deleted: int = 0
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """One entry of :meth:`Table.versions`."""
-
-    version: int
-    timestamp: dt.datetime
-    operation: str
-    num_rows: int
-    details: Mapping[str, Any]
-
-
 COMPACT_ATTEMPTS = 5
 """A compaction that lost its commit race to a change of the same fragments plans again this many times."""
-
-
-def _index_commit(manifest: Manifest) -> Commit:
-    return Commit(manifest.version, manifest.operation)
 
 
 class Table:
@@ -650,7 +625,7 @@ class Table:
         filters = None if filter_columns is None else list(filter_columns)
         bm25 = (float(k1), float(b))
         new = manage.create_fts_index(self._writable(), cols, analyzer, name, replace, bm25f, bm25, filters)
-        return _index_commit(new)
+        return index_commit(new)
 
     def create_vector_index(
         self,
@@ -682,7 +657,7 @@ class Table:
             name=name,
             replace_existing=replace,
         )
-        return _index_commit(new)
+        return index_commit(new)
 
     def create_scalar_index(
         self,
@@ -701,7 +676,7 @@ class Table:
         NULL and list_contains on indexed columns, joined by AND / OR / NOT, are answered from
         the indexes; rows added since the build, and any other filter, are evaluated by DuckDB.
         """
-        return _index_commit(manage.create_scalar_index(self._writable(), column, kind, name, replace))
+        return index_commit(manage.create_scalar_index(self._writable(), column, kind, name, replace))
 
     def index_stats(self) -> list[dict[str, Any]]:
         """Per index: rows indexed, dead (deleted since) and unindexed (added since), and its settings."""
@@ -716,7 +691,7 @@ class Table:
         index from scratch instead, as does a vector index whose graph would hold over
         a fifth deleted nodes. Background upkeep (:class:`hybrid.Upkeep`) does this by itself.
         """
-        return [_index_commit(m) for m in manage.optimize(self._writable(), rebuild)]
+        return [index_commit(m) for m in manage.optimize(self._writable(), rebuild)]
 
     def drop_index(self, name: str) -> Commit:
         return Commit(manage.drop_index(self._writable(), name).version, "drop_index")
@@ -807,20 +782,8 @@ class Table:
         writable = self._writable()
         for entry in writable.view().entries():
             if entry.name in broken:
-                commits.append(_index_commit(manage.optimize_index(writable, entry, rebuild=True)))
+                commits.append(index_commit(manage.optimize_index(writable, entry, rebuild=True)))
         return commits
-
-
-def reset_content(latest: Manifest, content: Manifest) -> Manifest:
-    """`content`'s schema and rows on top of `latest`'s counters (ids never reused)."""
-    return replace(
-        content,
-        next_rowid=max(latest.next_rowid, content.next_rowid),
-        next_field_id=max(latest.next_field_id, content.next_field_id),
-        next_fragment_id=max(latest.next_fragment_id, content.next_fragment_id),
-        schema_epoch=latest.schema_epoch + 1,
-        lineage_epoch=latest.lineage_epoch + 1,
-    )
 
 
 DataTransform = Callable[[pa.RecordBatch], Any]

@@ -36,6 +36,7 @@ from fastapi import Query as QueryParam
 from fastapi.openapi.utils import get_openapi
 
 import hybrid
+from hybrid.commits import Commit
 from hybrid.embedders import binding, registry
 from hybrid.embedders.base import Embedder
 from hybrid.query.fusion import DBSF, RRF, Fusion, Linear
@@ -43,7 +44,7 @@ from hybrid.query.limits import Limits, set_limits
 from hybrid.query.search import Query
 from hybrid.rerankers import BiEncoderReranker, MMRReranker, NanoRankerReranker, Reranker
 from hybrid.server import errors
-from hybrid.server.audit import AuditLog, NoAudit
+from hybrid.server.audit import AuditLog
 from hybrid.server.auth import KeyRing, requires
 from hybrid.server.config import ServerConfig
 from hybrid.server.errors import ApiError, library_errors
@@ -82,7 +83,7 @@ from hybrid.server.models import (
 from hybrid.server.rows import json_rows, json_value
 from hybrid.server.tables import Tables
 from hybrid.storage.ingest import is_vector_type
-from hybrid.table import Commit, Table
+from hybrid.table import Table
 
 NamePath = Annotated[str, PathParam(pattern=TABLE_NAME, description="table name")]
 IndexPath = Annotated[str, PathParam(pattern=INDEX_NAME, description="index name")]
@@ -553,6 +554,6 @@ def create_app(db_path: str | Path, config: ServerConfig | None = None) -> FastA
 
 def _audit_log(db_path: Path, config: ServerConfig) -> AuditLog:
     if not config.audit_log:
-        return NoAudit()
+        return AuditLog()  # off
     path = Path(config.audit_log)
     return AuditLog(path if path.is_absolute() else db_path / path, config.audit_max_bytes, config.audit_backups)
