@@ -43,15 +43,19 @@ def set_caller(caller: Caller) -> None:
 
 
 class AuditLog:
-    """Appends audit records to `path` (rotated at `max_bytes`, keeping `backups` old files)."""
+    """Appends audit records to `path` (rotated at `max_bytes`, keeping `backups` old files); with no
+    `path` it records nothing (the log turned off)."""
 
-    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path | None = None, max_bytes: int = 10 << 20, backups: int = 10) -> None:
         self.path = path
-        self._handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups)
-        self._handler.setFormatter(logging.Formatter("%(message)s"))
+        self._handler: logging.handlers.RotatingFileHandler | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups)
 
     def record(self, table: str, before: int | None, after: int | None, error: BaseException | None = None) -> None:
+        if self._handler is None:
+            return
         caller = _caller.get()
         entry: dict[str, Any] = {
             "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
@@ -68,17 +72,5 @@ class AuditLog:
         self._handler.emit(logging.makeLogRecord({"msg": json.dumps(entry), "levelno": logging.INFO}))
 
     def close(self) -> None:
-        self._handler.close()
-
-
-class NoAudit(AuditLog):
-    """The audit log when it is turned off."""
-
-    def __init__(self) -> None:  # noqa: D107 - nothing to open
-        pass
-
-    def record(self, table: str, before: int | None, after: int | None, error: BaseException | None = None) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
+        if self._handler is not None:
+            self._handler.close()

@@ -27,7 +27,7 @@ from typing import Any
 
 from hybrid.db import Database
 from hybrid.errors import TableNotFoundError
-from hybrid.server.audit import AuditLog, NoAudit
+from hybrid.server.audit import AuditLog
 from hybrid.storage.manifest import Manifest
 from hybrid.table import Table
 
@@ -59,7 +59,7 @@ class Tables:
 
     def __init__(self, path: str | Path, audit: AuditLog | None = None) -> None:
         self.db = Database(path)
-        self.audit = audit or NoAudit()
+        self.audit = audit or AuditLog()
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
