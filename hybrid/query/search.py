@@ -108,7 +108,7 @@ class Query:
     def _with(self, **changes: Any) -> Query:
         """A copy with `changes` (the builder's fields are validated by the methods that set them;
         dataclasses.replace would re-run __init__ for every field on every call)."""
-        new = object.__new__(Query)
+        new = object.__new__(type(self))  # a subclass (hybrid.scoped.ScopedQuery) stays itself
         new.__dict__.update(self.__dict__)
         new.__dict__.update(changes)
         return new
