@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa

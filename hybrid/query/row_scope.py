@@ -33,6 +33,15 @@ def _tree(where: str) -> dict[str, Any]:
     return parsed
 
 
+def parse_where(where: str) -> None:
+    """Check that `where` parses as one expression with no subquery (no table needed): FilterError if not."""
+    from hybrid.query.filter import _walk
+
+    tree = _tree(where)["statements"][0]["node"]["where_clause"]
+    if any(node.get("class") == "SUBQUERY" for node in _walk(tree)):
+        raise FilterError(f"where {where!r} may not contain subqueries")
+
+
 @functools.lru_cache(maxsize=1_024)
 def _combined_text(scope: str, where: str) -> str:
     statement = _tree(scope)

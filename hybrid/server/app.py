@@ -43,7 +43,9 @@ from hybrid.query.fusion import DBSF, RRF, Fusion, Linear
 from hybrid.query.limits import Limits, set_limits
 from hybrid.query.search import Query
 from hybrid.rerankers import BiEncoderReranker, MMRReranker, NanoRankerReranker, Reranker
+from hybrid.scoped import ScopedTable, unscoped
 from hybrid.server import errors
+from hybrid.server.access import current_access
 from hybrid.server.audit import AuditLog
 from hybrid.server.auth import KeyRing, requires
 from hybrid.server.config import ServerConfig
@@ -121,7 +123,7 @@ def _index_info(stats: Mapping[str, Any]) -> IndexInfo:
     return IndexInfo(**{k: stats[k] for k in fixed}, settings=settings)
 
 
-def _table_info(view: Table) -> TableInfo:
+def _table_info(view: Table | ScopedTable) -> TableInfo:
     columns = [
         ColumnInfo(
             name=f.name,
@@ -131,12 +133,13 @@ def _table_info(view: Table) -> TableInfo:
         )
         for f in view.schema
     ]
-    bindings = binding.read(view.snapshot().manifest.metadata)  # names and settings; loads no model
+    bindings = binding.read(unscoped(view).snapshot().manifest.metadata)  # names and settings; loads no model
     embeddings = {
         b.column: EmbeddingInfo(source=b.source, embedder=b.embedder_name, config=b.to_json()["config"])
         for b in bindings
     }
-    indexes = [_index_info(s) for s in view.index_stats()]
+    row_scoped = isinstance(view, ScopedTable) and view.where is not None  # index counts cover every row
+    indexes = [] if row_scoped else [_index_info(s) for s in view.index_stats()]
     return TableInfo(
         name=view.name,
         version=view.version,
@@ -200,7 +203,7 @@ class _Api:
             raise ApiError(400, "InvalidInput", f"embedding[{column!r}]: {dim}-d vectors; at most {MAX_VECTOR_DIM}")
         return embedder
 
-    def reranker(self, spec: RerankSpec, view: Table, vector_column: str | None) -> Reranker:
+    def reranker(self, spec: RerankSpec, view: Table | ScopedTable, vector_column: str | None) -> Reranker:
         if spec.name not in self.config.rerankers:
             raise ApiError(
                 400,
@@ -209,7 +212,7 @@ class _Api:
             )
         if spec.name == "nanoranker":
             return NanoRankerReranker(column=spec.column)
-        bound = {b.column: b for b in binding.read(view.snapshot().manifest.metadata)}
+        bound = {b.column: b for b in binding.read(unscoped(view).snapshot().manifest.metadata)}
         if vector_column is not None and vector_column in bound:
             chosen = bound[vector_column]
         elif len(bound) == 1:
@@ -223,7 +226,7 @@ class _Api:
             )
         return BiEncoderReranker(chosen.embedder, column=spec.column)
 
-    def query(self, view: Table, req: SearchRequest) -> Query:
+    def query(self, view: Table | ScopedTable, req: SearchRequest) -> Query:
         fts_columns = tuple(req.fts_columns) if req.fts_columns is not None else None
         q = view.search(query_type=req.query_type, vector_column=req.vector_column, fts_columns=fts_columns)
         if req.query is not None:
@@ -235,7 +238,9 @@ class _Api:
         q = q.limit(req.limit).offset(req.offset)
         if req.select is not None:
             q = q.select(req.select)
-        elif not req.include_vectors:
+        elif req.include_vectors:
+            q = q.select(view.schema.names)  # a scope without vectors refuses this (403)
+        else:
             q = q.select([f.name for f in view.schema if not is_vector_type(f.type)])
         if req.fusion is not None:
             fusion: Fusion
@@ -351,7 +356,7 @@ class _Api:
             """Append rows (bound vector columns are embedded). Needs the write role."""
             self.check_rows(req.rows)
             with library_errors(), tables.write(name) as table:
-                return _commit(name, table.add(req.rows))
+                return _commit(name, tables.scoped(table).add(req.rows))
 
         @r.post(
             "/tables/{name}/rows/delete",
@@ -364,7 +369,7 @@ class _Api:
             """Delete the rows matching a SQL boolean expression. Needs the write role."""
             self.check_text("where", req.where)
             with library_errors(), tables.write(name) as table:
-                return _commit(name, table.delete(req.where))
+                return _commit(name, tables.scoped(table).delete(req.where))
 
         @r.post(
             "/tables/{name}/search",
@@ -384,6 +389,8 @@ class _Api:
             start = time.perf_counter()
             with library_errors(), tables.reading(name) as view:
                 rows = json_rows(self.query(view, req).to_arrow())
+            if current_access().scoped:
+                tables.audit.read(name, len(rows), view.version)
             took = (time.perf_counter() - start) * 1e3
             return SearchResponse(table=name, version=view.version, count=len(rows), took_ms=took, results=rows)
 
