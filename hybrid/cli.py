@@ -490,6 +490,8 @@ def serve_command(
     graceful_timeout: Annotated[
         float, typer.Option(min=0.1, help="seconds a stopping server gives requests in flight to finish")
     ] = 30.0,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate (chain): serve HTTPS")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert")] = None,
 ) -> None:
     """Serve the database's tables over HTTP (needs the server extra); SIGTERM finishes requests in flight."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -498,7 +500,16 @@ def serve_command(
     with _user_errors():
         from hybrid.server import serve
 
-        serve(db, host=host, port=port, config_path=config, workers=workers, graceful_timeout=graceful_timeout)
+        serve(
+            db,
+            host=host,
+            port=port,
+            config_path=config,
+            workers=workers,
+            graceful_timeout=graceful_timeout,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+        )
 
 
 if __name__ == "__main__":
