@@ -20,6 +20,9 @@ its process.
 from __future__ import annotations
 
 import fnmatch
+import os
+import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -305,7 +308,29 @@ class ScopedDatabase:
         return matches(self.tables, name) and name in self._db
 
     def open_table(self, name: str) -> ScopedTable:
-        """A granted table, scoped; any other name raises TableNotFoundError as a missing table does."""
+        """A granted table, scoped; any other name raises TableNotFoundError as a missing table does.
+
+        Scoped views of one database share one open table per name (it follows the newest version),
+        so a view made per request or per tenant finds the indexes already loaded.
+        """
         if not matches(self.tables, name) or name not in self._db:
             raise TableNotFoundError(f"no table {name!r} in {self._db.path}; tables: {self.table_names()}")
-        return ScopedTable(self._db.open_table(name), self.where, vectors=self.vectors, read_only=self.read_only)
+        return ScopedTable(_shared(self._db, name), self.where, vectors=self.vectors, read_only=self.read_only)
+
+
+_open: weakref.WeakKeyDictionary[Database, dict[str, tuple[int, Table]]] = weakref.WeakKeyDictionary()
+_open_lock = threading.Lock()
+
+
+def _shared(db: Database, name: str) -> Table:
+    """One open table per (database object, name); opened again if the table's folder was replaced."""
+    folder = os.stat(db.path / name).st_ino
+    with _open_lock:
+        tables = _open.setdefault(db, {})
+        known = tables.get(name)
+        if known is not None and known[0] == folder:
+            return known[1]
+    table = db.open_table(name)
+    with _open_lock:
+        _open.setdefault(db, {})[name] = (folder, table)
+    return table
