@@ -144,6 +144,9 @@ class Tables:
         view = self.read(name)
         try:
             yield self.scoped(view)
+        except AccessError:
+            self.audit.denied(name, 403, "outside the grant's row scope or vectors")
+            raise
         except FileNotFoundError:
             if name in self.db:
                 raise
@@ -164,6 +167,8 @@ class Tables:
             try:
                 yield entry.writer
             except BaseException as exc:
+                if isinstance(exc, AccessError):
+                    self.audit.denied(name, 403, "outside the grant's row scope")
                 self.audit.record(name, before, _version_or_none(entry.writer), exc)
                 raise
             self.audit.record(name, before, entry.writer.version)

@@ -7,8 +7,8 @@ the target table, and checks that the answer is exactly the one for a table that
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +236,12 @@ def test_the_audit_log_records_scoped_reads_denials_and_grants_but_no_keys_or_co
     with server.client(ACME_READ) as client:
         client.post("/v1/tables/acme_docs/search", json={"query": "refunds", "limit": 4})
         client.get("/v1/tables/secret")
+        assert (
+            client.post("/v1/tables/acme_docs/search", json={"query": "x", "include_vectors": True}).status_code == 403
+        )
+    with server.client(ACME) as writer:
+        outside = {"rows": [{"id": 1, "tenant": "globex", "text": "x"}]}
+        assert writer.post("/v1/tables/acme_docs/rows", json=outside).status_code == 403
     with server.client("not-a-key-0123456789abcdef") as stranger:
         assert stranger.get("/v1/tables").status_code == 401
     text = (server.db_path / ".audit" / "writes.log").read_text()
@@ -246,6 +252,8 @@ def test_the_audit_log_records_scoped_reads_denials_and_grants_but_no_keys_or_co
     denied = [r for r in lines if r["event"] == "denied"]
     assert any(r["key"] == "acme-read" and r["table"] == "secret" and r["status"] == 404 for r in denied)
     assert any(r["key"] == "(invalid key)" and r["status"] == 401 for r in denied)
+    assert any(r["key"] == "acme-read" and r["table"] == "acme_docs" and r["status"] == 403 for r in denied)
+    assert any(r["key"] == "acme" and r["table"] == "acme_docs" and r["status"] == 403 for r in denied)
     writes = [r for r in lines if r["event"] == "write" and r["key"] == "acme"]
     assert writes and all(w["grant"]["row_scope"] for w in writes)
     for secret in (ACME, ACME_READ, TABLE_ONLY, ADMIN, "refunds and invoices", "tenant = 'acme'"):
