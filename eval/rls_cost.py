@@ -280,7 +280,8 @@ def render_md(res: dict[str, Any], meta: dict[str, Any]) -> str:
     lines += [
         "The machine was shared with other jobs while this ran: compare the two sides of one phase "
         "(interleaved query by query, in random order), not absolute times across runs.\n",
-        f"{meta['args']['rows']:,} rows, {meta['args']['tenants']} tenants (1 row in {meta['args']['tenants']} each), "
+        f"{meta['args']['rows']:,} rows, {meta['args']['tenants']} tenants "
+        f"(round robin: each holds 1/{meta['args']['tenants']} of the rows), "
         f"{meta['args']['dim']}-d vectors, FTS + HNSW indexes; hybrid search (text + vector, top 10). "
         "`scoped`: the same query through `db.scoped(where=\"tenant_id = '<t>'\")` for a random tenant "
         "per query (or, for the HTTP API, with that tenant's row-scoped key against an unscoped read key). "
