@@ -23,6 +23,7 @@ from .conftest import ADMIN, READER, Live, make_config, running
 ACME = "acme-write-key-0123456789abcdef"
 ACME_READ = "acme-read-key-0123456789abcdef"
 TABLE_ONLY = "table-only-key-0123456789abcdef"
+ACME_ADMIN = "acme-admin-key-0123456789abcdef"
 TENANTS = ("acme", "globex", "initech", "umbrella")
 PER_TENANT = 10
 WIDENING = [
@@ -49,6 +50,7 @@ def scoped_keys() -> tuple[ApiKey, ...]:
         key(ACME, "acme", Grant(("acme_*",), "write", "tenant = 'acme'")),
         key(ACME_READ, "acme-read", Grant(("acme_*",), "read", "tenant = 'acme'")),
         key(TABLE_ONLY, "table-only", Grant(("acme_docs",), "read")),
+        key(ACME_ADMIN, "acme-admin", Grant(("acme_*",), "admin")),
     )
 
 
@@ -122,7 +124,7 @@ def test_every_route_answers_an_ungranted_table_like_a_missing_one(server: Live)
     operations = {(m, p) for p, item in spec["paths"].items() for m in item}
     assert operations == set(BODIES), f"routes changed: add a body for {sorted(operations ^ set(BODIES))}"
     before = {t: admin_count(server, t) for t in ("acme_docs", "secret")}
-    for key in (ACME, ACME_READ, TABLE_ONLY):
+    for key in (ACME, ACME_READ, TABLE_ONLY, ACME_ADMIN):  # ACME_ADMIN may drop, index and create acme_* only
         with server.client(key) as client:
             for (method, path), body in sorted(BODIES.items()):
                 if (method, path) in PUBLIC:
@@ -140,6 +142,22 @@ def test_every_route_answers_an_ungranted_table_like_a_missing_one(server: Live)
     with server.client(ADMIN) as admin:
         assert "secret" in admin.get("/v1/tables").json()["tables"]
         assert admin.get("/v1/tables/no_such_table").status_code == 404
+        assert [i["name"] for i in admin.get("/v1/tables/secret/indexes").json()["indexes"]] == [
+            "fts",
+            "vector:vector",
+            "scalar:tenant",
+        ]
+
+
+def test_an_admin_grant_creates_and_drops_only_tables_it_names(server: Live) -> None:
+    rows = [{"id": 1, "tenant": "acme", "text": "x"}]
+    with server.client(ACME_ADMIN) as ops:
+        assert ops.post("/v1/tables", json={"name": "acme_made", "rows": rows}).status_code == 201
+        refused = ops.post("/v1/tables", json={"name": "other_made", "rows": rows})
+        assert refused.status_code == 403 and refused.json()["error"]["type"] == "AccessError"
+        assert ops.delete("/v1/tables/acme_made").status_code == 200
+    with server.client(ADMIN) as admin:
+        assert not {"acme_made", "other_made"} & set(admin.get("/v1/tables").json()["tables"])
 
 
 def test_listing_shows_only_granted_tables(server: Live) -> None:
