@@ -21,6 +21,10 @@ DELETE /v1/tables/{name}/indexes/{index}               admin   drop an index
 POST   /v1/tables/{name}/optimize                      admin   compact, fold new rows into indexes
 GET    /v1/tables/{name}/versions                      read    version history
 ====== =============================================== ======= ============================
+
+The web page's endpoints (whoami, a page of rows, eval reports, answers) are in
+:mod:`hybrid.server.explore` and :mod:`hybrid.server.chat`; the page itself (``/``) in
+:mod:`hybrid.server.web`.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from hybrid.query.fusion import DBSF, RRF, Fusion, Linear
 from hybrid.query.limits import Limits, set_limits
 from hybrid.query.search import Query
 from hybrid.rerankers import BiEncoderReranker, MMRReranker, NanoRankerReranker, Reranker
-from hybrid.server import errors
+from hybrid.server import chat, errors, explore, web
 from hybrid.server.audit import AuditLog
 from hybrid.server.auth import KeyRing, requires
 from hybrid.server.config import ServerConfig
@@ -382,10 +386,15 @@ class _Api:
             self.check_text("query", req.query)
             self.check_text("where", req.where)
             start = time.perf_counter()
-            with library_errors(), tables.reading(name) as view:
-                rows = json_rows(self.query(view, req).to_arrow())
+            with library_errors(), tables.reading(name) as latest:
+                view = latest if req.version is None else latest.checkout(req.version)
+                q = self.query(view, req)
+                rows = json_rows(q.to_arrow())
+                plan = q.explain() if req.explain else None
             took = (time.perf_counter() - start) * 1e3
-            return SearchResponse(table=name, version=view.version, count=len(rows), took_ms=took, results=rows)
+            return SearchResponse(
+                table=name, version=view.version, count=len(rows), took_ms=took, results=rows, explain=plan
+            )
 
         @r.get(
             "/tables/{name}/indexes",
@@ -539,7 +548,11 @@ def create_app(db_path: str | Path, config: ServerConfig | None = None) -> FastA
     app.state.lifecycle = lifecycle
     router = _Api(config, tables, lifecycle).router()
     app.include_router(router)
-    errors.install(app, router.routes)
+    page_api = [explore.router(config, tables), chat.router(config, tables)]  # what the web page needs
+    for extra in page_api:
+        app.include_router(extra)
+    errors.install(app, [*router.routes, *(r for extra in page_api for r in extra.routes)])
+    web.install(app)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes, max_seconds=config.body_seconds)
 
     def openapi() -> dict[str, Any]:
