@@ -112,7 +112,8 @@ def router(config: ServerConfig, tables: Tables) -> APIRouter:
             view = latest if version is None else latest.checkout(version)
             columns = [f.name for f in view.schema if not is_vector_type(f.type)]
             total = view.count_rows()
-            picked, skip = [], offset
+            picked: list[pa.RecordBatch] = []
+            skip = offset
             for batch in view.scan(columns, with_rowid=True, batch_size=4096):
                 if skip >= batch.num_rows:
                     skip -= batch.num_rows

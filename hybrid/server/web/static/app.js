@@ -279,7 +279,8 @@ function explanation(row) {
 }
 
 function titleOf(row) {
-  for (const key of ["title", "name", "id", "source", "path"]) if (row[key] !== undefined && row[key] !== null) return `${key} ${display(row[key])}`;
+  for (const key of ["title", "name"]) if (typeof row[key] === "string" && row[key]) return row[key];
+  for (const key of ["id", "source", "path"]) if (row[key] !== undefined && row[key] !== null) return `${key} ${display(row[key])}`;
   return `row ${row._rowid}`;
 }
 
