@@ -475,6 +475,10 @@ def demo_command(
         hits = run_search(table, "certificates", where=where, limit=3)
         console.print(hits_table(hits, "certificates", table, title=f"'certificates' where {where}"))
         console.print(f'try: hybrid search "your question" --db {db or "<a folder>"} --table demo')
+        console.print(
+            f"or in a browser: HYBRID_API_KEYS=<a key of 16+ characters>:read hybrid serve --db {db or '<a folder>'} "
+            "--open, then open http://127.0.0.1:8000/ and type that key"
+        )
 
 
 @app.command("serve")
@@ -490,6 +494,7 @@ def serve_command(
     graceful_timeout: Annotated[
         float, typer.Option(min=0.1, help="seconds a stopping server gives requests in flight to finish")
     ] = 30.0,
+    open_page: Annotated[bool, typer.Option("--open", help="open the web page in a browser once it answers")] = False,
 ) -> None:
     """Serve the database's tables over HTTP (needs the server extra); SIGTERM finishes requests in flight."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -498,7 +503,34 @@ def serve_command(
     with _user_errors():
         from hybrid.server import serve
 
+        if open_page:
+            _open_when_ready(host, port)
         serve(db, host=host, port=port, config_path=config, workers=workers, graceful_timeout=graceful_timeout)
+
+
+def _open_when_ready(host: str, port: int) -> None:
+    """Open the web page in a browser as soon as the server answers (a background thread, at most 60 s)."""
+    import sys
+    import threading
+    import time
+    import urllib.request
+    import webbrowser
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
+
+    def wait_then_open() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url + "v1/health", timeout=1):
+                    webbrowser.open(url)
+                    return
+            except OSError:
+                time.sleep(0.25)
+
+    print(f"the web page: {url}", file=sys.stderr)
+    threading.Thread(target=wait_then_open, daemon=True, name="open-page").start()
 
 
 if __name__ == "__main__":
