@@ -35,7 +35,7 @@ class Tab:
                 node.select_option(value)
             else:
                 node.fill(value)
-        p.evaluate("() => { for (const id of ['search-status', 'search-error']) document.getElementById(id).textContent = '' }")
+        p.evaluate("() => ['search-status', 'search-error'].forEach(i => document.getElementById(i).textContent = '')")
         p.locator("#q").fill(query)
         p.locator("#q").press("Enter")
         p.locator("#search-status, #search-error").filter(has_text=re.compile(r"results|:")).first.wait_for(
@@ -180,7 +180,8 @@ def test_chat_streams_a_cited_answer(tab: Tab, fake_chat: FakeChat) -> None:
     cited = p.locator("#cite-1 .passage").inner_text()
     request = fake_chat.requests[before]
     assert request["stream"] is True and request["model"] == "fake-model"
-    assert f"[1] {cited}" in request["messages"][1]["content"] and "how do I rotate keys?" in request["messages"][1]["content"]
+    prompt = request["messages"][1]["content"]
+    assert f"[1] {cited}" in prompt and "how do I rotate keys?" in prompt
     assert fake_chat.auth[before] == f"Bearer {CHAT_KEY}"
     assert CHAT_KEY not in p.content()
     links.first.click()

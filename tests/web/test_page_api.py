@@ -6,7 +6,6 @@ import fnmatch
 import json
 import re
 import socket
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,7 @@ pytest.importorskip("fastapi")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from hybrid.server import ApiKey, ConfigError, ServerConfig, create_app, load_config  # noqa: E402
-from hybrid.server import web  # noqa: E402
+from hybrid.server import ApiKey, ConfigError, ServerConfig, create_app, load_config, web  # noqa: E402
 from tests.web.conftest import ADMIN, READER, WRITER, rows, tiny_png  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,7 +129,8 @@ def test_eval_report_is_served_when_saved(served: tuple[Any, Path]) -> None:
     app, db = served
     c = client_for(app, READER)
     missing = c.get("/v1/tables/docs/eval")
-    assert missing.status_code == 404 and "hybrid eval --out <database>/.eval/docs/" in missing.json()["error"]["message"]
+    assert missing.status_code == 404
+    assert "hybrid eval --out <database>/.eval/docs/" in missing.json()["error"]["message"]
     for run, ndcg in (("older", 0.1), ("newer", 0.7)):
         folder = db / ".eval" / "docs" / run
         folder.mkdir(parents=True)
@@ -197,8 +196,9 @@ def test_chat_settings_are_checked(tmp_path: Path) -> None:
 
 def test_the_wheel_ships_the_page() -> None:
     """Every template and static file matches a package-data pattern (.ci/wheel_smoke checks the built wheel)."""
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    patterns = data["hybrid.server.web"]
+    line = re.search(r'^"hybrid\.server\.web" = \[(.*?)\]', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert line, "pyproject.toml has no package-data entry for hybrid.server.web"
+    patterns = re.findall(r'"([^"]+)"', line.group(1))
     files = [p.relative_to(web.HERE).as_posix() for p in web.HERE.rglob("*") if p.is_file() and p.suffix != ".pyc"]
     shipped = [f for f in files if f.endswith(".py") or any(fnmatch.fnmatch(f, pat) for pat in patterns)]
     assert sorted(shipped) == sorted(files)
