@@ -501,5 +501,9 @@ def serve_command(
         serve(db, host=host, port=port, config_path=config, workers=workers, graceful_timeout=graceful_timeout)
 
 
+from hybrid.feedback.cli import feedback_app  # noqa: E402  (last: its commands import helpers from here)
+
+app.add_typer(feedback_app, name="feedback")
+
 if __name__ == "__main__":
     app()
