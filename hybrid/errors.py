@@ -20,6 +20,7 @@ our hierarchy::
     ├── RegistryError(ValueError)         unknown or duplicate embedder name
     ├── MissingDependencyError(ImportError) an optional extra is not installed
     ├── CorruptionError(OSError)          a file of the table is damaged or missing
+    ├── FeedbackError(ValueError)         feedback naming an unknown row, a label out of range, an empty query
     └── LimitError(RuntimeError)          a filter or query would exceed a time, memory or size bound
 """
 
@@ -123,3 +124,7 @@ class CorruptionError(HybridError, OSError):
 
 class LimitError(HybridError, RuntimeError):
     """A filter, expression or SQL query would exceed a time, memory or size bound (:class:`hybrid.Limits`)."""
+
+
+class FeedbackError(HybridError, ValueError):
+    """Feedback that cannot be kept (nothing is written): an unknown row or key, a label out of range, no query."""

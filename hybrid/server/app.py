@@ -20,6 +20,8 @@ POST   /v1/tables/{name}/indexes                       admin   build an fts, vec
 DELETE /v1/tables/{name}/indexes/{index}               admin   drop an index
 POST   /v1/tables/{name}/optimize                      admin   compact, fold new rows into indexes
 GET    /v1/tables/{name}/versions                      read    version history
+POST   /v1/tables/{name}/feedback                      write   record judgments (``<name>__feedback``)
+GET    /v1/tables/{name}/feedback                      read    the judgments kept, and their count
 ====== =============================================== ======= ============================
 
 The web page's endpoints (whoami, a page of rows, eval reports, answers) are in
@@ -47,7 +49,7 @@ from hybrid.query.fusion import DBSF, RRF, Fusion, Linear
 from hybrid.query.limits import Limits, set_limits
 from hybrid.query.search import Query
 from hybrid.rerankers import BiEncoderReranker, MMRReranker, NanoRankerReranker, Reranker
-from hybrid.server import chat, errors, explore, web
+from hybrid.server import chat, errors, explore, feedback, web
 from hybrid.server.audit import AuditLog
 from hybrid.server.auth import KeyRing, requires
 from hybrid.server.config import ServerConfig
@@ -518,6 +520,7 @@ class _Api:
             ]
             return VersionList(table=name, versions=entries)
 
+        feedback.add_routes(r, tables, lambda role: _WRITE if role == "write" else _READ)
         return r
 
 
