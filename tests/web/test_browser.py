@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.web.conftest import ANSWER_PIECES, CHAT_KEY, READER, WRITER, FakeChat, Site
+from tests.web.conftest import api as api_client
 
 TIMEOUT = 15_000
 
@@ -243,7 +244,7 @@ def test_keyboard_only_at_360px(browser: Any, site: Site) -> None:
         p.keyboard.type(READER)
         p.keyboard.press("Enter")
         p.locator("#table-summary").filter(has_text="rows").wait_for()
-        assert p.evaluate("() => document.activeElement.id") == "q"
+        p.wait_for_function("() => document.activeElement.id === 'q'")  # signed in, the query box has focus
         p.keyboard.type("rotate backups")
         p.keyboard.press("Enter")
         p.locator("#results > li.result").first.wait_for()
@@ -265,10 +266,44 @@ def test_key_is_checked_and_forgotten(tab: Tab) -> None:
     p.goto(tab.site.live.url + "/")
     p.get_by_label("API key").fill("not-a-valid-key-at-all")
     p.get_by_label("API key").press("Enter")
-    assert "the API key is not valid" in p.locator("#login-error").inner_text()
+    p.locator("#login-error").filter(has_text="the API key is not valid").wait_for()
     assert p.evaluate("() => sessionStorage.getItem('hybrid.apiKey')") is None
     tab.login(WRITER)
     assert p.locator("#role-badge").inner_text() == "write key"
     p.locator("#logout").click()
     assert p.locator("#login-view").is_visible()
     assert p.evaluate("() => sessionStorage.getItem('hybrid.apiKey')") is None
+
+
+def test_feedback_with_a_write_key_refused_with_a_read_key(tab: Tab) -> None:
+    writer = api_client(tab.site, WRITER)
+    before = writer.get("/v1/tables/docs/feedback", params={"limit": 1000}).json()["count"]
+    tab.login(WRITER)
+    p = tab.page
+    results = tab.search("rotate logging")
+    assert results.first.locator(".feedback button").all_inner_texts() == ["Relevant", "Not relevant"]
+    rowid = rowids(results)[1]
+    results.nth(1).locator("button.fb-not-relevant").click()
+    results.nth(1).locator(".feedback [role=status]").filter(has_text="saved").wait_for()
+    assert results.nth(1).locator("button.fb-not-relevant").get_attribute("aria-pressed") == "true"
+    p.locator("#feedback-count").filter(has_text=f"{before + 1} feedback").wait_for()
+    kept = writer.get("/v1/tables/docs/feedback", params={"limit": 1000}).json()
+    assert kept["count"] == before + 1
+    last = kept["feedback"][-1]
+    assert (last["query"], last["row"], last["label"], last["shown_rank"]) == ("rotate logging", rowid, 0, 2)
+    assert last["source"] == "web"
+    tab.shot("feedback")
+    # a read key: no buttons, and the API refuses the same request sent with its key from the page
+    p.locator("#logout").click()
+    tab.login(READER)
+    results = tab.search("rotate logging")
+    assert results.first.locator(".feedback").count() == 0
+    status = p.evaluate(
+        """async (rowid) => (await fetch('/v1/tables/docs/feedback', {method: 'POST',
+             headers: {'Authorization': 'Bearer ' + sessionStorage.getItem('hybrid.apiKey'),
+                       'Content-Type': 'application/json'},
+             body: JSON.stringify({feedback: [{query: 'rotate logging', rowid, label: 1}]})})).status""",
+        rowid,
+    )
+    assert status == 403
+    assert writer.get("/v1/tables/docs/feedback", params={"limit": 1000}).json()["count"] == before + 1

@@ -162,6 +162,7 @@ async function selectTable(name) {
       select.append(el("option", { value: String(v.version), text: `v${v.version} · ${v.operation} · ${v.num_rows} rows` }));
     }
   }
+  await loadFeedbackCount();
   if (currentView() === "table") await loadTableView();
 }
 
@@ -213,6 +214,7 @@ async function runSearch(event) {
   try {
     const found = await api(tablePath("/search"), { method: "POST", body });
     state.lastResults = found.results;
+    state.lastQuery = body.query;
     renderResults($("results"), found.results, { full: true });
     $("plan").textContent = found.explain || "";
     show($("plan"), Boolean(found.explain));
@@ -300,7 +302,7 @@ function renderResults(list, rows, { full = false, marks = null } = {}) {
         fields.append(el("dt", { text: key }), el("dd", {}, shown));
       }
       item.append(fields, explanation(row));
-      if (canWrite() && typeof feedbackControls === "function") item.append(feedbackControls(row));
+      if (canWrite()) item.append(feedbackControls(row, i + 1));
     } else {
       const text = hl && row[hl] ? String(row[hl]) : "";
       if (text) item.append(el("p", { class: "muted", text: text.length > 140 ? `${text.slice(0, 140)}…` : text }));
@@ -308,6 +310,43 @@ function renderResults(list, rows, { full = false, marks = null } = {}) {
     list.append(item);
   });
   if (rows.length === 0) list.append(el("li", { class: "muted", text: "no results" }));
+}
+
+// -- feedback (write keys) ------------------------------------------------------------------------
+
+function feedbackControls(row, rank) {
+  const status = el("span", { class: "muted", role: "status" });
+  const box = el("div", { class: "feedback", role: "group", "aria-label": `feedback on result ${rank}` });
+  const send = async (label, button) => {
+    status.textContent = "saving…";
+    try {
+      const query = state.lastQuery || "";
+      const body = { feedback: [{ query, rowid: row._rowid, label, source: "web", shown_rank: rank }] };
+      await api(tablePath("/feedback"), { method: "POST", body });
+      for (const b of box.querySelectorAll("button")) b.setAttribute("aria-pressed", String(b === button));
+      status.textContent = "saved";
+      await loadFeedbackCount();
+    } catch (error) {
+      status.textContent = String(error.message);
+      status.className = "error";
+    }
+  };
+  const relevant = el("button", { type: "button", class: "fb-relevant", "aria-pressed": "false", text: "Relevant" });
+  const not = el("button", { type: "button", class: "fb-not-relevant", "aria-pressed": "false", text: "Not relevant" });
+  relevant.addEventListener("click", () => send(1, relevant));
+  not.addEventListener("click", () => send(0, not));
+  box.append(relevant, not, status);
+  return box;
+}
+
+async function loadFeedbackCount() {
+  const node = $("feedback-count");
+  try {
+    const { count } = await api(tablePath("/feedback?limit=0"));
+    node.textContent = `${count} feedback judgment${count === 1 ? "" : "s"} on this table`;
+  } catch (error) {
+    node.textContent = error.status === 404 ? "" : `feedback: ${error.message}`;
+  }
 }
 
 // -- compare -------------------------------------------------------------------------------------
@@ -451,18 +490,19 @@ async function loadRows() {
 }
 
 async function loadEval() {
-  const box = clear($("eval"));
+  const nodes = []; // built apart, then swapped in at once: two loads at a time cannot interleave
   try {
     const report = await api(tablePath("/eval"));
-    box.append(el("p", { class: "muted", text: `run ${report.run}, saved ${new Date(report.modified * 1000).toISOString()}` }));
-    box.append(el("pre", { class: "plan", text: report.markdown.replace(/!\[[^\]]*\]\([^)]*\)\n?/g, "") }));
+    nodes.push(el("p", { class: "muted", text: `run ${report.run}, saved ${new Date(report.modified * 1000).toISOString()}` }));
+    nodes.push(el("pre", { class: "plan", text: report.markdown.replace(/!\[[^\]]*\]\([^)]*\)\n?/g, "") }));
     for (const plot of report.plots) {
       const blob = await (await api(tablePath(`/eval/${encodeURIComponent(plot)}`), { raw: true })).blob();
-      box.append(el("img", { src: URL.createObjectURL(blob), alt: `evaluation plot ${plot}`, class: "plot" }));
+      nodes.push(el("img", { src: URL.createObjectURL(blob), alt: `evaluation plot ${plot}`, class: "plot" }));
     }
   } catch (error) {
-    box.append(el("p", { class: "muted", text: error.status === 404 ? "none saved for this table" : String(error.message) }));
+    nodes.push(el("p", { class: "muted", text: error.status === 404 ? "none saved for this table" : String(error.message) }));
   }
+  $("eval").replaceChildren(...nodes);
 }
 
 async function loadTableView() {
