@@ -175,8 +175,11 @@ function insertColumn(name) {
 }
 
 function ftsColumn() {
+  // the column whose matches are marked: the embedded text if the full-text index covers it, else its first
   const fts = state.info && state.info.indexes.find((i) => i.kind === "fts");
-  return fts ? fts.columns[0] : null;
+  if (!fts) return null;
+  const sources = Object.values(state.info.embeddings).map((e) => e.source);
+  return fts.columns.find((c) => sources.includes(c)) || fts.columns.find((c) => c === "text") || fts.columns[0];
 }
 
 // -- search --------------------------------------------------------------------------------------
