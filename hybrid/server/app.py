@@ -39,6 +39,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi import Path as PathParam
 from fastapi import Query as QueryParam
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 import hybrid
@@ -556,6 +557,13 @@ def create_app(db_path: str | Path, config: ServerConfig | None = None) -> FastA
         app.include_router(extra)
     errors.install(app, [*router.routes, *(r for extra in page_api for r in extra.routes)])
     web.install(app)
+    if config.cors_origins:  # off by default: only the server's own page may call the API from a browser
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes, max_seconds=config.body_seconds)
 
     def openapi() -> dict[str, Any]:

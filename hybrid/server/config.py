@@ -18,6 +18,7 @@ A config file (TOML, or JSON when the name ends in ``.json``)::
     chat_url = "http://127.0.0.1:8080/v1"  # optional: an OpenAI-compatible API for streamed chat answers
     chat_model = "local-model"
     chat_key_env = "HYBRID_CHAT_KEY"  # optional: the variable holding that API's key
+    cors_origins = []                # other origins whose pages may call the API (default: same origin only)
 
     [[api_keys]]
     key_env = "HYBRID_ADMIN_KEY"     # or key = "..." (at least 16 characters)
@@ -143,6 +144,9 @@ class ServerConfig:
     """The model name sent to `chat_url`."""
     chat_key_env: str = ""
     """The environment variable holding `chat_url`'s API key ("" = send none); the key never reaches a client."""
+    cors_origins: tuple[str, ...] = ()
+    """Other origins whose web pages may call the API (CORS), e.g. ``["https://search.example.com"]``; by
+    default none: only the server's own page (same origin) can."""
 
     def __post_init__(self) -> None:
         if self.anonymous_role is not None and self.anonymous_role not in ROLES:
@@ -171,6 +175,9 @@ class ServerConfig:
             raise ConfigError("the same API key is configured twice; give each key one role")
         if self.chat_url and not re.match(r"^https?://[^\s/]+", self.chat_url):
             raise ConfigError(f"chat_url must be an http(s) URL, e.g. http://127.0.0.1:8080/v1; got {self.chat_url!r}")
+        for origin in self.cors_origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^\s/]+", origin):
+                raise ConfigError(f"cors_origins: {origin!r} is not an origin such as https://search.example.com")
         unknown = sorted(set(self.rerankers) - set(RERANKERS))
         if unknown:
             raise ConfigError(f"unknown reranker(s) {unknown}; this server knows {list(RERANKERS)}")
@@ -268,7 +275,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         raise ConfigError(f"unknown server setting(s) {unknown}; known: {sorted(known)}")
     keys = _file_keys(data.pop("api_keys", []), env)
     keys += keys_from_env(env.get(KEYS_ENV, ""))
-    for name in ("embedders", "rerankers"):
+    for name in ("embedders", "rerankers", "cors_origins"):
         if name in data:
             if not isinstance(data[name], list) or not all(isinstance(x, str) for x in data[name]):
                 raise ConfigError(f"{name} must be a list of names")
@@ -297,7 +304,7 @@ def from_json(text: str) -> ServerConfig:
     try:
         data = json.loads(text)
         keys = tuple(ApiKey(k["role"], bytes.fromhex(k["digest"]), k["name"]) for k in data.pop("api_keys"))
-        for name in ("embedders", "rerankers"):
+        for name in ("embedders", "rerankers", "cors_origins"):
             data[name] = tuple(data[name])
         return ServerConfig(**data, api_keys=keys)
     except (ValueError, KeyError, TypeError) as exc:

@@ -204,3 +204,23 @@ def test_the_wheel_ships_the_page() -> None:
     assert sorted(shipped) == sorted(files)
     sizes = web.page_bytes()
     assert sizes["html"] > 1000 and sizes["app.js"] > 1000 and sum(sizes.values()) < 100_000
+
+
+def test_other_origins_are_refused_unless_the_operator_allows_them(tmp_path: Path) -> None:
+    preflight = {
+        "Origin": "https://search.example.com",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
+    same_origin_only = client_for(create_app(tmp_path / "a", config()), READER)
+    assert "access-control-allow-origin" not in same_origin_only.options("/v1/tables", headers=preflight).headers
+    got = same_origin_only.get("/v1/tables", headers={"Origin": "https://search.example.com"})
+    assert got.status_code == 200 and "access-control-allow-origin" not in got.headers
+    allowed = client_for(create_app(tmp_path / "b", config(cors_origins=("https://search.example.com",))), READER)
+    answer = allowed.options("/v1/tables", headers=preflight)
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == "https://search.example.com"
+    other = allowed.options("/v1/tables", headers={**preflight, "Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+    with pytest.raises(ConfigError, match="cors_origins"):
+        ServerConfig(cors_origins=("search.example.com/path",))
