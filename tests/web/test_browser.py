@@ -118,6 +118,9 @@ def test_filter_and_inline_errors(tab: Tab) -> None:
     for item in results.all():
         fields = dict(zip(item.locator("dt").all_inner_texts(), item.locator("dd").all_inner_texts()))
         assert int(fields["year"]) >= 2022 and fields["topic"] == "keys"
+    p.locator("#columns-box summary").click()
+    p.get_by_label("title", exact=True).uncheck()
+    assert results.first.locator("dt").all_inner_texts() == ["id", "text", "topic", "year"]
     results = tab.search("rotate", where="nope = 1")
     error = p.locator("#search-error")
     assert error.is_visible() and "FilterError" in error.inner_text() and "unknown column 'nope'" in error.inner_text()

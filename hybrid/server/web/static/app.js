@@ -4,7 +4,7 @@
 
 const KEY = "hybrid.apiKey";
 const ROLES = ["read", "write", "admin"];
-const state = { role: null, features: null, table: null, info: null, rowsOffset: 0, lastResults: [] };
+const state = { role: null, features: null, table: null, info: null, rowsOffset: 0, lastResults: [], hidden: new Set() };
 const $ = (id) => document.getElementById(id);
 
 // -- DOM helpers: text only --------------------------------------------------------------------
@@ -156,6 +156,18 @@ async function selectTable(name) {
     list.append(el("option", { value: c.name }));
     chips.append(el("button", { type: "button", class: "chip", text: c.name, title: `${c.type}: insert into the filter`, onclick: () => insertColumn(c.name) }));
   }
+  state.hidden = new Set();
+  const toggles = clear($("column-toggles"));
+  for (const c of info.columns.filter((c) => c.vector_dim === null)) {
+    const id = `show-column-${c.name.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+    const box = el("input", { type: "checkbox", id, checked: true });
+    box.addEventListener("change", () => {
+      if (box.checked) state.hidden.delete(c.name);
+      else state.hidden.add(c.name);
+      renderResults($("results"), state.lastResults, { full: true });
+    });
+    toggles.append(el("label", { for: id, class: "chip" }, box, ` ${c.name}`));
+  }
   for (const select of document.querySelectorAll("#version, .version-choice")) {
     clear(select).append(el("option", { value: "", text: `latest (${info.version})` }));
     for (const v of [...versions.versions].reverse()) {
@@ -300,7 +312,7 @@ function renderResults(list, rows, { full = false, marks = null } = {}) {
     if (full) {
       const fields = el("dl", { class: "fields" });
       for (const [key, value] of Object.entries(row)) {
-        if (key.startsWith("_")) continue;
+        if (key.startsWith("_") || state.hidden.has(key)) continue;
         const shown = key === hl && row._highlight_spans ? highlighted(String(value ?? ""), row) : display(value);
         fields.append(el("dt", { text: key }), el("dd", {}, shown));
       }
