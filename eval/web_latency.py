@@ -193,10 +193,20 @@ def markdown(result: dict[str, Any]) -> str:
         "**The machine was shared** with other jobs: read medians and ratios, not single values.",
         "",
         f"Table: {result['rows']:,} synthetic documents (12-40 words, Zipf vocabulary), embedder "
-        f"`{result['embedder']}`, BM25 on text + title, HNSW; built in {result['build_s']:.0f} s. "
-        f"Served by `hybrid serve --workers 1`; headless Chromium {result['browser']} via Playwright. "
-        "Page time = `performance.now()` from the submit (Enter) to the results in the DOM and painted; "
+        f"`{result['embedder']}`, BM25 on text + title, HNSW; "
+        + (f"built in {result['build_s']:.0f} s. " if result["build_s"] else "reused from `--db`. ")
+        + f"Served by `hybrid serve --workers 1`; headless Chromium {result['browser']} via Playwright. "
+        + "Page time = `performance.now()` from the submit (Enter) to the results in the DOM and painted; "
         f"{result['queries']} queries per type after one cold search.",
+        *(
+            [
+                "The hashing embedder keeps the build short on a shared machine; the default embedder (int8 "
+                "ONNX MiniLM) adds its query embedding, p50 3.5 ms ([query_embed.md](query_embed.md)), "
+                "to each hybrid and vector search."
+            ]
+            if result["embedder"] == "hashing"
+            else []
+        ),
         "",
         f"Cold first search (indexes and model loaded on demand): **{result['page']['cold_ms']:.0f} ms** in the page.",
         "",
@@ -258,7 +268,7 @@ def main() -> None:
     version = subprocess.run([args.chromium, "--version"], capture_output=True, text=True).stdout.strip()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     result = {
-        "command": "python eval/web_latency.py " + shlex.join(sys.argv[1:]),
+        "command": "python eval/web_latency.py " + shlex.join(sys.argv[1:]).replace(str(args.db), "<folder>"),
         "commit": commit.stdout.strip(),
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, {platform.platform()}",
