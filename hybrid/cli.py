@@ -501,9 +501,10 @@ def serve_command(
         serve(db, host=host, port=port, config_path=config, workers=workers, graceful_timeout=graceful_timeout)
 
 
-from hybrid.feedback.cli import feedback_app  # noqa: E402  (last: its commands import helpers from here)
+from hybrid.feedback.cli import feedback_app, tune_command  # noqa: E402  (last: its commands import helpers from here)
 
 app.add_typer(feedback_app, name="feedback")
+app.command("tune")(tune_command)
 
 if __name__ == "__main__":
     app()
