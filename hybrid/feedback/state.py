@@ -101,7 +101,7 @@ def fusion_from(spec: dict[str, Any]) -> Fusion:
     raise HybridError(f"unknown tuned fusion {spec!r}")
 
 
-_models: dict[tuple[str, int, int, float, int | None], TunedReranker] = {}
+_models: dict[tuple[str, int, int, float, int | None, str | None], TunedReranker] = {}
 _lock = threading.Lock()
 
 
@@ -110,11 +110,13 @@ def reranker_from(table: Table, spec: dict[str, Any]) -> TunedReranker:
     from hybrid.feedback.reranker import TunedReranker
 
     path = runs_dir(table) / spec["model"]
-    threads = spec.get("threads")
-    key = (str(path), int(spec["top_n"]), int(spec["max_length"]), float(spec["blend"]), threads)
+    threads, column = spec.get("threads"), spec.get("column")
+    key = (str(path), int(spec["top_n"]), int(spec["max_length"]), float(spec["blend"]), threads, column)
     with _lock:
         if key not in _models:
-            _models[key] = TunedReranker(path, top_n=key[1], max_length=key[2], blend=key[3], threads=threads)
+            _models[key] = TunedReranker(
+                path, top_n=key[1], max_length=key[2], blend=key[3], threads=threads, column=column
+            )
         return _models[key]
 
 

@@ -87,6 +87,8 @@ class TuneSettings:
     top_n: int = 50
     max_train_queries: int | None = None
     base_model: str | None = None
+    column: str | None = None
+    """the text the reranker reads (default: the bound embedder's source column, else ``text``)"""
     threads: int | None = None
     """torch threads while training and scoring (None: torch's setting; 1 is best on a crowded machine)."""
     enable: bool = True
@@ -263,6 +265,16 @@ def tune(table: Table, judgments: Judgments | None = None, settings: TuneSetting
     return report
 
 
+def text_column(table: Table, s: TuneSettings) -> str:
+    """The column the reranker reads: `s.column`, else the only bound embedder's source, else ``text``."""
+    if s.column is not None:
+        if s.column not in table.schema.names:
+            raise FeedbackError(f"no column {s.column!r} in table {table.name!r}")
+        return s.column
+    sources = {source for source, _ in table.embeddings.values()}
+    return sources.pop() if len(sources) == 1 else "text"
+
+
 def _label(spec: dict[str, Any]) -> str:
     return " ".join(str(v) for v in spec.values())
 
@@ -272,23 +284,24 @@ def mine_examples(
 ) -> list[TrainingExample]:
     """A training example per (query, relevant row): `negatives` rows drawn from the table's top
     `mine_depth` for the query that were not judged relevant (judged-wrong rows first)."""
-    from hybrid.feedback.reranker import TEXT_COLUMN, TrainingExample
+    from hybrid.feedback.reranker import TrainingExample
 
+    column = text_column(table, s)
     rng = np.random.default_rng(s.seed)
     f = tuned_state.fusion_from(fusion)
     out: list[TrainingExample] = []
     for q in _bar(judgments.queries, len(judgments), "mining hard negatives", show):
         labels = judgments.labels[q]
-        hits = table.search(q).rerank(None).fuse(f).limit(s.mine_depth).select([TEXT_COLUMN]).to_arrow()
-        found = dict(zip(hits.column("_rowid").to_pylist(), hits.column(TEXT_COLUMN).to_pylist(), strict=True))
+        hits = table.search(q).rerank(None).fuse(f).limit(s.mine_depth).select([column]).to_arrow()
+        found = dict(zip(hits.column("_rowid").to_pylist(), hits.column(column).to_pylist(), strict=True))
         wrong = [r for r, v in labels.items() if v <= 0]
         pool = [r for r in found if r not in labels]
         picked_pool = [pool[i] for i in sorted(rng.permutation(len(pool))[: s.negatives])] if pool else []
         negatives_ids = (wrong + picked_pool)[: s.negatives]
         need = [r for r in [*negatives_ids, *judgments.positives(q)] if r not in found]
         if need:
-            taken = table.take(need, [TEXT_COLUMN])
-            found.update(zip(taken.column("_rowid").to_pylist(), taken.column(TEXT_COLUMN).to_pylist(), strict=True))
+            taken = table.take(need, [column])
+            found.update(zip(taken.column("_rowid").to_pylist(), taken.column(column).to_pylist(), strict=True))
         negatives = [found[r] or "" for r in negatives_ids]
         if len(negatives) < s.negatives:
             continue  # too few rows to contrast (a tiny table)
@@ -338,7 +351,8 @@ def _train_reranker(
     result = train_cross_encoder(base, examples, folder / "reranker", settings, progress)
     if bar is not None:
         bar.close()
-    model = TunedReranker(folder / "reranker", top_n=s.top_n, max_length=s.max_length, threads=s.threads)
+    column = text_column(table, s)
+    model = TunedReranker(folder / "reranker", top_n=s.top_n, max_length=s.max_length, threads=s.threads, column=column)
     dev_scores = _blend_scores_on(table, dev, fusion, model, s.progress)
     best = max(BLENDS, key=lambda b: (dev_scores[b], -b))
     first, last = result.loss_drop()
@@ -356,6 +370,7 @@ def _train_reranker(
         "dev_best": dev_scores[best],
     }
     spec = {"model": f"{folder.name}/reranker", "top_n": s.top_n, "blend": best, "max_length": s.max_length}
+    spec["column"] = column
     return spec | ({"threads": s.threads} if s.threads is not None else {})
 
 
@@ -363,15 +378,16 @@ def _blend_scores_on(
     table: Table, dev: Judgments, fusion: dict[str, Any], model: TunedReranker, show: bool
 ) -> dict[float, float]:
     """Mean dev nDCG@10 for each blend (the model scores each query's top_n once)."""
-    from hybrid.feedback.reranker import TEXT_COLUMN, blend_scores
+    from hybrid.feedback.reranker import blend_scores
 
+    column = model.column or "text"
     f = tuned_state.fusion_from(fusion)
     ranked: dict[float, dict[str, list[int]]] = {b: {} for b in BLENDS}
     for q in _bar(dev.queries, len(dev), "choosing the blend (dev)", show):
-        hits = table.search(q).rerank(None).fuse(f).limit(model.top_n).select([TEXT_COLUMN]).to_arrow()
+        hits = table.search(q).rerank(None).fuse(f).limit(model.top_n).select([column]).to_arrow()
         ids = np.asarray(hits.column("_rowid").to_pylist())
         fused = np.asarray(hits.column("_score").to_pylist(), dtype=np.float64)
-        logits = model.score(q, [t or "" for t in hits.column(TEXT_COLUMN).to_pylist()])
+        logits = model.score(q, [t or "" for t in hits.column(column).to_pylist()])
         for b in BLENDS:
             order = np.argsort(-blend_scores(logits, fused, b), kind="stable")
             ranked[b][q] = [int(x) for x in ids[order][:10]]
