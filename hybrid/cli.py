@@ -533,9 +533,10 @@ def _open_when_ready(host: str, port: int) -> None:
     threading.Thread(target=wait_then_open, daemon=True, name="open-page").start()
 
 
-from hybrid.feedback.cli import feedback_app  # noqa: E402  (last: its commands import helpers from here)
+from hybrid.feedback.cli import feedback_app, tune_command  # noqa: E402  (last: its commands import helpers from here)
 
 app.add_typer(feedback_app, name="feedback")
+app.command("tune")(tune_command)
 
 if __name__ == "__main__":
     app()

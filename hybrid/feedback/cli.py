@@ -57,3 +57,67 @@ def show_command(
             )
         )
     Console().print(out)
+
+
+def tune_command(
+    db: Annotated[Path, typer.Option(help="database folder")],
+    table: Annotated[str, typer.Option(help="the table to tune")],
+    list_runs: Annotated[bool, typer.Option("--list", help="list the tune runs and which one is enabled")] = False,
+    use: Annotated[str | None, typer.Option(help="enable what run RUN learned (even if the guard refused it)")] = None,
+    reset: Annotated[bool, typer.Option(help="go back to the library's defaults")] = False,
+    qrels: Annotated[Path | None, typer.Option(help="learn from this qrels file instead of the feedback")] = None,
+    queries: Annotated[Path | None, typer.Option(help="queries.jsonl for --qrels")] = None,
+    key: Annotated[str, typer.Option(help="the column holding the qrels' corpus ids")] = "id",
+    fusion: Annotated[bool, typer.Option(help="tune the fusion")] = True,
+    reranker: Annotated[bool, typer.Option(help="train a cross-encoder reranker")] = True,
+    epochs: Annotated[int, typer.Option(min=1)] = 1,
+    negatives: Annotated[int, typer.Option(min=1, help="hard negatives per relevant row")] = 3,
+    max_length: Annotated[int, typer.Option(min=8, help="tokens per (query, text) pair")] = 256,
+    top_n: Annotated[int, typer.Option(min=1, help="candidates the reranker scores")] = 50,
+    test_fraction: Annotated[float, typer.Option(help="queries held out for the guard")] = 0.2,
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch threads (1 is best on a busy machine)")] = None,
+    max_train_queries: Annotated[int | None, typer.Option(min=4, help="train on at most N queries")] = None,
+    enable: Annotated[bool, typer.Option(help="enable what the guard accepts")] = True,
+) -> None:
+    """Learn the table's fusion and a reranker from its feedback (or --qrels); --list, --use RUN, --reset."""
+    import json
+
+    from rich.console import Console
+
+    from hybrid.cli import _open_db, _stderr, _user_errors
+
+    console = Console()
+    with _user_errors():
+        t = _open_db(db).open_table(table)
+        if list_runs:
+            for r in t.tune_runs():
+                mark = "*" if r["enabled"] else " "
+                verdicts = ", ".join(f"{d['part']} {'on' if d['accepted'] else 'off'}" for d in r["decisions"])
+                console.print(f"{mark} {r['run']}  {r['created']}  {r['queries']}  {verdicts}", soft_wrap=True)
+            return
+        if use is not None or reset:
+            commit = t.use_tuned(None if reset else use)
+            _stderr().print(f"table {table!r} version {commit.version}: {'defaults' if reset else 'run ' + str(use)}")
+            return
+        judgments = None
+        if qrels is not None:
+            from hybrid.feedback.qrels import judgments_from_qrels
+
+            judgments = judgments_from_qrels(t, qrels, queries, key=key)
+        report = t.tune(
+            judgments,
+            fusion=fusion,
+            reranker=reranker,
+            epochs=epochs,
+            negatives=negatives,
+            max_length=max_length,
+            top_n=top_n,
+            test_fraction=test_fraction,
+            seed=seed,
+            threads=threads,
+            max_train_queries=max_train_queries,
+            enable=enable,
+        )
+    console.print(report.summary(), soft_wrap=True)
+    _stderr().print(json.dumps({"run": report.run, "enabled": report.enabled}))

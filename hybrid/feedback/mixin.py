@@ -9,7 +9,9 @@ import numpy as np
 
 if TYPE_CHECKING:
     from hybrid.commits import Commit
+    from hybrid.feedback.judgments import Judgments
     from hybrid.feedback.store import FeedbackLog, Kind
+    from hybrid.feedback.tune import TuneReport
     from hybrid.query.search import Query
     from hybrid.table import Table
 
@@ -55,3 +57,25 @@ class FeedbackMixin:
         from hybrid.feedback.state import apply_defaults
 
         return apply_defaults(cast("Table", self), query)
+
+    def tune(self, judgments: Judgments | None = None, **settings: Any) -> TuneReport:
+        """Learn this table's fusion and a cross-encoder reranker from its feedback (or `judgments`), and make
+        each the default only if it beats the current one on held-out queries (see :mod:`hybrid.feedback.tune`;
+        `settings` are :class:`~hybrid.feedback.tune.TuneSettings` fields: epochs, top_n, test_fraction, seed,
+        fusion=False, reranker=False, enable=False...). Training needs the ``tune`` extra (torch)."""
+        from hybrid.feedback.tune import TuneSettings, tune
+
+        return tune(cast("Table", self), judgments, TuneSettings(**settings))
+
+    def tune_runs(self) -> list[dict[str, Any]]:
+        """Every tune run's report, oldest first; ``enabled`` marks the one the table uses."""
+        from hybrid.feedback.state import runs
+
+        return runs(cast("Table", self))
+
+    def use_tuned(self, run: str | None) -> Commit:
+        """Search with what tune run `run` learned (even if the guard refused it), or None: the library's
+        defaults again. A versioned commit of the table's metadata."""
+        from hybrid.feedback.state import use_run
+
+        return use_run(cast("Table", self), run)

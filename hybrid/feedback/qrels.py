@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hybrid.errors import FeedbackError
+from hybrid.feedback.judgments import Judgments
 from hybrid.feedback.store import Feedback
 
 if TYPE_CHECKING:
@@ -42,3 +43,28 @@ def import_qrels(
         for doc, label in docs.items():
             items.append(Feedback(texts[qid], {key: doc}, float(label), who=who, source=f"qrels:{path.name}"))
     return table.feedback.add_many(items)
+
+
+def judgments_from_qrels(
+    table: Table, qrels: str | Path, queries: str | Path | None = None, *, key: str = "id"
+) -> Judgments:
+    """A qrels file's judgments over `table`'s rows (by the `key` column), without storing them as feedback."""
+    from hybrid.eval.collection import load_queries, read_qrels
+    from hybrid.feedback.store import _key_index
+
+    path = Path(qrels)
+    texts = load_queries(queries_for(path, Path(queries) if queries is not None else None))
+    if key not in table.schema.names:
+        raise FeedbackError(f"no column {key!r} in table {table.name!r}")
+    rows = _key_index(table, key)
+    labels: dict[str, dict[int, float]] = {}
+    for qid, docs in read_qrels(path).items():
+        if qid not in texts:
+            raise FeedbackError(f"{path}: query {qid!r} has no text in the queries file")
+        for doc, label in docs.items():
+            if doc not in rows:
+                raise FeedbackError(
+                    f"{path}: query {qid!r} judges {doc!r}, which no row of {table.name!r} has as {key}"
+                )
+            labels.setdefault(texts[qid], {})[rows[doc]] = float(label)
+    return Judgments(labels)
