@@ -8,6 +8,7 @@ GET    /v1/whoami                                      read    the key's role an
 GET    /v1/tables/{name}/rows                          read    a page of rows (offset, limit, version)
 GET    /v1/tables/{name}/eval                          read    the latest saved ``hybrid eval`` report
 GET    /v1/tables/{name}/eval/{plot}                   read    one of that report's PNG plots
+GET    /v1/tables/{name}/tune                          read    what ``tune`` runs learned, and what is enabled
 ====== =============================================== ======= ============================
 
 An evaluation report belongs to a table when ``hybrid eval --out`` wrote it under
@@ -31,7 +32,7 @@ from hybrid.server.auth import requires
 from hybrid.server.config import Role, ServerConfig
 from hybrid.server.errors import ApiError, library_errors
 from hybrid.server.models import TABLE_NAME, ErrorResponse
-from hybrid.server.rows import json_rows
+from hybrid.server.rows import json_rows, json_value
 from hybrid.server.tables import Tables
 from hybrid.storage.ingest import is_vector_type
 
@@ -72,6 +73,21 @@ class EvalReport(BaseModel):
     report: dict[str, Any] = Field(description="report.json")
     markdown: str = Field(description="report.md, as text")
     plots: list[str] = Field(description="PNG plots, fetched from /v1/tables/{name}/eval/{plot}")
+
+
+class TuneRun(BaseModel):
+    run: str
+    created: str | None = None
+    enabled: bool = Field(description="whether the table searches with what this run learned")
+    queries: dict[str, Any] = Field(default_factory=dict, description="training / held-out query counts")
+    decisions: list[dict[str, Any]] = Field(default_factory=list, description="the guard's verdict per part")
+
+
+class TuneStatus(BaseModel):
+    table: str
+    version: int
+    enabled: dict[str, Any] = Field(description="the tuned fusion / reranker searches use; {} = library defaults")
+    runs: list[TuneRun] = Field(description="every tune run, oldest first")
 
 
 def latest_report(db_path: Path, table: str) -> Path | None:
@@ -124,6 +140,31 @@ def router(config: ServerConfig, tables: Tables) -> APIRouter:
                     break
             out = [row for b in picked for row in json_rows(pa.Table.from_batches([b]))]
             return RowPage(table=name, version=view.version, offset=offset, total=total, rows=out)
+
+    @r.get(
+        "/tables/{name}/tune",
+        response_model=TuneStatus,
+        responses=_ERRORS,
+        dependencies=[Depends(requires("read"))],
+        tags=["feedback"],
+    )
+    def tune_status(name: NamePath) -> TuneStatus:
+        """What ``hybrid tune`` runs learned from the table's feedback, and which one searches use."""
+        from hybrid.feedback import state
+
+        with library_errors(), tables.reading(name) as view:
+            enabled = state.read_state(view)
+            runs = [
+                TuneRun(
+                    run=str(r.get("run")),
+                    created=r.get("created"),
+                    enabled=bool(r.get("enabled")),
+                    queries=json_value(r.get("queries") or {}),
+                    decisions=json_value(r.get("decisions") or []),
+                )
+                for r in state.runs(view)
+            ]
+            return TuneStatus(table=name, version=view.version, enabled=json_value(enabled), runs=runs)
 
     @r.get(
         "/tables/{name}/eval",

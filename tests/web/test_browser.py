@@ -72,6 +72,7 @@ def test_read_key_searches_in_each_mode_with_explanations(tab: Tab) -> None:
     assert p.locator("#role-badge").inner_text() == "read key"
     summary = p.locator("#table-summary").inner_text()
     assert "45 rows" in summary and "fts (fts: text, title)" in summary and "vector ← text (hashing)" in summary
+    p.locator("#feedback-count").filter(has_text="tune: library defaults; 0 tune runs").wait_for()
     assert p.evaluate("() => sessionStorage.getItem('hybrid.apiKey')") == READER
     assert READER not in p.url
     found_by = {}

@@ -224,3 +224,29 @@ def test_other_origins_are_refused_unless_the_operator_allows_them(tmp_path: Pat
     assert "access-control-allow-origin" not in other.headers
     with pytest.raises(ConfigError, match="cors_origins"):
         ServerConfig(cors_origins=("search.example.com/path",))
+
+
+def test_tune_status_names_the_enabled_run(tmp_path: Path) -> None:
+    import hybrid
+
+    app = create_app(tmp_path / "db", config())
+    with client_for(app, ADMIN) as c:
+        assert c.post("/v1/tables", json={"name": "t", "rows": rows(0, 5)}).status_code == 201
+        status = c.get("/v1/tables/t/tune").json()
+        assert status["enabled"] == {} and status["runs"] == []
+        report = {
+            "run": "0001",
+            "created": "2026-12-06T12:00:00+00:00",
+            "queries": {"train": 8, "held_out": 4},
+            "decisions": [{"part": "fusion", "accepted": True, "baseline": 0.5, "candidate": 0.6, "p_value": 0.01}],
+            "learned": {"run": "0001", "fusion": {"kind": "linear", "alpha": 0.4}},
+        }
+        folder = tmp_path / "db" / "t__tuned" / "0001"
+        folder.mkdir(parents=True)
+        (folder / "report.json").write_text(json.dumps(report))
+        hybrid.connect(tmp_path / "db").open_table("t").use_tuned("0001")
+        status = c.get("/v1/tables/t/tune").json()
+        assert status["enabled"] == {"run": "0001", "fusion": {"kind": "linear", "alpha": 0.4}}
+        assert [(r["run"], r["enabled"]) for r in status["runs"]] == [("0001", True)]
+        assert status["runs"][0]["decisions"][0]["accepted"] is True
+        assert c.get("/v1/tables/nope/tune").status_code == 404

@@ -355,13 +355,22 @@ function feedbackControls(row, rank) {
 }
 
 async function loadFeedbackCount() {
-  const node = $("feedback-count");
+  const parts = [];
   try {
     const { count } = await api(tablePath("/feedback?limit=0"));
-    node.textContent = `${count} feedback judgment${count === 1 ? "" : "s"} on this table`;
+    parts.push(`${count} feedback judgment${count === 1 ? "" : "s"} on this table`);
   } catch (error) {
-    node.textContent = error.status === 404 ? "" : `feedback: ${error.message}`;
+    if (error.status !== 404) parts.push(`feedback: ${error.message}`);
   }
+  try {
+    const tune = await api(tablePath("/tune"));
+    const on = Object.keys(tune.enabled).filter((k) => k !== "run");
+    const used = on.length ? `tune run ${tune.enabled.run} enabled (${on.join(" + ")})` : "tune: library defaults";
+    parts.push(`${used}; ${tune.runs.length} tune run${tune.runs.length === 1 ? "" : "s"}`);
+  } catch (error) {
+    if (error.status !== 404) parts.push(`tune: ${error.message}`);
+  }
+  $("feedback-count").textContent = parts.join(" · ");
 }
 
 // -- compare -------------------------------------------------------------------------------------
