@@ -7,6 +7,7 @@ import json
 import re
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,10 @@ def test_chat_settings_are_checked(tmp_path: Path) -> None:
     path.write_text('chat_url = "http://127.0.0.1:9/v1"\nchat_model = "m"\nchat_key_env = "K"\n')
     loaded = load_config(path, {"HYBRID_API_KEYS": f"{ADMIN}:admin"})
     assert (loaded.chat_url, loaded.chat_model, loaded.chat_key_env) == ("http://127.0.0.1:9/v1", "m", "K")
+    from hybrid.server.config import from_json, to_json
+
+    workers_get = replace(loaded, cors_origins=("https://a.example",))  # what serve hands each worker
+    assert from_json(to_json(workers_get)) == workers_get
 
 
 def test_the_wheel_ships_the_page() -> None:
