@@ -78,7 +78,7 @@ class FakeChat:
 ANSWER_PIECES = ["Rotate keys ", "with the runbook [1], ", "and check them every few days [2]."]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fake_chat() -> Iterator[FakeChat]:
     state = FakeChat("")
 
@@ -131,7 +131,7 @@ class Site:
     shots: Path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, fake_chat: FakeChat) -> Iterator[Site]:
     """``docs``: 40 notes + an XSS row (version 1), indexes, then 4 more rows added (stale indexes); a saved
     eval report. Read, write and admin keys; chat through the fake endpoint."""
@@ -168,9 +168,10 @@ def site(tmp_path_factory: pytest.TempPathFactory, fake_chat: FakeChat) -> Itera
         (report / "report.md").write_text("# Evaluation: notes\n\n| run | nDCG@10 |\n| hybrid | 0.612 |\n")
         (report / "runs.png").write_bytes(tiny_png())
         yield Site(live, [indexed, added.json()["version"]], shots)
+    os.environ.pop("HYBRID_TEST_CHAT_KEY", None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the whole run (Playwright drives the system binary; nothing is downloaded)."""
     try:
