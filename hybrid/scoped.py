@@ -23,7 +23,7 @@ import fnmatch
 import os
 import threading
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -101,11 +101,11 @@ class ScopedQuery(Query):
     def like(self, rowids: Sequence[int], unlike: Sequence[int] | None = None, max_terms: int = 25) -> Query:
         """More like these rows, each of which must lie inside the row scope (like a missing row otherwise)."""
         if self.scope is not None:
-            _check_in_scope(self.table, self.scope, [*rowids, *(unlike or [])])
+            check_in_scope(self.table, self.scope, [*rowids, *(unlike or [])])
         return super().like(rowids, unlike, max_terms)
 
 
-def _check_in_scope(table: Table, scope: str, rowids: Sequence[int] | np.ndarray | pa.Array) -> None:
+def check_in_scope(table: Table, scope: str, rowids: Sequence[int] | np.ndarray | pa.Array) -> None:
     """RowNotFoundError, worded as for a row that is not live, for any id outside `scope`."""
     ids = np.asarray(rowids.to_numpy(zero_copy_only=False) if isinstance(rowids, pa.Array) else rowids)
     if not ids.size:
@@ -193,16 +193,31 @@ class ScopedTable:
         """The rows inside the scope (and matching `where`)."""
         return self._table.to_arrow(self._columns(columns), self._filter(where), with_rowid=with_rowid)
 
+    def scan(
+        self,
+        columns: Sequence[str] | None = None,
+        where: str | None = None,
+        batch_size: int = 65_536,
+        *,
+        with_rowid: bool = False,
+    ) -> Iterator[pa.RecordBatch]:
+        """Record batches of the rows inside the scope (and matching `where`)."""
+        return self._table.scan(self._columns(columns), self._filter(where), batch_size, with_rowid=with_rowid)
+
     def take(self, rowids: Sequence[int] | np.ndarray | pa.Array, columns: Sequence[str] | None = None) -> pa.Table:
         """Rows by `_rowid`; an id outside the scope is refused exactly like one that is not live."""
         if self.where is not None:
-            _check_in_scope(self._table, self.where, rowids)
+            check_in_scope(self._table, self.where, rowids)
         return self._table.take(rowids, self._columns(columns))
 
     def search(self, query: Any = None, **options: Any) -> ScopedQuery:
         """:meth:`hybrid.Table.search`, bounded by the scope."""
         q = self._table.search(query, **options)
         return ScopedQuery.of(q, self.where, self.hidden_columns)
+
+    def checkout(self, version: int) -> ScopedTable:
+        """The same scope over an earlier `version` (read-only, like :meth:`hybrid.Table.checkout`)."""
+        return ScopedTable(self._table.checkout(version), self.where, vectors=self.vectors, read_only=True)
 
     def index_stats(self) -> list[dict[str, Any]]:
         """Index statistics; they count every row of the table, so a row scope withholds them."""

@@ -20,7 +20,13 @@ POST   /v1/tables/{name}/indexes                       admin   build an fts, vec
 DELETE /v1/tables/{name}/indexes/{index}               admin   drop an index
 POST   /v1/tables/{name}/optimize                      admin   compact, fold new rows into indexes
 GET    /v1/tables/{name}/versions                      read    version history
+POST   /v1/tables/{name}/feedback                      write   record judgments (``<name>__feedback``)
+GET    /v1/tables/{name}/feedback                      read    the judgments kept, and their count
 ====== =============================================== ======= ============================
+
+The web page's endpoints (whoami, a page of rows, eval reports, answers) are in
+:mod:`hybrid.server.explore` and :mod:`hybrid.server.chat`; the page itself (``/``) in
+:mod:`hybrid.server.web`.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi import Path as PathParam
 from fastapi import Query as QueryParam
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 import hybrid
@@ -44,7 +51,7 @@ from hybrid.query.limits import Limits, set_limits
 from hybrid.query.search import Query
 from hybrid.rerankers import BiEncoderReranker, MMRReranker, NanoRankerReranker, Reranker
 from hybrid.scoped import ScopedTable, unscoped
-from hybrid.server import errors
+from hybrid.server import chat, errors, explore, feedback, web
 from hybrid.server.access import current_access
 from hybrid.server.audit import AuditLog
 from hybrid.server.auth import KeyRing, requires
@@ -387,12 +394,17 @@ class _Api:
             self.check_text("query", req.query)
             self.check_text("where", req.where)
             start = time.perf_counter()
-            with library_errors(), tables.reading(name) as view:
-                rows = json_rows(self.query(view, req).to_arrow())
+            with library_errors(), tables.reading(name) as latest:
+                view = latest if req.version is None else latest.checkout(req.version)
+                q = self.query(view, req)
+                rows = json_rows(q.to_arrow())
+                plan = q.explain() if req.explain else None
             if current_access().scoped:
                 tables.audit.read(name, len(rows), view.version)
             took = (time.perf_counter() - start) * 1e3
-            return SearchResponse(table=name, version=view.version, count=len(rows), took_ms=took, results=rows)
+            return SearchResponse(
+                table=name, version=view.version, count=len(rows), took_ms=took, results=rows, explain=plan
+            )
 
         @r.get(
             "/tables/{name}/indexes",
@@ -516,6 +528,7 @@ class _Api:
             ]
             return VersionList(table=name, versions=entries)
 
+        feedback.add_routes(r, tables, lambda role: _WRITE if role == "write" else _READ)
         return r
 
 
@@ -546,7 +559,18 @@ def create_app(db_path: str | Path, config: ServerConfig | None = None) -> FastA
     app.state.lifecycle = lifecycle
     router = _Api(config, tables, lifecycle).router()
     app.include_router(router)
-    errors.install(app, router.routes)
+    page_api = [explore.router(config, tables), chat.router(config, tables)]  # what the web page needs
+    for extra in page_api:
+        app.include_router(extra)
+    errors.install(app, [*router.routes, *(r for extra in page_api for r in extra.routes)])
+    web.install(app)
+    if config.cors_origins:  # off by default: only the server's own page may call the API from a browser
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes, max_seconds=config.body_seconds)
 
     def openapi() -> dict[str, Any]:

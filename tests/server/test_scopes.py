@@ -109,12 +109,20 @@ BODIES: dict[tuple[str, str], Any] = {
     ("delete", "/v1/tables/{name}/indexes/{index}"): None,
     ("post", "/v1/tables/{name}/optimize"): None,
     ("get", "/v1/tables/{name}/versions"): None,
+    ("get", "/v1/whoami"): None,
+    ("get", "/v1/tables/{name}/rows"): None,
+    ("get", "/v1/tables/{name}/eval"): None,
+    ("get", "/v1/tables/{name}/eval/{plot}"): None,
+    ("get", "/v1/tables/{name}/tune"): None,
+    ("post", "/v1/tables/{name}/answer"): {"question": "refunds"},
+    ("get", "/v1/tables/{name}/feedback"): None,
+    ("post", "/v1/tables/{name}/feedback"): {"feedback": [{"query": "refunds", "rowid": 0, "label": 1}]},
 }
 PUBLIC = {("get", "/v1/health"), ("get", "/v1/ready")}
 
 
 def call(client: httpx.Client, method: str, path: str, body: Any, table: str) -> httpx.Response:
-    url = path.replace("{name}", table).replace("{index}", "fts")
+    url = path.replace("{name}", table).replace("{index}", "fts").replace("{plot}", "ndcg.png")
     payload = json.loads(json.dumps(body).replace("{name}", table)) if body is not None else None
     return client.request(method.upper(), url, json=payload)
 
@@ -231,6 +239,35 @@ def test_writes_outside_the_scope_are_refused_with_nothing_written(server: Live)
     with server.client(ADMIN) as admin:
         assert admin.get("/v1/tables/acme_docs").json()["version"] == version
     assert admin_count(server, "acme_docs") == total
+
+
+def test_page_routes_keep_the_row_scope(server: Live) -> None:
+    """The web page's routes (rows, time travel, answers, feedback) see only the key's rows."""
+    with server.client(ADMIN) as admin:
+        everything = admin.get("/v1/tables/acme_docs/rows", params={"limit": 100}).json()["rows"]
+        version = admin.get("/v1/tables/acme_docs").json()["version"]
+    theirs = next(r["_rowid"] for r in everything if r["tenant"] != "acme")
+    ours = next(r["_rowid"] for r in everything if r["tenant"] == "acme")
+    with server.client(ACME) as client:
+        page = client.get("/v1/tables/acme_docs/rows", params={"limit": 100}).json()
+        assert page["total"] == PER_TENANT and {r["tenant"] for r in page["rows"]} == {"acme"}
+        pinned = client.post("/v1/tables/acme_docs/search", json={"query": "note", "limit": 100, "version": version})
+        assert pinned.status_code == 200 and {r["tenant"] for r in pinned.json()["results"]} == {"acme"}
+        answer = client.post("/v1/tables/acme_docs/answer", json={"question": "refunds"})
+        cited = json.loads(answer.text.splitlines()[0])["citations"]
+        others = [t for t in TENANTS if t != "acme"]
+        assert cited and not any(t in json.dumps(c) for c in cited for t in others)
+        judged = {"query": "refunds", "label": 1}
+        outside = client.post("/v1/tables/acme_docs/feedback", json={"feedback": [{**judged, "rowid": theirs}]})
+        nowhere = client.post("/v1/tables/acme_docs/feedback", json={"feedback": [{**judged, "rowid": 10**9}]})
+        assert outside.status_code == nowhere.status_code == 400
+        assert outside.text.replace(str(theirs), "N") == nowhere.text.replace(str(10**9), "N")
+        inside = client.post("/v1/tables/acme_docs/feedback", json={"feedback": [{**judged, "rowid": ours}]})
+        assert inside.status_code == 200, inside.text
+        listing = client.get("/v1/tables/acme_docs/feedback")  # every tenant's queries: not for a row scope
+        assert listing.status_code == 403 and listing.json()["error"]["type"] == "AccessError"
+    with server.client(ADMIN) as admin:
+        assert admin.get("/v1/tables/acme_docs/feedback").json()["count"] == 1
 
 
 def test_raw_vectors_go_only_to_keys_granted_them(server: Live) -> None:
