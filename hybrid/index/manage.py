@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -302,10 +303,12 @@ def create_vector_index(
             ann = ann_build.build(kind, folder, view, column, metric, params, batch_rows)
             rows = ann.count
             if target_recall is not None and rows:
+                started = time.perf_counter()
                 searcher = Rescored(view, column, ann, params["rescore"])
                 level, factor, recall = ann_build.tune(kind, searcher, target_recall)
                 params[ann_build.level_name(kind)], params["rescore"] = level, factor
                 params.update(target_recall=target_recall, measured_recall=round(recall, 4))
+                params["tuning_seconds"] = round(time.perf_counter() - started, 1)
         params = {"index_type": kind, **params, **({"auto": auto} if auto else {})}
         save_ids(folder, table.cache.live_ids(snap))  # rows without a vector are covered too
         entry = IndexEntry(name, "vector", (column,), (base.field_id(column),), rel, base.version, rows, params)
@@ -331,8 +334,10 @@ def _build_float(
     index = VectorIndex.build(folder, ids, vectors, metric, m, ef_construction, ef)
     params: dict[str, Any] = {"metric": metric, "m": m, "ef_construction": ef_construction, "ef_search": ef}
     if target_recall is not None and len(ids):
+        started = time.perf_counter()
         ef, recall = tune_ef(index, ids, vectors, target_recall)
         params.update(ef_search=ef, target_recall=target_recall, measured_recall=round(recall, 4))
+        params["tuning_seconds"] = round(time.perf_counter() - started, 1)
     return params, len(ids)
 
 

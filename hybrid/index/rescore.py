@@ -3,7 +3,7 @@
 A compressed index (:mod:`hybrid.index.ann_kinds`) only proposes ``rescore x k``
 candidate row ids; their exact distances are computed from the float vectors stored
 in the table (memory-mapped Arrow files, gathered by row id through
-:func:`hybrid.index.exact.exact_search`, the same code as exact search), so every
+:func:`hybrid.index.exact.gathered`, with the same arithmetic and cached norms as exact search), so every
 returned distance is exact and the order among the candidates is the exact order.
 Candidates that are not live in the version searched (deleted since the build) get an
 infinite distance and sort last; the query path skips them as it skips any dead row.
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hybrid.index.ann_kinds import CandidateIndex
-from hybrid.index.catalog import IndexEntry, masks_of, selected_vectors
-from hybrid.index.exact import exact_search
+from hybrid.index.catalog import IndexEntry, selected_vectors
+from hybrid.index.exact import gathered
 from hybrid.index.vector import VectorIndex, distances, top_k
 from hybrid.index.view import IndexedSnapshot
 from hybrid.storage.snapshot import Snapshot
@@ -79,8 +79,7 @@ def rescored(
     """The `k` nearest of `candidates` by exact distance; candidates not live in `view` sort last (inf)."""
     if len(candidates) == 0:
         return np.empty(0, np.uint64), np.empty(0, np.float32)
-    masks = masks_of(view.snapshot, candidates)
-    ids, d = exact_search(view, column, q, metric, len(candidates), masks)
+    ids, d = top_k(*gathered(view, column, candidates, q, metric), len(candidates))
     if len(ids) < len(candidates):  # dead rows: kept (at inf) so that callers see how deep the index went
         gone = np.setdiff1d(candidates, ids)
         ids = np.concatenate([ids, gone])
