@@ -61,8 +61,8 @@ def batches(rows: int, seed: int) -> Iterator[tuple[int, np.ndarray]]:
         z = rng.standard_normal((n, LATENT), dtype=np.float32)
         x = rng.standard_normal((n, DIM), dtype=np.float32) * ISO
         for c in np.unique(assign).tolist():
-            rows = assign == c
-            x[rows] += centres[c] + (z[rows] @ bases[c]) * SPREAD
+            members = assign == c
+            x[members] += centres[c] + (z[members] @ bases[c]) * SPREAD
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         yield start, x.astype(np.float32)
 
