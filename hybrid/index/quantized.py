@@ -53,6 +53,12 @@ class Affine:
         return cls(m[0], float(m[1][0]), bool(m[2][0]))
 
 
+def _threads(rows: int) -> int:
+    """Threads for inserting `rows` rows: one for a small batch (waking a pool costs more than it saves
+    on a busy machine), else all cores (usearch's 0)."""
+    return 1 if rows < 4_096 else 0
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
@@ -93,7 +99,7 @@ class Int8Graph:
         affine = Affine.fit(sample, metric)
         index = cls._new(sample.shape[1], metric, params["m"], params["ef_construction"])
         for ids, vectors in batches:
-            index.add(ids.astype(np.uint64), affine(vectors), log=False)
+            index.add(ids.astype(np.uint64), affine(vectors), log=False, threads=_threads(len(ids)))
         folder.mkdir(parents=True, exist_ok=True)
         index.save(str(folder / GRAPH_FILE))
         affine.save(folder)
@@ -131,7 +137,7 @@ class Int8Graph:
             raise CorruptionError(f"the int8 HNSW file {source / GRAPH_FILE} is not a usearch index; rebuild the index")
         affine = Affine.load(source)
         for ids, vectors in batches:
-            index.add(ids.astype(np.uint64), affine(vectors), log=False)
+            index.add(ids.astype(np.uint64), affine(vectors), log=False, threads=_threads(len(ids)))
         removed = int(index.remove(deleted.astype(np.uint64))) if len(deleted) else 0
         folder.mkdir(parents=True, exist_ok=True)
         index.save(str(folder / GRAPH_FILE))
