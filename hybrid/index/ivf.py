@@ -9,8 +9,7 @@ dimensions) or RaBitQ (``ivf_rabitq``; one bit per dimension). A search scans th
 ``IO_FLAG_MMAP_IFC`` (zero-copy: the lists are paged in from disk as they are scanned; faiss's
 older ``IO_FLAG_MMAP`` path measured 6x slower per search here), and only the centroids and
 codebooks are held in RAM. Cosine vectors are normalized and searched by l2 distance (the
-same order; faiss's inner-product RaBitQ estimates lost SciFact 0.024 nDCG@10 here); l2 and
-dot keep their own metric.
+same order as cosine for unit vectors); l2 and dot keep their own metric.
 
 Tables too small to train 256 codebook entries per sub-vector (under about 10,000 rows)
 get smaller codebooks; under 624 training rows, 8-bit scalar codes.
