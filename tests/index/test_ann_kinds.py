@@ -116,7 +116,7 @@ def test_filters_deletes_adds_and_time_travel(tmp_path: Path, kind: str) -> None
 @pytest.mark.parametrize("kind", COMPRESSED)
 def test_freshness_state_machine(kind: str) -> None:
     machine = type(f"Freshness_{kind}", (FreshnessMachine,), {"VECTOR_KIND": kind})
-    run_state_machine_as_test(machine, settings=settings(max_examples=6, stateful_step_count=15, **_SETTINGS))
+    run_state_machine_as_test(machine, settings=settings(max_examples=4, stateful_step_count=15, **_SETTINGS))
     # the machine's tables are gone; check here that its index really is of the kind (a fresh small table)
 
 
@@ -177,7 +177,7 @@ def test_float_only_work_never_imports_the_ann_packages(tmp_path: Path) -> None:
 
 
 def test_target_recall_tunes_depth_and_rescore(tmp_path: Path) -> None:
-    t, data = _table(tmp_path)
+    t, data = _table(tmp_path, n=2_500)
     t.create_vector_index("vector", kind="ivf_pq", target_recall=0.97)
     s = t.index_stats()[0]
     assert s["measured_recall"] >= 0.97 and s["nprobe"] >= 1 and s["rescore"] >= 2, s
