@@ -18,6 +18,7 @@ from hybrid.errors import CommitConflictError, CorruptionError, ReadOnlyError, S
 from hybrid.feedback.mixin import FeedbackMixin
 from hybrid.index import manage
 from hybrid.index.analyzer import Analyzer, Tokenizer
+from hybrid.index.ann_kinds import VectorKind
 from hybrid.index.cache import SearchCache
 from hybrid.index.tail import log_unindexed
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep, UpkeepWorker, commit_compaction, run_upkeep
@@ -638,25 +639,26 @@ class Table(FeedbackMixin):
         target_recall: float | None = None,
         name: str | None = None,
         replace: bool = False,
+        kind: VectorKind = "hnsw",
+        rescore: float | None = None,
+        nprobe: int | None = None,
+        partitions: int | None = None,
+        batch_rows: int = 65_536,
     ) -> Commit:
-        """Build an HNSW index (hnswlib) over a vector column.
+        """Build a vector index over a vector column: ``kind`` "hnsw" (hnswlib, float vectors in RAM),
+        "hnsw_int8", "ivf_pq", "ivf_rabitq" (compressed, rescored exactly) or "auto" (by row count and
+        free memory; see the vector indexes guide). Compressed kinds propose ``rescore`` x k candidates;
+        IVF kinds scan ``nprobe`` of ``partitions`` lists; builds read ``batch_rows`` rows at a time.
 
-        `target_recall` (e.g. 0.95) tunes ef_search on a sample of the table's own
-        vectors so that recall@10 against exact search reaches it with 95% confidence
-        (the sample's lower bound, not its mean); the chosen value and the
-        sample's mean recall are in :meth:`index_stats`.
+        `target_recall` (e.g. 0.95) tunes ef_search (and for compressed kinds nprobe and rescore) on
+        a sample of the table's own vectors so that recall@10 against exact search reaches it with 95%
+        confidence (the sample's lower bound, not its mean); the chosen values are in :meth:`index_stats`.
         """
         new = manage.create_vector_index(
-            self._writable(),
-            column,
-            metric=metric,
-            m=m,
-            ef_construction=ef_construction,
-            ef_search=ef_search,
-            target_recall=target_recall,
-            name=name,
-            replace_existing=replace,
-        )
+            self._writable(), column, metric=metric, m=m, ef_construction=ef_construction, ef_search=ef_search,
+            target_recall=target_recall, name=name, replace_existing=replace, kind=kind, rescore=rescore,
+            nprobe=nprobe, partitions=partitions, batch_rows=batch_rows,
+        )  # fmt: skip
         return index_commit(new)
 
     def create_scalar_index(

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from hybrid.index import ann_build
 from hybrid.index.analyzer import Analyzer
+from hybrid.index.ann_kinds import FLOAT_KIND, CandidateIndex
 from hybrid.index.catalog import IndexEntry, load_ids
 from hybrid.index.coverage import Coverage, LivePieces, carry, compute, delta, fragment_key, small
 from hybrid.index.fts_filters import field_name
@@ -24,7 +26,8 @@ from hybrid.index.vector import VectorIndex
 from hybrid.storage.checksums import verify_folder
 from hybrid.storage.snapshot import Snapshot
 
-__all__ = ["Coverage", "SearchCache", "renamed_weights"]
+__all__ = ["Coverage", "LoadedIndex", "SearchCache", "renamed_weights"]
+LoadedIndex = FullTextIndex | VectorIndex | ScalarIndex | CandidateIndex
 
 
 @dataclass
@@ -135,8 +138,8 @@ class SearchCache:
         found: Coverage = self.get((entry.path, snap.manifest.version), self.coverage, make)
         return found
 
-    def index(self, root: Path, snap: Snapshot, entry: IndexEntry) -> FullTextIndex | VectorIndex | ScalarIndex:
-        def make() -> FullTextIndex | VectorIndex | ScalarIndex:
+    def index(self, root: Path, snap: Snapshot, entry: IndexEntry) -> LoadedIndex:
+        def make() -> LoadedIndex:
             folder = root / entry.path
             self.verified(root, entry)
             if entry.kind == "scalar":
@@ -150,6 +153,9 @@ class SearchCache:
                     renamed_weights(entry),
                     filters,
                 )
+            kind = entry.params.get("index_type", FLOAT_KIND)
+            if kind != FLOAT_KIND:
+                return ann_build.open_index(kind, folder, entry.params["metric"], entry.params)
             dim = snap.schema.field(entry.columns[0]).type.list_size
             return VectorIndex.open(folder, dim, entry.params["metric"], entry.params["ef_search"])
 

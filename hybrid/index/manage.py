@@ -7,7 +7,9 @@ turns those into `Commit` records. Nothing here imports the facade.
 
 from __future__ import annotations
 
+import logging
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,7 +18,11 @@ from typing import Any
 import numpy as np
 
 from hybrid.errors import HybridError, SchemaError
+from hybrid.index import ann_build
 from hybrid.index.analyzer import Analyzer
+from hybrid.index.ann_kinds import DEFAULT_RESCORE, FLOAT_KIND, available_memory, check_kind, choose_kind
+from hybrid.index.ann_kinds import installed as kind_installed
+from hybrid.index.ann_kinds import require as require_kind
 from hybrid.index.cache import SearchCache, renamed_weights
 from hybrid.index.catalog import (
     IndexEntry,
@@ -32,6 +38,7 @@ from hybrid.index.fts_filters import Kind, field_name, filter_columns_of, filter
 from hybrid.index.fulltext import FullTextIndex
 from hybrid.index.language import SAMPLE_DOCS, LanguageGuess, detect_language
 from hybrid.index.merge import merge, wants_rebuild
+from hybrid.index.rescore import BATCH_ROWS, Rescored
 from hybrid.index.scalar import ScalarIndex, indexable_type, is_list
 from hybrid.index.tail import average_lengths
 from hybrid.index.vector import VectorIndex, check_metric, distances, top_k
@@ -42,6 +49,15 @@ from hybrid.storage.files import FileCache
 from hybrid.storage.manifest import Manifest
 from hybrid.storage.snapshot import Snapshot
 from hybrid.storage.versions import VersionLog
+
+logger = logging.getLogger(__name__)
+DEFAULT_NPROBE = 20
+"""Lists an IVF index scans by default (LanceDB's default too)."""
+
+
+def all_installed() -> bool:
+    """Whether every compressed kind's package is installed (``kind="auto"`` may pick any of them)."""
+    return kind_installed("hnsw_int8") and kind_installed("ivf_pq")
 
 
 @dataclass(frozen=True)
@@ -244,32 +260,85 @@ def create_vector_index(
     target_recall: float | None,
     name: str | None,
     replace_existing: bool,
+    kind: str = "hnsw",
+    rescore: float | None = None,
+    nprobe: int | None = None,
+    partitions: int | None = None,
+    batch_rows: int = BATCH_ROWS,
 ) -> Manifest:
+    """Build and commit a vector index of one of :data:`hybrid.index.ann_kinds.KINDS` (or ``"auto"``)."""
     base = table.write_base("create_vector_index")
     snap = Snapshot(table.root, base, table.files)
     column = vector_column(snap, column)
     check_metric(metric)
+    check_kind(kind)
     if m < 2 or ef_construction < 1:
         raise ValueError(f"m must be >= 2 and ef_construction >= 1, got m={m}, ef_construction={ef_construction}")
     if target_recall is not None and not 0 < target_recall <= 1:
         raise ValueError(f"target_recall must be in (0, 1], got {target_recall}")
+    if (rescore is not None and rescore < 1) or (nprobe is not None and nprobe < 1) or batch_rows < 1:
+        raise ValueError(f"rescore, nprobe and batch_rows must be >= 1, got {rescore}, {nprobe}, {batch_rows}")
+    if partitions is not None and partitions < 1:
+        raise ValueError(f"partitions must be >= 1, got {partitions}")
+    auto: dict[str, Any] = {}
+    if kind == "auto":
+        rows = len(table.cache.live_ids(snap))
+        choice = choose_kind(rows, snap.schema.field(column).type.list_size, m, available_memory(), all_installed())
+        kind, auto = choice.kind, choice.to_dict()
+        logger.info("vector index on %s: kind='auto' picked %r (%s)", column, kind, choice.reason)
+    require_kind(kind)
     name = name or f"vector:{column}"
     _check_name(snap, name, replace_existing)
     rel, folder = new_index_folder(table.root)
     try:
-        ids, vectors = all_vectors(snap, column)
-        ef = ef_search or 64
-        index = VectorIndex.build(folder, ids, vectors, metric, m, ef_construction, ef)
-        params: dict[str, Any] = {"metric": metric, "m": m, "ef_construction": ef_construction, "ef_search": ef}
-        if target_recall is not None and len(ids):
-            ef, recall = tune_ef(index, ids, vectors, target_recall)
-            params.update(ef_search=ef, target_recall=target_recall, measured_recall=round(recall, 4))
+        if kind == FLOAT_KIND:
+            params, rows = _build_float(folder, snap, column, metric, m, ef_construction, ef_search, target_recall)
+        else:
+            view = IndexedSnapshot(table.name, table.root, snap, table.cache)
+            params = {"metric": metric, "rescore": float(rescore or DEFAULT_RESCORE[kind]), "batch_rows": batch_rows}
+            if kind == "hnsw_int8":
+                params.update(m=m, ef_construction=ef_construction, ef_search=ef_search or 64)
+            else:
+                params.update(partitions=partitions, nprobe=nprobe or DEFAULT_NPROBE)
+            ann = ann_build.build(kind, folder, view, column, metric, params, batch_rows)
+            rows = ann.count
+            if target_recall is not None and rows:
+                started = time.perf_counter()
+                searcher = Rescored(view, column, ann, params["rescore"])
+                level, factor, recall = ann_build.tune(kind, searcher, target_recall)
+                params[ann_build.level_name(kind)], params["rescore"] = level, factor
+                params.update(target_recall=target_recall, measured_recall=round(recall, 4))
+                params["tuning_seconds"] = round(time.perf_counter() - started, 1)
+        params = {"index_type": kind, **params, **({"auto": auto} if auto else {})}
         save_ids(folder, table.cache.live_ids(snap))  # rows without a vector are covered too
-        entry = IndexEntry(name, "vector", (column,), (base.field_id(column),), rel, base.version, len(ids), params)
+        entry = IndexEntry(name, "vector", (column,), (base.field_id(column),), rel, base.version, rows, params)
         return _commit_index(table, base, entry, replace_existing)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+def _build_float(
+    folder: Path,
+    snap: Snapshot,
+    column: str,
+    metric: str,
+    m: int,
+    ef_construction: int,
+    ef_search: int | None,
+    target_recall: float | None,
+) -> tuple[dict[str, Any], int]:
+    """Build the float hnswlib index; its params and row count."""
+    ids, vectors = all_vectors(snap, column)
+    ef = ef_search or 64
+    index = VectorIndex.build(folder, ids, vectors, metric, m, ef_construction, ef)
+    params: dict[str, Any] = {"metric": metric, "m": m, "ef_construction": ef_construction, "ef_search": ef}
+    if target_recall is not None and len(ids):
+        started = time.perf_counter()
+        ef, recall = tune_ef(index, ids, vectors, target_recall)
+        params.update(ef_search=ef, target_recall=target_recall, measured_recall=round(recall, 4))
+        params["tuning_seconds"] = round(time.perf_counter() - started, 1)
+    return params, len(ids)
 
 
 def create_scalar_index(table: Writable, column: str, kind: str, name: str | None, replace_existing: bool) -> Manifest:
@@ -335,12 +404,16 @@ def optimize_index(table: Writable, entry: IndexEntry, rebuild: bool = False) ->
         table,
         entry.columns[0],
         metric=p["metric"],
-        m=p["m"],
-        ef_construction=p["ef_construction"],
-        ef_search=p["ef_search"],
+        m=p.get("m", 16),
+        ef_construction=p.get("ef_construction", 200),
+        ef_search=p.get("ef_search"),
         target_recall=None,
         name=entry.name,
         replace_existing=True,
+        kind=p.get("index_type", FLOAT_KIND),
+        rescore=p.get("rescore"),
+        nprobe=p.get("nprobe"),
+        batch_rows=p.get("batch_rows", BATCH_ROWS),
     )
 
 
@@ -374,8 +447,23 @@ def index_stats(table: Writable) -> list[dict[str, Any]]:
             "built_version": entry.built_version, "table_version": view.version,
             **{k: v for k, v in entry.params.items() if k not in ("analyzer", "avg_len")},
             **({"analyzer": entry.params["analyzer"]} if "analyzer" in entry.params else {}),
+            **index_bytes(view, entry),
         })  # fmt: skip
     return out
+
+
+def index_bytes(view: IndexedSnapshot, entry: IndexEntry) -> dict[str, int]:
+    """disk_bytes (the index folder), ram_bytes (read into memory when loaded) and mapped_bytes (memory-mapped
+    from disk: in RAM only while the OS caches them). Compressed vector kinds also read the table's float
+    vectors (memory-mapped) to rescore their candidates; those are the table's own bytes, not counted here."""
+    folder = view.root / entry.path
+    disk = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    if entry.kind == "fts":
+        return {"disk_bytes": disk, "ram_bytes": 0, "mapped_bytes": disk}  # tantivy memory-maps its segments
+    index = view.index(entry)
+    if isinstance(index, (VectorIndex, ScalarIndex, FullTextIndex)):
+        return {"disk_bytes": disk, "ram_bytes": disk, "mapped_bytes": 0}
+    return {"disk_bytes": disk, **index.memory()}
 
 
 def drop_index(table: Writable, name: str) -> Manifest:

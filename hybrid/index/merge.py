@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hybrid.index import ann_build
+from hybrid.index.ann_kinds import FLOAT_KIND, CandidateIndex
 from hybrid.index.catalog import (
     IndexEntry,
     load_ids,
@@ -41,13 +43,15 @@ def wants_rebuild(entry: IndexEntry, cov: Coverage) -> bool:
     """Whether merging `cov` into `entry` would leave too many deleted nodes in its graph."""
     if entry.kind != "vector":
         return False
+    if entry.params.get("index_type", FLOAT_KIND) != FLOAT_KIND and entry.rows == 0:
+        return True  # a compressed index built empty has nothing trained to add to
     deleted = int(entry.params.get("deleted_nodes", 0)) + len(cov.dead)
     nodes = entry.rows + int(entry.params.get("deleted_nodes", 0)) + len(cov.unindexed)
     return deleted > MAX_DELETED_SHARE * max(nodes, 1)
 
 
 def merge(
-    root: Path, snap: Snapshot, entry: IndexEntry, index: FullTextIndex | VectorIndex, cov: Coverage
+    root: Path, snap: Snapshot, entry: IndexEntry, index: FullTextIndex | VectorIndex | CandidateIndex, cov: Coverage
 ) -> tuple[IndexEntry, Path]:
     """Write `entry`'s successor for version `snap` (its rows added and deleted since folded in).
 
@@ -70,6 +74,13 @@ def merge(
         )
         params["deleted_nodes"] = int(params.get("deleted_nodes", 0)) + marked
         rows = entry.rows + len(ids) - marked
+    elif not isinstance(index, FullTextIndex):  # a compressed vector index: add and remove in a copy
+        kind = params["index_type"]
+        batches = selected_vectors(snap, entry.columns[0], masks)
+        new, removed = ann_build.merged(kind, root / entry.path, folder, index.metric, params, batches, cov.dead)
+        if kind == "hnsw_int8":  # usearch tombstones removed nodes; faiss drops them from their lists
+            params["deleted_nodes"] = int(params.get("deleted_nodes", 0)) + removed
+        rows = new.count
     else:
         filters = filter_columns_of(entry, snap)
         columns = list(entry.columns) + [c for c in filters if c not in entry.columns]

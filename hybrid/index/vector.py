@@ -114,6 +114,9 @@ class SharedLock:
 class VectorIndex:
     """A loaded HNSW index. Searches may run concurrently; the index is never modified once loaded."""
 
+    label = "HNSW"
+    """How query explanations name this kind of index."""
+
     def __init__(self, hnsw: hnswlib.Index, metric: str, ef_search: int) -> None:
         self._hnsw = hnsw
         self.metric = metric

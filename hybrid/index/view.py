@@ -15,12 +15,9 @@ from typing import Any, TypeVar
 import numpy as np
 import pyarrow as pa
 
-from hybrid.index.cache import Coverage, SearchCache
+from hybrid.index.cache import Coverage, LoadedIndex, SearchCache
 from hybrid.index.catalog import IndexEntry, entries
 from hybrid.index.coverage import LivePieces
-from hybrid.index.fulltext import FullTextIndex
-from hybrid.index.scalar import ScalarIndex
-from hybrid.index.vector import VectorIndex
 from hybrid.storage.snapshot import Snapshot
 
 T = TypeVar("T")
@@ -48,7 +45,7 @@ class IndexedSnapshot:
         found: list[IndexEntry] = self.cache.remember("entries", self.version, lambda: entries(self.snapshot), 16)
         return found
 
-    def index(self, entry: IndexEntry) -> FullTextIndex | VectorIndex | ScalarIndex:
+    def index(self, entry: IndexEntry) -> LoadedIndex:
         """The loaded index of `entry` (loaded once per table object)."""
         return self.cache.index(self.root, self.snapshot, entry)
 

@@ -21,6 +21,7 @@ from hybrid.index.fts_filters import filter_columns_of
 from hybrid.index.fulltext import RESCORE_DEPTH, TANTIVY_BM25, FullTextIndex, _isin_sorted
 from hybrid.index.language import is_foreign
 from hybrid.index.overfetch import overfetch_depth
+from hybrid.index.rescore import Rescored, searcher
 from hybrid.index.tail import text_tail, vector_tail
 from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
@@ -182,8 +183,7 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
         return
     cov = view.coverage(b.entry)
     n_allowed = len(allowed.ids) if allowed is not None else cov.live
-    index = view.index(b.entry)
-    assert isinstance(index, VectorIndex)
+    index = searcher(view, b.entry)
     ef = q.ef or index.ef_search
     unindexed_allowed = 0
     if len(cov.unindexed):  # rows the index cannot return; skipped on the common, fully indexed path
@@ -206,7 +206,8 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
             return
         ids, d, fetched = found
         b.strategy = (
-            f"HNSW {b.entry.name} nearest {fetched}, kept the allowed of {n_allowed} rows (ef={max(ef, fetched)})"
+            f"{index.label} {b.entry.name} nearest {fetched}, kept the allowed of {n_allowed} rows"
+            f" (ef={max(ef, fetched)})"
         )
         b.ids, b.raw = _with_unindexed(view, b, cov, allowed, metric, k, ids, d)
         return
@@ -221,10 +222,11 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
             return
         ids, d, fetched = found if found is not None else (np.empty(0, np.uint64), np.empty(0, np.float32), 0)
         b.strategy = (
-            f"HNSW {b.entry.name} nearest {fetched}, skipping {len(cov.dead)} dead rows (ef={max(ef, fetched)})"
+            f"{index.label} {b.entry.name} nearest {fetched}, skipping {len(cov.dead)} dead rows"
+            f" (ef={max(ef, fetched)})"
         )
     else:
-        b.strategy = f"HNSW {b.entry.name} (ef={ef})"
+        b.strategy = f"{index.label} {b.entry.name} (ef={ef})"
         ids, d = index.search(b.vector, k, ef=ef)
     expected = min(k, n_allowed - unindexed_allowed)
     if len(ids) < expected:  # the graph walk could not fill k: be exact instead
@@ -241,7 +243,7 @@ def _unindexed_allowed(cov: Coverage, allowed: Allowed) -> np.ndarray:
 
 
 def _overfetch(
-    index: VectorIndex, vec: np.ndarray, k: int, ef: int, fetch: int, flags: np.ndarray
+    index: VectorIndex | Rescored, vec: np.ndarray, k: int, ef: int, fetch: int, flags: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, int] | None:
     """The k nearest allowed rows from the index's `fetch` nearest (deepening 4x while too few are
     allowed, up to MAX_FETCH), or None when even that finds fewer than k."""

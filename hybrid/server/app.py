@@ -464,6 +464,9 @@ class _Api:
                         target_recall=req.target_recall,
                         name=req.name,
                         replace=req.replace,
+                        kind=req.index_type,
+                        rescore=req.rescore,
+                        nprobe=req.nprobe,
                     )
                 return _commit(name, commit)
 

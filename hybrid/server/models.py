@@ -239,6 +239,11 @@ class VectorIndexRequest(Request):
     target_recall: float | None = Field(None, gt=0, le=1)
     name: str | None = Field(None, pattern=INDEX_NAME)
     replace: bool = False
+    index_type: Literal["hnsw", "hnsw_int8", "ivf_pq", "ivf_rabitq", "auto"] = Field(
+        "hnsw", description="hnsw: float vectors in RAM; hnsw_int8 / ivf_pq / ivf_rabitq: compressed, rescored exactly"
+    )
+    rescore: float | None = Field(None, ge=1, le=64)
+    nprobe: int | None = Field(None, ge=1, le=65_536)
 
 
 class ScalarIndexRequest(Request):

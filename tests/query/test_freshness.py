@@ -59,6 +59,9 @@ FTS, VEC = "fts", "vector:vector"
 
 
 class FreshnessMachine(RuleBasedStateMachine):
+    VECTOR_KIND = "hnsw"
+    """The vector index kind (tests/index/test_ann_kinds.py runs this machine over every kind)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.folder = Path(tempfile.mkdtemp(prefix="freshness-"))
@@ -116,7 +119,7 @@ class FreshnessMachine(RuleBasedStateMachine):
         rows = [self._new_row(v) for v in vectors]
         self.t = hybrid.connect(self.folder, upkeep=None).create_table("docs", rows)  # upkeep: a rule below
         self.t.create_fts_index(["text"])
-        self.t.create_vector_index("vector", metric="l2")
+        self.t.create_vector_index("vector", metric="l2", kind=self.VECTOR_KIND)  # type: ignore[arg-type]
         self._refresh_rowids()
         self.indexed = {FTS: self._live_rowids(), VEC: self._live_rowids()}
 

@@ -1,0 +1,351 @@
+#!/usr/bin/env python
+"""Vector index kinds side by side: float HNSW, int8 HNSW, IVF-PQ, IVF-RaBitQ (all rescored exactly
+but the float one) and LanceDB's IVF-PQ, on one synthetic corpus in one run.
+
+The corpus is ``--rows`` x 384 unit vectors drawn as in ``eval/bench_search.py`` (100 Gaussian
+clusters, each spread in its own random 32-d subspace, isotropic noise 0.2), generated batch by
+batch and streamed into the table (``Table.add`` of a generator: never the whole corpus in
+memory). Queries are corpus rows plus noise of norm ~0.5; the ground truth is an exact blocked
+scan. Every step runs in a fresh subprocess, so each figure is that process's own:
+
+* ``ingest``: streaming the corpus into a hybrid table (seconds, peak RSS);
+* ``build`` per kind: ``create_vector_index(kind=..., target_recall=0.95)`` (seconds without
+  the tuning, tuning seconds, peak RSS, bytes on disk, the tuned settings);
+* ``serve`` per kind: open the table, ``--queries`` vector searches (k = 10) and as many filtered
+  to 1% of the rows; p50 / p95, recall@10 against the exact truth, and the process's RSS after
+  them (total, anonymous, file-backed), and the RSS the index added (after minus before the
+  first search);
+* LanceDB: the same vectors written to a LanceDB table, ``IvfPq(distance_type="cosine")`` at its
+  defaults, searched with ``nprobes=20, refine_factor=10`` (the issue's setting).
+
+    nice -n 10 python eval/bench_ann_kinds.py --rows 200000 [--kinds hnsw,hnsw_int8,ivf_pq,ivf_rabitq,lance]
+
+Writes ``eval/results/ann_kinds.json`` and ``.md`` (``--name`` changes the stem).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+DIM, K, BATCH = 384, 10, 50_000
+CLUSTERS, LATENT, SPREAD, ISO, QUERY_NOISE = 100, 32, 1.0, 0.2, 0.5
+KINDS = ("hnsw", "hnsw_int8", "ivf_pq", "ivf_rabitq")
+
+
+def batches(rows: int, seed: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(first id, unit vectors) batch by batch; batch b depends only on (seed, b)."""
+    geo = np.random.default_rng([seed, 2])
+    centres = geo.standard_normal((CLUSTERS, DIM), dtype=np.float32)
+    bases = geo.standard_normal((CLUSTERS, LATENT, DIM), dtype=np.float32) / np.sqrt(LATENT)
+    for b, start in enumerate(range(0, rows, BATCH)):
+        n = min(BATCH, rows - start)
+        rng = np.random.default_rng([seed, 3, b])
+        assign = rng.integers(0, CLUSTERS, size=n)
+        z = rng.standard_normal((n, LATENT), dtype=np.float32)
+        x = rng.standard_normal((n, DIM), dtype=np.float32) * ISO
+        for c in np.unique(assign).tolist():
+            members = assign == c
+            x[members] += centres[c] + (z[members] @ bases[c]) * SPREAD
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        yield start, x.astype(np.float32)
+
+
+def record_batches(rows: int, seed: int) -> Iterator[pa.RecordBatch]:
+    for start, x in batches(rows, seed):
+        ids = np.arange(start, start + len(x), dtype=np.int64)
+        yield pa.record_batch({
+            "id": pa.array(ids),
+            "category": pa.array((ids * 7919) % 100),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), DIM),
+        })  # fmt: skip
+
+
+def queries_and_truth(rows: int, nq: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Queries (corpus rows + noise), their exact top-10 ids, and their 1%-filter top-10 ids (category = c)."""
+    rng = np.random.default_rng([seed, 4])
+    picks = np.sort(rng.choice(rows, size=nq, replace=False))
+    q = np.empty((nq, DIM), np.float32)
+    for start, x in batches(rows, seed):
+        inside = (picks >= start) & (picks < start + len(x))
+        q[inside] = x[picks[inside] - start]
+    q += rng.standard_normal((nq, DIM), dtype=np.float32) * (QUERY_NOISE / np.sqrt(DIM))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    cats = np.arange(nq) % 100
+    best = [(np.full((nq, K), -np.inf), np.zeros((nq, K), np.int64)) for _ in range(2)]
+    for start, x in batches(rows, seed):
+        ids = np.arange(start, start + len(x))
+        sims = q @ x.T
+        for which, s in enumerate((sims, np.where(((ids * 7919) % 100)[None, :] == cats[:, None], sims, -np.inf))):
+            all_s = np.concatenate([best[which][0], s], axis=1)
+            all_i = np.concatenate([best[which][1], np.broadcast_to(ids, s.shape)], axis=1)
+            top = np.argsort(-all_s, axis=1, kind="stable")[:, :K]
+            best[which] = (np.take_along_axis(all_s, top, 1), np.take_along_axis(all_i, top, 1))
+    return q, best[0][1], best[1][1]
+
+
+def rss() -> dict[str, int]:
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key = line.split(":")[0]
+        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+            out[key] = int(line.split()[1]) * 1024
+    return out
+
+
+def peak_rss() -> int:
+    """This process's peak RSS (VmHWM: ru_maxrss would carry the parent's peak across exec)."""
+    return rss()["VmHWM"]
+
+
+# -- child steps ----------------------------------------------------------------------------------
+
+
+def step_ingest(a: argparse.Namespace) -> dict[str, Any]:
+    import hybrid
+
+    t0 = time.perf_counter()
+    db = hybrid.connect(a.work / "hybrid", upkeep=None)
+    # a generator of record batches: streamed to disk batch by batch, never the whole corpus in memory
+    t = db.create_table("docs", record_batches(a.rows, a.seed))
+    return {"seconds": time.perf_counter() - t0, "peak_rss": peak_rss(), "rows": t.count_rows()}
+
+
+def step_build(a: argparse.Namespace) -> dict[str, Any]:
+    import hybrid
+
+    t = hybrid.connect(a.work / "hybrid", upkeep=None).open_table("docs")
+    t0 = time.perf_counter()
+    t.create_vector_index("vector", kind=a.kind, target_recall=a.target_recall, replace=True)
+    seconds = time.perf_counter() - t0
+    stats = t.index_stats()[0]
+    return {
+        "seconds": seconds, "tuning_seconds": stats.get("tuning_seconds"), "peak_rss": peak_rss(),
+        "stats": {k: v for k, v in stats.items() if k not in ("columns",)},
+    }  # fmt: skip
+
+
+def _timed(search: Any, queries: np.ndarray, filtered: bool) -> tuple[list[list[int]], list[float]]:
+    found, ms = [], []
+    for i, q in enumerate(queries):
+        t0 = time.perf_counter()
+        ids = search(q, int(i % 100) if filtered else None)
+        ms.append((time.perf_counter() - t0) * 1e3)
+        found.append(ids)
+    return found, ms
+
+
+def _summary(found: list[list[int]], ms: list[float], truth: np.ndarray) -> dict[str, float]:
+    recall = float(np.mean([len(set(f) & set(t.tolist())) / K for f, t in zip(found, truth)]))
+    return {"recall": recall, "p50_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95))}
+
+
+def step_serve(a: argparse.Namespace) -> dict[str, Any]:
+    data = np.load(a.work / "queries.npz")
+    queries = data["queries"]
+    if a.kind == "lance":
+        import lancedb
+
+        tbl = lancedb.connect(str(a.work / "lance")).open_table("docs")
+
+        def search(q: np.ndarray, cat: int | None) -> list[int]:
+            s = tbl.search(q).distance_type("cosine").nprobes(20).refine_factor(10).limit(K).select(["id"])
+            if cat is not None:
+                s = s.where(f"category = {cat}", prefilter=True)
+            return s.to_arrow().column("id").to_pylist()
+    else:
+        import hybrid
+
+        t = hybrid.connect(a.work / "hybrid", upkeep=None).open_table("docs")
+
+        def search(q: np.ndarray, cat: int | None) -> list[int]:
+            s = t.search(q, vector_column="vector").select(["id"]).limit(K)
+            if cat is not None:
+                s = s.where(f"category = {cat}")
+            return s.to_arrow().column("id").to_pylist()
+
+    before = rss()
+    _timed(search, queries[:20], False)  # warm-up: loads the index
+    out: dict[str, Any] = {"rss_before_search": before}
+    for name, filtered, truth in (("vector", False, data["truth"]), ("filtered_1pct", True, data["truth_1pct"])):
+        out[name] = _summary(*_timed(search, queries, filtered), truth)
+    out["rss"] = rss()
+    out["index_rss"] = out["rss"]["VmRSS"] - before["VmRSS"]
+    return out
+
+
+def step_lance_build(a: argparse.Namespace) -> dict[str, Any]:
+    import lancedb
+    from lancedb.index import IvfPq
+
+    db = lancedb.connect(str(a.work / "lance"))
+    gen = record_batches(a.rows, a.seed)
+    first = next(gen)
+    reader = pa.RecordBatchReader.from_batches(first.schema, [first, *gen])
+    t0 = time.perf_counter()
+    tbl = db.create_table("docs", reader, mode="overwrite")
+    ingest = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tbl.create_index("vector", config=IvfPq(distance_type="cosine"))
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "ingest_seconds": ingest, "peak_rss": peak_rss()}
+
+
+STEPS = {"ingest": step_ingest, "build": step_build, "serve": step_serve, "lance-build": step_lance_build}
+
+
+def child(step: str, a: argparse.Namespace, kind: str = "") -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--step", step, "--kind", kind, "--work", str(a.work), "--rows", str(a.rows)]
+    cmd += ["--seed", str(a.seed), "--target-recall", str(a.target_recall)]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"step {step} {kind} failed:\n{done.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"  {step} {kind}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return result
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kinds", default=",".join((*KINDS, "lance")))
+    ap.add_argument("--target-recall", type=float, default=0.95)
+    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
+    ap.add_argument("--name", default="ann_kinds")
+    ap.add_argument("--step", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--kind", default="", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.step:
+        print(json.dumps(STEPS[a.step](a), default=str))
+        return
+    scratch = a.work is None
+    a.work = Path(tempfile.mkdtemp(prefix="ann-kinds-")) if scratch else a.work
+    a.work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        print(f"{a.rows} x {DIM}: queries and exact truth", flush=True)
+        t0 = time.perf_counter()
+        q, truth, truth_1pct = queries_and_truth(a.rows, a.queries, a.seed)
+        np.savez(a.work / "queries.npz", queries=q, truth=truth, truth_1pct=truth_1pct)
+        report: dict[str, Any] = {
+            "rows": a.rows,
+            "dim": DIM,
+            "queries": a.queries,
+            "truth_seconds": time.perf_counter() - t0,
+        }
+        report["ingest"] = child("ingest", a)
+        report["table_bytes"] = folder_bytes(a.work / "hybrid")
+        kinds: dict[str, Any] = {}
+        for kind in a.kinds.split(","):
+            if kind == "lance":
+                kinds[kind] = {"build": child("lance-build", a), "serve": child("serve", a, "lance")}
+                kinds[kind]["build"]["index_bytes"] = folder_bytes(a.work / "lance" / "docs.lance" / "_indices")
+            else:
+                kinds[kind] = {"build": child("build", a, kind), "serve": child("serve", a, kind)}
+        report["kinds"] = kinds
+        report["total_seconds"] = time.perf_counter() - started
+        report["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "shared": True}
+        write(report, a.name)
+    finally:
+        if scratch:
+            shutil.rmtree(a.work, ignore_errors=True)
+
+
+def anon_added(serve: dict[str, Any]) -> int:
+    """Anonymous (heap) memory the searches added: the loaded index, caches; not file pages the OS may drop."""
+    return int(serve["rss"]["RssAnon"] - serve["rss_before_search"]["RssAnon"])
+
+
+def file_added(serve: dict[str, Any]) -> int:
+    """File-backed pages the searches touched: memory-mapped index files, table vectors, libraries."""
+    return int(serve["rss"]["RssFile"] - serve["rss_before_search"]["RssFile"])
+
+
+def write(report: dict[str, Any], name: str) -> None:
+    out = REPO / "eval" / "results"
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    kinds = report["kinds"]
+    base = kinds.get("hnsw")
+    lance = kinds.get("lance")
+    mb = 2**20
+    lines = [
+        f"# Vector index kinds: {report['rows']:,} x {report['dim']} clustered vectors",
+        "",
+        "`python eval/bench_ann_kinds.py --rows " + f"{report['rows']}` on a shared 2-core machine (other jobs ran:",
+        "timings are noisy; ratios are within this one run). Each step ran in its own process.",
+        "Serving RSS is the search process's after the searches; what searching added splits into anonymous",
+        "memory (the loaded index and caches) and file-backed pages (memory-mapped index files, the table's",
+        "vectors read by rescoring and filtered exact search, shared libraries), which the OS can drop.",
+        f"Streaming ingest: {report['ingest']['seconds']:.0f} s, peak RSS {report['ingest']['peak_rss'] / mb:.0f} MB;"
+        f" table {report['table_bytes'] / mb:.0f} MB on disk. {report['queries']} queries, k = 10, exact truth.",
+        "",
+        "| kind | build s (+tuning) | build peak RSS MB | index on disk MB | settings | recall@10 | p50 ms | p95 ms"
+        " | 1%-filter recall / p50 ms | serving RSS MB (anon / file) | RSS added by searching MB (anon / file) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, r in kinds.items():
+        b, s = r["build"], r["serve"]
+        st = b.get("stats", {})
+        tune = b.get("tuning_seconds") or 0.0
+        disk = st.get("disk_bytes", b.get("index_bytes", 0))
+        if kind == "lance":
+            settings = "IvfPq defaults, nprobes 20, refine 10"
+        else:
+            level = "ef" if kind.startswith("hnsw") else "nprobe"
+            settings = f"{level} {st.get('ef_search', st.get('nprobe'))}" + (
+                f", rescore {st['rescore']:g}, {st.get('codes', 'int8')}" if "rescore" in st else ""
+            )
+        v, f = s["vector"], s["filtered_1pct"]
+        lines.append(
+            f"| {kind} | {b['seconds'] - tune:.0f} (+{tune:.0f}) | {b['peak_rss'] / mb:.0f} | {disk / mb:.0f}"
+            f" | {settings}"
+            f" | {v['recall']:.3f} | {v['p50_ms']:.2f} | {v['p95_ms']:.2f} | {f['recall']:.3f} / {f['p50_ms']:.2f}"
+            f" | {s['rss']['VmRSS'] / mb:.0f} ({s['rss']['RssAnon'] / mb:.0f} / {s['rss']['RssFile'] / mb:.0f})"
+            f" | {s['index_rss'] / mb:.0f} ({anon_added(s) / mb:.0f} / {file_added(s) / mb:.0f}) |"
+        )
+    if base and lance:
+        lines += ["", "Ratios (targets from issue 19 in brackets):", ""]
+        for kind, r in kinds.items():
+            if kind in ("hnsw", "lance"):
+                continue
+            b, s = r["build"], r["serve"]
+            tune = b.get("tuning_seconds") or 0.0
+            lines.append(
+                f"* {kind}: recall {s['vector']['recall']:.3f} [>= 0.95];"
+                f" serving RSS {s['rss']['VmRSS'] / base['serve']['rss']['VmRSS']:.2f}x float HNSW's, RSS added by"
+                f" searching {s['index_rss'] / max(base['serve']['index_rss'], 1):.2f}x, anonymous RSS added"
+                f" {anon_added(s) / max(anon_added(base['serve']), 1):.2f}x [<= 0.3];"
+                f" build {(b['seconds'] - tune) / lance['build']['seconds']:.2f}x LanceDB IVF-PQ's [<= 1];"
+                f" p50 {s['vector']['p50_ms'] / base['serve']['vector']['p50_ms']:.2f}x float HNSW's [<= 2],"
+                f" {s['vector']['p50_ms'] / lance['serve']['vector']['p50_ms']:.2f}x LanceDB's [<= 0.5]"
+            )
+    lines.append("")
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

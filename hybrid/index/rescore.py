@@ -1,0 +1,154 @@
+"""Exact rescoring of a compressed index's candidates, and reading a table's vectors in bounded batches.
+
+A compressed index (:mod:`hybrid.index.ann_kinds`) only proposes ``rescore x k``
+candidate row ids; their exact distances are computed from the float vectors stored
+in the table (memory-mapped Arrow files, gathered by row id through
+:func:`hybrid.index.exact.gathered`, with the same arithmetic and cached norms as exact search), so every
+returned distance is exact and the order among the candidates is the exact order.
+Candidates that are not live in the version searched (deleted since the build) get an
+infinite distance and sort last; the query path skips them as it skips any dead row.
+
+:class:`Rescored` looks like the float HNSW index to the query path (``count``,
+``ef_search``, ``search(q, k, ef=)``), so filters, over-fetching, dead rows and rows
+added since the build work the same for every kind.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from hybrid.index.ann_kinds import CandidateIndex
+from hybrid.index.catalog import IndexEntry, selected_vectors
+from hybrid.index.exact import gathered
+from hybrid.index.vector import VectorIndex, distances, top_k
+from hybrid.index.view import IndexedSnapshot
+from hybrid.storage.snapshot import Snapshot
+
+BATCH_ROWS = 65_536
+"""Rows read and inserted at a time while building a compressed index (the build's memory bound)."""
+MAX_CANDIDATES = 4_096
+"""At most this many candidates are rescored per search (a deep over-fetch for a filter is not multiplied)."""
+TRAIN_ROWS = 100_000
+"""At most this many rows train a compressed index's quantizer (a random sample)."""
+
+
+@dataclass
+class Rescored:
+    """A compressed index bound to one table version, searching with exact rescoring."""
+
+    view: IndexedSnapshot
+    column: str
+    index: CandidateIndex
+    rescore: float
+
+    @property
+    def count(self) -> int:
+        return self.index.count
+
+    @property
+    def metric(self) -> str:
+        return self.index.metric
+
+    @property
+    def ef_search(self) -> int:
+        return self.index.level
+
+    @property
+    def label(self) -> str:
+        return f"{self.index.label}, rescored {self.rescore:g}x exactly"
+
+    def search(
+        self, q: np.ndarray, k: int, *, ef: int | None = None, rescore: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The exact top-`k` (row ids, distances) among the index's ``rescore x k`` candidates."""
+        k = min(k, self.count)
+        if k <= 0:
+            return np.empty(0, np.uint64), np.empty(0, np.float32)
+        n = max(k, min(math.ceil(k * (rescore or self.rescore)), MAX_CANDIDATES))
+        found = self.index.candidates(q, n, ef or self.index.level)
+        return rescored(self.view, self.column, q, self.metric, found, k)
+
+
+def rescored(
+    view: IndexedSnapshot, column: str, q: np.ndarray, metric: str, candidates: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` nearest of `candidates` by exact distance; candidates not live in `view` sort last (inf)."""
+    if len(candidates) == 0:
+        return np.empty(0, np.uint64), np.empty(0, np.float32)
+    ids, d = top_k(*gathered(view, column, candidates, q, metric), len(candidates))
+    if len(ids) < len(candidates):  # dead rows: kept (at inf) so that callers see how deep the index went
+        gone = np.setdiff1d(candidates, ids)
+        ids = np.concatenate([ids, gone])
+        d = np.concatenate([d, np.full(len(gone), np.inf, np.float32)])
+    return ids[:k], d[:k]
+
+
+def vector_batches(snap: Snapshot, column: str, rows: int = BATCH_ROWS) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(row ids, vectors) of every live row with a vector, `rows` at a time (copies of that size at most)."""
+    ids: list[np.ndarray] = []
+    mats: list[np.ndarray] = []
+    held = 0
+    for chunk_ids, matrix in selected_vectors(snap, column, snap.row_masks()):
+        s = 0
+        while s < len(chunk_ids):
+            take = min(rows - held, len(chunk_ids) - s)
+            ids.append(chunk_ids[s : s + take])
+            mats.append(matrix[s : s + take])
+            held, s = held + take, s + take
+            if held == rows:
+                yield np.concatenate(ids), np.concatenate(mats)
+                ids, mats, held = [], [], 0
+    if ids:
+        yield np.concatenate(ids), np.concatenate(mats)
+
+
+def sample_vectors(snap: Snapshot, column: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """About `n` random live rows with a vector (row ids, vectors): each row is kept with one probability."""
+    rng = np.random.default_rng(seed)
+    total = sum(f.live_rows for f in snap.manifest.fragments)
+    p = min(1.0, n / max(total, 1))
+    masks: list[np.ndarray | None] = []
+    for frag, live in zip(snap.manifest.fragments, snap.row_masks()):
+        pick = rng.random(frag.physical_rows) < p
+        masks.append(pick if live is None else pick & live)
+    parts = list(selected_vectors(snap, column, masks))
+    dim = snap.schema.field(column).type.list_size
+    if not parts:
+        return np.empty(0, np.uint64), np.empty((0, dim), np.float32)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).astype(np.float32)
+
+
+def exact_neighbours(
+    snap: Snapshot, column: str, queries: np.ndarray, metric: str, k: int, rows: int = BATCH_ROWS
+) -> list[np.ndarray]:
+    """Per query, the row ids of its exact `k` nearest live rows: one pass over the table in batches,
+    each batch compared with every query at once (a matrix product)."""
+    best_ids = [np.empty(0, np.uint64) for _ in queries]
+    best_d = [np.empty(0, np.float32) for _ in queries]
+    for ids, vectors in vector_batches(snap, column, rows):
+        norms = np.linalg.norm(vectors, axis=1)
+        for i, q in enumerate(queries):
+            d = distances(vectors, q, metric, norms).astype(np.float32)
+            cand_ids, cand_d = top_k(ids, d, k)
+            best_ids[i], best_d[i] = top_k(
+                np.concatenate([best_ids[i], cand_ids]), np.concatenate([best_d[i], cand_d]), k
+            )
+    return best_ids
+
+
+def searcher(view: IndexedSnapshot, entry: IndexEntry) -> VectorIndex | Rescored:
+    """What the query path searches for the vector index `entry` in `view`: the float HNSW itself, or a
+    compressed index bound to `view` for exact rescoring."""
+    index = view.index(entry)
+    if isinstance(index, VectorIndex):
+        return index
+    from hybrid.index.fulltext import FullTextIndex
+    from hybrid.index.scalar import ScalarIndex
+
+    if isinstance(index, (FullTextIndex, ScalarIndex)):
+        raise TypeError(f"index {entry.name!r} is not a vector index")
+    return Rescored(view, entry.columns[0], index, float(entry.params.get("rescore", 4)))
