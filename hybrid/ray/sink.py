@@ -75,7 +75,8 @@ class TableSink(Datasink[list[tuple[int, list[Fragment]]]]):
 
     def on_write_complete(self, write_result: WriteResult[list[tuple[int, list[Fragment]]]]) -> None:
         """On the driver, after every task succeeded: one commit listing every task's fragments."""
-        pieces = sorted((p for r in write_result.write_returns for p in r), key=lambda p: p[0])
+        returns: Any = getattr(write_result, "write_returns", write_result)  # older Ray passes the list itself
+        pieces = sorted((p for r in returns for p in r), key=lambda p: p[0])
         fragments = [f for _, frags in pieces for f in frags]
         rows = sum(f.physical_rows for f in fragments)
         base = self.base
