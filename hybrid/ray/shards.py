@@ -340,23 +340,24 @@ def _execute(q: ShardedQuery) -> pa.Table:
         pending_vec = [a.vector_search.remote(column, v, depth, q.filter_sql, q.ef) for a in actors]
     branches: list[Branch] = []
     known: float | None = None
-    if vec is not None and pending_vec is not None:
-        ids, d = _merge(ray.get(pending_vec), depth, ascending=True)
-        branches.append(Branch("vector", vec[0], None, vector=vec[1], ids=ids, raw=d))
-    if fts is not None:
+    pending_text = None
+    if fts is not None:  # round one: the statistics; round two: each shard's exact global top k
         assert q.text_query is not None
         local = ray.get([a.text_stats.remote(fts["name"], q.text_query, None) for a in actors])
         stats = g.GlobalStats.merge(local)
-        found = ray.get(
-            [
-                a.text_search.remote(fts["name"], q.text_query, None, depth, q.filter_sql, stats, mine)
-                for a, mine in zip(actors, local)
-            ]
-        )
+        pending_text = [
+            a.text_search.remote(fts["name"], q.text_query, None, depth, q.filter_sql, stats, mine)
+            for a, mine in zip(actors, local)
+        ]
+        known = _known_share(q.text_query, fts, stats)
+    if vec is not None and pending_vec is not None:  # the order of one table's branches: vector, then text
+        ids, d = _merge(ray.get(pending_vec), depth, ascending=True)
+        branches.append(Branch("vector", vec[0], None, vector=vec[1], ids=ids, raw=d))
+    if fts is not None and pending_text is not None:
+        found = ray.get(pending_text)
         ids, s = _merge([(i, sc) for i, sc, _ in found], depth, ascending=False)
         branches.append(Branch("fts", fts["name"], None, ids=ids, raw=s))
         branches[-1].strategy = f"BM25 over {len(actors)} shards, global statistics"
-        known = _known_share(q.text_query, fts, stats)
     return _rows(q, branches, known)
 
 
