@@ -10,7 +10,7 @@ the same ``--queries`` queries of each kind on the table and on each sharded tab
 
 - ``text``: BM25 (2 to 6 words); ``text+filter``: the same, ``where cat = 3``;
 - ``exact vector``: the unindexed column; ``ann``: the HNSW column;
-- ``hybrid``: text + the HNSW column, default fusion.
+- ``hybrid``: text + the exact column, default fusion; ``hybrid ann``: text + the HNSW column.
 
 Reported: how many queries return the same row ids and scores (float32 ties may swap places),
 ANN recall@10 against exact numpy search, and p50 latency with the fan-out overhead (sharded p50
@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench.frame import git_state, machine_info, write_results  # noqa: E402
 
-KINDS = ("text", "text+filter", "exact vector", "ann", "hybrid")
+KINDS = ("text", "text+filter", "exact vector", "ann", "hybrid", "hybrid ann")
 
 
 def vocabulary(data: str | None, size: int = 20_000) -> list[str]:
@@ -178,6 +178,8 @@ def main() -> None:
                 q = target.search(v, query_type="vector", vector_column="plain")
             elif kind == "ann":
                 q = target.search(v, query_type="vector", vector_column="vector")
+            elif kind == "hybrid":
+                q = target.search(text, query_type="hybrid").vector(v, "plain")
             else:
                 q = target.search(text, query_type="hybrid").vector(v, "vector")
             return q.limit(10).select(["id"]).to_arrow()
@@ -225,7 +227,7 @@ def main() -> None:
     met_identity = all(
         report[n]["identical"][k] == args.queries for n in report if n != "unsharded" for k in identity_kinds
     )
-    met_recall = all(abs(report[n]["ann_recall@10"] - base_recall) <= 0.01 for n in report)
+    met_recall = all(report[n]["ann_recall@10"] >= base_recall - 0.01 for n in report)
     data = {
         "docs": args.docs,
         "queries": args.queries,
@@ -258,7 +260,9 @@ def main() -> None:
     lines += [
         "",
         f"Targets: text and exact vector results identical: **{'met' if met_identity else 'not met'}**; "
-        f"ANN recall within 0.01 of the unsharded table's: **{'met' if met_recall else 'not met'}**.",
+        f"ANN recall at most 0.01 below the unsharded table's: **{'met' if met_recall else 'not met'}** "
+        "(each shard's graph is searched with the same ef for its own top k, so the merged list is drawn "
+        "from more candidates; hybrid over HNSW is therefore not compared for identity).",
         "",
         "## p50 latency, ms (x unsharded)",
         "",

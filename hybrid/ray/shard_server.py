@@ -171,7 +171,6 @@ class ShardServer:
         k: int,
         where: str | None,
         stats: g.GlobalStats,
-        local: g.ShardTextStats,
     ) -> tuple[np.ndarray, np.ndarray, int]:
         """This shard's exact top `k` under the global statistics: (source row ids, BM25, depth searched)."""
         from hybrid.query.text import Match
@@ -189,7 +188,7 @@ class ShardServer:
             return index._hits(compiled, m, allowed, None)
 
         explain = g.explanation(compiled, index.searcher)
-        bound = g.score_bound(local, stats)
+        bound = g.score_bound(self.text_stats(name, text, boosts), stats)
         ids, scores, depth = g.exact_top_k(hits, explain, k, bound, self._field_names(index), stats, 2 * k)
         return self._to_source(ids), scores, depth
 

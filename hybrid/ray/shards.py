@@ -32,6 +32,7 @@ from hybrid.errors import HybridError, QueryError, SchemaError, VectorError
 from hybrid.index.analyzer import Analyzer
 from hybrid.index.cache import renamed_weights
 from hybrid.index.fts_filters import filter_columns_of
+from hybrid.index.fulltext import COMBINED_FIELD, field_names
 from hybrid.index.language import is_foreign
 from hybrid.query import confidence
 from hybrid.query.executor import Branch, _with_result_columns
@@ -46,6 +47,8 @@ from hybrid.table import Table
 logger = logging.getLogger(__name__)
 
 SHARDS_FILE = "shards.json"
+MAX_CACHED_TERMS = 1_000_000
+"""Global document counts kept per (index, field, term) before the cache starts again."""
 
 
 def _index_specs(table: Table) -> list[dict[str, Any]]:
@@ -151,6 +154,8 @@ class ShardedTable:
         ray.get([a.num_rows.remote() for a in self.actors])  # fail here, not at the first query
         self.bindings = binding.read(self.meta["metadata"])
         self.specs: list[dict[str, Any]] = self.meta["specs"]
+        self._doc_freq: dict[tuple[str, str, str], int] = {}
+        self._stats_base: dict[str, tuple[int, dict[str, int]]] = {}
 
     def __repr__(self) -> str:
         return f"ShardedTable({self.meta['source']!r}, version={self.meta['version']}, shards={len(self.actors)})"
@@ -162,6 +167,24 @@ class ShardedTable:
     def count_rows(self, where: str | None = None) -> int:
         """Live rows of all shards (matching `where`)."""
         return int(sum(ray.get([a.count.remote(where) for a in self.actors])))
+
+    def text_statistics(self, spec: Mapping[str, Any], text: str) -> g.GlobalStats:
+        """The global BM25 statistics of `text`'s terms in full-text index `spec`. Shards never change,
+        so a term's counts are asked of the shards once and kept: a query of known terms costs no round."""
+        analyzer = Analyzer.from_dict(spec["analyzer"])
+        terms = list(dict.fromkeys(analyzer.terms(text)))
+        n = len(spec["columns"])
+        fields = [COMBINED_FIELD] if spec["weights"] is not None and n > 1 else field_names(spec["columns"])
+        keys = [(spec["name"], f, t) for f in fields for t in terms]
+        base = self._stats_base.get(spec["name"])
+        if base is None or any(k not in self._doc_freq for k in keys):
+            found = g.GlobalStats.merge(ray.get([a.text_stats.remote(spec["name"], text, None) for a in self.actors]))
+            if len(self._doc_freq) > MAX_CACHED_TERMS:
+                self._doc_freq.clear()
+            self._doc_freq.update({(spec["name"], f, t): c for (f, t), c in found.doc_freq.items()})
+            base = self._stats_base[spec["name"]] = (found.num_docs, found.tokens)
+        freq = {(f, t): self._doc_freq[(spec["name"], f, t)] for f in fields for t in terms}
+        return g.GlobalStats(base[0], base[1], freq)
 
     def close(self) -> None:
         """Stop the shard actors."""
@@ -341,13 +364,11 @@ def _execute(q: ShardedQuery) -> pa.Table:
     branches: list[Branch] = []
     known: float | None = None
     pending_text = None
-    if fts is not None:  # round one: the statistics; round two: each shard's exact global top k
-        assert q.text_query is not None
-        local = ray.get([a.text_stats.remote(fts["name"], q.text_query, None) for a in actors])
-        stats = g.GlobalStats.merge(local)
+    if fts is not None:  # the global statistics (a round to the shards for terms not seen before), then
+        assert q.text_query is not None  # each shard's exact global top k
+        stats = q.sharded.text_statistics(fts, q.text_query)
         pending_text = [
-            a.text_search.remote(fts["name"], q.text_query, None, depth, q.filter_sql, stats, mine)
-            for a, mine in zip(actors, local)
+            a.text_search.remote(fts["name"], q.text_query, None, depth, q.filter_sql, stats) for a in actors
         ]
         known = _known_share(q.text_query, fts, stats)
     if vec is not None and pending_vec is not None:  # the order of one table's branches: vector, then text
