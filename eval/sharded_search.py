@@ -287,8 +287,9 @@ def main() -> None:
     lines += ["", "Build times: " + "; ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + ".", ""]
     lines += [
         "On one 2-core machine the shards add work rather than spread it: each query is a Ray call to every "
-        "actor (and, for text, two: statistics, then the search), so the overhead above is the fan-out's fixed "
-        "cost; it buys memory (each node holds only its shards) and parallelism across nodes, not speed here.",
+        "actor (for text, a second one first when the query has terms not seen before: their statistics), so "
+        "the overhead above is the fan-out's fixed cost; it buys memory (each node holds only its shards) "
+        "and parallelism across nodes, not speed here.",
         "",
     ]
     write_results(Path(args.out), "sharded", data, "\n".join(lines))
