@@ -97,6 +97,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--max-words", type=int, default=0, help="keep each document's first N words (0: all)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    ap.add_argument("--name", default="ray", help="results file stem")
     args = ap.parse_args()
     if not args.data:
         raise SystemExit("pass --data or set HYBRID_DATA")
@@ -160,7 +161,7 @@ def main() -> None:
         "All runs: " + "; ".join(f"{k} " + ", ".join(f"{s:.1f} s" for s in v) for k, v in runs.items()) + ".",
         "",
     ]
-    write_results(Path(args.out), "ray", data, "\n".join(lines))
+    write_results(Path(args.out), args.name, data, "\n".join(lines))
     print("\n".join(lines))
 
 
