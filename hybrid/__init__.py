@@ -15,6 +15,7 @@ from hybrid.aio import AsyncDatabase, AsyncTable, connect_async
 from hybrid.commits import Commit, VersionInfo
 from hybrid.db import Database
 from hybrid.errors import (
+    AccessError,
     CommitConflictError,
     CorruptionError,
     DuplicateKeyError,
@@ -33,6 +34,7 @@ from hybrid.errors import (
 )
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep
 from hybrid.query.limits import Limits, set_limits
+from hybrid.scoped import ScopedDatabase, ScopedTable
 from hybrid.storage.writer import CleanupStats
 from hybrid.table import Table
 
@@ -49,6 +51,7 @@ def connect(path: str | Path, *, upkeep: Upkeep | None = DEFAULT_UPKEEP) -> Data
 
 
 __all__ = [
+    "AccessError",
     "AsyncDatabase",
     "AsyncTable",
     "CleanupStats",
@@ -67,6 +70,8 @@ __all__ = [
     "ReadOnlyError",
     "RowNotFoundError",
     "SchemaError",
+    "ScopedDatabase",
+    "ScopedTable",
     "Table",
     "TableExistsError",
     "TableNotFoundError",

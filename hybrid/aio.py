@@ -293,6 +293,7 @@ class AsyncDatabase(_Async):
     create_table = _delegate_table(Database.create_table)
     drop_table = _delegate(Database.drop_table)
     sql = _delegate(Database.sql)
+    scoped = _delegate(Database.scoped)  # the scoped view itself is sync (hybrid.ScopedDatabase)
 
 
 async def connect_async(path: str | Path, *, upkeep: Upkeep | None = DEFAULT_UPKEEP) -> AsyncDatabase:
