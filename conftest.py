@@ -27,3 +27,13 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 def _temp_files_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``tempfile.mkdtemp()`` and friends make their folders in this test's `tmp_path`."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+
+def _without_ray() -> list[str]:
+    """hybrid/ray needs the ray extra: its modules are not collected (for doctests) where Ray is missing."""
+    import importlib.util
+
+    return ["hybrid/ray/*"] if importlib.util.find_spec("ray") is None else []
+
+
+collect_ignore_glob = _without_ray()
