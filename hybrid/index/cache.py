@@ -7,6 +7,7 @@ as long as it is kept; the caches only bound how many are kept.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from hybrid.storage.snapshot import Snapshot
 __all__ = ["Coverage", "SearchCache", "renamed_weights"]
 
 
-@dataclass
+@dataclass(eq=False)
 class SearchCache:
     """Per-`Table` cache of loaded indexes and per-version coverage (indexes never change)."""
 
@@ -39,6 +40,21 @@ class SearchCache:
     stores: dict[str, dict[Any, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     making: dict[tuple[int, Any], threading.Lock] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _live.add(self)
+
+    def clear(self) -> None:
+        """Forget every loaded index, coverage, tail log and remembered value."""
+        with self.lock:
+            for store in (self.loaded, self.coverage, self.live, self.pieces, self.latest_coverage, self.stores):
+                store.clear()
+
+    @staticmethod
+    def purge_all() -> None:
+        """Clear every search cache of this process (after an erasure: they may hold erased rows)."""
+        for cache in list(_live):
+            cache.clear()
 
     def get(self, key: Any, store: dict[Any, Any], make: Callable[[], Any], keep: int = 8) -> Any:
         """`store[key]`, made by `make()` on a miss. Concurrent misses of one key make it once:
@@ -154,6 +170,9 @@ class SearchCache:
             return VectorIndex.open(folder, dim, entry.params["metric"], entry.params["ef_search"])
 
         return self.get(entry.path, self.loaded, make, keep=64)
+
+
+_live: weakref.WeakSet[SearchCache] = weakref.WeakSet()
 
 
 def renamed_weights(entry: IndexEntry) -> dict[str, int] | None:

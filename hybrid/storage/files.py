@@ -10,6 +10,7 @@ from __future__ import annotations
 import mmap
 import threading
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
@@ -64,14 +65,37 @@ def write_ids_file(root: Path, subdir: str, ids: np.ndarray) -> str:
 class FileCache:
     """Memory-mapped, zero-copy views of immutable files, shared by snapshots of one table."""
 
+    _live: weakref.WeakSet[FileCache] = weakref.WeakSet()
+    """Every cache of this process (an erasure purges those of its table)."""
+
     def __init__(self, root: Path, capacity: int = 4096) -> None:
         self._root = root
+        FileCache._live.add(self)
         self._capacity = capacity
         self._tables: OrderedDict[str, pa.Table] = OrderedDict()
         self._ids: OrderedDict[str, np.ndarray] = OrderedDict()
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
         self._verified: set[str] = set()
         self._lock = threading.Lock()
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    def clear(self) -> None:
+        """Forget every mapped file and the ids and masks read from them."""
+        with self._lock:
+            self._tables.clear()
+            self._ids.clear()
+            self._masks.clear()
+            self._verified.clear()
+
+    @classmethod
+    def purge_root(cls, root: Path) -> None:
+        """Clear every cache of this process that reads the table at `root`."""
+        for cache in list(cls._live):
+            if cache._root == root:
+                cache.clear()
 
     def table(self, rel: str, random_access: bool = False) -> pa.Table:
         """The whole file as a zero-copy table over a memory map.
