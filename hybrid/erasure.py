@@ -118,14 +118,15 @@ def redact(where: str) -> str:
     shaped = shape_of(where)
     if shaped is None:
         return f"<filter of {len(where)} characters, not recorded>"
-    return "".join("?" if ch == "\x00" else ch for ch in shaped[0]).replace("?s", "?").replace("?i", "?").replace(
-        "?f", "?"
+    return (
+        "".join("?" if ch == "\x00" else ch for ch in shaped[0])
+        .replace("?s", "?")
+        .replace("?i", "?")
+        .replace("?f", "?")
     )
 
 
-def erase(
-    table: manage.Writable, where: str | None, *, by: str | None = None, verify: bool = False
-) -> EraseReport:
+def erase(table: manage.Writable, where: str | None, *, by: str | None = None, verify: bool = False) -> EraseReport:
     """Erase the rows matching `where` from every retained version (None: only finish an unfinished one)."""
     started = time.perf_counter()
     table.write_base("erase")  # a read-only checkout refuses here
@@ -139,7 +140,7 @@ def erase(
             raise HybridError(f"table {table.name} has no unfinished erasure; give a filter to erase rows")
         return EraseReport(resumed[0], 0, 0, (), 0, 0, 0, 0, time.perf_counter() - started, resumed=tuple(resumed))
     if not isinstance(where, str) or not where.strip():
-        raise HybridError("erase needs a where expression naming the rows to erase (e.g. \"user_id = 42\")")
+        raise HybridError('erase needs a where expression naming the rows to erase (e.g. "user_id = 42")')
     manifests = [table.log.load(v) for v in table.log.list_versions()]
     base = manifests[-1]
     flt = compile_filter(where, base.schema)
@@ -236,7 +237,7 @@ def purge_caches(files: FileCache, cache: SearchCache, latest: Manifest) -> None
     pages.clear_cache()
     for b in binding.read(latest.metadata):
         try:
-            clear = getattr(b.embedder.cache, "clear", None)
+            clear = getattr(getattr(b.embedder, "cache", None), "clear", None)
         except Exception:  # an embedder that cannot load here holds no cache either
             continue
         if clear is not None:
@@ -330,7 +331,11 @@ def verify_erased(
                 leaks.append(Leak(entry.path, f"index {entry.name} lists an erased row id"))
             if entry.kind == "vector" and (root / entry.path).is_dir():
                 fid = entry.field_ids[0]
-                dim = manifest.schema.field(manifest.field_ids.index(fid)).type.list_size if fid in manifest.field_ids else 0
+                dim = (
+                    manifest.schema.field(manifest.field_ids.index(fid)).type.list_size
+                    if fid in manifest.field_ids
+                    else 0
+                )
                 if dim and np.isin(hnsw_labels(root / entry.path, dim, entry.params["metric"]), erased).any():
                     leaks.append(Leak(entry.path, f"index {entry.name}'s graph holds an erased row id"))
     unique = {(leak.path, leak.what, leak.offset) for leak in leaks}
@@ -338,4 +343,3 @@ def verify_erased(
         files, scanned, patterns.searched, short + patterns.too_short, retained, checked,
         tuple(Leak(p, w, o) for p, w, o in sorted(unique)),
     )  # fmt: skip
-

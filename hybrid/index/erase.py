@@ -92,7 +92,8 @@ def _fts(
     index = FullTextIndex.build(
         folder / "tantivy", names, analyzer, text_batches(union, columns, masks), by_name, filters
     )
-    sample = next(text_batches(union, names, masks), (None, {c: [] for c in names}))[1]
+    empty: dict[str, list[str | None]] = {c: [] for c in names}
+    sample = next(text_batches(union, names, masks), (None, empty))[1]
     lengths = average_lengths(index, sample)
     old_keys = list(params.get("avg_len", {}))
     params["avg_len"] = {old_keys[i] if i < len(old_keys) else c: lengths[c] for i, c in enumerate(names)}
@@ -144,4 +145,3 @@ def hnsw_labels(path: Path, dim: int, metric: str) -> np.ndarray:
     hnsw = hnswlib.Index(space=_SPACE[metric], dim=dim)
     hnsw.load_index(str(path / INDEX_FILE))
     return np.asarray(hnsw.get_ids_list(), dtype=np.uint64)
-

@@ -338,7 +338,7 @@ def remove_unreferenced(root: Path, log: VersionLog) -> tuple[int, int]:
 
 def table_files(root: Path) -> list[Path]:
     """Every regular file under the table folder (what a verification scans)."""
-    out = []
+    out: list[Path] = []
     for dirpath, _dirs, names in os.walk(root):
         out.extend(Path(dirpath) / n for n in names)
     return sorted(out)
