@@ -537,6 +537,7 @@ class Table:
         version "erase"; `verify` scans every file for the erased values (:mod:`hybrid.erasure`)."""
         from hybrid.erasure import erase
 
+        self.wait_for_upkeep()
         return erase(self._writable(), where, by=by, verify=verify)
 
     # -- search and indexes ---------------------------------------------------------------
