@@ -169,7 +169,7 @@ def main() -> None:
         "",
         f"A {args.rows:,}-row table (text, {args.dim}-d vector; full-text, cosine HNSW and scalar indexes) with "
         f"{res['versions']} retained versions (appends, deletes, updates, a compaction, index merges), then "
-        "`erase(\"tenant = 7\")` (1% of the rows).",
+        '`erase("tenant = 7")` (1% of the rows).',
         "",
         "| measure | value |",
         "|---|--:|",

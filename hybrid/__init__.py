@@ -18,6 +18,7 @@ from hybrid.errors import (
     CommitConflictError,
     CorruptionError,
     DuplicateKeyError,
+    EncryptionError,
     FilterError,
     HybridError,
     LimitError,
@@ -33,19 +34,25 @@ from hybrid.errors import (
 )
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep
 from hybrid.query.limits import Limits, set_limits
+from hybrid.storage.crypto import KeySource
 from hybrid.storage.writer import CleanupStats
 from hybrid.table import Table
 
 __version__ = "0.1.0"
 
 
-def connect(path: str | Path, *, upkeep: Upkeep | None = DEFAULT_UPKEEP) -> Database:
+def connect(
+    path: str | Path, *, upkeep: Upkeep | None = DEFAULT_UPKEEP, encryption_key: KeySource | None = None
+) -> Database:
     """Open (creating if needed) the database stored in the folder `path`.
 
     `upkeep` says when tables opened through it compact their small fragments and merge
     their indexes by themselves after writes, in a background thread (None: never).
+    `encryption_key` (32 bytes, 64 hex digits, or a callable returning one; default: the
+    ``HYBRID_ENCRYPTION_KEY`` environment variable) encrypts the database's files at rest
+    with AES-256-GCM (the `encryption` extra; see docs/data-protection.md).
     """
-    return Database(path, upkeep)
+    return Database(path, upkeep, encryption_key=encryption_key)
 
 
 __all__ = [
@@ -58,6 +65,7 @@ __all__ = [
     "Database",
     "Upkeep",
     "DuplicateKeyError",
+    "EncryptionError",
     "FilterError",
     "HybridError",
     "LimitError",

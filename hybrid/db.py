@@ -16,7 +16,9 @@ from hybrid.embedders.binding import EmbeddingSpec
 from hybrid.errors import SchemaError, TableExistsError, TableNotFoundError
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep
 from hybrid.query.limits import Limits, bounded, current_limits
+from hybrid.storage import crypto
 from hybrid.storage import transactions as tx
+from hybrid.storage.crypto import KeySource
 from hybrid.storage.ingest import check_column_name, conform, infer_schema, to_batches
 from hybrid.storage.manifest import Manifest
 from hybrid.storage.versions import VersionLog
@@ -39,9 +41,13 @@ class Database:
         [{'n': 1}]
     """
 
-    def __init__(self, path: str | Path, upkeep: Upkeep | None = DEFAULT_UPKEEP) -> None:
+    def __init__(
+        self, path: str | Path, upkeep: Upkeep | None = DEFAULT_UPKEEP, *, encryption_key: KeySource | None = None
+    ) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        self.encrypted = crypto.open_database(self.path, encryption_key) is not None
+        """Whether the files of this database are encrypted at rest (:mod:`hybrid.storage.crypto`)."""
         self.upkeep = upkeep
         """Automatic upkeep of the tables this object opens (None: off; see :class:`hybrid.Upkeep`)."""
 

@@ -36,10 +36,11 @@ import pyarrow as pa
 
 from hybrid.embedders import binding
 from hybrid.errors import HybridError
-from hybrid.index import manage
+from hybrid.index import manage, sealed
 from hybrid.index.cache import SearchCache
 from hybrid.index.catalog import IndexEntry, load_ids
 from hybrid.index.erase import hnsw_labels, holds_any, rebuild_without, stored_vector_forms
+from hybrid.index.sealed import readable
 from hybrid.query.filter import compile_filter, shape_of
 from hybrid.storage import pages
 from hybrid.storage import transactions as tx
@@ -233,6 +234,7 @@ def purge_caches(files: FileCache, cache: SearchCache, latest: Manifest) -> None
     """Forget every mapped file, loaded index, tail log and cached embedding this process holds for
     the table: they may hold erased rows."""
     FileCache.purge_root(files.root)
+    sealed.purge(files.root)
     SearchCache.purge_all()
     pages.clear_cache()
     for b in binding.read(latest.metadata):
@@ -327,7 +329,7 @@ def verify_erased(
         for d in manifest.indexes:
             entry = IndexEntry.from_dict(d)
             checked += 1
-            if np.isin(np.asarray(load_ids(root / entry.path)), erased).any():
+            if np.isin(np.asarray(load_ids(readable(root, entry.path))), erased).any():
                 leaks.append(Leak(entry.path, f"index {entry.name} lists an erased row id"))
             if entry.kind == "vector" and (root / entry.path).is_dir():
                 fid = entry.field_ids[0]
@@ -336,7 +338,7 @@ def verify_erased(
                     if fid in manifest.field_ids
                     else 0
                 )
-                if dim and np.isin(hnsw_labels(root / entry.path, dim, entry.params["metric"]), erased).any():
+                if dim and np.isin(hnsw_labels(readable(root, entry.path), dim, entry.params["metric"]), erased).any():
                     leaks.append(Leak(entry.path, f"index {entry.name}'s graph holds an erased row id"))
     unique = {(leak.path, leak.what, leak.offset) for leak in leaks}
     return Verification(

@@ -21,6 +21,7 @@ from hybrid.index.coverage import Coverage, LivePieces, carry, compute, delta, f
 from hybrid.index.fts_filters import field_name
 from hybrid.index.fulltext import FullTextIndex
 from hybrid.index.scalar import ScalarIndex
+from hybrid.index.sealed import readable
 from hybrid.index.vector import VectorIndex
 from hybrid.storage.checksums import verify_folder
 from hybrid.storage.snapshot import Snapshot
@@ -120,7 +121,7 @@ class SearchCache:
 
         def make() -> np.ndarray:
             self.verified(root, entry)
-            return np.array(load_ids(root / entry.path))
+            return np.array(load_ids(readable(root, entry.path)))
 
         found: np.ndarray = self.get((entry.path, "ids"), self.loaded, make, 64)
         return found
@@ -153,8 +154,8 @@ class SearchCache:
 
     def index(self, root: Path, snap: Snapshot, entry: IndexEntry) -> FullTextIndex | VectorIndex | ScalarIndex:
         def make() -> FullTextIndex | VectorIndex | ScalarIndex:
-            folder = root / entry.path
             self.verified(root, entry)
+            folder = readable(root, entry.path)
             if entry.kind == "scalar":
                 return ScalarIndex.open(folder)
             if entry.kind == "fts":

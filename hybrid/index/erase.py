@@ -28,6 +28,7 @@ from hybrid.index.catalog import IndexEntry, load_ids, new_index_folder, save_id
 from hybrid.index.fts_filters import filter_columns_of
 from hybrid.index.fulltext import FullTextIndex
 from hybrid.index.scalar import ScalarIndex, is_list
+from hybrid.index.sealed import readable, seal
 from hybrid.index.tail import average_lengths
 from hybrid.index.vector import _SPACE, INDEX_FILE, VectorIndex
 from hybrid.storage import checksums
@@ -37,7 +38,7 @@ from hybrid.storage.snapshot import Snapshot
 
 def holds_any(root: Path, entry: IndexEntry, erased: np.ndarray) -> bool:
     """Whether the index folder of `entry` holds one of the sorted row ids `erased`."""
-    ids = np.asarray(load_ids(root / entry.path))
+    ids = np.asarray(load_ids(readable(root, entry.path)))
     return bool(len(erased)) and bool(np.isin(ids, erased, assume_unique=True).any())
 
 
@@ -47,7 +48,7 @@ def rebuild_without(root: Path, union: Snapshot, entry: IndexEntry, erased: np.n
     `union` is a snapshot of every physical row of every retained version, with every field (by field id).
     """
     checksums.verify_folder(root, entry.path, entry.checksums)
-    held = np.asarray(load_ids(root / entry.path))
+    held = np.asarray(load_ids(readable(root, entry.path)))
     wanted = np.setdiff1d(held, erased)
     masks = first_occurrence_masks(union, wanted)
     present = _present(union, masks)
@@ -64,6 +65,7 @@ def rebuild_without(root: Path, union: Snapshot, entry: IndexEntry, erased: np.n
         params.pop("deleted_nodes", None)
         params.pop("merges", None)
         save_ids(folder, present)
+        seal(folder)
         digests = checksums.folder_digests(folder)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from hybrid.errors import HybridError, SchemaError
+from hybrid.index import sealed
 from hybrid.index.analyzer import Analyzer
 from hybrid.index.cache import SearchCache, renamed_weights
 from hybrid.index.catalog import (
@@ -65,6 +66,7 @@ class Writable:
 def _commit_index(
     table: Writable, base: Manifest, entry: IndexEntry, replace_existing: bool, operation: str = "create_index"
 ) -> Manifest:
+    sealed.seal(table.root / entry.path)  # encrypted at rest under an encrypted database
     entry = replace(entry, checksums=checksums.folder_digests(table.root / entry.path))
 
     def rebase(latest: Manifest) -> Manifest:

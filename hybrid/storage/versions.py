@@ -116,7 +116,7 @@ class VersionLog:
             cached = self._cached
             if cached and cached[:3] == (version, stat.st_ino, stat.st_mtime_ns):
                 return cached[3]
-            raw = disk.current().read_bytes(self._path(version))
+            raw = bytes(disk.read_plain(self._path(version), f"{VERSIONS_DIR}/{version}.json"))
         except FileNotFoundError:
             available = self.list_versions()
             span = f"{available[0]}..{available[-1]}" if available else "none"
