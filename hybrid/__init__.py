@@ -42,7 +42,11 @@ __version__ = "0.1.0"
 
 
 def connect(
-    path: str | Path, *, upkeep: Upkeep | None = DEFAULT_UPKEEP, encryption_key: KeySource | None = None
+    path: str | Path,
+    *,
+    upkeep: Upkeep | None = DEFAULT_UPKEEP,
+    encryption_key: KeySource | None = None,
+    previous_key: KeySource | None = None,
 ) -> Database:
     """Open (creating if needed) the database stored in the folder `path`.
 
@@ -50,9 +54,10 @@ def connect(
     their indexes by themselves after writes, in a background thread (None: never).
     `encryption_key` (32 bytes, 64 hex digits, or a callable returning one; default: the
     ``HYBRID_ENCRYPTION_KEY`` environment variable) encrypts the database's files at rest
-    with AES-256-GCM (the `encryption` extra; see docs/data-protection.md).
+    with AES-256-GCM (the `encryption` extra; see docs/data-protection.md). `previous_key`: the old
+    key, only to finish a key rotation (`Database.rotate_key`) that was interrupted.
     """
-    return Database(path, upkeep, encryption_key=encryption_key)
+    return Database(path, upkeep, encryption_key=encryption_key, previous_key=previous_key)
 
 
 __all__ = [

@@ -97,7 +97,7 @@ class Sealed(io.BytesIO):
     """A new file of an encrypted database: its bytes are buffered, then encrypted and written durably
     on close (AES-GCM encrypts a message whole)."""
 
-    def __init__(self, path: Path, cipher: crypto.Cipher) -> None:
+    def __init__(self, path: Path, cipher: crypto.Keyring) -> None:
         super().__init__()
         self._path = path
         self._cipher = cipher

@@ -147,3 +147,42 @@ def test_erasure_of_an_encrypted_table(tmp_path: Path) -> None:
     assert t.search("secretword7q", query_type="fts").limit(3).to_list() == []
     assert all(t.checkout(v.version).count_rows("id < 10") == 0 for v in t.versions())
     assert t.check(all_versions=True).ok
+
+
+def test_key_rotation_rewrites_every_file_and_an_interrupted_one_finishes(tmp_path: Path) -> None:
+    old, new, newer = os.urandom(32), os.urandom(32), os.urandom(32)
+    t, data = build(tmp_path, old)
+    before = results(t, data)
+    db = hybrid.connect(tmp_path, encryption_key=old, upkeep=None)
+    assert db.rotate_key(new) > 10
+    forget(tmp_path)
+    with pytest.raises(EncryptionError, match="wrong encryption key"):
+        hybrid.connect(tmp_path, encryption_key=old)
+    again = hybrid.connect(tmp_path, encryption_key=new, upkeep=None)
+    assert results(again.open_table("docs"), data) == before
+    # interrupted: the marker names the newer key, some files still carry the new (now previous) one
+    real_replace = os.replace
+    calls = [0]
+
+    def crash(src: Any, dst: Any) -> None:
+        calls[0] += 1
+        if calls[0] == 6:
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    import hybrid.storage.crypto as crypto_module
+
+    crypto_module.os.replace = crash  # type: ignore[assignment]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            again.rotate_key(newer)
+    finally:
+        crypto_module.os.replace = real_replace  # type: ignore[assignment]
+    forget(tmp_path)
+    with pytest.raises(EncryptionError, match="interrupted"):
+        hybrid.connect(tmp_path, encryption_key=newer)
+    resumed = hybrid.connect(tmp_path, encryption_key=newer, previous_key=new, upkeep=None)
+    assert results(resumed.open_table("docs"), data) == before
+    resumed.rotate_key(newer)
+    forget(tmp_path)
+    assert results(hybrid.connect(tmp_path, encryption_key=newer, upkeep=None).open_table("docs"), data) == before
