@@ -147,7 +147,8 @@ def _user_errors() -> Iterator[None]:
 def _connect(path: Path) -> Database:
     import hybrid
 
-    return hybrid.connect(path)
+    with _user_errors():  # an encrypted database without HYBRID_ENCRYPTION_KEY: one red line
+        return hybrid.connect(path)
 
 
 def _open_db(path: Path) -> Database:

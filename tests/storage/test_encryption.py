@@ -186,3 +186,18 @@ def test_key_rotation_rewrites_every_file_and_an_interrupted_one_finishes(tmp_pa
     resumed.rotate_key(newer)
     forget(tmp_path)
     assert results(hybrid.connect(tmp_path, encryption_key=newer, upkeep=None).open_table("docs"), data) == before
+
+
+def test_the_cli_takes_the_key_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from hybrid.cli import app
+
+    key = os.urandom(32)
+    build(tmp_path, key)
+    forget(tmp_path)
+    monkeypatch.delenv(crypto.KEY_ENV, raising=False)
+    refused = CliRunner().invoke(app, ["check", "--db", str(tmp_path)])
+    assert refused.exit_code == 2 and "is encrypted" in refused.output
+    monkeypatch.setenv(crypto.KEY_ENV, key.hex())
+    assert CliRunner().invoke(app, ["check", "--db", str(tmp_path)]).exit_code == 0
