@@ -228,6 +228,8 @@ def rotate(folder: Path, new_source: KeySource) -> int:
     for dirpath, _dirs, names in os.walk(folder):
         for name in names:
             path = Path(dirpath) / name
+            if name.endswith(".rotating"):  # left by an interrupted rotation: replaced below with its file
+                continue
             with open(path, "rb") as fh:
                 head = fh.read(len(MAGIC) + KEY_TAG)
                 if head[: len(MAGIC)] != MAGIC or head[len(MAGIC) :] == new.tag:
