@@ -5,13 +5,14 @@ Two databases, one opened with an AES-256-GCM key and one without, get the same
 `--rows`-row table (text and a `--dim` float32 vector; full-text and HNSW indexes), then:
 
 - appends: `--appends` commits of 100 rows each, rows per second;
-- search p50 over `--queries` full-text, vector and hybrid queries (warm: indexes loaded);
-- take() p50 of 10 random row ids (warm: the data file decrypted once and cached);
+- search p50 over `--queries` full-text, vector and hybrid queries (warm: indexes loaded),
+  and take() p50 of 10 random row ids (warm: the data file decrypted once and cached),
+  the two tables taking turns query by query so that the machine's load hits both alike;
 - cold: the first hybrid search and the first take() after reopening the database in
   a fresh state (the encrypted side decrypts the index folders into its private copy and
   the data file into memory here).
 
-Sides alternate per round (`--rounds`) and the medians are reported with their ratios
+Each round (`--rounds`) builds both tables anew (in alternating order); the medians are reported with their ratios
 (encrypted / plain; target: search p50 <= 1.3x). ``eval/results/encryption.md`` / ``.json``::
 
     nice -n 10 python eval/encryption_cost.py [--rows 100000] [--rounds 3]
@@ -27,7 +28,6 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -57,16 +57,8 @@ def forget(folder: Path) -> None:
     pages.clear_cache()
 
 
-def p50(fn: Any, n: int) -> float:
-    times = []
-    for i in range(n):
-        t0 = time.perf_counter()
-        fn(i)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
-
-
-def one_side(folder: Path, key: bytes | None, args: argparse.Namespace) -> dict[str, float]:
+def build(folder: Path, key: bytes | None, args: argparse.Namespace) -> float:
+    """Create the table and its indexes; return the append throughput (rows/s)."""
     rng = np.random.default_rng(0)
     db = hybrid.connect(folder, encryption_key=key, upkeep=None)
     t = db.create_table("docs", table_of(rng, 0, args.rows, args.dim))
@@ -76,31 +68,43 @@ def one_side(folder: Path, key: bytes | None, args: argparse.Namespace) -> dict[
     t0 = time.perf_counter()
     for b in batches:
         t.add(b)
-    append_rps = args.appends * 100 / (time.perf_counter() - t0)
+    return args.appends * 100 / (time.perf_counter() - t0)
+
+
+def interleaved(tables: dict[str, hybrid.Table], args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Per side, p50 of each operation; the sides take turns query by query (the machine's load hits both)."""
     qrng = np.random.default_rng(1)
     texts = [" ".join(qrng.choice(WORDS, 4)) for _ in range(args.queries)]
     vecs = qrng.standard_normal((args.queries, args.dim)).astype(np.float32)
     ids = qrng.integers(0, args.rows, (args.queries, 10))
+    ops = {
+        "fts_p50_ms": lambda t, i: t.search(texts[i], query_type="fts").limit(10).to_list(),
+        "vector_p50_ms": lambda t, i: t.search(vecs[i], query_type="vector").limit(10).to_list(),
+        "hybrid_p50_ms": lambda t, i: t.search(texts[i], query_type="hybrid").vector(vecs[i]).limit(10).to_list(),
+        "take_p50_ms": lambda t, i: t.take(ids[i]),
+    }
+    times: dict[str, dict[str, list[float]]] = {side: {op: [] for op in ops} for side in tables}
+    sides = list(tables)
+    for i in range(args.queries):
+        for op, fn in ops.items():
+            for side in sides if i % 2 == 0 else sides[::-1]:
+                t0 = time.perf_counter()
+                fn(tables[side], i)
+                times[side][op].append(time.perf_counter() - t0)
+    return {side: {op: statistics.median(x) * 1000 for op, x in per.items()} for side, per in times.items()}
+
+
+def cold(folder: Path, key: bytes | None, args: argparse.Namespace) -> tuple[hybrid.Table, dict[str, float]]:
+    """Reopen as a fresh process would (no cache): the first search, then the first take."""
     forget(folder)
     t = hybrid.connect(folder, encryption_key=key, upkeep=None).open_table("docs")
     t0 = time.perf_counter()
-    t.search(texts[0], query_type="fts").limit(10).to_list()
-    t.search(vecs[0], query_type="vector").limit(10).to_list()
-    cold_search = (time.perf_counter() - t0) * 1000
+    t.search("w1 w2", query_type="fts").limit(10).to_list()
+    t.search(np.ones(args.dim, np.float32), query_type="vector").limit(10).to_list()
+    first_search = (time.perf_counter() - t0) * 1000
     t0 = time.perf_counter()
-    t.take(ids[0])
-    cold_take = (time.perf_counter() - t0) * 1000
-    return {
-        "append_rows_per_s": append_rps,
-        "fts_p50_ms": p50(lambda i: t.search(texts[i], query_type="fts").limit(10).to_list(), args.queries),
-        "vector_p50_ms": p50(lambda i: t.search(vecs[i], query_type="vector").limit(10).to_list(), args.queries),
-        "hybrid_p50_ms": p50(
-            lambda i: t.search(texts[i], query_type="hybrid").vector(vecs[i]).limit(10).to_list(), args.queries
-        ),
-        "take_p50_ms": p50(lambda i: t.take(ids[i]), args.queries),
-        "cold_first_search_ms": cold_search,
-        "cold_first_take_ms": cold_take,
-    }
+    t.take(np.arange(10))
+    return t, {"cold_first_search_ms": first_search, "cold_first_take_ms": (time.perf_counter() - t0) * 1000}
 
 
 def main() -> None:
@@ -115,9 +119,14 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {"plain": [], "encrypted": []}
     key = os.urandom(32)
     for r in range(args.rounds):
-        for side in ("plain", "encrypted") if r % 2 == 0 else ("encrypted", "plain"):
-            with tempfile.TemporaryDirectory() as tmp:
-                runs[side].append(one_side(Path(tmp), key if side == "encrypted" else None, args))
+        with tempfile.TemporaryDirectory() as plain_dir, tempfile.TemporaryDirectory() as enc_dir:
+            folders = {"plain": (Path(plain_dir), None), "encrypted": (Path(enc_dir), key)}
+            order = ("plain", "encrypted") if r % 2 == 0 else ("encrypted", "plain")
+            appends = {side: build(*folders[side], args) for side in order}
+            opened = {side: cold(*folders[side], args) for side in order}
+            warm = interleaved({side: opened[side][0] for side in ("plain", "encrypted")}, args)
+            for side in runs:
+                runs[side].append({"append_rows_per_s": appends[side], **warm[side], **opened[side][1]})
                 print(side, r, {k: round(v, 2) for k, v in runs[side][-1].items()}, flush=True)
     med = {side: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for side, rs in runs.items()}
     ratios = {k: med["encrypted"][k] / med["plain"][k] for k in med["plain"]}
@@ -146,8 +155,8 @@ def main() -> None:
         "# Encryption at rest: cost",
         "",
         f"`nice -n 10 python eval/encryption_cost.py --rows {args.rows} --dim {args.dim} --rounds {args.rounds}`; "
-        f"{res['machine']}: timings are noisy, so both sides run in the same process, alternating, and the "
-        "medians of the rounds are compared.",
+        f"{res['machine']}: timings are noisy, so both tables live in one process and take turns query by "
+        "query; the medians of the rounds are compared.",
         "",
         "| measure | plain | encrypted | encrypted / plain |",
         "|---|--:|--:|--:|",
