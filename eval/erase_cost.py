@@ -13,7 +13,7 @@ for each erased row's unique word and raw vector bytes (and the normalised vecto
 bytes hnswlib's cosine graph stores) -- the count found must be 0 -- plus every
 version's row count and a search on each. Results: ``eval/results/erase.md`` / ``.json``::
 
-    nice -n 10 python eval/erase_cost.py [--rows 100000] [--versions 20] [--dim 64]
+    nice -n 10 python eval/erase_cost.py [--rows 100000] [--versions 20] [--dim 64] [--m 12] [--ef-construction 64]
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def rows(rng: np.random.Generator, start: int, n: int, dim: int) -> dict[str, An
     }
 
 
-def build(folder: Path, n: int, versions: int, dim: int) -> hybrid.Table:
+def build(folder: Path, n: int, versions: int, dim: int, m: int, ef_construction: int) -> hybrid.Table:
     import pyarrow as pa
 
     rng = np.random.default_rng(0)
@@ -58,7 +58,8 @@ def build(folder: Path, n: int, versions: int, dim: int) -> hybrid.Table:
 
     t = db.create_table("docs", table(rows(rng, 0, n, dim)))
     t.create_fts_index("text")
-    t.create_vector_index("vec", metric="cosine")
+    t.create_vector_index("vec", metric="cosine", m=m, ef_construction=ef_construction)
+    print(f"built {n:,} rows and 3 indexes", flush=True)
     t.create_scalar_index("tenant")
     next_id = n
     step = 0
@@ -76,6 +77,7 @@ def build(folder: Path, n: int, versions: int, dim: int) -> hybrid.Table:
         else:
             t.optimize()
         step += 1
+        print(f"version {len(t.versions())}: {t.versions()[-1].operation}", flush=True)
     return t
 
 
@@ -95,11 +97,13 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--versions", type=int, default=20)
     ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--m", type=int, default=12, help="HNSW M")
+    ap.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "erase")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        t = build(Path(tmp), args.rows, args.versions, args.dim)
+        t = build(Path(tmp), args.rows, args.versions, args.dim, args.m, args.ef_construction)
         build_s = time.perf_counter() - t0
         where = "tenant = 7"
         victims = []
@@ -115,6 +119,7 @@ def main() -> None:
         vector_forms = list(stored_vector_forms(vectors, {"vec": "cosine"}))  # raw, and as the cosine graph stores
         needles = words + vector_forms
         before_found, _, before_bytes = independent_scan(t.path, needles[: len(words)])
+        print("erasing", flush=True)
         t0 = time.perf_counter()
         report = t.erase(where, by="eval")
         erase_s = time.perf_counter() - t0
@@ -164,11 +169,13 @@ def main() -> None:
     md = [
         "# Erasure cost",
         "",
-        f"`nice -n 10 python eval/erase_cost.py --rows {args.rows} --versions {args.versions} --dim {args.dim}`; "
+        f"`nice -n 10 python eval/erase_cost.py --rows {args.rows} --versions {args.versions} --dim {args.dim} "
+        f"--m {args.m} --ef-construction {args.ef_construction}`; "
         f"{res['machine']} (timings are noisy).",
         "",
         f"A {args.rows:,}-row table (text, {args.dim}-d vector; full-text, cosine HNSW and scalar indexes) with "
-        f"{res['versions']} retained versions (appends, deletes, updates, a compaction, index merges), then "
+        f"(HNSW M={args.m}, ef_construction={args.ef_construction}) and {res['versions']} retained versions "
+        "(appends, deletes, updates, a compaction, index merges), then "
         '`erase("tenant = 7")` (1% of the rows).',
         "",
         "| measure | value |",

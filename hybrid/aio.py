@@ -245,6 +245,7 @@ class AsyncTable(_Async):
     rename_column = _delegate(Table.rename_column)
     compact = _delegate(Table.compact)
     cleanup = _delegate(Table.cleanup)
+    erase = _delegate(Table.erase)
     create_fts_index = _delegate(Table.create_fts_index)
     create_vector_index = _delegate(Table.create_vector_index)
     create_scalar_index = _delegate(Table.create_scalar_index)
@@ -284,6 +285,11 @@ class AsyncDatabase(_Async):
         return self._sync.path
 
     @property
+    def encrypted(self) -> bool:
+        """Whether the database's files are encrypted at rest."""
+        return self._sync.encrypted
+
+    @property
     def upkeep(self) -> Upkeep | None:
         """Automatic upkeep of the tables this object opens (see :class:`hybrid.Upkeep`)."""
         return self._sync.upkeep
@@ -293,6 +299,7 @@ class AsyncDatabase(_Async):
     create_table = _delegate_table(Database.create_table)
     drop_table = _delegate(Database.drop_table)
     sql = _delegate(Database.sql)
+    rotate_key = _delegate(Database.rotate_key)
 
 
 async def connect_async(path: str | Path, *, upkeep: Upkeep | None = DEFAULT_UPKEEP) -> AsyncDatabase:
