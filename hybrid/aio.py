@@ -41,6 +41,7 @@ import pyarrow as pa
 
 from hybrid.db import Database
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep
+from hybrid.storage.crypto import KeySource
 from hybrid.table import Table
 
 if TYPE_CHECKING:
@@ -302,10 +303,17 @@ class AsyncDatabase(_Async):
     rotate_key = _delegate(Database.rotate_key)
 
 
-async def connect_async(path: str | Path, *, upkeep: Upkeep | None = DEFAULT_UPKEEP) -> AsyncDatabase:
+async def connect_async(
+    path: str | Path,
+    *,
+    upkeep: Upkeep | None = DEFAULT_UPKEEP,
+    encryption_key: KeySource | None = None,
+    previous_key: KeySource | None = None,
+) -> AsyncDatabase:
     """Open (creating if needed) the database in the folder `path`, for asyncio code.
 
-    The same as :func:`hybrid.connect` (`upkeep` likewise), with async methods that run in
-    hybrid's small worker pool (see :func:`set_threads`).
+    The same as :func:`hybrid.connect` (`upkeep` and the keys likewise), with async methods that
+    run in hybrid's small worker pool (see :func:`set_threads`).
     """
-    return AsyncDatabase(await run_sync(Database, path, upkeep))
+    database = await run_sync(Database, path, upkeep, encryption_key=encryption_key, previous_key=previous_key)
+    return AsyncDatabase(database)
