@@ -15,6 +15,7 @@ from hybrid.aio import AsyncDatabase, AsyncTable, connect_async
 from hybrid.commits import Commit, VersionInfo
 from hybrid.db import Database
 from hybrid.errors import (
+    AccessError,
     CommitConflictError,
     CorruptionError,
     DuplicateKeyError,
@@ -34,6 +35,7 @@ from hybrid.errors import (
 )
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep
 from hybrid.query.limits import Limits, set_limits
+from hybrid.scoped import ScopedDatabase, ScopedTable
 from hybrid.storage.crypto import KeySource
 from hybrid.storage.writer import CleanupStats
 from hybrid.table import Table
@@ -61,6 +63,7 @@ def connect(
 
 
 __all__ = [
+    "AccessError",
     "AsyncDatabase",
     "AsyncTable",
     "CleanupStats",
@@ -80,6 +83,8 @@ __all__ = [
     "ReadOnlyError",
     "RowNotFoundError",
     "SchemaError",
+    "ScopedDatabase",
+    "ScopedTable",
     "Table",
     "TableExistsError",
     "TableNotFoundError",

@@ -301,6 +301,7 @@ class AsyncDatabase(_Async):
     drop_table = _delegate(Database.drop_table)
     sql = _delegate(Database.sql)
     rotate_key = _delegate(Database.rotate_key)
+    scoped = _delegate(Database.scoped)  # the scoped view itself is sync (hybrid.ScopedDatabase)
 
 
 async def connect_async(

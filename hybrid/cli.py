@@ -476,6 +476,10 @@ def demo_command(
         hits = run_search(table, "certificates", where=where, limit=3)
         console.print(hits_table(hits, "certificates", table, title=f"'certificates' where {where}"))
         console.print(f'try: hybrid search "your question" --db {db or "<a folder>"} --table demo')
+        console.print(
+            f"or in a browser: HYBRID_API_KEYS=<a key of 16+ characters>:read hybrid serve --db {db or '<a folder>'} "
+            "--open, then open http://127.0.0.1:8000/ and type that key"
+        )
 
 
 @app.command("serve")
@@ -491,6 +495,9 @@ def serve_command(
     graceful_timeout: Annotated[
         float, typer.Option(min=0.1, help="seconds a stopping server gives requests in flight to finish")
     ] = 30.0,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate (chain): serve HTTPS")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert")] = None,
+    open_page: Annotated[bool, typer.Option("--open", help="open the web page in a browser once it answers")] = False,
 ) -> None:
     """Serve the database's tables over HTTP (needs the server extra); SIGTERM finishes requests in flight."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -499,7 +506,18 @@ def serve_command(
     with _user_errors():
         from hybrid.server import serve
 
-        serve(db, host=host, port=port, config_path=config, workers=workers, graceful_timeout=graceful_timeout)
+        if open_page:
+            _open_when_ready(host, port, https=tls_cert is not None)
+        serve(
+            db,
+            host=host,
+            port=port,
+            config_path=config,
+            workers=workers,
+            graceful_timeout=graceful_timeout,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+        )
 
 
 @app.command("erase")
@@ -538,6 +556,40 @@ def erase_command(
         if not found.ok:
             raise typer.Exit(1)
 
+
+def _open_when_ready(host: str, port: int, https: bool = False) -> None:
+    """Open the web page in a browser as soon as the server answers (a background thread, at most 60 s)."""
+    import ssl
+    import sys
+    import threading
+    import time
+    import urllib.request
+    import webbrowser
+
+    # only asks our own server whether it is up: a self-signed certificate is fine here
+    probe = ssl._create_unverified_context() if https else None
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    scheme = "https" if https else "http"
+    url = f"{scheme}://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
+
+    def wait_then_open() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url + "v1/health", timeout=1, context=probe):
+                    webbrowser.open(url)
+                    return
+            except OSError:
+                time.sleep(0.25)
+
+    print(f"the web page: {url}", file=sys.stderr)
+    threading.Thread(target=wait_then_open, daemon=True, name="open-page").start()
+
+
+from hybrid.feedback.cli import feedback_app, tune_command  # noqa: E402  (last: its commands import helpers from here)
+
+app.add_typer(feedback_app, name="feedback")
+app.command("tune")(tune_command)
 
 if __name__ == "__main__":
     app()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
@@ -24,6 +25,9 @@ from hybrid.storage.manifest import Manifest
 from hybrid.storage.versions import VersionLog
 from hybrid.storage.writer import write_fragments
 from hybrid.table import Table
+
+if TYPE_CHECKING:
+    from hybrid.scoped import ScopedDatabase
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
@@ -162,6 +166,29 @@ class Database:
                 return
             raise TableNotFoundError(f"no table {name!r} in {self.path}")
         shutil.rmtree(root)
+
+    def scoped(
+        self,
+        where: str | None = None,
+        tables: str | Sequence[str] | None = None,
+        *,
+        vectors: bool = False,
+        read_only: bool = False,
+    ) -> ScopedDatabase:
+        """A view of this database for one tenant or client: only `tables` (names or globs; None: all),
+        every read and write bounded by the row scope `where`, vector columns withheld unless `vectors`
+        (see :mod:`hybrid.scoped`).
+
+        Example:
+            >>> import hybrid, tempfile
+            >>> db = hybrid.connect(tempfile.mkdtemp())
+            >>> _ = db.create_table("docs", [{"tenant": "acme", "text": "a"}, {"tenant": "globex", "text": "g"}])
+            >>> db.scoped(where="tenant = 'acme'", tables=["docs"]).open_table("docs").count_rows()
+            1
+        """
+        from hybrid.scoped import ScopedDatabase
+
+        return ScopedDatabase(self, where, tables, vectors=vectors, read_only=read_only)
 
     def sql(self, query: str, limits: Limits | None = None) -> pa.Table:
         """Run SQL in DuckDB where every table is visible by name (its newest version).

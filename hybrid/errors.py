@@ -21,7 +21,9 @@ our hierarchy::
     ├── MissingDependencyError(ImportError) an optional extra is not installed
     ├── CorruptionError(OSError)          a file of the table is damaged or missing
     ├── EncryptionError(PermissionError)  an encrypted database opened without its key, or with another
-    └── LimitError(RuntimeError)          a filter or query would exceed a time, memory or size bound
+    ├── LimitError(RuntimeError)          a filter or query would exceed a time, memory or size bound
+    ├── AccessError(PermissionError)      a scoped view or key may not read or write this
+    └── FeedbackError(ValueError)         feedback naming an unknown row, a label out of range, an empty query
 """
 
 from __future__ import annotations
@@ -128,3 +130,12 @@ class EncryptionError(HybridError, PermissionError):
 
 class LimitError(HybridError, RuntimeError):
     """A filter, expression or SQL query would exceed a time, memory or size bound (:class:`hybrid.Limits`)."""
+
+
+class AccessError(HybridError, PermissionError):
+    """A scoped view or key may not do this: a row outside its row scope, a column it is not granted
+    (raw vectors), or an operation a row scope cannot bound; nothing was written or returned."""
+
+
+class FeedbackError(HybridError, ValueError):
+    """Feedback that cannot be kept (nothing is written): an unknown row or key, a label out of range, no query."""

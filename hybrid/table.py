@@ -15,6 +15,7 @@ import pyarrow as pa
 from hybrid.commits import Commit, VersionInfo, index_commit, reset_content
 from hybrid.embedders import binding
 from hybrid.errors import CommitConflictError, CorruptionError, ReadOnlyError, SchemaError, require
+from hybrid.feedback.mixin import FeedbackMixin
 from hybrid.index import manage
 from hybrid.index.analyzer import Analyzer, Tokenizer
 from hybrid.index.cache import SearchCache
@@ -52,7 +53,7 @@ COMPACT_ATTEMPTS = 5
 """A compaction that lost its commit race to a change of the same fragments plans again this many times."""
 
 
-class Table:
+class Table(FeedbackMixin):
     """A table stored as a folder of immutable Arrow files and versioned manifests.
 
     Get one from :meth:`hybrid.Database.create_table` or ``open_table``. Every
@@ -569,8 +570,7 @@ class Table:
             return q
         if is_vector_like(query):
             return q.vector(query, vector_column)  # type: ignore[arg-type]
-        q = q.text(query)  # type: ignore[arg-type]
-        return q
+        return self._tuned_defaults(q.text(query))  # type: ignore[arg-type]
 
     def create_fts_index(
         self,

@@ -400,6 +400,13 @@ class HybridVectorStore(VectorStore):
         found = {doc.id: doc for doc in self._documents(rows)}
         return [found[i] for i in wanted if i in found]
 
+    def add_feedback(self, query: str, doc_id: str, label: float = 1.0, **kwargs: Any) -> int:
+        """Record that document `doc_id` answers `query` with relevance `label` (0 wrong .. 4 perfect) in the
+        table's feedback (``<table>__feedback``; see :meth:`hybrid.Table.add_feedback` for `kwargs`: who,
+        kind, shown_rank...). Returns the feedback table's new version."""
+        kwargs.setdefault("source", "langchain")
+        return self.table.add_feedback(query, {self._id: doc_id}, label, **kwargs).version
+
     def _ids_sql(self, ids: Sequence[str]) -> str:
         for i, doc_id in enumerate(ids):
             if not isinstance(doc_id, str):

@@ -43,7 +43,14 @@ import pyarrow as pa
 
 from hybrid.aio import run_sync
 from hybrid.db import Database
-from hybrid.errors import FilterError, HybridError, MissingDependencyError, SchemaError, TableExistsError
+from hybrid.errors import (
+    FeedbackError,
+    FilterError,
+    HybridError,
+    MissingDependencyError,
+    SchemaError,
+    TableExistsError,
+)
 
 try:
     from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -428,6 +435,15 @@ class HybridVectorStore(BasePydanticVectorStore):
         if self.auto_optimize and stale > max(stats[0]["live_indexed_rows"], 256):
             logger.info("optimizing %s: %d rows were outside the text index", table.name, stale)
             table.optimize()
+
+    def add_feedback(self, query: str, node_id: str, label: float = 1.0, **kwargs: Any) -> int:
+        """Record that node `node_id` answers `query` with relevance `label` (0 wrong .. 4 perfect) in the
+        table's feedback (``<table>__feedback``; see :meth:`hybrid.Table.add_feedback` for `kwargs`).
+        Returns the feedback table's new version."""
+        if self._table is None:
+            raise FeedbackError(f"no node {node_id!r}: the store holds no nodes yet")
+        kwargs.setdefault("source", "llamaindex")
+        return self._table.add_feedback(query, {ID: node_id}, label, **kwargs).version
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Delete every node of the document `ref_doc_id`."""

@@ -480,6 +480,7 @@ def _reranked(
     reranked = check_reranked(rows, q.reranker.rerank(text, rows), q.reranker)
     reranked = reranked.sort_by([(RELEVANCE, "descending")])
     score = reranked.column(RELEVANCE).cast(pa.float64())
+    reranked = reranked.append_column("_fused_score", reranked.column("_score"))  # the order before reranking
     rows = reranked.set_column(reranked.column_names.index("_score"), "_score", score)
     if q.columns is not None:
         rows = rows.drop_columns([c for c in text_cols if c in rows.column_names and c not in keep])

@@ -108,7 +108,7 @@ class Query:
     def _with(self, **changes: Any) -> Query:
         """A copy with `changes` (the builder's fields are validated by the methods that set them;
         dataclasses.replace would re-run __init__ for every field on every call)."""
-        new = object.__new__(Query)
+        new = object.__new__(type(self))  # a subclass (hybrid.scoped.ScopedQuery) stays itself
         new.__dict__.update(self.__dict__)
         new.__dict__.update(changes)
         return new
@@ -147,9 +147,10 @@ class Query:
             raise TypeError(f"fusion must have a fuse(results) method, got {type(fusion).__name__}")
         return self._with(fusion=fusion)
 
-    def rerank(self, reranker: Reranker) -> Query:
-        """Rescore the fused candidates with `reranker` (sees the candidates' columns)."""
-        if not callable(getattr(reranker, "rerank", None)):
+    def rerank(self, reranker: Reranker | None) -> Query:
+        """Rescore the fused candidates with `reranker` (sees the candidates' columns); None: no reranker
+        (not even the table's tuned one, see :meth:`hybrid.Table.tune`)."""
+        if reranker is not None and not callable(getattr(reranker, "rerank", None)):
             raise TypeError(f"reranker must have a rerank(query, candidates) method, got {type(reranker).__name__}")
         return self._with(reranker=reranker)
 

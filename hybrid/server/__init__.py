@@ -13,7 +13,9 @@ Authentication: API keys from a config file (:mod:`hybrid.server.config`) or
 ``X-API-Key``. Roles nest: ``read`` (list, info, search, indexes, versions) < ``write``
 (add and delete rows) < ``admin`` (create and drop tables and indexes). With no keys,
 every request but ``/v1/health`` gets 401 and ``serve`` refuses to start, unless the
-config sets ``anonymous_role``, which ``serve`` accepts only on a loopback host.
+config sets ``anonymous_role``, which ``serve`` accepts only on a loopback host. A key with
+:class:`Grant` s reaches only the tables they name, each with its role, an optional row scope
+and whether raw vectors are returned (``docs/security.md``).
 
 Errors are ``{"error": {"type": ..., "message": ...}}``: 400 bad input (filters, vectors,
 rows), 401 / 403 keys and roles, 404 missing table / index, 409 existing table or index
@@ -28,7 +30,7 @@ from hybrid.errors import require
 require("fastapi", "server")
 
 from hybrid.server.app import create_app  # noqa: E402
-from hybrid.server.config import ApiKey, ConfigError, Role, ServerConfig, load_config  # noqa: E402
+from hybrid.server.config import ApiKey, ConfigError, Grant, Role, ServerConfig, load_config  # noqa: E402
 from hybrid.server.serving import check_safe, serve  # noqa: E402
 
-__all__ = ["ApiKey", "ConfigError", "Role", "ServerConfig", "check_safe", "create_app", "load_config", "serve"]
+__all__ = ["ApiKey", "ConfigError", "Grant", "Role", "ServerConfig", "check_safe", "create_app", "load_config", "serve"]

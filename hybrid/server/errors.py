@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 
 from hybrid.errors import (
+    AccessError,
     CommitConflictError,
     CorruptionError,
     HybridError,
@@ -45,6 +46,7 @@ _BY_CLASS: tuple[tuple[type[BaseException], int], ...] = (
     (CommitConflictError, 409),
     (ReadOnlyError, 409),
     (LimitError, 422),
+    (AccessError, 403),
     (CorruptionError, 500),
     (HybridError, 400),
 )

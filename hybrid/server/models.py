@@ -198,6 +198,8 @@ class SearchRequest(Request):
     highlight: HighlightSpec | None = Field(
         None, description="a snippet with matches marked (_highlight) and their offsets (_highlight_spans)"
     )
+    version: int | None = Field(None, ge=1, description="search this version (time travel); default the newest")
+    explain: bool = Field(False, description="also return the plan: filter, each branch, fusion, reranker")
 
 
 class SearchResponse(Response):
@@ -208,6 +210,7 @@ class SearchResponse(Response):
     results: list[dict[str, Any]] = Field(
         description="rows best first, with _rowid, _score and per-branch _distance/_bm25/_vector_rank/_fts_rank"
     )
+    explain: str | None = Field(None, description="the plan, when the request asked for explain")
 
 
 # -- indexes ----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,6 +111,30 @@ def _worker_environment(db_path: Path, settings: ServerConfig) -> Iterator[None]
                 os.environ[name] = value
 
 
+def tls_options(cert: Path | str | None, key: Path | str | None) -> dict[str, str]:
+    """uvicorn's TLS options for a PEM certificate (chain) and private key; both or neither.
+
+    Example:
+        >>> tls_options(None, None)
+        {}
+        >>> tls_options("cert.pem", None)
+        Traceback (most recent call last):
+        hybrid.server.config.ConfigError: --tls-cert and --tls-key go together: give both PEM files, or neither
+    """
+    if cert is None and key is None:
+        return {}
+    if cert is None or key is None:
+        raise ConfigError("--tls-cert and --tls-key go together: give both PEM files, or neither")
+    for what, path in (("certificate", Path(cert)), ("private key", Path(key))):
+        if not path.is_file():
+            raise ConfigError(f"TLS {what} {path} is not a readable file")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(str(cert), str(key))
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"cannot load the TLS certificate {cert} with key {key}: {exc}") from None
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+
+
 def serve(
     db_path: str | Path,
     *,
@@ -121,6 +146,8 @@ def serve(
     graceful_timeout: float = GRACEFUL_TIMEOUT,
     log_level: str = "info",
     access_log: bool = True,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
 ) -> None:
     """Serve the tables in `db_path` over HTTP until interrupted (SIGTERM or SIGINT).
 
@@ -128,7 +155,8 @@ def serve(
     ``HYBRID_API_KEYS`` (see :mod:`hybrid.server.config`). `workers` processes serve
     (default :func:`default_workers`); on SIGTERM each finishes its requests in flight for
     up to `graceful_timeout` seconds. Raises :class:`ConfigError` for a configuration that
-    is invalid or unsafe on `host`.
+    is invalid or unsafe on `host`. With `tls_cert` and `tls_key` (PEM files: the certificate
+    chain and its private key) it serves HTTPS only (uvicorn's ``ssl_certfile`` / ``ssl_keyfile``).
     """
     uvicorn: Any = require("uvicorn", "server")
     from hybrid.server.app import create_app
@@ -140,6 +168,7 @@ def serve(
         raise ConfigError(f"graceful_timeout must be positive, got {graceful_timeout!r}")
     settings = config if config is not None else load_config(config_path)
     check_safe(host, settings)
+    tls = tls_options(tls_cert, tls_key)
     roles = ", ".join(f"{k.name or 'key'}={k.role}" for k in settings.api_keys) or "none"
     anonymous = settings.anonymous_role or "refused"
     logger.info(
@@ -152,6 +181,7 @@ def serve(
         "access_log": access_log,
         "server_header": False,
         "timeout_graceful_shutdown": graceful_timeout,
+        **tls,
     }
     if count == 1:
         uvicorn.run(create_app(db_path, settings), **options)

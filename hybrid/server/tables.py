@@ -26,8 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from hybrid.db import Database
-from hybrid.errors import TableNotFoundError
+from hybrid.errors import AccessError, TableNotFoundError
+from hybrid.scoped import ScopedTable
+from hybrid.server.access import current_access
 from hybrid.server.audit import AuditLog
+from hybrid.server.config import Grant
 from hybrid.storage.manifest import Manifest
 from hybrid.table import Table
 
@@ -64,12 +67,39 @@ class Tables:
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
-        return self.db.table_names()
+        """The tables the current request's key has a grant for."""
+        access = current_access()
+        return [n for n in self.db.table_names() if access.grant_for(n) is not None]
 
     def _missing(self, name: str) -> TableNotFoundError:
         return TableNotFoundError(f"no table named {name!r}")
 
+    def granted(self, name: str, *, creating: bool = False) -> Grant:
+        """The current key's grant for table `name`, allowing the route's role. A table no grant names
+        is answered as missing (so its existence is not revealed); creating one is refused."""
+        access = current_access()
+        try:
+            grant = access.check(name)
+        except AccessError as exc:
+            self.audit.denied(name, 403, "the grant's role is too low")
+            raise exc from None
+        if grant is None:
+            self.audit.denied(name, 403 if creating else 404, "no grant names this table")
+            if creating:
+                raise AccessError(f"the API key has no grant for a table named {name!r}")
+            raise self._missing(name)
+        return grant
+
+    def scoped(self, table: Table) -> Table | ScopedTable:
+        """`table` as the current key may see it: bounded by its grant's row scope, vectors withheld
+        unless granted (the table itself when neither applies)."""
+        grant = self.granted(table.name)
+        if grant.where is None and grant.sees_vectors:
+            return table
+        return ScopedTable(table, grant.where, vectors=grant.sees_vectors)
+
     def _entry(self, name: str) -> _Entry:
+        self.granted(name)
         with self._lock:
             entry = self._entries.get(name)
             if entry is not None:
@@ -80,7 +110,10 @@ class Tables:
             folder = _identity(self.db.path / name)
         except FileNotFoundError:
             raise self._missing(name) from None
-        reader = self.db.open_table(name)  # the writer shares its caches: one copy of each index per process
+        try:
+            reader = self.db.open_table(name)  # the writer shares its caches: one copy of each index per process
+        except TableNotFoundError:  # dropped meanwhile; the library's message would list the other tables
+            raise self._missing(name) from None
         fresh = _Entry(reader=reader, writer=reader.checkout_latest(), folder=folder)
         with self._lock:
             return self._entries.setdefault(name, fresh)
@@ -105,11 +138,15 @@ class Tables:
         raise self._missing(name)
 
     @contextmanager
-    def reading(self, name: str) -> Iterator[Table]:
-        """A view of the newest version of `name`; a table dropped while it is read is a TableNotFoundError."""
+    def reading(self, name: str) -> Iterator[Table | ScopedTable]:
+        """A view of the newest version of `name` as the current key may see it (:meth:`scoped`); a table
+        dropped while it is read is a TableNotFoundError."""
         view = self.read(name)
         try:
-            yield view
+            yield self.scoped(view)
+        except AccessError:
+            self.audit.denied(name, 403, "outside the grant's row scope or vectors")
+            raise
         except FileNotFoundError:
             if name in self.db:
                 raise
@@ -130,12 +167,15 @@ class Tables:
             try:
                 yield entry.writer
             except BaseException as exc:
+                if isinstance(exc, AccessError):
+                    self.audit.denied(name, 403, "outside the grant's row scope")
                 self.audit.record(name, before, _version_or_none(entry.writer), exc)
                 raise
             self.audit.record(name, before, entry.writer.version)
 
     def create(self, name: str, rows: Any, embedding: Any = None) -> Table:
         """Create table `name` from `rows` (TableExistsError if it exists) and return a view of it."""
+        self.granted(name, creating=True)
         try:
             self.db.create_table(name, rows, embedding=embedding)
         except BaseException as exc:

@@ -489,6 +489,7 @@ def test_rerank_reorders_and_keeps_branch_columns(table: hybrid.Table) -> None:
     result = q.rerank(reranker).limit(8).to_arrow()
     assert result.column_names == [
         "_rowid", "id", "_score", "_distance", "_vector_rank", "_bm25", "_fts_rank", "_relevance_score",
+        "_fused_score",
     ]  # fmt: skip
     check_types(result)
     # the reranker saw, with the query text and the FTS column `text` (not selected), every fused
@@ -511,6 +512,7 @@ def test_rerank_reorders_and_keeps_branch_columns(table: hybrid.Table) -> None:
     for row in result.to_pylist():
         for c in ("_distance", "_vector_rank", "_bm25", "_fts_rank"):
             assert row[c] == fused_rows[row["id"]][c]
+        assert row["_fused_score"] == fused_rows[row["id"]]["_score"]  # the score before reranking
     # paging applies after reranking
     page = q.rerank(LengthReranker()).offset(3).limit(4).to_arrow()
     assert ids_of(page) == ids_of(result)[3:7]
@@ -518,7 +520,9 @@ def test_rerank_reorders_and_keeps_branch_columns(table: hybrid.Table) -> None:
 
 def test_rerank_keeps_selected_text_column(table: hybrid.Table) -> None:
     result = table.search("golf").rerank(LengthReranker()).select(["id", "text"]).limit(3).to_arrow()
-    assert result.column_names == ["_rowid", "id", "text", "_score", "_bm25", "_fts_rank", "_relevance_score"]
+    assert result.column_names == [
+        "_rowid", "id", "text", "_score", "_bm25", "_fts_rank", "_relevance_score", "_fused_score",
+    ]  # fmt: skip
     lengths = [len(s) for s in result.column("text").to_pylist()]
     assert lengths == sorted(lengths, reverse=True)
 

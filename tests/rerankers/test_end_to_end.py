@@ -70,6 +70,7 @@ def check_reranked_search(table: hybrid.Table, reranker: Reranker, offset: int =
         "_bm25",
         "_fts_rank",
         "_relevance_score",
+        "_fused_score",
     }
     scores = [r["_relevance_score"] for r in got]
     assert scores == sorted(scores, reverse=True)
@@ -79,6 +80,7 @@ def check_reranked_search(table: hybrid.Table, reranker: Reranker, offset: int =
         source = by_rowid[row["_rowid"]]
         for name in ("id", "_distance", "_vector_rank", "_bm25", "_fts_rank"):
             assert row[name] == source[name]
+        assert row["_fused_score"] == pytest.approx(source["_score"])  # the score before reranking
     assert any(r["_bm25"] is not None for r in got)
     return got
 
