@@ -19,6 +19,7 @@ from hybrid.errors import (
     CommitConflictError,
     CorruptionError,
     DuplicateKeyError,
+    EncryptionError,
     FilterError,
     HybridError,
     LimitError,
@@ -35,19 +36,30 @@ from hybrid.errors import (
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep
 from hybrid.query.limits import Limits, set_limits
 from hybrid.scoped import ScopedDatabase, ScopedTable
+from hybrid.storage.crypto import KeySource
 from hybrid.storage.writer import CleanupStats
 from hybrid.table import Table
 
 __version__ = "0.1.0"
 
 
-def connect(path: str | Path, *, upkeep: Upkeep | None = DEFAULT_UPKEEP) -> Database:
+def connect(
+    path: str | Path,
+    *,
+    upkeep: Upkeep | None = DEFAULT_UPKEEP,
+    encryption_key: KeySource | None = None,
+    previous_key: KeySource | None = None,
+) -> Database:
     """Open (creating if needed) the database stored in the folder `path`.
 
     `upkeep` says when tables opened through it compact their small fragments and merge
     their indexes by themselves after writes, in a background thread (None: never).
+    `encryption_key` (32 bytes, 64 hex digits, or a callable returning one; default: the
+    ``HYBRID_ENCRYPTION_KEY`` environment variable) encrypts the database's files at rest
+    with AES-256-GCM (the `encryption` extra; see docs/data-protection.md). `previous_key`: the old
+    key, only to finish a key rotation (`Database.rotate_key`) that was interrupted.
     """
-    return Database(path, upkeep)
+    return Database(path, upkeep, encryption_key=encryption_key, previous_key=previous_key)
 
 
 __all__ = [
@@ -61,6 +73,7 @@ __all__ = [
     "Database",
     "Upkeep",
     "DuplicateKeyError",
+    "EncryptionError",
     "FilterError",
     "HybridError",
     "LimitError",

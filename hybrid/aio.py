@@ -41,6 +41,7 @@ import pyarrow as pa
 
 from hybrid.db import Database
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep
+from hybrid.storage.crypto import KeySource
 from hybrid.table import Table
 
 if TYPE_CHECKING:
@@ -245,6 +246,7 @@ class AsyncTable(_Async):
     rename_column = _delegate(Table.rename_column)
     compact = _delegate(Table.compact)
     cleanup = _delegate(Table.cleanup)
+    erase = _delegate(Table.erase)
     create_fts_index = _delegate(Table.create_fts_index)
     create_vector_index = _delegate(Table.create_vector_index)
     create_scalar_index = _delegate(Table.create_scalar_index)
@@ -284,6 +286,11 @@ class AsyncDatabase(_Async):
         return self._sync.path
 
     @property
+    def encrypted(self) -> bool:
+        """Whether the database's files are encrypted at rest."""
+        return self._sync.encrypted
+
+    @property
     def upkeep(self) -> Upkeep | None:
         """Automatic upkeep of the tables this object opens (see :class:`hybrid.Upkeep`)."""
         return self._sync.upkeep
@@ -293,13 +300,21 @@ class AsyncDatabase(_Async):
     create_table = _delegate_table(Database.create_table)
     drop_table = _delegate(Database.drop_table)
     sql = _delegate(Database.sql)
+    rotate_key = _delegate(Database.rotate_key)
     scoped = _delegate(Database.scoped)  # the scoped view itself is sync (hybrid.ScopedDatabase)
 
 
-async def connect_async(path: str | Path, *, upkeep: Upkeep | None = DEFAULT_UPKEEP) -> AsyncDatabase:
+async def connect_async(
+    path: str | Path,
+    *,
+    upkeep: Upkeep | None = DEFAULT_UPKEEP,
+    encryption_key: KeySource | None = None,
+    previous_key: KeySource | None = None,
+) -> AsyncDatabase:
     """Open (creating if needed) the database in the folder `path`, for asyncio code.
 
-    The same as :func:`hybrid.connect` (`upkeep` likewise), with async methods that run in
-    hybrid's small worker pool (see :func:`set_threads`).
+    The same as :func:`hybrid.connect` (`upkeep` and the keys likewise), with async methods that
+    run in hybrid's small worker pool (see :func:`set_threads`).
     """
-    return AsyncDatabase(await run_sync(Database, path, upkeep))
+    database = await run_sync(Database, path, upkeep, encryption_key=encryption_key, previous_key=previous_key)
+    return AsyncDatabase(database)

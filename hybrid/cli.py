@@ -147,7 +147,8 @@ def _user_errors() -> Iterator[None]:
 def _connect(path: Path) -> Database:
     import hybrid
 
-    return hybrid.connect(path)
+    with _user_errors():  # an encrypted database without HYBRID_ENCRYPTION_KEY: one red line
+        return hybrid.connect(path)
 
 
 def _open_db(path: Path) -> Database:
@@ -517,6 +518,43 @@ def serve_command(
             tls_cert=tls_cert,
             tls_key=tls_key,
         )
+
+
+@app.command("erase")
+def erase_command(
+    db: Annotated[Path, typer.Argument(help="database folder")],
+    table: Annotated[str, typer.Argument(help="table to erase rows from")],
+    where: Annotated[
+        str | None, typer.Option(help="SQL filter of the rows to erase from every retained version")
+    ] = None,
+    by: Annotated[str | None, typer.Option(help="who asks (recorded in the version log; default: the OS user)")] = None,
+    verify: Annotated[bool, typer.Option(help="scan every file of the table for the erased values afterwards")] = True,
+    resume: Annotated[bool, typer.Option(help="only finish an erasure a crash interrupted")] = False,
+) -> None:
+    """Erase rows from the newest version and every retained one, their indexes and files; exit 1 if the
+    verification finds an erased value left."""
+    if (where is None) != resume:
+        _fail("give --where (the rows to erase) or --resume (finish an interrupted erasure), not both")
+    database = _open_db(db)
+    database.upkeep = None
+    with _user_errors():
+        report = database.open_table(table).erase(where, by=by, verify=verify and not resume)
+    typer.echo(
+        f"{table}: erased {report.erased_rows} row(s) ({report.live_rows_erased} live) from "
+        f"{len(report.versions_rewritten)} version(s) -> version {report.version}; {report.files_rewritten} data "
+        f"file(s) rewritten, {report.indexes_rebuilt} index folder(s) rebuilt, {report.files_removed} file(s) removed "
+        f"in {report.seconds:.2f} s"
+    )
+    found = report.verification
+    if found is not None:
+        typer.echo(
+            f"verification: {found.files_scanned} file(s), {found.bytes_scanned / 1e6:.1f} MB scanned for "
+            f"{found.values_searched} erased value(s): {'none found' if found.ok else f'{len(found.leaks)} FOUND'}"
+        )
+        for leak in found.leaks:
+            typer.echo(f"  {leak.path}: {leak.what}")
+        if not found.ok:
+            raise typer.Exit(1)
 
 
 def _open_when_ready(host: str, port: int, https: bool = False) -> None:

@@ -17,7 +17,9 @@ from hybrid.embedders.binding import EmbeddingSpec
 from hybrid.errors import SchemaError, TableExistsError, TableNotFoundError
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep
 from hybrid.query.limits import Limits, bounded, current_limits
+from hybrid.storage import crypto
 from hybrid.storage import transactions as tx
+from hybrid.storage.crypto import KeySource
 from hybrid.storage.ingest import check_column_name, conform, infer_schema, to_batches
 from hybrid.storage.manifest import Manifest
 from hybrid.storage.versions import VersionLog
@@ -43,11 +45,29 @@ class Database:
         [{'n': 1}]
     """
 
-    def __init__(self, path: str | Path, upkeep: Upkeep | None = DEFAULT_UPKEEP) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        upkeep: Upkeep | None = DEFAULT_UPKEEP,
+        *,
+        encryption_key: KeySource | None = None,
+        previous_key: KeySource | None = None,
+    ) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        self.encrypted = crypto.open_database(self.path, encryption_key, previous_key) is not None
+        """Whether the files of this database are encrypted at rest (:mod:`hybrid.storage.crypto`)."""
         self.upkeep = upkeep
         """Automatic upkeep of the tables this object opens (None: off; see :class:`hybrid.Upkeep`)."""
+
+    def rotate_key(self, new_key: KeySource) -> int:
+        """Re-encrypt every file of this encrypted database with `new_key`, in the foreground; returns the
+        files rewritten. Run it while nothing else writes the database. Each file is replaced atomically;
+        if it is interrupted, open with ``encryption_key=new_key, previous_key=old_key`` and run it again.
+        """
+        rewritten = crypto.rotate(self.path, new_key)
+        self.encrypted = True
+        return rewritten
 
     def __repr__(self) -> str:
         return f"Database({str(self.path)!r})"

@@ -20,6 +20,7 @@ our hierarchy::
     ├── RegistryError(ValueError)         unknown or duplicate embedder name
     ├── MissingDependencyError(ImportError) an optional extra is not installed
     ├── CorruptionError(OSError)          a file of the table is damaged or missing
+    ├── EncryptionError(PermissionError)  an encrypted database opened without its key, or with another
     ├── LimitError(RuntimeError)          a filter or query would exceed a time, memory or size bound
     ├── AccessError(PermissionError)      a scoped view or key may not read or write this
     └── FeedbackError(ValueError)         feedback naming an unknown row, a label out of range, an empty query
@@ -121,6 +122,10 @@ class CorruptionError(HybridError, OSError):
         super().__init__(message)
         self.path = path
         self.problem = problem
+
+
+class EncryptionError(HybridError, PermissionError):
+    """An encrypted database was opened without its key or with another key, or a key is malformed."""
 
 
 class LimitError(HybridError, RuntimeError):

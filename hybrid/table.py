@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from hybrid.changes import ColumnSpec
     from hybrid.embedders.base import Embedder
+    from hybrid.erasure import EraseReport
     from hybrid.query.search import Query, QueryType
     from hybrid.query.text import TextQuery
 
@@ -532,6 +533,14 @@ class Table(FeedbackMixin):
         self._write_base("cleanup")
         tagged = set(self._log.tags().values())
         return cleanup(self._root, self._log, older_than.total_seconds(), keep=tagged.__contains__)
+
+    def erase(self, where: str | None, *, by: str | None = None, verify: bool = False) -> EraseReport:
+        """Remove the rows matching `where` from every retained version, index, cache and file, as a
+        version "erase"; `verify` scans every file for the erased values (:mod:`hybrid.erasure`)."""
+        from hybrid.erasure import erase
+
+        self.wait_for_upkeep()
+        return erase(self._writable(), where, by=by, verify=verify)
 
     # -- search and indexes ---------------------------------------------------------------
 

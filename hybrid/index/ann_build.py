@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +43,29 @@ def build(
 
     require(kind)
     _, sample = sample_vectors(view.snapshot, column, TRAIN_ROWS)
-    batches = vector_batches(view.snapshot, column, batch_rows)
+    if kind != "hnsw_int8" and params.get("partitions") is None:
+        from hybrid.index.ivf import default_partitions
+
+        params["partitions"] = default_partitions(view.cache.live_ids(view.snapshot).size)
+    return build_from(kind, folder, sample, vector_batches(view.snapshot, column, batch_rows), metric, params)
+
+
+def build_from(
+    kind: str,
+    folder: Path,
+    sample: np.ndarray,
+    batches: Iterator[tuple[np.ndarray, np.ndarray]],
+    metric: str,
+    params: dict[str, Any],
+) -> CandidateIndex:
+    """Build a compressed index of kind `kind` in `folder`: trained on `sample`, fed (row ids, vectors) `batches`."""
+    require(kind)
     if kind == "hnsw_int8":
         from hybrid.index.quantized import Int8Graph
 
         return Int8Graph.build(folder, sample, batches, metric, params)
-    from hybrid.index.ivf import IvfIndex, default_partitions
+    from hybrid.index.ivf import IvfIndex
 
-    if params.get("partitions") is None:
-        params["partitions"] = default_partitions(view.cache.live_ids(view.snapshot).size)
     return IvfIndex.build(folder, sample, batches, metric, params, kind)
 
 

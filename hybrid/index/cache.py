@@ -7,6 +7,7 @@ as long as it is kept; the caches only bound how many are kept.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from hybrid.index.coverage import Coverage, LivePieces, carry, compute, delta, f
 from hybrid.index.fts_filters import field_name
 from hybrid.index.fulltext import FullTextIndex
 from hybrid.index.scalar import ScalarIndex
+from hybrid.index.sealed import readable
 from hybrid.index.vector import VectorIndex
 from hybrid.storage.checksums import verify_folder
 from hybrid.storage.snapshot import Snapshot
@@ -30,7 +32,7 @@ __all__ = ["Coverage", "LoadedIndex", "SearchCache", "renamed_weights"]
 LoadedIndex = FullTextIndex | VectorIndex | ScalarIndex | CandidateIndex
 
 
-@dataclass
+@dataclass(eq=False)
 class SearchCache:
     """Per-`Table` cache of loaded indexes and per-version coverage (indexes never change)."""
 
@@ -42,6 +44,21 @@ class SearchCache:
     stores: dict[str, dict[Any, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     making: dict[tuple[int, Any], threading.Lock] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _live.add(self)
+
+    def clear(self) -> None:
+        """Forget every loaded index, coverage, tail log and remembered value."""
+        with self.lock:
+            for store in (self.loaded, self.coverage, self.live, self.pieces, self.latest_coverage, self.stores):
+                store.clear()
+
+    @staticmethod
+    def purge_all() -> None:
+        """Clear every search cache of this process (after an erasure: they may hold erased rows)."""
+        for cache in list(_live):
+            cache.clear()
 
     def get(self, key: Any, store: dict[Any, Any], make: Callable[[], Any], keep: int = 8) -> Any:
         """`store[key]`, made by `make()` on a miss. Concurrent misses of one key make it once:
@@ -107,7 +124,7 @@ class SearchCache:
 
         def make() -> np.ndarray:
             self.verified(root, entry)
-            return np.array(load_ids(root / entry.path))
+            return np.array(load_ids(readable(root, entry.path)))
 
         found: np.ndarray = self.get((entry.path, "ids"), self.loaded, make, 64)
         return found
@@ -140,8 +157,8 @@ class SearchCache:
 
     def index(self, root: Path, snap: Snapshot, entry: IndexEntry) -> LoadedIndex:
         def make() -> LoadedIndex:
-            folder = root / entry.path
             self.verified(root, entry)
+            folder = readable(root, entry.path)
             if entry.kind == "scalar":
                 return ScalarIndex.open(folder)
             if entry.kind == "fts":
@@ -160,6 +177,9 @@ class SearchCache:
             return VectorIndex.open(folder, dim, entry.params["metric"], entry.params["ef_search"])
 
         return self.get(entry.path, self.loaded, make, keep=64)
+
+
+_live: weakref.WeakSet[SearchCache] = weakref.WeakSet()
 
 
 def renamed_weights(entry: IndexEntry) -> dict[str, int] | None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from hybrid.errors import HybridError, SchemaError
-from hybrid.index import ann_build
+from hybrid.index import ann_build, sealed
 from hybrid.index.analyzer import Analyzer
 from hybrid.index.ann_kinds import DEFAULT_RESCORE, FLOAT_KIND, available_memory, check_kind, choose_kind
 from hybrid.index.ann_kinds import installed as kind_installed
@@ -81,6 +81,7 @@ class Writable:
 def _commit_index(
     table: Writable, base: Manifest, entry: IndexEntry, replace_existing: bool, operation: str = "create_index"
 ) -> Manifest:
+    sealed.seal(table.root / entry.path)  # encrypted at rest under an encrypted database
     entry = replace(entry, checksums=checksums.folder_digests(table.root / entry.path))
 
     def rebase(latest: Manifest) -> Manifest:

@@ -30,6 +30,7 @@ from hybrid.index.catalog import (
 from hybrid.index.coverage import Coverage
 from hybrid.index.fts_filters import filter_columns_of
 from hybrid.index.fulltext import FullTextIndex
+from hybrid.index.sealed import readable
 from hybrid.index.vector import VectorIndex
 from hybrid.storage.checksums import verify_folder
 from hybrid.storage.snapshot import Snapshot
@@ -59,7 +60,8 @@ def merge(
     """
     rel, folder = new_index_folder(root)
     verify_folder(root, entry.path, entry.checksums)  # never carry damage into a successor with fresh checksums
-    indexed = np.asarray(load_ids(root / entry.path))
+    source = readable(root, entry.path)
+    indexed = np.asarray(load_ids(source))
     kept = indexed[~np.isin(indexed, cov.dead, assume_unique=True)] if len(cov.dead) else indexed
     masks = masks_of(snap, cov.unindexed)
     params = dict(entry.params)
@@ -69,9 +71,7 @@ def merge(
         dim = snap.schema.field(column).type.list_size
         ids = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.uint64)
         vectors = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, dim), np.float32)
-        _, marked = VectorIndex.merged(
-            root / entry.path, folder, dim, index.metric, index.ef_search, (ids, vectors), cov.dead
-        )
+        _, marked = VectorIndex.merged(source, folder, dim, index.metric, index.ef_search, (ids, vectors), cov.dead)
         params["deleted_nodes"] = int(params.get("deleted_nodes", 0)) + marked
         rows = entry.rows + len(ids) - marked
     elif not isinstance(index, FullTextIndex):  # a compressed vector index: add and remove in a copy
@@ -85,7 +85,7 @@ def merge(
         filters = filter_columns_of(entry, snap)
         columns = list(entry.columns) + [c for c in filters if c not in entry.columns]
         merged = index.merged(
-            root / entry.path / "tantivy", folder / "tantivy", text_batches(snap, columns, masks), cov.dead, filters
+            source / "tantivy", folder / "tantivy", text_batches(snap, columns, masks), cov.dead, filters
         )
         rows = merged.num_docs
     save_ids(folder, np.concatenate([kept, cov.unindexed]))

@@ -27,7 +27,7 @@ from typing import BinaryIO
 import xxhash
 
 from hybrid.errors import CorruptionError
-from hybrid.storage import disk
+from hybrid.storage import crypto, disk
 
 ALGORITHM = "xxh3_64"
 _NAMED = re.compile(r"-([0-9a-f]{16})\.[A-Za-z0-9]+$")
@@ -41,9 +41,13 @@ def digest_bytes(data: bytes | bytearray | memoryview) -> str:
 
 
 def digest_file(path: Path) -> str:
-    """The digest of a file's bytes, read in chunks."""
+    """The digest of a file's bytes (its plaintext, if it is encrypted), read in chunks."""
     h = xxhash.xxh3_64()
     with open(path, "rb") as fh:
+        if fh.read(len(crypto.MAGIC)) == crypto.MAGIC:
+            fh.seek(0)
+            return digest_bytes(crypto.decode(path, fh.read(), path.name))
+        fh.seek(0)
         while chunk := fh.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()

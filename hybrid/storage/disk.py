@@ -13,11 +13,14 @@ this seam; a fault there fails the build before anything is committed.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+from hybrid.storage import crypto
 
 
 class Disk:
@@ -29,6 +32,8 @@ class Disk:
 
     def sync(self, fh: BinaryIO) -> None:
         """Flush `fh` and make its bytes durable."""
+        if isinstance(fh, Sealed):  # written (and synced) whole when closed
+            return
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -76,8 +81,44 @@ def use(disk: Disk) -> Iterator[Disk]:
 
 
 def write_new(path: Path, data: bytes) -> None:
-    """Create `path` holding `data`, durably (the folder is synced by the caller)."""
+    """Create `path` holding `data` (encrypted under an encrypted database), durably (the folder is synced
+    by the caller)."""
+    _write_raw(path, crypto.encode(path, data))
+
+
+def _write_raw(path: Path, data: bytes) -> None:
     disk = current()
     with disk.create(path) as fh:
         fh.write(data)
         disk.sync(fh)
+
+
+class Sealed(io.BytesIO):
+    """A new file of an encrypted database: its bytes are buffered, then encrypted and written durably
+    on close (AES-GCM encrypts a message whole)."""
+
+    def __init__(self, path: Path, cipher: crypto.Keyring) -> None:
+        super().__init__()
+        self._path = path
+        self._cipher = cipher
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("an encrypted file is written when closed")
+
+    def close(self) -> None:
+        if not self.closed:
+            data = self._cipher.encrypt(self.getbuffer())
+            super().close()
+            _write_raw(self._path, data)
+
+
+def open_new(path: Path) -> BinaryIO:
+    """A new file opened for binary writing (fails if `path` exists when written); under an encrypted
+    database its bytes are encrypted when it is closed."""
+    cipher = crypto.cipher_for(path)
+    return current().create(path) if cipher is None else Sealed(path, cipher)
+
+
+def read_plain(path: Path, rel: str = "") -> bytes | bytearray | memoryview:
+    """The bytes of `path`, decrypted if the file is encrypted."""
+    return crypto.decode(path, current().read_bytes(path), rel)

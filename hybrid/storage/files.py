@@ -10,6 +10,7 @@ from __future__ import annotations
 import mmap
 import threading
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.errors import CorruptionError
-from hybrid.storage import checksums, disk
+from hybrid.storage import checksums, crypto, disk
 
 DATA_DIR = "data"
 DELETIONS_DIR = "deletions"
@@ -41,7 +42,7 @@ def write_table_file(root: Path, subdir: str, batches: Iterable[pa.RecordBatch],
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
-    with disk.current().create(path) as fh:
+    with disk.open_new(path) as fh:
         sink = checksums.HashingSink(fh)
         with pa.ipc.new_file(sink, schema) as writer:
             for batch in batches:
@@ -64,14 +65,37 @@ def write_ids_file(root: Path, subdir: str, ids: np.ndarray) -> str:
 class FileCache:
     """Memory-mapped, zero-copy views of immutable files, shared by snapshots of one table."""
 
+    _live: weakref.WeakSet[FileCache] = weakref.WeakSet()
+    """Every cache of this process (an erasure purges those of its table)."""
+
     def __init__(self, root: Path, capacity: int = 4096) -> None:
         self._root = root
+        FileCache._live.add(self)
         self._capacity = capacity
         self._tables: OrderedDict[str, pa.Table] = OrderedDict()
         self._ids: OrderedDict[str, np.ndarray] = OrderedDict()
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
         self._verified: set[str] = set()
         self._lock = threading.Lock()
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    def clear(self) -> None:
+        """Forget every mapped file and the ids and masks read from them."""
+        with self._lock:
+            self._tables.clear()
+            self._ids.clear()
+            self._masks.clear()
+            self._verified.clear()
+
+    @classmethod
+    def purge_root(cls, root: Path) -> None:
+        """Clear every cache of this process that reads the table at `root`."""
+        for cache in list(cls._live):
+            if cache._root == root:
+                cache.clear()
 
     def table(self, rel: str, random_access: bool = False) -> pa.Table:
         """The whole file as a zero-copy table over a memory map.
@@ -93,17 +117,24 @@ class FileCache:
             raise CorruptionError(f"{rel} of table {self._root.name} is missing", rel, "missing") from None
         except ValueError:  # mmap refuses an empty file: no data file of a table is empty
             raise CorruptionError(f"{rel} of table {self._root.name} is empty", rel, "unreadable") from None
-        self._verify(rel, mapped)
-        if random_access and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
-            mapped.madvise(mmap.MADV_RANDOM)
-        table = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(mapped))).read_all()
+        if mapped[: len(crypto.MAGIC)] == crypto.MAGIC:  # encrypted: a decrypted copy in memory, not a map
+            plain = crypto.decode(self._root / rel, memoryview(mapped), rel)
+            mapped.close()
+            self._verify(rel, plain)
+            buffer = pa.py_buffer(plain)
+        else:
+            self._verify(rel, mapped)
+            if random_access and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+                mapped.madvise(mmap.MADV_RANDOM)
+            buffer = pa.py_buffer(mapped)
+        table = pa.ipc.open_file(pa.BufferReader(buffer)).read_all()
         with self._lock:
             self._tables[key] = table
             if len(self._tables) > self._capacity:
                 self._tables.popitem(last=False)
         return table
 
-    def _verify(self, rel: str, mapped: mmap.mmap) -> None:
+    def _verify(self, rel: str, mapped: mmap.mmap | bytes | bytearray | memoryview) -> None:
         """Check a file against the checksum in its name, once per process (it never changes)."""
         if rel in self._verified:
             return

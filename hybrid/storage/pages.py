@@ -92,7 +92,7 @@ def read_page(root: Path, rel: str) -> Page:
     if hit is not None:
         return hit
     try:
-        data = disk.current().read_bytes(Path(key))
+        data = bytes(disk.read_plain(Path(key), rel))
         checksums.verify_named(root, rel, data)
         fragments = tuple(fragments_from_dicts(json.loads(data)["fragments"]))
     except FileNotFoundError:

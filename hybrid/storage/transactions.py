@@ -138,9 +138,9 @@ def replace_fragments(
     base_by_id = {f.id: f for f in base.fragments}
     positions = [i for i, f in enumerate(latest.fragments) if f.id in set(old_ids)]
     if len(positions) != len(old_ids) or any(
-        latest.fragments[i].deletion_file != base_by_id[latest.fragments[i].id].deletion_file for i in positions
-    ):
-        raise conflict(operation, base, latest, "deleted rows from the same fragments")
+        latest.fragments[i] != base_by_id[latest.fragments[i].id] for i in positions
+    ):  # deletions, added columns or an erasure changed them: the run would bring back what they changed
+        raise conflict(operation, base, latest, "changed the same fragments")
     kept = [f for i, f in enumerate(latest.fragments) if i not in set(positions)]
     if new is None:
         return replace(latest, fragments=tuple(kept))

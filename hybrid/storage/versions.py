@@ -116,7 +116,7 @@ class VersionLog:
             cached = self._cached
             if cached and cached[:3] == (version, stat.st_ino, stat.st_mtime_ns):
                 return cached[3]
-            raw = disk.current().read_bytes(self._path(version))
+            raw = bytes(disk.read_plain(self._path(version), f"{VERSIONS_DIR}/{version}.json"))
         except FileNotFoundError:
             available = self.list_versions()
             span = f"{available[0]}..{available[-1]}" if available else "none"
@@ -189,6 +189,27 @@ class VersionLog:
         self._latest_seen = max(self._latest_seen, manifest.version)
         stat = self._path(manifest.version).stat()
         self._cached = (manifest.version, stat.st_ino, stat.st_mtime_ns, published)
+        return published
+
+    def overwrite(self, manifest: Manifest) -> Manifest:
+        """Replace the manifest of the existing version `manifest.version` (erasure only: versions are
+        otherwise never rewritten). The new file is written and synced, then renamed over the old one,
+        so a reader sees either manifest whole; the pages it lists are written first."""
+        path = self._path(manifest.version)
+        if not path.exists():
+            raise VersionNotFoundError(f"version {manifest.version} of {self.root.name} does not exist")
+        layout, written = pages.write_pages(self.root, manifest.fragments, manifest.pages)
+        published = replace(manifest, pages=layout)
+        tmp = self.dir / f".tmp-{uuid.uuid4().hex}"
+        try:
+            disk.write_new(tmp, checksums.seal(published.to_json()).encode())
+            disk.current().replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            pages.remove_pages(self.root, written)
+            raise
+        fsync_dir(self.dir)
+        self._cached = None
         return published
 
     def remove(self, version: int) -> int:

@@ -65,7 +65,7 @@ def write_fragments(
                 if writer is None:
                     rel = f"{DATA_DIR}/{os.urandom(16).hex()}.arrow"
                     written.append(root / rel)
-                    handle = disk.current().create(root / rel)  # spans loop iterations; closed in close()
+                    handle = disk.open_new(root / rel)  # spans loop iterations; closed in close()
                     sink = checksums.HashingSink(handle)
                     writer = pa.ipc.new_file(sink, schema)
                     rows = 0
