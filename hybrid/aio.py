@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from hybrid.embedders.base import Embedder
+    from hybrid.feedback.store import FeedbackLog
     from hybrid.query.chunk_layout import ChunkLayout
     from hybrid.query.search import Query, QueryType
     from hybrid.query.text import TextQuery
@@ -188,6 +189,10 @@ class AsyncTable(_Async):
         """:attr:`hybrid.Table.version`: the version this table reads (the newest unless checked out)."""
         return await self._run(lambda: self._sync.version)
 
+    async def feedback(self) -> FeedbackLog:
+        """:attr:`hybrid.Table.feedback`: the table's feedback log (its methods are sync)."""
+        return await self._run(lambda: self._sync.feedback)
+
     async def schema(self) -> pa.Schema:
         """:attr:`hybrid.Table.schema` of the version this table reads."""
         return await self._run(lambda: self._sync.schema)
@@ -247,6 +252,10 @@ class AsyncTable(_Async):
     compact = _delegate(Table.compact)
     cleanup = _delegate(Table.cleanup)
     erase = _delegate(Table.erase)
+    add_feedback = _delegate(Table.add_feedback)
+    tune = _delegate(Table.tune)
+    tune_runs = _delegate(Table.tune_runs)
+    use_tuned = _delegate(Table.use_tuned)
     create_fts_index = _delegate(Table.create_fts_index)
     create_vector_index = _delegate(Table.create_vector_index)
     create_scalar_index = _delegate(Table.create_scalar_index)
