@@ -59,6 +59,7 @@ from hybrid.storage.ingest import is_vector_type
 from hybrid.storage.manifest import Manifest
 from hybrid.storage.scan import PatternSet, scan_files
 from hybrid.storage.snapshot import Snapshot
+from hybrid.storage.versions import VersionLog
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,8 @@ class EraseReport:
     verification: Verification | None = None
     resumed: tuple[int, ...] = field(default=())
     """Versions committed by unfinished erasures this call finished first."""
+    feedback_rows_erased: int = 0
+    """Judgments of the erased rows erased from ``<table>__feedback`` (their queries may name the person)."""
 
 
 def redact(where: str) -> str:
@@ -156,7 +159,22 @@ def erase(table: manage.Writable, where: str | None, *, by: str | None = None, v
     )
     if patterns is not None:
         report = replace(report, verification=verify_erased(table.root, table.log, erased, *patterns))
+    report = replace(report, feedback_rows_erased=_erase_feedback(table.root, erased, by))
     return replace(report, seconds=time.perf_counter() - started)
+
+
+def _erase_feedback(root: Path, erased: np.ndarray, by: str | None) -> int:
+    """Erase the judgments given on `erased` rows from the table's feedback table, when it has one."""
+    from hybrid.db import Database
+    from hybrid.feedback.store import feedback_table_name
+    from hybrid.storage import crypto
+
+    name = feedback_table_name(root.name)
+    if not len(erased) or not VersionLog(root.parent / name).exists():
+        return 0
+    db = Database(root.parent, upkeep=None, encryption_key=crypto.cipher_for(root))
+    ids = ", ".join(str(int(i)) for i in erased)
+    return db.open_table(name).erase(f"row IN ({ids})", by=by).erased_rows
 
 
 def _who() -> str:

@@ -128,8 +128,11 @@ class FeedbackLog:
     def table(self) -> Table:
         """The feedback table itself (created, empty, on first use)."""
         from hybrid.db import Database
+        from hybrid.storage import crypto
 
-        return Database(self.path.parent, upkeep=None).create_table(self.name, schema=SCHEMA, mode="exist_ok")
+        key = crypto.cipher_for(self.path)  # an encrypted database's feedback is encrypted with the same key
+        db = Database(self.path.parent, upkeep=None, encryption_key=key)
+        return db.create_table(self.name, schema=SCHEMA, mode="exist_ok")
 
     def count(self) -> int:
         return self.table().count_rows() if self.exists() else 0

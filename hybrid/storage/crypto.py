@@ -28,6 +28,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Union
 
 from hybrid.errors import CorruptionError, EncryptionError, require
 
@@ -37,7 +38,8 @@ NONCE = 12
 HEADER = len(MAGIC) + KEY_TAG + NONCE
 MARKER = "_encryption.json"
 KEY_ENV = "HYBRID_ENCRYPTION_KEY"
-KeySource = bytes | str | Callable[[], bytes | str]
+KeySource = Union[bytes, str, Callable[[], bytes | str], "Keyring"]
+"""Key bytes, 64 hex digits or base64, a callable giving one, or a :class:`Keyring` this process already opened."""
 
 
 class Cipher:
@@ -182,6 +184,11 @@ def open_database(folder: Path, source: KeySource | None, previous: KeySource | 
                 f"(hybrid.connect(path, encryption_key=...) or {KEY_ENV})"
             )
         return None
+    if isinstance(source, Keyring):  # a key this process already checked: the library's own companion tables
+        if stored is None or stored["key_id"] != source.key_id:
+            raise EncryptionError(f"the key of another database does not open the database at {folder}")
+        register(folder, source)
+        return source
     cipher = Cipher(parse_key(source))
     if stored is None:
         if any(p.is_dir() and (p / "_versions").is_dir() for p in folder.iterdir()):

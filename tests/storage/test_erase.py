@@ -318,3 +318,22 @@ def test_cli_erase(tmp_path: Path) -> None:
     assert t.count_rows(f"owner = '{VICTIM}'") == 0
     bad = runner.invoke(app, ["erase", str(tmp_path), "docs"])
     assert bad.exit_code == 2
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_erase_also_erases_the_judgments_of_erased_rows(tmp_path: Path, encrypted: bool) -> None:
+    db = hybrid.connect(tmp_path, upkeep=None, encryption_key=os.urandom(32) if encrypted else None)
+    t = db.create_table("docs", make_rows(np.random.default_rng(4), 0, 20, [VICTIM, "a"]))
+    rows = t.to_arrow(with_rowid=True).to_pylist()
+    victim = next(r["_rowid"] for r in rows if r["owner"] == VICTIM)
+    other = next(r["_rowid"] for r in rows if r["owner"] != VICTIM)
+    t.add_feedback("zqsecretquestion about the victim", victim, 2)
+    t.add_feedback("an ordinary question", other, 1)
+    feedback_folder = tmp_path / "docs__feedback"
+    assert bool(found_in_folder(feedback_folder, [b"zqsecretquestion"])) is not encrypted  # ciphertext when keyed
+
+    report = t.erase(f"owner = '{VICTIM}'")
+
+    assert report.feedback_rows_erased == 1
+    assert t.feedback.to_arrow().column("query").to_pylist() == ["an ordinary question"]
+    assert found_in_folder(feedback_folder, [b"zqsecretquestion"]) == []
