@@ -159,7 +159,7 @@ class ApiKey:
         Example:
             >>> k = ApiKey.from_secret("0123456789abcdef", "read", name="ci")
             >>> k
-            ApiKey(role='read', name='ci')
+            ApiKey(role='read', name='ci', grants=(), vectors=None)
             >>> ApiKey.from_secret("short", "read")
             Traceback (most recent call last):
             hybrid.server.config.ConfigError: API key (unnamed) is too short (5 characters); use at least 16, e.g. \
