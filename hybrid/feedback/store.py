@@ -170,7 +170,6 @@ class FeedbackLog:
     def _resolve(self, records: list[Feedback]) -> pa.Table:
         table = self._table
         snap = table.snapshot()
-        live: set[int] | None = None
         keys: dict[str, dict[str, int]] = {}
         now = dt.datetime.now(dt.timezone.utc)
         out: dict[str, list[Any]] = {f.name: [] for f in SCHEMA}
@@ -205,10 +204,8 @@ class FeedbackLog:
                     raise FeedbackError(f"{where}: no row of {table.name!r} has {key_column} = {value!r}")
                 rowid = found
             elif isinstance(r.row, (int, np.integer)) and not isinstance(r.row, bool):
-                if live is None:
-                    live = set(table.to_arrow([], with_rowid=True).column("_rowid").to_pylist())
                 rowid = int(r.row)
-                if rowid not in live:
+                if rowid < 0 or not snap.locate(np.array([rowid], dtype=np.uint64))[2][0]:
                     raise FeedbackError(f"{where}: row {rowid} is not a live row of {table.name!r}")
             else:
                 raise FeedbackError(f"{where}: row must be a _rowid or {{key_column: value}}, got {r.row!r}")
