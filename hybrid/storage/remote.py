@@ -273,13 +273,13 @@ class Remote:
             return StorageError(f"the bucket of {self.uri} does not exist (NoSuchBucket): create it first")
         if any(s in text for s in ("169.254.169.254", "credential", "InvalidAccessKeyId", "SignatureDoesNotMatch")):
             return StorageError(
-                f"cannot {action} {where}: missing or invalid credentials; give access_key_id and "
+                f"cannot {action} {self.uri}: missing or invalid credentials; give access_key_id and "
                 "secret_access_key in storage_options or the AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY environment"
             )
         if "AccessDenied" in text or type(exc).__name__ in ("PermissionDeniedError", "UnauthenticatedError"):
             return StorageError(f"cannot {action} {where}: access denied ({_first_line(exc)})")
         if "error sending request" in text or "onnect" in text or "timed out" in text:
-            return StorageError(f"cannot {action} {where}: the endpoint is unreachable ({_first_line(exc)})")
+            return StorageError(f"cannot {action} {self.uri}: the endpoint is unreachable ({_first_line(exc)})")
         return StorageError(f"cannot {action} {where}: {_first_line(exc)}")
 
     def probe(self) -> None:

@@ -6,6 +6,7 @@ the store, never from another test's mirror.
 
 from __future__ import annotations
 
+import logging
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ import hybrid  # noqa: E402
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """The URL of a moto S3 server on 127.0.0.1 (a real HTTP server in a thread of this process)."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
