@@ -72,6 +72,16 @@ class RangedFile(io.RawIOBase):
             self._pos = end
             return window[start - base : end - base]
 
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Exactly `length` bytes at `offset` (one request unless already held; no read-ahead)."""
+        with self._lock:
+            base, window = self._window
+            if offset >= self._tail_start:
+                base, window = self._tail_start, self.tail
+            if base <= offset and offset + length <= base + len(window):
+                return window[offset - base : offset - base + length]
+        return self._remote.get_range(self._key, offset, min(self.size, offset + length))
+
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.read(len(buffer))
         memoryview(buffer)[: len(data)] = data
@@ -89,8 +99,7 @@ class RangedTable:
         self.num_batches = reader.num_record_batches
         lengths = []
         for offset, meta_length in _blocks(self.file):  # one small read per batch header, once per file
-            self.file.seek(offset)
-            lengths.append(_batch_rows(self.file.read(meta_length)))
+            lengths.append(_batch_rows(self.file.read_at(offset, meta_length)))
         self.ends = np.cumsum(np.asarray(lengths, dtype=np.int64))
         self._readers: dict[tuple[int, ...], pa.ipc.RecordBatchFileReader] = {}
         self._lock = threading.Lock()
