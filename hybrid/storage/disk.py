@@ -67,6 +67,7 @@ class Disk:
         os.replace(source, target)
 
     def read_bytes(self, path: Path) -> bytes:
+        fh: BinaryIO
         try:
             fh = open(path, "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:

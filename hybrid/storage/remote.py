@@ -26,7 +26,7 @@ import os
 import threading
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -111,22 +111,23 @@ def _default_cache() -> Path:
 
 def _store(uri: str, options: dict[str, Any]) -> Any:
     try:
-        from obstore.store import from_url
+        from obstore import store as obstore_store
     except ImportError as exc:
         raise MissingDependencyError("obstore is not installed: pip install 'hybridsearch[s3]'") from exc
     config = {k: v for k, v in options.items() if k not in ("client_options", "retry_config")}
     client = {"connect_timeout": "5s", "timeout": "60s", **options.get("client_options", {})}
     retry = options.get("retry_config") or {"max_retries": 3, "retry_timeout": timedelta(seconds=30)}
     try:
+        stores: Any = obstore_store  # obstore's overloads type each scheme's options; these come from the user
         if uri.startswith("memory:"):
-            return from_url("memory:///")
+            return stores.MemoryStore()
         scheme, _, rest = uri.partition("://")
         if scheme.lower() in ("s3", "s3a"):  # bucket and prefix from the URI, the rest from the options
-            from obstore.store import S3Store
-
             bucket, _, prefix = rest.partition("/")
-            return S3Store(bucket, prefix=prefix or None, config=config, client_options=client, retry_config=retry)
-        return from_url(uri, config=config or None, client_options=client, retry_config=retry)
+            return stores.S3Store(
+                bucket, prefix=prefix or None, config=config, client_options=client, retry_config=retry
+            )
+        return stores.from_url(uri, config=config or None, client_options=client, retry_config=retry)
     except Exception as exc:  # obstore: unknown configuration key, malformed URI
         raise StorageError(f"cannot open the object store {uri}: {_first_line(exc)}") from None
 
@@ -233,13 +234,13 @@ class Remote:
             raise self._error(exc, "write", key) from None
         return True
 
-    def list(self, prefix: str) -> list[dict[str, Any]]:
+    def objects(self, prefix: str) -> list[dict[str, Any]]:
         """Every object under `prefix` (a folder: no trailing slash needed)."""
         out: list[dict[str, Any]] = []
         try:
             for page in self._obs.list(self.store, prefix.rstrip("/") + "/" if prefix else None, chunk_size=1000):
                 self._count("list")
-                out.extend(page)
+                out.extend(dict(o) for o in page)
         except Exception as exc:
             raise self._error(exc, "list", prefix) from None
         if not out:
@@ -328,7 +329,7 @@ class Remote:
             if folder.is_dir():
                 self._touch(prefix)
                 return
-            names = [o["path"][len(prefix) + 1 :] for o in self.list(prefix)]
+            names = [o["path"][len(prefix) + 1 :] for o in self.objects(prefix)]
         for name in names:
             path = folder / name
             if not path.exists():
@@ -378,7 +379,7 @@ class Remote:
         with self._lock:
             found = self._known.get(prefix)
         if found is None:
-            found = {o["path"] for o in self.list(prefix)}
+            found = {o["path"] for o in self.objects(prefix)}
             with self._lock:
                 found = self._known.setdefault(prefix, found)
         return found
@@ -418,7 +419,7 @@ class Remote:
 
     def versions(self, folder: Path) -> list[int]:
         """The version numbers under a table's ``_versions`` folder on the store."""
-        names = (o["path"].rsplit("/", 1)[-1] for o in self.list(self.key(folder)))
+        names = (o["path"].rsplit("/", 1)[-1] for o in self.objects(self.key(folder)))
         return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
 
     def remove(self, path: Path) -> int:
@@ -435,7 +436,7 @@ class Remote:
     def remove_table(self, root: Path) -> None:
         """Delete every object of the table at `root` (manifests first: readers stop seeing it at once)."""
         prefix = self.key(root)
-        keys = [o["path"] for o in self.list(prefix)]
+        keys = [o["path"] for o in self.objects(prefix)]
         self.delete(sorted(keys, key=lambda k: "/_versions/" not in k))
         with self._lock:
             self._known.pop(prefix, None)
@@ -444,7 +445,7 @@ class Remote:
         """Delete the table's objects no kept version lists and older than `cutoff`: (objects, bytes)."""
         prefix = self.key(root)
         folders: dict[str, list[tuple[str, int, float]]] = {}
-        for obj in self.list(prefix):
+        for obj in self.objects(prefix):
             rel = obj["path"][len(prefix) + 1 :]
             top = rel.split("/", 1)[0]
             if top in ("_versions", "_tags"):
@@ -469,7 +470,7 @@ class Remote:
 
     def tags(self, folder: Path) -> dict[str, int]:
         out = {}
-        for obj in self.list(self.key(folder)):
+        for obj in self.objects(self.key(folder)):
             name = obj["path"].rsplit("/", 1)[-1]
             data = self.get(obj["path"]) if name.endswith(".json") else None
             if data is not None:
@@ -493,10 +494,3 @@ def _replace_local(source: Path, target: Path) -> None:
     tmp = target.with_name(f".fetch-{uuid.uuid4().hex}")
     os.link(source, tmp)
     os.replace(tmp, target)
-
-
-def iter_index_files(indexes: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, list[str]]]:
-    """(folder, file names) of every index a manifest lists."""
-    for entry in indexes:
-        yield entry["path"], sorted(entry.get("checksums") or {})
-

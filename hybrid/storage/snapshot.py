@@ -217,7 +217,9 @@ class Snapshot:
         if len(ids) == 0:
             return out_schema.empty_table()
         if cols and frag_idx[0] == frag_idx[-1] and (frag_idx == frag_idx[0]).all():  # one fragment: no regrouping
-            picked = self._take(self.manifest.fragments[frag_idx[0]], cols, offsets).add_column(0, ROWID, pa.array(ids, type=pa.uint64()))
+            picked = self._take(self.manifest.fragments[frag_idx[0]], cols, offsets).add_column(
+                0, ROWID, pa.array(ids, type=pa.uint64())
+            )
             return picked if picked.schema.equals(out_schema) else picked.cast(out_schema)
         if not cols:  # a table without columns has no length to take from
             return pa.table({ROWID: pa.array(ids, type=pa.uint64())})

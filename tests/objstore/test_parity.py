@@ -93,9 +93,9 @@ def test_cleanup_deletes_unreferenced_objects_from_the_store(s3_db: hybrid.Datab
     table.compact()
     store = s3_db.store
     assert store is not None
-    before = {o["path"] for o in store.list("docs")}
+    before = {o["path"] for o in store.objects("docs")}
     stats = table.cleanup(older_than=dt.timedelta(0))
-    after = {o["path"] for o in store.list("docs")}
+    after = {o["path"] for o in store.objects("docs")}
     assert stats.versions_removed == 3 and stats.files_removed > 0
     assert after < before
     assert all("/_versions/" not in k or k.endswith("/4.json") for k in after)
@@ -109,7 +109,7 @@ def test_drop_table_removes_every_object(s3_db: hybrid.Database) -> None:
     s3_db.create_table("kept", make_rows(range(10), dim=DIM))
     s3_db.drop_table("gone")
     assert s3_db.table_names() == ["kept"]
-    assert s3_db.store is not None and s3_db.store.list("gone") == []
+    assert s3_db.store is not None and s3_db.store.objects("gone") == []
     with pytest.raises(hybrid.TableNotFoundError):
         s3_db.open_table("gone")
 

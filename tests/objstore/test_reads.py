@@ -47,7 +47,7 @@ def test_take_reads_only_the_batches_and_columns_it_needs(s3_endpoint: str, buck
     assert store is not None
     table = db.open_table("docs")
     assert table.version == 1  # the manifest is read (one get) before the count starts
-    (data_file,) = [o for o in store.list("docs/data")]
+    (data_file,) = [o for o in store.objects("docs/data")]
     ranged = RangedTable(store, data_file["path"])
     assert ranged.num_batches == BATCHES  # the layout the bound below is derived from
 
