@@ -36,6 +36,8 @@ from hybrid.errors import MissingDependencyError, StorageError
 SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "memory")
 """URI schemes served by an object store (``file://`` is a plain local folder)."""
 DEFAULT_CACHE_BYTES = 8 * 1024**3
+OPTIONS_ENV = "HYBRID_STORAGE_OPTIONS"
+"""Storage options (a JSON object) used when a URI is opened without any: the CLI and the server read them."""
 _PROBE = "_hybrid_probe"
 
 _mirrors: dict[str, Remote] = {}
@@ -92,6 +94,13 @@ def open_store(path: object, storage_options: Mapping[str, Any] | None, encrypti
         return None
     if encryption_key is not None:
         raise StorageError("encryption at rest is not supported for a database on an object store yet")
+    if storage_options is None and os.environ.get(OPTIONS_ENV):
+        try:
+            storage_options = json.loads(os.environ[OPTIONS_ENV])
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{OPTIONS_ENV} must hold a JSON object of storage options: {exc}") from None
+        if not isinstance(storage_options, dict):
+            raise ValueError(f"{OPTIONS_ENV} must hold a JSON object of storage options")
     return connect(str(path), storage_options)
 
 
