@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
@@ -36,6 +37,7 @@ from hybrid.errors import MissingDependencyError, StorageError
 SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "memory")
 """URI schemes served by an object store (``file://`` is a plain local folder)."""
 DEFAULT_CACHE_BYTES = 8 * 1024**3
+DEFAULT_MEMORY_BYTES = 256 * 1024**2
 OPTIONS_ENV = "HYBRID_STORAGE_OPTIONS"
 """Storage options (a JSON object) used when a URI is opened without any: the CLI and the server read them."""
 _PROBE = "_hybrid_probe"
@@ -67,18 +69,25 @@ def connect(uri: str, storage_options: Mapping[str, Any] | None = None) -> Remot
     `storage_options`: obstore's configuration for the scheme (``endpoint``, ``access_key_id``,
     ``secret_access_key``, ``region``, ``allow_http`` ...; the ``AWS_*`` environment variables are
     read too), plus ``cache_dir`` (the local cache folder; default ``HYBRID_CACHE_DIR`` or
-    ``~/.cache/hybrid``) and ``cache_size`` (bytes of fetched files kept there; default 8 GiB).
+    ``~/.cache/hybrid``), ``cache_size`` (bytes of fetched files kept there; default 8 GiB),
+    ``memory_cache_size`` (bytes of ranged reads of data files kept in memory; default 256 MiB) and
+    ``read_consistency_interval`` (seconds a listing of a table's versions is reused before the
+    store is asked again; default 0: every read sees the newest commit; writes always ask).
     """
     options = dict(storage_options or {})
     cache_dir = Path(options.pop("cache_dir", None) or os.environ.get("HYBRID_CACHE_DIR") or _default_cache())
-    cache_size = int(options.pop("cache_size", DEFAULT_CACHE_BYTES))
+    settings = {
+        "cache_size": int(options.pop("cache_size", DEFAULT_CACHE_BYTES)),
+        "memory_cache_size": int(options.pop("memory_cache_size", DEFAULT_MEMORY_BYTES)),
+        "read_consistency_interval": float(options.pop("read_consistency_interval", 0)),
+    }
     key = uri.rstrip("/")
     mirror = cache_dir / "object-store" / hashlib.sha256(key.encode()).hexdigest()[:20]
     with _lock:
         known = _mirrors.get(os.path.join(str(mirror), ""))
-    if known is not None and known.options == options:
+    if known is not None and known.options == options and known.settings == settings:
         return known
-    remote = Remote(key, _store(key, options), mirror, cache_size, options)
+    remote = Remote(key, _store(key, options), mirror, options, settings)
     remote.probe()
     mirror.mkdir(parents=True, exist_ok=True)
     with _lock:
@@ -148,15 +157,19 @@ def _first_line(exc: BaseException) -> str:
 class Remote:
     """One object store and the local folder mirroring it; counts the requests it sends."""
 
-    def __init__(self, uri: str, store: Any, mirror: Path, cache_size: int, options: dict[str, Any]) -> None:
+    def __init__(self, uri: str, store: Any, mirror: Path, options: dict[str, Any], settings: dict[str, Any]) -> None:
         import obstore
 
         self._obs = obstore
         self.uri = uri
         self.store = store
         self.mirror = mirror
-        self.cache_size = cache_size
+        self.settings = settings
+        self.cache_size: int = settings["cache_size"]
         self.options = options
+        self._ranges: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()  # ranged reads, least recent first
+        self._range_bytes = 0
+        self._listed: dict[str, tuple[float, list[int]]] = {}  # versions folder -> (when, versions)
         self.counts: Counter[str] = Counter()
         """Requests sent, by kind (get, range, put, list, delete), and ``bytes_read``."""
         self._known: dict[str, set[str]] = {}  # table folder -> keys known to be on the store
@@ -204,6 +217,24 @@ class Remote:
         return data
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes `start`..`end` of `key`; kept in memory (objects never change) within `memory_cache_size`."""
+        with self._lock:
+            hit = self._ranges.get((key, start, end))
+            if hit is not None:
+                self._ranges.move_to_end((key, start, end))
+                return hit
+        data = self._get_range(key, start, end)
+        limit = self.settings["memory_cache_size"]
+        if len(data) <= limit // 4:
+            with self._lock:
+                if (key, start, end) not in self._ranges:
+                    self._ranges[(key, start, end)] = data
+                    self._range_bytes += len(data)
+                while self._range_bytes > limit:
+                    self._range_bytes -= len(self._ranges.popitem(last=False)[1])
+        return data
+
+    def _get_range(self, key: str, start: int, end: int) -> bytes:
         self._count("range")
         try:
             data = bytes(self._obs.get_range(self.store, key, start=start, end=end))
@@ -417,6 +448,7 @@ class Remote:
     def publish(self, source: Path, target: Path) -> None:
         """Put `source`'s bytes at `target`'s key only if nothing is there (FileExistsError otherwise),
         then give the mirror the same file."""
+        self._forget_listing(self.key(target.parent))  # a new version, or a lost race: list again next time
         if not self.put(self.key(target), source.read_bytes(), create=True):
             raise FileExistsError(f"{self.uri}/{self.key(target)} exists")
         _replace_local(source, target)
@@ -426,10 +458,25 @@ class Remote:
         self.upload(source, self.key(target))
         os.replace(source, target)
 
-    def versions(self, folder: Path) -> list[int]:
-        """The version numbers under a table's ``_versions`` folder on the store."""
-        names = (o["path"].rsplit("/", 1)[-1] for o in self.objects(self.key(folder)))
-        return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
+    def versions(self, folder: Path, fresh: bool = False) -> list[int]:
+        """The version numbers under a table's ``_versions`` folder on the store (a listing at most
+        ``read_consistency_interval`` seconds old unless `fresh`)."""
+        key = self.key(folder)
+        interval = self.settings["read_consistency_interval"]
+        if interval > 0 and not fresh:
+            with self._lock:
+                listed = self._listed.get(key)
+            if listed is not None and time.monotonic() - listed[0] < interval:
+                return listed[1]
+        names = (o["path"].rsplit("/", 1)[-1] for o in self.objects(key))
+        found = sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
+        with self._lock:
+            self._listed[key] = (time.monotonic(), found)
+        return found
+
+    def _forget_listing(self, versions_key: str) -> None:
+        with self._lock:
+            self._listed.pop(versions_key, None)
 
     def remove(self, path: Path) -> int:
         """Delete mirror file `path` here and on the store; the bytes it held on the store (0 if gone)."""

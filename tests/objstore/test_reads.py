@@ -115,3 +115,22 @@ def test_take_after_delete_matches_local(s3_endpoint: str, bucket: str, tmp_path
     reader = hybrid.connect(f"s3://{bucket}/db", storage_options=options(s3_endpoint, tmp_path / "r"))
     ids = [1, 19_998, 8, 4_000, 2]
     assert reader.open_table("docs").take(ids, columns=columns).equals(local.take(ids, columns=columns))
+
+
+def test_read_consistency_interval(s3_endpoint: str, bucket: str, tmp_path: Path) -> None:
+    """A reader may reuse its listing of versions for a while; its own writes still commit on top of the newest."""
+    uri = f"s3://{bucket}/db"
+    writer = hybrid.connect(uri, storage_options=options(s3_endpoint, tmp_path / "w"), upkeep=None)
+    writer.create_table("docs", table_data(1))
+    opts = options(s3_endpoint, tmp_path / "r", read_consistency_interval=3600)
+    reader = hybrid.connect(uri, storage_options=opts, upkeep=None).open_table("docs")
+    assert reader.count_rows() == BATCH
+    store = reader_store = hybrid.connect(uri, storage_options=opts).store
+    assert store is not None
+    lists = store.requests()["list"]
+    assert reader.count_rows() == BATCH and store.requests()["list"] == lists  # the listing was reused
+    writer.open_table("docs").delete("id < 10")  # version 2, unseen by the reader for now
+    assert reader.count_rows() == BATCH
+    commit = reader.delete("id >= 990")  # publishing version 2 fails, the listing is refreshed, version 3 wins
+    assert commit.version == 3 and reader_store is store
+    assert reader.count_rows() == BATCH - 20
