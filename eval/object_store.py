@@ -40,7 +40,8 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `hybrid` from this checkout
+_FROM = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--hybrid-from=")), None)
+sys.path.insert(0, _FROM or str(Path(__file__).resolve().parent.parent))  # `hybrid` from this checkout (or another)
 
 import hybrid  # noqa: E402
 
@@ -134,7 +135,9 @@ def delta(after: dict[str, int], before: dict[str, int]) -> int:
     return after.get("total", 0) - before.get("total", 0)
 
 
-def measure(store: Store, qs: list[tuple[str, np.ndarray]], take_ids: list[list[int]]) -> dict[str, Any]:
+def measure(
+    store: Store, qs: list[tuple[str, np.ndarray]], take_ids: list[list[int]], appends: int = 10
+) -> dict[str, Any]:
     out: dict[str, Any] = {"store": store.name}
     # open: connect + the newest manifest
     t0 = time.perf_counter()
@@ -174,6 +177,18 @@ def measure(store: Store, qs: list[tuple[str, np.ndarray]], take_ids: list[list[
         out[f"{kind}_warm_p50_ms"] = statistics.median(times[1:])
         out[f"{kind}_warm_requests"] = statistics.median(reqs[1:])
     out["answers"] = answers
+    # appends of 100 rows, each a commit (a new connection's table; the appended rows are extra)
+    db = store.connect()
+    table = db.open_table("docs")
+    extra = corpus(100, seed=9)
+    times, reqs = [], []
+    for _ in range(appends):
+        before = requests(db)
+        t0 = time.perf_counter()
+        table.add(extra)
+        times.append((time.perf_counter() - t0) * 1e3)
+        reqs.append(delta(requests(db), before))
+    out["append_p50_ms"], out["append_requests"] = statistics.median(times), statistics.median(reqs)
     return out
 
 
@@ -201,7 +216,7 @@ def render(report: dict[str, Any]) -> str:
         "*Cold*: the first operation on a new connection with an empty cache folder (it fetches the manifest, "
         "the index folders or the data it needs). *Warm*: the median of the following ones. Requests: how many "
         "the store was sent (each LIST, GET, ranged GET, PUT); every warm query still lists `_versions/` once "
-        "to see new commits.",
+        "to see new commits (a text search lists it twice), unless `read_consistency_interval` is set.",
         "",
         "| operation | "
         + " | ".join(f"{n} ms" for n in names)
@@ -219,9 +234,20 @@ def render(report: dict[str, Any]) -> str:
         cells = [f"{r[ms]:.1f}" for r in rows]
         cells += [f"{r[req]:g}" for r in rows if r["store"] != "local folder"]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    cells = [f"{r['append_p50_ms']:.1f}" for r in rows]
+    cells += [f"{r['append_requests']:g}" for r in rows if r["store"] != "local folder"]
+    lines.append("| append 100 rows (a commit), p50 | " + " | ".join(cells) + " |")
     lines += ["", f"Build (create + both indexes): {report['build_s']}", ""]
-    if report.get("same_answers") is not None:
-        lines.append(f"Same search results from every store: {report['same_answers']}.")
+    if report.get("hybrid_from"):
+        lines += [f"`hybrid` imported from: {report['hybrid_from']}.", ""]
+    same = report.get("same_answers")
+    if same:
+        lines.append(
+            "Queries with the same top-10 ids from both stores: "
+            + ", ".join(f"{k} {v}/{report['queries']}" for k, v in same.items())
+            + " (each store's table is built on its own: hnswlib's multi-threaded build gives each a slightly "
+            "different graph, so approximate vector results may differ; BM25 results must not)."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -231,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument("--takes", type=int, default=20)
     ap.add_argument("--local-only", action="store_true", help="only the local folder")
+    ap.add_argument("--hybrid-from", help="import hybrid from this checkout instead (a before/after comparison)")
+    ap.add_argument("--label", default="", help="suffix of the results files (e.g. before, after)")
     ap.add_argument("--results-dir", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args(argv)
     data = corpus(args.rows)
@@ -238,11 +266,16 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(2)
     take_ids = [sorted(rng.choice(args.rows, 100, replace=False).tolist()) for _ in range(args.takes)]
     report: dict[str, Any] = {
-        "command": "python eval/object_store.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python eval/object_store.py "
+        + " ".join(
+            "--hybrid-from=<checkout>" if a.startswith("--hybrid-from") else a
+            for a in (argv if argv is not None else sys.argv[1:])
+        ),
         "rows": args.rows,
         "queries": args.queries,
         "takes": args.takes,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "hybrid_from": "another checkout (--hybrid-from)" if args.hybrid_from else "",
     }
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
@@ -266,13 +299,16 @@ def main(argv: list[str] | None = None) -> int:
                 for store in stores:
                     results.append(measure(store, qs, take_ids))
     answers = [r.pop("answers") for r in results]
-    report["same_answers"] = all(a == answers[0] for a in answers) if len(answers) > 1 else None
+    if len(answers) > 1:  # per kind: queries whose top 10 ids are the same from every store
+        report["same_answers"] = {
+            kind: sum(all(a[kind][i] == answers[0][kind][i] for a in answers) for i in range(len(qs))) for kind in KINDS
+        }
     report["build_s"] = ", ".join(f"{k} {v:.1f} s" for k, v in build_s.items())
     report["results"] = results
     md = render(report)
     print(md)
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    name = "object_store_local" if args.local_only else "object_store"
+    name = ("object_store_local" if args.local_only else "object_store") + (f"_{args.label}" if args.label else "")
     (args.results_dir / f"{name}.md").write_text(md)
     (args.results_dir / f"{name}.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     return 0
