@@ -170,6 +170,7 @@ class Remote:
         self._ranges: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()  # ranged reads, least recent first
         self._range_bytes = 0
         self._listed: dict[str, tuple[float, list[int]]] = {}  # versions folder -> (when, versions)
+        self._etags: dict[str, str] = {}  # manifest key -> entity tag in the newest listing
         self.counts: Counter[str] = Counter()
         """Requests sent, by kind (get, range, put, list, delete), and ``bytes_read``."""
         self._known: dict[str, set[str]] = {}  # table folder -> keys known to be on the store
@@ -206,15 +207,21 @@ class Remote:
 
     def get(self, key: str) -> bytes | None:
         """The bytes of `key`, or None if it does not exist."""
+        found = self._get(key)
+        return None if found is None else found[0]
+
+    def _get(self, key: str) -> tuple[bytes, str] | None:
+        """The bytes and the entity tag of `key`, or None if it does not exist."""
         self._count("get")
         try:
-            data = bytes(self._obs.get(self.store, key).bytes())
+            result = self._obs.get(self.store, key)
+            data = bytes(result.bytes())
         except FileNotFoundError:
             return None
         except Exception as exc:
             raise self._error(exc, "read", key) from None
         self._count("get", 0, len(data))
-        return data
+        return data, str(result.meta.get("e_tag") or "")
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes `start`..`end` of `key`; kept in memory (objects never change) within `memory_cache_size`."""
@@ -265,14 +272,18 @@ class Remote:
 
     def put(self, key: str, data: bytes | memoryview, *, create: bool = False) -> bool:
         """Write `key`; with `create` only if it does not exist yet (False when it does)."""
+        return self._put(key, data, create=create) is not None
+
+    def _put(self, key: str, data: bytes | memoryview, *, create: bool = False) -> str | None:
+        """Write `key`; its new entity tag, or None when `create` found it existing."""
         self._count("put")
         try:
-            self._obs.put(self.store, key, data, mode="create" if create else "overwrite")
+            result = self._obs.put(self.store, key, data, mode="create" if create else "overwrite")
         except Exception as exc:
             if create and type(exc).__name__ in ("AlreadyExistsError", "PreconditionError"):
-                return False
+                return None
             raise self._error(exc, "write", key) from None
-        return True
+        return str(result.get("e_tag") or "")
 
     def objects(self, prefix: str) -> list[dict[str, Any]]:
         """Every object under `prefix` (a folder: no trailing slash needed)."""
@@ -342,12 +353,27 @@ class Remote:
     def fetch(self, path: Path) -> bool:
         """Download the object behind mirror file `path` into place; False if the store has none."""
         key = self.key(path)
-        data = self.get(key)
-        if data is None:
+        found = self._get(key)
+        if found is None:
             return False
-        self._place(path, data)
-        self._remember(key, len(data))
+        self._place(path, found[0])
+        if "/_versions/" in f"/{key}":
+            _tag_path(path).write_text(found[1])
+        self._remember(key, len(found[0]))
         return True
+
+    def ensure_manifest(self, path: Path) -> bool:
+        """Like :meth:`ensure` for a manifest, refetching a mirror copy whose entity tag differs from the
+        newest listing's (a table dropped and created again elsewhere: same names, new content)."""
+        listed = self._etags.get(self.key(path))
+        if path.exists():
+            try:
+                held = _tag_path(path).read_text()
+            except FileNotFoundError:
+                held = None
+            if listed is None or held == listed:
+                return True
+        return self.fetch(path)
 
     def _place(self, path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -449,9 +475,12 @@ class Remote:
         """Put `source`'s bytes at `target`'s key only if nothing is there (FileExistsError otherwise),
         then give the mirror the same file."""
         self._forget_listing(self.key(target.parent))  # a new version, or a lost race: list again next time
-        if not self.put(self.key(target), source.read_bytes(), create=True):
+        etag = self._put(self.key(target), source.read_bytes(), create=True)
+        if etag is None:
             raise FileExistsError(f"{self.uri}/{self.key(target)} exists")
         _replace_local(source, target)
+        _tag_path(target).write_text(etag)
+        self._etags[self.key(target)] = etag
 
     def replace(self, source: Path, target: Path) -> None:
         """Put `source`'s bytes at `target`'s key, overwriting; then rename locally."""
@@ -468,7 +497,10 @@ class Remote:
                 listed = self._listed.get(key)
             if listed is not None and time.monotonic() - listed[0] < interval:
                 return listed[1]
-        names = (o["path"].rsplit("/", 1)[-1] for o in self.objects(key))
+        listing = self.objects(key)
+        for obj in listing:
+            self._etags[obj["path"]] = str(obj.get("e_tag") or "")
+        names = (o["path"].rsplit("/", 1)[-1] for o in listing)
         found = sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
         with self._lock:
             self._listed[key] = (time.monotonic(), found)
@@ -543,6 +575,11 @@ class Remote:
         self.delete([key])
         path.unlink(missing_ok=True)
         return True
+
+
+def _tag_path(manifest: Path) -> Path:
+    """Where the mirror keeps the entity tag of the store's copy of a manifest."""
+    return manifest.with_name(f".{manifest.name}.etag")
 
 
 def _replace_local(source: Path, target: Path) -> None:

@@ -120,7 +120,7 @@ class VersionLog:
     def load(self, version: int) -> Manifest:
         """The manifest of `version`; the newest one read is cached (manifests never change)."""
         try:
-            if self._remote is not None and not self._remote.ensure(self._path(version)):
+            if self._remote is not None and not self._remote.ensure_manifest(self._path(version)):
                 raise FileNotFoundError(self._file(version))
             stat = os.stat(self._file(version))
             cached = self._cached

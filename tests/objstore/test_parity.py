@@ -122,3 +122,17 @@ def test_memory_and_file_uris(tmp_path: Path) -> None:
     folder = hybrid.connect(f"file://{tmp_path / 'plain'}", upkeep=None)
     folder.create_table("docs", make_rows(range(3), dim=DIM))
     assert folder.store is None and (tmp_path / "plain" / "docs" / "_versions" / "1.json").exists()
+
+
+def test_a_table_dropped_and_created_again_elsewhere_is_read_anew(
+    s3_endpoint: str, bucket: str, tmp_path: Path
+) -> None:
+    def connect(cache: str) -> hybrid.Database:
+        return hybrid.connect(f"s3://{bucket}/db", storage_options=options(s3_endpoint, tmp_path / cache), upkeep=None)
+
+    a, b = connect("a"), connect("b")
+    a.create_table("docs", make_rows(range(10), dim=DIM))
+    assert b.open_table("docs").count_rows() == 10  # b's cache now holds version 1 of the first table
+    a.drop_table("docs")
+    a.create_table("docs", make_rows(range(100, 105), dim=DIM))
+    assert sorted(b.open_table("docs").to_arrow(["id"])["id"].to_pylist()) == list(range(100, 105))
