@@ -128,7 +128,8 @@ class Store:
 
 
 def requests(db: hybrid.Database) -> dict[str, int]:
-    return db.store.requests() if db.store is not None else {}
+    store = getattr(db, "store", None)  # a checkout before object storage has none
+    return store.requests() if store is not None else {}
 
 
 def delta(after: dict[str, int], before: dict[str, int]) -> int:
@@ -203,6 +204,7 @@ def build(db: hybrid.Database, data: pa.Table) -> float:
 def render(report: dict[str, Any]) -> str:
     rows = report["results"]
     names = [r["store"] for r in rows]
+    remote = [n for n in names if n != "local folder"]
     lines = [
         "# Object storage: a table in S3 (moto over loopback) beside a local folder",
         "",
@@ -218,12 +220,8 @@ def render(report: dict[str, Any]) -> str:
         "the store was sent (each LIST, GET, ranged GET, PUT); every warm query still lists `_versions/` once "
         "to see new commits (a text search lists it twice), unless `read_consistency_interval` is set.",
         "",
-        "| operation | "
-        + " | ".join(f"{n} ms" for n in names)
-        + " | "
-        + " | ".join(f"{n} requests" for n in names if n != "local folder")
-        + " |",
-        "|---|" + "---:|" * (len(names) + len([n for n in names if n != "local folder"])),
+        "| operation | " + " | ".join([f"{n} ms" for n in names] + [f"{n} requests" for n in remote]) + " |",
+        "|---|" + "---:|" * (len(names) + len(remote)),
     ]
     ops = [("open", "open_ms", "open_requests"), ("take(100), cold", "take_cold_ms", "take_cold_requests")]
     ops += [("take(100), warm p50", "take_warm_p50_ms", "take_warm_requests")]
