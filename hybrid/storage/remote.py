@@ -502,6 +502,8 @@ class Remote:
             self._etags[obj["path"]] = str(obj.get("e_tag") or "")
         names = (o["path"].rsplit("/", 1)[-1] for o in listing)
         found = sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
+        if found and key not in self._listed:  # the table exists: give it its folder in the mirror
+            folder.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self._listed[key] = (time.monotonic(), found)
         return found
@@ -528,6 +530,7 @@ class Remote:
         self.delete(sorted(keys, key=lambda k: "/_versions/" not in k))
         with self._lock:
             self._known.pop(prefix, None)
+            self._listed.pop(f"{prefix}/_versions", None)
 
     def sweep(self, root: Path, referenced: set[str], cutoff: float) -> tuple[int, int]:
         """Delete the table's objects no kept version lists and older than `cutoff`: (objects, bytes)."""
