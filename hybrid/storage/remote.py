@@ -172,7 +172,8 @@ class Remote:
         self._listed: dict[str, tuple[float, list[int]]] = {}  # versions folder -> (when, versions)
         self._etags: dict[str, str] = {}  # manifest key -> entity tag in the newest listing
         self.counts: Counter[str] = Counter()
-        """Requests sent, by kind (get, range, put, list, delete), and ``bytes_read``."""
+        """Requests sent, by kind (get, range, put, list, delete, head), ``bytes_read``, and ``refused_creates``
+        (conditional puts the store refused: another writer had created the object first)."""
         self._known: dict[str, set[str]] = {}  # table folder -> keys known to be on the store
         self._fetched: OrderedDict[str, int] = OrderedDict()  # evictable mirror files, least recent first
         self._fetched_bytes = 0
@@ -187,7 +188,7 @@ class Remote:
         """A copy of the request counters (``total`` is the sum of the request kinds)."""
         with self._lock:
             out = dict(self.counts)
-        out["total"] = sum(v for k, v in out.items() if k != "bytes_read")
+        out["total"] = sum(v for k, v in out.items() if k not in ("bytes_read", "refused_creates"))
         return out
 
     def _count(self, kind: str, n: int = 1, read: int = 0) -> None:
@@ -281,6 +282,8 @@ class Remote:
             result = self._obs.put(self.store, key, data, mode="create" if create else "overwrite")
         except Exception as exc:
             if create and type(exc).__name__ in ("AlreadyExistsError", "PreconditionError"):
+                with self._lock:
+                    self.counts["refused_creates"] += 1
                 return None
             raise self._error(exc, "write", key) from None
         return str(result.get("e_tag") or "")

@@ -24,16 +24,19 @@ COMMITS = 4
 ROWS_PER_COMMIT = 5
 
 
-def writer(endpoint: str, bucket: str, cache: str, who: int, queue: Any) -> None:
+def writer(endpoint: str, bucket: str, cache: str, who: int, queue: Any, start: Any) -> None:
     """Append COMMITS batches of rows with ids unique to this writer; report each acknowledged commit."""
     try:
         db = hybrid.connect(f"s3://{bucket}/db", storage_options=options(endpoint, Path(cache)), upkeep=None)
         table = db.open_table("shared")
+        _ = table.version
+        start.wait(timeout=60)  # every writer ready: they commit at once
         for c in range(COMMITS):
             ids = [f"w{who}-c{c}-r{r}" for r in range(ROWS_PER_COMMIT)]
             commit = table.add([{"id": i, "val": who, "tok": f"w{who}"} for i in ids])
             queue.put(("commit", who, commit.version, ids))
-        queue.put(("done", who, 0, []))
+        assert db.store is not None
+        queue.put(("done", who, db.store.requests().get("refused_creates", 0), []))
     except BaseException:
         queue.put(("error", who, 0, [traceback.format_exc()]))
 
@@ -43,26 +46,28 @@ def test_writer_processes_never_lose_a_commit(s3_endpoint: str, bucket: str, tmp
     db.create_table("shared", rows([f"init{k}" for k in range(3)]))
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
+    start = ctx.Barrier(WRITERS)
     procs = [
-        ctx.Process(target=writer, args=(s3_endpoint, bucket, str(tmp_path / f"c{w + 1}"), w, queue))
+        ctx.Process(target=writer, args=(s3_endpoint, bucket, str(tmp_path / f"c{w + 1}"), w, queue, start))
         for w in range(WRITERS)
     ]
     for p in procs:
         p.start()
     acked: dict[int, list[str]] = {}
-    done = 0
+    done = refused = 0
     while done < WRITERS:
         kind, who, version, ids = queue.get(timeout=120)
         assert kind != "error", ids[0]
         if kind == "done":
             done += 1
+            refused += version  # the writer's conditional puts the store refused (it lost a race and retried)
         else:
             assert version not in acked, f"two writers were told they committed version {version}"
             acked[version] = ids
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
-    assert len(acked) == WRITERS * COMMITS
+    assert len(acked) == WRITERS * COMMITS, f"{refused} lost races"
 
     table = db.open_table("shared")
     assert table.version == 1 + WRITERS * COMMITS
