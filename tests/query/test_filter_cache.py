@@ -45,10 +45,9 @@ def _batch(start: int, n: int, seed: int, null_every: int = 0) -> pa.Table:
     )
 
 
-@pytest.fixture
-def table(tmp_path: Path) -> hybrid.Table:
+def _build(folder: Path) -> hybrid.Table:
     """Four fragments (three appends), rows without vectors, a scalar and both search indexes."""
-    db = hybrid.connect(tmp_path / "db", upkeep=None)
+    db = hybrid.connect(folder, upkeep=None)
     t = db.create_table("docs", _batch(0, 3_000, 1, null_every=37))
     for part in range(1, 4):
         t.add(_batch(3_000 * part, 1_000, 1 + part))
@@ -58,12 +57,25 @@ def table(tmp_path: Path) -> hybrid.Table:
     return t
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> hybrid.Table:
+    """The table, with rows deleted in every fragment since the indexes were built (tests only read it)."""
+    t = _build(tmp_path_factory.mktemp("filter_cache") / "db")
+    t.delete("id % 11 = 0")
+    return t
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> hybrid.Table:
+    """A table of the test's own, to write to."""
+    return _build(tmp_path / "db")
+
+
 @pytest.mark.parametrize("metric", ["cosine", "l2", "dot"])
 def test_gathered_vectors_give_exactly_the_distances_of_the_masked_exact_search(
-    table: hybrid.Table, metric: str
+    shared: hybrid.Table, metric: str
 ) -> None:
-    table.delete("id % 11 = 0")  # dead rows in every fragment
-    view = table.indexed_snapshot()
+    view = shared.indexed_snapshot()
     rng = np.random.default_rng(5)
     for tenant in range(0, TENANTS, 3):
         flt = compile_filter(f"tenant_id = 't{tenant:02d}'", view.schema)
@@ -79,13 +91,14 @@ def test_gathered_vectors_give_exactly_the_distances_of_the_masked_exact_search(
             np.testing.assert_array_equal(got[1], want[1])  # bit for bit: the same float32 sums
 
 
-def test_a_cached_filtered_search_answers_as_an_uncached_one(table: hybrid.Table, tmp_path: Path) -> None:
+def test_a_cached_filtered_search_answers_as_an_uncached_one(shared: hybrid.Table) -> None:
+    table = shared
     rng = np.random.default_rng(9)
     for i in range(12):
         where = f"tenant_id = 't{i % 4:02d}'"  # repeated: the second time from the caches
         q = rng.standard_normal(DIM).astype(np.float32)
         cached = table.search("alpha gamma").vector(q).where(where).limit(10).to_arrow()
-        fresh = hybrid.connect(tmp_path / "db", upkeep=None).open_table("docs")  # a cold cache
+        fresh = hybrid.connect(table.path.parent, upkeep=None).open_table("docs")  # a cold cache
         cold = fresh.search("alpha gamma").vector(q).where(where).limit(10).to_arrow()
         assert cached.column("_rowid").to_pylist() == cold.column("_rowid").to_pylist()
         assert cached.column("_score").to_pylist() == cold.column("_score").to_pylist()
@@ -136,7 +149,8 @@ def test_the_byte_bounded_store_drops_the_least_recently_used() -> None:
     assert list(cache.stores["counted"]) == [2, 3, 4]
 
 
-def test_the_filter_cache_stays_within_its_byte_bound(table: hybrid.Table, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_filter_cache_stays_within_its_byte_bound(shared: hybrid.Table, monkeypatch: pytest.MonkeyPatch) -> None:
+    table = shared
     monkeypatch.setattr(allowed_mod, "FILTER_CACHE_BYTES", 64 << 10)
     q = np.random.default_rng(1).standard_normal(DIM).astype(np.float32)
     for tenant in range(TENANTS):
@@ -150,10 +164,10 @@ def test_the_filter_cache_stays_within_its_byte_bound(table: hybrid.Table, monke
     assert (table.indexed_snapshot().version, "tenant_id = 't19'") in store  # the last used is kept
 
 
-def test_big_gathered_sets_are_not_kept(table: hybrid.Table, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_big_gathered_sets_are_not_kept(shared: hybrid.Table, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(allowed_mod, "VECTORS_MAX_BYTES", 1_000)
-    view = table.indexed_snapshot()
-    allowed = cached_allowed(view, compile_filter("tenant_id = 't05'", view.schema))
+    view = shared.indexed_snapshot()
+    allowed = allowed_mod.allowed_rows(view, compile_filter("tenant_id = 't05'", view.schema))
     found = allowed.vectors(view, "vector", "cosine")
     assert found.nbytes > 1_000 and not allowed._vectors
     assert allowed.vectors(view, "vector", "cosine").search(found.matrix[0], "cosine", 1)[0][0] == found.ids[0]
