@@ -181,3 +181,20 @@ def test_a_filter_text_is_checked_again_on_another_schema(table: hybrid.Table) -
     with pytest.raises(FilterError, match="tenant_id"):
         compile_filter("tenant_id = 't01'", table.schema)
     assert table.search("alpha").where("owner = 't01'").limit(3).to_arrow().num_rows == 3
+
+
+def test_an_erasure_leaves_no_erased_vector_in_the_caches(table: hybrid.Table) -> None:
+    q = np.random.default_rng(4).standard_normal(DIM).astype(np.float32)
+    where = "tenant_id = 't07'"
+    before = table.search(q).where(where).limit(5).to_arrow().column("id").to_pylist()
+    cache = table.indexed_snapshot().cache
+    kept = [a for a in cache.stores["filters"].values() if a._vectors]
+    assert kept, "the tenant's vectors were gathered and kept"
+    erased = before[0]
+    table.erase(f"id = {erased}")
+    for store in cache.stores.values():  # purged: nothing gathered before the erasure is held
+        for value in store.values():
+            held = getattr(value, "_vectors", {})
+            assert all(erased not in v.ids for v in held.values())
+    after = table.search(q).where(where).limit(5).to_arrow().column("id").to_pylist()
+    assert erased not in after and after[:4] == before[1:]
