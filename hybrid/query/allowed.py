@@ -43,7 +43,7 @@ class Allowed:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held: the ids, and the masks and flags once made (what the filter cache counts)."""
+        """Bytes held: the ids, and the masks, flags and gathered vectors once made (what the filter cache counts)."""
         masks = sum(m.nbytes for m in self._masks if m is not None) if self._masks is not None else 0
         vectors = sum(v.nbytes for v in list(self._vectors.values()))
         return int(self.ids.nbytes) + masks + (self._flags.nbytes if self._flags is not None else 0) + vectors
