@@ -360,6 +360,7 @@ class Remote:
         if found is None:
             return False
         self._place(path, found[0])
+        self._note_known(key)
         if "/_versions/" in f"/{key}":
             _tag_path(path).write_text(found[1])
         self._remember(key, len(found[0]))
@@ -405,6 +406,7 @@ class Remote:
                 data = self.get(f"{prefix}/{name}")
                 if data is not None:
                     self._place(path, data)
+                    self._note_known(f"{prefix}/{name}")
                     self._remember(prefix, len(data))
         self._touch(prefix)
 
@@ -457,9 +459,14 @@ class Remote:
         """Put mirror file `path` on the store at `key` (default: its own; overwriting)."""
         key = key or self.key(path)
         self.put(key, path.read_bytes())
-        root_key = key.split("/", 1)[0]
+        self._note_known(key)
+
+    def _note_known(self, key: str) -> None:
+        """Remember that `key` is on the store (so a commit listing it does not upload it again)."""
         with self._lock:
-            self._known.setdefault(root_key, set()).add(key)
+            known = self._known.get(key.split("/", 1)[0])
+            if known is not None:  # else the first commit lists the table's objects anyway
+                known.add(key)
 
     def upload_referenced(self, root: Path, files: Iterable[str], folders: Mapping[str, Iterable[str]]) -> None:
         """Upload the files (relative to `root`) and index folders a manifest lists that the store lacks."""
