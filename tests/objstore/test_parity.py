@@ -136,3 +136,26 @@ def test_a_table_dropped_and_created_again_elsewhere_is_read_anew(
     a.drop_table("docs")
     a.create_table("docs", make_rows(range(100, 105), dim=DIM))
     assert sorted(b.open_table("docs").to_arrow(["id"])["id"].to_pylist()) == list(range(100, 105))
+
+
+def test_upkeep_and_erasure_on_s3(s3_endpoint: str, bucket: str, tmp_path: Path) -> None:
+    """Background upkeep commits through the store; an erasure leaves the erased value in no object."""
+    uri = f"s3://{bucket}/db"
+    db = hybrid.connect(uri, storage_options=options(s3_endpoint, tmp_path / "a"))  # default upkeep: on
+    rows = [{"id": i, "text": "secret-7f3a" if i == 7 else f"note {i}"} for i in range(40)]
+    table = db.create_table("docs", rows)
+    for k in range(12):  # small appends: upkeep compacts them in the background
+        table.add([{"id": 100 + k, "text": f"later {k}"}])
+    table.wait_for_upkeep()
+    assert "compact" in [v.operation for v in table.versions()]
+    report = table.erase("id = 7")
+    assert report.erased_rows == 1
+    store = db.store
+    assert store is not None
+    for obj in store.objects("docs"):
+        data = store.get(obj["path"])
+        assert data is not None and b"secret-7f3a" not in data, obj["path"]
+    other = hybrid.connect(uri, storage_options=options(s3_endpoint, tmp_path / "b"), upkeep=None).open_table("docs")
+    assert other.count_rows() == 51
+    for v in other.versions():
+        assert 7 not in other.checkout(v.version).to_arrow(["id"])["id"].to_pylist()
