@@ -30,10 +30,12 @@ from hybrid.errors import (
     SchemaError,
     TableExistsError,
     TableNotFoundError,
+    TimeBudgetError,
     VectorError,
     VersionNotFoundError,
 )
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep
+from hybrid.query.budget import time_budget
 from hybrid.query.limits import Limits, set_limits
 from hybrid.scoped import ScopedDatabase, ScopedTable
 from hybrid.storage.crypto import KeySource
@@ -95,4 +97,6 @@ __all__ = [
     "connect",
     "connect_async",
     "set_limits",
+    "TimeBudgetError",
+    "time_budget",
 ]
