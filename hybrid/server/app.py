@@ -31,11 +31,13 @@ The web page's endpoints (whoami, a page of rows, eval reports, answers) are in
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi import Path as PathParam
 from fastapi import Query as QueryParam
@@ -46,6 +48,7 @@ import hybrid
 from hybrid.commits import Commit
 from hybrid.embedders import binding, registry
 from hybrid.embedders.base import Embedder
+from hybrid.query import budget
 from hybrid.query.fusion import DBSF, RRF, Fusion, Linear
 from hybrid.query.limits import Limits, set_limits
 from hybrid.query.search import Query
@@ -53,6 +56,7 @@ from hybrid.rerankers import BiEncoderReranker, MMRReranker, NanoRankerReranker,
 from hybrid.scoped import ScopedTable, unscoped
 from hybrid.server import chat, errors, explore, feedback, web
 from hybrid.server.access import current_access
+from hybrid.server.admission import CostGates, Lane, arrival, query_terms, search_cost
 from hybrid.server.audit import AuditLog
 from hybrid.server.auth import KeyRing, requires
 from hybrid.server.config import ServerConfig
@@ -105,6 +109,8 @@ _DESCRIPTIONS = {
     409: "the table already exists, or a concurrent write conflicted (retry)",
     413: "the request body (or its number of rows) is over the server's limit",
     422: "the request does not match the schema, or passes a configured limit",
+    429: "the key has too many requests, or too much estimated search cost, in progress (see Retry-After)",
+    503: "the search ran past the server's request_seconds and was stopped (TimeBudgetError; see Retry-After)",
 }
 
 
@@ -174,6 +180,8 @@ class _Api:
         self.config = config
         self.tables = tables
         self.lifecycle = lifecycle
+        self.costs = CostGates(config.max_cost_per_key)
+        self.lane = Lane(2, config.low_priority_nice) if config.low_priority_nice else None
 
     # -- limits -----------------------------------------------------------------------------
 
@@ -273,6 +281,25 @@ class _Api:
             h = req.highlight
             q = q.highlight(h.column, width=h.width, pre=h.pre, post=h.post)
         return q
+
+    def run_search(self, name: str, req: SearchRequest, started: float) -> Response:
+        """The search itself (on a worker thread), within the request's time budget."""
+        start = time.perf_counter()
+        tables = self.tables
+        with library_errors(), budget.time_budget(self.config.request_seconds, started):
+            with tables.reading(name) as latest:
+                view = latest if req.version is None else latest.checkout(req.version)
+                q = self.query(view, req)
+                rows = json_rows(q.to_arrow())
+                plan = q.explain() if req.explain else None
+            budget.check("writing the response")
+        if current_access().scoped:
+            tables.audit.read(name, len(rows), view.version)
+        took = (time.perf_counter() - start) * 1e3
+        answer = SearchResponse(
+            table=name, version=view.version, count=len(rows), took_ms=took, results=rows, explain=plan
+        )
+        return Response(answer.model_dump_json(), media_type="application/json")  # serialized off the event loop
 
     # -- endpoints ------------------------------------------------------------------------------
 
@@ -381,30 +408,40 @@ class _Api:
         @r.post(
             "/tables/{name}/search",
             response_model=SearchResponse,
-            responses=_READ,
+            responses=_errors(401, 403, 404, 422, 429, 503),
             dependencies=[Depends(requires("read"))],
             tags=["search"],
         )
-        def search(name: NamePath, req: SearchRequest) -> SearchResponse:
-            """Search with text and/or a vector, a SQL filter, fusion and an optional reranker."""
+        async def search(name: NamePath, req: SearchRequest) -> Response:
+            """Search with text and/or a vector, a SQL filter, fusion and an optional reranker.
+
+            Admitted by estimated cost per key (429), run within the server's `request_seconds` from the
+            request's arrival (503 with Retry-After past it); expensive searches run at low priority.
+            """
             if req.limit > self.config.max_limit:
                 raise ApiError(
                     422, "ValidationError", f"limit {req.limit} is over this server's max_limit {self.config.max_limit}"
                 )
             self.check_text("query", req.query)
             self.check_text("where", req.where)
-            start = time.perf_counter()
-            with library_errors(), tables.reading(name) as latest:
-                view = latest if req.version is None else latest.checkout(req.version)
-                q = self.query(view, req)
-                rows = json_rows(q.to_arrow())
-                plan = q.explain() if req.explain else None
-            if current_access().scoped:
-                tables.audit.read(name, len(rows), view.version)
-            took = (time.perf_counter() - start) * 1e3
-            return SearchResponse(
-                table=name, version=view.version, count=len(rows), took_ms=took, results=rows, explain=plan
-            )
+            terms = query_terms(req.query)
+            if terms > self.config.max_query_terms:
+                raise ApiError(
+                    422,
+                    "ValidationError",
+                    f"query has {terms} terms; this server takes at most {self.config.max_query_terms}",
+                )
+            cost = search_cost(req)
+            started = arrival()
+            with self.costs.admit(current_access().key, cost):
+                work = budget.carry(lambda: self.run_search(name, req, started))
+                if self.lane is not None and cost > self.config.low_priority_cost:
+                    wait = self.config.request_seconds - (time.monotonic() - started) + 0.5
+                    try:
+                        return await self.lane.run(work, wait)
+                    except asyncio.TimeoutError:
+                        raise errors.time_budget_error(self.config.request_seconds, "waiting for a thread") from None
+                return await anyio.to_thread.run_sync(work)
 
         @r.get(
             "/tables/{name}/indexes",

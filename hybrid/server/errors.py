@@ -33,6 +33,7 @@ from hybrid.errors import (
     RowNotFoundError,
     TableExistsError,
     TableNotFoundError,
+    TimeBudgetError,
     VersionNotFoundError,
 )
 
@@ -45,6 +46,7 @@ _BY_CLASS: tuple[tuple[type[BaseException], int], ...] = (
     (TableExistsError, 409),
     (CommitConflictError, 409),
     (ReadOnlyError, 409),
+    (TimeBudgetError, 503),
     (LimitError, 422),
     (AccessError, 403),
     (CorruptionError, 500),
@@ -93,13 +95,19 @@ def from_library(exc: BaseException) -> ApiError | None:
     the request's input; None when it is a server-side failure."""
     if isinstance(exc, HybridError):
         status = next(code for cls, code in _BY_CLASS if isinstance(exc, cls))
-        return ApiError(status, type(exc).__name__, str(exc))
+        return ApiError(status, type(exc).__name__, str(exc), {"Retry-After": "1"} if status == 503 else None)
     if isinstance(exc, _SERVER_SIDE) or not isinstance(exc, _BAD_INPUT):
         return None
     if isinstance(exc, RecursionError):
         return ApiError(400, "InvalidInput", "the input is nested too deeply")
     message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
     return ApiError(400, "InvalidInput", message or type(exc).__name__)
+
+
+def time_budget_error(seconds: float, stage: str) -> ApiError:
+    """The 503 of a request stopped past its time budget of `seconds` at `stage`."""
+    message = f"the request ran longer than its time budget of {seconds:g} s and was stopped at {stage}; retry later"
+    return ApiError(503, "TimeBudgetError", message, {"Retry-After": "1"})
 
 
 @contextmanager
