@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import random
+import re
 import secrets
 import shlex
 import socket
@@ -305,7 +306,8 @@ class Load:
     async def attacker(self, index: int, url: str, key: str, start: float, stop: float) -> None:
         """Loop the most expensive searches the server accepts (largest limit, longest query, heavy filters)."""
         rng = random.Random(self.args.seed * 7_919 + index)
-        words = " ".join(rng.choice(self.rows)["text"] for _ in range(20))[: self.args.attack_chars]
+        text = " ".join(rng.choice(self.rows)["text"] for _ in range(20))[: self.args.attack_chars]
+        words = " ".join(re.findall(r"\w+", text)[: self.args.attack_terms])  # as many terms as the server takes
         heavy = [
             "md5(md5(md5(text) || text) || text) > 'f' OR length(repeat(text, 16)) > 1000000",
             "regexp_matches(lower(text) || upper(text), '(a|e|i|o|u)[^aeiou]{2,}(a|e|i|o|u).*z')",
@@ -501,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--attack-limit", type=int, default=1000, help="the attackers' limit (the server's max_limit)")
     p.add_argument("--attack-chars", type=int, default=4000, help="the attackers' query length (max_query_chars)")
+    p.add_argument("--attack-terms", type=int, default=256, help="the attackers' query words at most (max_query_terms)")
     p.add_argument("--out", type=Path, default=REPO / "eval" / "results", help="folder for the results")
     p.add_argument("--name", default="server_load", help="writes <out>/<name>.json and .md")
     args = p.parse_args(argv)

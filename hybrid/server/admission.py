@@ -168,7 +168,8 @@ class Lane:
 
     def _lower(self) -> None:
         try:  # Linux gives each thread its own nice value; elsewhere this lane runs at normal priority
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+            tid = threading.get_native_id()  # relative: a server started under `nice` keeps the gap
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + self.nice))
         except (AttributeError, OSError) as exc:
             logger.warning("cannot lower the priority of the expensive-search threads: %s", exc)
 
