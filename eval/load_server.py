@@ -136,9 +136,18 @@ def free_port() -> int:
 
 
 def start_server(
-    db_path: Path, port: int, keys: str, log: Path, workers: int, threads: int | None = None
+    db_path: Path,
+    port: int,
+    keys: str,
+    log: Path,
+    workers: int,
+    threads: int | None = None,
+    config_path: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    config = "None" if threads is None else f"dataclasses.replace(load_config(None), threads={threads})"
+    path = None if config_path is None else str(config_path.resolve())
+    config = f"load_config({path!r})"
+    if threads is not None:
+        config = f"dataclasses.replace({config}, threads={threads})"
     code = (
         "import dataclasses; from hybrid.server import serve; from hybrid.server.config import load_config; "
         f"serve({str(db_path)!r}, host='127.0.0.1', port={port}, workers={workers}, log_level='warning', "
@@ -390,6 +399,28 @@ def git_commit() -> str:
         return "unknown"
 
 
+LIMIT_SETTINGS = (
+    "request_seconds",
+    "sql_seconds",
+    "sql_memory",
+    "max_limit",
+    "max_query_chars",
+    "max_query_terms",
+    "max_cost_per_key",
+    "low_priority_cost",
+    "low_priority_nice",
+    "threads",
+)
+
+
+def server_limits(path: Path | None) -> dict[str, Any]:
+    """The server's request limits (its config file's, else the defaults)."""
+    from hybrid.server.config import load_config
+
+    config = load_config(path, {})
+    return {name: getattr(config, name) for name in LIMIT_SETTINGS if hasattr(config, name)}
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     o = report["overall"]
     lines = [
@@ -440,6 +471,9 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"in **all** above. Their answers: {outcomes}.",
         ]
     lines += ["", f"Server peak resident memory (MB): {report.get('server_peak_rss_mb')}."]
+    if report.get("server_limits"):
+        limits = ", ".join(f"{k} = {v}" for k, v in report["server_limits"].items())
+        lines += ["", f"Server limits: {limits}."]
     c = report["consistency"]
     lines += [
         "",
@@ -504,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--attack-limit", type=int, default=1000, help="the attackers' limit (the server's max_limit)")
     p.add_argument("--attack-chars", type=int, default=4000, help="the attackers' query length (max_query_chars)")
     p.add_argument("--attack-terms", type=int, default=256, help="the attackers' query words at most (max_query_terms)")
+    p.add_argument(
+        "--server-config", type=Path, default=None, help="the server's config file (TOML or JSON; default: none)"
+    )
     p.add_argument("--out", type=Path, default=REPO / "eval" / "results", help="folder for the results")
     p.add_argument("--name", default="server_load", help="writes <out>/<name>.json and .md")
     args = p.parse_args(argv)
@@ -523,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://127.0.0.1:{port}"
         log = Path(tmp) / "server.log"
         keyring = ",".join(f"{key}:{'read' if role == 'attack' else role}" for role, key in keys.items())
-        proc = start_server(db_path, port, keyring, log, args.workers, args.threads)
+        proc = start_server(db_path, port, keyring, log, args.workers, args.threads, args.server_config)
         try:
             wait_healthy(url, proc)
             load = Load(args, rows, queries)
@@ -601,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
         "attack_outcomes": dict(attack.most_common()),
         "server_peak_rss_mb": {("main" if pid == proc.pid else f"worker {pid}"): v for pid, v in peak_rss.items()},
         "optimize_every_s": args.optimize_every,
+        "server_limits": server_limits(args.server_config),
         "errors": dict(errors.most_common()),
         "errors_total": sum(errors.values()),
         "consistency": {

@@ -17,7 +17,6 @@ from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from hybrid.server.access import Access, set_access
-from hybrid.server.admission import mark_arrival
 from hybrid.server.audit import AuditLog, Caller, set_caller
 from hybrid.server.config import ROLES, ApiKey, Role, key_digest
 from hybrid.server.errors import ApiError
@@ -99,7 +98,6 @@ def requires(need: Role) -> Callable[..., AsyncIterator[Role]]:
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
         header_key: Annotated[str | None, Security(_api_key)],
     ) -> AsyncIterator[Role]:
-        mark_arrival()  # the request's time budget counts from here, waiting for a thread included
         ring: KeyRing = request.app.state.keyring
         route = request.scope.get("route")
         where = f"{request.method} {getattr(route, 'path', request.url.path)}"

@@ -2,7 +2,8 @@
 
 A declared ``Content-Length`` over the limit is refused without reading a byte; a body
 without one (chunked) is read up to the limit and refused as soon as it passes it. The
-body is then handed on whole, so no handler ever sees more than the limit. A client that
+body is then handed on whole, so no handler ever sees more than the limit. The moment a request
+reaches it is its arrival, from which a search's time budget counts. A client that
 sends its body slower than `max_seconds` allow (a slow-loris upload holding a worker's
 connection) gets 408 and the connection is closed.
 """
@@ -14,6 +15,7 @@ import asyncio
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hybrid.server.admission import mark_arrival
 from hybrid.server.errors import body
 
 
@@ -29,6 +31,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        mark_arrival()  # a search's time budget counts from here (hybrid.server.admission)
         declared = _content_length(scope)
         if declared == -1:
             await _refuse(scope, receive, send, 400, "BadRequest", "the Content-Length header is not a number")
