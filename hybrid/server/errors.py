@@ -1,8 +1,9 @@
 """Errors as JSON: ``{"error": {"type": ..., "message": ...}}`` with the status that fits.
 
 `hybrid` errors map to 4xx (a missing table or version 404, an existing table or a commit
-conflict 409, every other bad input 400), request validation to 422, oversized bodies to
-413. Anything else is a bug: 500 with a generic message, the traceback only in the log.
+conflict 409, a search past its time budget 503 with Retry-After, every other bad input 400),
+request validation to 422, oversized bodies to 413. Anything else is a bug: 500 with a generic
+message, the traceback only in the log.
 """
 
 from __future__ import annotations
