@@ -257,6 +257,7 @@ class Load:
         self.kinds = list(self.mix)
         self.weights = [self.mix[k] for k in self.kinds]
         self.records: list[tuple[str, float, float, str | None]] = []  # kind, start, seconds, error
+        self.server_ms: dict[str, list[float]] = defaultdict(list)  # Server-Timing per kind (measured window)
         self.next_id = 10_000_000
         self.added: list[int] = []
         self.inserted = 0
@@ -296,6 +297,8 @@ class Load:
                 began = time.perf_counter()
                 try:
                     r = await http.post(f"/v1/tables/docs/{path}", json=body, headers=headers[role])
+                    if now >= start:
+                        self.note_server_time(kind, r)
                     if r.status_code != 200:
                         try:
                             kind_of = r.json()["error"]["type"]
@@ -311,6 +314,13 @@ class Load:
                 seconds = time.perf_counter() - began
                 if now >= start:
                     self.records.append((kind, began, seconds, error))
+
+    def note_server_time(self, kind: str, r: httpx.Response) -> None:
+        """Keep how long the server held the request (its Server-Timing header, from the request's arrival)."""
+        timing = r.headers.get("server-timing", "")
+        match = re.search(r"dur=([0-9.]+)", timing)
+        if match:
+            self.server_ms[kind].append(float(match.group(1)))
 
     async def attacker(self, index: int, url: str, key: str, start: float, stop: float) -> None:
         """Loop the most expensive searches the server accepts (largest limit, longest query, heavy filters)."""
@@ -331,6 +341,8 @@ class Load:
                 began = time.perf_counter()
                 try:
                     r = await http.post("/v1/tables/docs/search", json=body)
+                    if time.perf_counter() >= start:
+                        self.note_server_time("attack", r)
                     if r.status_code != 200:
                         try:
                             error = f"HTTP {r.status_code} {r.json()['error']['type']}"
@@ -413,6 +425,14 @@ LIMIT_SETTINGS = (
 )
 
 
+def server_side(ms: list[float]) -> dict[str, float]:
+    """Percentiles of the times the server reported holding requests (Server-Timing)."""
+    if not ms:
+        return {"count": 0}
+    a = np.asarray(ms)
+    return {"count": len(ms), "p99_ms": round(float(np.percentile(a, 99)), 1), "max_ms": round(float(a.max()), 1)}
+
+
 def server_limits(path: Path | None) -> dict[str, Any]:
     """The server's request limits (its config file's, else the defaults)."""
     from hybrid.server.config import load_config
@@ -471,6 +491,19 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"in **all** above. Their answers: {outcomes}.",
         ]
     lines += ["", f"Server peak resident memory (MB): {report.get('server_peak_rss_mb')}."]
+    side = report.get("server_side_ms", {})
+    if side:
+        parts = [
+            f"{group} p99 {s['p99_ms']} ms, max {s['max_ms']} ms ({s['count']} answers)"
+            for group, s in side.items()
+            if s.get("count")
+        ]
+        lines += [
+            "",
+            "Time the server held each request, from its arrival (body read) to its answer, by its "
+            "`Server-Timing` header (the client's times above add connection queues and the client's own "
+            f"scheduling): {'; '.join(parts)}.",
+        ]
     if report.get("server_limits"):
         limits = ", ".join(f"{k} = {v}" for k, v in report["server_limits"].items())
         lines += ["", f"Server limits: {limits}."]
@@ -639,6 +672,10 @@ def main(argv: list[str] | None = None) -> int:
         "server_peak_rss_mb": {("main" if pid == proc.pid else f"worker {pid}"): v for pid, v in peak_rss.items()},
         "optimize_every_s": args.optimize_every,
         "server_limits": server_limits(args.server_config),
+        "server_side_ms": {
+            group: server_side([ms for k in kinds for ms in load.server_ms.get(k, [])])
+            for group, kinds in (("normal", [k for k in load.kinds]), ("attack", ["attack"]))
+        },
         "errors": dict(errors.most_common()),
         "errors_total": sum(errors.values()),
         "consistency": {
