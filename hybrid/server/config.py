@@ -19,7 +19,7 @@ A config file (TOML, or JSON when the name ends in ``.json``)::
     chat_model = "local-model"
     chat_key_env = "HYBRID_CHAT_KEY"  # optional: the variable holding that API's key
     cors_origins = []                # other origins whose pages may call the API (default: same origin only)
-    request_seconds = 10.0           # a search's whole time budget from its arrival, queue wait included (503 after)
+    request_seconds = 30.0           # a search's whole time budget from its arrival, queue wait included (503 after)
     max_query_terms = 256            # words in a search's query text (422 above)
     max_cost_per_key = 64.0          # estimated cost one key may have in progress in a worker (429 above)
     low_priority_cost = 16.0         # searches estimated to cost more run on low-priority threads...
@@ -236,9 +236,10 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = ()
     """Other origins whose web pages may call the API (CORS), e.g. ``["https://search.example.com"]``; by
     default none: only the server's own page (same origin) can."""
-    request_seconds: float = 10.0
+    request_seconds: float = 30.0
     """A search's whole time budget, counted from when its request arrived (waiting for a thread included):
-    past it the search stops at its next stage and the answer is 503 with Retry-After (hybrid.time_budget)."""
+    past it the search stops at its next stage and the answer is 503 with Retry-After (hybrid.time_budget).
+    30 s leaves room for a reranker on CPU and a busy machine; a public server may well want less."""
     max_query_terms: int = 256
     """Words in a search's query text (422 above): BM25 and the query's cost grow with them."""
     max_cost_per_key: float = 64.0
