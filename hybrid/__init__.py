@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hybrid.aio import AsyncDatabase, AsyncTable, connect_async
+from hybrid.budget import time_budget
 from hybrid.commits import Commit, VersionInfo
 from hybrid.db import Database
 from hybrid.errors import (
@@ -35,7 +36,6 @@ from hybrid.errors import (
     VersionNotFoundError,
 )
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep
-from hybrid.query.budget import time_budget
 from hybrid.query.limits import Limits, set_limits
 from hybrid.scoped import ScopedDatabase, ScopedTable
 from hybrid.storage.crypto import KeySource

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from hybrid import budget
 from hybrid.index import ann_build
 from hybrid.index.analyzer import Analyzer
 from hybrid.index.ann_kinds import FLOAT_KIND, CandidateIndex
@@ -67,7 +68,10 @@ class SearchCache:
             if key in store:
                 return store[key]
             gate = self.making.setdefault((id(store), key), threading.Lock())
-        with gate:
+        left = budget.remaining()  # a waiter stops waiting at its time budget; the maker goes on for the others
+        if not gate.acquire(timeout=-1 if left is None else max(left, 0.0)):
+            raise budget.exceeded("waiting for another search to build a shared cache entry")
+        try:
             with self.lock:
                 if key in store:
                     return store[key]
@@ -80,6 +84,8 @@ class SearchCache:
             finally:
                 with self.lock:
                     self.making.pop((id(store), key), None)
+        finally:
+            gate.release()
         return value
 
     def remember(self, namespace: str, key: Any, make: Callable[[], Any], keep: int = 8) -> Any:

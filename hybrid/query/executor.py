@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from hybrid import budget
 from hybrid.embedders import binding
 from hybrid.errors import HybridError, SchemaError, VectorError
 from hybrid.index.cache import Coverage
@@ -26,7 +27,6 @@ from hybrid.index.tail import text_tail, vector_tail
 from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query import (
-    budget,
     calibration,
     confidence,
     expansion,

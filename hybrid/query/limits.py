@@ -34,8 +34,8 @@ from typing import Any, TypeVar
 
 import duckdb
 
+from hybrid.budget import current as current_budget
 from hybrid.errors import FilterError, LimitError
-from hybrid.query.budget import current as current_budget
 
 T = TypeVar("T")
 

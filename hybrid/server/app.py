@@ -45,10 +45,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 import hybrid
+from hybrid import budget
 from hybrid.commits import Commit
 from hybrid.embedders import binding, registry
 from hybrid.embedders.base import Embedder
-from hybrid.query import budget
 from hybrid.query.fusion import DBSF, RRF, Fusion, Linear
 from hybrid.query.limits import Limits, set_limits
 from hybrid.query.search import Query

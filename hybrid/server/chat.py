@@ -29,8 +29,8 @@ from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from hybrid.budget import time_budget
 from hybrid.embedders import binding
-from hybrid.query.budget import time_budget
 from hybrid.scoped import ScopedTable, unscoped
 from hybrid.server.admission import arrival
 from hybrid.server.auth import requires

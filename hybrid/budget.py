@@ -10,8 +10,9 @@ thread counts too)::
         rows = table.search("heart attack").limit(10).to_list()
 
 The query checks the budget at each stage boundary (before and after each branch, fusion,
-reading rows, reranking, highlights, expansion) and a filter's evaluation is interrupted when
-the budget runs out, whichever of the two bounds comes first. Past its budget a query raises
+reading rows, reranking, highlights, expansion), a filter's evaluation is interrupted when
+the budget runs out (whichever of the two bounds comes first), and a search waiting for a cache
+entry another search is building (a filter's rows, a calibration) stops waiting. Past its budget a query raises
 :class:`hybrid.errors.TimeBudgetError` (a :class:`~hybrid.errors.LimitError`) naming the stage
 it reached, and does no more work: no thread keeps computing for a caller that has given up.
 A stage that has begun (one tantivy or HNSW search, one reranker call) finishes first, so a
@@ -82,11 +83,13 @@ def time_budget(seconds: float, started: float | None = None) -> Iterator[Budget
 
     Example:
         >>> import time
-        >>> with time_budget(0.05) as b:
+        >>> with time_budget(0.05):
         ...     time.sleep(0.06)
-        ...     check("the example")
-        Traceback (most recent call last):
-        hybrid.errors.TimeBudgetError: the request ran longer than its time budget of 0.05 s ...
+        ...     try:
+        ...         check("the example")
+        ...     except TimeBudgetError as exc:
+        ...         print(exc.stage, exc.seconds)
+        the example 0.05
     """
     budget = Budget(seconds, time.monotonic() if started is None else started)
     outer = _current.get()
@@ -113,6 +116,14 @@ def remaining() -> float | None:
     """Seconds left of the budget in force (None without one)."""
     budget = _current.get()
     return None if budget is None else budget.remaining()
+
+
+def exceeded(stage: str) -> TimeBudgetError:
+    """The error of the budget in force, spent at `stage` (a budget of 0 s when none is in force)."""
+    budget = _current.get()
+    if budget is None:
+        return TimeBudgetError(f"the request ran out of time at {stage}", stage=stage)
+    return budget.exceeded(stage)
 
 
 def carry(fn: Callable[P, T]) -> Callable[P, T]:
