@@ -245,6 +245,7 @@ def main() -> None:
     ap.add_argument("--db", type=Path, help="build (or reuse) the table here instead of a temporary folder")
     ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     ap.add_argument("--out", type=Path, default=REPO / "eval" / "results")
+    ap.add_argument("--name", default="web", help="results file name (without .md / .json)")
     args = ap.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="hybrid-web-latency-")
@@ -282,8 +283,8 @@ def main() -> None:
         "page_bytes": web.page_bytes(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "web.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "web.md").write_text(markdown(result))
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{args.name}.md").write_text(markdown(result))
     print(markdown(result))
 
 

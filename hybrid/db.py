@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from hybrid.scoped import ScopedDatabase
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_COMPANIONS = ("__feedback", "__parents", "__tuned")
+"""Folders the engine keeps beside a table ``<name>``, dropped with it (feedback, ingest parents, tune runs)."""
 
 
 class Database:
@@ -159,13 +161,19 @@ class Database:
         return table
 
     def drop_table(self, name: str, *, missing_ok: bool = False) -> None:
-        """Delete a table and all its versions and files."""
+        """Delete a table and all its versions and files, with what the engine keeps beside it: its
+        feedback (``<name>__feedback``, whose queries may name people), the whole texts of ingested
+        documents (``<name>__parents``) and its tune runs (``<name>__tuned``)."""
         root = self._root(name)
         if not VersionLog(root).exists():
             if missing_ok:
                 return
             raise TableNotFoundError(f"no table {name!r} in {self.path}")
         shutil.rmtree(root)
+        for suffix in _COMPANIONS:
+            companion = self.path / f"{name}{suffix}"
+            if companion.is_dir():
+                shutil.rmtree(companion)
 
     def scoped(
         self,

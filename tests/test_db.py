@@ -46,6 +46,20 @@ def test_drop_table(db: hybrid.Database) -> None:
     db.drop_table("t", missing_ok=True)
 
 
+def test_drop_table_drops_what_the_engine_keeps_beside_it(db: hybrid.Database) -> None:
+    """Feedback (queries may name people), ingest parents and tune runs go with their table; a table
+    whose name merely starts the same stays."""
+    t = db.create_table("t", make_rows(range(3)))
+    t.add_feedback("who wrote row one?", {"id": 1}, 1)
+    db.create_table("t__parents", [{"source": "a.md", "text": "whole"}])
+    (db.path / "t__tuned" / "run-1").mkdir(parents=True)
+    db.create_table("t2", make_rows([1]))
+    assert {"t", "t__feedback", "t__parents", "t2"} <= set(db.table_names())
+    db.drop_table("t")
+    assert db.table_names() == ["t2"]
+    assert sorted(p.name for p in db.path.iterdir() if not p.name.startswith(".")) == ["t2"]
+
+
 def test_open_table_follows_other_writers(db: hybrid.Database) -> None:
     a = db.create_table("t", make_rows(range(3)))
     b = db.open_table("t")

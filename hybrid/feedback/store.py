@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hybrid.errors import FeedbackError
 
@@ -197,7 +198,7 @@ class FeedbackLog:
                 if key_column not in table.schema.names:
                     raise FeedbackError(f"{where}: no column {key_column!r} in table {table.name!r}")
                 if key_column not in keys:
-                    keys[key_column] = _key_index(table, key_column)
+                    keys[key_column] = _key_rowids(table, key_column, _named_keys(records, key_column))
                 key = str(value)
                 found = keys[key_column].get(key)
                 if found is None:
@@ -241,11 +242,23 @@ def _check_vector(v: Any, where: str) -> list[float] | None:
     return [float(x) for x in arr]
 
 
-def _key_index(table: Table, column: str) -> dict[str, int]:
-    """``{str(key): _rowid}`` over the live rows (the newest row wins for a repeated key)."""
+def _named_keys(records: list[Feedback], column: str) -> set[str]:
+    """The keys (as text) the batch names in `column`."""
+    return {str(v) for r in records if isinstance(r.row, Mapping) for c, v in r.row.items() if c == column}
+
+
+def _key_rowids(table: Table, column: str, keys: set[str]) -> dict[str, int]:
+    """``{str(key): _rowid}`` for the named `keys` among the live rows (the newest row wins for a repeated
+    key). String and integer columns are matched in Arrow (their text is what ``str`` gives); other types
+    (floats, dates) in Python, where ``str`` is the definition."""
     data = table.to_arrow([column], with_rowid=True)
-    return {
-        str(k): int(r)
-        for k, r in zip(data.column(column).to_pylist(), data.column("_rowid").to_pylist(), strict=True)
-        if k is not None
-    }
+    values, rowids = data.column(column), data.column("_rowid")
+    kind = values.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind):
+        text = pc.cast(values, pa.string())
+        hit = pc.is_in(text, value_set=pa.array(sorted(keys), pa.string()))
+        names, ids = pc.filter(text, hit).to_pylist(), pc.filter(rowids, hit).to_pylist()
+    else:
+        names = [None if v is None else str(v) for v in values.to_pylist()]
+        ids = rowids.to_pylist()
+    return {k: int(r) for k, r in zip(names, ids, strict=True) if k is not None and k in keys}

@@ -45,7 +45,28 @@ def test_round_trip_by_rowid_and_key_queryable_with_sql(tmp_path: Path) -> None:
 def test_an_integer_key_column(tmp_path: Path) -> None:
     _, t = make(tmp_path)
     t.add_feedback("three", {"n": 3}, 1)
-    assert t.feedback.to_arrow().column("row").to_pylist() == [3]
+    t.add_feedback("three as text", {"n": "3"}, 1)  # a key is matched by its text, as documented
+    assert t.feedback.to_arrow().column("row").to_pylist() == [3, 3]
+
+
+def test_keys_of_every_column_type_find_the_newest_live_row(tmp_path: Path) -> None:
+    db = hybrid.connect(tmp_path / "db")
+    rows = [{"id": f"d{i % 3}", "score": i / 2, "day": f"2026-01-0{i + 1}", "text": f"t{i}"} for i in range(6)]
+    t = db.create_table("docs", rows)
+    t.delete("text = 't5'")  # the newest d2 is gone: the live one is row 2
+    got = t.feedback.add_many(
+        [
+            {"query": "a", "row": {"id": "d0"}, "label": 1},
+            {"query": "b", "row": {"id": "d2"}, "label": 1},
+            {"query": "c", "row": {"score": 1.5}, "label": 1},
+            {"query": "d", "row": {"score": "1.0"}, "label": 1},
+        ]
+    )
+    assert got.version == t.feedback.table().version
+    assert t.feedback.to_arrow().column("row").to_pylist() == [3, 2, 3, 2]
+    with pytest.raises(FeedbackError, match="has score = 1"):
+        t.add_feedback("e", {"score": 1}, 1)  # str(1) is not str(1.0): floats match by their text
+    assert t.feedback.count() == 4
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from hybrid.server import ApiKey, ServerConfig, create_app
+from tests.server.conftest import running
 from tests.web.conftest import ANSWER_PIECES, CHAT_KEY, READER, WRITER, FakeChat, Site
 from tests.web.conftest import api as api_client
 
@@ -192,6 +194,38 @@ def test_chat_streams_a_cited_answer(tab: Tab, fake_chat: FakeChat) -> None:
     links.first.click()
     assert p.url.endswith("#cite-1")
     tab.shot("chat")
+
+
+def test_chat_without_a_model_answers_with_cited_passages(browser: Any, site: Site, fake_chat: FakeChat) -> None:
+    """A server with no chat endpoint configured (same database): the extractive answer, cited, in the page."""
+    config = ServerConfig(api_keys=(ApiKey.from_secret(READER, "read", "reader"),))
+    db_path = site.live.db_path
+    with running(create_app(db_path, config), db_path) as plain:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT)
+            t = Tab(page, Site(plain, site.versions, site.shots))
+            t.login(READER)
+            page.locator("#tabs button[data-view='chat']").click()
+            assert "Extractive answers" in page.locator("#chat-mode").inner_text()
+            before = len(fake_chat.requests)
+            page.get_by_label("Question").fill("how do I rotate backups?")
+            page.get_by_label("Question").press("Enter")
+            page.locator("#answer[data-done='true']").wait_for()
+            assert len(fake_chat.requests) == before  # no model was asked
+            passages = page.locator("#citations > li .passage").all_inner_texts()
+            assert len(passages) == 4 and any("backups" in x for x in passages)
+            links = page.locator("#answer a.cite")
+            assert links.all_inner_texts() == ["[1]", "[2]", "[3]", "[4]"]
+            answer = page.locator("#answer").inner_text()
+            for n, passage in enumerate(passages, 1):  # each cited passage is quoted before its number
+                assert passage.split()[0] in answer.split(f"[{n}]")[0]
+            links.nth(1).click()
+            assert page.url.endswith("#cite-2")
+            t.shot("chat-extractive")
+        finally:
+            context.close()
 
 
 def test_table_view(tab: Tab) -> None:
