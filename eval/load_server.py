@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import random
+import re
 import secrets
 import shlex
 import socket
@@ -135,9 +136,18 @@ def free_port() -> int:
 
 
 def start_server(
-    db_path: Path, port: int, keys: str, log: Path, workers: int, threads: int | None = None
+    db_path: Path,
+    port: int,
+    keys: str,
+    log: Path,
+    workers: int,
+    threads: int | None = None,
+    config_path: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    config = "None" if threads is None else f"dataclasses.replace(load_config(None), threads={threads})"
+    path = None if config_path is None else str(config_path.resolve())
+    config = f"load_config({path!r})"
+    if threads is not None:
+        config = f"dataclasses.replace({config}, threads={threads})"
     code = (
         "import dataclasses; from hybrid.server import serve; from hybrid.server.config import load_config; "
         f"serve({str(db_path)!r}, host='127.0.0.1', port={port}, workers={workers}, log_level='warning', "
@@ -247,6 +257,7 @@ class Load:
         self.kinds = list(self.mix)
         self.weights = [self.mix[k] for k in self.kinds]
         self.records: list[tuple[str, float, float, str | None]] = []  # kind, start, seconds, error
+        self.server_ms: dict[str, list[float]] = defaultdict(list)  # Server-Timing per kind (measured window)
         self.next_id = 10_000_000
         self.added: list[int] = []
         self.inserted = 0
@@ -286,6 +297,8 @@ class Load:
                 began = time.perf_counter()
                 try:
                     r = await http.post(f"/v1/tables/docs/{path}", json=body, headers=headers[role])
+                    if now >= start:
+                        self.note_server_time(kind, r)
                     if r.status_code != 200:
                         try:
                             kind_of = r.json()["error"]["type"]
@@ -302,10 +315,18 @@ class Load:
                 if now >= start:
                     self.records.append((kind, began, seconds, error))
 
+    def note_server_time(self, kind: str, r: httpx.Response) -> None:
+        """Keep how long the server held the request (its Server-Timing header, from the request's arrival)."""
+        timing = r.headers.get("server-timing", "")
+        match = re.search(r"dur=([0-9.]+)", timing)
+        if match:
+            self.server_ms[kind].append(float(match.group(1)))
+
     async def attacker(self, index: int, url: str, key: str, start: float, stop: float) -> None:
         """Loop the most expensive searches the server accepts (largest limit, longest query, heavy filters)."""
         rng = random.Random(self.args.seed * 7_919 + index)
-        words = " ".join(rng.choice(self.rows)["text"] for _ in range(20))[: self.args.attack_chars]
+        text = " ".join(rng.choice(self.rows)["text"] for _ in range(20))[: self.args.attack_chars]
+        words = " ".join(re.findall(r"\w+", text)[: self.args.attack_terms])  # as many terms as the server takes
         heavy = [
             "md5(md5(md5(text) || text) || text) > 'f' OR length(repeat(text, 16)) > 1000000",
             "regexp_matches(lower(text) || upper(text), '(a|e|i|o|u)[^aeiou]{2,}(a|e|i|o|u).*z')",
@@ -320,6 +341,8 @@ class Load:
                 began = time.perf_counter()
                 try:
                     r = await http.post("/v1/tables/docs/search", json=body)
+                    if time.perf_counter() >= start:
+                        self.note_server_time("attack", r)
                     if r.status_code != 200:
                         try:
                             error = f"HTTP {r.status_code} {r.json()['error']['type']}"
@@ -388,6 +411,36 @@ def git_commit() -> str:
         return "unknown"
 
 
+LIMIT_SETTINGS = (
+    "request_seconds",
+    "sql_seconds",
+    "sql_memory",
+    "max_limit",
+    "max_query_chars",
+    "max_query_terms",
+    "max_cost_per_key",
+    "low_priority_cost",
+    "low_priority_nice",
+    "threads",
+)
+
+
+def server_side(ms: list[float]) -> dict[str, float]:
+    """Percentiles of the times the server reported holding requests (Server-Timing)."""
+    if not ms:
+        return {"count": 0}
+    a = np.asarray(ms)
+    return {"count": len(ms), "p99_ms": round(float(np.percentile(a, 99)), 1), "max_ms": round(float(a.max()), 1)}
+
+
+def server_limits(path: Path | None) -> dict[str, Any]:
+    """The server's request limits (its config file's, else the defaults)."""
+    from hybrid.server.config import load_config
+
+    config = load_config(path, {})
+    return {name: getattr(config, name) for name in LIMIT_SETTINGS if hasattr(config, name)}
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     o = report["overall"]
     lines = [
@@ -438,6 +491,22 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"in **all** above. Their answers: {outcomes}.",
         ]
     lines += ["", f"Server peak resident memory (MB): {report.get('server_peak_rss_mb')}."]
+    side = report.get("server_side_ms", {})
+    if side:
+        parts = [
+            f"{group} p99 {s['p99_ms']} ms, max {s['max_ms']} ms ({s['count']} answers)"
+            for group, s in side.items()
+            if s.get("count")
+        ]
+        lines += [
+            "",
+            "Time the server held each request, from its arrival (body read) to its answer, by its "
+            "`Server-Timing` header (the client's times above add connection queues and the client's own "
+            f"scheduling): {'; '.join(parts)}.",
+        ]
+    if report.get("server_limits"):
+        limits = ", ".join(f"{k} = {v}" for k, v in report["server_limits"].items())
+        lines += ["", f"Server limits: {limits}."]
     c = report["consistency"]
     lines += [
         "",
@@ -501,6 +570,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--attack-limit", type=int, default=1000, help="the attackers' limit (the server's max_limit)")
     p.add_argument("--attack-chars", type=int, default=4000, help="the attackers' query length (max_query_chars)")
+    p.add_argument("--attack-terms", type=int, default=256, help="the attackers' query words at most (max_query_terms)")
+    p.add_argument(
+        "--server-config", type=Path, default=None, help="the server's config file (TOML or JSON; default: none)"
+    )
     p.add_argument("--out", type=Path, default=REPO / "eval" / "results", help="folder for the results")
     p.add_argument("--name", default="server_load", help="writes <out>/<name>.json and .md")
     args = p.parse_args(argv)
@@ -520,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://127.0.0.1:{port}"
         log = Path(tmp) / "server.log"
         keyring = ",".join(f"{key}:{'read' if role == 'attack' else role}" for role, key in keys.items())
-        proc = start_server(db_path, port, keyring, log, args.workers, args.threads)
+        proc = start_server(db_path, port, keyring, log, args.workers, args.threads, args.server_config)
         try:
             wait_healthy(url, proc)
             load = Load(args, rows, queries)
@@ -598,6 +671,11 @@ def main(argv: list[str] | None = None) -> int:
         "attack_outcomes": dict(attack.most_common()),
         "server_peak_rss_mb": {("main" if pid == proc.pid else f"worker {pid}"): v for pid, v in peak_rss.items()},
         "optimize_every_s": args.optimize_every,
+        "server_limits": server_limits(args.server_config),
+        "server_side_ms": {
+            group: server_side([ms for k in kinds for ms in load.server_ms.get(k, [])])
+            for group, kinds in (("normal", [k for k in load.kinds]), ("attack", ["attack"]))
+        },
         "errors": dict(errors.most_common()),
         "errors_total": sum(errors.values()),
         "consistency": {

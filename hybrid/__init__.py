@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hybrid.aio import AsyncDatabase, AsyncTable, connect_async
+from hybrid.budget import time_budget
 from hybrid.commits import Commit, VersionInfo
 from hybrid.db import Database
 from hybrid.errors import (
@@ -32,6 +33,7 @@ from hybrid.errors import (
     StorageError,
     TableExistsError,
     TableNotFoundError,
+    TimeBudgetError,
     VectorError,
     VersionNotFoundError,
 )
@@ -106,4 +108,6 @@ __all__ = [
     "connect",
     "connect_async",
     "set_limits",
+    "TimeBudgetError",
+    "time_budget",
 ]

@@ -22,6 +22,7 @@ our hierarchy::
     ├── CorruptionError(OSError)          a file of the table is damaged or missing
     ├── EncryptionError(PermissionError)  an encrypted database opened without its key, or with another
     ├── LimitError(RuntimeError)          a filter or query would exceed a time, memory or size bound
+    │   └── TimeBudgetError(TimeoutError) a query or request ran past its whole time budget
     ├── AccessError(PermissionError)      a scoped view or key may not read or write this
     ├── StorageError(OSError)             an object store is unreachable, refuses the credentials, lacks
     │                                     the bucket or cannot do conditional puts
@@ -132,6 +133,19 @@ class EncryptionError(HybridError, PermissionError):
 
 class LimitError(HybridError, RuntimeError):
     """A filter, expression or SQL query would exceed a time, memory or size bound (:class:`hybrid.Limits`)."""
+
+
+class TimeBudgetError(LimitError, TimeoutError):
+    """A query or request ran past its whole time budget (:func:`hybrid.time_budget`) and was stopped.
+
+    `stage` names where it stopped; `seconds` is the budget. The server answers it with 503 and
+    ``Retry-After``.
+    """
+
+    def __init__(self, message: str, stage: str = "", seconds: float = 0.0) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.seconds = seconds
 
 
 class AccessError(HybridError, PermissionError):

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from hybrid import budget
 from hybrid.index import ann_build
 from hybrid.index.analyzer import Analyzer
 from hybrid.index.ann_kinds import FLOAT_KIND, CandidateIndex
@@ -83,7 +84,10 @@ class SearchCache:
                 store[key] = value
                 return value
             gate = self.making.setdefault((id(store), key), threading.Lock())
-        with gate:
+        left = budget.remaining()  # a waiter stops waiting at its time budget; the maker goes on for the others
+        if not gate.acquire(timeout=-1 if left is None else max(left, 0.0)):
+            raise budget.exceeded("waiting for another search to build a shared cache entry")
+        try:
             with self.lock:
                 if key in store:
                     return store[key]
@@ -98,6 +102,8 @@ class SearchCache:
             finally:
                 with self.lock:
                     self.making.pop((id(store), key), None)
+        finally:
+            gate.release()
         return value
 
     def remember(

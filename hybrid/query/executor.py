@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from hybrid import budget
 from hybrid.embedders import binding
 from hybrid.errors import HybridError, SchemaError, VectorError
 from hybrid.index.cache import Coverage
@@ -29,6 +30,7 @@ from hybrid.query import calibration, confidence, expansion, grouping, highlight
 from hybrid.query.allowed import Allowed, cached_allowed
 from hybrid.query.filter import compile_filter
 from hybrid.query.fusion import Ranked
+from hybrid.query.limits import current_limits
 from hybrid.query.text import Match, Phrase, TextQuery
 from hybrid.query.text_filter import to_query
 from hybrid.query.vector_plan import MAX_FETCH, plan_filtered
@@ -359,15 +361,17 @@ def _run_branches(q: Query, view: IndexedSnapshot, branches: list[Branch], allow
     gate = allowed if q.prefilter else None
 
     def run(b: Branch) -> None:
+        budget.check(f"the {b.kind} branch on {b.column}")  # a branch queued past the budget never starts
         (_run_vector if b.kind == "vector" else _run_text)(q, view, b, gate, depth)
 
     # the other branches run in the pool while this thread runs the first: one hand-off, not one each
-    others = [_executor().submit(run, b) for b in branches[1:]]
+    others = [_executor().submit(budget.carry(run), b) for b in branches[1:]]
     try:
         run(branches[0])
     finally:
         for future in others:
             future.result()
+    budget.check("the end of the search branches")
 
 
 def _query_text(q: Query) -> str | None:
@@ -376,6 +380,15 @@ def _query_text(q: Query) -> str | None:
 
 
 def execute(q: Query) -> pa.Table:
+    seconds = current_limits().query_seconds
+    if seconds is not None and budget.current() is None:
+        with budget.time_budget(seconds):
+            return _execute(q)
+    return _execute(q)
+
+
+def _execute(q: Query) -> pa.Table:
+    budget.check("the start")
     view = q.table.indexed_snapshot()
     if q.pinned and (q.grouping is not None or q.reranker is not None):
         raise ValueError("pin() cannot be combined with group_by() or rerank()")
@@ -384,11 +397,13 @@ def execute(q: Query) -> pa.Table:
     known: dict[int, str | None] = {}
     rows = _search(q, view, known)
     if q.highlighting is not None:
+        budget.check("highlighting")
         text = _query_text(q)
         if text is None:
             raise ValueError("highlight needs a plain text query (a string, Match or Phrase)")
         rows = highlight.add_highlights(rows, view, text, q.highlighting, _fts_entry(q, view))
     if q.expansion is not None:
+        budget.check("expansion")
         rows = expansion.expand(rows, view, q.expansion, known)
     return rows
 
@@ -406,13 +421,16 @@ def _fts_entry(q: Query, view: IndexedSnapshot) -> IndexEntry | None:
 def _search(q: Query, view: IndexedSnapshot, known: dict[int, str | None]) -> pa.Table:
     """The hits; `known` receives the texts of rows an expansion will need that were read with them."""
     snap = view.snapshot
-    branches = _plan(q, view)
+    budget.check("planning")
+    branches = _plan(q, view)  # embeds the query text
+    budget.check("the filter")
     allowed = _allowed(q, view)
     depth = _depth(q, len(branches))
     if q.grouping is not None:
         return _execute_grouped(q, view, branches, allowed, depth)
     _run_branches(q, view, branches, allowed, depth)
     fused_ids, fused_scores = _fused(q, view, branches, allowed)
+    budget.check("fusion")
     if q.reranker is not None:
         rows = _reranked(q, snap, branches, fused_ids, fused_scores)
         return _rescored_rows(q, view, rows, branches).slice(q.skip, q.k)
@@ -424,6 +442,7 @@ def _search(q: Query, view: IndexedSnapshot, known: dict[int, str | None]) -> pa
         fused_ids, fused_scores, extra = pinning.pin(q.pinned, view, allowed, fused_ids, fused_scores, extra)
     pool, scores = fused_ids[q.skip : q.skip + q.k], fused_scores[q.skip : q.skip + q.k]
     columns = list(q.columns) if q.columns is not None else list(snap.schema.names)
+    budget.check("reading the result rows")
     if q.expansion is not None and not q.expansion.parent:  # the neighbours' texts in the same read
         text, more = expansion.neighbour_ids(view, q.expansion, pool)
         both = snap.take(np.concatenate([pool, more]), list(dict.fromkeys([*columns, text])))
@@ -483,11 +502,14 @@ def _reranked(
     assert q.reranker is not None
     columns = list(q.columns) if q.columns is not None else list(snap.schema.names)
     text_cols = [c for c in [*_reranker_columns(q, snap, branches), *keep] if c not in columns]
+    budget.check("reading the rows to rerank")
     rows = _with_result_columns(snap.take(pool, columns + text_cols), pool, scores, branches)
     text = _query_text(q)
     if text is None:
         raise ValueError("rerank needs a plain text query (a string, Match or Phrase)")
+    budget.check("reranking")
     reranked = check_reranked(rows, q.reranker.rerank(text, rows), q.reranker)
+    budget.check("the end of reranking")
     reranked = reranked.sort_by([(RELEVANCE, "descending")])
     score = reranked.column(RELEVANCE).cast(pa.float64())
     reranked = reranked.append_column("_fused_score", reranked.column("_score"))  # the order before reranking
@@ -510,6 +532,7 @@ def _execute_grouped(
     while True:
         _run_branches(q, view, branches, allowed, depth)
         ids, scores = _fused(q, view, branches, allowed)
+        budget.check("fusion")
         rows = _reranked(q, snap, branches, ids, scores, keep=(key,)) if q.reranker is not None else None
         extra: dict[str, np.ndarray] = {}
         if rows is not None:

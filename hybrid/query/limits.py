@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
+from hybrid.budget import current as current_budget
 from hybrid.errors import FilterError, LimitError
 
 T = TypeVar("T")
@@ -62,15 +63,19 @@ class Limits:
         memory: DuckDB ``memory_limit`` of the evaluation (e.g. ``"512MB"``, ``"2GB"``).
         seconds: wall time before the evaluation is interrupted.
         max_growth: largest size a growing function may produce, multiplied along nesting.
+        query_seconds: the whole-query time budget of a search (None: none).
     """
 
     memory: str = "512MB"
     seconds: float = 30.0
     max_growth: int = 65_536
+    query_seconds: float | None = None
+    """A whole-query time budget (:func:`hybrid.time_budget`) for every search that runs without one;
+    None: a search is bounded only by its filter's `seconds` (the server sets ``request_seconds``)."""
 
     def __post_init__(self) -> None:
-        if self.seconds <= 0 or self.max_growth < 1:
-            raise ValueError(f"Limits need seconds > 0 and max_growth >= 1, got {self}")
+        if self.seconds <= 0 or self.max_growth < 1 or (self.query_seconds is not None and self.query_seconds <= 0):
+            raise ValueError(f"Limits need seconds > 0, max_growth >= 1 and query_seconds > 0 or None, got {self}")
 
 
 _limits = Limits()
@@ -147,11 +152,22 @@ def deadline(con: duckdb.DuckDBPyConnection, seconds: float) -> Iterator[None]:
 
 
 def bounded(con: duckdb.DuckDBPyConnection, run: Callable[[], T], limits: Limits, what: str) -> T:
-    """`run()` on `con` under `limits`' time bound; a time or memory overrun is a LimitError naming `what`."""
+    """`run()` on `con` under `limits`' time bound, or the time budget in force (:func:`hybrid.time_budget`)
+    when that ends first; a time or memory overrun is a LimitError naming `what` (a
+    :class:`~hybrid.errors.TimeBudgetError` when the budget ran out)."""
+    budget = current_budget()
+    if budget is not None:
+        budget.check(what)
+    seconds = limits.seconds
+    by_budget = budget is not None and budget.remaining() < seconds
+    if budget is not None and by_budget:
+        seconds = max(budget.remaining(), 0.001)
     try:
-        with deadline(con, limits.seconds):
+        with deadline(con, seconds):
             return run()
     except duckdb.InterruptException:
+        if budget is not None and by_budget:
+            raise budget.exceeded(what) from None
         raise LimitError(f"{what} ran longer than the limit of {limits.seconds:g} s and was stopped") from None
     except duckdb.OutOfMemoryException as exc:
         raise LimitError(f"{what} needed more than the memory limit of {limits.memory}: {exc}") from None

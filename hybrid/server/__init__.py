@@ -20,7 +20,9 @@ and whether raw vectors are returned (``docs/security.md``).
 Errors are ``{"error": {"type": ..., "message": ...}}``: 400 bad input (filters, vectors,
 rows), 401 / 403 keys and roles, 404 missing table / index, 409 existing table or index
 or a write conflict, 413 body over ``max_body_bytes`` (refused before parsing), 422
-schema violations and configured limits. An unexpected failure is a 500 without details.
+schema violations and configured limits, 429 too many requests or too much estimated search
+cost in progress for one key, 503 a search past its ``request_seconds`` (``TimeBudgetError``;
+both with ``Retry-After``). An unexpected failure is a 500 without details.
 """
 
 from __future__ import annotations

@@ -32,11 +32,13 @@ The web page's endpoints (whoami, a page of rows, eval reports, answers) are in
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi import Path as PathParam
 from fastapi import Query as QueryParam
@@ -44,6 +46,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 import hybrid
+from hybrid import budget
 from hybrid.commits import Commit
 from hybrid.embedders import binding, registry
 from hybrid.embedders.base import Embedder
@@ -54,6 +57,7 @@ from hybrid.rerankers import BiEncoderReranker, MMRReranker, NanoRankerReranker,
 from hybrid.scoped import ScopedTable, unscoped
 from hybrid.server import chat, erase, errors, explore, feedback, web
 from hybrid.server.access import current_access
+from hybrid.server.admission import CostGates, Lane, arrival, query_terms, search_cost
 from hybrid.server.audit import AuditLog
 from hybrid.server.auth import KeyRing, requires
 from hybrid.server.config import ServerConfig
@@ -106,6 +110,8 @@ _DESCRIPTIONS = {
     409: "the table already exists, or a concurrent write conflicted (retry)",
     413: "the request body (or its number of rows) is over the server's limit",
     422: "the request does not match the schema, or passes a configured limit",
+    429: "the key has too many requests, or too much estimated search cost, in progress (see Retry-After)",
+    503: "the search ran past the server's request_seconds and was stopped (TimeBudgetError; see Retry-After)",
 }
 
 
@@ -175,6 +181,8 @@ class _Api:
         self.config = config
         self.tables = tables
         self.lifecycle = lifecycle
+        self.costs = CostGates(config.max_cost_per_key)
+        self.lane = Lane(2, config.low_priority_nice) if config.low_priority_nice else None
 
     # -- limits -----------------------------------------------------------------------------
 
@@ -274,6 +282,25 @@ class _Api:
             h = req.highlight
             q = q.highlight(h.column, width=h.width, pre=h.pre, post=h.post)
         return q
+
+    def run_search(self, name: str, req: SearchRequest, started: float) -> Response:
+        """The search itself (on a worker thread), within the request's time budget."""
+        start = time.perf_counter()
+        tables = self.tables
+        with library_errors(), budget.time_budget(self.config.request_seconds, started):
+            with tables.reading(name) as latest:
+                view = latest if req.version is None else latest.checkout(req.version)
+                q = self.query(view, req)
+                rows = json_rows(q.to_arrow())
+                plan = q.explain() if req.explain else None
+            budget.check("writing the response")
+        if current_access().scoped:
+            tables.audit.read(name, len(rows), view.version)
+        took = (time.perf_counter() - start) * 1e3
+        answer = SearchResponse(
+            table=name, version=view.version, count=len(rows), took_ms=took, results=rows, explain=plan
+        )
+        return Response(answer.model_dump_json(), media_type="application/json")  # serialized off the event loop
 
     # -- endpoints ------------------------------------------------------------------------------
 
@@ -382,30 +409,43 @@ class _Api:
         @r.post(
             "/tables/{name}/search",
             response_model=SearchResponse,
-            responses=_READ,
+            responses=_errors(401, 403, 404, 422, 429, 503),
             dependencies=[Depends(requires("read"))],
             tags=["search"],
         )
-        def search(name: NamePath, req: SearchRequest) -> SearchResponse:
-            """Search with text and/or a vector, a SQL filter, fusion and an optional reranker."""
+        async def search(name: NamePath, req: SearchRequest) -> Response:
+            """Search with text and/or a vector, a SQL filter, fusion and an optional reranker.
+
+            Admitted by estimated cost per key (429), run within the server's `request_seconds` from the
+            request's arrival (503 with Retry-After past it); expensive searches run at low priority.
+            """
             if req.limit > self.config.max_limit:
                 raise ApiError(
                     422, "ValidationError", f"limit {req.limit} is over this server's max_limit {self.config.max_limit}"
                 )
             self.check_text("query", req.query)
             self.check_text("where", req.where)
-            start = time.perf_counter()
-            with library_errors(), tables.reading(name) as latest:
-                view = latest if req.version is None else latest.checkout(req.version)
-                q = self.query(view, req)
-                rows = json_rows(q.to_arrow())
-                plan = q.explain() if req.explain else None
-            if current_access().scoped:
-                tables.audit.read(name, len(rows), view.version)
-            took = (time.perf_counter() - start) * 1e3
-            return SearchResponse(
-                table=name, version=view.version, count=len(rows), took_ms=took, results=rows, explain=plan
-            )
+            terms = query_terms(req.query)
+            if terms > self.config.max_query_terms:
+                raise ApiError(
+                    422,
+                    "ValidationError",
+                    f"query has {terms} terms; this server takes at most {self.config.max_query_terms}",
+                )
+            cost = search_cost(req)
+            started = arrival()
+            with self.costs.admit(current_access().key, cost):
+                work = budget.carry(lambda: self.run_search(name, req, started))
+                # waiting for a thread counts: past the budget the wait ends (503); a search that has begun
+                # stops itself at its next stage
+                wait = self.config.request_seconds - (time.monotonic() - started) + 0.25
+                try:
+                    if self.lane is not None and cost > self.config.low_priority_cost:
+                        return await self.lane.run(work, wait)
+                    with anyio.fail_after(max(wait, 0.0)):
+                        return await anyio.to_thread.run_sync(work)
+                except (TimeoutError, asyncio.TimeoutError):  # the same class from Python 3.11 on
+                    raise errors.time_budget_error(self.config.request_seconds, "waiting for a thread") from None
 
         @r.get(
             "/tables/{name}/indexes",

@@ -29,8 +29,10 @@ from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from hybrid.budget import time_budget
 from hybrid.embedders import binding
 from hybrid.scoped import ScopedTable, unscoped
+from hybrid.server.admission import arrival
 from hybrid.server.auth import requires
 from hybrid.server.config import ServerConfig
 from hybrid.server.errors import ApiError, library_errors
@@ -172,10 +174,10 @@ def router(config: ServerConfig, tables: Tables) -> APIRouter:
         for what, text in (("question", req.question), ("where", req.where)):
             if text is not None and len(text) > config.max_query_chars:
                 raise ApiError(422, "ValidationError", f"{what} is over {config.max_query_chars} characters")
-        with library_errors(), tables.reading(name) as latest:
+        with library_errors(), time_budget(config.request_seconds, arrival()), tables.reading(name) as latest:
             view = latest if req.version is None else latest.checkout(req.version)
             column = text_column(view, req.text_column)
-            rows = _passages(view, req, column)
+            rows = _passages(view, req, column)  # the retrieval within the request's budget (503 past it)
         citations = [_citation(i + 1, row, column) for i, row in enumerate(rows)]
         mode = "llm" if config.chat_url and citations else "extractive"
 

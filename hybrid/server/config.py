@@ -19,6 +19,11 @@ A config file (TOML, or JSON when the name ends in ``.json``)::
     chat_model = "local-model"
     chat_key_env = "HYBRID_CHAT_KEY"  # optional: the variable holding that API's key
     cors_origins = []                # other origins whose pages may call the API (default: same origin only)
+    request_seconds = 30.0           # a search's whole time budget from its arrival, queue wait included (503 after)
+    max_query_terms = 256            # words in a search's query text (422 above)
+    max_cost_per_key = 64.0          # estimated cost one key may have in progress in a worker (429 above)
+    low_priority_cost = 16.0         # searches estimated to cost more run on low-priority threads...
+    low_priority_nice = 10           # ...at this nice value (0: no low-priority lane)
 
     [[api_keys]]
     key_env = "HYBRID_ADMIN_KEY"     # or key = "..." (at least 16 characters)
@@ -231,6 +236,21 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = ()
     """Other origins whose web pages may call the API (CORS), e.g. ``["https://search.example.com"]``; by
     default none: only the server's own page (same origin) can."""
+    request_seconds: float = 30.0
+    """A search's whole time budget, counted from when its request arrived (waiting for a thread included):
+    past it the search stops at its next stage and the answer is 503 with Retry-After (hybrid.time_budget).
+    30 s leaves room for a reranker on CPU and a busy machine; a public server may well want less."""
+    max_query_terms: int = 256
+    """Words in a search's query text (422 above): BM25 and the query's cost grow with them."""
+    max_cost_per_key: float = 64.0
+    """Estimated cost (hybrid.server.admission.search_cost: a plain search costs 1) that one API key may have
+    in progress in one worker; a search over it gets 429 with Retry-After. A key with nothing in progress is
+    always admitted, so one search of any cost can run (its time budget bounds it)."""
+    low_priority_cost: float = 16.0
+    """Searches estimated to cost more than this run on the worker's low-priority threads."""
+    low_priority_nice: int = 10
+    """The nice value (1-19) of those threads, so expensive searches take the CPU the others leave; 0 runs
+    every search on the request threads."""
 
     def __post_init__(self) -> None:
         if self.anonymous_role is not None and self.anonymous_role not in ROLES:
@@ -244,14 +264,18 @@ class ServerConfig:
             "max_requests_per_key",
             "audit_max_bytes",
             "audit_backups",
+            "max_query_terms",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("sql_seconds", "body_seconds"):
+        for name in ("sql_seconds", "body_seconds", "request_seconds", "max_cost_per_key", "low_priority_cost"):
             seconds = getattr(self, name)
             if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
                 raise ConfigError(f"{name} must be a positive number, got {seconds!r}")
+        nice = self.low_priority_nice
+        if not isinstance(nice, int) or isinstance(nice, bool) or not 0 <= nice <= 19:
+            raise ConfigError(f"low_priority_nice must be an integer from 0 (off) to 19, got {nice!r}")
         if not isinstance(self.sql_memory, str) or not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", self.sql_memory):
             raise ConfigError(f"sql_memory must be a size such as '512MB' or '2GB', got {self.sql_memory!r}")
         digests = [k.digest for k in self.api_keys]

@@ -1,8 +1,9 @@
 """Errors as JSON: ``{"error": {"type": ..., "message": ...}}`` with the status that fits.
 
 `hybrid` errors map to 4xx (a missing table or version 404, an existing table or a commit
-conflict 409, every other bad input 400), request validation to 422, oversized bodies to
-413. Anything else is a bug: 500 with a generic message, the traceback only in the log.
+conflict 409, a search past its time budget 503 with Retry-After, every other bad input 400),
+request validation to 422, oversized bodies to 413. Anything else is a bug: 500 with a generic
+message, the traceback only in the log.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from hybrid.errors import (
     RowNotFoundError,
     TableExistsError,
     TableNotFoundError,
+    TimeBudgetError,
     VersionNotFoundError,
 )
 
@@ -45,6 +47,7 @@ _BY_CLASS: tuple[tuple[type[BaseException], int], ...] = (
     (TableExistsError, 409),
     (CommitConflictError, 409),
     (ReadOnlyError, 409),
+    (TimeBudgetError, 503),
     (LimitError, 422),
     (AccessError, 403),
     (CorruptionError, 500),
@@ -93,13 +96,19 @@ def from_library(exc: BaseException) -> ApiError | None:
     the request's input; None when it is a server-side failure."""
     if isinstance(exc, HybridError):
         status = next(code for cls, code in _BY_CLASS if isinstance(exc, cls))
-        return ApiError(status, type(exc).__name__, str(exc))
+        return ApiError(status, type(exc).__name__, str(exc), {"Retry-After": "1"} if status == 503 else None)
     if isinstance(exc, _SERVER_SIDE) or not isinstance(exc, _BAD_INPUT):
         return None
     if isinstance(exc, RecursionError):
         return ApiError(400, "InvalidInput", "the input is nested too deeply")
     message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
     return ApiError(400, "InvalidInput", message or type(exc).__name__)
+
+
+def time_budget_error(seconds: float, stage: str) -> ApiError:
+    """The 503 of a request stopped past its time budget of `seconds` at `stage`."""
+    message = f"the request ran longer than its time budget of {seconds:g} s and was stopped at {stage}; retry later"
+    return ApiError(503, "TimeBudgetError", message, {"Retry-After": "1"})
 
 
 @contextmanager

@@ -2,7 +2,9 @@
 
 A declared ``Content-Length`` over the limit is refused without reading a byte; a body
 without one (chunked) is read up to the limit and refused as soon as it passes it. The
-body is then handed on whole, so no handler ever sees more than the limit. A client that
+body is then handed on whole, so no handler ever sees more than the limit. Once the body is in,
+the request has arrived: a search's time budget counts from then, and the response's
+``Server-Timing: app;dur=<ms>`` header says how long the server held it. A client that
 sends its body slower than `max_seconds` allow (a slow-loris upload holding a worker's
 connection) gets 408 and the connection is closed.
 """
@@ -10,10 +12,12 @@ connection) gets 408 and the connection is closed.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hybrid.server.admission import mark_arrival
 from hybrid.server.errors import body
 
 
@@ -57,6 +61,7 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        mark_arrival()  # a search's time budget counts from here (hybrid.server.admission)
         delivered = False
 
         async def replay() -> Message:
@@ -66,7 +71,15 @@ class BodyLimit:
                 return whole
             return await receive()
 
-        await self.app(scope, replay, send)
+        arrived = time.monotonic()
+
+        async def timed(message: Message) -> None:
+            if message["type"] == "http.response.start":  # how long the server held the request (Server-Timing)
+                took = (time.monotonic() - arrived) * 1e3
+                message["headers"] = [*message.get("headers", []), (b"server-timing", f"app;dur={took:.1f}".encode())]
+            await send(message)
+
+        await self.app(scope, replay, timed)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"the request body is larger than this server's limit of {self.max_bytes} bytes"
