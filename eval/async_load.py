@@ -36,6 +36,7 @@ import faulthandler
 import shlex
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -100,6 +101,7 @@ class Ticker:
             start = time.perf_counter()
             queued = _queued_ns(sched)
             cpu = time.process_time()
+            threads = _thread_stats() if self.dump is not None else {}
             if self.dump is not None:
                 faulthandler.dump_traceback_later(DUMP_AFTER_S, file=self.dump)
             await asyncio.sleep(TICK_S)
@@ -114,7 +116,8 @@ class Ticker:
             if self.dump is not None and late > DUMP_AFTER_S * 1000:
                 print(
                     f"^ late {late:.1f} ms: the loop's thread waited {self.queued_ms[-1]:.1f} ms for a CPU; "
-                    f"no thread of the process ran for >= {idle:.1f} ms",
+                    f"no thread of the process ran for >= {idle:.1f} ms; per thread (ms on a CPU / ms waiting "
+                    f"for one): {_thread_deltas(threads, _thread_stats())}",
                     file=self.dump,
                 )
         if sched is not None:
@@ -141,6 +144,30 @@ class Ticker:
             "max_self_ms": round(float(max(self.self_ms or [0.0])), 2),
             "ticks_self_over_50ms": int(sum(x > BLOCK_TARGET_MS for x in self.self_ms)),
         }
+
+
+def _thread_stats() -> dict[int, tuple[int, int]]:
+    """(ns on a CPU, ns runnable waiting for one) of every thread of this process, by native thread id."""
+    out: dict[int, tuple[int, int]] = {}
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/schedstat") as fh:
+                run, wait = fh.read().split()[:2]
+            out[int(tid)] = (int(run), int(wait))
+    except OSError:
+        pass
+    return out
+
+
+def _thread_deltas(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]) -> str:
+    """The threads that ran or waited for a CPU between two `_thread_stats`, named where Python knows them."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    parts = []
+    for tid, (run, wait) in after.items():
+        run0, wait0 = before.get(tid, (0, 0))
+        if run - run0 > 1e6 or wait - wait0 > 1e6:
+            parts.append(f"{names.get(tid, f'native {tid}')} {(run - run0) / 1e6:.1f}/{(wait - wait0) / 1e6:.1f}")
+    return ", ".join(parts) or "none"
 
 
 def _schedstat() -> int | None:
