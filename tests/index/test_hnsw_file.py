@@ -109,3 +109,33 @@ def test_wrong_dimension_is_a_corruption_error(tmp_path: Path) -> None:
     file = _saved(tmp_path, "l2", 100)
     with pytest.raises(CorruptionError, match="8-d"):
         hnsw_file.load(file, "l2", 8, 50)
+
+
+def test_a_merge_keeps_its_graph_and_a_fresh_process_finds_the_same(tmp_path: Path) -> None:
+    """The merging table searches the merged graph it holds (no reload from disk); a table opened
+    afresh loads the merged folder through this module and returns the very same rows and distances."""
+    import hybrid
+    from hybrid.index.vector import VectorIndex
+
+    rng = np.random.default_rng(3)
+
+    def rows(ids: range) -> list[dict[str, object]]:
+        return [{"id": i, "vector": rng.random(DIM, dtype=np.float32).tolist()} for i in ids]
+
+    table = hybrid.connect(tmp_path, upkeep=None).create_table("t", rows(range(1500)))
+    table.create_vector_index()
+    table.add(rows(range(1500, 1800)))
+    table.delete("id < 40")
+    [commit] = table.optimize()
+    assert commit.operation == "merge_index"
+    [path] = [d["path"] for d in table._manifest().indexes]
+    held = table._search.loaded[path]  # put there by the merge itself
+    assert isinstance(held, VectorIndex) and held.count == 1800
+
+    fresh = hybrid.connect(tmp_path).open_table("t")
+    for q in rng.random((20, DIM), dtype=np.float32):
+        mine = table.search(q).limit(10).to_arrow().select(["id", "_distance"])
+        theirs = fresh.search(q).limit(10).to_arrow().select(["id", "_distance"])
+        assert mine.equals(theirs)
+        assert min(mine["id"].to_pylist()) >= 40  # deleted rows stay out
+    assert fresh._search.loaded[path] is not held
