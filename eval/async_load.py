@@ -36,6 +36,7 @@ import faulthandler
 import shlex
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -54,6 +55,7 @@ VOCABULARY = 20_000
 TICK_S = 0.005
 BLOCK_TARGET_MS = 50.0
 DUMP_AFTER_S = 0.040
+LOOP_COLUMNS = ("max_block_ms", "worst_tick_queued_ms", "max_held_ms", "max_self_ms", "p99_block_ms")
 
 
 def rows(rng: np.random.Generator, ids: range, dim: int) -> list[dict[str, Any]]:
@@ -71,36 +73,116 @@ class Ticker:
     With `dump` (an open file), every wake-up later than `DUMP_AFTER_S` also writes the Python
     stack of every thread there (faulthandler's watchdog runs without the GIL), which shows
     what held the GIL while the loop waited.
+
+    Where Linux tells it (``/proc/thread-self/schedstat``), each wake-up also records how long the loop's
+    thread waited in the run queue for a CPU during that tick (`queued_ms`): time the OS gave the cores
+    to other threads or processes. What is left of the lateness (`held_ms`) is time the thread slept
+    waiting for the GIL, or ran the loop's other callbacks.
+
+    Each wake-up also records the CPU time the whole process got during the tick (every thread,
+    ``time.process_time``). A tick of `wall` ms in which the process got `cpu` ms had at least
+    `wall - cpu` ms in which none of its threads ran: the OS ran other processes then, so no thread of
+    this process can have blocked the loop during that time (a GIL holder that is not running is waiting
+    for a CPU itself). `self_ms` = lateness minus that time is an upper bound of what the process itself
+    (a GIL holder, the loop's own callbacks) kept the loop waiting.
     """
 
     dump: IO[str] | None = None
 
     def __init__(self) -> None:
         self.late_ms: list[float] = []
+        self.queued_ms: list[float] = []
+        self.self_ms: list[float] = []
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
+        sched = _schedstat()
         while not self._stop.is_set():
             start = time.perf_counter()
+            queued = _queued_ns(sched)
+            cpu = time.process_time()
+            threads = _thread_stats() if self.dump is not None else {}
             if self.dump is not None:
                 faulthandler.dump_traceback_later(DUMP_AFTER_S, file=self.dump)
             await asyncio.sleep(TICK_S)
             if self.dump is not None:
                 faulthandler.cancel_dump_traceback_later()
-            self.late_ms.append((time.perf_counter() - start - TICK_S) * 1000)
+            wall = (time.perf_counter() - start) * 1000
+            late = wall - TICK_S * 1000
+            idle = max(0.0, wall - (time.process_time() - cpu) * 1000)  # no thread of this process ran
+            self.late_ms.append(late)
+            self.queued_ms.append((_queued_ns(sched) - queued) / 1e6)
+            self.self_ms.append(max(0.0, late - idle))
+            if self.dump is not None and late > DUMP_AFTER_S * 1000:
+                print(
+                    f"^ late {late:.1f} ms: the loop's thread waited {self.queued_ms[-1]:.1f} ms for a CPU; "
+                    f"no thread of the process ran for >= {idle:.1f} ms; per thread (ms on a CPU / ms waiting "
+                    f"for one): {_thread_deltas(threads, _thread_stats())}",
+                    file=self.dump,
+                )
+        if sched is not None:
+            os.close(sched)
 
     def stop(self) -> None:
         self._stop.set()
 
     def summary(self) -> dict[str, Any]:
         late = np.array(self.late_ms or [0.0])
+        queued = np.array(self.queued_ms or [0.0])
+        held = late - queued
+        worst = int(late.argmax())
         return {
             "ticks": len(self.late_ms),
             "max_block_ms": round(float(late.max()), 2),
             "p99_block_ms": round(float(np.percentile(late, 99)), 2),
             "p50_block_ms": round(float(np.percentile(late, 50)), 2),
             "ticks_over_50ms": int((late > BLOCK_TARGET_MS).sum()),
+            "worst_tick_queued_ms": round(float(queued[worst]), 2),
+            "max_held_ms": round(float(held.max()), 2),
+            "ticks_held_over_50ms": int((held > BLOCK_TARGET_MS).sum()),
+            "queued_ms_total": round(float(queued.sum()), 1),
+            "max_self_ms": round(float(max(self.self_ms or [0.0])), 2),
+            "ticks_self_over_50ms": int(sum(x > BLOCK_TARGET_MS for x in self.self_ms)),
         }
+
+
+def _thread_stats() -> dict[int, tuple[int, int]]:
+    """(ns on a CPU, ns runnable waiting for one) of every thread of this process, by native thread id."""
+    out: dict[int, tuple[int, int]] = {}
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/schedstat") as fh:
+                run, wait = fh.read().split()[:2]
+            out[int(tid)] = (int(run), int(wait))
+    except OSError:
+        pass
+    return out
+
+
+def _thread_deltas(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]) -> str:
+    """The threads that ran or waited for a CPU between two `_thread_stats`, named where Python knows them."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    parts = []
+    for tid, (run, wait) in after.items():
+        run0, wait0 = before.get(tid, (0, 0))
+        if run - run0 > 1e6 or wait - wait0 > 1e6:
+            parts.append(f"{names.get(tid, f'native {tid}')} {(run - run0) / 1e6:.1f}/{(wait - wait0) / 1e6:.1f}")
+    return ", ".join(parts) or "none"
+
+
+def _schedstat() -> int | None:
+    """A descriptor of this thread's scheduler statistics (Linux), or None where there are none."""
+    try:
+        return os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+    except OSError:
+        return None
+
+
+def _queued_ns(fd: int | None) -> int:
+    """Nanoseconds this thread has spent runnable but waiting for a CPU (0 without schedstat)."""
+    if fd is None:
+        return 0
+    return int(os.pread(fd, 100, 0).split()[1])
 
 
 async def with_ticker(work: Callable[[], Awaitable[Any]]) -> tuple[Any, dict[str, Any]]:
@@ -164,7 +246,9 @@ async def load(args: argparse.Namespace, folder: Path, threads: int | None) -> d
         await asyncio.gather(*(searcher(s) for s in range(args.searchers)), *(writer(w) for w in range(args.writers)))
         return time.perf_counter() - start
 
+    load_before = os.getloadavg()[0]
     wall_s, loop = await with_ticker(everything)
+    load_after = os.getloadavg()[0]
     await t.wait_for_upkeep()
     ids = (await t.to_arrow(["id"]))["id"].to_numpy()
     expected = args.docs + args.writers * args.writes * args.batch
@@ -186,6 +270,7 @@ async def load(args: argparse.Namespace, folder: Path, threads: int | None) -> d
         "duplicate_rows": int(len(ids) - len(np.unique(ids))),
         "lost_rows": int(lost),
         "versions": await t.version(),
+        "load_average": [round(load_before, 2), round(load_after, 2)],
         "loop": loop,
     }
 
@@ -258,16 +343,32 @@ def markdown(res: dict[str, Any]) -> str:
         "## Every run, by pool size\n",
         f"The load {a['repeats']} times with hybrid's pool ({r['threads']} threads) and with the other pool sizes "
         "asked for (by default as many threads as asyncio's own default pool has on this machine), in turn. "
-        "Each thread that wants the GIL can keep the event loop waiting another switch interval (5 ms).\n",
+        "Each thread that wants the GIL can keep the event loop waiting another switch interval (5 ms). "
+        "*CPU wait* is how long the loop's thread sat runnable in the OS run queue during its latest tick "
+        "(Linux schedstat): the cores were busy with other threads or processes. *Less CPU wait* is each "
+        "tick's lateness minus its CPU wait, the longest over the run: waiting for the GIL and the loop's own "
+        "callbacks. *Self, max* is the longest lateness less the time in which no thread of the process ran "
+        "(the tick's wall time minus the CPU time the process got): an upper bound of how long the process's own "
+        "threads (a GIL holder, the loop's callbacks) kept the loop waiting. "
+        "*Load* is the 1-minute load average before and after the run.\n",
         grid(
-            [[*keys, "loop max ms", "loop p99 ms"]]
+            [[*keys, "loop max ms", "CPU wait in it", "less CPU wait, max", "self, max", "loop p99 ms", "load"]]
             + [
-                [str(x[k]) for k in keys] + [str(x["loop"]["max_block_ms"]), str(x["loop"]["p99_block_ms"])]
+                [str(x[k]) for k in keys]
+                + [str(x["loop"][k]) for k in LOOP_COLUMNS]
+                + [" / ".join(str(v) for v in x["load_average"])]
                 for x in sorted(res["runs"], key=lambda x: (not x["default_pool"], x["threads"], x["repeat"]))
             ],
             2,
         ),  # fmt: skip
         "",
+    ]
+    maxima = sorted(x["loop"]["max_block_ms"] for x in res["runs"] if x["default_pool"])
+    own = sorted(x["loop"]["max_self_ms"] for x in res["runs"] if x["default_pool"])
+    lines += [
+        f"Longest stall per run ({r['threads']} threads), sorted: {', '.join(str(m) for m in maxima)} ms; "
+        f"median {float(np.median(maxima)):.2f} ms. Its self-caused upper bound per run, sorted: "
+        f"{', '.join(str(m) for m in own)} ms.\n"
     ]
     errors = [e for x in res["runs"] for e in x["first_errors"]]
     if errors:
@@ -288,6 +389,12 @@ def markdown(res: dict[str, Any]) -> str:
                 "met" if worst["loop"]["max_block_ms"] <= BLOCK_TARGET_MS else "not met",
                 f"longest {worst['loop']['max_block_ms']} ms over {sum(x['loop']['ticks'] for x in ours):,} ticks "
                 f"of {len(ours)} runs ({r['threads']} threads)",
+            ),
+            (
+                f"... counting only what the process itself can have caused (<= {BLOCK_TARGET_MS:.0f} ms)",
+                "met" if max(own) <= BLOCK_TARGET_MS else "not met",
+                f"longest upper bound {max(own)} ms; load average {min(x['load_average'][0] for x in ours)}-"
+                f"{max(x['load_average'][1] for x in ours)} on {os.cpu_count()} cores",
             ),
         ]
     )

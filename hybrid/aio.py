@@ -76,8 +76,8 @@ def set_threads(n: int | None) -> None:
 
     The pool is small on purpose: tantivy, hnswlib and Arrow release the GIL in their searches,
     but the Python around them does not, and each extra thread that wants the GIL can keep the
-    event loop waiting for another 5 ms switch interval (``eval/results/async_load.md``, 2
-    cores, 64 searches and 8 writers at once, 5 runs each: with 2 threads the loop's p99 stall
+    event loop waiting for another 5 ms switch interval (``eval/results/async_load_before.md``,
+    2 cores, 64 searches and 8 writers at once, 5 runs each: with 2 threads the loop's p99 stall
     was 9-16 ms and its longest 29-74 ms; with asyncio's default 6, 12-27 ms and 22-201 ms,
     for about 1.15x the searches per second). Calls already running finish in the old pool.
     """

@@ -387,10 +387,11 @@ def optimize(table: Writable, rebuild: bool = False) -> list[Manifest]:
     return commits
 
 
-def optimize_index(table: Writable, entry: IndexEntry, rebuild: bool = False) -> Manifest:
-    """Merge the newest version's changes into `entry` (or rebuild it: always for scalar indexes)."""
+def optimize_index(table: Writable, entry: IndexEntry, rebuild: bool = False, threads: int = -1) -> Manifest:
+    """Merge the newest version's changes into `entry` (or rebuild it: always for scalar indexes); a merge
+    into an HNSW graph inserts with `threads` native threads (-1: one per core)."""
     if entry.kind != "scalar" and not rebuild:
-        return _merge_index(table, entry)
+        return _merge_index(table, entry, threads)
     if entry.kind == "fts":
         analyzer = Analyzer.from_dict(entry.params["analyzer"])  # the same analysis and weights as the build
         weights = renamed_weights(entry)
@@ -418,7 +419,7 @@ def optimize_index(table: Writable, entry: IndexEntry, rebuild: bool = False) ->
     )
 
 
-def _merge_index(table: Writable, entry: IndexEntry) -> Manifest:
+def _merge_index(table: Writable, entry: IndexEntry, threads: int) -> Manifest:
     """Commit `entry`'s successor with the newest version's changes folded in."""
     base = table.write_base("optimize")
     view = IndexedSnapshot(table.name, table.root, Snapshot(table.root, base, table.files), table.cache)
@@ -427,12 +428,15 @@ def _merge_index(table: Writable, entry: IndexEntry) -> Manifest:
         raise HybridError(f"index {entry.name!r} was dropped while optimizing")
     index = view.index(current)
     assert not isinstance(index, ScalarIndex)
-    successor, folder = merge(table.root, view.snapshot, current, index, view.coverage(current))
+    successor, folder, loaded = merge(table.root, view.snapshot, current, index, view.coverage(current), threads)
     try:
-        return _commit_index(table, base, successor, replace_existing=True, operation="merge_index")
+        committed = _commit_index(table, base, successor, replace_existing=True, operation="merge_index")
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+    if loaded is not None:  # searches use the merged graph at once instead of loading its folder again
+        table.cache.get(successor.path, table.cache.loaded, lambda: loaded, keep=64)
+    return committed
 
 
 def index_stats(table: Writable) -> list[dict[str, Any]]:

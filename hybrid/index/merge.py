@@ -52,11 +52,19 @@ def wants_rebuild(entry: IndexEntry, cov: Coverage) -> bool:
 
 
 def merge(
-    root: Path, snap: Snapshot, entry: IndexEntry, index: FullTextIndex | VectorIndex | CandidateIndex, cov: Coverage
-) -> tuple[IndexEntry, Path]:
+    root: Path,
+    snap: Snapshot,
+    entry: IndexEntry,
+    index: FullTextIndex | VectorIndex | CandidateIndex,
+    cov: Coverage,
+    threads: int = -1,
+) -> tuple[IndexEntry, Path, VectorIndex | None]:
     """Write `entry`'s successor for version `snap` (its rows added and deleted since folded in).
 
-    Returns the new entry and its folder (the caller commits it, or removes the folder on failure).
+    Returns the new entry, its folder (the caller commits it, or removes the folder on failure) and, for
+    an HNSW index, the merged graph already in memory, equal to what loading the new folder would give
+    (the caller may keep it rather than load the folder again). `threads`: native threads inserting
+    into an HNSW graph (-1: one per core).
     """
     rel, folder = new_index_folder(root)
     verify_folder(root, entry.path, entry.checksums)  # never carry damage into a successor with fresh checksums
@@ -65,13 +73,15 @@ def merge(
     kept = indexed[~np.isin(indexed, cov.dead, assume_unique=True)] if len(cov.dead) else indexed
     masks = masks_of(snap, cov.unindexed)
     params = dict(entry.params)
+    loaded = None
     if isinstance(index, VectorIndex):
         column = entry.columns[0]
         parts = list(selected_vectors(snap, column, masks))
         dim = snap.schema.field(column).type.list_size
         ids = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.uint64)
         vectors = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, dim), np.float32)
-        _, marked = VectorIndex.merged(source, folder, dim, index.metric, index.ef_search, (ids, vectors), cov.dead)
+        add = (ids, vectors)
+        loaded, marked = VectorIndex.merged(source, folder, dim, index.metric, index.ef_search, add, cov.dead, threads)
         params["deleted_nodes"] = int(params.get("deleted_nodes", 0)) + marked
         rows = entry.rows + len(ids) - marked
     elif not isinstance(index, FullTextIndex):  # a compressed vector index: add and remove in a copy
@@ -90,4 +100,4 @@ def merge(
         rows = merged.num_docs
     save_ids(folder, np.concatenate([kept, cov.unindexed]))
     params["merges"] = int(params.get("merges", 0)) + 1
-    return replace(entry, path=rel, built_version=snap.manifest.version, rows=rows, params=params), folder
+    return replace(entry, path=rel, built_version=snap.manifest.version, rows=rows, params=params), folder, loaded

@@ -124,8 +124,14 @@ def due_indexes(view: IndexedSnapshot, policy: Upkeep) -> list[IndexEntry]:
     return out
 
 
-def run_upkeep(table: Writable, policy: Upkeep) -> list[Manifest]:
-    """Compact the small-fragment runs and merge the due indexes of `table`'s newest version, now."""
+BACKGROUND_THREADS = 1
+"""Native threads a background merge inserts with: one, so the serving threads (an event loop, searches)
+keep the other cores; all cores would leave them waiting for a CPU while the merge runs."""
+
+
+def run_upkeep(table: Writable, policy: Upkeep, threads: int = -1) -> list[Manifest]:
+    """Compact the small-fragment runs and merge the due indexes of `table`'s newest version, now (HNSW
+    merges insert with `threads` native threads, -1: one per core)."""
     commits = []
     for _ in range(int(math.log(SMALL_ROWS, policy.tier_fragments)) + 1):  # a merged run may complete the next tier
         view = table.view()
@@ -135,7 +141,7 @@ def run_upkeep(table: Writable, policy: Upkeep) -> list[Manifest]:
         commits.append(commit_compaction(view.snapshot, table.log, runs, "compact"))
     view = table.view()
     for entry in due_indexes(view, policy):
-        commits.append(optimize_index(table, entry, wants_rebuild(entry, view.coverage(entry))))
+        commits.append(optimize_index(table, entry, wants_rebuild(entry, view.coverage(entry)), threads))
     return commits
 
 
@@ -199,7 +205,7 @@ def _guarded(table: Writable, policy: Upkeep) -> None:
     try:
         with upkeep_lock(table.root) as mine:
             if mine:
-                run_upkeep(table, policy)
+                run_upkeep(table, policy, BACKGROUND_THREADS)
             else:
                 logger.debug("upkeep of %s left to the process that runs it now", table.name)
     except CommitConflictError as exc:  # another writer got there first: the next write tries again

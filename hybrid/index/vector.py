@@ -17,6 +17,8 @@ from typing import Literal
 import hnswlib
 import numpy as np
 
+from hybrid.index import hnsw_file
+
 Metric = Literal["cosine", "l2", "dot"]
 _SPACE: dict[str, str] = {"cosine": "cosine", "l2": "l2", "dot": "ip"}
 INDEX_FILE = "hnsw.bin"
@@ -152,18 +154,18 @@ class VectorIndex:
         ef_search: int,
         add: tuple[np.ndarray, np.ndarray],
         deleted: np.ndarray,
+        threads: int = -1,
     ) -> tuple[VectorIndex, int]:
         """A copy of the index saved in `source`, saved into the new folder `path`, with the (row ids,
         vectors) of `add` inserted into the graph and the rows `deleted` marked deleted (hnswlib skips
         them in every search; the graph keeps them as waypoints). Costs reading and writing the index
         file plus one insertion per added row, instead of inserting every row again. Returns the index
-        and how many nodes were marked deleted (a deleted row that had no vector has no node)."""
-        hnsw = hnswlib.Index(space=_SPACE[metric], dim=dim)
-        hnsw.load_index(str(source / INDEX_FILE))
+        and how many nodes were marked deleted (a deleted row that had no vector has no node). `threads`:
+        hnswlib's insertion threads (-1: one per core)."""
         ids, vectors = add
-        hnsw.resize_index(hnsw.get_current_count() + len(ids))
+        hnsw = hnsw_file.load(source / INDEX_FILE, _SPACE[metric], dim, ef_search, extra=len(ids))  # room for `add`
         if len(ids):
-            hnsw.add_items(vectors, ids.astype(np.uint64), num_threads=-1)
+            hnsw.add_items(vectors, ids.astype(np.uint64), num_threads=threads)
         marked = 0
         for label in deleted.tolist():
             with contextlib.suppress(RuntimeError):  # a covered row that had no vector, so no node
@@ -175,9 +177,8 @@ class VectorIndex:
 
     @classmethod
     def open(cls, path: Path, dim: int, metric: str, ef_search: int) -> VectorIndex:
-        hnsw = hnswlib.Index(space=_SPACE[metric], dim=dim)
-        hnsw.load_index(str(path / INDEX_FILE))
-        return cls(hnsw, metric, ef_search)
+        """The index saved in the folder `path` (read without holding the GIL long: :mod:`hybrid.index.hnsw_file`)."""
+        return cls(hnsw_file.load(path / INDEX_FILE, _SPACE[metric], dim, ef_search), metric, ef_search)
 
     def search(self, q: np.ndarray, k: int, *, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Approximate top-`k` (row ids, distances) over every indexed row (filters are applied by the

@@ -253,3 +253,12 @@ def test_weights_are_checked(db: hybrid.Database) -> None:
         t.create_fts_index(["title", "body"], weights={"title": 0.5})  # type: ignore[dict-item]
     with pytest.raises(ValueError, match="unknown language"):
         t.create_fts_index(["title"], language="english")
+
+
+def test_equal_analyzers_share_one_built_tantivy_analyzer() -> None:
+    """Building one compiles a Unicode regex holding the GIL (~20 ms): an index opened with the
+    analyzer read back from its entry reuses the one built already; different analyzers do not share."""
+    stored = Analyzer(language="de").to_dict()
+    assert Analyzer.from_dict(stored).tantivy_analyzer is Analyzer.from_dict(stored).tantivy_analyzer
+    assert Analyzer(language="de").tantivy_analyzer is not Analyzer(language="fr").tantivy_analyzer
+    assert Analyzer.from_dict(stored).terms("Die Häuser") == ["haus"]
