@@ -515,11 +515,10 @@ def serve_command(
 ) -> None:
     """Serve the database's tables over HTTP (needs the server extra); SIGTERM finishes requests in flight."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if isinstance(_location(db), str):
-        _fail(
-            f"hybrid serve takes a database folder; serving one on an object store ({_location(db)}) is not supported"
-        )
-    if not db.is_dir():
+    location = _location(db)
+    if isinstance(location, str):
+        _connect(db)  # an unreachable store or bad credentials: one clear line before any worker starts
+    elif not db.is_dir():
         _fail(f"no database folder at {db}")
     with _user_errors():
         from hybrid.server import serve
@@ -527,7 +526,7 @@ def serve_command(
         if open_page:
             _open_when_ready(host, port, https=tls_cert is not None)
         serve(
-            db,
+            location,
             host=host,
             port=port,
             config_path=config,

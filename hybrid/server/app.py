@@ -578,7 +578,7 @@ class _Api:
 
 
 def create_app(db_path: str | Path, config: ServerConfig | None = None) -> FastAPI:
-    """The HTTP API over the database folder `db_path` (created if missing).
+    """The HTTP API over the database folder `db_path` (created if missing), or an object-store URI.
 
     Example:
         >>> import tempfile
@@ -589,7 +589,8 @@ def create_app(db_path: str | Path, config: ServerConfig | None = None) -> FastA
     """
     config = config or ServerConfig()
     set_limits(Limits(memory=config.sql_memory, seconds=config.sql_seconds))
-    tables = Tables(db_path, _audit_log(Path(db_path), config))
+    tables = Tables(db_path)
+    tables.audit = _audit_log(tables.db.path, config)  # a remote database's log stays on this machine
     lifecycle = Lifecycle(tables.db.path, config.threads)
     app = FastAPI(
         title="hybrid",

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from hybrid.errors import require
 from hybrid.server.config import ConfigError, ServerConfig, from_json, load_config, to_json
+from hybrid.storage.remote import is_uri
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -96,10 +97,10 @@ def worker_app() -> FastAPI:
 
 
 @contextmanager
-def _worker_environment(db_path: Path, settings: ServerConfig) -> Iterator[None]:
+def _worker_environment(db_path: str | Path, settings: ServerConfig) -> Iterator[None]:
     """Set the variables :func:`worker_app` reads (workers inherit them at spawn), then restore them."""
     saved = {name: os.environ.get(name) for name in (DB_ENV, SETTINGS_ENV)}
-    os.environ[DB_ENV] = str(db_path.resolve())
+    os.environ[DB_ENV] = str(db_path) if is_uri(db_path) else str(Path(db_path).resolve())
     os.environ[SETTINGS_ENV] = to_json(settings)
     try:
         yield
@@ -149,7 +150,8 @@ def serve(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
 ) -> None:
-    """Serve the tables in `db_path` over HTTP until interrupted (SIGTERM or SIGINT).
+    """Serve the tables in `db_path` (a folder, or an object-store URI such as ``s3://bucket/prefix``,
+    whose storage options come from ``HYBRID_STORAGE_OPTIONS``) over HTTP until interrupted (SIGTERM or SIGINT).
 
     Settings come from `config`, or else the file `config_path` (TOML or JSON) plus
     ``HYBRID_API_KEYS`` (see :mod:`hybrid.server.config`). `workers` processes serve
@@ -186,5 +188,5 @@ def serve(
     if count == 1:
         uvicorn.run(create_app(db_path, settings), **options)
         return
-    with _worker_environment(Path(db_path), settings):
+    with _worker_environment(db_path, settings):
         uvicorn.run("hybrid.server.serving:worker_app", factory=True, workers=count, **options)

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from tests.objstore.conftest import options
+from tests.server.conftest import ADMIN, auth
+from tests.server.test_workers import serving
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -45,3 +47,31 @@ def test_bad_store_is_one_clear_line(tmp_path: Path) -> None:
     done = run(env, "search", "x", "--db", "s3://bucket/kb", "--table", "manual")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "unreachable" in done.stderr
+
+
+def test_serve_an_s3_database_with_two_workers(s3_endpoint: str, bucket: str, tmp_path: Path) -> None:
+    """``hybrid serve --db s3://...``: both workers read and commit through the store; the audit log stays on
+    the server's disk (the mirror folder)."""
+    env = {"HYBRID_STORAGE_OPTIONS": json.dumps(options(s3_endpoint, tmp_path / "cache"))}
+    uri = f"s3://{bucket}/served"
+    with serving(uri, 2, env=env) as server, server.client() as c:
+        body = {"name": "docs", "rows": [{"id": i, "text": f"note {i} about backups"} for i in range(20)]}
+        assert c.post("/v1/tables", json=body, headers=auth(ADMIN)).status_code == 201
+        for i in range(20, 26):  # spread over both workers; each commits through the store
+            with server.client() as fresh:
+                added = fresh.post(
+                    "/v1/tables/docs/rows", json={"rows": [{"id": i, "text": "keys"}]}, headers=auth(ADMIN)
+                )
+                assert added.status_code == 200, added.text
+        assert c.post(
+            "/v1/tables/docs/indexes", json={"kind": "fts", "columns": ["text"]}, headers=auth(ADMIN)
+        ).is_success
+        got = c.post(
+            "/v1/tables/docs/search", json={"query": "keys", "query_type": "fts", "limit": 10}, headers=auth(ADMIN)
+        )
+        assert got.status_code == 200, got.text
+        assert sorted(r["id"] for r in got.json()["results"]) == list(range(20, 26))
+    import hybrid
+
+    reread = hybrid.connect(uri, storage_options=options(s3_endpoint, tmp_path / "other-cache"), upkeep=None)
+    assert reread.open_table("docs").count_rows() == 26

@@ -43,11 +43,11 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """A ``hybrid serve`` process: its URL, port, database folder and process."""
+    """A ``hybrid serve`` process: its URL, port, database (folder or object-store URI) and process."""
 
     url: str
     port: int
-    db: Path
+    db: Path | str
     proc: subprocess.Popen[bytes]
 
     def client(self, timeout: float = 30.0) -> httpx.Client:
@@ -93,9 +93,10 @@ class Server:
 
 
 @contextmanager
-def serving(db: Path, workers: int, *extra: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+def serving(db: Path | str, workers: int, *extra: str, env: dict[str, str] | None = None) -> Iterator[Server]:
     """Run ``hybrid serve --workers N`` on a free loopback port until the block ends (then SIGTERM)."""
-    db.mkdir(parents=True, exist_ok=True)
+    if isinstance(db, Path):
+        db.mkdir(parents=True, exist_ok=True)
     port = free_port()
     command = [sys.executable, "-m", "hybrid.cli", "serve", "--db", str(db), "--port", str(port)]
     command += ["--workers", str(workers), *extra]
