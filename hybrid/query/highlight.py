@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -156,16 +157,16 @@ class TermMatcher:
         out: list[list[tuple[int, int]]] = [[] for _ in texts]
         if not hits:
             return out
-        starts = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]])
+        starts = list(itertools.accumulate((len(t) + 1 for t in texts[:-1]), initial=0))
         found = sorted(
             m.span()
             for word in hits
             for m in _word_then_gap(word).finditer(joined)
             if not m.start() or not _is_word_char(joined[m.start() - 1])
         )
-        which = np.searchsorted(starts, [a for a, _ in found], side="right") - 1
-        for (a, b), i in zip(found, which.tolist()):
-            base = int(starts[i])
+        for a, b in found:
+            i = bisect.bisect_right(starts, a) - 1
+            base = starts[i]
             out[i].append((a - base, b - base))
         return out
 
