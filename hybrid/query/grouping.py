@@ -145,7 +145,7 @@ def max_mean(scores: np.ndarray, groups: list[list[int]], sizes: np.ndarray) -> 
     first = rows[np.cumsum(lengths) - lengths]
     n = np.maximum(sizes[first], lengths)
     mean = (sums + (n - lengths) * float(scores.min())) / n
-    return ((scores[first] + mean) / 2).tolist()  # type: ignore[no-any-return]
+    return ((scores[first] + mean) / 2).tolist()
 
 
 def group_sizes(view: IndexedSnapshot, column: str, ids: np.ndarray) -> np.ndarray:
