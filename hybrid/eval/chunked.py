@@ -5,9 +5,12 @@ cut by the ingest chunker (:class:`hybrid.ingest.chunking.Chunker`, approximate 
 an eighth of a chunk repeated at the start of the next) into chunks that carry the
 document id (``doc_id``, the declared parent) and their number (``chunk_no``); the
 document's title starts every chunk's indexed ``content``. Every run is then asked
-twice over the chunk table: grouped by document (``.group_by("doc_id")``, the k best
-documents, each scored by its best chunk) and flat (the k best chunks, each document
-counted once, at its best chunk's rank, so a flat run lists fewer than k documents).
+three times over the chunk table: grouped by document (``.group_by("doc_id",
+score="max_mean")``, the k best documents, each scored by half its best chunk's score plus
+half the mean over all its chunks, so that a long document does not win for having many
+chunks), grouped with each document scored by its best chunk alone (``score="max"``), and
+flat (the k best chunks, each document counted once, at its best chunk's rank, so a flat
+run lists fewer than k documents).
 
 >>> from hybrid.eval.collection import from_objects
 >>> c = from_objects({"d1": {"title": "T", "text": "One two three. " * 30}}, {"q": "one"}, {"q": {"d1": 1}})
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 PARENT = "doc_id"
 POSITION = "chunk_no"
 GROUPED = "@chunks"
+BEST_CHUNK = "@chunks-best"
 FLAT = "@chunks-flat"
 
 
@@ -84,8 +88,13 @@ def build_chunk_table(
 
 
 def chunked_configs(configs: Sequence[RunConfig]) -> list[RunConfig]:
-    """Each run twice over the chunk table: grouped by document (``<name>@chunks``), flat (``<name>@chunks-flat``)."""
+    """Each run three times over the chunk table: grouped by document (``<name>@chunks``, "max_mean"
+    group scores), grouped with best-chunk scores (``<name>@chunks-best``), flat (``<name>@chunks-flat``)."""
     out = []
     for c in configs:
-        out += [replace(c, name=c.name + GROUPED, group_by=PARENT), replace(c, name=c.name + FLAT)]
+        out += [
+            replace(c, name=c.name + GROUPED, group_by=PARENT, group_score="max_mean"),
+            replace(c, name=c.name + BEST_CHUNK, group_by=PARENT, group_score="max"),
+            replace(c, name=c.name + FLAT),
+        ]
     return out

@@ -44,6 +44,8 @@ class RunConfig:
     """Branch weights: "auto" (the library default), "equal", or a mapping (see ``Query.weights``)."""
     group_by: str | None = None
     """Group the hits by this column (a chunk table's document id): the run lists the k best groups."""
+    group_score: str = "max"
+    """How a group is scored (``Query.group_by``'s `score`): "max", "sum" or "max_mean"."""
 
 
 @dataclass
@@ -135,7 +137,7 @@ def execute(
         if config.mode == "hybrid":
             q = q.weights(config.weights)  # type: ignore[arg-type]
         if config.group_by is not None:
-            q = q.group_by(config.group_by)
+            q = q.group_by(config.group_by, score=config.group_score)  # type: ignore[arg-type]
         ids = q.limit(k + int(ignore_identical_ids)).select(["doc_id"]).to_arrow()["doc_id"].to_pylist()
         ids = list(dict.fromkeys(ids))  # chunks of one document: it counts once, at its best rank
         done = time.perf_counter()

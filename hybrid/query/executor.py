@@ -544,7 +544,10 @@ def _execute_grouped(
                 r = scoring_functions.rescore(q.functions, view, ids, scores, _distances(q, branches))
                 ids, scores, extra = r.ids, r.scores, r.columns
             keys = grouping.keys_of(view, key, ids)
-        g = grouping.group(ids, scores, keys, q.k, skip=q.skip, per_group=q.grouping.per_group, score=q.grouping.score)
+        sizes = grouping.group_sizes(view, key, ids) if q.grouping.score == "max_mean" else None
+        g = grouping.group(
+            ids, scores, keys, q.k, skip=q.skip, per_group=q.grouping.per_group, score=q.grouping.score, sizes=sizes
+        )
         if not grouping.needs_more(g.n_groups, wanted, [len(b.ids) for b in branches], depth):
             break
         depth = min(grouping.MAX_DEPTH, depth * 4)

@@ -14,6 +14,7 @@ candidate lists for it, and deeper again while it finds too few groups (see
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
     from hybrid.index.view import IndexedSnapshot
     from hybrid.storage.snapshot import Snapshot
 
-GroupScore = Literal["max", "sum"]
+GroupScore = Literal["max", "sum", "max_mean"]
+GROUP_SCORES = ("max", "sum", "max_mean")
 OVERFETCH = 5
 """Candidates fetched per branch for each wanted row of a grouped search (several chunks of a
 document often rank next to each other), before any deepening."""
@@ -41,7 +43,8 @@ MAX_DEPTH = 8_192
 @dataclass(frozen=True)
 class Grouping:
     """How a search groups: by `column` (None: the table's declared parent column), `per_group` rows
-    in each group, the group's score its best row's ("max") or the sum of its candidates' ("sum")."""
+    in each group, the group's score its best row's ("max"), the sum of its candidates' ("sum"), or
+    half its best row's plus half the mean over all its live rows ("max_mean", :func:`max_mean`)."""
 
     column: str | None = None
     per_group: int = 1
@@ -52,8 +55,8 @@ class Grouping:
             raise ValueError(f"group_by needs a column name, got {self.column!r}")
         if isinstance(self.per_group, bool) or not isinstance(self.per_group, int) or self.per_group < 1:
             raise ValueError(f"group_by: per_group must be an integer >= 1, got {self.per_group!r}")
-        if self.score not in ("max", "sum"):
-            raise ValueError(f"group_by: score must be 'max' or 'sum', got {self.score!r}")
+        if self.score not in GROUP_SCORES:
+            raise ValueError(f"group_by: score must be 'max', 'sum' or 'max_mean', got {self.score!r}")
 
 
 @dataclass(frozen=True)
@@ -79,10 +82,11 @@ def group(
     skip: int = 0,
     per_group: int = 1,
     score: GroupScore = "max",
+    sizes: Sequence[int] | np.ndarray | None = None,
 ) -> Grouped:
     """Groups `ids` (any order) by `keys` and keeps groups `skip`..`skip + n_groups`, each with its
     `per_group` best rows. A row whose key is null is a group of its own. Ties: the group whose
-    best row comes first in `ids` first."""
+    best row comes first in `ids` first. `sizes` (for "max_mean"): each row's group's live rows."""
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     members: dict[object, list[int]] = {}
     for i in order.tolist():
@@ -92,6 +96,12 @@ def group(
     if score == "sum":
         totals = [float(np.sum(scores[g])) for g in groups]
         rank = sorted(range(len(groups)), key=lambda j: -totals[j])  # stable: ties keep best-row order
+        groups, group_score = [groups[j] for j in rank], [totals[j] for j in rank]
+    elif score == "max_mean":
+        if sizes is None:
+            raise ValueError("group score 'max_mean' needs each row's group size")
+        totals = max_mean(np.asarray(scores, dtype=np.float64), groups, np.asarray(sizes, dtype=np.int64))
+        rank = sorted(range(len(groups)), key=lambda j: -totals[j])
         groups, group_score = [groups[j] for j in rank], [totals[j] for j in rank]
     else:
         group_score = [float(scores[g[0]]) for g in groups]
@@ -111,6 +121,62 @@ def group(
         np.asarray(kept_ranks, dtype=np.int32),
         len(groups),
     )
+
+
+def max_mean(scores: np.ndarray, groups: list[list[int]], sizes: np.ndarray) -> list[float]:
+    """Each group's score: half its best row's plus half the mean score over all its live rows,
+    rows that are not among the candidates counting as the weakest candidate.
+
+    The best chunk alone favours long documents: a document of many chunks has many tries, and a
+    table of contents or an index page holds one chunk naming everything. The mean over the whole
+    document is what a document-level search would see. A document of one chunk keeps its
+    chunk's score; no constant to tune (the weakest candidate anchors any score scale).
+
+    >>> s = np.array([0.9, 0.8, 0.5])
+    >>> # 0.9 from one chunk of ten, against 0.8 and 0.5 from a document of two
+    >>> [round(x, 4) for x in max_mean(s, [[0], [1, 2]], np.array([10, 2, 2]))]
+    [0.72, 0.725]
+    """
+    if not len(scores):
+        return []
+    lengths = np.fromiter((len(g) for g in groups), np.int64, len(groups))
+    rows = np.fromiter(itertools.chain.from_iterable(groups), np.int64, int(lengths.sum()))
+    sums = np.bincount(np.repeat(np.arange(len(groups)), lengths), weights=scores[rows], minlength=len(groups))
+    first = rows[np.cumsum(lengths) - lengths]
+    n = np.maximum(sizes[first], lengths)
+    mean = (sums + (n - lengths) * float(scores.min())) / n
+    return ((scores[first] + mean) / 2).tolist()
+
+
+def group_sizes(view: IndexedSnapshot, column: str, ids: np.ndarray) -> np.ndarray:
+    """How many live rows share each row's key (1 for a null key), counted over the whole version,
+    filters aside; from the version's cached key codes where :func:`keys_of` keeps them."""
+    snap = view.snapshot
+    if not len(ids):
+        return np.zeros(0, np.int64)
+    if snap.manifest.num_rows <= KEY_CACHE_MAX_ROWS:
+        sorted_ids, codes = view.remember("group_keys", (view.version, column), lambda: _codes(view, column), keep=4)
+        at = np.minimum(np.searchsorted(sorted_ids, ids), max(len(sorted_ids) - 1, 0))
+        if len(sorted_ids) and bool(np.all(sorted_ids[at] == ids)):
+            counts = view.remember(
+                "group_sizes", (view.version, column), lambda: np.bincount(codes[codes >= 0]), keep=4
+            )
+            found = codes[at]
+            return np.where(found >= 0, counts[np.maximum(found, 0)] if len(counts) else 1, 1)
+    by_value = view.remember(
+        "group_sizes_by_value", (view.version, column), lambda: _value_counts(view, column), keep=4
+    )
+    values = snap.take(ids, [column]).column(column).to_pylist()
+    return np.asarray([1 if v is None else by_value.get(v, 1) for v in values], np.int64)
+
+
+def _value_counts(view: IndexedSnapshot, column: str) -> dict[object, int]:
+    import pyarrow.compute as pc
+
+    counts = pc.value_counts(view.snapshot.to_arrow([column]).column(column))
+    return {
+        v: c for v, c in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()) if v is not None
+    }
 
 
 def group_depth(base: int, wanted_groups: int, per_group: int) -> int:

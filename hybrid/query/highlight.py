@@ -22,6 +22,8 @@ The search API (``.highlight()``), the REST server, the adapters and the CLI's s
 from __future__ import annotations
 
 import bisect
+import functools
+import itertools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -93,6 +95,16 @@ class TermMatcher:
         unspaced = {t for run in _UNSPACED.findall(query) for t in self._unspaced_terms(run)}
         longer = {t for t in unspaced if len(t) > 1}
         self.unspaced_terms = tuple(sorted(longer or unspaced, key=len, reverse=True))
+        self._keys: dict[str, str] = {}
+
+    def key(self, word: str) -> str:
+        """What counts a matched word once in a window: its first term (the word itself in
+        unspaced scripts, or when it has no term)."""
+        found = self._keys.get(word)
+        if found is None:
+            found = word if _UNSPACED.fullmatch(word) else min(self.terms(word), default=word)
+            self._keys[word] = found
+        return found
 
     def _unspaced_terms(self, run: str) -> set[str]:
         try:
@@ -145,25 +157,29 @@ class TermMatcher:
         out: list[list[tuple[int, int]]] = [[] for _ in texts]
         if not hits:
             return out
-        starts = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]])
-        found: list[tuple[int, int]] = []
-        size = len(joined)
-        for word in hits:  # only the matching words are looked for: str.find, whole words only
-            n = len(word)
-            at = joined.find(word)
-            while at >= 0:
-                end = at + n
-                before = joined[at - 1] if at else " "
-                after = joined[end] if end < size else " "
-                if not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_"):
-                    found.append((at, end))
-                at = joined.find(word, end)
-        found.sort()
-        which = np.searchsorted(starts, [a for a, _ in found], side="right") - 1
-        for (a, b), i in zip(found, which.tolist()):
-            base = int(starts[i])
+        starts = list(itertools.accumulate((len(t) + 1 for t in texts[:-1]), initial=0))
+        found = sorted(
+            m.span()
+            for word in hits
+            for m in _word_then_gap(word).finditer(joined)
+            if not m.start() or not _is_word_char(joined[m.start() - 1])
+        )
+        for a, b in found:
+            i = bisect.bisect_right(starts, a) - 1
+            base = starts[i]
             out[i].append((a - base, b - base))
         return out
+
+
+@functools.lru_cache(maxsize=65_536)
+def _word_then_gap(word: str) -> re.Pattern[str]:
+    """`word` not followed by a word character, compiled once per word; a pattern that starts with
+    a literal is scanned for in C (a look-behind would make the engine try every position)."""
+    return re.compile(re.escape(word) + r"(?!\w)")
+
+
+def _is_word_char(c: str) -> bool:
+    return c.isalnum() or c == "_"
 
 
 def _found_inside(run: str, offset: int, terms: tuple[str, ...]) -> list[tuple[int, int]]:
@@ -242,9 +258,7 @@ def _best_start(text: str, spans: list[tuple[int, int]], width: int, matcher: Te
     """Where the window with the most distinct matched terms starts (a fifth of it before a match)."""
     if not spans:
         return 0
-    ascii_text = text.isascii()
-    words = [text[a:b] for a, b in spans]
-    keys = [w if not ascii_text and _UNSPACED.fullmatch(w) else min(matcher.terms(w), default=w) for w in words]
+    keys = [matcher.key(text[a:b]) for a, b in spans]
     everything = len(set(keys))
     starts = [a for a, _ in spans]
     best, best_score = 0, -1
@@ -300,28 +314,48 @@ def add_highlights(
         texts = view.snapshot.take(ids, [column]).column(column).to_pylist()
     present = [i for i, t in enumerate(texts) if t is not None]
     found = matcher.spans_many([texts[i] for i in present])
-    marked: list[str | None] = [None] * len(texts)
-    offsets, starts, ends = [0], [], []
-    window_start: list[int | None] = [None] * len(texts)
-    window_end: list[int | None] = [None] * len(texts)
-    at = dict(zip(present, found))
-    for i, text in enumerate(texts):
-        if text is not None:
-            h = highlight(text, matcher, how.width, at[i])
-            marked[i] = h.marked(how.pre, how.post)
-            starts += [a for a, _ in h.spans]
-            ends += [b for _, b in h.spans]
-            window_start[i], window_end[i] = h.start, h.end
-        offsets.append(len(starts))
-    nulls = pa.array([t is None for t in texts])
-    spans = pa.ListArray.from_arrays(
-        pa.array(offsets, pa.int32()),
-        pa.StructArray.from_arrays([pa.array(starts, pa.int64()), pa.array(ends, pa.int64())], fields=list(SPAN)),
-        mask=nulls,
+    hls: list[Highlight | None] = [None] * len(texts)
+    for i, spans_i in zip(present, found):
+        hls[i] = highlight(texts[i], matcher, how.width, spans_i)
+    return _with_columns(rows, hls, how)
+
+
+_SPAN_NAMES = [f.name for f in SPAN]
+
+
+def _with_columns(rows: pa.Table, hls: list[Highlight | None], how: Highlighting) -> pa.Table:
+    """`rows` with the three highlight columns; every number goes into Arrow in one array (pyarrow's
+    per-call cost is most of the work for ten hits), sliced into the struct fields."""
+    shown = [h for h in hls if h is not None]
+    counts = [len(h.spans) if h is not None else 0 for h in hls]
+    total, n = sum(counts), len(shown)
+    numbers = (
+        [a for h in shown for a, _ in h.spans]
+        + [b for h in shown for _, b in h.spans]
+        + [h.start for h in shown]
+        + [h.end for h in shown]
     )
-    windows = pa.StructArray.from_arrays(
-        [pa.array(window_start, pa.int64()), pa.array(window_end, pa.int64())], fields=list(SPAN), mask=nulls
-    )
+    ints = pa.array(np.asarray(numbers, dtype=np.int64))
+    offsets = np.zeros(len(hls) + 1, np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    inner = pa.StructArray.from_arrays([ints[:total], ints[total : 2 * total]], names=_SPAN_NAMES)
+    marked = [h.marked(how.pre, how.post) if h is not None else None for h in hls]
+    if n == len(hls):  # no null texts: no masks to build
+        spans = pa.ListArray.from_arrays(pa.array(offsets), inner)
+        windows = pa.StructArray.from_arrays(
+            [ints[2 * total : 2 * total + n], ints[2 * total + n :]], names=_SPAN_NAMES
+        )
+    else:
+        nulls = pa.array([h is None for h in hls])
+        spans = pa.ListArray.from_arrays(pa.array(offsets), inner, mask=nulls)
+        at = 2 * total
+        starts = iter(ints[at : at + n].to_pylist())
+        ends = iter(ints[at + n :].to_pylist())
+        window_start = [next(starts) if h is not None else None for h in hls]
+        window_end = [next(ends) if h is not None else None for h in hls]
+        windows = pa.StructArray.from_arrays(
+            [pa.array(window_start, pa.int64()), pa.array(window_end, pa.int64())], fields=list(SPAN), mask=nulls
+        )
     rows = rows.append_column("_highlight", pa.array(marked, pa.string()))
     rows = rows.append_column("_highlight_spans", spans)
     return rows.append_column("_highlight_window", windows)

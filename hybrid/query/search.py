@@ -198,7 +198,9 @@ class Query:
         parent column, :meth:`hybrid.Table.set_chunking`), each with its `per_group` best rows, so that
         one document cannot fill the results with its chunks. Rows come group by group, best first,
         with ``_group_rank`` and ``_group_score`` (the group's best row's score, or with
-        ``score="sum"`` the sum of its candidates' scores). Grouping sees the final scores: after
+        ``score="sum"`` the sum of its candidates' scores, or with ``score="max_mean"`` half the best
+        row's plus half the mean over all the group's live rows, which does not favour long documents
+        for having many chunks: :func:`hybrid.query.grouping.max_mean`). Grouping sees the final scores: after
         fusion, the filter and a reranker; ``offset`` skips whole groups.
 
         >>> import hybrid, tempfile

@@ -166,7 +166,10 @@ class HighlightSpec(Request):
 class GroupSpec(Request):
     column: ColumnName | None = Field(None, description="default: the table's declared parent column")
     per_group: int = Field(1, ge=1, le=100, description="rows kept in each group")
-    score: Literal["max", "sum"] = Field("max", description="a group's score: its best row's, or the sum")
+    score: Literal["max", "sum", "max_mean"] = Field(
+        "max",
+        description="a group's score: its best row's, the sum, or half the best plus half the mean of all its rows",
+    )
 
 
 class ExpandSpec(Request):

@@ -154,7 +154,7 @@ def test_bad_grouping_input_says_what_was_wrong(chunks: hybrid.Table, tmp_path: 
         q.group_by("nope")
     with pytest.raises(ValueError, match="per_group must be an integer >= 1"):
         q.group_by("doc_id", per_group=0)
-    with pytest.raises(ValueError, match="score must be 'max' or 'sum'"):
+    with pytest.raises(ValueError, match="score must be 'max', 'sum' or 'max_mean'"):
         q.group_by("doc_id", score="mean")  # type: ignore[arg-type]
     plain = hybrid.connect(tmp_path / "other", upkeep=None).create_table("p", [{"text": "kernel"}])
     plain.create_fts_index("text")
@@ -195,3 +195,45 @@ def _small() -> Any:
     from hybrid.ingest.chunking import Chunker
 
     return Chunker(size=80, overlap=0)
+
+
+def max_mean_by_hand(flat: list[dict[str, Any]], sizes: dict[str, int]) -> dict[str, float]:
+    """The oracle for score="max_mean": half the best candidate, half the mean over all the document's
+    live chunks, chunks outside the candidates counted at the weakest candidate's score."""
+    floor = min(r["_score"] for r in flat)
+    scores: dict[str, list[float]] = {}
+    for r in flat:
+        scores.setdefault(r["doc_id"], []).append(r["_score"])
+    return {d: (max(s) + (sum(s) + (sizes[d] - len(s)) * floor) / sizes[d]) / 2 for d, s in scores.items()}
+
+
+def test_max_mean_scores_a_document_by_its_best_chunk_and_its_mean(chunks: hybrid.Table) -> None:
+    chunks.delete("doc_id = 'd3' AND chunk_no > 1")  # d3 keeps 2 live chunks, the others 6
+    sizes = {f"d{d}": 2 if d == 3 else 6 for d in range(12)}
+    q = chunks.search("kernel memory", query_type="fts").candidates(DEEP)
+    flat = q.limit(DEEP).to_list()  # the chunks holding a query word: the others count at the floor
+    assert len(flat) < 70
+    want = max_mean_by_hand(flat, sizes)
+    hits = q.group_by("doc_id", score="max_mean").limit(5).to_list()
+    order = sorted(want, key=lambda d: -want[d])[:5]
+    assert [h["doc_id"] for h in hits] == order
+    assert [h["_group_score"] for h in hits] == pytest.approx([want[d] for d in order])
+
+
+def test_max_mean_stops_a_long_document_winning_on_one_chunk(tmp_path: Path) -> None:
+    # "toc" names every topic in one chunk among many chunks about nothing; "short" is a one-chunk
+    # document about the query. By its best chunk, the table of contents wins; by max_mean, the short one.
+    rows = [{"doc_id": "toc", "chunk_no": 0, "text": "rotation of signing keys, backups, quotas, rotation"}]
+    rows += [{"doc_id": "toc", "chunk_no": n, "text": f"chapter {n} about something else"} for n in range(1, 9)]
+    rows += [{"doc_id": "short", "chunk_no": 0, "text": "the rotation of signing keys happens monthly, the team says"}]
+    rows += [
+        {"doc_id": f"other{n}", "chunk_no": 0, "text": f"keys to cabinet {n} in the hall by the door"} for n in range(4)
+    ]
+    t = hybrid.connect(tmp_path / "db", upkeep=None).create_table("c", rows)
+    t.create_fts_index("text")
+    t.set_chunking(parent="doc_id", position="chunk_no")
+    q = t.search("rotation of signing keys", query_type="fts")  # the other documents match weakly (keys)
+    assert [h["doc_id"] for h in q.group_by().limit(2).to_list()] == ["toc", "short"]
+    assert [h["doc_id"] for h in q.group_by(score="max_mean").limit(2).to_list()] == ["short", "toc"]
+    with pytest.raises(ValueError, match="max_mean"):
+        q.group_by(score="mean")  # type: ignore[arg-type]

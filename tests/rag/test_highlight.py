@@ -109,3 +109,19 @@ def test_bad_highlight_input_says_what_was_wrong(english: hybrid.Table) -> None:
         english.search("index").highlight(column="id").to_list()
     with pytest.raises(ValueError, match="highlight needs a plain text query"):
         english.search([0.1] * 16, query_type="vector").highlight().to_list()
+
+
+def test_a_row_without_text_gets_null_highlights_beside_marked_ones(tmp_path: Path) -> None:
+    rows = [
+        {"id": 0, "text": "vacuum one", "note": "Vacuum reclaims storage."},
+        {"id": 1, "text": "vacuum two", "note": None},
+        {"id": 2, "text": "vacuum three", "note": "More vacuum."},
+    ]
+    t = hybrid.connect(tmp_path / "db", upkeep=None).create_table("n", rows)
+    t.create_fts_index("text")
+    hits = {h["id"]: h for h in t.search("vacuum", query_type="fts").highlight(column="note").to_list()}
+    assert set(hits) == {0, 1, 2}
+    assert hits[1]["_highlight"] is None and hits[1]["_highlight_spans"] is None
+    assert hits[1]["_highlight_window"] is None
+    assert marked_words(hits[0], "note") == ["Vacuum"] and marked_words(hits[2], "note") == ["vacuum"]
+    assert hits[2]["_highlight_window"] == {"start": 0, "end": len("More vacuum.")}
