@@ -31,6 +31,7 @@ from hybrid.ray.embed import DEFAULT_BATCH, embed
 from hybrid.storage import transactions as tx
 from hybrid.storage.ingest import conform, infer_schema
 from hybrid.storage.manifest import Fragment, Manifest
+from hybrid.storage.remote import is_uri
 from hybrid.storage.versions import VersionLog
 from hybrid.storage.writer import write_fragments
 
@@ -43,21 +44,33 @@ def database_path(uri: str | Path) -> Path:
     if "://" in text:
         scheme, _, rest = text.partition("://")
         if scheme != "file":
-            raise ValueError(f"{uri!r}: hybrid.ray reads and writes local (or mounted) folders: a path or file:// URI")
+            raise ValueError(f"{uri!r}: not a local folder (a path or file:// URI)")
         return Path(rest)
     return Path(text)
+
+
+def open_database(uri: str | Path, storage_options: dict[str, Any] | None = None) -> hybrid.Database:
+    """The database at `uri`, as the driver and every Ray task reach it: a local (or mounted) folder, or
+    an object store (``s3://bucket/prefix``, each process connecting with the same `storage_options`)."""
+    if is_uri(str(uri)):
+        if str(uri).startswith("memory://"):
+            raise ValueError(f"{uri!r}: a memory:// store lives in one process; Ray tasks run in others")
+        return hybrid.connect(str(uri), storage_options=storage_options, upkeep=None)
+    if storage_options:
+        raise ValueError("storage_options are for object-store URIs (s3://...), not a local folder")
+    return hybrid.connect(database_path(uri), upkeep=None)
 
 
 class TableSink(Datasink[list[tuple[int, list[Fragment]]]]):
     """The Ray Data sink of :func:`write`: tasks write fragments, the driver commits them once."""
 
-    def __init__(self, root: Path, base: Manifest) -> None:
-        self.root = root
+    def __init__(self, uri: str | Path, storage_options: dict[str, Any] | None, table: str, base: Manifest) -> None:
+        self.uri, self.storage_options, self.table = uri, storage_options, table
         self.base = base
         self.commit: Commit | None = None
 
     def get_name(self) -> str:
-        return f"hybrid({self.root.name})"
+        return f"hybrid({self.table})"
 
     def _batches(self, blocks: Iterable[Block]) -> Iterator[pa.RecordBatch]:
         schema = self.base.schema
@@ -70,7 +83,13 @@ class TableSink(Datasink[list[tuple[int, list[Fragment]]]]):
     def write(self, blocks: Iterable[Block], ctx: Any) -> list[tuple[int, list[Fragment]]]:
         """Runs in a Ray task: every block of the task into new data files (removed again on an error)."""
         base = self.base
-        fragments = write_fragments(self.root, self._batches(blocks), base.schema, base.field_ids)
+        db = open_database(self.uri, self.storage_options)
+        root = db.path / self.table
+        fragments = write_fragments(root, self._batches(blocks), base.schema, base.field_ids)
+        if db.store is not None:  # on the store before the driver commits (its node may not share this disk)
+            for frag in fragments:
+                for f in frag.files:
+                    db.store.upload(root / f.path)
         return [(int(getattr(ctx, "task_idx", 0)), fragments)]
 
     def on_write_complete(self, write_result: WriteResult[list[tuple[int, list[Fragment]]]]) -> None:
@@ -85,14 +104,18 @@ class TableSink(Datasink[list[tuple[int, list[Fragment]]]]):
             tx.require_same_schema("ray write", base, latest)
             return tx.append_fragments(latest, fragments)
 
+        db = open_database(self.uri, self.storage_options)
+        root = db.path / self.table
         try:
-            new = tx.commit(VersionLog(self.root), base, "append", rebase, {"inserted": rows, "writer": "ray"})
+            new = tx.commit(VersionLog(root), base, "append", rebase, {"inserted": rows, "writer": "ray"})
         except BaseException:
             for frag in fragments:
                 for f in frag.files:
-                    (self.root / f.path).unlink(missing_ok=True)
+                    (root / f.path).unlink(missing_ok=True)
+            if db.store is not None:
+                db.store.delete(db.store.key(root / f.path) for frag in fragments for f in frag.files)
             raise
-        logger.info("ray write: version %d of %s, %d rows, %d files", new.version, self.root.name, rows, len(fragments))
+        logger.info("ray write: version %d of %s, %d rows, %d files", new.version, self.table, rows, len(fragments))
         self.commit = Commit(new.version, "append", inserted=rows)
 
 
@@ -118,8 +141,10 @@ def write(
     num_gpus: float | None = None,
     concurrency: int | None = None,
     ray_remote_args: dict[str, Any] | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Commit:
-    """Write `dataset` into table `table` of the database at `uri`, in parallel, as ONE new version.
+    """Write `dataset` into table `table` of the database at `uri` (a folder, or an object store such as
+    ``s3://bucket/prefix`` with its `storage_options`), in parallel, as ONE new version.
 
     `mode` "append" adds to the table, creating it (from the dataset's first rows) when missing;
     "create" requires that it does not exist yet. `embedding` binds vector columns when the table
@@ -128,11 +153,12 @@ def write(
     caps the write tasks; `ray_remote_args` go to them (e.g. ``{"max_retries": 0}``).
 
     Returns the :class:`hybrid.Commit`. If a task fails, nothing is committed (the table keeps its
-    version) and the error propagates; files a killed worker left are unreferenced and harmless.
+    version) and the error propagates; files a killed worker left are unreferenced and harmless
+    (:meth:`hybrid.Table.cleanup` removes them, on an object store too).
     """
     if mode not in ("append", "create"):
         raise ValueError(f"mode must be 'append' or 'create', got {mode!r}")
-    db = hybrid.connect(database_path(uri), upkeep=None)
+    db = open_database(uri, storage_options)
     exists = table in db
     if exists and mode == "create":
         raise TableExistsError(f"table {table!r} already exists; write with mode='append'")
@@ -148,7 +174,7 @@ def write(
     bindings = binding.read(base.metadata)
     if bindings:
         dataset = embed(dataset, bindings, workers=embed_workers, batch_size=embed_batch_size, num_gpus=num_gpus)
-    sink = TableSink(target.path, base)
+    sink = TableSink(uri, storage_options, table, base)
     dataset.write_datasink(sink, ray_remote_args=ray_remote_args or {}, concurrency=concurrency)
     if sink.commit is None:  # pragma: no cover - Ray raises when a task fails
         raise RuntimeError("the Ray write finished without committing")

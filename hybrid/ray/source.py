@@ -14,18 +14,25 @@ import ray.data
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
-import hybrid
 from hybrid.query.filter import compile_filter
-from hybrid.ray.sink import database_path
+from hybrid.ray.sink import open_database
 from hybrid.storage.files import FileCache
 from hybrid.storage.snapshot import Snapshot
 from hybrid.storage.versions import VersionLog
 
 
 def _read_fragments(
-    root: Path, version: int, fragment_ids: tuple[int, ...], columns: list[str], where: str | None, with_rowid: bool
+    where_from: tuple[str | Path, dict[str, Any] | None, str],
+    version: int,
+    fragment_ids: tuple[int, ...],
+    columns: list[str],
+    where: str | None,
+    with_rowid: bool,
 ) -> Iterator[pa.Table]:
-    """Runs in a Ray task: the live rows (matching `where`) of some fragments of one version."""
+    """Runs in a Ray task: the live rows (matching `where`) of some fragments of one version of the table
+    `where_from` names (database URI, storage options, table)."""
+    uri, storage_options, table = where_from
+    root = open_database(uri, storage_options).path / table
     manifest = VersionLog(root).load(version)
     wanted = set(fragment_ids)
     part = replace(manifest, fragments=tuple(f for f in manifest.fragments if f.id in wanted))
@@ -44,10 +51,16 @@ class TableDatasource(Datasource):
     """Fragments of one table version, split into read tasks of about equal row counts."""
 
     def __init__(
-        self, root: Path, version: int, columns: Sequence[str] | None, where: str | None, with_rowid: bool
+        self,
+        where_from: tuple[str | Path, dict[str, Any] | None, str],
+        root: Path,
+        version: int,
+        columns: Sequence[str] | None,
+        where: str | None,
+        with_rowid: bool,
     ) -> None:
         super().__init__()
-        self.root = root
+        self.where_from = where_from
         self.manifest = VersionLog(root).load(version)
         schema = self.manifest.schema
         self.columns = list(schema.names if columns is None else columns)
@@ -77,7 +90,7 @@ class TableDatasource(Datasource):
                 input_files=None,
                 exec_stats=None,
             )
-            args = (self.root, self.manifest.version, ids, self.columns, self.where, self.with_rowid)
+            args = (self.where_from, self.manifest.version, ids, self.columns, self.where, self.with_rowid)
             tasks.append(ReadTask(partial(_read_fragments, *args), meta, per_task_row_limit=per_task_row_limit))
         return tasks
 
@@ -91,13 +104,15 @@ def read(
     version: int | str | None = None,
     with_rowid: bool = False,
     parallelism: int = -1,
+    storage_options: dict[str, Any] | None = None,
 ) -> ray.data.Dataset:
-    """Table `table` of the database at `uri` as a Ray Dataset: the live rows of one version
-    (the newest, or `version`: a number or tag), optionally only `columns` and rows matching the SQL
-    filter `where`; fragments are read by parallel Ray tasks. A bad column or filter raises here."""
-    db = hybrid.connect(database_path(uri), upkeep=None)
+    """Table `table` of the database at `uri` (a folder, or an object store with its `storage_options`)
+    as a Ray Dataset: the live rows of one version (the newest, or `version`: a number or tag),
+    optionally only `columns` and rows matching the SQL filter `where`; fragments are read by parallel
+    Ray tasks. A bad column or filter raises here."""
+    db = open_database(uri, storage_options)
     t = db.open_table(table)
     if version is not None:
         t = t.checkout(version)
-    source = TableDatasource(t.path, t.version, columns, where, with_rowid)
+    source = TableDatasource((uri, storage_options, table), t.path, t.version, columns, where, with_rowid)
     return ray.data.read_datasource(source, parallelism=parallelism)
