@@ -436,16 +436,16 @@ class _Api:
             started = arrival()
             with self.costs.admit(current_access().key, cost):
                 work = budget.carry(lambda: self.run_search(name, req, started))
-                # waiting for a thread counts: past the budget the wait ends (503); a search that has begun
-                # stops itself at its next stage
-                wait = self.config.request_seconds - (time.monotonic() - started) + 0.25
+                # the whole request, queue wait included, answers within its budget: past it the client gets
+                # 503 at once, and an abandoned search stops itself at its next stage check
+                wait = self.config.request_seconds - (time.monotonic() - started)
                 try:
                     if self.lane is not None and cost > self.config.low_priority_cost:
                         return await self.lane.run(work, wait)
                     with anyio.fail_after(max(wait, 0.0)):
-                        return await anyio.to_thread.run_sync(work)
+                        return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
                 except (TimeoutError, asyncio.TimeoutError):  # the same class from Python 3.11 on
-                    raise errors.time_budget_error(self.config.request_seconds, "waiting for a thread") from None
+                    raise errors.time_budget_error(self.config.request_seconds, "the search") from None
 
         @r.get(
             "/tables/{name}/indexes",
