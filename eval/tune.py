@@ -149,7 +149,11 @@ def agreement(a: dict[str, list[float]], b: dict[str, list[float]]) -> dict[str,
 
     rho = [float(spearmanr(a[q], b[q])[0]) for q in a if len(a[q]) > 1]
     top = [int(np.argmax(a[q]) == np.argmax(b[q])) for q in a if a[q]]
-    return {"spearman_mean": float(np.nanmean(rho)), "spearman_min": float(np.nanmin(rho)), "same_top1": float(np.mean(top))}
+    return {
+        "spearman_mean": float(np.nanmean(rho)),
+        "spearman_min": float(np.nanmin(rho)),
+        "same_top1": float(np.mean(top)),
+    }
 
 
 def train_one(name: str, split: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:

@@ -49,9 +49,14 @@ def title_sentence(text: str, min_words: int = 4, max_words: int = 40) -> str | 
 
 
 def strip_sentence(text: str, sentence: str) -> str:
-    """`text` without `sentence` (compared word by word, whitespace-insensitively), or `text` if absent."""
+    """`text` without any copy of `sentence` (whitespace-insensitively; some collections repeat the title
+    at the start of the body), or `text` if it holds none.
+
+    >>> strip_sentence("Aspirin and stroke. Aspirin and stroke. We studied  300 patients.", "Aspirin and stroke.")
+    'We studied 300 patients.'
+    """
     joined = " ".join((text or "").split())
-    return joined.replace(sentence, " ", 1).strip()
+    return " ".join(joined.replace(sentence, " ").split())
 
 
 def pseudo_judgments(
