@@ -50,15 +50,16 @@ def judgments_from_qrels(
 ) -> Judgments:
     """A qrels file's judgments over `table`'s rows (by the `key` column), without storing them as feedback."""
     from hybrid.eval.collection import load_queries, read_qrels
-    from hybrid.feedback.store import _key_index
+    from hybrid.feedback.store import _key_rowids
 
     path = Path(qrels)
     texts = load_queries(queries_for(path, Path(queries) if queries is not None else None))
     if key not in table.schema.names:
         raise FeedbackError(f"no column {key!r} in table {table.name!r}")
-    rows = _key_index(table, key)
+    judged = read_qrels(path)
+    rows = _key_rowids(table, key, {str(doc) for docs in judged.values() for doc in docs})
     labels: dict[str, dict[int, float]] = {}
-    for qid, docs in read_qrels(path).items():
+    for qid, docs in judged.items():
         if qid not in texts:
             raise FeedbackError(f"{path}: query {qid!r} has no text in the queries file")
         for doc, label in docs.items():
