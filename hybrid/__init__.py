@@ -10,6 +10,7 @@ FixedSizeListType(fixed_size_list<item: float>[2])
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hybrid.aio import AsyncDatabase, AsyncTable, connect_async
 from hybrid.commits import Commit, VersionInfo
@@ -28,6 +29,7 @@ from hybrid.errors import (
     ReadOnlyError,
     RowNotFoundError,
     SchemaError,
+    StorageError,
     TableExistsError,
     TableNotFoundError,
     VectorError,
@@ -49,6 +51,7 @@ def connect(
     upkeep: Upkeep | None = DEFAULT_UPKEEP,
     encryption_key: KeySource | None = None,
     previous_key: KeySource | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Database:
     """Open (creating if needed) the database stored in the folder `path`.
 
@@ -58,8 +61,15 @@ def connect(
     ``HYBRID_ENCRYPTION_KEY`` environment variable) encrypts the database's files at rest
     with AES-256-GCM (the `encryption` extra; see docs/data-protection.md). `previous_key`: the old
     key, only to finish a key rotation (`Database.rotate_key`) that was interrupted.
+
+    `path` may also be a URI: ``s3://bucket/prefix`` (and ``gs://``, ``az://``, ``memory://``) keeps
+    the database on an object store, configured by `storage_options` (endpoint, credentials,
+    ``cache_dir``, ``cache_size``; the `s3` extra, see docs/object-storage.md); ``file:///folder``
+    is a local folder.
     """
-    return Database(path, upkeep, encryption_key=encryption_key, previous_key=previous_key)
+    return Database(
+        path, upkeep, encryption_key=encryption_key, previous_key=previous_key, storage_options=storage_options
+    )
 
 
 __all__ = [
@@ -83,6 +93,7 @@ __all__ = [
     "ReadOnlyError",
     "RowNotFoundError",
     "SchemaError",
+    "StorageError",
     "ScopedDatabase",
     "ScopedTable",
     "Table",

@@ -144,14 +144,28 @@ def _user_errors() -> Iterator[None]:
         _fail(str(exc) or type(exc).__name__)
 
 
+def _location(path: Path | str) -> Path | str:
+    """A database folder, or an object-store URI (``s3://bucket/prefix``) that typer read as a Path."""
+    from hybrid.storage.remote import SCHEMES
+
+    text = str(path)
+    scheme, sep, rest = text.partition(":/")
+    if sep and scheme.lower() in (*SCHEMES, "file"):
+        rest = rest.lstrip("/")
+        return f"{scheme}:///{rest}" if scheme.lower() == "file" else f"{scheme}://{rest}"
+    return path
+
+
 def _connect(path: Path) -> Database:
     import hybrid
 
     with _user_errors():  # an encrypted database without HYBRID_ENCRYPTION_KEY: one red line
-        return hybrid.connect(path)
+        return hybrid.connect(_location(path))  # storage options of a URI: HYBRID_STORAGE_OPTIONS (JSON)
 
 
 def _open_db(path: Path) -> Database:
+    if isinstance(_location(path), str):
+        return _connect(path)
     if not path.is_dir():
         _fail(f"no database folder at {path}")
     return _connect(path)
@@ -501,6 +515,10 @@ def serve_command(
 ) -> None:
     """Serve the database's tables over HTTP (needs the server extra); SIGTERM finishes requests in flight."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if isinstance(_location(db), str):
+        _fail(
+            f"hybrid serve takes a database folder; serving one on an object store ({_location(db)}) is not supported"
+        )
     if not db.is_dir():
         _fail(f"no database folder at {db}")
     with _user_errors():

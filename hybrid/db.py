@@ -18,6 +18,7 @@ from hybrid.errors import SchemaError, TableExistsError, TableNotFoundError
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep
 from hybrid.query.limits import Limits, bounded, current_limits
 from hybrid.storage import crypto
+from hybrid.storage import remote as objstore
 from hybrid.storage import transactions as tx
 from hybrid.storage.crypto import KeySource
 from hybrid.storage.ingest import check_column_name, conform, infer_schema, to_batches
@@ -54,10 +55,16 @@ class Database:
         *,
         encryption_key: KeySource | None = None,
         previous_key: KeySource | None = None,
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
-        self.path = Path(path)
+        self.store = objstore.open_store(path, storage_options, encryption_key)
+        """The object store holding this database (None: a local folder); ``store.requests()`` counts requests."""
+        self.uri = self.store.uri if self.store is not None else str(path)
+        self.path = self.store.mirror if self.store is not None else objstore.local_path(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        self.encrypted = crypto.open_database(self.path, encryption_key, previous_key) is not None
+        self.encrypted = (
+            self.store is None and crypto.open_database(self.path, encryption_key, previous_key) is not None
+        )
         """Whether the files of this database are encrypted at rest (:mod:`hybrid.storage.crypto`)."""
         self.upkeep = upkeep
         """Automatic upkeep of the tables this object opens (None: off; see :class:`hybrid.Upkeep`)."""
@@ -72,7 +79,7 @@ class Database:
         return rewritten
 
     def __repr__(self) -> str:
-        return f"Database({str(self.path)!r})"
+        return f"Database({self.uri!r})"
 
     def _root(self, name: str) -> Path:
         if not isinstance(name, str) or not _NAME.match(name) or name.endswith("."):
@@ -84,6 +91,9 @@ class Database:
 
     def table_names(self) -> list[str]:
         """Names of the tables in this database, sorted."""
+        if self.store is not None:
+            names = self.store.list_folders("")
+            return sorted(n for n in names if _NAME.match(n) and VersionLog(self.path / n).exists())
         return sorted(p.name for p in self.path.iterdir() if p.is_dir() and VersionLog(p).exists())
 
     def __contains__(self, name: str) -> bool:
@@ -93,7 +103,7 @@ class Database:
         """Open an existing table (it follows the newest version as others write)."""
         root = self._root(name)
         if not VersionLog(root).exists():
-            raise TableNotFoundError(f"no table {name!r} in {self.path}; tables: {self.table_names()}")
+            raise TableNotFoundError(f"no table {name!r} in {self.uri}; tables: {self.table_names()}")
         return Table(root, upkeep=self.upkeep)
 
     def create_table(
@@ -168,7 +178,11 @@ class Database:
         if not VersionLog(root).exists():
             if missing_ok:
                 return
-            raise TableNotFoundError(f"no table {name!r} in {self.path}")
+            raise TableNotFoundError(f"no table {name!r} in {self.uri}")
+        if self.store is not None:
+            self.store.remove_table(root)
+            shutil.rmtree(root, ignore_errors=True)
+            return
         shutil.rmtree(root)
         for suffix in _COMPANIONS:
             companion = self.path / f"{name}{suffix}"

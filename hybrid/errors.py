@@ -23,6 +23,8 @@ our hierarchy::
     ├── EncryptionError(PermissionError)  an encrypted database opened without its key, or with another
     ├── LimitError(RuntimeError)          a filter or query would exceed a time, memory or size bound
     ├── AccessError(PermissionError)      a scoped view or key may not read or write this
+    ├── StorageError(OSError)             an object store is unreachable, refuses the credentials, lacks
+    │                                     the bucket or cannot do conditional puts
     └── FeedbackError(ValueError)         feedback naming an unknown row, a label out of range, an empty query
 """
 
@@ -139,3 +141,8 @@ class AccessError(HybridError, PermissionError):
 
 class FeedbackError(HybridError, ValueError):
     """Feedback that cannot be kept (nothing is written): an unknown row or key, a label out of range, no query."""
+
+
+class StorageError(HybridError, OSError):
+    """An object store (``s3://`` ...) cannot be used: its endpoint is unreachable, the credentials are
+    missing or refused, the bucket does not exist, or it does not honour conditional puts."""

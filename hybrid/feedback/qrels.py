@@ -57,7 +57,7 @@ def judgments_from_qrels(
     if key not in table.schema.names:
         raise FeedbackError(f"no column {key!r} in table {table.name!r}")
     judged = read_qrels(path)
-    rows = _key_rowids(table, key, {str(doc) for docs in judged.values() for doc in docs})
+    rows = _key_rowids(table, key, {doc for docs in judged.values() for doc in docs})
     labels: dict[str, dict[int, float]] = {}
     for qid, docs in judged.items():
         if qid not in texts:

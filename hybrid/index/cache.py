@@ -60,12 +60,28 @@ class SearchCache:
         for cache in list(_live):
             cache.clear()
 
-    def get(self, key: Any, store: dict[Any, Any], make: Callable[[], Any], keep: int = 8) -> Any:
+    def get(
+        self,
+        key: Any,
+        store: dict[Any, Any],
+        make: Callable[[], Any],
+        keep: int = 8,
+        max_bytes: int | None = None,
+    ) -> Any:
         """`store[key]`, made by `make()` on a miss. Concurrent misses of one key make it once:
-        the others wait for that result (64 clients missing a calibration at once each ran it)."""
+        the others wait for that result (64 clients missing a calibration at once each ran it).
+
+        With `max_bytes` the store is least-recently-used and also bounded by the values'
+        ``nbytes`` (measured when a value is added, so lazily grown parts count from then on);
+        without, the oldest entry goes first once `keep` are held.
+        """
         with self.lock:
             if key in store:
-                return store[key]
+                if max_bytes is None:
+                    return store[key]
+                value = store.pop(key)  # least recently used: move to the end
+                store[key] = value
+                return value
             gate = self.making.setdefault((id(store), key), threading.Lock())
         with gate:
             with self.lock:
@@ -77,16 +93,20 @@ class SearchCache:
                     if len(store) >= keep and key not in store:
                         store.pop(next(iter(store)))
                     store[key] = value
+                    if max_bytes is not None:
+                        _trim(store, max_bytes, key)
             finally:
                 with self.lock:
                     self.making.pop((id(store), key), None)
         return value
 
-    def remember(self, namespace: str, key: Any, make: Callable[[], Any], keep: int = 8) -> Any:
+    def remember(
+        self, namespace: str, key: Any, make: Callable[[], Any], keep: int = 8, max_bytes: int | None = None
+    ) -> Any:
         """`get` in a store named by the caller (filters, calibrations, tail indexes...)."""
         with self.lock:
             store = self.stores.setdefault(namespace, {})
-        return self.get(key, store, make, keep)
+        return self.get(key, store, make, keep, max_bytes)
 
     def live_pieces(self, snap: Snapshot) -> LivePieces:
         """Live row ids per fragment of `snap`; a fragment unchanged since an earlier version is not reread."""
@@ -180,6 +200,14 @@ class SearchCache:
 
 
 _live: weakref.WeakSet[SearchCache] = weakref.WeakSet()
+
+
+def _trim(store: dict[Any, Any], max_bytes: int, newest: Any) -> None:
+    """Drop the least recently used entries of `store` until its values' ``nbytes`` fit `max_bytes`
+    (the newest entry stays, even alone over the bound: it is in use)."""
+    total = sum(int(getattr(v, "nbytes", 0)) for v in store.values())
+    while total > max_bytes and len(store) > 1 and next(iter(store)) != newest:
+        total -= int(getattr(store.pop(next(iter(store))), "nbytes", 0))
 
 
 def renamed_weights(entry: IndexEntry) -> dict[str, int] | None:

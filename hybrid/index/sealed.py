@@ -25,7 +25,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from hybrid.storage import crypto
+from hybrid.storage import crypto, remote
 
 _copies: dict[str, Path] = {}
 _lock = threading.Lock()
@@ -39,6 +39,9 @@ def _private_dir() -> str | None:
 def readable(root: Path, rel: str) -> Path:
     """A folder holding the plaintext of the index folder `rel` of the table at `root`."""
     folder = root / rel
+    store = remote.lookup(root)
+    if store is not None:  # a table on an object store: the index files are read from the local cache
+        store.ensure_folder(folder)
     if crypto.cipher_for(root) is None:
         return folder
     key = os.path.abspath(folder)

@@ -61,11 +61,14 @@ class IndexedSnapshot:
         """Sorted row ids of every live row of this version."""
         return self.cache.live_ids(self.snapshot)
 
-    def remember(self, namespace: str, key: Any, make: Callable[[], T], keep: int = 8) -> T:
+    def remember(
+        self, namespace: str, key: Any, make: Callable[[], T], keep: int = 8, max_bytes: int | None = None
+    ) -> T:
         """`make()`'s value, kept in this table's cache under (`namespace`, `key`); concurrent misses make it once.
 
         Keys must identify everything the value depends on (a version, an index path...): cached
-        values never expire except by count.
+        values never expire except by count (oldest first), or, with `max_bytes`, by count and by the
+        values' ``nbytes``, least recently used first.
         """
-        value: T = self.cache.remember(namespace, key, make, keep)
+        value: T = self.cache.remember(namespace, key, make, keep, max_bytes)
         return value

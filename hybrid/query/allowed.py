@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from hybrid.index.catalog import masks_of
 from hybrid.index.coverage import LivePieces, delta, member, small
+from hybrid.index.exact import RowVectors, row_vectors
 from hybrid.index.scalar import MAX_ROWID, ScalarIndex, as_ids, indexable_type
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query.filter import Filter
@@ -31,6 +32,7 @@ class Allowed:
     flt: Filter | None = None
     _masks: list[np.ndarray | None] | None = None
     _flags: np.ndarray | None = field(default=None, repr=False)
+    _vectors: dict[tuple[str, bool], RowVectors] = field(default_factory=dict, repr=False)
 
     @property
     def masks(self) -> list[np.ndarray | None]:
@@ -39,6 +41,24 @@ class Allowed:
             self._masks = masks_of(self.snap, self.ids)
         return self._masks
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: the ids, and the masks, flags and gathered vectors once made (what the filter cache counts)."""
+        masks = sum(m.nbytes for m in self._masks if m is not None) if self._masks is not None else 0
+        vectors = sum(v.nbytes for v in list(self._vectors.values()))
+        return int(self.ids.nbytes) + masks + (self._flags.nbytes if self._flags is not None else 0) + vectors
+
+    def vectors(self, view: IndexedSnapshot, column: str, metric: str) -> RowVectors:
+        """The allowed rows' vectors of `column`, gathered into one matrix; kept with this set (so in the
+        filter cache, under its byte bound) when they take at most `VECTORS_MAX_BYTES`."""
+        key = (column, metric != "dot")
+        found = self._vectors.get(key)
+        if found is None:
+            found = row_vectors(view, column, self.ids, metric)
+            if found.nbytes <= VECTORS_MAX_BYTES:
+                self._vectors[key] = found
+        return found
+
     def flags(self, size: int) -> np.ndarray:
         """A boolean array indexed by row id (`size` = the table's next row id)."""
         if self._flags is None:
@@ -46,6 +66,40 @@ class Allowed:
             flags[self.ids.astype(np.int64)] = True
             self._flags = flags
         return self._flags
+
+
+FILTER_CACHE_BYTES = 64 << 20
+"""Bytes of allowed-row sets a table keeps per (version, filter), least recently used going first:
+a scoped key sends the same `where` with every request, so its rows are found once per version
+(a 1,000-row set of a 100,000-row table holds ~8 KB; its flags, made for HNSW over-fetching, 100 KB)."""
+VECTORS_MAX_BYTES = 8 << 20
+"""An allowed set keeps its rows' gathered vectors when they take at most this (5,000 384-d rows):
+searching them again is one pass over contiguous memory instead of a gather of scattered rows."""
+FILTER_CACHE_COUNT = 1_024
+"""... and at most this many sets."""
+
+
+def cached_allowed(view: IndexedSnapshot, flt: Filter) -> Allowed:
+    """The rows `flt` allows in `view`, cached per (version, filter text): versions never change."""
+    found: Allowed = view.remember(
+        "filters",
+        (view.version, flt.sql),
+        lambda: carried_rows(view, flt),
+        keep=FILTER_CACHE_COUNT,
+        max_bytes=FILTER_CACHE_BYTES,
+    )
+    return found
+
+
+@dataclass
+class _Latest:
+    """The last version a filter ran on and its rows (what :func:`carried_rows` carries forward)."""
+
+    rows: tuple[LivePieces, Allowed] | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows[1].nbytes if self.rows is not None else 0
 
 
 def allowed_rows(view: IndexedSnapshot, flt: Filter) -> Allowed:
@@ -86,8 +140,10 @@ def carried_rows(view: IndexedSnapshot, flt: Filter) -> Allowed:
     change only by the rows that commit removed (dropped) and added (checked by DuckDB alone).
     """
     pieces = view.live_pieces()
-    last: dict[str, tuple[LivePieces, Allowed]] = view.remember("filters_latest", flt.sql, dict, keep=64)
-    previous = last.get("rows")
+    last: _Latest = view.remember(
+        "filters_latest", flt.sql, _Latest, keep=FILTER_CACHE_COUNT, max_bytes=FILTER_CACHE_BYTES
+    )
+    previous = last.rows
     result = None
     if previous is not None and previous[1].snap.manifest.schema_epoch == view.snapshot.manifest.schema_epoch:
         removed, added = delta(previous[0], pieces)
@@ -101,7 +157,7 @@ def carried_rows(view: IndexedSnapshot, flt: Filter) -> Allowed:
             result = Allowed(ids, view.snapshot, how, flt)
     if result is None:
         result = allowed_rows(view, flt)
-    last["rows"] = (pieces, result)
+    last.rows = (pieces, result)
     return result
 
 

@@ -26,7 +26,7 @@ from hybrid.index.tail import text_tail, vector_tail
 from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query import calibration, confidence, expansion, grouping, highlight, like, pinning, scoring_functions
-from hybrid.query.allowed import Allowed, carried_rows
+from hybrid.query.allowed import Allowed, cached_allowed
 from hybrid.query.filter import compile_filter
 from hybrid.query.fusion import Ranked
 from hybrid.query.text import Match, Phrase, TextQuery
@@ -165,8 +165,7 @@ def _allowed(q: Query, view: IndexedSnapshot) -> Allowed | None:
     from the filter's last version by the commits' delta (:func:`hybrid.query.allowed.carried_rows`)."""
     if q.filter_sql is None:
         return None
-    flt = compile_filter(q.filter_sql, view.schema)
-    return view.remember("filters", (view.version, flt.sql), lambda: carried_rows(view, flt), keep=16)
+    return cached_allowed(view, compile_filter(q.filter_sql, view.schema))
 
 
 # -- the vector branch ---------------------------------------------------------------------
@@ -202,7 +201,7 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
             else:  # a graph walk with the filter would be approximate here too: the allowed rows are elsewhere
                 why = f"HNSW's nearest {MAX_FETCH} held fewer than {k} of them: they lie away from the query"
             b.strategy = f"exact over {n_allowed} allowed rows ({why})"
-            b.ids, b.raw = exact_search(view, b.column, b.vector, metric, k, allowed.masks)
+            b.ids, b.raw = _exact_allowed(view, b.column, b.vector, metric, k, allowed)
             return
         ids, d, fetched = found
         b.strategy = (
@@ -234,6 +233,15 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
         b.ids, b.raw = exact_search(view, b.column, b.vector, metric, k, snap.row_masks())
         return
     b.ids, b.raw = _with_unindexed(view, b, cov, allowed, metric, k, ids, d)
+
+
+def _exact_allowed(
+    view: IndexedSnapshot, column: str, vec: np.ndarray, metric: str, k: int, allowed: Allowed
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact search over the allowed rows, by their ids (no masks the size of the table), in their
+    vectors gathered once per cached allowed set (a scoped key's rows are found and gathered once
+    per version)."""
+    return allowed.vectors(view, column, metric).search(vec, metric, k)
 
 
 def _unindexed_allowed(cov: Coverage, allowed: Allowed) -> np.ndarray:

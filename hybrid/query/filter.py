@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import duckdb
 import numpy as np
@@ -155,6 +155,15 @@ def compile_filter(where: str, schema: pa.Schema) -> Filter:
     """
     if not isinstance(where, str):
         raise FilterError(f"where must be a SQL string, got {type(where).__name__}")
+    seen = _recent.get(where)
+    if seen is not None and seen[0] is schema:  # the same text on the same version's schema (a scoped key's)
+        return seen[1]
+    flt = _compile(where, schema)
+    _recent.put(where, (schema, flt))
+    return flt
+
+
+def _compile(where: str, schema: pa.Schema) -> Filter:
     shaped = shape_of(where)
     if shaped is not None:
         template = _templates.get((shaped[0], schema))
@@ -166,29 +175,36 @@ def compile_filter(where: str, schema: pa.Schema) -> Filter:
     return flt
 
 
-class _Templates:
-    """A bounded, thread-safe map of filter shape -> compiled template (least recently used goes)."""
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Templates(Generic[K, V]):
+    """A bounded, thread-safe map (least recently used goes): filter shape -> compiled template, and
+    filter text -> (the schema object it was compiled against, the filter)."""
 
     def __init__(self, keep: int) -> None:
         self.keep = keep
-        self.items: OrderedDict[tuple[str, pa.Schema], Filter] = OrderedDict()
+        self.items: OrderedDict[K, V] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, key: tuple[str, pa.Schema]) -> Filter | None:
+    def get(self, key: K) -> V | None:
         with self.lock:
             found = self.items.get(key)
             if found is not None:
                 self.items.move_to_end(key)
             return found
 
-    def put(self, key: tuple[str, pa.Schema], value: Filter) -> None:
+    def put(self, key: K, value: V) -> None:
         with self.lock:
             self.items[key] = value
             while len(self.items) > self.keep:
                 self.items.popitem(last=False)
 
 
-_templates = _Templates(keep=1_024)
+_templates: _Templates[tuple[str, pa.Schema], Filter] = _Templates(keep=1_024)
+_recent: _Templates[str, tuple[pa.Schema, Filter]] = _Templates(keep=1_024)
+"""Checked by identity of the schema object (one per table version): no hashing of the schema."""
 _PREFIX = f"SELECT * FROM {_TABLE} WHERE (\n"
 
 

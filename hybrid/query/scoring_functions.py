@@ -148,11 +148,10 @@ class Boost:
     def factors(self, view: IndexedSnapshot, ids: np.ndarray) -> np.ndarray:
         neutral = 1.0 if self.mode == "multiply" else 0.0
         if self.where is not None:
-            from hybrid.query.allowed import carried_rows
+            from hybrid.query.allowed import cached_allowed
             from hybrid.query.filter import compile_filter
 
-            flt = compile_filter(self.where, view.schema)
-            allowed = view.remember("filters", (view.version, flt.sql), lambda: carried_rows(view, flt), keep=16)
+            allowed = cached_allowed(view, compile_filter(self.where, view.schema))
             at = np.minimum(np.searchsorted(allowed.ids, ids), max(len(allowed.ids) - 1, 0))
             hit = (allowed.ids[at] == ids) if len(allowed.ids) else np.zeros(len(ids), bool)
             return np.where(hit, float(self.factor), neutral)

@@ -22,6 +22,7 @@ POST   /v1/tables/{name}/optimize                      admin   compact, fold new
 GET    /v1/tables/{name}/versions                      read    version history
 POST   /v1/tables/{name}/feedback                      write   record judgments (``<name>__feedback``)
 GET    /v1/tables/{name}/feedback                      read    the judgments kept, and their count
+POST   /v1/tables/{name}/erase                         admin   erase rows from every retained version
 ====== =============================================== ======= ============================
 
 The web page's endpoints (whoami, a page of rows, eval reports, answers) are in
@@ -51,7 +52,7 @@ from hybrid.query.limits import Limits, set_limits
 from hybrid.query.search import Query
 from hybrid.rerankers import BiEncoderReranker, MMRReranker, NanoRankerReranker, Reranker
 from hybrid.scoped import ScopedTable, unscoped
-from hybrid.server import chat, errors, explore, feedback, web
+from hybrid.server import chat, erase, errors, explore, feedback, web
 from hybrid.server.access import current_access
 from hybrid.server.audit import AuditLog
 from hybrid.server.auth import KeyRing, requires
@@ -532,6 +533,7 @@ class _Api:
             return VersionList(table=name, versions=entries)
 
         feedback.add_routes(r, tables, lambda role: _WRITE if role == "write" else _READ)
+        erase.add_routes(r, tables, _WRITE, self.check_text)
         return r
 
 

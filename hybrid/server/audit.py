@@ -49,6 +49,11 @@ def set_caller(caller: Caller) -> None:
     _caller.set(caller)
 
 
+def current_caller() -> Caller | None:
+    """Who makes the current request (None outside a request)."""
+    return _caller.get()
+
+
 class AuditLog:
     """Appends audit records to `path` (rotated at `max_bytes`, keeping `backups` old files); with no
     `path` it records nothing (the log turned off)."""
@@ -95,13 +100,24 @@ class AuditLog:
             return
         self._emit({**self._entry("denied", table), "status": status, "reason": reason})
 
-    def erased(self, table: str, predicate: str, rows: int, versions: int, version: int | None = None) -> None:
-        """An erasure (the hook the erasure code calls): what predicate, how many rows, across how
-        many versions, and the version that records it; never the erased values."""
+    def erased(
+        self,
+        table: str,
+        predicate: str,
+        rows: int,
+        versions: int,
+        version: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """An erasure (``POST /v1/tables/{name}/erase`` calls this): the predicate with its literals
+        redacted, how many rows, across how many versions, the version that records it and the reason
+        the admin gave; never the erased values."""
         if self._handler is None:
             return
         entry = self._entry("erase", table)
-        self._emit({**entry, "predicate": predicate, "rows": rows, "versions": versions, "version": version})
+        self._emit(
+            {**entry, "predicate": predicate, "rows": rows, "versions": versions, "version": version, "reason": reason}
+        )
 
     def record(self, table: str, before: int | None, after: int | None, error: BaseException | None = None) -> None:
         if self._handler is None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from hybrid.errors import CorruptionError
-from hybrid.storage import checksums, pages
+from hybrid.storage import checksums, pages, remote
 from hybrid.storage.manifest import Manifest
 from hybrid.storage.versions import VERSIONS_DIR, VersionLog
 
@@ -104,6 +104,12 @@ def check_table(root: Path, versions: Iterable[int] | None = None) -> CheckRepor
             folder = entry["path"]
             index_files[folder] = entry.get("checksums", {})
             index_names[folder].add((version, entry["name"]))
+    store = remote.lookup(root)
+    if store is not None:  # a table on an object store: check the store's bytes, fetched into the cache
+        for rel in needed:
+            store.ensure(root / rel)
+        for folder, digests in index_files.items():
+            store.ensure_folder(root / folder, digests)
     damage = [Damage(rel, p, why, tuple(sorted(users)), _kind(rel)) for rel, (p, why, users) in unloadable.items()]
     for rel, versions in sorted(needed.items()):
         found = _verify(root, rel, checked)

@@ -27,7 +27,7 @@ from typing import BinaryIO
 import xxhash
 
 from hybrid.errors import CorruptionError
-from hybrid.storage import crypto, disk
+from hybrid.storage import crypto, disk, remote
 
 ALGORITHM = "xxh3_64"
 _NAMED = re.compile(r"-([0-9a-f]{16})\.[A-Za-z0-9]+$")
@@ -127,6 +127,9 @@ def folder_digests(folder: Path) -> dict[str, str]:
 
 def verify_folder(root: Path, rel: str, digests: Mapping[str, str]) -> None:
     """Raise :class:`CorruptionError` naming the first file of folder `rel` that is missing or damaged."""
+    store = remote.lookup(root)
+    if store is not None:  # a table on an object store: bring the folder into the local cache first
+        store.ensure_folder(root / rel, digests)
     for name, expected in digests.items():
         path = f"{rel}/{name}"
         try:

@@ -9,6 +9,11 @@ error. That is how ``tests/storage/test_faults.py`` checks that a fault at any
 step of any commit leaves every committed version readable and the next commit
 working. Index folders are written by tantivy and hnswlib themselves, outside
 this seam; a fault there fails the build before anything is committed.
+
+A table of a database on an object store lives in a local mirror folder
+(:mod:`hybrid.storage.remote`): there a link (publishing a manifest) is a conditional put
+on the store, a replace also puts the new bytes, and a read of a file the mirror lacks
+fetches it first. A local table never reaches that code (one empty-dict test).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from hybrid.storage import crypto
+from hybrid.storage import crypto, remote
 
 
 class Disk:
@@ -46,19 +51,44 @@ class Disk:
             os.close(fd)
 
     def link(self, source: Path, target: Path) -> None:
-        """A second name for `source`; fails if `target` exists."""
+        """A second name for `source`; fails if `target` exists (on an object store: a conditional put)."""
+        store = remote.lookup(target)
+        if store is not None:
+            store.publish(source, target)
+            return
         os.link(source, target)
 
     def replace(self, source: Path, target: Path) -> None:
-        """Rename `source` onto `target` atomically."""
+        """Rename `source` onto `target` atomically (on an object store: a put, then the local rename)."""
+        store = remote.lookup(target)
+        if store is not None:
+            store.replace(source, target)
+            return
         os.replace(source, target)
 
     def read_bytes(self, path: Path) -> bytes:
-        with open(path, "rb") as fh:
+        fh: BinaryIO
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            fh = _fetched(path)
+        with fh:
             return fh.read()
 
     def open_read(self, path: Path) -> BinaryIO:
-        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+        try:
+            return open(path, "rb")  # noqa: SIM115 - the caller closes it
+        except FileNotFoundError:
+            return _fetched(path)
+
+
+def _fetched(path: Path) -> BinaryIO:
+    """`path` opened after fetching it from the object store its mirror follows; FileNotFoundError if
+    it is a local table's file or the store has none."""
+    store = remote.lookup(path)
+    if store is None or not store.fetch(path):
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+    return open(path, "rb")  # noqa: SIM115 - the caller closes it
 
 
 _disk = Disk()

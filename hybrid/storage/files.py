@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.errors import CorruptionError
-from hybrid.storage import checksums, crypto, disk
+from hybrid.storage import checksums, crypto, disk, remote
+from hybrid.storage.ranged import RangedTable
 
 DATA_DIR = "data"
 DELETIONS_DIR = "deletions"
@@ -77,6 +78,9 @@ class FileCache:
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
         self._verified: set[str] = set()
         self._lock = threading.Lock()
+        self.remote = remote.lookup(root)
+        """The object store the table's folder mirrors (None: a local table)."""
+        self._ranged: OrderedDict[str, RangedTable] = OrderedDict()
 
     @property
     def root(self) -> Path:
@@ -89,6 +93,7 @@ class FileCache:
             self._ids.clear()
             self._masks.clear()
             self._verified.clear()
+            self._ranged.clear()
 
     @classmethod
     def purge_root(cls, root: Path) -> None:
@@ -133,6 +138,24 @@ class FileCache:
             if len(self._tables) > self._capacity:
                 self._tables.popitem(last=False)
         return table
+
+    def take_columns(self, rel: str, columns: list[int], offsets: np.ndarray) -> list[pa.ChunkedArray] | None:
+        """Columns (by position in the file) at `offsets` of a data file that is only on the object store,
+        read with ranged requests; None when the file is local (a local read through the map is cheaper)."""
+        if self.remote is None or (self._root / rel).exists():
+            return None
+        with self._lock:
+            ranged = self._ranged.get(rel)
+        if ranged is None:
+            try:
+                ranged = RangedTable(self.remote, self.remote.key(self._root / rel))
+            except FileNotFoundError:
+                raise CorruptionError(f"{rel} of table {self._root.name} is missing", rel, "missing") from None
+            with self._lock:
+                self._ranged[rel] = ranged
+                if len(self._ranged) > self._capacity:
+                    self._ranged.popitem(last=False)
+        return ranged.take(columns, offsets)
 
     def _verify(self, rel: str, mapped: mmap.mmap | bytes | bytearray | memoryview) -> None:
         """Check a file against the checksum in its name, once per process (it never changes)."""

@@ -217,8 +217,9 @@ class Snapshot:
         if len(ids) == 0:
             return out_schema.empty_table()
         if cols and frag_idx[0] == frag_idx[-1] and (frag_idx == frag_idx[0]).all():  # one fragment: no regrouping
-            table = self.read_fragment(self.manifest.fragments[frag_idx[0]], cols, random_access=True)
-            picked = take_rows(table, offsets).add_column(0, ROWID, pa.array(ids, type=pa.uint64()))
+            picked = self._take(self.manifest.fragments[frag_idx[0]], cols, offsets).add_column(
+                0, ROWID, pa.array(ids, type=pa.uint64())
+            )
             return picked if picked.schema.equals(out_schema) else picked.cast(out_schema)
         if not cols:  # a table without columns has no length to take from
             return pa.table({ROWID: pa.array(ids, type=pa.uint64())})
@@ -227,8 +228,7 @@ class Snapshot:
         pieces = []
         for group in np.split(order, bounds):
             frag = self.manifest.fragments[frag_idx[group[0]]]
-            table = self.read_fragment(frag, cols, random_access=True)
-            pieces.append(take_rows(table, offsets[group]))
+            pieces.append(self._take(frag, cols, offsets[group]))
         gathered = pa.concat_tables(pieces, promote_options="none").combine_chunks()  # a few rows: cheap
         if np.any(order[1:] < order[:-1]):  # back to request order
             inverse = np.empty(len(order), dtype=np.int64)
@@ -236,6 +236,34 @@ class Snapshot:
             gathered = gathered.take(inverse)
         result = gathered.add_column(0, ROWID, pa.array(ids, type=pa.uint64()))
         return result.cast(out_schema) if not result.schema.equals(out_schema) else result
+
+    def _take(self, frag: Fragment, cols: Sequence[str], offsets: np.ndarray) -> pa.Table:
+        """The rows of `frag` at physical `offsets` for `cols` (on an object store: ranged reads)."""
+        if self.cache.remote is not None:
+            ranged = self._take_ranged(frag, cols, offsets)
+            if ranged is not None:
+                return ranged
+        return take_rows(self.read_fragment(frag, cols, random_access=True), offsets)
+
+    def _take_ranged(self, frag: Fragment, cols: Sequence[str], offsets: np.ndarray) -> pa.Table | None:
+        wanted: dict[str, list[tuple[str, int]]] = {}  # data file -> (column, position in the file)
+        arrays: dict[str, pa.ChunkedArray | pa.Array] = {}
+        for name in cols:
+            field = self.schema.field(name)
+            field_id = self.manifest.field_ids[self.schema.get_field_index(name)]
+            source = next((f for f in reversed(frag.files) if field_id in f.field_ids), None)
+            if source is None:
+                arrays[name] = pa.nulls(len(offsets), type=field.type)
+            else:
+                wanted.setdefault(source.path, []).append((name, source.field_ids.index(field_id)))
+        for path, picks in wanted.items():
+            got = self.cache.take_columns(path, [p for _, p in picks], offsets)
+            if got is None:
+                return None
+            for (name, _), column in zip(picks, got, strict=True):
+                field = self.schema.field(name)
+                arrays[name] = column if column.type == field.type else column.cast(field.type)
+        return pa.Table.from_arrays([arrays[c] for c in cols], names=list(cols))
 
 
 def take_rows(table: pa.Table, offsets: np.ndarray) -> pa.Table:

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hybrid.errors import CorruptionError, HybridError, VersionNotFoundError
-from hybrid.storage import checksums, disk, pages
+from hybrid.storage import checksums, disk, pages, remote
 from hybrid.storage.files import fsync_dir
 from hybrid.storage.manifest import Manifest, Page
 
@@ -44,6 +44,8 @@ class VersionLog:
         self._prefix = os.path.join(str(self.dir), "")  # plain strings: a query's freshness check costs 2 stats
         self._latest_seen = 0
         self._cached: tuple[int, int, int, Manifest] | None = None  # (version, inode, mtime_ns, manifest)
+        self._remote = remote.lookup(root)
+        """The object store this table's folder mirrors (None: a local table)."""
 
     def exists(self) -> bool:
         return self.latest_version() > 0
@@ -55,6 +57,8 @@ class VersionLog:
         return f"{self._prefix}{version}.json"
 
     def list_versions(self) -> list[int]:
+        if self._remote is not None:
+            return self._remote.versions(self.dir)
         try:
             names = os.listdir(self.dir)
         except FileNotFoundError:
@@ -65,6 +69,10 @@ class VersionLog:
         """The newest published version (0 when the table has none)."""
         # Work on a local copy and publish once: threads sharing this log may race here, and an
         # increment of the shared counter between two of them could step past the newest file.
+        if self._remote is not None:  # one LIST request: the store is the only shared truth
+            versions = self._remote.versions(self.dir)
+            self._latest_seen = versions[-1] if versions else 0
+            return self._latest_seen
         seen = self._latest_seen
         if seen == 0 or not os.path.exists(self._file(seen)):  # first look, or cleaned up / dropped since
             seen = self._first_look()
@@ -112,6 +120,8 @@ class VersionLog:
     def load(self, version: int) -> Manifest:
         """The manifest of `version`; the newest one read is cached (manifests never change)."""
         try:
+            if self._remote is not None and not self._remote.ensure_manifest(self._path(version)):
+                raise FileNotFoundError(self._file(version))
             stat = os.stat(self._file(version))
             cached = self._cached
             if cached and cached[:3] == (version, stat.st_ino, stat.st_mtime_ns):
@@ -166,6 +176,7 @@ class VersionLog:
         tmp = self.dir / f".tmp-{uuid.uuid4().hex}"
         won = False
         try:
+            self._upload(published)
             disk.write_new(tmp, checksums.seal(published.to_json()).encode())
             disk.current().link(tmp, self._path(manifest.version))
             won = True
@@ -202,6 +213,7 @@ class VersionLog:
         published = replace(manifest, pages=layout)
         tmp = self.dir / f".tmp-{uuid.uuid4().hex}"
         try:
+            self._upload(published)
             disk.write_new(tmp, checksums.seal(published.to_json()).encode())
             disk.current().replace(tmp, path)
         except BaseException:
@@ -212,9 +224,25 @@ class VersionLog:
         self._cached = None
         return published
 
+    def _upload(self, manifest: Manifest) -> None:
+        """On an object store: put every file `manifest` lists that the store lacks (before the manifest)."""
+        if self._remote is None:
+            return
+        folders = {}
+        for entry in manifest.indexes:
+            names = sorted(entry.get("checksums") or {})
+            if not names and (self.root / entry["path"]).is_dir():
+                folder = self.root / entry["path"]
+                names = [p.relative_to(folder).as_posix() for p in sorted(folder.rglob("*")) if p.is_file()]
+            folders[entry["path"]] = names
+        files = [f for frag in manifest.fragments for f in frag.file_paths()]
+        self._remote.upload_referenced(self.root, [*files, *manifest.page_paths()], folders)
+
     def remove(self, version: int) -> int:
         """Delete the manifest of `version`; the bytes it held (0 if it was already gone)."""
         path = self._path(version)
+        if self._remote is not None:
+            return self._remote.remove(path)
         try:
             size = path.stat().st_size
             path.unlink()
@@ -226,6 +254,8 @@ class VersionLog:
 
     def tags(self) -> dict[str, int]:
         folder = self.root / TAGS_DIR
+        if self._remote is not None:
+            return self._remote.tags(folder)
         if not folder.is_dir():
             return {}
         return {p.stem: json.loads(p.read_text())["version"] for p in sorted(folder.glob("*.json"))}
@@ -235,6 +265,10 @@ class VersionLog:
             raise ValueError(f"invalid tag name {name!r}: use letters, digits, '_', '-' or '.'")
         self.load(version)  # raises if the version does not exist
         folder = self.root / TAGS_DIR
+        if self._remote is not None:
+            if not self._remote.add_tag(folder / f"{name}.json", version):
+                raise HybridError(f"tag {name!r} already exists (version {self.tags()[name]}); delete it first")
+            return
         folder.mkdir(exist_ok=True)
         try:
             with open(folder / f"{name}.json", "x") as fh:
@@ -244,6 +278,10 @@ class VersionLog:
 
     def delete_tag(self, name: str) -> None:
         path = self.root / TAGS_DIR / f"{name}.json"
+        if self._remote is not None:
+            if not self._remote.delete_tag(path):
+                raise VersionNotFoundError(f"no tag {name!r}; tags: {sorted(self.tags())}")
+            return
         if not path.exists():
             raise VersionNotFoundError(f"no tag {name!r}; tags: {sorted(self.tags())}")
         path.unlink()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from hybrid.storage import checksums, disk
+from hybrid.storage import checksums, disk, remote
 from hybrid.storage.files import DATA_DIR, DELETIONS_DIR, INDEXES_DIR, ROWIDS_DIR, fsync_dir, write_ids_file
 from hybrid.storage.manifest import DataFile, Fragment, Manifest
 from hybrid.storage.pages import PAGES_DIR
@@ -189,6 +189,10 @@ def cleanup(root: Path, log: VersionLog, older_than_s: float, keep: Callable[[in
             bytes_ += log.remove(v)
             removed_versions += 1
     log.mark_cleanup()
+    store = remote.lookup(root)
+    if store is not None:  # the store's objects are the table; the mirror only caches them
+        files, swept = store.sweep(root, referenced, cutoff)
+        return CleanupStats(removed_versions, files, bytes_ + swept)
     files = 0
     for sub in (DATA_DIR, DELETIONS_DIR, ROWIDS_DIR, PAGES_DIR):
         folder = root / sub

@@ -29,6 +29,7 @@ ADMIN_ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", f"/v1/tables/{TABLE}/indexes", {"kind": "vector", "replace": True}),
     ("DELETE", f"/v1/tables/{TABLE}/indexes/fts", None),
     ("POST", f"/v1/tables/{TABLE}/optimize", None),
+    ("POST", f"/v1/tables/{TABLE}/erase", {"where": "true"}),
 ]
 READ_ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/tables", None),

@@ -117,6 +117,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("post", "/v1/tables/{name}/answer"): {"question": "refunds"},
     ("get", "/v1/tables/{name}/feedback"): None,
     ("post", "/v1/tables/{name}/feedback"): {"feedback": [{"query": "refunds", "rowid": 0, "label": 1}]},
+    ("post", "/v1/tables/{name}/erase"): {"where": "true"},
 }
 PUBLIC = {("get", "/v1/health"), ("get", "/v1/ready")}
 
