@@ -123,6 +123,7 @@ def reranked_runs(
     column = model.column or "text"
     ranked: dict[str, dict[str, list[int]]] = {name: {} for name in ["default", *blends]}
     ms: dict[str, float] = {}
+    scores: dict[str, list[float]] = {}
     for q in tqdm(js.queries, desc=desc, file=sys.stderr, leave=False):
         hits = table.search(q).rerank(None).limit(max(model.top_n, 10)).select([column]).to_arrow()
         ids = np.asarray(hits.column("_rowid").to_pylist())
@@ -131,12 +132,28 @@ def reranked_runs(
         start = time.perf_counter()
         logits = model.score(q, [t or "" for t in hits.column(column).to_pylist()[: model.top_n]])
         ms[q] = (time.perf_counter() - start) * 1e3
+        scores[q] = [float(x) for x in logits]
         for name, b in blends.items():
             head = np.argsort(-blend_scores(logits, fused[: model.top_n], b), kind="stable")
             ranked[name][q] = [int(x) for x in ids[head][:10]]
     out = {name: per_query_ndcg(js, r) for name, r in ranked.items()}
     out["_ms"] = ms
+    out["_scores"] = scores  # type: ignore[assignment]
     return out
+
+
+def agreement(a: dict[str, list[float]], b: dict[str, list[float]]) -> dict[str, float]:
+    """How two backends' scores of the same candidates agree: mean Spearman rank correlation per query and
+    the share of queries whose top-scored candidate is the same."""
+    from scipy.stats import spearmanr
+
+    rho = [float(spearmanr(a[q], b[q])[0]) for q in a if len(a[q]) > 1]
+    top = [int(np.argmax(a[q]) == np.argmax(b[q])) for q in a if a[q]]
+    return {
+        "spearman_mean": float(np.nanmean(rho)),
+        "spearman_min": float(np.nanmin(rho)),
+        "same_top1": float(np.mean(top)),
+    }
 
 
 def train_one(name: str, split: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
@@ -159,6 +176,7 @@ def train_one(name: str, split: str, args: argparse.Namespace, root: Path) -> di
         batch_queries=args.batch_queries,
         learning_rate=args.learning_rate,
         test_fraction=args.test_fraction,
+        fusion=not args.no_fusion,
     )
     tune_s = time.perf_counter() - start
     log(report.summary())
@@ -171,9 +189,22 @@ def train_one(name: str, split: str, args: argparse.Namespace, root: Path) -> di
         threads=args.threads,
         column=spec.get("column"),
     )
-    runs = reranked_runs(table, test_j, model, {"tuned": model.blend, "alone": 1.0}, f"{name} test")
+    runs = reranked_runs(table, test_j, model, {"tuned": model.blend, "alone": 1.0}, f"{name} test ({model.runs_on})")
     base, forced, alone = runs["default"], runs["tuned"], runs["alone"]
     log(name, f"test: default {mean(base):.4f}, + tuned reranker {mean(forced):.4f}, model alone {mean(alone):.4f}")
+    backends: dict[str, Any] = {}
+    if args.compare_torch and model.runs_on == "onnx":
+        torch_model = TunedReranker(model.path, top_n=model.top_n, blend=model.blend, max_length=model.max_length,
+                                    threads=args.threads, column=model.column, backend="torch")  # fmt: skip
+        t_runs = reranked_runs(table, test_j, torch_model, {"tuned": model.blend, "alone": 1.0}, f"{name} (torch)")
+        backends = {
+            "onnx_int8": {"with_reranker": mean(forced), "alone": mean(alone),
+                          "p50_ms": float(np.percentile(list(runs["_ms"].values()), 50))},
+            "torch_fp32": {"with_reranker": mean(t_runs["tuned"]), "alone": mean(t_runs["alone"]),
+                           "p50_ms": float(np.percentile(list(t_runs["_ms"].values()), 50))},
+            "agreement": agreement(runs["_scores"], t_runs["_scores"]),  # type: ignore[arg-type]
+        }  # fmt: skip
+        log(name, f"backends: {json.dumps(backends)}")
     enabled = report.enabled
     if enabled.get("fusion") in (None, {"kind": "linear", "alpha": 0.7}):
         after = forced if enabled.get("reranker") == spec else base
@@ -203,6 +234,8 @@ def train_one(name: str, split: str, args: argparse.Namespace, root: Path) -> di
         "latency": lat,
         "model": str(model.path),
         "spec": spec,
+        "backends": backends,
+        "served_by": model.runs_on,
     }
 
 
@@ -253,7 +286,9 @@ def markdown(out: dict[str, Any]) -> str:
         )
     lines += ["", "Fusion grid on the training queries (mean nDCG@10):", ""]
     for r in out["trained"]:
-        grid = r["report"]["fusion"]["train"]
+        grid = r["report"]["fusion"].get("train", {})
+        if not grid:
+            continue
         lines.append(f"- {r['collection']}: " + ", ".join(f"{k} {v:.4f}" for k, v in grid.items()))
     lines += ["", "Loss (first 5 steps -> last 5 steps), chosen blend (dev nDCG@10 per blend):", ""]
     for r in out["trained"]:
@@ -269,6 +304,19 @@ def markdown(out: dict[str, Any]) -> str:
                 f"- {r['collection']} top-{x['top_n']}: p50 {x['p50_ms']:.0f} ms, p95 {x['p95_ms']:.0f} ms "
                 f"({x['queries']} queries)"
             )
+    for r in out["trained"]:
+        b = r.get("backends")
+        if b:
+            a = b["agreement"]
+            lines += [
+                "",
+                f"ONNX int8 (served) against torch fp32, {r['collection']} test, top-{r['spec']['top_n']}: "
+                f"default + reranker {b['onnx_int8']['with_reranker']:.4f} vs {b['torch_fp32']['with_reranker']:.4f}, "
+                f"model alone {b['onnx_int8']['alone']:.4f} vs {b['torch_fp32']['alone']:.4f}; Spearman of the "
+                f"scores per query mean {a['spearman_mean']:.4f} (min {a['spearman_min']:.4f}), same top-1 "
+                f"{a['same_top1']:.1%}; scoring p50 {b['onnx_int8']['p50_ms']:.0f} ms vs "
+                f"{b['torch_fp32']['p50_ms']:.0f} ms per query (one thread).",
+            ]
     if out["generalised"]:
         first = out["trained"][0]["collection"]
         lines += ["", f"Generalisation of the {first} reranker (guard on test queries):", ""]
@@ -299,6 +347,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--test-fraction", type=float, default=0.2, help="training queries the guard holds out")
     p.add_argument("--name", default="tune")
+    p.add_argument("--no-fusion", action="store_true", help="train the reranker only (no fusion grid)")
+    p.add_argument("--compare-torch", action="store_true", help="also score the test queries with the torch model")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = {k: v for k, v in vars(args).items() if k not in ("data", "work", "name")}

@@ -79,6 +79,11 @@ def tune_command(
     threads: Annotated[int | None, typer.Option(min=1, help="torch threads (1 is best on a busy machine)")] = None,
     max_train_queries: Annotated[int | None, typer.Option(min=4, help="train on at most N queries")] = None,
     enable: Annotated[bool, typer.Option(help="enable what the guard accepts")] = True,
+    cold_start: Annotated[
+        bool, typer.Option(help="no feedback: learn the reranker from pseudo-queries made of the table's rows")
+    ] = False,
+    pseudo_queries: Annotated[int, typer.Option(min=8, help="pseudo-queries a --cold-start makes")] = 200,
+    onnx: Annotated[bool, typer.Option(help="export the reranker to int8 ONNX and serve it with that")] = True,
 ) -> None:
     """Learn the table's fusion and a reranker from its feedback (or --qrels); --list, --use RUN, --reset."""
     import json
@@ -118,6 +123,9 @@ def tune_command(
             threads=threads,
             max_train_queries=max_train_queries,
             enable=enable,
+            cold_start=cold_start,
+            pseudo_queries=pseudo_queries,
+            onnx=onnx,
         )
     console.print(report.summary(), soft_wrap=True)
     _stderr().print(json.dumps({"run": report.run, "enabled": report.enabled}))

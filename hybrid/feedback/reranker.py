@@ -16,6 +16,9 @@ Reranking: the `top_n` best fused candidates are scored; the final score blends 
 normalised score with the fused one (`blend` = the model's share, chosen on judged queries the model did
 not train on), so a model that is only partly right refines the fused order instead of replacing it.
 Rows below `top_n` keep their fused order after the scored ones.
+
+Serving: where the model folder holds its int8 ONNX copy (:mod:`hybrid.feedback.onnx_reranker`, written by
+`tune` after training), the model runs on onnxruntime without torch; torch is needed only to train.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -38,6 +41,7 @@ from hybrid.errors import EmbeddingError, require
 from hybrid.rerankers.scoring import check_query, column_texts, text_column, with_scores
 
 TEXT_COLUMN = "text"
+Backend = Literal["auto", "onnx", "torch"]
 
 
 def packaged_encoder() -> Path:
@@ -88,8 +92,9 @@ class TunedReranker:
     """Reranks the `top_n` best fused candidates with a trained cross-encoder (see the module docstring).
 
     `path`: the model folder; `column`: the text column (default ``"text"``); `blend`: the model's share of
-    the final score (1: the model alone); `batch_size`: pairs scored at once; `threads`: torch threads while
-    scoring (None: torch's setting).
+    the final score (1: the model alone); `batch_size`: pairs scored at once; `threads`: torch or onnxruntime
+    threads while scoring (None: the library's setting); `backend`: ``"onnx"`` (the folder's int8 ONNX copy,
+    no torch), ``"torch"`` or ``"auto"`` (ONNX where the copy exists, else torch).
     """
 
     def __init__(
@@ -102,7 +107,10 @@ class TunedReranker:
         batch_size: int = 32,
         column: str | None = None,
         threads: int | None = None,
+        backend: Backend = "auto",
     ) -> None:
+        if backend not in ("auto", "onnx", "torch"):
+            raise ValueError(f"backend must be 'auto', 'onnx' or 'torch', got {backend!r}")
         if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n <= 0:
             raise ValueError(f"top_n must be a positive integer, got {top_n!r}")
         if not 0.0 <= blend <= 1.0:
@@ -111,11 +119,22 @@ class TunedReranker:
         self.top_n, self.blend, self.max_length, self.batch_size = top_n, float(blend), max_length, batch_size
         self.column = column
         self.threads = threads
+        self.backend: Backend = backend
         self._model: Any = None
+        self._onnx: Any = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"TunedReranker({self.path.name!r}, top_n={self.top_n}, blend={self.blend})"
+        return f"TunedReranker({self.path.name!r}, top_n={self.top_n}, blend={self.blend}, backend={self.runs_on!r})"
+
+    @property
+    def runs_on(self) -> str:
+        """``"onnx"`` or ``"torch"``: what scores the pairs (for ``"auto"``, whether the ONNX copy exists)."""
+        if self.backend != "auto":
+            return self.backend
+        from hybrid.feedback.onnx_reranker import onnx_path
+
+        return "onnx" if onnx_path(self.path).exists() else "torch"
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -129,10 +148,24 @@ class TunedReranker:
                 self._model.model.eval()
             return self._model
 
+    @property
+    def onnx_model(self) -> Any:
+        """The :class:`~hybrid.feedback.onnx_reranker.OnnxCrossEncoder` of the folder's int8 copy."""
+        from hybrid.feedback.onnx_reranker import OnnxCrossEncoder
+
+        with self._lock:
+            if self._onnx is None:
+                self._onnx = OnnxCrossEncoder(
+                    self.path, max_length=self.max_length, threads=self.threads, batch_size=self.batch_size
+                )
+            return self._onnx
+
     def score(self, query: str, texts: Sequence[str]) -> np.ndarray:
         """The model's raw score (a logit) of each (query, text) pair."""
         if not texts:
             return np.zeros(0)
+        if self.runs_on == "onnx":
+            return self.onnx_model.score(query, texts)
         torch: Any = require("torch", "models")
         with torch_threads(self.threads), torch.inference_mode():
             out = self.model.predict(

@@ -23,7 +23,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -93,6 +93,13 @@ class TuneSettings:
     """torch threads while training and scoring (None: torch's setting; 1 is best on a crowded machine)."""
     enable: bool = True
     progress: bool = True
+    onnx: bool = True
+    """export the trained reranker to int8 ONNX (needs the ``onnx`` package) and serve and judge it with that"""
+    cold_start: bool = False
+    """no feedback: learn the reranker from pseudo-queries made of the table's rows (:mod:`hybrid.feedback.pseudo`);
+    fusion is left alone"""
+    pseudo_queries: int = 200
+    """how many pseudo-queries a cold start makes (train + held-out)"""
 
 
 @dataclass
@@ -189,6 +196,13 @@ def tune(table: Table, judgments: Judgments | None = None, settings: TuneSetting
     """Learn from `judgments` (default: the table's feedback) and enable what the guard accepts."""
     s = settings or TuneSettings()
     start = time.perf_counter()
+    if s.cold_start:
+        from hybrid.feedback.pseudo import pseudo_judgments
+
+        if judgments is not None:
+            raise FeedbackError("cold_start makes its own judgments from the table's rows: pass no judgments")
+        judgments = pseudo_judgments(table, text_column(table, s), s.pseudo_queries, s.seed)
+        s = replace(s, fusion=False)
     judged = (judgments if judgments is not None else from_feedback(table)).answerable()
     if len(judged) < 4:
         raise FeedbackError(f"tuning needs at least 4 queries with a relevant row; the feedback has {len(judged)}")
@@ -202,7 +216,7 @@ def tune(table: Table, judgments: Judgments | None = None, settings: TuneSetting
         run=run,
         table=table.name,
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        queries={"judged": len(judged), "train": len(train), "held_out": len(held)},
+        queries={"judged": len(judged), "train": len(train), "held_out": len(held), "pseudo": int(s.cold_start)},
         settings=asdict(s),
     )
     show = s.progress
@@ -283,7 +297,9 @@ def mine_examples(
     table: Table, judgments: Judgments, fusion: dict[str, Any], s: TuneSettings, show: bool = False
 ) -> list[TrainingExample]:
     """A training example per (query, relevant row): `negatives` rows drawn from the table's top
-    `mine_depth` for the query that were not judged relevant (judged-wrong rows first)."""
+    `mine_depth` for the query that were not judged relevant (judged-wrong rows first). A cold start's
+    positives are shown without the pseudo-query's sentence (inverse cloze, :mod:`hybrid.feedback.pseudo`)."""
+    from hybrid.feedback.pseudo import strip_sentence
     from hybrid.feedback.reranker import TrainingExample
 
     column = text_column(table, s)
@@ -306,7 +322,8 @@ def mine_examples(
         if len(negatives) < s.negatives:
             continue  # too few rows to contrast (a tiny table)
         for r in judgments.positives(q):
-            out.append(TrainingExample(q, found[r] or "", negatives))
+            positive = strip_sentence(found[r] or "", q) if s.cold_start else found[r] or ""
+            out.append(TrainingExample(q, positive, negatives))
     return out
 
 
@@ -351,6 +368,7 @@ def _train_reranker(
     result = train_cross_encoder(base, examples, folder / "reranker", settings, progress)
     if bar is not None:
         bar.close()
+    onnx_seconds = _export(folder / "reranker", s)
     column = text_column(table, s)
     model = TunedReranker(folder / "reranker", top_n=s.top_n, max_length=s.max_length, threads=s.threads, column=column)
     dev_scores = _blend_scores_on(table, dev, fusion, model, s.progress)
@@ -368,10 +386,28 @@ def _train_reranker(
         "dev": {str(b): v for b, v in dev_scores.items()},
         "blend": best,
         "dev_best": dev_scores[best],
+        "onnx": onnx_seconds is not None,
+        "onnx_export_seconds": onnx_seconds,
     }
     spec = {"model": f"{folder.name}/reranker", "top_n": s.top_n, "blend": best, "max_length": s.max_length}
     spec["column"] = column
     return spec | ({"threads": s.threads} if s.threads is not None else {})
+
+
+def _export(model_dir: Path, s: TuneSettings) -> float | None:
+    """Export the trained model to int8 ONNX (what serves it from then on); the seconds it took, or None
+    when `s.onnx` is off or the ``onnx`` package is missing (the model then runs on torch)."""
+    from hybrid.embedders.onnx_quantize import onnx_installed
+    from hybrid.feedback.onnx_reranker import export_onnx
+
+    if not s.onnx:
+        return None
+    if not onnx_installed():
+        logger.warning("the tuned reranker runs on torch: its int8 ONNX copy needs pip install 'hybridsearch[onnx]'")
+        return None
+    start = time.perf_counter()
+    export_onnx(model_dir, s.max_length)
+    return time.perf_counter() - start
 
 
 def _blend_scores_on(

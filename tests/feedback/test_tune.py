@@ -141,6 +141,49 @@ def test_a_reopened_table_in_a_new_process_uses_its_tuned_reranker_and_fusion(
     assert seen["ids"] == expected and seen["ids"][0] == f"{t}-1"
 
 
+NO_TORCH = """
+import sys
+
+class NoTorch:
+    BLOCKED = ("torch", "sentence_transformers", "transformers", "onnx")
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.BLOCKED:
+            raise ImportError(f"{name} is blocked: this process stands for an install without torch")
+        return None
+
+sys.meta_path.insert(0, NoTorch())
+"""
+
+
+def test_the_tuned_reranker_is_served_by_onnx_in_a_process_without_torch(
+    tuned: tuple[hybrid.Table, TuneReport],
+) -> None:
+    table, report = tuned
+    assert report.reranker["onnx"] is True
+    assert (table.path.parent / "docs__tuned" / report.run / "reranker" / "model.int8.onnx").exists()
+    texts = [query(t) for t in topics()[:6]]
+    expected = [[r["id"] for r in table.search(q).limit(4).select(["id"]).to_list()] for q in texts]
+    code = NO_TORCH + (
+        "import json, hybrid\n"
+        "t = hybrid.connect(sys.argv[1]).open_table('docs')\n"
+        "qs = json.loads(sys.argv[2])\n"
+        "ids = [[r['id'] for r in t.search(q).limit(4).select(['id']).to_list()] for q in qs]\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in NoTorch.BLOCKED)\n"
+        "print(json.dumps({'reranker': repr(t.search(qs[0]).reranker), 'ids': ids, 'loaded': loaded}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(table.path.parent), json.dumps(texts)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "backend='onnx'" in seen["reranker"] and seen["loaded"] == []
+    assert seen["ids"] == expected
+    assert [ids[0] for ids in seen["ids"]] == [f"{t}-1" for t in topics()[:6]]
+
+
 def test_runs_are_listed_and_earlier_states_restored(tuned: tuple[hybrid.Table, TuneReport]) -> None:
     from typer.testing import CliRunner
 
