@@ -16,7 +16,7 @@ whose thresholds come from ``eval/results/ann_kinds.md``:
 
 1. up to ``AUTO_FLOAT_ROWS`` rows, and while the float graph's estimated size is at most
    ``AUTO_MEMORY_SHARE`` of the available memory: ``hnsw`` (fastest and exact enough);
-2. otherwise, while the int8 graph's estimated size fits that share: ``hnsw_int8``;
+2. otherwise, for cosine, while the int8 graph's estimated size fits that share: ``hnsw_int8``;
 3. otherwise ``ivf_pq``, whose codes stay on disk.
 
 When the extra is not installed the rule stops at 1 and picks ``hnsw``, saying so.
@@ -71,9 +71,17 @@ class CandidateIndex(Protocol):
         ...
 
 
-def check_kind(kind: str) -> None:
+def check_kind(kind: str, metric: str = "cosine") -> None:
+    """Refuse an unknown kind, and ``hnsw_int8`` for a metric other than cosine: usearch's int8 kernels
+    rank by angle whatever metric they are given (measured: ``l2sq`` and ``ip`` over ``i8`` return the
+    cosine order), so its candidates would be the wrong ones."""
     if kind != "auto" and kind not in KINDS:
         raise ValueError(f"unknown vector index kind {kind!r}; valid kinds: {', '.join(('auto', *KINDS))}")
+    if kind == "hnsw_int8" and metric != "cosine":
+        raise ValueError(
+            f"vector index kind 'hnsw_int8' ranks by cosine only (usearch's int8 kernels are angular); for "
+            f"metric {metric!r} use kind 'ivf_pq', 'ivf_rabitq' or 'hnsw'"
+        )
 
 
 def installed(kind: str) -> bool:
@@ -126,14 +134,19 @@ class AutoChoice:
         return {"picked": self.kind, "reason": self.reason}
 
 
-def choose_kind(rows: int, dim: int, m: int, memory: int, extra_installed: bool = True) -> AutoChoice:
-    """The kind ``"auto"`` builds for `rows` vectors of `dim` with `memory` bytes available (the module's rule).
+def choose_kind(
+    rows: int, dim: int, m: int, memory: int, extra_installed: bool = True, metric: str = "cosine"
+) -> AutoChoice:
+    """The kind ``"auto"`` builds for `rows` vectors of `dim` with `memory` bytes available (the module's rule;
+    ``hnsw_int8`` only for cosine).
 
     >>> choose_kind(10_000, 384, 16, 8 * 2**30).kind
     'hnsw'
     >>> choose_kind(2_000_000, 384, 16, 16 * 2**30).kind
     'hnsw_int8'
     >>> choose_kind(20_000_000, 384, 16, 16 * 2**30).kind
+    'ivf_pq'
+    >>> choose_kind(2_000_000, 384, 16, 16 * 2**30, metric="l2").kind
     'ivf_pq'
     """
     budget = AUTO_MEMORY_SHARE * memory
@@ -143,7 +156,7 @@ def choose_kind(rows: int, dim: int, m: int, memory: int, extra_installed: bool 
         return AutoChoice(FLOAT_KIND, f"{rows} rows <= {AUTO_FLOAT_ROWS} and the float graph fits ({gib:.1f} GiB free)")
     if not extra_installed:
         return AutoChoice(FLOAT_KIND, f"{rows} rows would use a compressed kind, but the {EXTRA!r} extra is missing")
-    if int8_hnsw_bytes(rows, dim, m) <= budget:
+    if metric == "cosine" and int8_hnsw_bytes(rows, dim, m) <= budget:
         why = "more" if rows > AUTO_FLOAT_ROWS else "a float graph too big"
         return AutoChoice("hnsw_int8", f"{rows} rows ({why} for floats); the int8 graph fits ({gib:.1f} GiB free)")
     return AutoChoice("ivf_pq", f"{rows} rows: even an int8 graph exceeds a quarter of {gib:.1f} GiB free")

@@ -272,7 +272,7 @@ def create_vector_index(
     snap = Snapshot(table.root, base, table.files)
     column = vector_column(snap, column)
     check_metric(metric)
-    check_kind(kind)
+    check_kind(kind, metric)
     if m < 2 or ef_construction < 1:
         raise ValueError(f"m must be >= 2 and ef_construction >= 1, got m={m}, ef_construction={ef_construction}")
     if target_recall is not None and not 0 < target_recall <= 1:
@@ -284,7 +284,8 @@ def create_vector_index(
     auto: dict[str, Any] = {}
     if kind == "auto":
         rows = len(table.cache.live_ids(snap))
-        choice = choose_kind(rows, snap.schema.field(column).type.list_size, m, available_memory(), all_installed())
+        dim = snap.schema.field(column).type.list_size
+        choice = choose_kind(rows, dim, m, available_memory(), all_installed(), metric)
         kind, auto = choice.kind, choice.to_dict()
         logger.info("vector index on %s: kind='auto' picked %r (%s)", column, kind, choice.reason)
     require_kind(kind)

@@ -113,7 +113,7 @@ def test_filters_deletes_adds_and_time_travel(tmp_path: Path, kind: str) -> None
     assert t.index_stats()[0]["index_type"] == kind and "merges" not in t.index_stats()[0]
 
 
-@pytest.mark.parametrize("kind", COMPRESSED)
+@pytest.mark.parametrize("kind", ("ivf_pq", "ivf_rabitq"))  # the machine checks l2; hnsw_int8 is cosine only
 def test_freshness_state_machine(kind: str) -> None:
     machine = type(f"Freshness_{kind}", (FreshnessMachine,), {"VECTOR_KIND": kind})
     run_state_machine_as_test(machine, settings=settings(max_examples=4, stateful_step_count=15, **_SETTINGS))
@@ -231,3 +231,20 @@ def test_streamed_ingest_and_batched_build(tmp_path: Path) -> None:
     assert s["indexed_rows"] == 3_000 and s["batch_rows"] == 700
     top = t.search(data[42], vector_column="vector").select(["id"]).limit(1).to_arrow()
     assert top.column("id").to_pylist() == [42]
+
+
+def test_hnsw_int8_is_cosine_only(tmp_path: Path) -> None:
+    """usearch's int8 kernels rank by angle whatever metric they are given: l2 or dot would propose the
+    wrong candidates (found by the freshness machine: [1, 0, 0, 0] missed for [1, 1, 1, 1] under l2), so
+    those metrics are refused by name, and auto picks ivf_pq for them."""
+    from usearch.index import Index
+
+    x = np.array([[0, 0, 0, 0], [0, 0, 0, 1], [0.5, 0, 0, 0], [1, 0, 0, 0]], np.float32)
+    ix = Index(ndim=4, metric="l2sq", dtype="i8")
+    ix.add(np.arange(4, dtype=np.uint64), x)
+    assert ix.search(np.full(4, 0.5, np.float32), 1, exact=True).keys[0] != 2  # the true l2 nearest is row 2
+    t = hybrid.connect(tmp_path, upkeep=None).create_table("t", [{"v": v.tolist()} for v in x])
+    for metric in ("l2", "dot"):
+        with pytest.raises(ValueError, match=f"cosine only .* for metric '{metric}' use kind 'ivf_pq'"):
+            t.create_vector_index("v", metric=metric, kind="hnsw_int8")
+    assert t.index_stats() == []
