@@ -314,6 +314,8 @@ def tables(res: dict[str, Any]) -> list[str]:
 
 def render_md(res: dict[str, Any], meta: dict[str, Any]) -> str:
     lines = md_intro("Row-level security: the cost of a row scope on hybrid search", "eval/rls_cost.py", meta)
+    per_tenant = meta["args"]["rows"] // meta["args"]["tenants"]
+    gathered = meta["args"]["rows"] * meta["args"]["dim"] * 4
     lines += md_machine(meta)
     lines += [
         "The machine was shared with other jobs while this ran: compare the two sides of one phase "
@@ -332,10 +334,10 @@ def render_md(res: dict[str, Any], meta: dict[str, Any]) -> str:
         "`tenant_id` as a filter field and the scope runs inside tantivy; the vector branch searches the "
         "tenant's 1% of rows exactly. The rows a filter allows are cached per (version, filter) in a "
         "least-recently-used cache bounded by bytes (64 MiB, `hybrid/query/allowed.py`), each set with "
-        "its rows' vectors gathered into one matrix (up to 8 MiB a set) at its first search: 100 tenants "
-        "x 1,000 rows x 64-d vectors (26 MB) fit, so after the warm-up a scoped search finds its rows "
-        "and vectors ready. Without the scalar index DuckDB scans the column for each tenant's first "
-        "row set of a version.\n",
+        "its rows' vectors gathered into one matrix (up to 8 MiB a set) at its first search: "
+        f"{meta['args']['tenants']} tenants x {per_tenant:,} rows x {meta['args']['dim']}-d float32 vectors "
+        f"({gathered / 1e6:.0f} MB) {'fit' if gathered <= 64 * 2**20 else 'do not all fit (a random tenant may miss)'}"
+        ". Without the scalar index DuckDB scans the column for each tenant's first row set of a version.\n",
         f"In-process phases ran {meta['args']['repeats']} times each (new random orders); the table above pools "
         "their timings, the one below gives each repeat.\n",
         tables(res)[2],
