@@ -179,17 +179,8 @@ def markdown(out: dict[str, Any]) -> str:
     for r in out["results"]:
         b = r.get("backends")
         if b:
-            a = b["agreement"]
-            lines += [
-                "",
-                f"ONNX int8 (served) against torch fp32 on {r['collection']}'s first {b['queries']} test queries, "
-                f"top-{out['settings']['top_n']}: default + reranker {b['onnx_int8']['with_reranker']:.4f} vs "
-                f"{b['torch_fp32']['with_reranker']:.4f}, model alone {b['onnx_int8']['alone']:.4f} vs "
-                f"{b['torch_fp32']['alone']:.4f}; Spearman of the scores per query mean {a['spearman_mean']:.4f} "
-                f"(min {a['spearman_min']:.4f}), same top-1 {a['same_top1']:.1%}; scoring p50 "
-                f"{b['onnx_int8']['p50_ms']:.0f} ms vs {b['torch_fp32']['p50_ms']:.0f} ms per query (one thread, "
-                "loaded machine).",
-            ]
+            what = f"{r['collection']}'s first {b['queries']} test queries"
+            lines += ["", tune_eval.backends_sentence(b, what, out["settings"]["top_n"], "one thread, loaded machine")]
     return "\n".join(lines) + "\n"
 
 

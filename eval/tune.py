@@ -305,18 +305,8 @@ def markdown(out: dict[str, Any]) -> str:
                 f"({x['queries']} queries)"
             )
     for r in out["trained"]:
-        b = r.get("backends")
-        if b:
-            a = b["agreement"]
-            lines += [
-                "",
-                f"ONNX int8 (served) against torch fp32, {r['collection']} test, top-{r['spec']['top_n']}: "
-                f"default + reranker {b['onnx_int8']['with_reranker']:.4f} vs {b['torch_fp32']['with_reranker']:.4f}, "
-                f"model alone {b['onnx_int8']['alone']:.4f} vs {b['torch_fp32']['alone']:.4f}; Spearman of the "
-                f"scores per query mean {a['spearman_mean']:.4f} (min {a['spearman_min']:.4f}), same top-1 "
-                f"{a['same_top1']:.1%}; scoring p50 {b['onnx_int8']['p50_ms']:.0f} ms vs "
-                f"{b['torch_fp32']['p50_ms']:.0f} ms per query (one thread).",
-            ]
+        if r.get("backends"):
+            lines += ["", backends_sentence(r["backends"], f"{r['collection']} test", r["spec"]["top_n"], "one thread")]
     if out["generalised"]:
         first = out["trained"][0]["collection"]
         lines += ["", f"Generalisation of the {first} reranker (guard on test queries):", ""]
@@ -398,3 +388,15 @@ def write(out: dict[str, Any], name: str) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def backends_sentence(b: dict[str, Any], what: str, top_n: int, conditions: str) -> str:
+    """One sentence comparing the served ONNX int8 reranker with torch fp32 (quality, agreement, speed)."""
+    a = b["agreement"]
+    return (
+        f"ONNX int8 (served) against torch fp32, {what}, top-{top_n}: default + reranker "
+        f"{b['onnx_int8']['with_reranker']:.4f} vs {b['torch_fp32']['with_reranker']:.4f}, model alone "
+        f"{b['onnx_int8']['alone']:.4f} vs {b['torch_fp32']['alone']:.4f}; Spearman of the scores per query mean "
+        f"{a['spearman_mean']:.4f} (min {a['spearman_min']:.4f}), same top-1 {a['same_top1']:.1%}; scoring p50 "
+        f"{b['onnx_int8']['p50_ms']:.0f} ms vs {b['torch_fp32']['p50_ms']:.0f} ms per query ({conditions})."
+    )
