@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from hybrid.query.chunk_layout import ChunkLayout
     from hybrid.query.search import Query, QueryType
     from hybrid.query.text import TextQuery
+    from hybrid.storage.remote import Remote
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -303,6 +304,16 @@ class AsyncDatabase(_Async):
     def upkeep(self) -> Upkeep | None:
         """Automatic upkeep of the tables this object opens (see :class:`hybrid.Upkeep`)."""
         return self._sync.upkeep
+
+    @property
+    def uri(self) -> str:
+        """Where the database lives: its folder, or an object-store URI."""
+        return self._sync.uri
+
+    @property
+    def store(self) -> Remote | None:
+        """The object store holding the database (None: a local folder)."""
+        return self._sync.store
 
     table_names = _delegate(Database.table_names)
     open_table = _delegate_table(Database.open_table)

@@ -26,7 +26,7 @@ from .conftest import make_rows
 
 SYNC_ON_PURPOSE = {"search"}
 """Sync methods whose async counterpart is sync too: `search` only builds a query (no I/O)."""
-PLAIN_PROPERTIES = {"name", "path", "read_only", "upkeep", "encrypted"}
+PLAIN_PROPERTIES = {"name", "path", "read_only", "upkeep", "encrypted", "uri", "store"}
 """Attributes that need no I/O, so the async classes keep them as plain properties."""
 
 
