@@ -44,6 +44,8 @@ _UNSPACED = re.compile(
     r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
     r"\u0e00-\u0e7f\u0e80-\u0eff\u1780-\u17ff\u1000-\u109f]+"
 )
+UNSPACED_SCRIPTS = _UNSPACED
+"""Runs of scripts written without spaces between words (Chinese, Japanese, Thai, Lao, Khmer, Burmese)."""
 _DEFAULT = Analyzer()
 _ASCII_GAPS = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
 """Every ASCII character that is not a word character, to a space (so ``split()`` finds ``\\w+``)."""

