@@ -46,7 +46,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # `hybrid` from
 
 from bench.frame import add_output_args, name_list, print_outcome, quiet_lancedb, run_and_report  # noqa: E402
 from bench.search_data import SYSTEMS  # noqa: E402
-from bench.search_report import machine_info, render_build, render_md, render_table, targets  # noqa: E402
+from bench.search_report import machine_info, render_build, render_disk, render_md, render_table, targets  # noqa: E402
 from bench.search_run import run  # noqa: E402
 
 quiet_lancedb()
@@ -75,6 +75,12 @@ def main(argv=None):
         type=float,
         default=None,
         help="build hybrid's vector index with target_recall (default: none, ef_search 64)",
+    )
+    ap.add_argument(
+        "--vector-index",
+        choices=("hnsw", "hnsw_int8", "ivf_pq", "ivf_rabitq"),
+        default="hnsw",
+        help="kind of hybrid's vector index (default hnsw; hnsw_int8 is the analogue of LanceDB's HNSW-SQ)",
     )
     ap.add_argument(
         "--hybrid-scalar-index",
@@ -119,7 +125,7 @@ def main(argv=None):
         machine_info=machine_info,
         targets=targets,
         render_md=render_md,
-        tables=lambda r: [render_table(r), render_build(r)],
+        tables=lambda r: [render_table(r), render_build(r), render_disk(r)],
         extra_meta={"thread_env": thread_env},
     )
     print_outcome(res, rd, args.name)

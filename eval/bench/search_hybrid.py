@@ -8,7 +8,9 @@ fusion, would not match the quality columns' reference). The filter column gets 
 full-text index is built (``t.create_scalar_index("category", kind=--hybrid-scalar-index)``,
 default ``auto``; ``none`` leaves filters to DuckDB), so the full-text index stores it as a filter
 field by default; ``--hybrid-target-recall`` builds the vector index with
-``target_recall`` (the floor and LanceDB HNSW-SQ then search with the ef_search it chose). hybrid
+``target_recall`` (the floor and LanceDB HNSW-SQ then search with the ef_search it chose);
+``--vector-index`` picks its kind (default ``hnsw``; ``hnsw_int8`` is the analogue of LanceDB's
+HNSW-SQ). hybrid
 runs the vector and text branches of a hybrid query concurrently in its own 2+-thread pool
 (measured as is).
 """
@@ -54,13 +56,22 @@ class HybridSystem(DatabaseSystem):
 
     def build_vector(self) -> None:
         recall = getattr(self.args, "hybrid_target_recall", None)
-        self._timed("vector", lambda: self.t.create_vector_index("vector", target_recall=recall))
+        kind = getattr(self.args, "vector_index", "hnsw")
+        self.build["vector_kind"] = kind
+        self._timed("vector", lambda: self.t.create_vector_index("vector", target_recall=recall, kind=kind))
         self.build["index_stats"] = self.t.index_stats()
 
     @property
     def ef_search(self) -> int:
         (s,) = [s for s in self.t.index_stats() if s["kind"] == "vector"]
-        return int(s["ef_search"])
+        return int(s.get("ef_search", 64))  # IVF kinds have no ef: the others then search with 64
+
+    def footprint(self) -> dict[str, int]:
+        """Bytes on disk by part: the table's own files (data, deletions, manifests) and each index."""
+        total = dir_bytes(self.root / "db")
+        parts = {k: self.build.get(f"{k}_bytes", 0) for k in ("vector", "fts", "scalar")}
+        data = dir_bytes(self.t.path / "data")
+        return {"table": total - sum(parts.values()), "table_data": data, **parts, "total": total}
 
     def dirs(self):
         return [self.root / "db"]

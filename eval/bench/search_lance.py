@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.files import folder_bytes
+from bench.files import dir_bytes, folder_bytes
 from bench.frame import now
 from bench.search_data import RRF_K, K
 from bench.search_system import DatabaseSystem
@@ -69,6 +69,13 @@ class LanceSystem(DatabaseSystem):
 
     def dirs(self):
         return [self.table_dir()]
+
+    def footprint(self) -> dict[str, int]:
+        """Bytes on disk by part: the table's own files (data, deletions, manifests) and each index."""
+        total = dir_bytes(self.table_dir())
+        parts = {k: self.build.get(f"{k}_bytes", 0) for k in ("vector", "fts", "scalar")}
+        data = dir_bytes(self.table_dir() / "data")
+        return {"table": total - dir_bytes(self.table_dir() / "_indices"), "table_data": data, **parts, "total": total}
 
     def prepare(self):
         self.reopen()

@@ -90,6 +90,19 @@ def targets(res) -> list[tuple[str, str, str]]:
             )
         )
 
+    hd, ld = b(res, "hybrid", "disk"), b(res, "lance-hnsw", "disk")
+    if hd and ld:
+        hr, lr = q(res, "hybrid", "vector", "quality"), q(res, "lance-hnsw", "vector", "quality")
+        out.append(
+            (
+                "disk footprint (table + every index) <= 1.2x LanceDB HNSW-SQ's, at recall@10 >= its",
+                verdict(None if hr is None or lr is None else hd["total"] <= 1.2 * ld["total"] and hr >= lr),
+                f"{hd['total'] / 1e6:,.1f} MB ({b(res, 'hybrid', 'vector_kind') or 'hnsw'}) vs "
+                f"{ld['total'] / 1e6:,.1f} MB ({fmt(ratio(hd['total'], ld['total']))}x); "
+                f"recall@10 {fmt(hr, '.3f')} vs {fmt(lr, '.3f')}",
+            )
+        )
+
     def total(s, what):
         a, c = b(res, s, f"fts_{what}"), b(res, s, f"vector_{what}")
         return None if a is None or c is None else a + c
@@ -159,6 +172,36 @@ def render_build(res) -> str:
             [
                 label,
                 *[fmt(vals[s], spec) for s in present],
+                *[fmt(ratio(vals.get("hybrid"), vals[s])) for s in present if s != "hybrid"],
+            ]
+        )
+    return grid(rows, labels=1)
+
+
+DISK_PARTS = (
+    ("table: data files", "table_data"),
+    ("table: all its own files", "table"),
+    ("vector index", "vector"),
+    ("FTS index", "fts"),
+    ("category scalar index", "scalar"),
+    ("total", "total"),
+)
+
+
+def render_disk(res) -> str:
+    """Bytes on disk by part, for the systems that keep a table (hybrid, LanceDB)."""
+    present = [s for s in SYSTEMS if b(res, s, "disk")]
+    if not present:
+        return ""
+    rows = [["disk MB", *[SYSTEM_TITLES[s] for s in present]]]
+    head_ratios = [f"hybrid/{SYSTEM_TITLES[s]}" for s in present if s != "hybrid"]
+    rows[0] += head_ratios
+    for label, key in DISK_PARTS:
+        vals = {s: b(res, s, "disk").get(key) for s in present}
+        rows.append(
+            [
+                label,
+                *[fmt(scaled(vals[s], 1e6), ",.1f") for s in present],
                 *[fmt(ratio(vals.get("hybrid"), vals[s])) for s in present if s != "hybrid"],
             ]
         )
@@ -239,6 +282,15 @@ def render_md(res, meta) -> str:
         "`add_items(num_threads=-1)` + `save_index` from in-memory arrays; LanceDB: `create_fts_index` / "
         "`create_index`). Sizes are the bytes of each index's own files.\n"
     )
+    disk = render_disk(res)
+    if disk:
+        L.append("## Disk footprint\n")
+        L.append(disk + "\n")
+        L.append(
+            f"hybrid's vector index: `{b(res, 'hybrid', 'vector_kind') or 'hnsw'}`. \"table: all its own files\" is "
+            "the table folder less its index folders (data files, deletions, manifests); \"data files\" the Arrow "
+            "IPC (hybrid) or Lance (LanceDB) data files alone. Measured after every index was built.\n"
+        )
     L += md_targets(targets(res))
     if res.get("hybrid_plans"):
         L.append("## hybrid's plans (first query)\n")

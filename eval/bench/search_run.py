@@ -134,6 +134,8 @@ def build(args, systems: dict[str, System], table: pa.Table, corpus: Corpus, gua
     for name, st in list(systems.items()):
         guard.or_drop(systems, name, "open", st.prepare)
     for name, st in systems.items():
+        if hasattr(st, "footprint"):
+            st.build["disk"] = st.footprint()
         res["per_system"][name] = {"build": st.build}
     if "floor" not in systems:
         raise SystemExit("the floor failed to build; see the errors above")
