@@ -287,8 +287,8 @@ def render_md(res, meta) -> str:
         L.append("## Disk footprint\n")
         L.append(disk + "\n")
         L.append(
-            f"hybrid's vector index: `{b(res, 'hybrid', 'vector_kind') or 'hnsw'}`. \"table: all its own files\" is "
-            "the table folder less its index folders (data files, deletions, manifests); \"data files\" the Arrow "
+            f'hybrid\'s vector index: `{b(res, "hybrid", "vector_kind") or "hnsw"}`. "table: all its own files" is '
+            'the table folder less its index folders (data files, deletions, manifests); "data files" the Arrow '
             "IPC (hybrid) or Lance (LanceDB) data files alone. Measured after every index was built.\n"
         )
     L += md_targets(targets(res))
