@@ -45,6 +45,7 @@ class SearchCache:
     stores: dict[str, dict[Any, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     making: dict[tuple[int, Any], threading.Lock] = field(default_factory=dict)
+    sizes: dict[int, dict[Any, int]] = field(default_factory=dict)  # id(store) -> key -> nbytes last measured
 
     def __post_init__(self) -> None:
         _live.add(self)
@@ -54,6 +55,7 @@ class SearchCache:
         with self.lock:
             for store in (self.loaded, self.coverage, self.live, self.pieces, self.latest_coverage, self.stores):
                 store.clear()
+            self.sizes.clear()
 
     @staticmethod
     def purge_all() -> None:
@@ -73,10 +75,14 @@ class SearchCache:
         the others wait for that result (64 clients missing a calibration at once each ran it).
 
         With `max_bytes` the store is least-recently-used and also bounded by the values'
-        ``nbytes`` (measured when a value is added, so lazily grown parts count from then on);
-        without, the oldest entry goes first once `keep` are held.
+        ``nbytes``: each value is measured when added, and again when the next call comes, since
+        a caller grows the value it got (masks, gathered vectors) before it asks again; the
+        entries are not all measured again per call (1,024 cached filters cost ~1 ms each time).
+        Without `max_bytes`, the oldest entry goes first once `keep` are held.
         """
         with self.lock:
+            if max_bytes is not None and store:
+                self._measure(store, next(reversed(store)))  # the last one used may have grown since
             if key in store:
                 if max_bytes is None:
                     return store[key]
@@ -95,16 +101,36 @@ class SearchCache:
                 value = make()
                 with self.lock:
                     if len(store) >= keep and key not in store:
-                        store.pop(next(iter(store)))
+                        self._drop(store, next(iter(store)))
                     store[key] = value
                     if max_bytes is not None:
-                        _trim(store, max_bytes, key)
+                        self._measure(store, key)
+                        self._trim(store, max_bytes, key)
             finally:
                 with self.lock:
                     self.making.pop((id(store), key), None)
         finally:
             gate.release()
         return value
+
+    def _measure(self, store: dict[Any, Any], key: Any) -> None:
+        """Record the bytes `store[key]` holds now (under the lock)."""
+        self.sizes.setdefault(id(store), {})[key] = int(getattr(store[key], "nbytes", 0))
+
+    def _drop(self, store: dict[Any, Any], key: Any) -> None:
+        """Remove `store[key]` and its recorded size (under the lock)."""
+        store.pop(key)
+        self.sizes.get(id(store), {}).pop(key, None)
+
+    def _trim(self, store: dict[Any, Any], max_bytes: int, newest: Any) -> None:
+        """Drop the least recently used entries of `store` until their recorded bytes fit `max_bytes`
+        (the newest entry stays, even alone over the bound: it is in use)."""
+        sizes = self.sizes.setdefault(id(store), {})
+        total = sum(sizes.values())  # only the keys in `store` have sizes
+        while total > max_bytes and len(store) > 1 and next(iter(store)) != newest:
+            oldest = next(iter(store))
+            total -= sizes.get(oldest, 0)
+            self._drop(store, oldest)
 
     def remember(
         self, namespace: str, key: Any, make: Callable[[], Any], keep: int = 8, max_bytes: int | None = None
@@ -206,14 +232,6 @@ class SearchCache:
 
 
 _live: weakref.WeakSet[SearchCache] = weakref.WeakSet()
-
-
-def _trim(store: dict[Any, Any], max_bytes: int, newest: Any) -> None:
-    """Drop the least recently used entries of `store` until its values' ``nbytes`` fit `max_bytes`
-    (the newest entry stays, even alone over the bound: it is in use)."""
-    total = sum(int(getattr(v, "nbytes", 0)) for v in store.values())
-    while total > max_bytes and len(store) > 1 and next(iter(store)) != newest:
-        total -= int(getattr(store.pop(next(iter(store))), "nbytes", 0))
 
 
 def renamed_weights(entry: IndexEntry) -> dict[str, int] | None:
