@@ -25,6 +25,7 @@ class Snapshot:
         self.manifest = manifest
         self.cache = cache
         self._mins = np.array([f.rowid_min for f in manifest.fragments], dtype=np.uint64)
+        self._schemas: dict[tuple[tuple[str, ...], bool], pa.Schema] = {}  # output schemas, made once each
 
     @property
     def schema(self) -> pa.Schema:
@@ -84,10 +85,14 @@ class Snapshot:
     # -- whole-version reads ----------------------------------------------------------
 
     def output_schema(self, columns: Sequence[str], with_rowid: bool) -> pa.Schema:
-        fields = [self.schema.field(c) for c in columns]
-        if with_rowid:
-            fields.insert(0, pa.field(ROWID, pa.uint64(), nullable=False))
-        return pa.schema(fields)
+        key = (tuple(columns), with_rowid)
+        found = self._schemas.get(key)
+        if found is None:
+            fields = [self.schema.field(c) for c in columns]
+            if with_rowid:
+                fields.insert(0, pa.field(ROWID, pa.uint64(), nullable=False))
+            found = self._schemas[key] = pa.schema(fields)
+        return found
 
     def scan(
         self,
@@ -329,6 +334,8 @@ def _plain_numbers(column: pa.ChunkedArray) -> bool:
 
 
 def _as_rowids(rowids: Sequence[int] | np.ndarray | pa.Array | pa.ChunkedArray) -> np.ndarray:
+    if isinstance(rowids, np.ndarray) and rowids.dtype == np.uint64 and rowids.ndim == 1:
+        return rowids.copy()  # what the query path passes: nothing to check or convert (a copy, as before)
     if isinstance(rowids, (pa.Array, pa.ChunkedArray)):
         rowids = rowids.to_numpy()
     arr = np.asarray(rowids)
