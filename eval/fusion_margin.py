@@ -2,8 +2,9 @@
 """Can a per-query fusion mechanism lift hybrid above BOTH branches by +0.02 on XQuAD-R without hurting English?
 
 Reads the branch lists that ``eval/fusion_study.py --e5`` caches under ``--work`` (each judged
-query's top-100 of BM25 and of the dense branch with raw scores, the calibration hit rates and,
-for questions in another language than the index, the share of their terms the index knows),
+query's top-100 of BM25 and of the dense branch with raw scores, and the calibration hit rates;
+for questions in another language than the index, by today's rule, the share of their terms the
+index knows is recomputed here from the corpus),
 fuses them in numpy with each candidate mechanism below, and reports nDCG@10 per collection,
 the margin over the better branch, the change against the library's default with a paired
 randomization test per collection, and the worst case over collections (how a default is
@@ -50,7 +51,7 @@ from peer_lancedb import default_data  # noqa: E402
 
 from hybrid.eval import load_beir, load_queries, paired_randomization_test  # noqa: E402
 from hybrid.index.analyzer import Analyzer  # noqa: E402
-from hybrid.index.language import detect_language  # noqa: E402
+from hybrid.index.language import detect_language, is_foreign  # noqa: E402
 from hybrid.query import calibration, confidence  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -191,9 +192,10 @@ CANDIDATES = {
 }
 
 
-def add_coverage(data: Path, name: str, study: dict[str, Any], queries: list[Query]) -> None:
+def add_evidence(data: Path, name: str, study: dict[str, Any], queries: list[Query]) -> None:
     """Each query's coverage difference (BM25's first result minus the dense branch's), IDF-weighted,
-    with the analysis the collection's index uses (stemming and stop words as detected)."""
+    with the analysis the collection's index uses (stemming and stop words as detected); and its
+    known share under today's :func:`hybrid.index.language.is_foreign` (None where not foreign)."""
     base, _, asked = name.partition("@")
     coll = load_beir(data / base)
     if asked:
@@ -207,8 +209,16 @@ def add_coverage(data: Path, name: str, study: dict[str, Any], queries: list[Que
             df[t] = df.get(t, 0) + 1
     n = len(terms)
     texts = coll.judged_queries
+    same = cached = 0
     for qid, q in zip(study["lists"], queries):
         words = list(dict.fromkeys(analyzer.terms(texts[qid])))
+        # the known share under today's foreign-question rule (the cached lists hold the rule of their day)
+        known = sum(1 for t in words if df.get(t, 0)) / len(words) if words else None
+        fresh = known if is_foreign(texts[qid], analyzer.language) else None
+        if q.known is not None:
+            cached += 1
+            same += fresh is not None and abs(fresh - q.known) < 1e-9
+        q.known = fresh
         idf = {t: math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in words if df.get(t, 0)}
         total = sum(idf.values())
         if not total or not len(q.vi) or not len(q.fi):
@@ -217,6 +227,8 @@ def add_coverage(data: Path, name: str, study: dict[str, Any], queries: list[Que
         q.coverage = (
             sum(v for t, v in idf.items() if t in first_f) - sum(v for t, v in idf.items() if t in first_v)
         ) / total
+    if cached:
+        print(f"{name}: known share recomputed equal to the cached one for {same} of {cached} questions", flush=True)
 
 
 def main() -> None:
@@ -231,7 +243,7 @@ def main() -> None:
             raise SystemExit(f"{path} is missing: run python eval/fusion_study.py --e5 --work {args.work} first")
         studies[name] = json.loads(path.read_text())
         queries[name] = [Query(lists, studies[name]["qrels"].get(q, {})) for q, lists in studies[name]["lists"].items()]
-        add_coverage(args.data, name, studies[name], queries[name])
+        add_evidence(args.data, name, studies[name], queries[name])
         print(f"{name}: {len(queries[name])} queries", flush=True)
     per_query = {c: {n: run(studies[n], queries[n]) for n in NAMES} for c, run in CANDIDATES.items()}
     table = {c: {n: round(float(v.mean()), 4) for n, v in runs.items()} for c, runs in per_query.items()}
