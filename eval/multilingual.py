@@ -16,7 +16,7 @@ questions, embedder cost on short and long text, and how much text the analysis 
    multisets, so a dropped run or a split-off mark counts as lost), and how many judged
    queries yield no term under the default analysis.
 
-    python eval/multilingual.py [--data <BEIR folder, default $HYBRID_DATA>] [--skip-quality]
+    python eval/multilingual.py [--data <BEIR folder>] [--skip-quality | --cost-only | --cross-only]
 
 Writes eval/results/multilingual.json and .md.
 """
