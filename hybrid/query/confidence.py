@@ -15,7 +15,8 @@ Steepness is relative to each score's natural zero, so no constant sets its scal
 vector distances (lower is better, 0 = identical).
 
 The text branch has a second sign for a question written in another language than its
-index (py3langid at least 90% sure, :func:`hybrid.index.language.is_foreign`): how many
+index (none of its letters in a script the index's language is written in, or py3langid at
+least 90% sure: :func:`hybrid.index.language.is_foreign`): how many
 of the question's terms the index has ever seen (:func:`vocabulary`). Such a question
 shares only names and numbers with the text, and BM25 on those alone ranks whatever
 repeats the name (``eval/results/multilingual.md``: English questions against the
