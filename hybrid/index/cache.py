@@ -45,6 +45,7 @@ class SearchCache:
     stores: dict[str, dict[Any, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     making: dict[tuple[int, Any], threading.Lock] = field(default_factory=dict)
+    sizes: dict[int, _Sizes] = field(default_factory=dict)  # id(store) -> bytes of a byte-bounded store
 
     def __post_init__(self) -> None:
         _live.add(self)
@@ -54,6 +55,7 @@ class SearchCache:
         with self.lock:
             for store in (self.loaded, self.coverage, self.live, self.pieces, self.latest_coverage, self.stores):
                 store.clear()
+            self.sizes.clear()
 
     @staticmethod
     def purge_all() -> None:
@@ -73,15 +75,20 @@ class SearchCache:
         the others wait for that result (64 clients missing a calibration at once each ran it).
 
         With `max_bytes` the store is least-recently-used and also bounded by the values'
-        ``nbytes`` (measured when a value is added, so lazily grown parts count from then on);
+        ``nbytes``, measured when a value is added and again at the next call after it was last
+        returned (so parts its user grew lazily count from then on); the store's total is kept
+        up to date, not summed per call (a table written to all day adds entries per version);
         without, the oldest entry goes first once `keep` are held.
         """
         with self.lock:
+            if max_bytes is not None:
+                self._sizes(store).remeasure(store)
             if key in store:
                 if max_bytes is None:
                     return store[key]
                 value = store.pop(key)  # least recently used: move to the end
                 store[key] = value
+                self._sizes(store).last = key
                 return value
             gate = self.making.setdefault((id(store), key), threading.Lock())
         left = budget.remaining()  # a waiter stops waiting at its time budget; the maker goes on for the others
@@ -94,17 +101,31 @@ class SearchCache:
             try:
                 value = make()
                 with self.lock:
+                    sizes = self._sizes(store) if max_bytes is not None else None
                     if len(store) >= keep and key not in store:
-                        store.pop(next(iter(store)))
+                        dropped = next(iter(store))
+                        store.pop(dropped)
+                        if sizes is not None:
+                            sizes.forget(dropped)
                     store[key] = value
-                    if max_bytes is not None:
-                        _trim(store, max_bytes, key)
+                    if sizes is not None:
+                        sizes.note(key, value)
+                        sizes.trim(store, max_bytes, key)
             finally:
                 with self.lock:
                     self.making.pop((id(store), key), None)
         finally:
             gate.release()
         return value
+
+    def _sizes(self, store: dict[Any, Any]) -> _Sizes:
+        """The byte accounting of `store` (under `self.lock`)."""
+        found = self.sizes.get(id(store))
+        if found is None:
+            found = self.sizes[id(store)] = _Sizes()
+            for k, v in store.items():
+                found.note(k, v)
+        return found
 
     def remember(
         self, namespace: str, key: Any, make: Callable[[], Any], keep: int = 8, max_bytes: int | None = None
@@ -208,12 +229,40 @@ class SearchCache:
 _live: weakref.WeakSet[SearchCache] = weakref.WeakSet()
 
 
-def _trim(store: dict[Any, Any], max_bytes: int, newest: Any) -> None:
-    """Drop the least recently used entries of `store` until its values' ``nbytes`` fit `max_bytes`
-    (the newest entry stays, even alone over the bound: it is in use)."""
-    total = sum(int(getattr(v, "nbytes", 0)) for v in store.values())
-    while total > max_bytes and len(store) > 1 and next(iter(store)) != newest:
-        total -= int(getattr(store.pop(next(iter(store))), "nbytes", 0))
+def _nbytes(value: Any) -> int:
+    return int(getattr(value, "nbytes", 0))
+
+
+@dataclass
+class _Sizes:
+    """The bytes of each value of one byte-bounded store and their total, kept as entries come and go."""
+
+    each: dict[Any, int] = field(default_factory=dict)
+    total: int = 0
+    last: Any = None  # the key last returned: its user may have grown it since
+
+    def note(self, key: Any, value: Any) -> None:
+        self.forget(key)
+        self.each[key] = size = _nbytes(value)
+        self.total += size
+        self.last = key
+
+    def forget(self, key: Any) -> None:
+        self.total -= self.each.pop(key, 0)
+
+    def remeasure(self, store: dict[Any, Any]) -> None:
+        """Measure again the value last returned (lazily grown parts count from now on)."""
+        key, self.last = self.last, None
+        if key is not None and key in store:
+            self.note(key, store[key])
+            self.last = None
+
+    def trim(self, store: dict[Any, Any], max_bytes: int, newest: Any) -> None:
+        """Drop the least recently used entries of `store` until they fit `max_bytes` (the newest
+        entry stays, even alone over the bound: it is in use)."""
+        while self.total > max_bytes and len(store) > 1 and (oldest := next(iter(store))) != newest:
+            store.pop(oldest)
+            self.forget(oldest)
 
 
 def renamed_weights(entry: IndexEntry) -> dict[str, int] | None:
