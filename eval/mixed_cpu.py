@@ -66,19 +66,22 @@ def replay(
     rng = random.Random(args.seed)
     kinds = rng.choices(load.kinds, load.weights, k=args.warmup + args.requests)
     profile = cProfile.Profile() if args.profile else None
+    write_profile = cProfile.Profile() if args.profile and mixed else None
     search_cpu: list[float] = []
     counts = {"search": 0, "write": 0}
 
     def one(kind: str, measured: bool) -> None:
         path, body = load.request(kind, rng)
-        if path == "rows":
+        if path in ("rows", "rows/delete"):
+            if write_profile is not None and measured:
+                write_profile.enable()
             with tables.write("docs") as table:
-                table.add(body["rows"])
-            counts["write"] += measured
-            return
-        if path == "rows/delete":
-            with tables.write("docs") as table:
-                table.delete(body["where"])
+                if path == "rows":
+                    table.add(body["rows"])
+                else:
+                    table.delete(body["where"])
+            if write_profile is not None and measured:
+                write_profile.disable()
             counts["write"] += measured
             return
         began = time.thread_time()
@@ -121,6 +124,8 @@ def replay(
     }
     if profile is not None:
         out["_profile"] = profile
+    if write_profile is not None:
+        out["_write_profile"] = write_profile
     return out
 
 
@@ -153,7 +158,11 @@ def profile_diff(ro: dict[str, Any], mx: dict[str, Any], top: int) -> dict[str, 
     a = pstats.Stats(ro.pop("_profile")).stats  # type: ignore[attr-defined]
     b = pstats.Stats(mx.pop("_profile")).stats  # type: ignore[attr-defined]
     na, nb = ro["searches"], mx["searches"]
+    w = pstats.Stats(mx.pop("_write_profile")).stats  # type: ignore[attr-defined]
+    writes = sorted(_times(w, mx["writes"], 3, True).items(), key=lambda kv: -kv[1])[:top]
     return {
+        "writes": [["function", "ms/write with callees (in the request's thread)"]]
+        + [[k, f"{v:.3f}"] for k, v in writes],
         "own": _grown(_times(a, na, 2, False), _times(b, nb, 2, False), top, True),
         "cumulative": _grown(_times(a, na, 3, True), _times(b, nb, 3, True), top, False),
     }
@@ -181,6 +190,7 @@ def markdown(res: dict[str, Any]) -> str:
         diff = res["profile_diff"]
         lines += ["## Where a search's time grows with writes (cProfile, own time)\n", grid(diff["own"], 1), ""]
         lines += ["## ... with callees (the project's functions)\n", grid(diff["cumulative"], 1), ""]
+        lines += ["## What a write costs in its request (cProfile, with callees)\n", grid(diff["writes"], 1), ""]
     return "\n".join(lines) + "\n"
 
 

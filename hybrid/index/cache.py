@@ -108,7 +108,7 @@ class SearchCache:
                         if sizes is not None:
                             sizes.forget(dropped)
                     store[key] = value
-                    if sizes is not None:
+                    if sizes is not None and max_bytes is not None:
                         sizes.note(key, value)
                         sizes.trim(store, max_bytes, key)
             finally:

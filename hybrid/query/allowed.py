@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from hybrid.index.carried_vectors import Gathered, carried
 from hybrid.index.catalog import masks_of
 from hybrid.index.coverage import LivePieces, delta, member, small
-from hybrid.index.exact import RowVectors, row_vectors
+from hybrid.index.exact import row_vectors
 from hybrid.index.scalar import MAX_ROWID, ScalarIndex, as_ids, indexable_type
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query.filter import Filter
@@ -32,7 +33,7 @@ class Allowed:
     flt: Filter | None = None
     _masks: list[np.ndarray | None] | None = None
     _flags: np.ndarray | None = field(default=None, repr=False)
-    _vectors: dict[tuple[str, bool], RowVectors] = field(default_factory=dict, repr=False)
+    _vectors: dict[tuple[str, bool], Gathered] = field(default_factory=dict, repr=False)
 
     @property
     def masks(self) -> list[np.ndarray | None]:
@@ -48,7 +49,7 @@ class Allowed:
         vectors = sum(v.nbytes for v in list(self._vectors.values()))
         return int(self.ids.nbytes) + masks + (self._flags.nbytes if self._flags is not None else 0) + vectors
 
-    def vectors(self, view: IndexedSnapshot, column: str, metric: str) -> RowVectors:
+    def vectors(self, view: IndexedSnapshot, column: str, metric: str) -> Gathered:
         """The allowed rows' vectors of `column`, gathered into one matrix; kept with this set (so in the
         filter cache, under its byte bound) when they take at most `VECTORS_MAX_BYTES`."""
         key = (column, metric != "dot")
@@ -58,6 +59,14 @@ class Allowed:
             if found.nbytes <= VECTORS_MAX_BYTES:
                 self._vectors[key] = found
         return found
+
+    def carry_vectors(self, view: IndexedSnapshot, earlier: Allowed, removed: np.ndarray, added: np.ndarray) -> None:
+        """Take `earlier`'s gathered vectors for this set, which lost the rows `removed` and gained the
+        allowed rows `added` since (see :mod:`hybrid.index.carried_vectors`)."""
+        for (column, squares), gathered in list(earlier._vectors.items()):
+            found = carried(view, column, "cosine" if squares else "dot", gathered, removed, added)
+            if found is not None and found.nbytes <= VECTORS_MAX_BYTES:
+                self._vectors[(column, squares)] = found
 
     def flags(self, size: int) -> np.ndarray:
         """A boolean array indexed by row id (`size` = the table's next row id)."""
@@ -151,10 +160,12 @@ def carried_rows(view: IndexedSnapshot, flt: Filter) -> Allowed:
             ids = previous[1].ids
             if len(removed):
                 ids = ids[~member(ids, removed)]
-            if len(added):
-                ids = np.union1d(ids, _check(view.snapshot, flt, added)).astype(np.uint64)
+            passed = _check(view.snapshot, flt, added)
+            if len(passed):
+                ids = np.union1d(ids, passed).astype(np.uint64)
             how = previous[1].how.split("; ")[0] + f"; carried from an earlier version (+{len(added)} -{len(removed)})"
             result = Allowed(ids, view.snapshot, how, flt)
+            result.carry_vectors(view, previous[1], removed, passed)
     if result is None:
         result = allowed_rows(view, flt)
     last.rows = (pieces, result)
