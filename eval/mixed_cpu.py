@@ -208,6 +208,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--profile", action="store_true", help="cProfile the searches and list what writes add")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--name", default="mixed_cpu")
+    ap.add_argument(
+        "--only",
+        choices=["read-only", "mixed"],
+        default=None,
+        help="one mode (to sample it with py-spy); no results file",
+    )
     args = ap.parse_args(argv)
     if args.corpus == "scifact":
         rows, queries = ls.scifact(args.data, args.docs)
@@ -224,11 +230,15 @@ def main(argv: list[str] | None = None) -> None:
         base = Path(scratch) / "base"
         res["build"] = ls.build_table(base, rows, args.dim)
         for mixed in (False, True):
+            if args.only is not None and args.only != ("mixed" if mixed else "read-only"):
+                continue
             folder = Path(scratch) / ("mixed" if mixed else "readonly")
             shutil.copytree(base, folder)
             run = replay(folder, rows, queries, args, mixed)
             print({k: v for k, v in run.items() if k != "_profile"}, flush=True)
             res["modes"].append(run)
+    if args.only is not None:
+        return
     ro, mx = res["modes"]
     res["cpu_ratio"] = round(mx["cpu_ms_per_request"] / ro["cpu_ms_per_request"], 3)
     res["throughput_ratio_estimate"] = round(ro["cpu_ms_per_request"] / mx["cpu_ms_per_request"], 3)

@@ -34,6 +34,7 @@ class Allowed:
     _masks: list[np.ndarray | None] | None = None
     _flags: np.ndarray | None = field(default=None, repr=False)
     _vectors: dict[tuple[str, bool], Gathered] = field(default_factory=dict, repr=False)
+    _among: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
     def masks(self) -> list[np.ndarray | None]:
@@ -67,6 +68,19 @@ class Allowed:
             found = carried(view, column, "cosine" if squares else "dot", gathered, removed, added)
             if found is not None and found.nbytes <= VECTORS_MAX_BYTES:
                 self._vectors[(column, squares)] = found
+
+    def among(self, rows: np.ndarray) -> np.ndarray:
+        """The allowed ones of the sorted row ids `rows` (a binary search of each in the allowed ids;
+        the answers for the last few `rows` arrays asked about are kept: each branch of a search asks
+        of its index's unindexed rows, the vector branch twice)."""
+        found = self._among.get(id(rows))
+        if found is not None and found[0] is rows:
+            return found[1]
+        picked = rows[member(rows, self.ids)]
+        if len(self._among) >= 4:
+            self._among.clear()
+        self._among[id(rows)] = (rows, picked)
+        return picked
 
     def flags(self, size: int) -> np.ndarray:
         """A boolean array indexed by row id (`size` = the table's next row id)."""
@@ -160,9 +174,9 @@ def carried_rows(view: IndexedSnapshot, flt: Filter) -> Allowed:
             ids = previous[1].ids
             if len(removed):
                 ids = ids[~member(ids, removed)]
-            passed = _check(view.snapshot, flt, added)
+            passed = _check_added(view, flt, added)
             if len(passed):
-                ids = np.union1d(ids, passed).astype(np.uint64)
+                ids = _appended(ids, passed)
             how = previous[1].how.split("; ")[0] + f"; carried from an earlier version (+{len(added)} -{len(removed)})"
             result = Allowed(ids, view.snapshot, how, flt)
             result.carry_vectors(view, previous[1], removed, passed)
@@ -170,6 +184,14 @@ def carried_rows(view: IndexedSnapshot, flt: Filter) -> Allowed:
         result = allowed_rows(view, flt)
     last.rows = (pieces, result)
     return result
+
+
+def _appended(ids: np.ndarray, more: np.ndarray) -> np.ndarray:
+    """The union of sorted unique row ids `ids` and `more`: a concatenation when `more` lie above
+    (appended rows, the common case), else a sorting union."""
+    if not len(ids) or int(more[0]) > int(ids[-1]):
+        return np.concatenate([np.asarray(ids, dtype=np.uint64), np.asarray(more, dtype=np.uint64)])
+    return np.union1d(ids, more).astype(np.uint64)
 
 
 def _union(parts: list[np.ndarray]) -> np.ndarray:
@@ -181,6 +203,32 @@ def _union(parts: list[np.ndarray]) -> np.ndarray:
 
 SMALL_CHECK = 256
 """Up to this many rows are checked through scalar indexes built on the spot (a DuckDB query costs ~1 ms)."""
+
+
+def _check_added(view: IndexedSnapshot, flt: Filter, ids: np.ndarray) -> np.ndarray:
+    """`_check` of the rows a commit added, through scalar indexes of those rows kept per (version,
+    rows, column): every filter on a column carried to the same version reads and indexes its new
+    rows once, not once per filter."""
+    if not len(ids) or len(ids) > SMALL_CHECK or not flt.columns or int(ids.max()) > MAX_ROWID:
+        return _check(view.snapshot, flt, ids)
+    snap = view.snapshot
+    ids64 = np.asarray(ids, dtype=np.uint64)
+    rows_key = ids64.tobytes()
+    indexes: dict[str, ScalarIndex] = {}
+    for column in flt.columns:
+
+        def make(column: str = column) -> ScalarIndex | None:
+            values = snap.take(ids64, [column]).column(column).combine_chunks()
+            return ScalarIndex.build(ids64, values) if indexable_type(values.type) else None
+
+        index = view.remember("added_rows", (view.version, rows_key, column), make, keep=256)
+        if index is None:
+            return _check(snap, flt, ids)
+        indexes[column] = index
+    found = answer(flt.tree, flt.literals, indexes)
+    if found is not None and found.exact:
+        return as_ids(found.rows)
+    return _check(snap, flt, ids)
 
 
 def _check(snap: Snapshot, flt: Filter, ids: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ class Snapshot:
         self.manifest = manifest
         self.cache = cache
         self._mins = np.array([f.rowid_min for f in manifest.fragments], dtype=np.uint64)
+        self._schemas: dict[tuple[tuple[str, ...], bool], pa.Schema] = {}  # output schemas made so far
 
     @property
     def schema(self) -> pa.Schema:
@@ -84,10 +85,16 @@ class Snapshot:
     # -- whole-version reads ----------------------------------------------------------
 
     def output_schema(self, columns: Sequence[str], with_rowid: bool) -> pa.Schema:
-        fields = [self.schema.field(c) for c in columns]
-        if with_rowid:
-            fields.insert(0, pa.field(ROWID, pa.uint64(), nullable=False))
-        return pa.schema(fields)
+        key = (tuple(columns), with_rowid)
+        found = self._schemas.get(key)
+        if found is None:
+            fields = [self.schema.field(c) for c in columns]
+            if with_rowid:
+                fields.insert(0, pa.field(ROWID, pa.uint64(), nullable=False))
+            found = pa.schema(fields)
+            if len(self._schemas) < 64:
+                self._schemas[key] = found
+        return found
 
     def scan(
         self,
