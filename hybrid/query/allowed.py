@@ -206,29 +206,27 @@ SMALL_CHECK = 256
 
 
 def _check_added(view: IndexedSnapshot, flt: Filter, ids: np.ndarray) -> np.ndarray:
-    """`_check` of the rows a commit added, through scalar indexes of those rows kept per (version,
-    rows, column): every filter on a column carried to the same version reads and indexes its new
-    rows once, not once per filter."""
+    """`_check` of the rows a commit added, their filter columns read (and indexed) once per (version,
+    rows, columns): filters on the same columns carried to the same version from the same one share them."""
     if not len(ids) or len(ids) > SMALL_CHECK or not flt.columns or int(ids.max()) > MAX_ROWID:
         return _check(view.snapshot, flt, ids)
-    snap = view.snapshot
     ids64 = np.asarray(ids, dtype=np.uint64)
-    rows_key = ids64.tobytes()
-    indexes: dict[str, ScalarIndex] = {}
-    for column in flt.columns:
-
-        def make(column: str = column) -> ScalarIndex | None:
-            values = snap.take(ids64, [column]).column(column).combine_chunks()
-            return ScalarIndex.build(ids64, values) if indexable_type(values.type) else None
-
-        index = view.remember("added_rows", (view.version, rows_key, column), make, keep=256)
-        if index is None:
-            return _check(snap, flt, ids)
-        indexes[column] = index
-    found = answer(flt.tree, flt.literals, indexes)
+    key = (view.version, ids64.tobytes(), flt.columns)
+    rows, indexes = view.remember("added_rows", key, lambda: _indexed(view.snapshot, flt, ids64), keep=256)
+    found = answer(flt.tree, flt.literals, indexes) if indexes is not None else None
     if found is not None and found.exact:
         return as_ids(found.rows)
-    return _check(snap, flt, ids)
+    return _by_duckdb(flt, ids, rows)
+
+
+def _indexed(snap: Snapshot, flt: Filter, ids: np.ndarray) -> tuple[pa.Table, dict[str, ScalarIndex] | None]:
+    """The rows `ids` with `flt`'s columns, and scalar indexes of those columns over them (None when a
+    column's type has none)."""
+    rows = snap.take(ids, list(flt.columns))
+    columns = {c: rows.column(c).combine_chunks() for c in flt.columns}
+    if not all(indexable_type(v.type) for v in columns.values()):
+        return rows, None
+    return rows, {c: ScalarIndex.build(ids, v) for c, v in columns.items()}
 
 
 def _check(snap: Snapshot, flt: Filter, ids: np.ndarray) -> np.ndarray:
@@ -244,5 +242,10 @@ def _check(snap: Snapshot, flt: Filter, ids: np.ndarray) -> np.ndarray:
             found = answer(flt.tree, flt.literals, indexes)
             if found is not None and found.exact:
                 return as_ids(found.rows)
+    return _by_duckdb(flt, ids, rows)
+
+
+def _by_duckdb(flt: Filter, ids: np.ndarray, rows: pa.Table) -> np.ndarray:
+    """The ids among `ids` for which `flt` is TRUE, by DuckDB over `rows` (those rows, `_rowid` first)."""
     table = rows.drop_columns([rows.column_names[0]]) if flt.columns else pa.table({"_n": pa.nulls(len(ids))})
     return np.asarray(ids, dtype=np.uint64)[flt.mask(table)]
