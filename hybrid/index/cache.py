@@ -153,7 +153,7 @@ class SearchCache:
                 out[key] = ids
             return out
 
-        found: LivePieces = self.get(snap.manifest.version, self.pieces, make, keep=4)
+        found: LivePieces = self.get(snap.manifest.version, self.pieces, make, keep=LIVE_VERSIONS)
         return found
 
     def live_ids(self, snap: Snapshot) -> np.ndarray:
@@ -199,7 +199,7 @@ class SearchCache:
                 self.latest_coverage[entry.path] = (pieces, cov)
             return cov
 
-        found: Coverage = self.get((entry.path, snap.manifest.version), self.coverage, make)
+        found: Coverage = self.get((entry.path, snap.manifest.version), self.coverage, make, keep=4 * LIVE_VERSIONS)
         return found
 
     def index(self, root: Path, snap: Snapshot, entry: IndexEntry) -> LoadedIndex:
@@ -227,6 +227,11 @@ class SearchCache:
 
 
 _live: weakref.WeakSet[SearchCache] = weakref.WeakSet()
+
+LIVE_VERSIONS = 16
+"""Versions whose live row ids per fragment (and, per index, coverage) are kept: a server written to
+several times a second runs searches pinned to several recent versions at once, and a version evicted
+while its searches run is worked out again by each (its arrays are mostly shared with its neighbours')."""
 
 
 def _nbytes(value: Any) -> int:
