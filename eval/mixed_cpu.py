@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import random
 import shlex
@@ -173,7 +174,8 @@ def markdown(res: dict[str, Any]) -> str:
     lines += md_machine(res)
     lines += [
         "The machine is shared with other work: CPU time (not wall time) is the measure, and the two modes "
-        "run back to back in one process on fresh copies of one table.",
+        "run back to back in one process on fresh copies of one table. Load average before "
+        f"{res.get('load_average_before')}, after {res.get('load_average_after')}.",
         "",
     ]
     keys = [k for k in res["modes"][0] if k != "mode"]
@@ -225,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": machine_info(("numpy", "pyarrow", "tantivy", "hnswlib", "duckdb")),
         "git": git_info(),
         "modes": [],
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
     }
     with tempfile.TemporaryDirectory(prefix="mixed-cpu-") as scratch:
         base = Path(scratch) / "base"
@@ -237,6 +240,7 @@ def main(argv: list[str] | None = None) -> None:
             run = replay(folder, rows, queries, args, mixed)
             print({k: v for k, v in run.items() if k != "_profile"}, flush=True)
             res["modes"].append(run)
+    res["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     if args.only is not None:
         return
     ro, mx = res["modes"]
