@@ -45,7 +45,7 @@ class SearchCache:
     stores: dict[str, dict[Any, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     making: dict[tuple[int, Any], threading.Lock] = field(default_factory=dict)
-    sizes: dict[int, dict[Any, int]] = field(default_factory=dict)  # id(store) -> key -> nbytes last measured
+    sizes: dict[int, _Sizes] = field(default_factory=dict)  # id(store) -> bytes of a byte-bounded store
 
     def __post_init__(self) -> None:
         _live.add(self)
@@ -75,19 +75,20 @@ class SearchCache:
         the others wait for that result (64 clients missing a calibration at once each ran it).
 
         With `max_bytes` the store is least-recently-used and also bounded by the values'
-        ``nbytes``: each value is measured when added, and again when the next call comes, since
-        a caller grows the value it got (masks, gathered vectors) before it asks again; the
-        entries are not all measured again per call (1,024 cached filters cost ~1 ms each time).
-        Without `max_bytes`, the oldest entry goes first once `keep` are held.
+        ``nbytes``, measured when a value is added and again at the next call after it was last
+        returned (so parts its user grew lazily count from then on); the store's total is kept
+        up to date, not summed per call (a table written to all day adds entries per version);
+        without, the oldest entry goes first once `keep` are held.
         """
         with self.lock:
-            if max_bytes is not None and store:
-                self._measure(store, next(reversed(store)))  # the last one used may have grown since
+            if max_bytes is not None:
+                self._sizes(store).remeasure(store)
             if key in store:
                 if max_bytes is None:
                     return store[key]
                 value = store.pop(key)  # least recently used: move to the end
                 store[key] = value
+                self._sizes(store).last = key
                 return value
             gate = self.making.setdefault((id(store), key), threading.Lock())
         left = budget.remaining()  # a waiter stops waiting at its time budget; the maker goes on for the others
@@ -100,12 +101,16 @@ class SearchCache:
             try:
                 value = make()
                 with self.lock:
+                    sizes = self._sizes(store) if max_bytes is not None else None
                     if len(store) >= keep and key not in store:
-                        self._drop(store, next(iter(store)))
+                        dropped = next(iter(store))
+                        store.pop(dropped)
+                        if sizes is not None:
+                            sizes.forget(dropped)
                     store[key] = value
-                    if max_bytes is not None:
-                        self._measure(store, key)
-                        self._trim(store, max_bytes, key)
+                    if sizes is not None and max_bytes is not None:
+                        sizes.note(key, value)
+                        sizes.trim(store, max_bytes, key)
             finally:
                 with self.lock:
                     self.making.pop((id(store), key), None)
@@ -113,24 +118,14 @@ class SearchCache:
             gate.release()
         return value
 
-    def _measure(self, store: dict[Any, Any], key: Any) -> None:
-        """Record the bytes `store[key]` holds now (under the lock)."""
-        self.sizes.setdefault(id(store), {})[key] = int(getattr(store[key], "nbytes", 0))
-
-    def _drop(self, store: dict[Any, Any], key: Any) -> None:
-        """Remove `store[key]` and its recorded size (under the lock)."""
-        store.pop(key)
-        self.sizes.get(id(store), {}).pop(key, None)
-
-    def _trim(self, store: dict[Any, Any], max_bytes: int, newest: Any) -> None:
-        """Drop the least recently used entries of `store` until their recorded bytes fit `max_bytes`
-        (the newest entry stays, even alone over the bound: it is in use)."""
-        sizes = self.sizes.setdefault(id(store), {})
-        total = sum(sizes.values())  # only the keys in `store` have sizes
-        while total > max_bytes and len(store) > 1 and next(iter(store)) != newest:
-            oldest = next(iter(store))
-            total -= sizes.get(oldest, 0)
-            self._drop(store, oldest)
+    def _sizes(self, store: dict[Any, Any]) -> _Sizes:
+        """The byte accounting of `store` (under `self.lock`)."""
+        found = self.sizes.get(id(store))
+        if found is None:
+            found = self.sizes[id(store)] = _Sizes()
+            for k, v in store.items():
+                found.note(k, v)
+        return found
 
     def remember(
         self, namespace: str, key: Any, make: Callable[[], Any], keep: int = 8, max_bytes: int | None = None
@@ -158,7 +153,7 @@ class SearchCache:
                 out[key] = ids
             return out
 
-        found: LivePieces = self.get(snap.manifest.version, self.pieces, make, keep=4)
+        found: LivePieces = self.get(snap.manifest.version, self.pieces, make, keep=LIVE_VERSIONS)
         return found
 
     def live_ids(self, snap: Snapshot) -> np.ndarray:
@@ -204,7 +199,7 @@ class SearchCache:
                 self.latest_coverage[entry.path] = (pieces, cov)
             return cov
 
-        found: Coverage = self.get((entry.path, snap.manifest.version), self.coverage, make)
+        found: Coverage = self.get((entry.path, snap.manifest.version), self.coverage, make, keep=4 * LIVE_VERSIONS)
         return found
 
     def index(self, root: Path, snap: Snapshot, entry: IndexEntry) -> LoadedIndex:
@@ -232,6 +227,47 @@ class SearchCache:
 
 
 _live: weakref.WeakSet[SearchCache] = weakref.WeakSet()
+
+LIVE_VERSIONS = 16
+"""Versions whose live row ids per fragment (and, per index, coverage) are kept: a server written to
+several times a second runs searches pinned to several recent versions at once, and a version evicted
+while its searches run is worked out again by each (its arrays are mostly shared with its neighbours')."""
+
+
+def _nbytes(value: Any) -> int:
+    return int(getattr(value, "nbytes", 0))
+
+
+@dataclass
+class _Sizes:
+    """The bytes of each value of one byte-bounded store and their total, kept as entries come and go."""
+
+    each: dict[Any, int] = field(default_factory=dict)
+    total: int = 0
+    last: Any = None  # the key last returned: its user may have grown it since
+
+    def note(self, key: Any, value: Any) -> None:
+        self.forget(key)
+        self.each[key] = size = _nbytes(value)
+        self.total += size
+        self.last = key
+
+    def forget(self, key: Any) -> None:
+        self.total -= self.each.pop(key, 0)
+
+    def remeasure(self, store: dict[Any, Any]) -> None:
+        """Measure again the value last returned (lazily grown parts count from now on)."""
+        key, self.last = self.last, None
+        if key is not None and key in store:
+            self.note(key, store[key])
+            self.last = None
+
+    def trim(self, store: dict[Any, Any], max_bytes: int, newest: Any) -> None:
+        """Drop the least recently used entries of `store` until they fit `max_bytes` (the newest
+        entry stays, even alone over the bound: it is in use)."""
+        while self.total > max_bytes and len(store) > 1 and (oldest := next(iter(store))) != newest:
+            store.pop(oldest)
+            self.forget(oldest)
 
 
 def renamed_weights(entry: IndexEntry) -> dict[str, int] | None:

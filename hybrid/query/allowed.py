@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from hybrid.index.carried_vectors import Gathered, carried
 from hybrid.index.catalog import masks_of
 from hybrid.index.coverage import LivePieces, delta, member, small
-from hybrid.index.exact import RowVectors, row_vectors
+from hybrid.index.exact import row_vectors
 from hybrid.index.scalar import MAX_ROWID, ScalarIndex, as_ids, indexable_type
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query.filter import Filter
@@ -32,7 +33,8 @@ class Allowed:
     flt: Filter | None = None
     _masks: list[np.ndarray | None] | None = None
     _flags: np.ndarray | None = field(default=None, repr=False)
-    _vectors: dict[tuple[str, bool], RowVectors] = field(default_factory=dict, repr=False)
+    _vectors: dict[tuple[str, bool], Gathered] = field(default_factory=dict, repr=False)
+    _among: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
     def masks(self) -> list[np.ndarray | None]:
@@ -48,7 +50,7 @@ class Allowed:
         vectors = sum(v.nbytes for v in list(self._vectors.values()))
         return int(self.ids.nbytes) + masks + (self._flags.nbytes if self._flags is not None else 0) + vectors
 
-    def vectors(self, view: IndexedSnapshot, column: str, metric: str) -> RowVectors:
+    def vectors(self, view: IndexedSnapshot, column: str, metric: str) -> Gathered:
         """The allowed rows' vectors of `column`, gathered into one matrix; kept with this set (so in the
         filter cache, under its byte bound) when they take at most `VECTORS_MAX_BYTES`."""
         key = (column, metric != "dot")
@@ -58,6 +60,27 @@ class Allowed:
             if found.nbytes <= VECTORS_MAX_BYTES:
                 self._vectors[key] = found
         return found
+
+    def carry_vectors(self, view: IndexedSnapshot, earlier: Allowed, removed: np.ndarray, added: np.ndarray) -> None:
+        """Take `earlier`'s gathered vectors for this set, which lost the rows `removed` and gained the
+        allowed rows `added` since (see :mod:`hybrid.index.carried_vectors`)."""
+        for (column, squares), gathered in list(earlier._vectors.items()):
+            found = carried(view, column, "cosine" if squares else "dot", gathered, removed, added)
+            if found is not None and found.nbytes <= VECTORS_MAX_BYTES:
+                self._vectors[(column, squares)] = found
+
+    def among(self, rows: np.ndarray) -> np.ndarray:
+        """The allowed ones of the sorted row ids `rows` (a binary search of each in the allowed ids;
+        the answers for the last few `rows` arrays asked about are kept: each branch of a search asks
+        of its index's unindexed rows, the vector branch twice)."""
+        found = self._among.get(id(rows))
+        if found is not None and found[0] is rows:
+            return found[1]
+        picked = rows[member(rows, self.ids)]
+        if len(self._among) >= 4:
+            self._among.clear()
+        self._among[id(rows)] = (rows, picked)
+        return picked
 
     def flags(self, size: int) -> np.ndarray:
         """A boolean array indexed by row id (`size` = the table's next row id)."""
@@ -151,14 +174,24 @@ def carried_rows(view: IndexedSnapshot, flt: Filter) -> Allowed:
             ids = previous[1].ids
             if len(removed):
                 ids = ids[~member(ids, removed)]
-            if len(added):
-                ids = np.union1d(ids, _check(view.snapshot, flt, added)).astype(np.uint64)
+            passed = _check_added(view, flt, added)
+            if len(passed):
+                ids = _appended(ids, passed)
             how = previous[1].how.split("; ")[0] + f"; carried from an earlier version (+{len(added)} -{len(removed)})"
             result = Allowed(ids, view.snapshot, how, flt)
+            result.carry_vectors(view, previous[1], removed, passed)
     if result is None:
         result = allowed_rows(view, flt)
     last.rows = (pieces, result)
     return result
+
+
+def _appended(ids: np.ndarray, more: np.ndarray) -> np.ndarray:
+    """The union of sorted unique row ids `ids` and `more`: a concatenation when `more` lie above
+    (appended rows, the common case), else a sorting union."""
+    if not len(ids) or int(more[0]) > int(ids[-1]):
+        return np.concatenate([np.asarray(ids, dtype=np.uint64), np.asarray(more, dtype=np.uint64)])
+    return np.union1d(ids, more).astype(np.uint64)
 
 
 def _union(parts: list[np.ndarray]) -> np.ndarray:
@@ -170,6 +203,30 @@ def _union(parts: list[np.ndarray]) -> np.ndarray:
 
 SMALL_CHECK = 256
 """Up to this many rows are checked through scalar indexes built on the spot (a DuckDB query costs ~1 ms)."""
+
+
+def _check_added(view: IndexedSnapshot, flt: Filter, ids: np.ndarray) -> np.ndarray:
+    """`_check` of the rows a commit added, their filter columns read (and indexed) once per (version,
+    rows, columns): filters on the same columns carried to the same version from the same one share them."""
+    if not len(ids) or len(ids) > SMALL_CHECK or not flt.columns or int(ids.max()) > MAX_ROWID:
+        return _check(view.snapshot, flt, ids)
+    ids64 = np.asarray(ids, dtype=np.uint64)
+    key = (view.version, ids64.tobytes(), flt.columns)
+    rows, indexes = view.remember("added_rows", key, lambda: _indexed(view.snapshot, flt, ids64), keep=256)
+    found = answer(flt.tree, flt.literals, indexes) if indexes is not None else None
+    if found is not None and found.exact:
+        return as_ids(found.rows)
+    return _by_duckdb(flt, ids, rows)
+
+
+def _indexed(snap: Snapshot, flt: Filter, ids: np.ndarray) -> tuple[pa.Table, dict[str, ScalarIndex] | None]:
+    """The rows `ids` with `flt`'s columns, and scalar indexes of those columns over them (None when a
+    column's type has none)."""
+    rows = snap.take(ids, list(flt.columns))
+    columns = {c: rows.column(c).combine_chunks() for c in flt.columns}
+    if not all(indexable_type(v.type) for v in columns.values()):
+        return rows, None
+    return rows, {c: ScalarIndex.build(ids, v) for c, v in columns.items()}
 
 
 def _check(snap: Snapshot, flt: Filter, ids: np.ndarray) -> np.ndarray:
@@ -185,5 +242,10 @@ def _check(snap: Snapshot, flt: Filter, ids: np.ndarray) -> np.ndarray:
             found = answer(flt.tree, flt.literals, indexes)
             if found is not None and found.exact:
                 return as_ids(found.rows)
+    return _by_duckdb(flt, ids, rows)
+
+
+def _by_duckdb(flt: Filter, ids: np.ndarray, rows: pa.Table) -> np.ndarray:
+    """The ids among `ids` for which `flt` is TRUE, by DuckDB over `rows` (those rows, `_rowid` first)."""
     table = rows.drop_columns([rows.column_names[0]]) if flt.columns else pa.table({"_n": pa.nulls(len(ids))})
     return np.asarray(ids, dtype=np.uint64)[flt.mask(table)]

@@ -16,7 +16,6 @@ from hybrid.embedders import binding
 from hybrid.errors import HybridError, SchemaError, VectorError
 from hybrid.index.cache import Coverage
 from hybrid.index.catalog import IndexEntry, masks_of, text_batches, vector_column
-from hybrid.index.coverage import member
 from hybrid.index.exact import exact_search
 from hybrid.index.fts_filters import filter_columns_of
 from hybrid.index.fulltext import RESCORE_DEPTH, TANTIVY_BM25, FullTextIndex, _isin_sorted
@@ -249,7 +248,7 @@ def _exact_allowed(
 def _unindexed_allowed(cov: Coverage, allowed: Allowed) -> np.ndarray:
     """The unindexed rows the filter allows: a binary search of each in the (sorted) allowed ids, not
     `np.intersect1d`, which sorts both (the allowed rows can be most of the table; the unindexed, a few)."""
-    return cov.unindexed[member(cov.unindexed, allowed.ids)]
+    return allowed.among(cov.unindexed)
 
 
 def _overfetch(

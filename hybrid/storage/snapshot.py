@@ -25,7 +25,7 @@ class Snapshot:
         self.manifest = manifest
         self.cache = cache
         self._mins = np.array([f.rowid_min for f in manifest.fragments], dtype=np.uint64)
-        self._schemas: dict[tuple[tuple[str, ...], bool], pa.Schema] = {}  # output schemas, made once each
+        self._schemas: dict[tuple[tuple[str, ...], bool], pa.Schema] = {}  # output schemas made so far
 
     @property
     def schema(self) -> pa.Schema:
@@ -91,7 +91,9 @@ class Snapshot:
             fields = [self.schema.field(c) for c in columns]
             if with_rowid:
                 fields.insert(0, pa.field(ROWID, pa.uint64(), nullable=False))
-            found = self._schemas[key] = pa.schema(fields)
+            found = pa.schema(fields)
+            if len(self._schemas) < 64:
+                self._schemas[key] = found
         return found
 
     def scan(
