@@ -18,7 +18,7 @@ is timed. Training time, peak memory (ru_maxrss) and the settings go with the fi
 
     nice -n 10 python eval/tune.py [--data DIR] [--work DIR] [--train scifact:train,nfcorpus:dev]
         [--generalise cranfield,xquad-r/en] [--max-train-queries N] [--epochs 1] [--negatives 3]
-        [--max-length 192] [--top-n 20] [--eval-queries N] [--threads 1]
+        [--max-length 192] [--top-n 20] [--eval-queries N] [--threads 1] [--positives-per-query N]
 
 Writes eval/results/tune.md and .json (``--name`` changes the stem).
 """
@@ -177,6 +177,8 @@ def train_one(name: str, split: str, args: argparse.Namespace, root: Path) -> di
         learning_rate=args.learning_rate,
         test_fraction=args.test_fraction,
         fusion=not args.no_fusion,
+        positives_per_query=args.positives_per_query,
+        mine_depth=args.mine_depth,
     )
     tune_s = time.perf_counter() - start
     log(report.summary())
@@ -331,6 +333,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--negatives", type=int, default=3)
     p.add_argument("--batch-queries", type=int, default=4)
+    p.add_argument("--positives-per-query", type=int, default=None, help="train on at most N relevant rows a query")
+    p.add_argument("--mine-depth", type=int, default=30, help="negatives are drawn from the top N of the search")
     p.add_argument("--learning-rate", type=float, default=3e-5)
     p.add_argument("--max-length", type=int, default=192)
     p.add_argument("--top-n", type=int, default=20)

@@ -8,9 +8,9 @@ package ships, and small enough to train on two CPU cores.
 Training: each example is a query, one row judged relevant and `negatives` rows the table's own search
 ranked high for that query that were not judged relevant (hard negatives); the loss is the softmax cross
 entropy of the relevant row among them (listwise, as sentence-transformers' ``MultipleNegativesRankingLoss``
-for cross-encoders), AdamW with linear warm-up and decay. The loop is written here, over the CrossEncoder's
-own model and tokenizer, so that each step's loss is reported and the run needs neither ``datasets`` nor
-``accelerate`` (which sentence-transformers' trainer requires).
+for cross-encoders), weighted by the relevant row's grade, AdamW with linear warm-up and decay. The loop is
+written here, over the CrossEncoder's own model and tokenizer, so that each step's loss is reported and the
+run needs neither ``datasets`` nor ``accelerate`` (which sentence-transformers' trainer requires).
 
 Reranking: the `top_n` best fused candidates are scored; the final score blends the model's min-max
 normalised score with the fused one (`blend` = the model's share, chosen on judged queries the model did
@@ -197,11 +197,13 @@ class TunedReranker:
 
 @dataclass
 class TrainingExample:
-    """A query, one relevant text and the hard negatives mined for it."""
+    """A query, one relevant text and the hard negatives mined for it; `weight` scales the example's loss
+    (its positive's grade, so a row judged 2 counts twice a row judged 1)."""
 
     query: str
     positive: str
     negatives: list[str]
+    weight: float = 1.0
 
 
 @dataclass
@@ -289,7 +291,9 @@ def _train(
                 return_tensors="pt",
             )
             logits = model(**features).logits.view(len(batch), width)
-            loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(batch), dtype=torch.long))
+            target = torch.zeros(len(batch), dtype=torch.long)
+            each = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+            loss = (each * torch.tensor([e.weight for e in batch], dtype=each.dtype)).mean()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

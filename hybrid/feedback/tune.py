@@ -22,7 +22,7 @@ import logging
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -81,6 +81,9 @@ class TuneSettings:
     epochs: int = 1
     negatives: int = 3
     mine_depth: int = 30
+    positives_per_query: int | None = None
+    """train on at most this many relevant rows of each query (highest graded first, then those the search
+    ranks highest); None: all of them. Collections with dozens of relevant rows a query need it to train in time"""
     batch_queries: int = 4
     learning_rate: float = 3e-5
     max_length: int = 256
@@ -296,8 +299,9 @@ def _label(spec: dict[str, Any]) -> str:
 def mine_examples(
     table: Table, judgments: Judgments, fusion: dict[str, Any], s: TuneSettings, show: bool = False
 ) -> list[TrainingExample]:
-    """A training example per (query, relevant row): `negatives` rows drawn from the table's top
-    `mine_depth` for the query that were not judged relevant (judged-wrong rows first). A cold start's
+    """A training example per (query, relevant row), weighted by the row's grade (weights scaled to mean 1):
+    `negatives` rows drawn from the table's top `mine_depth` for the query that were not judged relevant
+    (judged-wrong rows first); at most `positives_per_query` relevant rows a query. A cold start's
     positives are shown without the pseudo-query's sentence (inverse cloze, :mod:`hybrid.feedback.pseudo`)."""
     from hybrid.feedback.pseudo import strip_sentence
     from hybrid.feedback.reranker import TrainingExample
@@ -314,17 +318,33 @@ def mine_examples(
         pool = [r for r in found if r not in labels]
         picked_pool = [pool[i] for i in sorted(rng.permutation(len(pool))[: s.negatives])] if pool else []
         negatives_ids = (wrong + picked_pool)[: s.negatives]
-        need = [r for r in [*negatives_ids, *judgments.positives(q)] if r not in found]
+        positives = _capped_positives(judgments.positives(q), labels, list(found), s.positives_per_query, rng)
+        need = [r for r in [*negatives_ids, *positives] if r not in found]
         if need:
             taken = table.take(need, [column])
             found.update(zip(taken.column("_rowid").to_pylist(), taken.column(column).to_pylist(), strict=True))
         negatives = [found[r] or "" for r in negatives_ids]
         if len(negatives) < s.negatives:
             continue  # too few rows to contrast (a tiny table)
-        for r in judgments.positives(q):
+        for r in positives:
             positive = strip_sentence(found[r] or "", q) if s.cold_start else found[r] or ""
-            out.append(TrainingExample(q, positive, negatives))
+            out.append(TrainingExample(q, positive, negatives, float(labels[r])))
+    mean_weight = float(np.mean([e.weight for e in out])) if out else 1.0
+    for e in out:
+        e.weight /= mean_weight  # grades weigh examples against each other; the mean step stays the same
     return out
+
+
+def _capped_positives(
+    positives: list[int], labels: Mapping[int, float], ranked: list[int], cap: int | None, rng: np.random.Generator
+) -> list[int]:
+    """At most `cap` of a query's relevant rows: the highest graded first, then those the table's own search
+    ranked highest (the rows a reranker will reorder), then a random pick of the rest."""
+    if cap is None or len(positives) <= cap:
+        return positives
+    rank = {r: i for i, r in enumerate(ranked)}
+    shuffled = [positives[i] for i in rng.permutation(len(positives))]
+    return sorted(shuffled, key=lambda r: (-labels[r], rank.get(r, len(rank))))[:cap]
 
 
 def _train_reranker(
