@@ -9,7 +9,7 @@ stopping worker as refused connections; the requests it already holds still fini
 Once started, a worker moves the objects then alive (the imported modules of numpy, pyarrow,
 pandas, DuckDB, ...: some 70,000) out of the garbage collector's reach (``gc.freeze``, after a
 collection), for as long as it runs: a full collection otherwise scans all of them while holding
-the GIL, 20-60 ms in which the event loop serves nobody (``eval/results/async_load_gc.md``).
+the GIL, ~50 ms of CPU in which the event loop serves nobody (``eval/results/gil_holds.md``).
 They are still freed when no longer referenced; only cycles among them are never collected.
 """
 
