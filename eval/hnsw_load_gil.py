@@ -96,12 +96,19 @@ def main(argv: list[str] | None = None) -> None:
             hnsw.set_ef(64)
             return hnsw
 
+        saved: dict[str, Path] = {}
+
+        def fresh(who: str) -> Path:
+            """A new file per save, as a merge writes into a new folder (none overwritten)."""
+            saved[who] = Path(scratch) / f"{who}-{len(list(Path(scratch).iterdir()))}.bin"
+            return saved[who]
+
         ways: dict[str, Callable[[], Any]] = {
             "hnswlib load_index": load_index,
             "hnsw_file.load": lambda: hnsw_file.load(file, "cosine", args.dim, 64),
             "hnswlib.Index(state) alone": lambda: hnswlib.Index(state),
-            "hnswlib save_index": lambda: built.save_index(str(file.with_name("theirs.bin"))),
-            "hnsw_file.save": lambda: hnsw_file.save(built, file.with_name("ours.bin")),
+            "hnswlib save_index": lambda: built.save_index(str(fresh("theirs"))),
+            "hnsw_file.save": lambda: hnsw_file.save(built, fresh("ours")),
             "idle (sleep 20 ms)": lambda: time.sleep(0.02),
         }
         probe = Probe()
@@ -120,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         a = loaded["hnswlib load_index"].knn_query(queries, k=10)
         b = loaded["hnsw_file.load"].knn_query(queries, k=10)
         same = bool(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]))
-        same_bytes = file.with_name("ours.bin").read_bytes() == file.with_name("theirs.bin").read_bytes()
+        same_bytes = saved["ours"].read_bytes() == saved["theirs"].read_bytes()
     marks = (("min", 0), ("p50", 50), ("max", 100))
     stats = {
         name: {f"{k}_{q}": round(float(np.percentile(v, p)), 2) for k, v in r.items() for q, p in marks}
@@ -142,7 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     md = md_intro(title, "eval/hnsw_load_gil.py", res) + md_machine(res)
     md += [
         f"One cosine index of {args.rows:,} random {args.dim}-d vectors (M=16), loaded and saved {args.repeats} times "
-        "each way, in turn, while a probe thread sleeps 1 ms in a loop; *probe wait* is its longest lateness during "
+        "each way, in turn (each save into a new file), while a probe thread sleeps 1 ms in a loop; *probe wait* "
+        "is its longest lateness during "
         "the call: about how long the call kept the GIL, plus what the OS adds (the idle row). The machine was "
         f"shared with other jobs (load average {load[0]:.1f} before, {load[1]:.1f} after, on {os.cpu_count()} "
         "cores): compare the minima and medians, taken in the same run.\n",
