@@ -57,7 +57,7 @@ SUSPECTS = (
     ("numpy", "unique"),
     ("json", "dumps"),
 )
-RELEASES_GIL = ("add_items", "knn_query", "IndexWriter.commit", "Searcher.search", "fsync", "read")
+RELEASES_GIL = ("add_items", "knn_query", "IndexWriter.commit", "Searcher.search", "fsync", "read", "write")
 """Native calls known to release the GIL while they work (hnswlib, tantivy, I/O)."""
 
 

@@ -176,7 +176,7 @@ def save(hnsw: hnswlib.Index, path: Path) -> None:
         before = np.concatenate((np.zeros(1, np.int64), np.cumsum(sizes)[:-1]))  # link bytes of earlier elements
         section[np.repeat(starts + 4 - before, sizes) + np.arange(len(links), dtype=np.int64)] = links
     with open(path, "wb", buffering=0) as fh:  # each write() releases the GIL
-        for part in (head, memoryview(level0).cast("B"), memoryview(section)):
-            view = memoryview(part)
+        for part in (memoryview(head), np.ascontiguousarray(level0).view(np.uint8).data, section.data):
+            view = part.cast("B")
             while view.nbytes:
                 view = view[fh.write(view) :]
