@@ -132,6 +132,17 @@ def _collect_ms() -> float:
     return (time.thread_time() - cpu) * 1e3
 
 
+def summary(calls: list[tuple[float, float]]) -> dict[str, float]:
+    """Calls, max and p99 CPU ms, max wall ms of one step's (CPU ms, wall ms) per call."""
+    cpu = np.array([c for c, _ in calls])
+    return {
+        "calls": len(calls),
+        "max_cpu_ms": round(float(cpu.max()), 3),
+        "p99_cpu_ms": round(float(np.percentile(cpu, 99)), 3),
+        "max_wall_ms": round(max(w for _, w in calls), 2),
+    }
+
+
 def rows_of(calls: dict[str, list[tuple[float, float]]], note: Any) -> list[list[str]]:
     out = []
     for name, xs in sorted(calls.items(), key=lambda kv: -max(c for c, _ in kv[1])):
@@ -240,8 +251,8 @@ def main(argv: list[str] | None = None) -> None:
         "full_collection_cpu_ms": [a for a, _ in full],
         "full_collection_after_freeze_cpu_ms": [b for _, b in full],
         "collections": [{"generation": g, "cpu_ms": c, "wall_ms": w} for g, c, w in rec.collections],
-        "steps": {k: {"cpu_ms": [c for c, _ in v], "wall_ms": [w for _, w in v]} for k, v in rec.steps.items()},
-        "native": {k: {"cpu_ms": [c for c, _ in v], "wall_ms": [w for _, w in v]} for k, v in rec.native.items()},
+        "steps": {k: summary(v) for k, v in rec.steps.items()},
+        "native": {k: summary(v) for k, v in rec.native.items()},
     }
     write_results(RESULTS_DIR, name, data, text)
     print(text)
