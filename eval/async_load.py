@@ -33,6 +33,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import asyncio
 import faulthandler
+import gc
 import shlex
 import sys
 import tempfile
@@ -55,7 +56,61 @@ VOCABULARY = 20_000
 TICK_S = 0.005
 BLOCK_TARGET_MS = 50.0
 DUMP_AFTER_S = 0.040
-LOOP_COLUMNS = ("max_block_ms", "worst_tick_queued_ms", "max_held_ms", "max_self_ms", "p99_block_ms")
+GC_HELP = (
+    "freeze (default): once the table is built and warmed up, gc.collect() and gc.freeze(), as a server does "
+    "after its start-up (the heap then alive - modules, indexes, caches - is left out of later collections, so "
+    "a full collection scans only what came after); auto: CPython's collector as it is, whose full collections "
+    "scan every object of the process while holding the GIL"
+)
+LOOP_COLUMNS = (
+    "max_block_ms",
+    "worst_tick_queued_ms",
+    "worst_tick_gc_ms",
+    "max_held_ms",
+    "max_self_ms",
+    "p99_block_ms",
+)
+
+
+class GcWatch:
+    """Every garbage collection while `active`: generation, start, wall ms and CPU ms of the collecting thread.
+
+    A collection holds the GIL from start to end, so a full (generation 2) one over a heap of
+    tens of thousands of objects (numpy, pyarrow, pandas, DuckDB loaded) keeps every other thread,
+    the event loop included, waiting that long.
+    """
+
+    def __init__(self) -> None:
+        self.active = False
+        self.events: list[tuple[int, float, float, float]] = []
+        self._started: dict[int, tuple[float, float]] = {}
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if not self.active:
+            return
+        key = threading.get_ident()
+        if phase == "start":
+            self._started[key] = (time.perf_counter(), time.thread_time())
+        elif key in self._started:
+            wall0, cpu0 = self._started.pop(key)
+            wall = (time.perf_counter() - wall0) * 1000
+            self.events.append((info["generation"], wall0, wall, (time.thread_time() - cpu0) * 1000))
+
+    def during(self, start: float, end: float) -> float:
+        """Milliseconds of garbage collection that overlap the wall-clock span [start, end]."""
+        return sum(max(0.0, min(end, t + wall / 1000) - max(start, t)) * 1000 for _, t, wall, _ in self.events)
+
+    def summary(self) -> dict[str, Any]:
+        full = [e for e in self.events if e[0] == 2]
+        return {
+            "gc_collections": [sum(e[0] == g for e in self.events) for g in range(3)],
+            "gc2_max_wall_ms": round(max((e[2] for e in full), default=0.0), 2),
+            "gc2_max_cpu_ms": round(max((e[3] for e in full), default=0.0), 2),
+        }
+
+
+GC_WATCH = GcWatch()
 
 
 def rows(rng: np.random.Generator, ids: range, dim: int) -> list[dict[str, Any]]:
@@ -93,6 +148,7 @@ class Ticker:
         self.late_ms: list[float] = []
         self.queued_ms: list[float] = []
         self.self_ms: list[float] = []
+        self.spans: list[tuple[float, float]] = []  # each tick's wall-clock span
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
@@ -111,6 +167,7 @@ class Ticker:
             late = wall - TICK_S * 1000
             idle = max(0.0, wall - (time.process_time() - cpu) * 1000)  # no thread of this process ran
             self.late_ms.append(late)
+            self.spans.append((start, time.perf_counter()))
             self.queued_ms.append((_queued_ns(sched) - queued) / 1e6)
             self.self_ms.append(max(0.0, late - idle))
             if self.dump is not None and late > DUMP_AFTER_S * 1000:
@@ -138,6 +195,7 @@ class Ticker:
             "p50_block_ms": round(float(np.percentile(late, 50)), 2),
             "ticks_over_50ms": int((late > BLOCK_TARGET_MS).sum()),
             "worst_tick_queued_ms": round(float(queued[worst]), 2),
+            "worst_tick_gc_ms": round(GC_WATCH.during(*self.spans[worst]), 2) if self.spans else 0.0,
             "max_held_ms": round(float(held.max()), 2),
             "ticks_held_over_50ms": int((held > BLOCK_TARGET_MS).sum()),
             "queued_ms_total": round(float(queued.sum()), 1),
@@ -187,6 +245,8 @@ def _queued_ns(fd: int | None) -> int:
 
 async def with_ticker(work: Callable[[], Awaitable[Any]]) -> tuple[Any, dict[str, Any]]:
     ticker = Ticker()
+    GC_WATCH.events.clear()
+    GC_WATCH.active = True
     ticking = asyncio.create_task(ticker.run())
     await asyncio.sleep(0)
     try:
@@ -194,7 +254,8 @@ async def with_ticker(work: Callable[[], Awaitable[Any]]) -> tuple[Any, dict[str
     finally:
         ticker.stop()
         await ticking
-    return result, ticker.summary()
+        GC_WATCH.active = False
+    return result, {**ticker.summary(), **GC_WATCH.summary()}
 
 
 def ms(xs: list[float], q: float) -> float:
@@ -216,6 +277,9 @@ async def load(args: argparse.Namespace, folder: Path, threads: int | None) -> d
     }  # fmt: skip
     for text, vector in queries[:8]:  # warm up: load the indexes, start the pool's threads
         await t.search(text, query_type="hybrid").vector(vector).limit(10).ato_list()
+    if args.gc == "freeze":  # what a server does once started: see GC_HELP
+        gc.collect()
+        gc.freeze()
     search_s: list[float] = []
     write_s: list[float] = []
     errors: list[str] = []
@@ -247,7 +311,10 @@ async def load(args: argparse.Namespace, folder: Path, threads: int | None) -> d
         return time.perf_counter() - start
 
     load_before = os.getloadavg()[0]
-    wall_s, loop = await with_ticker(everything)
+    try:
+        wall_s, loop = await with_ticker(everything)
+    finally:
+        gc.unfreeze()  # the next run starts from a heap like this one's
     load_after = os.getloadavg()[0]
     await t.wait_for_upkeep()
     ids = (await t.to_arrow(["id"]))["id"].to_numpy()
@@ -308,7 +375,8 @@ def markdown(res: dict[str, Any]) -> str:
         f"{a['searchers']} coroutines run {a['searches']} hybrid searches each (k=10) while {a['writers']} "
         f"coroutines append {a['writes']} batches of {a['batch']} rows each, all through `hybrid.connect_async`; "
         f"a ticker coroutine sleeps {TICK_S * 1000:.0f} ms in a loop and records how late it wakes up. "
-        f"Calls run in hybrid's async pool of {r['threads']} threads (`hybrid.aio.set_threads`).\n",
+        f"Calls run in hybrid's async pool of {r['threads']} threads (`hybrid.aio.set_threads`). "
+        f"Garbage collector: `--gc {a.get('gc', 'auto')}` ({GC_HELP}).\n",
         "The first run, in full:\n",
         grid([["measure", "value"]] + [[k, str(v)] for k, v in r.items() if k not in ("loop", "first_errors")], 1),
         "",
@@ -349,13 +417,28 @@ def markdown(res: dict[str, Any]) -> str:
         "tick's lateness minus its CPU wait, the longest over the run: waiting for the GIL and the loop's own "
         "callbacks. *Self, max* is the longest lateness less the time in which no thread of the process ran "
         "(the tick's wall time minus the CPU time the process got): an upper bound of how long the process's own "
-        "threads (a GIL holder, the loop's callbacks) kept the loop waiting. "
+        "threads (a GIL holder, the loop's callbacks) kept the loop waiting. *GC in it* is how much of that "
+        "tick a garbage collection took (it holds the GIL); *full GCs* counts the generation-2 collections "
+        "during the load, with the longest one's wall and CPU time. "
         "*Load* is the 1-minute load average before and after the run.\n",
         grid(
-            [[*keys, "loop max ms", "CPU wait in it", "less CPU wait, max", "self, max", "loop p99 ms", "load"]]
+            [
+                [
+                    *keys,
+                    "loop max ms",
+                    "CPU wait in it",
+                    "GC in it",
+                    "less CPU wait, max",
+                    "self, max",
+                    "loop p99 ms",
+                    "full GCs (longest ms, CPU ms)",
+                    "load",
+                ]
+            ]
             + [
                 [str(x[k]) for k in keys]
                 + [str(x["loop"][k]) for k in LOOP_COLUMNS]
+                + [f"{x['loop']['gc_collections'][2]} ({x['loop']['gc2_max_wall_ms']}, {x['loop']['gc2_max_cpu_ms']})"]
                 + [" / ".join(str(v) for v in x["load_average"])]
                 for x in sorted(res["runs"], key=lambda x: (not x["default_pool"], x["threads"], x["repeat"]))
             ],
@@ -421,6 +504,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=3, help="runs of the load per pool size")
     ap.add_argument("--no-upkeep", action="store_true", help="turn automatic upkeep off")
     ap.add_argument("--dump-stalls", type=Path, help="write every thread's stack here when the loop stalls > 40 ms")
+    ap.add_argument("--gc", choices=("freeze", "auto"), default="freeze", help=GC_HELP)
     ap.add_argument("--name", default="async_load", help="results file name under eval/results/")
     args = ap.parse_args(argv)
     res: dict[str, Any] = {

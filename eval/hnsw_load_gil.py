@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""How long loading an HNSW index keeps other Python threads waiting: hnswlib's load_index against
-hybrid.index.hnsw_file.load (GIL-free read, numpy split, then hnswlib.Index(state)).
+"""How long loading and saving an HNSW index keep other Python threads waiting: hnswlib's load_index
+against hybrid.index.hnsw_file.load (GIL-free read, numpy split, then hnswlib.Index(state)), and
+hnswlib's save_index against hybrid.index.hnsw_file.save (pickle state, numpy, GIL-free writes).
 
 Builds an index of ``--rows`` random ``--dim``-d vectors (cosine, M=16) and loads its file
 ``--repeats`` times each way, in turn, while a probe thread sleeps 1 ms over and over: its longest
@@ -95,10 +96,19 @@ def main(argv: list[str] | None = None) -> None:
             hnsw.set_ef(64)
             return hnsw
 
+        saved: dict[str, Path] = {}
+
+        def fresh(who: str) -> Path:
+            """A new file per save, as a merge writes into a new folder (none overwritten)."""
+            saved[who] = Path(scratch) / f"{who}-{len(list(Path(scratch).iterdir()))}.bin"
+            return saved[who]
+
         ways: dict[str, Callable[[], Any]] = {
             "hnswlib load_index": load_index,
             "hnsw_file.load": lambda: hnsw_file.load(file, "cosine", args.dim, 64),
             "hnswlib.Index(state) alone": lambda: hnswlib.Index(state),
+            "hnswlib save_index": lambda: built.save_index(str(fresh("theirs"))),
+            "hnsw_file.save": lambda: hnsw_file.save(built, fresh("ours")),
             "idle (sleep 20 ms)": lambda: time.sleep(0.02),
         }
         probe = Probe()
@@ -117,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         a = loaded["hnswlib load_index"].knn_query(queries, k=10)
         b = loaded["hnsw_file.load"].knn_query(queries, k=10)
         same = bool(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]))
+        same_bytes = saved["ours"].read_bytes() == saved["theirs"].read_bytes()
     marks = (("min", 0), ("p50", 50), ("max", 100))
     stats = {
         name: {f"{k}_{q}": round(float(np.percentile(v, p)), 2) for k, v in r.items() for q, p in marks}
@@ -131,18 +142,21 @@ def main(argv: list[str] | None = None) -> None:
         "load_average": [round(x, 2) for x in load],
         "stats": stats,
         "same_results": same,
+        "same_bytes_saved": same_bytes,
     }
     cols = ["wall_ms_min", "wall_ms_p50", "probe_wait_ms_min", "probe_wait_ms_p50", "probe_wait_ms_max"]
-    md = md_intro("Loading an HNSW index: how long other threads wait", "eval/hnsw_load_gil.py", res) + md_machine(res)
+    title = "Loading and saving an HNSW index: how long other threads wait"
+    md = md_intro(title, "eval/hnsw_load_gil.py", res) + md_machine(res)
     md += [
-        f"One cosine index of {args.rows:,} random {args.dim}-d vectors (M=16), loaded {args.repeats} times each "
-        "way, in turn, while a probe thread sleeps 1 ms in a loop; *probe wait* is its longest lateness during "
+        f"One cosine index of {args.rows:,} random {args.dim}-d vectors (M=16), loaded and saved {args.repeats} times "
+        "each way, in turn (each save into a new file), while a probe thread sleeps 1 ms in a loop; *probe wait* "
+        "is its longest lateness during "
         "the call: about how long the call kept the GIL, plus what the OS adds (the idle row). The machine was "
         f"shared with other jobs (load average {load[0]:.1f} before, {load[1]:.1f} after, on {os.cpu_count()} "
         "cores): compare the minima and medians, taken in the same run.\n",
         grid([["way", *cols]] + [[name, *(str(s[c]) for c in cols)] for name, s in stats.items()], 1),
         "",
-        f"Both loads return the same top 10 for 200 queries: {same}.\n",
+        f"Both loads return the same top 10 for 200 queries: {same}. Both saves write the same bytes: {same_bytes}.\n",
     ]
     write_results(RESULTS_DIR, args.name, res, "\n".join(md) + "\n")
     print("\n".join(md))

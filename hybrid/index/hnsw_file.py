@@ -1,4 +1,4 @@
-"""Loading an hnswlib index file without holding the GIL for the whole load.
+"""Loading and saving an hnswlib index file without holding the GIL for the whole call.
 
 hnswlib's ``load_index`` parses the file in one native call that keeps the GIL
 (tens of ms for a 20,000-row index, longer on a busy machine), so every other
@@ -8,6 +8,11 @@ GIL-releasing I/O, splits it into hnswlib's pickle state with numpy, and hands
 that state to ``hnswlib.Index(state)``, whose native part only copies memory:
 a few ms. With `extra`, room for that many more rows is allocated at once,
 which spares the merge a ``resize_index`` (another GIL-holding copy).
+
+Saving is the same in reverse: hnswlib's ``save_index`` writes the file in one native call
+that keeps the GIL (~15 ms for 20,000x64); :func:`save` takes the pickle state (one ~5 ms
+copy), builds the upper-level link section with numpy and writes the same bytes with
+GIL-releasing I/O.
 
 The file layout (hnswlib's ``saveIndex``): a header of 13 little-endian
 fields, every element's level-0 block (links, vector, label), then per element
@@ -133,3 +138,45 @@ def load(path: Path, space: str, dim: int, ef: int, extra: int = 0) -> hnswlib.I
         return hnswlib.Index(state)
     except (RuntimeError, ValueError) as exc:
         raise _corrupt(path, str(exc)) from exc
+
+
+def save(hnsw: hnswlib.Index, path: Path) -> None:
+    """Write `hnsw` to `path` byte for byte as ``hnsw.save_index(path)`` does, without its long GIL hold."""
+    state = hnsw.__getstate__()[0]
+    count = int(state["cur_element_count"])
+    per_element = int(state["size_data_per_element"])
+    per_level = int(state["size_links_per_element"])
+    if count == 0:
+        hnsw.save_index(str(path))
+        return
+    head = _HEADER.pack(
+        state["offset_level0"],
+        state["max_elements"],
+        count,
+        per_element,
+        state["label_offset"],
+        state["offset_data"],
+        state["max_level"],
+        state["enterpoint_node"],
+        state["max_M"],
+        state["max_M0"],
+        state["M"],
+        state["mult"],
+        state["ef_construction"],
+    )
+    level0 = np.asarray(state["data_level0"], np.int8)[: count * per_element]
+    sizes = np.asarray(state["element_levels"][:count], np.int64) * per_level  # bytes of upper links per element
+    links = np.asarray(state["link_lists"], np.int8).view(np.uint8)
+    if int(sizes.sum()) != len(links):
+        raise _corrupt(path, f"the index's link lists hold {len(links)} bytes, its levels say {int(sizes.sum())}")
+    section = np.empty(4 * count + len(links), np.uint8)
+    starts = 4 * np.arange(count, dtype=np.int64) + np.concatenate((np.zeros(1, np.int64), np.cumsum(sizes)[:-1]))
+    section[starts[:, None] + np.arange(4)] = sizes.astype("<u4").view(np.uint8).reshape(count, 4)
+    if len(links):
+        before = np.concatenate((np.zeros(1, np.int64), np.cumsum(sizes)[:-1]))  # link bytes of earlier elements
+        section[np.repeat(starts + 4 - before, sizes) + np.arange(len(links), dtype=np.int64)] = links
+    with open(path, "wb", buffering=0) as fh:  # each write() releases the GIL
+        for part in (memoryview(head), np.ascontiguousarray(level0).view(np.uint8).data, section.data):
+            view = part.cast("B")
+            while view.nbytes:
+                view = view[fh.write(view) :]

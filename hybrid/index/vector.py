@@ -141,7 +141,7 @@ class VectorIndex:
         if len(ids):
             hnsw.add_items(vectors, ids.astype(np.uint64), num_threads=-1)
         path.mkdir(parents=True, exist_ok=True)
-        hnsw.save_index(str(path / INDEX_FILE))
+        hnsw_file.save(hnsw, path / INDEX_FILE)  # the same bytes, without save_index's long GIL hold
         return cls(hnsw, metric, ef_search)
 
     @classmethod
@@ -172,7 +172,7 @@ class VectorIndex:
                 hnsw.mark_deleted(int(label))
                 marked += 1
         path.mkdir(parents=True, exist_ok=True)
-        hnsw.save_index(str(path / INDEX_FILE))
+        hnsw_file.save(hnsw, path / INDEX_FILE)  # the same bytes, without save_index's long GIL hold
         return cls(hnsw, metric, ef_search), marked
 
     @classmethod

@@ -5,10 +5,17 @@ A worker is ``starting`` until its application has started (the lifespan startup
 mount, changed permissions), and ``stopping`` from the application's shutdown on. uvicorn
 stops accepting connections as soon as a shutdown begins, so a load balancer sees a
 stopping worker as refused connections; the requests it already holds still finish.
+
+Once started, a worker moves the objects then alive (the imported modules of numpy, pyarrow,
+pandas, DuckDB, ...: some 70,000) out of the garbage collector's reach (``gc.freeze``, after a
+collection), for as long as it runs: a full collection otherwise scans all of them while holding
+the GIL, ~50 ms of CPU in which the event loop serves nobody (``eval/results/gil_holds.md``).
+They are still freed when no longer referenced; only cycles among them are never collected.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,8 +62,11 @@ class Lifecycle:
             import anyio.to_thread
 
             anyio.to_thread.current_default_thread_limiter().total_tokens = self.threads
+        gc.collect()
+        gc.freeze()
         self.state = "ready"
         try:
             yield
         finally:
             self.state = "stopping"
+            gc.unfreeze()
