@@ -610,6 +610,7 @@ def _group_fused(
         per_group=q.grouping.per_group,
         score=q.grouping.score,
         sizes_of=lambda ids: grouping.group_sizes(view, key, ids),
+        codes_of=lambda ids: grouping.codes_of(view, key, ids),
     )
 
 

@@ -33,6 +33,8 @@ KeysOf = Callable[[np.ndarray], Sequence[Hashable | None]]
 """Row ids -> each row's group key (None: a group of its own)."""
 SizesOf = Callable[[np.ndarray], np.ndarray]
 """Row ids -> how many live rows share each row's key (for "max_mean")."""
+CodesOf = Callable[[np.ndarray], "np.ndarray | None"]
+"""Row ids -> each row's key as an integer code >= 0 (-1: null), or None where codes are not at hand."""
 
 
 def fuse_groups(
@@ -45,9 +47,16 @@ def fuse_groups(
     per_group: int = 1,
     score: GroupScore = "max",
     sizes_of: SizesOf | None = None,
+    codes_of: CodesOf | None = None,
 ) -> Grouped:
     """Groups `skip`..`skip + n_groups` of the branches' fused group lists, each with its `per_group`
-    best rows by the branches' fused row scores. Each branch's list must already be filtered."""
+    best rows by the branches' fused row scores. Each branch's list must already be filtered.
+    With `codes_of` (integer keys) and best-row group scores, the groups are found with numpy; the
+    result is the same."""
+    if score == "max" and codes_of is not None and len(branches) > 1:
+        found = _fuse_codes(fusion, branches, codes_of, n_groups, skip, per_group)
+        if found is not None:
+            return found
     codes: dict[Hashable, int] = {}
     group_lists = []
     for b in branches:
@@ -80,6 +89,58 @@ def fuse_groups(
         np.asarray(row_scores, np.float64)[at] if len(at) else np.empty(0, np.float64),
         np.asarray(kept_scores, dtype=np.float64),
         np.asarray(kept_ranks, dtype=np.int32),
+        len(order),
+    )
+
+
+def _fuse_codes(
+    fusion: Fusion, branches: Sequence[Ranked], codes_of: CodesOf, n_groups: int, skip: int, per_group: int
+) -> Grouped | None:
+    """:func:`fuse_groups` with best-row group scores over integer keys, in numpy (None: no codes)."""
+    row_ids, row_scores = fusion.fuse(branches)
+    every = np.concatenate([row_ids, *(b.ids for b in branches)]).astype(np.uint64)
+    found = codes_of(every) if len(every) else np.empty(0, np.int64)
+    if found is None:
+        return None
+    keys = np.where(found < 0, -1 - every.astype(np.int64), found)  # a null key: the row's own group
+    row_keys, at = keys[: len(row_ids)], len(row_ids)
+    lists, firsts = [], []
+    for b in branches:  # each branch's groups in the order of their best rows, scored by them
+        k, at = keys[at : at + len(b.ids)], at + len(b.ids)
+        order = np.argsort(-np.asarray(b.scores, np.float64), kind="stable")
+        _, first = np.unique(k[order], return_index=True)
+        first.sort()
+        lists.append((k[order][first], np.asarray(b.scores, np.float64)[order][first], b.weight))
+        firsts.append(k[order][first])
+    every_group = np.concatenate(firsts)
+    unique, seen_at, inverse = np.unique(every_group, return_index=True, return_inverse=True)
+    rank = np.empty(len(unique), np.int64)
+    rank[np.argsort(seen_at, kind="stable")] = np.arange(len(unique))  # codes in the order first seen
+    surrogate = rank[inverse].astype(np.uint64)
+    ranked, start = [], 0
+    for k, scores, weight in lists:
+        ranked.append(Ranked(surrogate[start : start + len(k)], scores, weight))
+        start += len(k)
+    order, fused_group = fusion.fuse(ranked)
+    key_of = np.empty(len(unique), np.int64)
+    key_of[rank] = unique
+    kept_keys = key_of[order[skip : skip + n_groups].astype(np.int64)].tolist()
+    wanted = {k: i for i, k in enumerate(kept_keys)}
+    members: list[list[int]] = [[] for _ in kept_keys]
+    for i, k in enumerate(row_keys.tolist()):
+        j = wanted.get(k)
+        if j is not None and len(members[j]) < per_group:
+            members[j].append(i)
+    kept_rows = [i for m in members for i in m]
+    at_rows = np.asarray(kept_rows, np.int64)
+    sizes = [len(m) for m in members]
+    group_scores = np.repeat(np.asarray(fused_group[skip : skip + n_groups], np.float64), sizes)
+    ranks = np.repeat(np.arange(skip + 1, skip + 1 + len(kept_keys), dtype=np.int32), sizes)
+    return Grouped(
+        row_ids[at_rows] if len(at_rows) else np.empty(0, np.uint64),
+        np.asarray(row_scores, np.float64)[at_rows] if len(at_rows) else np.empty(0, np.float64),
+        group_scores,
+        ranks,
         len(order),
     )
 

@@ -225,14 +225,24 @@ def key_column(grouping: Grouping, snap: Snapshot) -> str:
 def keys_of(view: IndexedSnapshot, column: str, ids: np.ndarray) -> list[Hashable | None]:
     """The group key of each row id (null: None); from the version's cached codes on tables up to
     :data:`KEY_CACHE_MAX_ROWS` rows, else read from the rows."""
+    codes = codes_of(view, column, ids)
+    if codes is None:
+        return list(view.snapshot.take(ids, [column]).column(column).to_pylist())
+    return [None if c < 0 else c for c in codes.tolist()]
+
+
+def codes_of(view: IndexedSnapshot, column: str, ids: np.ndarray) -> np.ndarray | None:
+    """Each row id's key as the version's dictionary code (-1: null), or None where the codes are
+    not kept (tables over :data:`KEY_CACHE_MAX_ROWS` rows, rows not live in this version)."""
     snap = view.snapshot
     if snap.manifest.num_rows > KEY_CACHE_MAX_ROWS or not len(ids):
-        return list(snap.take(ids, [column]).column(column).to_pylist())
+        return None
     sorted_ids, codes = view.remember("group_keys", (view.version, column), lambda: _codes(view, column), keep=4)
     at = np.minimum(np.searchsorted(sorted_ids, ids), max(len(sorted_ids) - 1, 0))
-    if not len(sorted_ids) or not bool(np.all(sorted_ids[at] == ids)):  # not live here: read them
-        return list(snap.take(ids, [column]).column(column).to_pylist())
-    return [None if c < 0 else c for c in codes[at].tolist()]
+    if not len(sorted_ids) or not bool(np.all(sorted_ids[at] == ids)):  # not live here
+        return None
+    found: np.ndarray = codes[at]
+    return found
 
 
 def _codes(view: IndexedSnapshot, column: str) -> tuple[np.ndarray, np.ndarray]:

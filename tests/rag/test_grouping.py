@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 import hybrid
 from hybrid.embedders import HashingEmbedder
 from hybrid.errors import SchemaError
-from hybrid.query.fusion import RRF, Ranked
+from hybrid.query.fusion import DBSF, RRF, Linear, Ranked
 from hybrid.query.group_fusion import fuse_groups
 from hybrid.rerankers.callable import CallableReranker
 
@@ -296,3 +297,33 @@ def test_rows_fusion_stays_available_and_the_plan_says_which(chunks: hybrid.Tabl
     assert "group lists fused" not in q.group_by("doc_id", fuse="rows").explain()
     with pytest.raises(ValueError, match="fuse"):
         q.group_by(fuse="chunks")  # type: ignore[arg-type]
+
+
+def _codes_by_row(key: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    return key[ids.astype(np.int64)]
+
+
+def _keys_by_row(key: np.ndarray, ids: np.ndarray) -> list[int | None]:
+    return [None if c < 0 else int(c) for c in _codes_by_row(key, ids)]
+
+
+@pytest.mark.parametrize("fusion", [RRF(), Linear(alpha=0.7), DBSF()])
+def test_the_numpy_path_groups_exactly_as_the_general_one(fusion: Any) -> None:
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        n_rows = int(rng.integers(1, 60))
+        key = rng.integers(-1, max(2, n_rows // 3), n_rows)  # -1: a null key, a group of its own
+        lists = []
+        for weight in (0.8, 1.3):
+            ids = rng.choice(n_rows, int(rng.integers(0, n_rows + 1)), replace=False).astype(np.uint64)
+            scores = np.round(rng.random(len(ids)), 1)  # rounded: ties between rows and groups
+            lists.append(Ranked(ids, scores, weight))
+        codes = functools.partial(_codes_by_row, key)
+        keys = functools.partial(_keys_by_row, key)
+        for skip, per_group in ((0, 1), (2, 3)):
+            fast = fuse_groups(fusion, lists, keys, 5, skip=skip, per_group=per_group, codes_of=codes)
+            slow = fuse_groups(fusion, lists, keys, 5, skip=skip, per_group=per_group)
+            assert fast.ids.tolist() == slow.ids.tolist(), trial
+            assert fast.group_ranks.tolist() == slow.group_ranks.tolist(), trial
+            assert fast.group_scores.tolist() == pytest.approx(slow.group_scores.tolist()), trial
+            assert fast.scores.tolist() == pytest.approx(slow.scores.tolist()) and fast.n_groups == slow.n_groups
