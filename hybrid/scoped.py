@@ -84,9 +84,11 @@ class ScopedQuery(Query):
         _refuse_hidden(self.hidden, [columns] if isinstance(columns, str) else columns, "select")
         return super().select(columns)
 
-    def group_by(self, column: str | None = None, per_group: int = 1, score: Any = "max") -> Query:
+    def group_by(
+        self, column: str | None = None, per_group: int = 1, score: Any = "max", fuse: Any = "groups"
+    ) -> Query:
         _refuse_hidden(self.hidden, [column] if column else [], "group_by")
-        return super().group_by(column, per_group, score)
+        return super().group_by(column, per_group, score, fuse)
 
     def highlight(self, column: str | None = None, width: int = 200, pre: str = "<em>", post: str = "</em>") -> Query:
         _refuse_hidden(self.hidden, [column] if column else [], "highlight")

@@ -46,6 +46,8 @@ class RunConfig:
     """Group the hits by this column (a chunk table's document id): the run lists the k best groups."""
     group_score: str = "max"
     """How a group is scored (``Query.group_by``'s `score`): "max", "sum" or "max_mean"."""
+    group_fuse: str = "groups"
+    """A grouped hybrid run fuses the branches' group lists ("groups") or their rows ("rows")."""
 
 
 @dataclass
@@ -137,7 +139,7 @@ def execute(
         if config.mode == "hybrid":
             q = q.weights(config.weights)  # type: ignore[arg-type]
         if config.group_by is not None:
-            q = q.group_by(config.group_by, score=config.group_score)  # type: ignore[arg-type]
+            q = q.group_by(config.group_by, score=config.group_score, fuse=config.group_fuse)  # type: ignore[arg-type]
         ids = q.limit(k + int(ignore_identical_ids)).select(["doc_id"]).to_arrow()["doc_id"].to_pylist()
         ids = list(dict.fromkeys(ids))  # chunks of one document: it counts once, at its best rank
         done = time.perf_counter()

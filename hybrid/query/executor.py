@@ -25,7 +25,17 @@ from hybrid.index.rescore import Rescored, searcher
 from hybrid.index.tail import text_tail, vector_tail
 from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
-from hybrid.query import calibration, confidence, expansion, grouping, highlight, like, pinning, scoring_functions
+from hybrid.query import (
+    calibration,
+    confidence,
+    expansion,
+    group_fusion,
+    grouping,
+    highlight,
+    like,
+    pinning,
+    scoring_functions,
+)
 from hybrid.query.allowed import Allowed, cached_allowed
 from hybrid.query.filter import compile_filter
 from hybrid.query.fusion import Ranked
@@ -528,12 +538,20 @@ def _execute_grouped(
     key = grouping.key_column(q.grouping, snap)
     wanted = q.k + q.skip
     depth = grouping.group_depth(depth, wanted, q.grouping.per_group)
+    by_groups = len(branches) > 1 and q.grouping.fuse == "groups" and q.reranker is None and not q.functions
+    rows: pa.Table | None = None
+    extra: dict[str, np.ndarray] = {}
     while True:
         _run_branches(q, view, branches, allowed, depth)
+        if by_groups:
+            g = _group_fused(q, view, branches, allowed, key)
+            if not grouping.needs_more(g.n_groups, wanted, [len(b.ids) for b in branches], depth):
+                break
+            depth = min(grouping.MAX_DEPTH, depth * 4)
+            continue
         ids, scores = _fused(q, view, branches, allowed)
         budget.check("fusion")
         rows = _reranked(q, snap, branches, ids, scores, keep=(key,)) if q.reranker is not None else None
-        extra: dict[str, np.ndarray] = {}
         if rows is not None:
             rows = _rescored_rows(q, view, rows, branches)
             ids, scores = rows.column("_rowid").to_numpy(), rows.column("_score").to_numpy()
@@ -565,6 +583,34 @@ def _execute_grouped(
                 out = out.append_column(name, pa.array(values[kept] if len(kept) else values[:0]))
     out = out.append_column("_group_rank", pa.array(g.group_ranks, pa.int32()))
     return out.append_column("_group_score", pa.array(g.group_scores, pa.float64()))
+
+
+def _group_fused(
+    q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Allowed | None, key: str
+) -> grouping.Grouped:
+    """Each branch's hits (filtered) grouped by `key`, the group lists fused (:mod:`hybrid.query.group_fusion`)."""
+    assert q.grouping is not None
+    lists = []
+    for b, w in zip(branches, _weights(q, view, branches)):
+        ranked = b.ranked()
+        keep = np.ones(len(ranked.ids), bool)
+        if allowed is not None and not q.prefilter:
+            keep &= _isin_sorted(ranked.ids, allowed.ids)
+        if q.examples is not None:
+            keep &= ~np.isin(ranked.ids, np.asarray(q.examples.excluded, np.uint64))
+        lists.append(Ranked(ranked.ids[keep], ranked.scores[keep].astype(np.float64), w))
+    budget.check("fusion")
+    return group_fusion.fuse_groups(
+        q.fusion,
+        lists,
+        lambda ids: grouping.keys_of(view, key, ids),
+        q.k,
+        skip=q.skip,
+        per_group=q.grouping.per_group,
+        score=q.grouping.score,
+        sizes_of=lambda ids: grouping.group_sizes(view, key, ids),
+        codes_of=lambda ids: grouping.codes_of(view, key, ids),
+    )
 
 
 def _weights(q: Query, view: IndexedSnapshot, branches: list[Branch]) -> list[float]:
@@ -715,6 +761,8 @@ def explain(q: Query) -> str:
     if q.grouping is not None:
         g = q.grouping
         lines.append(f"  group by {g.column or 'the declared parent'}: {g.per_group} per group, group score {g.score}")
+        if len(branches) > 1 and g.fuse == "groups" and q.reranker is None and not q.functions:
+            lines.append("  each branch grouped first, the group lists fused")
     if q.expansion is not None:
         e = q.expansion
         lines.append("  expand: " + ("the whole parent" if e.parent else f"{e.neighbours} neighbours each side"))

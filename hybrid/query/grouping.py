@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 GroupScore = Literal["max", "sum", "max_mean"]
 GROUP_SCORES = ("max", "sum", "max_mean")
+GroupFuse = Literal["groups", "rows"]
+GROUP_FUSES = ("groups", "rows")
 OVERFETCH = 5
 """Candidates fetched per branch for each wanted row of a grouped search (several chunks of a
 document often rank next to each other), before any deepening."""
@@ -44,11 +46,15 @@ MAX_DEPTH = 8_192
 class Grouping:
     """How a search groups: by `column` (None: the table's declared parent column), `per_group` rows
     in each group, the group's score its best row's ("max"), the sum of its candidates' ("sum"), or
-    half its best row's plus half the mean over all its live rows ("max_mean", :func:`max_mean`)."""
+    half its best row's plus half the mean over all its live rows ("max_mean", :func:`max_mean`).
+    `fuse`: a hybrid search groups each branch and fuses the group lists ("groups",
+    :mod:`hybrid.query.group_fusion`), or fuses the rows and groups after ("rows"); with a reranker
+    or score functions, rows are always fused first (they score rows)."""
 
     column: str | None = None
     per_group: int = 1
     score: GroupScore = "max"
+    fuse: GroupFuse = "groups"
 
     def __post_init__(self) -> None:
         if self.column is not None and (not isinstance(self.column, str) or not self.column):
@@ -57,6 +63,8 @@ class Grouping:
             raise ValueError(f"group_by: per_group must be an integer >= 1, got {self.per_group!r}")
         if self.score not in GROUP_SCORES:
             raise ValueError(f"group_by: score must be 'max', 'sum' or 'max_mean', got {self.score!r}")
+        if self.fuse not in GROUP_FUSES:
+            raise ValueError(f"group_by: fuse must be 'groups' or 'rows', got {self.fuse!r}")
 
 
 @dataclass(frozen=True)
@@ -87,24 +95,7 @@ def group(
     """Groups `ids` (any order) by `keys` and keeps groups `skip`..`skip + n_groups`, each with its
     `per_group` best rows. A row whose key is null is a group of its own. Ties: the group whose
     best row comes first in `ids` first. `sizes` (for "max_mean"): each row's group's live rows."""
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    members: dict[object, list[int]] = {}
-    for i in order.tolist():
-        key = keys[i]
-        members.setdefault(("\0null", i) if key is None else key, []).append(i)
-    groups = list(members.values())  # in the order of their best rows
-    if score == "sum":
-        totals = [float(np.sum(scores[g])) for g in groups]
-        rank = sorted(range(len(groups)), key=lambda j: -totals[j])  # stable: ties keep best-row order
-        groups, group_score = [groups[j] for j in rank], [totals[j] for j in rank]
-    elif score == "max_mean":
-        if sizes is None:
-            raise ValueError("group score 'max_mean' needs each row's group size")
-        totals = max_mean(np.asarray(scores, dtype=np.float64), groups, np.asarray(sizes, dtype=np.int64))
-        rank = sorted(range(len(groups)), key=lambda j: -totals[j])
-        groups, group_score = [groups[j] for j in rank], [totals[j] for j in rank]
-    else:
-        group_score = [float(scores[g[0]]) for g in groups]
+    groups, group_score = rank_groups(scores, keys, score, sizes)
     kept_rows: list[int] = []
     kept_scores: list[float] = []
     kept_ranks: list[int] = []
@@ -121,6 +112,32 @@ def group(
         np.asarray(kept_ranks, dtype=np.int32),
         len(groups),
     )
+
+
+def rank_groups(
+    scores: np.ndarray,
+    keys: Sequence[Hashable | None],
+    score: GroupScore = "max",
+    sizes: Sequence[int] | np.ndarray | None = None,
+) -> tuple[list[list[int]], list[float]]:
+    """The groups of rows (positions into `scores`, best row first), best group first, and each
+    group's score; a null key is a group of its own. Ties: the group whose best row comes first."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    members: dict[object, list[int]] = {}
+    for i in order.tolist():
+        key = keys[i]
+        members.setdefault(("\0null", i) if key is None else key, []).append(i)
+    groups = list(members.values())  # in the order of their best rows
+    if score == "sum":
+        totals = [float(np.sum(scores[g])) for g in groups]
+    elif score == "max_mean":
+        if sizes is None:
+            raise ValueError("group score 'max_mean' needs each row's group size")
+        totals = max_mean(np.asarray(scores, dtype=np.float64), groups, np.asarray(sizes, dtype=np.int64))
+    else:
+        return groups, [float(scores[g[0]]) for g in groups]
+    rank = sorted(range(len(groups)), key=lambda j: -totals[j])  # stable: ties keep best-row order
+    return [groups[j] for j in rank], [totals[j] for j in rank]
 
 
 def max_mean(scores: np.ndarray, groups: list[list[int]], sizes: np.ndarray) -> list[float]:
@@ -208,14 +225,24 @@ def key_column(grouping: Grouping, snap: Snapshot) -> str:
 def keys_of(view: IndexedSnapshot, column: str, ids: np.ndarray) -> list[Hashable | None]:
     """The group key of each row id (null: None); from the version's cached codes on tables up to
     :data:`KEY_CACHE_MAX_ROWS` rows, else read from the rows."""
+    codes = codes_of(view, column, ids)
+    if codes is None:
+        return list(view.snapshot.take(ids, [column]).column(column).to_pylist())
+    return [None if c < 0 else c for c in codes.tolist()]
+
+
+def codes_of(view: IndexedSnapshot, column: str, ids: np.ndarray) -> np.ndarray | None:
+    """Each row id's key as the version's dictionary code (-1: null), or None where the codes are
+    not kept (tables over :data:`KEY_CACHE_MAX_ROWS` rows, rows not live in this version)."""
     snap = view.snapshot
     if snap.manifest.num_rows > KEY_CACHE_MAX_ROWS or not len(ids):
-        return list(snap.take(ids, [column]).column(column).to_pylist())
+        return None
     sorted_ids, codes = view.remember("group_keys", (view.version, column), lambda: _codes(view, column), keep=4)
     at = np.minimum(np.searchsorted(sorted_ids, ids), max(len(sorted_ids) - 1, 0))
-    if not len(sorted_ids) or not bool(np.all(sorted_ids[at] == ids)):  # not live here: read them
-        return list(snap.take(ids, [column]).column(column).to_pylist())
-    return [None if c < 0 else c for c in codes[at].tolist()]
+    if not len(sorted_ids) or not bool(np.all(sorted_ids[at] == ids)):  # not live here
+        return None
+    found: np.ndarray = codes[at]
+    return found
 
 
 def _codes(view: IndexedSnapshot, column: str) -> tuple[np.ndarray, np.ndarray]:

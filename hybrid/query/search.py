@@ -13,7 +13,7 @@ import pyarrow as pa
 from hybrid.errors import SchemaError, VectorError, require
 from hybrid.query.expansion import Expansion
 from hybrid.query.fusion import Fusion, default_fusion
-from hybrid.query.grouping import Grouping, GroupScore
+from hybrid.query.grouping import GroupFuse, Grouping, GroupScore
 from hybrid.query.highlight import Highlighting
 from hybrid.query.like import Like
 from hybrid.query.pinning import check_rowids
@@ -193,7 +193,9 @@ class Query:
             raise ValueError(f"weights must map branch names to non-negative numbers, got {weights!r}")
         return self._with(branch_weights=weights if isinstance(weights, str) else dict(weights))
 
-    def group_by(self, column: str | None = None, per_group: int = 1, score: GroupScore = "max") -> Query:
+    def group_by(
+        self, column: str | None = None, per_group: int = 1, score: GroupScore = "max", fuse: GroupFuse = "groups"
+    ) -> Query:
         """Return the best `limit` groups of rows sharing `column`'s value (default: the table's declared
         parent column, :meth:`hybrid.Table.set_chunking`), each with its `per_group` best rows, so that
         one document cannot fill the results with its chunks. Rows come group by group, best first,
@@ -201,7 +203,10 @@ class Query:
         ``score="sum"`` the sum of its candidates' scores, or with ``score="max_mean"`` half the best
         row's plus half the mean over all the group's live rows, which does not favour long documents
         for having many chunks: :func:`hybrid.query.grouping.max_mean`). Grouping sees the final scores: after
-        fusion, the filter and a reranker; ``offset`` skips whole groups.
+        the filter and a reranker; ``offset`` skips whole groups. A hybrid search groups each branch's
+        hits and fuses the branches' group lists (``fuse="groups"``, :mod:`hybrid.query.group_fusion`:
+        a group's ``_group_score`` is its fused score, its rows ordered by their fused row scores);
+        ``fuse="rows"`` fuses the rows and groups after, as a reranker or score functions always do.
 
         >>> import hybrid, tempfile
         >>> rows = [{"doc": d, "text": t} for d, t in [("a", "red fox"), ("a", "red red fox"), ("b", "fox")]]
@@ -214,7 +219,7 @@ class Query:
             raise SchemaError(
                 f"group_by: no column {column!r} in the table (columns: {', '.join(self.table.schema.names)})"
             )
-        return self._with(grouping=Grouping(column, per_group, score))
+        return self._with(grouping=Grouping(column, per_group, score, fuse))
 
     def expand(self, neighbours: int = 0, parent: bool = False) -> Query:
         """Grow each hit into a passage for a prompt, in ``_context``: with `neighbours`, the hit and the

@@ -275,7 +275,8 @@ class _Api:
         if req.rerank is not None:
             q = q.rerank(self.reranker(req.rerank, view, req.vector_column))
         if req.group_by is not None:
-            q = q.group_by(req.group_by.column, per_group=req.group_by.per_group, score=req.group_by.score)
+            g = req.group_by
+            q = q.group_by(g.column, per_group=g.per_group, score=g.score, fuse=g.fuse)
         if req.expand is not None:
             q = q.expand(neighbours=req.expand.neighbours, parent=req.expand.parent)
         if req.highlight is not None:

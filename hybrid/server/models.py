@@ -170,6 +170,10 @@ class GroupSpec(Request):
         "max",
         description="a group's score: its best row's, the sum, or half the best plus half the mean of all its rows",
     )
+    fuse: Literal["groups", "rows"] = Field(
+        "groups",
+        description="hybrid: group each branch and fuse the group lists, or fuse the rows and group after",
+    )
 
 
 class ExpandSpec(Request):

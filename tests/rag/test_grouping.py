@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import hybrid
 from hybrid.embedders import HashingEmbedder
 from hybrid.errors import SchemaError
+from hybrid.query.fusion import DBSF, RRF, Linear, Ranked
+from hybrid.query.group_fusion import fuse_groups
 from hybrid.rerankers.callable import CallableReranker
 
 WORDS = ["kernel", "memory", "page", "cache", "disk", "network", "socket", "thread", "lock", "queue"]
@@ -57,7 +61,7 @@ DEEP = 1_000  # every row is a candidate, so grouped and ungrouped searches fuse
 def test_no_two_results_share_a_parent_and_the_best_chunk_leads(chunks: hybrid.Table) -> None:
     q = chunks.search("kernel memory cache", query_type="hybrid").candidates(DEEP)
     flat = q.limit(DEEP).to_list()
-    hits = q.group_by("doc_id").limit(5).to_list()
+    hits = q.group_by("doc_id", fuse="rows").limit(5).to_list()
     parents = [h["doc_id"] for h in hits]
     assert len(hits) == 5 and len(set(parents)) == 5
     assert hits[0]["_rowid"] == flat[0]["_rowid"]  # the best group holds the best chunk
@@ -69,7 +73,7 @@ def test_no_two_results_share_a_parent_and_the_best_chunk_leads(chunks: hybrid.T
 def test_per_group_keeps_each_documents_best_chunks_in_order(chunks: hybrid.Table) -> None:
     q = chunks.search("page disk thread", query_type="hybrid").candidates(DEEP)
     flat = q.limit(DEEP).to_list()
-    hits = q.group_by("doc_id", per_group=3).limit(4).to_list()
+    hits = q.group_by("doc_id", per_group=3, fuse="rows").limit(4).to_list()
     assert grouped(hits) == by_hand(flat, 4, 3)
     assert max(len(g) for g in grouped(hits)) == 3
     assert len({h["doc_id"] for h in hits}) == 4
@@ -78,8 +82,8 @@ def test_per_group_keeps_each_documents_best_chunks_in_order(chunks: hybrid.Tabl
 def test_the_declared_parent_is_the_default_and_offset_skips_groups(chunks: hybrid.Table) -> None:
     q = chunks.search("socket lock").candidates(DEEP)
     flat = q.limit(DEEP).to_list()
-    first = q.group_by().limit(6).to_list()
-    later = q.group_by().limit(3).offset(3).to_list()
+    first = q.group_by(fuse="rows").limit(6).to_list()
+    later = q.group_by(fuse="rows").limit(3).offset(3).to_list()
     assert grouped(first) == by_hand(flat, 6, 1)
     assert grouped(later) == grouped(first)[3:]
     assert [h["_group_rank"] for h in later] == [4, 5, 6]
@@ -100,7 +104,7 @@ def test_sum_ranks_groups_by_their_candidates_total(chunks: hybrid.Table) -> Non
 def test_filters_are_respected(chunks: hybrid.Table) -> None:
     q = chunks.search("kernel lock", query_type="hybrid").where("lang = 'en'").candidates(DEEP)
     flat = q.limit(DEEP).to_list()
-    hits = q.group_by("doc_id", per_group=2).limit(4).to_list()
+    hits = q.group_by("doc_id", per_group=2, fuse="rows").limit(4).to_list()
     assert hits and all(h["lang"] == "en" for h in hits)
     assert grouped(hits) == by_hand(flat, 4, 2)
     post = chunks.search("kernel lock", query_type="hybrid").where("lang = 'en'", prefilter=False)
@@ -113,9 +117,12 @@ def test_deleted_chunks_never_come_back(chunks: hybrid.Table) -> None:
     best = before[0]
     chunks.delete(f"doc_id = '{best['doc_id']}' AND chunk_no = {best['chunk_no']}")
     flat = chunks.search("memory page", query_type="hybrid").candidates(DEEP).limit(DEEP).to_list()
-    after = chunks.search("memory page", query_type="hybrid").candidates(DEEP).group_by("doc_id").limit(3).to_list()
+    q = chunks.search("memory page", query_type="hybrid").candidates(DEEP)
+    after = q.group_by("doc_id", fuse="rows").limit(3).to_list()
     assert best["_rowid"] not in {h["_rowid"] for h in after}
     assert grouped(after) == by_hand(flat, 3, 1)
+    by_documents = q.group_by("doc_id", per_group=6).limit(12).to_list()
+    assert best["_rowid"] not in {h["_rowid"] for h in by_documents} and len(by_documents) == 12 * 6 - 1
 
 
 def test_groups_come_from_the_reranked_order(chunks: hybrid.Table) -> None:
@@ -237,3 +244,86 @@ def test_max_mean_stops_a_long_document_winning_on_one_chunk(tmp_path: Path) -> 
     assert [h["doc_id"] for h in q.group_by(score="max_mean").limit(2).to_list()] == ["short", "toc"]
     with pytest.raises(ValueError, match="max_mean"):
         q.group_by(score="mean")  # type: ignore[arg-type]
+
+
+def rrf_of_groups(table: hybrid.Table, text: str, where: str | None = None) -> dict[str, float]:
+    """The oracle of document-level fusion: each branch searched alone, its documents ranked by their
+    best chunk, then RRF (k = 20, equal weights) over the two document lists."""
+    fused: dict[str, float] = {}
+    for kind in ("vector", "fts"):
+        q = table.search(text, query_type=kind).candidates(DEEP)
+        rows = (q.where(where) if where else q).limit(DEEP).to_list()
+        docs = list(dict.fromkeys(r["doc_id"] for r in rows))  # best first: each document at its best chunk
+        for rank, d in enumerate(docs, start=1):
+            fused[d] = fused.get(d, 0.0) + 1.0 / (20 + rank)
+    return fused
+
+
+@pytest.mark.parametrize(("text", "where"), [("kernel memory cache", None), ("kernel lock", "lang = 'en'")])
+def test_hybrid_groups_fuse_each_branchs_documents(chunks: hybrid.Table, text: str, where: str | None) -> None:
+    want = rrf_of_groups(chunks, text, where)
+    q = chunks.search(text, query_type="hybrid").fuse(RRF()).weights("equal").candidates(DEEP)
+    q = q.where(where) if where else q
+    hits = q.group_by("doc_id", per_group=2).limit(4).to_list()
+    docs = list(dict.fromkeys(h["doc_id"] for h in hits))
+    assert len(docs) == 4 and all(len(g) == 2 for g in grouped(hits))
+    assert [h["_group_score"] for h in hits[::2]] == pytest.approx([want[d] for d in docs])
+    assert sorted(want.values(), reverse=True)[:4] == pytest.approx([want[d] for d in docs])
+    flat = q.limit(DEEP).to_list()  # within a group, its chunks in the order of the fused chunk list
+    for d, members in zip(docs, grouped(hits)):
+        assert members == [r["_rowid"] for r in flat if r["doc_id"] == d][:2]
+    if where:
+        assert all(h["lang"] == "en" for h in hits)
+
+
+def test_document_fusion_lifts_a_document_both_branches_rank_first() -> None:
+    # Document "a" leads both branches, by a different chunk in each; "b" has one chunk second in both.
+    ids = lambda *x: np.array(x, dtype=np.uint64)  # noqa: E731
+    keys = {1: "a", 2: "a", 3: "b", 4: "c"}
+    dense = Ranked(ids(1, 3, 4), np.array([0.9, 0.8, 0.1]))
+    text = Ranked(ids(2, 3, 4), np.array([9.0, 8.0, 1.0]))
+    assert RRF(k=1).fuse([dense, text])[0].tolist()[0] == 3  # by chunks, "b" leads
+    g = fuse_groups(RRF(k=1), [dense, text], lambda r: [keys[int(i)] for i in r], 3, per_group=2)
+    assert g.ids.tolist() == [1, 2, 3, 4]  # "a" (both its chunks, best fused chunk first), "b", "c"
+    assert g.group_ranks.tolist() == [1, 1, 2, 3]
+    assert g.group_scores.tolist() == pytest.approx([1.0, 1.0, 2 / 3, 0.5])
+    later = fuse_groups(RRF(k=1), [dense, text], lambda r: [keys[int(i)] for i in r], 2, skip=1)
+    assert later.ids.tolist() == [3, 4] and later.n_groups == 3
+
+
+def test_rows_fusion_stays_available_and_the_plan_says_which(chunks: hybrid.Table) -> None:
+    q = chunks.search("page disk", query_type="hybrid")
+    assert "group lists fused" in q.group_by("doc_id").explain()
+    assert "group lists fused" not in q.group_by("doc_id", fuse="rows").explain()
+    with pytest.raises(ValueError, match="fuse"):
+        q.group_by(fuse="chunks")  # type: ignore[arg-type]
+
+
+def _codes_by_row(key: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    return key[ids.astype(np.int64)]
+
+
+def _keys_by_row(key: np.ndarray, ids: np.ndarray) -> list[int | None]:
+    return [None if c < 0 else int(c) for c in _codes_by_row(key, ids)]
+
+
+@pytest.mark.parametrize("fusion", [RRF(), Linear(alpha=0.7), DBSF()])
+def test_the_numpy_path_groups_exactly_as_the_general_one(fusion: Any) -> None:
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        n_rows = int(rng.integers(1, 60))
+        key = rng.integers(-1, max(2, n_rows // 3), n_rows)  # -1: a null key, a group of its own
+        lists = []
+        for weight in (0.8, 1.3):
+            ids = rng.choice(n_rows, int(rng.integers(0, n_rows + 1)), replace=False).astype(np.uint64)
+            scores = np.round(rng.random(len(ids)), 1)  # rounded: ties between rows and groups
+            lists.append(Ranked(ids, scores, weight))
+        codes = functools.partial(_codes_by_row, key)
+        keys = functools.partial(_keys_by_row, key)
+        for skip, per_group in ((0, 1), (2, 3)):
+            fast = fuse_groups(fusion, lists, keys, 5, skip=skip, per_group=per_group, codes_of=codes)
+            slow = fuse_groups(fusion, lists, keys, 5, skip=skip, per_group=per_group)
+            assert fast.ids.tolist() == slow.ids.tolist(), trial
+            assert fast.group_ranks.tolist() == slow.group_ranks.tolist(), trial
+            assert fast.group_scores.tolist() == pytest.approx(slow.group_scores.tolist()), trial
+            assert fast.scores.tolist() == pytest.approx(slow.scores.tolist()) and fast.n_groups == slow.n_groups

@@ -50,3 +50,11 @@ def test_search_groups_expands_and_highlights(client: tuple[httpx.Client, Path])
     assert len(hit["_context_rowids"]) in (2, 3) and hit["text"] in hit["_context"]
     bad = c.post("/v1/tables/rag/search", json={"query": "cats", "group_by": {"per_group": 0}})
     assert bad.status_code == 422
+    for fuse in ("groups", "rows"):  # documents fused (the default) or chunks fused first: the library's order
+        spec = {"column": "topic", "per_group": 2, "fuse": fuse}
+        body = {"query": "cats rivers", "query_type": "hybrid", "limit": 3, "group_by": spec}
+        served = [h["_rowid"] for h in c.post("/v1/tables/rag/search", json=body).json()["results"]]
+        q = hybrid.connect(db_path, upkeep=None).open_table("rag").search("cats rivers", query_type="hybrid")
+        assert served == [h["_rowid"] for h in q.group_by("topic", per_group=2, fuse=fuse).limit(3).to_list()]
+    bad_fuse = {"query": "cats", "group_by": {"fuse": "chunks"}}
+    assert c.post("/v1/tables/rag/search", json=bad_fuse).status_code == 422

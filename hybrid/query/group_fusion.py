@@ -1,0 +1,150 @@
+"""Fusion at the level of groups: each branch grouped by document first, then the document lists fused.
+
+A hybrid search over chunks that fuses the branches' chunk lists and groups after lets a
+document win on a chunk that is strong in one branch only, while the document another
+branch ranks first by many good chunks gets little from either list: on webfaq
+(``eval/results/chunked.md``) fusing chunks and then grouping fell below the dense branch
+grouped alone. Grouped search therefore groups each branch's candidates by the key with the
+query's group score (best row, sum or ``max_mean``), fuses those group lists with the query's
+fusion and branch weights (the table's calibration), and fills each group with its best rows by
+the fused chunk scores (the same branches fused row by row).
+
+>>> from hybrid.query.fusion import RRF, Ranked
+>>> ids = lambda *x: np.array(x, dtype=np.uint64)
+>>> keys = {1: "a", 2: "a", 3: "b"}.get  # rows 1 and 2 are chunks of document "a"
+>>> dense, text = Ranked(ids(1, 3), np.array([0.9, 0.5])), Ranked(ids(2, 3), np.array([7.0, 2.0]))
+>>> RRF(k=1).fuse([dense, text])[0].tolist()  # by chunks, b's one chunk in both lists wins
+[3, 1, 2]
+>>> g = fuse_groups(RRF(k=1), [dense, text], lambda r: [keys(int(i)) for i in r], n_groups=2)
+>>> g.ids.tolist(), [round(s, 3) for s in g.group_scores.tolist()]  # "a" is first in both branches
+([1, 3], [1.0, 0.667])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+
+import numpy as np
+
+from hybrid.query.fusion import Fusion, Ranked
+from hybrid.query.grouping import Grouped, GroupScore, rank_groups
+
+KeysOf = Callable[[np.ndarray], Sequence[Hashable | None]]
+"""Row ids -> each row's group key (None: a group of its own)."""
+SizesOf = Callable[[np.ndarray], np.ndarray]
+"""Row ids -> how many live rows share each row's key (for "max_mean")."""
+CodesOf = Callable[[np.ndarray], "np.ndarray | None"]
+"""Row ids -> each row's key as an integer code >= 0 (-1: null), or None where codes are not at hand."""
+
+
+def fuse_groups(
+    fusion: Fusion,
+    branches: Sequence[Ranked],
+    keys_of: KeysOf,
+    n_groups: int,
+    *,
+    skip: int = 0,
+    per_group: int = 1,
+    score: GroupScore = "max",
+    sizes_of: SizesOf | None = None,
+    codes_of: CodesOf | None = None,
+) -> Grouped:
+    """Groups `skip`..`skip + n_groups` of the branches' fused group lists, each with its `per_group`
+    best rows by the branches' fused row scores. Each branch's list must already be filtered.
+    With `codes_of` (integer keys) and best-row group scores, the groups are found with numpy; the
+    result is the same."""
+    if score == "max" and codes_of is not None and len(branches) > 1:
+        found = _fuse_codes(fusion, branches, codes_of, n_groups, skip, per_group)
+        if found is not None:
+            return found
+    codes: dict[Hashable, int] = {}
+    group_lists = []
+    for b in branches:
+        keys = _keys(keys_of, b.ids)
+        sizes = sizes_of(b.ids) if score == "max_mean" and sizes_of is not None else None
+        groups, group_scores = rank_groups(b.scores, keys, score, sizes)
+        surrogate = [codes.setdefault(keys[g[0]], len(codes)) for g in groups]
+        group_lists.append(Ranked(np.asarray(surrogate, np.uint64), np.asarray(group_scores), b.weight))
+    if len(branches) == 1:
+        order, fused_group = group_lists[0].ids, group_lists[0].scores.astype(np.float64)
+    else:
+        order, fused_group = fusion.fuse(group_lists)
+    row_ids, row_scores = (
+        fusion.fuse(branches) if len(branches) > 1 else (branches[0].ids, branches[0].scores.astype(np.float64))
+    )
+    members: dict[int, list[int]] = {}  # group code -> positions in the fused rows, best first
+    for i, key in enumerate(_keys(keys_of, row_ids)):
+        members.setdefault(codes[key], []).append(i)
+    kept_rows: list[int] = []
+    kept_scores: list[float] = []
+    kept_ranks: list[int] = []
+    for r in range(skip, min(len(order), skip + n_groups)):
+        rows = members[int(order[r])][:per_group]
+        kept_rows += rows
+        kept_scores += [float(fused_group[r])] * len(rows)
+        kept_ranks += [r + 1] * len(rows)
+    at = np.asarray(kept_rows, dtype=np.int64)
+    return Grouped(
+        row_ids[at] if len(at) else np.empty(0, np.uint64),
+        np.asarray(row_scores, np.float64)[at] if len(at) else np.empty(0, np.float64),
+        np.asarray(kept_scores, dtype=np.float64),
+        np.asarray(kept_ranks, dtype=np.int32),
+        len(order),
+    )
+
+
+def _fuse_codes(
+    fusion: Fusion, branches: Sequence[Ranked], codes_of: CodesOf, n_groups: int, skip: int, per_group: int
+) -> Grouped | None:
+    """:func:`fuse_groups` with best-row group scores over integer keys, in numpy (None: no codes)."""
+    row_ids, row_scores = fusion.fuse(branches)
+    every = np.concatenate([row_ids, *(b.ids for b in branches)]).astype(np.uint64)
+    found = codes_of(every) if len(every) else np.empty(0, np.int64)
+    if found is None:
+        return None
+    keys = np.where(found < 0, -1 - every.astype(np.int64), found)  # a null key: the row's own group
+    row_keys, at = keys[: len(row_ids)], len(row_ids)
+    lists, firsts = [], []
+    for b in branches:  # each branch's groups in the order of their best rows, scored by them
+        k, at = keys[at : at + len(b.ids)], at + len(b.ids)
+        order = np.argsort(-np.asarray(b.scores, np.float64), kind="stable")
+        _, first = np.unique(k[order], return_index=True)
+        first.sort()
+        lists.append((k[order][first], np.asarray(b.scores, np.float64)[order][first], b.weight))
+        firsts.append(k[order][first])
+    every_group = np.concatenate(firsts)
+    unique, seen_at, inverse = np.unique(every_group, return_index=True, return_inverse=True)
+    rank = np.empty(len(unique), np.int64)
+    rank[np.argsort(seen_at, kind="stable")] = np.arange(len(unique))  # codes in the order first seen
+    surrogate = rank[inverse].astype(np.uint64)
+    ranked, start = [], 0
+    for k, scores, weight in lists:
+        ranked.append(Ranked(surrogate[start : start + len(k)], scores, weight))
+        start += len(k)
+    order, fused_group = fusion.fuse(ranked)
+    key_of = np.empty(len(unique), np.int64)
+    key_of[rank] = unique
+    kept_keys = key_of[order[skip : skip + n_groups].astype(np.int64)].tolist()
+    wanted = {k: i for i, k in enumerate(kept_keys)}
+    members: list[list[int]] = [[] for _ in kept_keys]
+    for i, k in enumerate(row_keys.tolist()):
+        j = wanted.get(k)
+        if j is not None and len(members[j]) < per_group:
+            members[j].append(i)
+    kept_rows = [i for m in members for i in m]
+    at_rows = np.asarray(kept_rows, np.int64)
+    sizes = [len(m) for m in members]
+    group_scores = np.repeat(np.asarray(fused_group[skip : skip + n_groups], np.float64), sizes)
+    ranks = np.repeat(np.arange(skip + 1, skip + 1 + len(kept_keys), dtype=np.int32), sizes)
+    return Grouped(
+        row_ids[at_rows] if len(at_rows) else np.empty(0, np.uint64),
+        np.asarray(row_scores, np.float64)[at_rows] if len(at_rows) else np.empty(0, np.float64),
+        group_scores,
+        ranks,
+        len(order),
+    )
+
+
+def _keys(keys_of: KeysOf, ids: np.ndarray) -> list[Hashable]:
+    """Each row's key, a null key made the row's own (the same row in every branch)."""
+    return [("\0null", int(r)) if k is None else k for k, r in zip(keys_of(ids), ids.tolist())]
