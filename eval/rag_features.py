@@ -13,8 +13,8 @@ Each query (4 vocabulary words and a vector near a random document's centre) run
 * **+group_by**: the same, ``.group_by("doc_id")``;
 * **+expand**: the same, ``.expand(neighbours=1)``;
 * **+highlight**: the same, ``.highlight()``;
-* **+group_by(rows)**: ``.group_by("doc_id", fuse="rows")``, the chunk lists fused before
-  grouping (``+group_by`` groups each branch and fuses the document lists).
+* **+group_by(groups)**: ``.group_by("doc_id", fuse="groups")``, each branch grouped and the
+  document lists fused (``+group_by`` fuses the chunk lists, then groups).
 
 The configurations take turns query by query (so drift in a shared machine's load falls on
 all of them alike) after one untimed warm-up pass; the report gives each one's median
@@ -45,7 +45,7 @@ from bench.frame import RESULTS_DIR, git_info, grid, machine_info, md_intro, md_
 import hybrid  # noqa: E402
 
 TARGET = 1.15
-CONFIGS = ("hybrid", "+group_by", "+expand", "+highlight", "+group_by(rows)")
+CONFIGS = ("hybrid", "+group_by", "+expand", "+highlight", "+group_by(groups)")
 
 
 def corpus(docs: int, chunks: int, dim: int, seed: int) -> tuple[Any, np.ndarray, list[str]]:
@@ -106,8 +106,8 @@ def main() -> None:
             q = t.search(text, query_type="hybrid").vector(vec).select(["doc_id", "chunk_no", "text"]).limit(10)
             if config == "+group_by":
                 q = q.group_by("doc_id")
-            elif config == "+group_by(rows)":
-                q = q.group_by("doc_id", fuse="rows")
+            elif config == "+group_by(groups)":
+                q = q.group_by("doc_id", fuse="groups")
             elif config == "+expand":
                 q = q.expand(neighbours=1)
             elif config == "+highlight":

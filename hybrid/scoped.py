@@ -85,7 +85,7 @@ class ScopedQuery(Query):
         return super().select(columns)
 
     def group_by(
-        self, column: str | None = None, per_group: int = 1, score: Any = "max", fuse: Any = "groups"
+        self, column: str | None = None, per_group: int = 1, score: Any = "max", fuse: Any = "rows"
     ) -> Query:
         _refuse_hidden(self.hidden, [column] if column else [], "group_by")
         return super().group_by(column, per_group, score, fuse)

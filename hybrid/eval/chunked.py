@@ -10,9 +10,9 @@ score="max_mean")``, the k best documents, each scored by half its best chunk's 
 half the mean over all its chunks, so that a long document does not win for having many
 chunks), grouped with each document scored by its best chunk alone (``score="max"``), and
 flat (the k best chunks, each document counted once, at its best chunk's rank, so a flat
-run lists fewer than k documents). A grouped hybrid run groups each branch's chunks by document
-and fuses the document lists (:mod:`hybrid.query.group_fusion`); ``<run>@chunks-rows`` asks a
-hybrid run a fourth time, its chunk lists fused and then grouped with ``max_mean``.
+run lists fewer than k documents). A grouped hybrid run fuses the chunk lists and groups
+after; ``<run>@chunks-groups`` asks a hybrid run a fourth time, each branch's chunks grouped by
+document (``max_mean``) and the document lists fused (:mod:`hybrid.query.group_fusion`).
 
 >>> from hybrid.eval.collection import from_objects
 >>> c = from_objects({"d1": {"title": "T", "text": "One two three. " * 30}}, {"q": "one"}, {"q": {"d1": 1}})
@@ -40,7 +40,7 @@ POSITION = "chunk_no"
 GROUPED = "@chunks"
 BEST_CHUNK = "@chunks-best"
 FLAT = "@chunks-flat"
-ROWS_FUSED = "@chunks-rows"
+GROUPS_FUSED = "@chunks-groups"
 
 
 def chunk_rows(collection: Collection, tokens: int) -> list[dict[str, Any]]:
@@ -93,7 +93,7 @@ def build_chunk_table(
 def chunked_configs(configs: Sequence[RunConfig]) -> list[RunConfig]:
     """Each run three times over the chunk table: grouped by document (``<name>@chunks``, "max_mean"
     group scores), grouped with best-chunk scores (``<name>@chunks-best``), flat (``<name>@chunks-flat``);
-    a hybrid run also with its chunk lists fused before grouping (``<name>@chunks-rows``)."""
+    a hybrid run also with each branch grouped before the document lists are fused (``<name>@chunks-groups``)."""
     out = []
     for c in configs:
         out += [
@@ -102,5 +102,7 @@ def chunked_configs(configs: Sequence[RunConfig]) -> list[RunConfig]:
             replace(c, name=c.name + FLAT),
         ]
         if c.mode == "hybrid":
-            out.append(replace(c, name=c.name + ROWS_FUSED, group_by=PARENT, group_score="max_mean", group_fuse="rows"))
+            out.append(
+                replace(c, name=c.name + GROUPS_FUSED, group_by=PARENT, group_score="max_mean", group_fuse="groups")
+            )
     return out

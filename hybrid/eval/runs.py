@@ -46,8 +46,8 @@ class RunConfig:
     """Group the hits by this column (a chunk table's document id): the run lists the k best groups."""
     group_score: str = "max"
     """How a group is scored (``Query.group_by``'s `score`): "max", "sum" or "max_mean"."""
-    group_fuse: str = "groups"
-    """A grouped hybrid run fuses the branches' group lists ("groups") or their rows ("rows")."""
+    group_fuse: str = "rows"
+    """A grouped hybrid run fuses the branches' rows then groups ("rows") or their group lists ("groups")."""
 
 
 @dataclass

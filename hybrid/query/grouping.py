@@ -47,14 +47,15 @@ class Grouping:
     """How a search groups: by `column` (None: the table's declared parent column), `per_group` rows
     in each group, the group's score its best row's ("max"), the sum of its candidates' ("sum"), or
     half its best row's plus half the mean over all its live rows ("max_mean", :func:`max_mean`).
-    `fuse`: a hybrid search groups each branch and fuses the group lists ("groups",
-    :mod:`hybrid.query.group_fusion`), or fuses the rows and groups after ("rows"); with a reranker
-    or score functions, rows are always fused first (they score rows)."""
+    `fuse`: a hybrid search fuses the rows and groups after ("rows", the default), or groups each
+    branch and fuses the group lists ("groups", :mod:`hybrid.query.group_fusion`; no better on the
+    chunked collections measured, ``eval/results/chunked.md``); with a reranker or score functions,
+    rows are always fused first (they score rows)."""
 
     column: str | None = None
     per_group: int = 1
     score: GroupScore = "max"
-    fuse: GroupFuse = "groups"
+    fuse: GroupFuse = "rows"
 
     def __post_init__(self) -> None:
         if self.column is not None and (not isinstance(self.column, str) or not self.column):

@@ -194,7 +194,7 @@ class Query:
         return self._with(branch_weights=weights if isinstance(weights, str) else dict(weights))
 
     def group_by(
-        self, column: str | None = None, per_group: int = 1, score: GroupScore = "max", fuse: GroupFuse = "groups"
+        self, column: str | None = None, per_group: int = 1, score: GroupScore = "max", fuse: GroupFuse = "rows"
     ) -> Query:
         """Return the best `limit` groups of rows sharing `column`'s value (default: the table's declared
         parent column, :meth:`hybrid.Table.set_chunking`), each with its `per_group` best rows, so that
@@ -203,10 +203,10 @@ class Query:
         ``score="sum"`` the sum of its candidates' scores, or with ``score="max_mean"`` half the best
         row's plus half the mean over all the group's live rows, which does not favour long documents
         for having many chunks: :func:`hybrid.query.grouping.max_mean`). Grouping sees the final scores: after
-        the filter and a reranker; ``offset`` skips whole groups. A hybrid search groups each branch's
-        hits and fuses the branches' group lists (``fuse="groups"``, :mod:`hybrid.query.group_fusion`:
-        a group's ``_group_score`` is its fused score, its rows ordered by their fused row scores);
-        ``fuse="rows"`` fuses the rows and groups after, as a reranker or score functions always do.
+        the filter and a reranker; ``offset`` skips whole groups. A hybrid search fuses the rows and groups
+        after (``fuse="rows"``, as a reranker or score functions always do); ``fuse="groups"`` groups
+        each branch's hits and fuses the branches' group lists (:mod:`hybrid.query.group_fusion`: a
+        group's ``_group_score`` is its fused score, its rows ordered by their fused row scores).
 
         >>> import hybrid, tempfile
         >>> rows = [{"doc": d, "text": t} for d, t in [("a", "red fox"), ("a", "red red fox"), ("b", "fox")]]

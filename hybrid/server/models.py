@@ -171,8 +171,8 @@ class GroupSpec(Request):
         description="a group's score: its best row's, the sum, or half the best plus half the mean of all its rows",
     )
     fuse: Literal["groups", "rows"] = Field(
-        "groups",
-        description="hybrid: group each branch and fuse the group lists, or fuse the rows and group after",
+        "rows",
+        description="hybrid: fuse the rows and group after, or group each branch and fuse the group lists",
     )
 
 

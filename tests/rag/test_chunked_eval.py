@@ -50,7 +50,7 @@ def test_grouped_runs_list_each_document_once_and_flat_runs_count_it_once(tmp_pa
         "bm25",
         "hybrid",
         *("bm25@chunks", "bm25@chunks-best", "bm25@chunks-flat"),
-        *("hybrid@chunks", "hybrid@chunks-best", "hybrid@chunks-flat", "hybrid@chunks-rows"),
+        *("hybrid@chunks", "hybrid@chunks-best", "hybrid@chunks-flat", "hybrid@chunks-groups"),
     ]
     for e in report.entries:
         assert e.mean["nDCG@10"] == pytest.approx(1.0), e.name  # the topic sentence finds its document

@@ -264,7 +264,7 @@ def test_hybrid_groups_fuse_each_branchs_documents(chunks: hybrid.Table, text: s
     want = rrf_of_groups(chunks, text, where)
     q = chunks.search(text, query_type="hybrid").fuse(RRF()).weights("equal").candidates(DEEP)
     q = q.where(where) if where else q
-    hits = q.group_by("doc_id", per_group=2).limit(4).to_list()
+    hits = q.group_by("doc_id", per_group=2, fuse="groups").limit(4).to_list()
     docs = list(dict.fromkeys(h["doc_id"] for h in hits))
     assert len(docs) == 4 and all(len(g) == 2 for g in grouped(hits))
     assert [h["_group_score"] for h in hits[::2]] == pytest.approx([want[d] for d in docs])
@@ -293,8 +293,8 @@ def test_document_fusion_lifts_a_document_both_branches_rank_first() -> None:
 
 def test_rows_fusion_stays_available_and_the_plan_says_which(chunks: hybrid.Table) -> None:
     q = chunks.search("page disk", query_type="hybrid")
-    assert "group lists fused" in q.group_by("doc_id").explain()
-    assert "group lists fused" not in q.group_by("doc_id", fuse="rows").explain()
+    assert "group lists fused" in q.group_by("doc_id", fuse="groups").explain()
+    assert "group lists fused" not in q.group_by("doc_id").explain()  # rows fused first: the default
     with pytest.raises(ValueError, match="fuse"):
         q.group_by(fuse="chunks")  # type: ignore[arg-type]
 

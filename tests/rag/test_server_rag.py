@@ -50,7 +50,7 @@ def test_search_groups_expands_and_highlights(client: tuple[httpx.Client, Path])
     assert len(hit["_context_rowids"]) in (2, 3) and hit["text"] in hit["_context"]
     bad = c.post("/v1/tables/rag/search", json={"query": "cats", "group_by": {"per_group": 0}})
     assert bad.status_code == 422
-    for fuse in ("groups", "rows"):  # documents fused (the default) or chunks fused first: the library's order
+    for fuse in ("groups", "rows"):  # documents fused or chunks fused first (the default): the library's order
         spec = {"column": "topic", "per_group": 2, "fuse": fuse}
         body = {"query": "cats rivers", "query_type": "hybrid", "limit": 3, "group_by": spec}
         served = [h["_rowid"] for h in c.post("/v1/tables/rag/search", json=body).json()["results"]]
