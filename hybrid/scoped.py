@@ -84,9 +84,7 @@ class ScopedQuery(Query):
         _refuse_hidden(self.hidden, [columns] if isinstance(columns, str) else columns, "select")
         return super().select(columns)
 
-    def group_by(
-        self, column: str | None = None, per_group: int = 1, score: Any = "max", fuse: Any = "rows"
-    ) -> Query:
+    def group_by(self, column: str | None = None, per_group: int = 1, score: Any = "max", fuse: Any = "rows") -> Query:
         _refuse_hidden(self.hidden, [column] if column else [], "group_by")
         return super().group_by(column, per_group, score, fuse)
 
