@@ -494,13 +494,27 @@ def _fused(
     else:
         weights = _weights(q, view, branches)
         fused_ids, fused_scores = q.fusion.fuse([replace(b.ranked(), weight=w) for b, w in zip(branches, weights)])
+    keep = _results_kept(q, fused_ids, allowed)
+    return (fused_ids, fused_scores) if keep is None else (fused_ids[keep], fused_scores[keep])
+
+
+def _results_kept(q: Query, ids: np.ndarray, allowed: Allowed | None) -> np.ndarray | None:
+    """Which of `ids` may be results (None: all): the filter when it is a postfilter, and never
+    the query's own examples."""
+    keep = None
     if allowed is not None and not q.prefilter:
-        keep = _isin_sorted(fused_ids, allowed.ids)
-        fused_ids, fused_scores = fused_ids[keep], fused_scores[keep]
-    if q.examples is not None:  # the examples themselves are never results
-        keep = ~np.isin(fused_ids, np.asarray(q.examples.excluded, np.uint64))
-        fused_ids, fused_scores = fused_ids[keep], fused_scores[keep]
-    return fused_ids, fused_scores
+        keep = _isin_sorted(ids, allowed.ids)
+    if q.examples is not None:
+        unlike = ~np.isin(ids, np.asarray(q.examples.excluded, np.uint64))
+        keep = unlike if keep is None else keep & unlike
+    return keep
+
+
+def _fuses_groups(q: Query, branches: list[Branch]) -> bool:
+    """Whether a grouped search groups each branch and fuses the group lists (``fuse="groups"``;
+    a reranker or score functions score rows, so rows are fused first for them)."""
+    assert q.grouping is not None
+    return len(branches) > 1 and q.grouping.fuse == "groups" and q.reranker is None and not q.functions
 
 
 def _reranked(
@@ -538,7 +552,7 @@ def _execute_grouped(
     key = grouping.key_column(q.grouping, snap)
     wanted = q.k + q.skip
     depth = grouping.group_depth(depth, wanted, q.grouping.per_group)
-    by_groups = len(branches) > 1 and q.grouping.fuse == "groups" and q.reranker is None and not q.functions
+    by_groups = _fuses_groups(q, branches)
     rows: pa.Table | None = None
     extra: dict[str, np.ndarray] = {}
     while True:
@@ -593,12 +607,9 @@ def _group_fused(
     lists = []
     for b, w in zip(branches, _weights(q, view, branches)):
         ranked = b.ranked()
-        keep = np.ones(len(ranked.ids), bool)
-        if allowed is not None and not q.prefilter:
-            keep &= _isin_sorted(ranked.ids, allowed.ids)
-        if q.examples is not None:
-            keep &= ~np.isin(ranked.ids, np.asarray(q.examples.excluded, np.uint64))
-        lists.append(Ranked(ranked.ids[keep], ranked.scores[keep].astype(np.float64), w))
+        keep = _results_kept(q, ranked.ids, allowed)
+        ids, scores = (ranked.ids, ranked.scores) if keep is None else (ranked.ids[keep], ranked.scores[keep])
+        lists.append(Ranked(ids, scores.astype(np.float64), w))
     budget.check("fusion")
     return group_fusion.fuse_groups(
         q.fusion,
@@ -761,7 +772,7 @@ def explain(q: Query) -> str:
     if q.grouping is not None:
         g = q.grouping
         lines.append(f"  group by {g.column or 'the declared parent'}: {g.per_group} per group, group score {g.score}")
-        if len(branches) > 1 and g.fuse == "groups" and q.reranker is None and not q.functions:
+        if _fuses_groups(q, branches):
             lines.append("  each branch grouped first, the group lists fused")
     if q.expansion is not None:
         e = q.expansion
