@@ -43,19 +43,10 @@ sys.path.insert(0, str(REPO))
 import hybrid  # noqa: E402
 from hybrid.embedders import registry  # noqa: E402
 from hybrid.server import web  # noqa: E402
+from tests.web.browser import LAUNCH_ARGS  # noqa: E402
 
 READ_KEY = "web-latency-read-key-0123456789"
 CATEGORIES = ["security", "storage", "network", "billing", "search", "ops", "ml", "docs"]
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def vocabulary(n: int, rng: np.random.Generator) -> list[str]:

@@ -27,6 +27,7 @@ import httpx  # noqa: E402
 
 from hybrid.server import ApiKey, ServerConfig, create_app  # noqa: E402
 from tests.server.conftest import Live, running  # noqa: E402
+from tests.web.browser import LAUNCH_ARGS  # noqa: E402
 
 ADMIN = "web-admin-key-0123456789"
 WRITER = "web-write-key-0123456789"
@@ -36,16 +37,6 @@ XSS_TEXT = (
     'rotate <script>window.__xss = 1</script> "><img src=x onerror="window.__xss = 2"> '
     "<svg onload=alert(3)> javascript:alert(4)"
 )
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def chromium_path() -> str:
