@@ -19,6 +19,13 @@ scan. Every step runs in a fresh subprocess, so each figure is that process's ow
   defaults, searched with ``nprobes=20, refine_factor=10`` (the issue's setting).
 
     nice -n 10 python eval/bench_ann_kinds.py --rows 200000 [--kinds hnsw,hnsw_int8,ivf_pq,ivf_rabitq,lance]
+    nice -n 10 python eval/bench_ann_kinds.py --rows 1000000 --work <scratch> --name ann_kinds_1m
+
+At a million rows and more, pass ``--work``: the queries with their exact truth, the ingested hybrid
+table and the LanceDB table are kept there and reused by a later run with the same ``--rows``,
+``--queries`` and ``--seed`` (so kinds can be run one call at a time). Nothing ever holds the corpus:
+the generator, the truth scan, both ingests and every build go batch by batch. The report is
+rewritten after each kind, so an interrupted run keeps what it measured.
 
 Writes ``eval/results/ann_kinds.json`` and ``.md`` (``--name`` changes the stem).
 """
@@ -26,6 +33,7 @@ Writes ``eval/results/ann_kinds.json`` and ``.md`` (``--name`` changes the stem)
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -109,6 +117,11 @@ def rss() -> dict[str, int]:
     return out
 
 
+def load() -> list[float]:
+    """The machine's 1, 5 and 15-minute load averages (other jobs share its cores)."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
 def peak_rss() -> int:
     """This process's peak RSS (VmHWM: ru_maxrss would carry the parent's peak across exec)."""
     return rss()["VmHWM"]
@@ -124,7 +137,7 @@ def step_ingest(a: argparse.Namespace) -> dict[str, Any]:
     db = hybrid.connect(a.work / "hybrid", upkeep=None)
     # a generator of record batches: streamed to disk batch by batch, never the whole corpus in memory
     t = db.create_table("docs", record_batches(a.rows, a.seed))
-    return {"seconds": time.perf_counter() - t0, "peak_rss": peak_rss(), "rows": t.count_rows()}
+    return {"seconds": time.perf_counter() - t0, "peak_rss": peak_rss(), "rows": t.count_rows(), "load": load()}
 
 
 def step_build(a: argparse.Namespace) -> dict[str, Any]:
@@ -136,7 +149,7 @@ def step_build(a: argparse.Namespace) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     stats = t.index_stats()[0]
     return {
-        "seconds": seconds, "tuning_seconds": stats.get("tuning_seconds"), "peak_rss": peak_rss(),
+        "seconds": seconds, "tuning_seconds": stats.get("tuning_seconds"), "peak_rss": peak_rss(), "load": load(),
         "stats": {k: v for k, v in stats.items() if k not in ("columns",)},
     }  # fmt: skip
 
@@ -187,6 +200,7 @@ def step_serve(a: argparse.Namespace) -> dict[str, Any]:
         out[name] = _summary(*_timed(search, queries, filtered), truth)
     out["rss"] = rss()
     out["index_rss"] = out["rss"]["VmRSS"] - before["VmRSS"]
+    out["load"] = load()
     return out
 
 
@@ -195,16 +209,22 @@ def step_lance_build(a: argparse.Namespace) -> dict[str, Any]:
     from lancedb.index import IvfPq
 
     db = lancedb.connect(str(a.work / "lance"))
-    gen = record_batches(a.rows, a.seed)
-    first = next(gen)
-    reader = pa.RecordBatchReader.from_batches(first.schema, [first, *gen])
+    ingest = None
+    try:
+        tbl = db.open_table("docs")
+        if tbl.count_rows() != a.rows:
+            raise ValueError("a table of another size")
+    except Exception:  # not there yet (or another size): stream it in, one batch at a time
+        gen = record_batches(a.rows, a.seed)
+        first = next(gen)
+        reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], gen))
+        t0 = time.perf_counter()
+        tbl = db.create_table("docs", reader, mode="overwrite")
+        ingest = time.perf_counter() - t0
     t0 = time.perf_counter()
-    tbl = db.create_table("docs", reader, mode="overwrite")
-    ingest = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    tbl.create_index("vector", config=IvfPq(distance_type="cosine"))
+    tbl.create_index("vector", config=IvfPq(distance_type="cosine"), replace=True)
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "ingest_seconds": ingest, "peak_rss": peak_rss()}
+    return {"seconds": seconds, "ingest_seconds": ingest, "peak_rss": peak_rss(), "load": load()}
 
 
 STEPS = {"ingest": step_ingest, "build": step_build, "serve": step_serve, "lance-build": step_lance_build}
@@ -246,32 +266,44 @@ def main() -> None:
     a.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
-        print(f"{a.rows} x {DIM}: queries and exact truth", flush=True)
-        t0 = time.perf_counter()
-        q, truth, truth_1pct = queries_and_truth(a.rows, a.queries, a.seed)
-        np.savez(a.work / "queries.npz", queries=q, truth=truth, truth_1pct=truth_1pct)
-        report: dict[str, Any] = {
-            "rows": a.rows,
-            "dim": DIM,
-            "queries": a.queries,
-            "truth_seconds": time.perf_counter() - t0,
-        }
-        report["ingest"] = child("ingest", a)
-        report["table_bytes"] = folder_bytes(a.work / "hybrid")
+        report: dict[str, Any] = {"rows": a.rows, "dim": DIM, "queries": a.queries}
+        report.update(prepared(a))
         kinds: dict[str, Any] = {}
+        report["kinds"] = kinds
+        report["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "shared": True}
         for kind in a.kinds.split(","):
             if kind == "lance":
                 kinds[kind] = {"build": child("lance-build", a), "serve": child("serve", a, "lance")}
                 kinds[kind]["build"]["index_bytes"] = folder_bytes(a.work / "lance" / "docs.lance" / "_indices")
             else:
                 kinds[kind] = {"build": child("build", a, kind), "serve": child("serve", a, kind)}
-        report["kinds"] = kinds
-        report["total_seconds"] = time.perf_counter() - started
-        report["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "shared": True}
-        write(report, a.name)
+            report["total_seconds"] = time.perf_counter() - started
+            write(report, a.name)  # after every kind: an interrupted run keeps what it measured
     finally:
         if scratch:
             shutil.rmtree(a.work, ignore_errors=True)
+
+
+def prepared(a: argparse.Namespace) -> dict[str, Any]:
+    """The queries with their exact truth and the ingested hybrid table in ``a.work``: made once, then
+    reused while rows, queries and seed are the same (a record of how they were made is kept beside)."""
+    record = a.work / "prepared.json"
+    key = {"rows": a.rows, "queries": a.queries, "seed": a.seed, "dim": DIM}
+    if record.exists():
+        done = json.loads(record.read_text())
+        if done.get("key") == key and (a.work / "queries.npz").exists() and (a.work / "hybrid").exists():
+            print(f"{a.rows} x {DIM}: reusing the queries, truth and table in the work folder", flush=True)
+            return dict(done["report"])
+    shutil.rmtree(a.work / "hybrid", ignore_errors=True)
+    shutil.rmtree(a.work / "lance", ignore_errors=True)
+    print(f"{a.rows} x {DIM}: queries and exact truth", flush=True)
+    t0 = time.perf_counter()
+    q, truth, truth_1pct = queries_and_truth(a.rows, a.queries, a.seed)
+    np.savez(a.work / "queries.npz", queries=q, truth=truth, truth_1pct=truth_1pct)
+    out: dict[str, Any] = {"truth_seconds": time.perf_counter() - t0, "ingest": child("ingest", a)}
+    out["table_bytes"] = folder_bytes(a.work / "hybrid")
+    record.write_text(json.dumps({"key": key, "report": out}, indent=2) + "\n")
+    return out
 
 
 def anon_added(serve: dict[str, Any]) -> int:
@@ -303,8 +335,9 @@ def write(report: dict[str, Any], name: str) -> None:
         f" table {report['table_bytes'] / mb:.0f} MB on disk. {report['queries']} queries, k = 10, exact truth.",
         "",
         "| kind | build s (+tuning) | build peak RSS MB | index on disk MB | settings | recall@10 | p50 ms | p95 ms"
-        " | 1%-filter recall / p50 ms | serving RSS MB (anon / file) | RSS added by searching MB (anon / file) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        " | 1%-filter recall / p50 ms | serving RSS MB (anon / file) | RSS added by searching MB (anon / file)"
+        " | load average (build / serve) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, r in kinds.items():
         b, s = r["build"], r["serve"]
@@ -324,7 +357,8 @@ def write(report: dict[str, Any], name: str) -> None:
             f" | {settings}"
             f" | {v['recall']:.3f} | {v['p50_ms']:.2f} | {v['p95_ms']:.2f} | {f['recall']:.3f} / {f['p50_ms']:.2f}"
             f" | {s['rss']['VmRSS'] / mb:.0f} ({s['rss']['RssAnon'] / mb:.0f} / {s['rss']['RssFile'] / mb:.0f})"
-            f" | {s['index_rss'] / mb:.0f} ({anon_added(s) / mb:.0f} / {file_added(s) / mb:.0f}) |"
+            f" | {s['index_rss'] / mb:.0f} ({anon_added(s) / mb:.0f} / {file_added(s) / mb:.0f})"
+            f" | {b.get('load', ['?'])[0]} / {s.get('load', ['?'])[0]} |"
         )
     if base and lance:
         lines += ["", "Ratios (targets from issue 19 in brackets):", ""]
