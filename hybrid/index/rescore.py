@@ -1,12 +1,13 @@
 """Exact rescoring of a compressed index's candidates, and reading a table's vectors in bounded batches.
 
-A compressed index (:mod:`hybrid.index.ann_kinds`) only proposes ``rescore x k``
-candidate row ids; their exact distances are computed from the float vectors stored
-in the table (memory-mapped Arrow files, gathered by row id through
-:func:`hybrid.index.exact.gathered`, with the same arithmetic and cached norms as exact search), so every
-returned distance is exact and the order among the candidates is the exact order.
-Candidates that are not live in the version searched (deleted since the build) get an
-infinite distance and sort last; the query path skips them as it skips any dead row.
+A compressed index (:mod:`hybrid.index.ann_kinds`) only proposes candidate row ids:
+``rescore x k`` of them for the first ``RESCORE_DEPTH`` hits and one more per hit past
+those (:func:`candidate_count`). Their exact distances are computed from the float
+vectors stored in the table (memory-mapped Arrow files, gathered by row id in one pass
+by :func:`gathered`, with the formulas of exact search), so every returned distance is
+exact and the order among the candidates is the exact order. Candidates that are not
+live in the version searched (deleted since the build) get an infinite distance and sort
+last; the query path skips them as it skips any dead row.
 
 :class:`Rescored` looks like the float HNSW index to the query path (``count``,
 ``ef_search``, ``search(q, k, ef=)``), so filters, over-fetching, dead rows and rows
@@ -23,7 +24,7 @@ import numpy as np
 
 from hybrid.index.ann_kinds import CandidateIndex
 from hybrid.index.catalog import IndexEntry, selected_vectors
-from hybrid.index.exact import gathered
+from hybrid.index.gather import gathered
 from hybrid.index.vector import VectorIndex, distances, top_k
 from hybrid.index.view import IndexedSnapshot
 from hybrid.storage.snapshot import Snapshot
@@ -31,7 +32,21 @@ from hybrid.storage.snapshot import Snapshot
 BATCH_ROWS = 65_536
 """Rows read and inserted at a time while building a compressed index (the build's memory bound)."""
 MAX_CANDIDATES = 4_096
-"""At most this many candidates are rescored per search (a deep over-fetch for a filter is not multiplied)."""
+"""At most this many candidates are rescored per search."""
+RESCORE_DEPTH = 50
+"""Hits oversampled by the full rescore factor; each hit past these adds one candidate. A deep search
+is a filter's over-fetch (the k allowed among the nearest few hundred) or a fusion list, not a deep
+exact ranking: at 100,000 x 384 (int8 HNSW, rescore 4) the over-fetch of a 10% filter (195 hits) with
+345 candidates kept recall@195 0.9999 and the filtered recall@10 1.000, as 780 did, in a quarter of
+the time (the graph walks ef = candidates deep)."""
+
+
+def candidate_count(k: int, rescore: float) -> int:
+    """Candidates to rescore for `k` hits: ``rescore x k`` up to ``RESCORE_DEPTH`` hits, one per hit past."""
+    head = min(k, RESCORE_DEPTH)
+    return max(k, min(math.ceil(head * rescore) + (k - head), MAX_CANDIDATES))
+
+
 TRAIN_ROWS = 100_000
 """At most this many rows train a compressed index's quantizer (a random sample)."""
 
@@ -68,7 +83,7 @@ class Rescored:
         k = min(k, self.count)
         if k <= 0:
             return np.empty(0, np.uint64), np.empty(0, np.float32)
-        n = max(k, min(math.ceil(k * (rescore or self.rescore)), MAX_CANDIDATES))
+        n = candidate_count(k, rescore or self.rescore)
         found = self.index.candidates(q, n, ef or self.index.level)
         return rescored(self.view, self.column, q, self.metric, found, k)
 
