@@ -257,11 +257,22 @@ def main() -> None:
     ap.add_argument("--target-recall", type=float, default=0.95)
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
     ap.add_argument("--name", default="ann_kinds")
+    ap.add_argument(
+        "--merge", nargs="+", type=Path, default=None,
+        help="write one report from the json reports of runs over the same --work table (kinds side by side)",
+    )  # fmt: skip
     ap.add_argument("--step", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--kind", default="", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.step:
         print(json.dumps(STEPS[a.step](a), default=str))
+        return
+    if a.merge:
+        reports = [json.loads(path.read_text()) for path in a.merge]
+        merged = dict(reports[0])
+        merged["kinds"] = {kind: r for rep in reports for kind, r in rep["kinds"].items()}
+        merged["merged_from"] = [path.name for path in a.merge]
+        write(merged, a.name)
         return
     scratch = a.work is None
     a.work = Path(tempfile.mkdtemp(prefix="ann-kinds-")) if scratch else a.work
@@ -318,6 +329,11 @@ def file_added(serve: dict[str, Any]) -> int:
     return int(serve["rss"]["RssFile"] - serve["rss_before_search"]["RssFile"])
 
 
+def _rss_text(r: dict[str, int] | None) -> str:
+    mb = 2**20
+    return "n/a" if r is None else f"{r['VmRSS'] / mb:.0f} ({r['RssAnon'] / mb:.0f} / {r['RssFile'] / mb:.0f})"
+
+
 def write(report: dict[str, Any], name: str) -> None:
     out = REPO / "eval" / "results"
     (out / f"{name}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
@@ -338,8 +354,8 @@ def write(report: dict[str, Any], name: str) -> None:
         "",
         "| kind | build s (+tuning) | build peak RSS MB | index on disk MB | settings | recall@10 | p50 ms | p95 ms"
         " | 1%-filter recall / p50 ms | serving RSS MB (anon / file) | RSS added by searching MB (anon / file)"
-        " | load average (build / serve) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " | RSS after the unfiltered searches MB (anon / file) | load average (build / serve) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, r in kinds.items():
         b, s = r["build"], r["serve"]
@@ -360,7 +376,7 @@ def write(report: dict[str, Any], name: str) -> None:
             f" | {v['recall']:.3f} | {v['p50_ms']:.2f} | {v['p95_ms']:.2f} | {f['recall']:.3f} / {f['p50_ms']:.2f}"
             f" | {s['rss']['VmRSS'] / mb:.0f} ({s['rss']['RssAnon'] / mb:.0f} / {s['rss']['RssFile'] / mb:.0f})"
             f" | {s['index_rss'] / mb:.0f} ({anon_added(s) / mb:.0f} / {file_added(s) / mb:.0f})"
-            f" | {b.get('load', ['?'])[0]} / {s.get('load', ['?'])[0]} |"
+            f" | {_rss_text(s.get('rss_vector'))} | {b.get('load', ['?'])[0]} / {s.get('load', ['?'])[0]} |"
         )
     if base and lance:
         lines += ["", "Ratios (targets from issue 19 in brackets):", ""]
@@ -369,8 +385,15 @@ def write(report: dict[str, Any], name: str) -> None:
                 continue
             b, s = r["build"], r["serve"]
             tune = b.get("tuning_seconds") or 0.0
+            vec_rss = ""
+            if s.get("rss_vector") and base["serve"].get("rss_vector"):
+                vec_rss = (
+                    f" serving RSS after the unfiltered searches"
+                    f" {s['rss_vector']['VmRSS'] / base['serve']['rss_vector']['VmRSS']:.2f}x float HNSW's"
+                    f" (anonymous {s['rss_vector']['RssAnon'] / base['serve']['rss_vector']['RssAnon']:.2f}x);"
+                )
             lines.append(
-                f"* {kind}: recall {s['vector']['recall']:.3f} [>= 0.95];"
+                f"* {kind}: recall {s['vector']['recall']:.3f} [>= 0.95];{vec_rss}"
                 f" serving RSS {s['rss']['VmRSS'] / base['serve']['rss']['VmRSS']:.2f}x float HNSW's, RSS added by"
                 f" searching {s['index_rss'] / max(base['serve']['index_rss'], 1):.2f}x, anonymous RSS added"
                 f" {anon_added(s) / max(anon_added(base['serve']), 1):.2f}x [<= 0.3];"
