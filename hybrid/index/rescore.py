@@ -25,7 +25,7 @@ import numpy as np
 from hybrid.index.ann_kinds import CandidateIndex
 from hybrid.index.catalog import IndexEntry, selected_vectors
 from hybrid.index.gather import gathered
-from hybrid.index.vector import VectorIndex, distances, top_k
+from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
 from hybrid.storage.snapshot import Snapshot
 
@@ -141,18 +141,36 @@ def exact_neighbours(
     snap: Snapshot, column: str, queries: np.ndarray, metric: str, k: int, rows: int = BATCH_ROWS
 ) -> list[np.ndarray]:
     """Per query, the row ids of its exact `k` nearest live rows: one pass over the table in batches,
-    each batch compared with every query at once (a matrix product)."""
-    best_ids = [np.empty(0, np.uint64) for _ in queries]
-    best_d = [np.empty(0, np.float32) for _ in queries]
+    each batch compared with every query in one matrix product (hnswlib's distances, as
+    :func:`hybrid.index.vector.distances`); ties by row id."""
+    q = np.asarray(queries, dtype=np.float32).reshape(len(queries), -1)
+    best_ids = np.empty((len(q), 0), np.uint64)
+    best_d = np.empty((len(q), 0), np.float32)
+    q_norms = np.linalg.norm(q, axis=1)
+    q_norms[q_norms == 0] = 1.0
     for ids, vectors in vector_batches(snap, column, rows):
+        d = _distance_matrix(vectors, q, q_norms, metric)  # (batch rows, queries)
+        kk = min(k, len(ids))
+        near = np.argpartition(d, kk - 1, axis=0)[:kk] if len(ids) > kk else np.arange(len(ids))[:, None]
+        near = np.broadcast_to(near, (kk, len(q)))
+        all_d = np.concatenate([best_d, np.take_along_axis(d, near, 0).T], axis=1)
+        all_ids = np.concatenate([best_ids, ids[near].T], axis=1)
+        order = np.lexsort((all_ids, all_d))[:, :k]  # per query (last axis): by distance, then row id
+        best_d, best_ids = np.take_along_axis(all_d, order, 1), np.take_along_axis(all_ids, order, 1)
+    return list(best_ids)
+
+
+def _distance_matrix(vectors: np.ndarray, q: np.ndarray, q_norms: np.ndarray, metric: str) -> np.ndarray:
+    dots = vectors @ q.T
+    if metric == "dot":
+        return np.asarray(1.0 - dots, dtype=np.float32)
+    if metric == "cosine":
         norms = np.linalg.norm(vectors, axis=1)
-        for i, q in enumerate(queries):
-            d = distances(vectors, q, metric, norms).astype(np.float32)
-            cand_ids, cand_d = top_k(ids, d, k)
-            best_ids[i], best_d[i] = top_k(
-                np.concatenate([best_ids[i], cand_ids]), np.concatenate([best_d[i], cand_d]), k
-            )
-    return best_ids
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cos = dots / (norms[:, None] * q_norms[None, :])
+        return np.asarray(1.0 - np.nan_to_num(cos, nan=0.0), dtype=np.float32)
+    squares = np.einsum("ij,ij->i", vectors, vectors)
+    return np.asarray(squares[:, None] - 2.0 * dots + np.einsum("ij,ij->i", q, q)[None, :], dtype=np.float32)
 
 
 def searcher(view: IndexedSnapshot, entry: IndexEntry) -> VectorIndex | Rescored:

@@ -16,7 +16,7 @@ import pytest
 
 import hybrid
 from hybrid.index.gather import gathered
-from hybrid.index.rescore import MAX_CANDIDATES, RESCORE_DEPTH, candidate_count
+from hybrid.index.rescore import MAX_CANDIDATES, RESCORE_DEPTH, candidate_count, exact_neighbours
 from tests.index.test_vector_recall import clustered, perturbed
 
 pytest.importorskip("usearch")
@@ -102,3 +102,19 @@ def test_deep_and_filtered_searches_are_exact(tmp_path: Path, kind: str) -> None
         filtered_hits += len(set(ids.tolist()) & set(allowed[np.argsort(exact[allowed], kind="stable")[:10]].tolist()))
     assert deep_hits / (k_deep * len(queries)) >= 0.95, kind  # measured 0.99+
     assert filtered_hits / (10 * len(queries)) >= 0.97, kind  # measured 1.0
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2", "dot"])
+def test_exact_neighbours_in_batches_match_numpy(tmp_path: Path, metric: str) -> None:
+    data = clustered(2_000, DIM, 8, seed=2)
+    t = hybrid.connect(tmp_path, upkeep=None).create_table("t", _rows(0, data))
+    t.delete("id % 13 = 0")
+    rows = t.to_arrow(["id"], with_rowid=True)
+    rowid_of = dict(zip(rows.column("id").to_pylist(), rows.column("_rowid").to_pylist()))
+    live = np.array(sorted(rowid_of))
+    queries = perturbed(data, 15, seed=3)
+    found = exact_neighbours(t.indexed_snapshot().snapshot, "vector", queries, metric, 7, rows=300)
+    for q, got in zip(queries, found):
+        d = _exact(data[live], q, metric)
+        want = [rowid_of[int(i)] for i in live[np.argsort(d, kind="stable")[:7]]]
+        assert got.tolist() == want, metric
