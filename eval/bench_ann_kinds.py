@@ -154,19 +154,24 @@ def step_build(a: argparse.Namespace) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _timed(search: Any, queries: np.ndarray, filtered: bool) -> tuple[list[list[int]], list[float]]:
-    found, ms = [], []
+def _timed(search: Any, queries: np.ndarray, filtered: bool) -> tuple[list[list[int]], list[float], list[float]]:
+    """Ids found per query, wall ms per query, CPU ms per query (every thread of the process)."""
+    found, ms, cpu = [], [], []
     for i, q in enumerate(queries):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         ids = search(q, int(i % 100) if filtered else None)
         ms.append((time.perf_counter() - t0) * 1e3)
+        cpu.append((time.process_time() - c0) * 1e3)
         found.append(ids)
-    return found, ms
+    return found, ms, cpu
 
 
-def _summary(found: list[list[int]], ms: list[float], truth: np.ndarray) -> dict[str, float]:
+def _summary(found: list[list[int]], ms: list[float], cpu: list[float], truth: np.ndarray) -> dict[str, float]:
     recall = float(np.mean([len(set(f) & set(t.tolist())) / K for f, t in zip(found, truth)]))
-    return {"recall": recall, "p50_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95))}
+    return {
+        "recall": recall, "p50_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95)),
+        "cpu_p50_ms": float(np.median(cpu)),
+    }  # fmt: skip
 
 
 def step_serve(a: argparse.Namespace) -> dict[str, Any]:
@@ -261,6 +266,7 @@ def main() -> None:
         "--merge", nargs="+", type=Path, default=None,
         help="write one report from the json reports of runs over the same --work table (kinds side by side)",
     )  # fmt: skip
+    ap.add_argument("--serve-only", action="store_true", help="search the index an earlier run left (one kind)")
     ap.add_argument("--step", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--kind", default="", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -270,7 +276,10 @@ def main() -> None:
     if a.merge:
         reports = [json.loads(path.read_text()) for path in a.merge]
         merged = dict(reports[0])
-        merged["kinds"] = {kind: r for rep in reports for kind, r in rep["kinds"].items()}
+        merged["kinds"] = {}
+        for rep in reports:  # a later report's build or serve replaces an earlier one's, kind by kind
+            for kind, r in rep["kinds"].items():
+                merged["kinds"][kind] = {**merged["kinds"].get(kind, {}), **r}
         merged["merged_from"] = [path.name for path in a.merge]
         write(merged, a.name)
         return
@@ -285,13 +294,18 @@ def main() -> None:
         report["kinds"] = kinds
         report["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "shared": True}
         for kind in a.kinds.split(","):
-            if kind == "lance":
+            if a.serve_only:  # the index built by an earlier run stays in the work table: search it again
+                kinds[kind] = {"serve": child("serve", a, kind)}
+            elif kind == "lance":
                 kinds[kind] = {"build": child("lance-build", a), "serve": child("serve", a, "lance")}
                 kinds[kind]["build"]["index_bytes"] = folder_bytes(a.work / "lance" / "docs.lance" / "_indices")
             else:
                 kinds[kind] = {"build": child("build", a, kind), "serve": child("serve", a, kind)}
             report["total_seconds"] = time.perf_counter() - started
-            write(report, a.name)  # after every kind: an interrupted run keeps what it measured
+            if a.serve_only:  # searches only: --merge it after the run that built the index
+                (REPO / "eval" / "results" / f"{a.name}.json").write_text(json.dumps(report, indent=2) + "\n")
+            else:
+                write(report, a.name)  # after every kind: an interrupted run keeps what it measured
     finally:
         if scratch:
             shutil.rmtree(a.work, ignore_errors=True)
@@ -329,6 +343,20 @@ def file_added(serve: dict[str, Any]) -> int:
     return int(serve["rss"]["RssFile"] - serve["rss_before_search"]["RssFile"])
 
 
+def _cpu_text(r: dict[str, float]) -> str:
+    return f"{r['cpu_p50_ms']:.2f}" if "cpu_p50_ms" in r else "n/a"
+
+
+def _cpu_ratios(s: dict[str, Any], base: dict[str, Any], lance: dict[str, Any]) -> str:
+    if not all("cpu_p50_ms" in r["vector"] for r in (s, base, lance)):
+        return ""
+    cpu = s["vector"]["cpu_p50_ms"]
+    return (
+        f"; CPU p50 {cpu / base['vector']['cpu_p50_ms']:.2f}x float HNSW's,"
+        f" {cpu / lance['vector']['cpu_p50_ms']:.2f}x LanceDB's"
+    )
+
+
 def _rss_text(r: dict[str, int] | None) -> str:
     mb = 2**20
     return "n/a" if r is None else f"{r['VmRSS'] / mb:.0f} ({r['RssAnon'] / mb:.0f} / {r['RssFile'] / mb:.0f})"
@@ -353,9 +381,10 @@ def write(report: dict[str, Any], name: str) -> None:
         f" table {report['table_bytes'] / mb:.0f} MB on disk. {report['queries']} queries, k = 10, exact truth.",
         "",
         "| kind | build s (+tuning) | build peak RSS MB | index on disk MB | settings | recall@10 | p50 ms | p95 ms"
+        " | CPU p50 ms"
         " | 1%-filter recall / p50 ms | serving RSS MB (anon / file) | RSS added by searching MB (anon / file)"
         " | RSS after the unfiltered searches MB (anon / file) | load average (build / serve) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, r in kinds.items():
         b, s = r["build"], r["serve"]
@@ -373,7 +402,8 @@ def write(report: dict[str, Any], name: str) -> None:
         lines.append(
             f"| {kind} | {b['seconds'] - tune:.0f} (+{tune:.0f}) | {b['peak_rss'] / mb:.0f} | {disk / mb:.0f}"
             f" | {settings}"
-            f" | {v['recall']:.3f} | {v['p50_ms']:.2f} | {v['p95_ms']:.2f} | {f['recall']:.3f} / {f['p50_ms']:.2f}"
+            f" | {v['recall']:.3f} | {v['p50_ms']:.2f} | {v['p95_ms']:.2f} | {_cpu_text(v)}"
+            f" | {f['recall']:.3f} / {f['p50_ms']:.2f}"
             f" | {s['rss']['VmRSS'] / mb:.0f} ({s['rss']['RssAnon'] / mb:.0f} / {s['rss']['RssFile'] / mb:.0f})"
             f" | {s['index_rss'] / mb:.0f} ({anon_added(s) / mb:.0f} / {file_added(s) / mb:.0f})"
             f" | {_rss_text(s.get('rss_vector'))} | {b.get('load', ['?'])[0]} / {s.get('load', ['?'])[0]} |"
@@ -400,6 +430,7 @@ def write(report: dict[str, Any], name: str) -> None:
                 f" build {(b['seconds'] - tune) / lance['build']['seconds']:.2f}x LanceDB IVF-PQ's [<= 1];"
                 f" p50 {s['vector']['p50_ms'] / base['serve']['vector']['p50_ms']:.2f}x float HNSW's [<= 2],"
                 f" {s['vector']['p50_ms'] / lance['serve']['vector']['p50_ms']:.2f}x LanceDB's [<= 0.5]"
+                + _cpu_ratios(s, base["serve"], lance["serve"])
             )
     lines.append("")
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
