@@ -19,6 +19,13 @@ scan. Every step runs in a fresh subprocess, so each figure is that process's ow
   defaults, searched with ``nprobes=20, refine_factor=10`` (the issue's setting).
 
     nice -n 10 python eval/bench_ann_kinds.py --rows 200000 [--kinds hnsw,hnsw_int8,ivf_pq,ivf_rabitq,lance]
+    nice -n 10 python eval/bench_ann_kinds.py --rows 1000000 --work <scratch> --name ann_kinds_1m
+
+At a million rows and more, pass ``--work``: the queries with their exact truth, the ingested hybrid
+table and the LanceDB table are kept there and reused by a later run with the same ``--rows``,
+``--queries`` and ``--seed`` (so kinds can be run one call at a time). Nothing ever holds the corpus:
+the generator, the truth scan, both ingests and every build go batch by batch. The report is
+rewritten after each kind, so an interrupted run keeps what it measured.
 
 Writes ``eval/results/ann_kinds.json`` and ``.md`` (``--name`` changes the stem).
 """
@@ -26,6 +33,7 @@ Writes ``eval/results/ann_kinds.json`` and ``.md`` (``--name`` changes the stem)
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -109,6 +117,11 @@ def rss() -> dict[str, int]:
     return out
 
 
+def load() -> list[float]:
+    """The machine's 1, 5 and 15-minute load averages (other jobs share its cores)."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
 def peak_rss() -> int:
     """This process's peak RSS (VmHWM: ru_maxrss would carry the parent's peak across exec)."""
     return rss()["VmHWM"]
@@ -124,7 +137,7 @@ def step_ingest(a: argparse.Namespace) -> dict[str, Any]:
     db = hybrid.connect(a.work / "hybrid", upkeep=None)
     # a generator of record batches: streamed to disk batch by batch, never the whole corpus in memory
     t = db.create_table("docs", record_batches(a.rows, a.seed))
-    return {"seconds": time.perf_counter() - t0, "peak_rss": peak_rss(), "rows": t.count_rows()}
+    return {"seconds": time.perf_counter() - t0, "peak_rss": peak_rss(), "rows": t.count_rows(), "load": load()}
 
 
 def step_build(a: argparse.Namespace) -> dict[str, Any]:
@@ -136,24 +149,29 @@ def step_build(a: argparse.Namespace) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     stats = t.index_stats()[0]
     return {
-        "seconds": seconds, "tuning_seconds": stats.get("tuning_seconds"), "peak_rss": peak_rss(),
+        "seconds": seconds, "tuning_seconds": stats.get("tuning_seconds"), "peak_rss": peak_rss(), "load": load(),
         "stats": {k: v for k, v in stats.items() if k not in ("columns",)},
     }  # fmt: skip
 
 
-def _timed(search: Any, queries: np.ndarray, filtered: bool) -> tuple[list[list[int]], list[float]]:
-    found, ms = [], []
+def _timed(search: Any, queries: np.ndarray, filtered: bool) -> tuple[list[list[int]], list[float], list[float]]:
+    """Ids found per query, wall ms per query, CPU ms per query (every thread of the process)."""
+    found, ms, cpu = [], [], []
     for i, q in enumerate(queries):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         ids = search(q, int(i % 100) if filtered else None)
         ms.append((time.perf_counter() - t0) * 1e3)
+        cpu.append((time.process_time() - c0) * 1e3)
         found.append(ids)
-    return found, ms
+    return found, ms, cpu
 
 
-def _summary(found: list[list[int]], ms: list[float], truth: np.ndarray) -> dict[str, float]:
+def _summary(found: list[list[int]], ms: list[float], cpu: list[float], truth: np.ndarray) -> dict[str, float]:
     recall = float(np.mean([len(set(f) & set(t.tolist())) / K for f, t in zip(found, truth)]))
-    return {"recall": recall, "p50_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95))}
+    return {
+        "recall": recall, "p50_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95)),
+        "cpu_p50_ms": float(np.median(cpu)),
+    }  # fmt: skip
 
 
 def step_serve(a: argparse.Namespace) -> dict[str, Any]:
@@ -185,8 +203,11 @@ def step_serve(a: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"rss_before_search": before}
     for name, filtered, truth in (("vector", False, data["truth"]), ("filtered_1pct", True, data["truth_1pct"])):
         out[name] = _summary(*_timed(search, queries, filtered), truth)
+        if not filtered:  # what serving vector search holds, before the filtered searches read 1% of every block
+            out["rss_vector"] = rss()
     out["rss"] = rss()
     out["index_rss"] = out["rss"]["VmRSS"] - before["VmRSS"]
+    out["load"] = load()
     return out
 
 
@@ -195,16 +216,22 @@ def step_lance_build(a: argparse.Namespace) -> dict[str, Any]:
     from lancedb.index import IvfPq
 
     db = lancedb.connect(str(a.work / "lance"))
-    gen = record_batches(a.rows, a.seed)
-    first = next(gen)
-    reader = pa.RecordBatchReader.from_batches(first.schema, [first, *gen])
+    ingest = None
+    try:
+        tbl = db.open_table("docs")
+        if tbl.count_rows() != a.rows:
+            raise ValueError("a table of another size")
+    except Exception:  # not there yet (or another size): stream it in, one batch at a time
+        gen = record_batches(a.rows, a.seed)
+        first = next(gen)
+        reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], gen))
+        t0 = time.perf_counter()
+        tbl = db.create_table("docs", reader, mode="overwrite")
+        ingest = time.perf_counter() - t0
     t0 = time.perf_counter()
-    tbl = db.create_table("docs", reader, mode="overwrite")
-    ingest = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    tbl.create_index("vector", config=IvfPq(distance_type="cosine"))
+    tbl.create_index("vector", config=IvfPq(distance_type="cosine"), replace=True)
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "ingest_seconds": ingest, "peak_rss": peak_rss()}
+    return {"seconds": seconds, "ingest_seconds": ingest, "peak_rss": peak_rss(), "load": load()}
 
 
 STEPS = {"ingest": step_ingest, "build": step_build, "serve": step_serve, "lance-build": step_lance_build}
@@ -235,43 +262,75 @@ def main() -> None:
     ap.add_argument("--target-recall", type=float, default=0.95)
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
     ap.add_argument("--name", default="ann_kinds")
+    ap.add_argument(
+        "--merge", nargs="+", type=Path, default=None,
+        help="write one report from the json reports of runs over the same --work table (kinds side by side)",
+    )  # fmt: skip
+    ap.add_argument("--serve-only", action="store_true", help="search the index an earlier run left (one kind)")
     ap.add_argument("--step", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--kind", default="", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.step:
         print(json.dumps(STEPS[a.step](a), default=str))
         return
+    if a.merge:
+        reports = [json.loads(path.read_text()) for path in a.merge]
+        merged = dict(reports[0])
+        merged["kinds"] = {}
+        for rep in reports:  # a later report's build or serve replaces an earlier one's, kind by kind
+            for kind, r in rep["kinds"].items():
+                merged["kinds"][kind] = {**merged["kinds"].get(kind, {}), **r}
+        merged["merged_from"] = [path.name for path in a.merge]
+        write(merged, a.name)
+        return
     scratch = a.work is None
     a.work = Path(tempfile.mkdtemp(prefix="ann-kinds-")) if scratch else a.work
     a.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
-        print(f"{a.rows} x {DIM}: queries and exact truth", flush=True)
-        t0 = time.perf_counter()
-        q, truth, truth_1pct = queries_and_truth(a.rows, a.queries, a.seed)
-        np.savez(a.work / "queries.npz", queries=q, truth=truth, truth_1pct=truth_1pct)
-        report: dict[str, Any] = {
-            "rows": a.rows,
-            "dim": DIM,
-            "queries": a.queries,
-            "truth_seconds": time.perf_counter() - t0,
-        }
-        report["ingest"] = child("ingest", a)
-        report["table_bytes"] = folder_bytes(a.work / "hybrid")
+        report: dict[str, Any] = {"rows": a.rows, "dim": DIM, "queries": a.queries}
+        report.update(prepared(a))
         kinds: dict[str, Any] = {}
+        report["kinds"] = kinds
+        report["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "shared": True}
         for kind in a.kinds.split(","):
-            if kind == "lance":
+            if a.serve_only:  # the index built by an earlier run stays in the work table: search it again
+                kinds[kind] = {"serve": child("serve", a, kind)}
+            elif kind == "lance":
                 kinds[kind] = {"build": child("lance-build", a), "serve": child("serve", a, "lance")}
                 kinds[kind]["build"]["index_bytes"] = folder_bytes(a.work / "lance" / "docs.lance" / "_indices")
             else:
                 kinds[kind] = {"build": child("build", a, kind), "serve": child("serve", a, kind)}
-        report["kinds"] = kinds
-        report["total_seconds"] = time.perf_counter() - started
-        report["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "shared": True}
-        write(report, a.name)
+            report["total_seconds"] = time.perf_counter() - started
+            if a.serve_only:  # searches only: --merge it after the run that built the index
+                (REPO / "eval" / "results" / f"{a.name}.json").write_text(json.dumps(report, indent=2) + "\n")
+            else:
+                write(report, a.name)  # after every kind: an interrupted run keeps what it measured
     finally:
         if scratch:
             shutil.rmtree(a.work, ignore_errors=True)
+
+
+def prepared(a: argparse.Namespace) -> dict[str, Any]:
+    """The queries with their exact truth and the ingested hybrid table in ``a.work``: made once, then
+    reused while rows, queries and seed are the same (a record of how they were made is kept beside)."""
+    record = a.work / "prepared.json"
+    key = {"rows": a.rows, "queries": a.queries, "seed": a.seed, "dim": DIM}
+    if record.exists():
+        done = json.loads(record.read_text())
+        if done.get("key") == key and (a.work / "queries.npz").exists() and (a.work / "hybrid").exists():
+            print(f"{a.rows} x {DIM}: reusing the queries, truth and table in the work folder", flush=True)
+            return dict(done["report"])
+    shutil.rmtree(a.work / "hybrid", ignore_errors=True)
+    shutil.rmtree(a.work / "lance", ignore_errors=True)
+    print(f"{a.rows} x {DIM}: queries and exact truth", flush=True)
+    t0 = time.perf_counter()
+    q, truth, truth_1pct = queries_and_truth(a.rows, a.queries, a.seed)
+    np.savez(a.work / "queries.npz", queries=q, truth=truth, truth_1pct=truth_1pct)
+    out: dict[str, Any] = {"truth_seconds": time.perf_counter() - t0, "ingest": child("ingest", a)}
+    out["table_bytes"] = folder_bytes(a.work / "hybrid")
+    record.write_text(json.dumps({"key": key, "report": out}, indent=2) + "\n")
+    return out
 
 
 def anon_added(serve: dict[str, Any]) -> int:
@@ -282,6 +341,25 @@ def anon_added(serve: dict[str, Any]) -> int:
 def file_added(serve: dict[str, Any]) -> int:
     """File-backed pages the searches touched: memory-mapped index files, table vectors, libraries."""
     return int(serve["rss"]["RssFile"] - serve["rss_before_search"]["RssFile"])
+
+
+def _cpu_text(r: dict[str, float]) -> str:
+    return f"{r['cpu_p50_ms']:.2f}" if "cpu_p50_ms" in r else "n/a"
+
+
+def _cpu_ratios(s: dict[str, Any], base: dict[str, Any], lance: dict[str, Any]) -> str:
+    if not all("cpu_p50_ms" in r["vector"] for r in (s, base, lance)):
+        return ""
+    cpu = s["vector"]["cpu_p50_ms"]
+    return (
+        f"; CPU p50 {cpu / base['vector']['cpu_p50_ms']:.2f}x float HNSW's,"
+        f" {cpu / lance['vector']['cpu_p50_ms']:.2f}x LanceDB's"
+    )
+
+
+def _rss_text(r: dict[str, int] | None) -> str:
+    mb = 2**20
+    return "n/a" if r is None else f"{r['VmRSS'] / mb:.0f} ({r['RssAnon'] / mb:.0f} / {r['RssFile'] / mb:.0f})"
 
 
 def write(report: dict[str, Any], name: str) -> None:
@@ -303,8 +381,10 @@ def write(report: dict[str, Any], name: str) -> None:
         f" table {report['table_bytes'] / mb:.0f} MB on disk. {report['queries']} queries, k = 10, exact truth.",
         "",
         "| kind | build s (+tuning) | build peak RSS MB | index on disk MB | settings | recall@10 | p50 ms | p95 ms"
-        " | 1%-filter recall / p50 ms | serving RSS MB (anon / file) | RSS added by searching MB (anon / file) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        " | CPU p50 ms"
+        " | 1%-filter recall / p50 ms | serving RSS MB (anon / file) | RSS added by searching MB (anon / file)"
+        " | RSS after the unfiltered searches MB (anon / file) | load average (build / serve) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, r in kinds.items():
         b, s = r["build"], r["serve"]
@@ -322,9 +402,11 @@ def write(report: dict[str, Any], name: str) -> None:
         lines.append(
             f"| {kind} | {b['seconds'] - tune:.0f} (+{tune:.0f}) | {b['peak_rss'] / mb:.0f} | {disk / mb:.0f}"
             f" | {settings}"
-            f" | {v['recall']:.3f} | {v['p50_ms']:.2f} | {v['p95_ms']:.2f} | {f['recall']:.3f} / {f['p50_ms']:.2f}"
+            f" | {v['recall']:.3f} | {v['p50_ms']:.2f} | {v['p95_ms']:.2f} | {_cpu_text(v)}"
+            f" | {f['recall']:.3f} / {f['p50_ms']:.2f}"
             f" | {s['rss']['VmRSS'] / mb:.0f} ({s['rss']['RssAnon'] / mb:.0f} / {s['rss']['RssFile'] / mb:.0f})"
-            f" | {s['index_rss'] / mb:.0f} ({anon_added(s) / mb:.0f} / {file_added(s) / mb:.0f}) |"
+            f" | {s['index_rss'] / mb:.0f} ({anon_added(s) / mb:.0f} / {file_added(s) / mb:.0f})"
+            f" | {_rss_text(s.get('rss_vector'))} | {b.get('load', ['?'])[0]} / {s.get('load', ['?'])[0]} |"
         )
     if base and lance:
         lines += ["", "Ratios (targets from issue 19 in brackets):", ""]
@@ -333,14 +415,22 @@ def write(report: dict[str, Any], name: str) -> None:
                 continue
             b, s = r["build"], r["serve"]
             tune = b.get("tuning_seconds") or 0.0
+            vec_rss = ""
+            if s.get("rss_vector") and base["serve"].get("rss_vector"):
+                vec_rss = (
+                    f" serving RSS after the unfiltered searches"
+                    f" {s['rss_vector']['VmRSS'] / base['serve']['rss_vector']['VmRSS']:.2f}x float HNSW's"
+                    f" (anonymous {s['rss_vector']['RssAnon'] / base['serve']['rss_vector']['RssAnon']:.2f}x);"
+                )
             lines.append(
-                f"* {kind}: recall {s['vector']['recall']:.3f} [>= 0.95];"
+                f"* {kind}: recall {s['vector']['recall']:.3f} [>= 0.95];{vec_rss}"
                 f" serving RSS {s['rss']['VmRSS'] / base['serve']['rss']['VmRSS']:.2f}x float HNSW's, RSS added by"
                 f" searching {s['index_rss'] / max(base['serve']['index_rss'], 1):.2f}x, anonymous RSS added"
                 f" {anon_added(s) / max(anon_added(base['serve']), 1):.2f}x [<= 0.3];"
                 f" build {(b['seconds'] - tune) / lance['build']['seconds']:.2f}x LanceDB IVF-PQ's [<= 1];"
                 f" p50 {s['vector']['p50_ms'] / base['serve']['vector']['p50_ms']:.2f}x float HNSW's [<= 2],"
                 f" {s['vector']['p50_ms'] / lance['serve']['vector']['p50_ms']:.2f}x LanceDB's [<= 0.5]"
+                + _cpu_ratios(s, base["serve"], lance["serve"])
             )
     lines.append("")
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")

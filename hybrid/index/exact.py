@@ -127,50 +127,6 @@ def distances_from_dots(dots32: np.ndarray, squares: np.ndarray | None, q_square
     return (squares - 2.0 * dots + q_square).astype(np.float32)
 
 
-def gathered(
-    view: IndexedSnapshot, column: str, ids: np.ndarray, q: np.ndarray, metric: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact distances from `q` to the rows `ids` that are live and have a vector: (their ids, distances),
-    unsorted. Each row is located by id and its vector gathered from the stored chunk (a handful of
-    rows: no masks the size of the table), the chunk's squared norms cached as in `exact_search`."""
-    snap = view.snapshot
-    field_id = snap.manifest.field_id(column)
-    q = np.ascontiguousarray(q, dtype=np.float32)
-    q_square = float(np.dot(q.astype(np.float64), q.astype(np.float64)))
-    frag_idx, offsets, live = snap.locate(ids)
-    out_ids: list[np.ndarray] = []
-    out_d: list[np.ndarray] = []
-    for fi in np.unique(frag_idx[live]).tolist():
-        frag = snap.manifest.fragments[fi]
-        here = live & (frag_idx == fi)
-        wanted, at = ids[here], offsets[here]
-        source = next(f.path for f in frag.files if field_id in f.field_ids)
-        chunks, starts = view.remember(
-            "vector_chunks", (source, field_id), partial(_chunks, snap, frag, column), keep=4_096
-        )
-        chunk_of = np.searchsorted(starts, at, side="right") - 1
-        for chunk_no in np.unique(chunk_of).tolist():
-            matrix, valid = chunks[chunk_no]
-            pick = chunk_of == chunk_no
-            pos = at[pick] - starts[chunk_no]
-            rows = wanted[pick]
-            if valid is not None:
-                keep = valid[pos]
-                pos, rows = pos[keep], rows[keep]
-            if not len(pos):
-                continue
-            dots = _dots(matrix, pos, q)
-            squares = None
-            if metric != "dot":
-                key = (source, field_id, chunk_no)
-                squares = view.remember("vector_norms", key, partial(_squared_norms, matrix), keep=4_096)[pos]
-            out_ids.append(rows)
-            out_d.append(distances_from_dots(dots, squares, q_square, metric))
-    if not out_ids:
-        return np.empty(0, np.uint64), np.empty(0, np.float32)
-    return np.concatenate(out_ids).astype(np.uint64), np.concatenate(out_d)
-
-
 @dataclass(frozen=True)
 class RowVectors:
     """Chosen rows' vectors gathered into one contiguous matrix, with their squared norms.

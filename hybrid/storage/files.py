@@ -128,7 +128,10 @@ class FileCache:
             self._verify(rel, plain)
             buffer = pa.py_buffer(plain)
         else:
-            self._verify(rel, mapped)
+            if self._verify(rel, mapped) and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                # the checksum read every page through the map: unmap them (they stay in the page cache), so
+                # that this process's resident memory holds only what it reads afterwards, not the whole file
+                mapped.madvise(mmap.MADV_DONTNEED)
             if random_access and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
                 mapped.madvise(mmap.MADV_RANDOM)
             buffer = pa.py_buffer(mapped)
@@ -157,13 +160,15 @@ class FileCache:
                     self._ranged.popitem(last=False)
         return ranged.take(columns, offsets)
 
-    def _verify(self, rel: str, mapped: mmap.mmap | bytes | bytearray | memoryview) -> None:
-        """Check a file against the checksum in its name, once per process (it never changes)."""
+    def _verify(self, rel: str, mapped: mmap.mmap | bytes | bytearray | memoryview) -> bool:
+        """Check a file against the checksum in its name, once per process (it never changes); True when
+        this call read it."""
         if rel in self._verified:
-            return
+            return False
         checksums.verify_named(self._root, rel, memoryview(mapped))
         with self._lock:
             self._verified.add(rel)
+        return True
 
     def ids(self, rel: str) -> np.ndarray:
         with self._lock:
