@@ -155,17 +155,13 @@ class TermMatcher:
         if self.unspaced_terms or not all(t.isascii() for t in texts) or not self.query_terms:
             return [self.spans(t) for t in texts]
         joined = "\0".join(texts)
-        hits = self.matching(set(joined.translate(_ASCII_GAPS).split()))  # the \w+ words of ASCII text
+        gaps = " " + joined.translate(_ASCII_GAPS) + " "  # words between single spaces, offsets + 1
+        hits = self.matching(set(gaps.split()))  # the \w+ words of ASCII text
         out: list[list[tuple[int, int]]] = [[] for _ in texts]
         if not hits:
             return out
         starts = list(itertools.accumulate((len(t) + 1 for t in texts[:-1]), initial=0))
-        found = sorted(
-            m.span()
-            for word in hits
-            for m in _word_then_gap(word).finditer(joined)
-            if not m.start() or not _is_word_char(joined[m.start() - 1])
-        )
+        found = sorted((m.start(), m.start() + len(word)) for word in hits for m in _spaced(word).finditer(gaps))
         for a, b in found:
             i = bisect.bisect_right(starts, a) - 1
             base = starts[i]
@@ -174,14 +170,11 @@ class TermMatcher:
 
 
 @functools.lru_cache(maxsize=65_536)
-def _word_then_gap(word: str) -> re.Pattern[str]:
-    """`word` not followed by a word character, compiled once per word; a pattern that starts with
-    a literal is scanned for in C (a look-behind would make the engine try every position)."""
-    return re.compile(re.escape(word) + r"(?!\w)")
-
-
-def _is_word_char(c: str) -> bool:
-    return c.isalnum() or c == "_"
+def _spaced(word: str) -> re.Pattern[str]:
+    """`word` between spaces, the leading one consumed (so the match starts one before the word)
+    and the trailing one only looked at (so touching words both match); compiled once per word, a
+    pattern that starts with a literal is scanned for in C."""
+    return re.compile(" " + re.escape(word) + "(?= )")
 
 
 def _found_inside(run: str, offset: int, terms: tuple[str, ...]) -> list[tuple[int, int]]:

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import hybrid
 from hybrid.embedders import HashingEmbedder
@@ -125,3 +127,25 @@ def test_a_row_without_text_gets_null_highlights_beside_marked_ones(tmp_path: Pa
     assert hits[1]["_highlight_window"] is None
     assert marked_words(hits[0], "note") == ["Vacuum"] and marked_words(hits[2], "note") == ["vacuum"]
     assert hits[2]["_highlight_window"] == {"start": 0, "end": len("More vacuum.")}
+
+
+_WORDS = ["index", "indexes", "Indexing", "w1", "w12", "w1_2", "x", "vacuum", "the", "12", "_", "a"]
+_GAPS = [" ", "  ", ".", ", ", "\n", "-", "'", "/", ""]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.tuples(st.sampled_from(_WORDS), st.sampled_from(_GAPS)), max_size=12).map(
+            lambda parts: "".join(w + g for w, g in parts)
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from(["index", "w1 vacuum", "w12 x", "12 the index", "a w1_2"]),
+)
+def test_texts_looked_up_together_get_the_spans_each_gets_alone(texts: list[str], query: str) -> None:
+    """The batched path (all texts' words at once, matches found between spaces) marks exactly what
+    the one-text path marks: words touching punctuation, text starts and ends, words inside words."""
+    m = highlight.TermMatcher(query)
+    assert m.spans_many(texts) == [m.spans(t) for t in texts]

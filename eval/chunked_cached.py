@@ -1,0 +1,85 @@
+"""`hybrid eval --chunk` over tables built once: the unchunked and chunked runs, asked again in minutes.
+
+Embedding a collection's documents and its chunks is most of what ``hybrid eval --chunk`` costs
+(webfaq: 6,892 documents and 20,514 chunks). This script builds the same two tables with the
+same builders (:func:`hybrid.eval.runs.build_table`, :func:`hybrid.eval.chunked.build_chunk_table`)
+into a work folder the first time, reuses them after, and runs the same configurations with
+:func:`hybrid.eval.runs.execute`: the nDCG figures equal a ``hybrid eval`` report's of the same
+code. It writes the usual report (``report.md``, ``report.json``) per collection and prints each
+chunked run against the unchunked one (paired randomization test, 10,000 trials).
+
+    python eval/chunked_cached.py <data>/webfaq <data>/nfcorpus <data>/scifact --work <folder>
+    python eval/chunked_cached.py <data>/webfaq --work <folder> --runs hybrid
+
+A table is reused when its name and row count match; ``--rebuild`` builds them again (after a
+change to the chunker, the analyzer or the embedder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from hybrid import connect
+from hybrid.embedders import create
+from hybrid.eval.chunked import build_chunk_table, chunk_rows, chunked_configs
+from hybrid.eval.collection import load_beir
+from hybrid.eval.metrics import paired_randomization_test
+from hybrid.eval.presets import VECTOR_COLUMN, fts_indexes_for, parse_run
+from hybrid.eval.report import build_report, write_report
+from hybrid.eval.runs import build_table, execute
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("collections", nargs="+", type=Path)
+    ap.add_argument("--work", type=Path, required=True, help="folder for the tables and the reports")
+    ap.add_argument("--runs", default="bm25,dense,hybrid")
+    ap.add_argument("--chunk", type=int, default=128)
+    ap.add_argument("--embedder", default="onnx-minilm")
+    ap.add_argument("--k", type=int, default=100)
+    ap.add_argument("--rebuild", action="store_true")
+    args = ap.parse_args()
+
+    embedder = create(args.embedder)
+    configs = [parse_run(r, embedder) for r in args.runs.split(",")]
+    fts = fts_indexes_for(configs, "default") or {"bm25": {"tokenizer": "default"}}
+    for path in args.collections:
+        coll = load_beir(path, "test")
+        db = connect(args.work / coll.name / "db")
+        names = set(db.table_names())
+        chunk_name = f"{coll.name}_chunks{args.chunk}"
+        started = time.perf_counter()
+        if args.rebuild or coll.name not in names or db.open_table(coll.name).count_rows() != len(coll.corpus):
+            build_table(db, coll, embedders={VECTOR_COLUMN: embedder}, fts=fts)
+        docs = db.open_table(coll.name)
+        n_chunks = len(chunk_rows(coll, args.chunk))
+        if args.rebuild or chunk_name not in names or db.open_table(chunk_name).count_rows() != n_chunks:
+            build_chunk_table(db, coll, args.chunk, embedders={VECTOR_COLUMN: embedder}, fts=fts)
+        chunks = db.open_table(chunk_name)
+        built = time.perf_counter() - started
+        queries = coll.judged_queries
+        results = [execute(docs, c, queries, k=args.k, progress=False) for c in configs]
+        results += [execute(chunks, c, queries, k=args.k, progress=False) for c in chunked_configs(configs)]
+        meta = {"runs": args.runs.split(","), "embedder": embedder.name, "chunk_tokens": args.chunk}
+        meta["chunks"] = chunks.count_rows()
+        report = build_report(coll, results, meta=meta)
+        write_report(report, args.work / coll.name / "report")
+        by_name = {e.name: e for e in report.entries}
+        print(f"{coll.name}: tables ready in {built:.0f} s; {len(coll.corpus)} documents, {n_chunks} chunks")
+        for c in configs:
+            base = by_name[c.name]
+            qs = sorted(base.per_query)
+            a = [base.per_query[q]["nDCG@10"] for q in qs]
+            print(f"  {c.name:24s} {base.mean['nDCG@10']:.4f}")
+            for cc in chunked_configs([c]):
+                e = by_name[cc.name]
+                b = [e.per_query[q]["nDCG@10"] for q in qs]
+                p = paired_randomization_test(a, b)
+                d = e.mean["nDCG@10"] - base.mean["nDCG@10"]
+                print(f"  {cc.name:24s} {e.mean['nDCG@10']:.4f}  {d:+.4f} against unchunked (p {p:.3f})")
+
+
+if __name__ == "__main__":
+    main()
