@@ -396,7 +396,13 @@ class _Api:
             comes once the rows are durable; `version` may be shared, `inserted` is this request's)."""
             self.check_rows(req.rows)
             with library_errors():
-                return _commit(name, await tables.append(name, req.rows))
+                if self.config.group_commit:
+                    return _commit(name, await tables.append(name, req.rows))
+                return _commit(name, await anyio.to_thread.run_sync(lambda: _add_alone(name, req.rows)))
+
+        def _add_alone(name: str, rows: list[dict[str, Any]]) -> Commit:
+            with tables.write(name) as table:
+                return tables.scoped(table).add(rows)
 
         @r.post(
             "/tables/{name}/rows/delete",

@@ -136,3 +136,21 @@ def test_server_appends_share_versions_and_a_bad_request_fails_alone(tmp_path: P
         with server.client() as admin:
             hits = admin.post("/v1/tables/gc/search", json={"query": "document 5003", "limit": 3}).json()["results"]
         assert 5_003 in [h["id"] for h in hits]
+
+
+def test_group_commit_off_commits_each_append_alone(tmp_path: Path) -> None:
+    db_path = tmp_path / "db"
+    with running(create_app(db_path, make_config(group_commit=False)), db_path) as server:
+        with server.client() as admin:
+            make_table(admin, "gc", n=20, indexes=False)
+
+        def post(i: int) -> httpx.Response:
+            with server.client(WRITER) as client:
+                return client.post("/v1/tables/gc/rows", json={"rows": docs_rows(range(6_000 + i, 6_001 + i))})
+
+        answers = _together(6, post)
+        assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+        assert len({a.json()["version"] for a in answers}) == 6
+        assert hybrid.connect(db_path).open_table("gc").count_rows("id >= 6000") == 6
+    with pytest.raises(ConfigError, match="group_commit must be"):
+        make_config(group_commit="yes")
