@@ -45,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,7 @@ def replay(
         "wall_ms_per_request": round(1e3 * wall / n, 3),
         "write_versions": len(commits),
         "versions_at_end": writer.version,
+        "commits_by_operation": dict(Counter(v.operation for v in writer.versions()).most_common()),
         "fragments_at_end": len(writer.snapshot().manifest.fragments),
     }
     if profile is not None:
