@@ -50,9 +50,9 @@ class Upkeep:
         merge_share: ...or this share of its rows, whichever is larger: a merge reads and writes the
             whole index, so merging at a share of its size keeps the cost per written row flat.
         tier_fragments: this many (n) consecutive fragments of one size tier (fewer than n, n**2,
-            n**3... live rows, up to 65,536) are compacted into one, which lands in the next tier. A
-            table keeps fewer than n fragments per tier, and each row is rewritten about once per
-            tier it climbs (6 times for n = 8).
+            n**3... live rows, up to 65,536), or of two neighbouring tiers, are compacted into one. A
+            table keeps fewer than n fragments per tier, and each row is rewritten about once or twice
+            per tier it climbs (6 tiers for n = 8).
     """
 
     enabled: bool = True
