@@ -127,6 +127,21 @@ class GroupCommit:
             return batch
 
     def _drain(self, name: str, queue: _Queue) -> None:
+        try:
+            self._drain_until_empty(name, queue)
+        except BaseException as exc:  # never leave requests waiting on a thread that is gone
+            with self._lock:
+                left, queue.items = queue.items, []
+                queue.running = False
+                if self._queues.get(name) is queue:
+                    del self._queues[name]
+                self._threads.discard(threading.current_thread())
+            for _, future in left:
+                if future.set_running_or_notify_cancel():
+                    future.set_exception(exc)
+            raise
+
+    def _drain_until_empty(self, name: str, queue: _Queue) -> None:
         while True:
             if self.window_s:
                 with self._lock:

@@ -205,7 +205,8 @@ class Tables:
             except AccessError:
                 self.audit.denied(name, 403, "outside the grant's row scope")
                 raise
-        manifest = entry.reader.snapshot().manifest
+        with entry.lock:  # the reader is shared by every request thread
+            manifest = entry.reader.snapshot().manifest
         _, batches = to_batches(rows)
         filled = binding.fill_batches(batches, binding.read(manifest.metadata))
         return pa.Table.from_batches([conform(b, manifest.schema) for b in filled], schema=manifest.schema)
