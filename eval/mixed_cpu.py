@@ -18,10 +18,17 @@ the server's throughput ratio (at full load a server's throughput is cores / CPU
 request). With ``--profile`` a cProfile of the searches in each mode, and the functions
 whose own time grows most from read-only to mixed, per search.
 
+With ``--clients N`` the requests are sent by N threads at once (as a server's request threads
+run them), so writes can overlap; ``--appends`` picks how an append commits: ``group`` (the
+server's path: rows validated in the request's thread, then queued for the group commit, so
+appends that overlap share a version) or ``lock`` (one commit per request under the table's
+write lock, as before group commit); ``both`` runs the mixed mode once each way.
+
 Results: ``eval/results/<name>.json`` and ``.md`` (default ``mixed_cpu``).
 
     python eval/mixed_cpu.py                       # 3,000 requests per mode after 300 warm-up
     python eval/mixed_cpu.py --requests 1500 --profile
+    python eval/mixed_cpu.py --clients 8 --appends both
 """
 
 from __future__ import annotations
@@ -36,7 +43,9 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import load_server as ls  # noqa: E402
 from bench.frame import RESULTS_DIR, git_info, grid, machine_info, md_intro, md_machine, write_results  # noqa: E402
 
+from hybrid.server.group_commit import GroupCommit  # noqa: E402
 from hybrid.server.tables import Tables  # noqa: E402
 from hybrid.storage.ingest import is_vector_type  # noqa: E402
 
@@ -59,10 +69,19 @@ class _Args:
 
 
 def replay(
-    folder: Path, rows: list[dict[str, Any]], queries: list[str], args: argparse.Namespace, mixed: bool
+    folder: Path,
+    rows: list[dict[str, Any]],
+    queries: list[str],
+    args: argparse.Namespace,
+    mixed: bool,
+    appends: str = "group",
 ) -> dict[str, Any]:
-    """Run `args.warmup` + `args.requests` requests of one mode against the table in `folder`."""
+    """Run `args.warmup` + `args.requests` requests of one mode against the table in `folder`
+    (on `args.clients` threads; appends committed as `appends` says: "group" or "lock")."""
     tables = Tables(folder)
+    tables.group = GroupCommit(tables.commit_appends, window_s=args.group_commit_ms / 1e3)
+    guard = threading.Lock()  # the request generator and the counters are shared by the client threads
+    commits: set[int] = set()
     load = ls.Load(_Args(args.mix if mixed else READ_ONLY_MIX, args.limit, args.seed), rows, queries)  # type: ignore[arg-type]
     rng = random.Random(args.seed)
     kinds = rng.choices(load.kinds, load.weights, k=args.warmup + args.requests)
@@ -72,18 +91,22 @@ def replay(
     counts = {"search": 0, "write": 0}
 
     def one(kind: str, measured: bool) -> None:
-        path, body = load.request(kind, rng)
+        with guard:
+            path, body = load.request(kind, rng)
         if path in ("rows", "rows/delete"):
             if write_profile is not None and measured:
                 write_profile.enable()
-            with tables.write("docs") as table:
-                if path == "rows":
-                    table.add(body["rows"])
-                else:
-                    table.delete(body["where"])
+            if path == "rows" and appends == "group":
+                version = tables.group.append("docs", tables.prepare_append("docs", body["rows"])).commit.version
+            else:
+                with tables.write("docs") as table:
+                    c = table.add(body["rows"]) if path == "rows" else table.delete(body["where"])
+                    version = c.version
             if write_profile is not None and measured:
                 write_profile.disable()
-            counts["write"] += measured
+            with guard:
+                counts["write"] += measured
+                commits.add(version)
             return
         began = time.thread_time()
         if profile is not None and measured:
@@ -97,21 +120,42 @@ def replay(
         if profile is not None and measured:
             profile.disable()
         if measured:
-            search_cpu.append(time.thread_time() - began)
-            counts["search"] += 1
+            with guard:
+                search_cpu.append(time.thread_time() - began)
+                counts["search"] += 1
 
-    for kind in kinds[: args.warmup]:
-        one(kind, False)
+    def run(todo: list[str], measured: bool) -> None:
+        if args.clients == 1:
+            for kind in todo:
+                one(kind, measured)
+            return
+        queue = iter(todo)
+
+        def client() -> None:
+            while True:
+                with guard:
+                    kind = next(queue, None)
+                if kind is None:
+                    return
+                one(kind, measured)
+
+        threads = [threading.Thread(target=client) for _ in range(args.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    run(kinds[: args.warmup], False)
+    commits.clear()
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    for kind in kinds[args.warmup :]:
-        one(kind, True)
+    run(kinds[args.warmup :], True)
     wall = time.perf_counter() - wall0
     writer = tables.read("docs")
     writer.wait_for_upkeep()  # background upkeep started by the measured writes is their cost too
     cpu = time.process_time() - cpu0
     n = args.requests
     out: dict[str, Any] = {
-        "mode": "mixed" if mixed else "read-only",
+        "mode": ("mixed" if args.appends != "both" else f"mixed ({appends})") if mixed else "read-only",
         "requests": n,
         "searches": counts["search"],
         "writes": counts["write"],
@@ -120,7 +164,9 @@ def replay(
         "search_thread_cpu_ms_median": round(1e3 * statistics.median(search_cpu), 3),
         "search_thread_cpu_ms_mean": round(1e3 * statistics.fmean(search_cpu), 3),
         "wall_ms_per_request": round(1e3 * wall / n, 3),
+        "write_versions": len(commits),
         "versions_at_end": writer.version,
+        "commits_by_operation": dict(Counter(v.operation for v in writer.versions()).most_common()),
         "fragments_at_end": len(writer.snapshot().manifest.fragments),
     }
     if profile is not None:
@@ -188,6 +234,11 @@ def markdown(res: dict[str, Any]) -> str:
         f"Per search (its own thread): {res['search_cpu_ratio']}x.",
         "",
     ]
+    if "cpu_ratio_lock" in res:
+        lines += [
+            f"The same with one commit per append under the write lock: **{res['cpu_ratio_lock']}x**.",
+            "",
+        ]
     if res.get("profile_diff"):
         diff = res["profile_diff"]
         lines += ["## Where a search's time grows with writes (cProfile, own time)\n", grid(diff["own"], 1), ""]
@@ -208,6 +259,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--profile", action="store_true", help="cProfile the searches and list what writes add")
+    ap.add_argument("--clients", type=int, default=1, help="threads sending the requests at once")
+    ap.add_argument(
+        "--appends",
+        choices=["group", "lock", "both"],
+        default="group",
+        help="appends through the group commit (the server's path), one commit each under the lock, or both",
+    )
+    ap.add_argument("--group-commit-ms", type=float, default=2.0, help="the group commit's window")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--name", default="mixed_cpu")
     ap.add_argument(
@@ -217,6 +276,8 @@ def main(argv: list[str] | None = None) -> None:
         help="one mode (to sample it with py-spy); no results file",
     )
     args = ap.parse_args(argv)
+    if args.profile and args.clients != 1:
+        ap.error("--profile needs --clients 1 (a cProfile follows one thread)")
     if args.corpus == "scifact":
         rows, queries = ls.scifact(args.data, args.docs)
     else:
@@ -232,23 +293,30 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="mixed-cpu-") as scratch:
         base = Path(scratch) / "base"
         res["build"] = ls.build_table(base, rows, args.dim)
-        for mixed in (False, True):
+        ways = ["lock", "group"] if args.appends == "both" else [args.appends]
+        for mixed, appends in [(False, ways[0]), *((True, w) for w in ways)]:
             if args.only is not None and args.only != ("mixed" if mixed else "read-only"):
                 continue
-            folder = Path(scratch) / ("mixed" if mixed else "readonly")
+            folder = Path(scratch) / (f"mixed-{appends}" if mixed else "readonly")
             shutil.copytree(base, folder)
-            run = replay(folder, rows, queries, args, mixed)
+            run = replay(folder, rows, queries, args, mixed, appends)
             print({k: v for k, v in run.items() if k != "_profile"}, flush=True)
             res["modes"].append(run)
     res["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     if args.only is not None:
         return
-    ro, mx = res["modes"]
+    ro, mx = res["modes"][0], res["modes"][-1]
     res["cpu_ratio"] = round(mx["cpu_ms_per_request"] / ro["cpu_ms_per_request"], 3)
     res["throughput_ratio_estimate"] = round(ro["cpu_ms_per_request"] / mx["cpu_ms_per_request"], 3)
     res["search_cpu_ratio"] = round(mx["search_thread_cpu_ms_mean"] / ro["search_thread_cpu_ms_mean"], 3)
+    if len(res["modes"]) == 3:
+        lock = res["modes"][1]
+        res["cpu_ratio_lock"] = round(lock["cpu_ms_per_request"] / ro["cpu_ms_per_request"], 3)
     if args.profile:
         res["profile_diff"] = profile_diff(ro, mx, args.top)
+        for m in res["modes"]:
+            m.pop("_profile", None)
+            m.pop("_write_profile", None)
     write_results(RESULTS_DIR, args.name, res, markdown(res))
     print(markdown(res))
 

@@ -241,9 +241,13 @@ class ScopedTable:
 
     def add(self, data: Any) -> Commit:
         """Append rows, every one of which must satisfy the row scope (else nothing is written)."""
+        return self._table.add(self.checked_rows(data))
+
+    def checked_rows(self, data: Any) -> Any:
+        """`data` as rows this scope may add (AccessError naming the problem otherwise), not written."""
         self._writable("add")
         if self.where is None:
-            return self._table.add(data)
+            return data
         schema, batches = to_batches(data)
         rows = pa.Table.from_batches(list(batches), schema)
         needed = compile_filter(self.where, self.schema).columns
@@ -253,7 +257,7 @@ class ScopedTable:
                 f"rows added under the row scope {self.where} must carry its column(s) {missing}; nothing was written"
             )
         check_rows(self.where, rows.select(list(needed)), "add")
-        return self._table.add(rows)
+        return rows
 
     def delete(self, where: str) -> Commit:
         """Delete the rows inside the scope that match `where`."""

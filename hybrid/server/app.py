@@ -62,6 +62,7 @@ from hybrid.server.audit import AuditLog
 from hybrid.server.auth import KeyRing, requires
 from hybrid.server.config import ServerConfig
 from hybrid.server.errors import ApiError, library_errors
+from hybrid.server.group_commit import GroupCommit
 from hybrid.server.lifecycle import Lifecycle
 from hybrid.server.limits import BodyLimit, KeyGates
 from hybrid.server.models import (
@@ -388,11 +389,20 @@ class _Api:
             dependencies=[Depends(requires("write"))],
             tags=["rows"],
         )
-        def add_rows(name: NamePath, req: AddRowsRequest) -> CommitInfo:
-            """Append rows (bound vector columns are embedded). Needs the write role."""
+        async def add_rows(name: NamePath, req: AddRowsRequest) -> CommitInfo:
+            """Append rows (bound vector columns are embedded). Needs the write role.
+
+            Appends that arrive while another commits are committed with it as one version (the answer
+            comes once the rows are durable; `version` may be shared, `inserted` is this request's)."""
             self.check_rows(req.rows)
-            with library_errors(), tables.write(name) as table:
-                return _commit(name, tables.scoped(table).add(req.rows))
+            with library_errors():
+                if self.config.group_commit:
+                    return _commit(name, await tables.append(name, req.rows))
+                return _commit(name, await anyio.to_thread.run_sync(lambda: _add_alone(name, req.rows)))
+
+        def _add_alone(name: str, rows: list[dict[str, Any]]) -> Commit:
+            with tables.write(name) as table:
+                return tables.scoped(table).add(rows)
 
         @r.post(
             "/tables/{name}/rows/delete",
@@ -592,6 +602,12 @@ def create_app(db_path: str | Path, config: ServerConfig | None = None) -> FastA
     set_limits(Limits(memory=config.sql_memory, seconds=config.sql_seconds))
     tables = Tables(db_path)
     tables.audit = _audit_log(tables.db.path, config)  # a remote database's log stays on this machine
+    tables.group = GroupCommit(
+        tables.commit_appends,
+        window_s=config.group_commit_ms / 1e3,
+        max_requests=config.group_commit_requests,
+        max_rows=config.max_rows_per_add,
+    )
     lifecycle = Lifecycle(tables.db.path, config.threads)
     app = FastAPI(
         title="hybrid",

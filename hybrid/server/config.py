@@ -24,6 +24,9 @@ A config file (TOML, or JSON when the name ends in ``.json``)::
     max_cost_per_key = 64.0          # estimated cost one key may have in progress in a worker (429 above)
     low_priority_cost = 16.0         # searches estimated to cost more run on low-priority threads...
     low_priority_nice = 10           # ...at this nice value (0: no low-priority lane)
+    group_commit = true              # appends that arrive together commit as one version (false: one each)
+    group_commit_ms = 2.0            # appends arriving within this window commit as one version (0: no wait)
+    group_commit_requests = 64       # append requests one commit takes at most
 
     [[api_keys]]
     key_env = "HYBRID_ADMIN_KEY"     # or key = "..." (at least 16 characters)
@@ -252,6 +255,15 @@ class ServerConfig:
     """The nice value (1-19) of those threads, so expensive searches take the CPU the others leave; 0 runs
     every search on the request threads."""
 
+    group_commit: bool = True
+    """Append requests that arrive together are committed as one version (:mod:`hybrid.server.group_commit`);
+    false commits each alone, in its request thread, under the table's write lock."""
+    group_commit_ms: float = 2.0
+    """Append requests are committed together (one version; each answered once its rows are durable): the
+    committer waits this long for more before it takes what is queued (0: only what queued meanwhile)."""
+    group_commit_requests: int = 64
+    """Append requests one commit takes at most (together also at most `max_rows_per_add` rows)."""
+
     def __post_init__(self) -> None:
         if self.anonymous_role is not None and self.anonymous_role not in ROLES:
             raise ConfigError(f"anonymous_role must be one of {list(ROLES)} or absent, got {self.anonymous_role!r}")
@@ -265,6 +277,7 @@ class ServerConfig:
             "audit_max_bytes",
             "audit_backups",
             "max_query_terms",
+            "group_commit_requests",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -273,6 +286,11 @@ class ServerConfig:
             seconds = getattr(self, name)
             if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
                 raise ConfigError(f"{name} must be a positive number, got {seconds!r}")
+        if not isinstance(self.group_commit, bool):
+            raise ConfigError(f"group_commit must be true or false, got {self.group_commit!r}")
+        ms = self.group_commit_ms
+        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not 0 <= ms <= 1_000:
+            raise ConfigError(f"group_commit_ms must be a number of milliseconds from 0 to 1000, got {ms!r}")
         nice = self.low_priority_nice
         if not isinstance(nice, int) or isinstance(nice, bool) or not 0 <= nice <= 19:
             raise ConfigError(f"low_priority_nice must be an integer from 0 (off) to 19, got {nice!r}")

@@ -6,7 +6,9 @@ sees one version, even while writes land), made under a per-table lock. Views of
 share its memory-mapped files and its search cache (loaded indexes, filter results,
 calibrations: all keyed by immutable files or versions), so a new version costs a
 manifest read, not an index load. Writes go through a separate table object, one at a
-time per table in this process.
+time per table in this process. Appends are queued and committed together (one version for
+the appends that arrive while one commits; :mod:`hybrid.server.group_commit`), each answered
+once its rows are durable.
 
 Writers in other processes (other server workers) are seen by the next read: finding the
 newest version costs a ``stat`` of the newest known manifest and of the next one, so a
@@ -17,6 +19,7 @@ opened afresh, so nothing cached for the old table is used for the new one.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Iterator
@@ -25,12 +28,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
+import pyarrow as pa
+
+from hybrid.commits import Commit
 from hybrid.db import Database
+from hybrid.embedders import binding
 from hybrid.errors import AccessError, TableNotFoundError
 from hybrid.scoped import ScopedTable
 from hybrid.server.access import current_access
 from hybrid.server.audit import AuditLog
 from hybrid.server.config import Grant
+from hybrid.server.group_commit import GroupCommit
+from hybrid.storage.ingest import conform, to_batches
 from hybrid.storage.manifest import Manifest
 from hybrid.table import Table
 
@@ -65,6 +75,8 @@ class Tables:
         self.audit = audit or AuditLog()
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        self.group = GroupCommit(self.commit_appends)
+        """Where :meth:`append` queues validated rows (create_app sets its window and bounds from the config)."""
 
     def names(self) -> list[str]:
         """The tables the current request's key has a grant for."""
@@ -100,6 +112,10 @@ class Tables:
 
     def _entry(self, name: str) -> _Entry:
         self.granted(name)
+        return self._open(name)
+
+    def _open(self, name: str) -> _Entry:
+        """The entry of `name`, opened if need be (no grant check: callers have made it)."""
         with self._lock:
             entry = self._entries.get(name)
             if entry is not None:
@@ -153,16 +169,21 @@ class Tables:
             raise self._missing(name) from None
 
     @contextmanager
-    def write(self, name: str) -> Iterator[Table]:
-        """The writable table `name`, held by this thread until the block ends."""
-        entry = self._entry(name)
+    def _held(self, name: str, entry: _Entry) -> Iterator[_Entry]:
+        """`entry` (opened again if its table was recreated) with its write lock held."""
         if self._recreated(name, entry):
             self._forget(name, entry)
-            entry = self._entry(name)
+            entry = self._open(name)
         with entry.write_lock:
             if name not in self.db:
                 self._forget(name, entry)
                 raise self._missing(name)
+            yield entry
+
+    @contextmanager
+    def write(self, name: str) -> Iterator[Table]:
+        """The writable table `name`, held by this thread until the block ends."""
+        with self._held(name, self._entry(name)) as entry:
             before = entry.writer.version
             try:
                 yield entry.writer
@@ -172,6 +193,46 @@ class Tables:
                 self.audit.record(name, before, _version_or_none(entry.writer), exc)
                 raise
             self.audit.record(name, before, entry.writer.version)
+
+    def prepare_append(self, name: str, rows: Any) -> pa.Table:
+        """`rows` checked as the current key may add them to `name` (grant, row scope) and made ready to
+        commit (bound vector columns embedded, columns conformed to the schema); nothing is written."""
+        entry = self._entry(name)
+        writable = self.scoped(entry.writer)
+        if isinstance(writable, ScopedTable):
+            try:
+                rows = writable.checked_rows(rows)
+            except AccessError:
+                self.audit.denied(name, 403, "outside the grant's row scope")
+                raise
+        with entry.lock:  # the reader is shared by every request thread
+            manifest = entry.reader.snapshot().manifest
+        _, batches = to_batches(rows)
+        filled = binding.fill_batches(batches, binding.read(manifest.metadata))
+        return pa.Table.from_batches([conform(b, manifest.schema) for b in filled], schema=manifest.schema)
+
+    def commit_appends(self, name: str, parts: list[pa.Table]) -> tuple[int | None, Commit]:
+        """Append the prepared `parts` to `name` as one version: (the version before, the commit)."""
+        with self._held(name, self._open(name)) as entry:
+            before = _version_or_none(entry.writer)
+            return before, entry.writer.add(parts[0] if len(parts) == 1 else pa.concat_tables(parts))
+
+    async def append(self, name: str, rows: Any) -> Commit:
+        """Append `rows` to `name` through the group commit, answered once they are durable: the commit
+        names the version holding them (maybe shared with other requests) and this request's row count."""
+        self.granted(name)  # a refusal is audited as such, not as a failed write
+        try:
+            prepared = await anyio.to_thread.run_sync(self.prepare_append, name, rows)
+            done = await asyncio.wrap_future(self.group.submit(name, prepared))
+        except TableNotFoundError:
+            raise
+        except BaseException as exc:
+            entry = self._entries.get(name)
+            version = _version_or_none(entry.writer) if entry is not None else None
+            self.audit.record(name, version, version, exc)
+            raise
+        self.audit.record(name, done.before, done.commit.version)
+        return done.commit
 
     def create(self, name: str, rows: Any, embedding: Any = None) -> Table:
         """Create table `name` from `rows` (TableExistsError if it exists) and return a view of it."""
