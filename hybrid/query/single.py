@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from hybrid.storage.snapshot import Snapshot
+from hybrid.storage.numeric import as_arrow
+from hybrid.storage.snapshot import ROWID, Snapshot
 
 if TYPE_CHECKING:
     from hybrid.query.executor import Branch
@@ -55,15 +56,16 @@ def rows(q: Query, snap: Snapshot, b: Branch, keep: np.ndarray | None) -> pa.Tab
     taken = snap.take(ids, columns)
     arrays = [
         *taken.columns,
-        pa.array(score, type=pa.float64()),
-        pa.array(raw, type=pa.float32()),
-        pa.array((at + 1).astype(np.int32), type=pa.int32()),
+        as_arrow(score, pa.float64()),
+        as_arrow(raw, pa.float32()),
+        as_arrow((at + 1).astype(np.int32), pa.int32()),
     ]
-    return pa.Table.from_arrays(arrays, schema=_result_schema(taken.schema, "vector" if b.kind == "vector" else "fts"))
+    base = snap.output_schema([c for c in columns if c != ROWID], with_rowid=True)  # the schema `taken` has
+    return pa.Table.from_arrays(arrays, schema=_result_schema(base, "vector" if b.kind == "vector" else "fts"))
 
 
 def _result_schema(taken: pa.Schema, kind: str) -> pa.Schema:
-    """`taken` and the result columns of a lone `kind` branch (made once per taken schema: the
+    """`taken` and the result columns of a lone `kind` branch (made once per `taken` object: the
     snapshot hands out one output schema object per column list)."""
     key = (id(taken), kind)
     found = _schemas.get(key)

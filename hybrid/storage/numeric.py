@@ -70,4 +70,21 @@ class NumericChunks:
 
     def take(self, offsets: np.ndarray) -> pa.Array:
         """The values at `offsets` as an Arrow array of the column's type."""
-        return pa.array(self.gather(offsets), type=self.type)
+        return as_arrow(self.gather(offsets), self.type)
+
+
+def as_arrow(values: np.ndarray, type_: pa.DataType) -> pa.Array:
+    """`values` (numbers of `type_`'s numpy dtype) as an Arrow array without nulls, sharing their memory.
+
+    A contiguous array becomes the Arrow array's data buffer directly, which skips the checks
+    ``pa.array`` runs on every numpy input (about a microsecond, paid per result column per query).
+    """
+    if (
+        values.ndim == 1
+        and values.dtype.kind in "iuf"
+        and values.flags.c_contiguous
+        and values.dtype.isnative
+        and values.dtype.itemsize * 8 == type_.bit_width
+    ):
+        return pa.Array.from_buffers(type_, len(values), [None, pa.py_buffer(values)])
+    return pa.array(values, type=type_)

@@ -10,8 +10,9 @@ import pyarrow as pa
 
 from hybrid.errors import RowNotFoundError, SchemaError
 from hybrid.storage.files import FileCache
+from hybrid.storage.ingest import is_vector_type
 from hybrid.storage.manifest import Fragment, Manifest
-from hybrid.storage.numeric import NumericChunks, plain_numbers
+from hybrid.storage.numeric import NumericChunks, as_arrow, plain_numbers
 
 ROWID = "_rowid"
 RowPredicate = Callable[[pa.Table], np.ndarray]
@@ -28,10 +29,17 @@ class Snapshot:
         self._mins = np.array([f.rowid_min for f in manifest.fragments], dtype=np.uint64)
         self._schemas: dict[tuple[tuple[str, ...], bool], pa.Schema] = {}  # output schemas made so far
         self._sources: dict[tuple[int, str], tuple[str, int] | None] = {}  # (fragment, column) -> (file, position)
+        self._vector_columns: list[str] | None = None
 
     @property
     def schema(self) -> pa.Schema:
         return self.manifest.schema
+
+    def vector_columns(self) -> list[str]:
+        """Names of the vector columns (fixed-size lists of floats), in schema order."""
+        if self._vector_columns is None:
+            self._vector_columns = [f.name for f in self.schema if is_vector_type(f.type)]
+        return self._vector_columns
 
     def check_columns(self, columns: Sequence[str]) -> None:
         unknown = [c for c in columns if c != ROWID and self.schema.get_field_index(c) < 0]
@@ -243,7 +251,7 @@ class Snapshot:
         if cols and len(ids) <= NUMPY_TAKE_ROWS and self.cache.remote is None:
             gathered = self._take_numeric(cols, frag_idx, offsets)
             if gathered is not None:  # every column plain numbers: gathered through numpy, no table per fragment
-                return pa.Table.from_arrays([pa.array(ids, type=pa.uint64()), *gathered], schema=out_schema)
+                return pa.Table.from_arrays([as_arrow(ids, pa.uint64()), *gathered], schema=out_schema)
         if cols and frag_idx[0] == frag_idx[-1] and (frag_idx == frag_idx[0]).all():  # one fragment: no regrouping
             picked = self._take(self.manifest.fragments[frag_idx[0]], cols, offsets)
             arrays = [pa.array(ids, type=pa.uint64()), *picked.columns]
@@ -305,7 +313,7 @@ class Snapshot:
             for views, sel in parts:
                 assert views is not None
                 values[sel] = views.gather(offsets[sel])
-            arrays.append(pa.array(values, type=self.schema.field(name).type))
+            arrays.append(as_arrow(values, self.schema.field(name).type))
         return arrays
 
     def _take(self, frag: Fragment, cols: Sequence[str], offsets: np.ndarray) -> pa.Table:
