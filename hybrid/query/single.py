@@ -48,17 +48,22 @@ def applies(q: Query, branches: list[Branch]) -> bool:
 def rows(q: Query, snap: Snapshot, b: Branch, keep: np.ndarray | None) -> pa.Table:
     """The result rows of the branch `b` that ran alone; `keep` marks which of its hits may be results."""
     end = q.skip + q.k
-    at = np.arange(q.skip, min(end, len(b.ids)), dtype=np.int64) if keep is None else np.flatnonzero(keep)[q.skip : end]
-    ids = b.ids[at]
-    raw = b.raw[at].astype(np.float32, copy=False)
-    score = (-raw if b.kind == "vector" else raw).astype(np.float64)
+    if keep is None:  # the list as it stands: slices, ranks from offset + 1
+        ids, raw = b.ids[q.skip : end], b.raw[q.skip : end]
+        ranks = np.arange(q.skip + 1, q.skip + 1 + len(ids), dtype=np.int32)
+    else:
+        at = np.flatnonzero(keep)[q.skip : end]
+        ids, raw = b.ids[at], b.raw[at]
+        ranks = (at + 1).astype(np.int32)
+    score = np.negative(raw, dtype=np.float64) if b.kind == "vector" else raw.astype(np.float64)
+    raw = np.ascontiguousarray(raw, dtype=np.float32)
     columns = list(q.columns) if q.columns is not None else list(snap.schema.names)
     taken = snap.take(ids, columns)
     arrays = [
         *taken.columns,
         as_arrow(score, pa.float64()),
         as_arrow(raw, pa.float32()),
-        as_arrow((at + 1).astype(np.int32), pa.int32()),
+        as_arrow(ranks, pa.int32()),
     ]
     base = snap.output_schema([c for c in columns if c != ROWID], with_rowid=True)  # the schema `taken` has
     return pa.Table.from_arrays(arrays, schema=_result_schema(base, "vector" if b.kind == "vector" else "fts"))

@@ -259,7 +259,7 @@ class Snapshot:
                 return pa.Table.from_arrays(arrays, schema=out_schema)
             return pa.Table.from_arrays(arrays, names=out_schema.names).cast(out_schema)
         if not cols:  # a table without columns has no length to take from
-            return pa.table({ROWID: pa.array(ids, type=pa.uint64())})
+            return pa.Table.from_arrays([pa.array(ids, type=pa.uint64())], schema=out_schema)
         order = np.argsort(frag_idx, kind="stable")
         bounds = np.flatnonzero(np.diff(frag_idx[order])) + 1
         pieces = []
@@ -271,8 +271,10 @@ class Snapshot:
             inverse = np.empty(len(order), dtype=np.int64)
             inverse[order] = np.arange(len(order))
             gathered = gathered.take(inverse)
-        result = gathered.add_column(0, ROWID, pa.array(ids, type=pa.uint64()))
-        return result.cast(out_schema) if not result.schema.equals(out_schema) else result
+        arrays = [pa.array(ids, type=pa.uint64()), *gathered.columns]
+        if all(a.type == f.type for a, f in zip(arrays, out_schema)):  # `_rowid` not nullable, as in one fragment
+            return pa.Table.from_arrays(arrays, schema=out_schema)
+        return pa.Table.from_arrays(arrays, names=out_schema.names).cast(out_schema)
 
     def _numeric(self, fi: int, name: str) -> NumericChunks | None:
         """Numpy views of column `name` in fragment `fi`, or None when it is not stored there as plain

@@ -166,3 +166,14 @@ def test_numeric_chunks_gather_like_numpy(sizes: list[int], picks: list[int]) ->
     assert views.take(offsets).type == pa.float32()
     assert NumericChunks.of(pa.chunked_array([pa.array([1.0, None])])) is None  # nulls: not plain numbers
     assert NumericChunks.of(pa.chunked_array([pa.array(["a"])])) is None
+
+
+def test_take_across_fragments_keeps_the_output_schema(tmp_path: Path) -> None:
+    t = hybrid.connect(tmp_path).create_table("t", [{"id": i, "s": f"row {i}"} for i in range(5)])
+    t.add([{"id": i, "s": f"row {i}"} for i in range(5, 9)])
+    snap = t.snapshot()
+    ids = np.array([7, 1, 6, 0], dtype=np.uint64)  # two fragments, a string column: the Arrow path
+    got = snap.take(ids, ["s", "id"])
+    assert got.schema == snap.output_schema(["s", "id"], with_rowid=True)
+    assert not got.schema.field("_rowid").nullable
+    assert got.column("s").to_pylist() == [f"row {i}" for i in ids.tolist()]
