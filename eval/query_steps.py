@@ -113,6 +113,15 @@ def measure(db: Path, calls: int) -> dict[str, float]:
         ex._with_result_columns(taken[i % n], b.ids, -b.raw.astype(np.float64), [b])
 
     out["vector: result columns"] = med(result)
+    try:  # code with the lone-branch rows (hybrid.query.single): take + result columns in one step
+        from hybrid.query import single
+
+        out["vector: rows of the lone branch (take + columns)"] = med(
+            lambda i: single.rows(vq(0), snap, branches[i % len(branches)], None)
+        )
+    except ImportError:  # older code: the same work is the take and the result columns above
+        both = out["vector: take 10 rows"] + out["vector: result columns"]
+        out["vector: rows of the lone branch (take + columns)"] = both
     out["hybrid: whole query"] = med(lambda i: hq(i).to_arrow())
     hb = []
     for i in range(n):
@@ -203,7 +212,9 @@ def main(argv: list[str] | None = None) -> None:
         "child processes alternating so that both see the same load). Steps: the query builder; "
         "`indexed_snapshot()` (the table's current version); planning; the branch (HNSW search with its "
         "bookkeeping); fusion; `take` of the 10 result rows (`id`); the result columns (`_score`, "
-        "`_distance`, ranks); for the 1% filter (`category = c`, a new c each call): the allowed rows from "
+        "`_distance`, ranks); the rows of a lone branch (what a vector query now does instead of fusion, take and "
+        "result columns; for older code, the sum of the take and the result columns); for the 1% filter "
+        "(`category = c`, a new c each call): the allowed rows from "
         "the scalar index, the gather of their vectors, the exact search over them. The whole query is "
         "`to_arrow()` of `t.search(...).limit(10).select(['id'])`.\n",
         grid(rows, labels=1) + "\n",

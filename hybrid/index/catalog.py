@@ -22,7 +22,6 @@ import pyarrow as pa
 
 from hybrid.errors import SchemaError
 from hybrid.storage.files import INDEXES_DIR
-from hybrid.storage.ingest import is_vector_type
 from hybrid.storage.snapshot import Snapshot
 
 IDS_FILE = "rowids.npy"
@@ -119,7 +118,7 @@ def check_text_columns(snap: Snapshot, columns: list[str]) -> None:
 
 def vector_column(snap: Snapshot, column: str | None) -> str:
     """The named vector column, or the table's only one."""
-    vectors = [f.name for f in snap.schema if is_vector_type(f.type)]
+    vectors = snap.vector_columns()
     if column is None:
         if len(vectors) != 1:
             raise SchemaError(f"the table has {len(vectors)} vector columns ({vectors}); name one with vector_column=")

@@ -77,7 +77,19 @@ class SharedLock:
 
     @contextmanager
     def shared(self) -> Iterator[None]:
+        self.acquire_shared()
+        try:
+            yield
+        finally:
+            self.release_shared()
+
+    def acquire_shared(self) -> None:
+        """Enter as a reader (what :meth:`shared` does, without a context manager: a query's
+        search pays it on every call)."""
         with self._cond:
+            if not self._writer and not self._writers_waiting:  # the usual case: no writer about
+                self._readers += 1
+                return
             self._readers_waiting += 1
             try:
                 while self._writer or (self._writers_waiting and not self._readers_turn):
@@ -87,11 +99,11 @@ class SharedLock:
             self._readers += 1
             if not self._readers_waiting:
                 self._readers_turn = False
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
+
+    def release_shared(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            if not self._readers and self._writers_waiting:  # only a waiting writer waits for readers
                 self._cond.notify_all()
 
     @contextmanager
@@ -125,10 +137,11 @@ class VectorIndex:
         self.ef_search = ef_search
         self._lock = SharedLock()
         hnsw.set_ef(ef_search)
+        self._count = int(hnsw.get_current_count())  # the graph is complete before it gets here
 
     @property
     def count(self) -> int:
-        return int(self._hnsw.get_current_count())
+        return self._count
 
     @classmethod
     def build(
@@ -193,8 +206,11 @@ class VectorIndex:
         ef = max(ef or self.ef_search, k)
         try:
             if ef == max(self.ef_search, k):  # hnswlib searches with max(its ef, k) by itself
-                with self._lock.shared():
+                self._lock.acquire_shared()
+                try:
                     labels, dist = self._hnsw.knn_query(q, k=k, num_threads=1)
+                finally:
+                    self._lock.release_shared()
             else:  # ef is a property of the shared index: change it with no other search running
                 with self._lock.exclusive():
                     self._hnsw.set_ef(ef)
@@ -204,4 +220,4 @@ class VectorIndex:
                         self._hnsw.set_ef(self.ef_search)
         except RuntimeError:  # hnswlib could not fill k results
             return np.empty(0, np.uint64), np.empty(0, np.float32)
-        return labels[0].astype(np.uint64), dist[0].astype(np.float32)
+        return labels[0].astype(np.uint64, copy=False), dist[0].astype(np.float32, copy=False)

@@ -35,6 +35,7 @@ from hybrid.query import (
     like,
     pinning,
     scoring_functions,
+    single,
 )
 from hybrid.query.allowed import Allowed, cached_allowed
 from hybrid.query.filter import compile_filter
@@ -438,6 +439,9 @@ def _search(q: Query, view: IndexedSnapshot, known: dict[int, str | None]) -> pa
     if q.grouping is not None:
         return _execute_grouped(q, view, branches, allowed, depth)
     _run_branches(q, view, branches, allowed, depth)
+    if single.applies(q, branches):  # its list is the ranking: no fusion, no matching of ranks
+        budget.check("reading the result rows")
+        return single.rows(q, snap, branches[0], _results_kept(q, branches[0].ids, allowed))
     fused_ids, fused_scores = _fused(q, view, branches, allowed)
     budget.check("fusion")
     if q.reranker is not None:

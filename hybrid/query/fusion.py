@@ -79,7 +79,7 @@ def default_fusion() -> Fusion:
     the weights take the say away from a branch that cannot read the table's
     language or cannot tell its candidates apart for this query.
     """
-    return Linear(alpha=DEFAULT_ALPHA)
+    return _DEFAULT
 
 
 def normalize(scores: np.ndarray, how: Literal["minmax", "zscore"]) -> np.ndarray:
@@ -116,6 +116,9 @@ class Linear:
         weights = [self.alpha, 1.0 - self.alpha] if len(results) == 2 else [1.0] * len(results)
         contrib = [w * r.weight * normalize(r.scores, self.normalize) for w, r in zip(weights, results)]
         return _accumulate(results, contrib)
+
+
+_DEFAULT = Linear(alpha=DEFAULT_ALPHA)  # frozen: every query may share it
 
 
 @dataclass(frozen=True)

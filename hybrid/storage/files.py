@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from hybrid.errors import CorruptionError
 from hybrid.storage import checksums, crypto, disk, remote
+from hybrid.storage.numeric import NumericChunks
 from hybrid.storage.ranged import RangedTable
 
 DATA_DIR = "data"
@@ -77,6 +78,7 @@ class FileCache:
         self._ids: OrderedDict[str, np.ndarray] = OrderedDict()
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
         self._verified: set[str] = set()
+        self._numeric: dict[tuple[str, int], NumericChunks | None] = {}
         self._lock = threading.Lock()
         self.remote = remote.lookup(root)
         """The object store the table's folder mirrors (None: a local table)."""
@@ -90,6 +92,7 @@ class FileCache:
         """Forget every mapped file and the ids and masks read from them."""
         with self._lock:
             self._tables.clear()
+            self._numeric.clear()
             self._ids.clear()
             self._masks.clear()
             self._verified.clear()
@@ -139,8 +142,24 @@ class FileCache:
         with self._lock:
             self._tables[key] = table
             if len(self._tables) > self._capacity:
-                self._tables.popitem(last=False)
+                dropped, _ = self._tables.popitem(last=False)
+                self._numeric = {k: v for k, v in self._numeric.items() if k[0] != dropped}
         return table
+
+    def numeric(self, rel: str, position: int) -> NumericChunks | None:
+        """Numpy views of column `position` of data file `rel` (mapped for random access), or None when
+        that column is not plain numbers; made once per file and column (see :mod:`hybrid.storage.numeric`)."""
+        key = (f"{rel}#random", position)
+        try:
+            return self._numeric[key]
+        except KeyError:
+            pass
+        table = self.table(rel, random_access=True)
+        views = NumericChunks.of(table.column(position))
+        with self._lock:
+            if key[0] in self._tables:  # not evicted meanwhile: the views live as long as the map is cached
+                self._numeric[key] = views
+        return views
 
     def take_columns(self, rel: str, columns: list[int], offsets: np.ndarray) -> list[pa.ChunkedArray] | None:
         """Columns (by position in the file) at `offsets` of a data file that is only on the object store,

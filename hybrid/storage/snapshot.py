@@ -10,7 +10,9 @@ import pyarrow as pa
 
 from hybrid.errors import RowNotFoundError, SchemaError
 from hybrid.storage.files import FileCache
+from hybrid.storage.ingest import is_vector_type
 from hybrid.storage.manifest import Fragment, Manifest
+from hybrid.storage.numeric import NumericChunks, as_arrow, plain_numbers
 
 ROWID = "_rowid"
 RowPredicate = Callable[[pa.Table], np.ndarray]
@@ -26,10 +28,18 @@ class Snapshot:
         self.cache = cache
         self._mins = np.array([f.rowid_min for f in manifest.fragments], dtype=np.uint64)
         self._schemas: dict[tuple[tuple[str, ...], bool], pa.Schema] = {}  # output schemas made so far
+        self._sources: dict[tuple[int, str], tuple[str, int] | None] = {}  # (fragment, column) -> (file, position)
+        self._vector_columns: list[str] | None = None
 
     @property
     def schema(self) -> pa.Schema:
         return self.manifest.schema
+
+    def vector_columns(self) -> list[str]:
+        """Names of the vector columns (fixed-size lists of floats), in schema order."""
+        if self._vector_columns is None:
+            self._vector_columns = [f.name for f in self.schema if is_vector_type(f.type)]
+        return self._vector_columns
 
     def check_columns(self, columns: Sequence[str]) -> None:
         unknown = [c for c in columns if c != ROWID and self.schema.get_field_index(c) < 0]
@@ -181,6 +191,9 @@ class Snapshot:
 
     def locate(self, rowids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Map row ids to (fragment index, physical offset, live?) arrays."""
+        frags = self.manifest.fragments
+        if len(frags) == 1 and frags[0].rowid_start is not None:  # one fragment of consecutive ids
+            return self._locate_one(frags[0], frags[0].rowid_start, rowids)
         frag_idx = np.searchsorted(self._mins, rowids, side="right").astype(np.int64) - 1
         offsets = np.zeros(len(rowids), dtype=np.int64)
         live = np.zeros(len(rowids), dtype=bool)
@@ -208,6 +221,18 @@ class Snapshot:
             live[sel] = ok
         return frag_idx, offsets, live
 
+    def _locate_one(self, frag: Fragment, start: int, rowids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`locate` in a version of one fragment whose row ids are consecutive from `start`."""
+        ids = rowids.astype(np.int64)
+        offsets = ids - start
+        live = (offsets >= 0) & (offsets < frag.physical_rows)
+        mask = self.live_mask(frag)
+        if mask is not None:
+            live[live] = mask[offsets[live]]
+        if live.all():
+            return np.zeros(len(ids), np.int64), offsets, live
+        return np.where(ids >= start, 0, -1).astype(np.int64), np.where(live, offsets, 0), live
+
     def take(self, rowids: Sequence[int] | np.ndarray, columns: Sequence[str] | None = None) -> pa.Table:
         """Rows with the given row ids, in request order, `_rowid` first."""
         cols = list(self.schema.names if columns is None else columns)
@@ -223,6 +248,10 @@ class Snapshot:
         out_schema = self.output_schema(cols, with_rowid=True)
         if len(ids) == 0:
             return out_schema.empty_table()
+        if cols and len(ids) <= NUMPY_TAKE_ROWS and self.cache.remote is None:
+            gathered = self._take_numeric(cols, frag_idx, offsets)
+            if gathered is not None:  # every column plain numbers: gathered through numpy, no table per fragment
+                return pa.Table.from_arrays([as_arrow(ids, pa.uint64()), *gathered], schema=out_schema)
         if cols and frag_idx[0] == frag_idx[-1] and (frag_idx == frag_idx[0]).all():  # one fragment: no regrouping
             picked = self._take(self.manifest.fragments[frag_idx[0]], cols, offsets)
             arrays = [pa.array(ids, type=pa.uint64()), *picked.columns]
@@ -230,7 +259,7 @@ class Snapshot:
                 return pa.Table.from_arrays(arrays, schema=out_schema)
             return pa.Table.from_arrays(arrays, names=out_schema.names).cast(out_schema)
         if not cols:  # a table without columns has no length to take from
-            return pa.table({ROWID: pa.array(ids, type=pa.uint64())})
+            return pa.Table.from_arrays([pa.array(ids, type=pa.uint64())], schema=out_schema)
         order = np.argsort(frag_idx, kind="stable")
         bounds = np.flatnonzero(np.diff(frag_idx[order])) + 1
         pieces = []
@@ -242,8 +271,52 @@ class Snapshot:
             inverse = np.empty(len(order), dtype=np.int64)
             inverse[order] = np.arange(len(order))
             gathered = gathered.take(inverse)
-        result = gathered.add_column(0, ROWID, pa.array(ids, type=pa.uint64()))
-        return result.cast(out_schema) if not result.schema.equals(out_schema) else result
+        arrays = [pa.array(ids, type=pa.uint64()), *gathered.columns]
+        if all(a.type == f.type for a, f in zip(arrays, out_schema)):  # `_rowid` not nullable, as in one fragment
+            return pa.Table.from_arrays(arrays, schema=out_schema)
+        return pa.Table.from_arrays(arrays, names=out_schema.names).cast(out_schema)
+
+    def _numeric(self, fi: int, name: str) -> NumericChunks | None:
+        """Numpy views of column `name` in fragment `fi`, or None when it is not stored there as plain
+        numbers of the table's type (a column added later, nulls, strings...)."""
+        key = (fi, name)
+        try:
+            source = self._sources[key]
+        except KeyError:
+            index = self.schema.get_field_index(name)
+            field_id = self.manifest.field_ids[index]
+            found = next((f for f in reversed(self.manifest.fragments[fi].files) if field_id in f.field_ids), None)
+            source = None if found is None else (found.path, found.field_ids.index(field_id))
+            self._sources[key] = source
+        if source is None:
+            return None
+        views = self.cache.numeric(*source)
+        return views if views is not None and views.type == self.schema.field(name).type else None
+
+    def _take_numeric(self, cols: Sequence[str], frag_idx: np.ndarray, offsets: np.ndarray) -> list[pa.Array] | None:
+        """`cols` at (`frag_idx`, `offsets`) when each is plain numbers in every fragment involved, else None."""
+        first = int(frag_idx[0])
+        if len(self.manifest.fragments) == 1 or (frag_idx == first).all():
+            out = []
+            for name in cols:
+                views = self._numeric(first, name)
+                if views is None:
+                    return None
+                out.append(views.take(offsets))
+            return out
+        frags = np.unique(frag_idx).tolist()
+        picks = [(fi, frag_idx == fi) for fi in frags]
+        arrays = []
+        for name in cols:
+            parts = [(self._numeric(fi, name), sel) for fi, sel in picks]
+            if any(views is None for views, _ in parts):
+                return None
+            values = np.empty(len(offsets), dtype=self.schema.field(name).type.to_pandas_dtype())
+            for views, sel in parts:
+                assert views is not None
+                values[sel] = views.gather(offsets[sel])
+            arrays.append(as_arrow(values, self.schema.field(name).type))
+        return arrays
 
     def _take(self, frag: Fragment, cols: Sequence[str], offsets: np.ndarray) -> pa.Table:
         """The rows of `frag` at physical `offsets` for `cols` (on an object store: ranged reads)."""
@@ -329,10 +402,7 @@ NUMPY_TAKE_ROWS = 4_096
 """Up to this many rows of a numeric column spread over several chunks are gathered with numpy."""
 
 
-def _plain_numbers(column: pa.ChunkedArray) -> bool:
-    """Whether `column` is integers or floats without nulls (its chunks are plain numpy views)."""
-    t = column.type
-    return (pa.types.is_integer(t) or pa.types.is_floating(t)) and column.null_count == 0
+_plain_numbers = plain_numbers
 
 
 def _as_rowids(rowids: Sequence[int] | np.ndarray | pa.Array | pa.ChunkedArray) -> np.ndarray:

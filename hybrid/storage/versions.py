@@ -154,6 +154,20 @@ class VersionLog:
             raise CorruptionError(message, rel, "unreadable") from None
 
     def load_latest(self) -> Manifest:
+        cached = self._cached
+        if cached is not None and self._remote is None and cached[0] == self._latest_seen:
+            # The newest version seen, still the same file, and none after it: two stats, where
+            # latest_version() and load() would take three (a query's freshness check).
+            try:
+                stat = os.stat(self._file(cached[0]))
+            except FileNotFoundError:  # cleaned up or dropped since: look again below
+                stat = None
+            if (
+                stat is not None
+                and (stat.st_ino, stat.st_mtime_ns) == cached[1:3]
+                and not os.path.exists(self._file(cached[0] + 1))
+            ):
+                return cached[3]
         version = self.latest_version()
         if version == 0:
             raise VersionNotFoundError(f"table {self.root.name} has no committed version")

@@ -1,0 +1,84 @@
+"""The result rows of a query with one branch (vector or text) and no reranker, score functions, pins,
+grouping or expansion: the branch's own list is the ranking.
+
+Nothing is fused, and each result's branch rank is its place in that list, so the rows are the
+branch's hits (less those the postfilter or the query's examples drop) from `offset` to
+`offset + limit`, read once, with `_score` (minus the distance, or the BM25 score), the raw score
+and the rank beside them: the same table :func:`hybrid.query.executor._with_result_columns` builds
+after fusion, without matching every result against every branch.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from hybrid.storage.numeric import as_arrow
+from hybrid.storage.snapshot import ROWID, Snapshot
+
+if TYPE_CHECKING:
+    from hybrid.query.executor import Branch
+    from hybrid.query.search import Query
+
+_SCORE = pa.field("_score", pa.float64())
+_RESULT_FIELDS = {
+    "vector": (_SCORE, pa.field("_distance", pa.float32()), pa.field("_vector_rank", pa.int32())),
+    "fts": (_SCORE, pa.field("_bm25", pa.float32()), pa.field("_fts_rank", pa.int32())),
+}
+_schemas: dict[tuple[int, str], tuple[pa.Schema, pa.Schema]] = {}
+_lock = threading.Lock()
+_KEEP_SCHEMAS = 256
+
+
+def applies(q: Query, branches: list[Branch]) -> bool:
+    """Whether `q`'s rows are its single branch's list as it stands (grouped queries never get here)."""
+    return (
+        len(branches) == 1
+        and q.reranker is None
+        and not q.functions
+        and not q.pinned
+        and q.expansion is None
+        and q.grouping is None
+    )
+
+
+def rows(q: Query, snap: Snapshot, b: Branch, keep: np.ndarray | None) -> pa.Table:
+    """The result rows of the branch `b` that ran alone; `keep` marks which of its hits may be results."""
+    end = q.skip + q.k
+    if keep is None:  # the list as it stands: slices, ranks from offset + 1
+        ids, raw = b.ids[q.skip : end], b.raw[q.skip : end]
+        ranks = np.arange(q.skip + 1, q.skip + 1 + len(ids), dtype=np.int32)
+    else:
+        at = np.flatnonzero(keep)[q.skip : end]
+        ids, raw = b.ids[at], b.raw[at]
+        ranks = (at + 1).astype(np.int32)
+    score = np.negative(raw, dtype=np.float64) if b.kind == "vector" else raw.astype(np.float64)
+    raw = np.ascontiguousarray(raw, dtype=np.float32)
+    columns = list(q.columns) if q.columns is not None else list(snap.schema.names)
+    taken = snap.take(ids, columns)
+    arrays = [
+        *taken.columns,
+        as_arrow(score, pa.float64()),
+        as_arrow(raw, pa.float32()),
+        as_arrow(ranks, pa.int32()),
+    ]
+    base = snap.output_schema([c for c in columns if c != ROWID], with_rowid=True)  # the schema `taken` has
+    return pa.Table.from_arrays(arrays, schema=_result_schema(base, "vector" if b.kind == "vector" else "fts"))
+
+
+def _result_schema(taken: pa.Schema, kind: str) -> pa.Schema:
+    """`taken` and the result columns of a lone `kind` branch (made once per `taken` object: the
+    snapshot hands out one output schema object per column list)."""
+    key = (id(taken), kind)
+    found = _schemas.get(key)
+    if found is not None and found[0] is taken:
+        return found[1]
+    schema = pa.schema([*taken, *_RESULT_FIELDS[kind]], metadata=taken.metadata)
+    with _lock:
+        if len(_schemas) >= _KEEP_SCHEMAS:
+            _schemas.clear()
+        _schemas[key] = (taken, schema)
+    return schema
