@@ -10,14 +10,16 @@ vector plus noise) runs with a different filter value each time, as ``--filters 
 * 10% / 50%: ``category >= c AND category < c + 10`` (``+ 50``).
 
 It reports, per N, ef_search and selectivity, recall@10 against exact search over the allowed rows,
-p50 / p95 of ``t.search(v, query_type="vector").where(sql).limit(10)``, and the strategy the
-planner chose (``explain()``). ``--sweep`` also walks the raw index at several depths per
-selectivity (over-fetch the nearest ``depth`` rows, keep the allowed) to show how deep the walk
-must go for recall at each size.
+p50 / p95 of ``t.search(v, query_type="vector").where(sql).limit(10)`` (after an untimed pass over the
+same queries, so the allowed sets come from the filter cache, as in the search benchmark's later
+passes), and the strategy the
+planner chose (``explain()``). ``--depth-per-decade`` runs the same queries with each of several
+values of ``hybrid.query.vector_plan.DEPTH_PER_DECADE`` in one process (0 is the rule before the walk
+grew with the table: a walk of max(ef, fetch)), so rules are compared on one machine state.
 
 Example::
 
-    nice -n 10 python eval/filtered_recall.py --docs 100000,1000000 --ef 64,128 --cache /tmp/filtered_recall
+    nice -n 10 python eval/filtered_recall.py --docs 100000,1000000 --ef 64,128 --depth-per-decade 0,1
 
 Writes ``eval/results/<name>.md`` and ``.json``.
 """
@@ -45,10 +47,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # `hybrid` from
 from bench.search_data import DIM, Corpus  # noqa: E402
 
 import hybrid  # noqa: E402
-from hybrid.index.catalog import IndexEntry  # noqa: E402
-from hybrid.index.overfetch import overfetch_depth  # noqa: E402
-from hybrid.index.rescore import searcher  # noqa: E402
-from hybrid.query.vector_plan import plan_filtered  # noqa: E402
+from hybrid.query import vector_plan  # noqa: E402
 
 K = 10
 SELECTIVITIES = (0.1, 1.0, 10.0, 50.0)  # percent of the rows a filter allows
@@ -177,8 +176,8 @@ def engine_run(t: hybrid.Table, q: np.ndarray, truth: np.ndarray, pct: float, ef
         res = t.search(q[i], query_type="vector").ef_search(ef).where(sql).limit(K).select(["id"]).to_arrow()
         return res.column("id").to_numpy()
 
-    for i in range(min(10, len(q))):  # warm-up (filters reused later are cached by then, as in the benchmark)
-        one(len(q) - 1 - i)
+    for i in range(len(q)):  # an untimed pass: every rule then meets the same (cached) filter sets
+        one(i)
     times: list[float] = []
     found: list[np.ndarray] = []
     for r in range(repeats):
@@ -190,36 +189,13 @@ def engine_run(t: hybrid.Table, q: np.ndarray, truth: np.ndarray, pct: float, ef
                 found.append(ids)
     plan = t.search(q[0], query_type="vector").ef_search(ef).where(filter_of(pct, 0)[0]).limit(K).explain()
     strategy = next((ln.strip() for ln in plan.splitlines() if "allowed" in ln), plan.splitlines()[-1].strip())
+    strategy = strategy.split(": ", 1)[-1].split(" [")[0]  # e.g. "HNSW vector:vector nearest 390, kept ..."
     return {
         "recall": recall(found, truth),
         "p50_ms": float(np.percentile(times, 50)),
         "p95_ms": float(np.percentile(times, 95)),
         "strategy": strategy,
     }
-
-
-def sweep(t: hybrid.Table, cols: dict[str, np.ndarray], q: np.ndarray, truth: np.ndarray, pct: float, ef: int,
-          factors: list[float]) -> list[dict]:  # fmt: skip
-    """Recall of a raw over-fetch (the nearest `depth` rows, then the allowed) at depth = factor x the
-    planner's expected fetch (at least ef), and its median ms."""
-    view = t.indexed_snapshot()
-    entry: IndexEntry = next(e for e in view.entries() if e.kind == "vector")
-    index = searcher(view, entry)
-    n = len(cols["category"])
-    out = []
-    for f in factors:
-        found, times = [], []
-        for i in range(len(q)):
-            _, col, lo, hi = filter_of(pct, i)
-            allowed_flags = (cols[col] >= lo) & (cols[col] < hi)
-            depth = max(K, int(f * max(ef, overfetch_depth(int(allowed_flags.sum()), K, n))))
-            start = time.perf_counter()
-            ids, _ = index.search(q[i], depth, ef=depth)
-            keep = ids[allowed_flags[ids.astype(np.int64)]][:K]
-            times.append((time.perf_counter() - start) * 1e3)
-            found.append(keep.astype(np.int64))
-        out.append({"factor": f, "recall": recall(found, truth), "p50_ms": float(np.median(times))})
-    return out
 
 
 def main() -> None:
@@ -231,13 +207,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--cache", default="/tmp/filtered_recall", help="where built tables are kept between runs")
     ap.add_argument("--build-only", action="store_true")
-    ap.add_argument("--sweep", default="", help="comma-separated depth factors for the raw over-fetch sweep")
+    ap.add_argument("--depth-per-decade", default="", help="comma-separated DEPTH_PER_DECADE values (default: as set)")
     ap.add_argument("--name", default="filtered_recall")
     ap.add_argument("--results-dir", default=str(Path(__file__).resolve().parent / "results"))
     args = ap.parse_args()
     sizes = [int(x) for x in args.docs.split(",")]
     efs = [int(x) for x in args.ef.split(",")]
-    factors = [float(x) for x in args.sweep.split(",") if x]
+    rules = [float(x) for x in args.depth_per_decade.split(",") if x] or [vector_plan.DEPTH_PER_DECADE]
     report: dict = {"command": "python eval/filtered_recall.py " + " ".join(sys.argv[1:]), "sizes": {}}
     report["command"] = report["command"].replace(args.cache, "CACHE")
     for n in sizes:
@@ -251,13 +227,18 @@ def main() -> None:
         truth = exact_truth(vec, cols, q)
         del vec
         size: dict = {"build_s": built, "runs": []}
-        for ef in efs:
-            for pct in SELECTIVITIES:
-                row = {"ef": ef, "pct": pct, **engine_run(t, q, truth[pct], pct, ef, args.repeats)}
-                if factors and not plan_filtered(int(n * pct / 100), n, K, ef).exact:
-                    row["sweep"] = sweep(t, cols, q, truth[pct], pct, ef, factors)
-                size["runs"].append(row)
-                print(json.dumps({"n": n, **row}), flush=True)
+        chosen = vector_plan.DEPTH_PER_DECADE
+        try:
+            for ef in efs:
+                for pct in SELECTIVITIES:
+                    for rule in rules:  # alternated per selectivity, so load drifts hit each rule alike
+                        vector_plan.DEPTH_PER_DECADE = rule
+                        row = {"ef": ef, "pct": pct, "depth_per_decade": rule}
+                        row.update(engine_run(t, q, truth[pct], pct, ef, args.repeats))
+                        size["runs"].append(row)
+                        print(json.dumps({"n": n, **row}), flush=True)
+        finally:
+            vector_plan.DEPTH_PER_DECADE = chosen
         report["sizes"][str(n)] = size
     if args.build_only:
         return
@@ -277,24 +258,15 @@ def render(report: dict) -> str:
         + " / ".join(f"{x:.1f}" for x in report["load_average"])
         + ". A different filter value per query; recall against exact search over the allowed rows.",
         "",
-        "| rows | ef_search | filter | recall@10 | p50 ms | p95 ms | strategy (first query) |",
-        "|--:|--:|--:|--:|--:|--:|---|",
+        "| rows | ef_search | filter | DEPTH_PER_DECADE | recall@10 | p50 ms | p95 ms | strategy (first query) |",
+        "|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for n, size in report["sizes"].items():
         for r in size["runs"]:
             lines.append(
-                f"| {int(n):,} | {r['ef']} | {r['pct']:g}% | {r['recall']:.3f} | {r['p50_ms']:.2f} | "
-                f"{r['p95_ms']:.2f} | {r['strategy'].replace('|', '/')} |"
+                f"| {int(n):,} | {r['ef']} | {r['pct']:g}% | {r['depth_per_decade']:g} | {r['recall']:.3f} | "
+                f"{r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['strategy'].replace('|', '/')} |"
             )
-    sweeps = [(n, r) for n, size in report["sizes"].items() for r in size["runs"] if r.get("sweep")]
-    if sweeps:
-        lines += ["", "Raw over-fetch sweep: depth = factor x max(ef, expected fetch); recall@10 / p50 ms.", ""]
-        factors = [s["factor"] for s in sweeps[0][1]["sweep"]]
-        lines.append("| rows | ef | filter | " + " | ".join(f"x{f:g}" for f in factors) + " |")
-        lines.append("|--:|--:|--:|" + "---|" * len(factors))
-        for n, r in sweeps:
-            cells = " | ".join(f"{s['recall']:.3f} / {s['p50_ms']:.2f}" for s in r["sweep"])
-            lines.append(f"| {int(n):,} | {r['ef']} | {r['pct']:g}% | {cells} |")
     return "\n".join(lines) + "\n"
 
 
