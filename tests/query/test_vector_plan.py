@@ -1,6 +1,6 @@
 """The filtered vector branch's walk depth (``hybrid/query/vector_plan.py``): over-fetching from HNSW
 walks deeper on larger tables, where a walk of max(ef, fetch) misses allowed rows near the end of
-its list (``eval/results/filtered_recall.md``: 0.955 recall@10 at 10% of 1,000,000 rows)."""
+its list (``eval/results/filtered_recall_1m.md``: 0.938 recall@10 at 10% of 1,000,000 rows)."""
 
 from __future__ import annotations
 
