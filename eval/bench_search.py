@@ -89,6 +89,12 @@ def main(argv=None):
         help="scalar index hybrid gets on `category` for the prefilters (default auto; none: DuckDB)",
     )
     ap.add_argument(
+        "--fts-positions",
+        choices=("yes", "no"),
+        default=None,
+        help="term positions in both systems' full-text indexes (default: each system's own: hybrid yes, LanceDB no)",
+    )
+    ap.add_argument(
         "--lance-scalar-index",
         choices=("btree", "bitmap", "none"),
         default="btree",

@@ -9,10 +9,10 @@ full-text index is built (``t.create_scalar_index("category", kind=--hybrid-scal
 default ``auto``; ``none`` leaves filters to DuckDB), so the full-text index stores it as a filter
 field by default; ``--hybrid-target-recall`` builds the vector index with
 ``target_recall`` (the floor and LanceDB HNSW-SQ then search with the ef_search it chose);
-``--vector-index`` picks its kind (default ``hnsw``; ``hnsw_int8`` is the analogue of LanceDB's
-HNSW-SQ). hybrid
-runs the vector and text branches of a hybrid query concurrently in its own 2+-thread pool
-(measured as is).
+``--fts-positions no`` builds the full-text index with ``positions=False`` (LanceDB then with
+``with_position=False``, its default; ``yes`` gives both positions); ``--vector-index`` picks its
+kind (default ``hnsw``; ``hnsw_int8`` is the analogue of LanceDB's HNSW-SQ). hybrid runs the vector
+and text branches of a hybrid query concurrently in its own 2+-thread pool (measured as is).
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ class HybridSystem(DatabaseSystem):
         kind = getattr(self.args, "hybrid_scalar_index", "auto")
         if kind != "none":  # first, so that the full-text index stores the filter column (its default)
             self._timed("scalar", lambda: self.t.create_scalar_index("category", kind=kind))
-        self._timed("fts", lambda: self.t.create_fts_index(["text"]))
+        positions = getattr(self.args, "fts_positions", None) != "no"
+        self._timed("fts", lambda: self.t.create_fts_index(["text"], positions=positions))
 
     def build_vector(self) -> None:
         recall = getattr(self.args, "hybrid_target_recall", None)

@@ -51,7 +51,11 @@ class LanceSystem(DatabaseSystem):
         self.build[f"{what}_bytes"] = folder_bytes(sorted(self._index_dirs() - before))
 
     def build_fts(self) -> None:
-        self._timed_index("fts", lambda: self.t.create_fts_index("text"))
+        positions = getattr(self.args, "fts_positions", None)
+        if positions is None:
+            self._timed_index("fts", lambda: self.t.create_fts_index("text"))
+        else:
+            self._timed_index("fts", lambda: self.t.create_fts_index("text", with_position=positions == "yes"))
 
     def build_vector(self, ef: int) -> None:
         from lancedb.index import HnswSq, IvfPq

@@ -94,9 +94,9 @@ def _fts(
     weights = params.get("weights")
     by_name = {names[int(i)]: int(w) for i, w in weights.items()} if weights else None
     analyzer = Analyzer.from_dict(params["analyzer"])
-    index = FullTextIndex.build(
-        folder / "tantivy", names, analyzer, text_batches(union, columns, masks), by_name, filters
-    )
+    positions = bool(params.get("positions", True))  # indexes from before the option had positions
+    batches = text_batches(union, columns, masks)
+    index = FullTextIndex.build(folder / "tantivy", names, analyzer, batches, by_name, filters, positions)
     empty: dict[str, list[str | None]] = {c: [] for c in names}
     sample = next(text_batches(union, names, masks), (None, empty))[1]
     lengths = average_lengths(index, sample)

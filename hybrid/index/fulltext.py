@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import tantivy
 
+from hybrid.errors import QueryError
 from hybrid.index.analyzer import TANTIVY_NAME, Analyzer
 from hybrid.index.fts_filters import Kind, add_fields, add_value
 from hybrid.index.overfetch import overfetch_depth
@@ -69,6 +70,17 @@ def deleted_docs(path: Path) -> int:
     return sum(int((seg.get("deletes") or {}).get("num_deleted_docs", 0)) for seg in meta.get("segments", []))
 
 
+def recorded_positions(path: Path) -> bool:
+    """Whether the text fields of the index folder `path` record term positions (from tantivy's meta.json)."""
+    meta = json.loads((path / "meta.json").read_text())
+    records = [
+        f["options"]["indexing"].get("record")
+        for f in meta.get("schema", [])
+        if f.get("type") == "text" and (f.get("options") or {}).get("indexing")
+    ]
+    return all(r == "position" for r in records)
+
+
 def field_names(columns: Sequence[str]) -> list[str]:
     """Field names inside the tantivy index (independent of later column renames)."""
     return [f"f{i}" for i in range(len(columns))]
@@ -84,6 +96,7 @@ class FullTextIndex:
         analyzer: Analyzer,
         weights: Mapping[str, int] | None = None,
         filters: Mapping[str, Kind] | None = None,
+        positions: bool = True,
     ) -> None:
         self._index = index
         self._schema = index.schema
@@ -94,6 +107,8 @@ class FullTextIndex:
         """Column weights of the BM25F field (None: columns are scored one by one and summed)."""
         self.filters = dict(filters or {})
         """Filter fields stored beside the text (tantivy field -> kind, :mod:`hybrid.index.fts_filters`)."""
+        self.positions = positions
+        """Whether term positions are indexed (phrase queries and proximity need them)."""
         index.register_tokenizer(TANTIVY_NAME, analyzer.tantivy_analyzer)
         self._searcher: tantivy.Searcher | None = None
         self._lock = threading.Lock()
@@ -103,11 +118,14 @@ class FullTextIndex:
     # -- building ---------------------------------------------------------------------
 
     @staticmethod
-    def _schema_for(columns: Sequence[str], combined: bool, filters: Mapping[str, Kind]) -> tantivy.Schema:
+    def _schema_for(
+        columns: Sequence[str], combined: bool, filters: Mapping[str, Kind], positions: bool
+    ) -> tantivy.Schema:
         builder = tantivy.SchemaBuilder()
         builder.add_unsigned_field(ROWID_FIELD, stored=False, indexed=True, fast=True)
+        record = "position" if positions else "freq"  # BM25 needs term frequencies either way
         for name in field_names(columns) + ([COMBINED_FIELD] if combined else []):
-            builder.add_text_field(name, stored=False, tokenizer_name=TANTIVY_NAME, index_option="position")
+            builder.add_text_field(name, stored=False, tokenizer_name=TANTIVY_NAME, index_option=record)
         add_fields(builder, filters)
         return builder.build()
 
@@ -120,21 +138,23 @@ class FullTextIndex:
         batches: Iterable[tuple[np.ndarray, Mapping[str, Sequence[Any]]]],
         weights: Mapping[str, int] | None = None,
         filters: Mapping[str, tuple[str, Kind]] | None = None,
+        positions: bool = True,
     ) -> FullTextIndex:
         """Index (row ids, {column: values}) batches into a new index at `path` (None: in memory).
 
         `weights` (column -> repeats in the BM25F field) builds the combined field when
         there are several columns; None scores columns one by one. `filters` (column ->
         (field, kind)) stores those columns' values as exact terms for filters to run inside
-        tantivy; the batches then carry those columns too.
+        tantivy; the batches then carry those columns too. `positions` False leaves out term
+        positions (about half the index; phrase queries and proximity then raise `QueryError`).
         """
         combined = weights is not None and len(columns) > 1
         kinds = {name: kind for name, kind in (filters or {}).values()}
-        schema = cls._schema_for(columns, combined, kinds)
+        schema = cls._schema_for(columns, combined, kinds, positions)
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
         index = tantivy.Index(schema, path=str(path) if path is not None else None)
-        self = cls(index, columns, analyzer, weights, kinds)
+        self = cls(index, columns, analyzer, weights, kinds, positions)
         writer = index.writer(heap_size=200_000_000, num_threads=1)
         self._add(writer, batches, filters or {})
         writer.commit()
@@ -183,7 +203,7 @@ class FullTextIndex:
         share_folder(source, path)
         index = tantivy.Index.open(str(path))
         kinds = {name: kind for name, kind in (filters or {}).values()}
-        out = FullTextIndex(index, self.columns, self.analyzer, self.weights, kinds)
+        out = FullTextIndex(index, self.columns, self.analyzer, self.weights, kinds, self.positions)
         writer = index.writer(heap_size=50_000_000, num_threads=1)
         if len(deleted):
             writer.delete_documents_by_query(
@@ -205,7 +225,7 @@ class FullTextIndex:
         weights: Mapping[str, int] | None = None,
         filters: Mapping[str, Kind] | None = None,
     ) -> FullTextIndex:
-        self = cls(tantivy.Index.open(str(path)), columns, analyzer, weights, filters)
+        self = cls(tantivy.Index.open(str(path)), columns, analyzer, weights, filters, recorded_positions(path))
         self.deleted_docs = deleted_docs(path)
         return self
 
@@ -249,11 +269,16 @@ class FullTextIndex:
             if not clauses:
                 return None
             matched = tantivy.Query.boolean_query(clauses)
-            return self._with_proximity(matched, query, weights) if query.proximity > 0 else matched
+            if query.proximity > 0:
+                self._need_positions("Match(proximity=...)")
+                return self._with_proximity(matched, query, weights)
+            return matched
         if isinstance(query, Phrase):
             terms = self.analyzer.terms(query.text)
             if not terms:
                 return None
+            if len(terms) > 1:
+                self._need_positions("a phrase query")
             clauses = []
             for field, w in weights:
                 if len(terms) == 1:
@@ -264,9 +289,11 @@ class FullTextIndex:
                 clauses.append((tantivy.Occur.Should, _boost(q, w)))
             return tantivy.Query.boolean_query(clauses)
         if isinstance(query, QueryString):
-            parsed, _errors = self._index.parse_query_lenient(
+            parsed, errors = self._index.parse_query_lenient(
                 self._internal_names(query.query), self.fields, field_boosts={f: w for f, w in weights}
             )
+            if any("positions" in str(e) for e in errors):  # the lenient parser drops such a phrase silently
+                self._need_positions("a quoted phrase in a query string")
             return parsed
         if isinstance(query, Boolean):
             parts: list[tuple[tantivy.Occur, tantivy.Query]] = []
@@ -286,6 +313,13 @@ class FullTextIndex:
                 return None
             return tantivy.Query.boolean_query(parts)
         raise TypeError(f"not a text query: {query!r}")
+
+    def _need_positions(self, what: str) -> None:
+        if not self.positions:
+            raise QueryError(
+                f"{what} needs term positions, and this full-text index was built without them; "
+                "rebuild it with create_fts_index(..., positions=True, replace=True), or search the words as a Match"
+            )
 
     def known_share(self, query: TextQuery) -> float | None:
         """The share of a `Match` query's distinct terms that occur in at least one indexed document

@@ -121,6 +121,7 @@ def create_fts_index(
     weights: dict[str, int] | None = None,
     bm25: tuple[float, float] = (1.2, 0.75),
     filter_columns: Sequence[str] | None = None,
+    positions: bool = True,
 ) -> Manifest:
     """Build and commit a full-text index; `analyzer` may be a function of the language, which is
     then detected from a sample of the columns (``language="auto"``); `bm25` = (k1, b).
@@ -130,6 +131,8 @@ def create_fts_index(
     snap = Snapshot(table.root, base, table.files)
     if not columns:
         raise SchemaError("create_fts_index needs at least one column")
+    if not isinstance(positions, bool):
+        raise TypeError(f"positions must be True or False, got {positions!r}")
     check_text_columns(snap, columns)
     _check_name(snap, name, replace_existing)
     if weights is not None:
@@ -148,12 +151,13 @@ def create_fts_index(
     rel, folder = new_index_folder(table.root)
     try:
         batches = text_batches(snap, [*columns, *[c for c in filters if c not in columns]])
-        index = FullTextIndex.build(folder / "tantivy", columns, analyzer, batches, weights, filters)
+        index = FullTextIndex.build(folder / "tantivy", columns, analyzer, batches, weights, filters, positions)
         save_ids(folder, table.cache.live_ids(snap))
         empty: dict[str, list[str | None]] = {c: [] for c in columns}
         sample = next(text_batches(snap, columns), (None, empty))[1]
         params: dict[str, Any] = {"analyzer": analyzer.to_dict(), "avg_len": average_lengths(index, sample)}
         params["k1"], params["b"] = bm25
+        params["positions"] = positions
         if weights is not None and len(columns) > 1:
             params["weights"] = {str(i): weights[c] for i, c in enumerate(columns)}  # by position: renames follow
         if detected:
@@ -398,7 +402,9 @@ def optimize_index(table: Writable, entry: IndexEntry, rebuild: bool = False, th
         weights = renamed_weights(entry)
         bm25 = (float(entry.params.get("k1", 1.2)), float(entry.params.get("b", 0.75)))
         filters = list(filter_columns_of(entry, table.view().snapshot))
-        return create_fts_index(table, list(entry.columns), analyzer, entry.name, True, weights, bm25, filters)
+        positions = bool(entry.params.get("positions", True))  # indexes from before the option had them
+        columns = list(entry.columns)
+        return create_fts_index(table, columns, analyzer, entry.name, True, weights, bm25, filters, positions)
     if entry.kind == "scalar":
         kind = entry.params["index_type"]
         return create_scalar_index(table, entry.columns[0], kind, entry.name, replace_existing=True)

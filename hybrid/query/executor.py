@@ -361,7 +361,8 @@ def _run_text(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | Non
 def _tail_index(snap: Snapshot, main: FullTextIndex, unindexed: np.ndarray) -> FullTextIndex:
     columns = list(main.columns)  # current names: entries() already follows renames
     masks = masks_of(snap, unindexed)  # live rows only
-    return FullTextIndex.build(None, columns, main.analyzer, text_batches(snap, columns, masks), main.weights)
+    batches = text_batches(snap, columns, masks)
+    return FullTextIndex.build(None, columns, main.analyzer, batches, main.weights, positions=main.positions)
 
 
 # -- putting it together -------------------------------------------------------------------

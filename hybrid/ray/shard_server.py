@@ -61,6 +61,7 @@ def build_shard(source_root: str, version: int, lo: int, hi: int, dest_root: str
                 spec["weights"],
                 (float(spec["k1"]), float(spec["b"])),
                 spec["filter_columns"],
+                bool(spec.get("positions", True)),
             )
         elif spec["kind"] == "vector":
             manage.create_vector_index(

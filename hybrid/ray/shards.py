@@ -64,6 +64,7 @@ def _index_specs(table: Table) -> list[dict[str, Any]]:
                 k1=e.params.get("k1", 1.2),
                 b=e.params.get("b", 0.75),
                 filter_columns=list(filter_columns_of(e, view.snapshot)),
+                positions=bool(e.params.get("positions", True)),
             )
         elif e.kind == "vector":
             spec.update({k: e.params[k] for k in ("metric", "m", "ef_construction", "ef_search")})
