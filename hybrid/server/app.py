@@ -499,6 +499,7 @@ class _Api:
                         lowercase=req.lowercase,
                         ascii_folding=req.ascii_folding,
                         tokenizer=req.tokenizer,
+                        positions=req.positions,
                         name=req.name,
                         replace=req.replace,
                     )

@@ -233,6 +233,9 @@ class FtsIndexRequest(Request):
     lowercase: bool = True
     ascii_folding: bool = True
     tokenizer: Literal["default", "whitespace", "ngram", "jieba", "cjk", "raw"] = "default"
+    positions: bool = Field(
+        True, description="false: no term positions (about half the index; phrase queries then fail)"
+    )
     replace: bool = False
 
 

@@ -117,6 +117,21 @@ def test_indexes_drop_and_conflicts(admin: httpx.Client) -> None:
     assert admin.delete("/v1/tables/api_idx").status_code == 404
 
 
+def test_a_full_text_index_without_positions_over_http(admin: httpx.Client) -> None:
+    make_table(admin, "api_nopos", n=20)
+    indexes = "/v1/tables/api_nopos/indexes"
+    search = {"query": "fish", "query_type": "fts"}
+    with_positions = admin.post("/v1/tables/api_nopos/search", json=search).json()["results"]
+    body = {"kind": "fts", "columns": ["text"], "positions": False, "replace": True}
+    assert admin.post(indexes, json=body).status_code == 201
+    info = {i["name"]: i for i in admin.get(indexes).json()["indexes"]}["fts"]
+    assert info["settings"]["positions"] is False
+    # the same BM25 ranking without positions
+    without = admin.post("/v1/tables/api_nopos/search", json=search).json()["results"]
+    assert [(r["id"], r["_bm25"]) for r in without] == [(r["id"], r["_bm25"]) for r in with_positions]
+    assert admin.post(indexes, json={**body, "positions": "no"}).status_code == 422
+
+
 def test_a_scalar_index_over_http_answers_filters(admin: httpx.Client) -> None:
     make_table(admin, "api_scalar", n=40)
     r = admin.post("/v1/tables/api_scalar/indexes", json={"kind": "scalar", "column": "topic"})
