@@ -38,6 +38,7 @@ import pyarrow as pa  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the `bench` package next to this script
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # `hybrid` from this checkout
 
+from bench.frame import write_results  # noqa: E402
 from bench.search_data import Corpus  # noqa: E402
 
 import hybrid  # noqa: E402
@@ -129,9 +130,7 @@ def main() -> None:
         "load_average": os.getloadavg(),
         "machine": f"{os.cpu_count()} cores, {platform.platform()}",
     }
-    out = Path(args.results_dir)
-    (out / f"{args.name}.json").write_text(json.dumps(report, indent=1) + "\n")
-    (out / f"{args.name}.md").write_text(render(report))
+    write_results(Path(args.results_dir), args.name, report, render(report))
     print(render(report))
 
 
