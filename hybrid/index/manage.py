@@ -216,8 +216,20 @@ EF_LADDER = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 CONFIDENCE_Z = 1.645  # one-sided 95% normal bound on the mean recall of the tuning sample
 
 
+HELD_OUT_FROM = 20
+"""Tables of at least this many rows tune ef_search on rows held out of the graph (fewer: on its nodes)."""
+
+
+def tuning_sample(rows: int, sample: int = 200) -> np.ndarray:
+    """Positions of the rows that tune ef_search: `sample` of them, at most a tenth of a table of
+    `HELD_OUT_FROM` rows or more (they are held out of the graph while it is tuned), seeded so that
+    a rebuild tunes alike."""
+    size = min(sample, rows // 10 if rows >= HELD_OUT_FROM else rows)
+    return np.random.default_rng(0).choice(rows, size=size, replace=False)
+
+
 def tune_ef(
-    index: VectorIndex, ids: np.ndarray, vectors: np.ndarray, target: float, k: int = 10, sample: int = 200
+    index: VectorIndex, ids: np.ndarray, vectors: np.ndarray, target: float, picks: np.ndarray, held_out: bool
 ) -> tuple[int, float]:
     """Smallest ef_search whose recall@k on a sample of the table's own vectors reaches `target`.
 
@@ -227,10 +239,17 @@ def tune_ef(
     not contain see the target too. Returns the ef and the sample's mean recall.
     Each sampled vector is left out of its own results (it is always found, at
     distance 0, which would overstate the recall that any other query sees).
+    The sample `picks` is :func:`tuning_sample`'s. With `held_out`, `index` does not
+    hold those rows yet and the truth is among the rows it holds (see
+    :func:`_build_float`): a row that is a node of the graph is linked to its own
+    neighbours, so the walk finds them more easily than a new query's.
     """
-    rng = np.random.default_rng(0)
-    picks = rng.choice(len(vectors), size=min(sample, len(vectors)), replace=False)
+    k = 10
     queries, selves = vectors[picks], ids[picks].tolist()
+    if held_out:
+        in_graph = np.ones(len(ids), dtype=bool)
+        in_graph[picks] = False
+        ids, vectors = ids[in_graph], vectors[in_graph]
     norms = np.linalg.norm(vectors, axis=1)
 
     def others(found: np.ndarray, self_id: int) -> set[int]:
@@ -337,13 +356,21 @@ def _build_float(
     """Build the float hnswlib index; its params and row count."""
     ids, vectors = all_vectors(snap, column)
     ef = ef_search or 64
-    index = VectorIndex.build(folder, ids, vectors, metric, m, ef_construction, ef)
+    picks = tuning_sample(len(ids)) if target_recall is not None else np.empty(0, np.int64)
+    held_out = len(ids) >= HELD_OUT_FROM and len(picks) > 0
+    graph = np.ones(len(ids), dtype=bool)
+    if held_out:
+        graph[picks] = False  # the tuning queries join the graph after the tuning: new to it, as real queries are
+    index = VectorIndex.build(folder, ids[graph], vectors[graph], metric, m, ef_construction, ef)
     params: dict[str, Any] = {"metric": metric, "m": m, "ef_construction": ef_construction, "ef_search": ef}
-    if target_recall is not None and len(ids):
+    if target_recall is not None and len(picks):
         started = time.perf_counter()
-        ef, recall = tune_ef(index, ids, vectors, target_recall)
+        ef, recall = tune_ef(index, ids, vectors, target_recall, picks, held_out)
         params.update(ef_search=ef, target_recall=target_recall, measured_recall=round(recall, 4))
         params["tuning_seconds"] = round(time.perf_counter() - started, 1)
+    if held_out:
+        added = (ids[picks], vectors[picks])
+        VectorIndex.merged(folder, folder, vectors.shape[1], metric, ef, added, np.empty(0, np.uint64))
     return params, len(ids)
 
 
