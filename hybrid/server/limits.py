@@ -1,9 +1,13 @@
 """`BodyLimit`: refuse request bodies over a size with 413, or slower than a deadline with 408.
 
-A declared ``Content-Length`` over the limit is refused without reading a byte; a body
-without one (chunked) is read up to the limit and refused as soon as it passes it. The
-body is then handed on whole, so no handler ever sees more than the limit. Once the body is in,
-the request has arrived: a search's time budget counts from then, and the response's
+A body over the limit (declared by ``Content-Length``, or a chunked one once it passes
+the limit) is refused without being kept: the rest of it is read and dropped first, up to
+`DRAIN_FACTOR` times the limit and within the deadline, because a server that answers and
+closes while the client is still sending makes the client's kernel reset the connection,
+and the client sees a broken connection instead of the 413 (beyond that bound the answer
+goes out at once). A body within the limit is handed on whole, so no handler ever sees
+more than the limit. Once the body is in, the request has arrived: a search's time budget
+counts from then, and the response's
 ``Server-Timing: app;dur=<ms>`` header says how long the server held it. A client that
 sends its body slower than `max_seconds` allow (a slow-loris upload holding a worker's
 connection) gets 408 and the connection is closed.
@@ -19,6 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hybrid.server.admission import mark_arrival
 from hybrid.server.errors import body
+
+DRAIN_FACTOR = 4  # a refused body is read and dropped up to this many times the limit before the answer
+DRAIN_FLOOR = 16 * 1024 * 1024  # ...and at least this many bytes, so a small limit still answers cleanly
 
 
 class BodyLimit:
@@ -37,12 +44,14 @@ class BodyLimit:
         if declared == -1:
             await _refuse(scope, receive, send, 400, "BadRequest", "the Content-Length header is not a number")
             return
+        deadline = asyncio.get_running_loop().time() + self.max_seconds
         if declared is not None and declared > self.max_bytes:
+            if declared <= self._drain_bytes:
+                await _drain(receive, deadline, self._drain_bytes)
             await self._too_large(scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
-        deadline = asyncio.get_running_loop().time() + self.max_seconds
         while True:
             try:
                 message = await asyncio.wait_for(receive(), max(deadline - asyncio.get_running_loop().time(), 0))
@@ -55,6 +64,8 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
+                if message.get("more_body", False):
+                    await _drain(receive, deadline, self._drain_bytes - size)
                 await self._too_large(scope, receive, send)
                 return
             chunks.append(chunk)
@@ -81,9 +92,26 @@ class BodyLimit:
 
         await self.app(scope, replay, timed)
 
+    @property
+    def _drain_bytes(self) -> int:
+        return max(DRAIN_FACTOR * self.max_bytes, DRAIN_FLOOR)
+
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"the request body is larger than this server's limit of {self.max_bytes} bytes"
         await _refuse(scope, receive, send, 413, "PayloadTooLarge", message)
+
+
+async def _drain(receive: Receive, deadline: float, budget: int) -> None:
+    """Read and drop the rest of a request body: until it ends, `budget` bytes pass or `deadline` comes."""
+    loop = asyncio.get_running_loop()
+    while budget >= 0:
+        try:
+            message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0))
+        except asyncio.TimeoutError:
+            return
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        budget -= len(message.get("body", b""))
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.server.conftest import MAX_BODY, MAX_CHARS, MAX_LIMIT, MAX_ROWS, Live, docs_rows, make_table
+from tests.server.conftest import ADMIN, MAX_BODY, MAX_CHARS, MAX_LIMIT, MAX_ROWS, Live, docs_rows, make_table
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +116,30 @@ def test_oversized_body_is_413_before_parsing(live: Live, admin: httpx.Client, t
         r = client.post(f"/v1/tables/{table}/rows", content=chunks(), headers={"content-type": "application/json"})
     assert error_of(r, 413)["type"] == "PayloadTooLarge"
     assert admin.get(f"/v1/tables/{table}").json()["num_rows"] == 30
+
+
+@pytest.mark.parametrize("mib", [2, 8])
+def test_oversized_body_gets_a_whole_413_while_the_client_still_sends(live: Live, table: str, mib: int) -> None:
+    """A client that writes its whole body before reading (as requests does) reads the whole 413, not a reset."""
+    body = b'{"rows": [' + b" " * (mib * 1024 * 1024) + b"]}"
+    url = urlsplit(live.url)
+    head = (
+        f"POST /v1/tables/{table}/rows HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {ADMIN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(head + body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status, _, rest = answer.partition(b"\r\n")
+    assert status.split()[1] == b"413", status
+    headers, _, payload = rest.partition(b"\r\n\r\n")
+    length = next(
+        int(v) for k, _, v in (h.partition(b":") for h in headers.split(b"\r\n")) if k.lower() == b"content-length"
+    )
+    assert len(payload) == length
+    assert json.loads(payload)["error"]["type"] == "PayloadTooLarge"
 
 
 def test_table_names_and_embedders(admin: httpx.Client) -> None:
