@@ -43,8 +43,9 @@ FLAT = "@chunks-flat"
 GROUPS_FUSED = "@chunks-groups"
 
 
-def chunk_rows(collection: Collection, tokens: int) -> list[dict[str, Any]]:
-    """One row per chunk of each document: doc_id, chunk_no, title, and content (title + chunk text)."""
+def chunk_rows(collection: Collection, tokens: int, *, title: bool = True) -> list[dict[str, Any]]:
+    """One row per chunk of each document: doc_id, chunk_no, title, and content (title + chunk text;
+    the chunk text alone with ``title=False``, to measure what the title before each chunk is worth)."""
     from hybrid.ingest.chunking import Chunker
 
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 16:
@@ -52,11 +53,11 @@ def chunk_rows(collection: Collection, tokens: int) -> list[dict[str, Any]]:
     chunker = Chunker(size=tokens, overlap=tokens // 8, unit="tokens")
     rows = []
     for doc_id, d in collection.corpus.items():
-        title, text = d.get("title") or "", d.get("text") or ""
-        pieces = chunker.split([text]) or [title or doc_id]
+        name, text = d.get("title") or "", d.get("text") or ""
+        pieces = chunker.split([text]) or [name or doc_id]
         for n, piece in enumerate(pieces):
-            content = f"{title}. {piece}" if title and piece != title else piece
-            rows.append({PARENT: doc_id, POSITION: n, "title": title, "content": content})
+            content = f"{name}. {piece}" if title and name and piece != name else piece
+            rows.append({PARENT: doc_id, POSITION: n, "title": name, "content": content})
     return rows
 
 
@@ -68,14 +69,16 @@ def build_chunk_table(
     embedders: Mapping[str, Embedder] | None = None,
     fts: Mapping[str, Mapping[str, Any]] | None = None,
     vector_index: bool = False,
+    title: bool = True,
 ) -> Table:
     """The collection's chunks as a table with the same vector columns and full-text indexes as
-    :func:`hybrid.eval.runs.build_table` makes for its documents, its chunk layout declared."""
+    :func:`hybrid.eval.runs.build_table` makes for its documents, its chunk layout declared
+    (named ``<collection>_chunks<tokens>``, with ``_notitle`` after it for ``title=False``)."""
     embedders = dict(embedders or {})
     first = dict(list(embedders.items())[:1])
     table = db.create_table(
-        f"{collection.name}_chunks{tokens}",
-        chunk_rows(collection, tokens),
+        chunk_table_name(collection.name, tokens, title),
+        chunk_rows(collection, tokens, title=title),
         mode="overwrite",
         embedding={col: ("content", e) for col, e in first.items()},
     )
@@ -88,6 +91,11 @@ def build_chunk_table(
             table.create_vector_index(col, replace=True)
     table.set_chunking(parent=PARENT, position=POSITION, text="content")
     return table
+
+
+def chunk_table_name(collection: str, tokens: int, title: bool = True) -> str:
+    """The name :func:`build_chunk_table` gives a collection's chunk table."""
+    return f"{collection}_chunks{tokens}" + ("" if title else "_notitle")
 
 
 def chunked_configs(configs: Sequence[RunConfig]) -> list[RunConfig]:
