@@ -8,7 +8,8 @@ document's title starts every chunk's indexed ``content``. Every run is then ask
 three times over the chunk table: grouped by document (``.group_by("doc_id",
 score="max_mean")``, the k best documents, each scored by half its best chunk's score plus
 half the mean over all its chunks, so that a long document does not win for having many
-chunks), grouped with each document scored by its best chunk alone (``score="max"``), and
+chunks; ``<run>@chunks-len`` the same with each chunk weighted by its length in the mean,
+``score="max_mean_len"``), grouped with each document scored by its best chunk alone (``score="max"``), and
 flat (the k best chunks, each document counted once, at its best chunk's rank, so a flat
 run lists fewer than k documents). A grouped hybrid run fuses the chunk lists and groups
 after; ``<run>@chunks-groups`` asks a hybrid run a fourth time, each branch's chunks grouped by
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 PARENT = "doc_id"
 POSITION = "chunk_no"
 GROUPED = "@chunks"
+LENGTH_WEIGHTED = "@chunks-len"
 BEST_CHUNK = "@chunks-best"
 FLAT = "@chunks-flat"
 GROUPS_FUSED = "@chunks-groups"
@@ -99,13 +101,15 @@ def chunk_table_name(collection: str, tokens: int, title: bool = True) -> str:
 
 
 def chunked_configs(configs: Sequence[RunConfig]) -> list[RunConfig]:
-    """Each run three times over the chunk table: grouped by document (``<name>@chunks``, "max_mean"
-    group scores), grouped with best-chunk scores (``<name>@chunks-best``), flat (``<name>@chunks-flat``);
-    a hybrid run also with each branch grouped before the document lists are fused (``<name>@chunks-groups``)."""
+    """Each run four times over the chunk table: grouped by document (``<name>@chunks``, "max_mean"
+    group scores; ``<name>@chunks-len``, "max_mean_len"), grouped with best-chunk scores
+    (``<name>@chunks-best``), flat (``<name>@chunks-flat``); a hybrid run also with each branch
+    grouped before the document lists are fused (``<name>@chunks-groups``)."""
     out = []
     for c in configs:
         out += [
             replace(c, name=c.name + GROUPED, group_by=PARENT, group_score="max_mean"),
+            replace(c, name=c.name + LENGTH_WEIGHTED, group_by=PARENT, group_score="max_mean_len"),
             replace(c, name=c.name + BEST_CHUNK, group_by=PARENT, group_score="max"),
             replace(c, name=c.name + FLAT),
         ]

@@ -59,8 +59,8 @@ def test_grouped_runs_list_each_document_once_and_flat_runs_count_it_once(tmp_pa
     assert names == [
         "bm25",
         "hybrid",
-        *("bm25@chunks", "bm25@chunks-best", "bm25@chunks-flat"),
-        *("hybrid@chunks", "hybrid@chunks-best", "hybrid@chunks-flat", "hybrid@chunks-groups"),
+        *("bm25@chunks", "bm25@chunks-len", "bm25@chunks-best", "bm25@chunks-flat"),
+        *("hybrid@chunks", "hybrid@chunks-len", "hybrid@chunks-best", "hybrid@chunks-flat", "hybrid@chunks-groups"),
     ]
     for e in report.entries:
         assert e.mean["nDCG@10"] == pytest.approx(1.0), e.name  # the topic sentence finds its document
