@@ -12,7 +12,8 @@ chunked run against the unchunked one (paired randomization test, 10,000 trials)
     python eval/chunked_cached.py <data>/webfaq --work <folder> --runs hybrid
 
 A table is reused when its name and row count match; ``--rebuild`` builds them again (after a
-change to the chunker, the analyzer or the embedder).
+change to the chunker, the analyzer or the embedder). ``--no-title`` indexes the chunks without
+their document's title before each (a table of its own, ``<collection>_chunks<tokens>_notitle``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from hybrid import connect
 from hybrid.embedders import create
-from hybrid.eval.chunked import build_chunk_table, chunk_rows, chunked_configs
+from hybrid.eval.chunked import build_chunk_table, chunk_rows, chunk_table_name, chunked_configs
 from hybrid.eval.collection import load_beir
 from hybrid.eval.metrics import paired_randomization_test
 from hybrid.eval.presets import VECTOR_COLUMN, fts_indexes_for, parse_run
@@ -40,29 +41,39 @@ def main() -> None:
     ap.add_argument("--embedder", default="onnx-minilm")
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--rebuild", action="store_true")
+    ap.add_argument("--no-title", dest="title", action="store_false", help="chunks without the title before each")
     args = ap.parse_args()
 
     embedder = create(args.embedder)
     configs = [parse_run(r, embedder) for r in args.runs.split(",")]
     fts = fts_indexes_for(configs, "default") or {"bm25": {"tokenizer": "default"}}
+    # full-text runs alone need no vectors: the tables are built without embedding (minutes, not hours)
+    embedders = {VECTOR_COLUMN: embedder} if any(c.mode != "fts" for c in configs) else {}
+
+    def stale(db, name: str, rows: int) -> bool:  # type: ignore[no-untyped-def]
+        if args.rebuild or name not in db.table_names():
+            return True
+        table = db.open_table(name)
+        return bool(table.count_rows() != rows or (embedders and VECTOR_COLUMN not in table.schema.names))
+
     for path in args.collections:
         coll = load_beir(path, "test")
         db = connect(args.work / coll.name / "db")
-        names = set(db.table_names())
-        chunk_name = f"{coll.name}_chunks{args.chunk}"
+        chunk_name = chunk_table_name(coll.name, args.chunk, args.title)
         started = time.perf_counter()
-        if args.rebuild or coll.name not in names or db.open_table(coll.name).count_rows() != len(coll.corpus):
-            build_table(db, coll, embedders={VECTOR_COLUMN: embedder}, fts=fts)
+        if stale(db, coll.name, len(coll.corpus)):
+            build_table(db, coll, embedders=embedders, fts=fts)
         docs = db.open_table(coll.name)
-        n_chunks = len(chunk_rows(coll, args.chunk))
-        if args.rebuild or chunk_name not in names or db.open_table(chunk_name).count_rows() != n_chunks:
-            build_chunk_table(db, coll, args.chunk, embedders={VECTOR_COLUMN: embedder}, fts=fts)
+        n_chunks = len(chunk_rows(coll, args.chunk, title=args.title))
+        if stale(db, chunk_name, n_chunks):
+            build_chunk_table(db, coll, args.chunk, embedders=embedders, fts=fts, title=args.title)
         chunks = db.open_table(chunk_name)
         built = time.perf_counter() - started
         queries = coll.judged_queries
         results = [execute(docs, c, queries, k=args.k, progress=False) for c in configs]
         results += [execute(chunks, c, queries, k=args.k, progress=False) for c in chunked_configs(configs)]
         meta = {"runs": args.runs.split(","), "embedder": embedder.name, "chunk_tokens": args.chunk}
+        meta["title_before_chunks"] = args.title
         meta["chunks"] = chunks.count_rows()
         report = build_report(coll, results, meta=meta)
         write_report(report, args.work / coll.name / "report")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hybrid.eval.metrics import paired_randomization_test
 
-SUFFIXES = ("@chunks", "@chunks-best", "@chunks-flat", "@chunks-groups")
+SUFFIXES = ("@chunks", "@chunks-len", "@chunks-best", "@chunks-flat", "@chunks-groups")
 
 
 def compare(folder: Path) -> list[str]:

@@ -299,6 +299,9 @@ def ingest_command(
     overlap: Annotated[int, typer.Option(help="repeated from the end of the previous chunk")] = 100,
     unit: Annotated[ChunkUnit, typer.Option(help="chunk size in characters or approximate tokens")] = ChunkUnit.chars,
     text_field: Annotated[str, typer.Option(help="JSONL field holding the text")] = "text",
+    context: Annotated[
+        bool, typer.Option(help="embed each chunk under its document's title and heading path (text stored as is)")
+    ] = True,
     prune: Annotated[bool, typer.Option(help="delete chunks of files no longer found under the paths")] = False,
     max_skipped: Annotated[int, typer.Option(help="skipped files listed at most")] = 30,
 ) -> None:
@@ -313,7 +316,7 @@ def ingest_command(
     if not any(p.exists() for p in paths):
         _fail(f"no such file or directory: {', '.join(map(str, paths))}")
     with _user_errors():
-        chunker = Chunker(size=chunk_size, overlap=overlap, unit=unit.value)
+        chunker = Chunker(size=chunk_size, overlap=overlap, unit=unit.value, context=context)
         database = _connect(db)
         report = ingest_with_progress(
             console,

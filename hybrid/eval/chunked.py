@@ -8,7 +8,8 @@ document's title starts every chunk's indexed ``content``. Every run is then ask
 three times over the chunk table: grouped by document (``.group_by("doc_id",
 score="max_mean")``, the k best documents, each scored by half its best chunk's score plus
 half the mean over all its chunks, so that a long document does not win for having many
-chunks), grouped with each document scored by its best chunk alone (``score="max"``), and
+chunks; ``<run>@chunks-len`` the same with each chunk weighted by its length in the mean,
+``score="max_mean_len"``), grouped with each document scored by its best chunk alone (``score="max"``), and
 flat (the k best chunks, each document counted once, at its best chunk's rank, so a flat
 run lists fewer than k documents). A grouped hybrid run fuses the chunk lists and groups
 after; ``<run>@chunks-groups`` asks a hybrid run a fourth time, each branch's chunks grouped by
@@ -38,13 +39,15 @@ if TYPE_CHECKING:
 PARENT = "doc_id"
 POSITION = "chunk_no"
 GROUPED = "@chunks"
+LENGTH_WEIGHTED = "@chunks-len"
 BEST_CHUNK = "@chunks-best"
 FLAT = "@chunks-flat"
 GROUPS_FUSED = "@chunks-groups"
 
 
-def chunk_rows(collection: Collection, tokens: int) -> list[dict[str, Any]]:
-    """One row per chunk of each document: doc_id, chunk_no, title, and content (title + chunk text)."""
+def chunk_rows(collection: Collection, tokens: int, *, title: bool = True) -> list[dict[str, Any]]:
+    """One row per chunk of each document: doc_id, chunk_no, title, and content (title + chunk text;
+    the chunk text alone with ``title=False``, to measure what the title before each chunk is worth)."""
     from hybrid.ingest.chunking import Chunker
 
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 16:
@@ -52,11 +55,11 @@ def chunk_rows(collection: Collection, tokens: int) -> list[dict[str, Any]]:
     chunker = Chunker(size=tokens, overlap=tokens // 8, unit="tokens")
     rows = []
     for doc_id, d in collection.corpus.items():
-        title, text = d.get("title") or "", d.get("text") or ""
-        pieces = chunker.split([text]) or [title or doc_id]
+        name, text = d.get("title") or "", d.get("text") or ""
+        pieces = chunker.split([text]) or [name or doc_id]
         for n, piece in enumerate(pieces):
-            content = f"{title}. {piece}" if title and piece != title else piece
-            rows.append({PARENT: doc_id, POSITION: n, "title": title, "content": content})
+            content = f"{name}. {piece}" if title and name and piece != name else piece
+            rows.append({PARENT: doc_id, POSITION: n, "title": name, "content": content})
     return rows
 
 
@@ -68,14 +71,16 @@ def build_chunk_table(
     embedders: Mapping[str, Embedder] | None = None,
     fts: Mapping[str, Mapping[str, Any]] | None = None,
     vector_index: bool = False,
+    title: bool = True,
 ) -> Table:
     """The collection's chunks as a table with the same vector columns and full-text indexes as
-    :func:`hybrid.eval.runs.build_table` makes for its documents, its chunk layout declared."""
+    :func:`hybrid.eval.runs.build_table` makes for its documents, its chunk layout declared
+    (named ``<collection>_chunks<tokens>``, with ``_notitle`` after it for ``title=False``)."""
     embedders = dict(embedders or {})
     first = dict(list(embedders.items())[:1])
     table = db.create_table(
-        f"{collection.name}_chunks{tokens}",
-        chunk_rows(collection, tokens),
+        chunk_table_name(collection.name, tokens, title),
+        chunk_rows(collection, tokens, title=title),
         mode="overwrite",
         embedding={col: ("content", e) for col, e in first.items()},
     )
@@ -90,14 +95,21 @@ def build_chunk_table(
     return table
 
 
+def chunk_table_name(collection: str, tokens: int, title: bool = True) -> str:
+    """The name :func:`build_chunk_table` gives a collection's chunk table."""
+    return f"{collection}_chunks{tokens}" + ("" if title else "_notitle")
+
+
 def chunked_configs(configs: Sequence[RunConfig]) -> list[RunConfig]:
-    """Each run three times over the chunk table: grouped by document (``<name>@chunks``, "max_mean"
-    group scores), grouped with best-chunk scores (``<name>@chunks-best``), flat (``<name>@chunks-flat``);
-    a hybrid run also with each branch grouped before the document lists are fused (``<name>@chunks-groups``)."""
+    """Each run four times over the chunk table: grouped by document (``<name>@chunks``, "max_mean"
+    group scores; ``<name>@chunks-len``, "max_mean_len"), grouped with best-chunk scores
+    (``<name>@chunks-best``), flat (``<name>@chunks-flat``); a hybrid run also with each branch
+    grouped before the document lists are fused (``<name>@chunks-groups``)."""
     out = []
     for c in configs:
         out += [
             replace(c, name=c.name + GROUPED, group_by=PARENT, group_score="max_mean"),
+            replace(c, name=c.name + LENGTH_WEIGHTED, group_by=PARENT, group_score="max_mean_len"),
             replace(c, name=c.name + BEST_CHUNK, group_by=PARENT, group_score="max"),
             replace(c, name=c.name + FLAT),
         ]

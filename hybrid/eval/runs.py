@@ -45,7 +45,7 @@ class RunConfig:
     group_by: str | None = None
     """Group the hits by this column (a chunk table's document id): the run lists the k best groups."""
     group_score: str = "max"
-    """How a group is scored (``Query.group_by``'s `score`): "max", "sum" or "max_mean"."""
+    """How a group is scored (``Query.group_by``'s `score`): "max", "sum", "max_mean" or "max_mean_len"."""
     group_fuse: str = "rows"
     """A grouped hybrid run fuses the branches' rows then groups ("rows") or their group lists ("groups")."""
 

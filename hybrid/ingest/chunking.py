@@ -10,8 +10,15 @@ last sentences (or words) of the previous one, up to `overlap`.
 >>> from pathlib import Path
 >>> doc = Document("a.md", Path("a.md"), "markdown", "A", (
 ...     Section(("Guide", "Install"), ("One two three. Four five six. Seven eight nine.",)),))
->>> [(c.heading, c.text) for c in Chunker(size=32, overlap=15).chunks(doc)]
+>>> chunks = Chunker(size=32, overlap=15).chunks(doc)
+>>> [(c.heading, c.text) for c in chunks]
 [('Guide > Install', 'One two three. Four five six.'), ('Guide > Install', 'Four five six. Seven eight nine.')]
+
+Each chunk also knows its place in the document (:func:`context_header`: the title and heading
+path), which is embedded and indexed with its text while the stored text stays the chunk's own:
+
+>>> chunks[1].context, chunks[1].embedding_text
+('A > Guide > Install', 'A > Guide > Install\\n\\nFour five six. Seven eight nine.')
 """
 
 from __future__ import annotations
@@ -68,10 +75,37 @@ def _sentence_starts(text: str) -> list[int]:
     return [0, *(m.end() for m in _SENTENCE_END.finditer(text) if m.end() < len(text))]
 
 
-def chunk_id(source: str, chunk: int, page: int | None, heading: str, text: str) -> str:
-    """A stable id from where a chunk is and what it says: the same file gives the same ids."""
-    key = json.dumps([source, chunk, page, heading, text], ensure_ascii=False)
+def chunk_id(source: str, chunk: int, page: int | None, heading: str, text: str, context: str = "") -> str:
+    """A stable id from where a chunk is and what it says: the same file gives the same ids.
+
+    A chunk embedded under a context header (`context`) has another id than the same text embedded
+    bare, so turning the header on or off re-embeds the chunks at the next ingest."""
+    parts: list[object] = [source, chunk, page, heading, text]
+    if context:
+        parts.append(context)
+    key = json.dumps(parts, ensure_ascii=False)
     return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def context_header(title: str, heading: str) -> str:
+    """A chunk's contextual header: its document's title, then its heading path (the title once,
+    where the path already starts with it).
+
+    A later chunk of a section does not name what the section is about; the header puts that back
+    into what is embedded and indexed, as a reader would see it above the passage.
+
+    >>> context_header("Install guide", "Install guide > Linux")
+    'Install guide > Linux'
+    >>> context_header("Django FAQ", "Databases")
+    'Django FAQ > Databases'
+    >>> context_header("", "")
+    ''
+    """
+    path = [p for p in heading.split(HEADING_SEPARATOR) if p.strip()] if heading else []
+    title = title.strip()
+    if title and (not path or path[0].strip() != title):
+        path.insert(0, title)
+    return HEADING_SEPARATOR.join(path)
 
 
 @dataclass(frozen=True)
@@ -86,6 +120,13 @@ class Chunk:
     chunk: int
     page: int | None = None
     metadata: Mapping[str, Any] | None = None
+    context: str = ""
+    """The contextual header embedded and indexed with the text ("" when the chunker adds none)."""
+
+    @property
+    def embedding_text(self) -> str:
+        """What is embedded for this chunk: the contextual header, a blank line, the text."""
+        return f"{self.context}\n\n{self.text}" if self.context else self.text
 
 
 @dataclass(frozen=True)
@@ -100,12 +141,15 @@ class Chunker:
     """Splits documents into chunks of at most `size` characters (or approximate tokens).
 
     `overlap` (< `size`) is how much of the end of a chunk is repeated at the start
-    of the next chunk of the same section.
+    of the next chunk of the same section. `context`: each chunk carries its document's title
+    and heading path (:func:`context_header`), embedded with its text (the stored text is the
+    chunk's own); the header does not count toward `size`.
     """
 
     size: int = 800
     overlap: int = 100
     unit: SizeUnit = "chars"
+    context: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 8:
@@ -114,6 +158,8 @@ class Chunker:
             raise ValueError(f"overlap must be an integer in [0, size), got {self.overlap!r} with size {self.size}")
         if self.unit not in ("chars", "tokens"):
             raise ValueError(f"unit must be 'chars' or 'tokens', got {self.unit!r}")
+        if not isinstance(self.context, bool):
+            raise ValueError(f"context must be True or False, got {self.context!r}")
 
     def measure(self, text: str) -> int:
         """The size of `text` in this chunker's unit."""
@@ -124,11 +170,12 @@ class Chunker:
         out: list[Chunk] = []
         for section in doc.sections:
             heading = HEADING_SEPARATOR.join(section.heading)
+            context = context_header(doc.title, heading) if self.context else ""
             for text in self.split(section.blocks):
                 n = len(out)
                 out.append(
                     Chunk(
-                        id=chunk_id(doc.source, n, section.page, heading, text),
+                        id=chunk_id(doc.source, n, section.page, heading, text, context),
                         text=text,
                         source=doc.source,
                         title=doc.title,
@@ -136,6 +183,7 @@ class Chunker:
                         chunk=n,
                         page=section.page,
                         metadata=section.metadata,
+                        context=context,
                     )
                 )
         return out

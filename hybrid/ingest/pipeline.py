@@ -62,7 +62,7 @@ heading path (``"Chapter > Section"``); ``page``: the 1-based PDF page (else
 null); ``chunk``: the chunk's number within its file; ``metadata``: a JSONL
 record's other fields as JSON (else null)."""
 VECTOR_COLUMN = "vector"
-FTS_COLUMNS = ("heading", "text")
+FTS_COLUMNS = ("title", "heading", "text")
 PARENT_SCHEMA = pa.schema(
     [pa.field("source", pa.string(), nullable=False), pa.field("title", pa.string()), pa.field("text", pa.string())]
 )
@@ -116,7 +116,7 @@ def ingest(
     all-MiniLM-L6-v2, any other language or a mix the multilingual e5-small). `prune` also deletes the
     chunks of sources that were not seen in `paths` (files deleted since the last
     ingest of the same paths). With `build_indexes`, the full-text index over
-    heading and text and the HNSW index are created or brought up to date.
+    title, heading and text (BM25F) and the HNSW index are created or brought up to date.
     Files that cannot be read are listed in ``report.skipped``; nothing raises for them.
     """
     started = time.perf_counter()
@@ -295,11 +295,12 @@ def _rows(table: Table, chunks: list[Chunk], notify: Progress) -> pa.Table:
     """The chunks as rows of `table`, their vectors embedded in batches (with progress)."""
     _, embedder = table.embeddings[VECTOR_COLUMN]
     texts = [c.text for c in chunks]
+    embedded = [c.embedding_text for c in chunks]
     step = max(1, int(getattr(embedder, "batch_size", 64)))
     vectors = np.empty((len(texts), embedder.dim), dtype=np.float32)
     notify("embedding", 0, len(texts))
     for start in range(0, len(texts), step):
-        vectors[start : start + step] = embedder.embed_documents(texts[start : start + step])
+        vectors[start : start + step] = embedder.embed_documents(embedded[start : start + step])
         notify("embedding", min(start + step, len(texts)), len(texts))
     columns: dict[str, Any] = {
         "id": [c.id for c in chunks],

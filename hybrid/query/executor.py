@@ -580,9 +580,17 @@ def _execute_grouped(
                 r = scoring_functions.rescore(q.functions, view, ids, scores, _distances(q, branches))
                 ids, scores, extra = r.ids, r.scores, r.columns
             keys = grouping.keys_of(view, key, ids)
-        sizes = grouping.group_sizes(view, key, ids) if q.grouping.score == "max_mean" else None
+        sizes, weights = grouping.group_weights(view, key, ids, q.grouping.score)
         g = grouping.group(
-            ids, scores, keys, q.k, skip=q.skip, per_group=q.grouping.per_group, score=q.grouping.score, sizes=sizes
+            ids,
+            scores,
+            keys,
+            q.k,
+            skip=q.skip,
+            per_group=q.grouping.per_group,
+            score=q.grouping.score,
+            sizes=sizes,
+            weights=weights,
         )
         if not grouping.needs_more(g.n_groups, wanted, [len(b.ids) for b in branches], depth):
             break
@@ -609,6 +617,7 @@ def _group_fused(
 ) -> grouping.Grouped:
     """Each branch's hits (filtered) grouped by `key`, the group lists fused (:mod:`hybrid.query.group_fusion`)."""
     assert q.grouping is not None
+    score = q.grouping.score
     lists = []
     for b, w in zip(branches, _weights(q, view, branches)):
         ranked = b.ranked()
@@ -624,7 +633,7 @@ def _group_fused(
         skip=q.skip,
         per_group=q.grouping.per_group,
         score=q.grouping.score,
-        sizes_of=lambda ids: grouping.group_sizes(view, key, ids),
+        sizes_of=lambda ids: grouping.group_weights(view, key, ids, score),
         codes_of=lambda ids: grouping.codes_of(view, key, ids),
     )
 

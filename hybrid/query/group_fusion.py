@@ -27,12 +27,13 @@ from collections.abc import Callable, Hashable, Sequence
 import numpy as np
 
 from hybrid.query.fusion import Fusion, Ranked
-from hybrid.query.grouping import Grouped, GroupScore, rank_groups
+from hybrid.query.grouping import MEAN_SCORES, Grouped, GroupScore, rank_groups
 
 KeysOf = Callable[[np.ndarray], Sequence[Hashable | None]]
 """Row ids -> each row's group key (None: a group of its own)."""
-SizesOf = Callable[[np.ndarray], np.ndarray]
-"""Row ids -> how many live rows share each row's key (for "max_mean")."""
+SizesOf = Callable[[np.ndarray], "tuple[np.ndarray | None, np.ndarray | None]"]
+"""Row ids -> each row's group's total weight and each row's weight (for "max_mean", "max_mean_len":
+:func:`hybrid.query.grouping.group_weights`)."""
 CodesOf = Callable[[np.ndarray], "np.ndarray | None"]
 """Row ids -> each row's key as an integer code >= 0 (-1: null), or None where codes are not at hand."""
 
@@ -61,8 +62,8 @@ def fuse_groups(
     group_lists = []
     for b in branches:
         keys = _keys(keys_of, b.ids)
-        sizes = sizes_of(b.ids) if score == "max_mean" and sizes_of is not None else None
-        groups, group_scores = rank_groups(b.scores, keys, score, sizes)
+        sizes, weights = sizes_of(b.ids) if score in MEAN_SCORES and sizes_of is not None else (None, None)
+        groups, group_scores = rank_groups(b.scores, keys, score, sizes, weights)
         surrogate = [codes.setdefault(keys[g[0]], len(codes)) for g in groups]
         group_lists.append(Ranked(np.asarray(surrogate, np.uint64), np.asarray(group_scores), b.weight))
     if len(branches) == 1:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+import pyarrow as pa
 
 from hybrid.errors import SchemaError
 from hybrid.query import chunk_layout
@@ -28,8 +29,10 @@ if TYPE_CHECKING:
     from hybrid.index.view import IndexedSnapshot
     from hybrid.storage.snapshot import Snapshot
 
-GroupScore = Literal["max", "sum", "max_mean"]
-GROUP_SCORES = ("max", "sum", "max_mean")
+GroupScore = Literal["max", "sum", "max_mean", "max_mean_len"]
+GROUP_SCORES = ("max", "sum", "max_mean", "max_mean_len")
+MEAN_SCORES = ("max_mean", "max_mean_len")
+"""The group scores that need each group's size (:func:`group_weights`)."""
 GroupFuse = Literal["groups", "rows"]
 GROUP_FUSES = ("groups", "rows")
 OVERFETCH = 5
@@ -45,8 +48,10 @@ MAX_DEPTH = 8_192
 @dataclass(frozen=True)
 class Grouping:
     """How a search groups: by `column` (None: the table's declared parent column), `per_group` rows
-    in each group, the group's score its best row's ("max"), the sum of its candidates' ("sum"), or
-    half its best row's plus half the mean over all its live rows ("max_mean", :func:`max_mean`).
+    in each group, the group's score its best row's ("max"), the sum of its candidates' ("sum"),
+    half its best row's plus half the mean over all its live rows ("max_mean", :func:`max_mean`), or
+    the same with each row weighted by its text's length in the mean ("max_mean_len": a mean over
+    the document's text, so a short tail chunk weighs what it holds).
     `fuse`: a hybrid search fuses the rows and groups after ("rows", the default), or groups each
     branch and fuses the group lists ("groups", :mod:`hybrid.query.group_fusion`; no better on the
     chunked collections measured, ``eval/results/chunked.md``); with a reranker or score functions,
@@ -63,7 +68,7 @@ class Grouping:
         if isinstance(self.per_group, bool) or not isinstance(self.per_group, int) or self.per_group < 1:
             raise ValueError(f"group_by: per_group must be an integer >= 1, got {self.per_group!r}")
         if self.score not in GROUP_SCORES:
-            raise ValueError(f"group_by: score must be 'max', 'sum' or 'max_mean', got {self.score!r}")
+            raise ValueError(f"group_by: score must be 'max', 'sum', 'max_mean' or 'max_mean_len', got {self.score!r}")
         if self.fuse not in GROUP_FUSES:
             raise ValueError(f"group_by: fuse must be 'groups' or 'rows', got {self.fuse!r}")
 
@@ -91,12 +96,14 @@ def group(
     skip: int = 0,
     per_group: int = 1,
     score: GroupScore = "max",
-    sizes: Sequence[int] | np.ndarray | None = None,
+    sizes: Sequence[float] | np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> Grouped:
     """Groups `ids` (any order) by `keys` and keeps groups `skip`..`skip + n_groups`, each with its
     `per_group` best rows. A row whose key is null is a group of its own. Ties: the group whose
-    best row comes first in `ids` first. `sizes` (for "max_mean"): each row's group's live rows."""
-    groups, group_score = rank_groups(scores, keys, score, sizes)
+    best row comes first in `ids` first. `sizes` and `weights` (for "max_mean" and "max_mean_len",
+    :func:`group_weights`): each row's group's total weight over its live rows, each row's weight."""
+    groups, group_score = rank_groups(scores, keys, score, sizes, weights)
     kept_rows: list[int] = []
     kept_scores: list[float] = []
     kept_ranks: list[int] = []
@@ -119,7 +126,8 @@ def rank_groups(
     scores: np.ndarray,
     keys: Sequence[Hashable | None],
     score: GroupScore = "max",
-    sizes: Sequence[int] | np.ndarray | None = None,
+    sizes: Sequence[float] | np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> tuple[list[list[int]], list[float]]:
     """The groups of rows (positions into `scores`, best row first), best group first, and each
     group's score; a null key is a group of its own. Ties: the group whose best row comes first."""
@@ -131,19 +139,23 @@ def rank_groups(
     groups = list(members.values())  # in the order of their best rows
     if score == "sum":
         totals = [float(np.sum(scores[g])) for g in groups]
-    elif score == "max_mean":
-        if sizes is None:
-            raise ValueError("group score 'max_mean' needs each row's group size")
-        totals = max_mean(np.asarray(scores, dtype=np.float64), groups, np.asarray(sizes, dtype=np.int64))
+    elif score in MEAN_SCORES:
+        if sizes is None or (score == "max_mean_len" and weights is None):
+            raise ValueError(f"group score {score!r} needs each row's group size (and weight)")
+        totals = max_mean(np.asarray(scores, dtype=np.float64), groups, np.asarray(sizes, np.float64), weights)
     else:
         return groups, [float(scores[g[0]]) for g in groups]
     rank = sorted(range(len(groups)), key=lambda j: -totals[j])  # stable: ties keep best-row order
     return [groups[j] for j in rank], [totals[j] for j in rank]
 
 
-def max_mean(scores: np.ndarray, groups: list[list[int]], sizes: np.ndarray) -> list[float]:
+def max_mean(
+    scores: np.ndarray, groups: list[list[int]], sizes: np.ndarray, weights: np.ndarray | None = None
+) -> list[float]:
     """Each group's score: half its best row's plus half the mean score over all its live rows,
-    rows that are not among the candidates counting as the weakest candidate.
+    rows that are not among the candidates counting as the weakest candidate. With `weights`
+    (each row's, e.g. its text length; `sizes` then each group's total weight), the mean is
+    weighted: what is not among the candidates weighs its share of the total at the weakest score.
 
     The best chunk alone favours long documents: a document of many chunks has many tries, and a
     table of contents or an index page holds one chunk naming everything. The mean over the whole
@@ -154,15 +166,21 @@ def max_mean(scores: np.ndarray, groups: list[list[int]], sizes: np.ndarray) -> 
     >>> # 0.9 from one chunk of ten, against 0.8 and 0.5 from a document of two
     >>> [round(x, 4) for x in max_mean(s, [[0], [1, 2]], np.array([10, 2, 2]))]
     [0.72, 0.725]
+    >>> # the same, the second document's 0.5 chunk a short tail (100 characters against 900)
+    >>> [round(x, 4) for x in max_mean(s, [[0], [1, 2]], np.array([9000, 1000, 1000]), np.array([900, 900, 100]))]
+    [0.72, 0.785]
     """
     if not len(scores):
         return []
     lengths = np.fromiter((len(g) for g in groups), np.int64, len(groups))
     rows = np.fromiter(itertools.chain.from_iterable(groups), np.int64, int(lengths.sum()))
-    sums = np.bincount(np.repeat(np.arange(len(groups)), lengths), weights=scores[rows], minlength=len(groups))
+    w = np.ones(len(scores)) if weights is None else np.asarray(weights, np.float64)
+    where = np.repeat(np.arange(len(groups)), lengths)
+    sums = np.bincount(where, weights=scores[rows] * w[rows], minlength=len(groups))
+    seen = np.bincount(where, weights=w[rows], minlength=len(groups))
     first = rows[np.cumsum(lengths) - lengths]
-    n = np.maximum(sizes[first], lengths)
-    mean = (sums + (n - lengths) * float(scores.min())) / n
+    n = np.maximum(sizes[first], seen)
+    mean = (sums + (n - seen) * float(scores.min())) / n
     return ((scores[first] + mean) / 2).tolist()
 
 
@@ -186,6 +204,72 @@ def group_sizes(view: IndexedSnapshot, column: str, ids: np.ndarray) -> np.ndarr
     )
     values = snap.take(ids, [column]).column(column).to_pylist()
     return np.asarray([1 if v is None else by_value.get(v, 1) for v in values], np.int64)
+
+
+def group_weights(
+    view: IndexedSnapshot, column: str, ids: np.ndarray, score: GroupScore
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """What `score` needs besides the rows' scores: (each row's group's total weight, each row's
+    weight), or (None, None). "max_mean": every row weighs 1, a group its live rows
+    (:func:`group_sizes`); "max_mean_len": a row weighs its text's length in characters (at least
+    1), a group the sum over its live rows (:func:`group_lengths`)."""
+    if score == "max_mean":
+        return group_sizes(view, column, ids), None
+    if score == "max_mean_len":
+        return group_lengths(view, column, ids)
+    return None, None
+
+
+def text_column(view: IndexedSnapshot) -> str:
+    """The column whose length weighs a row for "max_mean_len": the chunk layout's text, else ``text``."""
+    layout = chunk_layout.read(view.snapshot.manifest.metadata)
+    names = view.snapshot.schema.names
+    for name in ([layout.text] if layout else []) + ["text"]:
+        if name in names:
+            return name
+    raise SchemaError(
+        "group score 'max_mean_len' weighs rows by their text: declare it, "
+        "table.set_chunking(parent=..., text='<column>'), or use score='max_mean'"
+    )
+
+
+def group_lengths(view: IndexedSnapshot, column: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's group's total text length over the version's live rows, and each row's own
+    (characters of :func:`text_column`, at least 1; a null key: the row alone)."""
+    snap = view.snapshot
+    if not len(ids):
+        return np.zeros(0), np.zeros(0)
+    text = text_column(view)
+    sorted_ids, lengths, totals = view.remember(
+        "group_lengths", (view.version, column, text), lambda: _lengths(view, column, text), keep=4
+    )
+    at = np.minimum(np.searchsorted(sorted_ids, ids), max(len(sorted_ids) - 1, 0))
+    if len(sorted_ids) and bool(np.all(sorted_ids[at] == ids)):
+        return totals[at], lengths[at]
+    rows = snap.take(ids, [column, text])  # not live in this version: read them
+    own = _char_lengths(rows.column(text))
+    return own.copy(), own
+
+
+def _char_lengths(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    counted = pc.fill_null(pc.utf8_length(values), 0)
+    return np.maximum(np.asarray(counted.to_numpy(zero_copy_only=False), np.float64), 1.0)
+
+
+def _lengths(view: IndexedSnapshot, column: str, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every live row id, sorted, its text's length and its group's total length."""
+    data = view.snapshot.to_arrow([column, text], with_rowid=True)
+    ids = data.column("_rowid").to_numpy()
+    lengths = _char_lengths(data.column(text))
+    codes = data.column(column).combine_chunks().dictionary_encode().indices.fill_null(-1)
+    codes = codes.to_numpy(zero_copy_only=False).astype(np.int64)
+    keyed = codes >= 0
+    sums = np.bincount(codes[keyed], weights=lengths[keyed]) if bool(keyed.any()) else np.zeros(0)
+    totals = np.where(keyed, sums[np.maximum(codes, 0)] if len(sums) else lengths, lengths)
+    order = np.argsort(ids, kind="stable")
+    return ids[order], lengths[order], totals[order]
 
 
 def _value_counts(view: IndexedSnapshot, column: str) -> dict[object, int]:

@@ -202,11 +202,13 @@ class Query:
         with ``_group_rank`` and ``_group_score`` (the group's best row's score, or with
         ``score="sum"`` the sum of its candidates' scores, or with ``score="max_mean"`` half the best
         row's plus half the mean over all the group's live rows, which does not favour long documents
-        for having many chunks: :func:`hybrid.query.grouping.max_mean`). Grouping sees the final scores: after
-        the filter and a reranker; ``offset`` skips whole groups. A hybrid search fuses the rows and groups
-        after (``fuse="rows"``, as a reranker or score functions always do); ``fuse="groups"`` groups
-        each branch's hits and fuses the branches' group lists (:mod:`hybrid.query.group_fusion`: a
-        group's ``_group_score`` is its fused score, its rows ordered by their fused row scores).
+        for having many chunks: :func:`hybrid.query.grouping.max_mean`; ``score="max_mean_len"`` weighs
+        each chunk by its text's length in that mean, so a short tail chunk counts for what it holds).
+        Grouping sees the final scores: after the filter and a reranker; ``offset`` skips whole groups.
+        A hybrid search fuses the rows and groups after (``fuse="rows"``, as a reranker or score
+        functions always do); ``fuse="groups"`` groups each branch's hits and fuses the branches'
+        group lists (:mod:`hybrid.query.group_fusion`: a group's ``_group_score`` is its fused score,
+        its rows ordered by their fused row scores).
 
         >>> import hybrid, tempfile
         >>> rows = [{"doc": d, "text": t} for d, t in [("a", "red fox"), ("a", "red red fox"), ("b", "fox")]]

@@ -26,6 +26,7 @@ from hybrid.embedders import HashingEmbedder, OnnxMiniLMEmbedder, SentenceTransf
 from hybrid.embedders.onnx import TOKENIZER
 from hybrid.errors import EmbeddingError, SchemaError
 from hybrid.ingest import ingest
+from hybrid.ingest.chunking import context_header
 
 BLOCKER = textwrap.dedent(
     """
@@ -271,9 +272,10 @@ def test_a_torch_minilm_table_opens_with_the_onnx_twin_without_torch(torch_table
     assert got == {"embedder": "onnx-minilm", "top": "security.md"}
     table = hybrid.connect(db).open_table("docs")
     assert table.embeddings["vector"][1].name == "sentence-transformers"  # the binding itself is unchanged
-    rows = table.to_arrow(["text", "vector"], where="source = 'ops.md'").to_pylist()
+    rows = table.to_arrow(["text", "title", "heading", "vector"], where="source = 'ops.md'").to_pylist()
     assert len(rows) == 1
-    torch_vector = SentenceTransformerEmbedder().embed_documents([rows[0]["text"]])[0]
+    header = context_header(rows[0]["title"], rows[0]["heading"])  # what ingest embeds before the text
+    torch_vector = SentenceTransformerEmbedder().embed_documents([f"{header}\n\n{rows[0]['text']}"])[0]
     assert float(np.dot(rows[0]["vector"], torch_vector)) > 0.98  # the twin's row sits where torch would put it
 
 

@@ -89,7 +89,8 @@ def test_chunk_index_runs_across_sections_and_ids_are_stable() -> None:
     assert first[-1].page == 2 and first[-1].heading == "B"
     # the id depends on the source, the position and the content
     c = first[0]
-    assert c.id == chunk_id(c.source, c.chunk, c.page, c.heading, c.text)
+    assert c.id == chunk_id(c.source, c.chunk, c.page, c.heading, c.text, c.context)
+    assert chunk_id(c.source, c.chunk, c.page, c.heading, c.text) != c.id  # embedded bare: another id
     assert chunk_id("other.md", c.chunk, c.page, c.heading, c.text) != c.id
     assert chunk_id(c.source, c.chunk + 1, c.page, c.heading, c.text) != c.id
     assert chunk_id(c.source, c.chunk, c.page, c.heading, c.text + "!") != c.id

@@ -42,6 +42,16 @@ def test_chunks_carry_their_document_and_number_and_stay_near_the_size() -> None
         chunk_rows(coll, 8)  # type: ignore[arg-type]
 
 
+def test_chunks_without_titles_hold_the_chunk_text_alone() -> None:
+    coll = long_collection()
+    titled, bare = chunk_rows(coll, 32), chunk_rows(coll, 32, title=False)  # type: ignore[arg-type]
+    assert [(r["doc_id"], r["chunk_no"], r["title"]) for r in titled] == [
+        (r["doc_id"], r["chunk_no"], r["title"]) for r in bare
+    ]
+    assert all(t["content"] == f"{b['title']}. {b['content']}" for t, b in zip(titled, bare))
+    assert not any(b["content"].startswith("Doc ") for b in bare)
+
+
 def test_grouped_runs_list_each_document_once_and_flat_runs_count_it_once(tmp_path: Path) -> None:
     settings = EvalSettings(runs=["bm25", "hybrid"], embedder="hashing", embedder_config={"dim": 64}, chunk=32, k=3)
     report, _ = run_evaluation(long_collection(), tmp_path / "out", settings)  # type: ignore[arg-type]
@@ -49,8 +59,8 @@ def test_grouped_runs_list_each_document_once_and_flat_runs_count_it_once(tmp_pa
     assert names == [
         "bm25",
         "hybrid",
-        *("bm25@chunks", "bm25@chunks-best", "bm25@chunks-flat"),
-        *("hybrid@chunks", "hybrid@chunks-best", "hybrid@chunks-flat", "hybrid@chunks-groups"),
+        *("bm25@chunks", "bm25@chunks-len", "bm25@chunks-best", "bm25@chunks-flat"),
+        *("hybrid@chunks", "hybrid@chunks-len", "hybrid@chunks-best", "hybrid@chunks-flat", "hybrid@chunks-groups"),
     ]
     for e in report.entries:
         assert e.mean["nDCG@10"] == pytest.approx(1.0), e.name  # the topic sentence finds its document

@@ -161,7 +161,7 @@ def test_bad_grouping_input_says_what_was_wrong(chunks: hybrid.Table, tmp_path: 
         q.group_by("nope")
     with pytest.raises(ValueError, match="per_group must be an integer >= 1"):
         q.group_by("doc_id", per_group=0)
-    with pytest.raises(ValueError, match="score must be 'max', 'sum' or 'max_mean'"):
+    with pytest.raises(ValueError, match="score must be 'max', 'sum', 'max_mean' or 'max_mean_len'"):
         q.group_by("doc_id", score="mean")  # type: ignore[arg-type]
     plain = hybrid.connect(tmp_path / "other", upkeep=None).create_table("p", [{"text": "kernel"}])
     plain.create_fts_index("text")
@@ -225,6 +225,56 @@ def test_max_mean_scores_a_document_by_its_best_chunk_and_its_mean(chunks: hybri
     order = sorted(want, key=lambda d: -want[d])[:5]
     assert [h["doc_id"] for h in hits] == order
     assert [h["_group_score"] for h in hits] == pytest.approx([want[d] for d in order])
+
+
+def test_max_mean_len_weighs_each_chunk_by_its_text_length(chunks: hybrid.Table) -> None:
+    chunks.delete("doc_id = 'd3' AND chunk_no > 1")
+    live = chunks.to_arrow(["doc_id", "text"], with_rowid=True).to_pylist()
+    length = {r["_rowid"]: max(len(r["text"]), 1) for r in live}
+    total: dict[str, int] = {}
+    for r in live:
+        total[r["doc_id"]] = total.get(r["doc_id"], 0) + length[r["_rowid"]]
+    q = chunks.search("kernel memory", query_type="fts").candidates(DEEP)
+    flat = q.limit(DEEP).to_list()
+    floor = min(r["_score"] for r in flat)
+    seen: dict[str, list[tuple[float, int]]] = {}
+    for r in flat:
+        seen.setdefault(r["doc_id"], []).append((r["_score"], length[r["_rowid"]]))
+    want = {
+        d: (max(s for s, _ in xs) + (sum(s * n for s, n in xs) + (total[d] - sum(n for _, n in xs)) * floor) / total[d])
+        / 2
+        for d, xs in seen.items()
+    }
+    hits = q.group_by("doc_id", score="max_mean_len").limit(5).to_list()
+    order = sorted(want, key=lambda d: -want[d])[:5]
+    assert [h["doc_id"] for h in hits] == order
+    assert [h["_group_score"] for h in hits] == pytest.approx([want[d] for d in order])
+    # the same over each branch's groups (fuse="groups") and the whole hybrid search run
+    both = chunks.search("kernel memory").candidates(DEEP).group_by("doc_id", score="max_mean_len", fuse="groups")
+    assert len({h["doc_id"] for h in both.limit(5).to_list()}) == 5
+
+
+def test_max_mean_len_lets_a_short_tail_chunk_weigh_little(tmp_path: Path) -> None:
+    # "two" is one long chunk about the query and a short tail; "one" a single chunk a little weaker.
+    # Counted as a whole chunk, the tail halves two's mean and "one" wins; weighed by its length, "two".
+    body = "rotation of signing keys, monthly rotation of keys " + " ".join(f"filler{i}" for i in range(40))
+    rows = [
+        {"doc_id": "two", "chunk_no": 0, "text": body},
+        {"doc_id": "two", "chunk_no": 1, "text": "end."},
+        {"doc_id": "one", "chunk_no": 0, "text": "rotation of signing keys " + " ".join(f"pad{i}" for i in range(34))},
+    ]
+    rows += [{"doc_id": f"o{n}", "chunk_no": 0, "text": f"keys to cabinet {n} in the hall"} for n in range(4)]
+    t = hybrid.connect(tmp_path / "db", upkeep=None).create_table("c", rows)
+    t.create_fts_index("text")
+    t.set_chunking(parent="doc_id", position="chunk_no")
+    q = t.search("rotation of signing keys", query_type="fts")
+    assert [h["doc_id"] for h in q.limit(2).to_list()] == ["two", "one"]
+    assert [h["doc_id"] for h in q.group_by(score="max_mean").limit(2).to_list()] == ["one", "two"]
+    assert [h["doc_id"] for h in q.group_by(score="max_mean_len").limit(2).to_list()] == ["two", "one"]
+    bare = hybrid.connect(tmp_path / "db2", upkeep=None).create_table("b", [{"k": "a", "body": "rotation keys"}])
+    bare.create_fts_index("body")
+    with pytest.raises(SchemaError, match="max_mean_len"):
+        bare.search("keys", query_type="fts").group_by("k", score="max_mean_len").to_list()
 
 
 def test_max_mean_stops_a_long_document_winning_on_one_chunk(tmp_path: Path) -> None:
