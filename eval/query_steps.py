@@ -117,7 +117,7 @@ def measure(db: Path, calls: int) -> dict[str, float]:
         from hybrid.query import single
 
         out["vector: rows of the lone branch (take + columns)"] = med(
-            lambda i: single.rows(vq(0), snap, branches[i % len(branches)], None)
+            lambda i: single.rows(vq(0), view, branches[i % len(branches)], None)
         )
     except ImportError:  # older code: the same work is the take and the result columns above
         both = out["vector: take 10 rows"] + out["vector: result columns"]

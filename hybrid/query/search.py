@@ -329,7 +329,7 @@ class Query:
 
     def explain(self) -> str:
         """The plan: branches, indexes or exact search, where the filter applies, fusion, limits."""
-        from hybrid.query.executor import explain
+        from hybrid.query.explain import explain
 
         return explain(self)
 
