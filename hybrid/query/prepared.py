@@ -111,5 +111,4 @@ def rows(q: Query, plan: VectorPlan, vec: np.ndarray, depth: int) -> pa.Table | 
     budget.check("reading the result rows")
     end = q.skip + q.k
     ids, d = ids[q.skip : end], d[q.skip : end]
-    ranks = np.arange(q.skip + 1, q.skip + 1 + len(ids), dtype=np.int32)
-    return single.table(plan.reader, "vector", ids, d, ranks)
+    return single.table(plan.reader, "vector", ids, d, single.rank_array(q.skip + 1, len(ids)))

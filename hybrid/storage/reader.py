@@ -31,7 +31,7 @@ class RowReader:
         self.schema = snap.output_schema(self.columns, with_rowid=True)
         """The schema of ``snap.take(ids, columns)``: ``_rowid`` and the columns."""
         self._start = 0
-        self._end = 0
+        self._rows = 0
         self._views: list[tuple[NumericChunks, pa.DataType]] | None = None
         self._live: np.ndarray | None = None
         frags = snap.manifest.fragments
@@ -42,21 +42,19 @@ class RowReader:
         views = [snap.numeric_views(0, c) for c in self.columns]
         if any(v is None for v in views):
             return
-        self._start, self._end = start, start + frag.physical_rows
+        self._start, self._rows = start, frag.physical_rows
         self._live = snap.live_mask(frag)
         self._views = [(v, self.schema.field(c).type) for v, c in zip(views, self.columns) if v is not None]
 
     def arrays(self, rowids: np.ndarray) -> list[pa.Array]:
         """The columns' values at `rowids` (uint64, live rows of the snapshot), in request order;
         raises :class:`hybrid.errors.RowNotFoundError` for a row id that is not live."""
-        views = self._views
-        if views is None or len(rowids) == 0:
-            return self.snapshot.take(rowids, self.columns).columns[1:]
-        offsets = rowids.astype(np.int64) - self._start
-        live = self._live
-        if int(offsets.min()) < 0 or int(rowids.max()) >= self._end or live is not None and not live[offsets].all():
-            return self.snapshot.take(rowids, self.columns).columns[1:]  # raises for the rows not there
-        return [as_arrow(v.gather(offsets), t) for v, t in views]
+        views, live = self._views, self._live
+        if views is not None and len(rowids) and rowids.dtype == np.uint64:
+            offsets = rowids - np.uint64(self._start) if self._start else rowids  # below the start: wraps past the end
+            if int(offsets.max()) < self._rows and (live is None or live[offsets].all()):
+                return [as_arrow(v.gather(offsets), t) for v, t in views]
+        return self.snapshot.take(rowids, self.columns).columns[1:]  # raises for the rows not there
 
     def table(self, rowids: np.ndarray) -> pa.Table:
         """``snap.take(rowids, columns)``: ``_rowid`` and the columns."""
