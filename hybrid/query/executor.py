@@ -26,6 +26,7 @@ from hybrid.index.tail import text_tail, vector_tail
 from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query import (
+    branch_threads,
     calibration,
     confidence,
     expansion,
@@ -376,6 +377,11 @@ def _run_branches(q: Query, view: IndexedSnapshot, branches: list[Branch], allow
         budget.check(f"the {b.kind} branch on {b.column}")  # a branch queued past the budget never starts
         (_run_vector if b.kind == "vector" else _run_text)(q, view, b, gate, depth)
 
+    if len(branches) > 1 and not branch_threads.on_threads():  # no idle core: a hand-off costs more than it saves
+        for b in branches:
+            run(b)
+        budget.check("the end of the search branches")
+        return
     # the other branches run in the pool while this thread runs the first: one hand-off, not one each
     others = [_executor().submit(budget.carry(run), b) for b in branches[1:]]
     try:
