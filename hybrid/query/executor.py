@@ -475,7 +475,7 @@ def _search(q: Query, view: IndexedSnapshot, known: dict[int, str | None]) -> pa
         taken = both.slice(0, len(pool)).select(list(dict.fromkeys(["_rowid", *columns])))
         known.update(zip(both.column("_rowid").to_pylist(), both.column(text).to_pylist()))
     else:
-        taken = snap.take(pool, columns)
+        taken = single.row_reader(view, q.columns).table(pool)  # snap.take, planned once per version
     rows = _with_result_columns(taken, pool, scores, branches)
     for name, values in extra.items():
         rows = rows.append_column(name, pa.array(values[q.skip : q.skip + q.k]))
