@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> None:
         else:
             rows.append([s, f"{a:,.1f}"])
     meta = {
-        "command": "python eval/query_steps.py " + " ".join(a for a in (argv if argv is not None else sys.argv[1:])),
+        "command": "python eval/query_steps.py --db DIR"
+        + (" --before OLD" if args.before else "")
+        + f" --calls {args.calls} --rounds {args.rounds}",
         "date": started,
         "loadavg_at_start": load0,
         "loadavg_at_end": os.getloadavg(),
