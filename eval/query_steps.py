@@ -114,10 +114,13 @@ def measure(db: Path, calls: int) -> dict[str, float]:
 
     out["vector: result columns"] = med(result)
     try:  # code with the lone-branch rows (hybrid.query.single): take + result columns in one step
+        import inspect
+
         from hybrid.query import single
 
+        source = view if "view" in inspect.signature(single.rows).parameters else snap  # older code: the snapshot
         out["vector: rows of the lone branch (take + columns)"] = med(
-            lambda i: single.rows(vq(0), snap, branches[i % len(branches)], None)
+            lambda i: single.rows(vq(0), source, branches[i % len(branches)], None)
         )
     except ImportError:  # older code: the same work is the take and the result columns above
         both = out["vector: take 10 rows"] + out["vector: result columns"]
@@ -198,7 +201,9 @@ def main(argv: list[str] | None = None) -> None:
         else:
             rows.append([s, f"{a:,.1f}"])
     meta = {
-        "command": "python eval/query_steps.py " + " ".join(a for a in (argv if argv is not None else sys.argv[1:])),
+        "command": "python eval/query_steps.py --db DIR"
+        + (" --before OLD" if args.before else "")
+        + f" --calls {args.calls} --rounds {args.rounds}",
         "date": started,
         "loadavg_at_start": load0,
         "loadavg_at_end": os.getloadavg(),

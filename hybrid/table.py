@@ -27,6 +27,7 @@ from hybrid.query import chunk_layout
 from hybrid.query.allowed import allowed_rows
 from hybrid.query.chunk_layout import ChunkLayout
 from hybrid.query.filter import compile_filter
+from hybrid.query.search import Query, is_vector_like
 from hybrid.storage import transactions as tx
 from hybrid.storage.check import CheckReport, check_table
 from hybrid.storage.files import FileCache
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from hybrid.changes import ColumnSpec
     from hybrid.embedders.base import Embedder
     from hybrid.erasure import EraseReport
-    from hybrid.query.search import Query, QueryType
+    from hybrid.query.search import QueryType
     from hybrid.query.text import TextQuery
 
 
@@ -125,7 +126,7 @@ class Table(FeedbackMixin):
 
     def indexed_snapshot(self) -> IndexedSnapshot:
         """The current version with its indexes: what searches read through (one consistent version)."""
-        return IndexedSnapshot(self.name, self._root, self.snapshot(), self._search)
+        return IndexedSnapshot.of(self.name, self._root, self.snapshot(), self._search)
 
     def _writable(self) -> manage.Writable:
         return manage.Writable(
@@ -563,10 +564,8 @@ class Table(FeedbackMixin):
         ``.limit()``, ``.vector()``, ``.text()``, ``.fuse()``, ``.rerank()`` and end with
         ``.to_arrow()`` / ``.to_pandas()`` / ``.to_list()``.
         """
-        from hybrid.query.search import Query, is_vector_like
-
         fts = tuple(fts_columns) if fts_columns is not None else None
-        q = Query(self, query_type=query_type, fts_columns=fts, vector_column=vector_column, fts_index=fts_index)
+        q = Query.start(self, query_type=query_type, fts_columns=fts, vector_column=vector_column, fts_index=fts_index)
         if query is None:
             return q
         if is_vector_like(query):

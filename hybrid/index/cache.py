@@ -31,6 +31,7 @@ from hybrid.storage.snapshot import Snapshot
 
 __all__ = ["Coverage", "LoadedIndex", "SearchCache", "renamed_weights"]
 LoadedIndex = FullTextIndex | VectorIndex | ScalarIndex | CandidateIndex
+_ABSENT = object()
 
 
 @dataclass(eq=False)
@@ -46,6 +47,7 @@ class SearchCache:
     lock: threading.Lock = field(default_factory=threading.Lock)
     making: dict[tuple[int, Any], threading.Lock] = field(default_factory=dict)
     sizes: dict[int, _Sizes] = field(default_factory=dict)  # id(store) -> bytes of a byte-bounded store
+    last_view: Any = None  # the IndexedSnapshot made last (hybrid.index.view.IndexedSnapshot.of)
 
     def __post_init__(self) -> None:
         _live.add(self)
@@ -56,6 +58,7 @@ class SearchCache:
             for store in (self.loaded, self.coverage, self.live, self.pieces, self.latest_coverage, self.stores):
                 store.clear()
             self.sizes.clear()
+            self.last_view = None
 
     @staticmethod
     def purge_all() -> None:
@@ -131,6 +134,11 @@ class SearchCache:
         self, namespace: str, key: Any, make: Callable[[], Any], keep: int = 8, max_bytes: int | None = None
     ) -> Any:
         """`get` in a store named by the caller (filters, calibrations, tail indexes...)."""
+        store = self.stores.get(namespace)
+        if store is not None and max_bytes is None:  # a hit without the lock (one dict read is atomic)
+            found = store.get(key, _ABSENT)
+            if found is not _ABSENT:
+                return found
         with self.lock:
             store = self.stores.setdefault(namespace, {})
         return self.get(key, store, make, keep, max_bytes)

@@ -32,6 +32,16 @@ class IndexedSnapshot:
     snapshot: Snapshot
     cache: SearchCache
 
+    @classmethod
+    def of(cls, name: str, root: Path, snapshot: Snapshot, cache: SearchCache) -> IndexedSnapshot:
+        """The view of `snapshot` through `cache`: the one made last when it is of this snapshot (a
+        query per version need not make its own)."""
+        last = cache.last_view
+        if last is not None and last.snapshot is snapshot and last.name == name:
+            return last
+        view = cache.last_view = cls(name, root, snapshot, cache)
+        return view
+
     @property
     def version(self) -> int:
         return self.snapshot.manifest.version

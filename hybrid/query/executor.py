@@ -26,6 +26,7 @@ from hybrid.index.tail import text_tail, vector_tail
 from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query import (
+    branch_threads,
     calibration,
     confidence,
     expansion,
@@ -34,6 +35,7 @@ from hybrid.query import (
     highlight,
     like,
     pinning,
+    prepared,
     scoring_functions,
     single,
 )
@@ -375,6 +377,11 @@ def _run_branches(q: Query, view: IndexedSnapshot, branches: list[Branch], allow
         budget.check(f"the {b.kind} branch on {b.column}")  # a branch queued past the budget never starts
         (_run_vector if b.kind == "vector" else _run_text)(q, view, b, gate, depth)
 
+    if len(branches) > 1 and not branch_threads.on_threads():  # no idle core: a hand-off costs more than it saves
+        for b in branches:
+            run(b)
+        budget.check("the end of the search branches")
+        return
     # the other branches run in the pool while this thread runs the first: one hand-off, not one each
     others = [_executor().submit(budget.carry(run), b) for b in branches[1:]]
     try:
@@ -432,6 +439,11 @@ def _fts_entry(q: Query, view: IndexedSnapshot) -> IndexEntry | None:
 def _search(q: Query, view: IndexedSnapshot, known: dict[int, str | None]) -> pa.Table:
     """The hits; `known` receives the texts of rows an expansion will need that were read with them."""
     snap = view.snapshot
+    plan = prepared.plan_of(q, view)  # a plain vector query: its plan is made once per version
+    if plan is not None:
+        found = prepared.rows(q, plan, q.vectors[0][1], _depth(q, 1))
+        if found is not None:
+            return found
     budget.check("planning")
     branches = _plan(q, view)  # embeds the query text
     budget.check("the filter")
@@ -442,7 +454,7 @@ def _search(q: Query, view: IndexedSnapshot, known: dict[int, str | None]) -> pa
     _run_branches(q, view, branches, allowed, depth)
     if single.applies(q, branches):  # its list is the ranking: no fusion, no matching of ranks
         budget.check("reading the result rows")
-        return single.rows(q, snap, branches[0], _results_kept(q, branches[0].ids, allowed))
+        return single.rows(q, view, branches[0], _results_kept(q, branches[0].ids, allowed))
     fused_ids, fused_scores = _fused(q, view, branches, allowed)
     budget.check("fusion")
     if q.reranker is not None:
@@ -463,7 +475,7 @@ def _search(q: Query, view: IndexedSnapshot, known: dict[int, str | None]) -> pa
         taken = both.slice(0, len(pool)).select(list(dict.fromkeys(["_rowid", *columns])))
         known.update(zip(both.column("_rowid").to_pylist(), both.column(text).to_pylist()))
     else:
-        taken = snap.take(pool, columns)
+        taken = single.row_reader(view, q.columns).table(pool)  # snap.take, planned once per version
     rows = _with_result_columns(taken, pool, scores, branches)
     for name, values in extra.items():
         rows = rows.append_column(name, pa.array(values[q.skip : q.skip + q.k]))
@@ -743,60 +755,3 @@ def _with_result_columns(rows: pa.Table, ids: np.ndarray, scores: np.ndarray, br
     added = [pa.field(n, a.type) for n, a in zip(names[rows.num_columns :], arrays[rows.num_columns :])]
     schema = pa.schema([*rows.schema, *added], metadata=rows.schema.metadata)
     return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def explain(q: Query) -> str:
-    """A readable plan, from running the branches: where the filter applies and how each branch searched."""
-    view = q.table.indexed_snapshot()
-    if q.examples is not None:
-        q = like.resolve(q, view, _fts_entry(q, view))
-    snap = view.snapshot
-    branches = _plan(q, view)
-    allowed = _allowed(q, view)
-    depth = _depth(q, len(branches))
-    _run_branches(q, view, branches, allowed, depth)
-    lines = [f"search {view.name} v{snap.manifest.version} ({snap.manifest.num_rows} rows)"]
-    if allowed is not None:
-        where = "before top-k (prefilter)" if q.prefilter else "after top-k (postfilter)"
-        lines.append(f"  filter: {q.filter_sql!r} -> {len(allowed.ids)} rows from {allowed.how}, applied {where}")
-    for b in branches:
-        cov = view.coverage(b.entry) if b.entry else None
-        extra = f" [{len(cov.unindexed)} unindexed, {len(cov.dead)} dead rows]" if cov else ""
-        lines.append(f"  branch {b.kind} on {b.column}: {b.note}{b.strategy}{extra}; top {depth} -> {len(b.ids)} hits")
-    if len(branches) > 1:
-        cal = _calibration(q, view, branches) if q.branch_weights == "auto" else None
-        how = cal.describe() if cal is not None else f"weights {q.branch_weights}"
-        if q.branch_weights == "auto":
-            steep = confidence.confidences([(b.raw, b.kind) for b in branches])
-            how += ", times each list's steepness for this query (" + ", ".join(f"{s:.2f}" for s in steep) + ")"
-            for b in branches:
-                share = _known_share(view, b)
-                if share is not None:
-                    factor = confidence.vocabulary(share)
-                    how += f", {b.column} x {factor:.2f} (it knows {share:.0%} of the query's terms)"
-        lines.append(f"  fuse: {q.fusion!r}, {how}")
-    if q.reranker is not None:
-        lines.append(f"  rerank: {type(q.reranker).__name__} over the fused candidates")
-    for f in q.functions:
-        lines.append(f"  score function: {f.describe()} (column {f.name})")
-    if q.functions:
-        lines.append("  score = _base_score x multiplicative factors + additive boosts, then sorted again")
-    if q.pinned:
-        lines.append(f"  pinned first: rows {list(q.pinned)} (live and allowed ones; _pinned)")
-    if q.grouping is not None:
-        g = q.grouping
-        lines.append(f"  group by {g.column or 'the declared parent'}: {g.per_group} per group, group score {g.score}")
-        if _fuses_groups(q, branches):
-            lines.append("  each branch grouped first, the group lists fused")
-    if q.expansion is not None:
-        e = q.expansion
-        lines.append("  expand: " + ("the whole parent" if e.parent else f"{e.neighbours} neighbours each side"))
-    if q.examples is not None:
-        text = _query_text(q)
-        lines.append(
-            f"  like rows {list(q.examples.rowids)}"
-            + (f", unlike {list(q.examples.unlike)}" if q.examples.unlike else "")
-        )
-        lines.append(f"    as text {text!r} and their mean vector; the examples are left out")
-    lines.append(f"  return: offset {q.skip}, limit {q.k}")
-    return "\n".join(lines)

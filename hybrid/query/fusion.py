@@ -41,8 +41,7 @@ def _accumulate(results: Sequence[Ranked], contributions: Sequence[np.ndarray]) 
     all_ids = np.concatenate([r.ids for r in results]).astype(np.uint64)
     all_scores = np.concatenate(contributions).astype(np.float64)
     unique, inverse = np.unique(all_ids, return_inverse=True)
-    fused = np.zeros(len(unique), dtype=np.float64)
-    np.add.at(fused, inverse, all_scores)
+    fused = np.bincount(inverse, weights=all_scores, minlength=len(unique))  # summed in list order, as add.at
     order = np.lexsort((unique, -fused))  # ties: smaller row id first, deterministic
     return unique[order], fused[order]
 

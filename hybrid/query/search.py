@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -104,6 +105,28 @@ class Query:
     """Search by example rows (see :meth:`like`)."""
 
     # -- building -------------------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        table: Table,
+        query_type: QueryType = "auto",
+        fts_columns: tuple[str, ...] | None = None,
+        vector_column: str | None = None,
+        fts_index: str | None = None,
+    ) -> Query:
+        """A new query on `table` (what :meth:`hybrid.Table.search` starts from): the fields' defaults
+        copied in, without the dataclass's __init__ (which sets each of them one by one)."""
+        new = object.__new__(cls)
+        new.__dict__.update(_defaults(cls))
+        new.__dict__.update(
+            table=table,
+            query_type=query_type,
+            fts_columns=fts_columns,
+            vector_column=vector_column,
+            fts_index=fts_index,
+        )
+        return new
 
     def _with(self, **changes: Any) -> Query:
         """A copy with `changes` (the builder's fields are validated by the methods that set them;
@@ -331,14 +354,12 @@ class Query:
 
     def explain(self) -> str:
         """The plan: branches, indexes or exact search, where the filter applies, fusion, limits."""
-        from hybrid.query.executor import explain
+        from hybrid.query.explain import explain
 
         return explain(self)
 
     def to_arrow(self) -> pa.Table:
-        from hybrid.query.executor import execute
-
-        return execute(self)
+        return _execute(self)
 
     def to_list(self) -> list[dict[str, Any]]:
         return self.to_arrow().to_pylist()
@@ -370,6 +391,32 @@ class Query:
         return (await self.ato_arrow()).to_pylist()
 
 
+def _execute(q: Query) -> pa.Table:
+    """:func:`hybrid.query.executor.execute` (imported at the first query: the executor imports this module)."""
+    global _execute
+    from hybrid.query.executor import execute
+
+    _execute = execute
+    return execute(q)
+
+
+_DEFAULTS: dict[type, dict[str, Any]] = {}
+
+
+def _defaults(cls: type[Query]) -> dict[str, Any]:
+    """The default of each field of `cls` (a factory's value made once: the defaults are immutable)."""
+    found = _DEFAULTS.get(cls)
+    if found is None:
+        found = {}
+        for f in fields(cls):
+            if f.default is not MISSING:
+                found[f.name] = f.default
+            elif callable(f.default_factory):
+                found[f.name] = f.default_factory()
+        _DEFAULTS[cls] = found
+    return found
+
+
 def as_vector(v: Any) -> np.ndarray:
     """A 1-d float32 query vector; raises VectorError (a ValueError) on NaN / inf or a wrong shape."""
     try:
@@ -378,7 +425,7 @@ def as_vector(v: Any) -> np.ndarray:
         raise VectorError(f"a query vector must be a sequence of numbers ({exc})") from None
     if arr.ndim != 1 or arr.size == 0:
         raise VectorError(f"a query vector must be 1-dimensional and non-empty, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
+    if not math.isfinite(arr.sum(dtype=np.float64)):  # NaN and inf survive the sum; float64 cannot overflow
         raise VectorError("the query vector holds NaN or inf")
     return arr
 

@@ -17,9 +17,10 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.storage.numeric import as_arrow
-from hybrid.storage.snapshot import ROWID, Snapshot
+from hybrid.storage.reader import RowReader
 
 if TYPE_CHECKING:
+    from hybrid.index.view import IndexedSnapshot
     from hybrid.query.executor import Branch
     from hybrid.query.search import Query
 
@@ -31,6 +32,8 @@ _RESULT_FIELDS = {
 _schemas: dict[tuple[int, str], tuple[pa.Schema, pa.Schema]] = {}
 _lock = threading.Lock()
 _KEEP_SCHEMAS = 256
+_ranks: dict[tuple[int, int], pa.Array] = {}
+_KEEP_RANKS = 256
 
 
 def applies(q: Query, branches: list[Branch]) -> bool:
@@ -45,28 +48,55 @@ def applies(q: Query, branches: list[Branch]) -> bool:
     )
 
 
-def rows(q: Query, snap: Snapshot, b: Branch, keep: np.ndarray | None) -> pa.Table:
+def rows(q: Query, view: IndexedSnapshot, b: Branch, keep: np.ndarray | None) -> pa.Table:
     """The result rows of the branch `b` that ran alone; `keep` marks which of its hits may be results."""
     end = q.skip + q.k
     if keep is None:  # the list as it stands: slices, ranks from offset + 1
         ids, raw = b.ids[q.skip : end], b.raw[q.skip : end]
-        ranks = np.arange(q.skip + 1, q.skip + 1 + len(ids), dtype=np.int32)
+        ranks = rank_array(q.skip + 1, len(ids))
     else:
         at = np.flatnonzero(keep)[q.skip : end]
         ids, raw = b.ids[at], b.raw[at]
-        ranks = (at + 1).astype(np.int32)
-    score = np.negative(raw, dtype=np.float64) if b.kind == "vector" else raw.astype(np.float64)
+        ranks = as_arrow((at + 1).astype(np.int32), pa.int32())
+    return table(row_reader(view, q.columns), "vector" if b.kind == "vector" else "fts", ids, raw, ranks)
+
+
+def table(reader: RowReader, kind: str, ids: np.ndarray, raw: np.ndarray, ranks: pa.Array) -> pa.Table:
+    """The rows `ids` read by `reader`, with `_score` (minus the distance for a `kind` "vector" branch,
+    else the BM25 score), the raw score `raw` and the branch ranks `ranks` (int32) beside them: one
+    table built from numpy."""
+    score = np.negative(raw, dtype=np.float64) if kind == "vector" else raw.astype(np.float64)
     raw = np.ascontiguousarray(raw, dtype=np.float32)
-    columns = list(q.columns) if q.columns is not None else list(snap.schema.names)
-    taken = snap.take(ids, columns)
     arrays = [
-        *taken.columns,
+        as_arrow(ids, pa.uint64()),
+        *reader.arrays(ids),
         as_arrow(score, pa.float64()),
         as_arrow(raw, pa.float32()),
-        as_arrow(ranks, pa.int32()),
+        ranks,
     ]
-    base = snap.output_schema([c for c in columns if c != ROWID], with_rowid=True)  # the schema `taken` has
-    return pa.Table.from_arrays(arrays, schema=_result_schema(base, "vector" if b.kind == "vector" else "fts"))
+    return pa.Table.from_arrays(arrays, schema=_result_schema(reader.schema, kind))
+
+
+def rank_array(first: int, n: int) -> pa.Array:
+    """The ranks ``first .. first + n - 1`` as an int32 Arrow array (the common ones made once: Arrow
+    arrays are immutable, so every result may share them)."""
+    key = (first, n)
+    found = _ranks.get(key)
+    if found is None:
+        found = pa.array(np.arange(first, first + n, dtype=np.int32), pa.int32())
+        if first <= _KEEP_RANKS and n <= _KEEP_RANKS and len(_ranks) < _KEEP_RANKS:
+            _ranks[key] = found
+    return found
+
+
+def row_reader(view: IndexedSnapshot, columns: tuple[str, ...] | None) -> RowReader:
+    """The reader of `columns` (None: every column) in `view`'s version, made once per version and
+    kept in the table's search cache (which erasure purges: a reader holds views of mapped files)."""
+    key = (view.version, columns)
+    found: RowReader = view.remember(
+        "row_readers", key, lambda: RowReader(view.snapshot, view.schema.names if columns is None else columns), 32
+    )
+    return found
 
 
 def _result_schema(taken: pa.Schema, kind: str) -> pa.Schema:

@@ -276,7 +276,7 @@ class Snapshot:
             return pa.Table.from_arrays(arrays, schema=out_schema)
         return pa.Table.from_arrays(arrays, names=out_schema.names).cast(out_schema)
 
-    def _numeric(self, fi: int, name: str) -> NumericChunks | None:
+    def numeric_views(self, fi: int, name: str) -> NumericChunks | None:
         """Numpy views of column `name` in fragment `fi`, or None when it is not stored there as plain
         numbers of the table's type (a column added later, nulls, strings...)."""
         key = (fi, name)
@@ -299,7 +299,7 @@ class Snapshot:
         if len(self.manifest.fragments) == 1 or (frag_idx == first).all():
             out = []
             for name in cols:
-                views = self._numeric(first, name)
+                views = self.numeric_views(first, name)
                 if views is None:
                     return None
                 out.append(views.take(offsets))
@@ -308,7 +308,7 @@ class Snapshot:
         picks = [(fi, frag_idx == fi) for fi in frags]
         arrays = []
         for name in cols:
-            parts = [(self._numeric(fi, name), sel) for fi, sel in picks]
+            parts = [(self.numeric_views(fi, name), sel) for fi, sel in picks]
             if any(views is None for views, _ in parts):
                 return None
             values = np.empty(len(offsets), dtype=self.schema.field(name).type.to_pandas_dtype())

@@ -21,7 +21,7 @@ import pytest
 
 import hybrid
 from hybrid.index.analyzer import Analyzer
-from hybrid.query import executor
+from hybrid.query import branch_threads, executor
 from hybrid.query.fusion import DBSF, RRF, Linear
 from hybrid.query.search import RESULT_COLUMNS, Query
 from hybrid.query.text import Match, Phrase, QueryString
@@ -709,9 +709,48 @@ def test_branches_run_concurrently(table: hybrid.Table, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(executor, "_run_vector", wrap(real_vector))
     monkeypatch.setattr(executor, "_run_text", wrap(real_text))
-    result = table.search("apple").vector(ROWS[0]["vector"], column="vector").limit(5).to_arrow()
+    branch_threads.set_mode("threads")  # "auto" runs them inline on a machine without an idle core
+    try:
+        result = table.search("apple").vector(ROWS[0]["vector"], column="vector").limit(5).to_arrow()
+    finally:
+        branch_threads.set_mode("auto")
     assert result.num_rows == 5
     assert len(threads) == 2 and len(set(threads)) == 2
+
+
+def test_branches_run_inline_without_an_idle_core(table: hybrid.Table, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the load average at the core count the branches run on the calling thread, one after the
+    other, with the same answer as on threads; with an idle core they go to the pool again."""
+    threads: list[str] = []
+    real_vector, real_text = executor._run_vector, executor._run_text
+
+    def wrap(fn: Callable) -> Callable:
+        def run(*args: Any) -> None:
+            threads.append(threading.current_thread().name)
+            fn(*args)
+
+        return run
+
+    q = table.search("apple").vector(ROWS[0]["vector"], column="vector").limit(5)
+    branch_threads.set_mode("threads")
+    on_threads = q.to_arrow()
+    monkeypatch.setattr(executor, "_run_vector", wrap(real_vector))
+    monkeypatch.setattr(executor, "_run_text", wrap(real_text))
+    monkeypatch.setattr(branch_threads.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    try:
+        branch_threads.set_mode("auto")
+        monkeypatch.setattr(branch_threads.os, "getloadavg", lambda: (4.0, 4.0, 4.0))
+        assert q.to_arrow().equals(on_threads)
+        assert threads == [threading.current_thread().name] * 2
+        threads.clear()
+        monkeypatch.setattr(branch_threads.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+        branch_threads.set_mode("auto")  # forget the last reading
+        assert q.to_arrow().equals(on_threads)
+        assert len(set(threads)) == 2
+    finally:
+        branch_threads.set_mode("auto")
+    with pytest.raises(ValueError, match="branch thread mode"):
+        branch_threads.set_mode("sometimes")  # type: ignore[arg-type]
 
 
 def test_concurrent_queries_agree_with_serial(table: hybrid.Table) -> None:

@@ -1,0 +1,114 @@
+"""Prepared plans of plain vector queries: what a query's shape fixes in one table version, made once.
+
+A plain vector query (one query vector; no text, filter, reranker, score functions, pins,
+grouping, expansion, highlighting or examples) over a vector index that holds every live row and
+no deleted one has one plan per (table version, vector column, selected columns, ef): the index
+to search with its ef, and the reader of the selected columns of its hits. The plan is made at
+the first such query of a version and kept in the table's search cache, keyed by the version: a
+write, delete, update, compaction or index build makes a new version (so a new plan), a checkout
+reads an older version (its own plan), and erasure purges the cache.
+
+Each query then only searches the graph and builds its table once from numpy
+(:func:`hybrid.query.single.table`): the rows, scores, ranks and schema that the general path
+(:func:`hybrid.query.executor._search`: plan, coverage, branch, lone-branch rows) gives, without
+re-deriving the plan. Anything else (a table with unindexed or deleted rows, a search that
+cannot fill k, a wrong dimension) is left to the general path, which explains or raises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from hybrid import budget
+from hybrid.errors import HybridError
+from hybrid.index.catalog import vector_column
+from hybrid.index.rescore import Rescored, searcher
+from hybrid.index.vector import VectorIndex
+from hybrid.query import single
+from hybrid.storage.reader import RowReader
+
+if TYPE_CHECKING:
+    from hybrid.index.view import IndexedSnapshot
+    from hybrid.query.search import Query
+
+_KEEP = 32
+"""Plans kept per table (one per version and query shape in use)."""
+
+
+@dataclass(frozen=True, eq=False)
+class VectorPlan:
+    """What a plain vector query of one shape does in one table version."""
+
+    dim: int
+    index: VectorIndex | Rescored
+    ef: int
+    live: int
+    """Live rows of the version, every one of them in the index."""
+    reader: RowReader
+
+
+def plain_vector(q: Query) -> tuple[str | None, np.ndarray] | None:
+    """(the column asked for, the query vector) of a plain vector query, else None."""
+    if (
+        len(q.vectors) != 1
+        or q.text_query is not None
+        or q.filter_sql is not None
+        or q.query_type not in ("vector", "auto")
+        or q.reranker is not None
+        or q.functions
+        or q.pinned
+        or q.grouping is not None
+        or q.expansion is not None
+        or q.highlighting is not None
+        or q.examples is not None
+    ):
+        return None
+    return q.vectors[0]
+
+
+def plan_of(q: Query, view: IndexedSnapshot) -> VectorPlan | None:
+    """The prepared plan of the plain vector query `q` in `view`'s version, or None (not plain, or no plan)."""
+    given = plain_vector(q)
+    if given is None:
+        return None
+    key = (view.version, given[0], q.columns, q.ef)
+    plan: VectorPlan | None = view.remember("vector_plans", key, lambda: _make(q, view, given[0]), _KEEP)
+    return plan
+
+
+def _make(q: Query, view: IndexedSnapshot, column: str | None) -> VectorPlan | None:
+    snap = view.snapshot
+    try:
+        col = vector_column(snap, column)
+        columns = q.columns if q.columns is not None else tuple(snap.schema.names)
+        reader = RowReader(snap, columns)
+    except HybridError:  # the general path raises it, with its context
+        return None
+    entry = next((e for e in view.entries() if e.kind == "vector" and e.columns == (col,)), None)
+    if entry is None:
+        return None
+    cov = view.coverage(entry)
+    if len(cov.unindexed) or len(cov.dead):  # the general path merges the tail or skips the dead rows
+        return None
+    index = searcher(view, entry)
+    return VectorPlan(snap.schema.field(col).type.list_size, index, q.ef or index.ef_search, cov.live, reader)
+
+
+def rows(q: Query, plan: VectorPlan, vec: np.ndarray, depth: int) -> pa.Table | None:
+    """The result rows of `q` by `plan` from the index's nearest `depth`, or None where the general
+    path must answer: a vector of another dimension (it raises), or a graph walk that could not fill
+    the depth (it searches exactly)."""
+    if len(vec) != plan.dim:
+        return None
+    budget.check("the vector branch")
+    ids, d = plan.index.search(vec, depth, ef=plan.ef)
+    if len(ids) < min(depth, plan.live):
+        return None
+    budget.check("reading the result rows")
+    end = q.skip + q.k
+    ids, d = ids[q.skip : end], d[q.skip : end]
+    return single.table(plan.reader, "vector", ids, d, single.rank_array(q.skip + 1, len(ids)))
