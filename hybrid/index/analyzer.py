@@ -27,7 +27,7 @@ ar da de el en es fi fr hu it nl no pt ro ru sv ta tr; stop words for those in
 aware tokens, lower case, no stemming, stop words or folding.
 
 Version 3 (the current chain) adds, in the Python step, the per-language rules that
-tantivy has no filter for (each measured in ``eval/results/analysis_study.md``):
+tantivy has no filter for (each measured in ``eval/results/analysis_study*.md``):
 
 * **Hindi** (``hi``): Devanagari spelling variants folded (nukta, chandrabindu, a nasal
   half letter -> anusvara), Hindi stop words and a light suffix stemmer
