@@ -27,11 +27,11 @@ ar da de el en es fi fr hu it nl no pt ro ru sv ta tr; stop words for those in
 aware tokens, lower case, no stemming, stop words or folding.
 
 Version 3 (the current chain) adds, in the Python step, the per-language rules that
-tantivy has no filter for (each measured in ``eval/results/analysis_study*.md``):
+tantivy has no filter for (each measured in ``eval/results/analysis_study.md``):
 
 * **Hindi** (``hi``): Devanagari spelling variants folded (nukta, chandrabindu, a nasal
-  half letter -> anusvara), Hindi stop words and a light suffix stemmer
-  (`hybrid.index.hindi`); `stem` and `stop_words` turn the last two off.
+  half letter -> anusvara) and a light suffix stemmer (`hybrid.index.hindi`; `stem` turns
+  the stemmer off). No stop words: they cost the hybrid more than they gave BM25.
 * **Russian** (``ru``): ё is written е (Russian text mostly leaves out the diaeresis).
   tantivy's Snowball stemmer folds it too, but its stop-word filter runs first ("всё",
   "ещё" stayed terms where "все", "еще" were dropped) and ``stem=False`` kept ё.
@@ -222,7 +222,7 @@ class Analyzer:
     def _language_rules(self, text: str) -> str:
         """The per-language rules tantivy has no filter for (see the module's version 3)."""
         if self.language == "hi":
-            return hindi.analyse(text, stem_words=self.stem, stop_words=self.stop_words)
+            return hindi.analyse(text, stem_words=self.stem)
         if self.language == "ru":
             return text.replace("ё", "е").replace("Ё", "Е")
         return text

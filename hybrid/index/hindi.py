@@ -1,4 +1,4 @@
-"""Hindi analysis: Devanagari spelling variants folded, a light suffix stemmer, stop words.
+"""Hindi analysis: Devanagari spelling variants folded and a light suffix stemmer.
 
 Applied in Python before tantivy's tokenizer (``Analyzer(language="hi")``, version 3), to the
 indexed text and to every query alike, in this order:
@@ -9,15 +9,17 @@ indexed text and to every query alike, in this order:
    (हँसना/हंसना); a nasal consonant with virama before a consonant becomes anusvara
    (हिन्दी/हिंदी, सम्बन्ध/संबंध); zero-width joiners go. Long and short vowels stay
    distinct (दिन "day" and दीन "poor" are different words), unlike Lucene's Hindi
-   normaliser, which also merges them and drops every virama: on XQuAD-R hi that scored
-   BM25 0.8066 against 0.8029 here (paired randomization p 0.053, not significant), at the
-   price of merging words that differ in meaning (``eval/results/analysis_study_hi_bm25.md``).
-2. **Stop words** (:data:`STOP_WORDS`, with ``stop_words=True``): postpositions, auxiliaries,
-   pronouns, conjunctions and particles, which BM25 would otherwise score as query terms.
-3. **Light stemming** (:func:`stem`, with ``stem=True``): the longest inflectional suffix of
+   normaliser, which also merges them and drops every virama: on XQuAD-R hi that gave
+   nothing (BM25 0.8026 against 0.8009 here, default hybrid 0.8669 against 0.8673,
+   ``eval/results/analysis_study.md``) and merges words that differ in meaning.
+2. **Light stemming** (:func:`stem`, with ``stem=True``): the longest inflectional suffix of
    Ramanathan & Rao's light stemmer ("A Lightweight Stemmer for Hindi", 2003; the suffix
    classes Lucene's ``HindiStemmer`` uses) is removed when enough of the word remains:
    लड़कियों, लड़कियां -> लडक; किताबें -> किताब; खेलता, खेलते -> खेल.
+
+No stop words: a list of Hindi function words lifted BM25 alone a little (XQuAD-R hi 0.8009 ->
+0.8029) but cost the default hybrid 0.0052 (0.8673 -> 0.8621, ``eval/results/analysis_study.md``),
+and it would make those words unsearchable.
 """
 
 from __future__ import annotations
@@ -90,44 +92,28 @@ def stem(word: str) -> str:
     return word
 
 
-_STOP_WORDS = """
-    का की के को में से पर ने तक लिए द्वारा साथ बारे बाद पहले ओर अंदर बाहर ऊपर नीचे सामने
-    है हैं था थी थे हो होता होती होते होना हुआ हुई हुए रहा रही रहे गया गई गए
-    यह ये वह वे इस इन उस उन इसे उसे इसका इसकी इसके उसका उसकी उसके इनका इनकी इनके उनका उनकी उनके
-    मैं हम तुम आप अपना अपनी अपने जो जिस जिन जिसे जिसका जिसकी जिसके कोई कुछ सभी सब
-    और या एवं तथा कि लेकिन परंतु किंतु अगर यदि तो भी ही न नहीं
-    क्या कौन कौनसा कौनसी किस किसे किसने किसका किसकी किसके किन कब कहां कहाँ कैसे क्यों कितना कितनी कितने
-    एक
-"""
-STOP_WORDS = frozenset(normalize(w) for w in _STOP_WORDS.split())
-"""Hindi function words (normalised spellings): postpositions, forms of होना and the aspect
-auxiliaries रहा/गया, pronouns and their possessives, conjunctions, particles, question words
-(the English list drops "what", "who", "how" too) and the article-like एक."""
-
-
-def analyse(text: str, stem_words: bool = True, stop_words: bool = True) -> str:
-    """`text` normalised, with stop words dropped and words stemmed as asked (other scripts untouched).
+def analyse(text: str, stem_words: bool = True) -> str:
+    """`text` normalised, with its Devanagari words stemmed if asked (other scripts untouched).
 
     >>> analyse("भारत की किताबें कहाँ हैं?")
-    'भारत  किताब  ?'
+    'भारत की किताब कह हैं?'
     """
     text = normalize(text)
-    if not (stem_words or stop_words) or text.isascii():
+    if not stem_words or text.isascii():
         return text
-    cache = _CACHE[(stem_words, stop_words)]
-    if len(cache) > CACHE_WORDS:
-        cache.clear()
+    if len(_CACHE) > CACHE_WORDS:
+        _CACHE.clear()
     parts = _SPLIT.split(text)  # text, word, text, word, ..., text
     for i in range(1, len(parts), 2):
         word = parts[i]
-        done = cache.get(word)
+        done = _CACHE.get(word)
         if done is None:
-            done = cache[word] = "" if stop_words and word in STOP_WORDS else stem(word) if stem_words else word
+            done = _CACHE[word] = stem(word)
         parts[i] = done
     return "".join(parts)
 
 
 CACHE_WORDS = 100_000
-"""Words analysed once and kept per (stem, stop words) setting (words repeat; a full cache starts over)."""
-_CACHE: dict[tuple[bool, bool], dict[str, str]] = {(a, b): {} for a in (False, True) for b in (False, True)}
+"""Stemmed words kept (words repeat; a full cache starts over)."""
+_CACHE: dict[str, str] = {}
 _SPLIT = re.compile(f"({WORD.pattern})")
