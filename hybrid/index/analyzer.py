@@ -1,7 +1,8 @@
 """Text analysis shared by indexing and querying, so both see the same tokens.
 
 An `Analyzer` is stored with its index, so a reopened table (and every query)
-analyses text exactly as the index was built. The default chain (``version=2``):
+analyses text exactly as the index was built. The default chain (``version=2``; version 3
+adds per-language rules, below):
 
 1. **Python pre-segmentation** (`Analyzer.prepare`): code identifiers such as
    ``os.path.join``, ``snake_case`` or ``--dry-run`` keep their parts and gain the
@@ -21,13 +22,24 @@ analyses text exactly as the index was built. The default chain (``version=2``):
 
 ``language`` is an ISO 639-1 code. Languages with a Snowball stemmer in tantivy:
 ar da de el en es fi fr hu it nl no pt ro ru sv ta tr; stop words for those in
-`STOP_WORD_LANGUAGES`. Any other code (``hi``, ``th``, ``vi``, ``zh``, ...) and
+`STOP_WORD_LANGUAGES`. Any other code (``th``, ``vi``, ``zh``, ...) and
 ``"multi"`` (a table of mixed languages) get the language-neutral chain: script-
 aware tokens, lower case, no stemming, stop words or folding.
 
-Indexes built before this chain existed store no ``version`` and keep the old
-one (``version=1``: tantivy's simple tokenizer, tokens over 40 bytes dropped,
-folding before stemming, Lucene's English stop words).
+Version 3 (the current chain) adds, in the Python step, the per-language rules that
+tantivy has no filter for (each measured in ``eval/results/analysis_study.md``):
+
+* **Hindi** (``hi``): Devanagari spelling variants folded (nukta, chandrabindu, a nasal
+  half letter -> anusvara) and a light suffix stemmer (`hybrid.index.hindi`; `stem` turns
+  the stemmer off). No stop words: they cost the hybrid more than they gave BM25.
+* **Russian** (``ru``): ё is written е (Russian text mostly leaves out the diaeresis).
+  tantivy's Snowball stemmer folds it too, but its stop-word filter runs first ("всё",
+  "ещё" stayed terms where "все", "еще" were dropped) and ``stem=False`` kept ё.
+
+Every other language analyses exactly as version 2 did. Indexes store their version:
+one built before a rule existed keeps the chain it was built with (version 2; and
+``version=1``, stored with no version at all: tantivy's simple tokenizer, tokens over
+40 bytes dropped, folding before stemming, Lucene's English stop words).
 """
 
 from __future__ import annotations
@@ -40,7 +52,7 @@ from typing import Any, Literal
 import tantivy
 
 from hybrid.errors import require
-from hybrid.index import stopwords
+from hybrid.index import hindi, stopwords
 
 Tokenizer = Literal["default", "whitespace", "ngram", "jieba", "cjk", "raw"]
 TOKENIZERS = ("default", "whitespace", "ngram", "jieba", "cjk", "raw")
@@ -53,7 +65,7 @@ STEMMERS = {
 STOP_WORD_LANGUAGES = frozenset({"en", "de", "fr", "es", "it", "pt", "nl", "sv", "no", "da", "fi", "ru", "hu"})
 MAX_TOKEN_CHARS = 40
 """Longer runs of letters are split into pieces of this many characters."""
-CURRENT_VERSION = 2
+CURRENT_VERSION = 3
 TANTIVY_NAME = "hybrid"
 
 _WORD = rf"[\p{{L}}\p{{M}}\p{{N}}]{{1,{MAX_TOKEN_CHARS}}}"
@@ -109,7 +121,7 @@ class Analyzer:
             raise ValueError(
                 f"unknown language {self.language!r}: use an ISO 639-1 code such as 'en' or 'de', 'multi' or 'auto'"
             )
-        if self.version not in (1, CURRENT_VERSION):
+        if self.version not in (1, 2, CURRENT_VERSION):
             raise ValueError(f"unknown analyzer version {self.version}")
         if self.tokenizer == "jieba":
             require("jieba", "zh")
@@ -189,9 +201,12 @@ class Analyzer:
         return builder.build()
 
     def prepare(self, text: str) -> str:
-        """Text as handed to tantivy: identifiers joined, unspaced scripts cut into characters and bigrams."""
+        """Text as handed to tantivy: the language's Python rules (version 3), identifiers joined,
+        unspaced scripts cut into characters and bigrams."""
         if self.tokenizer in ("raw", "ngram"):
             return text
+        if self.version >= 3 and not text.isascii():
+            text = self._language_rules(text)
         if self.version >= 2 and self.identifiers and ("." in text or "_" in text or "-" in text or ":" in text):
             text = _IDENTIFIER.sub(_with_joined, text)
         if self.tokenizer == "jieba":
@@ -202,6 +217,14 @@ class Analyzer:
             return _HAN.sub(lambda m: " " + _units_and_bigrams(list(m.group())) + " ", text)
         if self.version >= 2 and self.tokenizer == "default" and not text.isascii():
             return _UNSPACED.sub(lambda m: " " + _units_and_bigrams(_CLUSTER.findall(m.group())) + " ", text)
+        return text
+
+    def _language_rules(self, text: str) -> str:
+        """The per-language rules tantivy has no filter for (see the module's version 3)."""
+        if self.language == "hi":
+            return hindi.analyse(text, stem_words=self.stem)
+        if self.language == "ru":
+            return text.replace("ё", "е").replace("Ё", "Е")
         return text
 
     def terms(self, text: str) -> list[str]:
