@@ -63,10 +63,11 @@ def test_the_int8_onnx_copy_ranks_like_the_torch_model(model_dir: Path) -> None:
         assert a.shape == b.shape == (len(candidates),)
         assert np.max(np.abs(a - b)) < 0.25 * (np.max(a) - np.min(a)), (a, b)
         rhos.append(np.corrcoef(np.argsort(np.argsort(a)), np.argsort(np.argsort(b)))[0, 1])
-        tops.append(int(np.argmax(a)) == int(np.argmax(b)))
-        assert np.argmax(b) in (0, 4)  # a "positive" outcome row first
+        # rows 0 and 4 (the two topics' "positive" outcome) score within int8 noise of each other, so which
+        # of them comes first is a tie; both backends put the pair above every other row
+        tops.append(set(np.argsort(-a)[:2].tolist()) == set(np.argsort(-b)[:2].tolist()) == {0, 4})
     assert np.mean(rhos) > 0.9, rhos
-    assert sum(tops) >= 5, tops
+    assert all(tops), tops
 
 
 def test_onnx_scoring_batches_and_empty_input(model_dir: Path) -> None:
