@@ -68,3 +68,21 @@ def test_pread_leaves_the_table_unmapped_and_scores_alike(tmp_path: Path, monkey
         else:  # the map: most of the vectors' pages stay mapped
             assert added > table_bytes // 2, (added, table_bytes)
     assert results[True] == results[False]
+
+
+def test_an_encrypted_table_rescores_from_its_decrypted_copy(tmp_path: Path) -> None:
+    """An encrypted data file's bytes on disk are ciphertext: rescoring reads the decrypted copy, and the
+    distances are the exact ones."""
+    import os
+
+    rng = np.random.default_rng(6)
+    data = rng.normal(size=(3_000, DIM)).astype(np.float32)
+    rows = pa.table({
+        "id": pa.array(np.arange(len(data), dtype=np.int64)),
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(data.ravel()), DIM),
+    })  # fmt: skip
+    t = hybrid.connect(tmp_path, upkeep=None, encryption_key=os.urandom(32)).create_table("t", rows)
+    t.create_vector_index("vector", kind="ivf_pq")
+    for i in (0, 17, 2_999):
+        got = t.search(data[i], vector_column="vector").select(["id"]).limit(3).to_arrow()
+        assert got.column("id")[0].as_py() == i and abs(got.column("_distance")[0].as_py()) < 1e-5
