@@ -7,7 +7,6 @@ those two settings and the index itself, never by the table's size.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -16,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from hybrid.index.ann_kinds import CandidateIndex, require
-from hybrid.index.rescore import Rescored, exact_neighbours, sample_vectors, vector_batches
+from hybrid.index.rescore import Rescored, exact_neighbours, sample_vectors, vector_batches, vectors_of
+from hybrid.index.tuning import holds_out, others, reaches, tuning_sample
 from hybrid.index.view import IndexedSnapshot
 
 LEVELS: dict[str, tuple[int, ...]] = {
@@ -27,7 +27,6 @@ LEVELS: dict[str, tuple[int, ...]] = {
 """The search depths `target_recall` tries per kind: ef (HNSW) or nprobe (IVF)."""
 RESCORES: dict[str, tuple[float, ...]] = {"hnsw_int8": (2, 4, 8), "ivf_pq": (4, 8, 16, 32), "ivf_rabitq": (4, 8, 16)}
 """The rescore factors `target_recall` tries per kind."""
-CONFIDENCE_Z = 1.645
 
 
 def level_name(kind: str) -> str:
@@ -36,18 +35,66 @@ def level_name(kind: str) -> str:
 
 
 def build(
-    kind: str, folder: Path, view: IndexedSnapshot, column: str, metric: str, params: dict[str, Any], batch_rows: int
+    kind: str,
+    folder: Path,
+    view: IndexedSnapshot,
+    column: str,
+    metric: str,
+    params: dict[str, Any],
+    batch_rows: int,
+    held: np.ndarray | None = None,
 ) -> CandidateIndex:
-    """Build a compressed index of `column`'s live vectors in `view` into `folder` (params are completed)."""
+    """Build a compressed index of `column`'s live vectors in `view` into `folder` (params are completed),
+    leaving out (and not training on) the rows `held`."""
     from hybrid.index.rescore import TRAIN_ROWS
 
     require(kind)
-    _, sample = sample_vectors(view.snapshot, column, TRAIN_ROWS)
+    sample_ids, sample = sample_vectors(view.snapshot, column, TRAIN_ROWS)
+    batches = vector_batches(view.snapshot, column, batch_rows)
+    if held is not None and len(held):
+        sample = sample[~np.isin(sample_ids, held)]
+        batches = ((ids[keep], vectors[keep]) for ids, vectors in batches for keep in [~np.isin(ids, held)])
     if kind != "hnsw_int8" and params.get("partitions") is None:
         from hybrid.index.ivf import default_partitions
 
         params["partitions"] = default_partitions(view.cache.live_ids(view.snapshot).size)
-    return build_from(kind, folder, sample, vector_batches(view.snapshot, column, batch_rows), metric, params)
+    return build_from(kind, folder, sample, batches, metric, params)
+
+
+def build_tuned(
+    kind: str,
+    folder: Path,
+    view: IndexedSnapshot,
+    column: str,
+    metric: str,
+    params: dict[str, Any],
+    batch_rows: int,
+    target: float,
+) -> CandidateIndex:
+    """:func:`build`, with the search depth and rescore factor tuned to `target` recall@10 (written into
+    `params` with the measured recall and the tuning's seconds).
+
+    The tuning rows (:func:`hybrid.index.tuning.tuning_sample` of the live rows) are held out of the
+    build, tuned on as new queries against their exact neighbours among the rows the index holds, and
+    then added to it (:func:`merged`), as for the float HNSW: a row that is in the index is found with
+    its neighbours more easily than a new query's are. Tables under ``HELD_OUT_FROM`` rows tune on
+    their own rows, each left out of its own results.
+    """
+    live = view.cache.live_ids(view.snapshot)
+    picks = tuning_sample(len(live))
+    selves, queries = vectors_of(view.snapshot, column, live[np.sort(picks)])  # rows with no vector drop out
+    held_out = holds_out(len(live), selves)
+    index = build(kind, folder, view, column, metric, params, batch_rows, selves if held_out else None)
+    if index.count:
+        started = time.perf_counter()
+        searcher = Rescored(view, column, index, params["rescore"])
+        level, factor, recall = tune(kind, searcher, target, queries, selves, held_out)
+        params[level_name(kind)], params["rescore"] = level, factor
+        params.update(target_recall=target, measured_recall=round(recall, 4))
+        params["tuning_seconds"] = round(time.perf_counter() - started, 1)
+    if held_out:
+        index, _ = merged(kind, folder, folder, metric, params, [(selves, queries)], np.empty(0, np.uint64))
+    return index
 
 
 def build_from(
@@ -102,21 +149,25 @@ def merged(
     return IvfIndex.merged(source, folder, metric, level, kind, batches, deleted)
 
 
-def tune(kind: str, searcher: Rescored, target: float, k: int = 10, sample: int = 200) -> tuple[int, float, float]:
-    """The fastest (depth, rescore) whose recall@k on a sample of the table's own vectors reaches `target`.
+def tune(
+    kind: str, searcher: Rescored, target: float, queries: np.ndarray, selves: np.ndarray, held_out: bool, k: int = 10
+) -> tuple[int, float, float]:
+    """The fastest (depth, rescore) whose recall@k for `queries` (the vectors of the rows `selves`) reaches
+    `target` against their exact neighbours among the rows the index holds.
 
-    As for the float HNSW (:func:`hybrid.index.manage.tune_ef`), "reaches" means the one-sided 95%
-    lower bound of the sample's mean recall, and each sampled vector is left out of its own results.
-    For each rescore factor the smallest passing depth is found by bisection (recall grows with
-    depth); of those, the one with the lowest measured time per query wins. Returns (depth, rescore,
-    the sample's mean recall); when nothing reaches the target, the best setting tried.
+    As for the float HNSW (:func:`hybrid.index.manage.tune_ef`), "reaches" means the one-sided 95% lower
+    bound of the sample's mean recall (:func:`hybrid.index.tuning.reaches`). The rows `selves` are
+    `held_out` of the index (see :func:`build_tuned`) or, in a small table, in it and each left out of
+    its own results. For each rescore factor the smallest passing depth is found by bisection (recall grows
+    with depth); of those, the one with the lowest measured time per query wins. Returns (depth,
+    rescore, the sample's mean recall); when nothing reaches the target, the best setting tried.
     """
     view, column = searcher.view, searcher.column
-    ids, queries = sample_vectors(view.snapshot, column, 2 * sample, seed=1)
-    ids, queries = ids[:sample], queries[:sample]
-    selves = ids.tolist()
-    neighbours = exact_neighbours(view.snapshot, column, queries, searcher.metric, k + 1)
-    truth = [set([i for i in found.tolist() if i != s][:k]) for found, s in zip(neighbours, selves)]
+    own = selves.tolist()
+    held = selves if held_out else None  # the truth is among the rows the index holds
+    neighbours = exact_neighbours(view.snapshot, column, queries, searcher.metric, k + 1, exclude=held)
+    truth = [others(found, s, k) for found, s in zip(neighbours, own)]
+    depth = k if held_out else k + 1  # as deep as a query for k asks (rescore x k candidates), plus its own row
     levels = LEVELS[kind]
     lists = getattr(searcher.index, "lists", None)
     if lists is not None:  # an IVF index: scanning more lists than it has changes nothing
@@ -125,15 +176,10 @@ def tune(kind: str, searcher: Rescored, target: float, k: int = 10, sample: int 
 
     def measure(level: int, rescore: float) -> tuple[bool, float, float]:
         start = time.perf_counter()
-        found = [searcher.search(q, k + 1, ef=level, rescore=rescore)[0] for q in queries]
+        found = [searcher.search(q, depth, ef=level, rescore=rescore)[0] for q in queries]
         seconds = time.perf_counter() - start
-        per_query = np.array([
-            len(t & set([i for i in f.tolist() if i != s][:k])) / max(1, len(t))
-            for f, s, t in zip(found, selves, truth)
-        ])  # fmt: skip
-        recall = float(per_query.mean())
-        margin = CONFIDENCE_Z * float(per_query.std(ddof=1)) / math.sqrt(len(per_query)) if len(per_query) > 1 else 0
-        tried[(level, rescore)] = (recall - margin >= target, recall, seconds)
+        per_query = np.array([len(t & others(f, s, k)) / max(1, len(t)) for f, s, t in zip(found, own, truth)])
+        tried[(level, rescore)] = (*reaches(per_query, target), seconds)
         return tried[(level, rescore)]
 
     passing: list[tuple[float, int, float, float]] = []

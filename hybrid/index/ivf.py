@@ -155,7 +155,9 @@ class IvfIndex:
             index.add_with_ids(cls.prepared(vectors, metric), ids.astype(np.int64))
         removed = int(index.remove_ids(deleted.astype(np.int64))) if len(deleted) else 0
         folder.mkdir(parents=True, exist_ok=True)
-        faiss.write_index(index, str(folder / INDEX_FILE))
+        part = folder / f"{INDEX_FILE}.part"  # then renamed: `folder` may be `source`, its file mapped by a reader
+        faiss.write_index(index, str(part))
+        os.replace(part, folder / INDEX_FILE)
         return cls.open(folder, metric, level, kind), removed
 
     def candidates(self, q: np.ndarray, n: int, level: int) -> np.ndarray:

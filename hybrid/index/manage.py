@@ -38,9 +38,10 @@ from hybrid.index.fts_filters import Kind, field_name, filter_columns_of, filter
 from hybrid.index.fulltext import FullTextIndex
 from hybrid.index.language import SAMPLE_DOCS, LanguageGuess, detect_language
 from hybrid.index.merge import merge, wants_rebuild
-from hybrid.index.rescore import BATCH_ROWS, Rescored
+from hybrid.index.rescore import BATCH_ROWS
 from hybrid.index.scalar import ScalarIndex, indexable_type, is_list
 from hybrid.index.tail import average_lengths
+from hybrid.index.tuning import holds_out, others, reaches, tuning_sample
 from hybrid.index.vector import VectorIndex, check_metric, distances, top_k
 from hybrid.index.view import IndexedSnapshot
 from hybrid.storage import checksums
@@ -213,19 +214,6 @@ def all_vectors(snap: Snapshot, column: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 EF_LADDER = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
-CONFIDENCE_Z = 1.645  # one-sided 95% normal bound on the mean recall of the tuning sample
-
-
-HELD_OUT_FROM = 20
-"""Tables of at least this many rows tune ef_search on rows held out of the graph (fewer: on its nodes)."""
-
-
-def tuning_sample(rows: int, sample: int = 200) -> np.ndarray:
-    """Positions of the rows that tune ef_search: `sample` of them, at most a tenth of a table of
-    `HELD_OUT_FROM` rows or more (they are held out of the graph while it is tuned), seeded so that
-    a rebuild tunes alike."""
-    size = min(sample, rows // 10 if rows >= HELD_OUT_FROM else rows)
-    return np.random.default_rng(0).choice(rows, size=size, replace=False)
 
 
 def tune_ef(
@@ -251,24 +239,17 @@ def tune_ef(
         in_graph[picks] = False
         ids, vectors = ids[in_graph], vectors[in_graph]
     norms = np.linalg.norm(vectors, axis=1)
-
-    def others(found: np.ndarray, self_id: int) -> set[int]:
-        return set([i for i in found.tolist() if i != self_id][:k])
-
     truth = [
-        others(top_k(ids, distances(vectors, q, index.metric, norms), k + 1)[0], s) for q, s in zip(queries, selves)
+        others(top_k(ids, distances(vectors, q, index.metric, norms), k + 1)[0], s, k) for q, s in zip(queries, selves)
     ]
     recall = 0.0
     for ef in EF_LADDER:
-        per_query = np.array(
-            [
-                len(t & others(index.search(q, k + 1, ef=ef)[0], s)) / max(1, len(t))
-                for q, s, t in zip(queries, selves, truth)
-            ]
-        )
-        recall = float(per_query.mean())
-        margin = CONFIDENCE_Z * float(per_query.std(ddof=1)) / np.sqrt(len(per_query)) if len(per_query) > 1 else 0.0
-        if recall - margin >= target:
+        per_query = np.array([
+            len(t & others(index.search(q, k + 1, ef=ef)[0], s, k)) / max(1, len(t))
+            for q, s, t in zip(queries, selves, truth)
+        ])  # fmt: skip
+        passed, recall = reaches(per_query, target)
+        if passed:
             return ef, recall
     return ef, recall
 
@@ -325,15 +306,12 @@ def create_vector_index(
                 params.update(m=m, ef_construction=ef_construction, ef_search=ef_search or 64)
             else:
                 params.update(partitions=partitions, nprobe=nprobe or DEFAULT_NPROBE)
-            ann = ann_build.build(kind, folder, view, column, metric, params, batch_rows)
-            rows = ann.count
-            if target_recall is not None and rows:
-                started = time.perf_counter()
-                searcher = Rescored(view, column, ann, params["rescore"])
-                level, factor, recall = ann_build.tune(kind, searcher, target_recall)
-                params[ann_build.level_name(kind)], params["rescore"] = level, factor
-                params.update(target_recall=target_recall, measured_recall=round(recall, 4))
-                params["tuning_seconds"] = round(time.perf_counter() - started, 1)
+            if target_recall is None:
+                rows = ann_build.build(kind, folder, view, column, metric, params, batch_rows).count
+            else:
+                rows = ann_build.build_tuned(
+                    kind, folder, view, column, metric, params, batch_rows, target_recall
+                ).count
         params = {"index_type": kind, **params, **({"auto": auto} if auto else {})}
         save_ids(folder, table.cache.live_ids(snap))  # rows without a vector are covered too
         entry = IndexEntry(name, "vector", (column,), (base.field_id(column),), rel, base.version, rows, params)
@@ -357,7 +335,7 @@ def _build_float(
     ids, vectors = all_vectors(snap, column)
     ef = ef_search or 64
     picks = tuning_sample(len(ids)) if target_recall is not None else np.empty(0, np.int64)
-    held_out = len(ids) >= HELD_OUT_FROM and len(picks) > 0
+    held_out = holds_out(len(ids), picks)
     graph = np.ones(len(ids), dtype=bool)
     if held_out:
         graph[picks] = False  # the tuning queries join the graph after the tuning: new to it, as real queries are

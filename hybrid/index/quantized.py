@@ -12,6 +12,7 @@ codes only propose candidates: :mod:`hybrid.index.rescore` scores them exactly.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,9 @@ class Int8Graph:
             index.add(ids.astype(np.uint64), affine(vectors), log=False, threads=_threads(len(ids)))
         removed = int(index.remove(deleted.astype(np.uint64))) if len(deleted) else 0
         folder.mkdir(parents=True, exist_ok=True)
-        index.save(str(folder / GRAPH_FILE))
+        part = folder / f"{GRAPH_FILE}.part"  # then renamed: `folder` may be `source`, its file mapped by a view
+        index.save(str(part))
+        os.replace(part, folder / GRAPH_FILE)
         affine.save(folder)
         return cls.open(folder, metric, level), removed
 

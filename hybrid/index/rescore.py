@@ -138,11 +138,17 @@ def sample_vectors(snap: Snapshot, column: str, n: int, seed: int = 0) -> tuple[
 
 
 def exact_neighbours(
-    snap: Snapshot, column: str, queries: np.ndarray, metric: str, k: int, rows: int = BATCH_ROWS
+    snap: Snapshot,
+    column: str,
+    queries: np.ndarray,
+    metric: str,
+    k: int,
+    rows: int = BATCH_ROWS,
+    exclude: np.ndarray | None = None,
 ) -> list[np.ndarray]:
-    """Per query, the row ids of its exact `k` nearest live rows: one pass over the table in batches,
-    each batch compared with every query in one matrix product (hnswlib's distances, as
-    :func:`hybrid.index.vector.distances`); ties by row id."""
+    """Per query, the row ids of its exact `k` nearest live rows, not counting the rows `exclude`: one pass
+    over the table in batches, each batch compared with every query in one matrix product (hnswlib's
+    distances, as :func:`hybrid.index.vector.distances`); ties by row id."""
     q = np.asarray(queries, dtype=np.float32).reshape(len(queries), -1)
     best_ids = np.empty((len(q), 0), np.uint64)
     best_d = np.empty((len(q), 0), np.float32)
@@ -150,6 +156,8 @@ def exact_neighbours(
     q_norms[q_norms == 0] = 1.0
     for ids, vectors in vector_batches(snap, column, rows):
         d = _distance_matrix(vectors, q, q_norms, metric)  # (batch rows, queries)
+        if exclude is not None:
+            d[np.isin(ids, exclude)] = np.inf
         kk = min(k, len(ids))
         near = np.argpartition(d, kk - 1, axis=0)[:kk] if len(ids) > kk else np.arange(len(ids))[:, None]
         near = np.broadcast_to(near, (kk, len(q)))
@@ -157,7 +165,19 @@ def exact_neighbours(
         all_ids = np.concatenate([best_ids, ids[near].T], axis=1)
         order = np.lexsort((all_ids, all_d))[:, :k]  # per query (last axis): by distance, then row id
         best_d, best_ids = np.take_along_axis(all_d, order, 1), np.take_along_axis(all_ids, order, 1)
-    return list(best_ids)
+    return [found[np.isfinite(d)] for found, d in zip(best_ids, best_d)]
+
+
+def vectors_of(snap: Snapshot, column: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row ids, vectors) of those of the rows `ids` that are live and have a vector, in storage order."""
+    frag_idx, offsets, live = snap.locate(np.asarray(ids, dtype=np.uint64))
+    chosen = [np.zeros(f.physical_rows, dtype=bool) for f in snap.manifest.fragments]
+    for fi, off in zip(frag_idx[live].tolist(), offsets[live].tolist()):
+        chosen[fi][off] = True
+    parts = list(selected_vectors(snap, column, list[np.ndarray | None](chosen)))
+    if not parts:
+        return np.empty(0, np.uint64), np.empty((0, snap.schema.field(column).type.list_size), np.float32)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).astype(np.float32)
 
 
 def _distance_matrix(vectors: np.ndarray, q: np.ndarray, q_norms: np.ndarray, metric: str) -> np.ndarray:

@@ -83,6 +83,7 @@ class FileCache:
         self.remote = remote.lookup(root)
         """The object store the table's folder mirrors (None: a local table)."""
         self._ranged: OrderedDict[str, RangedTable] = OrderedDict()
+        self._spans: dict[str, tuple[int, int]] = {}
 
     @property
     def root(self) -> Path:
@@ -97,6 +98,7 @@ class FileCache:
             self._masks.clear()
             self._verified.clear()
             self._ranged.clear()
+            self._spans.clear()
 
     @classmethod
     def purge_root(cls, root: Path) -> None:
@@ -141,10 +143,24 @@ class FileCache:
         table = pa.ipc.open_file(pa.BufferReader(buffer)).read_all()
         with self._lock:
             self._tables[key] = table
+            if mapped.closed:
+                self._spans.pop(key, None)
+            else:
+                self._spans[key] = (buffer.address, buffer.size)
             if len(self._tables) > self._capacity:
                 dropped, _ = self._tables.popitem(last=False)
                 self._numeric = {k: v for k, v in self._numeric.items() if k[0] != dropped}
+                self._spans.pop(dropped, None)
         return table
+
+    def file_offset(self, rel: str, address: int, size: int, random_access: bool = False) -> int | None:
+        """Where in data file `rel` the `size` bytes at `address` of its table (:meth:`table`) lie, or None when
+        they are not the file's own bytes (a decrypted copy, a converted column) or it is not mapped now."""
+        with self._lock:
+            span = self._spans.get(f"{rel}#random" if random_access else rel)
+        if span is None or not (span[0] <= address and address + size <= span[0] + span[1]):
+            return None
+        return address - span[0]
 
     def numeric(self, rel: str, position: int) -> NumericChunks | None:
         """Numpy views of column `position` of data file `rel` (mapped for random access), or None when

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 import hybrid
-from hybrid.index.manage import HELD_OUT_FROM, tuning_sample
+from hybrid.index.tuning import HELD_OUT_FROM, tuning_sample
 
 
 def _table(tmp_path: Path, n: int, dim: int = 16) -> tuple[hybrid.Table, np.ndarray]:
