@@ -223,8 +223,7 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
         b.ids, b.raw = _with_unindexed(view, b, cov, allowed, metric, k, ids, d)
         return
     if len(cov.dead):  # rows deleted since the build: over-fetch past them, as for a filter
-        alive = np.ones(snap.manifest.next_rowid + 1, dtype=bool)
-        alive[cov.dead.astype(np.int64)] = False
+        alive = cov.alive_flags(snap.manifest.next_rowid + 1)  # kept with the version's coverage
         indexed_live = cov.live - unindexed_allowed
         found = _overfetch(index, b.vector, k, ef, overfetch_depth(indexed_live, k, index.count), alive)
         if found is None and indexed_live >= k:
