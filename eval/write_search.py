@@ -229,8 +229,8 @@ def markdown(res: dict[str, Any]) -> str:
         targets += [
             ("search right after a write p50 <= 1.2x quiet", "met" if on["after_write_vs_quiet"] <= 1.2 else "not met",
              f"{on['search_after_write_p50_ms']} / {on['quiet_p50_ms']} ms = {on['after_write_vs_quiet']}x"),
-            ("... a quiet optimized twin, interleaved",
-             "met" if on["after_write_vs_quiet_twin_interleaved"] <= 1.2 else "not met",
+            ("... a quiet optimized twin, interleaved (its caches as cold as the written table's)",
+             "control",
              f"{on['search_after_write_p50_ms']} / {on['quiet_twin_interleaved_p50_ms']} ms = "
              f"{on['after_write_vs_quiet_twin_interleaved']}x"),
             ("... quiet between writes to another table",
