@@ -14,7 +14,7 @@ looked up in the index's sorted id list.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,6 +35,18 @@ class Coverage:
     dead: np.ndarray  # indexed row ids that are not live in this version (sorted)
     unindexed: np.ndarray  # live row ids the index does not hold (sorted)
     live: int
+    _flags: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def alive_flags(self, size: int) -> np.ndarray:
+        """Read-only flags by row id (`size` of them): False for the index's dead rows, made once per
+        version (a coverage is kept per index and version), not per search."""
+        flags = self._flags
+        if flags is None or len(flags) != size:
+            flags = np.ones(size, dtype=bool)
+            flags[self.dead.astype(np.int64)] = False
+            flags.flags.writeable = False
+            self._flags = flags
+        return flags
 
 
 def fragment_key(frag: Fragment) -> FragmentKey:

@@ -10,6 +10,14 @@ reads only the rows its commit added. A version's view is the positions of its
 own unindexed rows in the log, so versions (and time travel) never see each
 other's rows. Row ids are never reused and a row's content never changes, so a
 logged row is valid in every version where it is live.
+
+What a search derives from a version's view (the log positions of its rows, the
+vectors as one block, the live mask of a text tail) is made once per version
+(:class:`TailRows`, :func:`unindexed_rows`), by the writer right after its commit
+(:func:`log_unindexed`), not by every search: a search right after a small write
+pays only for scoring the few rows the indexes miss. The rows of a version are
+usually one contiguous run of the log (appends since the index was built), so its
+vector block is a view of the log, not a copy.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +40,33 @@ from hybrid.index.view import IndexedSnapshot
 
 Reader = Callable[[np.ndarray, list[str]], pa.Table]
 """Reads the given live row ids (in order) with the given columns, from the version being viewed."""
+
+
+@dataclass
+class TailRows:
+    """Some rows of a tail log as one search (or every unfiltered search of one version) sees them:
+    their log positions and what scoring derives from those, made once and kept with them."""
+
+    positions: np.ndarray  # log positions of the rows
+    logged: int  # log length when made: rows logged later belong to other versions
+    run: slice | None = None  # the positions as a slice, when they are one ascending run of the log
+    block: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # vector tails
+    alive: np.ndarray | None = field(default=None, repr=False)  # text tails: mask over the first `logged`
+
+    @property
+    def nbytes(self) -> int:
+        parts = [self.positions, self.alive, *(self.block or ())]
+        return sum(int(p.nbytes) for p in parts if p is not None)
+
+
+def _run(positions: np.ndarray) -> slice | None:
+    """`positions` as a slice when they are one ascending run of consecutive log positions."""
+    n = len(positions)
+    if n == 0 or int(positions[-1]) - int(positions[0]) != n - 1:
+        return None
+    if n > 1 and not bool((np.diff(positions) == 1).all()):
+        return None
+    return slice(int(positions[0]), int(positions[-1]) + 1)
 
 
 class TailLog:
@@ -57,6 +92,14 @@ class TailLog:
                 sorted_ids = ids if order is None else ids[order]
         at = np.searchsorted(sorted_ids, wanted)
         return at if order is None else order[at]
+
+    def rows(self, wanted: np.ndarray, read: Reader) -> TailRows:
+        """The sorted row ids `wanted` as :class:`TailRows` (logging those not logged yet)."""
+        positions = self.positions(wanted, read)
+        return TailRows(positions, int(positions.max()) + 1 if len(positions) else 0, _run(positions))
+
+    def prepare(self, rows: TailRows) -> None:
+        """Make what searches of `rows` derive from them (callers may do it ahead of the first search)."""
 
     def _append(self, ids: np.ndarray, read: Reader) -> None:
         raise NotImplementedError
@@ -96,23 +139,42 @@ class VectorTail(TailLog):
         self._squares = _grown(self._squares, n, squares)
         self.ids = np.concatenate([self.ids, ids])
 
-    def search(self, positions: np.ndarray, q: np.ndarray, metric: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The `k` nearest (row ids, distances) among the logged rows at `positions`."""
+    def prepare(self, rows: TailRows) -> None:
+        """Keep the vectors of `rows` with them as one block: a view of the log when they are one run of
+        it, else a copy, kept up to :data:`KEPT_COPY_BYTES` (a larger one is gathered per search)."""
+        if rows.block is None:
+            block, copied = self._block(rows)
+            if not copied or sum(a.nbytes for a in block) <= KEPT_COPY_BYTES:
+                rows.block = block
+
+    def _block(self, rows: TailRows) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], bool]:
+        """(ids, vectors, squared norms) of `rows` with a vector, and whether they had to be copied."""
         vectors, squares, ids = self._vectors, self._squares, self.ids
-        n = len(positions)
-        if n and n == len(ids) and positions[0] == 0 and positions[-1] == n - 1:  # every logged row: no gather
-            matrix, squares = vectors[:n], squares[:n]
+        run = rows.run
+        if run is not None:  # appends since the index was built: no gather
+            block = (ids[run], vectors[run], squares[run])
         else:
-            matrix, squares, ids = vectors[positions], squares[positions], ids[positions]
+            p = rows.positions
+            block = (ids[p], vectors[p], squares[p])
+        has_vector = ~np.isnan(block[2])
+        if not has_vector.all():
+            return (block[0][has_vector], block[1][has_vector], block[2][has_vector]), True
+        return block, run is None
+
+    def search(self, rows: TailRows, q: np.ndarray, metric: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The `k` nearest (row ids, distances) among `rows`."""
+        ids, matrix, squares = rows.block if rows.block is not None else self._block(rows)[0]
+        if len(ids) == 0:
+            return np.empty(0, np.uint64), np.empty(0, np.float32)
         q = np.ascontiguousarray(q, dtype=np.float32)
         q_square = float(np.dot(q.astype(np.float64), q.astype(np.float64)))
         dist = distances_from_dots(np.asarray(matrix @ q, dtype=np.float32), squares, q_square, metric)
-        has_vector = ~np.isnan(squares)
-        if not has_vector.all():
-            ids, dist = ids[has_vector], dist[has_vector]
-        if len(ids) == 0:
-            return np.empty(0, np.uint64), np.empty(0, np.float32)
         return top_k(ids, dist, k)
+
+
+KEPT_COPY_BYTES = 4 << 20
+"""A version's unindexed vectors gathered into a copy (rows deleted among them) are kept with it up to
+this size (a version's rows are kept for the 16 newest versions searched)."""
 
 
 class _Column:
@@ -179,24 +241,36 @@ class TextTail(TailLog):
                 _post(self.combined, start + i, counts)
         self.ids = np.concatenate([self.ids, ids])
 
+    def prepare(self, rows: TailRows) -> None:
+        """The live mask of `rows` over the log positions they may hold (none needed for one run)."""
+        if rows.alive is None and rows.run is None:
+            alive = np.zeros(rows.logged, dtype=bool)
+            alive[rows.positions] = True
+            rows.alive = alive
+
     def search(
         self,
-        positions: np.ndarray,
+        rows: TailRows,
         query_text: str,
         boosts: Mapping[str, float] | None,
         k: int,
         k1: float,
         b: float,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-`k` (row ids, BM25) among the logged rows at `positions` for a plain term query."""
+        """Top-`k` (row ids, BM25) among `rows` for a plain term query.
+
+        A term's postings list log positions in ascending order, so the rows of one run of the log
+        (the usual case: the appends since the index was built) are one slice of each list, found by a
+        binary search; other row sets are masked by their live mask."""
         counts = Counter(self.index.analyzer.terms(query_text))
-        if not counts or len(positions) == 0:
+        if not counts or len(rows.positions) == 0:
             return np.empty(0, np.uint64), np.empty(0, np.float32)
-        n = len(self.ids)  # rows logged later (by another thread) are not this view's
-        alive = np.zeros(n, dtype=bool)
-        alive[positions] = True
-        n_docs = self.index.num_docs + self.index.deleted_docs + len(positions)  # as tantivy counts
-        scores = np.zeros(n, dtype=np.float64)
+        self.prepare(rows)
+        run, alive = rows.run, rows.alive
+        lo, hi = (run.start, run.stop) if run is not None else (0, rows.logged)  # later rows: other versions'
+        n_docs = self.index.num_docs + self.index.deleted_docs + len(rows.positions)  # as tantivy counts
+        scores = np.zeros(hi - lo, dtype=np.float64)
+        bounds = np.array([lo, hi], np.int64)
         for name, boost, fld, avg in self._scored(boosts):
             lengths = fld.lengths.view()
             for term, q_count in counts.items():
@@ -205,20 +279,20 @@ class TextTail(TailLog):
                     continue
                 at, tf = found
                 m = min(at.n, tf.n)  # a row being logged by another thread may have one but not the other
-                pos, tf_all = at.data[:m], tf.data[:m]
-                keep = pos < n
-                if not keep.all():
-                    pos, tf_all = pos[keep], tf_all[keep]
-                keep = alive[pos]
-                pos, tf_here = pos[keep], tf_all[keep]
+                pos_all = at.data[:m]
+                first, end = np.searchsorted(pos_all, bounds)
+                pos, tf_here = pos_all[first:end], tf.data[first:end]
+                if alive is not None and len(pos):
+                    keep = alive[pos]
+                    pos, tf_here = pos[keep], tf_here[keep]
                 df = self._doc_freq(name, term) + len(pos)
                 if df == 0 or len(pos) == 0:
                     continue
                 idf = math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
                 norm = k1 * (1 - b + b * lengths[pos] / max(avg, 1e-9))
-                scores[pos] += q_count * boost * idf * tf_here * (k1 + 1) / (tf_here + norm)
+                scores[pos - lo] += q_count * boost * idf * tf_here * (k1 + 1) / (tf_here + norm)
         hit = np.flatnonzero(scores > 0)
-        ids, s = self.ids[hit], scores[hit]
+        ids, s = self.ids[hit + lo], scores[hit]
         order = np.lexsort((ids, -s))[:k]
         return ids[order].astype(np.uint64), s[order].astype(np.float32)
 
@@ -280,14 +354,33 @@ def text_tail(view: IndexedSnapshot, entry: IndexEntry) -> TextTail:
     return log
 
 
+def unindexed_rows(view: IndexedSnapshot, entry: IndexEntry, log: TailLog, ids: np.ndarray | None = None) -> TailRows:
+    """The rows of `log` a search of `view` scores: `ids` (sorted), or when None every unindexed row of
+    `entry` in this version, made once per version and kept (a search right after a write finds them ready)."""
+    if ids is not None:
+        rows = log.rows(ids, view.snapshot.take)
+        log.prepare(rows)
+        return rows
+
+    def make() -> TailRows:
+        made = log.rows(view.coverage(entry).unindexed, view.snapshot.take)
+        log.prepare(made)
+        return made
+
+    key = (entry.path, type(log).__name__, getattr(log, "column", None), view.version)
+    found: TailRows = view.remember("tail_rows", key, make, keep=16)
+    return found
+
+
 def log_unindexed(view: IndexedSnapshot) -> None:
-    """Log the unindexed rows of every full-text and vector index of `view` now (a writer calls this
-    right after its commit, so the first search of the new version finds them ready)."""
+    """Log the unindexed rows of every full-text and vector index of `view` now and make their per-version
+    :class:`TailRows` (a writer calls this right after its commit, so the first search of the new version
+    finds them ready)."""
     for entry in view.entries():
         unindexed = view.coverage(entry).unindexed
         if not len(unindexed):
             continue
         if entry.kind == "vector":
-            vector_tail(view, entry, entry.columns[0]).positions(unindexed, view.snapshot.take)
+            unindexed_rows(view, entry, vector_tail(view, entry, entry.columns[0]))
         elif entry.kind == "fts" and "avg_len" in entry.params:
-            text_tail(view, entry).positions(unindexed, view.snapshot.take)
+            unindexed_rows(view, entry, text_tail(view, entry))

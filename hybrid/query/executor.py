@@ -22,7 +22,7 @@ from hybrid.index.fulltext import RESCORE_DEPTH, TANTIVY_BM25, FullTextIndex, _i
 from hybrid.index.language import is_foreign
 from hybrid.index.overfetch import overfetch_depth
 from hybrid.index.rescore import Rescored, searcher
-from hybrid.index.tail import text_tail, vector_tail
+from hybrid.index.tail import text_tail, unindexed_rows, vector_tail
 from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query import (
@@ -225,8 +225,7 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
         b.ids, b.raw = _with_unindexed(view, b, cov, allowed, metric, k, ids, d)
         return
     if len(cov.dead):  # rows deleted since the build: over-fetch past them, as for a filter
-        alive = np.ones(snap.manifest.next_rowid + 1, dtype=bool)
-        alive[cov.dead.astype(np.int64)] = False
+        alive = cov.alive_flags(snap.manifest.next_rowid + 1)  # kept with the version's coverage
         indexed_live = cov.live - unindexed_allowed
         found = _overfetch(index, b.vector, k, ef, overfetch_depth(indexed_live, k, index.count), alive)
         if found is None and indexed_live >= k:
@@ -296,7 +295,8 @@ def _with_unindexed(
             assert b.vector is not None and b.entry is not None
             b.strategy += f" + exact over {len(tail)} unindexed rows"
             log = vector_tail(view, b.entry, b.column)
-            tids, td = log.search(log.positions(tail, view.snapshot.take), b.vector, metric, k)
+            rows = unindexed_rows(view, b.entry, log, None if allowed is None else tail)
+            tids, td = log.search(rows, b.vector, metric, k)
             ids, d = top_k(np.concatenate([ids, tids]), np.concatenate([d, td]), k)
     return ids, d
 
@@ -343,7 +343,8 @@ def _run_text(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | Non
         tail_ids = cov.unindexed if allowed is None else _unindexed_allowed(cov, allowed)
         if isinstance(b.text, Match) and not b.text.fuzziness and not b.text.proximity and "avg_len" in b.entry.params:
             log = text_tail(view, b.entry)
-            tids, ts = log.search(log.positions(tail_ids, snap.take), b.text.text, q.boosts, k, *bm25)
+            rows = unindexed_rows(view, b.entry, log, None if allowed is None else tail_ids)
+            tids, ts = log.search(rows, b.text.text, q.boosts, k, *bm25)
             b.strategy += f" + BM25 on the index's statistics over {len(tail_ids)} unindexed rows"
         else:
             tail = view.remember("tails", (b.entry.path, view.version), lambda: _tail_index(snap, index, cov.unindexed))

@@ -19,7 +19,11 @@ Every search checks that
   row, also right after an update (new row id, not yet indexed); the token of
   a deleted or rewritten row version finds nothing;
 * a hybrid search with both ranks the row first;
-* a broad query returns min(k, live rows) rows, best first.
+* a broad query returns min(k, live rows) rows, best first;
+* an earlier version (``checkout``, sharing the table's search caches, so its
+  per-version state of unindexed rows sits beside the newest version's) still
+  finds its own rows by token and by vector, with its own row ids and content,
+  and never a row written after it.
 
 After every step ``index_stats()`` must report, for each index, the rows it
 holds, how many of them are dead, and how many live rows it lacks; after
@@ -72,6 +76,7 @@ class FreshnessMachine(RuleBasedStateMachine):
         self.next_id = 0
         self.next_token = 0
         self.retired_tokens: list[str] = []  # tokens of deleted or rewritten row versions
+        self.history: dict[int, tuple[dict[int, dict[str, Any]], dict[int, int]]] = {}  # version -> (model, rowid)
 
     def teardown(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -93,6 +98,9 @@ class FreshnessMachine(RuleBasedStateMachine):
         live = self.t.to_arrow(["id"], with_rowid=True)
         self.rowid = dict(zip(live.column("id").to_pylist(), live.column("_rowid").to_pylist()))
         assert set(self.rowid) == set(self.model)
+        self.history[self.t.version] = ({i: dict(m) for i, m in self.model.items()}, dict(self.rowid))
+        while len(self.history) > 8:
+            self.history.pop(min(self.history))
 
     def _live_rowids(self) -> set[int]:
         return set(self.rowid.values())
@@ -265,6 +273,29 @@ class FreshnessMachine(RuleBasedStateMachine):
         assert len(vec) == min(k, len(self.model))
         want = sorted(float(np.sum((np.array(m["vector"]) - 1.0) ** 2)) for m in self.model.values())[:k]
         assert [r["_distance"] for r in vec] == want  # the exact k nearest distances
+
+    @precondition(lambda self: len(self.history) > 1)
+    @rule(pick_version=st.integers(0, 10_000), which=st.integers(0, 10_000))
+    def search_old_version(self, pick_version: int, which: int) -> None:
+        """An earlier version searches with what it had: its own rows, by token and by vector."""
+        assert self.t is not None
+        versions = sorted(self.history)
+        version = versions[pick_version % len(versions)]
+        model, rowid = self.history[version]
+        old = self.t.checkout(version)
+        if not model:
+            assert old.search("common").limit(5).to_arrow().num_rows == 0
+            return
+        i = sorted(model)[which % len(model)]
+        text = old.search(model[i]["token"]).limit(5).to_arrow().to_pylist()
+        assert [(r["id"], r["_rowid"], r["text"]) for r in text] == [(i, rowid[i], model[i]["text"])], version
+        v = model[i]["vector"]
+        rows = old.search(v, vector_column="vector").limit(3).to_arrow().to_pylist()
+        assert rows and rows[0]["_distance"] == 0.0 and rows[0]["vector"] == v, (version, i, rows[:1])
+        for r in rows:  # only rows of that version, as they were then
+            assert r["id"] in model and r["_rowid"] == rowid[r["id"]], (version, r["id"])
+            assert (r["text"], r["vector"]) == (model[r["id"]]["text"], model[r["id"]]["vector"])
+        assert len(rows) == min(3, len(model))
 
     # -- invariants -----------------------------------------------------------------------------------
 

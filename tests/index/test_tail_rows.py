@@ -1,0 +1,94 @@
+"""Per-version state of the rows an index does not hold yet (:mod:`hybrid.index.tail`).
+
+The writer makes a new version's tail rows right after its commit; a version's rows
+appended since the index was built are one run of the log (their vectors a view, no
+copy); rows deleted among them are gathered. Every way must score like exact search.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hybrid
+from hybrid.index.catalog import IndexEntry
+from hybrid.index.tail import TailRows, TextTail, VectorTail, text_tail, unindexed_rows, vector_tail
+from hybrid.index.view import IndexedSnapshot
+
+DIM = 8
+
+
+def _table(tmp_path: Path, n: int = 50) -> hybrid.Table:
+    rng = np.random.default_rng(3)
+    rows = [{"id": i, "text": f"alpha w{i % 7} w{i}", "vector": rng.standard_normal(DIM).tolist()} for i in range(n)]
+    t = hybrid.connect(tmp_path, upkeep=None).create_table("docs", rows)
+    t.create_fts_index(["text"])
+    t.create_vector_index("vector", metric="l2")
+    return t
+
+
+def _add(t: hybrid.Table, start: int, n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    t.add([{"id": i, "text": f"alpha beta w{i % 5} w{i}", "vector": rng.standard_normal(DIM).tolist()}
+           for i in range(start, start + n)])  # fmt: skip
+
+
+def _entries(t: hybrid.Table) -> tuple[IndexedSnapshot, IndexEntry, IndexEntry]:
+    view = t.indexed_snapshot()
+    vec = next(e for e in view.entries() if e.kind == "vector")
+    fts = next(e for e in view.entries() if e.kind == "fts")
+    return view, vec, fts
+
+
+def test_the_writer_makes_a_new_versions_tail_rows_as_a_view_of_the_log(tmp_path: Path) -> None:
+    t = _table(tmp_path)
+    for i in range(5):
+        _add(t, 100 + i, 1, i)
+    view, vec, fts = _entries(t)
+    store = view.cache.stores["tail_rows"]
+    keys = [k for k in store if k[-1] == view.version]
+    assert len(keys) == 2  # vector and text, made before any search of this version
+    rows = unindexed_rows(view, vec, vector_tail(view, vec, "vector"))
+    assert rows.run is not None and len(rows.positions) == 5
+    assert rows.block is not None and rows.block[1].base is not None  # a view of the log, not a copy
+    assert rows is unindexed_rows(view, vec, vector_tail(view, vec, "vector"))  # kept per version
+
+
+@pytest.mark.parametrize("delete_inside", [False, True])
+def test_tail_search_is_exact_over_runs_and_gathered_rows(tmp_path: Path, delete_inside: bool) -> None:
+    t = _table(tmp_path)
+    _add(t, 100, 30, 7)
+    if delete_inside:  # the version's unindexed rows are no longer one run of the log
+        t.delete("id IN (105, 117)")
+    view, vec, fts = _entries(t)
+    log = vector_tail(view, vec, "vector")
+    rows = unindexed_rows(view, vec, log)
+    assert (rows.run is None) == delete_inside
+    data = t.to_arrow(["id", "vector"], with_rowid=True)
+    mine = np.asarray(data.column("id")) >= 100
+    ids = np.asarray(data.column("_rowid"))[mine]
+    vectors = np.asarray(data.column("vector").to_pylist(), np.float32)[mine]
+    q = np.random.default_rng(1).standard_normal(DIM).astype(np.float32)
+    got_ids, got_d = log.search(rows, q, "l2", 5)
+    want = np.argsort(((vectors - q) ** 2).sum(axis=1))[:5]
+    assert got_ids.tolist() == ids[want].tolist()
+    assert got_d == pytest.approx(((vectors[want] - q) ** 2).sum(axis=1), rel=1e-4)
+
+
+def test_text_tail_run_and_mask_score_alike(tmp_path: Path) -> None:
+    t = _table(tmp_path)
+    _add(t, 100, 20, 9)
+    view, vec, fts = _entries(t)
+    log = text_tail(view, fts)
+    assert isinstance(log, TextTail) and not isinstance(log, VectorTail)
+    rows = unindexed_rows(view, fts, log)
+    assert rows.run is not None
+    masked = TailRows(rows.positions, rows.logged)  # the same rows through the live-mask path
+    for query in ("beta", "w3 beta", "alpha w101", "nothing"):
+        a = log.search(rows, query, None, 10, 1.2, 0.75)
+        b = log.search(masked, query, None, 10, 1.2, 0.75)
+        assert a[0].tolist() == b[0].tolist() and a[1] == pytest.approx(b[1])
+    ids, scores = log.search(rows, "beta", None, 50, 1.2, 0.75)
+    assert len(ids) == 20 and (scores > 0).all()  # every new row has "beta", none of the indexed ones count
