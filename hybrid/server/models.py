@@ -166,9 +166,10 @@ class HighlightSpec(Request):
 class GroupSpec(Request):
     column: ColumnName | None = Field(None, description="default: the table's declared parent column")
     per_group: int = Field(1, ge=1, le=100, description="rows kept in each group")
-    score: Literal["max", "sum", "max_mean"] = Field(
+    score: Literal["max", "sum", "max_mean", "max_mean_len"] = Field(
         "max",
-        description="a group's score: its best row's, the sum, or half the best plus half the mean of all its rows",
+        description="a group's score: its best row's, the sum, half the best plus half the mean of all its rows,"
+        " or the same with each row weighted by its text's length in the mean (max_mean_len)",
     )
     fuse: Literal["groups", "rows"] = Field(
         "rows",

@@ -8,6 +8,7 @@ import math
 import httpx
 import numpy as np
 import pyarrow as pa
+import pytest
 
 import hybrid
 from hybrid.embedders import HashingEmbedder
@@ -62,6 +63,20 @@ def test_hybrid_search_with_filter_is_correct(admin: httpx.Client) -> None:
     ).json()
     assert near["results"][0]["id"] == 7
     assert len(near["results"][0]["vector"]) == 32 and set(near["results"][0]) >= {"id", "vector", "_distance"}
+
+
+@pytest.mark.parametrize("score", ["max", "sum", "max_mean", "max_mean_len"])
+def test_grouped_search_over_http_equals_the_library(live: Live, admin: httpx.Client, score: str) -> None:
+    if admin.get("/v1/tables/api_groups").status_code == 404:
+        make_table(admin, "api_groups")
+    body = {"query": "cats gardens", "limit": 4, "group_by": {"column": "topic", "per_group": 2, "score": score}}
+    r = admin.post("/v1/tables/api_groups/search", json=body)
+    assert r.status_code == 200, r.text
+    hits = [(h["topic"], h["id"]) for h in r.json()["results"]]
+    table = hybrid.connect(live.db_path).open_table("api_groups")
+    want = table.search("cats gardens").group_by("topic", per_group=2, score=score).limit(4).to_list()  # type: ignore[arg-type]
+    assert hits == [(w["topic"], w["id"]) for w in want]
+    assert len({t for t, _ in hits}) == len(hits) // 2  # two rows of each group
 
 
 def test_fusion_rerank_and_paging(admin: httpx.Client) -> None:
