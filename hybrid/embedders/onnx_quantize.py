@@ -21,6 +21,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import platform
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from hybrid.errors import EmbeddingError, require, require_default
 
 log = logging.getLogger(__name__)
 
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx512vnni", "avx_vnni", "amx_int8"})
 INTEGER_OPS = frozenset({"MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"})
 
 
@@ -94,6 +96,44 @@ def onnx_installed() -> bool:
         return False
 
 
+def cpu_int8_kernel(machine: str | None = None, cpuinfo: str | None = None) -> str:
+    """The int8 product this CPU computes exactly: "u8s8" (unsigned activations, signed weights) with
+    VNNI or off x86; "u8u8" on an x86 CPU that has AVX2 but no VNNI, where onnxruntime's u8 x s8 kernel
+    adds pairs of products in 16 bits and can saturate (``eval/results/int8_kernels_*.md``).
+    `machine` and `cpuinfo` default to this machine's (``platform.machine()``, ``/proc/cpuinfo``)."""
+    if (machine or platform.machine()).lower() not in ("x86_64", "amd64"):
+        return "u8s8"
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:  # not Linux: no flags to read, keep the VNNI recipe
+            return "u8s8"
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return "u8s8" if not flags or VNNI_FLAGS & set(flags) else "u8u8"
+
+
+def quantize_file(source: Path, target: Path, recipe: str = "u8s8") -> None:
+    """Write `source` re-quantized to dynamic int8 (per-channel weights: signed for "u8s8", unsigned for
+    "u8u8"), with the NaN guards after each attention softmax dropped, to `target`."""
+    ort: Any = require_default("onnxruntime")
+    quantization: Any = require("onnxruntime.quantization", "onnx")
+    weights = {"u8s8": quantization.QuantType.QInt8, "u8u8": quantization.QuantType.QUInt8}[recipe]
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        folded = Path(tmp) / "folded.onnx"
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded)
+        ort.InferenceSession(str(source), sess_options=options, providers=["CPUExecutionProvider"])
+        try:
+            quantization.quantize_dynamic(str(folded), str(target), weight_type=weights, per_channel=True)
+        except Exception as exc:  # onnx / onnxruntime raise many types for a graph they cannot quantize
+            raise EmbeddingError(f"could not quantize {source} to int8: {exc}") from exc
+    onnx: Any = require("onnx", "onnx")
+    model = onnx.load(str(target))
+    if drop_nan_guards(model):
+        onnx.save(model, str(target))
+
+
 def dynamic_int8(source: Path) -> Path:
     """A per-channel dynamically quantized copy of `source` (made once, then read from the cache).
 
@@ -101,7 +141,9 @@ def dynamic_int8(source: Path) -> Path:
     back (it computes in fp32; see the module), with a log line naming the extra.
     """
     ort: Any = require_default("onnxruntime")
-    target = cache_dir() / "onnx" / f"{file_digest(source)[:24]}-dynint8-pc-nonan-ort{ort.__version__}.onnx"
+    recipe = cpu_int8_kernel()
+    tag = "dynint8" if recipe == "u8s8" else f"dynint8{recipe}"
+    target = cache_dir() / "onnx" / f"{file_digest(source)[:24]}-{tag}-pc-nonan-ort{ort.__version__}.onnx"
     if target.exists():
         return target
     if not onnx_installed():
@@ -113,25 +155,10 @@ def dynamic_int8(source: Path) -> Path:
         return source
     if has_integer_matmuls(source):
         return source
-    quantization: Any = require("onnxruntime.quantization", "onnx")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        folded = Path(tmp) / "folded.onnx"
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        options.optimized_model_filepath = str(folded)
-        ort.InferenceSession(str(source), sess_options=options, providers=["CPUExecutionProvider"])
         quantized = Path(tmp) / "quantized.onnx"
-        try:
-            quantization.quantize_dynamic(
-                str(folded), str(quantized), weight_type=quantization.QuantType.QInt8, per_channel=True
-            )
-        except Exception as exc:  # onnx / onnxruntime raise many types for a graph they cannot quantize
-            raise EmbeddingError(f"could not quantize {source} to int8: {exc}") from exc
-        onnx: Any = require("onnx", "onnx")
-        model = onnx.load(str(quantized))
-        if drop_nan_guards(model):
-            onnx.save(model, str(quantized))
+        quantize_file(source, quantized, recipe)
         os.replace(quantized, target)  # atomic: a concurrent process sees the whole file or none
     log.info("quantized %s to dynamic int8 at %s", source, target)
     return target

