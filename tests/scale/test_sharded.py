@@ -165,23 +165,11 @@ def test_other_fusions_and_weights(tables: Any, fusion: Any) -> None:
     # is about fusion and weights (HNSW recall has its own test above)
     vector = np.random.default_rng(3).normal(size=DIM)
     for weights in ("equal", {"vector": 2.0, "fts": 0.5}):
-        one = (
-            t.search(text, query_type="hybrid")
-            .vector(vector, "vector")
-            .fuse(fusion)
-            .weights(weights)
-            .ef_search(N)
-            .limit(10)
+        one, many = (
+            x.search(text, query_type="hybrid").vector(vector, "vector").fuse(fusion).weights(weights).ef_search(N)
+            for x in (t, sharded)
         )
-        many = (
-            sharded.search(text, query_type="hybrid")
-            .vector(vector, "vector")
-            .fuse(fusion)
-            .weights(weights)
-            .ef_search(N)
-            .limit(10)
-        )
-        assert_same(one.to_arrow(), many.to_arrow())
+        assert_same(one.limit(10).to_arrow(), many.limit(10).to_arrow())
 
 
 def test_reranked_results_are_identical(tables: Any) -> None:
