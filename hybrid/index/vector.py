@@ -68,7 +68,10 @@ class SharedLock:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._mutex = threading.Lock()
+        """The condition's lock, entered directly (``with self._mutex``: a C-level call, where entering the
+        condition is a Python one; a query's search enters it twice)."""
+        self._cond = threading.Condition(self._mutex)
         self._readers = 0
         self._writer = False
         self._readers_waiting = 0
@@ -86,7 +89,7 @@ class SharedLock:
     def acquire_shared(self) -> None:
         """Enter as a reader (what :meth:`shared` does, without a context manager: a query's
         search pays it on every call)."""
-        with self._cond:
+        with self._mutex:
             if not self._writer and not self._writers_waiting:  # the usual case: no writer about
                 self._readers += 1
                 return
@@ -101,14 +104,14 @@ class SharedLock:
                 self._readers_turn = False
 
     def release_shared(self) -> None:
-        with self._cond:
+        with self._mutex:
             self._readers -= 1
             if not self._readers and self._writers_waiting:  # only a waiting writer waits for readers
                 self._cond.notify_all()
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
-        with self._cond:
+        with self._mutex:
             self._writers_waiting += 1
             try:
                 while self._writer or self._readers or (self._readers_turn and self._readers_waiting):
@@ -119,7 +122,7 @@ class SharedLock:
         try:
             yield
         finally:
-            with self._cond:
+            with self._mutex:
                 self._writer = False
                 self._readers_turn = self._readers_waiting > 0
                 self._cond.notify_all()

@@ -43,6 +43,8 @@ from hybrid.query.allowed import Allowed, cached_allowed
 from hybrid.query.filter import compile_filter
 from hybrid.query.fusion import Ranked
 from hybrid.query.limits import current_limits
+from hybrid.query.result_columns import result_table
+from hybrid.query.result_columns import with_result_columns as _with_result_columns  # hybrid.ray.shards uses it
 from hybrid.query.text import Match, Phrase, TextQuery
 from hybrid.query.text_filter import to_query
 from hybrid.query.vector_plan import MAX_FETCH, plan_filtered
@@ -80,8 +82,8 @@ class Branch:
     strategy: str = ""
     note: str = ""
 
-    def ranked(self) -> Ranked:
-        return Ranked(self.ids, -self.raw if self.kind == "vector" else self.raw)
+    def ranked(self, weight: float = 1.0) -> Ranked:
+        return Ranked(self.ids, -self.raw if self.kind == "vector" else self.raw, weight)
 
 
 def _plan(q: Query, view: IndexedSnapshot) -> list[Branch]:
@@ -475,9 +477,10 @@ def _search(q: Query, view: IndexedSnapshot, known: dict[int, str | None]) -> pa
         both = snap.take(np.concatenate([pool, more]), list(dict.fromkeys([*columns, text])))
         taken = both.slice(0, len(pool)).select(list(dict.fromkeys(["_rowid", *columns])))
         known.update(zip(both.column("_rowid").to_pylist(), both.column(text).to_pylist()))
+        rows = _with_result_columns(taken, pool, scores, branches)
     else:
-        taken = single.row_reader(view, q.columns).table(pool)  # snap.take, planned once per version
-    rows = _with_result_columns(taken, pool, scores, branches)
+        reader = single.row_reader(view, q.columns)  # snap.take, planned once per version
+        rows = result_table(reader.schema, reader.table_arrays(pool), pool, scores, branches)
     for name, values in extra.items():
         rows = rows.append_column(name, pa.array(values[q.skip : q.skip + q.k]))
     return rows
@@ -511,7 +514,7 @@ def _fused(
         fused_ids, fused_scores = branches[0].ids, branches[0].ranked().scores.astype(np.float64)
     else:
         weights = _weights(q, view, branches)
-        fused_ids, fused_scores = q.fusion.fuse([replace(b.ranked(), weight=w) for b, w in zip(branches, weights)])
+        fused_ids, fused_scores = q.fusion.fuse([b.ranked(w) for b, w in zip(branches, weights)])
     keep = _results_kept(q, fused_ids, allowed)
     return (fused_ids, fused_scores) if keep is None else (fused_ids[keep], fused_scores[keep])
 
@@ -729,30 +732,3 @@ def _reranker_columns(q: Query, snap: Snapshot, branches: list[Branch]) -> list[
     wanted += [bound[b.column] for b in branches if b.kind == "vector" and b.column in bound]
     wanted += [c for c in getattr(q.reranker, "columns", ()) if c in snap.schema.names]
     return list(dict.fromkeys(wanted))
-
-
-def _with_result_columns(rows: pa.Table, ids: np.ndarray, scores: np.ndarray, branches: list[Branch]) -> pa.Table:
-    """`rows` plus _score and, per branch, its raw score and 1-based rank (null where it did not find the row);
-    numpy until one table is built."""
-    names, arrays = list(rows.column_names), list(rows.columns)
-    names.append("_score")
-    arrays.append(pa.array(scores.astype(np.float64), pa.float64()))
-    first_vector = True
-    for b in branches:
-        order = np.argsort(b.ids, kind="stable")
-        at = np.minimum(np.searchsorted(b.ids[order], ids), max(len(order) - 1, 0))
-        found = (b.ids[order][at] == ids) if len(order) else np.zeros(len(ids), dtype=bool)
-        rank = order[at] if len(order) else np.zeros(len(ids), dtype=np.int64)
-        missing = ~found
-        raw = pa.array(b.raw[rank].astype(np.float32) if len(order) else np.zeros(len(ids), np.float32), mask=missing)
-        ranks = pa.array((rank + 1).astype(np.int32), mask=missing)
-        if b.kind == "vector":
-            suffix = "" if first_vector else f"_{b.column}"
-            first_vector = False
-            names += [f"_distance{suffix}", f"_vector_rank{suffix}"]
-        else:
-            names += ["_bm25", "_fts_rank"]
-        arrays += [raw, ranks]
-    added = [pa.field(n, a.type) for n, a in zip(names[rows.num_columns :], arrays[rows.num_columns :])]
-    schema = pa.schema([*rows.schema, *added], metadata=rows.schema.metadata)
-    return pa.Table.from_arrays(arrays, schema=schema)

@@ -180,6 +180,8 @@ class Query:
     def vector(self, v: Sequence[float] | np.ndarray, column: str | None = None) -> Query:
         """The query vector for `column` (default: the table's vector column); one branch per column."""
         arr = as_vector(v)
+        if not self.vectors:  # the usual first vector
+            return self._with(vectors=((column, arr),))
         kept = tuple((c, x) for c, x in self.vectors if c != column)
         return self._with(vectors=kept + ((column, arr),))
 
@@ -417,6 +419,10 @@ def _defaults(cls: type[Query]) -> dict[str, Any]:
     return found
 
 
+_add = np.add.reduce
+"""``ndarray.sum`` without its Python wrapper (a query vector's check pays it on every query)."""
+
+
 def as_vector(v: Any) -> np.ndarray:
     """A 1-d float32 query vector; raises VectorError (a ValueError) on NaN / inf or a wrong shape."""
     try:
@@ -425,7 +431,7 @@ def as_vector(v: Any) -> np.ndarray:
         raise VectorError(f"a query vector must be a sequence of numbers ({exc})") from None
     if arr.ndim != 1 or arr.size == 0:
         raise VectorError(f"a query vector must be 1-dimensional and non-empty, got shape {arr.shape}")
-    if not math.isfinite(arr.sum(dtype=np.float64)):  # NaN and inf survive the sum; float64 cannot overflow
+    if not math.isfinite(_add(arr, dtype=np.float64)):  # NaN and inf survive the sum; float64 cannot overflow
         raise VectorError("the query vector holds NaN or inf")
     return arr
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from hybrid.query.executor import Branch
     from hybrid.query.search import Query
 
+_UINT64, _FLOAT64, _FLOAT32 = pa.uint64(), pa.float64(), pa.float32()
 _SCORE = pa.field("_score", pa.float64())
 _RESULT_FIELDS = {
     "vector": (_SCORE, pa.field("_distance", pa.float32()), pa.field("_vector_rank", pa.int32())),
@@ -66,15 +67,15 @@ def table(reader: RowReader, kind: str, ids: np.ndarray, raw: np.ndarray, ranks:
     else the BM25 score), the raw score `raw` and the branch ranks `ranks` (int32) beside them: one
     table built from numpy."""
     score = np.negative(raw, dtype=np.float64) if kind == "vector" else raw.astype(np.float64)
-    raw = np.ascontiguousarray(raw, dtype=np.float32)
-    arrays = [
-        as_arrow(ids, pa.uint64()),
-        *reader.arrays(ids),
-        as_arrow(score, pa.float64()),
-        as_arrow(raw, pa.float32()),
-        ranks,
-    ]
-    return pa.Table.from_arrays(arrays, schema=_result_schema(reader.schema, kind))
+    if raw.dtype != np.float32 or not raw.flags.c_contiguous:
+        raw = np.ascontiguousarray(raw, dtype=np.float32)
+    read = reader.arrays(ids)
+    arrays = [as_arrow(ids, _UINT64), *read, as_arrow(score, _FLOAT64), as_arrow(raw, _FLOAT32), ranks]
+    schema = _result_schema(reader.schema, kind)
+    if pa.ChunkedArray in map(type, read):  # read through Snapshot.take
+        return pa.Table.from_arrays(arrays, schema=schema)
+    # one record batch made into a table: Table.from_arrays wraps and checks each column on its own
+    return pa.Table.from_batches([pa.RecordBatch.from_arrays(arrays, schema=schema)])
 
 
 def rank_array(first: int, n: int) -> pa.Array:

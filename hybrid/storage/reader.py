@@ -20,6 +20,8 @@ import pyarrow as pa
 from hybrid.storage.numeric import NumericChunks, as_arrow
 from hybrid.storage.snapshot import ROWID, Snapshot
 
+_UINT64 = pa.uint64()
+
 
 class RowReader:
     """Reads `columns` (``_rowid`` left out: the caller has the ids) of live rows of `snap`."""
@@ -56,7 +58,10 @@ class RowReader:
                 return [as_arrow(v.gather(offsets), t) for v, t in views]
         return self.snapshot.take(rowids, self.columns).columns[1:]  # raises for the rows not there
 
+    def table_arrays(self, rowids: np.ndarray) -> list[pa.Array] | list[pa.ChunkedArray]:
+        """The columns of :meth:`table` (of :attr:`schema`): ``_rowid`` and the columns' values."""
+        return [as_arrow(rowids, _UINT64), *self.arrays(rowids)]
+
     def table(self, rowids: np.ndarray) -> pa.Table:
         """``snap.take(rowids, columns)``: ``_rowid`` and the columns."""
-        arrays = [as_arrow(rowids, pa.uint64()), *self.arrays(rowids)]
-        return pa.Table.from_arrays(arrays, schema=self.schema)
+        return pa.Table.from_arrays(self.table_arrays(rowids), schema=self.schema)

@@ -44,6 +44,8 @@ class VersionLog:
         self._prefix = os.path.join(str(self.dir), "")  # plain strings: a query's freshness check costs 2 stats
         self._latest_seen = 0
         self._cached: tuple[int, int, int, Manifest] | None = None  # (version, inode, mtime_ns, manifest)
+        self._probe: tuple[int, str, str] = (0, "", "")
+        """(version, its file, the next version's file): the paths load_latest checks, made once per version."""
         self._remote = remote.lookup(root)
         """The object store this table's folder mirrors (None: a local table)."""
 
@@ -158,14 +160,17 @@ class VersionLog:
         if cached is not None and self._remote is None and cached[0] == self._latest_seen:
             # The newest version seen, still the same file, and none after it: two stats, where
             # latest_version() and load() would take three (a query's freshness check).
+            probe = self._probe
+            if probe[0] != cached[0]:
+                probe = self._probe = (cached[0], self._file(cached[0]), self._file(cached[0] + 1))
             try:
-                stat = os.stat(self._file(cached[0]))
+                stat = os.stat(probe[1])
             except FileNotFoundError:  # cleaned up or dropped since: look again below
                 stat = None
             if (
                 stat is not None
                 and (stat.st_ino, stat.st_mtime_ns) == cached[1:3]
-                and not os.path.exists(self._file(cached[0] + 1))
+                and not os.access(probe[2], os.F_OK)  # no exception for the usual missing file, as exists() has
             ):
                 return cached[3]
         version = self.latest_version()
