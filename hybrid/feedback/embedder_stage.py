@@ -79,6 +79,9 @@ def tune_embedder(
         bar.close()
     start = time.perf_counter()
     table.add_columns({column: (current.source, tuned_embedder(folder / "embedder", base))})
+    state = tuned_state.read_state(table)
+    if not state.get("vector_column"):  # two bound columns now: text queries keep the one they used
+        tuned_state.write_state(table, {**state, "vector_column": current.column})
     entry = next(
         (e for e in table.indexed_snapshot().entries() if e.kind == "vector" and e.columns == (current.column,)),
         None,

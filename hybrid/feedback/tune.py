@@ -309,13 +309,8 @@ def tune(table: Table, judgments: Judgments | None = None, settings: TuneSetting
     if s.enable and changed:
         report.table_version = tuned_state.write_state(table, new_state).version
         report.enabled = new_state
-    elif s.embedder and not current.get("vector_column"):
-        # a second bound column now exists: text queries keep embedding for the column they used before
-        kept = {**current, "vector_column": report.embedder["base_column"]}
-        report.table_version = tuned_state.write_state(table, kept).version
-        report.enabled = kept
     else:
-        report.enabled = current
+        report.enabled = tuned_state.read_state(table)  # the embedder stage may have named the old column
     report.seconds = time.perf_counter() - start
     report.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     folder.mkdir(parents=True, exist_ok=True)
