@@ -70,6 +70,10 @@ def tune_command(
     key: Annotated[str, typer.Option(help="the column holding the qrels' corpus ids")] = "id",
     fusion: Annotated[bool, typer.Option(help="tune the fusion")] = True,
     reranker: Annotated[bool, typer.Option(help="train a cross-encoder reranker")] = True,
+    embedder: Annotated[
+        bool, typer.Option(help="fine-tune the table's embedder into a new vector column (needs torch)")
+    ] = False,
+    embedder_epochs: Annotated[int, typer.Option(min=1, help="epochs of embedder fine-tuning")] = 1,
     epochs: Annotated[int, typer.Option(min=1)] = 1,
     negatives: Annotated[int, typer.Option(min=1, help="hard negatives per relevant row")] = 3,
     max_length: Annotated[int, typer.Option(min=8, help="tokens per (query, text) pair")] = 256,
@@ -85,7 +89,8 @@ def tune_command(
     pseudo_queries: Annotated[int, typer.Option(min=8, help="pseudo-queries a --cold-start makes")] = 200,
     onnx: Annotated[bool, typer.Option(help="export the reranker to int8 ONNX and serve it with that")] = True,
 ) -> None:
-    """Learn the table's fusion and a reranker from its feedback (or --qrels); --list, --use RUN, --reset."""
+    """Learn the table's fusion, a reranker and (--embedder) its embedder from its feedback (or --qrels);
+    --list, --use RUN, --reset."""
     import json
 
     from rich.console import Console
@@ -114,6 +119,8 @@ def tune_command(
             judgments,
             fusion=fusion,
             reranker=reranker,
+            embedder=embedder,
+            embedder_epochs=embedder_epochs,
             epochs=epochs,
             negatives=negatives,
             max_length=max_length,

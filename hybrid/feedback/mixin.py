@@ -62,7 +62,8 @@ class FeedbackMixin:
         """Learn this table's fusion and a cross-encoder reranker from its feedback (or `judgments`), and make
         each the default only if it beats the current one on held-out queries (see :mod:`hybrid.feedback.tune`;
         `settings` are :class:`~hybrid.feedback.tune.TuneSettings` fields: epochs, top_n, test_fraction, seed,
-        fusion=False, reranker=False, enable=False...). Training needs the ``tune`` extra (torch)."""
+        fusion=False, reranker=False, enable=False...; ``embedder=True`` also fine-tunes the table's embedder
+        into a new vector column, :mod:`hybrid.feedback.embedder`). Training needs the ``tune`` extra (torch)."""
         from hybrid.feedback.tune import TuneSettings, tune
 
         return tune(cast("Table", self), judgments, TuneSettings(**settings))

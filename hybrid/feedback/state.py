@@ -3,7 +3,12 @@
 ``hybrid.tuned`` holds the enabled state as JSON, e.g.::
 
     {"run": "0002", "fusion": {"kind": "linear", "alpha": 0.5},
-     "reranker": {"model": "0002/reranker", "top_n": 50, "blend": 0.5, "max_length": 256}}
+     "reranker": {"model": "0002/reranker", "top_n": 50, "blend": 0.5, "max_length": 256},
+     "vector_column": "vector_tuned_0002"}
+
+``vector_column`` is the bound vector column text queries embed for when they name none: a tuned embedder
+(``tune(embedder=True)``) adds a column ``<column>_tuned_<run>`` bound to its model, kept whether or not
+the guard enables it, so a table with one holds several bound columns and its state names the default.
 
 The models of every tune run are kept in the database folder beside the table, in
 ``<table>__tuned/<run>/`` (a run's ``report.json`` says what it learned and whether the guard enabled it).
@@ -78,14 +83,25 @@ def runs(table: Table) -> list[dict[str, Any]]:
 def use_run(table: Table, run: str | None) -> Commit:
     """Make tune run `run`'s learned state the table's default (its ``state``, whatever the guard said),
     or go back to the library's defaults with None."""
+    original = _original_column(table)
     if run is None:
-        return write_state(table, {}, "untune")
+        return write_state(table, {"vector_column": original} if original else {}, "untune")
     path = runs_dir(table) / run / REPORT
     if not path.exists():
         known = [r["run"] for r in runs(table)]
         raise HybridError(f"no tune run {run!r} for table {table.name!r}; runs: {known}")
-    report = json.loads(path.read_text(encoding="utf-8"))
-    return write_state(table, report["learned"], "tune")
+    learned = json.loads(path.read_text(encoding="utf-8"))["learned"]
+    if original and not learned.get("vector_column"):
+        learned["vector_column"] = original  # a run from before any embedder was tuned
+    return write_state(table, learned, "tune")
+
+
+def _original_column(table: Table) -> str | None:
+    """The vector column text queries embedded for before any embedder was tuned (None: none was)."""
+    for report in runs(table):
+        if report.get("embedder"):
+            return str(report["embedder"]["base_column"])
+    return None
 
 
 def fusion_from(spec: dict[str, Any]) -> Fusion:
@@ -121,10 +137,13 @@ def reranker_from(table: Table, spec: dict[str, Any]) -> TunedReranker:
 
 
 def apply_defaults(table: Table, query: Query) -> Query:
-    """`query` with the table's enabled tuned fusion (hybrid queries) and reranker (text queries)."""
+    """`query` with the table's enabled tuned fusion (hybrid queries), reranker (text queries) and vector
+    column (text queries naming none)."""
     state = read_state(table)
     if not state:
         return query
+    if state.get("vector_column") and query.vector_column is None:
+        query = query._with(vector_column=state["vector_column"])
     if state.get("fusion"):
         query = query.fuse(fusion_from(state["fusion"]))
     if state.get("reranker") and query.text_query is not None:

@@ -8,6 +8,11 @@
    training queries but a dev slice, a cross-encoder is trained on them
    (:func:`hybrid.feedback.reranker.train_cross_encoder`), and its blend with the fused score is chosen
    on the dev slice.
+3b. Embedder (``embedder=True``, before the reranker): the table's bi-encoder is fine-tuned on the training
+   queries with in-batch and mined hard negatives (:mod:`hybrid.feedback.embedder`) and the table is
+   re-embedded into a new vector column ``<column>_tuned_<run>`` (``add_columns``); the guard compares
+   the hybrid search on it with the one on the current column. Whatever the verdict, the new column stays
+   (kept, reported); text queries embed for the column the tuned state names (``vector_column``).
 4. The guard: each learned part becomes the table's default only if it beats what the table uses now on
    the held-out queries, by mean nDCG@10 and a two-sided paired randomization test (p < `alpha`,
    :func:`hybrid.eval.paired_randomization_test`); otherwise it is kept (``<table>__tuned/<run>``),
@@ -74,6 +79,14 @@ class Decision:
 class TuneSettings:
     fusion: bool = True
     reranker: bool = True
+    embedder: bool = False
+    """fine-tune the table's embedder into a new vector column (:mod:`hybrid.feedback.embedder`)"""
+    embedder_epochs: int = 1
+    embedder_batch: int = 32
+    embedder_learning_rate: float = 2e-5
+    embedder_negatives: int = 1
+    """mined hard negatives per example (the batch's other texts are negatives too)"""
+    embedder_max_length: int = 256
     test_fraction: float = 0.2
     dev_fraction: float = 0.15
     seed: int = 0
@@ -116,6 +129,7 @@ class TuneReport:
     settings: dict[str, Any]
     fusion: dict[str, Any] = field(default_factory=dict)
     reranker: dict[str, Any] = field(default_factory=dict)
+    embedder: dict[str, Any] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
     learned: dict[str, Any] = field(default_factory=dict)
     enabled: dict[str, Any] = field(default_factory=dict)
@@ -133,6 +147,12 @@ class TuneReport:
         if self.fusion:
             lines.append(
                 f"fusion: best on training {self.fusion['chosen']} ({MEASURE} {self.fusion['train_best']:.4f})"
+            )
+        if self.embedder:
+            e = self.embedder
+            lines.append(
+                f"embedder: {e['steps']} steps over {e['examples']} examples in {e['seconds']:.0f} s, loss "
+                f"{e['loss_first']:.3f} -> {e['loss_last']:.3f}; column {e['column']!r} ({e['embed_seconds']:.0f} s)"
             )
         if self.reranker:
             r = self.reranker
@@ -224,9 +244,9 @@ def tune(table: Table, judgments: Judgments | None = None, settings: TuneSetting
     )
     show = s.progress
 
-    def fused(fusion: dict[str, Any]) -> Callable[[str], Query]:
+    def fused(fusion: dict[str, Any], column: str | None = None) -> Callable[[str], Query]:
         f = tuned_state.fusion_from(fusion)
-        return lambda q: table.search(q).rerank(None).fuse(f)
+        return lambda q: table.search(q, vector_column=column).rerank(None).fuse(f)
 
     def ndcg(js: Judgments, build: Callable[[str], Query], desc: str) -> dict[str, float]:
         ranked = {q: _rowids(build(q)) for q in _bar(js.queries, len(js), desc, show)}
@@ -235,6 +255,8 @@ def tune(table: Table, judgments: Judgments | None = None, settings: TuneSetting
     current_fusion = current.get("fusion") or LIBRARY_FUSION
     new_state = dict(current)
     learned: dict[str, Any] = {"run": run, "fusion": current.get("fusion"), "reranker": current.get("reranker")}
+    if current.get("vector_column"):
+        learned["vector_column"] = current["vector_column"]
     if s.fusion:
         scores = {}
         for spec in FUSION_GRID:
@@ -254,15 +276,29 @@ def tune(table: Table, judgments: Judgments | None = None, settings: TuneSetting
             report.decisions.append(decision)
             if decision.accepted:
                 new_state["fusion"] = best
+    if s.embedder:
+        from hybrid.feedback.embedder_stage import tune_embedder
+
+        stage_fusion = new_state.get("fusion") or LIBRARY_FUSION
+        base_column, column = tune_embedder(table, train, stage_fusion, folder, s, report)
+        learned["vector_column"] = column
+        base = ndcg(held, fused(stage_fusion, base_column), "embedder: current column (held-out)")
+        cand = ndcg(held, fused(stage_fusion, column), "embedder: tuned column (held-out)")
+        decision = guard("embedder", base, cand, s.alpha)
+        report.decisions.append(decision)
+        new_state["vector_column"] = column if decision.accepted else base_column
     if s.reranker:
         stage_fusion = new_state.get("fusion") or LIBRARY_FUSION
-        spec = _train_reranker(table, train, held, stage_fusion, folder, s, report)
+        vc = new_state.get("vector_column")
+        spec = _train_reranker(table, train, held, stage_fusion, folder, s, report, vc)
         learned["reranker"] = spec
         f = tuned_state.fusion_from(stage_fusion)
         candidate = tuned_state.reranker_from(table, spec)
         base_reranker = tuned_state.reranker_from(table, current["reranker"]) if current.get("reranker") else None
-        base = ndcg(held, lambda q: table.search(q).fuse(f).rerank(base_reranker), "reranker: current (held-out)")
-        cand = ndcg(held, lambda q: table.search(q).fuse(f).rerank(candidate), "reranker: tuned (held-out)")
+        base = ndcg(
+            held, lambda q: table.search(q, vector_column=vc).fuse(f).rerank(base_reranker), "reranker: current"
+        )
+        cand = ndcg(held, lambda q: table.search(q, vector_column=vc).fuse(f).rerank(candidate), "reranker: tuned")
         decision = guard("reranker", base, cand, s.alpha)
         report.decisions.append(decision)
         if decision.accepted:
@@ -274,7 +310,7 @@ def tune(table: Table, judgments: Judgments | None = None, settings: TuneSetting
         report.table_version = tuned_state.write_state(table, new_state).version
         report.enabled = new_state
     else:
-        report.enabled = current
+        report.enabled = tuned_state.read_state(table)  # the embedder stage may have named the old column
     report.seconds = time.perf_counter() - start
     report.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     folder.mkdir(parents=True, exist_ok=True)
@@ -297,7 +333,12 @@ def _label(spec: dict[str, Any]) -> str:
 
 
 def mine_examples(
-    table: Table, judgments: Judgments, fusion: dict[str, Any], s: TuneSettings, show: bool = False
+    table: Table,
+    judgments: Judgments,
+    fusion: dict[str, Any],
+    s: TuneSettings,
+    show: bool = False,
+    vector_column: str | None = None,
 ) -> list[TrainingExample]:
     """A training example per (query, relevant row), weighted by the row's grade (weights scaled to mean 1):
     `negatives` rows drawn from the table's top `mine_depth` for the query that were not judged relevant
@@ -312,7 +353,8 @@ def mine_examples(
     out: list[TrainingExample] = []
     for q in _bar(judgments.queries, len(judgments), "mining hard negatives", show):
         labels = judgments.labels[q]
-        hits = table.search(q).rerank(None).fuse(f).limit(s.mine_depth).select([column]).to_arrow()
+        query = table.search(q, vector_column=vector_column).rerank(None).fuse(f)
+        hits = query.limit(s.mine_depth).select([column]).to_arrow()
         found = dict(zip(hits.column("_rowid").to_pylist(), hits.column(column).to_pylist(), strict=True))
         wrong = [r for r, v in labels.items() if v <= 0]
         pool = [r for r in found if r not in labels]
@@ -355,12 +397,13 @@ def _train_reranker(
     folder: Path,
     s: TuneSettings,
     report: TuneReport,
+    vector_column: str | None = None,
 ) -> dict[str, Any]:
     from hybrid.feedback.reranker import TrainingSettings, TunedReranker, packaged_encoder, train_cross_encoder
 
     require("torch", "models")
     fit, dev = train.split(s.dev_fraction, s.seed + 1) if len(train) >= 4 else (train, train)
-    examples = mine_examples(table, fit, fusion, s, s.progress)
+    examples = mine_examples(table, fit, fusion, s, s.progress, vector_column)
     if not examples:
         raise FeedbackError("no training examples: the judged rows have no text, or the table is too small")
     settings = TrainingSettings(
@@ -391,7 +434,7 @@ def _train_reranker(
     onnx_seconds = _export(folder / "reranker", s)
     column = text_column(table, s)
     model = TunedReranker(folder / "reranker", top_n=s.top_n, max_length=s.max_length, threads=s.threads, column=column)
-    dev_scores = _blend_scores_on(table, dev, fusion, model, s.progress)
+    dev_scores = _blend_scores_on(table, dev, fusion, model, s.progress, vector_column)
     best = max(BLENDS, key=lambda b: (dev_scores[b], -b))
     first, last = result.loss_drop()
     report.reranker = {
@@ -431,7 +474,12 @@ def _export(model_dir: Path, s: TuneSettings) -> float | None:
 
 
 def _blend_scores_on(
-    table: Table, dev: Judgments, fusion: dict[str, Any], model: TunedReranker, show: bool
+    table: Table,
+    dev: Judgments,
+    fusion: dict[str, Any],
+    model: TunedReranker,
+    show: bool,
+    vector_column: str | None = None,
 ) -> dict[float, float]:
     """Mean dev nDCG@10 for each blend (the model scores each query's top_n once)."""
     from hybrid.feedback.reranker import blend_scores
@@ -440,7 +488,8 @@ def _blend_scores_on(
     f = tuned_state.fusion_from(fusion)
     ranked: dict[float, dict[str, list[int]]] = {b: {} for b in BLENDS}
     for q in _bar(dev.queries, len(dev), "choosing the blend (dev)", show):
-        hits = table.search(q).rerank(None).fuse(f).limit(model.top_n).select([column]).to_arrow()
+        query = table.search(q, vector_column=vector_column).rerank(None).fuse(f)
+        hits = query.limit(model.top_n).select([column]).to_arrow()
         ids = np.asarray(hits.column("_rowid").to_pylist())
         fused = np.asarray(hits.column("_score").to_pylist(), dtype=np.float64)
         logits = model.score(q, [t or "" for t in hits.column(column).to_pylist()])

@@ -1,0 +1,197 @@
+#!/usr/bin/env python
+"""What `table.tune(embedder=True)` gains: the table's all-MiniLM-L6-v2 fine-tuned on a collection's
+training judgments, written as a new vector column, measured on the collection's *test* queries.
+
+For each ``--train`` collection (``scifact:train``, ``nfcorpus:train``...), the table is built as
+``eval/tune.py`` builds it (``content`` = "title. text", packaged all-MiniLM-L6-v2 vectors, default BM25), then:
+
+* ``default``: the library's default hybrid query on the test queries (and the dense branch alone);
+* ``table.tune(train judgments, embedder=True, fusion=False, reranker=False)``: mining hard negatives from
+  the table's hybrid results, MultipleNegativesRankingLoss fine-tuning, the new column, the guard on the
+  tune's own held-out 20% of the training queries;
+* ``tuned column``: the default hybrid query (and the dense branch alone) on the new column;
+* ``after guard``: the test queries searched as the table now searches;
+* p: two-sided paired randomization test against ``default`` (10,000 trials).
+
+    nice -n 10 python eval/tune_embedder.py [--data DIR] [--work DIR] [--train scifact:train]
+        [--epochs 1] [--batch 32] [--learning-rate 2e-5] [--max-length 128] [--negatives 1] [--threads 1]
+
+Writes eval/results/tune_embedder_<collection>.md and .json (``--name`` sets the stem's end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench.peer_config import default_data  # noqa: E402
+from tune import _public_args, judgments, make_table, mean, ndcg  # noqa: E402
+
+import hybrid  # noqa: E402
+from hybrid.eval import paired_randomization_test  # noqa: E402
+from hybrid.eval.collection import load_beir  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def log(*parts: Any) -> None:
+    print(time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
+
+
+def p_value(a: dict[str, float], b: dict[str, float]) -> float:
+    return paired_randomization_test([a[q] for q in b], [b[q] for q in b])
+
+
+def run_one(name: str, split: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    path = args.data / name
+    test = load_beir(path, "test")
+    train = load_beir(path, split)
+    table, build = make_table(hybrid.connect(root / name.replace("/", "-")), test, args.work)
+    test_j = judgments(table, test, args.eval_queries)
+    train_j = judgments(table, train)
+    log(name, f"{len(train_j)} {split} queries, {len(test_j)} test queries; built in {build['build_s']} s")
+    figures: dict[str, dict[str, float]] = {}
+    figures["default"] = ndcg(table, test_j, lambda q: table.search(q).rerank(None), "default hybrid")
+    figures["dense"] = ndcg(table, test_j, lambda q: table.search(q, query_type="vector"), "default dense")
+    log(name, f"test: default hybrid {mean(figures['default']):.4f}, dense {mean(figures['dense']):.4f}")
+    cpu, start = time.process_time(), time.perf_counter()
+    report = table.tune(
+        train_j,
+        fusion=False,
+        reranker=False,
+        embedder=True,
+        embedder_epochs=args.epochs,
+        embedder_batch=args.batch,
+        embedder_learning_rate=args.learning_rate,
+        embedder_negatives=args.negatives,
+        embedder_max_length=args.max_length,
+        mine_depth=args.mine_depth,
+        positives_per_query=args.positives_per_query,
+        threads=args.threads,
+        test_fraction=args.test_fraction,
+    )
+    tune_s, tune_cpu = time.perf_counter() - start, time.process_time() - cpu
+    log(report.summary())
+    column = report.embedder["column"]
+    figures["tuned"] = ndcg(
+        table, test_j, lambda q: table.search(q, vector_column=column).rerank(None), "hybrid on the tuned column"
+    )
+    figures["tuned_dense"] = ndcg(
+        table, test_j, lambda q: table.search(q, query_type="vector", vector_column=column), "tuned dense"
+    )
+    figures["after_guard"] = ndcg(table, test_j, lambda q: table.search(q), "after guard")
+    base = figures["default"]
+    out = {
+        "collection": name,
+        "train_split": split,
+        "build": build,
+        "train_queries": len(train_j),
+        "test_queries": len(test_j),
+        **{k: mean(v) for k, v in figures.items()},
+        "p_tuned_vs_default": p_value(figures["tuned"], base),
+        "p_tuned_dense_vs_dense": p_value(figures["tuned_dense"], figures["dense"]),
+        "p_after_vs_default": p_value(figures["after_guard"], base),
+        "tune_seconds": tune_s,
+        "tune_cpu_seconds": tune_cpu,
+        "report": report.to_dict(),
+    }
+    log(name, json.dumps({k: v for k, v in out.items() if isinstance(v, float)}))
+    return out
+
+
+def markdown(out: dict[str, Any]) -> str:
+    lines = [
+        "# Tuning the embedder: all-MiniLM-L6-v2 fine-tuned on training judgments, a new vector column "
+        "(nDCG@10 on test queries)",
+        "",
+        f"`{out['command']}` on {out['machine']}, shared with other jobs (load average {out['load']} at the "
+        f"start, {out.get('load_end', '?')} at the end), so times are indicative only. Settings: "
+        f"{json.dumps(out['settings'])}.",
+        "",
+        "The tuned model starts from the packaged all-MiniLM-L6-v2 (the table's own column's model); each "
+        "training query's judged rows are positives, its hard negatives are rows the table's default hybrid "
+        "search ranks in its top `mine_depth` that were not judged relevant; loss: sentence-transformers' "
+        "MultipleNegativesRankingLoss (in-batch + hard negatives). The guard compares hybrid search on the "
+        "new column with the current one on the tune's own held-out 20% of the training queries.",
+        "",
+        "| collection | trained on | default hybrid | hybrid, tuned column (p) | dense | dense, tuned (p) | "
+        "after guard | guard (held-out of train) | tune time (CPU) | training | re-embedding | peak memory |",
+        "|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|",
+    ]
+    for r in out["runs"]:
+        rep = r["report"]
+        e = rep["embedder"]
+        d = next(x for x in rep["decisions"] if x["part"] == "embedder")
+        verdict = f"{d['baseline']:.4f} -> {d['candidate']:.4f} p={d['p_value']:.3g} {'on' if d['accepted'] else 'off'}"
+        lines.append(
+            f"| {r['collection']} | {r['train_split']} ({r['train_queries']} q) | {r['default']:.4f} | "
+            f"{r['tuned']:.4f} ({r['p_tuned_vs_default']:.3g}) | {r['dense']:.4f} | {r['tuned_dense']:.4f} "
+            f"({r['p_tuned_dense_vs_dense']:.3g}) | {r['after_guard']:.4f} | {verdict} | {r['tune_seconds']:.0f} s "
+            f"({r['tune_cpu_seconds']:.0f} s) | {e['seconds']:.0f} s, {e['steps']} steps, {e['examples']} examples | "
+            f"{e['embed_seconds']:.0f} s | {rep['peak_memory_mb']:.0f} MB |"
+        )
+    lines += ["", "Loss (mean of the first 5 steps -> last 5 steps):", ""]
+    for r in out["runs"]:
+        e = r["report"]["embedder"]
+        lines.append(f"- {r['collection']}: {e['loss_first']:.3f} -> {e['loss_last']:.3f} ({e['losses']})")
+    return "\n".join(lines) + "\n"
+
+
+def write(out: dict[str, Any], stem: str) -> None:
+    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown(out))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=default_data())
+    p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "hybrid-tune-work")
+    p.add_argument("--train", default="scifact:train")
+    p.add_argument("--eval-queries", type=int, default=None, help="only the first N judged test queries")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--learning-rate", type=float, default=2e-5)
+    p.add_argument("--max-length", type=int, default=128, help="word pieces a text is cut to while training")
+    p.add_argument("--negatives", type=int, default=1, help="mined hard negatives per example")
+    p.add_argument("--mine-depth", type=int, default=30)
+    p.add_argument("--positives-per-query", type=int, default=None)
+    p.add_argument("--test-fraction", type=float, default=0.2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 beats 2 on a crowded machine)")
+    p.add_argument("--name", default=None, help="results stem (default: tune_embedder_<collections>)")
+    args = p.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    items = [x for x in args.train.split(",") if x]
+    stem = args.name or "tune_embedder_" + "_".join(x.partition(":")[0].replace("/", "-") for x in items)
+    out: dict[str, Any] = {
+        "command": "python eval/tune_embedder.py " + " ".join(_public_args(sys.argv[1:])),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("data", "work", "name")},
+        "runs": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for item in items:
+            name, _, split = item.partition(":")
+            out["runs"].append(run_one(name, split or "train", args, Path(tmp)))
+            out["load_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+            write(out, stem)
+    out["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    write(out, stem)
+    print(markdown(out))
+
+
+if __name__ == "__main__":
+    main()

