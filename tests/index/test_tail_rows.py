@@ -1,6 +1,7 @@
 """Per-version state of the rows an index does not hold yet (:mod:`hybrid.index.tail`).
 
-The writer makes a new version's tail rows right after its commit; a version's rows
+A writer that searches makes a new version's tail rows right after its commit (one that only
+writes reads none of its backlog); a version's rows
 appended since the index was built are one run of the log (their vectors a view, no
 copy); rows deleted among them are gathered. Every way must score like exact search.
 """
@@ -35,6 +36,10 @@ def _add(t: hybrid.Table, start: int, n: int, seed: int) -> None:
            for i in range(start, start + n)])  # fmt: skip
 
 
+def _search(t: hybrid.Table) -> None:
+    t.search("alpha", query_type="hybrid").vector(np.ones(DIM, np.float32)).limit(3).to_list()
+
+
 def _entries(t: hybrid.Table) -> tuple[IndexedSnapshot, IndexEntry, IndexEntry]:
     view = t.indexed_snapshot()
     vec = next(e for e in view.entries() if e.kind == "vector")
@@ -44,6 +49,7 @@ def _entries(t: hybrid.Table) -> tuple[IndexedSnapshot, IndexEntry, IndexEntry]:
 
 def test_the_writer_makes_a_new_versions_tail_rows_as_a_view_of_the_log(tmp_path: Path) -> None:
     t = _table(tmp_path)
+    _search(t)  # a table that searches
     for i in range(5):
         _add(t, 100 + i, 1, i)
     view, vec, fts = _entries(t)
@@ -56,9 +62,31 @@ def test_the_writer_makes_a_new_versions_tail_rows_as_a_view_of_the_log(tmp_path
     assert rows is unindexed_rows(view, vec, vector_tail(view, vec, "vector"))  # kept per version
 
 
+def test_a_writer_that_never_searched_reads_no_backlog_and_its_first_search_finds_every_row(tmp_path: Path) -> None:
+    t = _table(tmp_path)
+    _add(t, 100, 1, 0)
+    _search(t)
+    for i in range(1, 6):
+        _add(t, 100 + i, 1, i)
+    fresh = hybrid.connect(tmp_path, upkeep=None).open_table("docs")  # a new table object: nothing kept
+    _add(fresh, 200, 1, 9)
+    _add(fresh, 201, 1, 10)
+    view, vec, fts = _entries(fresh)
+    for namespace in ("vector_tails", "text_tails", "tail_rows"):  # the commits logged nothing
+        assert not view.cache.stores.get(namespace)
+    data = fresh.to_arrow(["id", "vector"])
+    vectors = np.asarray(data.column("vector").to_pylist(), np.float32)
+    for row in (-1, -3, -8):  # rows of the new object's commits and of the old one's: each its own top hit
+        got = fresh.search(vectors[row], vector_column="vector").limit(1).to_list()
+        assert got[0]["id"] == data.column("id")[row].as_py()
+    assert fresh.search("w201").limit(1).to_list()[0]["id"] == 201  # the text tail too
+    assert view.cache.stores.get("vector_tails") and view.cache.stores.get("text_tails")  # logged by the search
+
+
 @pytest.mark.parametrize("delete_inside", [False, True])
 def test_tail_search_is_exact_over_runs_and_gathered_rows(tmp_path: Path, delete_inside: bool) -> None:
     t = _table(tmp_path)
+    _search(t)  # the writer logs the rows it adds (a search later finds the deleted ones' gaps in the log)
     _add(t, 100, 30, 7)
     if delete_inside:  # the version's unindexed rows are no longer one run of the log
         t.delete("id IN (105, 117)")
