@@ -8,6 +8,8 @@ copy); rows deleted among them are gathered. Every way must score like exact sea
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ import pytest
 
 import hybrid
 from hybrid.index.catalog import IndexEntry
+from hybrid.index.fulltext import COMBINED_FIELD
 from hybrid.index.tail import TailRows, TextTail, VectorTail, text_tail, unindexed_rows, vector_tail
 from hybrid.index.view import IndexedSnapshot
 
@@ -120,3 +123,54 @@ def test_text_tail_run_and_mask_score_alike(tmp_path: Path) -> None:
         assert a[0].tolist() == b[0].tolist() and a[1] == pytest.approx(b[1])
     ids, scores = log.search(rows, "beta", None, 50, 1.2, 0.75)
     assert len(ids) == 20 and (scores > 0).all()  # every new row has "beta", none of the indexed ones count
+
+
+def _bm25_reference(log: TextTail, texts: dict[int, dict[str, str]], query: str, boosts: dict[str, float] | None,
+                    k1: float, b: float) -> dict[int, float]:  # fmt: skip
+    """Each tail row's BM25 over the main index's statistics, term by term in plain Python: per column
+    (boosted) or, for a BM25F index without boosts, on the combined field (counts and lengths weighted)."""
+    index, terms = log.index, log.index.analyzer.terms
+    counted = {r: {c: Counter(terms(t[c])) for c in index.columns} for r, t in texts.items()}
+    weights = index.weights or {}
+    if index.weights is not None and not boosts:
+        combined = {r: sum((Counter({w: n * weights.get(c, 1) for w, n in cs[c].items()}) for c in index.columns),
+                           Counter()) for r, cs in counted.items()}  # fmt: skip
+        avg = sum(weights.get(c, 1) * log.avg_len[c] for c in index.columns)
+        fields = [(COMBINED_FIELD, 1.0, combined, avg)]
+    else:
+        fields = [(f, (boosts or {}).get(c, 1.0), {r: cs[c] for r, cs in counted.items()}, log.avg_len[c])
+                  for f, c in zip(index.fields, index.columns)]  # fmt: skip
+    n_docs = index.num_docs + index.deleted_docs + len(texts)
+    scores = dict.fromkeys(texts, 0.0)
+    for name, boost, per_row, avg in fields:
+        for term, q_count in Counter(terms(query)).items():
+            df = int(index.searcher.doc_freq(name, term)) + sum(1 for c in per_row.values() if c[term])
+            idf = math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+            for r, c in per_row.items():
+                if c[term]:
+                    norm = k1 * (1 - b + b * sum(c.values()) / avg)
+                    scores[r] += q_count * boost * idf * c[term] * (k1 + 1) / (c[term] + norm)
+    return {r: s for r, s in scores.items() if s > 0}
+
+
+def test_text_tail_scores_every_field_and_term_as_bm25_on_the_index_statistics(tmp_path: Path) -> None:
+    rows = [{"id": i, "title": f"alpha w{i % 3}", "body": f"beta w{i % 5} w{i}"} for i in range(40)]
+    t = hybrid.connect(tmp_path, upkeep=None).create_table("docs", rows)
+    t.create_fts_index(["title", "body"], weights={"title": 2, "body": 1})
+    t.search("alpha").limit(1).to_list()  # loaded: the writer logs what it adds
+    t.add([{"id": i, "title": f"alpha beta w{i % 4}", "body": " ".join([f"beta w{i % 3} gamma"] * (1 + i % 3))}
+           for i in range(100, 114)])  # fmt: skip
+    t.delete("id = 105")  # the rows are no longer one run of the log: the live-mask path
+    data = t.to_arrow(["id", "title", "body"], with_rowid=True).to_pylist()
+    texts = {r["_rowid"]: r for r in data if r["id"] >= 100}
+    view = t.indexed_snapshot()
+    fts = next(e for e in view.entries() if e.kind == "fts")
+    log = text_tail(view, fts)
+    tail = unindexed_rows(view, fts, log)
+    assert tail.run is None and len(tail.positions) == 13
+    for boosts in (None, {"title": 3.0, "body": 0.5}):
+        for query in ("beta w1 gamma", "alpha alpha w2", "w0 nothing"):
+            ids, scores = log.search(tail, query, boosts, 50, 1.2, 0.75)
+            want = _bm25_reference(log, texts, query, boosts, 1.2, 0.75)
+            assert dict(zip(ids.tolist(), scores.tolist())) == pytest.approx(want, rel=1e-5)
+            assert scores.tolist() == sorted(scores.tolist(), reverse=True)
