@@ -244,3 +244,13 @@ def _units_and_bigrams(units: list[str]) -> str:
 def _built(analyzer: Analyzer) -> tantivy.TextAnalyzer:
     """`analyzer`'s tantivy analyzer, shared by equal analyzers (tantivy copies it into each index)."""
     return analyzer._build_tantivy()
+
+
+@lru_cache(maxsize=256)
+def query_terms(analyzer: Analyzer, text: str) -> tuple[tuple[str, int], ...]:
+    """The distinct terms of the query `text` with their counts, in first-seen order; the latest texts
+    kept (a search analyses its query for the full-text index, then again for the rows it does not hold yet)."""
+    counts: dict[str, int] = {}
+    for term in analyzer.terms(text):
+        counts[term] = counts.get(term, 0) + 1
+    return tuple(counts.items())

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import threading
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import numpy as np
 import tantivy
 
 from hybrid.errors import QueryError
-from hybrid.index.analyzer import TANTIVY_NAME, Analyzer
+from hybrid.index.analyzer import TANTIVY_NAME, Analyzer, query_terms
 from hybrid.index.fts_filters import Kind, add_fields, add_value
 from hybrid.index.overfetch import overfetch_depth
 from hybrid.index.text_query import PROXIMITY_SLOP, Boolean, Match, Phrase, QueryString, TextQuery
@@ -257,9 +256,8 @@ class FullTextIndex:
         else:
             weights = [(f, float((boosts or {}).get(c, 1.0))) for f, c in zip(self.fields, self.columns)]
         if isinstance(query, Match):
-            counts = Counter(self.analyzer.terms(query.text))
             clauses = []
-            for term, n in counts.items():
+            for term, n in query_terms(self.analyzer, query.text):
                 for field, w in weights:
                     if query.fuzziness:
                         q = tantivy.Query.fuzzy_term_query(self._schema, field, term, query.fuzziness)

@@ -71,6 +71,15 @@ class IndexedSnapshot:
         """Sorted row ids of every live row of this version."""
         return self.cache.live_ids(self.snapshot)
 
+    def has_loaded(self, entry: IndexEntry) -> bool:
+        """Whether this table's cache holds `entry`'s index loaded now (nothing is loaded)."""
+        return entry.path in self.cache.loaded
+
+    def keeps(self, namespace: str, key: Any) -> bool:
+        """Whether this table's cache holds a value under (`namespace`, `key`) now (nothing is made)."""
+        store = self.cache.stores.get(namespace)
+        return store is not None and key in store
+
     def remember(
         self, namespace: str, key: Any, make: Callable[[], T], keep: int = 8, max_bytes: int | None = None
     ) -> T:

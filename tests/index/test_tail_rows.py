@@ -1,12 +1,15 @@
 """Per-version state of the rows an index does not hold yet (:mod:`hybrid.index.tail`).
 
-The writer makes a new version's tail rows right after its commit; a version's rows
+A writer that searches makes a new version's tail rows right after its commit (one that only
+writes reads none of its backlog); a version's rows
 appended since the index was built are one run of the log (their vectors a view, no
 copy); rows deleted among them are gathered. Every way must score like exact search.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,7 @@ import pytest
 
 import hybrid
 from hybrid.index.catalog import IndexEntry
+from hybrid.index.fulltext import COMBINED_FIELD
 from hybrid.index.tail import TailRows, TextTail, VectorTail, text_tail, unindexed_rows, vector_tail
 from hybrid.index.view import IndexedSnapshot
 
@@ -35,6 +39,10 @@ def _add(t: hybrid.Table, start: int, n: int, seed: int) -> None:
            for i in range(start, start + n)])  # fmt: skip
 
 
+def _search(t: hybrid.Table) -> None:
+    t.search("alpha", query_type="hybrid").vector(np.ones(DIM, np.float32)).limit(3).to_list()
+
+
 def _entries(t: hybrid.Table) -> tuple[IndexedSnapshot, IndexEntry, IndexEntry]:
     view = t.indexed_snapshot()
     vec = next(e for e in view.entries() if e.kind == "vector")
@@ -44,6 +52,7 @@ def _entries(t: hybrid.Table) -> tuple[IndexedSnapshot, IndexEntry, IndexEntry]:
 
 def test_the_writer_makes_a_new_versions_tail_rows_as_a_view_of_the_log(tmp_path: Path) -> None:
     t = _table(tmp_path)
+    _search(t)  # a table that searches
     for i in range(5):
         _add(t, 100 + i, 1, i)
     view, vec, fts = _entries(t)
@@ -56,9 +65,31 @@ def test_the_writer_makes_a_new_versions_tail_rows_as_a_view_of_the_log(tmp_path
     assert rows is unindexed_rows(view, vec, vector_tail(view, vec, "vector"))  # kept per version
 
 
+def test_a_writer_that_never_searched_reads_no_backlog_and_its_first_search_finds_every_row(tmp_path: Path) -> None:
+    t = _table(tmp_path)
+    _add(t, 100, 1, 0)
+    _search(t)
+    for i in range(1, 6):
+        _add(t, 100 + i, 1, i)
+    fresh = hybrid.connect(tmp_path, upkeep=None).open_table("docs")  # a new table object: nothing kept
+    _add(fresh, 200, 1, 9)
+    _add(fresh, 201, 1, 10)
+    view, vec, fts = _entries(fresh)
+    for namespace in ("vector_tails", "text_tails", "tail_rows"):  # the commits logged nothing
+        assert not view.cache.stores.get(namespace)
+    data = fresh.to_arrow(["id", "vector"])
+    vectors = np.asarray(data.column("vector").to_pylist(), np.float32)
+    for row in (-1, -3, -8):  # rows of the new object's commits and of the old one's: each its own top hit
+        got = fresh.search(vectors[row], vector_column="vector").limit(1).to_list()
+        assert got[0]["id"] == data.column("id")[row].as_py()
+    assert fresh.search("w201").limit(1).to_list()[0]["id"] == 201  # the text tail too
+    assert view.cache.stores.get("vector_tails") and view.cache.stores.get("text_tails")  # logged by the search
+
+
 @pytest.mark.parametrize("delete_inside", [False, True])
 def test_tail_search_is_exact_over_runs_and_gathered_rows(tmp_path: Path, delete_inside: bool) -> None:
     t = _table(tmp_path)
+    _search(t)  # the writer logs the rows it adds (a search later finds the deleted ones' gaps in the log)
     _add(t, 100, 30, 7)
     if delete_inside:  # the version's unindexed rows are no longer one run of the log
         t.delete("id IN (105, 117)")
@@ -92,3 +123,54 @@ def test_text_tail_run_and_mask_score_alike(tmp_path: Path) -> None:
         assert a[0].tolist() == b[0].tolist() and a[1] == pytest.approx(b[1])
     ids, scores = log.search(rows, "beta", None, 50, 1.2, 0.75)
     assert len(ids) == 20 and (scores > 0).all()  # every new row has "beta", none of the indexed ones count
+
+
+def _bm25_reference(log: TextTail, texts: dict[int, dict[str, str]], query: str, boosts: dict[str, float] | None,
+                    k1: float, b: float) -> dict[int, float]:  # fmt: skip
+    """Each tail row's BM25 over the main index's statistics, term by term in plain Python: per column
+    (boosted) or, for a BM25F index without boosts, on the combined field (counts and lengths weighted)."""
+    index, terms = log.index, log.index.analyzer.terms
+    counted = {r: {c: Counter(terms(t[c])) for c in index.columns} for r, t in texts.items()}
+    weights = index.weights or {}
+    if index.weights is not None and not boosts:
+        combined = {r: sum((Counter({w: n * weights.get(c, 1) for w, n in cs[c].items()}) for c in index.columns),
+                           Counter()) for r, cs in counted.items()}  # fmt: skip
+        avg = sum(weights.get(c, 1) * log.avg_len[c] for c in index.columns)
+        fields = [(COMBINED_FIELD, 1.0, combined, avg)]
+    else:
+        fields = [(f, (boosts or {}).get(c, 1.0), {r: cs[c] for r, cs in counted.items()}, log.avg_len[c])
+                  for f, c in zip(index.fields, index.columns)]  # fmt: skip
+    n_docs = index.num_docs + index.deleted_docs + len(texts)
+    scores = dict.fromkeys(texts, 0.0)
+    for name, boost, per_row, avg in fields:
+        for term, q_count in Counter(terms(query)).items():
+            df = int(index.searcher.doc_freq(name, term)) + sum(1 for c in per_row.values() if c[term])
+            idf = math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+            for r, c in per_row.items():
+                if c[term]:
+                    norm = k1 * (1 - b + b * sum(c.values()) / avg)
+                    scores[r] += q_count * boost * idf * c[term] * (k1 + 1) / (c[term] + norm)
+    return {r: s for r, s in scores.items() if s > 0}
+
+
+def test_text_tail_scores_every_field_and_term_as_bm25_on_the_index_statistics(tmp_path: Path) -> None:
+    rows = [{"id": i, "title": f"alpha w{i % 3}", "body": f"beta w{i % 5} w{i}"} for i in range(40)]
+    t = hybrid.connect(tmp_path, upkeep=None).create_table("docs", rows)
+    t.create_fts_index(["title", "body"], weights={"title": 2, "body": 1})
+    t.search("alpha").limit(1).to_list()  # loaded: the writer logs what it adds
+    t.add([{"id": i, "title": f"alpha beta w{i % 4}", "body": " ".join([f"beta w{i % 3} gamma"] * (1 + i % 3))}
+           for i in range(100, 114)])  # fmt: skip
+    t.delete("id = 105")  # the rows are no longer one run of the log: the live-mask path
+    data = t.to_arrow(["id", "title", "body"], with_rowid=True).to_pylist()
+    texts = {r["_rowid"]: r for r in data if r["id"] >= 100}
+    view = t.indexed_snapshot()
+    fts = next(e for e in view.entries() if e.kind == "fts")
+    log = text_tail(view, fts)
+    tail = unindexed_rows(view, fts, log)
+    assert tail.run is None and len(tail.positions) == 13
+    for boosts in (None, {"title": 3.0, "body": 0.5}):
+        for query in ("beta w1 gamma", "alpha alpha w2", "w0 nothing"):
+            ids, scores = log.search(tail, query, boosts, 50, 1.2, 0.75)
+            want = _bm25_reference(log, texts, query, boosts, 1.2, 0.75)
+            assert dict(zip(ids.tolist(), scores.tolist())) == pytest.approx(want, rel=1e-5)
+            assert scores.tolist() == sorted(scores.tolist(), reverse=True)
