@@ -10,9 +10,9 @@ each timed in CPU time (``time.process_time``) per call, median over the rounds:
   ``map`` (the table's memory map: its pages stay resident), ``pread+join`` (one ``os.pread`` per row,
   joined and copied: the code before this script), ``preadv`` (one ``os.preadv`` per row into its row
   of the buffer: :func:`hybrid.index.row_reads.read_rows`);
-* filtered exact search's gather (1% and 10% of the rows): ``map`` (:func:`hybrid.index.exact.row_vectors`,
+* filtered exact search's gather (1%, 3% and 10% of the rows): ``map`` (:func:`hybrid.index.exact.row_vectors`,
   norms cached per chunk), ``preadv`` only, and ``read`` (:func:`hybrid.index.gather.read_row_vectors`:
-  a map per call for chunks with ``MAP_FROM`` rows or more, closed after).
+  a map per call, closed after, for chunks whose rows are dense enough).
 
     nice -n 10 python eval/row_reads.py --work <scratch> [--rows 200000]
 
@@ -90,39 +90,46 @@ def main() -> None:
     q = rng.standard_normal(DIM, dtype=np.float32)
     original = row_reads.read_rows
 
-    def rescoring(way: str, n: int) -> Callable[[], Any]:
-        def run() -> Any:
+    def picks(n: int) -> list[np.ndarray]:
+        """Random sorted row ids, drawn before the timing (a draw without replacement copies all ids)."""
+        return [np.sort(rng.choice(ids, n, replace=False)) for _ in range(16)]
+
+    def rescoring(way: str, n: int) -> Callable[[int], Any]:
+        sets = picks(n)
+
+        def run(r: int) -> Any:
             gather.READ_ROWS = way != "map"
             gather.read_rows = _pread_join if way == "pread+join" else original  # type: ignore[assignment]
-            return gather.gathered(view, "vector", np.sort(rng.choice(ids, n, replace=False)), q, "cosine")
+            return gather.gathered(view, "vector", sets[r % len(sets)], q, "cosine")
 
         return run
 
-    def filtered(way: str, share: float) -> Callable[[], Any]:
-        def run() -> Any:
-            picked = np.sort(rng.choice(ids, int(share * len(ids)), replace=False))
+    def filtered(way: str, share: float) -> Callable[[int], Any]:
+        sets = picks(int(share * len(ids)))
+
+        def run(r: int) -> Any:
             if way == "map":
-                return row_vectors(view, "vector", picked, "cosine")
-            row_reads.MAP_FROM = 10**12 if way == "preadv" else 256
-            return gather.read_row_vectors(view, "vector", picked, "cosine")
+                return row_vectors(view, "vector", sets[r % len(sets)], "cosine")
+            row_reads.MAP_FROM = 10**12 if way == "preadv" else 64
+            return gather.read_row_vectors(view, "vector", sets[r % len(sets)], "cosine")
 
         return run
 
-    cases: dict[str, Callable[[], Any]] = {}
+    cases: dict[str, Callable[[int], Any]] = {}
     for n in [int(c) for c in a.candidates.split(",")]:
         for way in ("map", "pread+join", "preadv"):
             cases[f"rescore {n} rows: {way}"] = rescoring(way, n)
-    for share in (0.01, 0.1):
+    for share in (0.01, 0.03, 0.1):
         for way in ("map", "preadv", "read"):
             cases[f"filtered {share:.0%} ({int(share * len(ids)):,} rows): {way}"] = filtered(way, share)
     times: dict[str, list[float]] = {name: [] for name in cases}
     load = [os.getloadavg()[0]]
     for r in range(a.rounds):
         for name, run in cases.items():
-            if name.startswith("filtered") and r % 10:  # the large gathers: every tenth round
+            if name.startswith("filtered") and r % 4:  # the large gathers: every fourth round
                 continue
             c0 = time.process_time()
-            run()
+            run(r)
             times[name].append((time.process_time() - c0) * 1e3)
     load.append(os.getloadavg()[0])
     rows = {name: {"cpu_p50_ms": float(np.median(v)), "calls": len(v)} for name, v in times.items()}

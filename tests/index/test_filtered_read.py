@@ -34,12 +34,18 @@ def _rows(start: int, data: np.ndarray, nulls: frozenset[int] = frozenset()) -> 
     return pa.table({"id": pa.array(ids), "category": pa.array(ids % 100), "vector": vectors})
 
 
-@pytest.mark.parametrize("map_from", [1, 10**9])  # every chunk through a map of its own, or preadv per row
+def _every_call(monkeypatch: pytest.MonkeyPatch, way: str) -> None:
+    """Make every `read_rows` call map its rows ("map") or read them with preadv ("preadv")."""
+    monkeypatch.setattr(row_reads, "MAP_FROM", 1 if way == "map" else 10**9)
+    monkeypatch.setattr(row_reads, "FAULT_AROUND", 1 << 40)
+
+
+@pytest.mark.parametrize("way", ["map", "preadv"])
 @pytest.mark.parametrize("metric", ["cosine", "l2", "dot"])
 def test_read_rows_equal_the_mapped_gather(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metric: str, map_from: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metric: str, way: str
 ) -> None:
-    monkeypatch.setattr(row_reads, "MAP_FROM", map_from)
+    _every_call(monkeypatch, way)
     rng = np.random.default_rng(3)
     data = rng.normal(size=(4_000, DIM)).astype(np.float32)
     db = hybrid.connect(tmp_path, upkeep=None)
@@ -63,9 +69,9 @@ def test_read_rows_equal_the_mapped_gather(
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
-@pytest.mark.parametrize("map_from", [1, 10**9])
-def test_a_short_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, map_from: int) -> None:
-    monkeypatch.setattr(row_reads, "MAP_FROM", map_from)
+@pytest.mark.parametrize("way", ["map", "preadv"])
+def test_a_short_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str) -> None:
+    _every_call(monkeypatch, way)
     path = tmp_path / "rows.bin"
     np.arange(10 * 4, dtype=np.float32).tofile(path)  # 10 rows of 4
     fd = os.open(path, os.O_RDONLY)
@@ -77,6 +83,29 @@ def test_a_short_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
             row_reads.read_rows(fd, 0, np.array([3, 10]), out)  # row 10 is past the end
     finally:
         os.close(fd)
+
+
+def test_dense_rows_are_mapped_and_sparse_ones_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call maps its rows when there are `MAP_FROM` or more, one or more per 64 KiB of their span."""
+    path = tmp_path / "rows.bin"
+    rows = np.arange(4_000 * 384, dtype=np.float32).reshape(4_000, 384)  # 1,536 bytes a row
+    rows.tofile(path)
+    mapped: list[int] = []
+    real = row_reads._mapped_rows
+    monkeypatch.setattr(
+        row_reads, "_mapped_rows", lambda fd, at, pos, out: (mapped.append(len(pos)), real(fd, at, pos, out))
+    )
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for pos in (np.arange(0, 4_000, 40), np.arange(0, 4_000, 50), np.arange(0, 40 * 30, 40)):
+            out = np.empty((len(pos), 384), np.float32)
+            row_reads.read_rows(fd, 0, pos, out)
+            assert np.array_equal(out, rows[pos])
+    finally:
+        os.close(fd)
+    # every 40th row: 100 rows, one per 61,440 bytes (mapped); every 50th: one per 76,800 (read);
+    # 30 rows: fewer than MAP_FROM (read)
+    assert mapped == [100]
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux's /proc/self/smaps")
