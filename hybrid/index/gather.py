@@ -29,12 +29,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 
-from hybrid.errors import CorruptionError
-from hybrid.index.exact import _matrix, distances_from_dots
+from hybrid.index.exact import BLOCK, RowVectors, _matrix, _squared_norms, distances_from_dots
+from hybrid.index.row_reads import opened, read_rows
 from hybrid.index.view import IndexedSnapshot
 from hybrid.storage.manifest import Fragment
 from hybrid.storage.snapshot import Snapshot
@@ -61,25 +60,26 @@ def gathered(
     ids, frag_idx, offsets = ids[order], frag_idx[order], offsets[order]
     matrix = np.empty((len(ids), len(q)), dtype=np.float32)
     has_vector: np.ndarray | None = None
-    edges = np.concatenate([[0], np.flatnonzero(np.diff(frag_idx)) + 1, [len(ids)]]).tolist()
+    if frag_idx[0] == frag_idx[-1]:  # one fragment (most tables' rows lie in a few large ones)
+        edges = [0, len(ids)]
+    else:
+        edges = np.concatenate([[0], np.flatnonzero(np.diff(frag_idx)) + 1, [len(ids)]]).tolist()
     for lo, hi in zip(edges[:-1], edges[1:]):
         frag = snap.manifest.fragments[int(frag_idx[lo])]
         source = next(f.path for f in reversed(frag.files) if field_id in f.field_ids)  # as Snapshot reads it
-        stored: Stored = view.remember(
-            "vector_chunks_random", (source, field_id), partial(_random_chunks, snap, frag, column, source), keep=4_096
-        )
-        bounds = (
-            np.searchsorted(offsets[lo:hi], stored.starts) + lo
-        )  # the sorted rows of chunk c: bounds[c]:bounds[c+1]
-        fd = _opened(snap.root / source) if READ_ROWS and any(a is not None for a in stored.file_offsets) else None
+        stored = _stored(view, frag, column, source, field_id)
+        # the sorted rows of chunk c: bounds[c]:bounds[c+1]
+        bounds = (np.searchsorted(offsets[lo:hi], stored.starts) + lo).tolist()
+        fd = opened(stored.path) if READ_ROWS and stored.path is not None else None
         try:
-            for chunk_no in np.flatnonzero(np.diff(bounds)).tolist():
-                a, b = int(bounds[chunk_no]), int(bounds[chunk_no + 1])
+            for chunk_no, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+                if a == b:
+                    continue
                 chunk, valid = stored.chunks[chunk_no]
                 pos = offsets[a:b] - stored.starts[chunk_no]
                 at = stored.file_offsets[chunk_no]
                 if fd is not None and at is not None:
-                    _pread_rows(fd, at, pos, matrix[a:b])
+                    read_rows(fd, at, pos, matrix[a:b])
                 else:
                     np.take(chunk, pos, axis=0, out=matrix[a:b], mode="clip")  # pos is in range: no checked copy
                 if valid is not None:  # a null vector: no distance (its row slot holds zeros)
@@ -92,29 +92,9 @@ def gathered(
     if has_vector is not None:
         ids, matrix = ids[has_vector], matrix[has_vector]
     dots = matrix @ q
-    squares = None
-    if metric != "dot":
-        wide = matrix.astype(np.float64)
-        squares = (wide[:, None, :] @ wide[:, :, None]).ravel()  # per row, float64: a batched BLAS product
-    q_square = float(np.dot(q.astype(np.float64), q.astype(np.float64)))
-    return ids.astype(np.uint64, copy=False), distances_from_dots(dots, squares, q_square, metric)
-
-
-def _pread_rows(fd: int, at: int, pos: np.ndarray, out: np.ndarray) -> None:
-    """Rows `pos` of the matrix stored at byte `at` of file `fd`, read into `out` (one ``pread`` per row)."""
-    row = out.shape[1] * out.itemsize
-    data = b"".join([os.pread(fd, row, o) for o in (pos * row + at).tolist()])
-    if len(data) != row * len(pos):
-        raise CorruptionError("a data file ended early while reading vectors for rescoring; check the table")
-    out[:] = np.frombuffer(data, dtype=out.dtype).reshape(out.shape)
-
-
-def _opened(path: Path) -> int | None:
-    """A descriptor of `path` for ``pread`` (None: it cannot be opened here; the map is read instead)."""
-    try:
-        return os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
+    squares = None if metric == "dot" else _squared_norms(matrix)  # float64, as exact search's cached norms
+    wide = q.astype(np.float64)
+    return ids.astype(np.uint64, copy=False), distances_from_dots(dots, squares, float(wide @ wide), metric)
 
 
 @dataclass
@@ -125,6 +105,67 @@ class Stored:
     chunks: list[tuple[np.ndarray, np.ndarray | None]]
     starts: np.ndarray
     file_offsets: list[int | None]
+    path: str | None  # the data file, to read from (None: no chunk is the file's own bytes)
+
+
+def _stored(view: IndexedSnapshot, frag: Fragment, column: str, source: str, field_id: int) -> Stored:
+    """`Stored` of `column` in data file `source` of `frag`, made once per file."""
+    found: Stored = view.remember(
+        "vector_chunks_random",
+        (source, field_id),
+        partial(_random_chunks, view.snapshot, frag, column, source),
+        keep=4_096,
+    )
+    return found
+
+
+def read_row_vectors(view: IndexedSnapshot, column: str, ids: np.ndarray, metric: str) -> RowVectors:
+    """:func:`hybrid.index.exact.row_vectors` (the same rows, blocks and distances), the rows read with
+    :func:`hybrid.index.row_reads.read_rows` instead of through the table's map, and their squared norms
+    computed from the rows read rather than cached per stored chunk (which reads every row of it): what
+    a filter's exact search over a compressed index's table reads, so that its memory stays bounded.
+    Rows in files that are not plain local Arrow are read through the map, as :func:`gathered` does."""
+    snap = view.snapshot
+    field_id = snap.manifest.field_id(column)
+    frag_idx, offsets, live = snap.locate(ids)
+    if not live.all():
+        ids, frag_idx, offsets = ids[live], frag_idx[live], offsets[live]
+    matrix = np.empty((len(ids), snap.schema.field(column).type.list_size), dtype=np.float32)
+    kept: list[np.ndarray] = []
+    cuts = [0]
+    edges = np.concatenate([[0], np.flatnonzero(np.diff(frag_idx)) + 1, [len(ids)]]).tolist()
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        if lo == hi:
+            continue
+        frag = snap.manifest.fragments[int(frag_idx[lo])]
+        source = next(f.path for f in reversed(frag.files) if field_id in f.field_ids)
+        stored = _stored(view, frag, column, source, field_id)
+        bounds = (np.searchsorted(offsets[lo:hi], stored.starts) + lo).tolist()
+        fd = opened(stored.path) if stored.path is not None else None
+        try:
+            for chunk_no, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+                chunk, valid = stored.chunks[chunk_no]
+                pos, rows = offsets[a:b] - stored.starts[chunk_no], ids[a:b]
+                if valid is not None:
+                    pos, rows = pos[valid[pos]], rows[valid[pos]]
+                at, place = cuts[-1], stored.file_offsets[chunk_no]
+                if fd is not None and place is not None:
+                    read_rows(fd, place, pos, matrix[at : at + len(pos)])
+                else:
+                    np.take(chunk, pos, axis=0, out=matrix[at : at + len(pos)], mode="clip")
+                cuts += [min(s + BLOCK, len(pos)) + at for s in range(0, len(pos), BLOCK)]  # exact_search's blocks
+                kept.append(rows)
+        finally:
+            if fd is not None:
+                os.close(fd)
+    n = cuts[-1]
+    matrix = matrix[:n] if n == len(matrix) else matrix[:n].copy()
+    return RowVectors(
+        np.asarray(np.concatenate(kept) if kept else np.empty(0), dtype=np.uint64),
+        matrix,
+        None if metric == "dot" else _squared_norms(matrix),
+        tuple(cuts),
+    )
 
 
 def _random_chunks(snap: Snapshot, frag: Fragment, column: str, source: str) -> Stored:
@@ -137,4 +178,5 @@ def _random_chunks(snap: Snapshot, frag: Fragment, column: str, source: str) -> 
         snap.cache.file_offset(source, m.__array_interface__["data"][0], m.nbytes, random_access=True)
         for m, _ in chunks
     ]  # fmt: skip
-    return Stored(chunks, np.cumsum([0] + [len(c) for c in col.chunks]), at)
+    path = str(snap.root / source) if any(a is not None for a in at) else None
+    return Stored(chunks, np.cumsum([0] + [len(c) for c in col.chunks]), at, path)

@@ -16,6 +16,7 @@ from hybrid.index.carried_vectors import Gathered, carried
 from hybrid.index.catalog import masks_of
 from hybrid.index.coverage import LivePieces, delta, member, small
 from hybrid.index.exact import row_vectors
+from hybrid.index.gather import read_row_vectors
 from hybrid.index.scalar import MAX_ROWID, ScalarIndex, as_ids, indexable_type
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query.filter import Filter
@@ -50,13 +51,15 @@ class Allowed:
         vectors = sum(v.nbytes for v in list(self._vectors.values()))
         return int(self.ids.nbytes) + masks + (self._flags.nbytes if self._flags is not None else 0) + vectors
 
-    def vectors(self, view: IndexedSnapshot, column: str, metric: str) -> Gathered:
+    def vectors(self, view: IndexedSnapshot, column: str, metric: str, read: bool = False) -> Gathered:
         """The allowed rows' vectors of `column`, gathered into one matrix; kept with this set (so in the
-        filter cache, under its byte bound) when they take at most `VECTORS_MAX_BYTES`."""
+        filter cache, under its byte bound) when they take at most `VECTORS_MAX_BYTES`. `read`: the rows
+        are read from the data files, not through the table's map (:func:`read_row_vectors`, for a
+        column whose index is compressed: the serving process's memory stays bounded); the same matrix."""
         key = (column, metric != "dot")
         found = self._vectors.get(key)
         if found is None:
-            found = row_vectors(view, column, self.ids, metric)
+            found = (read_row_vectors if read else row_vectors)(view, column, self.ids, metric)
             if found.nbytes <= VECTORS_MAX_BYTES:
                 self._vectors[key] = found
         return found

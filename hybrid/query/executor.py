@@ -217,7 +217,9 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
             else:  # a graph walk with the filter would be approximate here too: the allowed rows are elsewhere
                 why = f"HNSW's nearest {MAX_FETCH} held fewer than {k} of them: they lie away from the query"
             b.strategy = f"exact over {n_allowed} allowed rows ({why})"
-            b.ids, b.raw = _exact_allowed(view, b.column, b.vector, metric, k, allowed)
+            b.ids, b.raw = allowed.vectors(view, b.column, metric, read=isinstance(index, Rescored)).search(
+                b.vector, metric, k
+            )  # the rows of a compressed index's table are read, not mapped: its memory stays bounded
             return
         ids, d, fetched = found
         b.strategy = (
@@ -248,15 +250,6 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
         b.ids, b.raw = exact_search(view, b.column, b.vector, metric, k, snap.row_masks())
         return
     b.ids, b.raw = _with_unindexed(view, b, cov, allowed, metric, k, ids, d)
-
-
-def _exact_allowed(
-    view: IndexedSnapshot, column: str, vec: np.ndarray, metric: str, k: int, allowed: Allowed
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact search over the allowed rows, by their ids (no masks the size of the table), in their
-    vectors gathered once per cached allowed set (a scoped key's rows are found and gathered once
-    per version)."""
-    return allowed.vectors(view, column, metric).search(vec, metric, k)
 
 
 def _unindexed_allowed(cov: Coverage, allowed: Allowed) -> np.ndarray:
