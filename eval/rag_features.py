@@ -118,12 +118,14 @@ def main() -> None:
             for c in CONFIGS:
                 make(c, text, vec).to_arrow()
         times: dict[str, list[float]] = {c: [] for c in CONFIGS}
+        cpu: dict[str, list[float]] = {c: [] for c in CONFIGS}
         for i, (text, vec) in enumerate(queries):
             order = CONFIGS[i % len(CONFIGS) :] + CONFIGS[: i % len(CONFIGS)]  # who goes first rotates
             for c in order:
                 q = make(c, text, vec)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 q.to_arrow()
+                cpu[c].append((time.process_time() - c0) * 1e3)
                 times[c].append((time.perf_counter() - t0) * 1e3)
 
     p50 = {c: float(np.median(v)) for c, v in times.items()}
@@ -131,6 +133,8 @@ def main() -> None:
     ratios = {c: p50[c] / p50["hybrid"] for c in CONFIGS}
     base = np.asarray(times["hybrid"])
     paired = {c: float(np.median(np.asarray(times[c]) / base)) for c in CONFIGS}
+    cpu50 = {c: float(np.median(v)) for c, v in cpu.items()}
+    cpu_ratios = {c: cpu50[c] / cpu50["hybrid"] for c in CONFIGS}
     meta = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python " + " ".join(shlex.quote(a) for a in ["eval/rag_features.py", *sys.argv[1:]]),
@@ -145,12 +149,22 @@ def main() -> None:
         "p95_ms": p95,
         "ratio_to_hybrid": ratios,
         "median_paired_ratio": paired,
+        "cpu_p50_ms": cpu50,
+        "cpu_ratio_to_hybrid": cpu_ratios,
+        "loadavg": _loadavg(),
         "times_ms": times,
+        "cpu_ms": cpu,
     }
-    table = [["configuration", "", "p50 ms", "p95 ms", "p50 / hybrid", "median of per-query ratios", "target"]]
+    table = [
+        ["configuration", "", "p50 ms", "p95 ms", "p50 / hybrid", "median of per-query ratios", "CPU p50 ms"]
+        + ["CPU p50 / hybrid", "target"]
+    ]
     for c in CONFIGS:
         ok = "" if c == "hybrid" else ("PASS" if ratios[c] <= TARGET else "MISS")
-        table.append([c, "", f"{p50[c]:.2f}", f"{p95[c]:.2f}", f"{ratios[c]:.3f}", f"{paired[c]:.3f}", ok])
+        table.append(
+            [c, "", f"{p50[c]:.2f}", f"{p95[c]:.2f}", f"{ratios[c]:.3f}", f"{paired[c]:.3f}", f"{cpu50[c]:.2f}"]
+            + [f"{cpu_ratios[c]:.3f}", ok]
+        )
     md = [
         *md_intro("Grouping, expansion and highlights: cost over a hybrid search", "eval/rag_features.py", meta),
         *md_machine(meta),
@@ -160,10 +174,18 @@ def main() -> None:
         grid(table),
         f"\nTarget: each feature adds at most {TARGET - 1:.0%} to hybrid's p50 (PASS/MISS on the ratio of p50s). "
         "The median of per-query ratios (each query's time with the feature over its time without, measured "
-        "back to back) is the figure least moved by other work on a shared machine.\n",
+        "back to back) is the figure least moved by other work on a shared machine. CPU: the process's CPU "
+        f"time per query (all threads). Load average at the end: {data['loadavg']}.\n",
     ]
     write_results(args.results_dir, args.name, data, "\n".join(md) + "\n")
     print("\n".join(md))
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 if __name__ == "__main__":

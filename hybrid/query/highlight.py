@@ -25,6 +25,7 @@ import bisect
 import functools
 import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -92,12 +93,16 @@ class TermMatcher:
     def __init__(self, query: str, analyzer: Analyzer | None = None) -> None:
         self.analyzer = analyzer or _DEFAULT
         self._cache = _cache_for(self.analyzer)
+        self._keys: dict[str, str] = {}
+        if query.isascii():  # the \w+ words of ASCII text are what split() finds between non-word characters
+            self.query_terms = frozenset(t for w in query.translate(_ASCII_GAPS).split() for t in self.terms(w))
+            self.unspaced_terms: tuple[str, ...] = ()
+            return
         spaced = _UNSPACED.sub(" ", query)
         self.query_terms = frozenset(t for w in _WORD.findall(spaced) for t in self.terms(w))
         unspaced = {t for run in _UNSPACED.findall(query) for t in self._unspaced_terms(run)}
         longer = {t for t in unspaced if len(t) > 1}
         self.unspaced_terms = tuple(sorted(longer or unspaced, key=len, reverse=True))
-        self._keys: dict[str, str] = {}
 
     def key(self, word: str) -> str:
         """What counts a matched word once in a window: its first term (the word itself in
@@ -151,30 +156,29 @@ class TermMatcher:
 
     def spans_many(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         """:meth:`spans` of each text, the words of all of them looked up together (set operations
-        over their distinct words, then one pass marking the matching ones)."""
-        if self.unspaced_terms or not all(t.isascii() for t in texts) or not self.query_terms:
+        over their distinct words, then one scan per text for the matching ones)."""
+        if self.unspaced_terms or not self.query_terms or not all(t.isascii() for t in texts):
             return [self.spans(t) for t in texts]
         joined = "\0".join(texts)
         gaps = " " + joined.translate(_ASCII_GAPS) + " "  # words between single spaces, offsets + 1
         hits = self.matching(set(gaps.split()))  # the \w+ words of ASCII text
-        out: list[list[tuple[int, int]]] = [[] for _ in texts]
         if not hits:
-            return out
-        starts = list(itertools.accumulate((len(t) + 1 for t in texts[:-1]), initial=0))
-        found = sorted((m.start(), m.start() + len(word)) for word in hits for m in _spaced(word).finditer(gaps))
-        for a, b in found:
-            i = bisect.bisect_right(starts, a) - 1
-            base = starts[i]
-            out[i].append((a - base, b - base))
+            return [[] for _ in texts]
+        finder = _any_of(frozenset(hits)).finditer
+        out, at = [], 0
+        for t in texts:  # text i is gaps[at + 1 : at + 1 + len(t)], a space (or the \0) before it
+            out.append([(m.start() - at, m.end() - 1 - at) for m in finder(gaps, at, at + 1 + len(t))])
+            at += len(t) + 1
         return out
 
 
-@functools.lru_cache(maxsize=65_536)
-def _spaced(word: str) -> re.Pattern[str]:
-    """`word` between spaces, the leading one consumed (so the match starts one before the word)
-    and the trailing one only looked at (so touching words both match); compiled once per word, a
-    pattern that starts with a literal is scanned for in C."""
-    return re.compile(" " + re.escape(word) + "(?= )")
+@functools.lru_cache(maxsize=4_096)
+def _any_of(words: frozenset[str]) -> re.Pattern[str]:
+    """Any of `words` between spaces (or the end of the scanned range), the leading space consumed
+    (so a match starts one before its word) and the trailing one only looked at (so touching words
+    both match); compiled once per set of matching words, longest first."""
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(" (?:" + alternatives + ")(?![^ ])")
 
 
 def _found_inside(run: str, offset: int, terms: tuple[str, ...]) -> list[tuple[int, int]]:
@@ -216,13 +220,18 @@ class Highlight:
 
     def marked(self, pre: str = "<em>", post: str = "</em>") -> str:
         """The snippet with each match inside the window wrapped in `pre` and `post`."""
-        out, at = [], self.start
-        for a, b in self.spans:
-            if a >= self.start and b <= self.end:
-                out += [self.text[at:a], pre, self.text[a:b], post]
-                at = b
-        out.append(self.text[at : self.end])
-        return ("…" if self.start > 0 else "") + "".join(out) + ("…" if self.end < len(self.text) else "")
+        return _marked(self.text, self.spans, self.start, self.end, pre, post)
+
+
+def _marked(text: str, spans: Sequence[tuple[int, int]], start: int, end: int, pre: str, post: str) -> str:
+    """``text[start:end]`` with each match inside it wrapped in `pre` and `post`, ``…`` where cut."""
+    out, at = ["…" if start > 0 else ""], start
+    for a, b in spans:
+        if a >= start and b <= end:
+            out += [text[at:a], pre, text[a:b], post]
+            at = b
+    out += [text[at:end], "…" if end < len(text) else ""]
+    return "".join(out)
 
 
 def highlight(
@@ -231,8 +240,14 @@ def highlight(
     """The `width`-character window of `text` holding the most distinct matched terms (cut at spaces
     where it can be), and every match's span (`spans`: already found by the matcher)."""
     spans = matcher.spans(text) if spans is None else spans
+    start, end = window(text, spans, width, matcher)
+    return Highlight(text, start, end, tuple(spans))
+
+
+def window(text: str, spans: list[tuple[int, int]], width: int, matcher: TermMatcher) -> tuple[int, int]:
+    """``(start, end)`` of :func:`highlight`'s window: the whole text when it fits in `width`."""
     if len(text) <= width:
-        return Highlight(text, 0, len(text), tuple(spans))
+        return 0, len(text)
     start = 0 if not spans or spans[-1][1] <= width else _best_start(text, spans, width, matcher)
     end = min(len(text), start + width)
     if end < len(text):
@@ -246,13 +261,16 @@ def highlight(
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
-    return Highlight(text, start, end, tuple(spans))
+    return start, end
 
 
 def _best_start(text: str, spans: list[tuple[int, int]], width: int, matcher: TermMatcher) -> int:
     """Where the window with the most distinct matched terms starts (a fifth of it before a match)."""
     if not spans:
         return 0
+    first = max(0, spans[0][0] - width // 5)
+    if spans[-1][1] <= first + width:  # the first match's window holds them all
+        return first
     keys = [matcher.key(text[a:b]) for a, b in spans]
     everything = len(set(keys))
     starts = [a for a, _ in spans]
@@ -300,60 +318,57 @@ def add_highlights(
     span in the stored text) and ``_highlight_window`` (the snippet's span in it); matched with the
     analyzer of `fts`, the full-text index searched (the default analyzer without one)."""
     column = _column(view, how.column, fts)
-    analyzer = _analyzer(view, fts)
-    matcher = TermMatcher(query, analyzer)
+    matcher = TermMatcher(query, _analyzer(view, fts))
     if column in rows.column_names:
         texts = rows.column(column).to_pylist()
     else:
         ids = rows.column("_rowid").to_numpy()
         texts = view.snapshot.take(ids, [column]).column(column).to_pylist()
-    present = [i for i, t in enumerate(texts) if t is not None]
-    found = matcher.spans_many([texts[i] for i in present])
-    hls: list[Highlight | None] = [None] * len(texts)
-    for i, spans_i in zip(present, found):
-        hls[i] = highlight(texts[i], matcher, how.width, spans_i)
-    return _with_columns(rows, hls, how)
+    present = [t for t in texts if t is not None]
+    found = matcher.spans_many(present)
+    windows = [window(t, s, how.width, matcher) for t, s in zip(present, found)]
+    marked = [_marked(t, s, a, b, how.pre, how.post) for t, s, (a, b) in zip(present, found, windows)]
+    return _with_columns(rows, [t is not None for t in texts], found, windows, marked)
 
 
 _SPAN_NAMES = [f.name for f in SPAN]
 
 
-def _with_columns(rows: pa.Table, hls: list[Highlight | None], how: Highlighting) -> pa.Table:
-    """`rows` with the three highlight columns; every number goes into Arrow in one array (pyarrow's
-    per-call cost is most of the work for ten hits), sliced into the struct fields."""
-    shown = [h for h in hls if h is not None]
-    counts = [len(h.spans) if h is not None else 0 for h in hls]
-    total, n = sum(counts), len(shown)
-    numbers = (
-        [a for h in shown for a, _ in h.spans]
-        + [b for h in shown for _, b in h.spans]
-        + [h.start for h in shown]
-        + [h.end for h in shown]
+def _with_columns(
+    rows: pa.Table,
+    shown: list[bool],
+    spans: list[list[tuple[int, int]]],
+    windows: list[tuple[int, int]],
+    marked: list[str],
+) -> pa.Table:
+    """`rows` with the three highlight columns (`spans`, `windows` and `marked` for the rows `shown`,
+    in order). The spans and windows go into Arrow as one struct array of (start, end) pairs, the
+    spans' list offsets beside it: pyarrow's per-call cost is most of the work for ten hits."""
+    counts = [len(s) for s in spans]
+    total = sum(counts)
+    pairs = np.fromiter(
+        itertools.chain(itertools.chain.from_iterable(spans), windows), np.dtype((np.int64, 2)), total + len(windows)
     )
-    ints = pa.array(np.asarray(numbers, dtype=np.int64))
-    offsets = np.zeros(len(hls) + 1, np.int32)
-    np.cumsum(counts, out=offsets[1:])
-    inner = pa.StructArray.from_arrays([ints[:total], ints[total : 2 * total]], names=_SPAN_NAMES)
-    marked = [h.marked(how.pre, how.post) if h is not None else None for h in hls]
-    if n == len(hls):  # no null texts: no masks to build
-        spans = pa.ListArray.from_arrays(pa.array(offsets), inner)
-        windows = pa.StructArray.from_arrays(
-            [ints[2 * total : 2 * total + n], ints[2 * total + n :]], names=_SPAN_NAMES
-        )
+    inner = pa.StructArray.from_arrays([pa.array(pairs[:, 0]), pa.array(pairs[:, 1])], names=_SPAN_NAMES)
+    if all(shown):  # no null texts: no masks to build
+        offsets = pa.array(list(itertools.accumulate(counts, initial=0)), pa.int32())
+        spans_column = pa.ListArray.from_arrays(offsets, inner.slice(0, total))
+        windows_column = inner.slice(total)
+        marked_column = pa.array(marked, pa.string())
     else:
-        nulls = pa.array([h is None for h in hls])
-        spans = pa.ListArray.from_arrays(pa.array(offsets), inner, mask=nulls)
-        at = 2 * total
-        starts = iter(ints[at : at + n].to_pylist())
-        ends = iter(ints[at + n :].to_pylist())
-        window_start = [next(starts) if h is not None else None for h in hls]
-        window_end = [next(ends) if h is not None else None for h in hls]
-        windows = pa.StructArray.from_arrays(
-            [pa.array(window_start, pa.int64()), pa.array(window_end, pa.int64())], fields=list(SPAN), mask=nulls
-        )
-    rows = rows.append_column("_highlight", pa.array(marked, pa.string()))
-    rows = rows.append_column("_highlight_spans", spans)
-    return rows.append_column("_highlight_window", windows)
+        it = iter(counts)
+        offsets = np.zeros(len(shown) + 1, np.int32)
+        np.cumsum([next(it) if s else 0 for s in shown], out=offsets[1:])
+        nulls = pa.array([not s for s in shown])
+        spans_column = pa.ListArray.from_arrays(pa.array(offsets), inner.slice(0, total), mask=nulls)
+        places = np.cumsum(shown) - 1
+        at = pa.array(np.where(shown, total + places, -1).astype(np.int64), mask=np.logical_not(shown))
+        windows_column = inner.take(at)
+        it_m = iter(marked)
+        marked_column = pa.array([next(it_m) if s else None for s in shown], pa.string())
+    rows = rows.append_column("_highlight", marked_column)
+    rows = rows.append_column("_highlight_spans", spans_column)
+    return rows.append_column("_highlight_window", windows_column)
 
 
 def _column(view: IndexedSnapshot, column: str | None, fts: IndexEntry | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,27 @@ def test_texts_looked_up_together_get_the_spans_each_gets_alone(texts: list[str]
     the one-text path marks: words touching punctuation, text starts and ends, words inside words."""
     m = highlight.TermMatcher(query)
     assert m.spans_many(texts) == [m.spans(t) for t in texts]
+
+
+@pytest.mark.parametrize("query", ["create index", "os.path.join --dry-run", "w1_2 x-ray", "it's 12:30, Indexing!", ""])
+def test_an_ascii_query_gets_the_terms_of_its_word_characters(query: str) -> None:
+    """ASCII queries skip the unspaced-script handling: their terms are still those of every \\w+ run."""
+    m = highlight.TermMatcher(query)
+    assert m.query_terms == frozenset(t for w in re.findall(r"\w+", query) for t in m.terms(w))
+    assert m.unspaced_terms == ()
+
+
+def test_the_window_holds_the_most_distinct_terms_when_matches_spread(tmp_path: Path) -> None:
+    """Matches beyond one window: the window with both query words wins over the one with repeats."""
+    text = "alpha alpha alpha " + "x " * 150 + "alpha then beta here " + "y " * 150
+    t = hybrid.connect(tmp_path / "db", upkeep=None).create_table("w", [{"text": text}])
+    t.create_fts_index("text")
+    hit = t.search("alpha beta").highlight(width=60).to_list()[0]
+    window = hit["_highlight_window"]
+    shown = [
+        text[s["start"] : s["end"]]
+        for s in hit["_highlight_spans"]
+        if window["start"] <= s["start"] and s["end"] <= window["end"]
+    ]
+    assert shown == ["alpha", "beta"]
+    assert marked_words(hit) == ["alpha"] * 4 + ["beta"]
