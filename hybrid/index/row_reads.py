@@ -10,16 +10,18 @@ Two ways, chosen by how densely one call's rows lie in their stored chunk:
 
 * sparse rows (rescoring's candidates, a 1% filter): one ``preadv`` per row straight into its row of
   the buffer;
-* at least ``MAP_FROM`` rows and on average one or more per ``FAULT_AROUND`` bytes of their span (a
-  filter's exact search over a few percent of the rows): the span is mapped for this call alone, the
-  rows are copied out with one ``np.take``, and the map is closed (``munmap``: its pages leave the
-  process). A page fault maps the 64 KiB around it, so it pays off when that holds several rows.
+* at least ``MAP_FROM`` rows and on average ``ROWS_PER_FAULT`` or more per ``FAULT_AROUND`` bytes of
+  their span (a filter's exact search over several percent of the rows): the span is mapped for this
+  call alone, the rows are copied out with one ``np.take``, and the map is closed (``munmap``: its
+  pages leave the process). A page fault maps the 64 KiB around it: it costs about what one
+  ``preadv`` does, so the map pays off when a fault brings in more than one of the rows.
 
-``python eval/row_reads.py`` (200,000 x 384, CPU per row, load 16): rescoring 160 candidates 4.2 us a
-row with ``preadv`` against 1.7 through the long-lived map (whose pages stay resident), and ``pread`` +
-join + copy 3.7 (no measurable difference); allowed rows at 1% / 3% / 10% of the table 2.9 / 2.5 / 2.3
-us a row with ``preadv``, 3.1 / 2.2 / 1.4 with a map per call, 0.55 / 0.48 / 0.43 through the
-long-lived map.
+``python eval/row_reads.py`` (200,000 x 384, CPU per row, load 16-17, two runs): rescoring 160
+candidates 4.2 us a row with ``preadv``, 3.7 with ``pread`` + join + copy (within the noise; ``preadv``
+1.8 against 2.2-3.3 in a bare loop at load 6), 1.6-1.7 through the long-lived map (whose pages stay
+resident); allowed rows at 1% / 3% / 10% of the table (0.4 / 1.3 / 4.3 rows per 64 KiB) 2.8-2.9 /
+2.5 / 2.1-2.3 us a row with ``preadv``, 2.7-3.1 / 2.2-2.6 / 1.4-1.6 with a map per call, 0.53 / 0.48
+/ 0.42 through the long-lived map.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from hybrid.errors import CorruptionError
 MAP_FROM = 64
 """Fewest rows of one chunk that a call maps for itself (fewer: one ``preadv`` per row) ..."""
 FAULT_AROUND = 64 << 10
-"""... when they are at least one per this many bytes of their span (the kernel's fault-around)."""
+"""The bytes the kernel maps around a page fault on a file map (fault-around) ..."""
+ROWS_PER_FAULT = 2
+"""... and how many of the call's rows such a span must hold on average for the call to map them."""
 
 
 def opened(path: str | Path) -> int | None:
@@ -52,7 +56,8 @@ def read_rows(fd: int, at: int, pos: np.ndarray, out: np.ndarray) -> None:
     if not len(pos):
         return
     row = out.shape[1] * out.itemsize
-    if len(pos) >= MAP_FROM and len(pos) * FAULT_AROUND >= (int(pos[-1]) - int(pos[0]) + 1) * row:
+    span = (int(pos[-1]) - int(pos[0]) + 1) * row
+    if len(pos) >= MAP_FROM and len(pos) * FAULT_AROUND >= ROWS_PER_FAULT * span:
         _mapped_rows(fd, at, pos, out)
         return
     view = out.data.cast("B")  # out is C-contiguous: its bytes, row after row

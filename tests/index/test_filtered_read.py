@@ -37,7 +37,7 @@ def _rows(start: int, data: np.ndarray, nulls: frozenset[int] = frozenset()) -> 
 def _every_call(monkeypatch: pytest.MonkeyPatch, way: str) -> None:
     """Make every `read_rows` call map its rows ("map") or read them with preadv ("preadv")."""
     monkeypatch.setattr(row_reads, "MAP_FROM", 1 if way == "map" else 10**9)
-    monkeypatch.setattr(row_reads, "FAULT_AROUND", 1 << 40)
+    monkeypatch.setattr(row_reads, "ROWS_PER_FAULT", 0)
 
 
 @pytest.mark.parametrize("way", ["map", "preadv"])
@@ -86,7 +86,7 @@ def test_a_short_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_dense_rows_are_mapped_and_sparse_ones_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A call maps its rows when there are `MAP_FROM` or more, one or more per 64 KiB of their span."""
+    """A call maps its rows when there are `MAP_FROM` or more, two or more per 64 KiB of their span."""
     path = tmp_path / "rows.bin"
     rows = np.arange(4_000 * 384, dtype=np.float32).reshape(4_000, 384)  # 1,536 bytes a row
     rows.tofile(path)
@@ -97,15 +97,15 @@ def test_dense_rows_are_mapped_and_sparse_ones_read(tmp_path: Path, monkeypatch:
     )
     fd = os.open(path, os.O_RDONLY)
     try:
-        for pos in (np.arange(0, 4_000, 40), np.arange(0, 4_000, 50), np.arange(0, 40 * 30, 40)):
+        for pos in (np.arange(0, 4_000, 20), np.arange(0, 4_000, 25), np.arange(0, 20 * 30, 20)):
             out = np.empty((len(pos), 384), np.float32)
             row_reads.read_rows(fd, 0, pos, out)
             assert np.array_equal(out, rows[pos])
     finally:
         os.close(fd)
-    # every 40th row: 100 rows, one per 61,440 bytes (mapped); every 50th: one per 76,800 (read);
-    # 30 rows: fewer than MAP_FROM (read)
-    assert mapped == [100]
+    # every 20th row: 200 rows, 2.1 per 64 KiB (mapped); every 25th: 1.7 (read); 30 rows: fewer than
+    # MAP_FROM (read)
+    assert mapped == [200]
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux's /proc/self/smaps")
