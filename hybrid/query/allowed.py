@@ -21,6 +21,7 @@ from hybrid.index.scalar import MAX_ROWID, ScalarIndex, as_ids, indexable_type
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query.filter import Filter
 from hybrid.query.index_filter import answer
+from hybrid.query.recent_rows import recent_values
 from hybrid.storage.snapshot import Snapshot
 
 
@@ -215,18 +216,19 @@ def _check_added(view: IndexedSnapshot, flt: Filter, ids: np.ndarray) -> np.ndar
         return _check(view.snapshot, flt, ids)
     ids64 = np.asarray(ids, dtype=np.uint64)
     key = (view.version, ids64.tobytes(), flt.columns)
-    rows, indexes = view.remember("added_rows", key, lambda: _indexed(view.snapshot, flt, ids64), keep=256)
+    rows, indexes = view.remember("added_rows", key, lambda: _indexed(view, flt, ids64), keep=256)
     found = answer(flt.tree, flt.literals, indexes) if indexes is not None else None
     if found is not None and found.exact:
         return as_ids(found.rows)
     return _by_duckdb(flt, ids, rows)
 
 
-def _indexed(snap: Snapshot, flt: Filter, ids: np.ndarray) -> tuple[pa.Table, dict[str, ScalarIndex] | None]:
-    """The rows `ids` with `flt`'s columns, and scalar indexes of those columns over them (None when a
-    column's type has none)."""
-    rows = snap.take(ids, list(flt.columns))
-    columns = {c: rows.column(c).combine_chunks() for c in flt.columns}
+def _indexed(view: IndexedSnapshot, flt: Filter, ids: np.ndarray) -> tuple[pa.Table, dict[str, ScalarIndex] | None]:
+    """The rows `ids` with `flt`'s columns (`_rowid` first; their values read once per table object, see
+    :mod:`hybrid.query.recent_rows`), and scalar indexes of those columns over them (None when a column's
+    type has none)."""
+    columns = {c: recent_values(view, c, ids) for c in flt.columns}
+    rows = pa.table({"_rowid": pa.array(ids, pa.uint64()), **columns})
     if not all(indexable_type(v.type) for v in columns.values()):
         return rows, None
     return rows, {c: ScalarIndex.build(ids, v) for c, v in columns.items()}
