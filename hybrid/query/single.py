@@ -4,7 +4,7 @@ grouping or expansion: the branch's own list is the ranking.
 Nothing is fused, and each result's branch rank is its place in that list, so the rows are the
 branch's hits (less those the postfilter or the query's examples drop) from `offset` to
 `offset + limit`, read once, with `_score` (minus the distance, or the BM25 score), the raw score
-and the rank beside them: the same table :func:`hybrid.query.executor._with_result_columns` builds
+and the rank beside them: the same table :func:`hybrid.query.result_columns.result_table` builds
 after fusion, without matching every result against every branch.
 """
 
