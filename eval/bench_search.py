@@ -112,6 +112,13 @@ def main(argv=None):
     )
     ap.add_argument("--cache", choices=("warm", "asis"), default="warm")
     ap.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="what a query's latency is: wall time (default) or the process's CPU time, all threads (for a "
+        "machine loaded past its cores, where wall time is mostly waiting for one)",
+    )
+    ap.add_argument(
         "--profile",
         choices=("auto", "always", "never"),
         default="auto",

@@ -248,7 +248,12 @@ def render_md(res, meta) -> str:
         f"{a['warmup']} untimed warm-up queries and then all queries on its own (no other system's queries "
         "in between: LanceDB's runtime threads keep running briefly after a query returns and slowed whichever "
         "system ran next when they were interleaved), in an order that rotates between passes. p50/p95 over "
-        "all timed calls. "
+        "all timed calls"
+        + (
+            " of the process's CPU time per query (all its threads), not wall time. "
+            if a.get("clock") == "cpu"
+            else ". "
+        )
         + (
             "Before each query type every system's files are read once (untimed) so they sit in the page cache."
             if a["cache"] == "warm"

@@ -5,9 +5,11 @@ result holds ``_score`` and, per branch, the raw score (``_distance`` or ``_bm25
 (``_vector_rank`` or ``_fts_rank``) of each row in that branch's list, null where the branch did not
 find the row. A later vector branch's columns are suffixed by its column name.
 
-A branch's list is a query's depth long (50 by default), so each row's place in it is looked up in a
-dict of the list; longer lists are matched with a sort. The columns stay numpy until one record batch
-is built, and the schema of the added columns is made once per (selected columns, branches) shape.
+A branch's list is a query's depth long (50 by default) and the rows are k, so each row's place in the
+list is found by comparing every row with every listed id at once (one numpy call; a sort past
+BROADCAST pairs). The columns stay numpy until one record batch is built; a branch's two columns
+share one validity bitmap, and the schema of the added columns is made once per (selected columns,
+branches) shape.
 """
 
 from __future__ import annotations
@@ -19,13 +21,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from hybrid.storage.numeric import as_arrow
-
 if TYPE_CHECKING:
     from hybrid.query.executor import Branch
 
-DICT_MATCH = 512
-"""Branch lists up to this long are matched through a dict (a sort costs a dozen numpy calls)."""
+BROADCAST = 1 << 16
+"""Up to this many (row, listed id) pairs are compared all at once; more are matched through a sort."""
 
 _FLOAT64, _FLOAT32, _INT32 = pa.float64(), pa.float32(), pa.int32()
 _schemas: dict[tuple[int, tuple[str, ...]], tuple[pa.Schema, pa.Schema]] = {}
@@ -47,17 +47,24 @@ def result_table(
 ) -> pa.Table:
     """The table of `columns` (of `schema`: the rows `ids`, in order) and the result columns: one
     record batch when every column is one array."""
+    n = len(ids)
     arrays: list[pa.Array | pa.ChunkedArray] = list(columns)
-    arrays.append(as_arrow(np.ascontiguousarray(scores, dtype=np.float64), _FLOAT64))
+    arrays.append(_own(np.array(scores, dtype=np.float64), _FLOAT64))
     names: list[str] = ["_score"]
     first_vector = True
     for b in branches:
-        at = positions(b.ids, ids)
-        found: np.ndarray | None = at >= 0
-        if found is not None and found.all():
-            found = None
-        raw = b.raw[at].astype(np.float32) if len(b.raw) else np.zeros(len(ids), np.float32)
-        arrays += [_masked(raw, found, _FLOAT32), _masked((at + 1).astype(np.int32), found, _INT32)]
+        at, found = places(b.ids, ids)
+        raw = b.raw[at].astype(np.float32) if len(b.raw) else np.zeros(n, np.float32)
+        rank = (at + 1).astype(np.int32)
+        hits = int(np.count_nonzero(found))
+        if hits == n:
+            arrays += [_own(raw, _FLOAT32), _own(rank, _INT32)]
+        else:  # one validity bitmap for both columns
+            valid = pa.py_buffer(np.packbits(found, bitorder="little"))
+            arrays += [
+                pa.Array.from_buffers(_FLOAT32, n, [valid, pa.py_buffer(raw)], null_count=n - hits),
+                pa.Array.from_buffers(_INT32, n, [valid, pa.py_buffer(rank)], null_count=n - hits),
+            ]
         if b.kind == "vector":
             suffix = "" if first_vector else f"_{b.column}"
             first_vector = False
@@ -70,29 +77,24 @@ def result_table(
     return pa.Table.from_batches([pa.RecordBatch.from_arrays(arrays, schema=full)])
 
 
-def positions(listed: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """The place in `listed` of each of `ids` (its first, if listed twice), -1 where it is not listed (int64)."""
-    n = len(listed)
-    if n == 0:
-        return np.full(len(ids), -1, dtype=np.int64)
-    if n <= DICT_MATCH:
-        where = dict(zip(listed.tolist()[::-1], range(n - 1, -1, -1)))  # the first place wins
-        get = where.get
-        return np.array([get(x, -1) for x in ids.tolist()], dtype=np.int64)
+def places(listed: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the place in `listed` of each of `ids`, its first if listed twice, 0 where not listed; whether
+    it is listed)."""
+    if len(listed) == 0:
+        return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
+    if len(listed) * len(ids) <= BROADCAST:
+        same = listed == ids[:, None]  # row by listed id
+        return same.argmax(axis=1), same.any(axis=1)
     order = np.argsort(listed, kind="stable")
     ordered = listed[order]
-    at = np.minimum(np.searchsorted(ordered, ids), n - 1)
-    return np.where(ordered[at] == ids, order[at], -1)
+    at = np.minimum(np.searchsorted(ordered, ids), len(listed) - 1)
+    found = ordered[at] == ids
+    return np.where(found, order[at], 0), found
 
 
-def _masked(values: np.ndarray, found: np.ndarray | None, type_: pa.DataType) -> pa.Array:
-    """`values` (a new contiguous array of `type_`'s width) as an Arrow array of `type_`, null where not
-    `found` (None: every value is there)."""
-    if found is None:
-        return as_arrow(values, type_)
-    valid = pa.py_buffer(np.packbits(found, bitorder="little"))
-    nulls = len(found) - int(np.count_nonzero(found))
-    return pa.Array.from_buffers(type_, len(values), [valid, pa.py_buffer(values)], null_count=nulls)
+def _own(values: np.ndarray, type_: pa.DataType) -> pa.Array:
+    """`values` (a new contiguous array of `type_`'s own dtype) as an Arrow array sharing its memory."""
+    return pa.Array.from_buffers(type_, len(values), [None, pa.py_buffer(values)])
 
 
 def _schema(base: pa.Schema, added: tuple[str, ...]) -> pa.Schema:
@@ -101,7 +103,7 @@ def _schema(base: pa.Schema, added: tuple[str, ...]) -> pa.Schema:
     found = _schemas.get(key)
     if found is not None and found[0] is base:
         return found[1]
-    fields = [pa.field(n, _TYPES[n.split("_")[1]]) for n in added]
+    fields = [_FIELDS.get(n) or pa.field(n, _TYPES[n.split("_")[1]]) for n in added]
     schema = pa.schema([*base, *fields], metadata=base.metadata)
     with _lock:
         if len(_schemas) >= _KEEP_SCHEMAS:
@@ -112,3 +114,6 @@ def _schema(base: pa.Schema, added: tuple[str, ...]) -> pa.Schema:
 
 _TYPES = {"score": _FLOAT64, "distance": _FLOAT32, "bm25": _FLOAT32, "vector": _INT32, "fts": _INT32}
 """The type of each result column by the word after its leading underscore."""
+_FIELDS = {
+    n: pa.field(n, _TYPES[n.split("_")[1]]) for n in ("_score", "_distance", "_vector_rank", "_bm25", "_fts_rank")
+}

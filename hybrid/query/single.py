@@ -4,7 +4,7 @@ grouping or expansion: the branch's own list is the ranking.
 Nothing is fused, and each result's branch rank is its place in that list, so the rows are the
 branch's hits (less those the postfilter or the query's examples drop) from `offset` to
 `offset + limit`, read once, with `_score` (minus the distance, or the BM25 score), the raw score
-and the rank beside them: the same table :func:`hybrid.query.executor._with_result_columns` builds
+and the rank beside them: the same table :func:`hybrid.query.result_columns.result_table` builds
 after fusion, without matching every result against every branch.
 """
 
@@ -70,12 +70,18 @@ def table(reader: RowReader, kind: str, ids: np.ndarray, raw: np.ndarray, ranks:
     if raw.dtype != np.float32 or not raw.flags.c_contiguous:
         raw = np.ascontiguousarray(raw, dtype=np.float32)
     read = reader.arrays(ids)
-    arrays = [as_arrow(ids, _UINT64), *read, as_arrow(score, _FLOAT64), as_arrow(raw, _FLOAT32), ranks]
+    arrays = [as_arrow(ids, _UINT64), *read, _own(score, _FLOAT64), _own(raw, _FLOAT32), ranks]
     schema = _result_schema(reader.schema, kind)
     if pa.ChunkedArray in map(type, read):  # read through Snapshot.take
         return pa.Table.from_arrays(arrays, schema=schema)
     # one record batch made into a table: Table.from_arrays wraps and checks each column on its own
     return pa.Table.from_batches([pa.RecordBatch.from_arrays(arrays, schema=schema)])
+
+
+def _own(values: np.ndarray, type_: pa.DataType) -> pa.Array:
+    """`values` (contiguous, of `type_`'s own dtype: :func:`table` makes sure) as an Arrow array sharing its
+    memory: :func:`hybrid.storage.numeric.as_arrow` without its checks."""
+    return pa.Array.from_buffers(type_, len(values), [None, pa.py_buffer(values)])
 
 
 def rank_array(first: int, n: int) -> pa.Array:

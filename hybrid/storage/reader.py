@@ -21,6 +21,7 @@ from hybrid.storage.numeric import NumericChunks, as_arrow
 from hybrid.storage.snapshot import ROWID, Snapshot
 
 _UINT64 = pa.uint64()
+_max = np.maximum.reduce  # ndarray.max without its Python wrapper (paid per query)
 
 
 class RowReader:
@@ -54,7 +55,7 @@ class RowReader:
         views, live = self._views, self._live
         if views is not None and len(rowids) and rowids.dtype == np.uint64:
             offsets = rowids - np.uint64(self._start) if self._start else rowids  # below the start: wraps past the end
-            if int(offsets.max()) < self._rows and (live is None or live[offsets].all()):
+            if int(_max(offsets)) < self._rows and (live is None or live[offsets].all()):
                 return [as_arrow(v.gather(offsets), t) for v, t in views]
         return self.snapshot.take(rowids, self.columns).columns[1:]  # raises for the rows not there
 

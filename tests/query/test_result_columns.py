@@ -3,7 +3,7 @@ what another writer committed (the per-query freshness check of :meth:`hybrid.st
 
 The result columns are checked against a plain reference (each row's rank looked up by a linear
 scan of the branch's list), for random branch lists that share some rows, miss others, repeat none
-or are empty, short (dict matching) or long (sort matching).
+or are empty, short (compared all at once) or long (matched through a sort).
 """
 
 from __future__ import annotations
@@ -54,14 +54,14 @@ def _reference(rows: pa.Table, ids: np.ndarray, scores: np.ndarray, branches: li
     seed=st.integers(0, 2**32 - 1),
     n_rows=st.integers(0, 30),
     kinds=st.lists(st.sampled_from(["vector", "fts"]), min_size=1, max_size=3),
-    lengths=st.lists(st.sampled_from([0, 1, 5, 50, 600]), min_size=3, max_size=3),
+    lengths=st.lists(st.sampled_from([0, 1, 5, 50, 4_000]), min_size=3, max_size=3),
     chunked=st.booleans(),
 )
 def test_result_columns_equal_the_reference(
     seed: int, n_rows: int, kinds: list[str], lengths: list[int], chunked: bool
 ) -> None:
     rng = np.random.default_rng(seed)
-    universe = rng.choice(10_000, size=2_000, replace=False).astype(np.uint64)
+    universe = rng.choice(20_000, size=5_000, replace=False).astype(np.uint64)
     ids = rng.choice(universe, size=n_rows, replace=False)
     branches = []
     for i, kind in enumerate(kinds):
@@ -82,11 +82,14 @@ def test_result_columns_equal_the_reference(
     assert one_batch.equals(want.combine_chunks())
 
 
-def test_positions_take_the_first_place_of_a_repeated_row() -> None:
+def test_places_take_the_first_place_of_a_repeated_row() -> None:
     listed = np.array([7, 3, 7, 9], np.uint64)
-    assert result_columns.positions(listed, np.array([7, 9, 4], np.uint64)).tolist() == [0, 3, -1]
-    long = np.concatenate([listed, np.arange(100, 100 + result_columns.DICT_MATCH, dtype=np.uint64)])
-    assert result_columns.positions(long, np.array([7, 9, 4], np.uint64)).tolist() == [0, 3, -1]
+    rows = np.array([7, 9, 4], np.uint64)
+    at, found = result_columns.places(listed, rows)
+    assert at.tolist()[:2] == [0, 3] and found.tolist() == [True, True, False]
+    long = np.concatenate([listed, np.arange(100, 100 + result_columns.BROADCAST, dtype=np.uint64)])
+    at, found = result_columns.places(long, rows)  # matched through a sort
+    assert at.tolist()[:2] == [0, 3] and found.tolist() == [True, True, False]
 
 
 def _docs(start: int, n: int, rng: np.random.Generator) -> pa.Table:
