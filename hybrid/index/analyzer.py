@@ -45,7 +45,7 @@ weight (1 / their number) and the field counts `PIECE_WEIGHT` (0.5) of the word 
 word found only through its pieces adds at most half a word match. It finds what stemming
 cannot: compounds with a shared part (Funkwellen / Funkübertragung), derived forms
 (Варшава / варшавский), names in another case (Teslas). Measured on XQuAD-R
-(``eval/results/analysis_study_l23c_bm25.md``: BM25 nDCG@10 against version 3; the design,
+(``eval/results/analysis_study_l23c.md``: nDCG@10 against version 3; the design,
 its settings and the hybrid in ``eval/results/subword_field_l23c.md``). Words of scripts
 written without spaces (already characters and bigrams) and words with a digit (numbers and
 codes match whole: ZK-31 does not find ZK-3100) get no pieces. English keeps version 3's
