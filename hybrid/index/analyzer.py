@@ -36,6 +36,23 @@ tantivy has no filter for (each measured in ``eval/results/analysis_study.md``):
   tantivy's Snowball stemmer folds it too, but its stop-word filter runs first ("всё",
   "ещё" stayed terms where "все", "еще" were dropped) and ``stem=False`` kept ё.
 
+Version 4 (the current chain) adds a second field of **word pieces** for every language
+other than English (Elasticsearch's multi-field idea): each word the word field keeps (stop
+words dropped), lowercased as written and before stemming, is also indexed as its character
+4-grams (a word of 4 characters or fewer is its own piece), in a field of its own with its
+own BM25 statistics. A `Match` query searches both: each query word's pieces share one query
+weight (1 / their number) and the field counts `PIECE_WEIGHT` (0.5) of the word field, so a
+word found only through its pieces adds at most half a word match. It finds what stemming
+cannot: compounds with a shared part (Funkwellen / Funkübertragung), derived forms
+(Варшава / варшавский), names in another case (Teslas). Measured on XQuAD-R
+(``eval/results/analysis_study_l23c.md``: nDCG@10 against version 3; the design,
+its settings and the hybrid in ``eval/results/subword_field_l23c.md``). Words of scripts
+written without spaces (already characters and bigrams) and words with a digit (numbers and
+codes match whole: ZK-31 does not find ZK-3100) get no pieces. English keeps version 3's
+single field (its stemmer serves it, and its hybrid defaults were chosen on that field). The
+price: a word absent from a non-English corpus may still find documents through its parts,
+ranked below whole-word matches.
+
 Every other language analyses exactly as version 2 did. Indexes store their version:
 one built before a rule existed keeps the chain it was built with (version 2; and
 ``version=1``, stored with no version at all: tantivy's simple tokenizer, tokens over
@@ -65,8 +82,13 @@ STEMMERS = {
 STOP_WORD_LANGUAGES = frozenset({"en", "de", "fr", "es", "it", "pt", "nl", "sv", "no", "da", "fi", "ru", "hu"})
 MAX_TOKEN_CHARS = 40
 """Longer runs of letters are split into pieces of this many characters."""
-CURRENT_VERSION = 3
+CURRENT_VERSION = 4
 TANTIVY_NAME = "hybrid"
+PIECES_NAME = "hybrid_pieces"
+PIECE_SIZE = 4
+"""Characters per word piece (version 4): the shortest unit that still names a morpheme in most languages."""
+PIECE_WEIGHT = 0.5
+"""The pieces field's share of a query's score against the word field's 1."""
 
 _WORD = rf"[\p{{L}}\p{{M}}\p{{N}}]{{1,{MAX_TOKEN_CHARS}}}"
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+")
@@ -82,6 +104,8 @@ _CLUSTER = re.compile(
     r"\u108f\u109a-\u109d\u3099\u309a]*",
     re.S,
 )
+_NO_PIECES = frozenset({"en", "zh", "ja", "th", "lo", "km", "my"})
+"""English (version 3's field) and languages written without spaces (their text is characters and bigrams)."""
 _IDENTIFIER = re.compile(r"\w+(?:[._\-:/]+\w+)+")
 _DELIMITERS = re.compile(r"[._\-:/]+")
 
@@ -109,6 +133,9 @@ class Analyzer:
     identifiers: bool = True
     """Also index the joined form of delimited identifiers (``os.path.join`` -> ``ospathjoin``)."""
     version: int = CURRENT_VERSION
+    pieces: int | None = None
+    """Characters per word piece in the second field (0: no such field); None: the version's rule
+    (version 4: `PIECE_SIZE` with the default tokenizer, except English and languages written without spaces)."""
 
     def __post_init__(self) -> None:
         if self.tokenizer not in TOKENIZERS:
@@ -121,8 +148,10 @@ class Analyzer:
             raise ValueError(
                 f"unknown language {self.language!r}: use an ISO 639-1 code such as 'en' or 'de', 'multi' or 'auto'"
             )
-        if self.version not in (1, 2, CURRENT_VERSION):
+        if self.version not in (1, 2, 3, CURRENT_VERSION):
             raise ValueError(f"unknown analyzer version {self.version}")
+        if self.pieces is not None and not (isinstance(self.pieces, int) and 0 <= self.pieces <= MAX_TOKEN_CHARS):
+            raise ValueError(f"pieces must be an integer from 0 to {MAX_TOKEN_CHARS} characters, got {self.pieces!r}")
         if self.tokenizer == "jieba":
             require("jieba", "zh")
 
@@ -140,6 +169,42 @@ class Analyzer:
         if self.ascii_folding is not None:
             return self.ascii_folding
         return self.version == 1 or self.language == "en"
+
+    @property
+    def piece_size(self) -> int:
+        """Characters per word piece of the second field; 0 when the index has no such field."""
+        if self.pieces is not None:
+            return self.pieces
+        if self.version < 4 or self.language in _NO_PIECES or self.tokenizer != "default":
+            return 0
+        return PIECE_SIZE
+
+    def pieces_of(self, prepared: str) -> list[str]:
+        """The word pieces of text already through `prepare`, in order (see version 4).
+
+        >>> Analyzer(language="de").pieces_of("Die Funkwellen")
+        ['funk', 'unkw', 'nkwe', 'kwel', 'well', 'elle', 'llen']
+        """
+        n = self.piece_size
+        out: list[str] = []
+        for word in _piece_words(self).analyze(prepared) if n else ():
+            if _UNSPACED.match(word) or any(c.isdigit() for c in word):
+                continue  # characters and bigrams already; numbers and codes match whole (ZK-31 is not ZK-3100)
+            out += [word[i : i + n] for i in range(len(word) - n + 1)] if len(word) > n else [word]
+        return out
+
+    def query_pieces(self, text: str) -> dict[str, float]:
+        """Each piece of a query's distinct words with its query weight: a word's pieces share 1."""
+        n = self.piece_size
+        weights: dict[str, float] = {}
+        if not n:
+            return weights
+        prepared = self.prepare(text)
+        for word in dict.fromkeys(_piece_words(self).analyze(prepared)):
+            pieces = self.pieces_of(word)
+            for p in pieces:
+                weights[p] = weights.get(p, 0.0) + 1.0 / len(pieces)
+        return weights
 
     @property
     def stemmer(self) -> str | None:
@@ -238,6 +303,22 @@ def _with_joined(m: re.Match[str]) -> str:
 
 def _units_and_bigrams(units: list[str]) -> str:
     return " ".join([*units, *(units[i] + units[i + 1] for i in range(len(units) - 1))])
+
+
+@lru_cache(maxsize=64)
+def _piece_words(analyzer: Analyzer) -> tantivy.TextAnalyzer:
+    """The words that get pieces: the word field's tokens and stop words, before stemming."""
+    builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(_WORD)).filter(tantivy.Filter.lowercase())
+    if analyzer.stop_words and analyzer.language in STOP_WORD_LANGUAGES:
+        builder = builder.filter(tantivy.Filter.stopword(STEMMERS[analyzer.language]))
+    if analyzer.folds:
+        builder = builder.filter(tantivy.Filter.ascii_fold())
+    return builder.build()
+
+
+def pieces_analyzer() -> tantivy.TextAnalyzer:
+    """The pieces field's tantivy analyzer: its text is pieces already, one per space-separated token."""
+    return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build()
 
 
 @lru_cache(maxsize=64)

@@ -32,7 +32,7 @@ from hybrid.index.fulltext import FullTextIndex
 from hybrid.index.rescore import TRAIN_ROWS
 from hybrid.index.scalar import ScalarIndex, is_list
 from hybrid.index.sealed import readable, seal
-from hybrid.index.tail import average_lengths
+from hybrid.index.tail import average_lengths, average_pieces
 from hybrid.index.vector import _SPACE, INDEX_FILE, VectorIndex
 from hybrid.storage import checksums
 from hybrid.storage.erase import first_occurrence_masks
@@ -102,6 +102,9 @@ def _fts(
     lengths = average_lengths(index, sample)
     old_keys = list(params.get("avg_len", {}))
     params["avg_len"] = {old_keys[i] if i < len(old_keys) else c: lengths[c] for i, c in enumerate(names)}
+    if index.piece_fields:
+        pieces = average_pieces(index, sample)
+        params["avg_pieces"] = {old_keys[i] if i < len(old_keys) else c: pieces[c] for i, c in enumerate(names)}
     return index.num_docs
 
 

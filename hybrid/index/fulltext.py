@@ -24,7 +24,7 @@ import numpy as np
 import tantivy
 
 from hybrid.errors import QueryError
-from hybrid.index.analyzer import TANTIVY_NAME, Analyzer, query_terms
+from hybrid.index.analyzer import PIECE_WEIGHT, PIECES_NAME, TANTIVY_NAME, Analyzer, pieces_analyzer, query_terms
 from hybrid.index.fts_filters import Kind, add_fields, add_value
 from hybrid.index.overfetch import overfetch_depth
 from hybrid.index.text_query import PROXIMITY_SLOP, Boolean, Match, Phrase, QueryString, TextQuery
@@ -85,6 +85,11 @@ def field_names(columns: Sequence[str]) -> list[str]:
     return [f"f{i}" for i in range(len(columns))]
 
 
+def piece_field_names(columns: Sequence[str]) -> list[str]:
+    """The word-piece field of each column (analyzer version 4, :mod:`hybrid.index.analyzer`)."""
+    return [f"p{i}" for i in range(len(columns))]
+
+
 class FullTextIndex:
     """A tantivy index over `columns` of a table (memory or a folder)."""
 
@@ -108,7 +113,11 @@ class FullTextIndex:
         """Filter fields stored beside the text (tantivy field -> kind, :mod:`hybrid.index.fts_filters`)."""
         self.positions = positions
         """Whether term positions are indexed (phrase queries and proximity need them)."""
+        self.piece_fields = piece_field_names(columns) if analyzer.piece_size else []
+        """The word-piece field of each column; empty when the analyzer indexes no pieces."""
         index.register_tokenizer(TANTIVY_NAME, analyzer.tantivy_analyzer)
+        if self.piece_fields:
+            index.register_tokenizer(PIECES_NAME, pieces_analyzer())
         self._searcher: tantivy.Searcher | None = None
         self._lock = threading.Lock()
         self.deleted_docs = 0
@@ -118,13 +127,15 @@ class FullTextIndex:
 
     @staticmethod
     def _schema_for(
-        columns: Sequence[str], combined: bool, filters: Mapping[str, Kind], positions: bool
+        columns: Sequence[str], combined: bool, filters: Mapping[str, Kind], positions: bool, pieces: bool
     ) -> tantivy.Schema:
         builder = tantivy.SchemaBuilder()
         builder.add_unsigned_field(ROWID_FIELD, stored=False, indexed=True, fast=True)
         record = "position" if positions else "freq"  # BM25 needs term frequencies either way
         for name in field_names(columns) + ([COMBINED_FIELD] if combined else []):
             builder.add_text_field(name, stored=False, tokenizer_name=TANTIVY_NAME, index_option=record)
+        for name in piece_field_names(columns) if pieces else []:
+            builder.add_text_field(name, stored=False, tokenizer_name=PIECES_NAME, index_option="freq")
         add_fields(builder, filters)
         return builder.build()
 
@@ -149,7 +160,7 @@ class FullTextIndex:
         """
         combined = weights is not None and len(columns) > 1
         kinds = {name: kind for name, kind in (filters or {}).values()}
-        schema = cls._schema_for(columns, combined, kinds, positions)
+        schema = cls._schema_for(columns, combined, kinds, positions, bool(analyzer.piece_size))
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
         index = tantivy.Index(schema, path=str(path) if path is not None else None)
@@ -172,6 +183,7 @@ class FullTextIndex:
         extra = [(column, name, kind) for column, (name, kind) in filters.items()]
         prepare = self.analyzer.prepare
         fields = [(f, c, int((self.weights or {}).get(c, 1))) for f, c in zip(self.fields, self.columns)]
+        pieces = dict(zip(self.fields, self.piece_fields))
         for rowids, texts in batches:
             cols = [(f, texts[c], w) for f, c, w in fields]
             for i, rowid in enumerate(rowids.tolist()):
@@ -184,6 +196,8 @@ class FullTextIndex:
                         doc.add_text(f, prepared)
                         for _ in range(w if combined else 0):
                             doc.add_text(COMBINED_FIELD, prepared)
+                        if pieces:
+                            doc.add_text(pieces[f], " ".join(self.analyzer.pieces_of(prepared)))
                 for column, name, kind in extra:
                     add_value(doc, name, kind, texts[column][i])
                 writer.add_document(doc)
@@ -264,6 +278,8 @@ class FullTextIndex:
                     else:
                         q = tantivy.Query.term_query(self._schema, field, term)
                     clauses.append((tantivy.Occur.Should, _boost(q, n * w)))
+            if not query.fuzziness:
+                clauses += self._piece_clauses(query.text, boosts)
             if not clauses:
                 return None
             matched = tantivy.Query.boolean_query(clauses)
@@ -311,6 +327,22 @@ class FullTextIndex:
                 return None
             return tantivy.Query.boolean_query(parts)
         raise TypeError(f"not a text query: {query!r}")
+
+    def _piece_clauses(
+        self, text: str, boosts: Mapping[str, float] | None
+    ) -> list[tuple[tantivy.Occur, tantivy.Query]]:
+        """The word-piece field's clauses of a `Match` (none without that field): each query word's
+        pieces share one query weight, the field `PIECE_WEIGHT` of the word field's."""
+        if not self.piece_fields:
+            return []
+        pieces = self.analyzer.query_pieces(text)
+        out = []
+        for field, column in zip(self.piece_fields, self.columns):
+            w = PIECE_WEIGHT * float((boosts or {}).get(column, 1.0))
+            for piece, share in pieces.items():
+                q = tantivy.Query.term_query(self._schema, field, piece)
+                out.append((tantivy.Occur.Should, tantivy.Query.boost_query(q, w * share)))
+        return out
 
     def _need_positions(self, what: str) -> None:
         if not self.positions:

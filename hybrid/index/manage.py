@@ -40,7 +40,7 @@ from hybrid.index.language import SAMPLE_DOCS, LanguageGuess, detect_language
 from hybrid.index.merge import merge, wants_rebuild
 from hybrid.index.rescore import BATCH_ROWS
 from hybrid.index.scalar import ScalarIndex, indexable_type, is_list
-from hybrid.index.tail import average_lengths
+from hybrid.index.tail import average_lengths, average_pieces
 from hybrid.index.tuning import holds_out, others, reaches, tuning_sample
 from hybrid.index.vector import VectorIndex, check_metric, distances, top_k
 from hybrid.index.view import IndexedSnapshot
@@ -157,6 +157,8 @@ def create_fts_index(
         empty: dict[str, list[str | None]] = {c: [] for c in columns}
         sample = next(text_batches(snap, columns), (None, empty))[1]
         params: dict[str, Any] = {"analyzer": analyzer.to_dict(), "avg_len": average_lengths(index, sample)}
+        if index.piece_fields:
+            params["avg_pieces"] = average_pieces(index, sample)
         params["k1"], params["b"] = bm25
         params["positions"] = positions
         if weights is not None and len(columns) > 1:
@@ -462,7 +464,7 @@ def index_stats(table: Writable) -> list[dict[str, Any]]:
             "indexed_rows": entry.rows, "live_indexed_rows": entry.rows - len(cov.dead),
             "dead_rows": len(cov.dead), "unindexed_rows": len(cov.unindexed),
             "built_version": entry.built_version, "table_version": view.version,
-            **{k: v for k, v in entry.params.items() if k not in ("analyzer", "avg_len")},
+            **{k: v for k, v in entry.params.items() if k not in ("analyzer", "avg_len", "avg_pieces")},
             **({"analyzer": entry.params["analyzer"]} if "analyzer" in entry.params else {}),
             **index_bytes(view, entry),
         })  # fmt: skip

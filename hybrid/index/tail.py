@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from hybrid.index.analyzer import query_terms
+from hybrid.index.analyzer import PIECE_WEIGHT, query_terms
 from hybrid.index.catalog import IndexEntry
 from hybrid.index.coverage import member
 from hybrid.index.exact import distances_from_dots
@@ -218,11 +218,16 @@ class TextTail(TailLog):
     lengths, so scores agree with a rebuilt index to within a few percent.
     """
 
-    def __init__(self, index: FullTextIndex, avg_len: Mapping[str, float]) -> None:
+    def __init__(
+        self, index: FullTextIndex, avg_len: Mapping[str, float], avg_pieces: Mapping[str, float] | None = None
+    ) -> None:
         super().__init__()
         self.index = index
         self.avg_len = dict(avg_len)
+        self.avg_pieces = dict(avg_pieces or {})
+        """Average word-piece count per column (analyzer version 4's second field)."""
         self.per_column = {c: _Field(_Column(np.float64), {}) for c in index.columns}
+        self.pieces = {c: _Field(_Column(np.float64), {}) for c in index.columns} if index.piece_fields else {}
         self.combined = _Field(_Column(np.float64), {}) if index.weights is not None else None
         self._df: dict[tuple[str, str], int] = {}
 
@@ -232,9 +237,13 @@ class TextTail(TailLog):
         combined: list[Counter[str]] = [Counter() for _ in range(len(ids))]
         for column in self.index.columns:
             w = self.index.weights.get(column, 1) if self.index.weights is not None else 1
+            analyzer = self.index.analyzer
             for i, text in enumerate(rows.column(column).to_pylist()):
-                counts = Counter(self.index.analyzer.terms(text)) if text else Counter()
+                counts = Counter(analyzer.terms(text)) if text else Counter()
                 _post(self.per_column[column], start + i, counts)
+                if self.pieces:
+                    pieces = Counter(analyzer.pieces_of(analyzer.prepare(text))) if text else Counter()
+                    _post(self.pieces[column], start + i, pieces)
                 if self.combined is not None:
                     combined[i].update({t: n * w for t, n in counts.items()})
         if self.combined is not None:
@@ -263,8 +272,9 @@ class TextTail(TailLog):
         A term's postings list log positions in ascending order, so the rows of one run of the log
         (the usual case: the appends since the index was built) are one slice of each list, found by a
         binary search; other row sets are masked by their live mask."""
-        counts = query_terms(self.index.analyzer, query_text)
-        if not counts or len(rows.positions) == 0:
+        counts: Sequence[tuple[str, float]] = query_terms(self.index.analyzer, query_text)
+        pieces = tuple(self.index.analyzer.query_pieces(query_text).items()) if self.pieces else ()
+        if not (counts or pieces) or len(rows.positions) == 0:
             return np.empty(0, np.uint64), np.empty(0, np.float32)
         self.prepare(rows)
         run, alive = rows.run, rows.alive
@@ -275,10 +285,11 @@ class TextTail(TailLog):
         tfs: list[np.ndarray] = []
         norms: list[np.ndarray] = []
         factors: list[float] = []
-        for name, boost, fld, avg in self._scored(boosts):
+        scored = [(*f, counts) for f in self._scored(boosts)] + [(*f, pieces) for f in self._piece_fields(boosts)]
+        for name, boost, fld, avg, terms in scored:
             lengths = fld.lengths.view()
             field_positions: list[np.ndarray] = []
-            for term, q_count in counts:
+            for term, q_count in terms:
                 found = fld.postings.get(term)
                 if found is None:
                     continue
@@ -334,6 +345,14 @@ class TextTail(TailLog):
             for f, c in zip(self.index.fields, self.index.columns)
         ]
 
+    def _piece_fields(self, boosts: Mapping[str, float] | None) -> Sequence[tuple[str, float, _Field, float]]:
+        """(tantivy field, boost, tail field, average length) of each word-piece field (none without them)."""
+        return [
+            (f, PIECE_WEIGHT * float((boosts or {}).get(c, 1.0)), self.pieces[c], self.avg_pieces.get(c, 1.0))
+            for f, c in zip(self.index.piece_fields, self.index.columns)
+            if self.pieces
+        ]
+
 
 def _post(fld: _Field, position: int, counts: Counter[str]) -> None:
     fld.lengths.append(sum(counts.values()))
@@ -343,6 +362,16 @@ def _post(fld: _Field, position: int, counts: Counter[str]) -> None:
             found = fld.postings[term] = (_Column(np.int64), _Column(np.float64))
         found[0].append(position)
         found[1].append(n)
+
+
+def average_pieces(index: FullTextIndex, texts: Mapping[str, Sequence[str | None]]) -> dict[str, float]:
+    """Average word-piece count per column over a sample of documents (for tail scoring of the pieces field)."""
+    a = index.analyzer
+    out = {}
+    for column in index.columns:
+        values = texts[column]
+        out[column] = float(np.mean([len(a.pieces_of(a.prepare(t))) if t else 0 for t in values])) if values else 1.0
+    return out
 
 
 def average_lengths(index: FullTextIndex, texts: Mapping[str, Sequence[str | None]]) -> dict[str, float]:
@@ -367,7 +396,7 @@ def text_tail(view: IndexedSnapshot, entry: IndexEntry) -> TextTail:
     def make() -> TextTail:
         index = view.index(entry)
         assert isinstance(index, FullTextIndex)
-        return TextTail(index, entry.params["avg_len"])
+        return TextTail(index, entry.params["avg_len"], entry.params.get("avg_pieces"))
 
     log: TextTail = view.remember("text_tails", entry.path, make, keep=16)
     return log

@@ -337,7 +337,13 @@ def _run_text(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | Non
         b.strategy += f" (top {max(k, RESCORE_DEPTH)} rescored with k1={bm25[0]:g}, b={bm25[1]:g})"
     if len(cov.unindexed):
         tail_ids = cov.unindexed if allowed is None else _unindexed_allowed(cov, allowed)
-        if isinstance(b.text, Match) and not b.text.fuzziness and not b.text.proximity and "avg_len" in b.entry.params:
+        if (
+            isinstance(b.text, Match)
+            and not b.text.fuzziness
+            and not b.text.proximity
+            and "avg_len" in b.entry.params
+            and ("avg_pieces" in b.entry.params or not index.piece_fields)
+        ):
             log = text_tail(view, b.entry)
             rows = unindexed_rows(view, b.entry, log, None if allowed is None else tail_ids)
             tids, ts = log.search(rows, b.text.text, q.boosts, k, *bm25)

@@ -631,7 +631,7 @@ def test_checkout_searches_that_version(tmp_path: Path) -> None:
         r["text"] += " oldword"
     t = hybrid.connect(tmp_path).create_table("tt", rows)
     v_no_index = t.version
-    t.create_fts_index(["text"])
+    t.create_fts_index(["text"], language="en")  # whole words: "auto" would add pieces (oldword, freshword)
     t.create_vector_index("vector", metric="l2")
     v_indexed = t.version
     added = make_rows(70, seed=4)[60:]
