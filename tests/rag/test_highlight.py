@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -174,3 +175,14 @@ def test_the_window_holds_the_most_distinct_terms_when_matches_spread(tmp_path: 
     ]
     assert shown == ["alpha", "beta"]
     assert marked_words(hit) == ["alpha"] * 4 + ["beta"]
+
+
+def test_highlight_columns_keep_one_type_with_and_without_null_texts(tmp_path: Path) -> None:
+    rows = [{"text": "vacuum one", "note": n} for n in ("Vacuum here.", None)]
+    t = hybrid.connect(tmp_path / "db", upkeep=None).create_table("n", rows)
+    t.create_fts_index("text")
+    for column in ("text", "note"):  # every text present; one of them null
+        schema = t.search("vacuum", query_type="fts").highlight(column=column).to_arrow().schema
+        assert schema.field("_highlight_window").type == highlight.SPAN
+        assert schema.field("_highlight_spans").type == pa.list_(highlight.SPAN)
+        assert schema.field("_highlight").type == pa.string()
