@@ -35,11 +35,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench.peer_config import default_data  # noqa: E402
-from tune import _public_args, judgments, make_table, mean, ndcg  # noqa: E402
+from tune import _public_args, judgments, make_table, mean, ndcg, reranked_runs  # noqa: E402
 
 import hybrid  # noqa: E402
 from hybrid.eval import paired_randomization_test  # noqa: E402
 from hybrid.eval.collection import load_beir  # noqa: E402
+from hybrid.feedback.reranker import TunedReranker  # noqa: E402
+from hybrid.feedback.state import runs_dir  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -90,6 +92,10 @@ def run_one(name: str, split: str, args: argparse.Namespace, root: Path) -> dict
         table, test_j, lambda q: table.search(q, query_type="vector", vector_column=column), "tuned dense"
     )
     figures["after_guard"] = ndcg(table, test_j, lambda q: table.search(q), "after guard")
+    reranker: dict[str, Any] = {}
+    if args.reranker:
+        reranker = tune_reranker(table, train_j, test_j, args)
+        figures["plus_reranker"], figures["after_both"] = reranker.pop("forced"), reranker.pop("after")
     base = figures["default"]
     out = {
         "collection": name,
@@ -101,12 +107,59 @@ def run_one(name: str, split: str, args: argparse.Namespace, root: Path) -> dict
         "p_tuned_vs_default": p_value(figures["tuned"], base),
         "p_tuned_dense_vs_dense": p_value(figures["tuned_dense"], figures["dense"]),
         "p_after_vs_default": p_value(figures["after_guard"], base),
+        **(
+            {
+                "p_plus_reranker_vs_default": p_value(figures["plus_reranker"], base),
+                "p_after_both_vs_default": p_value(figures["after_both"], base),
+                "reranker_report": reranker,
+            }
+            if args.reranker
+            else {}
+        ),
         "tune_seconds": tune_s,
         "tune_cpu_seconds": tune_cpu,
         "report": report.to_dict(),
     }
     log(name, json.dumps({k: v for k, v in out.items() if isinstance(v, float)}))
     return out
+
+
+def tune_reranker(table: hybrid.Table, train_j: Any, test_j: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The cross-encoder stage on top of the embedder's outcome (`eval/tune.py`'s reranker settings):
+    per-query nDCG@10 of the searched column + the reranker forced on ("forced"), of the table as it
+    searches after both guards ("after"), and the reranker's report."""
+    cpu, start = time.process_time(), time.perf_counter()
+    report = table.tune(
+        train_j,
+        fusion=False,
+        embedder=False,
+        epochs=1,
+        negatives=3,
+        max_length=128,
+        top_n=20,
+        learning_rate=2e-4,
+        max_train_queries=args.reranker_queries,
+        mine_depth=args.mine_depth,
+        positives_per_query=args.positives_per_query,
+        threads=args.threads,
+        test_fraction=args.test_fraction,
+    )
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+    log(report.summary())
+    spec = report.learned["reranker"]
+    model = TunedReranker(
+        runs_dir(table) / spec["model"],
+        top_n=spec["top_n"],
+        blend=spec["blend"],
+        max_length=spec["max_length"],
+        threads=args.threads,
+        column=spec.get("column"),
+    )
+    runs = reranked_runs(table, test_j, model, {"tuned": model.blend}, "test + tuned reranker")
+    after = ndcg(table, test_j, lambda q: table.search(q), "after both guards")
+    log(f"+ reranker {mean(runs['tuned']):.4f}, after both guards {mean(after):.4f}")
+    return {"forced": runs["tuned"], "after": after, "seconds": seconds, "cpu_seconds": cpu_seconds,
+            "report": report.to_dict()}  # fmt: skip
 
 
 def markdown(out: dict[str, Any]) -> str:
@@ -140,6 +193,18 @@ def markdown(out: dict[str, Any]) -> str:
             f"({r['tune_cpu_seconds']:.0f} s) | {e['seconds']:.0f} s, {e['steps']} steps, {e['examples']} examples | "
             f"{e['embed_seconds']:.0f} s | {rep['peak_memory_mb']:.0f} MB |"
         )
+    for r in out["runs"]:
+        if "plus_reranker" in r:
+            rr = r["reranker_report"]
+            lines += [
+                "",
+                f"Then the cross-encoder stage on top ({r['collection']}, `--reranker`, eval/tune.py's settings): "
+                f"searched column + reranker forced on {r['plus_reranker']:.4f} "
+                f"(p {r['p_plus_reranker_vs_default']:.3g} vs default hybrid); "
+                f"the table as it searches after both guards {r['after_both']:.4f} "
+                f"(p {r['p_after_both_vs_default']:.3g}); stage time {rr['seconds']:.0f} s "
+                f"({rr['cpu_seconds']:.0f} s CPU).",
+            ]
     lines += ["", "Loss (mean of the first 5 steps -> last 5 steps):", ""]
     for r in out["runs"]:
         e = r["report"]["embedder"]
@@ -167,6 +232,8 @@ def main() -> None:
     p.add_argument("--positives-per-query", type=int, default=None)
     p.add_argument("--test-fraction", type=float, default=0.2)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 beats 2 on a crowded machine)")
+    p.add_argument("--reranker", action="store_true", help="then the cross-encoder on top")
+    p.add_argument("--reranker-queries", type=int, default=480, help="training queries for the reranker stage")
     p.add_argument("--name", default=None, help="results stem (default: tune_embedder_<collections>)")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
