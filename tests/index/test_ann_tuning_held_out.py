@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 import hybrid
-from hybrid.index import ann_build
+from hybrid.index import ann_build, quantized
 from hybrid.index.tuning import tuning_sample
 
 pytest.importorskip("usearch")
@@ -65,6 +65,9 @@ def test_the_tuned_setting_reaches_the_target_on_fresh_queries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
     monkeypatch.setattr(ann_build, "RESCORES", ONE_RESCORE)
+    # one inserting thread: the same graph every run (with a pool, the order the threads link the rows in,
+    # which a loaded machine changes, moved fresh recall by about 0.01 around the target)
+    monkeypatch.setattr(quantized, "_threads", lambda rows: 1)
     t, data, queries = _tuned(tmp_path, kind)
     stats = t.index_stats()[0]
     assert stats["indexed_rows"] == N and stats["unindexed_rows"] == 0, stats  # the held-out rows were added
