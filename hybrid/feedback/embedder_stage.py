@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -43,7 +42,7 @@ def tune_embedder(
     search with `fusion`), save it in `folder`/embedder and add the column it computes; fills
     ``report.embedder`` and returns (the current column, the new column)."""
     from hybrid.feedback.embedder import EmbedderTraining, base_model, train_embedder, tuned_embedder
-    from hybrid.feedback.tune import mine_examples
+    from hybrid.feedback.tune import mine_examples, training_steps
 
     require("torch", "models")
     require("sentence_transformers", "models")
@@ -62,21 +61,8 @@ def tune_embedder(
         seed=s.seed,
         threads=s.threads,
     )
-    bar: Any = None
-    if s.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=1, desc="training the embedder", file=sys.stderr, leave=False)
-
-    def progress(step: int, steps: int, loss: float) -> None:
-        if bar is not None:
-            bar.total = steps
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}")
-
-    result = train_embedder(base, examples, folder / "embedder", settings, progress)
-    if bar is not None:
-        bar.close()
+    with training_steps("training the embedder", s.progress) as progress:
+        result = train_embedder(base, examples, folder / "embedder", settings, progress)
     start = time.perf_counter()
     table.add_columns({column: (current.source, tuned_embedder(folder / "embedder", base))})
     state = tuned_state.read_state(table)

@@ -27,7 +27,8 @@ import logging
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -194,6 +195,27 @@ def _bar(items: Iterable[T], total: int, desc: str, on: bool) -> Iterable[T]:
     from tqdm.auto import tqdm
 
     return tqdm(items, total=total, desc=desc, file=sys.stderr, leave=False)
+
+
+@contextmanager
+def training_steps(desc: str, on: bool) -> Iterator[Callable[[int, int, float], None]]:
+    """A training loop's step callback (step, steps, loss) that moves a progress bar while `on`."""
+    if not on:
+        yield lambda step, steps, loss: None
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=1, desc=desc, file=sys.stderr, leave=False)
+
+    def progress(step: int, steps: int, loss: float) -> None:
+        bar.total = steps
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}")
+
+    try:
+        yield progress
+    finally:
+        bar.close()
 
 
 def per_query_ndcg(judgments: Judgments, ranked: dict[str, list[int]]) -> dict[str, float]:
@@ -415,22 +437,9 @@ def _train_reranker(
         seed=s.seed,
         threads=s.threads,
     )
-    bar: Any = None
-    if s.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=1, desc="training the reranker", file=sys.stderr, leave=False)
-
-    def progress(step: int, steps: int, loss: float) -> None:
-        if bar is not None:
-            bar.total = steps
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}")
-
     base = Path(s.base_model) if s.base_model else packaged_encoder()
-    result = train_cross_encoder(base, examples, folder / "reranker", settings, progress)
-    if bar is not None:
-        bar.close()
+    with training_steps("training the reranker", s.progress) as progress:
+        result = train_cross_encoder(base, examples, folder / "reranker", settings, progress)
     onnx_seconds = _export(folder / "reranker", s)
     column = text_column(table, s)
     model = TunedReranker(folder / "reranker", top_n=s.top_n, max_length=s.max_length, threads=s.threads, column=column)
