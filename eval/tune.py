@@ -113,6 +113,18 @@ def latency(table: hybrid.Table, js: Judgments, reranker: TunedReranker, n: int 
     return {"top_n": reranker.top_n, "queries": len(times), "p50_ms": float(p50), "p95_ms": float(p95)}
 
 
+def learned_reranker(table: hybrid.Table, spec: dict[str, Any], threads: int) -> TunedReranker:
+    """The reranker a tune report's `learned["reranker"]` describes, loaded from the table's runs."""
+    return TunedReranker(
+        runs_dir(table) / spec["model"],
+        top_n=spec["top_n"],
+        blend=spec["blend"],
+        max_length=spec["max_length"],
+        threads=threads,
+        column=spec.get("column"),
+    )
+
+
 def reranked_runs(
     table: hybrid.Table, js: Judgments, model: TunedReranker, blends: dict[str, float], desc: str
 ) -> dict[str, dict[str, float]]:
@@ -183,14 +195,7 @@ def train_one(name: str, split: str, args: argparse.Namespace, root: Path) -> di
     tune_s = time.perf_counter() - start
     log(report.summary())
     spec = report.learned["reranker"]
-    model = TunedReranker(
-        runs_dir(table) / spec["model"],
-        top_n=spec["top_n"],
-        blend=spec["blend"],
-        max_length=spec["max_length"],
-        threads=args.threads,
-        column=spec.get("column"),
-    )
+    model = learned_reranker(table, spec, args.threads)
     runs = reranked_runs(table, test_j, model, {"tuned": model.blend, "alone": 1.0}, f"{name} test ({model.runs_on})")
     base, forced, alone = runs["default"], runs["tuned"], runs["alone"]
     log(name, f"test: default {mean(base):.4f}, + tuned reranker {mean(forced):.4f}, model alone {mean(alone):.4f}")

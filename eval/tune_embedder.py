@@ -35,13 +35,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench.peer_config import default_data  # noqa: E402
-from tune import _public_args, judgments, make_table, mean, ndcg, reranked_runs  # noqa: E402
+from tune import _public_args, judgments, learned_reranker, make_table, mean, ndcg, reranked_runs  # noqa: E402
 
 import hybrid  # noqa: E402
 from hybrid.eval import paired_randomization_test  # noqa: E402
 from hybrid.eval.collection import load_beir  # noqa: E402
-from hybrid.feedback.reranker import TunedReranker  # noqa: E402
-from hybrid.feedback.state import runs_dir  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -147,14 +145,7 @@ def tune_reranker(table: hybrid.Table, train_j: Any, test_j: Any, args: argparse
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     log(report.summary())
     spec = report.learned["reranker"]
-    model = TunedReranker(
-        runs_dir(table) / spec["model"],
-        top_n=spec["top_n"],
-        blend=spec["blend"],
-        max_length=spec["max_length"],
-        threads=args.threads,
-        column=spec.get("column"),
-    )
+    model = learned_reranker(table, spec, args.threads)
     runs = reranked_runs(table, test_j, model, {"tuned": model.blend}, "test + tuned reranker")
     after = ndcg(table, test_j, lambda q: table.search(q), "after both guards")
     log(f"+ reranker {mean(runs['tuned']):.4f}, after both guards {mean(after):.4f}")
