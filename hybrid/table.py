@@ -585,6 +585,7 @@ class Table(FeedbackMixin):
         ngram_min: int = 2,
         ngram_max: int = 3,
         identifiers: bool = True,
+        pieces: int | None = None,
         scoring: Literal["bm25f", "fields"] = "bm25f",
         weights: Mapping[str, int] | None = None,
         k1: float = 1.2,
@@ -599,9 +600,9 @@ class Table(FeedbackMixin):
         `language` is an ISO 639-1 code ("en", "de", ...), "multi" (language-neutral analysis)
         or "auto" (default): detected from a sample of the columns and recorded with the index
         (``index_stats()["language_detection"]``); see `hybrid.index.analyzer` for what each
-        language gets. Several columns are scored as BM25F (``scoring="bm25f"``, `weights`
-        repeats a column's text, e.g. ``{"title": 2}``) or column by column and summed
-        (``scoring="fields"``). Chinese can also use ``tokenizer="jieba"``.
+        language gets (``pieces=4``: a second field of 4-letter word pieces, off by default, see there).
+        Several columns are scored as BM25F (``scoring="bm25f"``, `weights` repeats a column's text,
+        e.g. ``{"title": 2}``) or column by column and summed (``scoring="fields"``); ``tokenizer="jieba"`` for Chinese.
 
         `k1` (term-frequency saturation) and `b` (length normalisation) default to tantivy's
         own, which it scores natively; with other values each query's top 100 tantivy hits
@@ -625,10 +626,10 @@ class Table(FeedbackMixin):
         if scoring == "fields" and weights:
             raise ValueError("weights apply to scoring='bm25f'; with scoring='fields' boost columns at query time")
 
+        options = (stem, stop_words, lowercase, ascii_folding, tokenizer, ngram_min, ngram_max, identifiers)
+
         def analyzer_for(lang: str) -> Analyzer:
-            return Analyzer(
-                lang, stem, stop_words, lowercase, ascii_folding, tokenizer, ngram_min, ngram_max, identifiers
-            )
+            return Analyzer(lang, *options, pieces=pieces)
 
         analyzer = analyzer_for if language == "auto" else analyzer_for(language)
         bm25f = dict(weights or {}) if scoring == "bm25f" else None

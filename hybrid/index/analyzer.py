@@ -36,11 +36,13 @@ tantivy has no filter for (each measured in ``eval/results/analysis_study.md``):
   tantivy's Snowball stemmer folds it too, but its stop-word filter runs first ("всё",
   "ещё" stayed terms where "все", "еще" were dropped) and ``stem=False`` kept ё.
 
-Version 4 (the current chain) adds a second field of **word pieces** for every language
-other than English (Elasticsearch's multi-field idea): each word the word field keeps (stop
-words dropped), lowercased as written and before stemming, is also indexed as its character
-4-grams (a word of 4 characters or fewer is its own piece), in a field of its own with its
-own BM25 statistics. A `Match` query searches both: each query word's pieces share one query
+Version 4 (the current chain) can add a second field of **word pieces**, on request
+(``create_fts_index(..., pieces=4)``; off by default: on a 100,000-document benchmark corpus it made
+the full-text index 3.3x as large, its build 2.4x as long and text queries about 3x as slow, for a
+default-hybrid gain of +0.003-0.004 on XQuAD-R de/es) (Elasticsearch's multi-field idea): each
+word the word field keeps (stop words dropped), lowercased as written and before stemming, is
+also indexed as its character 4-grams (a word of 4 characters or fewer is its own piece), in a
+field of its own with its own BM25 statistics. A `Match` query searches both: each query word's pieces share one query
 weight (1 / their number) and the field counts `PIECE_WEIGHT` (0.5) of the word field, so a
 word found only through its pieces adds at most half a word match. It finds what stemming
 cannot: compounds with a shared part (Funkwellen / Funkübertragung), derived forms
@@ -48,8 +50,8 @@ cannot: compounds with a shared part (Funkwellen / Funkübertragung), derived fo
 (``eval/results/analysis_study_l23c.md``: nDCG@10 against version 3; the design,
 its settings and the hybrid in ``eval/results/subword_field_l23c.md``). Words of scripts
 written without spaces (already characters and bigrams) and words with a digit (numbers and
-codes match whole: ZK-31 does not find ZK-3100) get no pieces. English keeps version 3's
-single field (its stemmer serves it, and its hybrid defaults were chosen on that field). The
+codes match whole: ZK-31 does not find ZK-3100) get no pieces. English gets them only when
+asked, like every language (its stemmer serves it, and its hybrid defaults were chosen on one field). The
 price: a word absent from a non-English corpus may still find documents through its parts,
 ranked below whole-word matches.
 
@@ -104,8 +106,8 @@ _CLUSTER = re.compile(
     r"\u108f\u109a-\u109d\u3099\u309a]*",
     re.S,
 )
-_NO_PIECES = frozenset({"en", "zh", "ja", "th", "lo", "km", "my"})
-"""English (version 3's field) and languages written without spaces (their text is characters and bigrams)."""
+_NO_PIECES = frozenset({"zh", "ja", "th", "lo", "km", "my"})
+"""Languages written without spaces (their text is characters and bigrams already): no word pieces."""
 _IDENTIFIER = re.compile(r"\w+(?:[._\-:/]+\w+)+")
 _DELIMITERS = re.compile(r"[._\-:/]+")
 
@@ -134,8 +136,8 @@ class Analyzer:
     """Also index the joined form of delimited identifiers (``os.path.join`` -> ``ospathjoin``)."""
     version: int = CURRENT_VERSION
     pieces: int | None = None
-    """Characters per word piece in the second field (0: no such field); None: the version's rule
-    (version 4: `PIECE_SIZE` with the default tokenizer, except English and languages written without spaces)."""
+    """Characters per word piece in a second field (version 4, the default tokenizer; `PIECE_SIZE` is the
+    measured choice); None or 0: no such field (the default: it costs about 3x the index and text query time)."""
 
     def __post_init__(self) -> None:
         if self.tokenizer not in TOKENIZERS:
@@ -173,16 +175,14 @@ class Analyzer:
     @property
     def piece_size(self) -> int:
         """Characters per word piece of the second field; 0 when the index has no such field."""
-        if self.pieces is not None:
-            return self.pieces
-        if self.version < 4 or self.language in _NO_PIECES or self.tokenizer != "default":
+        if self.pieces is None or self.version < 4 or self.language in _NO_PIECES or self.tokenizer != "default":
             return 0
-        return PIECE_SIZE
+        return self.pieces
 
     def pieces_of(self, prepared: str) -> list[str]:
         """The word pieces of text already through `prepare`, in order (see version 4).
 
-        >>> Analyzer(language="de").pieces_of("Die Funkwellen")
+        >>> Analyzer(language="de", pieces=4).pieces_of("Die Funkwellen")
         ['funk', 'unkw', 'nkwe', 'kwel', 'well', 'elle', 'llen']
         """
         n = self.piece_size

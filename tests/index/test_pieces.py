@@ -1,6 +1,6 @@
-"""Version 4's word-piece field: words that share a part are found by each other (compounds, derived
-forms, names in another case), weighted below a whole-word match; English and indexes built by
-version 3 keep one field."""
+"""Version 4's word-piece field, on request (``pieces=4``): words that share a part are found by each
+other (compounds, derived forms, names in another case), weighted below a whole-word match; indexes
+built without it, or by version 3, keep one field."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from hybrid.index.analyzer import CURRENT_VERSION, PIECE_SIZE, Analyzer
 FILLER = [f"Zeile Nummer {i} über nichts Besonderes" for i in range(12)]
 
 
-def _table(db: hybrid.Database, texts: list[str], language: str, name: str = "t") -> hybrid.Table:
+def _table(
+    db: hybrid.Database, texts: list[str], language: str, name: str = "t", pieces: int | None = PIECE_SIZE
+) -> hybrid.Table:
     t = db.create_table(name, [{"id": i, "text": s} for i, s in enumerate([*texts, *FILLER])])
-    t.create_fts_index("text", language=language)
+    t.create_fts_index("text", language=language, pieces=pieces)
     return t
 
 
@@ -46,12 +48,13 @@ def test_a_whole_word_match_outranks_a_piece_match(db: hybrid.Database) -> None:
 
 
 def test_pieces_follow_the_documented_rule() -> None:
-    de = Analyzer("de")
+    assert Analyzer("de").piece_size == 0  # off unless asked for
+    de = Analyzer("de", pieces=PIECE_SIZE)
     assert de.version == CURRENT_VERSION and de.piece_size == PIECE_SIZE
     assert de.pieces_of(de.prepare("der Hund")) == ["hund"]  # stop word dropped, short word its own piece
     assert de.pieces_of(de.prepare("Häuser")) == ["häus", "äuse", "user"]  # as written: before stemming
     assert de.pieces_of(de.prepare("Modell ZK3100 von 1856")) == ["mode", "odel", "dell"]  # numbers, codes: whole
-    assert Analyzer("en").piece_size == 0 and Analyzer("zh").piece_size == 0 and Analyzer("th").piece_size == 0
+    assert Analyzer("zh", pieces=4).piece_size == 0 and Analyzer("th", pieces=4).piece_size == 0  # no spaces
     assert Analyzer("de", version=3).piece_size == 0 and Analyzer("de", pieces=0).piece_size == 0
     assert Analyzer("en", pieces=5).pieces_of("wavelength") == ["wavel", "avele", "velen", "eleng", "lengt", "ength"]
     weights = de.query_pieces("Funkwellen Hund")
@@ -60,8 +63,14 @@ def test_pieces_follow_the_documented_rule() -> None:
         Analyzer("de", pieces=-1)
 
 
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_an_index_has_no_piece_field_unless_asked(db: hybrid.Database, language: str) -> None:
+    t = _table(db, ["Die Funkübertragung begann früh."], language, pieces=None)
+    assert _hits(t, "Funkwellen") == []  # whole words only, as version 3
+
+
 def test_an_english_index_has_no_piece_field(db: hybrid.Database) -> None:
-    t = _table(db, ["The radio transmission started early."], "en")
+    t = _table(db, ["The radio transmission started early."], "en", pieces=None)
     assert _hits(t, "transmissions")[:1] == [0]  # the stemmer, as before
     assert _hits(t, "transmit") == []  # no pieces: "tran", "rans", ... are not searched
 
