@@ -168,13 +168,19 @@ def agreement(a: dict[str, list[float]], b: dict[str, list[float]]) -> dict[str,
     }
 
 
-def train_one(name: str, split: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
+def collection_table(
+    name: str, split: str, args: argparse.Namespace, root: Path
+) -> tuple[hybrid.Table, dict[str, Any], Judgments, Judgments]:
+    """The collection's table (built as `make_table` builds it), its build figures, and its test and
+    `split` judgments."""
     path = args.data / name
     test = load_beir(path, "test")
-    train = load_beir(path, split)
     table, build = make_table(hybrid.connect(root / name.replace("/", "-")), test, args.work)
-    test_j = judgments(table, test, args.eval_queries)
-    train_j = judgments(table, train)
+    return table, build, judgments(table, test, args.eval_queries), judgments(table, load_beir(path, split))
+
+
+def train_one(name: str, split: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    table, build, test_j, train_j = collection_table(name, split, args, root)
     log(name, f"{len(train_j)} {split} queries, {len(test_j)} test queries")
     start = time.perf_counter()
     report = table.tune(

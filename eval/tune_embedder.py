@@ -35,11 +35,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench.peer_config import default_data  # noqa: E402
-from tune import _public_args, judgments, learned_reranker, make_table, mean, ndcg, reranked_runs  # noqa: E402
+from tune import _public_args, collection_table, learned_reranker, mean, ndcg, reranked_runs  # noqa: E402
 
 import hybrid  # noqa: E402
 from hybrid.eval import paired_randomization_test  # noqa: E402
-from hybrid.eval.collection import load_beir  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -53,12 +52,7 @@ def p_value(a: dict[str, float], b: dict[str, float]) -> float:
 
 
 def run_one(name: str, split: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    path = args.data / name
-    test = load_beir(path, "test")
-    train = load_beir(path, split)
-    table, build = make_table(hybrid.connect(root / name.replace("/", "-")), test, args.work)
-    test_j = judgments(table, test, args.eval_queries)
-    train_j = judgments(table, train)
+    table, build, test_j, train_j = collection_table(name, split, args, root)
     log(name, f"{len(train_j)} {split} queries, {len(test_j)} test queries; built in {build['build_s']} s")
     figures: dict[str, dict[str, float]] = {}
     figures["default"] = ndcg(table, test_j, lambda q: table.search(q).rerank(None), "default hybrid")

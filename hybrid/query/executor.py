@@ -45,7 +45,7 @@ from hybrid.query.filter import compile_filter
 from hybrid.query.fusion import Ranked
 from hybrid.query.limits import current_limits
 from hybrid.query.result_columns import result_table
-from hybrid.query.result_columns import with_result_columns as _with_result_columns  # hybrid.ray.shards uses it
+from hybrid.query.result_columns import with_result_columns as _with_result_columns
 from hybrid.query.text import Match, Phrase, TextQuery
 from hybrid.query.text_filter import to_query
 from hybrid.query.vector_plan import MAX_FETCH, plan_filtered

@@ -35,8 +35,9 @@ from hybrid.index.fts_filters import filter_columns_of
 from hybrid.index.fulltext import COMBINED_FIELD, field_names
 from hybrid.index.language import is_foreign
 from hybrid.query import confidence
-from hybrid.query.executor import Branch, _with_result_columns
+from hybrid.query.executor import Branch
 from hybrid.query.fusion import Fusion, default_fusion
+from hybrid.query.result_columns import with_result_columns
 from hybrid.query.search import as_vector, is_vector_like
 from hybrid.ray import global_bm25 as g
 from hybrid.ray.shard_server import SOURCE_ROWID, ShardServer, build_shard
@@ -422,14 +423,14 @@ def _rows(q: ShardedQuery, branches: list[Branch], known: float | None) -> pa.Ta
     if q.reranker is None:
         pool, scores = fused_ids[: q.k], fused[: q.k]
         taken = q.sharded.take(pool, columns)
-        return _with_result_columns(taken, pool, scores, branches)
+        return with_result_columns(taken, pool, scores, branches)
     if q.text_query is None:
         raise QueryError("rerank needs a text query")
     extra = [c for s in q.sharded.specs if s["kind"] == "fts" for c in s["columns"]]
     extra += [b.source for b in q.sharded.bindings]
     extra += [c for c in getattr(q.reranker, "columns", ()) if c in schema_names]
     text_cols = [c for c in dict.fromkeys(extra) if c not in columns]
-    rows = _with_result_columns(q.sharded.take(fused_ids, columns + text_cols), fused_ids, fused, branches)
+    rows = with_result_columns(q.sharded.take(fused_ids, columns + text_cols), fused_ids, fused, branches)
     reranked = check_reranked(rows, q.reranker.rerank(q.text_query, rows), q.reranker)
     reranked = reranked.sort_by([(RELEVANCE, "descending")])
     score = reranked.column(RELEVANCE).cast(pa.float64())
