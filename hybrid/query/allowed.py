@@ -7,6 +7,7 @@ index holds yet) are evaluated by DuckDB, so a filter is exact at every version.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -210,17 +211,55 @@ SMALL_CHECK = 256
 
 
 def _check_added(view: IndexedSnapshot, flt: Filter, ids: np.ndarray) -> np.ndarray:
-    """`_check` of the rows a commit added, their filter columns read (and indexed) once per (version,
-    rows, columns): filters on the same columns carried to the same version from the same one share them."""
+    """`_check` of the sorted row ids a filter's carry added, their filter columns read and indexed once
+    per (version, columns) for every filter carried to this version (:class:`AddedRows`)."""
     if not len(ids) or len(ids) > SMALL_CHECK or not flt.columns or int(ids.max()) > MAX_ROWID:
         return _check(view.snapshot, flt, ids)
     ids64 = np.asarray(ids, dtype=np.uint64)
-    key = (view.version, ids64.tobytes(), flt.columns)
-    rows, indexes = view.remember("added_rows", key, lambda: _indexed(view, flt, ids64), keep=256)
+    added: AddedRows = view.remember("added_rows", (view.version, flt.columns), AddedRows, keep=64)
+    held, rows, indexes = added.covering(view, flt, ids64)
     found = answer(flt.tree, flt.literals, indexes) if indexes is not None else None
     if found is not None and found.exact:
-        return as_ids(found.rows)
-    return _by_duckdb(flt, ids, rows)
+        passed = as_ids(found.rows)
+        return passed if len(held) == len(ids64) else passed[member(passed, ids64)]
+    if len(held) != len(ids64):
+        rows = rows.take(pa.array(np.searchsorted(held, ids64)))
+    return _by_duckdb(flt, ids64, rows)
+
+
+class AddedRows:
+    """The rows that filters carried to one version checked, with their filter columns and scalar indexes.
+
+    Filters on the same columns are carried to a version from the versions each last ran on; the rows
+    each checks are those added since, so an older start's rows hold a newer one's. The indexes are
+    built over the largest set asked about so far (grown to the union when a set is not inside it, up
+    to :data:`SMALL_CHECK` rows), and each filter answers over them and keeps its own rows: a version
+    whose searches carry eight filters builds one set of indexes, not eight.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: tuple[np.ndarray, pa.Table, dict[str, ScalarIndex] | None] | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self._held is None else int(self._held[0].nbytes + self._held[1].nbytes)
+
+    def covering(
+        self, view: IndexedSnapshot, flt: Filter, ids: np.ndarray
+    ) -> tuple[np.ndarray, pa.Table, dict[str, ScalarIndex] | None]:
+        """(held row ids, their rows, their indexes) for rows holding every one of the sorted `ids`."""
+        with self._lock:
+            held = self._held
+            if held is not None and member(ids, held[0]).all():
+                return held
+            wanted = ids if held is None else np.union1d(held[0], ids).astype(np.uint64)
+            if len(wanted) > SMALL_CHECK:
+                wanted = ids  # answered alone; the held set stays for the filters it serves
+            rows, indexes = _indexed(view, flt, wanted)
+            if wanted is not ids or held is None:
+                self._held = (wanted, rows, indexes)
+            return wanted, rows, indexes
 
 
 def _indexed(view: IndexedSnapshot, flt: Filter, ids: np.ndarray) -> tuple[pa.Table, dict[str, ScalarIndex] | None]:

@@ -246,6 +246,22 @@ class FreshnessMachine(RuleBasedStateMachine):
         assert [r["id"] for r in rows] == [i]
         assert rows[0]["_bm25"] > 0
 
+    @rule(picks=st.lists(st.tuples(st.sampled_from([0, 5, 10, 20, 40]), st.booleans()), min_size=1, max_size=4))
+    def filter_rows(self, picks: list[tuple[int, bool]]) -> None:
+        """Filters' allowed rows, each carried from whichever version it last ran on (filters carried to one
+        version share one check of the rows added since, in whatever order they come): exactly the live
+        rows that satisfy each."""
+        assert self.t is not None
+        from hybrid.query.allowed import cached_allowed
+        from hybrid.query.filter import compile_filter
+
+        view = self.t.indexed_snapshot()
+        for threshold, below in picks:
+            sql = f"id < {threshold}" if below else f"id >= {threshold}"
+            got = cached_allowed(view, compile_filter(sql, view.schema)).ids
+            ids = view.snapshot.take(got, ["id"]).column("id").to_pylist() if len(got) else []
+            assert sorted(ids) == sorted(i for i in self.model if (i < threshold) == below), sql
+
     @precondition(lambda self: self.retired_tokens)
     @rule(which=st.integers(0, 10_000))
     def search_retired_token(self, which: int) -> None:

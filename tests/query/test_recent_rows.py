@@ -77,3 +77,31 @@ def test_a_column_is_read_once_per_row(tmp_path: Path, monkeypatch) -> None:  # 
     fresh = RecentColumn("year")
     assert fresh.values_of(snap, ids[:20]).to_pylist() == [by_id[i] for i in ids[:20].tolist()]  # all answered
     assert fresh.ids.tolist() == ids[12:20].tolist()  # only the newest (highest) row ids are kept
+
+
+def test_filters_carried_to_one_version_share_one_index_build(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Filters last run on different versions carry to the newest: their added rows nest, so the scalar
+    indexes over those rows are built once for the largest set, and each filter still keeps only its rows."""
+    from hybrid.query import allowed
+
+    t = hybrid.connect(tmp_path, upkeep=None).create_table("docs", _rows(0, 300, 1))
+    filters = ["year >= 2005", "year < 2003", "year BETWEEN 2001 AND 2009", "year != 2004"]
+    for step, sql in enumerate(filters):  # each filter last runs on its own version, 3 rows apart
+        t.add(_rows(1_000 + 10 * step, 3, step))
+        view = t.indexed_snapshot()
+        cached_allowed(view, compile_filter(sql, view.schema))
+    t.add(_rows(2_000, 4, 9))
+    t.delete("id = 1000")  # a row of the first filter's version gone: dropped by every carry
+    view = t.indexed_snapshot()
+    built: list[int] = []
+    indexed = allowed._indexed
+
+    def counting(view, flt, ids):  # type: ignore[no-untyped-def]
+        built.append(len(ids))
+        return indexed(view, flt, ids)
+
+    monkeypatch.setattr(allowed, "_indexed", counting)
+    for sql in filters:  # the oldest start first: its added rows hold every later one's
+        flt = compile_filter(sql, view.schema)
+        assert cached_allowed(view, flt).ids.tolist() == allowed_rows(view, flt).ids.tolist(), sql
+    assert built == [13]  # the rows added since the oldest start (3 x 3 + 4), built once for the four filters
