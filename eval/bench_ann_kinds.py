@@ -208,11 +208,34 @@ def step_serve(a: argparse.Namespace) -> dict[str, Any]:
         out[name] = _summary(*_timed(search, queries, filtered), truth)
         if not filtered:  # what serving vector search holds, before the filtered searches read 1% of every block
             out["rss_vector"] = rss()
+            if a.kind in KINDS[1:]:
+                out["reads_ab"] = _reads_ab(search, queries, data["truth"])
     out["rss"] = rss()
     out["index_rss"] = out["rss"]["VmRSS"] - before["VmRSS"]
     out["load"] = load()
     out["rescore_read"] = a.rescore_read
     return out
+
+
+def _reads_ab(search: Any, queries: np.ndarray, truth: np.ndarray, rounds: int = 3) -> dict[str, Any]:
+    """The tuned read count (the best ``reads x k`` candidates by the row codes read as floats) against
+    reading every candidate (the one-stage rescore), alternating passes over the queries in this process."""
+    from hybrid.index import rescore
+
+    tuned = rescore.read_count
+    runs: dict[str, list[dict[str, float]]] = {"tuned": [], "all": []}
+    try:
+        for r in range(rounds):
+            for which in ("tuned", "all") if r % 2 == 0 else ("all", "tuned"):
+                rescore.read_count = tuned if which == "tuned" else (lambda k, reads, candidates: candidates)
+                runs[which].append(_summary(*_timed(search, queries, False), truth))
+    finally:
+        rescore.read_count = tuned
+    return {
+        w: {"recall": r[0]["recall"], "cpu_p50_ms": float(np.median([x["cpu_p50_ms"] for x in r])),
+            "p50_ms": float(np.median([x["p50_ms"] for x in r])), "rounds": r}
+        for w, r in runs.items()
+    }  # fmt: skip
 
 
 def step_lance_build(a: argparse.Namespace) -> dict[str, Any]:
@@ -406,6 +429,9 @@ def write(report: dict[str, Any], name: str) -> None:
             settings = f"{level} {st.get('ef_search', st.get('nprobe'))}" + (
                 f", rescore {st['rescore']:g}, {st.get('codes', 'int8')}" if "rescore" in st else ""
             )
+            if st.get("reads") is not None:
+                settings += f", reads {st['reads']:g}"
+            settings += f"; in RAM {st.get('ram_bytes', 0) / mb:.0f} MB"
         v, f = s["vector"], s["filtered_1pct"]
         lines.append(
             f"| {kind} | {b['seconds'] - tune:.0f} (+{tune:.0f})"
@@ -418,6 +444,17 @@ def write(report: dict[str, Any], name: str) -> None:
             f" | {s['index_rss'] / mb:.0f} ({anon_added(s) / mb:.0f} / {file_added(s) / mb:.0f})"
             f" | {_rss_text(s.get('rss_vector'))} | {b.get('load', ['?'])[0]} / {s.get('load', ['?'])[0]} |"
         )
+    ab = {kind: r["serve"]["reads_ab"] for kind, r in kinds.items() if "reads_ab" in r.get("serve", {})}
+    if ab:
+        lines += ["", "Tuned reads against reading every candidate (alternating passes in one process):", ""]
+        for kind, x in ab.items():
+            cpu = x["tuned"]["cpu_p50_ms"]
+            floor = f", {cpu / base['serve']['vector']['cpu_p50_ms']:.2f}x the float HNSW's" if base else ""
+            lines.append(
+                f"* {kind}: CPU p50 {x['tuned']['cpu_p50_ms']:.2f} vs {x['all']['cpu_p50_ms']:.2f} ms"
+                f" ({cpu / x['all']['cpu_p50_ms']:.2f}x{floor}); wall p50 {x['tuned']['p50_ms']:.2f}"
+                f" vs {x['all']['p50_ms']:.2f} ms; recall {x['tuned']['recall']:.3f} vs {x['all']['recall']:.3f}"
+            )
     if base and lance:
         lines += ["", "Ratios (targets from issue 19 in brackets):", ""]
         for kind, r in kinds.items():

@@ -15,8 +15,11 @@ from typing import Any
 import numpy as np
 
 from hybrid.index.ann_kinds import CandidateIndex, require
-from hybrid.index.rescore import Rescored, exact_neighbours, sample_vectors, vector_batches, vectors_of
-from hybrid.index.tuning import holds_out, others, reaches, tuning_sample
+from hybrid.index.gather import gathered
+from hybrid.index.rescore import Rescored, exact_neighbours, read_count, sample_vectors, vector_batches, vectors_of
+from hybrid.index.row_codes import RowCodes, coded, merged_codes
+from hybrid.index.tuning import holds_out, off_table, others, reaches_both, tuning_sample
+from hybrid.index.vector import top_k
 from hybrid.index.view import IndexedSnapshot
 
 LEVELS: dict[str, tuple[int, ...]] = {
@@ -27,6 +30,8 @@ LEVELS: dict[str, tuple[int, ...]] = {
 """The search depths `target_recall` tries per kind: ef (HNSW) or nprobe (IVF)."""
 RESCORES: dict[str, tuple[float, ...]] = {"hnsw_int8": (2, 4, 8), "ivf_pq": (4, 8, 16, 32), "ivf_rabitq": (4, 8, 16)}
 """The rescore factors `target_recall` tries per kind."""
+READS: tuple[float, ...] = (1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24)
+"""The read factors `target_recall` tries (those below the rescore factor; the rescore factor reads all)."""
 
 
 def level_name(kind: str) -> str:
@@ -88,8 +93,8 @@ def build_tuned(
     if index.count:
         started = time.perf_counter()
         searcher = Rescored(view, column, index, params["rescore"])
-        level, factor, recall = tune(kind, searcher, target, queries, selves, held_out)
-        params[level_name(kind)], params["rescore"] = level, factor
+        level, factor, reads, recall = tune(kind, searcher, target, queries, selves, held_out)
+        params[level_name(kind)], params["rescore"], params["reads"] = level, factor, reads
         params.update(target_recall=target, measured_recall=round(recall, 4))
         params["tuning_seconds"] = round(time.perf_counter() - started, 1)
     if held_out:
@@ -113,7 +118,9 @@ def build_from(
         return Int8Graph.build(folder, sample, batches, metric, params)
     from hybrid.index.ivf import IvfIndex
 
-    return IvfIndex.build(folder, sample, batches, metric, params, kind)
+    index = IvfIndex.build(folder, sample, coded(folder, sample, batches, metric), metric, params, kind)
+    index.codes = RowCodes.open(folder, metric)
+    return index
 
 
 def open_index(kind: str, folder: Path, metric: str, params: dict[str, Any]) -> CandidateIndex:
@@ -125,7 +132,9 @@ def open_index(kind: str, folder: Path, metric: str, params: dict[str, Any]) -> 
         return Int8Graph.open(folder, metric, level)
     from hybrid.index.ivf import IvfIndex
 
-    return IvfIndex.open(folder, metric, level, kind)
+    index = IvfIndex.open(folder, metric, level, kind)
+    index.codes = RowCodes.open(folder, metric)
+    return index
 
 
 def merged(
@@ -146,57 +155,85 @@ def merged(
         return Int8Graph.merged(source, folder, metric, level, batches, deleted)
     from hybrid.index.ivf import IvfIndex
 
-    return IvfIndex.merged(source, folder, metric, level, kind, batches, deleted)
+    batches = merged_codes(source, folder, metric, batches, deleted)
+    index, removed = IvfIndex.merged(source, folder, metric, level, kind, batches, deleted)
+    index.codes = RowCodes.open(folder, metric)
+    return index, removed
 
 
 def tune(
     kind: str, searcher: Rescored, target: float, queries: np.ndarray, selves: np.ndarray, held_out: bool, k: int = 10
-) -> tuple[int, float, float]:
-    """The fastest (depth, rescore) whose recall@k for `queries` (the vectors of the rows `selves`) reaches
-    `target` against their exact neighbours among the rows the index holds.
+) -> tuple[int, float, float, float]:
+    """The fastest (depth, rescore, reads) whose recall@k for `queries` (the vectors of the rows `selves`)
+    and for their off-table probes (:func:`hybrid.index.tuning.off_table`) reaches `target` against their
+    exact neighbours among the rows the index holds.
 
     As for the float HNSW (:func:`hybrid.index.manage.tune_ef`), "reaches" means the one-sided 95% lower
-    bound of the sample's mean recall (:func:`hybrid.index.tuning.reaches`). The rows `selves` are
+    bound of the sample's mean recall, for the rows and for the probes
+    (:func:`hybrid.index.tuning.reaches_both`). The rows `selves` are
     `held_out` of the index (see :func:`build_tuned`) or, in a small table, in it and each left out of
     its own results. For each rescore factor the smallest passing depth is found by bisection (recall grows
-    with depth); of those, the one with the lowest measured time per query wins. Returns (depth,
-    rescore, the sample's mean recall); when nothing reaches the target, the best setting tried.
+    with depth), every candidate read; then the fewest reads (``reads x k`` candidates, best first by the
+    index's finer codes, read as floats) that still reach the target, computed from the same searches
+    (the exact distances of every candidate are known); of those settings, the one with the lowest
+    measured time per query wins. Returns (depth, rescore, reads, the lower of the rows' and the probes'
+    mean recalls at them); when nothing reaches the target, the best setting tried, every candidate read.
     """
-    view, column = searcher.view, searcher.column
-    own = selves.tolist()
+    view, column, metric = searcher.view, searcher.column, searcher.metric
     held = selves if held_out else None  # the truth is among the rows the index holds
-    neighbours = exact_neighbours(view.snapshot, column, queries, searcher.metric, k + 1, exclude=held)
+    neighbours = exact_neighbours(view.snapshot, column, queries, metric, k + 1, exclude=held)
+    nearest = [next((i for i in found.tolist() if i != s), s) for found, s in zip(neighbours, selves.tolist())]
+    near_ids, near_vectors = vectors_of(view.snapshot, column, np.array(nearest, np.uint64))
+    at = {i: n for n, i in enumerate(near_ids.tolist())}
+    probes = off_table(queries, near_vectors[[at[i] for i in nearest]], metric)
+    neighbours += exact_neighbours(view.snapshot, column, probes, metric, k + 1, exclude=held)
+    queries = np.concatenate([queries, probes])
+    own = selves.tolist() * 2  # a probe is left out of nothing but its source row's place, as the row is
     truth = [others(found, s, k) for found, s in zip(neighbours, own)]
+    rows = len(selves)
     depth = k if held_out else k + 1  # as deep as a query for k asks (rescore x k candidates), plus its own row
     levels = LEVELS[kind]
     lists = getattr(searcher.index, "lists", None)
     if lists is not None:  # an IVF index: scanning more lists than it has changes nothing
         levels = tuple(v for v in levels if v < lists) + (lists,)
-    tried: dict[tuple[int, float], tuple[bool, float, float]] = {}
+    tried: dict[tuple[int, float], dict[float, tuple[bool, float]]] = {}
 
-    def measure(level: int, rescore: float) -> tuple[bool, float, float]:
-        start = time.perf_counter()
-        found = [searcher.search(q, depth, ef=level, rescore=rescore)[0] for q in queries]
-        seconds = time.perf_counter() - start
-        per_query = np.array([len(t & others(f, s, k)) / max(1, len(t)) for f, s, t in zip(found, own, truth)])
-        tried[(level, rescore)] = (*reaches(per_query, target), seconds)
+    def measure(level: int, rescore: float) -> dict[float, tuple[bool, float]]:
+        """Per read factor up to `rescore` (and `rescore`: every candidate): (reaches, mean recall)."""
+        per_read: dict[float, list[float]] = {r: [] for r in (*[r for r in READS if r < rescore], rescore)}
+        for q, s, t in zip(queries, own, truth):
+            ranked = searcher.ranked(q, depth, level, rescore)
+            ids, d = gathered(view, column, ranked, q, metric)
+            exact = np.full(len(ranked), np.inf, np.float32)
+            order = np.argsort(ranked)
+            exact[order[np.searchsorted(ranked[order], ids)]] = d
+            for r, recalls in per_read.items():
+                n = read_count(depth, r, len(ranked))
+                found, _ = top_k(ranked[:n], exact[:n], depth)
+                recalls.append(len(t & others(found, s, k)) / max(1, len(t)))
+        tried[(level, rescore)] = {
+            r: reaches_both(np.array(v[:rows]), np.array(v[rows:]), target) for r, v in per_read.items()
+        }
         return tried[(level, rescore)]
 
-    passing: list[tuple[float, int, float, float]] = []
+    passing: list[tuple[float, int, float, float, float]] = []
     for rescore in RESCORES[kind]:
-        if not measure(levels[-1], rescore)[0]:
+        if not measure(levels[-1], rescore)[rescore][0]:
             continue
         lo, hi = 0, len(levels) - 1  # levels[hi] passes
         while lo < hi:
             mid = (lo + hi) // 2
-            if measure(levels[mid], rescore)[0]:
+            if measure(levels[mid], rescore)[rescore][0]:
                 hi = mid
             else:
                 lo = mid + 1
-        _, recall, seconds = tried[(levels[hi], rescore)]
-        passing.append((seconds, levels[hi], rescore, recall))
+        reads, (_, recall) = next((r, v) for r, v in tried[(levels[hi], rescore)].items() if v[0])
+        start = time.perf_counter()
+        for q in queries:
+            searcher.search(q, depth, ef=levels[hi], rescore=rescore, reads=reads)
+        passing.append((time.perf_counter() - start, levels[hi], rescore, reads, recall))
     if not passing:
-        (level, rescore), (_, recall, _) = max(tried.items(), key=lambda item: item[1][1])
-        return level, rescore, recall
-    _, level, rescore, recall = min(passing)
-    return level, rescore, recall
+        (level, rescore), by_read = max(tried.items(), key=lambda item: item[1][item[0][1]][1])
+        return level, rescore, rescore, by_read[rescore][1]
+    _, level, rescore, reads, recall = min(passing)
+    return level, rescore, reads, recall

@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from hybrid.errors import MissingDependencyError
+from hybrid.index.row_codes import RowCodes
 
 FLOAT_KIND = "hnsw"
 COMPRESSED_KINDS = ("hnsw_int8", "ivf_pq", "ivf_rabitq")
@@ -58,6 +59,7 @@ class CandidateIndex(Protocol):
     metric: str
     level: int  # ef (HNSW kinds) or nprobe (IVF kinds) used when a search names none
     label: str  # how explanations name it
+    codes: RowCodes | None  # finer per-row codes held in RAM that rank the candidates before rescoring
 
     @property
     def count(self) -> int: ...

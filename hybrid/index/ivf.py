@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from hybrid.errors import CorruptionError
+from hybrid.index.row_codes import RowCodes
 
 INDEX_FILE = "ivf.faiss"
 POINTS_PER_CENTROID = 39
@@ -71,6 +72,8 @@ def factory(kind: str, dim: int, train_rows: int, partitions: int, sub_vectors: 
 
 class IvfIndex:
     """A faiss IVF index over row ids (int64 ids), lists memory-mapped from its file."""
+
+    codes: RowCodes | None = None  # set by hybrid.index.ann_build
 
     def __init__(self, index: Any, metric: str, level: int, path: Path, kind: str) -> None:
         self._index, self.metric, self.level, self.path = index, metric, level, path
@@ -178,4 +181,5 @@ class IvfIndex:
     def memory(self) -> dict[str, int]:
         size = self.path.stat().st_size
         codes = int(self._ivf.code_size) * self.count + 8 * self.count  # the lists: codes and ids
-        return {"ram_bytes": max(0, size - codes), "mapped_bytes": min(size, codes)}
+        held = self.codes.nbytes if self.codes is not None else 0  # the row codes ranking candidates, in RAM
+        return {"ram_bytes": max(0, size - codes) + held, "mapped_bytes": min(size, codes)}

@@ -41,7 +41,7 @@ from hybrid.index.merge import merge, wants_rebuild
 from hybrid.index.rescore import BATCH_ROWS
 from hybrid.index.scalar import ScalarIndex, indexable_type, is_list
 from hybrid.index.tail import average_lengths, average_pieces
-from hybrid.index.tuning import holds_out, others, reaches, tuning_sample
+from hybrid.index.tuning import holds_out, off_table, others, reaches_both, tuning_sample
 from hybrid.index.vector import VectorIndex, check_metric, distances, top_k
 from hybrid.index.view import IndexedSnapshot
 from hybrid.storage import checksums
@@ -226,7 +226,9 @@ def tune_ef(
     "Reaches" means with confidence, not on average: the one-sided 95% lower
     bound of the sample's mean recall (mean - 1.645 standard errors over the
     sampled queries) must be at least `target`, so that queries the sample did
-    not contain see the target too. Returns the ef and the sample's mean recall.
+    not contain see the target too, for the sampled rows and for their off-table probes
+    (:func:`hybrid.index.tuning.off_table`: queries are not rows). Returns the ef and the lower of the
+    two mean recalls.
     Each sampled vector is left out of its own results (it is always found, at
     distance 0, which would overstate the recall that any other query sees).
     The sample `picks` is :func:`tuning_sample`'s. With `held_out`, `index` does not
@@ -241,16 +243,21 @@ def tune_ef(
         in_graph[picks] = False
         ids, vectors = ids[in_graph], vectors[in_graph]
     norms = np.linalg.norm(vectors, axis=1)
-    truth = [
-        others(top_k(ids, distances(vectors, q, index.metric, norms), k + 1)[0], s, k) for q, s in zip(queries, selves)
-    ]
+    near = [top_k(ids, distances(vectors, q, index.metric, norms), k + 1)[0] for q in queries]
+    position = {i: n for n, i in enumerate(ids.tolist())}
+    nearest = [next((i for i in found.tolist() if i != s), s) for found, s in zip(near, selves)]
+    probes = off_table(queries, vectors[[position[i] for i in nearest]], index.metric)
+    near += [top_k(ids, distances(vectors, q, index.metric, norms), k + 1)[0] for q in probes]
+    queries, selves = np.concatenate([queries, probes]), selves * 2
+    truth = [others(found, s, k) for found, s in zip(near, selves)]
+    rows = len(probes)
     recall = 0.0
     for ef in EF_LADDER:
         per_query = np.array([
             len(t & others(index.search(q, k + 1, ef=ef)[0], s, k)) / max(1, len(t))
             for q, s, t in zip(queries, selves, truth)
         ])  # fmt: skip
-        passed, recall = reaches(per_query, target)
+        passed, recall = reaches_both(per_query[:rows], per_query[rows:], target)
         if passed:
             return ef, recall
     return ef, recall
@@ -272,8 +279,10 @@ def create_vector_index(
     nprobe: int | None = None,
     partitions: int | None = None,
     batch_rows: int = BATCH_ROWS,
+    reads: float | None = None,
 ) -> Manifest:
-    """Build and commit a vector index of one of :data:`hybrid.index.ann_kinds.KINDS` (or ``"auto"``)."""
+    """Build and commit a vector index of one of :data:`hybrid.index.ann_kinds.KINDS` (or ``"auto"``);
+    `reads` (a rebuild keeps its tuned value): candidates per hit read as floats, None: all of them."""
     base = table.write_base("create_vector_index")
     snap = Snapshot(table.root, base, table.files)
     column = vector_column(snap, column)
@@ -304,6 +313,8 @@ def create_vector_index(
         else:
             view = IndexedSnapshot(table.name, table.root, snap, table.cache)
             params = {"metric": metric, "rescore": float(rescore or DEFAULT_RESCORE[kind]), "batch_rows": batch_rows}
+            if reads is not None:
+                params["reads"] = float(reads)
             if kind == "hnsw_int8":
                 params.update(m=m, ef_construction=ef_construction, ef_search=ef_search or 64)
             else:
@@ -430,6 +441,7 @@ def optimize_index(table: Writable, entry: IndexEntry, rebuild: bool = False, th
         rescore=p.get("rescore"),
         nprobe=p.get("nprobe"),
         batch_rows=p.get("batch_rows", BATCH_ROWS),
+        reads=p.get("reads"),
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from hybrid.errors import CorruptionError
+from hybrid.index.row_codes import RowCodes
 from hybrid.index.vector import SharedLock
 
 GRAPH_FILE = "usearch.i8"
@@ -70,6 +71,7 @@ class Int8Graph:
     """A usearch int8 HNSW (row ids as keys), opened as a read-only view of its file."""
 
     label = "HNSW-int8 (usearch)"
+    codes: RowCodes | None = None  # none: its own int8 codes rank the candidates it returns (nearest first)
 
     def __init__(self, index: Any, affine: Affine, metric: str, level: int, path: Path) -> None:
         self._index, self.affine, self.metric, self.level, self.path = index, affine, metric, level, path

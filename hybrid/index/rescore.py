@@ -47,6 +47,13 @@ def candidate_count(k: int, rescore: float) -> int:
     return max(k, min(math.ceil(head * rescore) + (k - head), MAX_CANDIDATES))
 
 
+def read_count(k: int, reads: float | None, candidates: int) -> int:
+    """Candidates whose float vectors are read for `k` hits: the first ``reads x k`` in the index's finer
+    order (its row codes, or the order it returned them in), counted as :func:`candidate_count` counts;
+    all of them when `reads` is None (an index tuned before the read count existed)."""
+    return candidates if reads is None else min(candidates, candidate_count(k, reads))
+
+
 TRAIN_ROWS = 100_000
 """At most this many rows train a compressed index's quantizer (a random sample)."""
 
@@ -59,6 +66,7 @@ class Rescored:
     column: str
     index: CandidateIndex
     rescore: float
+    reads: float | None = None  # candidates read as floats per hit (None: all of them)
 
     @property
     def count(self) -> int:
@@ -74,18 +82,34 @@ class Rescored:
 
     @property
     def label(self) -> str:
-        return f"{self.index.label}, rescored {self.rescore:g}x exactly"
+        if self.reads is None:
+            return f"{self.index.label}, rescored {self.rescore:g}x exactly"
+        by = "row codes" if self.index.codes is not None else "its codes"
+        return f"{self.index.label}, {self.rescore:g}x candidates ranked by {by}, best {self.reads:g}x rescored exactly"
 
     def search(
-        self, q: np.ndarray, k: int, *, ef: int | None = None, rescore: float | None = None
+        self,
+        q: np.ndarray,
+        k: int,
+        *,
+        ef: int | None = None,
+        rescore: float | None = None,
+        reads: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The exact top-`k` (row ids, distances) among the index's ``rescore x k`` candidates."""
+        """The exact top-`k` (row ids, distances) among the best ``reads x k`` of the index's ``rescore x k``
+        candidates (ranked by the index's finer codes; every returned distance is exact)."""
         k = min(k, self.count)
         if k <= 0:
             return np.empty(0, np.uint64), np.empty(0, np.float32)
-        n = candidate_count(k, rescore or self.rescore)
-        found = self.index.candidates(q, n, ef or self.index.level)
+        found = self.ranked(q, k, ef, rescore)
+        found = found[: read_count(k, reads or self.reads, len(found))]
         return rescored(self.view, self.column, q, self.metric, found, k)
+
+    def ranked(self, q: np.ndarray, k: int, ef: int | None = None, rescore: float | None = None) -> np.ndarray:
+        """The index's ``rescore x k`` candidates for `k` hits, nearest first by its finest codes."""
+        found = self.index.candidates(q, candidate_count(k, rescore or self.rescore), ef or self.index.level)
+        codes = self.index.codes
+        return found if codes is None or len(found) <= k else codes.ranked(q, found)
 
 
 def rescored(
@@ -204,4 +228,7 @@ def searcher(view: IndexedSnapshot, entry: IndexEntry) -> VectorIndex | Rescored
 
     if isinstance(index, (FullTextIndex, ScalarIndex)):
         raise TypeError(f"index {entry.name!r} is not a vector index")
-    return Rescored(view, entry.columns[0], index, float(entry.params.get("rescore", 4)))
+    reads = entry.params.get("reads")
+    return Rescored(
+        view, entry.columns[0], index, float(entry.params.get("rescore", 4)), None if reads is None else float(reads)
+    )
