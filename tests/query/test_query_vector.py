@@ -25,7 +25,8 @@ def test_nan_and_inf_are_refused_at_every_place(dim: int, bad: float) -> None:
 @pytest.mark.parametrize("dim", [384, PYTHON_SUM + 1])
 def test_huge_finite_values_are_kept(dim: int) -> None:
     v = np.full(dim, 3e38, np.float32)  # their float32 sum overflows to inf
-    assert np.isinf(v.sum())
+    with np.errstate(over="ignore"):
+        assert np.isinf(v.sum())
     assert as_vector(v) is v
     assert as_vector(-v).dtype == np.float32
 
