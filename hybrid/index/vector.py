@@ -21,6 +21,7 @@ from hybrid.index import hnsw_file
 
 Metric = Literal["cosine", "l2", "dot"]
 _SPACE: dict[str, str] = {"cosine": "cosine", "l2": "l2", "dot": "ip"}
+_U64, _F32 = np.dtype(np.uint64), np.dtype(np.float32)
 INDEX_FILE = "hnsw.bin"
 
 
@@ -223,4 +224,5 @@ class VectorIndex:
                         self._hnsw.set_ef(self.ef_search)
         except RuntimeError:  # hnswlib could not fill k results
             return np.empty(0, np.uint64), np.empty(0, np.float32)
-        return labels[0].astype(np.uint64, copy=False), dist[0].astype(np.float32, copy=False)
+        ids, d = labels[0], dist[0]  # hnswlib's own dtypes: no astype call (paid per query)
+        return ids if ids.dtype is _U64 else ids.astype(np.uint64), d if d.dtype is _F32 else d.astype(np.float32)

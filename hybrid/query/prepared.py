@@ -111,4 +111,4 @@ def rows(q: Query, plan: VectorPlan, vec: np.ndarray, depth: int) -> pa.Table | 
     budget.check("reading the result rows")
     end = q.skip + q.k
     ids, d = ids[q.skip : end], d[q.skip : end]
-    return single.table(plan.reader, "vector", ids, d, single.rank_array(q.skip + 1, len(ids)))
+    return single.table(plan.reader, "vector", ids, d, single.rank_values(q.skip + 1, len(ids)))

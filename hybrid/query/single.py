@@ -10,12 +10,15 @@ after fusion, without matching every result against every branch.
 
 from __future__ import annotations
 
+import functools
+import struct
 import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
+from hybrid.query import fixed_batch
 from hybrid.storage.numeric import as_arrow
 from hybrid.storage.reader import RowReader
 
@@ -24,7 +27,8 @@ if TYPE_CHECKING:
     from hybrid.query.executor import Branch
     from hybrid.query.search import Query
 
-_UINT64, _FLOAT64, _FLOAT32 = pa.uint64(), pa.float64(), pa.float32()
+_UINT64, _FLOAT64, _FLOAT32, _INT32 = pa.uint64(), pa.float64(), pa.float32(), pa.int32()
+_F32 = np.dtype(np.float32)
 _SCORE = pa.field("_score", pa.float64())
 _RESULT_FIELDS = {
     "vector": (_SCORE, pa.field("_distance", pa.float32()), pa.field("_vector_rank", pa.int32())),
@@ -33,7 +37,7 @@ _RESULT_FIELDS = {
 _schemas: dict[tuple[int, str], tuple[pa.Schema, pa.Schema]] = {}
 _lock = threading.Lock()
 _KEEP_SCHEMAS = 256
-_ranks: dict[tuple[int, int], pa.Array] = {}
+_ranks: dict[tuple[int, int], np.ndarray] = {}
 _KEEP_RANKS = 256
 
 
@@ -54,28 +58,49 @@ def rows(q: Query, view: IndexedSnapshot, b: Branch, keep: np.ndarray | None) ->
     end = q.skip + q.k
     if keep is None:  # the list as it stands: slices, ranks from offset + 1
         ids, raw = b.ids[q.skip : end], b.raw[q.skip : end]
-        ranks = rank_array(q.skip + 1, len(ids))
+        ranks = rank_values(q.skip + 1, len(ids))
     else:
         at = np.flatnonzero(keep)[q.skip : end]
         ids, raw = b.ids[at], b.raw[at]
-        ranks = as_arrow((at + 1).astype(np.int32), pa.int32())
+        ranks = (at + 1).astype(np.int32)
     return table(row_reader(view, q.columns), "vector" if b.kind == "vector" else "fts", ids, raw, ranks)
 
 
-def table(reader: RowReader, kind: str, ids: np.ndarray, raw: np.ndarray, ranks: pa.Array) -> pa.Table:
+def table(reader: RowReader, kind: str, ids: np.ndarray, raw: np.ndarray, ranks: np.ndarray) -> pa.Table:
     """The rows `ids` read by `reader`, with `_score` (minus the distance for a `kind` "vector" branch,
     else the BM25 score), the raw score `raw` and the branch ranks `ranks` (int32) beside them: one
-    table built from numpy."""
-    score = np.negative(raw, dtype=np.float64) if kind == "vector" else raw.astype(np.float64)
-    if raw.dtype != np.float32 or not raw.flags.c_contiguous:
-        raw = np.ascontiguousarray(raw, dtype=np.float32)
-    read = reader.arrays(ids)
-    arrays = [as_arrow(ids, _UINT64), *read, _own(score, _FLOAT64), _own(raw, _FLOAT32), ranks]
+    table built from numpy, or from one buffer when every column is a plain number
+    (:mod:`hybrid.query.fixed_batch`).
+
+    A query's few rows are packed in Python there: after a graph search has filled the CPU caches,
+    each numpy or Arrow call's dispatch misses them (~10 us where it takes ~1 us warm), the
+    interpreter's own code far less."""
+    n = len(ids)
+    if raw.dtype is not _F32:  # (a float32 array's dtype is numpy's one float32 dtype object)
+        raw = raw.astype(np.float32)
     schema = _result_schema(reader.schema, kind)
+    packed = reader.packed(ids)  # None unless every column is plain numbers in the common layout
+    if packed is not None:
+        shape = fixed_batch.layout(schema, n)
+        if shape is not None:
+            scores = raw.tolist()  # float32 to float64 is exact, as numpy's cast
+            score = _doubles(n).pack(*([-x for x in scores] if kind == "vector" else scores))
+            return shape.table([ids.tobytes(), *packed, score, raw.tobytes(), ranks.tobytes()])
+    if not raw.flags.c_contiguous:
+        raw = np.ascontiguousarray(raw)
+    score_array = np.negative(raw, dtype=np.float64) if kind == "vector" else raw.astype(np.float64)
+    read = reader.arrays(ids)
+    arrays = [as_arrow(ids, _UINT64), *read, _own(score_array, _FLOAT64), _own(raw, _FLOAT32), as_arrow(ranks, _INT32)]
     if pa.ChunkedArray in map(type, read):  # read through Snapshot.take
         return pa.Table.from_arrays(arrays, schema=schema)
     # one record batch made into a table: Table.from_arrays wraps and checks each column on its own
     return pa.Table.from_batches([pa.RecordBatch.from_arrays(arrays, schema=schema)])
+
+
+@functools.lru_cache(maxsize=256)
+def _doubles(n: int) -> struct.Struct:
+    """The packing of `n` native float64 values."""
+    return struct.Struct(f"{n}d")
 
 
 def _own(values: np.ndarray, type_: pa.DataType) -> pa.Array:
@@ -84,13 +109,13 @@ def _own(values: np.ndarray, type_: pa.DataType) -> pa.Array:
     return pa.Array.from_buffers(type_, len(values), [None, pa.py_buffer(values)])
 
 
-def rank_array(first: int, n: int) -> pa.Array:
-    """The ranks ``first .. first + n - 1`` as an int32 Arrow array (the common ones made once: Arrow
-    arrays are immutable, so every result may share them)."""
+def rank_values(first: int, n: int) -> np.ndarray:
+    """The ranks ``first .. first + n - 1`` as a read-only int32 array (the common ones made once)."""
     key = (first, n)
     found = _ranks.get(key)
     if found is None:
-        found = pa.array(np.arange(first, first + n, dtype=np.int32), pa.int32())
+        found = np.arange(first, first + n, dtype=np.int32)
+        found.flags.writeable = False
         if first <= _KEEP_RANKS and n <= _KEEP_RANKS and len(_ranks) < _KEEP_RANKS:
             _ranks[key] = found
     return found

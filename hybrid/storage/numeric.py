@@ -33,6 +33,9 @@ class NumericChunks:
     starts: tuple[int, ...]
     type: pa.DataType
     length: int
+    stride: int = 0
+    """The length of every chunk but the last, when they share one and the last is no longer (value
+    `o` is then at ``chunks[o // stride][o % stride]``: no search for its chunk); else 0."""
 
     @classmethod
     def of(cls, column: pa.ChunkedArray | pa.Array) -> NumericChunks | None:
@@ -47,7 +50,9 @@ class NumericChunks:
             at += len(c)
         if not chunks:
             chunks, starts = (np.empty(0, column.type.to_pandas_dtype()),), [0]
-        return cls(chunks, tuple(starts), column.type, at)
+        first = len(chunks[0])
+        uniform = all(len(c) == first for c in chunks[:-1]) and len(chunks[-1]) <= first
+        return cls(chunks, tuple(starts), column.type, at, first if uniform and len(chunks) > 1 else 0)
 
     def gather(self, offsets: np.ndarray) -> np.ndarray:
         """The values at `offsets` (each in 0..length-1), in that order, as a new numpy array."""
@@ -56,6 +61,11 @@ class NumericChunks:
         out = np.empty(len(offsets), dtype=self.chunks[0].dtype)
         chunks, starts = self.chunks, self.starts
         if len(offsets) <= SCALAR_GATHER_ROWS:
+            stride = self.stride
+            if stride:
+                for j, o in enumerate(offsets.tolist()):
+                    out[j] = chunks[o // stride][o % stride]
+                return out
             for j, o in enumerate(offsets.tolist()):
                 c = bisect_right(starts, o) - 1
                 out[j] = chunks[c][o - starts[c]]
