@@ -12,13 +12,21 @@ chunked run against the unchunked one (paired randomization test, 10,000 trials)
     python eval/chunked_cached.py <data>/webfaq --work <folder> --runs hybrid
 
 A table is reused when its name and row count match; ``--rebuild`` builds them again (after a
-change to the chunker, the analyzer or the embedder). ``--no-title`` indexes the chunks without
-their document's title before each (a table of its own, ``<collection>_chunks<tokens>_notitle``).
+change to the chunker, the analyzer or the embedder). ``--titles`` names the chunk layouts to run
+(:data:`hybrid.eval.chunked.TitleLayout`: the title before every chunk, before its embedded text
+only, once per document as a chunk of its own, or nowhere; each a table of its own, all against
+the same unchunked runs); ``--no-title`` is ``--titles none``. Document vectors are kept in
+``<work>/embeddings_<embedder>.npz`` (``eval/embed_cache.py``), so a layout embeds only the texts
+no earlier one did. ``--name`` writes every figure to ``eval/results/<name>.json``.
+
+    python eval/chunked_cached.py <data>/scifact --work <folder> --runs bm25 --titles every,dense,once
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +39,9 @@ from hybrid.eval.presets import VECTOR_COLUMN, fts_indexes_for, parse_run
 from hybrid.eval.report import build_report, write_report
 from hybrid.eval.runs import build_table, execute
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import embed_cache  # noqa: E402
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,13 +53,19 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--no-title", dest="title", action="store_false", help="chunks without the title before each")
+    ap.add_argument("--titles", default=None, help="chunk layouts, comma-separated: every, dense, once, none")
+    ap.add_argument("--name", default=None, help="write the figures to eval/results/<name>.json")
     args = ap.parse_args()
+    layouts = args.titles.split(",") if args.titles else ["every" if args.title else "none"]
 
     embedder = create(args.embedder)
     configs = [parse_run(r, embedder) for r in args.runs.split(",")]
     fts = fts_indexes_for(configs, "default") or {"bm25": {"tokenizer": "default"}}
     # full-text runs alone need no vectors: the tables are built without embedding (minutes, not hours)
     embedders = {VECTOR_COLUMN: embedder} if any(c.mode != "fts" for c in configs) else {}
+    if embedders:
+        print(f"{embed_cache.load(args.work, embedder)} document vectors from the cache", flush=True)
+    figures: dict[str, dict] = {}
 
     def stale(db, name: str, rows: int) -> bool:  # type: ignore[no-untyped-def]
         if args.rebuild or name not in db.table_names():
@@ -59,37 +76,60 @@ def main() -> None:
     for path in args.collections:
         coll = load_beir(path, "test")
         db = connect(args.work / coll.name / "db")
-        chunk_name = chunk_table_name(coll.name, args.chunk, args.title)
         started = time.perf_counter()
         if stale(db, coll.name, len(coll.corpus)):
             build_table(db, coll, embedders=embedders, fts=fts)
+            if embedders:
+                embed_cache.save(args.work, embedder)
         docs = db.open_table(coll.name)
-        n_chunks = len(chunk_rows(coll, args.chunk, title=args.title))
-        if stale(db, chunk_name, n_chunks):
-            build_chunk_table(db, coll, args.chunk, embedders=embedders, fts=fts, title=args.title)
-        chunks = db.open_table(chunk_name)
-        built = time.perf_counter() - started
         queries = coll.judged_queries
-        results = [execute(docs, c, queries, k=args.k, progress=False) for c in configs]
-        results += [execute(chunks, c, queries, k=args.k, progress=False) for c in chunked_configs(configs)]
-        meta = {"runs": args.runs.split(","), "embedder": embedder.name, "chunk_tokens": args.chunk}
-        meta["title_before_chunks"] = args.title
-        meta["chunks"] = chunks.count_rows()
-        report = build_report(coll, results, meta=meta)
-        write_report(report, args.work / coll.name / "report")
-        by_name = {e.name: e for e in report.entries}
-        print(f"{coll.name}: tables ready in {built:.0f} s; {len(coll.corpus)} documents, {n_chunks} chunks")
-        for c in configs:
-            base = by_name[c.name]
-            qs = sorted(base.per_query)
-            a = [base.per_query[q]["nDCG@10"] for q in qs]
-            print(f"  {c.name:24s} {base.mean['nDCG@10']:.4f}")
-            for cc in chunked_configs([c]):
-                e = by_name[cc.name]
-                b = [e.per_query[q]["nDCG@10"] for q in qs]
-                p = paired_randomization_test(a, b)
-                d = e.mean["nDCG@10"] - base.mean["nDCG@10"]
-                print(f"  {cc.name:24s} {e.mean['nDCG@10']:.4f}  {d:+.4f} against unchunked (p {p:.3f})")
+        base_results = [execute(docs, c, queries, k=args.k, progress=False) for c in configs]
+        out = figures.setdefault(coll.name, {"documents": len(coll.corpus), "queries": len(queries), "layouts": {}})
+        for layout in layouts:
+            chunk_name = chunk_table_name(coll.name, args.chunk, titles=layout)
+            n_chunks = len(chunk_rows(coll, args.chunk, titles=layout))
+            if stale(db, chunk_name, n_chunks):
+                build_chunk_table(db, coll, args.chunk, embedders=embedders, fts=fts, titles=layout)
+                if embedders:
+                    embed_cache.save(args.work, embedder)
+            chunks = db.open_table(chunk_name)
+            built = time.perf_counter() - started
+            results = base_results + [
+                execute(chunks, c, queries, k=args.k, progress=False) for c in chunked_configs(configs)
+            ]
+            meta = {"runs": args.runs.split(","), "embedder": embedder.name, "chunk_tokens": args.chunk}
+            meta["titles"] = layout
+            meta["chunks"] = chunks.count_rows()
+            report = build_report(coll, results, meta=meta)
+            write_report(report, args.work / coll.name / f"report_{layout}")
+            by_name = {e.name: e for e in report.entries}
+            size = f"{len(coll.corpus)} documents, {n_chunks} chunks"
+            print(f"{coll.name} [titles {layout}]: ready in {built:.0f} s; {size}")
+            cells = out["layouts"].setdefault(layout, {"chunks": n_chunks, "runs": {}})["runs"]
+            for c in configs:
+                base = by_name[c.name]
+                qs = sorted(base.per_query)
+                a = [base.per_query[q]["nDCG@10"] for q in qs]
+                print(f"  {c.name:24s} {base.mean['nDCG@10']:.4f}")
+                out.setdefault("unchunked", {})[c.name] = round(base.mean["nDCG@10"], 4)
+                for cc in chunked_configs([c]):
+                    e = by_name[cc.name]
+                    b = [e.per_query[q]["nDCG@10"] for q in qs]
+                    p = paired_randomization_test(a, b)
+                    d = e.mean["nDCG@10"] - base.mean["nDCG@10"]
+                    print(f"  {cc.name:24s} {e.mean['nDCG@10']:.4f}  {d:+.4f} against unchunked (p {p:.3f})")
+                    cells[cc.name] = {"nDCG@10": round(e.mean["nDCG@10"], 4), "delta": round(d, 4), "p": round(p, 4)}
+    if args.name:
+        results_path = Path(__file__).resolve().parent / "results" / f"{args.name}.json"
+        shown = [
+            f"<data>/{Path(a).name}" if Path(a).resolve() in {c.resolve() for c in args.collections} else a
+            for a in sys.argv[1:]
+        ]
+        shown = ["<work>" if a == str(args.work) else a for a in shown]
+        meta_out = {"command": "python eval/chunked_cached.py " + " ".join(shown), "chunk_tokens": args.chunk}
+        meta_out["embedder"] = embedder.name
+        results_path.write_text(json.dumps({"meta": meta_out, "collections": figures}, indent=1) + "\n")
+        print(f"wrote {results_path.name}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from hybrid.eval.collection import Collection
 from hybrid.eval.runs import RunConfig
@@ -43,23 +43,48 @@ LENGTH_WEIGHTED = "@chunks-len"
 BEST_CHUNK = "@chunks-best"
 FLAT = "@chunks-flat"
 GROUPS_FUSED = "@chunks-groups"
+DENSE_TEXT = "dense_text"
+
+TitleLayout = Literal["every", "dense", "once", "none"]
+"""Where a document's title goes in its chunk table: before every chunk's text ("every": indexed
+and embedded with each), before every chunk's embedded text only ("dense": the full-text index
+sees the chunk alone), once per document as a chunk of its own ahead of the text chunks ("once":
+counted once at grouping, as the unchunked table counts it once per document), or nowhere."""
 
 
-def chunk_rows(collection: Collection, tokens: int, *, title: bool = True) -> list[dict[str, Any]]:
-    """One row per chunk of each document: doc_id, chunk_no, title, and content (title + chunk text;
-    the chunk text alone with ``title=False``, to measure what the title before each chunk is worth)."""
+def _layout(title: bool, titles: TitleLayout | None) -> TitleLayout:
+    if titles is None:
+        return "every" if title else "none"
+    if titles not in get_args(TitleLayout):
+        raise ValueError(f"titles must be one of {', '.join(get_args(TitleLayout))}, got {titles!r}")
+    return titles
+
+
+def chunk_rows(
+    collection: Collection, tokens: int, *, title: bool = True, titles: TitleLayout | None = None
+) -> list[dict[str, Any]]:
+    """One row per chunk of each document: doc_id, chunk_no, title, and content (the indexed text),
+    the title placed as `titles` says (:data:`TitleLayout`; ``title=False`` is ``titles="none"``).
+    With ``titles="dense"`` each row also holds ``dense_text`` (title + chunk text, to embed); with
+    ``titles="once"`` a titled document's chunk 0 is its title alone."""
     from hybrid.ingest.chunking import Chunker
 
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 16:
         raise ValueError(f"chunk size must be an integer of at least 16 tokens, got {tokens!r}")
+    layout = _layout(title, titles)
     chunker = Chunker(size=tokens, overlap=tokens // 8, unit="tokens")
     rows = []
     for doc_id, d in collection.corpus.items():
         name, text = d.get("title") or "", d.get("text") or ""
         pieces = chunker.split([text]) or [name or doc_id]
+        if layout == "once" and name and pieces != [name]:
+            pieces = [name, *pieces]
         for n, piece in enumerate(pieces):
-            content = f"{name}. {piece}" if title and name and piece != name else piece
-            rows.append({PARENT: doc_id, POSITION: n, "title": name, "content": content})
+            titled = f"{name}. {piece}" if name and piece != name else piece
+            row = {PARENT: doc_id, POSITION: n, "title": name, "content": titled if layout == "every" else piece}
+            if layout == "dense":
+                row[DENSE_TEXT] = titled
+            rows.append(row)
     return rows
 
 
@@ -72,20 +97,24 @@ def build_chunk_table(
     fts: Mapping[str, Mapping[str, Any]] | None = None,
     vector_index: bool = False,
     title: bool = True,
+    titles: TitleLayout | None = None,
 ) -> Table:
     """The collection's chunks as a table with the same vector columns and full-text indexes as
     :func:`hybrid.eval.runs.build_table` makes for its documents, its chunk layout declared
-    (named ``<collection>_chunks<tokens>``, with ``_notitle`` after it for ``title=False``)."""
+    (named by :func:`chunk_table_name`); the full-text indexes cover `content`, the vectors embed
+    `dense_text` where the layout has one (``titles="dense"``), else `content`."""
+    layout = _layout(title, titles)
+    source = DENSE_TEXT if layout == "dense" else "content"
     embedders = dict(embedders or {})
     first = dict(list(embedders.items())[:1])
     table = db.create_table(
-        chunk_table_name(collection.name, tokens, title),
-        chunk_rows(collection, tokens, title=title),
+        chunk_table_name(collection.name, tokens, titles=layout),
+        chunk_rows(collection, tokens, titles=layout),
         mode="overwrite",
-        embedding={col: ("content", e) for col, e in first.items()},
+        embedding={col: (source, e) for col, e in first.items()},
     )
     for col, e in list(embedders.items())[1:]:
-        table.add_columns({col: ("content", e)})
+        table.add_columns({col: (source, e)})
     for index_name, options in (fts or {"bm25": {}}).items():
         table.create_fts_index("content", name=index_name, replace=True, **options)
     if vector_index:
@@ -95,9 +124,11 @@ def build_chunk_table(
     return table
 
 
-def chunk_table_name(collection: str, tokens: int, title: bool = True) -> str:
-    """The name :func:`build_chunk_table` gives a collection's chunk table."""
-    return f"{collection}_chunks{tokens}" + ("" if title else "_notitle")
+def chunk_table_name(collection: str, tokens: int, title: bool = True, *, titles: TitleLayout | None = None) -> str:
+    """The name :func:`build_chunk_table` gives a collection's chunk table: ``<collection>_chunks<tokens>``,
+    then ``_notitle``, ``_densetitle`` or ``_titleonce`` for the layouts other than "every"."""
+    suffix = {"every": "", "none": "_notitle", "dense": "_densetitle", "once": "_titleonce"}
+    return f"{collection}_chunks{tokens}" + suffix[_layout(title, titles)]
 
 
 def chunked_configs(configs: Sequence[RunConfig]) -> list[RunConfig]:

@@ -415,7 +415,7 @@ def _execute(q: Query) -> pa.Table:
         raise ValueError("pin() cannot be combined with group_by() or rerank()")
     if q.examples is not None:
         q = like.resolve(q, view, _fts_entry(q, view))
-    known: dict[int, str | None] = {}
+    known: list[expansion.Plan] = []
     rows = _search(q, view, known)
     if q.highlighting is not None:
         budget.check("highlighting")
@@ -425,7 +425,7 @@ def _execute(q: Query) -> pa.Table:
         rows = highlight.add_highlights(rows, view, text, q.highlighting, _fts_entry(q, view))
     if q.expansion is not None:
         budget.check("expansion")
-        rows = expansion.expand(rows, view, q.expansion, known)
+        rows = expansion.expand(rows, view, q.expansion, known[0] if known else None)
     return rows
 
 
@@ -439,8 +439,8 @@ def _fts_entry(q: Query, view: IndexedSnapshot) -> IndexEntry | None:
     return fts[0] if len(fts) == 1 else None
 
 
-def _search(q: Query, view: IndexedSnapshot, known: dict[int, str | None]) -> pa.Table:
-    """The hits; `known` receives the texts of rows an expansion will need that were read with them."""
+def _search(q: Query, view: IndexedSnapshot, known: list[expansion.Plan]) -> pa.Table:
+    """The hits; `known` receives the expansion's plan, with the texts read with the hits."""
     snap = view.snapshot
     plan = prepared.plan_of(q, view)  # a plain vector query: its plan is made once per version
     if plan is not None:
@@ -473,10 +473,12 @@ def _search(q: Query, view: IndexedSnapshot, known: dict[int, str | None]) -> pa
     columns = list(q.columns) if q.columns is not None else list(snap.schema.names)
     budget.check("reading the result rows")
     if q.expansion is not None and not q.expansion.parent:  # the neighbours' texts in the same read
-        text, more = expansion.neighbour_ids(view, q.expansion, pool)
-        both = snap.take(np.concatenate([pool, more]), list(dict.fromkeys([*columns, text])))
+        planned = expansion.plan(view, q.expansion, pool)
+        text = planned.layout.text
+        both = snap.take(np.concatenate([pool, planned.neighbours()]), list(dict.fromkeys([*columns, text])))
         taken = both.slice(0, len(pool)).select(list(dict.fromkeys(["_rowid", *columns])))
-        known.update(zip(both.column("_rowid").to_pylist(), both.column(text).to_pylist()))
+        planned.texts.update(zip(both.column("_rowid").to_pylist(), both.column(text).to_pylist()))
+        known.append(planned)
         rows = _with_result_columns(taken, pool, scores, branches)
     else:
         reader = single.row_reader(view, q.columns)  # snap.take, planned once per version

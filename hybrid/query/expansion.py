@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -83,10 +83,17 @@ class ChunkMap:
 
 
 def layout_of(view: IndexedSnapshot, expansion: Expansion) -> ChunkLayout:
-    """The table's declared chunk layout, checked for what `expansion` needs."""
-    layout = chunk_layout.read(view.snapshot.manifest.metadata)
-    if layout is None:
+    """The table's declared chunk layout, checked for what `expansion` needs (read and checked once
+    per version and declaration)."""
+    declared = view.snapshot.manifest.metadata.get(chunk_layout.METADATA_KEY)
+    if declared is None:
         raise SchemaError("expand() needs the table's chunk layout: call table.set_chunking(parent=..., position=...)")
+    return view.remember("chunk_layouts", (view.version, declared), lambda: _checked_layout(view), keep=4)
+
+
+def _checked_layout(view: IndexedSnapshot) -> ChunkLayout:
+    layout = chunk_layout.read(view.snapshot.manifest.metadata)
+    assert layout is not None
     layout.check(view.schema)
     return layout
 
@@ -163,50 +170,62 @@ def _overlap(before: str, text: str) -> int:
     return 0
 
 
-def expand(
-    rows: pa.Table, view: IndexedSnapshot, expansion: Expansion, known: dict[int, str | None] | None = None
-) -> pa.Table:
-    """`rows` (search results, best first) with the context columns; hits merged into a better hit's
-    passage are left out. `known`: chunk texts already read, by row id (the rest are read here)."""
+@dataclass
+class Plan:
+    """Where the passages of a neighbour expansion of hits `ids` come from, worked out once from the
+    row ids (before any text is read): the chunks of each passage, and the texts read so far."""
+
+    layout: ChunkLayout
+    cmap: ChunkMap
+    ids: np.ndarray
+    passages: dict[int, tuple[tuple[int, int], list[int]]]
+    texts: dict[int, str | None] = field(default_factory=dict)
+
+    def chunk_ids(self, hit: int) -> list[int]:
+        """The row ids of the passage kept on hit number `hit`, in order."""
+        return _window_ids(self.cmap, self.passages[hit][0], self.ids[hit])
+
+    def neighbours(self) -> np.ndarray:
+        """The row ids of the passages' chunks that are not hits, sorted."""
+        wanted = {r for i in self.passages for r in self.chunk_ids(i)}.difference(self.ids.tolist())
+        return np.asarray(sorted(wanted), np.uint64)
+
+
+def plan(view: IndexedSnapshot, expansion: Expansion, ids: np.ndarray) -> Plan:
+    """The neighbour expansion of hits `ids` (best first), its texts not yet read."""
     layout = layout_of(view, expansion)
-    snap = view.snapshot
+    cmap = chunk_map(view, layout)
+    return Plan(layout, cmap, ids, _passages(cmap, cmap.place(ids), expansion.neighbours))
+
+
+def expand(rows: pa.Table, view: IndexedSnapshot, expansion: Expansion, planned: Plan | None = None) -> pa.Table:
+    """`rows` (search results, best first) with the context columns; hits merged into a better hit's
+    passage are left out. `planned`: the :func:`plan` of these rows, with texts already read."""
+    layout = layout_of(view, expansion)
     if rows.num_rows == 0:
         return _with_columns(rows, [], [], [], [])
     ids = rows.column("_rowid").to_numpy()
-    cmap = chunk_map(view, layout)
-    places = cmap.place(ids)
     if expansion.parent:
-        return _parents(rows, view, layout, cmap, ids, places)
-    passages = _passages(cmap, places, expansion.neighbours)
-    kept = sorted(passages)
-    texts = dict(known or {})
-    wanted = sorted({r for i in kept for r in _window_ids(cmap, passages[i][0], ids[i])} - set(texts))
+        cmap = chunk_map(view, layout)
+        return _parents(rows, view, layout, cmap, ids, cmap.place(ids))
+    if planned is None or not np.array_equal(planned.ids, ids):
+        planned = plan(view, expansion, ids)
+    kept = sorted(planned.passages)
+    windows = {i: planned.chunk_ids(i) for i in kept}
+    texts = planned.texts
+    wanted = sorted({r for i in kept for r in windows[i]}.difference(texts))
     if wanted:
-        read = snap.take(np.asarray(wanted, np.uint64), [layout.text]).column(layout.text).to_pylist()
+        read = view.snapshot.take(np.asarray(wanted, np.uint64), [layout.text]).column(layout.text).to_pylist()
         texts.update(zip(wanted, read))
     contexts, members, spans = [], [], []
     for i in kept:
-        window, hits = passages[i]
-        chunk_ids = _window_ids(cmap, window, ids[i])
+        hits, chunk_ids = planned.passages[i][1], windows[i]
         text, chunk_spans = join_chunks([texts[r] or "" for r in chunk_ids])
         at = {r: k for k, r in enumerate(chunk_ids)}
         contexts.append(text)
         members.append(chunk_ids)
         spans.append([_span(chunk_spans[at[int(ids[j])]]) for j in hits])
     return _with_columns(rows.take(pa.array(kept, pa.int64())), kept, contexts, members, spans)
-
-
-def neighbour_ids(view: IndexedSnapshot, expansion: Expansion, ids: np.ndarray) -> tuple[str, np.ndarray]:
-    """The text column and the row ids whose texts `expand` will read for hits `ids` besides the hits
-    (empty for a parent expansion), so a caller can read them together with the hits."""
-    layout = layout_of(view, expansion)
-    if expansion.parent or not len(ids):
-        return layout.text, np.empty(0, np.uint64)
-    cmap = chunk_map(view, layout)
-    places = cmap.place(ids)
-    passages = _passages(cmap, places, expansion.neighbours)
-    wanted = {r for i in passages for r in _window_ids(cmap, passages[i][0], ids[i])} - {int(x) for x in ids}
-    return layout.text, np.asarray(sorted(wanted), np.uint64)
 
 
 def _passages(cmap: ChunkMap, places: np.ndarray, n: int) -> dict[int, tuple[tuple[int, int], list[int]]]:
@@ -340,6 +359,12 @@ def _with_columns(
     members: list[list[int]],
     spans: list[list[dict[str, int] | None]],
 ) -> pa.Table:
-    rows = rows.append_column("_context", pa.array(contexts, pa.string()))
-    rows = rows.append_column("_context_rowids", pa.array(members, pa.list_(pa.uint64())))
-    return rows.append_column("_context_spans", pa.array(spans, pa.list_(SPAN)))
+    added = {
+        "_context": pa.array(contexts, pa.string()),
+        "_context_rowids": pa.array(members, pa.list_(pa.uint64())),
+        "_context_spans": pa.array(spans, pa.list_(SPAN)),
+    }
+    schema = rows.schema
+    for name, column in added.items():  # one table made, not one per column
+        schema = schema.append(pa.field(name, column.type))
+    return pa.Table.from_arrays([*rows.columns, *added.values()], schema=schema)

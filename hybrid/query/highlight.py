@@ -366,9 +366,11 @@ def _with_columns(
         windows_column = inner.take(at)
         it_m = iter(marked)
         marked_column = pa.array([next(it_m) if s else None for s in shown], pa.string())
-    rows = rows.append_column("_highlight", marked_column)
-    rows = rows.append_column("_highlight_spans", spans_column)
-    return rows.append_column("_highlight_window", windows_column)
+    added = {"_highlight": marked_column, "_highlight_spans": spans_column, "_highlight_window": windows_column}
+    schema = rows.schema
+    for name, column in added.items():  # one table made, not one per column
+        schema = schema.append(pa.field(name, column.type))
+    return pa.Table.from_arrays([*rows.columns, *added.values()], schema=schema)
 
 
 def _column(view: IndexedSnapshot, column: str | None, fts: IndexEntry | None) -> str:

@@ -74,3 +74,36 @@ def test_the_command_line_takes_chunk(tmp_path: Path) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "bm25@chunks" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_title_layouts_place_the_title_where_they_say() -> None:
+    coll = long_collection()
+    bare = chunk_rows(coll, 32, titles="none")  # type: ignore[arg-type]
+    dense = chunk_rows(coll, 32, titles="dense")  # type: ignore[arg-type]
+    once = chunk_rows(coll, 32, titles="once")  # type: ignore[arg-type]
+    # "dense": the indexed text is the chunk alone, the embedded text has the title before it
+    assert [r["content"] for r in dense] == [r["content"] for r in bare]
+    assert all(r["dense_text"] == f"{r['title']}. {r['content']}" for r in dense)
+    # "once": one title chunk (number 0) per titled document, the text chunks after it without the title
+    for doc in ("d0", "d1", "d2", "d3"):
+        mine = [r for r in once if r["doc_id"] == doc]
+        assert mine[0]["chunk_no"] == 0 and mine[0]["content"] == mine[0]["title"]
+        assert [r["content"] for r in mine[1:]] == [r["content"] for r in bare if r["doc_id"] == doc]
+        assert [r["chunk_no"] for r in mine] == list(range(len(mine)))
+    with pytest.raises(ValueError, match="titles must be one of"):
+        chunk_rows(coll, 32, titles="twice")  # type: ignore[arg-type]
+
+
+def test_dense_title_layout_embeds_the_title_but_indexes_the_chunk(tmp_path: Path) -> None:
+    from hybrid import connect
+    from hybrid.embedders.hashing import HashingEmbedder
+    from hybrid.eval.chunked import build_chunk_table
+
+    coll = long_collection()
+    db = connect(tmp_path / "db")
+    e = HashingEmbedder(dim=64)
+    table = build_chunk_table(db, coll, 32, embedders={"vector": e}, titles="dense")  # type: ignore[arg-type]
+    assert table.embeddings["vector"][0] == "dense_text"
+    assert table.search("Doc", query_type="fts").limit(5).to_list() == []  # the title is not in the index
+    row = table.to_arrow().slice(0, 1).to_pylist()[0]
+    assert row["vector"] == pytest.approx(e.embed_documents([row["dense_text"]])[0].tolist(), abs=1e-6)

@@ -124,3 +124,19 @@ def test_bad_expansion_input_says_what_was_wrong(chunks: hybrid.Table, tmp_path:
     plain.add([{"doc": "a", "text": "ua2"}, {"doc": "b", "text": "ub1"}, {"doc": "a", "text": "ua3"}])
     assert plain.search("ua2").expand(neighbours=1).to_list()[0]["_context"] == "ua1\n\nua2\n\nua3"
     assert plain.search("ua1").expand(parent=True).to_list()[0]["_context"] == "ua1\n\nua2\n\nua3"
+
+
+def test_a_plan_made_with_the_hits_gives_what_expand_works_out_alone(chunks: hybrid.Table) -> None:
+    from hybrid.query import expansion
+
+    rows = chunks.search("ua1 ua4 ub2").to_arrow()
+    view = chunks.indexed_snapshot()
+    how = expansion.Expansion(neighbours=1)
+    planned = expansion.plan(view, how, rows.column("_rowid").to_numpy())
+    ids = {rowid(chunks, d, n) for d, n in [("a", 0), ("a", 2), ("a", 3), ("a", 5), ("b", 1), ("b", 3)]}
+    assert set(planned.neighbours().tolist()) == ids  # the chunks beside the hits, never the hits
+    alone = expansion.expand(rows, view, how)
+    assert expansion.expand(rows, view, how, planned).equals(alone)
+    other = expansion.plan(view, how, rows.column("_rowid").to_numpy()[:1])  # another hit list: not used
+    assert expansion.expand(rows, view, how, other).equals(alone)
+    assert alone.schema.names[-3:] == ["_context", "_context_rowids", "_context_spans"]
