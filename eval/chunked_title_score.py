@@ -31,6 +31,7 @@ import sys
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from hybrid import connect
 from hybrid.embedders import create
@@ -39,11 +40,13 @@ from hybrid.eval.collection import Collection, load_beir
 from hybrid.eval.metrics import evaluate, paired_randomization_test
 from hybrid.eval.presets import VECTOR_COLUMN, fts_indexes_for, parse_run
 from hybrid.eval.runs import execute
+from hybrid.eval.title_group import title_group_scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import embed_cache  # noqa: E402
 
 RRF_K = 20.0
+SCORE = "_score"
 SOURCES = ("bm25", "dense", "hybrid")
 RULES = ("field", "passage")
 
@@ -72,31 +75,21 @@ def fuse(chunks: dict[str, float], titles: dict[str, float], weight: dict[str, f
 
 def title_in_mean(table, config, queries, sizes, k: int, title_in_max: bool) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
     """The grouped hybrid run over the ``once`` table (each titled document's chunk 0 is its title),
-    computed from the fused rows: half the best text chunk's score (the title's too with
-    `title_in_max`) plus half the mean over all the document's rows, the title one of them, rows
-    not among the candidates at the weakest candidate's score (as :func:`max_mean`)."""
+    computed from the fused rows by :func:`hybrid.eval.title_group.title_group_scores` (the title row
+    in the mean only; with `title_in_max` in the max as well, which is the library's ``max_mean``)."""
     run = {}
     for qid, text in queries.items():
-        q = table.search(text, query_type="hybrid").weights(config.weights).candidates(2 * k).limit(4 * k)
+        q = table.search(text, query_type=config.mode, fts_index=config.fts_index)
+        if config.mode == "hybrid":
+            q = q.weights(config.weights)  # type: ignore[arg-type]
+        q = q.candidates(2 * k).limit(4 * k)
         rows = q.select([PARENT, "chunk_no", "title", "content"]).to_arrow().to_pylist()
         if not rows:
             run[qid] = {}
             continue
-        weakest = min(r["_score"] for r in rows)
-        best: dict[str, float] = {}
-        total: dict[str, float] = {}
-        seen: Counter[str] = Counter()
-        for r in rows:
-            d = r[PARENT]
-            is_title = r["chunk_no"] == 0 and r["title"] and r["content"] == r["title"]
-            if title_in_max or not is_title:
-                best[d] = max(best.get(d, weakest), r["_score"])
-            total[d] = total.get(d, 0.0) + r["_score"]
-            seen[d] += 1
-        scores = {}
-        for d in total:
-            mean = (total[d] + (sizes[d] - seen[d]) * weakest) / max(sizes[d], seen[d])
-            scores[d] = (best.get(d, weakest) + mean) / 2
+        titled = [bool(r["chunk_no"] == 0 and r["title"] and r["title"] == r["content"]) for r in rows]
+        marked = [(r[PARENT], r[SCORE], t and not title_in_max) for r, t in zip(rows, titled, strict=True)]
+        scores = title_group_scores(marked, sizes)
         ranked = sorted(scores, key=lambda x: -scores[x])[:k]
         run[qid] = {d: float(k - i) for i, d in enumerate(ranked)}
     return run
@@ -110,9 +103,12 @@ def main() -> None:
     ap.add_argument("--embedder", default="onnx-minilm")
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--name", default=None)
+    ap.add_argument("--runs", default="hybrid", help="comma-separated: bm25, dense, hybrid")
+    ap.add_argument("--no-title-lists", dest="title_lists", action="store_false", help="skip the title-list fusion")
     args = ap.parse_args()
     embedder = create(args.embedder)
-    print(f"{embed_cache.load(args.work, embedder)} document vectors from the cache", flush=True)
+    if args.runs != "bm25":
+        print(f"{embed_cache.load(args.work, embedder)} document vectors from the cache", flush=True)
     configs = {s: parse_run(s, embedder) for s in SOURCES}
     fts = fts_indexes_for(configs.values(), "default") or {"bm25": {"tokenizer": "default"}}
     figures: dict[str, dict] = {}
@@ -120,43 +116,45 @@ def main() -> None:
         coll = load_beir(path, "test")
         db = connect(args.work / coll.name / "db")
         queries = coll.judged_queries
-        hybrid = configs["hybrid"]
-        base = execute(db.open_table(coll.name), hybrid, queries, k=args.k, progress=False).run
-        chunks = db.open_table(chunk_table_name(coll.name, args.chunk, titles="none"))
-        grouped = replace(hybrid, name="hybrid@chunks", group_by=PARENT, group_score="max_mean")
-        group_run = execute(chunks, grouped, queries, k=args.k, progress=False).run
-        titles = title_table(db, coll, embedder, fts)
-        embed_cache.save(args.work, embedder)
-        n_chunks = Counter(r[PARENT] for r in chunk_rows(coll, args.chunk, titles="none"))
-        weights = {"field": {d: 1.0 for d in coll.corpus}, "passage": {d: 1 / (n_chunks[d] + 1) for d in coll.corpus}}
         qs = sorted(queries)
-        base_mean, base_pq = evaluate(base, coll.qrels, ["nDCG@10"])
-        a = [base_pq[q]["nDCG@10"] for q in qs]
-        cells: dict[str, dict] = {}
-        out = {"queries": len(qs), "documents": len(coll.corpus), "titled": titles.count_rows()}
-        out["unchunked"] = round(base_mean["nDCG@10"], 4)
-        size = f"{len(coll.corpus)} documents, {titles.count_rows()} titled"
-        print(f"{coll.name}: {size}; unchunked {base_mean['nDCG@10']:.4f}")
-        runs = {"none (no title)": group_run}
+        out: dict[str, Any] = {"queries": len(qs), "documents": len(coll.corpus), "unchunked": {}, "grouped": {}}
+        chunks = db.open_table(chunk_table_name(coll.name, args.chunk, titles="none"))
         once = db.open_table(chunk_table_name(coll.name, args.chunk, titles="once"))
         once_sizes = Counter(r[PARENT] for r in chunk_rows(coll, args.chunk, titles="once"))
-        for in_max in (True, False):
-            name = "once, title in max and mean" if in_max else "once, title in mean only"
-            runs[name] = title_in_mean(once, hybrid, queries, once_sizes, args.k, in_max)
-        for source in SOURCES:
-            title_run = execute(titles, configs[source], queries, k=args.k, progress=False).run
-            for rule in RULES:
-                runs[f"{source} title, {rule}"] = {
-                    q: fuse(group_run.get(q, {}), title_run.get(q, {}), weights[rule]) for q in qs
-                }
-        for name, run in runs.items():
-            mean, pq = evaluate(run, coll.qrels, ["nDCG@10"])
-            b = [pq[q]["nDCG@10"] for q in qs]
-            d = mean["nDCG@10"] - base_mean["nDCG@10"]
-            p = paired_randomization_test(a, b)
-            print(f"  {name:30s} {mean['nDCG@10']:.4f}  {d:+.4f} against unchunked (p {p:.3f})", flush=True)
-            cells[name] = {"nDCG@10": round(mean["nDCG@10"], 4), "delta": round(d, 4), "p": round(p, 4)}
-        out["grouped"] = cells
+        print(f"{coll.name}: {len(coll.corpus)} documents", flush=True)
+        for run_name in args.runs.split(","):
+            config = configs[run_name]
+            base = execute(db.open_table(coll.name), config, queries, k=args.k, progress=False).run
+            grouped = replace(config, name=run_name + "@chunks", group_by=PARENT, group_score="max_mean")
+            group_run = execute(chunks, grouped, queries, k=args.k, progress=False).run
+            base_mean, base_pq = evaluate(base, coll.qrels, ["nDCG@10"])
+            a = [base_pq[q]["nDCG@10"] for q in qs]
+            out["unchunked"][run_name] = round(base_mean["nDCG@10"], 4)
+            print(f" {run_name} unchunked {base_mean['nDCG@10']:.4f}")
+            runs = {"none (no title)": group_run}
+            for in_max in (True, False):
+                name = "once, title in max and mean" if in_max else "once, title in mean only"
+                runs[name] = title_in_mean(once, config, queries, once_sizes, args.k, in_max)
+            if args.title_lists and run_name == "hybrid":
+                titles = title_table(db, coll, embedder, fts)
+                embed_cache.save(args.work, embedder)
+                n_chunks = Counter(r[PARENT] for r in chunk_rows(coll, args.chunk, titles="none"))
+                weights = {"field": dict.fromkeys(coll.corpus, 1.0)}
+                weights["passage"] = {d: 1 / (n_chunks[d] + 1) for d in coll.corpus}
+                for source in SOURCES:
+                    title_run = execute(titles, configs[source], queries, k=args.k, progress=False).run
+                    for rule in RULES:
+                        runs[f"{source} title, {rule}"] = {
+                            q: fuse(group_run.get(q, {}), title_run.get(q, {}), weights[rule]) for q in qs
+                        }
+            cells: dict[str, dict] = out["grouped"].setdefault(run_name, {})
+            for name, run in runs.items():
+                mean, pq = evaluate(run, coll.qrels, ["nDCG@10"])
+                b = [pq[q]["nDCG@10"] for q in qs]
+                d = mean["nDCG@10"] - base_mean["nDCG@10"]
+                p = paired_randomization_test(a, b)
+                print(f"  {name:30s} {mean['nDCG@10']:.4f}  {d:+.4f} against unchunked (p {p:.3f})", flush=True)
+                cells[name] = {"nDCG@10": round(mean["nDCG@10"], 4), "delta": round(d, 4), "p": round(p, 4)}
         figures[coll.name] = out
     if args.name:
         results = Path(__file__).resolve().parent / "results" / f"{args.name}.json"
