@@ -74,6 +74,33 @@ def fuse(chunks: dict[str, float], titles: dict[str, float], weight: dict[str, f
 
 
 def title_in_mean(table, config, queries, sizes, k: int, title_in_max: bool) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+    """The ranked run of :func:`group_scores` (the k best documents)."""
+    scored = group_scores(table, config, queries, sizes, k, title_in_max)
+    return {q: {d: float(k - i) for i, d in enumerate(sorted(s, key=lambda x: -s[x])[:k])} for q, s in scored.items()}
+
+
+def groups_fused(dense: dict, text: dict, k: int) -> dict[str, dict[str, float]]:  # type: ignore[type-arg]
+    """Each branch's document scores fused per query by ``Linear(alpha=0.7)`` (the default fusion's
+    form, without the per-query "auto" weights), the k best documents."""
+    import numpy as np
+
+    from hybrid.query.fusion import Linear, Ranked
+
+    run = {}
+    for q in dense:
+        docs = sorted(set(dense[q]) | set(text.get(q, {})))
+        code = {d: i for i, d in enumerate(docs)}
+        lists = []
+        for branch in (dense[q], text.get(q, {})):
+            order = sorted(branch, key=lambda x: -branch[x])
+            ids = np.asarray([code[d] for d in order], np.uint64)
+            lists.append(Ranked(ids, np.asarray([branch[d] for d in order], np.float64)))
+        ids, _ = Linear(alpha=0.7).fuse(lists)
+        run[q] = {docs[int(i)]: float(k - n) for n, i in enumerate(ids[:k])}
+    return run
+
+
+def group_scores(table, config, queries, sizes, k: int, title_in_max: bool) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
     """The grouped hybrid run over the ``once`` table (each titled document's chunk 0 is its title),
     computed from the fused rows by :func:`hybrid.eval.title_group.title_group_scores` (the title row
     in the mean only; with `title_in_max` in the max as well, which is the library's ``max_mean``)."""
@@ -89,9 +116,7 @@ def title_in_mean(table, config, queries, sizes, k: int, title_in_max: bool) -> 
             continue
         titled = [bool(r["chunk_no"] == 0 and r["title"] and r["title"] == r["content"]) for r in rows]
         marked = [(r[PARENT], r[SCORE], t and not title_in_max) for r, t in zip(rows, titled, strict=True)]
-        scores = title_group_scores(marked, sizes)
-        ranked = sorted(scores, key=lambda x: -scores[x])[:k]
-        run[qid] = {d: float(k - i) for i, d in enumerate(ranked)}
+        run[qid] = title_group_scores(marked, sizes)  # type: ignore[assignment]
     return run
 
 
@@ -103,6 +128,7 @@ def main() -> None:
     ap.add_argument("--embedder", default="onnx-minilm")
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--name", default=None)
+    ap.add_argument("--groups-fused", action="store_true", help="also each branch grouped, then fused")
     ap.add_argument("--runs", default="hybrid", help="comma-separated: bm25, dense, hybrid")
     ap.add_argument("--no-title-lists", dest="title_lists", action="store_false", help="skip the title-list fusion")
     args = ap.parse_args()
@@ -135,6 +161,16 @@ def main() -> None:
             for in_max in (True, False):
                 name = "once, title in max and mean" if in_max else "once, title in mean only"
                 runs[name] = title_in_mean(once, config, queries, once_sizes, args.k, in_max)
+            if run_name == "hybrid" and args.groups_fused:
+                none_sizes = Counter(r[PARENT] for r in chunk_rows(coll, args.chunk, titles="none"))
+                per: dict[str, dict] = {}  # type: ignore[type-arg]
+                for branch in ("dense", "bm25"):
+                    per[branch + " none"] = group_scores(chunks, configs[branch], queries, none_sizes, args.k, True)
+                    per[branch + " max"] = group_scores(once, configs[branch], queries, once_sizes, args.k, True)
+                    per[branch + " mean"] = group_scores(once, configs[branch], queries, once_sizes, args.k, False)
+                for dense_title, text_title in (("none", "none"), ("max", "max"), ("mean", "mean"), ("mean", "max")):
+                    name = f"groups fused: dense title {dense_title}, bm25 title {text_title}"
+                    runs[name] = groups_fused(per["dense " + dense_title], per["bm25 " + text_title], args.k)
             if args.title_lists and run_name == "hybrid":
                 titles = title_table(db, coll, embedder, fts)
                 embed_cache.save(args.work, embedder)
@@ -153,7 +189,7 @@ def main() -> None:
                 b = [pq[q]["nDCG@10"] for q in qs]
                 d = mean["nDCG@10"] - base_mean["nDCG@10"]
                 p = paired_randomization_test(a, b)
-                print(f"  {name:30s} {mean['nDCG@10']:.4f}  {d:+.4f} against unchunked (p {p:.3f})", flush=True)
+                print(f"  {name:52s} {mean['nDCG@10']:.4f}  {d:+.4f} against unchunked (p {p:.3f})", flush=True)
                 cells[name] = {"nDCG@10": round(mean["nDCG@10"], 4), "delta": round(d, 4), "p": round(p, 4)}
         figures[coll.name] = out
     if args.name:
