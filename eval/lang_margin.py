@@ -74,16 +74,15 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "rows": {},
     }
-    for lang in filter(None, args.languages.split(",")):
-        report["rows"][lang] = measure(xq / lang, None)
-        print(lang, report["rows"][lang], flush=True)
-    for lang in filter(None, args.cross.split(",")):
-        report["rows"][f"{lang}@en"] = measure(xq / lang, xq / "en")
-        print(f"{lang}@en", report["rows"][f"{lang}@en"], flush=True)
-    report["load"] = Path("/proc/loadavg").read_text().split()[0]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=1) + "\n")
-    (RESULTS / f"{args.name}.md").write_text(to_markdown(report))
+    asked = [(x, None) for x in args.languages.split(",") if x] + [(x, xq / "en") for x in args.cross.split(",") if x]
+    for lang, questions in asked:
+        name = lang if questions is None else f"{lang}@en"
+        report["rows"][name] = measure(xq / lang, questions)
+        print(name, report["rows"][name], flush=True)
+        report["load"] = Path("/proc/loadavg").read_text().split()[0]
+        RESULTS.mkdir(exist_ok=True)  # written after each collection: a long run keeps what it measured
+        (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=1) + "\n")
+        (RESULTS / f"{args.name}.md").write_text(to_markdown(report))
     print(to_markdown(report))
 
 
