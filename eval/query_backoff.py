@@ -38,7 +38,7 @@ from fusion_study import e5_vectors  # noqa: E402
 from peer_lancedb import default_data, log  # noqa: E402
 from subword_field import DEPTH, Field, fuse, ndcg, top, vector_search  # noqa: E402
 
-from hybrid.eval import load_beir, paired_randomization_test  # noqa: E402
+from hybrid.eval import load_beir, load_queries, paired_randomization_test  # noqa: E402
 from hybrid.index.analyzer import Analyzer  # noqa: E402
 from hybrid.index.language import detect_language  # noqa: E402
 from hybrid.query import calibration  # noqa: E402
@@ -73,14 +73,15 @@ def backed_off(field: Field, terms: list[str], shortest: int | None, weight: flo
 
 def study(args: argparse.Namespace, language: str, bm25_only: bool) -> dict[str, Any]:
     start = time.process_time()
-    coll = load_beir(
-        args.data / language
-        if "/" not in language and language in ("scifact", "nfcorpus", "cranfield", "webfaq")
-        else args.data / "xquad-r" / language
-    )
+    name, _, ask = language.partition("@")  # "de@en": the English questions over the German sentences
+    english = ("scifact", "nfcorpus", "cranfield", "webfaq")
+    coll = load_beir(args.data / name if name in english else args.data / "xquad-r" / name)
     rows = coll.documents()
     texts = [r["content"] for r in rows]
     queries = coll.judged_queries
+    if ask:
+        asked = load_queries(args.data / "xquad-r" / ask)
+        queries = {q: asked[q] for q in queries if q in asked}
     analyzer = Analyzer(language=detect_language(texts[:2000]).language)
     field = Field([analyzer.terms(t) for t in texts])
     index = {r["doc_id"]: i for i, r in enumerate(rows)}
@@ -180,19 +181,23 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=default_data())
     parser.add_argument("--work", type=Path, default=Path("/tmp/hybrid-peer-work"))
     parser.add_argument("--languages", default="de,es,ru")
-    parser.add_argument("--bm25-only", default="", help="collections scored on BM25 alone (no vectors)")
+    parser.add_argument(
+        "--bm25-only", default="", help="collections scored on BM25 alone (no vectors; de@en: English questions)"
+    )
+    parser.add_argument("--name", default=NAME)
     args = parser.parse_args()
     langs = [x for x in args.languages.split(",") if x]
     only = [x for x in args.bm25_only.split(",") if x]
     report: dict[str, Any] = {
-        "command": f"python eval/query_backoff.py --languages {args.languages} --bm25-only {args.bm25_only}",
+        "command": f"python eval/query_backoff.py --languages '{args.languages}' --bm25-only {args.bm25_only}"
+        + (f" --name {args.name}" if args.name != NAME else ""),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "languages": {},
     }
     for lang in [*langs, *only]:
         report["languages"][lang] = study(args, lang, lang in only)
     text = to_markdown(report)
-    write_results(RESULTS, NAME, report, text)
+    write_results(RESULTS, args.name, report, text)
     print(text)
 
 
