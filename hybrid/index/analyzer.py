@@ -55,6 +55,12 @@ asked, like every language (its stemmer serves it, and its hybrid defaults were 
 price: a word absent from a non-English corpus may still find documents through its parts,
 ranked below whole-word matches.
 
+Version 5 (the current chain) indexes exactly as version 4 and changes how a query is looked up:
+a query term no document holds is searched by its longest prefix of at least four characters
+that is an index term (:mod:`hybrid.index.backoff`: "Teslas" finds "Tesla", "варшавский" finds
+"Варшава"), at a whole-word match's weight; terms the index knows are never touched. Indexes
+built before keep their version and their queries.
+
 Every other language analyses exactly as version 2 did. Indexes store their version:
 one built before a rule existed keeps the chain it was built with (version 2; and
 ``version=1``, stored with no version at all: tantivy's simple tokenizer, tokens over
@@ -84,7 +90,7 @@ STEMMERS = {
 STOP_WORD_LANGUAGES = frozenset({"en", "de", "fr", "es", "it", "pt", "nl", "sv", "no", "da", "fi", "ru", "hu"})
 MAX_TOKEN_CHARS = 40
 """Longer runs of letters are split into pieces of this many characters."""
-CURRENT_VERSION = 4
+CURRENT_VERSION = 5
 TANTIVY_NAME = "hybrid"
 PIECES_NAME = "hybrid_pieces"
 PIECE_SIZE = 4
@@ -150,7 +156,7 @@ class Analyzer:
             raise ValueError(
                 f"unknown language {self.language!r}: use an ISO 639-1 code such as 'en' or 'de', 'multi' or 'auto'"
             )
-        if self.version not in (1, 2, 3, CURRENT_VERSION):
+        if self.version not in (1, 2, 3, 4, CURRENT_VERSION):
             raise ValueError(f"unknown analyzer version {self.version}")
         if self.pieces is not None and not (isinstance(self.pieces, int) and 0 <= self.pieces <= MAX_TOKEN_CHARS):
             raise ValueError(f"pieces must be an integer from 0 to {MAX_TOKEN_CHARS} characters, got {self.pieces!r}")
@@ -178,6 +184,11 @@ class Analyzer:
         if self.pieces is None or self.version < 4 or self.language in _NO_PIECES or self.tokenizer != "default":
             return 0
         return self.pieces
+
+    @property
+    def backs_off(self) -> bool:
+        """Whether a query term the index never saw is searched by its longest known prefix (version 5)."""
+        return self.version >= 5 and self.tokenizer == "default"
 
     def pieces_of(self, prepared: str) -> list[str]:
         """The word pieces of text already through `prepare`, in order (see version 4).

@@ -24,6 +24,7 @@ import numpy as np
 import tantivy
 
 from hybrid.errors import QueryError
+from hybrid.index import backoff
 from hybrid.index.analyzer import PIECE_WEIGHT, PIECES_NAME, TANTIVY_NAME, Analyzer, pieces_analyzer, query_terms
 from hybrid.index.fts_filters import Kind, add_fields, add_value
 from hybrid.index.overfetch import overfetch_depth
@@ -271,7 +272,7 @@ class FullTextIndex:
             weights = [(f, float((boosts or {}).get(c, 1.0))) for f, c in zip(self.fields, self.columns)]
         if isinstance(query, Match):
             clauses = []
-            for term, n in query_terms(self.analyzer, query.text):
+            for term, n in query_terms(self.analyzer, query.text) if query.fuzziness else self.match_terms(query.text):
                 for field, w in weights:
                     if query.fuzziness:
                         q = tantivy.Query.fuzzy_term_query(self._schema, field, term, query.fuzziness)
@@ -327,6 +328,25 @@ class FullTextIndex:
                 return None
             return tantivy.Query.boolean_query(parts)
         raise TypeError(f"not a text query: {query!r}")
+
+    def match_terms(self, text: str) -> tuple[tuple[str, float], ...]:
+        """A `Match` query's distinct terms with their query weights (counts), and for each term no document
+        holds, its longest known prefix at `backoff.WEIGHT` (analyzer version 5, :mod:`hybrid.index.backoff`)."""
+        counts = query_terms(self.analyzer, text)
+        if not self.analyzer.backs_off:
+            return counts
+        fields = [COMBINED_FIELD] if self.weights is not None else self.fields
+        searcher = self.searcher
+
+        def known(term: str) -> bool:
+            return any(searcher.doc_freq(f, term) > 0 for f in fields)
+
+        out: list[tuple[str, float]] = list(counts)
+        for term, n in counts:
+            shorter = None if known(term) else backoff.backoff(term, known)
+            if shorter is not None:
+                out.append((shorter, n * backoff.WEIGHT))
+        return tuple(out)
 
     def _piece_clauses(
         self, text: str, boosts: Mapping[str, float] | None

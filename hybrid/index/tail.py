@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from hybrid.index.analyzer import PIECE_WEIGHT, query_terms
+from hybrid.index.analyzer import PIECE_WEIGHT
 from hybrid.index.catalog import IndexEntry
 from hybrid.index.coverage import member
 from hybrid.index.exact import distances_from_dots
@@ -272,7 +272,7 @@ class TextTail(TailLog):
         A term's postings list log positions in ascending order, so the rows of one run of the log
         (the usual case: the appends since the index was built) are one slice of each list, found by a
         binary search; other row sets are masked by their live mask."""
-        counts: Sequence[tuple[str, float]] = query_terms(self.index.analyzer, query_text)
+        counts: Sequence[tuple[str, float]] = self.index.match_terms(query_text)  # with the index's back-off
         pieces = tuple(self.index.analyzer.query_pieces(query_text).items()) if self.pieces else ()
         if not (counts or pieces) or len(rows.positions) == 0:
             return np.empty(0, np.uint64), np.empty(0, np.float32)

@@ -67,12 +67,23 @@ VOCABULARY_POWER = 2.0
 """How sharply the text branch loses weight for query terms its index has never seen."""
 
 
-def vocabulary(known: float | None) -> float:
+def vocabulary(known: float | None, other_script: bool = False) -> float:
     """The text branch's factor for a query of which a share `known` of the terms occur in the index
     (1.0 when not measured): ``known ** VOCABULARY_POWER``. A question in another language than
     the index shares only names and numbers with it, and those alone mislead BM25.
 
-    >>> vocabulary(0.5), vocabulary(None)
-    (0.25, 1.0)
+    `other_script`: none of the query's letters is in a script the index's language is written in
+    (:func:`hybrid.index.script.foreign_script`: an English question over Chinese, Russian or Hindi
+    text). Every term such a query shares with the index is a borrowing (a name, a code), so unless
+    ALL of its terms are known (the query is itself a name or an identifier), the text branch has
+    no say: BM25 over the borrowings alone can only rank what repeats them, and the other branch,
+    which reads both languages, is left to answer (``eval/results/lang_margin_l23d_cross.md``).
+
+    >>> vocabulary(0.5), vocabulary(None), vocabulary(0.5, other_script=True), vocabulary(1.0, other_script=True)
+    (0.25, 1.0, 0.0, 1.0)
     """
-    return 1.0 if known is None else float(known) ** VOCABULARY_POWER
+    if known is None:
+        return 1.0
+    if other_script and known < 1.0:
+        return 0.0
+    return float(known) ** VOCABULARY_POWER

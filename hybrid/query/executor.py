@@ -23,6 +23,7 @@ from hybrid.index.fulltext import RESCORE_DEPTH, TANTIVY_BM25, FullTextIndex, _i
 from hybrid.index.language import is_foreign
 from hybrid.index.overfetch import overfetch_depth
 from hybrid.index.rescore import Rescored, searcher
+from hybrid.index.script import foreign_script
 from hybrid.index.tail import text_tail, unindexed_rows, vector_tail
 from hybrid.index.vector import VectorIndex, top_k
 from hybrid.index.view import IndexedSnapshot
@@ -667,18 +668,22 @@ def _weights(q: Query, view: IndexedSnapshot, branches: list[Branch]) -> list[fl
         return [1.0] * len(branches)
     cal = _calibration(q, view, branches)
     steep = confidence.confidences([(b.raw, b.kind) for b in branches])
-    known = [confidence.vocabulary(_known_share(view, b)) for b in branches]
+    known = [confidence.vocabulary(*_known_share(view, b)) for b in branches]
     return [(cal.weights[b.kind] if cal is not None else 1.0) * s * k for b, s, k in zip(branches, steep, known)]
 
 
-def _known_share(view: IndexedSnapshot, b: Branch) -> float | None:
+def _known_share(view: IndexedSnapshot, b: Branch) -> tuple[float | None, bool]:
     """For a text branch whose plain query is in another language than its index: the share of the
-    query's terms the index knows (only the "auto" weights ask, so other queries skip the language check)."""
+    query's terms the index knows, and whether none of its letters is in the index language's scripts
+    (only the "auto" weights ask, so other queries skip the language check); (None, False) otherwise."""
     if b.kind != "fts" or b.entry is None or not isinstance(b.text, Match):
-        return None
+        return None, False
     index = view.index(b.entry)
     assert isinstance(index, FullTextIndex)
-    return index.known_share(b.text) if is_foreign(b.text.text, index.analyzer.language) else None
+    language = index.analyzer.language
+    if not is_foreign(b.text.text, language):
+        return None, False
+    return index.known_share(b.text), foreign_script(b.text.text, language) is True
 
 
 def _calibration(q: Query, view: IndexedSnapshot, branches: list[Branch]) -> calibration.Calibration | None:

@@ -46,10 +46,11 @@ def explain(q: Query) -> str:
             steep = confidence.confidences([(b.raw, b.kind) for b in branches])
             how += ", times each list's steepness for this query (" + ", ".join(f"{s:.2f}" for s in steep) + ")"
             for b in branches:
-                share = _known_share(view, b)
+                share, other_script = _known_share(view, b)
                 if share is not None:
-                    factor = confidence.vocabulary(share)
-                    how += f", {b.column} x {factor:.2f} (it knows {share:.0%} of the query's terms)"
+                    factor = confidence.vocabulary(share, other_script)
+                    script = ", none of the query's letters in the index language's script" if other_script else ""
+                    how += f", {b.column} x {factor:.2f} (it knows {share:.0%} of the query's terms{script})"
         lines.append(f"  fuse: {q.fusion!r}, {how}")
     if q.reranker is not None:
         lines.append(f"  rerank: {type(q.reranker).__name__} over the fused candidates")

@@ -34,6 +34,7 @@ from hybrid.index.cache import renamed_weights
 from hybrid.index.fts_filters import filter_columns_of
 from hybrid.index.fulltext import COMBINED_FIELD, field_names
 from hybrid.index.language import is_foreign
+from hybrid.index.script import foreign_script
 from hybrid.query import confidence
 from hybrid.query.executor import Branch
 from hybrid.query.fusion import Fusion, default_fusion
@@ -364,7 +365,7 @@ def _execute(q: ShardedQuery) -> pa.Table:
             raise VectorError(f"query vector has dimension {len(v)}, column {column!r} holds {dim}")
         pending_vec = [a.vector_search.remote(column, v, depth, q.filter_sql, q.ef) for a in actors]
     branches: list[Branch] = []
-    known: float | None = None
+    known: tuple[float | None, bool] = (None, False)
     pending_text = None
     if fts is not None:  # the global statistics (a round to the shards for terms not seen before), then
         assert q.text_query is not None  # each shard's exact global top k
@@ -384,20 +385,22 @@ def _execute(q: ShardedQuery) -> pa.Table:
     return _rows(q, branches, known)
 
 
-def _known_share(text: str, spec: Mapping[str, Any], stats: g.GlobalStats) -> float | None:
+def _known_share(text: str, spec: Mapping[str, Any], stats: g.GlobalStats) -> tuple[float | None, bool]:
     """As one table: the share of the query's terms any document holds, when the query is in another
-    language than the index (None otherwise)."""
+    language than the index, and whether none of its letters is in that language's scripts
+    ((None, False) otherwise)."""
     analyzer = Analyzer.from_dict(spec["analyzer"])
     if not is_foreign(text, analyzer.language):
-        return None
+        return None, False
+    other_script = foreign_script(text, analyzer.language) is True
     terms = set(analyzer.terms(text))
     if not terms:
-        return None
+        return None, other_script
     known = sum(any(n > 0 for (_, t), n in stats.doc_freq.items() if t == term) for term in terms)
-    return known / len(terms)
+    return known / len(terms), other_script
 
 
-def _weights(q: ShardedQuery, branches: list[Branch], known: float | None) -> list[float]:
+def _weights(q: ShardedQuery, branches: list[Branch], known: tuple[float | None, bool]) -> list[float]:
     if isinstance(q.branch_weights, Mapping):
         given = q.branch_weights
         return [float(given.get(b.column, given.get(b.kind, 1.0))) for b in branches]
@@ -407,12 +410,12 @@ def _weights(q: ShardedQuery, branches: list[Branch], known: float | None) -> li
     steep = confidence.confidences([(b.raw, b.kind) for b in branches])
     out = []
     for b, s in zip(branches, steep):
-        vocabulary = confidence.vocabulary(known) if b.kind == "fts" else 1.0
+        vocabulary = confidence.vocabulary(*known) if b.kind == "fts" else 1.0
         out.append((cal[b.kind] if cal else 1.0) * s * vocabulary)
     return out
 
 
-def _rows(q: ShardedQuery, branches: list[Branch], known: float | None) -> pa.Table:
+def _rows(q: ShardedQuery, branches: list[Branch], known: tuple[float | None, bool]) -> pa.Table:
     if len(branches) == 1:
         fused_ids, fused = branches[0].ids, branches[0].ranked().scores.astype(np.float64)
     else:

@@ -113,3 +113,44 @@ def test_a_query_in_another_language_leaves_the_answer_to_the_vectors(tmp_path: 
         assert fused.to_arrow().column("id").to_pylist() == [3]
     finally:
         confidence.VOCABULARY_POWER = saved
+
+
+def _russian_table(tmp_path: Path) -> tuple[hybrid.Table, np.ndarray, int]:
+    """Russian rows; row 3 repeats a Latin name, the answer (row 7) is Russian only."""
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=16).astype(np.float32)
+    vectors = base + 0.3 * rng.normal(size=(40, 16)).astype(np.float32)
+    answer = 7
+    query = vectors[answer] + 0.3 * rng.normal(size=16).astype(np.float32)
+    rows = [
+        {"id": i, "text": f"Опыты с электричеством проводились в лаборатории, раздел {i}.", "vector": vectors[i]}
+        for i in range(40)
+    ]
+    rows[answer]["text"] = "Изобретатель показал беспроводную передачу энергии в Колорадо в 1899 году."
+    rows[3]["text"] = "Tesla coil experiment: Tesla coil, Tesla coil experiment, coil experiment again."
+    t = hybrid.connect(tmp_path).create_table("ru", rows)
+    t.create_fts_index("text", language="ru")
+    return t, query, answer
+
+
+def test_a_question_in_another_script_leaves_the_answer_to_the_vectors(tmp_path: Path) -> None:
+    """An English question over Russian rows: three of its four terms are Latin borrowings the index
+    holds (known share 0.75, a factor 0.56 by the share alone, enough for BM25's steep list to win).
+    None of its letters is Cyrillic, so every known term is a borrowing and the text branch has no
+    say unless the whole query is one; the vector branch's answer comes first."""
+    t, query, answer = _russian_table(tmp_path)
+    question = "Tesla coil experiment history"
+    assert t.search(question, query_type="fts").limit(1).to_arrow().column("id").to_pylist() == [3]
+    fused = t.search(question).vector(query, column="vector").limit(1)
+    assert fused.to_arrow().column("id").to_pylist() == [answer]
+    assert "none of the query's letters in the index language's script" in fused.explain()
+    assert "x 0.00" in fused.explain()
+
+
+def test_a_borrowed_name_searched_alone_keeps_its_say(tmp_path: Path) -> None:
+    """The same rows asked for the Latin name alone: every term is known, so the text branch counts
+    in full (a product name or identifier in another script is what such a query is for)."""
+    t, query, _ = _russian_table(tmp_path)
+    fused = t.search("Tesla coil experiment").vector(query, column="vector").limit(1)
+    assert fused.to_arrow().column("id").to_pylist() == [3]
+    assert "x 1.00" in fused.explain()
