@@ -225,7 +225,7 @@ def markdown(out: dict[str, Any]) -> str:
             f"{e['embed_seconds']:.0f} s | {rep['peak_memory_mb']:.0f} MB |"
         )
     if out.get("generalised"):
-        first = out["runs"][0]["collection"]
+        first = out["generalised"][0]["trained_on"]
         lines += [
             "",
             f"Generalisation: the {first}-tuned model's column added to another collection's table, default "
