@@ -14,7 +14,8 @@ For each ``--train`` collection (``scifact:train``, ``nfcorpus:train``...), the 
 * p: two-sided paired randomization test against ``default`` (10,000 trials).
 
     nice -n 10 python eval/tune_embedder.py [--data DIR] [--work DIR] [--train scifact:train]
-        [--epochs 1] [--batch 32] [--learning-rate 2e-5] [--max-length 128] [--negatives 1] [--threads 1]
+        [--epochs N] [--batch 32] [--learning-rate 2e-5] [--max-length 128] [--negatives 1] [--threads 1]
+        [--generalise cranfield,xquad-r/en]
 
 Writes eval/results/tune_embedder_<collection>.md and .json (``--name`` sets the stem's end).
 """
@@ -35,10 +36,24 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench.peer_config import default_data  # noqa: E402
-from tune import _public_args, collection_table, learned_reranker, mean, ndcg, reranked_runs  # noqa: E402
+from tune import (  # noqa: E402
+    _public_args,
+    collection_table,
+    judgments,
+    learned_reranker,
+    make_table,
+    mean,
+    ndcg,
+    reranked_runs,  # noqa: E402
+)
 
 import hybrid  # noqa: E402
 from hybrid.eval import paired_randomization_test  # noqa: E402
+from hybrid.eval.collection import load_beir  # noqa: E402
+from hybrid.feedback.embedder import base_model, tuned_embedder  # noqa: E402
+from hybrid.feedback.embedder_stage import current_binding  # noqa: E402
+from hybrid.feedback.state import runs_dir  # noqa: E402
+from hybrid.feedback.tune import guard  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -113,7 +128,37 @@ def run_one(name: str, split: str, args: argparse.Namespace, root: Path) -> dict
         "report": report.to_dict(),
     }
     log(name, json.dumps({k: v for k, v in out.items() if isinstance(v, float)}))
+    out["_model"] = runs_dir(table) / report.embedder["model"]  # not written: a temporary folder
     return out
+
+
+def generalise(name: str, trained: dict[str, Any], args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """The first collection's tuned embedder on collection `name`: its column added to `name`'s table
+    (as the tune adds it), default hybrid vs hybrid on that column on `name`'s test judgments, and the
+    guard's verdict on those figures (the test a tune with `name`'s own feedback would make)."""
+    coll = load_beir(args.data / name, "test")
+    table, _ = make_table(hybrid.connect(root / f"gen-{name.replace('/', '-')}"), coll, args.work)
+    js = judgments(table, coll, args.eval_queries)
+    current = current_binding(table)
+    column = f"{current.column}_{trained['collection'].replace('/', '_')}"
+    start = time.perf_counter()
+    table.add_columns({column: (current.source, tuned_embedder(trained["_model"], base_model(current)))})
+    embed_s = time.perf_counter() - start
+    vc = current.column
+    runs = {
+        "default": ndcg(table, js, lambda q: table.search(q, vector_column=vc).rerank(None), f"{name} default"),
+        "tuned": ndcg(table, js, lambda q: table.search(q, vector_column=column).rerank(None), f"{name} tuned"),
+        "dense": ndcg(table, js, lambda q: table.search(q, query_type="vector", vector_column=vc), f"{name} dense"),
+        "tuned_dense": ndcg(
+            table, js, lambda q: table.search(q, query_type="vector", vector_column=column), f"{name} tuned dense"
+        ),
+    }
+    d = guard("embedder", runs["default"], runs["tuned"], args.alpha)
+    log(name, f"default {d.baseline:.4f} -> {d.candidate:.4f} p={d.p_value:.3g}: {d.reason}")
+    return {"collection": name, "trained_on": trained["collection"], "queries": len(js),
+            **{k: mean(v) for k, v in runs.items()}, "p": d.p_value,
+            "p_dense": p_value(runs["tuned_dense"], runs["dense"]), "accepted": d.accepted, "reason": d.reason,
+            "embed_seconds": embed_s}  # fmt: skip
 
 
 def tune_reranker(table: hybrid.Table, train_j: Any, test_j: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -175,9 +220,27 @@ def markdown(out: dict[str, Any]) -> str:
             f"| {r['collection']} | {r['train_split']} ({r['train_queries']} q) | {r['default']:.4f} | "
             f"{r['tuned']:.4f} ({r['p_tuned_vs_default']:.3g}) | {r['dense']:.4f} | {r['tuned_dense']:.4f} "
             f"({r['p_tuned_dense_vs_dense']:.3g}) | {r['after_guard']:.4f} | {verdict} | {r['tune_seconds']:.0f} s "
-            f"({r['tune_cpu_seconds']:.0f} s) | {e['seconds']:.0f} s, {e['steps']} steps, {e['examples']} examples | "
+            f"({r['tune_cpu_seconds']:.0f} s) | {e['seconds']:.0f} s, {e['steps']} steps ({e.get('epochs', '?')} "
+            f"passes), {e['examples']} examples | "
             f"{e['embed_seconds']:.0f} s | {rep['peak_memory_mb']:.0f} MB |"
         )
+    if out.get("generalised"):
+        first = out["generalised"][0]["trained_on"]
+        lines += [
+            "",
+            f"Generalisation: the {first}-tuned model's column added to another collection's table, default "
+            "hybrid vs hybrid on that column on its test judgments, and the guard (paired randomization test, "
+            f"alpha {out['settings']['alpha']}) on those figures:",
+            "",
+            "| collection | queries | default hybrid | hybrid, tuned column (p) | dense | dense, tuned (p) | guard |",
+            "|---|--:|--:|--:|--:|--:|---|",
+        ]
+        for g in out["generalised"]:
+            lines.append(
+                f"| {g['collection']} | {g['queries']} | {g['default']:.4f} | {g['tuned']:.4f} ({g['p']:.3g}) | "
+                f"{g['dense']:.4f} | {g['tuned_dense']:.4f} ({g['p_dense']:.3g}) | "
+                f"{'enabled' if g['accepted'] else 'refused'}: {g['reason']} |"
+            )
     for r in out["runs"]:
         if "plus_reranker" in r:
             rr = r["reranker_report"]
@@ -198,7 +261,8 @@ def markdown(out: dict[str, Any]) -> str:
 
 
 def write(out: dict[str, Any], stem: str) -> None:
-    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
+    public = {**out, "runs": [{k: v for k, v in r.items() if k != "_model"} for r in out["runs"]]}
+    (RESULTS / f"{stem}.json").write_text(json.dumps(public, indent=2, default=str) + "\n")
     (RESULTS / f"{stem}.md").write_text(markdown(out))
 
 
@@ -208,7 +272,7 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "hybrid-tune-work")
     p.add_argument("--train", default="scifact:train")
     p.add_argument("--eval-queries", type=int, default=None, help="only the first N judged test queries")
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=None, help="default: the library's rule (embedder.passes)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=2e-5)
     p.add_argument("--max-length", type=int, default=128, help="word pieces a text is cut to while training")
@@ -219,6 +283,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 beats 2 on a crowded machine)")
     p.add_argument("--reranker", action="store_true", help="then the cross-encoder on top")
     p.add_argument("--reranker-queries", type=int, default=480, help="training queries for the reranker stage")
+    p.add_argument("--generalise", default="", help="collections the first one's tuned model is tried on")
+    p.add_argument("--alpha", type=float, default=0.05, help="the guard's significance level")
     p.add_argument("--name", default=None, help="results stem (default: tune_embedder_<collections>)")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -238,6 +304,11 @@ def main() -> None:
         for item in items:
             name, _, split = item.partition(":")
             out["runs"].append(run_one(name, split or "train", args, Path(tmp)))
+            out["load_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+            write(out, stem)
+        out["generalised"] = []
+        for name in [x for x in args.generalise.split(",") if x]:
+            out["generalised"].append(generalise(name, out["runs"][0], args, Path(tmp)))
             out["load_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
             write(out, stem)
     out["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

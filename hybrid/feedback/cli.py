@@ -73,7 +73,10 @@ def tune_command(
     embedder: Annotated[
         bool, typer.Option(help="fine-tune the table's embedder into a new vector column (needs torch)")
     ] = False,
-    embedder_epochs: Annotated[int, typer.Option(min=1, help="epochs of embedder fine-tuning")] = 1,
+    embedder_epochs: Annotated[
+        int | None,
+        typer.Option(min=1, help="passes of embedder fine-tuning (default: enough for 64 steps, at most 3)"),
+    ] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 1,
     negatives: Annotated[int, typer.Option(min=1, help="hard negatives per relevant row")] = 3,
     max_length: Annotated[int, typer.Option(min=8, help="tokens per (query, text) pair")] = 256,

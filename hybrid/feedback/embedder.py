@@ -13,6 +13,13 @@ positive text twice, so a relevant row is never used as another example's in-bat
 query. The loop is written here over the model and the library's loss, so each step's loss is reported and
 the run needs neither ``datasets`` nor ``accelerate`` (which the library's trainer requires).
 
+Passes over the examples (:func:`passes`, unless set): the fewest that give at least ``min_steps`` optimizer
+steps, at most ``max_epochs``. Warm-up and decay are shares of the run, so a short run spends most of its
+steps ramping the learning rate up and down and barely moves the model: on SciFact one pass over its 724
+examples (23 steps) lifted test hybrid nDCG@10 by a non-significant 0.009, three passes (70 steps) by 0.016
+(p 0.02). A large feedback set gets one pass (every example once); a small one no more than ``max_epochs``,
+as more passes over a few dozen examples learn those examples, not the task.
+
 The tuned model is saved in the tune run's folder (``<table>__tuned/<run>/embedder``); `tune` re-embeds the
 table into a new vector column bound to it (``add_columns``: schema evolution, the old column is kept), so
 later writes embed with it and text queries aimed at that column embed with it, offline.
@@ -37,7 +44,10 @@ from hybrid.feedback.reranker import TrainingExample, TrainingResult, torch_thre
 
 @dataclass
 class EmbedderTraining:
-    epochs: int = 1
+    epochs: int | None = None
+    """passes over the examples; None: :func:`passes` (at least `min_steps` steps, at most `max_epochs`)"""
+    min_steps: int = 64
+    max_epochs: int = 3
     batch_size: int = 32
     """examples a step (each brings its query, positive and hard negatives; the others are in-batch negatives)"""
     learning_rate: float = 2e-5
@@ -85,6 +95,17 @@ def tuned_embedder(folder: Path, base: BaseModel) -> SentenceTransformerEmbedder
         document_prompt=base.document_prompt,
         max_length=base.max_length,
     )
+
+
+def passes(steps_per_pass: int, min_steps: int, max_epochs: int) -> int:
+    """Passes over the training examples when a pass takes `steps_per_pass` steps: the fewest that make at
+    least `min_steps` steps, between 1 and `max_epochs`."""
+    if steps_per_pass < 1 or min_steps < 0 or max_epochs < 1:
+        raise FeedbackError(
+            f"passes needs steps_per_pass >= 1, min_steps >= 0 and max_epochs >= 1, got "
+            f"{steps_per_pass}, {min_steps} and {max_epochs}"
+        )
+    return max(1, min(max_epochs, math.ceil(min_steps / steps_per_pass)))
 
 
 def batches(examples: list[TrainingExample], size: int, rng: random.Random) -> list[list[TrainingExample]]:
@@ -140,7 +161,9 @@ def _train(
     own_length = model.max_seq_length
     model.max_seq_length = settings.max_length
     loss_fn = losses.MultipleNegativesRankingLoss(model, scale=settings.scale)
-    plan = [batches(examples, settings.batch_size, rng) for _ in range(settings.epochs)]
+    plan = [batches(examples, settings.batch_size, rng)]
+    epochs = settings.epochs or passes(len(plan[0]), settings.min_steps, settings.max_epochs)
+    plan += [batches(examples, settings.batch_size, rng) for _ in range(epochs - 1)]
     steps = sum(len(p) for p in plan)
     decay = ["bias", "LayerNorm.weight"]
     params = list(model.named_parameters())
@@ -157,7 +180,7 @@ def _train(
         return (step + 1) / warm if step < warm else max(0.0, (steps - step) / max(1, steps - warm))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
-    result = TrainingResult(examples=len(examples))
+    result = TrainingResult(examples=len(examples), epochs=epochs)
     start = time.perf_counter()
     model.train()
     for epoch in plan:

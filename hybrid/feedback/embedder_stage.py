@@ -55,6 +55,8 @@ def tune_embedder(
     examples = mine_examples(table, train, fusion, mining, s.progress, current.column)
     settings = EmbedderTraining(
         epochs=s.embedder_epochs,
+        min_steps=s.embedder_min_steps,
+        max_epochs=s.embedder_max_epochs,
         batch_size=s.embedder_batch,
         learning_rate=s.embedder_learning_rate,
         max_length=s.embedder_max_length,
@@ -82,6 +84,7 @@ def tune_embedder(
         "model": f"{folder.name}/embedder",
         "examples": result.examples,
         "steps": result.steps,
+        "epochs": result.epochs,
         "seconds": result.seconds,
         "loss_first": first,
         "loss_last": last,

@@ -224,6 +224,7 @@ class TrainingResult:
     steps: int = 0
     examples: int = 0
     seconds: float = 0.0
+    epochs: int = 1
 
     def loss_drop(self, window: int = 5) -> tuple[float, float]:
         """(mean loss of the first `window` steps, of the last `window` steps)."""

@@ -82,7 +82,11 @@ class TuneSettings:
     reranker: bool = True
     embedder: bool = False
     """fine-tune the table's embedder into a new vector column (:mod:`hybrid.feedback.embedder`)"""
-    embedder_epochs: int = 1
+    embedder_epochs: int | None = None
+    """passes over the embedder's examples; None: enough for `embedder_min_steps` steps, at most
+    `embedder_max_epochs` (:func:`hybrid.feedback.embedder.passes`)"""
+    embedder_min_steps: int = 64
+    embedder_max_epochs: int = 3
     embedder_batch: int = 32
     embedder_learning_rate: float = 2e-5
     embedder_negatives: int = 1
@@ -152,7 +156,8 @@ class TuneReport:
         if self.embedder:
             e = self.embedder
             lines.append(
-                f"embedder: {e['steps']} steps over {e['examples']} examples in {e['seconds']:.0f} s, loss "
+                f"embedder: {e['steps']} steps ({e['epochs']} passes) over {e['examples']} examples in "
+                f"{e['seconds']:.0f} s, loss "
                 f"{e['loss_first']:.3f} -> {e['loss_last']:.3f}; column {e['column']!r} ({e['embed_seconds']:.0f} s)"
             )
         if self.reranker:

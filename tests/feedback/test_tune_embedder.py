@@ -23,7 +23,7 @@ import pytest
 
 import hybrid
 from hybrid.errors import FeedbackError
-from hybrid.feedback.embedder import TrainingExample, batches
+from hybrid.feedback.embedder import BaseModel, EmbedderTraining, TrainingExample, batches, passes, train_embedder
 from hybrid.feedback.judgments import from_feedback
 from hybrid.feedback.state import read_state, runs_dir
 from hybrid.feedback.tune import TuneReport
@@ -187,3 +187,28 @@ def test_batches_never_repeat_a_query_or_a_positive() -> None:
     for b in got:
         assert 0 < len(b) <= 4
         assert len({e.query for e in b}) == len(b) and len({e.positive for e in b}) == len(b)
+
+
+def test_passes_make_at_least_the_minimum_steps_within_the_cap() -> None:
+    assert passes(23, 64, 3) == 3  # SciFact: 724 examples, 23 batches a pass -> 69 steps
+    assert passes(33, 64, 3) == 2
+    assert passes(64, 64, 3) == 1
+    assert passes(300, 64, 3) == 1  # a large feedback set: one pass, never less
+    assert passes(2, 64, 3) == 3  # a few dozen examples: capped, not 32 passes
+    assert passes(5, 0, 3) == 1
+    with pytest.raises(FeedbackError, match="steps_per_pass >= 1"):
+        passes(0, 64, 3)
+    with pytest.raises(FeedbackError, match="max_epochs >= 1"):
+        passes(10, 64, 0)
+
+
+def test_training_without_a_pass_count_runs_the_passes_the_rule_gives(tmp_path: Path) -> None:
+    from hybrid.embedders.sentence_transformers import packaged_minilm
+
+    examples = [TrainingExample(f"what about {t}?", f"{t} is discussed here.", [f"not {t}."]) for t in topics()[:10]]
+    rule = EmbedderTraining(batch_size=4, min_steps=7, max_length=16, threads=1)  # 3 batches a pass -> 3 passes
+    got = train_embedder(BaseModel(packaged_minilm()), examples, tmp_path / "m", rule)
+    assert (got.epochs, got.steps, len(got.losses)) == (3, 9, 9)
+    fixed = EmbedderTraining(epochs=1, batch_size=4, min_steps=7, max_length=16, threads=1)
+    got = train_embedder(BaseModel(packaged_minilm()), examples, tmp_path / "m1", fixed)
+    assert (got.epochs, got.steps) == (1, 3)
