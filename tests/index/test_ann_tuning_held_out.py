@@ -84,6 +84,7 @@ def test_tuning_on_the_index_own_rows_overstates_the_int8_graph(
     """The rule the held-out sample replaced, on the same data: the tuned setting misses the target (without
     the off-table probes, which now make even this rule honest: tests/index/test_off_table_tuning.py)."""
     monkeypatch.setattr(ann_build, "RESCORES", ONE_RESCORE)
+    monkeypatch.setattr(quantized, "_threads", lambda rows: 1)  # the same graph every run (see above)
     monkeypatch.setattr(ann_build, "holds_out", lambda rows, picks: False)
     monkeypatch.setattr(ann_build, "off_table", lambda rows, nearest, metric: np.asarray(rows, np.float32))
     t, data, queries = _tuned(tmp_path, "hnsw_int8")
