@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from hybrid.storage import disk
+from hybrid.storage import blocks, disk
 from hybrid.storage.files import DATA_DIR, DELETIONS_DIR, ROWIDS_DIR, FileCache, fsync_dir, write_ids_file
 from hybrid.storage.files import write_table_file as _write_table_file
 from hybrid.storage.manifest import DataFile, Fragment, Manifest
@@ -190,7 +190,7 @@ class Rewriter:
         done = self.data.get(rel)
         if done is not None:
             return done
-        table = self.cache.table(rel).filter(pa.array(keep)).combine_chunks()
+        table = blocks.decode_table(self.cache.table(rel)).filter(pa.array(keep)).combine_chunks()
         new, _ = _write_table_file(self.root, DATA_DIR, table.to_batches(), table.schema)
         self.data[rel] = new
         self.replaced.add(rel)

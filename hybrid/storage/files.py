@@ -7,6 +7,7 @@ touches only the pages of the requested rows (blobs included).
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import threading
 import uuid
@@ -19,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.errors import CorruptionError
-from hybrid.storage import checksums, crypto, disk, remote
+from hybrid.storage import blocks, checksums, crypto, disk, remote
 from hybrid.storage.numeric import NumericChunks
 from hybrid.storage.ranged import RangedTable
 
@@ -44,14 +45,15 @@ def write_table_file(root: Path, subdir: str, batches: Iterable[pa.RecordBatch],
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
+    pieces = (b.slice(s, BATCH_ROWS) for b in batches for s in range(0, b.num_rows, BATCH_ROWS))
+    first = next(pieces, None)
+    physical = blocks.plan(schema, first)  # long text in compressed blocks
     with disk.open_new(path) as fh:
         sink = checksums.HashingSink(fh)
-        with pa.ipc.new_file(sink, schema) as writer:
-            for batch in batches:
-                for start in range(0, batch.num_rows, BATCH_ROWS):
-                    piece = batch.slice(start, BATCH_ROWS)
-                    writer.write_batch(piece)
-                    rows += piece.num_rows
+        with pa.ipc.new_file(sink, physical) as writer:
+            for piece in pieces if first is None else itertools.chain([first], pieces):
+                writer.write_batch(blocks.encode_batch(piece, physical))
+                rows += piece.num_rows
         disk.current().sync(fh)
     return checksums.publish_named(root, rel, sink.digest()), rows
 
@@ -79,6 +81,7 @@ class FileCache:
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
         self._verified: set[str] = set()
         self._numeric: dict[tuple[str, int], NumericChunks | None] = {}
+        self._blocks: dict[tuple[str, int], blocks.BlockColumn] = {}
         self._lock = threading.Lock()
         self.remote = remote.lookup(root)
         """The object store the table's folder mirrors (None: a local table)."""
@@ -94,6 +97,7 @@ class FileCache:
         with self._lock:
             self._tables.clear()
             self._numeric.clear()
+            self._blocks.clear()
             self._ids.clear()
             self._masks.clear()
             self._verified.clear()
@@ -150,6 +154,7 @@ class FileCache:
             if len(self._tables) > self._capacity:
                 dropped, _ = self._tables.popitem(last=False)
                 self._numeric = {k: v for k, v in self._numeric.items() if k[0] != dropped}
+                self._blocks = {k: v for k, v in self._blocks.items() if k[0] != dropped}
                 self._spans.pop(dropped, None)
         return table
 
@@ -176,6 +181,23 @@ class FileCache:
             if key[0] in self._tables:  # not evicted meanwhile: the views live as long as the map is cached
                 self._numeric[key] = views
         return views
+
+    def blocks(self, rel: str, position: int, random_access: bool = False) -> blocks.BlockColumn | None:
+        """Column `position` of data file `rel` when it is stored in compressed blocks (:mod:`hybrid.storage.blocks`),
+        else None; made once per file and column."""
+        key = (f"{rel}#random" if random_access else rel, position)
+        found = self._blocks.get(key)
+        if found is not None:
+            return found
+        table = self.table(rel, random_access)
+        field = table.schema.field(position)
+        if not blocks.encoded(field):
+            return None
+        found = blocks.BlockColumn(table.column(position), field)
+        with self._lock:
+            if key[0] in self._tables:  # not evicted meanwhile: it holds views of the cached map
+                self._blocks[key] = found
+        return found
 
     def take_columns(self, rel: str, columns: list[int], offsets: np.ndarray) -> list[pa.ChunkedArray] | None:
         """Columns (by position in the file) at `offsets` of a data file that is only on the object store,

@@ -26,10 +26,11 @@ import pyarrow as pa
 
 from hybrid.errors import CorruptionError
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """The newest format this code reads and the one it writes; 1: fragments inline, 2: pages of fragments,
 then the last few inline, 3: as 2 (pages optional) and sealed with a checksum (:mod:`hybrid.storage.checksums`),
-which a reader requires."""
+which a reader requires; 4: as 3, and data files may hold long text in compressed blocks
+(:mod:`hybrid.storage.blocks`), which older readers would misread."""
 SEALED_FORMAT = 3
 
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from hybrid.storage import blocks
+
 if TYPE_CHECKING:
     from hybrid.storage.remote import Remote
 
@@ -118,11 +120,18 @@ class RangedTable:
             parts: dict[int, pa.RecordBatch] = {int(b): reader.get_batch(int(b)) for b in np.unique(which)}
         out = []
         for col in columns:
-            pos = order.index(col)
-            pieces = [parts[int(b)].column(pos).take(pa.array(offsets[which == b] - starts[b])) for b in parts]
-            gathered = pa.concat_arrays(pieces) if pieces else pa.array([], type=self.schema.field(col).type)
+            pos, field = order.index(col), self.schema.field(col)
+            pieces = [_take(parts[int(b)].column(pos), field, offsets[which == b] - starts[b]) for b in parts]
+            gathered = pa.concat_arrays(pieces) if pieces else pa.array([], type=blocks.logical_type(field))
             out.append(pa.chunked_array([gathered.take(pa.array(_inverse(which)))]))
         return out
+
+
+def _take(column: pa.Array, field: pa.Field, offsets: np.ndarray) -> pa.Array:
+    """Rows of one record batch's column (decoding only the blocks they lie in when stored in blocks)."""
+    if blocks.encoded(field):
+        return blocks.BlockColumn(pa.chunked_array([column]), field).take(offsets)
+    return column.take(pa.array(offsets))
 
 
 def _inverse(which: np.ndarray) -> np.ndarray:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hybrid.storage import blocks
+
 MIN_PATTERN = 4
 BLOCK = 1 << 26
 
@@ -106,4 +108,7 @@ def scan_files(paths: Iterable[Path], patterns: PatternSet) -> tuple[list[Hit], 
                     break
                 tail = data[limit:]
                 pos += len(block)
+        for at, payload in blocks.file_payloads(path):  # text in compressed blocks: its decompressed bytes
+            hits.extend(Hit(path, at, p) for _, p in patterns.find(payload))
+            scanned += len(payload)
     return hits, files, scanned

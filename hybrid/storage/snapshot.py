@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.errors import RowNotFoundError, SchemaError
+from hybrid.storage.blocks import BlockColumn
 from hybrid.storage.files import FileCache
 from hybrid.storage.ingest import is_vector_type
 from hybrid.storage.manifest import Fragment, Manifest
@@ -87,10 +88,22 @@ class Snapshot:
         field_id = self.manifest.field_ids[index]
         for data_file in reversed(frag.files):
             if field_id in data_file.field_ids:
-                table = self.cache.table(data_file.path, random_access)
-                column = table.column(data_file.field_ids.index(field_id))
+                position = data_file.field_ids.index(field_id)
+                stored = self.cache.blocks(data_file.path, position, random_access)
+                if stored is not None:  # compressed blocks: all of them decoded
+                    column = stored.decode()
+                else:
+                    column = self.cache.table(data_file.path, random_access).column(position)
                 return column if column.type == field.type else column.cast(field.type)
         return pa.nulls(frag.physical_rows, type=field.type)
+
+    def _stored_blocks(self, frag: Fragment, name: str) -> BlockColumn | None:
+        """Column `name` of `frag` when its data file holds it in compressed blocks, else None."""
+        field_id = self.manifest.field_ids[self.schema.get_field_index(name)]
+        source = next((f for f in reversed(frag.files) if field_id in f.field_ids), None)
+        if source is None:
+            return None
+        return self.cache.blocks(source.path, source.field_ids.index(field_id), random_access=True)
 
     # -- whole-version reads ----------------------------------------------------------
 
@@ -324,7 +337,21 @@ class Snapshot:
             ranged = self._take_ranged(frag, cols, offsets)
             if ranged is not None:
                 return ranged
-        return take_rows(self.read_fragment(frag, cols, random_access=True), offsets)
+        stored = {c: b for c in cols if (b := self._stored_blocks(frag, c)) is not None}
+        if not stored:
+            return take_rows(self.read_fragment(frag, cols, random_access=True), offsets)
+        plain = [c for c in cols if c not in stored]  # the rest read as before; blocks: only those touched
+        taken = take_rows(self.read_fragment(frag, plain, random_access=True), offsets) if plain else None
+        arrays = []
+        for name in cols:
+            if name in stored:
+                column = stored[name].take(offsets)
+                field = self.schema.field(name)
+                arrays.append(column if column.type == field.type else column.cast(field.type))
+            else:
+                assert taken is not None
+                arrays.append(taken.column(name))
+        return pa.Table.from_arrays(arrays, names=list(cols))
 
     def _take_ranged(self, frag: Fragment, cols: Sequence[str], offsets: np.ndarray) -> pa.Table | None:
         wanted: dict[str, list[tuple[str, int]]] = {}  # data file -> (column, position in the file)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from hybrid.storage import checksums, disk, remote
+from hybrid.storage import blocks, checksums, disk, remote
 from hybrid.storage.files import DATA_DIR, DELETIONS_DIR, INDEXES_DIR, ROWIDS_DIR, fsync_dir, write_ids_file
 from hybrid.storage.manifest import DataFile, Fragment, Manifest
 from hybrid.storage.pages import PAGES_DIR
@@ -45,6 +45,7 @@ def write_fragments(
     rel = ""
 
     sink: checksums.HashingSink | None = None
+    physical = schema
 
     def close() -> None:
         nonlocal writer, handle
@@ -62,15 +63,16 @@ def write_fragments(
         for batch in batches:
             start = 0
             while start < batch.num_rows:
+                piece = batch.slice(start, min(max_rows - rows if writer is not None else max_rows, 65_536))
                 if writer is None:
                     rel = f"{DATA_DIR}/{os.urandom(16).hex()}.arrow"
                     written.append(root / rel)
                     handle = disk.open_new(root / rel)  # spans loop iterations; closed in close()
                     sink = checksums.HashingSink(handle)
-                    writer = pa.ipc.new_file(sink, schema)
+                    physical = blocks.plan(schema, piece)  # long text in compressed blocks
+                    writer = pa.ipc.new_file(sink, physical)
                     rows = 0
-                piece = batch.slice(start, min(max_rows - rows, 65_536))
-                writer.write_batch(piece)
+                writer.write_batch(blocks.encode_batch(piece, physical))
                 rows += piece.num_rows
                 start += piece.num_rows
                 if rows >= max_rows:

@@ -84,7 +84,7 @@ def test_paged_manifest_round_trips(tmp_path: Path, small_pages: None) -> None:
     table = appended(tmp_path, 40)
     published = table.snapshot().manifest
     data = manifest_file(table)
-    assert data["format_version"] == 3 and data["fragment_count"] == 41 and len(data["checksum"]) == 16
+    assert data["format_version"] == 4 and data["fragment_count"] == 41 and len(data["checksum"]) == 16
     assert len(data["pages"]) >= 3 and len(data["fragments"]) < pages.INLINE_FRAGMENTS
     assert all(p["fragments"] <= pages.PAGE_FRAGMENTS for p in data["pages"])
     reread = fresh_log(table).load(table.version)
