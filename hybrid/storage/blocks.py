@@ -20,6 +20,7 @@ never wrong rows.
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -50,7 +51,24 @@ _TYPES = {
     "large_string": (pa.large_string(), pa.large_binary(), np.int64),
     "large_binary": (pa.large_binary(), pa.large_binary(), np.int64),
 }
-_compressor = zstandard.ZstdCompressor(level=LEVEL, write_checksum=True)
+_local = threading.local()  # zstd contexts are not thread-safe, and cost more to make than a block to decode
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    found = getattr(_local, "compressor", None)
+    if found is None:
+        found = _local.compressor = zstandard.ZstdCompressor(level=LEVEL, write_checksum=True)
+    return found
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    found = getattr(_local, "decompressor", None)
+    if found is None:
+        found = _local.decompressor = zstandard.ZstdDecompressor()
+    return found
+
+
+_UNSIGNED: dict[type, type] = {np.int32: np.uint32, np.int64: np.uint64}
 _NAMES = {str(logical): name for name, (logical, _, _) in _TYPES.items()}
 
 
@@ -119,6 +137,7 @@ class BlockColumn:
         self._offset_type = _TYPES[_NAMES[str(self.type)]][2]
         self._chunks = list(column.chunks)
         self._starts: list[np.ndarray] = []  # per chunk: the rows where its blocks start
+        self._data = [memoryview(c.buffers()[2] or b"") for c in self._chunks]  # per chunk: the blocks' bytes
         self._offsets: list[np.ndarray] = []  # per chunk: the physical column's value offsets
         ends = []
         for chunk in self._chunks:
@@ -130,6 +149,11 @@ class BlockColumn:
             self._starts.append(starts)
             ends.append(len(chunk))
         self._ends = np.cumsum(np.asarray(ends, dtype=np.int64))
+        begins = self._ends - np.asarray(ends, dtype=np.int64)
+        # every block of the column: its first row (in the whole column), record batch and place in it
+        self._first = np.concatenate([b + s for b, s in zip(begins.tolist(), self._starts)] or [np.zeros(0, np.int64)])
+        self._chunk_of = [c for c, s in enumerate(self._starts) for _ in range(len(s))]
+        self._local = [b for s in self._starts for b in range(len(s))]
 
     def decode(self) -> pa.ChunkedArray:
         """Every row, one chunk per record batch of the file."""
@@ -142,38 +166,35 @@ class BlockColumn:
     def take(self, offsets: np.ndarray) -> pa.Array:
         """The rows at physical `offsets` (in that order), decompressing each block they touch once."""
         offsets = np.asarray(offsets, dtype=np.int64)
-        if len(offsets) and (offsets.min() < 0 or offsets.max() >= (self._ends[-1] if len(self._ends) else 0)):
-            raise IndexError(f"row offsets out of range 0..{int(self._ends[-1]) if len(self._ends) else 0}")
-        which = np.searchsorted(self._ends, offsets, side="right")
-        local = offsets - (self._ends - np.diff(self._ends, prepend=0))[which] if len(offsets) else offsets
-        decoded: dict[tuple[int, int], tuple[np.ndarray | None, np.ndarray, bytes]] = {}
+        total = int(self._ends[-1]) if len(self._ends) else 0
+        if len(offsets) and (offsets.min() < 0 or offsets.max() >= total):
+            raise IndexError(f"row offsets out of range 0..{total}")
+        blocks = np.searchsorted(self._first, offsets, side="right") - 1
+        within = (offsets - self._first[blocks]).tolist()
+        decoded: dict[int, tuple[np.ndarray | None, np.ndarray, memoryview]] = {}
         valid = np.ones(len(offsets), dtype=bool)
         lengths = np.zeros(len(offsets), dtype=np.int64)
         pieces = []
-        for k, (c, row) in enumerate(zip(which.tolist(), local.tolist())):
-            starts = self._starts[c]
-            b = int(np.searchsorted(starts, row, side="right")) - 1
-            got = decoded.get((c, b))
+        for k, (g, at) in enumerate(zip(blocks.tolist(), within)):
+            got = decoded.get(g)
             if got is None:
-                got = decoded[(c, b)] = self._block(c, b)
-            mask, ends, data = got
-            at = row - int(starts[b])
-            lo, hi = (int(ends[at - 1]) if at else 0), int(ends[at])
+                got = decoded[g] = self._block(self._chunk_of[g], self._local[g])
+            mask, sizes, data = got
             if mask is not None and not mask[at]:
                 valid[k] = False
                 continue
-            lengths[k] = hi - lo
-            pieces.append(data[lo:hi])
+            lo = int(sizes[:at].sum())
+            lengths[k] = size = int(sizes[at])
+            pieces.append(data[lo : lo + size])
         return _array(self.type, valid, lengths, b"".join(pieces))
 
-    def _block(self, chunk: int, block: int) -> tuple[np.ndarray | None, np.ndarray, bytes]:
-        """Block `block` of record batch `chunk`: (validity or None, cumulative value ends, values)."""
+    def _block(self, chunk: int, block: int) -> tuple[np.ndarray | None, np.ndarray, memoryview]:
+        """Block `block` of record batch `chunk`: (validity or None, value lengths, values)."""
         starts, offsets = self._starts[chunk], self._offsets[chunk]
         first = int(starts[block])
         rows = (int(starts[block + 1]) if block + 1 < len(starts) else len(offsets) - 1) - first
-        data = self._chunks[chunk].buffers()[2]
-        raw = data[int(offsets[first]) : int(offsets[first + 1])]
-        return decode_block(memoryview(raw), rows, self._offset_type, self.name)
+        raw = self._data[chunk][int(offsets[first]) : int(offsets[first + 1])]
+        return decode_block(raw, rows, self._offset_type, self.name)
 
 
 def file_payloads(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -197,21 +218,21 @@ def file_payloads(path: Path) -> Iterator[tuple[int, bytes]]:
             for k in range(len(column._starts[0])):
                 first = int(column._starts[0][k])
                 at = data.address + int(column._offsets[0][first]) - whole.address
-                yield at, column._block(0, k)[2]
+                yield at, bytes(column._block(0, k)[2])
 
 
 def decode_block(
     raw: memoryview | bytes, rows: int, offset_type: type = np.int32, name: str = "?"
-) -> tuple[np.ndarray | None, np.ndarray, bytes]:
-    """Parse one block of `rows` rows: (validity or None, cumulative value ends, values). Raises
-    CorruptionError when the block is damaged or does not hold `rows` rows."""
+) -> tuple[np.ndarray | None, np.ndarray, memoryview]:
+    """Parse one block of `rows` rows: (validity or None, value lengths, values). Raises CorruptionError
+    when the block is damaged or does not hold `rows` rows."""
     if len(raw) < _HEADER.size:
         raise CorruptionError(f"column {name!r}: a block of {len(raw)} bytes is truncated", problem="damaged")
     flags, count = _HEADER.unpack_from(raw)
     if count != rows or flags > 1:
         raise CorruptionError(f"column {name!r}: a block holds {count} rows where {rows} start", problem="damaged")
     try:
-        body = zstandard.ZstdDecompressor().decompress(raw[_HEADER.size :])
+        body = memoryview(_decompressor().decompress(raw[_HEADER.size :]))
     except zstandard.ZstdError as exc:
         raise CorruptionError(f"column {name!r}: a compressed block is damaged ({exc})", problem="damaged") from None
     at = 0
@@ -220,14 +241,15 @@ def decode_block(
         nbytes = (rows + 7) // 8
         mask = np.unpackbits(np.frombuffer(body, np.uint8, nbytes, 0), count=rows, bitorder="little").astype(bool)
         at = nbytes
-    width = np.dtype(offset_type).itemsize
+    unsigned = _UNSIGNED[offset_type]
+    width = np.dtype(unsigned).itemsize
     if len(body) < at + rows * width:
         raise CorruptionError(f"column {name!r}: a block's lengths are cut short", problem="damaged")
-    ends = np.cumsum(np.frombuffer(body, offset_type, rows, at), dtype=np.int64)
+    sizes: np.ndarray = np.frombuffer(body, unsigned, rows, at)
     data = body[at + rows * width :]
-    if (rows and ends[-1] != len(data)) or (rows and ends.min(initial=0) < 0):
+    if int(sizes.sum(dtype=np.uint64)) != len(data):
         raise CorruptionError(f"column {name!r}: a block's lengths do not match its bytes", problem="damaged")
-    return mask, ends, data
+    return mask, sizes, data
 
 
 def encode_block(values: pa.Array) -> bytes:
@@ -235,7 +257,7 @@ def encode_block(values: pa.Array) -> bytes:
     offset_type = _TYPES[_NAMES[str(values.type)]][2]
     buffers = values.buffers()
     offsets = np.frombuffer(buffers[1], offset_type)[values.offset : values.offset + len(values) + 1]
-    lengths = np.diff(offsets).astype(offset_type)
+    lengths: np.ndarray = np.diff(offsets).astype(_UNSIGNED[offset_type])
     body: list[bytes | memoryview] = []
     flags = 0
     if values.null_count:
@@ -244,7 +266,7 @@ def encode_block(values: pa.Array) -> bytes:
         body.append(np.packbits(valid, bitorder="little").tobytes())
     body.append(lengths.tobytes())
     body.append(memoryview(buffers[2])[int(offsets[0]) : int(offsets[-1])] if buffers[2] is not None else b"")
-    return _HEADER.pack(flags, len(values)) + _compressor.compress(b"".join(body))
+    return _HEADER.pack(flags, len(values)) + _compressor().compress(b"".join(body))
 
 
 def _encode(column: pa.Array, field: pa.Field) -> pa.Array:
@@ -270,10 +292,12 @@ def _encode(column: pa.Array, field: pa.Field) -> pa.Array:
     return pa.Array.from_buffers(field.type, n, [None, pa.py_buffer(ends), pa.py_buffer(b"".join(blocks))])
 
 
-def _join(parts: Sequence[tuple[np.ndarray | None, np.ndarray, bytes]], type_: pa.DataType, rows: int) -> pa.Array:
+def _join(parts: Sequence[tuple[np.ndarray | None, np.ndarray, memoryview]], type_: pa.DataType, rows: int) -> pa.Array:
     """Decoded blocks, in order, as one array of `rows` rows."""
-    valid = np.concatenate([np.ones(len(e), bool) if m is None else m for m, e, _ in parts]) if parts else None
-    lengths = np.concatenate([np.diff(e, prepend=0) for _, e, _ in parts]) if parts else np.zeros(0, np.int64)
+    valid = None
+    if any(m is not None for m, _, _ in parts):
+        valid = np.concatenate([np.ones(len(e), bool) if m is None else m for m, e, _ in parts])
+    lengths = np.concatenate([e for _, e, _ in parts]) if parts else np.zeros(0, np.int64)
     assert len(lengths) == rows
     return _array(type_, valid, lengths, b"".join(d for _, _, d in parts))
 

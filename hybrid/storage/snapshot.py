@@ -307,15 +307,20 @@ class Snapshot:
         return views if views is not None and views.type == self.schema.field(name).type else None
 
     def _take_numeric(self, cols: Sequence[str], frag_idx: np.ndarray, offsets: np.ndarray) -> list[pa.Array] | None:
-        """`cols` at (`frag_idx`, `offsets`) when each is plain numbers in every fragment involved, else None."""
+        """`cols` at (`frag_idx`, `offsets`) when each is plain numbers in every fragment involved (or, in one
+        fragment, stored in compressed blocks), else None."""
         first = int(frag_idx[0])
         if len(self.manifest.fragments) == 1 or (frag_idx == first).all():
             out = []
             for name in cols:
                 views = self.numeric_views(first, name)
-                if views is None:
+                if views is not None:
+                    out.append(views.take(offsets))
+                    continue
+                stored = self._stored_blocks(self.manifest.fragments[first], name)  # text: only its blocks read
+                if stored is None or stored.type != self.schema.field(name).type:
                     return None
-                out.append(views.take(offsets))
+                out.append(stored.take(offsets))
             return out
         frags = np.unique(frag_idx).tolist()
         picks = [(fi, frag_idx == fi) for fi in frags]
