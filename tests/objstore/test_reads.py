@@ -134,3 +134,27 @@ def test_read_consistency_interval(s3_endpoint: str, bucket: str, tmp_path: Path
     commit = reader.delete("id >= 990")  # publishing version 2 fails, the listing is refreshed, version 3 wins
     assert commit.version == 3 and reader_store is store
     assert reader.count_rows() == BATCH - 20
+
+
+def test_take_of_text_in_compressed_blocks_by_ranged_reads(s3_endpoint: str, bucket: str, tmp_path: Path) -> None:
+    from hybrid.storage import blocks
+
+    n = 5_000
+    data = pa.table(
+        {"id": np.arange(n), "text": [f"row {i} " + "lorem ipsum dolor " * (10 + i % 30) for i in range(n)]}
+    )
+    data = pa.Table.from_batches(data.to_batches(max_chunksize=BATCH))
+    uri = f"s3://{bucket}/db"
+    hybrid.connect(uri, storage_options=options(s3_endpoint, tmp_path / "w"), upkeep=None).create_table("docs", data)
+    db = hybrid.connect(uri, storage_options=options(s3_endpoint, tmp_path / "r"), upkeep=None)
+    assert db.store is not None
+    (data_file,) = [o for o in db.store.objects("docs/data")]
+    ranged = RangedTable(db.store, data_file["path"])
+    assert blocks.encoded(ranged.schema.field("text"))  # long text: stored in blocks
+    ids = [4_999, 0, 1_000, 999, 2_500, 7, 2_500]
+    table = db.open_table("docs")
+    assert table.version == 1  # the manifest is read (one get) before the count starts
+    before = db.store.requests()
+    got = table.take(ids, columns=["text"])
+    assert db.store.requests().get("get", 0) == before.get("get", 0), "take() downloaded a whole file"
+    assert got.column("text").to_pylist() == [data.column("text")[i].as_py() for i in ids]
