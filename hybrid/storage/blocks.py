@@ -155,13 +155,25 @@ class BlockColumn:
         self._chunk_of = [c for c, s in enumerate(self._starts) for _ in range(len(s))]
         self._local = [b for s in self._starts for b in range(len(s))]
 
-    def decode(self) -> pa.ChunkedArray:
-        """Every row, one chunk per record batch of the file."""
-        chunks = []
+    def decode(self, start: int = 0, stop: int | None = None) -> pa.ChunkedArray:
+        """Rows `start` to `stop` (default: every row), one chunk per record batch of the file; only the
+        record batches holding them are decompressed."""
+        total = int(self._ends[-1]) if len(self._ends) else 0
+        stop = total if stop is None else min(stop, total)
+        chunks, first = [], None
         for i, chunk in enumerate(self._chunks):
+            begin = int(self._ends[i]) - len(chunk)
+            if int(self._ends[i]) <= start or begin >= stop:
+                continue
+            first = begin if first is None else first
             parts = [self._block(i, b) for b in range(len(self._starts[i]))]
             chunks.append(_join(parts, self.type, len(chunk)))
-        return pa.chunked_array(chunks, type=self.type)
+        whole = pa.chunked_array(chunks, type=self.type)
+        return (
+            whole
+            if first is None or (start, stop) == (first, first + len(whole))
+            else whole.slice(start - first, stop - start)
+        )
 
     def take(self, offsets: np.ndarray) -> pa.Array:
         """The rows at physical `offsets` (in that order), decompressing each block they touch once."""

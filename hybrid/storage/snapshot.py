@@ -67,22 +67,31 @@ class Snapshot:
         return self.cache.live_mask(frag.deletion_file, frag.physical_rows)
 
     def read_fragment(
-        self, frag: Fragment, columns: Sequence[str], with_rowid: bool = False, random_access: bool = False
+        self,
+        frag: Fragment,
+        columns: Sequence[str],
+        with_rowid: bool = False,
+        random_access: bool = False,
+        rows: tuple[int, int] | None = None,
     ) -> pa.Table:
-        """All physical rows of `frag` for `columns` (zero-copy where stored; see FileCache.table)."""
+        """The physical rows of `frag` (all, or those in ``range(*rows)``) for `columns` (zero-copy where
+        stored; see FileCache.table; text in compressed blocks is decompressed, only for `rows`)."""
+        start, stop = rows if rows is not None else (0, frag.physical_rows)
         arrays: list[pa.ChunkedArray | pa.Array] = []
         names: list[str] = []
         if with_rowid:
-            arrays.append(pa.array(self.rowids(frag), type=pa.uint64()))
+            arrays.append(pa.array(self.rowids(frag)[start:stop], type=pa.uint64()))
             names.append(ROWID)
         for name in columns:
-            arrays.append(self._column(frag, name, random_access))
+            arrays.append(self._column(frag, name, random_access, rows))
             names.append(name)
         if not arrays:
-            return pa.table({"__empty": pa.nulls(frag.physical_rows)}).drop_columns(["__empty"])
+            return pa.table({"__empty": pa.nulls(stop - start)}).drop_columns(["__empty"])
         return pa.Table.from_arrays(arrays, names=names)
 
-    def _column(self, frag: Fragment, name: str, random_access: bool = False) -> pa.ChunkedArray | pa.Array:
+    def _column(
+        self, frag: Fragment, name: str, random_access: bool = False, rows: tuple[int, int] | None = None
+    ) -> pa.ChunkedArray | pa.Array:
         index = self.schema.get_field_index(name)
         field = self.schema.field(index)
         field_id = self.manifest.field_ids[index]
@@ -90,20 +99,21 @@ class Snapshot:
             if field_id in data_file.field_ids:
                 position = data_file.field_ids.index(field_id)
                 stored = self.cache.blocks(data_file.path, position, random_access)
-                if stored is not None:  # compressed blocks: all of them decoded
-                    column = stored.decode()
+                if stored is not None:  # compressed blocks: those of the rows decoded
+                    column = stored.decode(*rows) if rows is not None else stored.decode()
                 else:
                     column = self.cache.table(data_file.path, random_access).column(position)
+                    column = column if rows is None else column.slice(rows[0], rows[1] - rows[0])
                 return column if column.type == field.type else column.cast(field.type)
-        return pa.nulls(frag.physical_rows, type=field.type)
+        return pa.nulls(frag.physical_rows if rows is None else rows[1] - rows[0], type=field.type)
 
-    def _stored_blocks(self, frag: Fragment, name: str) -> BlockColumn | None:
+    def _stored_blocks(self, frag: Fragment, name: str, random_access: bool = True) -> BlockColumn | None:
         """Column `name` of `frag` when its data file holds it in compressed blocks, else None."""
         field_id = self.manifest.field_ids[self.schema.get_field_index(name)]
         source = next((f for f in reversed(frag.files) if field_id in f.field_ids), None)
         if source is None:
             return None
-        return self.cache.blocks(source.path, source.field_ids.index(field_id), random_access=True)
+        return self.cache.blocks(source.path, source.field_ids.index(field_id), random_access)
 
     # -- whole-version reads ----------------------------------------------------------
 
@@ -139,9 +149,16 @@ class Snapshot:
         for frag, mask in zip(self.manifest.fragments, masks):
             if frag.live_rows == 0 or (mask is not None and not mask.any()):
                 continue
-            table = self.read_fragment(frag, cols, with_rowid)
+            # text in compressed blocks is decompressed piece by piece, so a scan holds one piece's, not the file's
+            pieces = frag.physical_rows > batch_size and any(self._stored_blocks(frag, c, False) for c in cols)
+            table = None if pieces else self.read_fragment(frag, cols, with_rowid)
             for start in range(0, frag.physical_rows, batch_size):
-                piece = table.slice(start, min(batch_size, frag.physical_rows - start))
+                stop = min(start + batch_size, frag.physical_rows)
+                piece = (
+                    table.slice(start, stop - start)
+                    if table is not None
+                    else self.read_fragment(frag, cols, with_rowid, rows=(start, stop))
+                )
                 if mask is not None:
                     piece = piece.filter(pa.array(mask[start : start + batch_size]))
                 for batch in piece.to_batches():

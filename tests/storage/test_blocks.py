@@ -205,3 +205,24 @@ def test_plain_files_from_before_blocks_still_read_beside_new_ones(tmp_path: Pat
     assert reopened.take(picks, ["text"]).column("text").to_pylist() == [texts[i] for i in picks.tolist()]
     reopened.compact()
     assert reopened.to_arrow().column("text").to_pylist() == texts
+
+
+def test_a_scan_decompresses_piece_by_piece_with_the_same_rows(tmp_path: Path) -> None:
+    texts = [f"scan row {i} " + "text " * (i % 60) if i % 11 else None for i in range(150_000)]
+    db = hybrid.connect(tmp_path)
+    with block_settings(0, 2_048):
+        table = db.create_table("t", pa.table({"n": np.arange(150_000), "text": texts}))
+    table.delete("n % 5 = 0")
+    live = [(i, t) for i, t in enumerate(texts) if i % 5]
+    for batch_size in (1_000, 65_536, 100_000):
+        got = [
+            (n, t) for b in table.scan(batch_size=batch_size) for n, t in zip(b["n"].to_pylist(), b["text"].to_pylist())
+        ]
+        assert got == live
+    [path] = data_files(table)
+    column = table.snapshot().cache.blocks(path.relative_to(table.path).as_posix(), 1)
+    assert column is not None
+    for start, stop in ((0, 10), (65_530, 65_540), (131_072, 150_000), (7, 149_999)):
+        piece = column.decode(start, stop)
+        assert piece.to_pylist() == texts[start:stop]
+    assert column.decode(0, 10).num_chunks == 1  # only the first record batch decompressed
