@@ -302,11 +302,10 @@ def _fragment_slices(
     snap: Snapshot, frag: Fragment, inputs: Sequence[str], batch_size: int
 ) -> Iterator[tuple[Fragment, int, pa.Table, np.ndarray, np.ndarray | None]]:
     """(fragment, start, live input rows, their row ids, live mask of the slice) per physical slice."""
-    table = snap.read_fragment(frag, inputs)
     rowids = snap.rowids(frag)
     mask = snap.live_mask(frag)
-    for start in range(0, frag.physical_rows, batch_size):
-        piece = table.slice(start, min(batch_size, frag.physical_rows - start))
+    for start in range(0, frag.physical_rows, batch_size):  # read per slice: text in blocks decoded a slice at a time
+        piece = snap.read_fragment(frag, inputs, rows=(start, min(start + batch_size, frag.physical_rows)))
         ids = rowids[start : start + batch_size]
         m = None if mask is None else mask[start : start + batch_size]
         if m is not None:

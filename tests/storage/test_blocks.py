@@ -9,6 +9,7 @@ wrong rows; files written with plain columns (as before blocks existed) still re
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 import hybrid
 from hybrid.errors import CorruptionError
-from hybrid.storage import blocks
+from hybrid.storage import blocks, manifest
 from hybrid.storage.scan import PatternSet, scan_files
 
 TYPES = [pa.string(), pa.binary(), pa.large_string(), pa.large_binary()]
@@ -190,11 +191,15 @@ def test_a_damaged_data_file_is_refused(tmp_path: Path) -> None:
         hybrid.connect(tmp_path).open_table("t").to_arrow()
 
 
-def test_plain_files_from_before_blocks_still_read_beside_new_ones(tmp_path: Path) -> None:
+def test_plain_files_from_before_blocks_still_read_beside_new_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     texts = [f"text {i} " * 40 for i in range(300)]
     db = hybrid.connect(tmp_path)
-    with block_settings(1 << 62, 8_192):  # the files every earlier version wrote: plain strings
+    with block_settings(1 << 62, 8_192), monkeypatch.context() as m:  # what earlier versions wrote:
+        m.setattr(manifest, "FORMAT_VERSION", 3)  # plain strings, manifests of format 3
         table = db.create_table("t", pa.table({"id": np.arange(100), "text": texts[:100]}))
+    assert json.loads(next((table.path / "_versions").glob("*.json")).read_text())["format_version"] == 3
     [old] = data_files(table)
     assert not blocks.encoded(stored_fields(old).field("text"))
     table.add(pa.table({"id": np.arange(100, 300), "text": texts[100:]}))
