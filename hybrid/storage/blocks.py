@@ -156,24 +156,24 @@ class BlockColumn:
         self._local = [b for s in self._starts for b in range(len(s))]
 
     def decode(self, start: int = 0, stop: int | None = None) -> pa.ChunkedArray:
-        """Rows `start` to `stop` (default: every row), one chunk per record batch of the file; only the
-        record batches holding them are decompressed."""
+        """Rows `start` to `stop` (default: every row), one chunk per record batch they span; only the
+        blocks holding them are decompressed."""
         total = int(self._ends[-1]) if len(self._ends) else 0
         stop = total if stop is None else min(stop, total)
-        chunks, first = [], None
+        chunks = []
         for i, chunk in enumerate(self._chunks):
-            begin = int(self._ends[i]) - len(chunk)
-            if int(self._ends[i]) <= start or begin >= stop:
+            begin, end = int(self._ends[i]) - len(chunk), int(self._ends[i])
+            if end <= start or begin >= stop:
                 continue
-            first = begin if first is None else first
-            parts = [self._block(i, b) for b in range(len(self._starts[i]))]
-            chunks.append(_join(parts, self.type, len(chunk)))
-        whole = pa.chunked_array(chunks, type=self.type)
-        return (
-            whole
-            if first is None or (start, stop) == (first, first + len(whole))
-            else whole.slice(start - first, stop - start)
-        )
+            lo, hi = max(start, begin) - begin, min(stop, end) - begin  # rows of this record batch wanted
+            starts = self._starts[i]
+            first = int(np.searchsorted(starts, lo, side="right")) - 1
+            last = int(np.searchsorted(starts, hi - 1, side="right")) - 1
+            parts = [self._block(i, b) for b in range(first, last + 1)]
+            top = int(starts[last + 1]) if last + 1 < len(starts) else len(chunk)
+            got = _join(parts, self.type, top - int(starts[first]))
+            chunks.append(got.slice(lo - int(starts[first]), hi - lo))
+        return pa.chunked_array(chunks, type=self.type)
 
     def take(self, offsets: np.ndarray) -> pa.Array:
         """The rows at physical `offsets` (in that order), decompressing each block they touch once."""
