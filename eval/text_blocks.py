@@ -10,9 +10,10 @@ scan of the text (``to_arrow(columns=["text"])``), and ``take`` of 10 random row
 would. Takes alternate between the two tables call by call (A/B in one run, the same rows for
 both), medians over ``--repeats`` calls, wall and CPU (``time.process_time``) times; with
 ``--block-bytes`` it repeats the blocks table at other block sizes. Results go to
-``eval/results/<name>.{md,json}``::
+``eval/results/<name>.{md,json}``. With ``--search-queries N`` it also builds the full-text and vector
+indexes on the plain table and the first blocks one and times hybrid queries on both (A/B)::
 
-    nice -n 10 python eval/text_blocks.py [--docs N] [--repeats N] [--block-bytes 4096 8192 16384]
+    nice -n 10 python eval/text_blocks.py [--docs N] [--repeats N] [--block-bytes 4096 8192 16384] [--search-queries N]
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the `bench` package 
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # `hybrid` from this checkout
 
 from bench.frame import git_info, grid, machine_info, md_intro, md_load, write_results  # noqa: E402
+from bench.search_data import Corpus  # noqa: E402
 from table_compression import corpus_table  # noqa: E402
 
 import hybrid  # noqa: E402
@@ -101,6 +103,35 @@ def measure(tables: dict[str, hybrid.Table], repeats: int, seed: int) -> dict[st
     return out
 
 
+def search_ab(tables: dict[str, hybrid.Table], data: pa.Table, nq: int, seed: int) -> dict[str, dict[str, float]]:
+    """p50 (ms) of hybrid queries returning ``id`` + ``text`` and ``id`` alone on each table (FTS and HNSW indexes
+    built first), calls alternating between the tables."""
+    ns = argparse.Namespace(
+        docs=data.num_rows, seed=seed, text_bytes=1500, vocab=30_000, zipf=1.0, clusters=100, latent_dim=32,
+        cluster_spread=1.0, iso_noise=0.2, query_noise=0.5,
+    )  # fmt: skip
+    corpus = Corpus(ns)
+    table = corpus.generate()
+    texts, vectors, _ = corpus.queries(table, nq)
+    for t in tables.values():
+        t.create_fts_index("text")
+        t.create_vector_index("vector")
+    kinds = {"hybrid_id_text": ["id", "text"], "hybrid_id": ["id"]}
+    times: dict[str, dict[str, list[float]]] = {k: {q: [] for q in kinds} for k in tables}
+
+    def run(t: hybrid.Table, i: int, columns: list[str]) -> None:
+        t.search(texts[i]).vector(vectors[i]).limit(10).select(columns).to_arrow()
+
+    for t in tables.values():
+        for i in range(min(10, nq)):
+            run(t, i, ["id", "text"])
+    for i in range(nq):
+        for key, t in tables.items():
+            for q, columns in kinds.items():
+                times[key][q].append(timed(run, t, i, columns)[0])
+    return {k: {f"{q}_p50_ms": float(np.median(v)) for q, v in qs.items()} for k, qs in times.items()}
+
+
 def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     L = md_intro("Long text in compressed blocks against plain Arrow strings", "eval/text_blocks.py", meta)
     L.append(
@@ -133,6 +164,23 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "all decompressed; on a loaded machine its wall time is mostly waiting for a core: see its CPU time). x plain: "
         "the ratio to the plain table in the same run.\n"
     )
+    searched = [r for r in rows if "hybrid_id_text_p50_ms" in r]
+    if searched:
+        head = ["layout", "hybrid p50 ms, id + text", "x plain", "hybrid p50 ms, id", "x plain"]
+        body = [
+            [
+                r["layout"], f"{r['hybrid_id_text_p50_ms']:.2f}",
+                f"{r['hybrid_id_text_p50_ms'] / searched[0]['hybrid_id_text_p50_ms']:.2f}",
+                f"{r['hybrid_id_p50_ms']:.2f}", f"{r['hybrid_id_p50_ms'] / searched[0]['hybrid_id_p50_ms']:.2f}",
+            ]
+            for r in searched
+        ]  # fmt: skip
+        L.append(grid([head, *body], labels=1) + "\n")
+        L.append(
+            f"hybrid: `t.search(words).vector(v).limit(10).select(columns)` (BM25 + HNSW, RRF; the search benchmark's "
+            f"queries), {meta['args']['search_queries']} queries, each run on every table in turn, after 10 untimed "
+            "ones; wall-clock p50.\n"
+        )
     L.append(f"The machine is shared with other jobs. {md_load(meta)}.\n")
     return "\n".join(L)
 
@@ -149,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--repeats", type=int, default=500)
     ap.add_argument("--block-bytes", type=int, nargs="+", default=[blocks.BLOCK_BYTES])
+    ap.add_argument("--search-queries", type=int, default=0, help="hybrid queries per table (0: none)")
     ap.add_argument("--results-dir", default=str(Path(__file__).resolve().parent / "results"))
     ap.add_argument("--name", default="text_blocks")
     args = ap.parse_args(argv)
@@ -183,6 +232,10 @@ def main(argv: list[str] | None = None) -> None:
         costs = measure(tables, args.repeats, args.seed)
         for r in rows:
             r.update(costs[r["layout"]])
+        if args.search_queries:
+            first_two = dict(list(tables.items())[:2])
+            for layout, found in search_ab(first_two, data, args.search_queries, args.seed).items():
+                next(r for r in rows if r["layout"] == layout).update(found)
     meta["loadavg_at_end"] = os.getloadavg()
     md = render(rows, meta)
     write_results(Path(args.results_dir), args.name, {"meta": meta, "results": rows}, md, default=str)
