@@ -235,3 +235,21 @@ def test_a_scan_decompresses_piece_by_piece_with_the_same_rows(tmp_path: Path) -
     column._block = lambda c, b: decoded.append((c, b)) or original(c, b)  # type: ignore[method-assign]
     assert column.decode(65_530, 65_540).to_pylist() == texts[65_530:65_540]
     assert {c for c, _ in decoded} == {0, 1} and len(decoded) <= 4  # only the blocks holding those rows
+
+
+def test_a_write_that_fails_midway_leaves_the_table_and_folder_as_they_were(tmp_path: Path) -> None:
+    db = hybrid.connect(tmp_path)
+    first = ["the first rows " * 20] * 10
+    table = db.create_table("t", pa.table({"text": first}))
+    before = sorted(p.relative_to(table.path) for p in (table.path / "data").iterdir())
+    schema = pa.schema([("text", pa.string())])
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield pa.record_batch([pa.array(["long text in blocks " * 30] * 70_000)], schema=schema)  # a file started
+        raise RuntimeError("the source failed")
+
+    with pytest.raises(RuntimeError, match="the source failed"):
+        table.add(pa.RecordBatchReader.from_batches(schema, batches()))
+    assert sorted(p.relative_to(table.path) for p in (table.path / "data").iterdir()) == before
+    reopened = hybrid.connect(tmp_path).open_table("t")
+    assert reopened.version == table.version and reopened.to_arrow().column("text").to_pylist() == first
