@@ -98,12 +98,14 @@ def group(
     score: GroupScore = "max",
     sizes: Sequence[float] | np.ndarray | None = None,
     weights: np.ndarray | None = None,
+    marked: np.ndarray | None = None,
 ) -> Grouped:
     """Groups `ids` (any order) by `keys` and keeps groups `skip`..`skip + n_groups`, each with its
     `per_group` best rows. A row whose key is null is a group of its own. Ties: the group whose
     best row comes first in `ids` first. `sizes` and `weights` (for "max_mean" and "max_mean_len",
-    :func:`group_weights`): each row's group's total weight over its live rows, each row's weight."""
-    groups, group_score = rank_groups(scores, keys, score, sizes, weights)
+    :func:`group_weights`): each row's group's total weight over its live rows, each row's weight.
+    `marked`: each row's title row flag (:mod:`hybrid.query.title_rows`; see :func:`rank_groups`)."""
+    groups, group_score = rank_groups(scores, keys, score, sizes, weights, marked)
     kept_rows: list[int] = []
     kept_scores: list[float] = []
     kept_ranks: list[int] = []
@@ -128,15 +130,21 @@ def rank_groups(
     score: GroupScore = "max",
     sizes: Sequence[float] | np.ndarray | None = None,
     weights: np.ndarray | None = None,
+    marked: np.ndarray | None = None,
 ) -> tuple[list[list[int]], list[float]]:
     """The groups of rows (positions into `scores`, best row first), best group first, and each
-    group's score; a null key is a group of its own. Ties: the group whose best row comes first."""
+    group's score; a null key is a group of its own. Ties: the group whose best row comes first.
+    With `marked` (title rows, :mod:`hybrid.query.title_rows`), a group lists its passages only and
+    its best row is its best passage; a marked row counts in the "sum" and in the "max_mean" mean;
+    a group without a passage among the rows is left out."""
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     members: dict[object, list[int]] = {}
     for i in order.tolist():
         key = keys[i]
         members.setdefault(("\0null", i) if key is None else key, []).append(i)
     groups = list(members.values())  # in the order of their best rows
+    if marked is not None and bool(np.any(marked)):
+        return _rank_passages(np.asarray(scores, np.float64), groups, marked, score, sizes, weights)
     if score == "sum":
         totals = [float(np.sum(scores[g])) for g in groups]
     elif score in MEAN_SCORES:
@@ -149,13 +157,43 @@ def rank_groups(
     return [groups[j] for j in rank], [totals[j] for j in rank]
 
 
+def _rank_passages(
+    scores: np.ndarray,
+    groups: list[list[int]],
+    marked: np.ndarray,
+    score: GroupScore,
+    sizes: Sequence[float] | np.ndarray | None,
+    weights: np.ndarray | None,
+) -> tuple[list[list[int]], list[float]]:
+    """:func:`rank_groups` where some rows are title rows: scored on all rows, listed and led by passages."""
+    passages = [[i for i in g if not marked[i]] for g in groups]
+    kept = [j for j, p in enumerate(passages) if p]
+    if score == "sum":
+        totals = [float(np.sum(scores[groups[j]])) for j in kept]
+    elif score in MEAN_SCORES:
+        if sizes is None or (score == "max_mean_len" and weights is None):
+            raise ValueError(f"group score {score!r} needs each row's group size (and weight)")
+        best = np.asarray([p[0] if p else g[0] for g, p in zip(groups, passages)], np.int64)
+        every = max_mean(scores, groups, np.asarray(sizes, np.float64), weights, best)
+        totals = [every[j] for j in kept]
+    else:
+        totals = [float(scores[passages[j][0]]) for j in kept]
+    rank = sorted(range(len(kept)), key=lambda j: -totals[j])  # stable: ties keep best-row order
+    return [passages[kept[j]] for j in rank], [totals[j] for j in rank]
+
+
 def max_mean(
-    scores: np.ndarray, groups: list[list[int]], sizes: np.ndarray, weights: np.ndarray | None = None
+    scores: np.ndarray,
+    groups: list[list[int]],
+    sizes: np.ndarray,
+    weights: np.ndarray | None = None,
+    best: np.ndarray | None = None,
 ) -> list[float]:
     """Each group's score: half its best row's plus half the mean score over all its live rows,
     rows that are not among the candidates counting as the weakest candidate. With `weights`
     (each row's, e.g. its text length; `sizes` then each group's total weight), the mean is
     weighted: what is not among the candidates weighs its share of the total at the weakest score.
+    `best`: each group's best row (default its first; a title row is in the mean, not the best).
 
     The best chunk alone favours long documents: a document of many chunks has many tries, and a
     table of contents or an index page holds one chunk naming everything. The mean over the whole
@@ -181,7 +219,8 @@ def max_mean(
     first = rows[np.cumsum(lengths) - lengths]
     n = np.maximum(sizes[first], seen)
     mean = (sums + (n - seen) * float(scores.min())) / n
-    return ((scores[first] + mean) / 2).tolist()
+    top = scores[first] if best is None else scores[best]
+    return ((top + mean) / 2).tolist()
 
 
 def group_sizes(view: IndexedSnapshot, column: str, ids: np.ndarray) -> np.ndarray:
