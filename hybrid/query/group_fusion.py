@@ -58,7 +58,7 @@ def fuse_groups(
     With `codes_of` (integer keys) and best-row group scores, the groups are found with numpy; the
     result is the same. `marks_of` (None: the table has no title rows): title rows score their
     group in each branch but are never its best row nor kept; a group without a passage among the
-    fused rows is left out."""
+    fused rows keeps its best title row as a stand-in (:attr:`Grouped.stand_in`)."""
     marks = _no_marks if marks_of is None else marks_of
     if score == "max" and codes_of is not None and len(branches) > 1 and marks_of is None:
         found = _fuse_codes(fusion, branches, codes_of, n_groups, skip, per_group)
@@ -81,27 +81,34 @@ def fuse_groups(
     )
     row_marks = marks(row_ids)
     members: dict[int, list[int]] = {}  # group code -> positions of passages in the fused rows, best first
+    titles: dict[int, int] = {}  # group code -> its best title row, standing in where it has no passage
     for i, key in enumerate(_keys(keys_of, row_ids)):
-        if row_marks is None or not row_marks[i]:
+        if row_marks is not None and row_marks[i]:
+            titles.setdefault(codes[key], i)
+        else:
             members.setdefault(codes[key], []).append(i)
-    if row_marks is not None:  # a group without a passage is no result
-        placed = [r for r in range(len(order)) if int(order[r]) in members]
-        order, fused_group = order[placed], np.asarray(fused_group)[placed]
     kept_rows: list[int] = []
     kept_scores: list[float] = []
     kept_ranks: list[int] = []
     for r in range(skip, min(len(order), skip + n_groups)):
-        rows = members[int(order[r])][:per_group]
+        code = int(order[r])
+        rows = members[code][:per_group] if code in members else [titles[code]]
         kept_rows += rows
         kept_scores += [float(fused_group[r])] * len(rows)
         kept_ranks += [r + 1] * len(rows)
     at = np.asarray(kept_rows, dtype=np.int64)
+    own = np.asarray(row_scores, np.float64)[at] if len(at) else np.empty(0, np.float64)
+    stand_in = None
+    if row_marks is not None:  # a stand-in title row is scored as the weakest fused row
+        stand_in = np.asarray(row_marks, bool)[at] if len(at) else np.zeros(0, bool)
+        own = np.where(stand_in, float(np.min(row_scores)), own) if len(at) else own
     return Grouped(
         row_ids[at] if len(at) else np.empty(0, np.uint64),
-        np.asarray(row_scores, np.float64)[at] if len(at) else np.empty(0, np.float64),
+        own,
         np.asarray(kept_scores, dtype=np.float64),
         np.asarray(kept_ranks, dtype=np.int32),
         len(order),
+        stand_in,
     )
 
 

@@ -2,7 +2,8 @@
 
 The candidates are fused (and reranked, and rescored by score functions) before grouping, or with
 ``fuse="groups"`` each branch is grouped and the group lists fused (:mod:`hybrid.query.group_fusion`).
-Title rows (:mod:`hybrid.query.title_rows`) count in their group's score but are never returned.
+Title rows (:mod:`hybrid.query.title_rows`) count in their group's score but are never returned:
+a group found by its title alone returns a passage standing in (:func:`hybrid.query.title_rows.stand_ins`).
 """
 
 from __future__ import annotations
@@ -74,7 +75,19 @@ def execute(q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Al
         if not grouping.needs_more(g.n_groups, wanted, [len(b.ids) for b in branches], depth):
             break
         depth = min(grouping.MAX_DEPTH, depth * 4)
+    if g.stand_in is not None:  # a reranked search has read and scored its rows: no stand-in passage
+        g = title_rows.stand_ins(view, g, key, None if rows is not None else lambda r: _may_return(q, r, allowed))
     return _rows(q, view, branches, key, g, rows, ids, extra)
+
+
+def _may_return(q: Query, ids: np.ndarray, allowed: Allowed | None) -> np.ndarray:
+    """Which of `ids` the query may return, whatever the branches saw: the filter's rows, not its examples."""
+    from hybrid.index.fulltext import _isin_sorted
+
+    keep = np.ones(len(ids), bool) if allowed is None else _isin_sorted(ids, allowed.ids)
+    if q.examples is not None:
+        keep &= ~np.isin(ids, np.asarray(q.examples.excluded, np.uint64))
+    return keep
 
 
 def _rows(

@@ -12,6 +12,7 @@ import hybrid
 from hybrid.embedders import HashingEmbedder
 from hybrid.errors import SchemaError
 from hybrid.query.grouping import group
+from hybrid.rerankers.callable import CallableReranker
 
 DEEP = 1_000  # every row is a candidate
 
@@ -34,7 +35,7 @@ def faq_rows() -> list[dict[str, Any]]:
     doc("manual", "operations manual", ["the rotate command renews signing certificates", "backups run nightly"])
     doc("blog", "team news", ["we moved offices", "signing of the lease happened in may"], lang="de")
     for n in range(4):
-        doc(f"other{n}", f"cabinet {n}", [f"the keys to cabinet {n} hang in the hall", f"room {n} is upstairs"])
+        doc(f"other{n}", f"storage locker {n}", [f"the keys to cabinet {n} hang in the hall", f"room {n} is upstairs"])
     return rows
 
 
@@ -50,7 +51,7 @@ def faq(tmp_path: Path) -> hybrid.Table:
 def by_hand(flat: list[dict[str, Any]], sizes: dict[str, int]) -> dict[str, float]:
     """The oracle: half the best text chunk's score plus half the mean over all the document's live
     rows (title row included), rows outside the candidates at the weakest candidate's score; a
-    document without a text chunk among the candidates is no result."""
+    document without a text chunk among the candidates has the weakest score as its best."""
     floor = min(r["_score"] for r in flat)
     rows: dict[str, list[float]] = {}
     best: dict[str, float] = {}
@@ -58,7 +59,7 @@ def by_hand(flat: list[dict[str, Any]], sizes: dict[str, int]) -> dict[str, floa
         rows.setdefault(r["doc_id"], []).append(r["_score"])
         if not r["is_title"]:
             best[r["doc_id"]] = max(best.get(r["doc_id"], -np.inf), r["_score"])
-    return {d: (best[d] + (sum(s) + (sizes[d] - len(s)) * floor) / sizes[d]) / 2 for d, s in rows.items() if d in best}
+    return {d: (best.get(d, floor) + (sum(s) + (sizes[d] - len(s)) * floor) / sizes[d]) / 2 for d, s in rows.items()}
 
 
 def sizes_of(table: hybrid.Table) -> dict[str, int]:
@@ -136,15 +137,34 @@ def test_filters_and_deletes_are_respected(faq: hybrid.Table) -> None:
     assert "faq" not in {h["doc_id"] for h in hits} and len(hits) == 6
 
 
-def test_a_group_of_title_rows_alone_is_left_out_and_not_counted() -> None:
+def test_a_group_found_by_its_title_alone_takes_the_weakest_score_as_its_best_passage() -> None:
     ids = np.array([1, 2, 3, 4], dtype=np.uint64)
     scores = np.array([0.9, 0.8, 0.6, 0.5])
-    g = group(ids, scores, ["a", "b", "b", "c"], 3, score="max", marked=np.array([True, True, False, False]))
-    assert g.ids.tolist() == [3, 4] and g.n_groups == 2 and g.group_scores.tolist() == [0.6, 0.5]
-    # max_mean: b's title (0.8) is in its mean, not its best row: (0.6 + (0.8 + 0.6) / 2) / 2
-    marked = np.array([True, True, False, False])
+    marked = np.array([True, True, False, False])  # a's only row and b's best row are titles
+    g = group(ids, scores, ["a", "b", "b", "c"], 3, score="max", marked=marked)
+    assert g.ids.tolist() == [3, 1, 4] and g.group_scores.tolist() == [0.6, 0.5, 0.5]
+    assert g.stand_in is not None and g.stand_in.tolist() == [False, True, False]
+    assert g.scores.tolist() == [0.6, 0.5, 0.5]  # the stand-in is scored as the weakest candidate
+    # max_mean: a = (0.5 + 0.9) / 2; b's title (0.8) is in its mean, not its best row: (0.6 + (0.8 + 0.6) / 2) / 2
     g = group(ids, scores, ["a", "b", "b", "c"], 3, score="max_mean", sizes=[1, 2, 2, 1], marked=marked)
-    assert g.ids.tolist() == [3, 4] and g.group_scores.tolist() == pytest.approx([0.65, 0.5])
+    assert g.ids.tolist() == [1, 3, 4] and g.group_scores.tolist() == pytest.approx([0.7, 0.65, 0.5])
+
+
+def test_a_document_found_by_its_title_alone_returns_its_first_allowed_passage(faq: hybrid.Table) -> None:
+    q = faq.search("locker", query_type="fts").candidates(DEEP)  # only the other<n> titles say "locker"
+    assert {r["is_title"] for r in q.limit(DEEP).to_list()} == {True}
+    hits = q.group_by(score="max_mean").limit(10).to_list()
+    assert sorted(h["doc_id"] for h in hits) == [f"other{n}" for n in range(4)]
+    assert all(not h["is_title"] and h["chunk_no"] == 1 for h in hits)
+    filtered = q.where("chunk_no <> 1").group_by(score="max_mean").limit(10).to_list()
+    assert filtered and all(h["chunk_no"] == 2 for h in filtered)
+    for fuse in ("rows", "groups"):
+        hybrid_hits = faq.search("locker").candidates(DEEP).group_by(fuse=fuse).limit(10).to_list()  # type: ignore[arg-type]
+        assert hybrid_hits and not any(h["is_title"] for h in hybrid_hits)
+    faq.delete("doc_id = 'other0' AND NOT is_title")  # no passage left: nothing to stand in
+    assert "other0" not in {h["doc_id"] for h in q.group_by().limit(10).to_list()}
+    by_length = CallableReranker(lambda _, texts: [float(len(t)) for t in texts], name="longest")
+    assert q.rerank(by_length).group_by().limit(10).to_list() == []  # a reranker scores rows it read
 
 
 def test_expansion_passes_over_title_rows(faq: hybrid.Table) -> None:
