@@ -14,7 +14,8 @@ chunked run against the unchunked one (paired randomization test, 10,000 trials)
 A table is reused when its name and row count match; ``--rebuild`` builds them again (after a
 change to the chunker, the analyzer or the embedder). ``--titles`` names the chunk layouts to run
 (:data:`hybrid.eval.chunked.TitleLayout`: the title before every chunk, before its embedded text
-only, once per document as a chunk of its own, or nowhere; each a table of its own, all against
+only, once per document as a title row of its own (counted in its document's mean, never
+returned: :mod:`hybrid.query.title_rows`), or nowhere; each a table of its own, all against
 the same unchunked runs); ``--no-title`` is ``--titles none``. Document vectors are kept in
 ``<work>/embeddings_<embedder>.npz`` (``eval/embed_cache.py``), so a layout embeds only the texts
 no earlier one did. ``--name`` writes every figure to ``eval/results/<name>.json``.
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from hybrid import connect
 from hybrid.embedders import create
-from hybrid.eval.chunked import build_chunk_table, chunk_rows, chunk_table_name, chunked_configs
+from hybrid.eval.chunked import TITLE_ROW, build_chunk_table, chunk_rows, chunk_table_name, chunked_configs
 from hybrid.eval.collection import load_beir
 from hybrid.eval.metrics import paired_randomization_test
 from hybrid.eval.presets import VECTOR_COLUMN, fts_indexes_for, parse_run
@@ -67,10 +68,12 @@ def main() -> None:
         print(f"{embed_cache.load(args.work, embedder)} document vectors from the cache", flush=True)
     figures: dict[str, dict] = {}
 
-    def stale(db, name: str, rows: int) -> bool:  # type: ignore[no-untyped-def]
+    def stale(db, name: str, rows: int, layout: str | None = None) -> bool:  # type: ignore[no-untyped-def]
         if args.rebuild or name not in db.table_names():
             return True
         table = db.open_table(name)
+        if layout == "once" and (table.chunking is None or table.chunking.title_row != TITLE_ROW):
+            return True  # made before the title row was marked
         return bool(table.count_rows() != rows or (embedders and VECTOR_COLUMN not in table.schema.names))
 
     for path in args.collections:
@@ -88,7 +91,7 @@ def main() -> None:
         for layout in layouts:
             chunk_name = chunk_table_name(coll.name, args.chunk, titles=layout)
             n_chunks = len(chunk_rows(coll, args.chunk, titles=layout))
-            if stale(db, chunk_name, n_chunks):
+            if stale(db, chunk_name, n_chunks, layout):
                 build_chunk_table(db, coll, args.chunk, embedders=embedders, fts=fts, titles=layout)
                 if embedders:
                     embed_cache.save(args.work, embedder)

@@ -35,6 +35,22 @@ def main() -> None:
     """hybrid: hybrid (BM25 + vector) search for retrieval-augmented generation."""
 
 
+class Titles(str, Enum):
+    """Where a document's title goes among its chunks (``hybrid.eval.chunked.TitleLayout``)."""
+
+    every = "every"
+    once = "once"
+    dense = "dense"
+    none = "none"
+
+
+class IngestTitles(str, Enum):
+    """Where an ingested document's title goes (``hybrid.ingest.chunking.TitleLayout``)."""
+
+    every = "every"
+    once = "once"
+
+
 @app.command("eval")
 def eval_command(
     collection: Annotated[Path, typer.Argument(help="a BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv")],
@@ -60,6 +76,10 @@ def eval_command(
         int | None,
         typer.Option(help="also index the documents as ~N-token chunks; each run grouped by document and flat"),
     ] = None,
+    chunk_titles: Annotated[
+        Titles,
+        typer.Option(help="with --chunk, each title: before every chunk, once as a title row, dense, or none"),
+    ] = Titles.every,
 ) -> None:
     """Evaluate retrieval runs on a collection; write report.md, report.json, PNG plots and run files."""
     from rich.console import Console
@@ -85,6 +105,7 @@ def eval_command(
         ignore_identical_ids=ignore_identical_ids,
         queries_from=queries_from,
         chunk=chunk,
+        chunk_titles=chunk_titles.value,
     )
     try:
         report, files = run_evaluation(collection, out, settings, log=lambda m: console.print(f"[dim]{m}[/dim]"))
@@ -302,6 +323,10 @@ def ingest_command(
     context: Annotated[
         bool, typer.Option(help="embed each chunk under its document's title and heading path (text stored as is)")
     ] = True,
+    titles: Annotated[
+        IngestTitles,
+        typer.Option(help="each document's title with every chunk, or once as a title row (fixed per table)"),
+    ] = IngestTitles.every,
     prune: Annotated[bool, typer.Option(help="delete chunks of files no longer found under the paths")] = False,
     max_skipped: Annotated[int, typer.Option(help="skipped files listed at most")] = 30,
 ) -> None:
@@ -316,7 +341,7 @@ def ingest_command(
     if not any(p.exists() for p in paths):
         _fail(f"no such file or directory: {', '.join(map(str, paths))}")
     with _user_errors():
-        chunker = Chunker(size=chunk_size, overlap=overlap, unit=unit.value, context=context)
+        chunker = Chunker(size=chunk_size, overlap=overlap, unit=unit.value, context=context, titles=titles.value)
         database = _connect(db)
         report = ingest_with_progress(
             console,

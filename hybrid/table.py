@@ -481,19 +481,20 @@ class Table(FeedbackMixin):
         parent_table: str | None = None,
         parent_key: str = "source",
         parent_text: str = "text",
+        title_row: str | None = None,
     ) -> Commit:
-        """Declare that rows are chunks of documents: `parent` holds the document key, `position` the
-        chunk's number in the document (and `heading` its heading path). Stored in the table's
-        metadata; ``search(...).group_by()`` and ``.expand()`` use it. `parent_table` names a table
-        of the same database with each document's whole text (`parent_key`, `parent_text` columns).
+        """Declare that rows are chunks of documents: `parent` holds the document key, `position` the chunk's
+        number in it, `heading` its heading path, `title_row` (bool) marks rows that are not passages (its
+        title, :mod:`hybrid.query.title_rows`). Kept in the table's metadata for ``.group_by()`` and ``.expand()``.
+        `parent_table`: a table of the same database with each document's text (`parent_key`, `parent_text`).
 
         >>> import hybrid, tempfile
         >>> t = hybrid.connect(tempfile.mkdtemp()).create_table("c", [{"doc_id": "a", "chunk_no": 0, "text": "x"}])
         >>> _ = t.set_chunking(parent="doc_id", position="chunk_no")
-        >>> t.chunking.parent, t.chunking.position
-        ('doc_id', 'chunk_no')
+        >>> t.chunking.parent, t.chunking.position, t.chunking.title_row
+        ('doc_id', 'chunk_no', None)
         """
-        layout = ChunkLayout(parent, position, heading, text, parent_table, parent_key, parent_text)
+        layout = ChunkLayout(parent, position, heading, text, parent_table, parent_key, parent_text, title_row)
         base = self._write_base("set_chunking")
         layout.check(base.schema)
 
@@ -502,8 +503,7 @@ class Table(FeedbackMixin):
             return replace(latest, metadata=chunk_layout.to_metadata(latest.metadata, layout))
 
         details = {"parent": parent, "position": position}
-        new = tx.commit(self._log, base, "set_chunking", rebase, details)
-        return Commit(new.version, "set_chunking")
+        return Commit(tx.commit(self._log, base, "set_chunking", rebase, details).version, "set_chunking")
 
     # -- maintenance --------------------------------------------------------------------
 

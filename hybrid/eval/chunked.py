@@ -44,12 +44,21 @@ BEST_CHUNK = "@chunks-best"
 FLAT = "@chunks-flat"
 GROUPS_FUSED = "@chunks-groups"
 DENSE_TEXT = "dense_text"
+TITLE_ROW = "is_title"
 
 TitleLayout = Literal["every", "dense", "once", "none"]
 """Where a document's title goes in its chunk table: before every chunk's text ("every": indexed
 and embedded with each), before every chunk's embedded text only ("dense": the full-text index
-sees the chunk alone), once per document as a chunk of its own ahead of the text chunks ("once":
-counted once at grouping, as the unchunked table counts it once per document), or nowhere."""
+sees the chunk alone), once per document as a row of its own ahead of the text chunks ("once",
+marked ``is_title`` and declared the table's title row: :mod:`hybrid.query.title_rows`, counted in
+its document's ``max_mean`` mean but never its best row nor returned, as the unchunked table counts
+the title once per document), or nowhere."""
+
+
+DEFAULT_TITLES: TitleLayout = "every"
+"""The layout ``hybrid eval --chunk`` uses unless told (``--chunk-titles``), as ``hybrid ingest`` does.
+Grouped, "once" has the best worst case measured; flat, its title rows cost most (webfaq sample
+hybrid -0.0919 against -0.0467): ``eval/results/chunked_title_rows_g20f.md``."""
 
 
 def _layout(title: bool, titles: TitleLayout | None) -> TitleLayout:
@@ -66,7 +75,8 @@ def chunk_rows(
     """One row per chunk of each document: doc_id, chunk_no, title, and content (the indexed text),
     the title placed as `titles` says (:data:`TitleLayout`; ``title=False`` is ``titles="none"``).
     With ``titles="dense"`` each row also holds ``dense_text`` (title + chunk text, to embed); with
-    ``titles="once"`` a titled document's chunk 0 is its title alone."""
+    ``titles="once"`` a titled document's chunk 0 is its title alone, and every row says whether it
+    is that title row (``is_title``)."""
     from hybrid.ingest.chunking import Chunker
 
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 16:
@@ -77,13 +87,16 @@ def chunk_rows(
     for doc_id, d in collection.corpus.items():
         name, text = d.get("title") or "", d.get("text") or ""
         pieces = chunker.split([text]) or [name or doc_id]
-        if layout == "once" and name and pieces != [name]:
+        title_row = layout == "once" and bool(name) and pieces != [name]
+        if title_row:
             pieces = [name, *pieces]
         for n, piece in enumerate(pieces):
             titled = f"{name}. {piece}" if name and piece != name else piece
             row = {PARENT: doc_id, POSITION: n, "title": name, "content": titled if layout == "every" else piece}
             if layout == "dense":
                 row[DENSE_TEXT] = titled
+            if layout == "once":
+                row[TITLE_ROW] = title_row and n == 0
             rows.append(row)
     return rows
 
@@ -120,7 +133,9 @@ def build_chunk_table(
     if vector_index:
         for col in embedders:
             table.create_vector_index(col, replace=True)
-    table.set_chunking(parent=PARENT, position=POSITION, text="content")
+    table.set_chunking(
+        parent=PARENT, position=POSITION, text="content", title_row=TITLE_ROW if layout == "once" else None
+    )
     return table
 
 

@@ -6,12 +6,12 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
 from hybrid.eval.ann import ann_curve
-from hybrid.eval.chunked import build_chunk_table, chunked_configs
+from hybrid.eval.chunked import DEFAULT_TITLES, TitleLayout, build_chunk_table, chunked_configs
 from hybrid.eval.collection import Collection, load_beir, load_queries
 from hybrid.eval.presets import VECTOR_COLUMN, fts_indexes_for, parse_run
 from hybrid.eval.report import Report, build_report, write_report
@@ -40,6 +40,8 @@ class EvalSettings:
     chunk: int | None = None
     """Also index the documents as chunks of about this many tokens and ask every run over them,
     grouped by document and flat (:mod:`hybrid.eval.chunked`); judgments stay per document."""
+    chunk_titles: TitleLayout = DEFAULT_TITLES
+    """Where each document's title goes among its chunks (:data:`hybrid.eval.chunked.TitleLayout`)."""
 
 
 def run_evaluation(
@@ -54,6 +56,8 @@ def run_evaluation(
     from hybrid.embedders.auto import embedder_for
 
     s = settings or EvalSettings()
+    if s.chunk_titles not in get_args(TitleLayout):
+        raise ValueError(f"chunk_titles must be one of {', '.join(get_args(TitleLayout))}, got {s.chunk_titles!r}")
     coll = collection if isinstance(collection, Collection) else load_beir(collection, s.split)
     if s.queries_from is not None:
         source = Path(s.queries_from)
@@ -104,6 +108,7 @@ def run_evaluation(
                 embedders={VECTOR_COLUMN: embedder} if embedder is not None else {},
                 fts=fts or {"bm25": {"tokenizer": tokenizer}},
                 vector_index=s.ann,
+                titles=s.chunk_titles,
             )
             log(f"chunk table: {chunks.count_rows()} chunks of {len(coll.corpus)} documents")
             for config in chunked_configs(configs):
@@ -132,6 +137,7 @@ def run_evaluation(
         }
         if s.chunk is not None:
             meta["chunk_tokens"] = s.chunk
+            meta["chunk_titles"] = s.chunk_titles
             meta["chunks"] = chunks.count_rows()
         report = build_report(judged, results, ann=points, meta=meta)
         return report, write_report(report, out_dir)

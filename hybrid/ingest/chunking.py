@@ -33,6 +33,12 @@ from typing import Any, Literal
 from hybrid.ingest.document import Document
 
 SizeUnit = Literal["chars", "tokens"]
+TitleLayout = Literal["every", "once"]
+"""Where a document's title goes: with every chunk ("every": in its header, and in the ``title``
+column the full-text index covers), or once, as a title row of its own ("once": marked
+``is_title``, counted in its document's group score but never returned; :mod:`hybrid.query.title_rows`)."""
+TITLE_CHUNK = -1
+"""The chunk number of a document's title row (before its chunk 0)."""
 
 _TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|\w+|[^\w\s]")
 _SENTENCE_END = re.compile(
@@ -122,6 +128,8 @@ class Chunk:
     metadata: Mapping[str, Any] | None = None
     context: str = ""
     """The contextual header embedded and indexed with the text ("" when the chunker adds none)."""
+    is_title: bool = False
+    """The document's title row (``Chunker(titles="once")``), not a passage."""
 
     @property
     def embedding_text(self) -> str:
@@ -143,13 +151,16 @@ class Chunker:
     `overlap` (< `size`) is how much of the end of a chunk is repeated at the start
     of the next chunk of the same section. `context`: each chunk carries its document's title
     and heading path (:func:`context_header`), embedded with its text (the stored text is the
-    chunk's own); the header does not count toward `size`.
+    chunk's own); the header does not count toward `size`. `titles`: :data:`TitleLayout`; with
+    "once" a titled document starts with a title row (chunk :data:`TITLE_CHUNK`), and its chunks'
+    headers and heading paths leave out the title at their root.
     """
 
     size: int = 800
     overlap: int = 100
     unit: SizeUnit = "chars"
     context: bool = True
+    titles: TitleLayout = "every"
 
     def __post_init__(self) -> None:
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 8:
@@ -160,6 +171,8 @@ class Chunker:
             raise ValueError(f"unit must be 'chars' or 'tokens', got {self.unit!r}")
         if not isinstance(self.context, bool):
             raise ValueError(f"context must be True or False, got {self.context!r}")
+        if self.titles not in ("every", "once"):
+            raise ValueError(f"titles must be 'every' or 'once', got {self.titles!r}")
 
     def measure(self, text: str) -> int:
         """The size of `text` in this chunker's unit."""
@@ -168,9 +181,12 @@ class Chunker:
     def chunks(self, doc: Document) -> list[Chunk]:
         """The chunks of `doc`, numbered from 0 across the whole document."""
         out: list[Chunk] = []
+        title = doc.title.strip() if self.titles == "once" else ""
         for section in doc.sections:
-            heading = HEADING_SEPARATOR.join(section.heading)
-            context = context_header(doc.title, heading) if self.context else ""
+            root = bool(title and section.heading and section.heading[0].strip() == title)
+            path = section.heading[1:] if root else section.heading
+            heading = HEADING_SEPARATOR.join(path)
+            context = context_header("" if title else doc.title, heading) if self.context else ""
             for text in self.split(section.blocks):
                 n = len(out)
                 out.append(
@@ -186,6 +202,9 @@ class Chunker:
                         context=context,
                     )
                 )
+        if title and out:
+            row = chunk_id(doc.source, TITLE_CHUNK, None, "", title, "title")
+            out.insert(0, Chunk(row, title, doc.source, doc.title, "", TITLE_CHUNK, is_title=True))
         return out
 
     def split(self, blocks: tuple[str, ...] | list[str]) -> list[str]:

@@ -63,6 +63,10 @@ null); ``chunk``: the chunk's number within its file; ``metadata``: a JSONL
 record's other fields as JSON (else null)."""
 VECTOR_COLUMN = "vector"
 FTS_COLUMNS = ("title", "heading", "text")
+TITLE_ROW = "is_title"
+"""The boolean column of a table ingested with ``Chunker(titles="once")``: true on each document's title
+row (declared the table's title row column; its full-text index covers heading and text only, the
+title being a row of its own)."""
 PARENT_SCHEMA = pa.schema(
     [pa.field("source", pa.string(), nullable=False), pa.field("title", pa.string()), pa.field("text", pa.string())]
 )
@@ -131,7 +135,8 @@ def ingest(
     report.files = len(documents)
     report.chunks = sum(len(c) for c in chunks_by_source.values())
 
-    table = _open_or_create(db, table_name, embedder, (c.text for cs in chunks_by_source.values() for c in cs))
+    texts = (c.text for cs in chunks_by_source.values() for c in cs)
+    table = _open_or_create(db, table_name, embedder, texts, chunker.titles == "once")
     existing = _existing_ids(table)
     emptied = {s.source for s in report.skipped if s.reason == "empty file" or s.reason.startswith("no text")}
     to_write: list[Chunk] = []
@@ -200,12 +205,17 @@ def _read(
     return unique
 
 
-def _open_or_create(db: Database, name: str, embedder: Embedder | None, texts: Iterable[str]) -> Table:
+def _open_or_create(db: Database, name: str, embedder: Embedder | None, texts: Iterable[str], once: bool) -> Table:
     if name in db:
         table = db.open_table(name)
         missing = [f.name for f in CHUNK_SCHEMA if f.name not in table.schema.names]
         if missing:
             raise SchemaError(f"table {name!r} was not made by ingest: it lacks the columns {missing}")
+        made = "once" if TITLE_ROW in table.schema.names else "every"
+        if made != ("once" if once else "every"):
+            raise SchemaError(
+                f"table {name!r} was ingested with titles={made!r}: ingest with the same, or into another table"
+            )
         bound = table.embeddings.get(VECTOR_COLUMN)
         if bound is None or bound[0] != "text":
             raise SchemaError(f"table {name!r} has no embedder bound to its text column {VECTOR_COLUMN!r}")
@@ -221,7 +231,8 @@ def _open_or_create(db: Database, name: str, embedder: Embedder | None, texts: I
         from hybrid.embedders.auto import embedder_for
 
         embedder = embedder_for(texts)
-    table = db.create_table(name, schema=CHUNK_SCHEMA, embedding={VECTOR_COLUMN: ("text", embedder)})
+    schema = CHUNK_SCHEMA.append(pa.field(TITLE_ROW, pa.bool_())) if once else CHUNK_SCHEMA
+    table = db.create_table(name, schema=schema, embedding={VECTOR_COLUMN: ("text", embedder)})
     _declare_chunking(table)
     return table
 
@@ -242,6 +253,7 @@ def _declare_chunking(table: Table) -> None:
         parent_table=parents_table_name(table.name),
         parent_key="source",
         parent_text="text",
+        title_row=TITLE_ROW if TITLE_ROW in table.schema.names else None,
     )
 
 
@@ -312,10 +324,14 @@ def _rows(table: Table, chunks: list[Chunk], notify: Progress) -> pa.Table:
         "chunk": [c.chunk for c in chunks],
         "metadata": [None if c.metadata is None else json.dumps(c.metadata, default=str) for c in chunks],
     }
-    arrays = [pa.array(columns[f.name], f.type) for f in CHUNK_SCHEMA]
+    schema = CHUNK_SCHEMA
+    if TITLE_ROW in table.schema.names:
+        columns[TITLE_ROW] = [c.is_title for c in chunks]
+        schema = schema.append(pa.field(TITLE_ROW, pa.bool_()))
+    arrays = [pa.array(columns[f.name], f.type) for f in schema]
     vector_type = table.schema.field(VECTOR_COLUMN).type
     arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), embedder.dim))
-    schema = CHUNK_SCHEMA.append(pa.field(VECTOR_COLUMN, vector_type))
+    schema = schema.append(pa.field(VECTOR_COLUMN, vector_type))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -329,8 +345,9 @@ def _update_indexes(table: Table, notify: Progress) -> None:
         return
     kinds = {s["kind"] for s in table.index_stats()}
     notify("indexing", 0, 1)
-    if "fts" not in kinds:
-        table.create_fts_index(list(FTS_COLUMNS))
+    if "fts" not in kinds:  # a title row holds its title as text: the other rows' title is not indexed
+        once = TITLE_ROW in table.schema.names
+        table.create_fts_index([c for c in FTS_COLUMNS if not (once and c == "title")])
     if "vector" not in kinds:
         table.create_vector_index(VECTOR_COLUMN)
     table.optimize()

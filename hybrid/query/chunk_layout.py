@@ -4,6 +4,11 @@ A table declares them once (:meth:`hybrid.Table.set_chunking`); the declaration 
 the table's metadata, so a reopened table (and every version after) knows it. Grouping
 (``.group_by()``) and context expansion (``.expand()``) read it.
 
+A layout may also name a boolean `title_row` column, true on rows that describe their document
+without being a passage of it (its title, as ``hybrid ingest --titles once`` writes it). Grouping
+counts such a row in its document's mean score but never takes it as the document's best row nor
+returns it; expansion and highlights pass over it (:mod:`hybrid.query.title_rows`).
+
 >>> layout = ChunkLayout(parent="doc_id", position="chunk_no")
 >>> read(to_metadata({}, layout)) == layout
 True
@@ -28,7 +33,8 @@ class ChunkLayout:
     its document (integer, increasing in reading order); `heading`: the heading path (optional);
     `text`: the chunk's text column; `parent_table`: a table of the same database holding each
     document's whole text (columns `parent_key` and `parent_text`), used by ``.expand(parent=True)``
-    instead of joining the chunks."""
+    instead of joining the chunks; `title_row`: a boolean column, true on rows that are not passages
+    (a document's title row: :mod:`hybrid.query.title_rows`)."""
 
     parent: str
     position: str | None = None
@@ -37,10 +43,11 @@ class ChunkLayout:
     parent_table: str | None = None
     parent_key: str = "source"
     parent_text: str = "text"
+    title_row: str | None = None
 
     def check(self, schema: pa.Schema) -> None:
         """Raise SchemaError naming a declared column the schema lacks or a position that is not an integer."""
-        for role in ("parent", "position", "heading", "text"):
+        for role in ("parent", "position", "heading", "text", "title_row"):
             name = getattr(self, role)
             if name is not None and name not in schema.names:
                 raise SchemaError(
@@ -50,6 +57,11 @@ class ChunkLayout:
             raise SchemaError(
                 f"chunking: the position column {self.position!r} must hold integers, "
                 f"not {schema.field(self.position).type}"
+            )
+        if self.title_row is not None and not pa.types.is_boolean(schema.field(self.title_row).type):
+            raise SchemaError(
+                f"chunking: the title_row column {self.title_row!r} must hold booleans (true on a title row), "
+                f"not {schema.field(self.title_row).type}"
             )
 
 

@@ -32,8 +32,7 @@ from hybrid.query import (
     calibration,
     confidence,
     expansion,
-    group_fusion,
-    grouping,
+    grouped,
     highlight,
     like,
     pinning,
@@ -454,7 +453,7 @@ def _search(q: Query, view: IndexedSnapshot, known: list[expansion.Plan]) -> pa.
     allowed = _allowed(q, view)
     depth = _depth(q, len(branches))
     if q.grouping is not None:
-        return _execute_grouped(q, view, branches, allowed, depth)
+        return grouped.execute(q, view, branches, allowed, depth)
     _run_branches(q, view, branches, allowed, depth)
     if single.applies(q, branches):  # its list is the ranking: no fusion, no matching of ranks
         budget.check("reading the result rows")
@@ -534,13 +533,6 @@ def _results_kept(q: Query, ids: np.ndarray, allowed: Allowed | None) -> np.ndar
     return keep
 
 
-def _fuses_groups(q: Query, branches: list[Branch]) -> bool:
-    """Whether a grouped search groups each branch and fuses the group lists (``fuse="groups"``;
-    a reranker or score functions score rows, so rows are fused first for them)."""
-    assert q.grouping is not None
-    return len(branches) > 1 and q.grouping.fuse == "groups" and q.reranker is None and not q.functions
-
-
 def _reranked(
     q: Query, snap: Snapshot, branches: list[Branch], pool: np.ndarray, scores: np.ndarray, keep: tuple[str, ...] = ()
 ) -> pa.Table:
@@ -564,97 +556,6 @@ def _reranked(
     if q.columns is not None:
         rows = rows.drop_columns([c for c in text_cols if c in rows.column_names and c not in keep])
     return rows
-
-
-def _execute_grouped(
-    q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Allowed | None, depth: int
-) -> pa.Table:
-    """The best groups of the fused (and reranked) candidates, searching deeper while too few groups
-    turn up and a branch had more to give (:mod:`hybrid.query.grouping`)."""
-    assert q.grouping is not None
-    snap = view.snapshot
-    key = grouping.key_column(q.grouping, snap)
-    wanted = q.k + q.skip
-    depth = grouping.group_depth(depth, wanted, q.grouping.per_group)
-    by_groups = _fuses_groups(q, branches)
-    rows: pa.Table | None = None
-    extra: dict[str, np.ndarray] = {}
-    while True:
-        _run_branches(q, view, branches, allowed, depth)
-        if by_groups:
-            g = _group_fused(q, view, branches, allowed, key)
-            if not grouping.needs_more(g.n_groups, wanted, [len(b.ids) for b in branches], depth):
-                break
-            depth = min(grouping.MAX_DEPTH, depth * 4)
-            continue
-        ids, scores = _fused(q, view, branches, allowed)
-        budget.check("fusion")
-        rows = _reranked(q, snap, branches, ids, scores, keep=(key,)) if q.reranker is not None else None
-        if rows is not None:
-            rows = _rescored_rows(q, view, rows, branches)
-            ids, scores = rows.column("_rowid").to_numpy(), rows.column("_score").to_numpy()
-            keys = rows.column(key).to_pylist()
-        else:
-            if q.functions:
-                r = scoring_functions.rescore(q.functions, view, ids, scores, _distances(q, branches))
-                ids, scores, extra = r.ids, r.scores, r.columns
-            keys = grouping.keys_of(view, key, ids)
-        sizes, weights = grouping.group_weights(view, key, ids, q.grouping.score)
-        g = grouping.group(
-            ids,
-            scores,
-            keys,
-            q.k,
-            skip=q.skip,
-            per_group=q.grouping.per_group,
-            score=q.grouping.score,
-            sizes=sizes,
-            weights=weights,
-        )
-        if not grouping.needs_more(g.n_groups, wanted, [len(b.ids) for b in branches], depth):
-            break
-        depth = min(grouping.MAX_DEPTH, depth * 4)
-    if rows is not None:
-        at = {int(r): i for i, r in enumerate(ids)}
-        out = rows.take(pa.array([at[int(r)] for r in g.ids], pa.int64()))
-        if q.columns is not None and key not in q.columns:
-            out = out.drop_columns([key])
-    else:
-        columns = list(q.columns) if q.columns is not None else list(snap.schema.names)
-        out = _with_result_columns(snap.take(g.ids, columns), g.ids, g.scores, branches)
-        if extra:
-            at = {int(r): i for i, r in enumerate(ids)}
-            kept = np.asarray([at[int(r)] for r in g.ids], np.int64)
-            for name, values in extra.items():
-                out = out.append_column(name, pa.array(values[kept] if len(kept) else values[:0]))
-    out = out.append_column("_group_rank", pa.array(g.group_ranks, pa.int32()))
-    return out.append_column("_group_score", pa.array(g.group_scores, pa.float64()))
-
-
-def _group_fused(
-    q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Allowed | None, key: str
-) -> grouping.Grouped:
-    """Each branch's hits (filtered) grouped by `key`, the group lists fused (:mod:`hybrid.query.group_fusion`)."""
-    assert q.grouping is not None
-    score = q.grouping.score
-    lists = []
-    for b, w in zip(branches, _weights(q, view, branches)):
-        ranked = b.ranked()
-        keep = _results_kept(q, ranked.ids, allowed)
-        ids, scores = (ranked.ids, ranked.scores) if keep is None else (ranked.ids[keep], ranked.scores[keep])
-        lists.append(Ranked(ids, scores.astype(np.float64), w))
-    budget.check("fusion")
-    return group_fusion.fuse_groups(
-        q.fusion,
-        lists,
-        lambda ids: grouping.keys_of(view, key, ids),
-        q.k,
-        skip=q.skip,
-        per_group=q.grouping.per_group,
-        score=q.grouping.score,
-        sizes_of=lambda ids: grouping.group_weights(view, key, ids, score),
-        codes_of=lambda ids: grouping.codes_of(view, key, ids),
-    )
 
 
 def _weights(q: Query, view: IndexedSnapshot, branches: list[Branch]) -> list[float]:

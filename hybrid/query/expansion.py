@@ -6,7 +6,8 @@ chunk is passed over, so the nearest live ones are taken); hits of one document 
 windows touch or overlap become one passage, kept on the best of them (the others leave
 the results). ``.expand(parent=True)`` returns each hit's whole document once: the text
 from the declared parent table, or its live chunks joined in order. Chunks that repeat
-the end of the previous one (an ingest overlap) are joined without the repetition.
+the end of the previous one (an ingest overlap) are joined without the repetition. Title rows
+(:mod:`hybrid.query.title_rows`) are passed over: a title row hit stands alone.
 
 Added result columns: ``_context`` (the passage), ``_context_rowids`` (the chunks it was
 made of, in order; for a parent table's text, the hits) and ``_context_spans``: the
@@ -28,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.errors import SchemaError
-from hybrid.query import chunk_layout
+from hybrid.query import chunk_layout, title_rows
 from hybrid.query.chunk_layout import ChunkLayout
 
 if TYPE_CHECKING:
@@ -100,14 +101,16 @@ def _checked_layout(view: IndexedSnapshot) -> ChunkLayout:
 
 def chunk_map(view: IndexedSnapshot, layout: ChunkLayout) -> ChunkMap:
     """The version's chunk map, built once per (version, layout) and cached with the table."""
-    key = (view.version, layout.parent, layout.position)
+    key = (view.version, layout.parent, layout.position, layout.title_row)
     found: ChunkMap = view.remember("chunk_maps", key, lambda: _build(view, layout), keep=4)
     return found
 
 
 def _build(view: IndexedSnapshot, layout: ChunkLayout) -> ChunkMap:
     columns = [layout.parent] + ([layout.position] if layout.position else [])
-    data = view.snapshot.to_arrow(columns, with_rowid=True)
+    data = view.snapshot.to_arrow(columns + ([layout.title_row] if layout.title_row else []), with_rowid=True)
+    if layout.title_row:  # a title row is no passage: never a neighbour, never joined into a parent's text
+        data = data.filter(pa.array(~title_rows.flags(data.column(layout.title_row))))
     rowids = data.column("_rowid").to_numpy()
     codes = data.column(layout.parent).combine_chunks().dictionary_encode()
     parent_codes = codes.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)

@@ -10,12 +10,12 @@ from hybrid.query.executor import (
     _calibration,
     _depth,
     _fts_entry,
-    _fuses_groups,
     _known_share,
     _plan,
     _query_text,
     _run_branches,
 )
+from hybrid.query.grouped import _fuses_groups
 
 if TYPE_CHECKING:
     from hybrid.query.search import Query

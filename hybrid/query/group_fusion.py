@@ -36,6 +36,8 @@ SizesOf = Callable[[np.ndarray], "tuple[np.ndarray | None, np.ndarray | None]"]
 :func:`hybrid.query.grouping.group_weights`)."""
 CodesOf = Callable[[np.ndarray], "np.ndarray | None"]
 """Row ids -> each row's key as an integer code >= 0 (-1: null), or None where codes are not at hand."""
+MarksOf = Callable[[np.ndarray], "np.ndarray | None"]
+"""Row ids -> whether each is a title row (:mod:`hybrid.query.title_rows`), or None: none are."""
 
 
 def fuse_groups(
@@ -49,12 +51,16 @@ def fuse_groups(
     score: GroupScore = "max",
     sizes_of: SizesOf | None = None,
     codes_of: CodesOf | None = None,
+    marks_of: MarksOf | None = None,
 ) -> Grouped:
     """Groups `skip`..`skip + n_groups` of the branches' fused group lists, each with its `per_group`
     best rows by the branches' fused row scores. Each branch's list must already be filtered.
     With `codes_of` (integer keys) and best-row group scores, the groups are found with numpy; the
-    result is the same."""
-    if score == "max" and codes_of is not None and len(branches) > 1:
+    result is the same. `marks_of` (None: the table has no title rows): title rows score their
+    group in each branch but are never its best row nor kept; a group without a passage among the
+    fused rows keeps its best title row as a stand-in (:attr:`Grouped.stand_in`)."""
+    marks = _no_marks if marks_of is None else marks_of
+    if score == "max" and codes_of is not None and len(branches) > 1 and marks_of is None:
         found = _fuse_codes(fusion, branches, codes_of, n_groups, skip, per_group)
         if found is not None:
             return found
@@ -63,7 +69,7 @@ def fuse_groups(
     for b in branches:
         keys = _keys(keys_of, b.ids)
         sizes, weights = sizes_of(b.ids) if score in MEAN_SCORES and sizes_of is not None else (None, None)
-        groups, group_scores = rank_groups(b.scores, keys, score, sizes, weights)
+        groups, group_scores = rank_groups(b.scores, keys, score, sizes, weights, marks(b.ids))
         surrogate = [codes.setdefault(keys[g[0]], len(codes)) for g in groups]
         group_lists.append(Ranked(np.asarray(surrogate, np.uint64), np.asarray(group_scores), b.weight))
     if len(branches) == 1:
@@ -73,24 +79,36 @@ def fuse_groups(
     row_ids, row_scores = (
         fusion.fuse(branches) if len(branches) > 1 else (branches[0].ids, branches[0].scores.astype(np.float64))
     )
-    members: dict[int, list[int]] = {}  # group code -> positions in the fused rows, best first
+    row_marks = marks(row_ids)
+    members: dict[int, list[int]] = {}  # group code -> positions of passages in the fused rows, best first
+    titles: dict[int, int] = {}  # group code -> its best title row, standing in where it has no passage
     for i, key in enumerate(_keys(keys_of, row_ids)):
-        members.setdefault(codes[key], []).append(i)
+        if row_marks is not None and row_marks[i]:
+            titles.setdefault(codes[key], i)
+        else:
+            members.setdefault(codes[key], []).append(i)
     kept_rows: list[int] = []
     kept_scores: list[float] = []
     kept_ranks: list[int] = []
     for r in range(skip, min(len(order), skip + n_groups)):
-        rows = members[int(order[r])][:per_group]
+        code = int(order[r])
+        rows = members[code][:per_group] if code in members else [titles[code]]
         kept_rows += rows
         kept_scores += [float(fused_group[r])] * len(rows)
         kept_ranks += [r + 1] * len(rows)
     at = np.asarray(kept_rows, dtype=np.int64)
+    own = np.asarray(row_scores, np.float64)[at] if len(at) else np.empty(0, np.float64)
+    stand_in = None
+    if row_marks is not None:  # a stand-in title row is scored as the weakest fused row
+        stand_in = np.asarray(row_marks, bool)[at] if len(at) else np.zeros(0, bool)
+        own = np.where(stand_in, float(np.min(row_scores)), own) if len(at) else own
     return Grouped(
         row_ids[at] if len(at) else np.empty(0, np.uint64),
-        np.asarray(row_scores, np.float64)[at] if len(at) else np.empty(0, np.float64),
+        own,
         np.asarray(kept_scores, dtype=np.float64),
         np.asarray(kept_ranks, dtype=np.int32),
         len(order),
+        stand_in,
     )
 
 
@@ -144,6 +162,10 @@ def _fuse_codes(
         ranks,
         len(order),
     )
+
+
+def _no_marks(ids: np.ndarray) -> None:
+    return None
 
 
 def _keys(keys_of: KeysOf, ids: np.ndarray) -> list[Hashable]:

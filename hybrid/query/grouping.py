@@ -85,6 +85,9 @@ class Grouped:
     """1-based rank of the row's group (counting skipped groups)."""
     n_groups: int
     """Groups among all the candidates."""
+    stand_in: np.ndarray | None = None
+    """Per kept row, whether it is a title row standing in for a group with no passage among the
+    candidates (:func:`hybrid.query.title_rows.stand_ins` puts a passage in its place); None: none is."""
 
 
 def group(
@@ -98,12 +101,14 @@ def group(
     score: GroupScore = "max",
     sizes: Sequence[float] | np.ndarray | None = None,
     weights: np.ndarray | None = None,
+    marked: np.ndarray | None = None,
 ) -> Grouped:
     """Groups `ids` (any order) by `keys` and keeps groups `skip`..`skip + n_groups`, each with its
     `per_group` best rows. A row whose key is null is a group of its own. Ties: the group whose
     best row comes first in `ids` first. `sizes` and `weights` (for "max_mean" and "max_mean_len",
-    :func:`group_weights`): each row's group's total weight over its live rows, each row's weight."""
-    groups, group_score = rank_groups(scores, keys, score, sizes, weights)
+    :func:`group_weights`): each row's group's total weight over its live rows, each row's weight.
+    `marked`: each row's title row flag (:mod:`hybrid.query.title_rows`; see :func:`rank_groups`)."""
+    groups, group_score = rank_groups(scores, keys, score, sizes, weights, marked)
     kept_rows: list[int] = []
     kept_scores: list[float] = []
     kept_ranks: list[int] = []
@@ -113,12 +118,18 @@ def group(
         kept_scores += [group_score[r]] * len(rows)
         kept_ranks += [r + 1] * len(rows)
     at = np.asarray(kept_rows, dtype=np.int64)
+    own = np.asarray(scores, dtype=np.float64)[at] if len(at) else np.empty(0, np.float64)
+    stand_in = None
+    if marked is not None and bool(np.any(marked)):  # a stand-in is scored as the weakest candidate
+        stand_in = np.asarray(marked, bool)[at] if len(at) else np.zeros(0, bool)
+        own = np.where(stand_in, float(np.min(scores)), own)
     return Grouped(
         ids[at] if len(at) else np.empty(0, np.uint64),
-        np.asarray(scores, dtype=np.float64)[at] if len(at) else np.empty(0, np.float64),
+        own,
         np.asarray(kept_scores, dtype=np.float64),
         np.asarray(kept_ranks, dtype=np.int32),
         len(groups),
+        stand_in,
     )
 
 
@@ -128,15 +139,21 @@ def rank_groups(
     score: GroupScore = "max",
     sizes: Sequence[float] | np.ndarray | None = None,
     weights: np.ndarray | None = None,
+    marked: np.ndarray | None = None,
 ) -> tuple[list[list[int]], list[float]]:
     """The groups of rows (positions into `scores`, best row first), best group first, and each
-    group's score; a null key is a group of its own. Ties: the group whose best row comes first."""
+    group's score; a null key is a group of its own. Ties: the group whose best row comes first.
+    With `marked` (title rows, :mod:`hybrid.query.title_rows`), a group lists its passages only and
+    its best row is its best passage; a marked row counts in the "sum" and in the "max_mean" mean
+    (see :func:`_rank_passages` for a group without a passage among the rows)."""
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     members: dict[object, list[int]] = {}
     for i in order.tolist():
         key = keys[i]
         members.setdefault(("\0null", i) if key is None else key, []).append(i)
     groups = list(members.values())  # in the order of their best rows
+    if marked is not None and bool(np.any(marked)):
+        return _rank_passages(np.asarray(scores, np.float64), groups, marked, score, sizes, weights)
     if score == "sum":
         totals = [float(np.sum(scores[g])) for g in groups]
     elif score in MEAN_SCORES:
@@ -149,13 +166,45 @@ def rank_groups(
     return [groups[j] for j in rank], [totals[j] for j in rank]
 
 
+def _rank_passages(
+    scores: np.ndarray,
+    groups: list[list[int]],
+    marked: np.ndarray,
+    score: GroupScore,
+    sizes: Sequence[float] | np.ndarray | None,
+    weights: np.ndarray | None,
+) -> tuple[list[list[int]], list[float]]:
+    """:func:`rank_groups` where some rows are title rows: scored on all rows, listed and led by passages.
+    A group without a passage among the rows takes the weakest row's score as its best passage's, and
+    lists its best title row alone (a stand-in for one of its passages: :func:`hybrid.query.title_rows.stand_ins`)."""
+    weakest = float(scores.min())
+    passages = [[i for i in g if not marked[i]] for g in groups]
+    top = np.asarray([scores[p[0]] if p else weakest for p in passages], np.float64)
+    lists = [p if p else g[:1] for g, p in zip(groups, passages)]
+    if score == "sum":
+        totals = [float(np.sum(scores[g])) for g in groups]
+    elif score in MEAN_SCORES:
+        if sizes is None or (score == "max_mean_len" and weights is None):
+            raise ValueError(f"group score {score!r} needs each row's group size (and weight)")
+        totals = max_mean(scores, groups, np.asarray(sizes, np.float64), weights, top)
+    else:
+        totals = top.tolist()
+    rank = sorted(range(len(groups)), key=lambda j: -totals[j])  # stable: ties keep best-row order
+    return [lists[j] for j in rank], [totals[j] for j in rank]
+
+
 def max_mean(
-    scores: np.ndarray, groups: list[list[int]], sizes: np.ndarray, weights: np.ndarray | None = None
+    scores: np.ndarray,
+    groups: list[list[int]],
+    sizes: np.ndarray,
+    weights: np.ndarray | None = None,
+    top: np.ndarray | None = None,
 ) -> list[float]:
     """Each group's score: half its best row's plus half the mean score over all its live rows,
     rows that are not among the candidates counting as the weakest candidate. With `weights`
     (each row's, e.g. its text length; `sizes` then each group's total weight), the mean is
     weighted: what is not among the candidates weighs its share of the total at the weakest score.
+    `top`: each group's best score (default its first row's; a title row is in the mean, not the best).
 
     The best chunk alone favours long documents: a document of many chunks has many tries, and a
     table of contents or an index page holds one chunk naming everything. The mean over the whole
@@ -181,7 +230,8 @@ def max_mean(
     first = rows[np.cumsum(lengths) - lengths]
     n = np.maximum(sizes[first], seen)
     mean = (sums + (n - seen) * float(scores.min())) / n
-    return ((scores[first] + mean) / 2).tolist()
+    best = scores[first] if top is None else top
+    return ((best + mean) / 2).tolist()
 
 
 def group_sizes(view: IndexedSnapshot, column: str, ids: np.ndarray) -> np.ndarray:

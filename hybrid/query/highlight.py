@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from hybrid.errors import SchemaError
 from hybrid.index.analyzer import Analyzer
-from hybrid.query import chunk_layout
+from hybrid.query import chunk_layout, title_rows
 
 if TYPE_CHECKING:
     from hybrid.index.catalog import IndexEntry
@@ -316,7 +316,8 @@ def add_highlights(
 ) -> pa.Table:
     """`rows` with ``_highlight`` (the marked snippet), ``_highlight_spans`` (every match's character
     span in the stored text) and ``_highlight_window`` (the snippet's span in it); matched with the
-    analyzer of `fts`, the full-text index searched (the default analyzer without one)."""
+    analyzer of `fts`, the full-text index searched (the default analyzer without one). A title row
+    (:mod:`hybrid.query.title_rows`) gets none (nulls), as a row whose text is null."""
     column = _column(view, how.column, fts)
     matcher = TermMatcher(query, _analyzer(view, fts))
     if column in rows.column_names:
@@ -324,6 +325,9 @@ def add_highlights(
     else:
         ids = rows.column("_rowid").to_numpy()
         texts = view.snapshot.take(ids, [column]).column(column).to_pylist()
+    marks = title_rows.marks_of(view, rows.column("_rowid").to_numpy()) if rows.num_rows else None
+    if marks is not None and bool(marks.any()):  # a title row is no passage: no highlight
+        texts = [None if m else t for t, m in zip(texts, marks.tolist())]
     present = [t for t in texts if t is not None]
     found = matcher.spans_many(present)
     windows = [window(t, s, how.width, matcher) for t, s in zip(present, found)]

@@ -233,7 +233,8 @@ class Query:
         A hybrid search fuses the rows and groups after (``fuse="rows"``, as a reranker or score
         functions always do); ``fuse="groups"`` groups each branch's hits and fuses the branches'
         group lists (:mod:`hybrid.query.group_fusion`: a group's ``_group_score`` is its fused score,
-        its rows ordered by their fused row scores).
+        its rows ordered by their fused row scores). A table's title rows (``set_chunking(title_row=...)``)
+        count in their group's score but are never its best row nor returned (:mod:`hybrid.query.title_rows`).
 
         >>> import hybrid, tempfile
         >>> rows = [{"doc": d, "text": t} for d, t in [("a", "red fox"), ("a", "red red fox"), ("b", "fox")]]

@@ -107,3 +107,27 @@ def test_dense_title_layout_embeds_the_title_but_indexes_the_chunk(tmp_path: Pat
     assert table.search("Doc", query_type="fts").limit(5).to_list() == []  # the title is not in the index
     row = table.to_arrow().slice(0, 1).to_pylist()[0]
     assert row["vector"] == pytest.approx(e.embed_documents([row["dense_text"]])[0].tolist(), abs=1e-6)
+
+
+def test_the_once_layout_marks_its_title_rows_and_the_command_line_takes_it(tmp_path: Path) -> None:
+    from hybrid import connect
+    from hybrid.eval.chunked import build_chunk_table
+
+    coll = long_collection()
+    once = chunk_rows(coll, 32, titles="once")  # type: ignore[arg-type]
+    assert [r["is_title"] for r in once] == [r["chunk_no"] == 0 for r in once]
+    table = build_chunk_table(connect(tmp_path / "db"), coll, 32, titles="once")  # type: ignore[arg-type]
+    assert table.chunking is not None and table.chunking.title_row == "is_title"
+    hits = table.search("Doc 2", query_type="fts").group_by().limit(4).to_list()
+    assert hits and not any(h["is_title"] for h in hits)  # the titles match, their passages come back
+    settings = EvalSettings(runs=["bm25"], chunk=32, k=3, chunk_titles="once")
+    report, _ = run_evaluation(long_collection(), tmp_path / "out", settings)  # type: ignore[arg-type]
+    assert all(e.mean["nDCG@10"] == pytest.approx(1.0) for e in report.entries)
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["meta"]["chunk_titles"] == "once"
+    with pytest.raises(ValueError, match="chunk_titles must be one of"):
+        run_evaluation(long_collection(), tmp_path / "bad", EvalSettings(runs=["bm25"], chunk=32, chunk_titles="x"))  # type: ignore[arg-type]
+    coll_dir = make_collection(tmp_path / "tiny")
+    cmd = [*hybrid_cli(), "eval", str(coll_dir), "--runs", "bm25", "--chunk", "16", "--chunk-titles", "once"]
+    done = subprocess.run([*cmd, "--out", str(tmp_path / "r")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "r" / "report.json").read_text())["meta"]["chunk_titles"] == "once"
