@@ -172,7 +172,10 @@ class IvfIndex:
         n = min(n, self._count)
         if n <= 0:
             return np.empty(0, np.uint64)
-        x = self.prepared(q.reshape(1, -1), self.metric)
+        x = np.ascontiguousarray(q, dtype=np.float32).reshape(1, -1)
+        if self.metric == "cosine":  # one query: a dot product, not `prepared`'s batched norm (~10 us a query)
+            norm = float(np.sqrt(x[0] @ x[0]))
+            x = x / np.float32(norm) if norm > 0 else np.zeros_like(x)
         nprobe = max(1, min(level, self._lists))
         while True:
             params = self._params.get(nprobe)

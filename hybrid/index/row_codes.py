@@ -141,7 +141,10 @@ class RowCodes:
         """`candidates` (row ids of rows coded here) nearest first by their codes; ids not coded here last."""
         pos, known = self.positions(candidates)
         rows = self.levels(pos)
-        query = _unit(q) if self.metric == "cosine" else np.asarray(q, np.float32)
+        query = np.asarray(q, np.float32)
+        if self.metric == "cosine":  # one query: a dot product, not `_unit`'s batched norm
+            norm = float(np.sqrt(query @ query))
+            query = query / np.float32(norm) if norm > 0 else np.zeros_like(query)
         if self.metric == "l2":  # ||x||^2 - 2 q.x, x = base + rows * scale reconstructed
             recon = self.base + rows * self.scale
             score = np.einsum("ij,ij->i", recon, recon) - 2.0 * (recon @ query)
