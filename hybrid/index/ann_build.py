@@ -106,6 +106,7 @@ def build_tuned(
         if index.codes is not None:
             params["code_bits"] = bits
             if bits == 4:  # the tuner kept the narrower codes: the 8-bit file is replaced by them
+                index.codes = searcher.index.codes = None  # not held while the file is rewritten
                 RowCodes.narrow_files(folder)
                 index.codes = RowCodes.open(folder, metric)
         params.update(target_recall=target, measured_recall=round(recall, 4))

@@ -39,6 +39,8 @@ from hybrid.errors import CorruptionError
 CODES_FILE, IDS_FILE, MAP_FILE = "codes.i8", "codes_ids.npy", "codes_map.npy"
 CODES4_FILE = "codes.u4"
 """The 4-bit codes (two dimensions a byte); an index has this file or `CODES_FILE`, never both for long."""
+NARROW_ROWS = 65_536
+"""Rows narrowed from 8 to 4 bits at a time when an index's codes file is rewritten."""
 CLIP_QUANTILE = 0.001
 """Each dimension's range is its [0.1%, 99.9%] quantile range over the training sample."""
 FOUR_BIT_READS = 2.0
@@ -187,9 +189,13 @@ class RowCodes:
         if not (folder / CODES_FILE).exists():
             return
         low = np.load(folder / MAP_FILE)[0]
-        codes = np.fromfile(folder / CODES_FILE, dtype=np.int8).reshape(-1, len(low))
+        size = (folder / CODES_FILE).stat().st_size
+        codes = np.memmap(folder / CODES_FILE, dtype=np.int8, mode="r", shape=(size // len(low), len(low)))
         part = folder / f"{CODES4_FILE}.part"
-        pack4(codes).tofile(part)
+        with open(part, "wb") as fh:  # a block of rows at a time: the build's memory stays bounded
+            for start in range(0, len(codes), NARROW_ROWS):
+                fh.write(pack4(np.asarray(codes[start : start + NARROW_ROWS])).tobytes())
+        del codes
         os.replace(part, folder / CODES4_FILE)
         os.remove(folder / CODES_FILE)
 
