@@ -431,6 +431,8 @@ def write(report: dict[str, Any], name: str) -> None:
             )
             if st.get("reads") is not None:
                 settings += f", reads {st['reads']:g}"
+            if st.get("code_bits") is not None:
+                settings += f", {st['code_bits']}-bit row codes"
             settings += f"; in RAM {st.get('ram_bytes', 0) / mb:.0f} MB"
         v, f = s["vector"], s["filtered_1pct"]
         lines.append(
@@ -454,6 +456,17 @@ def write(report: dict[str, Any], name: str) -> None:
                 f"* {kind}: CPU p50 {x['tuned']['cpu_p50_ms']:.2f} vs {x['all']['cpu_p50_ms']:.2f} ms"
                 f" ({cpu / x['all']['cpu_p50_ms']:.2f}x{floor}); wall p50 {x['tuned']['p50_ms']:.2f}"
                 f" vs {x['all']['p50_ms']:.2f} ms; recall {x['tuned']['recall']:.3f} vs {x['all']['recall']:.3f}"
+            )
+    if base:
+        lines += ["", "Against the float HNSW in this run (vector search, CPU p50 of the main pass; RAM per row):", ""]
+        for kind, r in kinds.items():
+            if kind in ("hnsw", "lance"):
+                continue
+            cpu, st = r["serve"]["vector"]["cpu_p50_ms"], r["build"].get("stats", {})
+            lines.append(
+                f"* {kind}: {cpu:.2f} ms = {cpu / base['serve']['vector']['cpu_p50_ms']:.2f}x [<= 2];"
+                f" index RAM {st.get('ram_bytes', 0) / report['rows']:.0f} B a row"
+                f" (float HNSW {base['build'].get('stats', {}).get('ram_bytes', 0) / report['rows']:.0f} B)"
             )
     if base and lance:
         lines += ["", "Ratios (targets from issue 19 in brackets):", ""]

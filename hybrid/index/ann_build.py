@@ -16,8 +16,16 @@ import numpy as np
 
 from hybrid.index.ann_kinds import CandidateIndex, require
 from hybrid.index.gather import gathered
-from hybrid.index.rescore import Rescored, exact_neighbours, read_count, sample_vectors, vector_batches, vectors_of
-from hybrid.index.row_codes import RowCodes, coded, merged_codes
+from hybrid.index.rescore import (
+    Rescored,
+    candidate_count,
+    exact_neighbours,
+    read_count,
+    sample_vectors,
+    vector_batches,
+    vectors_of,
+)
+from hybrid.index.row_codes import FOUR_BIT_READS, RowCodes, coded, merged_codes
 from hybrid.index.tuning import holds_out, off_table, others, reaches_both, tuning_sample
 from hybrid.index.vector import top_k
 from hybrid.index.view import IndexedSnapshot
@@ -93,8 +101,14 @@ def build_tuned(
     if index.count:
         started = time.perf_counter()
         searcher = Rescored(view, column, index, params["rescore"])
-        level, factor, reads, recall = tune(kind, searcher, target, queries, selves, held_out)
+        level, factor, reads, recall, bits = tune(kind, searcher, target, queries, selves, held_out)
         params[level_name(kind)], params["rescore"], params["reads"] = level, factor, reads
+        if index.codes is not None:
+            params["code_bits"] = bits
+            if bits == 4:  # the tuner kept the narrower codes: the 8-bit file is replaced by them
+                index.codes = searcher.index.codes = None  # not held while the file is rewritten
+                RowCodes.narrow_files(folder)
+                index.codes = RowCodes.open(folder, metric)
         params.update(target_recall=target, measured_recall=round(recall, 4))
         params["tuning_seconds"] = round(time.perf_counter() - started, 1)
     if held_out:
@@ -163,7 +177,7 @@ def merged(
 
 def tune(
     kind: str, searcher: Rescored, target: float, queries: np.ndarray, selves: np.ndarray, held_out: bool, k: int = 10
-) -> tuple[int, float, float, float]:
+) -> tuple[int, float, float, float, int]:
     """The fastest (depth, rescore, reads) whose recall@k for `queries` (the vectors of the rows `selves`)
     and for their off-table probes (:func:`hybrid.index.tuning.off_table`) reaches `target` against their
     exact neighbours among the rows the index holds.
@@ -176,8 +190,12 @@ def tune(
     with depth), every candidate read; then the fewest reads (``reads x k`` candidates, best first by the
     index's finer codes, read as floats) that still reach the target, computed from the same searches
     (the exact distances of every candidate are known); of those settings, the one with the lowest
-    measured time per query wins. Returns (depth, rescore, reads, the lower of the rows' and the probes'
-    mean recalls at them); when nothing reaches the target, the best setting tried, every candidate read.
+    measured time per query wins. Last, where the index ranks by 8-bit row codes, the same searches are
+    ranked by those codes narrowed to 4 bits (:meth:`hybrid.index.row_codes.RowCodes.narrowed`): their
+    fewest passing reads at that depth and rescore factor, if at most ``FOUR_BIT_READS`` times the 8-bit
+    codes' reads, replace them and the codes kept are 4-bit (half the RAM). Returns (depth, rescore,
+    reads, the lower of the rows' and the probes' mean recalls at them, the code bits); when nothing
+    reaches the target, the best setting tried, every candidate read, 8-bit codes.
     """
     view, column, metric = searcher.view, searcher.column, searcher.metric
     held = selves if held_out else None  # the truth is among the rows the index holds
@@ -198,11 +216,15 @@ def tune(
         levels = tuple(v for v in levels if v < lists) + (lists,)
     tried: dict[tuple[int, float], dict[float, tuple[bool, float]]] = {}
 
-    def measure(level: int, rescore: float) -> dict[float, tuple[bool, float]]:
-        """Per read factor up to `rescore` (and `rescore`: every candidate): (reaches, mean recall)."""
+    def measure(level: int, rescore: float, codes: RowCodes | None = None) -> dict[float, tuple[bool, float]]:
+        """Per read factor up to `rescore` (and `rescore`: every candidate): (reaches, mean recall); the
+        candidates ranked by `codes` when given (else as a search ranks them)."""
         per_read: dict[float, list[float]] = {r: [] for r in (*[r for r in READS if r < rescore], rescore)}
         for q, s, t in zip(queries, own, truth):
-            ranked = searcher.ranked(q, depth, level, rescore)
+            if codes is None:
+                ranked = searcher.ranked(q, depth, level, rescore)
+            else:
+                ranked = codes.ranked(q, searcher.index.candidates(q, candidate_count(depth, rescore), level))
             ids, d = gathered(view, column, ranked, q, metric)
             exact = np.full(len(ranked), np.inf, np.float32)
             order = np.argsort(ranked)
@@ -211,10 +233,10 @@ def tune(
                 n = read_count(depth, r, len(ranked))
                 found, _ = top_k(ranked[:n], exact[:n], depth)
                 recalls.append(len(t & others(found, s, k)) / max(1, len(t)))
-        tried[(level, rescore)] = {
-            r: reaches_both(np.array(v[:rows]), np.array(v[rows:]), target) for r, v in per_read.items()
-        }
-        return tried[(level, rescore)]
+        result = {r: reaches_both(np.array(v[:rows]), np.array(v[rows:]), target) for r, v in per_read.items()}
+        if codes is None:
+            tried[(level, rescore)] = result
+        return result
 
     passing: list[tuple[float, int, float, float, float]] = []
     for rescore in RESCORES[kind]:
@@ -234,6 +256,11 @@ def tune(
         passing.append((time.perf_counter() - start, levels[hi], rescore, reads, recall))
     if not passing:
         (level, rescore), by_read = max(tried.items(), key=lambda item: item[1][item[0][1]][1])
-        return level, rescore, rescore, by_read[rescore][1]
+        return level, rescore, rescore, by_read[rescore][1], 8
     _, level, rescore, reads, recall = min(passing)
-    return level, rescore, reads, recall
+    codes = searcher.index.codes
+    if codes is not None and codes.bits == 8 and codes.count:
+        narrow = next(((r, v[1]) for r, v in measure(level, rescore, codes.narrowed()).items() if v[0]), None)
+        if narrow is not None and narrow[0] <= FOUR_BIT_READS * reads:
+            return level, rescore, narrow[0], narrow[1], 4
+    return level, rescore, reads, recall, 8

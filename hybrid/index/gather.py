@@ -28,6 +28,8 @@ with it to float32 rounding.
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 from dataclasses import dataclass
 from functools import partial
 
@@ -42,6 +44,12 @@ from hybrid.storage.snapshot import Snapshot
 READ_ROWS = True
 """Read rescored rows from the data file (copied, never mapped) where the data file allows; False: through
 the table's memory map (the pages faulted in stay in the process's resident memory)."""
+HELD_FILES = 64
+"""At most this many data files are held open for reading rows (a descriptor kept with the file's cached
+`Stored`, closed when that is dropped); past that, each search opens and closes the file itself, which
+costs an ``open`` and a ``close`` per search (about 20 us of a 0.5 ms rescored search)."""
+_held = [0]
+_held_lock = threading.Lock()
 
 
 def gathered(
@@ -71,7 +79,7 @@ def gathered(
         stored = _stored(view, frag, column, source, field_id)
         # the sorted rows of chunk c: bounds[c]:bounds[c+1]
         bounds = (np.searchsorted(offsets[lo:hi], stored.starts) + lo).tolist()
-        fd = opened(stored.path) if READ_ROWS and stored.path is not None else None
+        fd, own = stored.descriptor() if READ_ROWS else (None, False)
         try:
             for chunk_no, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
                 if a == b:
@@ -88,7 +96,7 @@ def gathered(
                         has_vector = np.ones(len(ids), dtype=bool)
                     has_vector[a:b] = valid[pos]
         finally:
-            if fd is not None:
+            if own and fd is not None:
                 os.close(fd)
     if has_vector is not None:
         ids, matrix = ids[has_vector], matrix[has_vector]
@@ -107,6 +115,30 @@ class Stored:
     starts: np.ndarray
     file_offsets: list[int | None]
     path: str | None  # the data file, to read from (None: no chunk is the file's own bytes)
+    fd: int | None = None  # the data file held open (see `HELD_FILES`), closed when this is dropped
+
+    def descriptor(self) -> tuple[int | None, bool]:
+        """A descriptor of the data file to read rows from (None: read through the map) and whether the
+        caller must close it (it is held here once `HELD_FILES` allows, else opened for this call)."""
+        if self.fd is not None or self.path is None:
+            return self.fd, False
+        with _held_lock:
+            if self.fd is None and _held[0] < HELD_FILES:
+                fd = opened(self.path)
+                if fd is None:
+                    return None, False
+                self.fd = fd
+                _held[0] += 1
+                weakref.finalize(self, _release, fd)
+            if self.fd is not None:
+                return self.fd, False
+        return opened(self.path), True
+
+
+def _release(fd: int) -> None:
+    os.close(fd)
+    with _held_lock:
+        _held[0] -= 1
 
 
 def _stored(view: IndexedSnapshot, frag: Fragment, column: str, source: str, field_id: int) -> Stored:
@@ -142,7 +174,7 @@ def read_row_vectors(view: IndexedSnapshot, column: str, ids: np.ndarray, metric
         source = next(f.path for f in reversed(frag.files) if field_id in f.field_ids)
         stored = _stored(view, frag, column, source, field_id)
         bounds = (np.searchsorted(offsets[lo:hi], stored.starts) + lo).tolist()
-        fd = opened(stored.path) if stored.path is not None else None
+        fd, own = stored.descriptor()
         try:
             for chunk_no, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
                 chunk, valid = stored.chunks[chunk_no]
@@ -157,7 +189,7 @@ def read_row_vectors(view: IndexedSnapshot, column: str, ids: np.ndarray, metric
                 cuts += [min(s + BLOCK, len(pos)) + at for s in range(0, len(pos), BLOCK)]  # exact_search's blocks
                 kept.append(rows)
         finally:
-            if fd is not None:
+            if own and fd is not None:
                 os.close(fd)
     n = cuts[-1]
     matrix = matrix[:n] if n == len(matrix) else matrix[:n].copy()

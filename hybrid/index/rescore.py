@@ -84,7 +84,8 @@ class Rescored:
     def label(self) -> str:
         if self.reads is None:
             return f"{self.index.label}, rescored {self.rescore:g}x exactly"
-        by = "row codes" if self.index.codes is not None else "its codes"
+        codes = self.index.codes
+        by = f"{codes.bits}-bit row codes" if codes is not None else "its codes"
         return f"{self.index.label}, {self.rescore:g}x candidates ranked by {by}, best {self.reads:g}x rescored exactly"
 
     def search(
