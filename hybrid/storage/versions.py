@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hybrid.errors import CorruptionError, HybridError, VersionNotFoundError
-from hybrid.storage import checksums, disk, pages, remote
+from hybrid.storage import checksums, disk, flushes, pages, remote
 from hybrid.storage.files import fsync_dir
 from hybrid.storage.manifest import Manifest, Page
 
@@ -196,7 +196,8 @@ class VersionLog:
         won = False
         try:
             self._upload(published)
-            disk.write_new(tmp, checksums.seal(published.to_json()).encode())
+            disk.write_new(tmp, checksums.seal(published.to_json()).encode(), sync=False)
+            flushes.flush(tmp)  # the manifest's bytes, and every file put off for it: durable before the link
             disk.current().link(tmp, self._path(manifest.version))
             won = True
         except FileExistsError:
