@@ -4,7 +4,9 @@ A commit writes the manifest to a temporary file, flushes it, then publishes it
 with ``os.link`` onto ``_versions/<n>.json``, which fails if the name exists.
 So a version either exists whole or not at all, and two writers racing for
 the same number cannot both win. The pages a manifest lists (see
-:mod:`hybrid.storage.pages`) are written and synced before it is published.
+:mod:`hybrid.storage.pages`) are written and synced before it is published;
+inside a commit the syncs of the manifest and of every new file it lists are
+made together, just before the link (:mod:`hybrid.storage.flushes`).
 """
 
 from __future__ import annotations
