@@ -21,6 +21,10 @@ a full-text and an HNSW index), through the public API only:
   the rebuilt ones: vector recall@10 (against exact search) and the share of the
   rebuilt BM25 top 10 that the merged index returns, over 200 queries.
 
+With ``--flush-ab`` only a third measurement runs: the same single-row appends, each followed by one
+search, whose commits alternately make their syncs together (the default, :mod:`hybrid.storage.flushes`)
+and one after the other (as before), in ABBA order, so that both see the same moments of the machine.
+
 Results: ``eval/results/write_search.json`` and ``.md``.
 
     python eval/write_search.py                         # 20,000 x 64-d; 100,000 x 384-d
@@ -187,6 +191,61 @@ def search_after_write(folder: Path, docs: int, dim: int, writes: int, upkeep: h
     }
 
 
+def flush_ab(folder: Path, docs: int, dim: int, writes: int) -> dict[str, Any]:
+    """Single-row appends whose commits make their syncs together (the default) or one after the other
+    (``hybrid.storage.flushes.WORKERS = 0``, as every commit did before), alternating in pairs (ABBA), each
+    followed by one search: the two kinds of commit in the same moments of a loaded machine."""
+    from hybrid.storage import flushes
+
+    rng = np.random.default_rng(1)
+    t = hybrid.connect(folder).create_table("docs", _table_data(rng, 0, docs, dim))
+    t.create_fts_index(["text"])
+    t.create_vector_index("vector")
+    queries = [(_words(rng, 1, 3)[0], rng.standard_normal(dim).astype(np.float32)) for _ in range(writes)]
+    rows = [_table_data(rng, docs + i, 1, dim) for i in range(writes)]
+
+    def search(i: int) -> float:
+        text, vector = queries[i]
+        start = _clock()
+        t.search(text, query_type="hybrid").vector(vector).limit(10).to_list()
+        return _clock() - start
+
+    for i in range(min(50, writes)):
+        search(i)
+    runs: dict[str, dict[str, list[float]]] = {
+        mode: {"search": [], "append": [], "append_wall": []} for mode in ("together", "one_by_one")
+    }
+    workers = flushes.WORKERS
+    try:
+        for i in range(writes):
+            mode = "together" if i % 4 in (0, 3) else "one_by_one"
+            flushes.WORKERS = workers if mode == "together" else 0
+            wall, start = time.perf_counter(), _clock()
+            t.add(rows[i])
+            runs[mode]["append"].append(_clock() - start)
+            runs[mode]["append_wall"].append(time.perf_counter() - wall)
+            runs[mode]["search"].append(search(i))
+    finally:
+        flushes.WORKERS = workers
+    t.wait_for_upkeep()
+    t.optimize()
+    t.compact()
+    quiet = statistics.median([search(i) for i in range(writes)])
+    out: dict[str, Any] = {"writes": writes, "quiet_p50_ms": round(1e3 * quiet, 3)}
+    for mode, got in runs.items():
+        out[f"{mode}_search_after_write_p50_ms"] = _ms(got["search"])
+        out[f"{mode}_after_write_vs_quiet"] = round(statistics.median(got["search"]) / quiet, 3)
+        out[f"{mode}_append_p50_ms"] = _ms(got["append"])
+        out[f"{mode}_append_wall_p50_ms"] = _ms(got["append_wall"])
+    out["search_together_vs_one_by_one"] = round(
+        statistics.median(runs["together"]["search"]) / statistics.median(runs["one_by_one"]["search"]), 3
+    )
+    out["append_wall_together_vs_one_by_one"] = round(
+        statistics.median(runs["together"]["append_wall"]) / statistics.median(runs["one_by_one"]["append_wall"]), 3
+    )
+    return out
+
+
 def _recall(t: hybrid.Table, queries: np.ndarray, vectors: np.ndarray, ids: np.ndarray) -> float:
     hits = 0
     for q in queries:
@@ -269,6 +328,18 @@ def markdown(res: dict[str, Any]) -> str:
             ("last 100 appends <= 1.2x first 100", "met" if on["append_last_vs_first"] <= 1.2 else "not met",
              f"{on['append_last100_p50_ms']} / {on['append_first100_p50_ms']} ms = {on['append_last_vs_first']}x"),
         ]  # fmt: skip
+    ab = res.get("flush_ab")
+    if ab is not None:
+        lines += ["## A commit's syncs together vs one after the other (alternating writes, ABBA)\n"]
+        if "load_average_before" in res:
+            lines += [f"Load average before {res['load_average_before']}, after {res.get('load_average_after')}.\n"]
+        lines += [grid([["measure", "value"]] + [[k, str(v)] for k, v in ab.items()], labels=1), ""]
+        targets += [
+            ("search right after a write p50 <= 1.2x quiet (syncs together)",
+             "met" if ab["together_after_write_vs_quiet"] <= 1.2 else "not met",
+             f"{ab['together_search_after_write_p50_ms']} / {ab['quiet_p50_ms']} ms = "
+             f"{ab['together_after_write_vs_quiet']}x (one after the other: {ab['one_by_one_after_write_vs_quiet']}x)"),
+        ]  # fmt: skip
     opt = res.get("optimize")
     if opt is not None:
         lines += ["## optimize() after 1% new rows: merge vs rebuild\n", grid([["measure", "value"]] + [
@@ -296,6 +367,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tier-fragments", type=int, default=hybrid.Upkeep.tier_fragments)
     ap.add_argument("--skip-optimize", action="store_true", help="only the searches between writes")
     ap.add_argument("--skip-writes", action="store_true", help="only optimize() as a merge vs a rebuild")
+    ap.add_argument(
+        "--flush-ab", action="store_true", help="only: writes whose syncs are made together vs one after the other"
+    )
     ap.add_argument("--name", default="write_search", help="results file name under eval/results/")
     ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="wall or CPU time for searches, appends")
     args = ap.parse_args(argv)
@@ -311,6 +385,10 @@ def main(argv: list[str] | None = None) -> None:
         "load_average_before": list(os.getloadavg()),
     }
     with tempfile.TemporaryDirectory(prefix="write-search-") as scratch:
+        if args.flush_ab:
+            res["flush_ab"] = flush_ab(Path(scratch) / "ab", args.docs, args.dim, args.writes)
+            print(res["flush_ab"], flush=True)
+            args.skip_writes = args.skip_optimize = True
         policy = hybrid.Upkeep(merge_rows=args.merge_rows, tier_fragments=args.tier_fragments)
         for upkeep in () if args.skip_writes else (policy, None):
             folder = Path(scratch) / f"w{int(upkeep is not None)}"

@@ -232,14 +232,7 @@ class Table(FeedbackMixin):
         base = self._write_base("add")
         _, batches = to_batches(data)
         batches = binding.fill_batches(batches, binding.read(base.metadata))
-        fragments = write_fragments(self._root, (conform(b, base.schema) for b in batches), base.schema, base.field_ids)
-        rows = sum(f.physical_rows for f in fragments)
-
-        def rebase(latest: Manifest) -> Manifest:
-            tx.require_same_schema("add", base, latest)
-            return tx.append_fragments(latest, fragments)
-
-        new = tx.commit(self._log, base, "append", rebase, {"inserted": rows})
+        new, rows = tx.append(self._log, base, (conform(b, base.schema) for b in batches))
         self._after_write()
         return Commit(new.version, "append", inserted=rows)
 

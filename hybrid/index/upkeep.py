@@ -158,12 +158,15 @@ def run_upkeep(table: Writable, policy: Upkeep, threads: int = -1) -> list[Manif
 
 
 class UpkeepWorker:
-    """Runs :func:`run_upkeep` in one background thread per table object, one job at a time."""
+    """Runs :func:`run_upkeep` in one background thread per table object, one job at a time; a job
+    that writes came in during looks again when it ends (what they made due is done, not left to the
+    next write)."""
 
     def __init__(self, policy: Upkeep) -> None:
         self.policy = policy
         self._pool: ThreadPoolExecutor | None = None
         self._job: Future[None] | None = None
+        self._again = False
         self._lock = threading.Lock()
 
     def after_write(self, table: Writable) -> bool:
@@ -171,7 +174,8 @@ class UpkeepWorker:
         if not self.policy.enabled:
             return False
         with self._lock:
-            if self._job is not None and not self._job.done():
+            if self._job is not None:  # running: it looks again when it ends
+                self._again = True
                 return False
             view = table.view()
             due = plan_tiers(view.snapshot.manifest, self.policy.tier_fragments) or due_indexes(view, self.policy)
@@ -179,11 +183,25 @@ class UpkeepWorker:
                 return False
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="hybrid-upkeep")
-            self._job = self._pool.submit(_guarded, table, self.policy)
+            self._job = self._pool.submit(self._run, table)
             return True
 
+    def _run(self, table: Writable) -> None:
+        done = False
+        try:
+            while not done:
+                _guarded(table, self.policy)
+                with self._lock:
+                    done, self._again = not self._again, False
+                    if done:
+                        self._job = None  # under the lock: a write from now on starts a new job
+        finally:
+            if not done:  # an error _guarded lets through: the next write starts afresh
+                with self._lock:
+                    self._job = None
+
     def wait(self, timeout: float | None = None) -> None:
-        """Block until the running job (if any) has finished."""
+        """Block until the running job (if any) has finished, with the looks again it took."""
         job = self._job
         if job is not None:
             job.result(timeout)

@@ -110,17 +110,18 @@ def use(disk: Disk) -> Iterator[Disk]:
         _disk = before
 
 
-def write_new(path: Path, data: bytes) -> None:
-    """Create `path` holding `data` (encrypted under an encrypted database), durably (the folder is synced
-    by the caller)."""
-    _write_raw(path, crypto.encode(path, data))
+def write_new(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Create `path` holding `data` (encrypted under an encrypted database), durably unless `sync` is False
+    (the caller then syncs it, see :mod:`hybrid.storage.flushes`; the folder is synced by the caller)."""
+    _write_raw(path, crypto.encode(path, data), sync)
 
 
-def _write_raw(path: Path, data: bytes) -> None:
+def _write_raw(path: Path, data: bytes, sync: bool = True) -> None:
     disk = current()
     with disk.create(path) as fh:
         fh.write(data)
-        disk.sync(fh)
+        if sync:
+            disk.sync(fh)
 
 
 class Sealed(io.BytesIO):

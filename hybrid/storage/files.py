@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.errors import CorruptionError
-from hybrid.storage import blocks, checksums, crypto, disk, remote
+from hybrid.storage import blocks, checksums, crypto, disk, flushes, remote
 from hybrid.storage.numeric import NumericChunks
 from hybrid.storage.ranged import RangedTable
 
@@ -39,7 +39,8 @@ def fsync_dir(path: Path) -> None:
 def write_table_file(root: Path, subdir: str, batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> tuple[str, int]:
     """Write batches to a new IPC file under `root/subdir`; return (relative path, rows).
 
-    The name carries the checksum of the bytes (:mod:`hybrid.storage.checksums`); the caller syncs the folder.
+    The name carries the checksum of the bytes (:mod:`hybrid.storage.checksums`); the file is synced now or,
+    inside :func:`hybrid.storage.flushes.together`, with the manifest that lists it; the caller syncs the folder.
     """
     rel = f"{subdir}/{uuid.uuid4().hex}.arrow"
     path = root / rel
@@ -54,8 +55,10 @@ def write_table_file(root: Path, subdir: str, batches: Iterable[pa.RecordBatch],
             for piece in pieces if first is None else itertools.chain([first], pieces):
                 writer.write_batch(blocks.encode_batch(piece, physical))
                 rows += piece.num_rows
-        disk.current().sync(fh)
-    return checksums.publish_named(root, rel, sink.digest()), rows
+    named = checksums.publish_named(root, rel, sink.digest())
+    if not isinstance(fh, disk.Sealed):  # an encrypted file is synced when closed
+        flushes.sync_file(root / named)
+    return named, rows
 
 
 def write_ids_file(root: Path, subdir: str, ids: np.ndarray) -> str:

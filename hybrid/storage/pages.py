@@ -32,8 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hybrid.errors import CorruptionError
-from hybrid.storage import checksums, disk
-from hybrid.storage.files import fsync_dir
+from hybrid.storage import checksums, disk, flushes
 from hybrid.storage.manifest import Fragment, Page, fragments_from_dicts, fragments_to_dicts
 
 PAGES_DIR = "_pages"
@@ -145,7 +144,8 @@ def plan_pages(fragments: Sequence[Fragment], previous: Sequence[Page]) -> list[
 def write_pages(
     root: Path, fragments: Sequence[Fragment], previous: Sequence[Page]
 ) -> tuple[tuple[Page, ...], list[str]]:
-    """Pages holding a prefix of `fragments`, new ones written and synced; returns (pages, paths written).
+    """Pages holding a prefix of `fragments`, new ones written and synced (now, or inside
+    :func:`hybrid.storage.flushes.together` with the manifest); returns (pages, paths written).
 
     A page file that is written but never listed by a published manifest (the
     commit lost a race, or the process died) is removed by cleanup.
@@ -163,12 +163,13 @@ def write_pages(
             body = json.dumps({"fragments": fragments_to_dicts(frozen)}, separators=(",", ":"))
             rel = checksums.with_digest(f"{PAGES_DIR}/{uuid.uuid4().hex}.json", checksums.digest_bytes(body.encode()))
             written.append(rel)
-            disk.write_new(root / rel, body.encode())
+            disk.write_new(root / rel, body.encode(), sync=False)
+            flushes.sync_file(root / rel)
             page = Page(rel, frozen)
             _cache.put(os.path.join(str(root), rel), page)
             pages.append(page)
         if written:
-            fsync_dir(root / PAGES_DIR)
+            flushes.sync_folder(root / PAGES_DIR)
     except BaseException:
         remove_pages(root, written)
         raise

@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from hybrid.errors import CommitConflictError, HybridError
-from hybrid.storage.files import DELETIONS_DIR, FileCache, fsync_dir, write_ids_file
+from hybrid.storage import flushes
+from hybrid.storage.files import DELETIONS_DIR, FileCache, write_ids_file
 from hybrid.storage.manifest import Fragment, Manifest
 from hybrid.storage.snapshot import Snapshot
 from hybrid.storage.versions import VersionLog
+from hybrid.storage.writer import write_fragments
 
 MAX_ATTEMPTS = 200
 Rebase = Callable[[Manifest], Manifest]
@@ -32,20 +35,37 @@ Rebase = Callable[[Manifest], Manifest]
 def commit(
     log: VersionLog, base: Manifest, operation: str, rebase: Rebase, details: dict[str, Any] | None = None
 ) -> Manifest:
-    """Publish `rebase(newest)` as the next version, retrying when another writer wins the race."""
+    """Publish `rebase(newest)` as the next version, retrying when another writer wins the race.
+
+    The files `rebase` writes are synced with the manifest, all at once (:func:`flushes.together`)."""
     latest = base
-    for attempt in range(MAX_ATTEMPTS):
-        if attempt or log.latest_version() != base.version:
-            latest = log.load_latest()
-        built = rebase(latest)
-        new = replace(
-            built, version=latest.version + 1, timestamp=time.time(), operation=operation, details=details or {}
-        )
-        published = log.publish(new)
-        if published is not None:
-            return published
-        time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+    with flushes.together():
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt or log.latest_version() != base.version:
+                latest = log.load_latest()
+            built = rebase(latest)
+            new = replace(
+                built, version=latest.version + 1, timestamp=time.time(), operation=operation, details=details or {}
+            )
+            published = log.publish(new)
+            if published is not None:
+                return published
+            time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
     raise CommitConflictError(f"{operation}: gave up after {MAX_ATTEMPTS} attempts; too many concurrent writers")
+
+
+def append(log: VersionLog, base: Manifest, batches: Iterable[pa.RecordBatch]) -> tuple[Manifest, int]:
+    """Write `batches` (conformed to `base`'s schema) as new fragments and commit them on the newest version;
+    returns (the version's manifest, the rows added). The data files are synced with the manifest, at once."""
+    with flushes.together():
+        fragments = write_fragments(log.root, batches, base.schema, base.field_ids)
+        rows = sum(f.physical_rows for f in fragments)
+
+        def rebase(latest: Manifest) -> Manifest:
+            require_same_schema("add", base, latest)
+            return append_fragments(latest, fragments)
+
+        return commit(log, base, "append", rebase, {"inserted": rows}), rows
 
 
 def conflict(operation: str, base: Manifest, latest: Manifest, why: str) -> CommitConflictError:
@@ -113,7 +133,7 @@ def apply_deletes(
         deleted += len(merged) - frag.deleted_rows
         path = write_ids_file(root, DELETIONS_DIR, merged)
         fragments[fi] = replace(frag, deletion_file=path, deleted_rows=len(merged))
-    fsync_dir(root / DELETIONS_DIR)
+    flushes.sync_folder(root / DELETIONS_DIR)
     return replace(latest, fragments=tuple(fragments)), deleted
 
 

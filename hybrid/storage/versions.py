@@ -4,7 +4,9 @@ A commit writes the manifest to a temporary file, flushes it, then publishes it
 with ``os.link`` onto ``_versions/<n>.json``, which fails if the name exists.
 So a version either exists whole or not at all, and two writers racing for
 the same number cannot both win. The pages a manifest lists (see
-:mod:`hybrid.storage.pages`) are written and synced before it is published.
+:mod:`hybrid.storage.pages`) are written and synced before it is published;
+inside a commit the syncs of the manifest and of every new file it lists are
+made together, just before the link (:mod:`hybrid.storage.flushes`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hybrid.errors import CorruptionError, HybridError, VersionNotFoundError
-from hybrid.storage import checksums, disk, pages, remote
+from hybrid.storage import checksums, disk, flushes, pages, remote
 from hybrid.storage.files import fsync_dir
 from hybrid.storage.manifest import Manifest, Page
 
@@ -196,7 +198,8 @@ class VersionLog:
         won = False
         try:
             self._upload(published)
-            disk.write_new(tmp, checksums.seal(published.to_json()).encode())
+            disk.write_new(tmp, checksums.seal(published.to_json()).encode(), sync=False)
+            flushes.flush(tmp)  # the manifest's bytes, and every file put off for it: durable before the link
             disk.current().link(tmp, self._path(manifest.version))
             won = True
         except FileExistsError:

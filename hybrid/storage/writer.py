@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from hybrid.storage import blocks, checksums, disk, remote
-from hybrid.storage.files import DATA_DIR, DELETIONS_DIR, INDEXES_DIR, ROWIDS_DIR, fsync_dir, write_ids_file
+from hybrid.storage import blocks, checksums, disk, flushes, remote
+from hybrid.storage.files import DATA_DIR, DELETIONS_DIR, INDEXES_DIR, ROWIDS_DIR, write_ids_file
 from hybrid.storage.manifest import DataFile, Fragment, Manifest
 from hybrid.storage.pages import PAGES_DIR
 from hybrid.storage.snapshot import ROWID, Snapshot
@@ -35,7 +35,9 @@ def write_fragments(
 
     The fragments get their ids and row ids when committed. If a batch fails
     (e.g. validation raises), the files written so far are removed and the
-    error propagates, so a failed write leaves nothing behind.
+    error propagates, so a failed write leaves nothing behind. The files and
+    their folder are synced once all are written, or with the manifest that
+    lists them inside :func:`hybrid.storage.flushes.together`.
     """
     fragments: list[Fragment] = []
     written: list[Path] = []
@@ -46,15 +48,17 @@ def write_fragments(
 
     sink: checksums.HashingSink | None = None
     physical = schema
+    unsynced: list[Path] = []  # an encrypted file is synced when closed
 
     def close() -> None:
         nonlocal writer, handle
         if writer is not None and handle is not None and sink is not None:
             writer.close()
-            disk.current().sync(handle)
             handle.close()
             named = checksums.publish_named(root, rel, sink.digest())
             written[-1] = root / named
+            if not isinstance(handle, disk.Sealed):
+                unsynced.append(root / named)
             fragments.append(Fragment(id=-1, files=(DataFile(named, tuple(field_ids)),), physical_rows=rows))
         writer, handle = None, None
 
@@ -78,13 +82,15 @@ def write_fragments(
                 if rows >= max_rows:
                     close()
         close()
-        fsync_dir(root / DATA_DIR)
     except BaseException:
         if handle is not None:
             handle.close()
         for path in written:
             path.unlink(missing_ok=True)
         raise
+    for path in unsynced:
+        flushes.sync_file(path)
+    flushes.sync_folder(root / DATA_DIR)
     return fragments
 
 
@@ -145,7 +151,7 @@ def rewrite_run(root: Path, snap: Snapshot, run: Sequence[Fragment]) -> Compacti
     if hi - lo + 1 == len(rowids):
         return CompactionRun(ids, frag.with_rowid_start(lo))
     path = write_ids_file(root, ROWIDS_DIR, rowids)
-    fsync_dir(root / ROWIDS_DIR)
+    flushes.sync_folder(root / ROWIDS_DIR)
     return CompactionRun(
         ids,
         Fragment(

@@ -260,3 +260,38 @@ def test_filter_results_carried_across_versions_equal_a_fresh_evaluation(tmp_pat
         hits = t.search(rng.standard_normal(DIM).astype(np.float32), vector_column="vector").where(sql).limit(500)
         assert sorted(r["_rowid"] for r in hits.to_list()) == got.ids.tolist()
     assert carried >= 25  # every step but the first is carried, except after a big rewrite
+
+
+def test_upkeep_looks_again_after_a_job_that_writes_came_in_during(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Appends made while a background job ends (here: held after its work until they are done) are
+    compacted by that job's next look, not left for the next write."""
+    import threading
+
+    from hybrid.index import upkeep
+
+    t, rng = _table(tmp_path, n=100, upkeep=Upkeep(merge_rows=10_000, tier_fragments=4))
+    started, release = threading.Event(), threading.Event()
+    real = upkeep.run_upkeep
+
+    def held(*args: object, **kwargs: object) -> object:
+        done = real(*args, **kwargs)  # type: ignore[arg-type]
+        if not started.is_set():  # the first job has done its work: writes come in before it ends
+            started.set()
+            assert release.wait(60)
+        return done
+
+    monkeypatch.setattr(upkeep, "run_upkeep", held)
+    i = 0
+    while not started.is_set() and i < 10:  # one-row fragments until a job is due (a tier of 4) and starts
+        t.add(_rows(rng, 1_000 + i, 1))
+        i += 1
+    assert started.wait(60), "no upkeep job started"
+    for j in range(i, 12):  # more one-row fragments while the job is held
+        t.add(_rows(rng, 1_000 + j, 1))
+    release.set()
+    t.wait_for_upkeep()
+    manifest = t.snapshot().manifest
+    assert not plan_tiers(manifest, 4), [f.physical_rows for f in manifest.fragments]
+    assert sorted(t.to_arrow(["id"]).column("id").to_pylist()) == list(range(100)) + list(range(1_000, 1_012))
