@@ -419,11 +419,9 @@ def _defaults(cls: type[Query]) -> dict[str, Any]:
     return found
 
 
-_add = np.add.reduce
-"""``ndarray.sum`` without its Python wrapper (a query vector's check pays it on every query)."""
 _FLOAT32 = np.dtype(np.float32)
-PYTHON_SUM = 1024
-"""Query vectors of up to this many dimensions are checked for NaN / inf by Python's sum."""
+_zeros: dict[int, np.ndarray] = {}
+"""A read-only float32 zero vector per query dimension seen (at most 64 kept)."""
 
 
 def as_vector(v: Any) -> np.ndarray:
@@ -437,13 +435,29 @@ def as_vector(v: Any) -> np.ndarray:
             raise VectorError(f"a query vector must be a sequence of numbers ({exc})") from None
     if arr.ndim != 1 or arr.size == 0:
         raise VectorError(f"a query vector must be 1-dimensional and non-empty, got shape {arr.shape}")
-    # NaN and inf survive a float64 sum, which float32 values cannot overflow. Up to PYTHON_SUM values
-    # Python's own sum of them: numpy's reduction costs ~1 us warm but ~10 us once a graph search has
-    # pushed its code out of the CPU caches (every query), the interpreter's loop far less
-    total = sum(arr.data) if arr.size <= PYTHON_SUM else _add(arr, dtype=np.float64)
-    if not math.isfinite(total):
+    # The dot product with a zero vector is 0 for finite values (however large: nothing overflows, so
+    # a valid vector never warns) and NaN when one is NaN or inf (0 x inf is NaN, with numpy's "invalid
+    # value" warning). One BLAS call, where Python's sum of the values, numpy's reduction or
+    # isfinite().all() cost more once a graph walk has pushed their code out of the CPU caches
+    zeros = _zeros.get(arr.size)
+    if zeros is None:
+        zeros = _zero_vector(arr.size)
+    try:
+        finite = math.isfinite(arr.dot(zeros))
+    except RuntimeWarning:  # 0 x inf where warnings are errors
+        finite = False
+    if not finite:
         raise VectorError("the query vector holds NaN or inf")
     return arr
+
+
+def _zero_vector(n: int) -> np.ndarray:
+    zeros = np.zeros(n, np.float32)
+    zeros.flags.writeable = False
+    if len(_zeros) >= 64:
+        _zeros.clear()
+    _zeros[n] = zeros
+    return zeros
 
 
 def is_vector_like(q: Any) -> bool:

@@ -97,6 +97,39 @@ def table(reader: RowReader, kind: str, ids: np.ndarray, raw: np.ndarray, ranks:
     return pa.Table.from_batches([pa.RecordBatch.from_arrays(arrays, schema=schema)])
 
 
+def listed(reader: RowReader, kind: str, ids: list[int], raw: list[float], first: int) -> pa.Table:
+    """:func:`table` of hits given as Python lists (row ids, float32 raw scores as Python floats) ranked
+    from `first`: packed straight into the one-buffer table (:mod:`hybrid.query.fixed_batch`) where
+    every column is a plain number, so no numpy call comes between the graph walk and the result."""
+    n = len(ids)
+    schema = _result_schema(reader.schema, kind)
+    packed = reader.packed_ids(ids)
+    shape = None if packed is None else fixed_batch.layout(schema, n)
+    if shape is None or packed is None:
+        found = np.array(ids, np.uint64), np.array(raw, np.float32)
+        return table(reader, kind, *found, rank_values(first, n))
+    score = _doubles(n).pack(*([-x for x in raw] if kind == "vector" else raw))  # as the float32 -> float64 cast
+    return shape.table([_longs(n).pack(*ids), *packed, score, _floats(n).pack(*raw), _rank_bytes(first, n)])
+
+
+@functools.lru_cache(maxsize=256)
+def _longs(n: int) -> struct.Struct:
+    """The packing of `n` native uint64 values."""
+    return struct.Struct(f"{n}Q")
+
+
+@functools.lru_cache(maxsize=256)
+def _floats(n: int) -> struct.Struct:
+    """The packing of `n` native float32 values (exact for values that are float32 already)."""
+    return struct.Struct(f"{n}f")
+
+
+@functools.lru_cache(maxsize=256)
+def _rank_bytes(first: int, n: int) -> bytes:
+    """The ranks ``first .. first + n - 1`` as native int32 bytes."""
+    return struct.pack(f"{n}i", *range(first, first + n))
+
+
 @functools.lru_cache(maxsize=256)
 def _doubles(n: int) -> struct.Struct:
     """The packing of `n` native float64 values."""
