@@ -115,11 +115,14 @@ class Query:
         vector_column: str | None = None,
         fts_index: str | None = None,
     ) -> Query:
-        """A new query on `table` (what :meth:`hybrid.Table.search` starts from): the fields' defaults
-        copied in, without the dataclass's __init__ (which sets each of them one by one)."""
+        """A new query on `table` (what :meth:`hybrid.Table.search` starts from), without the
+        dataclass's __init__ (which sets every field one by one): a field left at its default is read
+        from the class (the dataclass keeps plain defaults there; immutable), so each query, and each
+        copy :meth:`_with` makes, holds only the fields set on it."""
         new = object.__new__(cls)
-        new.__dict__.update(_defaults(cls))
-        new.__dict__.update(
+        fields_set = new.__dict__
+        fields_set.update(_defaults(cls))
+        fields_set.update(
             table=table,
             query_type=query_type,
             fts_columns=fts_columns,
@@ -132,8 +135,9 @@ class Query:
         """A copy with `changes` (the builder's fields are validated by the methods that set them;
         dataclasses.replace would re-run __init__ for every field on every call)."""
         new = object.__new__(type(self))  # a subclass (hybrid.scoped.ScopedQuery) stays itself
-        new.__dict__.update(self.__dict__)
-        new.__dict__.update(changes)
+        fields_set = new.__dict__
+        fields_set.update(self.__dict__)
+        fields_set.update(changes)
         return new
 
     def where(self, sql: str, prefilter: bool = True) -> Query:
@@ -406,13 +410,15 @@ _DEFAULTS: dict[type, dict[str, Any]] = {}
 
 
 def _defaults(cls: type[Query]) -> dict[str, Any]:
-    """The default of each field of `cls` (a factory's value made once: the defaults are immutable)."""
+    """The default of each field of `cls` that the class does not hold itself (a factory's value, made
+    once: the defaults are immutable)."""
     found = _DEFAULTS.get(cls)
     if found is None:
         found = {}
         for f in fields(cls):
             if f.default is not MISSING:
-                found[f.name] = f.default
+                if getattr(cls, f.name, MISSING) is not f.default:  # the dataclass left it on the class
+                    found[f.name] = f.default
             elif callable(f.default_factory):
                 found[f.name] = f.default_factory()
         _DEFAULTS[cls] = found

@@ -37,6 +37,7 @@ _RESULT_FIELDS = {
 _schemas: dict[tuple[int, str], tuple[pa.Schema, pa.Schema]] = {}
 _lock = threading.Lock()
 _KEEP_SCHEMAS = 256
+_shapes: dict[tuple[int, str, int], tuple[pa.Schema, fixed_batch.Layout | None]] = {}
 _ranks: dict[tuple[int, int], np.ndarray] = {}
 _KEEP_RANKS = 256
 
@@ -102,14 +103,26 @@ def listed(reader: RowReader, kind: str, ids: list[int], raw: list[float], first
     from `first`: packed straight into the one-buffer table (:mod:`hybrid.query.fixed_batch`) where
     every column is a plain number, so no numpy call comes between the graph walk and the result."""
     n = len(ids)
-    schema = _result_schema(reader.schema, kind)
-    packed = reader.packed_ids(ids)
-    shape = None if packed is None else fixed_batch.layout(schema, n)
+    taken = reader.schema
+    found = _shapes.get((id(taken), kind, n))  # one look-up for the result schema and its layout
+    if found is None or found[0] is not taken:
+        found = _shape(taken, kind, n)
+    shape = found[1]
+    packed = None if shape is None else reader.packed_ids(ids)
     if shape is None or packed is None:
-        found = np.array(ids, np.uint64), np.array(raw, np.float32)
-        return table(reader, kind, *found, rank_values(first, n))
+        return table(reader, kind, np.array(ids, np.uint64), np.array(raw, np.float32), rank_values(first, n))
     score = _doubles(n).pack(*([-x for x in raw] if kind == "vector" else raw))  # as the float32 -> float64 cast
     return shape.table([_longs(n).pack(*ids), *packed, score, _floats(n).pack(*raw), _rank_bytes(first, n)])
+
+
+def _shape(taken: pa.Schema, kind: str, n: int) -> tuple[pa.Schema, fixed_batch.Layout | None]:
+    """(`taken`, the one-buffer layout of `n` result rows of a lone `kind` branch reading it), kept."""
+    found = (taken, fixed_batch.layout(_result_schema(taken, kind), n))
+    with _lock:
+        if len(_shapes) >= _KEEP_SCHEMAS:
+            _shapes.clear()
+        _shapes[(id(taken), kind, n)] = found
+    return found
 
 
 @functools.lru_cache(maxsize=256)
