@@ -8,9 +8,13 @@ the first such query of a version and kept in the table's search cache, keyed by
 write, delete, update, compaction or index build makes a new version (so a new plan), a checkout
 reads an older version (its own plan), and erasure purges the cache.
 
-Each query then only searches the graph and builds its table once from numpy
-(:func:`hybrid.query.single.table`): the rows, scores, ranks and schema that the general path
-(:func:`hybrid.query.executor._search`: plan, coverage, branch, lone-branch rows) gives, without
+Each query (:func:`answer`, right after the query's one freshness check) then only searches the
+graph and builds its table once: over a float HNSW at its own ef, from the hits as Python lists
+packed straight into one buffer (:meth:`hybrid.index.vector.VectorIndex.nearest`,
+:func:`hybrid.query.single.listed`: after a graph walk every numpy or Arrow call misses the CPU
+caches, so the fewer the better), else from numpy (:func:`hybrid.query.single.table`). Either
+way the rows, scores, ranks and schema are the general path's
+(:func:`hybrid.query.executor._search`: plan, coverage, branch, lone-branch rows), without
 re-deriving the plan. Anything else (a table with unindexed or deleted rows, a search that
 cannot fill k, a wrong dimension) is left to the general path, which explains or raises.
 """
