@@ -127,6 +127,26 @@ def measure(db: Path, calls: int, clock: str = "wall") -> dict[str, float]:
     except ImportError:  # older code: the same work is the take and the result columns above
         both = out["vector: take 10 rows"] + out["vector: result columns"]
         out["vector: rows of the lone branch (take + columns)"] = both
+    # the prepared path of a plain vector query (hybrid.query.prepared): the plan's look-up, the walk with
+    # its hits made ready, and the result table of the hits
+    from hybrid.query import prepared, single
+
+    q0 = vq(0)
+    plan = prepared.plan_of(q0, view)
+    out["vector (prepared): plan look-up"] = med(lambda i: prepared.plan_of(q0, view))
+    if hasattr(index, "nearest"):  # this work: the hits as Python lists, packed straight into the table
+        out["vector (prepared): walk, hits ready"] = med(lambda i: index.nearest(vecs[i % n], 10))
+        found = [index.nearest(vecs[i], 10) for i in range(n)]
+        out["vector (prepared): result table of the hits"] = med(
+            lambda i: single.listed(plan.reader, "vector", *found[i % n], 1)
+        )
+    else:  # older code: numpy arrays, sliced, then the table
+        out["vector (prepared): walk, hits ready"] = med(lambda i: index.search(vecs[i % n], 10))
+        hits = [index.search(vecs[i], 10) for i in range(n)]
+        ranks = single.rank_values(1, 10)
+        out["vector (prepared): result table of the hits"] = med(
+            lambda i: single.table(plan.reader, "vector", hits[i % n][0][0:10], hits[i % n][1][0:10], ranks)
+        )
     out["hybrid: whole query"] = med(lambda i: hq(i).to_arrow())
     hb = []
     for i in range(n):

@@ -117,7 +117,7 @@ class Table(FeedbackMixin):
 
     def snapshot(self) -> Snapshot:
         """A consistent view of the current version (the checkout, or the newest)."""
-        manifest = self._manifest()
+        manifest = self._pinned if self._pinned is not None else self._log.load_latest()  # as _manifest()
         last = self._last_snapshot
         if last is not None and last.manifest is manifest:  # the log hands out one object per version read
             return last
@@ -126,7 +126,7 @@ class Table(FeedbackMixin):
 
     def indexed_snapshot(self) -> IndexedSnapshot:
         """The current version with its indexes: what searches read through (one consistent version)."""
-        return IndexedSnapshot.of(self.name, self._root, self.snapshot(), self._search)
+        return IndexedSnapshot.of(self._root, self.snapshot(), self._search)
 
     def _writable(self) -> manage.Writable:
         return manage.Writable(

@@ -226,3 +226,20 @@ class VectorIndex:
             return np.empty(0, np.uint64), np.empty(0, np.float32)
         ids, d = labels[0], dist[0]  # hnswlib's own dtypes: no astype call (paid per query)
         return ids if ids.dtype is _U64 else ids.astype(np.uint64), d if d.dtype is _F32 else d.astype(np.float32)
+
+    def nearest(self, q: np.ndarray, k: int) -> tuple[list[int], list[float]] | None:
+        """The nearest `k` (1 <= k <= :attr:`count`) at the index's own ef as Python lists (row ids,
+        distances), or None when the walk cannot fill k (the caller then searches exactly).
+
+        :meth:`search` for a caller that wants a few values in Python: one ``tolist`` per array,
+        where indexing and slicing hnswlib's arrays costs a numpy call each, slow once the graph walk
+        has pushed numpy's code out of the CPU caches."""
+        lock = self._lock
+        lock.acquire_shared()
+        try:
+            labels, dist = self._hnsw.knn_query(q, k=k, num_threads=1)
+        except RuntimeError:  # hnswlib could not fill k results
+            return None
+        finally:
+            lock.release_shared()
+        return labels.tolist()[0], dist.tolist()[0]

@@ -33,13 +33,13 @@ class IndexedSnapshot:
     cache: SearchCache
 
     @classmethod
-    def of(cls, name: str, root: Path, snapshot: Snapshot, cache: SearchCache) -> IndexedSnapshot:
-        """The view of `snapshot` through `cache`: the one made last when it is of this snapshot (a
-        query per version need not make its own)."""
+    def of(cls, root: Path, snapshot: Snapshot, cache: SearchCache) -> IndexedSnapshot:
+        """The view of `snapshot` of the table stored at `root` through `cache`: the one made last when
+        it is of this snapshot and folder (a query per version need not make its own)."""
         last = cache.last_view
-        if last is not None and last.snapshot is snapshot and last.name == name:
+        if last is not None and last.snapshot is snapshot and last.root is root:
             return last
-        view = cache.last_view = cls(name, root, snapshot, cache)
+        view = cache.last_view = cls(root.name, root, snapshot, cache)
         return view
 
     @property

@@ -410,7 +410,10 @@ def execute(q: Query) -> pa.Table:
 
 def _execute(q: Query) -> pa.Table:
     budget.check("the start")
-    view = q.table.indexed_snapshot()
+    view = q.table.indexed_snapshot()  # the one freshness check of the query
+    found = prepared.answer(q, view)  # a plain vector query, by its plan made once per version
+    if found is not None:
+        return found
     if q.pinned and (q.grouping is not None or q.reranker is not None):
         raise ValueError("pin() cannot be combined with group_by() or rerank()")
     if q.examples is not None:
@@ -442,11 +445,6 @@ def _fts_entry(q: Query, view: IndexedSnapshot) -> IndexEntry | None:
 def _search(q: Query, view: IndexedSnapshot, known: list[expansion.Plan]) -> pa.Table:
     """The hits; `known` receives the expansion's plan, with the texts read with the hits."""
     snap = view.snapshot
-    plan = prepared.plan_of(q, view)  # a plain vector query: its plan is made once per version
-    if plan is not None:
-        found = prepared.rows(q, plan, q.vectors[0][1], _depth(q, 1))
-        if found is not None:
-            return found
     budget.check("planning")
     branches = _plan(q, view)  # embeds the query text
     budget.check("the filter")

@@ -8,9 +8,13 @@ the first such query of a version and kept in the table's search cache, keyed by
 write, delete, update, compaction or index build makes a new version (so a new plan), a checkout
 reads an older version (its own plan), and erasure purges the cache.
 
-Each query then only searches the graph and builds its table once from numpy
-(:func:`hybrid.query.single.table`): the rows, scores, ranks and schema that the general path
-(:func:`hybrid.query.executor._search`: plan, coverage, branch, lone-branch rows) gives, without
+Each query (:func:`answer`, right after the query's one freshness check) then only searches the
+graph and builds its table once: over a float HNSW at its own ef, from the hits as Python lists
+packed straight into one buffer (:meth:`hybrid.index.vector.VectorIndex.nearest`,
+:func:`hybrid.query.single.listed`: after a graph walk every numpy or Arrow call misses the CPU
+caches, so the fewer the better), else from numpy (:func:`hybrid.query.single.table`). Either
+way the rows, scores, ranks and schema are the general path's
+(:func:`hybrid.query.executor._search`: plan, coverage, branch, lone-branch rows), without
 re-deriving the plan. Anything else (a table with unindexed or deleted rows, a search that
 cannot fill k, a wrong dimension) is left to the general path, which explains or raises.
 """
@@ -37,6 +41,8 @@ if TYPE_CHECKING:
 
 _KEEP = 32
 """Plans kept per table (one per version and query shape in use)."""
+_PLANS = "vector_plans"
+_ABSENT = object()
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,9 +81,24 @@ def plan_of(q: Query, view: IndexedSnapshot) -> VectorPlan | None:
     given = plain_vector(q)
     if given is None:
         return None
-    key = (view.version, given[0], q.columns, q.ef)
-    plan: VectorPlan | None = view.remember("vector_plans", key, lambda: _make(q, view, given[0]), _KEEP)
+    key = (view.snapshot.manifest.version, given[0], q.columns, q.ef)
+    plans = view.cache.stores.get(_PLANS)  # a hit read without the cache's lock (one dict read is atomic)
+    if plans is not None:
+        found = plans.get(key, _ABSENT)
+        if found is not _ABSENT:
+            return found
+    plan: VectorPlan | None = view.remember(_PLANS, key, lambda: _make(q, view, given[0]), _KEEP)
     return plan
+
+
+def answer(q: Query, view: IndexedSnapshot) -> pa.Table | None:
+    """The result of `q` in `view` by its prepared plan when `q` is a plain vector query that has one
+    and the plan can answer it; else None (the general path answers, explains or raises)."""
+    plan = plan_of(q, view)
+    if plan is None:
+        return None
+    want = q.k + q.skip  # the general path's depth of a lone branch with no reranker or score functions
+    return rows(q, plan, q.vectors[0][1], want if q.depth is None else max(q.depth, want))
 
 
 def _make(q: Query, view: IndexedSnapshot, column: str | None) -> VectorPlan | None:
@@ -104,8 +125,20 @@ def rows(q: Query, plan: VectorPlan, vec: np.ndarray, depth: int) -> pa.Table | 
     the depth (it searches exactly)."""
     if len(vec) != plan.dim:
         return None
-    budget.check("the vector branch")
-    ids, d = plan.index.search(vec, depth, ef=plan.ef)
+    spent = budget.current()  # None without a time budget: no checks to make
+    if spent is not None:
+        spent.check("the vector branch")
+    index = plan.index
+    k = min(depth, index.count)
+    if k > 0 and type(index) is VectorIndex and max(plan.ef, k) == max(index.ef_search, k):
+        found = index.nearest(vec, k)  # the hits as Python lists: no numpy call after the walk
+        if found is None or len(found[0]) < min(depth, plan.live):
+            return None
+        if spent is not None:
+            spent.check("reading the result rows")
+        end = q.skip + q.k
+        return single.listed(plan.reader, "vector", found[0][q.skip : end], found[1][q.skip : end], q.skip + 1)
+    ids, d = index.search(vec, depth, ef=plan.ef)
     if len(ids) < min(depth, plan.live):
         return None
     budget.check("reading the result rows")

@@ -115,11 +115,14 @@ class Query:
         vector_column: str | None = None,
         fts_index: str | None = None,
     ) -> Query:
-        """A new query on `table` (what :meth:`hybrid.Table.search` starts from): the fields' defaults
-        copied in, without the dataclass's __init__ (which sets each of them one by one)."""
+        """A new query on `table` (what :meth:`hybrid.Table.search` starts from), without the
+        dataclass's __init__ (which sets every field one by one): a field left at its default is read
+        from the class (the dataclass keeps plain defaults there; immutable), so each query, and each
+        copy :meth:`_with` makes, holds only the fields set on it."""
         new = object.__new__(cls)
-        new.__dict__.update(_defaults(cls))
-        new.__dict__.update(
+        fields_set = new.__dict__
+        fields_set.update(_defaults(cls))
+        fields_set.update(
             table=table,
             query_type=query_type,
             fts_columns=fts_columns,
@@ -132,8 +135,9 @@ class Query:
         """A copy with `changes` (the builder's fields are validated by the methods that set them;
         dataclasses.replace would re-run __init__ for every field on every call)."""
         new = object.__new__(type(self))  # a subclass (hybrid.scoped.ScopedQuery) stays itself
-        new.__dict__.update(self.__dict__)
-        new.__dict__.update(changes)
+        fields_set = new.__dict__
+        fields_set.update(self.__dict__)
+        fields_set.update(changes)
         return new
 
     def where(self, sql: str, prefilter: bool = True) -> Query:
@@ -407,24 +411,24 @@ _DEFAULTS: dict[type, dict[str, Any]] = {}
 
 
 def _defaults(cls: type[Query]) -> dict[str, Any]:
-    """The default of each field of `cls` (a factory's value made once: the defaults are immutable)."""
+    """The default of each field of `cls` that the class does not hold itself (a factory's value, made
+    once: the defaults are immutable)."""
     found = _DEFAULTS.get(cls)
     if found is None:
         found = {}
         for f in fields(cls):
             if f.default is not MISSING:
-                found[f.name] = f.default
+                if getattr(cls, f.name, MISSING) is not f.default:  # the dataclass left it on the class
+                    found[f.name] = f.default
             elif callable(f.default_factory):
                 found[f.name] = f.default_factory()
         _DEFAULTS[cls] = found
     return found
 
 
-_add = np.add.reduce
-"""``ndarray.sum`` without its Python wrapper (a query vector's check pays it on every query)."""
 _FLOAT32 = np.dtype(np.float32)
-PYTHON_SUM = 1024
-"""Query vectors of up to this many dimensions are checked for NaN / inf by Python's sum."""
+_zeros: dict[int, np.ndarray] = {}
+"""A read-only float32 zero vector per query dimension seen (at most 64 kept)."""
 
 
 def as_vector(v: Any) -> np.ndarray:
@@ -438,13 +442,29 @@ def as_vector(v: Any) -> np.ndarray:
             raise VectorError(f"a query vector must be a sequence of numbers ({exc})") from None
     if arr.ndim != 1 or arr.size == 0:
         raise VectorError(f"a query vector must be 1-dimensional and non-empty, got shape {arr.shape}")
-    # NaN and inf survive a float64 sum, which float32 values cannot overflow. Up to PYTHON_SUM values
-    # Python's own sum of them: numpy's reduction costs ~1 us warm but ~10 us once a graph search has
-    # pushed its code out of the CPU caches (every query), the interpreter's loop far less
-    total = sum(arr.data) if arr.size <= PYTHON_SUM else _add(arr, dtype=np.float64)
-    if not math.isfinite(total):
+    # The dot product with a zero vector is 0 for finite values (however large: nothing overflows, so
+    # a valid vector never warns) and NaN when one is NaN or inf (0 x inf is NaN, with numpy's "invalid
+    # value" warning). One BLAS call, where Python's sum of the values, numpy's reduction or
+    # isfinite().all() cost more once a graph walk has pushed their code out of the CPU caches
+    zeros = _zeros.get(arr.size)
+    if zeros is None:
+        zeros = _zero_vector(arr.size)
+    try:
+        finite = math.isfinite(arr.dot(zeros))
+    except RuntimeWarning:  # 0 x inf where warnings are errors
+        finite = False
+    if not finite:
         raise VectorError("the query vector holds NaN or inf")
     return arr
+
+
+def _zero_vector(n: int) -> np.ndarray:
+    zeros = np.zeros(n, np.float32)
+    zeros.flags.writeable = False
+    if len(_zeros) >= 64:
+        _zeros.clear()
+    _zeros[n] = zeros
+    return zeros
 
 
 def is_vector_like(q: Any) -> bool:

@@ -37,6 +37,7 @@ _RESULT_FIELDS = {
 _schemas: dict[tuple[int, str], tuple[pa.Schema, pa.Schema]] = {}
 _lock = threading.Lock()
 _KEEP_SCHEMAS = 256
+_shapes: dict[tuple[int, str, int], tuple[pa.Schema, fixed_batch.Layout | None]] = {}
 _ranks: dict[tuple[int, int], np.ndarray] = {}
 _KEEP_RANKS = 256
 
@@ -95,6 +96,51 @@ def table(reader: RowReader, kind: str, ids: np.ndarray, raw: np.ndarray, ranks:
         return pa.Table.from_arrays(arrays, schema=schema)
     # one record batch made into a table: Table.from_arrays wraps and checks each column on its own
     return pa.Table.from_batches([pa.RecordBatch.from_arrays(arrays, schema=schema)])
+
+
+def listed(reader: RowReader, kind: str, ids: list[int], raw: list[float], first: int) -> pa.Table:
+    """:func:`table` of hits given as Python lists (row ids, float32 raw scores as Python floats) ranked
+    from `first`: packed straight into the one-buffer table (:mod:`hybrid.query.fixed_batch`) where
+    every column is a plain number, so no numpy call comes between the graph walk and the result."""
+    n = len(ids)
+    taken = reader.schema
+    found = _shapes.get((id(taken), kind, n))  # one look-up for the result schema and its layout
+    if found is None or found[0] is not taken:
+        found = _shape(taken, kind, n)
+    shape = found[1]
+    packed = None if shape is None else reader.packed_ids(ids)
+    if shape is None or packed is None:
+        return table(reader, kind, np.array(ids, np.uint64), np.array(raw, np.float32), rank_values(first, n))
+    score = _doubles(n).pack(*([-x for x in raw] if kind == "vector" else raw))  # as the float32 -> float64 cast
+    return shape.table([_longs(n).pack(*ids), *packed, score, _floats(n).pack(*raw), _rank_bytes(first, n)])
+
+
+def _shape(taken: pa.Schema, kind: str, n: int) -> tuple[pa.Schema, fixed_batch.Layout | None]:
+    """(`taken`, the one-buffer layout of `n` result rows of a lone `kind` branch reading it), kept."""
+    found = (taken, fixed_batch.layout(_result_schema(taken, kind), n))
+    with _lock:
+        if len(_shapes) >= _KEEP_SCHEMAS:
+            _shapes.clear()
+        _shapes[(id(taken), kind, n)] = found
+    return found
+
+
+@functools.lru_cache(maxsize=256)
+def _longs(n: int) -> struct.Struct:
+    """The packing of `n` native uint64 values."""
+    return struct.Struct(f"{n}Q")
+
+
+@functools.lru_cache(maxsize=256)
+def _floats(n: int) -> struct.Struct:
+    """The packing of `n` native float32 values (exact for values that are float32 already)."""
+    return struct.Struct(f"{n}f")
+
+
+@functools.lru_cache(maxsize=256)
+def _rank_bytes(first: int, n: int) -> bytes:
+    """The ranks ``first .. first + n - 1`` as native int32 bytes."""
+    return struct.pack(f"{n}i", *range(first, first + n))
 
 
 @functools.lru_cache(maxsize=256)

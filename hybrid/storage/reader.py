@@ -89,25 +89,31 @@ class RowReader:
         A few rows are read in Python, through memoryviews of the mapped chunks: after a graph search
         has filled the CPU caches, each numpy call's dispatch misses them (~10 us where it takes ~1 us
         warm), while the interpreter's own code stays cached."""
-        views = self._views
-        n = len(rowids)
-        if views is None or not n or rowids.dtype != np.uint64:
+        if self._views is None or not len(rowids) or rowids.dtype != np.uint64:
             return None
-        cells = self._cells
-        if cells is not None and n <= _PYTHON_ROWS:
-            start = self._start
-            offsets = [r - start for r in rowids.tolist()] if start else rowids.tolist()
-            if min(offsets) < 0 or max(offsets) >= self._rows:
-                return None
-            live = self._live_view
-            if live is not None and not all([live[o] for o in offsets]):
-                return None
-            out = []
-            for chunks, stride, code in cells:
-                out.append(_struct(n, code).pack(*[chunks[o // stride][o % stride] for o in offsets]))
-            return out
+        if self._cells is not None and len(rowids) <= _PYTHON_ROWS:
+            return self.packed_ids(rowids.tolist())
         found = self._gathered(rowids)
         return None if found is None else [g.tobytes() for g in found]
+
+    def packed_ids(self, rowids: list[int]) -> list[bytes] | None:
+        """:meth:`packed` of row ids given as a Python list (at most 64 of them), or None where
+        :meth:`packed` or :meth:`arrays` must read them (another layout, more rows, a row not live)."""
+        cells = self._cells
+        n = len(rowids)
+        if cells is None or not n or n > _PYTHON_ROWS:
+            return None
+        start = self._start
+        offsets = [r - start for r in rowids] if start else rowids
+        if min(offsets) < 0 or max(offsets) >= self._rows:
+            return None
+        live = self._live_view
+        if live is not None and not all([live[o] for o in offsets]):
+            return None
+        out = []
+        for chunks, stride, code in cells:
+            out.append(_struct(n, code).pack(*[chunks[o // stride][o % stride] for o in offsets]))
+        return out
 
     def _gathered(self, rowids: np.ndarray) -> list[np.ndarray] | None:
         """:meth:`packed`'s values as new contiguous numpy arrays (any number of rows), or None."""
