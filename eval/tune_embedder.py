@@ -53,7 +53,7 @@ from hybrid.eval.collection import load_beir  # noqa: E402
 from hybrid.feedback.embedder import base_model, tuned_embedder  # noqa: E402
 from hybrid.feedback.embedder_stage import current_binding  # noqa: E402
 from hybrid.feedback.state import runs_dir  # noqa: E402
-from hybrid.feedback.tune import guard  # noqa: E402
+from hybrid.feedback.tune import TuneSettings, guard  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -80,6 +80,7 @@ def run_one(name: str, split: str, args: argparse.Namespace, root: Path) -> dict
         reranker=False,
         embedder=True,
         embedder_epochs=args.epochs,
+        embedder_max_steps=args.max_steps,
         embedder_batch=args.batch,
         embedder_learning_rate=args.learning_rate,
         embedder_negatives=args.negatives,
@@ -204,7 +205,9 @@ def markdown(out: dict[str, Any]) -> str:
         "The tuned model starts from the packaged all-MiniLM-L6-v2 (the table's own column's model); each "
         "training query's judged rows are positives, its hard negatives are rows the table's default hybrid "
         "search ranks in its top `mine_depth` that were not judged relevant; loss: sentence-transformers' "
-        "MultipleNegativesRankingLoss (in-batch + hard negatives). The guard compares hybrid search on the "
+        "MultipleNegativesRankingLoss (in-batch + hard negatives), with in-batch candidates judged relevant "
+        "to the query left out of its negatives (`hybrid.feedback.in_batch`; 'masked' below counts them, "
+        "absent in runs before it). The guard compares hybrid search on the "
         "new column with the current one on the tune's own held-out 20% of the training queries.",
         "",
         "| collection | trained on | default hybrid | hybrid, tuned column (p) | dense | dense, tuned (p) | "
@@ -221,7 +224,7 @@ def markdown(out: dict[str, Any]) -> str:
             f"{r['tuned']:.4f} ({r['p_tuned_vs_default']:.3g}) | {r['dense']:.4f} | {r['tuned_dense']:.4f} "
             f"({r['p_tuned_dense_vs_dense']:.3g}) | {r['after_guard']:.4f} | {verdict} | {r['tune_seconds']:.0f} s "
             f"({r['tune_cpu_seconds']:.0f} s) | {e['seconds']:.0f} s, {e['steps']} steps ({e.get('epochs', '?')} "
-            f"passes), {e['examples']} examples | "
+            f"passes), {e['examples']} examples, {e.get('masked_negatives', '-')} masked | "
             f"{e['embed_seconds']:.0f} s | {rep['peak_memory_mb']:.0f} MB |"
         )
     if out.get("generalised"):
@@ -273,6 +276,9 @@ def main() -> None:
     p.add_argument("--train", default="scifact:train")
     p.add_argument("--eval-queries", type=int, default=None, help="only the first N judged test queries")
     p.add_argument("--epochs", type=int, default=None, help="default: the library's rule (embedder.passes)")
+    p.add_argument(
+        "--max-steps", type=int, default=TuneSettings.embedder_max_steps, help="training budget (library default)"
+    )
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=2e-5)
     p.add_argument("--max-length", type=int, default=128, help="word pieces a text is cut to while training")
