@@ -23,6 +23,7 @@ Writes eval/results/tune_embedder_<collection>.md and .json (``--name`` sets the
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -159,7 +160,8 @@ def generalise(name: str, trained: dict[str, Any], args: argparse.Namespace, roo
     return {"collection": name, "trained_on": trained["collection"], "queries": len(js),
             **{k: mean(v) for k, v in runs.items()}, "p": d.p_value,
             "p_dense": p_value(runs["tuned_dense"], runs["dense"]), "accepted": d.accepted, "reason": d.reason,
-            "embed_seconds": embed_s}  # fmt: skip
+            "embed_seconds": embed_s,
+            **({"model": {k: trained[k] for k in ("sha256", "report")}} if "sha256" in trained else {})}  # fmt: skip
 
 
 def tune_reranker(table: hybrid.Table, train_j: Any, test_j: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -229,6 +231,11 @@ def markdown(out: dict[str, Any]) -> str:
         )
     if out.get("generalised"):
         first = out["generalised"][0]["trained_on"]
+        earlier = out["generalised"][0].get("model")
+        if earlier:
+            lines += ["", f"The {first}-tuned model was not trained by this command: `--model` named one an earlier "
+                      f"run saved (model.safetensors sha256 {earlier['sha256']}; that run's training: "
+                      f"{json.dumps(earlier['report'])})."]  # fmt: skip
         lines += [
             "",
             f"Generalisation: the {first}-tuned model's column added to another collection's table, default "
@@ -269,6 +276,22 @@ def write(out: dict[str, Any], stem: str) -> None:
     (RESULTS / f"{stem}.md").write_text(markdown(out))
 
 
+def _model_hidden(argv: list[str]) -> list[str]:
+    """`argv` with the value of ``--model`` (a machine path) replaced by what it names."""
+    return ["<earlier run>/embedder" if i and argv[i - 1] == "--model" else a for i, a in enumerate(argv)]
+
+
+def earlier_model(folder: Path, trained_on: str) -> dict[str, Any]:
+    """What `generalise` needs of a tuned embedder an earlier run saved in `folder`: the collection it was
+    trained on, the folder, and the model's sha256 and its run's embedder report (``../report.json``)."""
+    report = folder.parent / "report.json"
+    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    embedder = json.loads(report.read_text()).get("embedder", {}) if report.exists() else {}
+    keys = ("base", "examples", "steps", "epochs", "seconds", "loss_first", "loss_last")
+    summary = {k: embedder.get(k) for k in keys}
+    return {"collection": trained_on.partition(":")[0], "_model": folder, "sha256": digest, "report": summary}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=default_data())
@@ -290,6 +313,13 @@ def main() -> None:
     p.add_argument("--reranker", action="store_true", help="then the cross-encoder on top")
     p.add_argument("--reranker-queries", type=int, default=480, help="training queries for the reranker stage")
     p.add_argument("--generalise", default="", help="collections the first one's tuned model is tried on")
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="a tuned embedder an earlier run saved (<table>__tuned/<run>/embedder) for the first --train "
+        "collection: no training, only --generalise with it",
+    )
     p.add_argument("--alpha", type=float, default=0.05, help="the guard's significance level")
     p.add_argument("--name", default=None, help="results stem (default: tune_embedder_<collections>)")
     args = p.parse_args()
@@ -300,21 +330,22 @@ def main() -> None:
     items = [x for x in args.train.split(",") if x]
     stem = args.name or "tune_embedder_" + "_".join(x.partition(":")[0].replace("/", "-") for x in items)
     out: dict[str, Any] = {
-        "command": "python eval/tune_embedder.py " + " ".join(_public_args(sys.argv[1:])),
+        "command": "python eval/tune_embedder.py " + " ".join(_model_hidden(_public_args(sys.argv[1:]))),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "settings": {k: v for k, v in vars(args).items() if k not in ("data", "work", "name")},
+        "settings": {k: v for k, v in vars(args).items() if k not in ("data", "work", "name", "model")},
         "runs": [],
     }
     with tempfile.TemporaryDirectory() as tmp:
-        for item in items:
+        for item in items if args.model is None else []:
             name, _, split = item.partition(":")
             out["runs"].append(run_one(name, split or "train", args, Path(tmp)))
             out["load_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
             write(out, stem)
         out["generalised"] = []
         for name in [x for x in args.generalise.split(",") if x]:
-            out["generalised"].append(generalise(name, out["runs"][0], args, Path(tmp)))
+            trained = out["runs"][0] if args.model is None else earlier_model(args.model, items[0])
+            out["generalised"].append(generalise(name, trained, args, Path(tmp)))
             out["load_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
             write(out, stem)
     out["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
