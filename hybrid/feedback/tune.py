@@ -247,6 +247,8 @@ def _run_id(table: Table) -> str:
 def tune(table: Table, judgments: Judgments | None = None, settings: TuneSettings | None = None) -> TuneReport:
     """Learn from `judgments` (default: the table's feedback) and enable what the guard accepts."""
     s = settings or TuneSettings()
+    if s.embedder_max_steps is not None and s.embedder_max_steps < 1:
+        raise FeedbackError(f"embedder_max_steps must be at least 1 (or None: no budget), got {s.embedder_max_steps}")
     start = time.perf_counter()
     if s.cold_start:
         from hybrid.feedback.pseudo import pseudo_judgments

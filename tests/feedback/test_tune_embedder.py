@@ -241,3 +241,13 @@ def test_mined_examples_carry_their_rows_and_the_querys_judged_relevant_rows(
         texts = table.take(list(e.rows), ["text"]).column("text").to_pylist()
         assert texts == [e.positive, *e.negatives]
     assert report.embedder["masked_negatives"] == 0  # one relevant row a query: nothing in a batch to mask
+
+
+def test_a_step_budget_under_one_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    table = hybrid.connect(tmp_path).create_table("plain", [{"id": i, "text": f"row {i}"} for i in range(8)])
+    table.feedback.add_many([{"query": f"row {i}?", "row": i, "label": 1.0} for i in range(8)])
+    version = table.version
+    with pytest.raises(FeedbackError, match="embedder_max_steps must be at least 1"):
+        table.tune(**{**SETTINGS, "embedder_max_steps": 0})
+    assert table.version == version and read_state(table) == {}
+    assert not runs_dir(table).exists() or not any(runs_dir(table).iterdir())
