@@ -203,6 +203,24 @@ def markdown(out: dict[str, Any]) -> str:
         f"`{out['command']}` on {out['machine']}, shared with other jobs (load average {out['load']} at the "
         f"start, {out.get('load_end', '?')} at the end), so times are indicative only. Settings: "
         f"{json.dumps(out['settings'])}.",
+    ]
+    if out["runs"]:
+        lines += _runs_table(out["runs"])
+    if out.get("generalised"):
+        lines += _generalised(out["generalised"], out["settings"]["alpha"])
+    for r in out["runs"]:
+        if "plus_reranker" in r:
+            lines += _reranker_line(r)
+    if out["runs"]:
+        lines += ["", "Loss (mean of the first 5 steps -> last 5 steps):", ""]
+    for r in out["runs"]:
+        e = r["report"]["embedder"]
+        lines.append(f"- {r['collection']}: {e['loss_first']:.3f} -> {e['loss_last']:.3f} ({e['losses']})")
+    return "\n".join(lines) + "\n"
+
+
+def _runs_table(runs: list[dict[str, Any]]) -> list[str]:
+    lines = [
         "",
         "The tuned model starts from the packaged all-MiniLM-L6-v2 (the table's own column's model); each "
         "training query's judged rows are positives, its hard negatives are rows the table's default hybrid "
@@ -216,7 +234,7 @@ def markdown(out: dict[str, Any]) -> str:
         "after guard | guard (held-out of train) | tune time (CPU) | training | re-embedding | peak memory |",
         "|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|",
     ]
-    for r in out["runs"]:
+    for r in runs:
         rep = r["report"]
         e = rep["embedder"]
         d = next(x for x in rep["decisions"] if x["part"] == "embedder")
@@ -229,45 +247,46 @@ def markdown(out: dict[str, Any]) -> str:
             f"passes), {e['examples']} examples, {e.get('masked_negatives', '-')} masked | "
             f"{e['embed_seconds']:.0f} s | {rep['peak_memory_mb']:.0f} MB |"
         )
-    if out.get("generalised"):
-        first = out["generalised"][0]["trained_on"]
-        earlier = out["generalised"][0].get("model")
-        if earlier:
-            lines += ["", f"The {first}-tuned model was not trained by this command: `--model` named one an earlier "
-                      f"run saved (model.safetensors sha256 {earlier['sha256']}; that run's training: "
-                      f"{json.dumps(earlier['report'])})."]  # fmt: skip
-        lines += [
-            "",
-            f"Generalisation: the {first}-tuned model's column added to another collection's table, default "
-            "hybrid vs hybrid on that column on its test judgments, and the guard (paired randomization test, "
-            f"alpha {out['settings']['alpha']}) on those figures:",
-            "",
-            "| collection | queries | default hybrid | hybrid, tuned column (p) | dense | dense, tuned (p) | guard |",
-            "|---|--:|--:|--:|--:|--:|---|",
-        ]
-        for g in out["generalised"]:
-            lines.append(
-                f"| {g['collection']} | {g['queries']} | {g['default']:.4f} | {g['tuned']:.4f} ({g['p']:.3g}) | "
-                f"{g['dense']:.4f} | {g['tuned_dense']:.4f} ({g['p_dense']:.3g}) | "
-                f"{'enabled' if g['accepted'] else 'refused'}: {g['reason']} |"
-            )
-    for r in out["runs"]:
-        if "plus_reranker" in r:
-            rr = r["reranker_report"]
-            lines += [
-                "",
-                f"Then the cross-encoder stage on top ({r['collection']}, `--reranker`, eval/tune.py's settings): "
-                f"searched column + reranker forced on {r['plus_reranker']:.4f} "
-                f"(p {r['p_plus_reranker_vs_default']:.3g} vs default hybrid); "
-                f"the table as it searches after both guards {r['after_both']:.4f} "
-                f"(p {r['p_after_both_vs_default']:.3g}); stage time {rr['seconds']:.0f} s "
-                f"({rr['cpu_seconds']:.0f} s CPU).",
-            ]
-    lines += ["", "Loss (mean of the first 5 steps -> last 5 steps):", ""]
-    for r in out["runs"]:
-        e = r["report"]["embedder"]
-        lines.append(f"- {r['collection']}: {e['loss_first']:.3f} -> {e['loss_last']:.3f} ({e['losses']})")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _generalised(generalised: list[dict[str, Any]], alpha: float) -> list[str]:
+    lines: list[str] = []
+    first = generalised[0]["trained_on"]
+    earlier = generalised[0].get("model")
+    if earlier:
+        lines += ["", f"The {first}-tuned model was not trained by this command: `--model` named one an earlier "
+                  f"run saved (model.safetensors sha256 {earlier['sha256']}; that run's training: "
+                  f"{json.dumps(earlier['report'])})."]  # fmt: skip
+    lines += [
+        "",
+        f"Generalisation: the {first}-tuned model's column added to another collection's table, default "
+        "hybrid vs hybrid on that column on its test judgments, and the guard (paired randomization test, "
+        f"alpha {alpha}) on those figures:",
+        "",
+        "| collection | queries | default hybrid | hybrid, tuned column (p) | dense | dense, tuned (p) | guard |",
+        "|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for g in generalised:
+        lines.append(
+            f"| {g['collection']} | {g['queries']} | {g['default']:.4f} | {g['tuned']:.4f} ({g['p']:.3g}) | "
+            f"{g['dense']:.4f} | {g['tuned_dense']:.4f} ({g['p_dense']:.3g}) | "
+            f"{'enabled' if g['accepted'] else 'refused'}: {g['reason']} |"
+        )
+    return lines
+
+
+def _reranker_line(r: dict[str, Any]) -> list[str]:
+    rr = r["reranker_report"]
+    return [
+        "",
+        f"Then the cross-encoder stage on top ({r['collection']}, `--reranker`, eval/tune.py's settings): "
+        f"searched column + reranker forced on {r['plus_reranker']:.4f} "
+        f"(p {r['p_plus_reranker_vs_default']:.3g} vs default hybrid); "
+        f"the table as it searches after both guards {r['after_both']:.4f} "
+        f"(p {r['p_after_both_vs_default']:.3g}); stage time {rr['seconds']:.0f} s "
+        f"({rr['cpu_seconds']:.0f} s CPU).",
+    ]
 
 
 def write(out: dict[str, Any], stem: str) -> None:
