@@ -23,6 +23,7 @@ Writes eval/results/tune_embedder_<collection>.md and .json (``--name`` sets the
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -53,7 +54,7 @@ from hybrid.eval.collection import load_beir  # noqa: E402
 from hybrid.feedback.embedder import base_model, tuned_embedder  # noqa: E402
 from hybrid.feedback.embedder_stage import current_binding  # noqa: E402
 from hybrid.feedback.state import runs_dir  # noqa: E402
-from hybrid.feedback.tune import guard  # noqa: E402
+from hybrid.feedback.tune import TuneSettings, guard  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -80,6 +81,7 @@ def run_one(name: str, split: str, args: argparse.Namespace, root: Path) -> dict
         reranker=False,
         embedder=True,
         embedder_epochs=args.epochs,
+        embedder_max_steps=args.max_steps,
         embedder_batch=args.batch,
         embedder_learning_rate=args.learning_rate,
         embedder_negatives=args.negatives,
@@ -158,7 +160,8 @@ def generalise(name: str, trained: dict[str, Any], args: argparse.Namespace, roo
     return {"collection": name, "trained_on": trained["collection"], "queries": len(js),
             **{k: mean(v) for k, v in runs.items()}, "p": d.p_value,
             "p_dense": p_value(runs["tuned_dense"], runs["dense"]), "accepted": d.accepted, "reason": d.reason,
-            "embed_seconds": embed_s}  # fmt: skip
+            "embed_seconds": embed_s,
+            **({"model": {k: trained[k] for k in ("sha256", "report")}} if "sha256" in trained else {})}  # fmt: skip
 
 
 def tune_reranker(table: hybrid.Table, train_j: Any, test_j: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -200,18 +203,38 @@ def markdown(out: dict[str, Any]) -> str:
         f"`{out['command']}` on {out['machine']}, shared with other jobs (load average {out['load']} at the "
         f"start, {out.get('load_end', '?')} at the end), so times are indicative only. Settings: "
         f"{json.dumps(out['settings'])}.",
+    ]
+    if out["runs"]:
+        lines += _runs_table(out["runs"])
+    if out.get("generalised"):
+        lines += _generalised(out["generalised"], out["settings"]["alpha"])
+    for r in out["runs"]:
+        if "plus_reranker" in r:
+            lines += _reranker_line(r)
+    if out["runs"]:
+        lines += ["", "Loss (mean of the first 5 steps -> last 5 steps):", ""]
+    for r in out["runs"]:
+        e = r["report"]["embedder"]
+        lines.append(f"- {r['collection']}: {e['loss_first']:.3f} -> {e['loss_last']:.3f} ({e['losses']})")
+    return "\n".join(lines) + "\n"
+
+
+def _runs_table(runs: list[dict[str, Any]]) -> list[str]:
+    lines = [
         "",
         "The tuned model starts from the packaged all-MiniLM-L6-v2 (the table's own column's model); each "
         "training query's judged rows are positives, its hard negatives are rows the table's default hybrid "
         "search ranks in its top `mine_depth` that were not judged relevant; loss: sentence-transformers' "
-        "MultipleNegativesRankingLoss (in-batch + hard negatives). The guard compares hybrid search on the "
+        "MultipleNegativesRankingLoss (in-batch + hard negatives), with in-batch candidates judged relevant "
+        "to the query left out of its negatives (`hybrid.feedback.in_batch`; 'masked' below counts them, "
+        "absent in runs before it). The guard compares hybrid search on the "
         "new column with the current one on the tune's own held-out 20% of the training queries.",
         "",
         "| collection | trained on | default hybrid | hybrid, tuned column (p) | dense | dense, tuned (p) | "
         "after guard | guard (held-out of train) | tune time (CPU) | training | re-embedding | peak memory |",
         "|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|",
     ]
-    for r in out["runs"]:
+    for r in runs:
         rep = r["report"]
         e = rep["embedder"]
         d = next(x for x in rep["decisions"] if x["part"] == "embedder")
@@ -221,49 +244,71 @@ def markdown(out: dict[str, Any]) -> str:
             f"{r['tuned']:.4f} ({r['p_tuned_vs_default']:.3g}) | {r['dense']:.4f} | {r['tuned_dense']:.4f} "
             f"({r['p_tuned_dense_vs_dense']:.3g}) | {r['after_guard']:.4f} | {verdict} | {r['tune_seconds']:.0f} s "
             f"({r['tune_cpu_seconds']:.0f} s) | {e['seconds']:.0f} s, {e['steps']} steps ({e.get('epochs', '?')} "
-            f"passes), {e['examples']} examples | "
+            f"passes), {e['examples']} examples, {e.get('masked_negatives', '-')} masked | "
             f"{e['embed_seconds']:.0f} s | {rep['peak_memory_mb']:.0f} MB |"
         )
-    if out.get("generalised"):
-        first = out["generalised"][0]["trained_on"]
-        lines += [
-            "",
-            f"Generalisation: the {first}-tuned model's column added to another collection's table, default "
-            "hybrid vs hybrid on that column on its test judgments, and the guard (paired randomization test, "
-            f"alpha {out['settings']['alpha']}) on those figures:",
-            "",
-            "| collection | queries | default hybrid | hybrid, tuned column (p) | dense | dense, tuned (p) | guard |",
-            "|---|--:|--:|--:|--:|--:|---|",
-        ]
-        for g in out["generalised"]:
-            lines.append(
-                f"| {g['collection']} | {g['queries']} | {g['default']:.4f} | {g['tuned']:.4f} ({g['p']:.3g}) | "
-                f"{g['dense']:.4f} | {g['tuned_dense']:.4f} ({g['p_dense']:.3g}) | "
-                f"{'enabled' if g['accepted'] else 'refused'}: {g['reason']} |"
-            )
-    for r in out["runs"]:
-        if "plus_reranker" in r:
-            rr = r["reranker_report"]
-            lines += [
-                "",
-                f"Then the cross-encoder stage on top ({r['collection']}, `--reranker`, eval/tune.py's settings): "
-                f"searched column + reranker forced on {r['plus_reranker']:.4f} "
-                f"(p {r['p_plus_reranker_vs_default']:.3g} vs default hybrid); "
-                f"the table as it searches after both guards {r['after_both']:.4f} "
-                f"(p {r['p_after_both_vs_default']:.3g}); stage time {rr['seconds']:.0f} s "
-                f"({rr['cpu_seconds']:.0f} s CPU).",
-            ]
-    lines += ["", "Loss (mean of the first 5 steps -> last 5 steps):", ""]
-    for r in out["runs"]:
-        e = r["report"]["embedder"]
-        lines.append(f"- {r['collection']}: {e['loss_first']:.3f} -> {e['loss_last']:.3f} ({e['losses']})")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _generalised(generalised: list[dict[str, Any]], alpha: float) -> list[str]:
+    lines: list[str] = []
+    first = generalised[0]["trained_on"]
+    earlier = generalised[0].get("model")
+    if earlier:
+        lines += ["", f"The {first}-tuned model was not trained by this command: `--model` named one an earlier "
+                  f"run saved (model.safetensors sha256 {earlier['sha256']}; that run's training: "
+                  f"{json.dumps(earlier['report'])})."]  # fmt: skip
+    lines += [
+        "",
+        f"Generalisation: the {first}-tuned model's column added to another collection's table, default "
+        "hybrid vs hybrid on that column on its test judgments, and the guard (paired randomization test, "
+        f"alpha {alpha}) on those figures:",
+        "",
+        "| collection | queries | default hybrid | hybrid, tuned column (p) | dense | dense, tuned (p) | guard |",
+        "|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for g in generalised:
+        lines.append(
+            f"| {g['collection']} | {g['queries']} | {g['default']:.4f} | {g['tuned']:.4f} ({g['p']:.3g}) | "
+            f"{g['dense']:.4f} | {g['tuned_dense']:.4f} ({g['p_dense']:.3g}) | "
+            f"{'enabled' if g['accepted'] else 'refused'}: {g['reason']} |"
+        )
+    return lines
+
+
+def _reranker_line(r: dict[str, Any]) -> list[str]:
+    rr = r["reranker_report"]
+    return [
+        "",
+        f"Then the cross-encoder stage on top ({r['collection']}, `--reranker`, eval/tune.py's settings): "
+        f"searched column + reranker forced on {r['plus_reranker']:.4f} "
+        f"(p {r['p_plus_reranker_vs_default']:.3g} vs default hybrid); "
+        f"the table as it searches after both guards {r['after_both']:.4f} "
+        f"(p {r['p_after_both_vs_default']:.3g}); stage time {rr['seconds']:.0f} s "
+        f"({rr['cpu_seconds']:.0f} s CPU).",
+    ]
 
 
 def write(out: dict[str, Any], stem: str) -> None:
     public = {**out, "runs": [{k: v for k, v in r.items() if k != "_model"} for r in out["runs"]]}
     (RESULTS / f"{stem}.json").write_text(json.dumps(public, indent=2, default=str) + "\n")
     (RESULTS / f"{stem}.md").write_text(markdown(out))
+
+
+def _model_hidden(argv: list[str]) -> list[str]:
+    """`argv` with the value of ``--model`` (a machine path) replaced by what it names."""
+    return ["<earlier run>/embedder" if i and argv[i - 1] == "--model" else a for i, a in enumerate(argv)]
+
+
+def earlier_model(folder: Path, trained_on: str) -> dict[str, Any]:
+    """What `generalise` needs of a tuned embedder an earlier run saved in `folder`: the collection it was
+    trained on, the folder, and the model's sha256 and its run's embedder report (``../report.json``)."""
+    report = folder.parent / "report.json"
+    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    embedder = json.loads(report.read_text()).get("embedder", {}) if report.exists() else {}
+    keys = ("base", "examples", "steps", "epochs", "seconds", "loss_first", "loss_last")
+    summary = {k: embedder.get(k) for k in keys}
+    return {"collection": trained_on.partition(":")[0], "_model": folder, "sha256": digest, "report": summary}
 
 
 def main() -> None:
@@ -273,6 +318,9 @@ def main() -> None:
     p.add_argument("--train", default="scifact:train")
     p.add_argument("--eval-queries", type=int, default=None, help="only the first N judged test queries")
     p.add_argument("--epochs", type=int, default=None, help="default: the library's rule (embedder.passes)")
+    p.add_argument(
+        "--max-steps", type=int, default=TuneSettings.embedder_max_steps, help="training budget (library default)"
+    )
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=2e-5)
     p.add_argument("--max-length", type=int, default=128, help="word pieces a text is cut to while training")
@@ -284,6 +332,13 @@ def main() -> None:
     p.add_argument("--reranker", action="store_true", help="then the cross-encoder on top")
     p.add_argument("--reranker-queries", type=int, default=480, help="training queries for the reranker stage")
     p.add_argument("--generalise", default="", help="collections the first one's tuned model is tried on")
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="a tuned embedder an earlier run saved (<table>__tuned/<run>/embedder) for the first --train "
+        "collection: no training, only --generalise with it",
+    )
     p.add_argument("--alpha", type=float, default=0.05, help="the guard's significance level")
     p.add_argument("--name", default=None, help="results stem (default: tune_embedder_<collections>)")
     args = p.parse_args()
@@ -294,21 +349,22 @@ def main() -> None:
     items = [x for x in args.train.split(",") if x]
     stem = args.name or "tune_embedder_" + "_".join(x.partition(":")[0].replace("/", "-") for x in items)
     out: dict[str, Any] = {
-        "command": "python eval/tune_embedder.py " + " ".join(_public_args(sys.argv[1:])),
+        "command": "python eval/tune_embedder.py " + " ".join(_model_hidden(_public_args(sys.argv[1:]))),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "settings": {k: v for k, v in vars(args).items() if k not in ("data", "work", "name")},
+        "settings": {k: v for k, v in vars(args).items() if k not in ("data", "work", "name", "model")},
         "runs": [],
     }
     with tempfile.TemporaryDirectory() as tmp:
-        for item in items:
+        for item in items if args.model is None else []:
             name, _, split = item.partition(":")
             out["runs"].append(run_one(name, split or "train", args, Path(tmp)))
             out["load_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
             write(out, stem)
         out["generalised"] = []
         for name in [x for x in args.generalise.split(",") if x]:
-            out["generalised"].append(generalise(name, out["runs"][0], args, Path(tmp)))
+            trained = out["runs"][0] if args.model is None else earlier_model(args.model, items[0])
+            out["generalised"].append(generalise(name, trained, args, Path(tmp)))
             out["load_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
             write(out, stem)
     out["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

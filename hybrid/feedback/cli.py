@@ -77,6 +77,9 @@ def tune_command(
         int | None,
         typer.Option(min=1, help="passes of embedder fine-tuning (default: enough for 64 steps, at most 3)"),
     ] = None,
+    embedder_max_steps: Annotated[
+        int, typer.Option(min=1, help="the embedder's training budget in optimizer steps, whatever the passes")
+    ] = 128,
     epochs: Annotated[int, typer.Option(min=1)] = 1,
     negatives: Annotated[int, typer.Option(min=1, help="hard negatives per relevant row")] = 3,
     max_length: Annotated[int, typer.Option(min=8, help="tokens per (query, text) pair")] = 256,
@@ -124,6 +127,7 @@ def tune_command(
             reranker=reranker,
             embedder=embedder,
             embedder_epochs=embedder_epochs,
+            embedder_max_steps=embedder_max_steps,
             epochs=epochs,
             negatives=negatives,
             max_length=max_length,

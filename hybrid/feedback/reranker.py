@@ -198,12 +198,17 @@ class TunedReranker:
 @dataclass
 class TrainingExample:
     """A query, one relevant text and the hard negatives mined for it; `weight` scales the example's loss
-    (its positive's grade, so a row judged 2 counts twice a row judged 1)."""
+    (its positive's grade, so a row judged 2 counts twice a row judged 1). `rows`: the row ids of the
+    positive and the negatives, in that order, and `relevant`: the rows judged relevant to the query; the
+    embedder's loss uses them to leave known-relevant rows out of the query's in-batch negatives
+    (:mod:`hybrid.feedback.in_batch`)."""
 
     query: str
     positive: str
     negatives: list[str]
     weight: float = 1.0
+    rows: tuple[int, ...] = ()
+    relevant: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -225,6 +230,8 @@ class TrainingResult:
     examples: int = 0
     seconds: float = 0.0
     epochs: int = 1
+    masked: int = 0
+    """in-batch candidates left out of a query's negatives as judged relevant to it (the embedder's loss)"""
 
     def loss_drop(self, window: int = 5) -> tuple[float, float]:
         """(mean loss of the first `window` steps, of the last `window` steps)."""

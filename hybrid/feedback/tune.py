@@ -87,6 +87,8 @@ class TuneSettings:
     `embedder_max_epochs` (:func:`hybrid.feedback.embedder.passes`)"""
     embedder_min_steps: int = 64
     embedder_max_epochs: int = 3
+    embedder_max_steps: int | None = 128
+    """the embedder's training budget in optimizer steps, whatever the passes (None: none)"""
     embedder_batch: int = 32
     embedder_learning_rate: float = 2e-5
     embedder_negatives: int = 1
@@ -245,6 +247,8 @@ def _run_id(table: Table) -> str:
 def tune(table: Table, judgments: Judgments | None = None, settings: TuneSettings | None = None) -> TuneReport:
     """Learn from `judgments` (default: the table's feedback) and enable what the guard accepts."""
     s = settings or TuneSettings()
+    if s.embedder_max_steps is not None and s.embedder_max_steps < 1:
+        raise FeedbackError(f"embedder_max_steps must be at least 1 (or None: no budget), got {s.embedder_max_steps}")
     start = time.perf_counter()
     if s.cold_start:
         from hybrid.feedback.pseudo import pseudo_judgments
@@ -393,11 +397,13 @@ def mine_examples(
             taken = table.take(need, [column])
             found.update(zip(taken.column("_rowid").to_pylist(), taken.column(column).to_pylist(), strict=True))
         negatives = [found[r] or "" for r in negatives_ids]
+        relevant = frozenset(judgments.positives(q))
         if len(negatives) < s.negatives:
             continue  # too few rows to contrast (a tiny table)
         for r in positives:
             positive = strip_sentence(found[r] or "", q) if s.cold_start else found[r] or ""
-            out.append(TrainingExample(q, positive, negatives, float(labels[r])))
+            rows = (r, *negatives_ids)
+            out.append(TrainingExample(q, positive, negatives, float(labels[r]), rows, relevant))
     mean_weight = float(np.mean([e.weight for e in out])) if out else 1.0
     for e in out:
         e.weight /= mean_weight  # grades weigh examples against each other; the mean step stays the same

@@ -212,3 +212,42 @@ def test_training_without_a_pass_count_runs_the_passes_the_rule_gives(tmp_path: 
     fixed = EmbedderTraining(epochs=1, batch_size=4, min_steps=7, max_length=16, threads=1)
     got = train_embedder(BaseModel(packaged_minilm()), examples, tmp_path / "m1", fixed)
     assert (got.epochs, got.steps) == (1, 3)
+
+
+def test_the_step_budget_stops_training_whatever_the_passes(tmp_path: Path) -> None:
+    from hybrid.embedders.sentence_transformers import packaged_minilm
+
+    examples = [TrainingExample(f"what about {t}?", f"{t} is discussed here.", [f"not {t}."]) for t in topics()[:10]]
+    budget = EmbedderTraining(epochs=3, batch_size=4, max_steps=4, max_length=16, threads=1)  # 3 passes: 9 steps
+    got = train_embedder(BaseModel(packaged_minilm()), examples, tmp_path / "m", budget)
+    assert (got.steps, len(got.losses), got.epochs) == (4, 4, 2)  # one pass of 3 batches, then 1 of the second
+    with pytest.raises(FeedbackError, match="max_steps must be at least 1"):
+        train_embedder(BaseModel(packaged_minilm()), examples, tmp_path / "m0", EmbedderTraining(max_steps=0))
+
+
+def test_mined_examples_carry_their_rows_and_the_querys_judged_relevant_rows(
+    tuned: tuple[hybrid.Table, TuneReport],
+) -> None:
+    from hybrid.feedback.tune import LIBRARY_FUSION, TuneSettings, mine_examples
+
+    table, report = tuned
+    judged = from_feedback(table).answerable()
+    settings = TuneSettings(negatives=1, progress=False)
+    examples = mine_examples(table, judged, LIBRARY_FUSION, settings, vector_column="vector")
+    assert len(examples) == len(judged.queries)
+    for e in examples:
+        assert e.relevant == frozenset(judged.positives(e.query)) and e.rows[0] in e.relevant
+        assert len(e.rows) == 1 + len(e.negatives) and e.rows[1] not in e.relevant
+        texts = table.take(list(e.rows), ["text"]).column("text").to_pylist()
+        assert texts == [e.positive, *e.negatives]
+    assert report.embedder["masked_negatives"] == 0  # one relevant row a query: nothing in a batch to mask
+
+
+def test_a_step_budget_under_one_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    table = hybrid.connect(tmp_path).create_table("plain", [{"id": i, "text": f"row {i}"} for i in range(8)])
+    table.feedback.add_many([{"query": f"row {i}?", "row": i, "label": 1.0} for i in range(8)])
+    version = table.version
+    with pytest.raises(FeedbackError, match="embedder_max_steps must be at least 1"):
+        table.tune(**{**SETTINGS, "embedder_max_steps": 0})
+    assert table.version == version and read_state(table) == {}
+    assert not runs_dir(table).exists() or not any(runs_dir(table).iterdir())
