@@ -15,28 +15,30 @@ from typing import TYPE_CHECKING
 
 from hybrid.index.coverage import member
 from hybrid.query import title_rows
-from hybrid.query.allowed import Allowed
+from hybrid.query.allowed import FILTER_CACHE_BYTES, FILTER_CACHE_COUNT, Allowed
 
 if TYPE_CHECKING:
     from hybrid.index.view import IndexedSnapshot
 
-_KEEP = 64
-"""Passage sets kept per table (one per version, and per version and prefilter in use)."""
-
 
 def gate(view: IndexedSnapshot, allowed: Allowed | None) -> Allowed | None:
     """The rows a flat search's branches search: `allowed` (the prefilter's rows; None: every live
-    row) less the table's title rows, made once per (version, filter); `allowed` itself when the
-    table declares no title row column."""
+    row) less the table's title rows, made once per (version, filter) and kept under the filter
+    cache's bounds; `allowed` itself when the table declares no title row column."""
     name = title_rows.column(view)
     if name is None:
         return allowed
-    if allowed is None:
-        return view.remember("passages", (view.version, name, None), lambda: _less_titles(view, name, None), _KEEP)
+    if allowed is None:  # one set per version, as the title marks it comes from
+        every: Allowed = view.remember("passages", (view.version, name), lambda: _less_titles(view, name, None), 4)
+        return every
     if allowed.flt is None:  # not a cached filter's set: nothing to key it by
         return _less_titles(view, name, allowed)
     key = (view.version, name, allowed.flt.sql)
-    found: Allowed = view.remember("passages", key, lambda: _less_titles(view, name, allowed), _KEEP)
+
+    def make() -> Allowed:
+        return _less_titles(view, name, allowed)
+
+    found: Allowed = view.remember("filtered_passages", key, make, FILTER_CACHE_COUNT, FILTER_CACHE_BYTES)
     return found
 
 
