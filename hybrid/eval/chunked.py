@@ -57,8 +57,9 @@ the title once per document), or nowhere."""
 
 DEFAULT_TITLES: TitleLayout = "every"
 """The layout ``hybrid eval --chunk`` uses unless told (``--chunk-titles``), as ``hybrid ingest`` does.
-Grouped, "once" has the best worst case measured; flat, its title rows cost most (webfaq sample
-hybrid -0.0919 against -0.0467): ``eval/results/chunked_title_rows_g20f.md``."""
+Kept by the worst cell of hybrid, flat and grouped, on the webfaq and SciFact samples: "every"
+-0.0467, "once" -0.0473 (flat webfaq both; "once" is best grouped, +0.0113 against -0.0403), with
+flat search leaving title rows out: ``eval/results/chunked_titles_g20g.md``."""
 
 
 def _layout(title: bool, titles: TitleLayout | None) -> TitleLayout:

@@ -35,6 +35,7 @@ from hybrid.query import (
     grouped,
     highlight,
     like,
+    passages,
     pinning,
     prepared,
     scoring_functions,
@@ -373,8 +374,14 @@ def _tail_index(snap: Snapshot, main: FullTextIndex, unindexed: np.ndarray) -> F
 # -- putting it together -------------------------------------------------------------------
 
 
-def _run_branches(q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Allowed | None, depth: int) -> None:
+def _run_branches(
+    q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Allowed | None, depth: int, flat: bool = False
+) -> None:
+    """Run the branches for `depth` hits each; `flat`: the query returns rows, not groups, so the
+    table's title rows are left out inside the branches (:mod:`hybrid.query.passages`)."""
     gate = allowed if q.prefilter else None
+    if flat:
+        gate = passages.gate(view, gate)
 
     def run(b: Branch) -> None:
         budget.check(f"the {b.kind} branch on {b.column}")  # a branch queued past the budget never starts
@@ -452,7 +459,7 @@ def _search(q: Query, view: IndexedSnapshot, known: list[expansion.Plan]) -> pa.
     depth = _depth(q, len(branches))
     if q.grouping is not None:
         return grouped.execute(q, view, branches, allowed, depth)
-    _run_branches(q, view, branches, allowed, depth)
+    _run_branches(q, view, branches, allowed, depth, flat=True)
     if single.applies(q, branches):  # its list is the ranking: no fusion, no matching of ranks
         budget.check("reading the result rows")
         return single.rows(q, view, branches[0], _results_kept(q, branches[0].ids, allowed))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hybrid.query import confidence, like
+from hybrid.query import confidence, like, passages
 from hybrid.query.executor import (
     _allowed,
     _calibration,
@@ -30,11 +30,16 @@ def explain(q: Query) -> str:
     branches = _plan(q, view)
     allowed = _allowed(q, view)
     depth = _depth(q, len(branches))
-    _run_branches(q, view, branches, allowed, depth)
+    _run_branches(q, view, branches, allowed, depth, flat=q.grouping is None)
     lines = [f"search {view.name} v{snap.manifest.version} ({snap.manifest.num_rows} rows)"]
     if allowed is not None:
         where = "before top-k (prefilter)" if q.prefilter else "after top-k (postfilter)"
         lines.append(f"  filter: {q.filter_sql!r} -> {len(allowed.ids)} rows from {allowed.how}, applied {where}")
+    titles = passages.title_count(view)
+    if titles is not None:
+        grouped_how = "counted in their groups' scores, never returned"
+        how = grouped_how if q.grouping is not None else "never returned: each branch searches the passages only"
+        lines.append(f"  title rows: {titles} of the live rows, {how}")
     for b in branches:
         cov = view.coverage(b.entry) if b.entry else None
         extra = f" [{len(cov.unindexed)} unindexed, {len(cov.dead)} dead rows]" if cov else ""

@@ -15,7 +15,7 @@ packed straight into one buffer (:meth:`hybrid.index.vector.VectorIndex.nearest`
 caches, so the fewer the better), else from numpy (:func:`hybrid.query.single.table`). Either
 way the rows, scores, ranks and schema are the general path's
 (:func:`hybrid.query.executor._search`: plan, coverage, branch, lone-branch rows), without
-re-deriving the plan. Anything else (a table with unindexed or deleted rows, a search that
+re-deriving the plan. Anything else (a table with unindexed or deleted rows or title rows, a search that
 cannot fill k, a wrong dimension) is left to the general path, which explains or raises.
 """
 
@@ -32,7 +32,7 @@ from hybrid.errors import HybridError
 from hybrid.index.catalog import vector_column
 from hybrid.index.rescore import Rescored, searcher
 from hybrid.index.vector import VectorIndex
-from hybrid.query import single
+from hybrid.query import single, title_rows
 from hybrid.storage.reader import RowReader
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def _make(q: Query, view: IndexedSnapshot, column: str | None) -> VectorPlan | N
     except HybridError:  # the general path raises it, with its context
         return None
     entry = next((e for e in view.entries() if e.kind == "vector" and e.columns == (col,)), None)
-    if entry is None:
+    if entry is None or title_rows.column(view) is not None:  # the general path leaves title rows out
         return None
     cov = view.coverage(entry)
     if len(cov.unindexed) or len(cov.dead):  # the general path merges the tail or skips the dead rows

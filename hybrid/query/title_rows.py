@@ -10,8 +10,9 @@ question) does not stand for a document whose text does not answer it. A documen
 candidates are title rows is scored with the weakest candidate as its best passage, and returns
 its first passage (by position) that the query's filter allows, scored as the weakest candidate
 (:func:`stand_ins`); with a reranker, which scores rows it has read, such a document is left out.
-Expansion joins and counts only passages, and a title row gets no highlight. A table that
-declares no title row column behaves as if it had none.
+A flat search never returns a title row either: its branches search the passages only
+(:mod:`hybrid.query.passages`). Expansion joins and counts only passages, and a title row gets no
+highlight. A table that declares no title row column behaves as if it had none.
 
 Measured on chunked SciFact and webfaq samples (``eval/results/chunked_title_rows_g20f.md``).
 """
@@ -54,12 +55,21 @@ def marks_of(view: IndexedSnapshot, ids: np.ndarray) -> np.ndarray | None:
         return None
     if not len(ids):
         return np.zeros(0, bool)
-    sorted_ids, marks = view.remember("title_rows", (view.version, name), lambda: _marks(view, name), keep=4)
+    sorted_ids, marks = version_marks(view, name)
     at = np.minimum(np.searchsorted(sorted_ids, ids), max(len(sorted_ids) - 1, 0))
     if len(sorted_ids) and bool(np.all(sorted_ids[at] == ids)):
         found: np.ndarray = marks[at]
         return found
     return flags(view.snapshot.take(np.asarray(ids, np.uint64), [name]).column(name))
+
+
+def version_marks(view: IndexedSnapshot, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The live rows of `view`'s version (sorted row ids) and whether each is a title row (by the
+    boolean column `name`), read once per version and kept in the table's search cache."""
+    found: tuple[np.ndarray, np.ndarray] = view.remember(
+        "title_rows", (view.version, name), lambda: _marks(view, name), keep=4
+    )
+    return found
 
 
 def _marks(view: IndexedSnapshot, name: str) -> tuple[np.ndarray, np.ndarray]:

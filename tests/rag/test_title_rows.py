@@ -62,6 +62,17 @@ def by_hand(flat: list[dict[str, Any]], sizes: dict[str, int]) -> dict[str, floa
     return {d: (best.get(d, floor) + (sum(s) + (sizes[d] - len(s)) * floor) / sizes[d]) / 2 for d, s in rows.items()}
 
 
+def with_titles(table: hybrid.Table, q: Any, k: int = DEEP) -> list[dict[str, Any]]:
+    """`q`'s flat rows, title rows among them (as the grouping sees its candidates): run with the
+    title row mark taken off, then put back (a flat search never returns title rows)."""
+    table.set_chunking(parent="doc_id", position="chunk_no")
+    try:
+        found: list[dict[str, Any]] = q.limit(k).to_list()
+    finally:
+        table.set_chunking(parent="doc_id", position="chunk_no", title_row="is_title")
+    return found
+
+
 def sizes_of(table: hybrid.Table) -> dict[str, int]:
     out: dict[str, int] = {}
     for d in table.to_arrow(["doc_id"]).column("doc_id").to_pylist():
@@ -74,7 +85,7 @@ def test_a_title_row_counts_in_the_mean_but_is_never_the_best_row_nor_returned(
     faq: hybrid.Table, query_type: str
 ) -> None:
     q = faq.search("how do I rotate the signing keys", query_type=query_type).candidates(DEEP)
-    flat = q.limit(DEEP).to_list()
+    flat = with_titles(faq, q)
     assert flat[0]["is_title"] and flat[0]["doc_id"] == "faq"  # the title is the best row of all
     want = by_hand(flat, sizes_of(faq))
     hits = q.group_by(score="max_mean").limit(5).to_list()
@@ -132,7 +143,8 @@ def test_filters_and_deletes_are_respected(faq: hybrid.Table) -> None:
     assert "blog" not in {h["doc_id"] for h in hits}
     faq.delete("doc_id = 'faq' AND NOT is_title")  # the FAQ keeps only its title: no passage to return
     q = faq.search("how do I rotate the signing keys", query_type="hybrid").candidates(DEEP)
-    assert q.limit(1).to_list()[0]["doc_id"] == "faq"  # its title still matches best of all rows
+    assert with_titles(faq, q, 1)[0]["doc_id"] == "faq"  # its title still matches best of all rows
+    assert "faq" not in {h["doc_id"] for h in q.limit(DEEP).to_list()}  # a flat search: passages only
     hits = q.group_by(score="max_mean").limit(10).to_list()
     assert "faq" not in {h["doc_id"] for h in hits} and len(hits) == 6
 
@@ -152,7 +164,8 @@ def test_a_group_found_by_its_title_alone_takes_the_weakest_score_as_its_best_pa
 
 def test_a_document_found_by_its_title_alone_returns_its_first_allowed_passage(faq: hybrid.Table) -> None:
     q = faq.search("locker", query_type="fts").candidates(DEEP)  # only the other<n> titles say "locker"
-    assert {r["is_title"] for r in q.limit(DEEP).to_list()} == {True}
+    assert {r["is_title"] for r in with_titles(faq, q)} == {True}
+    assert q.limit(DEEP).to_list() == []  # a flat search returns no title row
     hits = q.group_by(score="max_mean").limit(10).to_list()
     assert sorted(h["doc_id"] for h in hits) == [f"other{n}" for n in range(4)]
     assert all(not h["is_title"] and h["chunk_no"] == 1 for h in hits)
@@ -176,15 +189,16 @@ def test_expansion_passes_over_title_rows(faq: hybrid.Table) -> None:
     assert hit["_context"].endswith("the old key stays valid for a week")
     whole = q.group_by().expand(parent=True).limit(1).to_list()[0]["_context"]
     assert "how do I rotate" not in whole and whole.endswith("contact support")
-    # a title row found by a flat search stands alone: no passage of its document joined to it
-    title_hit = faq.search("how do I rotate the signing keys", query_type="fts").expand(neighbours=1).limit(1)
-    only = title_hit.to_list()[0]
-    assert only["is_title"] and only["_context"] == "how do I rotate the signing keys"
-    assert only["_context_rowids"] == [only["_rowid"]]
+    # a flat search returns no title row: the passage found is expanded without its document's title
+    flat = faq.search("how do I rotate the signing keys", query_type="fts").where("doc_id = 'faq'")
+    first = flat.expand(neighbours=1).limit(1).to_list()[0]
+    assert not first["is_title"] and "how do I rotate" not in first["_context"]
 
 
 def test_highlights_skip_title_rows(faq: hybrid.Table) -> None:
-    hits = faq.search("signing keys", query_type="fts").highlight().limit(DEEP).to_list()
+    marked = faq.to_arrow(["is_title"], where="is_title", with_rowid=True).column("_rowid").to_pylist()
+    # a flat search returns no title row; a pinned one is returned as asked
+    hits = faq.search("signing keys", query_type="fts").pin(marked).highlight().limit(DEEP).to_list()
     titles = [h for h in hits if h["is_title"]]
     passages = [h for h in hits if not h["is_title"]]
     assert titles and passages
