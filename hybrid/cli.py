@@ -60,6 +60,10 @@ def eval_command(
         int | None,
         typer.Option(help="also index the documents as ~N-token chunks; each run grouped by document and flat"),
     ] = None,
+    embed_queries: Annotated[
+        str,
+        typer.Option(help="batched: all questions embedded in batches before the searches; alone: one per search"),
+    ] = "batched",
 ) -> None:
     """Evaluate retrieval runs on a collection; write report.md, report.json, PNG plots and run files."""
     from rich.console import Console
@@ -85,6 +89,7 @@ def eval_command(
         ignore_identical_ids=ignore_identical_ids,
         queries_from=queries_from,
         chunk=chunk,
+        query_embedding=embed_queries,  # type: ignore[arg-type]
     )
     try:
         report, files = run_evaluation(collection, out, settings, log=lambda m: console.print(f"[dim]{m}[/dim]"))
