@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Issue 23 candidates, each beside what it replaces, with paired p (XQuAD-R, nDCG@10).
 
-* ``--languages de,es,ru``: query-time compound splitting (:mod:`hybrid.index.compound`) on and
-  off, on BM25 and on the default hybrid (default embedder and analysis, one table per language).
+* ``--languages de,es,ru``: query-time compound splitting (``eval/compound_split.py``, a candidate
+  not shipped) on and off, on BM25 and on the default hybrid (default embedder and analysis, one table per language).
 * ``--cross zh,de,es,ru,hi``: the English questions against each language's sentences; dense
   alone, the default hybrid (the cross-script rule: text has no say) and the hybrid whose text
   branch asks the top dense passages' distinctive words (:mod:`hybrid.query.cross_feedback`).
@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -33,18 +33,19 @@ from hybrid.eval import evaluate, load_beir, load_queries, paired_randomization_
 from hybrid.eval.presets import VECTOR_COLUMN, parse_run  # noqa: E402
 from hybrid.eval.query_vectors import embed_questions  # noqa: E402
 from hybrid.eval.runs import build_table, execute  # noqa: E402
-from hybrid.index import compound  # noqa: E402
 from hybrid.index.fulltext import FullTextIndex  # noqa: E402
 from hybrid.index.script import foreign_script  # noqa: E402
 from hybrid.query.cross_feedback import PASSAGES, feedback_words  # noqa: E402
 from hybrid.query.text import Match  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import compound_split as compound  # noqa: E402
 from peer_lancedb import default_data  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 K = 100
 Ranking = dict[str, dict[str, float]]
+T = TypeVar("T")
 
 
 def ranked(ids: list[str]) -> dict[str, float]:
@@ -52,19 +53,12 @@ def ranked(ids: list[str]) -> dict[str, float]:
     return {d: float(len(ids) - r) for r, d in enumerate(ids)}
 
 
-def _no_split(*args: Any, **kwargs: Any) -> None:
-    return None
-
-
-def with_split(on: bool, run: Callable[[], Ranking]) -> Ranking:
-    """`run` with compound splitting as shipped (`on`) or switched off."""
-    kept = compound.split
+def with_split(on: bool, run: Callable[[], T], nouns_only: bool = True) -> T:
+    """`run` with the compound split (`on`) or as the library ships."""
     if not on:
-        compound.split = _no_split
-    try:
         return run()
-    finally:
-        compound.split = kept
+    with compound.patched(nouns_only):
+        return run()
 
 
 def library_run(table: hybrid.Table, name: str, embedder: Any, queries: Mapping[str, str]) -> Ranking:
@@ -118,6 +112,34 @@ def compare(runs: Mapping[str, Ranking], qrels: Any, pairs: list[tuple[str, str]
             "changed": sum(x != y for x, y in zip(a, b)),
         }
     return row
+
+
+def _terms(index: FullTextIndex, text: str) -> tuple[tuple[str, float], ...]:
+    return index.match_terms(text)  # looked up when called: the split's while it is patched in
+
+
+def measure_text(folder: Path) -> dict[str, dict[str, Any]]:
+    """BM25 alone with the compound split on and off (no embedder: cheap), and how many questions it changes."""
+    coll = load_beir(folder)
+    queries = coll.judged_queries
+    with tempfile.TemporaryDirectory() as tmp:
+        table = build_table(hybrid.connect(tmp), coll, embedders={}, fts={"bm25": {"tokenizer": "default"}})
+        runs = {
+            "bm25": with_split(False, partial(library_run, table, "bm25", None, queries)),
+            "bm25+split": with_split(True, partial(library_run, table, "bm25", None, queries)),
+        }
+        index = table.indexed_snapshot()
+        entry = next(e for e in index.entries() if e.kind == "fts")
+        fts = index.index(entry)
+        assert isinstance(fts, FullTextIndex)
+        split_words = []
+        for text in queries.values():
+            if with_split(True, partial(_terms, fts, text)) != fts.match_terms(text):
+                split_words.append(text)
+        row = compare(runs, coll.qrels, [("bm25+split", "bm25")])
+    row["questions split"] = len(split_words)
+    row["split example"] = split_words[0] if split_words else ""
+    return {f"{coll.name} (text only)": {**row, "queries": len(queries)}}
 
 
 def measure(folder: Path, english: Path | None, mono: bool, cross: bool) -> dict[str, dict[str, Any]]:
@@ -184,6 +206,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=default_data())
     parser.add_argument("--languages", default="de,es,ru", help="monolingual XQuAD-R languages (compound split)")
     parser.add_argument("--cross", default="", help="languages asked with the English questions (feedback)")
+    parser.add_argument("--text-only", action="store_true", help="--languages with BM25 alone (no embedder)")
     parser.add_argument("--name", default="lang_mechanisms_l23f")
     args = parser.parse_args()
     xq = args.data / "xquad-r"
@@ -196,7 +219,8 @@ def main() -> None:
     mono = [x for x in args.languages.split(",") if x]
     cross = [x for x in args.cross.split(",") if x]
     for lang in dict.fromkeys(mono + cross):
-        for name, row in measure(xq / lang, xq / "en", lang in mono, lang in cross).items():
+        rows = measure_text(xq / lang) if args.text_only else measure(xq / lang, xq / "en", lang in mono, lang in cross)
+        for name, row in rows.items():
             report["rows"][name] = row
             print(name, row, flush=True)
         report["load"] = Path("/proc/loadavg").read_text().split()[0]

@@ -24,7 +24,7 @@ import numpy as np
 import tantivy
 
 from hybrid.errors import QueryError
-from hybrid.index import backoff, compound
+from hybrid.index import backoff
 from hybrid.index.analyzer import PIECE_WEIGHT, PIECES_NAME, TANTIVY_NAME, Analyzer, pieces_analyzer, query_terms
 from hybrid.index.fts_filters import Kind, add_fields, add_value
 from hybrid.index.overfetch import overfetch_depth
@@ -331,8 +331,7 @@ class FullTextIndex:
 
     def match_terms(self, text: str) -> tuple[tuple[str, float], ...]:
         """A `Match` query's distinct terms with their query weights (counts), and for each term no document
-        holds, its longest known prefix at `backoff.WEIGHT` (analyzer version 5, :mod:`hybrid.index.backoff`),
-        or in a compounding language, the two known terms it is made of (:mod:`hybrid.index.compound`)."""
+        holds, its longest known prefix at `backoff.WEIGHT` (analyzer version 5, :mod:`hybrid.index.backoff`)."""
         counts = query_terms(self.analyzer, text)
         if not self.analyzer.backs_off:
             return counts
@@ -342,19 +341,9 @@ class FullTextIndex:
         def known(term: str) -> bool:
             return any(searcher.doc_freq(f, term) > 0 for f in fields)
 
-        def stem(word: str) -> str | None:
-            found = self.analyzer.terms(word)
-            return found[0] if len(found) == 1 else None
-
         out: list[tuple[str, float]] = list(counts)
         for term, n in counts:
-            if known(term):
-                continue
-            parts = compound.split(term, known, stem, self.analyzer.language)
-            if parts is not None:
-                out += [(part, n * backoff.WEIGHT) for part in parts]
-                continue
-            shorter = backoff.backoff(term, known)
+            shorter = None if known(term) else backoff.backoff(term, known)
             if shorter is not None:
                 out.append((shorter, n * backoff.WEIGHT))
         return tuple(out)
