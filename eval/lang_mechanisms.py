@@ -5,7 +5,7 @@
   not shipped) on and off, on BM25 and on the default hybrid (default embedder and analysis, one table per language).
 * ``--cross zh,de,es,ru,hi``: the English questions against each language's sentences; dense
   alone, the default hybrid (the cross-script rule: text has no say) and the hybrid whose text
-  branch asks the top dense passages' distinctive words (:mod:`hybrid.query.cross_feedback`).
+  branch asks the top dense passages' distinctive words (``eval/cross_feedback.py``, not shipped).
 
     python eval/lang_mechanisms.py --languages de,es,ru --cross zh,de,es,ru,hi --name lang_mechanisms_l23f
 
@@ -35,11 +35,11 @@ from hybrid.eval.query_vectors import embed_questions  # noqa: E402
 from hybrid.eval.runs import build_table, execute  # noqa: E402
 from hybrid.index.fulltext import FullTextIndex  # noqa: E402
 from hybrid.index.script import foreign_script  # noqa: E402
-from hybrid.query.cross_feedback import PASSAGES, feedback_words  # noqa: E402
 from hybrid.query.text import Match  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compound_split as compound  # noqa: E402
+from cross_feedback import PASSAGES, feedback_words  # noqa: E402
 from peer_lancedb import default_data  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
