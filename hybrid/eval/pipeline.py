@@ -6,7 +6,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from hybrid.eval.ann import ann_curve
 from hybrid.eval.chunked import DEFAULT_TITLES, TitleLayout, build_chunk_table, chunked_configs
 from hybrid.eval.collection import Collection, load_beir, load_queries
 from hybrid.eval.presets import VECTOR_COLUMN, fts_indexes_for, parse_run
+from hybrid.eval.query_vectors import embed_questions
 from hybrid.eval.report import Report, build_report, write_report
 from hybrid.eval.runs import RunResult, build_table, execute
 
@@ -42,6 +43,10 @@ class EvalSettings:
     grouped by document and flat (:mod:`hybrid.eval.chunked`); judgments stay per document."""
     chunk_titles: TitleLayout = DEFAULT_TITLES
     """Where each document's title goes among its chunks (:data:`hybrid.eval.chunked.TitleLayout`)."""
+    query_embedding: Literal["batched", "alone"] = "batched"
+    """"batched": every question embedded once, in batches, before the timed searches, each search's
+    embedding part its share of its batch's time, beside a few questions timed alone
+    (:mod:`hybrid.eval.query_vectors`); "alone": each question embedded as its first search runs."""
 
 
 def run_evaluation(
@@ -58,6 +63,8 @@ def run_evaluation(
     s = settings or EvalSettings()
     if s.chunk_titles not in get_args(TitleLayout):
         raise ValueError(f"chunk_titles must be one of {', '.join(get_args(TitleLayout))}, got {s.chunk_titles!r}")
+    if s.query_embedding not in ("batched", "alone"):
+        raise ValueError(f"query_embedding must be 'batched' or 'alone', got {s.query_embedding!r}")
     coll = collection if isinstance(collection, Collection) else load_beir(collection, s.split)
     if s.queries_from is not None:
         source = Path(s.queries_from)
@@ -91,12 +98,23 @@ def run_evaluation(
         queries = coll.judged_queries
         if s.limit_queries:
             queries = dict(list(queries.items())[: s.limit_queries])
+        embedded = None
+        if embedder is not None and needs_vectors and s.query_embedding == "batched":
+            log(f"embedding {len(queries)} questions in batches")
+            embedded = embed_questions(embedder, list(queries.values()))
+        costs = embedded.cost_ms if embedded is not None else None
         results: list[RunResult] = []
         for config in configs:
             log(f"run {config.name}")
             results.append(
                 execute(
-                    table, config, queries, k=s.k, progress=s.progress, ignore_identical_ids=coll.ignore_identical_ids
+                    table,
+                    config,
+                    queries,
+                    k=s.k,
+                    progress=s.progress,
+                    ignore_identical_ids=coll.ignore_identical_ids,
+                    embed_costs=costs,
                 )
             )
         if s.chunk is not None:
@@ -121,6 +139,7 @@ def run_evaluation(
                         k=s.k,
                         progress=s.progress,
                         ignore_identical_ids=coll.ignore_identical_ids,
+                        embed_costs=costs,
                     )
                 )
         points = None
@@ -135,6 +154,8 @@ def run_evaluation(
             "tokenizer": tokenizer,
             "embedder": embedder.name if embedder else None,
         }
+        if embedder is not None and needs_vectors:
+            meta["query_embedding"] = embedded.describe() if embedded is not None else {"mode": "alone"}
         if s.chunk is not None:
             meta["chunk_tokens"] = s.chunk
             meta["chunk_titles"] = s.chunk_titles

@@ -317,7 +317,8 @@ def _markdown(report: Report, files: Mapping[str, Path], run_files: Mapping[str,
         "",
         f"p: two-sided paired randomization test ({TRIALS:,} trials) of per-query {m} against the baseline "
         f"`{report.baseline}`. Latency: per query through the public search API, in ms, with and without the "
-        "time spent embedding the query.",
+        "time spent embedding the query (`query_embedding` under Setup: 'batched' counts each question's share of "
+        "its batch, with the time of one question embedded alone beside it).",
         "",
         "![runs](runs.png)",
     ]

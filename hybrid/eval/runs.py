@@ -108,14 +108,22 @@ def execute(
     k: int = 100,
     progress: bool | None = None,
     ignore_identical_ids: bool = False,
+    embed_costs: Mapping[str, float] | None = None,
 ) -> RunResult:
-    """Run every query; scores in the run encode our rank order (k, k-1, ...), so ties never reorder."""
+    """Run every query; scores in the run encode our rank order (k, k-1, ...), so ties never reorder.
+
+    `embed_costs`: per query text, in ms, what embedding it cost where that was measured before the run
+    (the questions embedded in batches, :mod:`hybrid.eval.query_vectors`); it stands as the
+    embedding part of that query's latency, the search finding the vector in the embedder's cache.
+    """
     from tqdm.auto import tqdm
 
     bound = table.embeddings
     column = config.vector_column or (next(iter(bound)) if len(bound) == 1 else None)
     embedder = bound[column][1] if config.mode != "fts" and column in bound else None
     costs = _embed_costs.setdefault(id(embedder), {})
+    if embedder is not None and embed_costs:
+        costs.update(embed_costs)
     result = RunResult(config, {})
     for qid, text in tqdm(
         queries.items(), desc=config.name, unit="query", disable=None if progress is None else not progress

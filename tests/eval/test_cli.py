@@ -120,3 +120,11 @@ def test_cross_lingual_eval_asks_one_collection_with_anothers_questions(tmp_path
     assert runs["dense"]["mean"]["nDCG@10"] == 1.0
     assert runs["hybrid"]["mean"]["nDCG@10"] >= runs["bm25"]["mean"]["nDCG@10"]
     assert "en-to-de" in (out / "report.md").read_text()
+    assert report["meta"]["query_embedding"]["mode"] == "batched"  # both questions: the alone sample
+
+
+def test_hybrid_eval_names_a_bad_query_embedding_mode(tmp_path: Path) -> None:
+    coll = make_collection(tmp_path / "tiny")
+    cmd = [*hybrid_cli(), "eval", str(coll), "--embedder", "hashing", "--embed-queries", "lazy"]
+    done = subprocess.run([*cmd, "--out", str(tmp_path / "r")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "query_embedding must be 'batched' or 'alone', got 'lazy'" in done.stderr
