@@ -16,7 +16,8 @@ from hybrid.eval.collection import Collection, load_beir, load_queries
 from hybrid.eval.presets import VECTOR_COLUMN, fts_indexes_for, parse_run
 from hybrid.eval.query_vectors import embed_questions
 from hybrid.eval.report import Report, build_report, write_report
-from hybrid.eval.runs import RunResult, build_table, execute
+from hybrid.eval.runs import RunConfig, RunResult, build_table, execute
+from hybrid.table import Table
 
 
 @dataclass
@@ -103,20 +104,25 @@ def run_evaluation(
             log(f"embedding {len(queries)} questions in batches")
             embedded = embed_questions(embedder, list(queries.values()))
         costs = embedded.cost_ms if embedded is not None else None
-        results: list[RunResult] = []
-        for config in configs:
-            log(f"run {config.name}")
-            results.append(
-                execute(
-                    table,
-                    config,
-                    queries,
-                    k=s.k,
-                    progress=s.progress,
-                    ignore_identical_ids=coll.ignore_identical_ids,
-                    embed_costs=costs,
+
+        def run_all(searched: Table, runs: Sequence[RunConfig]) -> list[RunResult]:
+            out = []
+            for config in runs:
+                log(f"run {config.name}")
+                out.append(
+                    execute(
+                        searched,
+                        config,
+                        queries,
+                        k=s.k,
+                        progress=s.progress,
+                        ignore_identical_ids=coll.ignore_identical_ids,
+                        embed_costs=costs,
+                    )
                 )
-            )
+            return out
+
+        results = run_all(table, configs)
         if s.chunk is not None:
             log(f"chunking the documents into ~{s.chunk}-token chunks")
             chunks = build_chunk_table(
@@ -129,19 +135,7 @@ def run_evaluation(
                 titles=s.chunk_titles,
             )
             log(f"chunk table: {chunks.count_rows()} chunks of {len(coll.corpus)} documents")
-            for config in chunked_configs(configs):
-                log(f"run {config.name}")
-                results.append(
-                    execute(
-                        chunks,
-                        config,
-                        queries,
-                        k=s.k,
-                        progress=s.progress,
-                        ignore_identical_ids=coll.ignore_identical_ids,
-                        embed_costs=costs,
-                    )
-                )
+            results += run_all(chunks, chunked_configs(configs))
         points = None
         if s.ann and embedder is not None:
             log("ANN recall vs ef_search")
