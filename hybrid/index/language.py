@@ -111,9 +111,21 @@ def is_foreign(query: str, language: str) -> bool:
     >>> is_foreign("Wann erhielten die Normannen Land in Frankreich?", "de")
     False
     """
+    return foreign_reason(query, language) is not None
+
+
+def foreign_reason(query: str, language: str) -> str | None:
+    """Why :func:`is_foreign` holds for a query, in words (for ``explain()``); None when it does not.
+
+    >>> foreign_reason("Who won Super Bowl XLIX?", "zh")
+    "none of the query's letters in the index language's script"
+    """
     if language == "multi" or not query.strip():
-        return False
+        return None
     if foreign_script(query, language):
-        return True  # no letter in a script the language is written in: certain, whatever the detector says
+        # no letter in a script the language is written in: certain, whatever the detector says
+        return "none of the query's letters in the index language's script"
     code, probability = _identifier().classify(query)
-    return str(code) != language and float(probability) >= FOREIGN_CONFIDENCE
+    if str(code) != language and float(probability) >= FOREIGN_CONFIDENCE:
+        return f"py3langid reads it as {code!r} ({float(probability):.2f}), the index is {language!r}"
+    return None

@@ -15,12 +15,13 @@ Steepness is relative to each score's natural zero, so no constant sets its scal
 vector distances (lower is better, 0 = identical).
 
 The text branch has a second sign for a question written in another language than its
-index (none of its letters in a script the index's language is written in, or py3langid at
-least 90% sure: :func:`hybrid.index.language.is_foreign`): how many
-of the question's terms the index has ever seen (:func:`vocabulary`). Such a question
-shares only names and numbers with the text, and BM25 on those alone ranks whatever
-repeats the name (``eval/results/multilingual.md``: English questions against the
-other languages). Questions in the index's language are left alone, so a rare
+index (:func:`hybrid.index.language.is_foreign`: none of its letters in a script the index's
+language is written in, or py3langid at least 90% sure it is another language): such a
+question shares only names, numbers and cognates with the text, and BM25 over those alone
+ranks whatever repeats them. Unless every one of its terms is known to the index (the query is
+itself a name or an identifier), the text branch has no say and the other branch answers
+(:func:`vocabulary`; ``eval/results/foreign_rule_l23g.md``: English questions against the
+German and Spanish sentences). Questions in the index's language are left alone, so a rare
 identifier in an ordinary question ("printer trouble in ZK-31") still counts in full.
 """
 
@@ -67,23 +68,26 @@ VOCABULARY_POWER = 2.0
 """How sharply the text branch loses weight for query terms its index has never seen."""
 
 
-def vocabulary(known: float | None, other_script: bool = False) -> float:
+def vocabulary(known: float | None, foreign: bool = False) -> float:
     """The text branch's factor for a query of which a share `known` of the terms occur in the index
-    (1.0 when not measured): ``known ** VOCABULARY_POWER``. A question in another language than
-    the index shares only names and numbers with it, and those alone mislead BM25.
+    (1.0 when not measured).
 
-    `other_script`: none of the query's letters is in a script the index's language is written in
-    (:func:`hybrid.index.script.foreign_script`: an English question over Chinese, Russian or Hindi
-    text). Every term such a query shares with the index is a borrowing (a name, a code), so unless
-    ALL of its terms are known (the query is itself a name or an identifier), the text branch has
-    no say: BM25 over the borrowings alone can only rank what repeats them, and the other branch,
-    which reads both languages, is left to answer (``eval/results/lang_margin_l23d_cross.md``).
+    `foreign`: the query is confidently in another language than the index
+    (:func:`hybrid.index.language.is_foreign`: an English question over Chinese or Russian text, or
+    over German text that py3langid reads as English). Every term such a query shares with the index
+    is a name, a number or a cognate, so unless ALL of its terms are known (the query is itself a
+    name or an identifier) the text branch has no say: BM25 over the shared words alone can only rank
+    what repeats them, and the other branch, which reads both languages, is left to answer. The
+    library measures the share only for such queries; a share given without `foreign` counts as
+    ``known ** VOCABULARY_POWER`` (the softer rule earlier releases applied to same-script questions,
+    which left English questions over German text 0.026 below dense alone:
+    ``eval/results/foreign_rule_l23g.md``).
 
-    >>> vocabulary(0.5), vocabulary(None), vocabulary(0.5, other_script=True), vocabulary(1.0, other_script=True)
+    >>> vocabulary(0.5), vocabulary(None), vocabulary(0.5, foreign=True), vocabulary(1.0, foreign=True)
     (0.25, 1.0, 0.0, 1.0)
     """
     if known is None:
         return 1.0
-    if other_script and known < 1.0:
+    if foreign and known < 1.0:
         return 0.0
     return float(known) ** VOCABULARY_POWER

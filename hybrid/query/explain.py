@@ -51,11 +51,14 @@ def explain(q: Query) -> str:
             steep = confidence.confidences([(b.raw, b.kind) for b in branches])
             how += ", times each list's steepness for this query (" + ", ".join(f"{s:.2f}" for s in steep) + ")"
             for b in branches:
-                share, other_script = _known_share(view, b)
+                share, why = _known_share(view, b)
                 if share is not None:
-                    factor = confidence.vocabulary(share, other_script)
-                    script = ", none of the query's letters in the index language's script" if other_script else ""
-                    how += f", {b.column} x {factor:.2f} (it knows {share:.0%} of the query's terms{script})"
+                    factor = confidence.vocabulary(share, bool(why))
+                    rule = "no say unless it knows every term" if factor < 1 else "it knows every term"
+                    how += (
+                        f", {b.column} x {factor:.2f} (foreign query: {why}; {rule}:"
+                        f" it knows {share:.0%} of the query's terms)"
+                    )
         lines.append(f"  fuse: {q.fusion!r}, {how}")
     if q.reranker is not None:
         lines.append(f"  rerank: {type(q.reranker).__name__} over the fused candidates")

@@ -34,7 +34,6 @@ from hybrid.index.cache import renamed_weights
 from hybrid.index.fts_filters import filter_columns_of
 from hybrid.index.fulltext import COMBINED_FIELD, field_names
 from hybrid.index.language import is_foreign
-from hybrid.index.script import foreign_script
 from hybrid.query import confidence
 from hybrid.query.executor import Branch
 from hybrid.query.fusion import Fusion, default_fusion
@@ -386,18 +385,16 @@ def _execute(q: ShardedQuery) -> pa.Table:
 
 
 def _known_share(text: str, spec: Mapping[str, Any], stats: g.GlobalStats) -> tuple[float | None, bool]:
-    """As one table: the share of the query's terms any document holds, when the query is in another
-    language than the index, and whether none of its letters is in that language's scripts
-    ((None, False) otherwise)."""
+    """As one table: the share of the query's terms any document holds, when the query is confidently
+    in another language than the index, and whether it is ((None, False) otherwise)."""
     analyzer = Analyzer.from_dict(spec["analyzer"])
     if not is_foreign(text, analyzer.language):
         return None, False
-    other_script = foreign_script(text, analyzer.language) is True
     terms = set(analyzer.terms(text))
     if not terms:
-        return None, other_script
+        return None, True
     known = sum(any(n > 0 for (_, t), n in stats.doc_freq.items() if t == term) for term in terms)
-    return known / len(terms), other_script
+    return known / len(terms), True
 
 
 def _weights(q: ShardedQuery, branches: list[Branch], known: tuple[float | None, bool]) -> list[float]:

@@ -79,9 +79,14 @@ def test_vocabulary_factor_is_the_known_share_squared() -> None:
     assert VOCABULARY_POWER == 2.0
     assert vocabulary(None) == 1.0 and vocabulary(1.0) == 1.0 and vocabulary(0.0) == 0.0
     assert vocabulary(0.5) == pytest.approx(0.25)
+    # a query confidently in another language: no say unless every term is known
+    assert vocabulary(0.9, foreign=True) == 0.0 and vocabulary(1.0, foreign=True) == 1.0
+    assert vocabulary(None, foreign=True) == 1.0
 
 
-def test_a_query_in_another_language_leaves_the_answer_to_the_vectors(tmp_path: Path) -> None:
+def test_a_query_in_another_language_leaves_the_answer_to_the_vectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """German rows; an English question shares only a name with them. Full text ranks the row that
     repeats the name first; the question's other words are unknown to the index, so the text
     branch's say shrinks and the vector branch's answer wins (without that factor it would not)."""
@@ -104,15 +109,11 @@ def test_a_query_in_another_language_leaves_the_answer_to_the_vectors(tmp_path: 
     fused = t.search(question).vector(query, column="vector").limit(1)
     assert fused.to_arrow().column("id").to_pylist() == [answer]
     assert "of the query's terms" in fused.explain()
-    # the same query with the vocabulary factor switched off follows the name instead
-    import hybrid.query.confidence as confidence
+    # the same query, were it not recognised as foreign, follows the name instead
+    import hybrid.query.executor as executor
 
-    saved = confidence.VOCABULARY_POWER
-    try:
-        confidence.VOCABULARY_POWER = 0.0
-        assert fused.to_arrow().column("id").to_pylist() == [3]
-    finally:
-        confidence.VOCABULARY_POWER = saved
+    monkeypatch.setattr(executor, "foreign_reason", lambda *_: None)
+    assert fused.to_arrow().column("id").to_pylist() == [3]
 
 
 def _russian_table(tmp_path: Path) -> tuple[hybrid.Table, np.ndarray, int]:
@@ -154,3 +155,69 @@ def test_a_borrowed_name_searched_alone_keeps_its_say(tmp_path: Path) -> None:
     fused = t.search("Tesla coil experiment").vector(query, column="vector").limit(1)
     assert fused.to_arrow().column("id").to_pylist() == [3]
     assert "x 1.00" in fused.explain()
+
+
+def _name_table(
+    tmp_path: Path, language: str, filler: str, answer_text: str, decoy: str
+) -> tuple[hybrid.Table, np.ndarray]:
+    """Rows of `language`; row 3 (`decoy`) holds the query's words, the vector answer is row 7."""
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=16).astype(np.float32)
+    vectors = base + 0.3 * rng.normal(size=(40, 16)).astype(np.float32)
+    query = vectors[7] + 0.3 * rng.normal(size=16).astype(np.float32)
+    rows = [{"id": i, "text": f"{filler} {i}.", "vector": vectors[i]} for i in range(40)]
+    rows[7]["text"], rows[3]["text"] = answer_text, decoy
+    t = hybrid.connect(tmp_path).create_table(language, rows)
+    t.create_fts_index("text", language=language)
+    return t, query
+
+
+def test_a_confidently_foreign_question_in_the_same_script_leaves_the_answer_to_the_vectors(tmp_path: Path) -> None:
+    """An English question over German rows, one of which is an English note that holds most of the
+    question's words (known share 0.8: by the share alone a factor 0.64, enough for BM25's steep list
+    to win). py3langid reads the question as English, so like a question in another script it gets no
+    text weight unless every term is known, and the vector branch's answer comes first."""
+    t, query = _name_table(
+        tmp_path,
+        "de",
+        "Die Normandie liegt im Norden Frankreichs, Abschnitt",
+        "Im Jahr 1899 zeigte der Erfinder drahtlose Energieübertragung in Colorado.",
+        "Tesla coil experiment history: the history of the Tesla coil experiment, the Tesla coil again.",
+    )
+    question = "What was the history of the Tesla coil experiment?"
+    assert t.search(question, query_type="fts").limit(1).to_arrow().column("id").to_pylist() == [3]
+    fused = t.search(question).vector(query, column="vector").limit(1)
+    assert fused.to_arrow().column("id").to_pylist() == [7]
+    explained = fused.explain()
+    assert "py3langid reads it as 'en'" in explained and "x 0.00" in explained
+    assert "no say unless it knows every term" in explained
+
+
+@pytest.mark.parametrize(
+    ("language", "filler", "decoy", "question"),
+    [
+        (
+            "de",
+            "Die Normandie liegt im Norden Frankreichs, Abschnitt",
+            "Druckerproblem mit dem Gerät ZK-31 im Büro: das Gerät ZK-31 hat ein Druckerproblem.",
+            "Warum hat das Gerät ZK-31 im Büro ein Druckerproblem?",
+        ),
+        (
+            "en",
+            "The printers on the third floor were serviced in section",
+            "Printer ZK-31 jams in the office: the ZK-31 printer jam report.",
+            "Why does the printer ZK-31 jam in the office?",
+        ),
+    ],
+)
+def test_a_question_in_the_index_language_keeps_its_text_weight(
+    tmp_path: Path, language: str, filler: str, decoy: str, question: str
+) -> None:
+    """A question in the index's own language with a rare identifier and a word the index lacks keeps
+    the text branch's full say (were it taken for foreign, its unknown word would silence the text
+    branch and the vector answer, row 7, would win)."""
+    t, query = _name_table(tmp_path, language, filler, "An unrelated row about something else entirely.", decoy)
+    assert t.search(question, query_type="fts").limit(1).to_arrow().column("id").to_pylist() == [3]
+    fused = t.search(question).vector(query, column="vector").limit(1)
+    assert fused.to_arrow().column("id").to_pylist() == [3]
+    assert "foreign query" not in fused.explain()
