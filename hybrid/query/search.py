@@ -444,15 +444,13 @@ def as_vector(v: Any) -> np.ndarray:
         raise VectorError(f"a query vector must be 1-dimensional and non-empty, got shape {arr.shape}")
     # The dot product with a zero vector is 0 for finite values (however large: nothing overflows, so
     # a valid vector never warns) and NaN when one is NaN or inf (0 x inf is NaN, with numpy's "invalid
-    # value" warning). One BLAS call, where Python's sum of the values, numpy's reduction or
+    # value" warning, silenced here). One BLAS call, where Python's sum of the values, numpy's reduction or
     # isfinite().all() cost more once a graph walk has pushed their code out of the CPU caches
     zeros = _zeros.get(arr.size)
     if zeros is None:
         zeros = _zero_vector(arr.size)
-    try:
+    with np.errstate(invalid="ignore"):  # bad input gets the error below, not numpy's warning too (~1 us)
         finite = math.isfinite(arr.dot(zeros))
-    except RuntimeWarning:  # 0 x inf where warnings are errors
-        finite = False
     if not finite:
         raise VectorError("the query vector holds NaN or inf")
     return arr
