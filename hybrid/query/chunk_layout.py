@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import pyarrow as pa
 
@@ -68,7 +69,13 @@ class ChunkLayout:
 def read(metadata: Mapping[str, str]) -> ChunkLayout | None:
     """The layout stored in a manifest's metadata, or None when the table declares none."""
     text = metadata.get(METADATA_KEY)
-    return ChunkLayout(**json.loads(text)) if text else None
+    return _parsed(text) if text else None
+
+
+@lru_cache(maxsize=64)
+def _parsed(text: str) -> ChunkLayout:
+    """A stored layout, parsed once per distinct text (searches ask for it on every query)."""
+    return ChunkLayout(**json.loads(text))
 
 
 def to_metadata(metadata: Mapping[str, str], layout: ChunkLayout | None) -> dict[str, str]:
