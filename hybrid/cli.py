@@ -44,6 +44,13 @@ class Titles(str, Enum):
     none = "none"
 
 
+class QueryEmbedding(str, Enum):
+    """How `hybrid eval` embeds its questions (``hybrid.eval.pipeline.EvalSettings.query_embedding``)."""
+
+    batched = "batched"
+    alone = "alone"
+
+
 class IngestTitles(str, Enum):
     """Where an ingested document's title goes (``hybrid.ingest.chunking.TitleLayout``)."""
 
@@ -81,9 +88,9 @@ def eval_command(
         typer.Option(help="with --chunk, each title: before every chunk, once as a title row, dense, or none"),
     ] = Titles.every,
     embed_queries: Annotated[
-        str,
+        QueryEmbedding,
         typer.Option(help="batched: all questions embedded in batches before the searches; alone: one per search"),
-    ] = "batched",
+    ] = QueryEmbedding.batched,
 ) -> None:
     """Evaluate retrieval runs on a collection; write report.md, report.json, PNG plots and run files."""
     from rich.console import Console
@@ -110,7 +117,7 @@ def eval_command(
         queries_from=queries_from,
         chunk=chunk,
         chunk_titles=chunk_titles.value,
-        query_embedding=embed_queries,  # type: ignore[arg-type]
+        query_embedding=embed_queries.value,
     )
     try:
         report, files = run_evaluation(collection, out, settings, log=lambda m: console.print(f"[dim]{m}[/dim]"))
