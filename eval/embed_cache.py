@@ -42,7 +42,7 @@ def load(work: Path, embedder: TextEmbedder) -> int:
 
 def save(work: Path, embedder: TextEmbedder) -> int:
     """Write the embedder's cached document vectors (atomically); the number written."""
-    items = list(embedder.cache._items.items())
+    items = embedder.cache.items()
     if not items:
         return 0
     keys = np.array([k for k, _ in items], dtype="S32")

@@ -76,6 +76,11 @@ class EmbeddingCache:
             while len(self._items) > self.max_entries:
                 self._items.popitem(last=False)
 
+    def items(self) -> list[tuple[bytes, np.ndarray]]:
+        """A snapshot of the cached (key, vector) pairs, least recently used first."""
+        with self._lock:
+            return list(self._items.items())
+
     def __len__(self) -> int:
         return len(self._items)
 

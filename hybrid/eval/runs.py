@@ -20,8 +20,11 @@ if TYPE_CHECKING:
     from hybrid.table import Table
 
 Mode = Literal["fts", "vector", "hybrid"]
-_embed_costs: dict[int, dict[str, float]] = {}
-"""Per embedder, the measured time to embed each query text the first time (runs share the cache)."""
+_embed_costs: dict[int, tuple[Embedder, dict[str, float]]] = {}
+"""Per embedder, the measured time to embed each query text the first time (runs share the cache).
+
+Keyed by identity, holding the embedder itself so that its id is never reused by another one
+(embedders need not be hashable)."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def execute(
     bound = table.embeddings
     column = config.vector_column or (next(iter(bound)) if len(bound) == 1 else None)
     embedder = bound[column][1] if config.mode != "fts" and column in bound else None
-    costs = _embed_costs.setdefault(id(embedder), {})
+    costs = _embed_costs.setdefault(id(embedder), (embedder, {}))[1] if embedder is not None else {}
     if embedder is not None and embed_costs:
         costs.update(embed_costs)
     result = RunResult(config, {})

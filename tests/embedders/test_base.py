@@ -90,6 +90,18 @@ def test_queries_and_documents_are_cached_apart() -> None:
     assert e.batches == [["alpha"], ["alpha"]]
 
 
+def test_cache_items_is_a_snapshot_in_use_order() -> None:
+    e = Counting()
+    e.embed_documents(["a", "b"])
+    e.embed_documents(["a"])  # a hit moves "a" to the most recently used end
+    items = e.cache.items()
+    key = e.cache.key
+    assert [k for k, _ in items] == [key("document", "b"), key("document", "a")]
+    np.testing.assert_array_equal(items[1][1], e.embed_documents(["a"])[0])
+    e.cache.clear()
+    assert len(items) == 2 and len(e.cache) == 0
+
+
 def test_cache_is_bounded_and_can_be_off() -> None:
     e = Counting(cache_size=2)
     e.embed_documents(["a", "b", "c"])
