@@ -14,7 +14,10 @@ built on first use):
   (``--db``/``floor_own_hnsw.bin``) for later runs;
 * ``walk`` (a diagnosis, not a floor of the benchmark's): the table's own loaded index
   (``VectorIndex.nearest``, the walk a query makes, hits as Python lists) called alone: hybrid over
-  it is the cost of everything around the walk, the walk's own slowdown inside a query included.
+  it is the cost of everything around the walk, the walk's own slowdown inside a query included;
+* ``rows`` (a diagnosis too): that walk and the result table built from its hits by the query's
+  prepared plan (``hybrid.query.prepared``: ``VectorIndex.nearest`` then ``single.listed``), without
+  the query builder, the freshness check and the plan look-up.
 
 Each floor call is what the benchmark's floor does unfiltered (``knn_query(v, k=10,
 num_threads=1)``, labels as int64); hybrid's is the benchmark's
@@ -25,7 +28,8 @@ take turns in blocks of ``--block`` queries (ABAB...; the order rotates per bloc
 medians, reported as the median over rounds and its spread. Results:
 ``eval/results/<name>.{md,json}``::
 
-    python eval/vector_floor.py --db DIR [--rounds N] [--block N] [--clock cpu|thread|wall] [--floors same,own,walk]
+    python eval/vector_floor.py --db DIR [--rounds N] [--block N] [--clock cpu|thread|wall]
+        [--floors same,own,walk,rows]
 """
 
 from __future__ import annotations
@@ -141,11 +145,34 @@ def walk_call(t) -> Callable[[np.ndarray], list[int]]:
     return walk
 
 
+def rows_call(t) -> Callable[[np.ndarray], Any]:
+    """The walk and the result table of hybrid's plain vector query, by its prepared plan."""
+    from hybrid.query import prepared, single
+
+    view = t.indexed_snapshot()
+    probe = np.ones(t.schema.field("vector").type.list_size, np.float32)
+    plan = prepared.plan_of(t.search(probe, query_type="vector").limit(K).select(["id"]), view)
+    if plan is None or not hasattr(plan.index, "nearest"):
+        raise SystemExit("this table's plain vector query has no prepared plan over an HNSW index")
+    index, reader = plan.index, plan.reader
+
+    def rows(v: np.ndarray):
+        ids, dist = index.nearest(v, K)
+        return single.listed(reader, "vector", ids, dist, 1)
+
+    return rows
+
+
 def hybrid_call(t) -> Callable[[np.ndarray], Any]:
     def query(v: np.ndarray):
         return t.search(v, query_type="vector").limit(K).select(["id"]).to_arrow()
 
     return query
+
+
+def same_answers(found: list[Any], hybrid: list[Any]) -> float:
+    """The share of queries whose top-10 row ids, in order, are hybrid's."""
+    return float(np.mean([list(map(int, f)) == list(map(int, h)) for f, h in zip(found, hybrid, strict=True)]))
 
 
 def recall(found: list[Any], truth: list[set[int]]) -> float:
@@ -205,6 +232,8 @@ def summary(times: dict[str, list[list[float]]], floors: list[str]) -> dict[str,
 
 
 FLOOR_WORDS = {
+    "rows": "hybrid's walk (as `walk`) and its result table from the query's prepared plan "
+    "(`single.listed`), without the query builder, freshness check or plan look-up: a diagnosis",
     "walk": "hybrid's own loaded index called alone (`VectorIndex.nearest(v, 10)`: the graph walk a query "
     "makes, hits as Python lists, no query around it): a diagnosis of what the query adds to its walk",
     "same": "raw hnswlib on the graph file the table built (loaded into its own `hnswlib.Index`; same M, "
@@ -219,10 +248,11 @@ def render(meta: dict[str, Any], res: dict[str, Any]) -> str:
     from bench.frame import grid, md_intro, md_load, md_machine
 
     s, r = res["systems"], res["ratios"]
-    rows = [["system", "p50 ms", "p95 ms", "p50 per round (ms)", "recall@10"]]
+    rows = [["system", "p50 ms", "p95 ms", "p50 per round (ms)", "recall@10", "hybrid's top-10"]]
     for n, v in s.items():
         per = ", ".join(f"{x:.3f}" for x in v["round_p50_ms"])
-        rows.append([n, f"{v['p50_ms']:.3f}", f"{v['p95_ms']:.3f}", per, f"{res['recall'][n]:.3f}"])
+        same = f"{res['same_answers'][n]:.0%}"
+        rows.append([n, f"{v['p50_ms']:.3f}", f"{v['p95_ms']:.3f}", per, f"{res['recall'][n]:.3f}", same])
     ratio_rows = [["hybrid / floor", "p50 ratio: median of rounds", "min..max", "IQR", "pooled p50", "p95 (median)"]]
     for f, v in r.items():
         ratio_rows.append(
@@ -250,7 +280,8 @@ def render(meta: dict[str, Any], res: dict[str, Any]) -> str:
         "reported as the median over rounds, with their spread.\n",
         grid(ratio_rows, labels=1) + "\n",
         grid(rows, labels=1) + "\n",
-        "recall@10: against exact cosine top-10 over every row.\n",
+        "recall@10: against exact cosine top-10 over every row. hybrid's top-10: the share of queries whose "
+        "10 row ids, in order, are the ones hybrid returns (100% for a floor on the same graph at the same ef).\n",
         f"{md_load(meta)}.\n",
         *md_machine(meta),
     ]
@@ -263,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--block", type=int, default=10, help="queries per turn of a system")
     ap.add_argument("--clock", choices=tuple(CLOCKS), default="cpu")
-    ap.add_argument("--floors", default="same,own", help="comma list of: same, own, walk")
+    ap.add_argument("--floors", default="same,own", help="comma list of: same, own, walk, rows")
     ap.add_argument("--results-dir", default=str(HERE / "results"))
     ap.add_argument("--name", default="vector_floor")
     args = ap.parse_args(argv)
@@ -283,14 +314,16 @@ def main(argv: list[str] | None = None) -> None:
     calls: dict[str, Callable] = {"hybrid": hybrid_call(t)}
     graphs = {"same": lambda: load_graph(path, vectors.shape[1], ef), "own": lambda: own_graph(db, ids, vectors, ef)}
     for f in floors:
-        calls[f] = walk_call(t) if f == "walk" else floor_call(graphs[f]())
+        calls[f] = walk_call(t) if f == "walk" else rows_call(t) if f == "rows" else floor_call(graphs[f]())
     order = np.argsort(-(vectors @ vecs.T), axis=0)[:K].T  # exact top-10 positions per query
     truth = [set(ids[o].tolist()) for o in order]
-    found = {n: [np.asarray(c(v).column("_rowid")) if n == "hybrid" else c(v) for v in vecs] for n, c in calls.items()}
+    tables = ("hybrid", "rows")  # the systems that answer with a table
+    found = {n: [c(v).column("_rowid").to_numpy() if n in tables else c(v) for v in vecs] for n, c in calls.items()}
     load0 = os.getloadavg()
     times = measure(calls, vecs, args.rounds, args.block, args.clock)
     res = summary(times, floors)
     res["recall"] = {n: recall(f, truth) for n, f in found.items()}
+    res["same_answers"] = {n: same_answers(f, found["hybrid"]) for n, f in found.items()}
     res["times_ms"] = {n: [[round(x, 4) for x in r] for r in rs] for n, rs in times.items()}
     meta = {
         "command": "python eval/vector_floor.py --db DIR "
