@@ -12,6 +12,10 @@ built on first use):
 * ``own``: the benchmark's floor, an independent graph built with its parameters (M 16,
   ef_construction 200, seed 100, one insertion thread per core), kept beside the table
   (``--db``/``floor_own_hnsw.bin``) for later runs;
+* ``shared``: raw hnswlib's ``knn_query`` on the very ``hnswlib.Index`` object the table loaded
+  (same graph, same memory). With systems taking turns in small blocks, a system with its own copy
+  of the graph finds it colder than those sharing hybrid's (each warms the graph for the others),
+  so run ``same`` and ``own`` without ``shared``, ``walk`` or ``rows`` beside them;
 * ``walk`` (a diagnosis, not a floor of the benchmark's): the table's own loaded index
   (``VectorIndex.nearest``, the walk a query makes, hits as Python lists) called alone: hybrid over
   it is the cost of everything around the walk, the walk's own slowdown inside a query included;
@@ -23,13 +27,14 @@ Each floor call is what the benchmark's floor does unfiltered (``knn_query(v, k=
 num_threads=1)``, labels as int64); hybrid's is the benchmark's
 ``t.search(v, query_type="vector").limit(10).select(["id"]).to_arrow()``. Every query vector differs
 (the benchmark's 200 queries), so each walk misses the CPU caches as it does there. The systems
-take turns in blocks of ``--block`` queries (ABAB...; the order rotates per block) for
-``--rounds`` passes over the queries, after one untimed pass each; per round the ratio of the
-medians, reported as the median over rounds and its spread. Results:
+take turns in blocks of queries (ABAB...; the order rotates per block; ``--blocks``: the block sizes,
+each its own pass per round, default 10 and 200 = every query) for ``--rounds`` rounds, after one
+untimed pass each; per round the ratio of the medians, reported as the median over rounds and
+its spread. Results:
 ``eval/results/<name>.{md,json}``::
 
-    python eval/vector_floor.py --db DIR [--rounds N] [--block N] [--clock cpu|thread|wall]
-        [--floors same,own,walk,rows]
+    python eval/vector_floor.py --db DIR [--rounds N] [--blocks 10,200] [--clock cpu|thread|wall]
+        [--floors same,own,shared,walk,rows]
 """
 
 from __future__ import annotations
@@ -133,6 +138,13 @@ def floor_call(h) -> Callable[[np.ndarray], np.ndarray]:
     return knn
 
 
+def shared_call(t) -> Callable[[np.ndarray], np.ndarray]:
+    """The benchmark floor's call on the table's own loaded hnswlib index object."""
+    view = t.indexed_snapshot()
+    (entry,) = [e for e in view.entries() if e.kind == "vector" and e.columns == ("vector",)]
+    return floor_call(view.index(entry)._hnsw)
+
+
 def walk_call(t) -> Callable[[np.ndarray], list[int]]:
     """The graph walk of hybrid's plain vector query alone, on the index the table loaded."""
     view = t.indexed_snapshot()
@@ -179,30 +191,35 @@ def recall(found: list[Any], truth: list[set[int]]) -> float:
     return float(np.mean([len(set(map(int, f)) & s) / K for f, s in zip(found, truth, strict=True)]))
 
 
-def measure(calls: dict[str, Callable], vecs: np.ndarray, rounds: int, block: int, clock: str) -> dict[str, Any]:
-    """Per system and round the per-call times (ms), the systems taking turns block by block."""
+def measure(
+    calls: dict[str, Callable], vecs: np.ndarray, rounds: int, blocks: list[int], clock: str
+) -> dict[int, dict[str, list[list[float]]]]:
+    """Per block size, system and round the per-call times (ms): in each round, for each block size in
+    turn (the order alternating per round), a pass over the queries with the systems taking turns
+    block by block."""
     timer = CLOCKS[clock]
     names = list(calls)
     for name in names:  # one untimed pass each: files mapped, plans made
         for v in vecs:
             calls[name](v)
-    times: dict[str, list[list[float]]] = {n: [] for n in names}
+    times: dict[int, dict[str, list[list[float]]]] = {b: {n: [] for n in names} for b in blocks}
     for r in range(rounds):
-        for n in names:
-            times[n].append([])
-        gc.collect()
-        gc.disable()
-        try:
-            for b, start in enumerate(range(0, len(vecs), block)):
-                shift = (r + b) % len(names)
-                for n in names[shift:] + names[:shift]:
-                    fn, out = calls[n], times[n][r]
-                    for v in vecs[start : start + block]:
-                        t0 = timer()
-                        fn(v)
-                        out.append((timer() - t0) * 1e3)
-        finally:
-            gc.enable()
+        for block in blocks if r % 2 == 0 else blocks[::-1]:
+            for n in names:
+                times[block][n].append([])
+            gc.collect()
+            gc.disable()
+            try:
+                for b, start in enumerate(range(0, len(vecs), block)):
+                    shift = (r + b) % len(names)
+                    for n in names[shift:] + names[:shift]:
+                        fn, out = calls[n], times[block][n][r]
+                        for v in vecs[start : start + block]:
+                            t0 = timer()
+                            fn(v)
+                            out.append((timer() - t0) * 1e3)
+            finally:
+                gc.enable()
     return times
 
 
@@ -232,6 +249,8 @@ def summary(times: dict[str, list[list[float]]], floors: list[str]) -> dict[str,
 
 
 FLOOR_WORDS = {
+    "shared": "raw hnswlib `knn_query` (as the benchmark's floor calls it) on the very `hnswlib.Index` object "
+    "the table loaded: same graph, same memory, nothing of the engine around it",
     "rows": "hybrid's walk (as `walk`) and its result table from the query's prepared plan "
     "(`single.listed`), without the query builder, freshness check or plan look-up: a diagnosis",
     "walk": "hybrid's own loaded index called alone (`VectorIndex.nearest(v, 10)`: the graph walk a query "
@@ -244,15 +263,14 @@ FLOOR_WORDS = {
 }
 
 
-def render(meta: dict[str, Any], res: dict[str, Any]) -> str:
-    from bench.frame import grid, md_intro, md_load, md_machine
+def render_block(block: int, res: dict[str, Any], recall: dict[str, float], same: dict[str, float]) -> list[str]:
+    from bench.frame import grid
 
     s, r = res["systems"], res["ratios"]
     rows = [["system", "p50 ms", "p95 ms", "p50 per round (ms)", "recall@10", "hybrid's top-10"]]
     for n, v in s.items():
         per = ", ".join(f"{x:.3f}" for x in v["round_p50_ms"])
-        same = f"{res['same_answers'][n]:.0%}"
-        rows.append([n, f"{v['p50_ms']:.3f}", f"{v['p95_ms']:.3f}", per, f"{res['recall'][n]:.3f}", same])
+        rows.append([n, f"{v['p50_ms']:.3f}", f"{v['p95_ms']:.3f}", per, f"{recall[n]:.3f}", f"{same[n]:.0%}"])
     ratio_rows = [["hybrid / floor", "p50 ratio: median of rounds", "min..max", "IQR", "pooled p50", "p95 (median)"]]
     for f, v in r.items():
         ratio_rows.append(
@@ -265,21 +283,33 @@ def render(meta: dict[str, Any], res: dict[str, Any]) -> str:
                 f"{v['p95_ratio_median']:.2f}",
             ]
         )
+    return [f"## Blocks of {block} queries\n", grid(ratio_rows, labels=1) + "\n", grid(rows, labels=1) + "\n"]
+
+
+def render(meta: dict[str, Any], res: dict[str, Any]) -> str:
+    from bench.frame import md_intro, md_load, md_machine
+
     a = meta["args"]
+    floors = next(iter(res["blocks"].values()))["ratios"]
     lines = md_intro("Plain vector query vs the floor on the same graph, interleaved", "eval/vector_floor.py", meta)
     lines += [
         f"Table: `eval/query_steps.py`'s ({meta['rows']:,} rows of the search benchmark's corpus, seed 42; "
         f"HNSW {meta['graph']}). Queries: its {meta['queries']} query vectors, each another vector. "
         f"hybrid: `t.search(v, query_type='vector').limit(10).select(['id']).to_arrow()`.\n",
         "Floors:\n",
-        *[f"- `{f}`: {FLOOR_WORDS[f]}." for f in r],
+        *[f"- `{f}`: {FLOOR_WORDS[f]}." for f in floors],
         "",
-        f"Clock: {CLOCK_WORDS[a['clock']]}, per call. One untimed pass per system, then {a['rounds']} rounds over "
-        f"the queries; in each the systems take turns in blocks of {a['block']} queries (the order rotating per "
-        "block), gc off while timed. A round's ratio: hybrid's median over the floor's median in that round; "
-        "reported as the median over rounds, with their spread.\n",
-        grid(ratio_rows, labels=1) + "\n",
-        grid(rows, labels=1) + "\n",
+        f"Clock: {CLOCK_WORDS[a['clock']]}, per call. One untimed pass per system, then {a['rounds']} rounds; in "
+        f"each, for each block size ({a['blocks']}; the order alternating per round), a pass over the queries "
+        "with the systems taking turns in blocks of that many queries (the order rotating per block), gc off "
+        "while timed. Small blocks: each system runs with the caches as the others left them (as a query in a "
+        "busy process); blocks of every query: each keeps its own working set warm across its pass (as "
+        "`eval/bench_search.py`, which runs each system's queries on their own). A round's ratio: hybrid's "
+        "median over the floor's median in that round; reported as the median over rounds, with their spread.\n",
+    ]
+    for block, r in res["blocks"].items():
+        lines += render_block(block, r, res["recall"], res["same_answers"])
+    lines += [
         "recall@10: against exact cosine top-10 over every row. hybrid's top-10: the share of queries whose "
         "10 row ids, in order, are the ones hybrid returns (100% for a floor on the same graph at the same ef).\n",
         f"{md_load(meta)}.\n",
@@ -292,17 +322,21 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", required=True, help="folder of eval/query_steps.py's table (built on first use)")
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--block", type=int, default=10, help="queries per turn of a system")
+    ap.add_argument("--blocks", default="10,200", help="comma list of block sizes: queries per turn of a system")
     ap.add_argument("--clock", choices=tuple(CLOCKS), default="cpu")
-    ap.add_argument("--floors", default="same,own", help="comma list of: same, own, walk, rows")
+    ap.add_argument("--floors", default="same,own", help="comma list of: same, own, shared, walk, rows")
     ap.add_argument("--results-dir", default=str(HERE / "results"))
     ap.add_argument("--name", default="vector_floor")
     args = ap.parse_args(argv)
     floors = [f for f in args.floors.split(",") if f]
     if not floors or any(f not in FLOOR_WORDS for f in floors):
         ap.error(f"--floors: a comma list of {', '.join(FLOOR_WORDS)}, got {args.floors!r}")
-    if args.rounds < 1 or args.block < 1:
-        ap.error("--rounds and --block must be at least 1")
+    try:
+        blocks = [int(b) for b in args.blocks.split(",") if b]
+    except ValueError:
+        ap.error(f"--blocks: a comma list of positive integers, got {args.blocks!r}")
+    if args.rounds < 1 or not blocks or min(blocks) < 1:
+        ap.error("--rounds and every --blocks size must be at least 1")
     from bench.frame import git_info, machine_info, write_results
 
     db = Path(args.db)
@@ -313,21 +347,25 @@ def main(argv: list[str] | None = None) -> None:
     ef = int(params["ef_search"])
     calls: dict[str, Callable] = {"hybrid": hybrid_call(t)}
     graphs = {"same": lambda: load_graph(path, vectors.shape[1], ef), "own": lambda: own_graph(db, ids, vectors, ef)}
+    on_table = {"shared": shared_call, "walk": walk_call, "rows": rows_call}  # on the table's loaded index
     for f in floors:
-        calls[f] = walk_call(t) if f == "walk" else rows_call(t) if f == "rows" else floor_call(graphs[f]())
+        calls[f] = on_table[f](t) if f in on_table else floor_call(graphs[f]())
     order = np.argsort(-(vectors @ vecs.T), axis=0)[:K].T  # exact top-10 positions per query
     truth = [set(ids[o].tolist()) for o in order]
     tables = ("hybrid", "rows")  # the systems that answer with a table
     found = {n: [c(v).column("_rowid").to_numpy() if n in tables else c(v) for v in vecs] for n, c in calls.items()}
     load0 = os.getloadavg()
-    times = measure(calls, vecs, args.rounds, args.block, args.clock)
-    res = summary(times, floors)
+    times = measure(calls, vecs, args.rounds, blocks, args.clock)
+    res: dict[str, Any] = {"blocks": {b: summary(t_b, floors) for b, t_b in times.items()}}
     res["recall"] = {n: recall(f, truth) for n, f in found.items()}
     res["same_answers"] = {n: same_answers(f, found["hybrid"]) for n, f in found.items()}
-    res["times_ms"] = {n: [[round(x, 4) for x in r] for r in rs] for n, rs in times.items()}
+    res["times_ms"] = {
+        b: {n: [[round(x, 4) for x in r] for r in rs] for n, rs in t_b.items()} for b, t_b in times.items()
+    }
     meta = {
         "command": "python eval/vector_floor.py --db DIR "
-        + f"--rounds {args.rounds} --block {args.block} --clock {args.clock} --floors {args.floors} --name {args.name}",
+        + f"--rounds {args.rounds} --blocks {args.blocks} --clock {args.clock} --floors {args.floors} "
+        + f"--name {args.name}",
         "date": started,
         "args": vars(args) | {"db": "DIR"},
         "rows": len(ids),
