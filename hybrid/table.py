@@ -20,10 +20,10 @@ from hybrid.index import manage
 from hybrid.index.analyzer import Analyzer, Tokenizer
 from hybrid.index.ann_kinds import VectorKind
 from hybrid.index.cache import SearchCache
-from hybrid.index.tail import log_unindexed
 from hybrid.index.upkeep import DEFAULT_UPKEEP, Upkeep, UpkeepWorker, commit_compaction, run_upkeep
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query import chunk_layout
+from hybrid.query.after_write import prepare_version
 from hybrid.query.allowed import allowed_rows
 from hybrid.query.chunk_layout import ChunkLayout
 from hybrid.query.filter import compile_filter
@@ -121,7 +121,7 @@ class Table(FeedbackMixin):
         last = self._last_snapshot
         if last is not None and last.manifest is manifest:  # the log hands out one object per version read
             return last
-        snap = self._last_snapshot = Snapshot(self._root, manifest, self._cache)
+        snap = self._last_snapshot = Snapshot(self._root, manifest, self._cache, last)
         return snap
 
     def indexed_snapshot(self) -> IndexedSnapshot:
@@ -136,7 +136,7 @@ class Table(FeedbackMixin):
     def _after_write(self) -> None:
         """Make the new version's unindexed rows searchable now (not at its first search), start upkeep."""
         try:
-            log_unindexed(self.indexed_snapshot())
+            prepare_version(self.indexed_snapshot())
         except Exception:  # the commit stands; a search reads the rows itself
             logger.warning("preparing the new rows of %s for search failed", self.name, exc_info=True)
         if self._upkeep is not None:

@@ -43,6 +43,8 @@ RESCORE_DEPTH = 100
 """With other (k1, b), tantivy's top max(k, 100) hits are rescored (each from tantivy's explanation)."""
 
 
+MATCHED_TEXTS = 256
+"""Query texts whose match terms an index remembers (cleared when full)."""
 LOCK_FILES = (".tantivy-writer.lock", ".tantivy-meta.lock")
 MUTABLE_FILES = ("meta.json", ".managed.json")
 """Files tantivy replaces as a whole (write, then rename): copied, so the source keeps its own."""
@@ -120,6 +122,7 @@ class FullTextIndex:
         if self.piece_fields:
             index.register_tokenizer(PIECES_NAME, pieces_analyzer())
         self._searcher: tantivy.Searcher | None = None
+        self._matched: dict[str, tuple[tuple[str, float], ...]] = {}  # the latest texts' match_terms
         self._lock = threading.Lock()
         self.deleted_docs = 0
         """Documents deleted but still counted by tantivy's BM25 statistics (document count, frequencies)."""
@@ -331,10 +334,23 @@ class FullTextIndex:
 
     def match_terms(self, text: str) -> tuple[tuple[str, float], ...]:
         """A `Match` query's distinct terms with their query weights (counts), and for each term no document
-        holds, its longest known prefix at `backoff.WEIGHT` (analyzer version 5, :mod:`hybrid.index.backoff`)."""
+        holds, its longest known prefix at `backoff.WEIGHT` (analyzer version 5, :mod:`hybrid.index.backoff`).
+        Remembered for the latest texts (the index never changes): a search asks for its query's terms for
+        the index, then again for the rows the index does not hold yet."""
+        found = self._matched.get(text)
+        if found is not None:
+            return found
         counts = query_terms(self.analyzer, text)
         if not self.analyzer.backs_off:
             return counts
+        found = self._backed_off(counts)
+        if len(self._matched) >= MATCHED_TEXTS:
+            self._matched.clear()
+        self._matched[text] = found
+        return found
+
+    def _backed_off(self, counts: tuple[tuple[str, int], ...]) -> tuple[tuple[str, float], ...]:
+        """`counts` and, for each term no document holds, its longest known prefix at `backoff.WEIGHT`."""
         fields = [COMBINED_FIELD] if self.weights is not None else self.fields
         searcher = self.searcher
 

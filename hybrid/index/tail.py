@@ -163,14 +163,24 @@ class VectorTail(TailLog):
         return block, run is None
 
     def search(self, rows: TailRows, q: np.ndarray, metric: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The `k` nearest (row ids, distances) among `rows`."""
+        """The `k` nearest (row ids, distances) among `rows`, sorted (ties by row id)."""
+        ids, dist = self.candidates(rows, q, metric, k)
+        return top_k(ids, dist, k)
+
+    def candidates(self, rows: TailRows, q: np.ndarray, metric: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(row ids, distances) of `rows` that hold the `k` nearest, unsorted: every one of them when they
+        are at most :data:`UNSORTED_ROWS` (a caller merging them with an index's hits then selects once)."""
         ids, matrix, squares = rows.block if rows.block is not None else self._block(rows)[0]
         if len(ids) == 0:
             return np.empty(0, np.uint64), np.empty(0, np.float32)
         q = np.ascontiguousarray(q, dtype=np.float32)
-        q_square = float(np.dot(q.astype(np.float64), q.astype(np.float64)))
-        dist = distances_from_dots(np.asarray(matrix @ q, dtype=np.float32), squares, q_square, metric)
-        return top_k(ids, dist, k)
+        q64 = q.astype(np.float64)
+        dist = distances_from_dots(np.asarray(matrix @ q, dtype=np.float32), squares, float(q64 @ q64), metric)
+        return (ids, dist) if len(ids) <= UNSORTED_ROWS else top_k(ids, dist, k)
+
+
+UNSORTED_ROWS = 4_096
+"""Up to this many unindexed rows, a vector tail's search returns all of them unsorted (see there)."""
 
 
 KEPT_COPY_BYTES = 4 << 20

@@ -292,7 +292,7 @@ def _with_unindexed(
             b.strategy += f" + exact over {len(tail)} unindexed rows"
             log = vector_tail(view, b.entry, b.column)
             rows = unindexed_rows(view, b.entry, log, None if allowed is None else tail)
-            tids, td = log.search(rows, b.vector, metric, k)
+            tids, td = log.candidates(rows, b.vector, metric, k)  # one top k of both below
             ids, d = top_k(np.concatenate([ids, tids]), np.concatenate([d, td]), k)
     return ids, d
 

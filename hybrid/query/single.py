@@ -177,6 +177,26 @@ def row_reader(view: IndexedSnapshot, columns: tuple[str, ...] | None) -> RowRea
     return found
 
 
+READERS_CARRIED = 4
+"""A new version gets readers made ahead for at most this many column lists (the latest used)."""
+
+
+def prepare_readers(view: IndexedSnapshot) -> None:
+    """Make `view`'s readers of the column lists this table object read its results with lately (none
+    when it has not searched), so that the first search of a version its own write made finds them ready."""
+    store = view.cache.stores.get("row_readers")
+    if not store:
+        return
+    recent: list[tuple[str, ...] | None] = []
+    for version, columns in reversed(list(store)):  # newest first (kept in the order they were made)
+        if version != view.version and columns not in recent:
+            recent.append(columns)
+            if len(recent) == READERS_CARRIED:
+                break
+    for columns in recent:
+        row_reader(view, columns)
+
+
 def _result_schema(taken: pa.Schema, kind: str) -> pa.Schema:
     """`taken` and the result columns of a lone `kind` branch (made once per `taken` object: the
     snapshot hands out one output schema object per column list)."""

@@ -23,7 +23,10 @@ RowPredicate = Callable[[pa.Table], np.ndarray]
 class Snapshot:
     """A consistent, read-only view of one manifest."""
 
-    def __init__(self, root: Path, manifest: Manifest, cache: FileCache) -> None:
+    def __init__(self, root: Path, manifest: Manifest, cache: FileCache, previous: Snapshot | None = None) -> None:
+        """`previous`: a snapshot of an earlier version of the same table, whose schema-derived values
+        (output schemas, vector columns) this one shares when the schema is unchanged: each version's
+        manifest parses its own schema, and a search right after a write would rebuild them."""
         self.root = root
         self.manifest = manifest
         self.cache = cache
@@ -31,6 +34,9 @@ class Snapshot:
         self._schemas: dict[tuple[tuple[str, ...], bool], pa.Schema] = {}  # output schemas made so far
         self._sources: dict[tuple[int, str], tuple[str, int] | None] = {}  # (fragment, column) -> (file, position)
         self._vector_columns: list[str] | None = None
+        if previous is not None and _same_schema(previous.manifest, manifest):
+            self._schemas = previous._schemas  # depend on the schema only (dict writes are atomic)
+            self._vector_columns = previous._vector_columns
 
     @property
     def schema(self) -> pa.Schema:
@@ -455,3 +461,8 @@ def _as_rowids(rowids: Sequence[int] | np.ndarray | pa.Array | pa.ChunkedArray) 
     if arr.size and np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < 0:
         raise RowNotFoundError(f"row ids are never negative, got {int(arr.min())}")
     return arr.astype(np.uint64)
+
+
+def _same_schema(a: Manifest, b: Manifest) -> bool:
+    """Whether two versions have the same columns (names, types, field ids and metadata)."""
+    return a.schema is b.schema or (a.field_ids == b.field_ids and a.schema.equals(b.schema, check_metadata=True))

@@ -52,6 +52,28 @@ def test_a_backed_off_match_weighs_as_a_whole_word() -> None:
     assert index.match_terms("Teslas Turm") == (("teslas", 1), ("turm", 1), ("tesla", WEIGHT))
 
 
+class _CountingSearcher:
+    """A tantivy searcher that counts its document-frequency look-ups."""
+
+    def __init__(self, searcher: object) -> None:
+        self.searcher, self.asked = searcher, 0
+
+    def doc_freq(self, field: str, term: str) -> int:
+        self.asked += 1
+        return self.searcher.doc_freq(field, term)  # type: ignore[attr-defined]
+
+
+def test_a_texts_match_terms_are_looked_up_once() -> None:
+    index = _index(["Tesla baute einen Turm.", *FILLER], Analyzer("de"))
+    counting = _CountingSearcher(index.searcher)
+    index._searcher = counting  # type: ignore[assignment]
+    first = index.match_terms("Teslas Turm")
+    asked = counting.asked
+    assert asked > 0 and index.match_terms("Teslas Turm") == first == (("teslas", 1), ("turm", 1), ("tesla", WEIGHT))
+    assert counting.asked == asked  # the second search of the text (its unindexed rows) asks nothing again
+    assert index.match_terms("Turm") == (("turm", 1),) and counting.asked > asked
+
+
 def test_known_terms_score_exactly_as_before() -> None:
     texts = ["Tesla baute einen Turm in Colorado.", "Ein Turm aus Holz.", *FILLER]
     new, old = _index(texts, Analyzer("de")), _index(texts, Analyzer("de", version=4))

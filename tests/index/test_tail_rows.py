@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import hybrid
+from hybrid.index import tail
 from hybrid.index.catalog import IndexEntry
 from hybrid.index.fulltext import COMBINED_FIELD
 from hybrid.index.tail import TailRows, TextTail, VectorTail, text_tail, unindexed_rows, vector_tail
@@ -87,7 +88,9 @@ def test_a_writer_that_never_searched_reads_no_backlog_and_its_first_search_find
 
 
 @pytest.mark.parametrize("delete_inside", [False, True])
-def test_tail_search_is_exact_over_runs_and_gathered_rows(tmp_path: Path, delete_inside: bool) -> None:
+def test_tail_search_is_exact_over_runs_and_gathered_rows(
+    tmp_path: Path, delete_inside: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     t = _table(tmp_path)
     _search(t)  # the writer logs the rows it adds (a search later finds the deleted ones' gaps in the log)
     _add(t, 100, 30, 7)
@@ -106,6 +109,12 @@ def test_tail_search_is_exact_over_runs_and_gathered_rows(tmp_path: Path, delete
     want = np.argsort(((vectors - q) ** 2).sum(axis=1))[:5]
     assert got_ids.tolist() == ids[want].tolist()
     assert got_d == pytest.approx(((vectors[want] - q) ** 2).sum(axis=1), rel=1e-4)
+    # candidates: every row (a few), unsorted, or the top k (many); both hold the search's top 5
+    cand_ids, cand_d = log.candidates(rows, q, "l2", 5)
+    assert sorted(cand_ids.tolist()) == sorted(ids.tolist()) and len(cand_d) == len(ids)
+    monkeypatch.setattr(tail, "UNSORTED_ROWS", 3)
+    few_ids, _ = log.candidates(rows, q, "l2", 5)
+    assert few_ids.tolist() == got_ids.tolist()
 
 
 def test_text_tail_run_and_mask_score_alike(tmp_path: Path) -> None:
