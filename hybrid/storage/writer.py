@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,8 @@ from hybrid.storage.versions import VersionLog
 MAX_ROWS_PER_FILE = 1 << 20
 REWRITE_BATCH = 1 << 16
 """Rows per record batch of a fragment rewritten by compaction."""
+PIECE_ROWS = 65_536
+"""Rows per record batch written: larger input batches are sliced, smaller ones joined."""
 
 
 def write_fragments(
@@ -64,10 +66,10 @@ def write_fragments(
 
     try:
         (root / DATA_DIR).mkdir(parents=True, exist_ok=True)
-        for batch in batches:
+        for batch in coalesced(batches):
             start = 0
             while start < batch.num_rows:
-                piece = batch.slice(start, min(max_rows - rows if writer is not None else max_rows, 65_536))
+                piece = batch.slice(start, min(max_rows - rows if writer is not None else max_rows, PIECE_ROWS))
                 if writer is None:
                     rel = f"{DATA_DIR}/{os.urandom(16).hex()}.arrow"
                     written.append(root / rel)
@@ -92,6 +94,37 @@ def write_fragments(
         flushes.sync_file(path)
     flushes.sync_folder(root / DATA_DIR)
     return fragments
+
+
+def coalesced(batches: Iterable[pa.RecordBatch], rows: int = PIECE_ROWS) -> Iterator[pa.RecordBatch]:
+    """The same rows, in the same order, with each run of small batches joined into one.
+
+    A data file of many tiny record batches (a table concatenated from one-row tables, a stream of
+    single rows) reads and searches several times slower than the same rows in one batch, so small
+    batches are held until `rows` rows are together; a batch of `rows` rows or more passes as it is.
+    At most `rows` rows are held at once.
+    """
+    held: list[pa.RecordBatch] = []
+    count = 0
+
+    def joined() -> Iterator[pa.RecordBatch]:
+        nonlocal held, count
+        if len(held) == 1:
+            yield held[0]
+        elif held:
+            yield from pa.Table.from_batches(held).combine_chunks().to_batches()
+        held, count = [], 0
+
+    for batch in batches:
+        if batch.num_rows >= rows:
+            yield from joined()
+            yield batch
+            continue
+        held.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield from joined()
+    yield from joined()
 
 
 @dataclass(frozen=True)
