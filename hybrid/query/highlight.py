@@ -341,9 +341,9 @@ def add_highlights(
     (:mod:`hybrid.query.title_rows`) gets none (nulls), as a row whose text is null."""
     column = _column(view, how.column, fts)
     matcher = TermMatcher(query, _analyzer(view, fts))
-    if rows.schema.get_field_index(column) >= 0:
+    try:
         texts = rows.column(column).to_pylist()
-    else:
+    except KeyError:  # not selected: read
         ids = rows.column("_rowid").to_numpy()
         texts = view.snapshot.take(ids, [column]).column(column).to_pylist()
     if rows.num_rows and title_rows.column(view) is not None:  # a title row is no passage: no highlight
@@ -353,8 +353,17 @@ def add_highlights(
     present = [t for t in texts if t is not None]
     found = matcher.spans_many(present)
     width, pre, post = how.width, how.pre, how.post
-    windows = [window(t, s, width, matcher) for t, s in zip(present, found)]
-    marked = [_marked(t, s, a, b, pre, post) for t, s, (a, b) in zip(present, found, windows)]
+    windows, marked = [], []
+    for text, spans in zip(present, found):  # (_marked written out: ten calls fewer)
+        start, end = window(text, spans, width, matcher)
+        windows.append((start, end))
+        out, at = ["…" if start > 0 else ""], start
+        for a, b in spans:
+            if a >= start and b <= end:
+                out += [text[at:a], pre, text[a:b], post]
+                at = b
+        out += [text[at:end], "…" if end < len(text) else ""]
+        marked.append("".join(out))
     return _with_columns(rows, [t is not None for t in texts], found, windows, marked)
 
 
