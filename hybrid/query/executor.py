@@ -479,9 +479,10 @@ def _search(q: Query, view: IndexedSnapshot, known: list[expansion.Plan]) -> pa.
     if q.expansion is not None and not q.expansion.parent:  # the neighbours' texts in the same read
         planned = expansion.plan(view, q.expansion, pool)
         text = planned.layout.text
-        both = snap.take(np.concatenate([pool, planned.neighbours()]), list(dict.fromkeys([*columns, text])))
+        read = np.concatenate([pool, planned.neighbours()])
+        both = snap.take(read, list(dict.fromkeys([*columns, text])))
         taken = both.slice(0, len(pool)).select(list(dict.fromkeys(["_rowid", *columns])))
-        planned.texts.update(zip(both.column("_rowid").to_pylist(), both.column(text).to_pylist()))
+        planned.texts.update(zip(read.tolist(), both.column(text).to_pylist()))
         known.append(planned)
         rows = _with_result_columns(taken, pool, scores, branches)
     else:

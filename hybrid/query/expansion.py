@@ -183,14 +183,21 @@ class Plan:
     ids: np.ndarray
     passages: dict[int, tuple[tuple[int, int], list[int]]]
     texts: dict[int, str | None] = field(default_factory=dict)
+    windows: dict[int, list[int]] = field(default_factory=dict)
+    """The row ids of each passage's chunks in order, by the hit that keeps it (all of them read
+    from the chunk map at once)."""
+
+    def __post_init__(self) -> None:
+        if self.passages and not self.windows:
+            self.windows = _window_ids(self.cmap, self.passages, self.ids)
 
     def chunk_ids(self, hit: int) -> list[int]:
         """The row ids of the passage kept on hit number `hit`, in order."""
-        return _window_ids(self.cmap, self.passages[hit][0], self.ids[hit])
+        return self.windows[hit]
 
     def neighbours(self) -> np.ndarray:
         """The row ids of the passages' chunks that are not hits, sorted."""
-        wanted = {r for i in self.passages for r in self.chunk_ids(i)}.difference(self.ids.tolist())
+        wanted = {r for chunk_ids in self.windows.values() for r in chunk_ids}.difference(self.ids.tolist())
         return np.asarray(sorted(wanted), np.uint64)
 
 
@@ -214,32 +221,47 @@ def expand(rows: pa.Table, view: IndexedSnapshot, expansion: Expansion, planned:
     if planned is None or not np.array_equal(planned.ids, ids):
         planned = plan(view, expansion, ids)
     kept = sorted(planned.passages)
-    windows = {i: planned.chunk_ids(i) for i in kept}
+    windows = planned.windows
     texts = planned.texts
     wanted = sorted({r for i in kept for r in windows[i]}.difference(texts))
     if wanted:
         read = view.snapshot.take(np.asarray(wanted, np.uint64), [layout.text]).column(layout.text).to_pylist()
         texts.update(zip(wanted, read))
-    contexts, members, spans = [], [], []
+    hit_ids = ids.tolist()
+    contexts: list[str] = []
+    members: list[list[int]] = []
+    spans: list[list[tuple[int, int] | None]] = []
     for i in kept:
         hits, chunk_ids = planned.passages[i][1], windows[i]
         text, chunk_spans = join_chunks([texts[r] or "" for r in chunk_ids])
         at = {r: k for k, r in enumerate(chunk_ids)}
         contexts.append(text)
         members.append(chunk_ids)
-        spans.append([_span(chunk_spans[at[int(ids[j])]]) for j in hits])
-    return _with_columns(rows.take(pa.array(kept, pa.int64())), kept, contexts, members, spans)
+        spans.append([chunk_spans[at[hit_ids[j]]] for j in hits])
+    return _with_columns(_rows_at(rows, kept), kept, contexts, members, spans)
+
+
+def _rows_at(rows: pa.Table, kept: list[int]) -> pa.Table:
+    """Rows number `kept` (ascending) of `rows`: a slice when they run on (one Arrow call, not two)."""
+    if kept and kept[-1] - kept[0] == len(kept) - 1:
+        return rows if len(kept) == rows.num_rows else rows.slice(kept[0], len(kept))
+    return rows.take(pa.array(kept, pa.int64()))
 
 
 def _passages(cmap: ChunkMap, places: np.ndarray, n: int) -> dict[int, tuple[tuple[int, int], list[int]]]:
     """For each hit that keeps a passage: its window of places and the hits it holds (its own first)."""
     clusters: dict[int, list[tuple[int, int, int]]] = {}  # parent slice start -> (first, last, hit)
     alone: list[int] = []
-    for i, p in enumerate(places.tolist()):
-        if p < 0:  # not a live chunk of this version: the hit alone
+    live = places >= 0
+    starts: list[int] = []
+    ends: list[int] = []
+    if len(cmap.starts):  # (junk where not live)
+        starts, ends = cmap.starts[places].tolist(), cmap.ends[places].tolist()
+    for i, (p, is_live) in enumerate(zip(places.tolist(), live.tolist())):
+        if not is_live:  # not a live chunk of this version: the hit alone
             alone.append(i)
             continue
-        lo, hi = int(cmap.starts[p]), int(cmap.ends[p])
+        lo, hi = starts[i], ends[i]
         clusters.setdefault(lo, []).append((max(lo, p - n), min(hi - 1, p + n), i))
     passages: dict[int, tuple[tuple[int, int], list[int]]] = {i: ((-1, -1), [i]) for i in alone}
     for windows in clusters.values():
@@ -255,14 +277,26 @@ def _passages(cmap: ChunkMap, places: np.ndarray, n: int) -> dict[int, tuple[tup
     return passages
 
 
-def _window_ids(cmap: ChunkMap, window: tuple[int, int], hit: Any) -> list[int]:
-    if window[0] < 0:
-        return [int(hit)]
-    return [int(r) for r in cmap.rowids[window[0] : window[1] + 1]]
-
-
-def _span(span: tuple[int, int] | None) -> dict[str, int] | None:
-    return None if span is None else {"start": span[0], "end": span[1]}
+def _window_ids(
+    cmap: ChunkMap, passages: dict[int, tuple[tuple[int, int], list[int]]], ids: np.ndarray
+) -> dict[int, list[int]]:
+    """Each passage's chunk row ids in order (a hit that is no live chunk: itself), read from the
+    chunk map in one gather."""
+    places: list[int] = []
+    for (lo, hi), _ in passages.values():
+        if lo >= 0:
+            places += range(lo, hi + 1)
+    found = cmap.rowids[places].tolist() if places else []
+    hit_ids = ids.tolist()
+    out: dict[int, list[int]] = {}
+    at = 0
+    for hit, ((lo, hi), _) in passages.items():
+        if lo < 0:
+            out[hit] = [hit_ids[hit]]
+        else:
+            out[hit] = found[at : at + hi - lo + 1]
+            at += hi - lo + 1
+    return out
 
 
 def _parents(
@@ -286,7 +320,7 @@ def _parents(
             text = stored[key]
             contexts.append(text)
             members.append([int(ids[j]) for j in hits_of[i]])
-            spans.append([_span(locate(text, hit_texts[j] or "")) for j in hits_of[i]])
+            spans.append([locate(text, hit_texts[j] or "") for j in hits_of[i]])
             continue
         slice_ = cmap.slices.get(key) if key is not None else None
         chunk_ids = [int(r) for r in cmap.rowids[slice_[0] : slice_[1]]] if slice_ else [int(ids[i])]
@@ -295,7 +329,7 @@ def _parents(
         at = {r: k for k, r in enumerate(chunk_ids)}
         contexts.append(text)
         members.append(chunk_ids)
-        spans.append([_span(chunk_spans[at[int(ids[j])]]) for j in hits_of[i] if int(ids[j]) in at])
+        spans.append([chunk_spans[at[int(ids[j])]] for j in hits_of[i] if int(ids[j]) in at])
     return _with_columns(rows.take(pa.array(kept, pa.int64())), kept, contexts, members, spans)
 
 
@@ -355,19 +389,21 @@ def locate(text: str, chunk: str) -> tuple[int, int] | None:
     return None
 
 
+_ADDED = (
+    pa.field("_context", pa.string()),
+    pa.field("_context_rowids", pa.list_(pa.uint64())),
+    pa.field("_context_spans", pa.list_(SPAN)),
+)
+
+
 def _with_columns(
     rows: pa.Table,
     kept: list[int],
     contexts: list[str],
     members: list[list[int]],
-    spans: list[list[dict[str, int] | None]],
+    spans: list[list[tuple[int, int] | None]],
 ) -> pa.Table:
-    added = {
-        "_context": pa.array(contexts, pa.string()),
-        "_context_rowids": pa.array(members, pa.list_(pa.uint64())),
-        "_context_spans": pa.array(spans, pa.list_(SPAN)),
-    }
-    schema = rows.schema
-    for name, column in added.items():  # one table made, not one per column
-        schema = schema.append(pa.field(name, column.type))
-    return pa.Table.from_arrays([*rows.columns, *added.values()], schema=schema)
+    """`rows` and the context columns: one Arrow conversion per column, each appended."""
+    for v, f in zip((contexts, members, spans), _ADDED):  # (appending is far cheaper than a new table)
+        rows = rows.append_column(f, pa.array(v, f.type))
+    return rows

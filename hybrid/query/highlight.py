@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pyarrow as pa
 
 from hybrid.errors import SchemaError
@@ -54,6 +53,8 @@ _ASCII_GAPS = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c) == 
 
 _CACHE_WORDS = 200_000
 """Words whose terms are kept per analyzer (a table's words repeat from query to query)."""
+_CACHE_TEXTS = 200_000
+"""Texts remembered per analyzer as having only known words (a search returns its best rows again)."""
 
 
 class _Words:
@@ -62,9 +63,14 @@ class _Words:
     def __init__(self) -> None:
         self.terms: dict[str, frozenset[str]] = {}
         self.words: dict[str, set[str]] = {}
+        self.known: set[str] = set()
+        """The words of `terms` as a set (``issuperset`` of a list checks them without building a set)."""
+        self.texts: set[int] = set()
+        """Hashes of texts whose every word is in `terms` (their words need no look-up again)."""
 
     def add(self, word: str, terms: frozenset[str]) -> None:
         self.terms[word] = terms
+        self.known.add(word)
         for t in terms:
             self.words.setdefault(t, set()).add(word)
 
@@ -74,7 +80,7 @@ _caches: dict[Analyzer, _Words] = {}
 
 def _cache_for(analyzer: Analyzer) -> _Words:
     cache = _caches.get(analyzer)
-    if cache is None or len(cache.terms) > _CACHE_WORDS:
+    if cache is None or len(cache.terms) > _CACHE_WORDS or len(cache.texts) > _CACHE_TEXTS:
         cache = _caches[analyzer] = _Words()
     return cache
 
@@ -161,15 +167,28 @@ class TermMatcher:
             return [self.spans(t) for t in texts]
         joined = "\0".join(texts)
         gaps = " " + joined.translate(_ASCII_GAPS) + " "  # words between single spaces, offsets + 1
-        hits = self.matching(set(gaps.split()))  # the \w+ words of ASCII text
+        cache = self._cache
+        fresh = [t for t in texts if hash(t) not in cache.texts]
+        if fresh:  # texts not looked at before: their words never seen are analysed, once
+            words = " ".join(fresh).translate(_ASCII_GAPS).split()  # the \w+ words of ASCII text
+            if not cache.known.issuperset(words):
+                for word in set(words).difference(cache.terms):
+                    self.terms(word)
+            cache.texts.update(map(hash, fresh))
+        # the words known to give a query term (now every word of the texts is known), those that
+        # occur in the texts (a substring test; the pattern below matches whole words only)
+        hits = frozenset(w for t in self.query_terms for w in cache.words.get(t, ()) if w in joined)
         if not hits:
             return [[] for _ in texts]
-        finder = _any_of(frozenset(hits)).finditer
+        finder = _any_of(hits).finditer
         out, at = [], 0
         for t in texts:  # text i is gaps[at + 1 : at + 1 + len(t)], a space (or the \0) before it
-            out.append([(m.start() - at, m.end() - 1 - at) for m in finder(gaps, at, at + 1 + len(t))])
+            out.append([(a - at, b - 1 - at) for a, b in map(_span, finder(gaps, at, at + 1 + len(t)))])
             at += len(t) + 1
         return out
+
+
+_span = re.Match.span
 
 
 @functools.lru_cache(maxsize=4_096)
@@ -255,8 +274,10 @@ def window(text: str, spans: list[tuple[int, int]], width: int, matcher: TermMat
         end = cut if cut > start + width // 2 else end
     if start > 0:
         cut = text.find(" ", start, start + width // 4)
-        if cut >= 0 and all(not (a <= cut < b) for a, b in spans):
-            start = cut + 1
+        if cut >= 0:
+            last = bisect.bisect_right(spans, (cut, len(text))) - 1  # the last match starting at or before it
+            if last < 0 or spans[last][1] <= cut:  # not inside a match
+                start = cut + 1
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
@@ -320,22 +341,37 @@ def add_highlights(
     (:mod:`hybrid.query.title_rows`) gets none (nulls), as a row whose text is null."""
     column = _column(view, how.column, fts)
     matcher = TermMatcher(query, _analyzer(view, fts))
-    if column in rows.column_names:
+    try:
         texts = rows.column(column).to_pylist()
-    else:
+    except KeyError:  # not selected: read
         ids = rows.column("_rowid").to_numpy()
         texts = view.snapshot.take(ids, [column]).column(column).to_pylist()
-    marks = title_rows.marks_of(view, rows.column("_rowid").to_numpy()) if rows.num_rows else None
-    if marks is not None and bool(marks.any()):  # a title row is no passage: no highlight
-        texts = [None if m else t for t, m in zip(texts, marks.tolist())]
+    if rows.num_rows and title_rows.column(view) is not None:  # a title row is no passage: no highlight
+        marks = title_rows.marks_of(view, rows.column("_rowid").to_numpy())
+        if marks is not None and bool(marks.any()):
+            texts = [None if m else t for t, m in zip(texts, marks.tolist())]
     present = [t for t in texts if t is not None]
     found = matcher.spans_many(present)
-    windows = [window(t, s, how.width, matcher) for t, s in zip(present, found)]
-    marked = [_marked(t, s, a, b, how.pre, how.post) for t, s, (a, b) in zip(present, found, windows)]
+    width, pre, post = how.width, how.pre, how.post
+    windows, marked = [], []
+    for text, spans in zip(present, found):  # (_marked written out: ten calls fewer)
+        start, end = window(text, spans, width, matcher)
+        windows.append((start, end))
+        out, at = ["…" if start > 0 else ""], start
+        for a, b in spans:
+            if a >= start and b <= end:
+                out += [text[at:a], pre, text[a:b], post]
+                at = b
+        out += [text[at:end], "…" if end < len(text) else ""]
+        marked.append("".join(out))
     return _with_columns(rows, [t is not None for t in texts], found, windows, marked)
 
 
-_SPAN_NAMES = [f.name for f in SPAN]
+_ADDED = (
+    pa.field("_highlight", pa.string()),
+    pa.field("_highlight_spans", pa.list_(SPAN)),
+    pa.field("_highlight_window", SPAN),
+)
 
 
 def _with_columns(
@@ -346,38 +382,23 @@ def _with_columns(
     marked: list[str],
 ) -> pa.Table:
     """`rows` with the three highlight columns (`spans`, `windows` and `marked` for the rows `shown`,
-    in order). The spans and windows go into Arrow as one struct array of (start, end) pairs, the
-    spans' list offsets beside it: pyarrow's per-call cost is most of the work for ten hits."""
-    counts = [len(s) for s in spans]
-    total = sum(counts)
-    pairs = np.fromiter(
-        itertools.chain(itertools.chain.from_iterable(spans), windows), np.dtype((np.int64, 2)), total + len(windows)
-    )
-    inner = pa.StructArray.from_arrays([pa.array(pairs[:, 0]), pa.array(pairs[:, 1])], names=_SPAN_NAMES)
-    if all(shown):  # no null texts: no masks to build
-        offsets = pa.array(list(itertools.accumulate(counts, initial=0)), pa.int32())
-        spans_column = pa.ListArray.from_arrays(offsets, inner.slice(0, total))
-        windows_column = inner.slice(total)
-        marked_column = pa.array(marked, pa.string())
-    else:
-        it = iter(counts)
-        offsets = np.zeros(len(shown) + 1, np.int32)
-        np.cumsum([next(it) if s else 0 for s in shown], out=offsets[1:])
-        nulls = pa.array([not s for s in shown])
-        spans_column = pa.ListArray.from_arrays(pa.array(offsets), inner.slice(0, total), mask=nulls)
-        places = np.cumsum(shown) - 1
-        at = pa.array(np.where(shown, total + places, -1).astype(np.int64), mask=np.logical_not(shown))
-        windows_column = inner.take(at)
-        it_m = iter(marked)
-        marked_column = pa.array([next(it_m) if s else None for s in shown], pa.string())
-    added = {"_highlight": marked_column, "_highlight_spans": spans_column, "_highlight_window": windows_column}
-    schema = rows.schema
-    for name, column in added.items():  # one table made, not one per column
-        schema = schema.append(pa.field(name, column.type))
-    return pa.Table.from_arrays([*rows.columns, *added.values()], schema=schema)
+    in order; nulls for the others): one Arrow conversion per column, each appended (a table made
+    anew from every column checks each one in Python: three times the cost for ten rows)."""
+    values: tuple[list[str | None], list[list[tuple[int, int]] | None], list[tuple[int, int] | None]]
+    if all(shown):
+        values = (marked, spans, windows)  # type: ignore[assignment]
+    else:  # None where a row has no text
+        at = list(itertools.accumulate(shown, initial=0))  # row i's place among the shown rows: at[i]
+        values = tuple([v[at[i]] if s else None for i, s in enumerate(shown)] for v in (marked, spans, windows))  # type: ignore[assignment]
+    for v, f in zip(values, _ADDED):  # (appending is far cheaper than a new table of every column)
+        rows = rows.append_column(f, pa.array(v, f.type))
+    return rows
 
 
 def _column(view: IndexedSnapshot, column: str | None, fts: IndexEntry | None) -> str:
+    if column is None and fts is not None:
+        columns = fts.columns
+        return "text" if len(columns) > 1 and "text" in columns else columns[0]
     names = view.schema.names
     if column is not None:
         if column not in names:
@@ -388,9 +409,6 @@ def _column(view: IndexedSnapshot, column: str | None, fts: IndexEntry | None) -
         ):
             raise SchemaError(f"highlight: column {column!r} does not hold text")
         return column
-    if fts is not None:
-        columns = list(fts.columns)
-        return "text" if len(columns) > 1 and "text" in columns else columns[0]
     layout = chunk_layout.read(view.snapshot.manifest.metadata)
     for candidate in ([layout.text] if layout else []) + ["text"]:
         if candidate in names:

@@ -8,6 +8,7 @@ weights, metric, graph settings). Answers speak in source row ids.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from hybrid.index import manage
 from hybrid.index.analyzer import Analyzer
 from hybrid.index.catalog import IndexEntry
 from hybrid.index.fulltext import COMBINED_FIELD, ROWID_FIELD, TANTIVY_BM25, FullTextIndex
+from hybrid.query import chunk_layout, title_rows
 from hybrid.query.allowed import allowed_rows
 from hybrid.query.filter import compile_filter
 from hybrid.ray import global_bm25 as g
@@ -50,6 +52,9 @@ def build_shard(source_root: str, version: int, lo: int, hi: int, dest_root: str
     rows = rows.rename_columns([SOURCE_ROWID, *rows.column_names[1:]])
     dest = Path(dest_root)
     table = hybrid.connect(dest.parent, upkeep=None).create_table(dest.name, rows)
+    layout = chunk_layout.read(snap.manifest.metadata)
+    if layout is not None:  # the source's chunk layout (its title rows are no passages on a shard either)
+        table.set_chunking(**{**asdict(layout), "parent_table": None})
     for spec in specs:
         if spec["kind"] == "fts":
             manage.create_fts_index(
@@ -93,6 +98,12 @@ class ShardServer:
         if np.any(np.diff(self.source.astype(np.int64)) <= 0):
             raise HybridError(f"shard {root}: its source row ids are not ascending; build the shards again")
         self._tokens: dict[str, dict[str, int]] = {}
+        title = title_rows.column(self.view)
+        self._titles: np.ndarray | None = None
+        """This shard's title rows (sorted row ids), which a flat search never returns."""
+        if title is not None:
+            ids_, marks = title_rows.version_marks(self.view, title)
+            self._titles = np.sort(ids_[marks]).astype(np.uint64)
         for entry in self.view.entries():
             cov = self.view.coverage(entry)
             if len(cov.unindexed) or len(cov.dead):
@@ -186,7 +197,7 @@ class ShardServer:
             return empty
 
         def hits(m: int) -> tuple[np.ndarray, np.ndarray, list[Any]]:
-            return index._hits(compiled, m, allowed, None)
+            return index._hits(compiled, m, allowed, self._titles)
 
         explain = g.explanation(compiled, index.searcher)
         bound = g.score_bound(self.text_stats(name, text, boosts), stats)

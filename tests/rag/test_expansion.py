@@ -140,3 +140,14 @@ def test_a_plan_made_with_the_hits_gives_what_expand_works_out_alone(chunks: hyb
     other = expansion.plan(view, how, rows.column("_rowid").to_numpy()[:1])  # another hit list: not used
     assert expansion.expand(rows, view, how, other).equals(alone)
     assert alone.schema.names[-3:] == ["_context", "_context_rowids", "_context_spans"]
+
+
+@pytest.mark.parametrize("kept", [[0, 1, 2, 3], [1, 2], [0, 2], [3], [0, 1, 3], []])
+def test_the_kept_rows_are_those_a_take_gives(kept: list[int]) -> None:
+    """A run of kept rows is sliced, not taken: the same rows either way."""
+    import pyarrow as pa
+
+    from hybrid.query.expansion import _rows_at
+
+    rows = pa.table({"_rowid": pa.array([7, 3, 9, 1], pa.uint64()), "text": ["a", "b", "c", "d"]})
+    assert _rows_at(rows, kept).equals(rows.take(pa.array(kept, pa.int64())))

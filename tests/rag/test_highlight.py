@@ -186,3 +186,30 @@ def test_highlight_columns_keep_one_type_with_and_without_null_texts(tmp_path: P
         assert schema.field("_highlight_window").type == highlight.SPAN
         assert schema.field("_highlight_spans").type == pa.list_(highlight.SPAN)
         assert schema.field("_highlight").type == pa.string()
+
+
+def test_a_text_looked_at_before_gets_a_later_querys_words_marked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A text whose words were looked up once is remembered (its words are not split and looked up
+    again), yet a later query marks every word giving one of its terms, stemmed forms included."""
+    monkeypatch.setattr(highlight, "_caches", {})
+    texts = ["Building indexes concurrently avoids locking.", "Vacuuming reclaims storage; indexes bloat."]
+    first = highlight.TermMatcher("locking")
+    assert [[t[a:b] for a, b in s] for t, s in zip(texts, first.spans_many(texts))] == [["locking"], []]
+    assert first._cache.texts == {hash(t) for t in texts}
+    later = highlight.TermMatcher("index vacuum")
+    found = later.spans_many(texts)
+    assert [[t[a:b] for a, b in s] for t, s in zip(texts, found)] == [["indexes"], ["Vacuuming", "indexes"]]
+    assert found == [later.spans(t) for t in texts]
+
+
+def test_the_word_and_text_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past its bound the memory starts afresh (words and texts together), and marks stay the same."""
+    monkeypatch.setattr(highlight, "_caches", {})
+    monkeypatch.setattr(highlight, "_CACHE_TEXTS", 2)
+    texts = [f"Indexes number {i} and w{i} indexing." for i in range(4)]
+    m = highlight.TermMatcher("index")
+    expected = [[(0, 7), (len(t) - 9, len(t) - 1)] for t in texts]
+    for _ in range(3):
+        assert highlight.TermMatcher("index").spans_many(texts) == expected
+        assert m.spans_many(texts[:1]) == expected[:1]
+    assert len(highlight._cache_for(m.analyzer).texts) <= 4

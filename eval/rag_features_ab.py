@@ -1,0 +1,138 @@
+"""Highlights and expansion before and after a change, in one process: CPU time per query, interleaved.
+
+The table and queries are ``eval/rag_features.py``'s (100k chunks by default). `--before` names an
+old checkout (``git archive <commit> | tar -x -C <dir>``); its ``hybrid/query/highlight.py`` and
+``hybrid/query/expansion.py`` are loaded beside this checkout's and swapped into the executor for
+the "(before)" configurations, so every configuration runs on the same table, index caches and
+load, query by query in turn (who goes first rotates), for `--rounds` rounds after a warm-up pass.
+Process CPU time (all threads) is the measure: the wall time of a 2-core machine shared with other
+work is bimodal (a query preempted or not), its p50 jumps between the modes.
+
+    git archive main | tar -x -C /path/to/old
+    python eval/rag_features_ab.py --before /path/to/old --docs 10000 --queries 300 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench.frame import RESULTS_DIR, git_info, grid, machine_info, md_intro, md_machine, write_results  # noqa: E402
+from rag_features import TARGET, corpus  # noqa: E402
+
+import hybrid  # noqa: E402
+from hybrid.query import executor  # noqa: E402
+
+CONFIGS = ("hybrid", "+highlight", "+highlight (before)", "+expand", "+expand (before)")
+
+
+def _load(root: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"before_{name}", root / "hybrid" / "query" / f"{name}.py")
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"--before: no hybrid/query/{name}.py under the old checkout")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # (its dataclasses look their module up)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--before", type=Path, required=True, help="an old checkout (git archive ... | tar -x)")
+    ap.add_argument("--docs", type=int, default=10_000)
+    ap.add_argument("--chunks", type=int, default=10)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--name", default="rag_features_ab")
+    ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    args = ap.parse_args()
+    before = {"highlight": _load(args.before, "highlight"), "expansion": _load(args.before, "expansion")}
+    after = {"highlight": executor.highlight, "expansion": executor.expansion}
+
+    rows, centres, vocab = corpus(args.docs, args.chunks, args.dim, args.seed)
+    with tempfile.TemporaryDirectory(prefix="rag-ab-") as tmp:
+        t = hybrid.connect(Path(tmp) / "db", upkeep=None).create_table("chunks", rows)
+        t.create_fts_index("text")
+        t.create_vector_index("vector")
+        t.set_chunking(parent="doc_id", position="chunk_no")
+        rng = np.random.default_rng(args.seed + 1)
+        weights = 1.0 / np.arange(1, len(vocab) + 1)
+        queries = []
+        for _ in range(args.queries):
+            words = " ".join(vocab[w] for w in rng.choice(len(vocab), 4, p=weights / weights.sum()))
+            near = centres[rng.integers(len(centres))] + 0.5 * rng.standard_normal(args.dim).astype(np.float32)
+            queries.append((words, near))
+
+        def run(config: str, text: str, vec: np.ndarray) -> float:
+            q = t.search(text, query_type="hybrid").vector(vec).select(["doc_id", "chunk_no", "text"]).limit(10)
+            q = q.highlight() if "highlight" in config else q.expand(neighbours=1) if "expand" in config else q
+            modules = before if config.endswith("(before)") else after
+            executor.highlight, executor.expansion = modules["highlight"], modules["expansion"]  # type: ignore[assignment]
+            try:
+                c0 = time.process_time()
+                q.to_arrow()
+                return (time.process_time() - c0) * 1e3
+            finally:
+                executor.highlight, executor.expansion = after["highlight"], after["expansion"]  # type: ignore[assignment]
+
+        for text, vec in queries:  # warm-up
+            for c in CONFIGS:
+                run(c, text, vec)
+        cpu: dict[str, list[float]] = {c: [] for c in CONFIGS}
+        for _ in range(args.rounds):
+            for i, (text, vec) in enumerate(queries):
+                for c in CONFIGS[i % len(CONFIGS) :] + CONFIGS[: i % len(CONFIGS)]:
+                    cpu[c].append(run(c, text, vec))
+
+    p50 = {c: float(np.median(v)) for c, v in cpu.items()}
+    base = np.asarray(cpu["hybrid"])
+    paired = {c: float(np.median(np.asarray(v) / base)) for c, v in cpu.items()}
+    shown = list(sys.argv[1:])
+    for flag in ("--before",):  # a machine path: not written into the results
+        if flag in shown:
+            shown[shown.index(flag) + 1] = "<old checkout>"
+    meta: dict[str, Any] = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python " + " ".join(shlex.quote(a) for a in ["eval/rag_features_ab.py", *shown]),
+        "machine": machine_info(("pyarrow", "tantivy", "hnswlib", "duckdb")),
+        "git": git_info(),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("results_dir", "before")},
+    }
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "unknown"
+    data = {"meta": meta, "cpu_p50_ms": p50, "median_paired_ratio": paired, "loadavg": load, "cpu_ms": cpu}
+    table = [["configuration", "", "CPU p50 ms", "CPU p50 / hybrid", "median of per-query ratios", "adds (us, p50)"]]
+    for c in CONFIGS:
+        table.append(
+            [c, "", f"{p50[c]:.3f}", f"{p50[c] / p50['hybrid']:.3f}", f"{paired[c]:.3f}"]
+            + [f"{(p50[c] - p50['hybrid']) * 1e3:.0f}"]
+        )
+    md = [
+        *md_intro(
+            "Highlights and expansion before and after, in one process (CPU time)", "eval/rag_features_ab.py", meta
+        ),
+        *md_machine(meta),
+        f"\n{args.docs * args.chunks:,} chunks, {args.queries} queries x {args.rounds} rounds after a warm-up pass, "
+        f"k = 10, the configurations taking turns query by query. Target: each feature <= {TARGET:.2f} x hybrid. "
+        f"Load average at the end: {load}.\n",
+        grid(table),
+    ]
+    write_results(args.results_dir, args.name, data, "\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
