@@ -2,8 +2,9 @@
 
 Mining hard negatives and the guard's held-out figures run one search a question, and each search
 embeds its question alone. For a model that pays per call that is most of the cost: a tuned column's
-embedder (a local sentence-transformers folder, run by torch) took 256 CPU-ms a question alone
-against 16 in batches on a crowded 2-core machine (``eval/results/tune_mining_ab.md``).
+embedder (a local sentence-transformers folder, run by torch) took 290 CPU-ms a question alone
+against 23 in batches on a crowded 2-core machine, while the default column's queries (the int8 ONNX
+twin) cost about 2 either way (``eval/results/tune_mining_ab.md``).
 :func:`embed_ahead` embeds the questions once, in the embedder's batches, into the embedder's cache
 (one shared instance per configuration in a process), where the searches find them: the same vectors
 as the one-at-a-time path up to the model's padding arithmetic, as in :mod:`hybrid.eval.query_vectors`.
