@@ -174,9 +174,9 @@ def collection_table(
     """The collection's table (built as `make_table` builds it), its build figures, and its test and
     `split` judgments."""
     path = args.data / name
-    test = load_beir(path, "test")
+    test, train = load_beir(path, "test"), load_beir(path, split)  # a missing split fails before the build
     table, build = make_table(hybrid.connect(root / name.replace("/", "-")), test, args.work)
-    return table, build, judgments(table, test, args.eval_queries), judgments(table, load_beir(path, split))
+    return table, build, judgments(table, test, args.eval_queries), judgments(table, train)
 
 
 def train_one(name: str, split: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:

@@ -38,6 +38,7 @@ import numpy as np
 from hybrid.errors import FeedbackError, require
 from hybrid.feedback import state as tuned_state
 from hybrid.feedback.judgments import Judgments, from_feedback
+from hybrid.feedback.query_embedding import embed_ahead
 
 if TYPE_CHECKING:
     from hybrid.feedback.reranker import TrainingExample, TunedReranker
@@ -274,6 +275,7 @@ def tune(table: Table, judgments: Judgments | None = None, settings: TuneSetting
         settings=asdict(s),
     )
     show = s.progress
+    embed_ahead(table, judged.queries)  # every stage searches these on the current column
 
     def fused(fusion: dict[str, Any], column: str | None = None) -> Callable[[str], Query]:
         f = tuned_state.fusion_from(fusion)
@@ -313,6 +315,7 @@ def tune(table: Table, judgments: Judgments | None = None, settings: TuneSetting
         stage_fusion = new_state.get("fusion") or LIBRARY_FUSION
         base_column, column = tune_embedder(table, train, stage_fusion, folder, s, report)
         learned["vector_column"] = column
+        embed_ahead(table, held.queries, column)
         base = ndcg(held, fused(stage_fusion, base_column), "embedder: current column (held-out)")
         cand = ndcg(held, fused(stage_fusion, column), "embedder: tuned column (held-out)")
         decision = guard("embedder", base, cand, s.alpha)
@@ -382,6 +385,7 @@ def mine_examples(
     rng = np.random.default_rng(s.seed)
     f = tuned_state.fusion_from(fusion)
     out: list[TrainingExample] = []
+    embed_ahead(table, judgments.queries, vector_column)
     for q in _bar(judgments.queries, len(judgments), "mining hard negatives", show):
         labels = judgments.labels[q]
         query = table.search(q, vector_column=vector_column).rerank(None).fuse(f)
