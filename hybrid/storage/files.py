@@ -141,8 +141,8 @@ class FileCache:
             buffer = pa.py_buffer(plain)
         else:
             if self._verify(rel, mapped) and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-                # the checksum read every page through the map: unmap them (they stay in the page cache), so
-                # that this process's resident memory holds only what it reads afterwards, not the whole file
+                # the checksum read every page through the map (releasing them block by block as it went):
+                # this process's resident memory holds only what it reads afterwards, not the whole file
                 mapped.madvise(mmap.MADV_DONTNEED)
             if random_access and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
                 mapped.madvise(mmap.MADV_RANDOM)
@@ -225,7 +225,7 @@ class FileCache:
         this call read it."""
         if rel in self._verified:
             return False
-        checksums.verify_named(self._root, rel, memoryview(mapped))
+        checksums.verify_named(self._root, rel, mapped if isinstance(mapped, mmap.mmap) else memoryview(mapped))
         with self._lock:
             self._verified.add(rel)
         return True
