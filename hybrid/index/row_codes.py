@@ -28,6 +28,7 @@ end, the 8-bit step).
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -76,17 +77,22 @@ class RowCodes:
             order = np.argsort(ids, kind="stable")
             ids, codes = ids[order], codes[order]
         self.codes, self.low, self.step, self.metric, self.bits = codes, low, step, metric, bits
+        self._wide = False  # 4-bit levels read from 8-bit codes (:meth:`narrowed_view`), not packed ones
         self.dim = len(low)
         self.count = len(ids)
         self._start = int(ids[0]) if len(ids) else 0
         consecutive = not len(ids) or int(ids[-1]) - self._start == len(ids) - 1
         self._ids: np.ndarray | None = None if consecutive else ids  # consecutive ids: found by subtraction
-        # decoded value of a dimension = base + level * scale (level: the int8 code, or the 4-bit level)
+        self._decode_as(bits)
+
+    def _decode_as(self, bits: int) -> None:
+        """Decoded value of a dimension = base + level * scale (level: the int8 code, or the 4-bit level)."""
+        low, step = self.low, self.step
         if bits == 8:
             self.base, self.scale = low + 128.0 * step, step
         else:
             self.base, self.scale = low + 7.5 * step, 16.0 * step
-        self._base_sq = float(self.base @ self.base)
+        self.bits = bits
 
     @property
     def ids(self) -> np.ndarray:
@@ -121,10 +127,23 @@ class RowCodes:
             return self
         return RowCodes(self.ids, pack4(self.codes), self.low, self.step, self.metric, 4)
 
+    def narrowed_view(self) -> RowCodes:
+        """The 4-bit codes :meth:`narrowed` makes, ranking exactly as they do, but read from these 8-bit codes
+        row by row as candidates are ranked (no copy): the tuner compares both widths while holding only
+        the 8-bit codes, where a packed copy held 1.5x the codes (and 2.5x while packing)."""
+        if self.bits == 4:
+            return self
+        view = copy.copy(self)  # the same arrays: codes, ids, ranges
+        view._decode_as(4)
+        view._wide = True
+        return view
+
     def levels(self, positions: np.ndarray) -> np.ndarray:
         """The rows at `positions` as float32 levels (rows x dim), decoded as ``base + level * scale``."""
         rows = self.codes[positions]
-        if self.bits == 4:
+        if self._wide:  # a 4-bit level is the 8-bit level's high four bits
+            rows = (rows.view(np.uint8) ^ 0x80) >> 4
+        elif self.bits == 4:
             rows = np.concatenate([rows & 0x0F, rows >> 4], axis=1)[:, : self.dim]
         return rows.astype(np.float32)
 
@@ -227,8 +246,11 @@ def merged_codes(
         yield from batches
         return
     old_ids = old.ids
-    keep = ~np.isin(old_ids, deleted) if len(deleted) else np.ones(len(old_ids), bool)
-    parts, ids = [old.codes[keep]], [old_ids[keep]]
+    if len(deleted) and np.isin(old_ids, deleted).any():
+        keep = ~np.isin(old_ids, deleted)
+        parts, ids = [old.codes[keep]], [old_ids[keep]]
+    else:  # nothing deleted: the codes as they are, not a copy of them
+        parts, ids = [old.codes], [old_ids]
     for batch_ids, vectors in batches:
         parts.append(RowCodes.encode(vectors, old.low, old.step, metric, old.bits))
         ids.append(np.asarray(batch_ids, np.uint64))
@@ -236,14 +258,26 @@ def merged_codes(
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / f"{MAP_FILE}.part.npy", np.stack([old.low, old.step]))
     os.replace(folder / f"{MAP_FILE}.part.npy", folder / MAP_FILE)
-    _write(folder, np.concatenate(ids), parts, old.bits)
+    bits = old.bits
+    del old  # its codes live on in `parts` only
+    _write(folder, np.concatenate(ids), parts, bits)
 
 
 def _write(folder: Path, ids: np.ndarray, parts: list[np.ndarray], bits: int = 8) -> None:
+    """Write the codes `parts` (rows in the order of `ids`) sorted by row id, so that :meth:`RowCodes.open`
+    reads them without a sorted copy (a tuned build adds its held-out rows last: unsorted)."""
     name = CODES4_FILE if bits == 4 else CODES_FILE
     with open(folder / f"{name}.part", "wb") as fh:
-        for p in parts:
-            fh.write(np.ascontiguousarray(p).tobytes())
+        if len(ids) < 2 or bool((ids[1:] > ids[:-1]).all()):
+            for p in parts:
+                fh.write(np.ascontiguousarray(p).tobytes())
+        else:
+            order = np.argsort(ids, kind="stable")
+            ids = ids[order]
+            codes = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            parts.clear()
+            for start in range(0, len(order), NARROW_ROWS):  # a block of rows at a time
+                fh.write(codes[order[start : start + NARROW_ROWS]].tobytes())
     _finish(folder, ids, bits)
 
 

@@ -19,6 +19,7 @@ as unverified rather than guessing.
 from __future__ import annotations
 
 import io
+import mmap
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,9 +36,33 @@ _SEAL = re.compile(r',"checksum":"([0-9a-f]{16})"\}\s*$')
 _CHUNK = 1 << 22
 
 
+MAPPED_BLOCK = 64 << 20
+"""Bytes of a memory-mapped file hashed at a time before their pages are released (:func:`digest_mapped`)."""
+
+
 def digest_bytes(data: bytes | bytearray | memoryview) -> str:
     """The digest of a buffer."""
     return xxhash.xxh3_64(data).hexdigest()
+
+
+def digest_mapped(mapped: mmap.mmap) -> str:
+    """The digest of a memory-mapped file, hashed ``MAPPED_BLOCK`` bytes at a time, each block's pages
+    released from the process once hashed (``MADV_DONTNEED``: they stay in the page cache). Hashing the
+    whole map at once held every page of the file in the process at the end: a 1,000,000 x 384 table's
+    1.48 GB data file raised a search process's peak RSS from ~0.3 to 1.8 GB the first time it opened it."""
+    h = xxhash.xxh3_64()
+    view = memoryview(mapped)
+    release = hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED")
+    try:
+        for start in range(0, len(view), MAPPED_BLOCK):
+            block = view[start : start + MAPPED_BLOCK]
+            h.update(block)
+            block.release()
+            if release:
+                mapped.madvise(mmap.MADV_DONTNEED, start, min(MAPPED_BLOCK, len(view) - start))
+    finally:
+        view.release()
+    return h.hexdigest()
 
 
 def digest_file(path: Path) -> str:
@@ -99,13 +124,16 @@ def publish_named(root: Path, rel: str, digest: str) -> str:
     return named
 
 
-def verify_named(root: Path, rel: str, data: bytes | bytearray | memoryview | None = None) -> None:
+def verify_named(root: Path, rel: str, data: bytes | bytearray | memoryview | mmap.mmap | None = None) -> None:
     """Raise :class:`CorruptionError` unless the file's bytes (or `data`, already read) match its name."""
     expected = digest_in_name(rel)
     if expected is None:
         return
     try:
-        found = digest_bytes(data) if data is not None else digest_file(root / rel)
+        if isinstance(data, mmap.mmap):
+            found = digest_mapped(data)
+        else:
+            found = digest_bytes(data) if data is not None else digest_file(root / rel)
     except FileNotFoundError:
         raise CorruptionError(f"{rel} of table {root.name} is missing", rel, "missing") from None
     if found != expected:

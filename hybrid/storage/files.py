@@ -90,6 +90,7 @@ class FileCache:
         """The object store the table's folder mirrors (None: a local table)."""
         self._ranged: OrderedDict[str, RangedTable] = OrderedDict()
         self._spans: dict[str, tuple[int, int]] = {}
+        self._maps: dict[str, mmap.mmap] = {}  # the maps of `_spans`, to release pages of (:meth:`release`)
 
     @property
     def root(self) -> Path:
@@ -106,6 +107,7 @@ class FileCache:
             self._verified.clear()
             self._ranged.clear()
             self._spans.clear()
+            self._maps.clear()
 
     @classmethod
     def purge_root(cls, root: Path) -> None:
@@ -141,8 +143,8 @@ class FileCache:
             buffer = pa.py_buffer(plain)
         else:
             if self._verify(rel, mapped) and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-                # the checksum read every page through the map: unmap them (they stay in the page cache), so
-                # that this process's resident memory holds only what it reads afterwards, not the whole file
+                # the checksum read every page through the map (releasing them block by block as it went):
+                # this process's resident memory holds only what it reads afterwards, not the whole file
                 mapped.madvise(mmap.MADV_DONTNEED)
             if random_access and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
                 mapped.madvise(mmap.MADV_RANDOM)
@@ -152,14 +154,36 @@ class FileCache:
             self._tables[key] = table
             if mapped.closed:
                 self._spans.pop(key, None)
+                self._maps.pop(key, None)
             else:
                 self._spans[key] = (buffer.address, buffer.size)
+                self._maps[key] = mapped
             if len(self._tables) > self._capacity:
                 dropped, _ = self._tables.popitem(last=False)
                 self._numeric = {k: v for k, v in self._numeric.items() if k[0] != dropped}
                 self._blocks = {k: v for k, v in self._blocks.items() if k[0] != dropped}
                 self._spans.pop(dropped, None)
+                self._maps.pop(dropped, None)
         return table
+
+    def release(self, address: int, size: int) -> bool:
+        """Drop this process's mapping of the whole pages among the `size` bytes at `address`, where they lie
+        in a cached data file's map (``MADV_DONTNEED``: the pages stay in the page cache and are mapped
+        again if read again, with the same bytes). What a pass over a whole file (an index build's
+        batches) calls behind itself, so that the file does not accumulate in its resident memory. False
+        (nothing done) when the bytes are not in a map (a decrypted copy, a converted column)."""
+        page = mmap.PAGESIZE
+        with self._lock:
+            for key, (start, length) in self._spans.items():
+                if start <= address and address + size <= start + length:
+                    mapped = self._maps.get(key)
+                    first = -(-(address - start) // page) * page  # whole pages inside the bytes only
+                    last = (address - start + size) // page * page
+                    if mapped is None or mapped.closed or last <= first or not hasattr(mmap, "MADV_DONTNEED"):
+                        return False
+                    mapped.madvise(mmap.MADV_DONTNEED, first, last - first)
+                    return True
+        return False
 
     def file_offset(self, rel: str, address: int, size: int, random_access: bool = False) -> int | None:
         """Where in data file `rel` the `size` bytes at `address` of its table (:meth:`table`) lie, or None when
@@ -225,7 +249,7 @@ class FileCache:
         this call read it."""
         if rel in self._verified:
             return False
-        checksums.verify_named(self._root, rel, memoryview(mapped))
+        checksums.verify_named(self._root, rel, mapped if isinstance(mapped, mmap.mmap) else memoryview(mapped))
         with self._lock:
             self._verified.add(rel)
         return True

@@ -304,3 +304,66 @@ def test_damaged_four_bit_codes_are_a_clear_error(tmp_path: Path) -> None:
         fh.truncate(499)
     with pytest.raises(CorruptionError, match="4-bit row codes"):
         RowCodes.open(tmp_path, "l2")
+
+
+# -- build memory ----------------------------------------------------------------------------------------
+
+
+def test_the_narrowed_view_ranks_as_the_packed_codes_without_a_copy(tmp_path: Path) -> None:
+    """The tuner's 4-bit view of the 8-bit codes decodes every row to the packed 4-bit codes' levels and ranks
+    candidates identically, while sharing the 8-bit codes' memory (a packed copy is half their size, and
+    packing it took another full-size temporary)."""
+    import tracemalloc
+
+    t, data = _embedding_table(tmp_path)
+    eight = _searcher(t).index.codes
+    assert eight is not None and eight.bits == 8
+    packed = eight.narrowed()
+    tracemalloc.start()
+    view = eight.narrowed_view()
+    allocated = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert view.bits == 4 and np.shares_memory(view.codes, eight.codes)
+    assert allocated < eight.codes.nbytes / 20, allocated  # the ids' range at most, not the codes
+    everything = np.arange(N)
+    np.testing.assert_array_equal(view.levels(everything), packed.levels(everything))
+    s = _searcher(t)
+    for q in _queries(data, 10, 12):
+        candidates = s.index.candidates(q, 160, s.index.level)
+        assert view.ranked(q, candidates).tolist() == packed.ranked(q, candidates).tolist()
+
+
+def test_the_tuner_compares_four_bits_without_packing_a_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hybrid.index import ann_build
+
+    def packing(self: RowCodes) -> RowCodes:
+        raise AssertionError("the tuner packed a 4-bit copy of every row's codes")
+
+    monkeypatch.setattr(ann_build, "FOUR_BIT_READS", 100.0)
+    monkeypatch.setattr(RowCodes, "narrowed", packing)
+    t, _ = _embedding_table(tmp_path, target_recall=0.95)
+    assert t.index_stats()[0]["code_bits"] == 4
+
+
+@pytest.mark.parametrize("allowed", [0.0, 100.0])
+def test_tuned_codes_are_written_sorted_by_row_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, allowed: float
+) -> None:
+    """A tuned build adds its held-out rows to the index last; their codes are still written in row-id
+    order, so opening the index reads the file as it is (no sorted copy of the codes in RAM)."""
+    from hybrid.index import ann_build
+
+    monkeypatch.setattr(ann_build, "FOUR_BIT_READS", allowed)
+    t, _ = _embedding_table(tmp_path, target_recall=0.95)
+    folder = _codes_folder(t)
+    ids = np.load(folder / IDS_FILE)
+    assert len(ids) == N and np.all(np.diff(ids.astype(np.int64)) > 0)
+    bits = t.index_stats()[0]["code_bits"]
+    opened = RowCodes.open(folder, "cosine")
+    assert opened is not None and opened.bits == bits
+    raw = np.fromfile(folder / (CODES4_FILE if bits == 4 else CODES_FILE), np.uint8 if bits == 4 else np.int8)
+    np.testing.assert_array_equal(opened.codes, raw.reshape(opened.codes.shape))
+    # each row's code is its own: re-encoding the table's vector of a row gives its stored 8-bit code
+    vectors = _embeddings(N, 5)
+    again = RowCodes.encode(vectors, opened.low, opened.step, "cosine", bits=bits)
+    np.testing.assert_array_equal(opened.codes, again)
