@@ -401,6 +401,16 @@ class FullTextIndex:
         known = sum(any(searcher.doc_freq(f, t) > 0 for f in fields) for t in terms)
         return known / len(terms)
 
+    def doc_share(self, word: str) -> float | None:
+        """The share of the indexed documents that hold `word` as this index analyses it (the most of
+        its terms, any field); None when the analyzer drops the word (one of its stop words)."""
+        terms = set(self.analyzer.terms(word))
+        if not terms or not self.num_docs:
+            return None
+        fields = [COMBINED_FIELD] if self.weights is not None else self.fields
+        searcher = self.searcher
+        return max(searcher.doc_freq(f, t) for f in fields for t in terms) / self.num_docs
+
     def _with_proximity(self, matched: tantivy.Query, query: Match, weights: list[tuple[str, float]]) -> tantivy.Query:
         """`matched` plus, for each pair of neighbouring distinct query terms, a phrase clause with slop."""
         terms = self.analyzer.terms(query.text)

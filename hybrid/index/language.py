@@ -20,11 +20,12 @@ long-standing default, is kept.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from hybrid.index import function_words
 from hybrid.index.script import foreign_script
 
 SAMPLE_DOCS = 200
@@ -97,11 +98,13 @@ def _identifier() -> Any:
     return langid.LanguageIdentifier.from_model_file(langid.MODEL_FILE, norm_probs=True)
 
 
-def is_foreign(query: str, language: str) -> bool:
+def is_foreign(query: str, language: str, doc_share: Callable[[str], float | None] | None = None) -> bool:
     """Whether a query is confidently in another language than an index analysed as `language`
     (never for "multi"; about 0.03 ms): none of its letters is in a script the language is written
     in (:func:`hybrid.index.script.foreign_script`: an English question over Chinese, Russian or
-    Hindi text), or py3langid names another language with at least `FOREIGN_CONFIDENCE`.
+    Hindi text), py3langid names another language with at least `FOREIGN_CONFIDENCE`, or, given the
+    index's document share per word (`doc_share`), py3langid's best guess is another language and
+    the query's English function words are rare in the index (:mod:`hybrid.index.function_words`).
 
     >>> is_foreign("Who won Super Bowl XLIX?", "zh")
     True
@@ -111,14 +114,18 @@ def is_foreign(query: str, language: str) -> bool:
     >>> is_foreign("Wann erhielten die Normannen Land in Frankreich?", "de")
     False
     """
-    return foreign_reason(query, language) is not None
+    return foreign_reason(query, language, doc_share) is not None
 
 
-def foreign_reason(query: str, language: str) -> str | None:
+def foreign_reason(query: str, language: str, doc_share: Callable[[str], float | None] | None = None) -> str | None:
     """Why :func:`is_foreign` holds for a query, in words (for ``explain()``); None when it does not.
 
     >>> foreign_reason("Who won Super Bowl XLIX?", "zh")
     "none of the query's letters in the index language's script"
+    >>> foreign_reason("What did Lady Gaga sing?", "de") is None  # py3langid is unsure
+    True
+    >>> foreign_reason("What did Lady Gaga sing?", "de", lambda word: 0.0)[:47]
+    "py3langid's best guess is 'jv' (0.14), not 'de'"
     """
     if language == "multi" or not query.strip():
         return None
@@ -126,6 +133,11 @@ def foreign_reason(query: str, language: str) -> str | None:
         # no letter in a script the language is written in: certain, whatever the detector says
         return "none of the query's letters in the index language's script"
     code, probability = _identifier().classify(query)
-    if str(code) != language and float(probability) >= FOREIGN_CONFIDENCE:
+    if str(code) == language:
+        return None
+    if float(probability) >= FOREIGN_CONFIDENCE:
         return f"py3langid reads it as {code!r} ({float(probability):.2f}), the index is {language!r}"
+    words = None if doc_share is None or language == "en" else function_words.english_reason(query, doc_share)
+    if words is not None:
+        return f"py3langid's best guess is {code!r} ({float(probability):.2f}), not {language!r}, and {words}"
     return None

@@ -16,7 +16,9 @@ vector distances (lower is better, 0 = identical).
 
 The text branch has a second sign for a question written in another language than its
 index (:func:`hybrid.index.language.is_foreign`: none of its letters in a script the index's
-language is written in, or py3langid at least 90% sure it is another language): such a
+language is written in, py3langid at least 90% sure it is another language, or its best guess
+another language and the question's English function words rare in the index,
+:mod:`hybrid.index.function_words`): such a
 question shares only names, numbers and cognates with the text, and BM25 over those alone
 ranks whatever repeats them. Unless every one of its terms is known to the index (the query is
 itself a name or an identifier), the text branch has no say and the other branch answers

@@ -587,7 +587,7 @@ def _known_share(view: IndexedSnapshot, b: Branch) -> tuple[float | None, str | 
         return None, None
     index = view.index(b.entry)
     assert isinstance(index, FullTextIndex)
-    reason = foreign_reason(b.text.text, index.analyzer.language)
+    reason = foreign_reason(b.text.text, index.analyzer.language, index.doc_share)
     if reason is None:
         return None, None
     return index.known_share(b.text), reason

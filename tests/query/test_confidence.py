@@ -221,3 +221,76 @@ def test_a_question_in_the_index_language_keeps_its_text_weight(
     fused = t.search(question).vector(query, column="vector").limit(1)
     assert fused.to_arrow().column("id").to_pylist() == [3]
     assert "foreign query" not in fused.explain()
+
+
+def _gaga_table(tmp_path: Path, english_rows: int = 0) -> tuple[hybrid.Table, np.ndarray]:
+    """German rows (the first `english_rows` of them English notes instead); row 3 repeats the names of
+    the question below, the vector answer is row 7 (German only)."""
+    t, query = _name_table(
+        tmp_path,
+        "de",
+        "Die Normandie liegt im Norden Frankreichs, Abschnitt",
+        "Im Jahr 2016 trat die Sängerin in der Halbzeitshow des Endspiels auf.",
+        "Lady Gaga sing Houston: Lady Gaga opening, Lady Gaga sing again.",
+    )
+    if english_rows:
+        notes = [
+            f"What did the committee decide? It did what the minutes of meeting {i} say."
+            for i in range(8, 8 + english_rows)
+        ]
+        for i, note in zip(range(8, 8 + english_rows), notes):
+            t.update(where=f"id = {i}", values={"text": note})
+        t.create_fts_index("text", language="de", replace=True)
+    return t, query
+
+
+def test_an_english_question_the_detector_is_unsure_of_leaves_the_answer_to_the_vectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """py3langid gives this short English question only 0.32 for English, so the detector alone does
+    not call it foreign, and by its known share (4 of 6 terms) the text branch's steep list wins.
+    Its English function words "what" and "did" are in none of the German index's documents (and
+    outnumber the German stop words it holds: "in"), so it is foreign: the vector answer wins and
+    explain() says why. Without the index's statistics (the rule before) the name's row wins."""
+    t, query = _gaga_table(tmp_path)
+    question = "What did Lady Gaga sing in Houston?"
+    assert t.search(question, query_type="fts").limit(1).to_arrow().column("id").to_pylist() == [3]
+    fused = t.search(question).vector(query, column="vector").limit(1)
+    assert fused.to_arrow().column("id").to_pylist() == [7]
+    explained = fused.explain()
+    assert "py3langid's best guess is 'en' (0.32), not 'de'" in explained
+    assert "English function words 'what', 'did' are each in under 10% of the index's documents" in explained
+    assert "x 0.00" in explained
+
+    import hybrid.query.executor as executor
+    from hybrid.index.language import foreign_reason
+
+    monkeypatch.setattr(
+        executor, "foreign_reason", lambda text, language, doc_share=None: foreign_reason(text, language)
+    )
+    assert fused.to_arrow().column("id").to_pylist() == [3]
+
+
+def test_an_index_that_holds_english_keeps_the_text_branch_for_english_questions(tmp_path: Path) -> None:
+    """The same question over a German table a fifth of whose rows are English notes ("what" and "did"
+    in 8 of 40 documents): English is in common use in this index, so the question is not foreign to
+    it and the text branch keeps its say (the name's row wins, as by the known share alone)."""
+    t, query = _gaga_table(tmp_path, english_rows=8)
+    fused = t.search("What did Lady Gaga sing in Houston?").vector(query, column="vector").limit(1)
+    assert fused.to_arrow().column("id").to_pylist() == [3]
+    assert "foreign query" not in fused.explain()
+
+
+@pytest.mark.parametrize(
+    ("question", "why"),
+    [
+        ("Wer sang mit The Who in Houston?", "as many German stop words (wer, mit, in) as English ones"),
+        ("Lady Gaga Houston", "no function words at all"),
+    ],
+)
+def test_english_words_alone_do_not_make_a_question_foreign(tmp_path: Path, question: str, why: str) -> None:
+    """A German question naming an English band (py3langid's best guess: Tagalog) and a keyword query
+    keep the text branch: neither reads as worded in English ({why})."""
+    t, query = _gaga_table(tmp_path)
+    fused = t.search(question).vector(query, column="vector").limit(1)
+    assert "foreign query" not in fused.explain(), why
