@@ -68,6 +68,11 @@ def p_value(a: dict[str, float], b: dict[str, float]) -> float:
     return paired_randomization_test([a[q] for q in b], [b[q] for q in b])
 
 
+def positives(args: argparse.Namespace) -> int | None:
+    """The embedder's relevant rows a query: the library's default unless given (0: all)."""
+    return TuneSettings.embedder_positives if args.positives_per_query is None else args.positives_per_query or None
+
+
 def run_one(name: str, split: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     table, build, test_j, train_j = collection_table(name, split, args, root)
     log(name, f"{len(train_j)} {split} queries, {len(test_j)} test queries; built in {build['build_s']} s")
@@ -88,7 +93,7 @@ def run_one(name: str, split: str, args: argparse.Namespace, root: Path) -> dict
         embedder_negatives=args.negatives,
         embedder_max_length=args.max_length,
         mine_depth=args.mine_depth,
-        positives_per_query=args.positives_per_query,
+        embedder_positives=positives(args),
         threads=args.threads,
         test_fraction=args.test_fraction,
     )
@@ -182,7 +187,7 @@ def tune_reranker(table: hybrid.Table, train_j: Any, test_j: Any, args: argparse
         learning_rate=2e-4,
         max_train_queries=args.reranker_queries,
         mine_depth=args.mine_depth,
-        positives_per_query=args.positives_per_query,
+        positives_per_query=args.positives_per_query or None,
         threads=args.threads,
         test_fraction=args.test_fraction,
     )
@@ -328,7 +333,12 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=128, help="word pieces a text is cut to while training")
     p.add_argument("--negatives", type=int, default=1, help="mined hard negatives per example")
     p.add_argument("--mine-depth", type=int, default=30)
-    p.add_argument("--positives-per-query", type=int, default=None)
+    p.add_argument(
+        "--positives-per-query",
+        type=int,
+        default=None,
+        help="relevant rows a query to train on (default: the library's embedder_positives; 0: all)",
+    )
     p.add_argument("--test-fraction", type=float, default=0.2)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 beats 2 on a crowded machine)")
     p.add_argument("--reranker", action="store_true", help="then the cross-encoder on top")

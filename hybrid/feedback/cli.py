@@ -80,6 +80,10 @@ def tune_command(
     embedder_max_steps: Annotated[
         int, typer.Option(min=1, help="the embedder's training budget in optimizer steps, whatever the passes")
     ] = 128,
+    embedder_positives: Annotated[
+        int,
+        typer.Option(min=0, help="relevant rows a query the embedder trains on, highest graded first (0: all)"),
+    ] = 2,
     epochs: Annotated[int, typer.Option(min=1)] = 1,
     negatives: Annotated[int, typer.Option(min=1, help="hard negatives per relevant row")] = 3,
     max_length: Annotated[int, typer.Option(min=8, help="tokens per (query, text) pair")] = 256,
@@ -128,6 +132,7 @@ def tune_command(
             embedder=embedder,
             embedder_epochs=embedder_epochs,
             embedder_max_steps=embedder_max_steps,
+            embedder_positives=embedder_positives or None,
             epochs=epochs,
             negatives=negatives,
             max_length=max_length,

@@ -51,7 +51,13 @@ def tune_embedder(
     column = f"{TUNED_SUFFIX.sub('', current.column)}_tuned_{folder.name}"
     if column in table.schema.names:
         raise FeedbackError(f"table {table.name!r} already has a column {column!r}")
-    mining = replace(s, negatives=s.embedder_negatives, column=current.source, cold_start=False)
+    mining = replace(
+        s,
+        negatives=s.embedder_negatives,
+        positives_per_query=s.embedder_positives,
+        column=current.source,
+        cold_start=False,
+    )
     examples = mine_examples(table, train, fusion, mining, s.progress, current.column)
     settings = EmbedderTraining(
         epochs=s.embedder_epochs,
@@ -84,6 +90,7 @@ def tune_embedder(
         "column": column,
         "model": f"{folder.name}/embedder",
         "examples": result.examples,
+        "positives_per_query": s.embedder_positives,
         "steps": result.steps,
         "epochs": result.epochs,
         "max_steps": s.embedder_max_steps,

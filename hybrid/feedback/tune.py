@@ -90,6 +90,11 @@ class TuneSettings:
     embedder_max_epochs: int = 3
     embedder_max_steps: int | None = 128
     """the embedder's training budget in optimizer steps, whatever the passes (None: none)"""
+    embedder_positives: int | None = 2
+    """the embedder trains on at most this many relevant rows of each query, highest graded first (None: all),
+    so a query with dozens of judged rows weighs about as much as one with a single row. With every judged
+    row, NFCorpus's (~37 a query) made the tuned column worse (0.3556 -> 0.3463); with 2, better (0.3653),
+    and SciFact 0.7364 -> 0.7585 (`eval/results/tune_embedder_*_t13g.md`, `..._p2_s35.md`)"""
     embedder_batch: int = 32
     embedder_learning_rate: float = 2e-5
     embedder_negatives: int = 1
@@ -250,6 +255,8 @@ def tune(table: Table, judgments: Judgments | None = None, settings: TuneSetting
     s = settings or TuneSettings()
     if s.embedder_max_steps is not None and s.embedder_max_steps < 1:
         raise FeedbackError(f"embedder_max_steps must be at least 1 (or None: no budget), got {s.embedder_max_steps}")
+    if s.embedder_positives is not None and s.embedder_positives < 1:
+        raise FeedbackError(f"embedder_positives must be at least 1 (or None: all), got {s.embedder_positives}")
     start = time.perf_counter()
     if s.cold_start:
         from hybrid.feedback.pseudo import pseudo_judgments

@@ -243,11 +243,31 @@ def test_mined_examples_carry_their_rows_and_the_querys_judged_relevant_rows(
     assert report.embedder["masked_negatives"] == 0  # one relevant row a query: nothing in a batch to mask
 
 
-def test_a_step_budget_under_one_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+@pytest.mark.parametrize("setting", ["embedder_max_steps", "embedder_positives"])
+def test_a_budget_under_one_is_refused_before_anything_is_written(tmp_path: Path, setting: str) -> None:
     table = hybrid.connect(tmp_path).create_table("plain", [{"id": i, "text": f"row {i}"} for i in range(8)])
     table.feedback.add_many([{"query": f"row {i}?", "row": i, "label": 1.0} for i in range(8)])
     version = table.version
-    with pytest.raises(FeedbackError, match="embedder_max_steps must be at least 1"):
-        table.tune(**{**SETTINGS, "embedder_max_steps": 0})
+    with pytest.raises(FeedbackError, match=f"{setting} must be at least 1"):
+        table.tune(**{**SETTINGS, setting: 0})
     assert table.version == version and read_state(table) == {}
     assert not runs_dir(table).exists() or not any(runs_dir(table).iterdir())
+
+
+def test_the_embedder_trains_on_the_two_best_graded_rows_of_a_query_by_default(tmp_path: Path) -> None:
+    from hybrid.embedders import SentenceTransformerEmbedder
+
+    rows = [{"id": f"{t}-{n}", "text": f"{t} note {n}"} for t in topics()[:10] for n in range(4)]
+    embedder = SentenceTransformerEmbedder(query_backend="torch")
+    table = hybrid.connect(tmp_path).create_table("docs", rows, embedding={"vector": ("text", embedder)})
+    table.create_fts_index(["text"])
+    grades = [2.0, 1.0, 1.0, 2.0]  # four relevant rows a query, two of them graded 2
+    judged = [(t, n, g) for t in topics()[:10] for n, g in enumerate(grades)]
+    table.feedback.add_many([{"query": query(t), "row": {"id": f"{t}-{n}"}, "label": g} for t, n, g in judged])
+    settings = {**SETTINGS, "embedder_epochs": 1, "embedder_max_steps": 1, "enable": False}
+    train_queries = 10 - round(10 * SETTINGS["test_fraction"])
+    report = table.tune(**settings)
+    assert report.embedder["positives_per_query"] == 2
+    assert report.embedder["examples"] == 2 * train_queries  # of 4 relevant rows a query
+    everything = table.tune(**{**settings, "embedder_positives": None})
+    assert everything.embedder["examples"] == 4 * train_queries
