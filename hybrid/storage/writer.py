@@ -23,7 +23,9 @@ MAX_ROWS_PER_FILE = 1 << 20
 REWRITE_BATCH = 1 << 16
 """Rows per record batch of a fragment rewritten by compaction."""
 PIECE_ROWS = 65_536
-"""Rows per record batch written: larger input batches are sliced, smaller ones joined."""
+"""Most rows per record batch written: larger input batches are sliced."""
+MIN_BATCH_ROWS = 1_024
+"""Input batches with fewer rows are joined until they hold this many (:func:`coalesced`)."""
 
 
 def write_fragments(
@@ -96,13 +98,13 @@ def write_fragments(
     return fragments
 
 
-def coalesced(batches: Iterable[pa.RecordBatch], rows: int = PIECE_ROWS) -> Iterator[pa.RecordBatch]:
+def coalesced(batches: Iterable[pa.RecordBatch], rows: int = MIN_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
     """The same rows, in the same order, with each run of small batches joined into one.
 
     A data file of many tiny record batches (a table concatenated from one-row tables, a stream of
-    single rows) reads and searches several times slower than the same rows in one batch, so small
-    batches are held until `rows` rows are together; a batch of `rows` rows or more passes as it is.
-    At most `rows` rows are held at once.
+    single rows) reads and searches several times slower than the same rows in one batch, so batches
+    under `rows` rows are held until `rows` rows are together; a batch of `rows` rows or more passes as
+    it is (a layout chosen by the writer, e.g. for ranged reads from object storage, is kept).
     """
     held: list[pa.RecordBatch] = []
     count = 0

@@ -12,13 +12,13 @@ import hybrid
 from hybrid.storage.ranged import RangedTable
 from tests.objstore.conftest import options
 
-BATCH = 1_000
+BATCH = 1_024  # batches of this size or more are written as they come (hybrid.storage.writer.coalesced)
 BATCHES = 20
 DIM = 16
 
 
 def table_data(batches: int = BATCHES) -> pa.Table:
-    """`batches` record batches of 1,000 rows (one data file when written at once)."""
+    """`batches` record batches of 1,024 rows (one data file when written at once)."""
     rng = np.random.default_rng(0)
     n = BATCH * batches
     vectors = rng.random((n, DIM), dtype=np.float32)
@@ -131,7 +131,7 @@ def test_read_consistency_interval(s3_endpoint: str, bucket: str, tmp_path: Path
     assert reader.count_rows() == BATCH and store.requests()["list"] == lists  # the listing was reused
     writer.open_table("docs").delete("id < 10")  # version 2, unseen by the reader for now
     assert reader.count_rows() == BATCH
-    commit = reader.delete("id >= 990")  # publishing version 2 fails, the listing is refreshed, version 3 wins
+    commit = reader.delete(f"id >= {BATCH - 10}")  # publishing version 2 fails, the listing is refreshed, version 3 wins
     assert commit.version == 3 and reader_store is store
     assert reader.count_rows() == BATCH - 20
 
