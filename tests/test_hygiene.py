@@ -30,3 +30,16 @@ def test_importing_the_package_writes_nothing(tmp_path: Path) -> None:
 def test_tests_make_their_temporary_folders_in_tmp_path(tmp_path: Path) -> None:
     made = Path(tempfile.mkdtemp(prefix="hybrid-"))
     assert made.parent == tmp_path and Path(tempfile.gettempdir()) == tmp_path
+
+
+def test_numpy_files_are_loaded_under_the_one_lock() -> None:
+    """Parallel search branches open index files at once; numpy parses .npy headers with the compiler, which
+    CPython 3.11 cannot run in two threads at once (hybrid.storage.npy): every load goes through that module."""
+    loose = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in sorted((ROOT / "hybrid").rglob("*.py"))
+        if path != ROOT / "hybrid" / "storage" / "npy.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "np.load(" in line or "numpy.load(" in line
+    ]
+    assert loose == []

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.errors import SchemaError
+from hybrid.storage import npy
 from hybrid.storage.files import INDEXES_DIR
 from hybrid.storage.snapshot import Snapshot
 
@@ -88,7 +89,7 @@ def save_ids(folder: Path, ids: np.ndarray) -> None:
 
 
 def load_ids(folder: Path) -> np.ndarray:
-    return np.load(folder / IDS_FILE, mmap_mode="r")
+    return npy.load(folder / IDS_FILE, mmap_mode="r")
 
 
 def text_batches(

@@ -22,6 +22,7 @@ import numpy as np
 from hybrid.errors import CorruptionError
 from hybrid.index.row_codes import RowCodes
 from hybrid.index.vector import SharedLock
+from hybrid.storage import npy
 
 GRAPH_FILE = "usearch.i8"
 MAP_FILE = "affine.npy"  # row 0: the mean, row 1: the scale (broadcast), row 2: normalize flag
@@ -51,7 +52,7 @@ class Affine:
 
     @classmethod
     def load(cls, folder: Path) -> Affine:
-        m = np.load(folder / MAP_FILE)
+        m = npy.load(folder / MAP_FILE)
         return cls(m[0], float(m[1][0]), bool(m[2][0]))
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from hybrid.errors import CorruptionError
+from hybrid.storage import npy
 
 CODES_FILE, IDS_FILE, MAP_FILE = "codes.i8", "codes_ids.npy", "codes_map.npy"
 CODES4_FILE = "codes.u4"
@@ -188,8 +189,8 @@ class RowCodes:
             return None
         bits = 4 if (folder / CODES4_FILE).exists() else 8
         try:
-            low, step = np.load(folder / MAP_FILE)
-            ids = np.load(folder / IDS_FILE)
+            low, step = npy.load(folder / MAP_FILE)
+            ids = npy.load(folder / IDS_FILE)
             codes = np.fromfile(folder / (CODES4_FILE if bits == 4 else CODES_FILE), np.uint8 if bits == 4 else np.int8)
         except (OSError, ValueError) as exc:
             raise CorruptionError(f"the row codes in {folder} cannot be read ({exc}); rebuild the index") from exc
@@ -207,7 +208,7 @@ class RowCodes:
         place, then the 8-bit file removed: a crash between leaves both, and the 4-bit ones are read)."""
         if not (folder / CODES_FILE).exists():
             return
-        low = np.load(folder / MAP_FILE)[0]
+        low = npy.load(folder / MAP_FILE)[0]
         size = (folder / CODES_FILE).stat().st_size
         codes = np.memmap(folder / CODES_FILE, dtype=np.int8, mode="r", shape=(size // len(low), len(low)))
         part = folder / f"{CODES4_FILE}.part"

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from pyroaring import BitMap
 
 from hybrid.errors import SchemaError
+from hybrid.storage import npy
 
 ScalarKind = Literal["bitmap", "btree", "label_list"]
 BLOCK = 4_096
@@ -155,13 +156,13 @@ class ScalarIndex:
     def open(folder: Path) -> ScalarIndex:
         with pa.memory_map(str(folder / _KEYS)) as source:
             keys = pa.ipc.open_file(source).read_all().column(0).combine_chunks()
-        offsets = np.load(folder / _OFFSETS)
+        offsets = npy.load(folder / _OFFSETS)
         blob = (folder / _BITMAPS).read_bytes()
         bitmaps = [BitMap.deserialize(blob[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
-        with np.load(folder / _LAYOUT) as layout:
-            kind = str(layout["kind"])
-            ids_by_value = layout.get("ids_by_value", None)
-            starts = layout.get("starts", None)
+        layout = npy.load_members(folder / _LAYOUT)
+        kind = str(layout["kind"])
+        ids_by_value = layout.get("ids_by_value", None)
+        starts = layout.get("starts", None)
         return ScalarIndex(kind, _sortable(keys), bitmaps[2:], bitmaps[0], bitmaps[1], ids_by_value, starts)  # type: ignore[arg-type]
 
     # -- lookups ---------------------------------------------------------------------

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from hybrid.storage import blocks, disk
+from hybrid.storage import blocks, disk, npy
 from hybrid.storage.files import DATA_DIR, DELETIONS_DIR, ROWIDS_DIR, FileCache, fsync_dir, write_ids_file
 from hybrid.storage.files import write_table_file as _write_table_file
 from hybrid.storage.manifest import DataFile, Fragment, Manifest
@@ -315,7 +315,7 @@ class Journal:
             d = json.loads((folder / JOURNAL).read_text())
         except FileNotFoundError:
             return None
-        return cls(**d), np.load(folder / ROWIDS)
+        return cls(**d), npy.load(folder / ROWIDS)
 
     def finish(self, root: Path) -> None:
         """Remove the journal: the erasure is complete."""
