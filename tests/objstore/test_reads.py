@@ -131,7 +131,7 @@ def test_read_consistency_interval(s3_endpoint: str, bucket: str, tmp_path: Path
     assert reader.count_rows() == BATCH and store.requests()["list"] == lists  # the listing was reused
     writer.open_table("docs").delete("id < 10")  # version 2, unseen by the reader for now
     assert reader.count_rows() == BATCH
-    commit = reader.delete(f"id >= {BATCH - 10}")  # publishing version 2 fails, the listing is refreshed, version 3 wins
+    commit = reader.delete(f"id >= {BATCH - 10}")  # publishing version 2 fails, the listing is refreshed: 3 wins
     assert commit.version == 3 and reader_store is store
     assert reader.count_rows() == BATCH - 20
 
