@@ -160,7 +160,7 @@ def main() -> None:
         + ["CPU p50 / hybrid", "target"]
     ]
     for c in CONFIGS:
-        ok = "" if c == "hybrid" else ("PASS" if ratios[c] <= TARGET else "MISS")
+        ok = "" if c == "hybrid" else ("PASS" if cpu_ratios[c] <= TARGET else "MISS")
         table.append(
             [c, "", f"{p50[c]:.2f}", f"{p95[c]:.2f}", f"{ratios[c]:.3f}", f"{paired[c]:.3f}", f"{cpu50[c]:.2f}"]
             + [f"{cpu_ratios[c]:.3f}", ok]
@@ -172,7 +172,9 @@ def main() -> None:
         f"(HNSW), BM25 over ~60-word chunks; {args.queries} queries, k = 10, one warm-up pass, the "
         f"configurations taking turns query by query. Table built in {built:.0f} s.\n",
         grid(table),
-        f"\nTarget: each feature adds at most {TARGET - 1:.0%} to hybrid's p50 (PASS/MISS on the ratio of p50s). "
+        f"\nTarget: each feature adds at most {TARGET - 1:.0%} to hybrid's p50 (PASS/MISS on the ratio of CPU "
+        "p50s: wall times on a shared machine are bimodal, and moved an untouched feature's ratio 1.11 -> 1.55 "
+        "between two runs). "
         "The median of per-query ratios (each query's time with the feature over its time without, measured "
         "back to back) is the figure least moved by other work on a shared machine. CPU: the process's CPU "
         f"time per query (all threads). Load average at the end: {data['loadavg']}.\n",
