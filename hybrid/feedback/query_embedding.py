@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from hybrid.embedders import binding
-from hybrid.feedback import state as tuned_state
+from hybrid.errors import FeedbackError
+from hybrid.feedback.embedder_stage import current_binding
 
 if TYPE_CHECKING:
     from hybrid.table import Table
@@ -26,13 +27,15 @@ def embed_ahead(table: Table, texts: Iterable[str], vector_column: str | None = 
     """Embed the distinct non-blank `texts` in batches for the vector column a text search of `table` on
     `vector_column` embeds for (None: the tuned state's column, else the only bound one); returns how many
     were handed to the embedder (0 when no bound column applies or it cannot embed many at once)."""
-    bound = {b.column: b for b in binding.read(table.snapshot().manifest.metadata)}
-    column = vector_column or tuned_state.read_state(table).get("vector_column")
-    if column is None and len(bound) == 1:
-        column = next(iter(bound))
-    target = bound.get(column) if column is not None else None
+    if vector_column is None:
+        try:
+            target: binding.Binding | None = current_binding(table)
+        except FeedbackError:
+            return 0  # the searches say what is wrong, as they would without this
+    else:
+        target = next((b for b in binding.read(table.snapshot().manifest.metadata) if b.column == vector_column), None)
     if target is None:
-        return 0  # the searches say what is wrong, as they would without this
+        return 0
     many = getattr(target.embedder, "embed_queries", None)
     distinct = [t for t in dict.fromkeys(texts) if isinstance(t, str) and t.strip()]
     if many is None or not distinct:

@@ -44,16 +44,6 @@ languages use alone ("d'", "o")."""
 _WORD = re.compile(r"[^\W\d_]+")
 
 
-def english_words(query: str) -> list[str]:
-    """The query's distinct English function words (lower case, first use first).
-
-    >>> english_words("How many tackles did Luke Kuechly register? How?")
-    ['how', 'did']
-    """
-    words = (w.lower() for w in _WORD.findall(query))
-    return list(dict.fromkeys(w for w in words if w in stopwords.ENGLISH and w not in _FRAGMENTS))
-
-
 def english_reason(query: str, doc_share: Callable[[str], float | None]) -> str | None:
     """Why `query` reads as worded in English over an index whose document share per word is
     `doc_share` (None: the index's analyzer drops the word, one of its own stop words), in words;
