@@ -54,6 +54,11 @@ def top_k(ids: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     return ids[order], dist[order]
 
 
+BUILD_THREADS = -1
+"""hnswlib's insertion threads when building (-1: one per core; with more than one the graph, and so its
+recall, differs a little from build to build)."""
+
+
 class SharedLock:
     """Many holders of `shared()` at once, or one holder of `exclusive()`; phase-fair.
 
@@ -156,7 +161,7 @@ class VectorIndex:
         hnsw = hnswlib.Index(space=_SPACE[metric], dim=int(vectors.shape[1]))
         hnsw.init_index(max_elements=max(1, len(ids)), ef_construction=ef_construction, M=m, random_seed=100)
         if len(ids):
-            hnsw.add_items(vectors, ids.astype(np.uint64), num_threads=-1)
+            hnsw.add_items(vectors, ids.astype(np.uint64), num_threads=BUILD_THREADS)
         path.mkdir(parents=True, exist_ok=True)
         hnsw_file.save(hnsw, path / INDEX_FILE)  # the same bytes, without save_index's long GIL hold
         return cls(hnsw, metric, ef_search)

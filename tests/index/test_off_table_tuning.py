@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 
 import hybrid
-from hybrid.index import quantized
+from hybrid.index import quantized, vector
 from hybrid.index.tuning import off_table, reaches_both
 from tests.index.test_ann_tuning_held_out import _data, _fresh_recall
 
@@ -37,6 +37,8 @@ def test_the_tuned_setting_reaches_the_target_for_off_table_queries(
     if kind == "hnsw_int8":
         pytest.importorskip("usearch")
         monkeypatch.setattr(quantized, "_threads", lambda rows: 1)  # the same graph every run
+    else:
+        monkeypatch.setattr(vector, "BUILD_THREADS", 1)  # the same graph every run
     data, queries = _off_table_queries()
     rows = pa.table({
         "id": pa.array(np.arange(N, dtype=np.int64)),
