@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -372,7 +372,7 @@ def _execute(q: ShardedQuery) -> pa.Table:
         pending_text = [
             a.text_search.remote(fts["name"], q.text_query, None, depth, q.filter_sql, stats) for a in actors
         ]
-        known = _known_share(q.text_query, fts, stats)
+        known = _known_share(q.text_query, fts, stats, _doc_share(q.sharded, fts))
     if vec is not None and pending_vec is not None:  # the order of one table's branches: vector, then text
         ids, d = _merge(ray.get(pending_vec), depth, ascending=True)
         branches.append(Branch("vector", vec[0], None, vector=vec[1], ids=ids, raw=d))
@@ -384,11 +384,32 @@ def _execute(q: ShardedQuery) -> pa.Table:
     return _rows(q, branches, known)
 
 
-def _known_share(text: str, spec: Mapping[str, Any], stats: g.GlobalStats) -> tuple[float | None, bool]:
-    """As one table: the share of the query's terms any document holds, when the query is confidently
-    in another language than the index, and whether it is ((None, False) otherwise)."""
+def _doc_share(sharded: ShardedTable, spec: Mapping[str, Any]) -> Callable[[str], float | None]:
+    """As :meth:`hybrid.index.fulltext.FullTextIndex.doc_share` over every shard: the share of all
+    documents that hold a word (the most of its terms, any field); None when the analyzer drops it.
+    The words asked about are the question's own, whose counts its statistics already fetched."""
     analyzer = Analyzer.from_dict(spec["analyzer"])
-    if not is_foreign(text, analyzer.language):
+
+    def share(word: str) -> float | None:
+        terms = set(analyzer.terms(word))
+        if not terms:
+            return None
+        stats = sharded.text_statistics(spec, word)
+        if not stats.num_docs:
+            return None
+        return max((n for (_, t), n in stats.doc_freq.items() if t in terms), default=0) / stats.num_docs
+
+    return share
+
+
+def _known_share(
+    text: str, spec: Mapping[str, Any], stats: g.GlobalStats, doc_share: Callable[[str], float | None]
+) -> tuple[float | None, bool]:
+    """As one table: the share of the query's terms any document holds, when the query is in another
+    language than the index (by the same rule, with all shards' document counts), and whether it is
+    ((None, False) otherwise)."""
+    analyzer = Analyzer.from_dict(spec["analyzer"])
+    if not is_foreign(text, analyzer.language, doc_share):
         return None, False
     terms = set(analyzer.terms(text))
     if not terms:

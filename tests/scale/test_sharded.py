@@ -191,3 +191,39 @@ def test_bad_input_is_a_clear_error(tables: Any, tmp_path: Path) -> None:
         sharded.search(np.ones(3), query_type="vector", vector_column="plain").to_arrow()
     with pytest.raises(HybridError, match="shards.json"):
         hr.ShardedTable(tmp_path)
+
+
+def test_a_foreign_question_is_told_by_all_shards_document_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short English question over German rows, which py3langid is unsure of: its English function
+    words ("what", "did") are in none of the documents of any shard, so the sharded table, like the
+    unsharded one, takes it for foreign and the vector branch's answer (row 7) wins over the row that
+    repeats the question's names (row 3). Without the shards' document counts the name's row wins."""
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=16).astype(np.float32)
+    vectors = base + 0.3 * rng.normal(size=(40, 16)).astype(np.float32)
+    query = vectors[7] + 0.3 * rng.normal(size=16).astype(np.float32)
+    rows = [
+        {"id": i, "text": f"Die Normandie liegt im Norden Frankreichs, Abschnitt {i}.", "vector": vectors[i]}
+        for i in range(40)
+    ]
+    rows[7]["text"] = "Im Jahr 2016 trat die Sängerin in der Halbzeitshow des Endspiels auf."
+    rows[3]["text"] = "Lady Gaga sing Houston: Lady Gaga opening, Lady Gaga sing again."
+    t = hybrid.connect(tmp_path / "db", upkeep=None).create_table("de", rows)
+    t.create_fts_index("text", language="de")
+    t.create_vector_index("vector", metric="l2")
+    question = "What did Lady Gaga sing in Houston?"
+    sharded = hr.shard(t, 2)
+    try:
+        one, many = (x.search(question, query_type="hybrid").vector(query, "vector").limit(1) for x in (t, sharded))
+        assert one.to_arrow()["id"].to_pylist() == many.to_arrow()["id"].to_pylist() == [7]
+        assert sharded.search(question, query_type="fts").limit(1).to_arrow()["id"].to_pylist() == [3]
+
+        from hybrid.index.language import is_foreign
+        from hybrid.ray import shards
+
+        monkeypatch.setattr(shards, "is_foreign", lambda text, language, doc_share=None: is_foreign(text, language))
+        assert many.to_arrow()["id"].to_pylist() == [3]
+    finally:
+        sharded.close()
