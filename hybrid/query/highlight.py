@@ -170,7 +170,8 @@ class TermMatcher:
         cache = self._cache
         fresh = [t for t in texts if hash(t) not in cache.texts]
         if fresh:  # texts not looked at before: their words never seen are analysed, once
-            words = " ".join(fresh).translate(_ASCII_GAPS).split()  # the \w+ words of ASCII text
+            # the \w+ words of ASCII text (all the texts' when all are new, as for most questions)
+            words = gaps.split() if len(fresh) == len(texts) else " ".join(fresh).translate(_ASCII_GAPS).split()
             if not cache.known.issuperset(words):
                 for word in set(words).difference(cache.terms):
                     self.terms(word)
