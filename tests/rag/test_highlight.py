@@ -268,3 +268,10 @@ def test_batch_spans_hold_at_text_edges_and_beside_cjk(texts: list[str], query: 
     assert found == [m.spans(t) for t in texts]
     expected = r"index\w*|学习" if "学习" in query else r"index\w*"
     assert [[t[a:b] for a, b in s] for t, s in zip(texts, found)] == [re.findall(expected, t, re.I) for t in texts]
+
+
+def test_a_matching_word_too_long_to_pack_still_gets_its_span() -> None:
+    """Batch matches pack a word's length in 16 bits; a longer matching word takes the one-text path."""
+    texts = ["x " + "a" * 70_000 + " y", "a" * 40]
+    m = highlight.TermMatcher("a" * 40)
+    assert m.spans_many(texts) == [[(2, 70_002)], [(0, 40)]] == [m.spans(t) for t in texts]
