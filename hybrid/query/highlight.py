@@ -210,13 +210,12 @@ def _split_spans(found: list[int], lengths: list[int]) -> list[list[tuple[int, i
     i, begin, stop = 0, 1, 1 + lengths[0]  # text i is gaps[begin : stop]
     spans = out[0]
     for v in found:
-        a = (v >> 16) - begin
-        if a + begin >= stop:
-            while v >> 16 >= stop:
-                i += 1
-                begin, stop = stop + 1, stop + 1 + lengths[i]
-            spans, a = out[i], (v >> 16) - begin
-        spans.append((a, a + (v & 0xFFFF)))
+        at = v >> 16
+        while at >= stop:  # past text i: the next text (or the one after an empty one)
+            i += 1
+            begin, stop = stop + 1, stop + 1 + lengths[i]
+            spans = out[i]
+        spans.append((at - begin, at - begin + (v & 0xFFFF)))
     return out
 
 
