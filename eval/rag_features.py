@@ -17,9 +17,12 @@ Each query (4 vocabulary words and a vector near a random document's centre) run
   document lists fused (``+group_by`` fuses the chunk lists, then groups).
 
 The configurations take turns query by query (so drift in a shared machine's load falls on
-all of them alike) after one untimed warm-up pass; the report gives each one's median
-(p50) and p95 in ms, its ratio to hybrid's p50 and the median of the per-query ratios.
-Target: each adds at most 15 %.
+all of them alike) after one untimed warm-up pass of `--queries` queries of its own; the report
+gives each one's median (p50) and p95 in ms, its ratio to hybrid's p50 and the median of the
+per-query ratios, for two timed passes over `--queries` other queries: **first-seen** (most hits'
+texts highlighted for the first time, as for a new question) and **seen** (the same queries
+again: every text highlighted before, which the highlighter remembers). Target: each adds at most
+15 %, judged on the first-seen pass.
 
     python eval/rag_features.py                    # 100k chunks, 500 queries
     python eval/rag_features.py --docs 1000 --queries 50 --name rag_features_small
@@ -46,6 +49,7 @@ import hybrid  # noqa: E402
 
 TARGET = 1.15
 CONFIGS = ("hybrid", "+group_by", "+expand", "+highlight", "+group_by(groups)")
+PASSES = ("first-seen", "seen")
 
 
 def corpus(docs: int, chunks: int, dim: int, seed: int) -> tuple[Any, np.ndarray, list[str]]:
@@ -96,11 +100,11 @@ def main() -> None:
 
         rng = np.random.default_rng(args.seed + 1)
         weights = 1.0 / np.arange(1, len(vocab) + 1)
-        queries = []
-        for _ in range(args.queries):
+        warm, queries = [], []
+        for i in range(2 * args.queries):  # the warm-up pass's queries, then the timed ones
             words = " ".join(vocab[w] for w in rng.choice(len(vocab), 4, p=weights / weights.sum()))
             near = centres[rng.integers(len(centres))] + 0.5 * rng.standard_normal(args.dim).astype(np.float32)
-            queries.append((words, near))
+            (warm if i < args.queries else queries).append((words, near))
 
         def make(config: str, text: str, vec: np.ndarray) -> Any:
             q = t.search(text, query_type="hybrid").vector(vec).select(["doc_id", "chunk_no", "text"]).limit(10)
@@ -114,27 +118,23 @@ def main() -> None:
                 q = q.highlight()
             return q
 
-        for text, vec in queries:  # warm-up: indexes, the chunk map, caches
+        for text, vec in warm:  # warm-up (other queries): indexes, the chunk map, caches
             for c in CONFIGS:
                 make(c, text, vec).to_arrow()
-        times: dict[str, list[float]] = {c: [] for c in CONFIGS}
-        cpu: dict[str, list[float]] = {c: [] for c in CONFIGS}
-        for i, (text, vec) in enumerate(queries):
-            order = CONFIGS[i % len(CONFIGS) :] + CONFIGS[: i % len(CONFIGS)]  # who goes first rotates
-            for c in order:
-                q = make(c, text, vec)
-                t0, c0 = time.perf_counter(), time.process_time()
-                q.to_arrow()
-                cpu[c].append((time.process_time() - c0) * 1e3)
-                times[c].append((time.perf_counter() - t0) * 1e3)
+        passes: dict[str, dict[str, Any]] = {}
+        for name in PASSES:  # first-seen, then the same queries again
+            times: dict[str, list[float]] = {c: [] for c in CONFIGS}
+            cpu: dict[str, list[float]] = {c: [] for c in CONFIGS}
+            for i, (text, vec) in enumerate(queries):
+                order = CONFIGS[i % len(CONFIGS) :] + CONFIGS[: i % len(CONFIGS)]  # who goes first rotates
+                for c in order:
+                    q = make(c, text, vec)
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    q.to_arrow()
+                    cpu[c].append((time.process_time() - c0) * 1e3)
+                    times[c].append((time.perf_counter() - t0) * 1e3)
+            passes[name] = _summary(times, cpu)
 
-    p50 = {c: float(np.median(v)) for c, v in times.items()}
-    p95 = {c: float(np.percentile(v, 95)) for c, v in times.items()}
-    ratios = {c: p50[c] / p50["hybrid"] for c in CONFIGS}
-    base = np.asarray(times["hybrid"])
-    paired = {c: float(np.median(np.asarray(times[c]) / base)) for c in CONFIGS}
-    cpu50 = {c: float(np.median(v)) for c, v in cpu.items()}
-    cpu_ratios = {c: cpu50[c] / cpu50["hybrid"] for c in CONFIGS}
     meta = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python " + " ".join(shlex.quote(a) for a in ["eval/rag_features.py", *sys.argv[1:]]),
@@ -143,44 +143,59 @@ def main() -> None:
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "results_dir"},
         "build_s": built,
     }
-    data = {
-        "meta": meta,
+    data: dict[str, Any] = {"meta": meta, **passes["first-seen"], "seen": passes["seen"], "loadavg": _loadavg()}
+    md = [
+        *md_intro("Grouping, expansion and highlights: cost over a hybrid search", "eval/rag_features.py", meta),
+        *md_machine(meta),
+        f"\n{args.docs * args.chunks:,} chunks ({args.docs:,} documents x {args.chunks}), {args.dim}-d vectors "
+        f"(HNSW), BM25 over ~60-word chunks; k = 10, a warm-up pass of {args.queries} queries, then "
+        f"{args.queries} other queries twice (first-seen, then seen), the configurations taking turns query "
+        f"by query. Table built in {built:.0f} s.\n",
+    ]
+    for name in PASSES:
+        md += [f"\n## {name}\n", _grid(passes[name], judged=name == "first-seen")]
+    md.append(
+        f"\nTarget: each feature adds at most {TARGET - 1:.0%} to hybrid's p50 on first-seen texts (PASS/MISS on "
+        "the ratio of CPU p50s: wall times on a shared machine are bimodal, and moved an untouched feature's "
+        "ratio 1.11 -> 1.55 between two runs). The median of per-query ratios (each query's time with the "
+        "feature over its time without, measured back to back) is the figure least moved by other work on a "
+        "shared machine. CPU: the process's CPU time per query (all threads). "
+        f"Load average at the end: {data['loadavg']}.\n"
+    )
+    write_results(args.results_dir, args.name, data, "\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+def _summary(times: dict[str, list[float]], cpu: dict[str, list[float]]) -> dict[str, Any]:
+    """One pass's figures: p50, p95, ratios to hybrid (wall and CPU), the median of per-query ratios."""
+    p50 = {c: float(np.median(v)) for c, v in times.items()}
+    base = np.asarray(times["hybrid"])
+    cpu50 = {c: float(np.median(v)) for c, v in cpu.items()}
+    return {
         "p50_ms": p50,
-        "p95_ms": p95,
-        "ratio_to_hybrid": ratios,
-        "median_paired_ratio": paired,
+        "p95_ms": {c: float(np.percentile(v, 95)) for c, v in times.items()},
+        "ratio_to_hybrid": {c: p50[c] / p50["hybrid"] for c in CONFIGS},
+        "median_paired_ratio": {c: float(np.median(np.asarray(times[c]) / base)) for c in CONFIGS},
         "cpu_p50_ms": cpu50,
-        "cpu_ratio_to_hybrid": cpu_ratios,
-        "loadavg": _loadavg(),
+        "cpu_ratio_to_hybrid": {c: cpu50[c] / cpu50["hybrid"] for c in CONFIGS},
         "times_ms": times,
         "cpu_ms": cpu,
     }
+
+
+def _grid(s: dict[str, Any], judged: bool) -> str:
     table = [
         ["configuration", "", "p50 ms", "p95 ms", "p50 / hybrid", "median of per-query ratios", "CPU p50 ms"]
         + ["CPU p50 / hybrid", "target"]
     ]
     for c in CONFIGS:
-        ok = "" if c == "hybrid" else ("PASS" if cpu_ratios[c] <= TARGET else "MISS")
+        ratio = s["cpu_ratio_to_hybrid"][c]
+        ok = "" if c == "hybrid" or not judged else ("PASS" if ratio <= TARGET else "MISS")
         table.append(
-            [c, "", f"{p50[c]:.2f}", f"{p95[c]:.2f}", f"{ratios[c]:.3f}", f"{paired[c]:.3f}", f"{cpu50[c]:.2f}"]
-            + [f"{cpu_ratios[c]:.3f}", ok]
+            [c, "", f"{s['p50_ms'][c]:.2f}", f"{s['p95_ms'][c]:.2f}", f"{s['ratio_to_hybrid'][c]:.3f}"]
+            + [f"{s['median_paired_ratio'][c]:.3f}", f"{s['cpu_p50_ms'][c]:.2f}", f"{ratio:.3f}", ok]
         )
-    md = [
-        *md_intro("Grouping, expansion and highlights: cost over a hybrid search", "eval/rag_features.py", meta),
-        *md_machine(meta),
-        f"\n{args.docs * args.chunks:,} chunks ({args.docs:,} documents x {args.chunks}), {args.dim}-d vectors "
-        f"(HNSW), BM25 over ~60-word chunks; {args.queries} queries, k = 10, one warm-up pass, the "
-        f"configurations taking turns query by query. Table built in {built:.0f} s.\n",
-        grid(table),
-        f"\nTarget: each feature adds at most {TARGET - 1:.0%} to hybrid's p50 (PASS/MISS on the ratio of CPU "
-        "p50s: wall times on a shared machine are bimodal, and moved an untouched feature's ratio 1.11 -> 1.55 "
-        "between two runs). "
-        "The median of per-query ratios (each query's time with the feature over its time without, measured "
-        "back to back) is the figure least moved by other work on a shared machine. CPU: the process's CPU "
-        f"time per query (all threads). Load average at the end: {data['loadavg']}.\n",
-    ]
-    write_results(args.results_dir, args.name, data, "\n".join(md) + "\n")
-    print("\n".join(md))
+    return grid(table)
 
 
 def _loadavg() -> str:

@@ -22,7 +22,6 @@ The search API (``.highlight()``), the REST server, the adapters and the CLI's s
 from __future__ import annotations
 
 import bisect
-import functools
 import itertools
 import re
 from collections.abc import Sequence
@@ -115,7 +114,8 @@ class TermMatcher:
         unspaced scripts, or when it has no term)."""
         found = self._keys.get(word)
         if found is None:
-            found = word if _UNSPACED.fullmatch(word) else min(self.terms(word), default=word)
+            unspaced = not word.isascii() and _UNSPACED.fullmatch(word) is not None
+            found = word if unspaced else min(self.terms(word), default=word)
             self._keys[word] = found
         return found
 
@@ -161,8 +161,9 @@ class TermMatcher:
         return out
 
     def spans_many(self, texts: list[str]) -> list[list[tuple[int, int]]]:
-        """:meth:`spans` of each text, the words of all of them looked up together (set operations
-        over their distinct words, then one scan per text for the matching ones)."""
+        """:meth:`spans` of each text, the words of all of them looked up together: a text not seen
+        before has its words split once (those never seen are analysed), then each word known to give
+        a query term is found by substring search in all the texts at once (no per-word Python work)."""
         if self.unspaced_terms or not self.query_terms or not all(t.isascii() for t in texts):
             return [self.spans(t) for t in texts]
         joined = "\0".join(texts)
@@ -170,34 +171,52 @@ class TermMatcher:
         cache = self._cache
         fresh = [t for t in texts if hash(t) not in cache.texts]
         if fresh:  # texts not looked at before: their words never seen are analysed, once
-            words = " ".join(fresh).translate(_ASCII_GAPS).split()  # the \w+ words of ASCII text
+            # the \w+ words of ASCII text (all the texts' when all are new, as for most questions)
+            words = gaps.split() if len(fresh) == len(texts) else " ".join(fresh).translate(_ASCII_GAPS).split()
             if not cache.known.issuperset(words):
                 for word in set(words).difference(cache.terms):
                     self.terms(word)
             cache.texts.update(map(hash, fresh))
         # the words known to give a query term (now every word of the texts is known), those that
-        # occur in the texts (a substring test; the pattern below matches whole words only)
-        hits = frozenset(w for t in self.query_terms for w in cache.words.get(t, ()) if w in joined)
+        # occur in the texts (a substring test; the scan below finds whole words only)
+        hits = {w for t in self.query_terms for w in cache.words.get(t, ()) if w in joined}
+        if any(len(w) > 0xFFFF for w in hits):  # (no text has such a word, but spans pack lengths in 16 bits)
+            return [self.spans(t) for t in texts]
         if not hits:
             return [[] for _ in texts]
-        finder = _any_of(hits).finditer
-        out, at = [], 0
-        for t in texts:  # text i is gaps[at + 1 : at + 1 + len(t)], a space (or the \0) before it
-            out.append([(a - at, b - 1 - at) for a, b in map(_span, finder(gaps, at, at + 1 + len(t)))])
-            at += len(t) + 1
-        return out
+        return _split_spans(_whole_words(gaps, hits), [len(t) for t in texts])
 
 
-_span = re.Match.span
+def _whole_words(gaps: str, words: set[str]) -> list[int]:
+    """Where each of `words` stands between spaces in `gaps` (text whose non-word characters are
+    spaces, a space at each end), sorted, each as ``start << 16 | length`` (ints sort faster than
+    pairs): one substring search per occurrence (``str.find`` runs in C; a regular expression of the
+    words would try its alternatives at every space, and compile anew for each new set of words)."""
+    found: list[int] = []
+    add = found.append
+    for w in words:
+        needle, n = f" {w} ", len(w)
+        at = gaps.find(needle)
+        while at >= 0:
+            add((at + 1) << 16 | n)
+            at = gaps.find(needle, at + 1 + n)  # from the space after it: a touching repeat matches too
+    found.sort()
+    return found
 
 
-@functools.lru_cache(maxsize=4_096)
-def _any_of(words: frozenset[str]) -> re.Pattern[str]:
-    """Any of `words` between spaces (or the end of the scanned range), the leading space consumed
-    (so a match starts one before its word) and the trailing one only looked at (so touching words
-    both match); compiled once per set of matching words, longest first."""
-    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-    return re.compile(" (?:" + alternatives + ")(?![^ ])")
+def _split_spans(found: list[int], lengths: list[int]) -> list[list[tuple[int, int]]]:
+    """`found` (:func:`_whole_words` in ``" " + "\\0".join(texts) + " "``) as each text's own spans."""
+    out: list[list[tuple[int, int]]] = [[] for _ in lengths]
+    i, begin, stop = 0, 1, 1 + lengths[0]  # text i is gaps[begin : stop]
+    spans = out[0]
+    for v in found:
+        at = v >> 16
+        while at >= stop:  # past text i: the next text (or the one after an empty one)
+            i += 1
+            begin, stop = stop + 1, stop + 1 + lengths[i]
+            spans = out[i]
+        spans.append((at - begin, at - begin + (v & 0xFFFF)))
+    return out
 
 
 def _found_inside(run: str, offset: int, terms: tuple[str, ...]) -> list[tuple[int, int]]:

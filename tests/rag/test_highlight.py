@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import hybrid
 from hybrid.embedders import HashingEmbedder
 from hybrid.errors import SchemaError
+from hybrid.index.analyzer import Analyzer
 from hybrid.ingest import snippets
 from hybrid.query import highlight
 
@@ -213,3 +214,64 @@ def test_the_word_and_text_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) ->
         assert highlight.TermMatcher("index").spans_many(texts) == expected
         assert m.spans_many(texts[:1]) == expected[:1]
     assert len(highlight._cache_for(m.analyzer).texts) <= 4
+
+
+_STEMS = ["index", "indexes", "Indexing", "INDEXED", "vacuum", "Vacuumed", "w1", "w12", "w1_2", "12", "the", "os"]
+_FREE_WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCXYZ0123456789_", min_size=1, max_size=9)
+_SEPARATORS = [" ", "  ", ".", ", ", "\n", "-", "'", "/", "\t", ". "]
+
+
+def _reference(text: str, query: str) -> list[tuple[int, int]]:
+    """The plain definition, with no memory of words or texts: every \\w+ run of an ASCII text whose
+    analysed terms meet the query's."""
+    analyzer = Analyzer()
+    wanted = {t for w in re.findall(r"\w+", query) for t in analyzer.terms(w)}
+    return [m.span() for m in re.finditer(r"\w+", text) if wanted & set(analyzer.terms(m.group()))]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(st.one_of(st.sampled_from(_STEMS), _FREE_WORDS), st.sampled_from(_SEPARATORS)), max_size=15
+        ).map(lambda parts: "".join(w + g for w, g in parts)),
+        min_size=1,
+        max_size=8,
+    ),
+    st.lists(st.one_of(st.sampled_from(_STEMS), _FREE_WORDS), min_size=1, max_size=4).map(" ".join),
+    st.booleans(),
+)
+def test_the_batched_matcher_marks_what_the_plain_definition_marks(texts: list[str], query: str, seen: bool) -> None:
+    """First-seen or remembered texts, stemmed forms, case, punctuation, repeats touching and words
+    never seen before: the batch matcher (substring search for the known matching words) marks exactly
+    the \\w+ runs whose terms meet the query's, and what the one-text path marks."""
+    m = highlight.TermMatcher(query)
+    if seen:  # the texts remembered from another query's look at them
+        highlight.TermMatcher("unrelated").spans_many(texts)
+    found = m.spans_many(texts)
+    assert found == [_reference(t, query) for t in texts]
+    assert found == [m.spans(t) for t in texts]
+
+
+@pytest.mark.parametrize(
+    ("texts", "query"),
+    [
+        (["机器学习 uses indexes.", "Indexes again"], "index 学习"),  # an unspaced script: one text at a time
+        (["机器学习 uses indexes.", "Indexes again"], "index"),
+        (["index", "index", "", "index index"], "index"),  # texts that touch at the joins, and an empty one
+        (["indexes\0index", "x"], "index"),  # a text holding the join character itself
+    ],
+)
+def test_batch_spans_hold_at_text_edges_and_beside_cjk(texts: list[str], query: str) -> None:
+    m = highlight.TermMatcher(query)
+    found = m.spans_many(texts)
+    assert found == [m.spans(t) for t in texts]
+    expected = r"index\w*|学习" if "学习" in query else r"index\w*"
+    assert [[t[a:b] for a, b in s] for t, s in zip(texts, found)] == [re.findall(expected, t, re.I) for t in texts]
+
+
+def test_a_matching_word_too_long_to_pack_still_gets_its_span() -> None:
+    """Batch matches pack a word's length in 16 bits; a longer matching word takes the one-text path."""
+    texts = ["x " + "a" * 70_000 + " y", "a" * 40]
+    m = highlight.TermMatcher("a" * 40)
+    assert m.spans_many(texts) == [[(2, 70_002)], [(0, 40)]] == [m.spans(t) for t in texts]
