@@ -70,7 +70,7 @@ class FastPlan:
     """A plain vector query of one shape in one table version: the index, the depth of its walk, which
     of the hits are results, and the readers and result tables of their rows."""
 
-    __slots__ = ("at", "cells", "dim", "index", "k", "pack_into", "pool", "skip", "start", "walk")
+    __slots__ = ("at", "cells", "dim", "index", "k", "pack_into", "pool", "skip", "start", "tables", "walk")
 
     def __init__(
         self,
@@ -90,7 +90,7 @@ class FastPlan:
         self.k = k
         self.start, self.cells = cells
         self.pool = pool
-        self.at, self.pack_into = pool.at, pool.pack_into
+        self.at, self.pack_into, self.tables = pool.at, pool.pack_into, pool.tables
 
     def run(self, vec: np.ndarray) -> pa.Table | None:
         """The result rows for the query vector `vec`, or None where the general path must answer."""
@@ -110,7 +110,10 @@ class FastPlan:
             values += [chunks[o // stride][o % stride] for o in offsets]
         values += [-x for x in dist]  # _score: minus the distance (float32 to float64 is exact)
         values += dist
-        table, buf = self.pool.take()
+        try:
+            table, buf = self.tables.pop()  # (atomic: each table is handed out once)
+        except IndexError:
+            table, buf = self.pool.take()  # which makes more
         self.pack_into(buf, self.at, *values)
         return table
 

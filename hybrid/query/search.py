@@ -114,14 +114,14 @@ class Query:
         fts_columns: tuple[str, ...] | None = None,
         vector_column: str | None = None,
         fts_index: str | None = None,
+        vector: Sequence[float] | np.ndarray | None = None,
     ) -> Query:
-        """A new query on `table` (what :meth:`hybrid.Table.search` starts from), without the
-        dataclass's __init__ (which sets every field one by one): a field left at its default is read
-        from the class (the dataclass keeps plain defaults there; immutable), so each query, and each
-        copy :meth:`_with` makes, holds only the fields set on it."""
-        new = object.__new__(cls)
-        fields_set = new.__dict__
-        fields_set.update(_defaults(cls))
+        """A new query on `table` (what :meth:`hybrid.Table.search` starts from), with the query
+        `vector` for `vector_column` if given (as :meth:`vector` sets it), without the dataclass's
+        __init__ (which sets every field one by one): a field left at its default is read from the
+        class (the dataclass keeps plain defaults there; immutable), so each query, and each copy
+        :meth:`_with` makes, holds only the fields set on it."""
+        fields_set = _defaults(cls).copy()
         fields_set.update(
             table=table,
             query_type=query_type,
@@ -129,6 +129,10 @@ class Query:
             vector_column=vector_column,
             fts_index=fts_index,
         )
+        if vector is not None:
+            fields_set["vectors"] = ((vector_column, as_vector(vector)),)
+        new = object.__new__(cls)
+        _set_fields(new, "__dict__", fields_set)
         return new
 
     def _with(self, **changes: Any) -> Query:

@@ -31,7 +31,7 @@ class TablePool:
     through :attr:`pack_into` (their values in column order, from :attr:`at`; ``pack_into`` writes the
     bytes of its format's span, padding included, so the fixed columns lie after it)."""
 
-    __slots__ = ("_tables", "_template", "at", "layout", "pack_into")
+    __slots__ = ("_template", "at", "layout", "pack_into", "tables")
 
     def __init__(self, layout: Layout, rows: int, codes: list[str], fixed: list[bytes]) -> None:
         if len(codes) != len(layout.pads) or len(fixed) > len(codes):
@@ -57,11 +57,12 @@ class TablePool:
         self.pack_into = packer.pack_into
         """``pack_into(buffer, at, *values)``: a taken table's values (its written columns in order)."""
         self._template = layout.head + bytes(body)
-        self._tables: list[tuple[pa.Table, bytearray]] = []
+        self.tables: list[tuple[pa.Table, bytearray]] = []
+        """The tables made and not yet taken (``tables.pop()`` takes one, as :meth:`take` does)."""
 
     def take(self) -> tuple[pa.Table, bytearray]:
         """A table no one else has, and its buffer (write its values before handing the table out)."""
-        tables = self._tables
+        tables = self.tables
         while True:
             try:
                 return tables.pop()
@@ -74,4 +75,4 @@ class TablePool:
         for _ in range(BATCH):
             buf = bytearray(template)
             made.append((_from_batches([_read(pa.py_buffer(buf), schema)]), buf))
-        self._tables.extend(made)
+        self.tables.extend(made)
