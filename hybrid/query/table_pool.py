@@ -2,7 +2,7 @@
 
 After an HNSW walk has pushed the CPU caches' contents out, every Arrow call a query makes misses
 them: reading one IPC message into a table (:class:`hybrid.query.fixed_batch.Layout`) costs ~30 us
-then, ~5 us warm. A pool makes :data:`BATCH` tables of a (schema, rows) layout at a time, back to
+then, ~5 us warm. A pool makes up to :data:`BATCH` tables of a (schema, rows) layout at a time, back to
 back (warm), each over a writable buffer of its own that no other table shares; a query takes one
 and writes its values into the buffer with one ``struct.pack_into`` (the columns whose values are
 the same for every query, such as the ranks, are written when the table is made). A table is handed
@@ -20,7 +20,9 @@ import pyarrow as pa
 from hybrid.query.fixed_batch import Layout
 
 BATCH = 32
-"""Tables made per refill."""
+"""Tables made per refill at most: a new pool makes :data:`FIRST`, then each refill as many as it has made
+so far, up to this, so a table version searched only a few times (a write between searches) makes few."""
+FIRST = 4
 _read = pa.ipc.read_record_batch
 _from_batches = pa.Table.from_batches
 
@@ -31,7 +33,7 @@ class TablePool:
     through :attr:`pack_into` (their values in column order, from :attr:`at`; ``pack_into`` writes the
     bytes of its format's span, padding included, so the fixed columns lie after it)."""
 
-    __slots__ = ("_template", "at", "layout", "pack_into", "tables")
+    __slots__ = ("_made", "_template", "at", "layout", "pack_into", "tables")
 
     def __init__(self, layout: Layout, rows: int, codes: list[str], fixed: list[bytes]) -> None:
         if len(codes) != len(layout.pads) or len(fixed) > len(codes):
@@ -59,6 +61,7 @@ class TablePool:
         self._template = layout.head + bytes(body)
         self.tables: list[tuple[pa.Table, bytearray]] = []
         """The tables made and not yet taken (``tables.pop()`` takes one, as :meth:`take` does)."""
+        self._made = 0
 
     def take(self) -> tuple[pa.Table, bytearray]:
         """A table no one else has, and its buffer (write its values before handing the table out)."""
@@ -72,7 +75,8 @@ class TablePool:
     def _refill(self) -> None:
         made = []
         schema, template = self.layout.schema, self._template
-        for _ in range(BATCH):
+        for _ in range(min(BATCH, max(FIRST, self._made))):
             buf = bytearray(template)
             made.append((_from_batches([_read(pa.py_buffer(buf), schema)]), buf))
+        self._made += len(made)
         self.tables.extend(made)
