@@ -20,8 +20,8 @@ built on first use):
   (``VectorIndex.nearest``, the walk a query makes, hits as Python lists) called alone: hybrid over
   it is the cost of everything around the walk, the walk's own slowdown inside a query included;
 * ``rows`` (a diagnosis too): that walk and the result table built from its hits by the query's
-  prepared plan (``hybrid.query.prepared``: ``VectorIndex.nearest`` then ``single.listed``), without
-  the query builder, the freshness check and the plan look-up.
+  fast plan (``hybrid.query.plain_vector.FastPlan.run``: ``VectorIndex.nearest``, the hits' values
+  packed into a table made ahead), without the query builder, the freshness check and the plan look-up.
 
 Each floor call is what the benchmark's floor does unfiltered (``knn_query(v, k=10,
 num_threads=1)``, labels as int64); hybrid's is the benchmark's
@@ -158,21 +158,15 @@ def walk_call(t) -> Callable[[np.ndarray], list[int]]:
 
 
 def rows_call(t) -> Callable[[np.ndarray], Any]:
-    """The walk and the result table of hybrid's plain vector query, by its prepared plan."""
-    from hybrid.query import prepared, single
+    """The walk and the result table of hybrid's plain vector query, by its fast plan
+    (:class:`hybrid.query.plain_vector.FastPlan`, without the builder, freshness check and plan look-up)."""
+    from hybrid.query import plain_vector
 
-    view = t.indexed_snapshot()
     probe = np.ones(t.schema.field("vector").type.list_size, np.float32)
-    plan = prepared.plan_of(t.search(probe, query_type="vector").limit(K).select(["id"]), view)
-    if plan is None or not hasattr(plan.index, "nearest"):
-        raise SystemExit("this table's plain vector query has no prepared plan over an HNSW index")
-    index, reader = plan.index, plan.reader
-
-    def rows(v: np.ndarray):
-        ids, dist = index.nearest(v, K)
-        return single.listed(reader, "vector", ids, dist, 1)
-
-    return rows
+    plan = plain_vector.make(t.search(probe, query_type="vector").limit(K).select(["id"]), t.indexed_snapshot())
+    if plan is None:
+        raise SystemExit("this table's plain vector query has no fast plan")
+    return plan.run
 
 
 def hybrid_call(t) -> Callable[[np.ndarray], Any]:
@@ -251,8 +245,8 @@ def summary(times: dict[str, list[list[float]]], floors: list[str]) -> dict[str,
 FLOOR_WORDS = {
     "shared": "raw hnswlib `knn_query` (as the benchmark's floor calls it) on the very `hnswlib.Index` object "
     "the table loaded: same graph, same memory, nothing of the engine around it",
-    "rows": "hybrid's walk (as `walk`) and its result table from the query's prepared plan "
-    "(`single.listed`), without the query builder, freshness check or plan look-up: a diagnosis",
+    "rows": "hybrid's walk (as `walk`) and its result table from the query's fast plan "
+    "(`plain_vector.FastPlan.run`), without the query builder, freshness check or plan look-up: a diagnosis",
     "walk": "hybrid's own loaded index called alone (`VectorIndex.nearest(v, 10)`: the graph walk a query "
     "makes, hits as Python lists, no query around it): a diagnosis of what the query adds to its walk",
     "same": "raw hnswlib on the graph file the table built (loaded into its own `hnswlib.Index`; same M, "

@@ -558,11 +558,10 @@ class Table(FeedbackMixin):
         ``.to_arrow()`` / ``.to_pandas()`` / ``.to_list()``.
         """
         fts = tuple(fts_columns) if fts_columns is not None else None
-        q = Query.start(self, query_type=query_type, fts_columns=fts, vector_column=vector_column, fts_index=fts_index)
-        if query is None:
+        vector = query if query is not None and is_vector_like(query) else None  # one dict made, not two
+        q = Query.start(self, query_type, fts, vector_column, fts_index, vector)  # type: ignore[arg-type]
+        if query is None or vector is not None:
             return q
-        if is_vector_like(query):
-            return q.vector(query, vector_column)  # type: ignore[arg-type]
         return self._tuned_defaults(q.text(query))  # type: ignore[arg-type]
 
     def create_fts_index(

@@ -115,6 +115,13 @@ def listed(reader: RowReader, kind: str, ids: list[int], raw: list[float], first
     return shape.table([_longs(n).pack(*ids), *packed, score, _floats(n).pack(*raw), _rank_bytes(first, n)])
 
 
+def result_layout(taken: pa.Schema, kind: str, n: int) -> fixed_batch.Layout | None:
+    """The one-buffer layout of `n` result rows of a lone `kind` branch whose rows `taken` (a reader's
+    schema) describes (the table :func:`listed` builds), or None where a column is not a plain number."""
+    found = _shapes.get((id(taken), kind, n))
+    return (found if found is not None and found[0] is taken else _shape(taken, kind, n))[1]
+
+
 def _shape(taken: pa.Schema, kind: str, n: int) -> tuple[pa.Schema, fixed_batch.Layout | None]:
     """(`taken`, the one-buffer layout of `n` result rows of a lone `kind` branch reading it), kept."""
     found = (taken, fixed_batch.layout(_result_schema(taken, kind), n))

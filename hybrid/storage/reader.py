@@ -96,6 +96,14 @@ class RowReader:
         found = self._gathered(rowids)
         return None if found is None else [g.tobytes() for g in found]
 
+    @property
+    def cells(self) -> tuple[int, list[tuple[tuple[memoryview, ...], int, str]]] | None:
+        """What :meth:`packed_ids` reads, where every column is plain numbers in the common layout: (the
+        first row id, per column (its chunks as memoryviews, the rows per chunk, its struct format
+        character)); a row's value is ``chunks[o // stride][o % stride]`` at offset ``o = rowid - start``
+        (live or not: the caller knows its rows are live). None otherwise."""
+        return None if self._cells is None else (self._start, self._cells)
+
     def packed_ids(self, rowids: list[int]) -> list[bytes] | None:
         """:meth:`packed` of row ids given as a Python list (at most 64 of them), or None where
         :meth:`packed` or :meth:`arrays` must read them (another layout, more rows, a row not live)."""

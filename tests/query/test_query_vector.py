@@ -1,5 +1,5 @@
-"""`as_vector`: a query vector's NaN / inf is refused wherever it sits (its dot product with a zero
-vector is NaN); huge finite values, whose squares or sum overflow float32, are kept, without a warning."""
+"""`as_vector`: a query vector's NaN / inf is refused wherever it sits (its min or max is not
+finite); huge finite values, whose squares or sum overflow float32, are kept, without a warning."""
 
 from __future__ import annotations
 

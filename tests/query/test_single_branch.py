@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import hybrid
 from hybrid.errors import RowNotFoundError
-from hybrid.query import prepared, single
+from hybrid.query import prepared, search, single
 from hybrid.storage.numeric import NumericChunks
 
 WORDS = ["apple", "berry", "cherry", "date", "elder", "fig", "grape", "honey"]
@@ -47,6 +47,7 @@ def _both(query: hybrid.Query, monkeypatch: pytest.MonkeyPatch) -> tuple[pa.Tabl
     with monkeypatch.context() as m:
         m.setattr(single, "applies", lambda q, branches: False)
         m.setattr(prepared, "plan_of", lambda q, view: None)  # a plain vector query's plan: the same short path
+        m.setattr(search, "_plain_vector", lambda q: None)  # and its fast plan (made before, kept)
         general = query.to_arrow()
     return fast, general
 
