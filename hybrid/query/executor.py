@@ -24,7 +24,7 @@ from hybrid.index.language import foreign_reason
 from hybrid.index.overfetch import overfetch_depth
 from hybrid.index.rescore import Rescored, searcher
 from hybrid.index.tail import text_tail, unindexed_rows, vector_tail
-from hybrid.index.vector import VectorIndex, top_k
+from hybrid.index.vector import VectorIndex
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query import (
     branch_threads,
@@ -292,8 +292,7 @@ def _with_unindexed(
             b.strategy += f" + exact over {len(tail)} unindexed rows"
             log = vector_tail(view, b.entry, b.column)
             rows = unindexed_rows(view, b.entry, log, None if allowed is None else tail)
-            tids, td = log.candidates(rows, b.vector, metric, k)  # one top k of both below
-            ids, d = top_k(np.concatenate([ids, tids]), np.concatenate([d, td]), k)
+            ids, d = log.merged(rows, b.vector, metric, k, ids, d)
     return ids, d
 
 
