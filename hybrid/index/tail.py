@@ -168,23 +168,38 @@ class VectorTail(TailLog):
         return top_k(ids, dist, k)
 
     def merged(
-        self, rows: TailRows, q: np.ndarray, metric: str, k: int, ids: np.ndarray, dist: np.ndarray
+        self,
+        rows: TailRows,
+        q: np.ndarray,
+        metric: str,
+        k: int,
+        ids: np.ndarray,
+        dist: np.ndarray,
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The `k` nearest of an index's hits (`ids`, `dist`) and `rows`, sorted (ties by row id). A row
-        farther than the farthest of `k` hits cannot enter, so usually none or a few are merged; with none
-        the hits come back as they were (as a search of a table with no unindexed rows returns them)."""
-        tids, td = self.candidates(rows, q, metric, k, float(dist.max()) if len(ids) >= k else None)
+        """The `k` nearest of an index's hits (`ids`, `dist`) and `rows` (those in the sorted `allowed` ids,
+        when given), sorted (ties by row id). A row farther than the farthest of `k` hits cannot enter, so
+        usually none or a few are merged; with none the hits come back as they were (as a search of a
+        table with no unindexed rows returns them)."""
+        tids, td = self.candidates(rows, q, metric, k, float(dist.max()) if len(ids) >= k else None, allowed)
         if len(tids) == 0 and len(ids) <= k:
             return ids, dist
         return top_k(np.concatenate([ids, tids]), np.concatenate([dist, td]), k)
 
     def candidates(
-        self, rows: TailRows, q: np.ndarray, metric: str, k: int, within: float | None = None
+        self,
+        rows: TailRows,
+        q: np.ndarray,
+        metric: str,
+        k: int,
+        within: float | None = None,
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(row ids, distances) of `rows` that hold the `k` nearest, unsorted: every one of them when they
         are at most :data:`UNSORTED_ROWS` (a caller merging them with an index's hits then selects once).
         `within`: only rows at most that far (the farthest of an index's `k` hits: no other row can enter
-        the merged top `k`), usually none or a few, so that the caller's merge is small or skipped."""
+        the merged top `k`), usually none or a few, so that the caller's merge is small or skipped.
+        `allowed`: only rows among these sorted ids (a filter's: `rows` stay the version's, made once)."""
         ids, matrix, squares = rows.block if rows.block is not None else self._block(rows)[0]
         if len(ids) == 0:
             return np.empty(0, np.uint64), np.empty(0, np.float32)
@@ -194,6 +209,9 @@ class VectorTail(TailLog):
         if within is not None:
             near = np.flatnonzero(dist <= within)
             ids, dist = ids[near], dist[near]
+        if allowed is not None:
+            keep = member(ids, allowed)
+            ids, dist = ids[keep], dist[keep]
         return (ids, dist) if len(ids) <= UNSORTED_ROWS else top_k(ids, dist, k)
 
 
@@ -298,8 +316,11 @@ class TextTail(TailLog):
         k: int,
         k1: float,
         b: float,
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-`k` (row ids, BM25) among `rows` for a plain term query.
+        """Top-`k` (row ids, BM25) among `rows` (those in the sorted `allowed` ids, when given) for a plain
+        term query. A filter picks among the hits: the statistics stay those of every row of `rows`, as the
+        index's are of every row it holds (and `rows` stay the version's, made once, not per filter).
 
         A term's postings list log positions in ascending order, so the rows of one run of the log
         (the usual case: the appends since the index was built) are one slice of each list, found by a
@@ -343,8 +364,8 @@ class TextTail(TailLog):
         if not per_field:
             return np.empty(0, np.uint64), np.empty(0, np.float32)
         if postings <= FEW_POSTINGS:
-            return self._few(per_field, k, k1, b)
-        return self._many(per_field, lo, hi, k, k1, b)
+            return self._few(per_field, k, k1, b, allowed)
+        return self._many(per_field, lo, hi, k, k1, b, allowed)
 
     def _few(
         self,
@@ -352,6 +373,7 @@ class TextTail(TailLog):
         k: int,
         k1: float,
         b: float,
+        allowed: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`_many`'s scores for a few postings, summed in Python floats in the same order and with the
         same operations (so the same float64 values): a dozen numpy calls cost more than the arithmetic."""
@@ -362,7 +384,11 @@ class TextTail(TailLog):
                     norm = k1 * (1 - b + b * float(lengths[p]) / avg)
                     scores[p] = scores.get(p, 0.0) + factor * t * (k1 + 1) / (t + norm)
         ids = self.ids
-        hits = sorted(((-s, int(ids[p])) for p, s in scores.items() if s > 0))[:k]
+        hits = sorted((-s, int(ids[p])) for p, s in scores.items() if s > 0)
+        if allowed is not None and hits:
+            keep = member(np.array([i for _, i in hits], np.uint64), allowed).tolist()
+            hits = [h for h, kept in zip(hits, keep) if kept]
+        hits = hits[:k]
         return np.array([i for _, i in hits], np.uint64), np.array([-s for s, _ in hits], np.float32)
 
     def _many(
@@ -373,6 +399,7 @@ class TextTail(TailLog):
         k: int,
         k1: float,
         b: float,
+        allowed: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-`k` (row ids, BM25) of the matched postings, all scored at once (rows at log positions `lo:hi`)."""
         positions: list[np.ndarray] = []
@@ -392,6 +419,9 @@ class TextTail(TailLog):
         scores = np.bincount(pos - lo, weights=weight * tf_all * (k1 + 1) / (tf_all + norm), minlength=hi - lo)
         hit = np.flatnonzero(scores > 0)
         ids, s = self.ids[hit + lo], scores[hit]
+        if allowed is not None:
+            keep = member(ids, allowed)
+            ids, s = ids[keep], s[keep]
         order = np.lexsort((ids, -s))[:k]
         return ids[order].astype(np.uint64), s[order].astype(np.float32)
 

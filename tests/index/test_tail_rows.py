@@ -267,3 +267,31 @@ def test_tail_bm25_equals_the_index_after_optimize(tmp_path: Path) -> None:
     assert len(fresh) >= 20
     for key in fresh:  # measured: 0.3% at most (the indexed rows' scores move more: the index's N grows)
         assert before[key] == pytest.approx(after[key], rel=0.02), key
+
+
+def test_a_filter_picks_among_the_tail_rows_without_changing_their_scores(tmp_path: Path) -> None:
+    """A filtered search scores the rows the index misses on the statistics of all of them, as the index
+    scores its rows whatever the filter (and as it will once it holds them); the filter picks the hits."""
+    rng = np.random.default_rng(6)
+    db = hybrid.connect(tmp_path, upkeep=None)
+    rows = [{"id": i, "cat": "ab"[i % 2], "text": f"alpha w{i % 9}", "vector": rng.standard_normal(DIM).tolist()}
+            for i in range(60)]  # fmt: skip
+    t = db.create_table("docs", rows)
+    t.create_fts_index(["text"])
+    t.create_vector_index("vector", metric="l2")
+    t.search("alpha").limit(1).to_list()
+    t.add([{"id": i, "cat": "ab"[i % 3 == 0], "text": f"beta w{i % 4}", "vector": rng.standard_normal(DIM).tolist()}
+           for i in range(100, 130)])  # fmt: skip
+    every = {r["id"]: r["_bm25"] for r in t.search("beta w1").limit(100).to_list() if r["id"] >= 100}
+    assert len(every) == 30
+    found = t.search("beta w1").where("cat = 'b'").limit(100).to_list()
+    picked = {r["id"]: r["_bm25"] for r in found if r["id"] >= 100}
+    assert picked.keys() == {i for i in every if i % 3 == 0}
+    assert picked == {i: every[i] for i in picked}
+    q = rng.standard_normal(DIM).astype(np.float32)
+    near = t.search(q).where("cat = 'b'").limit(5).to_list()
+    data = t.to_arrow(["id", "cat", "vector"]).to_pylist()
+    want = sorted(
+        (float(((np.asarray(r["vector"], np.float32) - q) ** 2).sum()), r["id"]) for r in data if r["cat"] == "b"
+    )
+    assert [r["id"] for r in near] == [i for _, i in want[:5]]
