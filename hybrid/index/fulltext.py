@@ -474,7 +474,9 @@ class FullTextIndex:
                 [(tantivy.Occur.Must, query), (tantivy.Occur.Must, tantivy.Query.const_score_query(restricted, 0.0))]
             )
             allowed = None
-        limit = k + (len(excluded) if excluded is not None else 0)
+        limit = k
+        if excluded is not None and len(excluded):  # deleted rows are spread like the rest: few are among the top
+            limit = min(k + len(excluded), overfetch_depth(max(self.num_docs - len(excluded), 1), k, self.num_docs))
         if allowed is not None:  # expect k allowed hits among k / selectivity, fetch twice that
             limit = max(limit, 4 * k, overfetch_depth(len(allowed), k, self.num_docs))
         searcher = self.searcher

@@ -167,16 +167,56 @@ class VectorTail(TailLog):
         ids, dist = self.candidates(rows, q, metric, k)
         return top_k(ids, dist, k)
 
-    def candidates(self, rows: TailRows, q: np.ndarray, metric: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def merged(
+        self,
+        rows: TailRows,
+        q: np.ndarray,
+        metric: str,
+        k: int,
+        ids: np.ndarray,
+        dist: np.ndarray,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The `k` nearest of an index's hits (`ids`, `dist`) and `rows` (those in the sorted `allowed` ids,
+        when given), sorted (ties by row id). A row farther than the farthest of `k` hits cannot enter, so
+        usually none or a few are merged; with none the hits come back as they were (as a search of a
+        table with no unindexed rows returns them)."""
+        tids, td = self.candidates(rows, q, metric, k, float(dist.max()) if len(ids) >= k else None, allowed)
+        if len(tids) == 0 and len(ids) <= k:
+            return ids, dist
+        return top_k(np.concatenate([ids, tids]), np.concatenate([dist, td]), k)
+
+    def candidates(
+        self,
+        rows: TailRows,
+        q: np.ndarray,
+        metric: str,
+        k: int,
+        within: float | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(row ids, distances) of `rows` that hold the `k` nearest, unsorted: every one of them when they
-        are at most :data:`UNSORTED_ROWS` (a caller merging them with an index's hits then selects once)."""
+        are at most :data:`UNSORTED_ROWS` (a caller merging them with an index's hits then selects once).
+        `within`: only rows at most that far (the farthest of an index's `k` hits: no other row can enter
+        the merged top `k`), usually none or a few, so that the caller's merge is small or skipped.
+        `allowed`: only rows among these sorted ids (a filter's: `rows` stay the version's, made once)."""
         ids, matrix, squares = rows.block if rows.block is not None else self._block(rows)[0]
         if len(ids) == 0:
             return np.empty(0, np.uint64), np.empty(0, np.float32)
         q = np.ascontiguousarray(q, dtype=np.float32)
         q64 = q.astype(np.float64)
         dist = distances_from_dots(np.asarray(matrix @ q, dtype=np.float32), squares, float(q64 @ q64), metric)
+        if within is not None:
+            near = np.flatnonzero(dist <= within)
+            ids, dist = ids[near], dist[near]
+        if allowed is not None:
+            keep = member(ids, allowed)
+            ids, dist = ids[keep], dist[keep]
         return (ids, dist) if len(ids) <= UNSORTED_ROWS else top_k(ids, dist, k)
+
+
+FEW_POSTINGS = 64
+"""Up to this many matching postings among a text tail's rows, their BM25 is summed in Python (see there)."""
 
 
 UNSORTED_ROWS = 4_096
@@ -276,8 +316,11 @@ class TextTail(TailLog):
         k: int,
         k1: float,
         b: float,
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-`k` (row ids, BM25) among `rows` for a plain term query.
+        """Top-`k` (row ids, BM25) among `rows` (those in the sorted `allowed` ids, when given) for a plain
+        term query. A filter picks among the hits: the statistics stay those of every row of `rows`, as the
+        index's are of every row it holds (and `rows` stay the version's, made once, not per filter).
 
         A term's postings list log positions in ascending order, so the rows of one run of the log
         (the usual case: the appends since the index was built) are one slice of each list, found by a
@@ -290,15 +333,12 @@ class TextTail(TailLog):
         run, alive = rows.run, rows.alive
         lo, hi = (run.start, run.stop) if run is not None else (0, rows.logged)  # later rows: other versions'
         n_docs = self.index.num_docs + self.index.deleted_docs + len(rows.positions)  # as tantivy counts
-        # each matching (field, term) gives its rows' positions and term counts; all are scored at once
-        positions: list[np.ndarray] = []
-        tfs: list[np.ndarray] = []
-        norms: list[np.ndarray] = []
-        factors: list[float] = []
+        # each matching (field, term): its BM25 factor, its rows' log positions and term counts
+        per_field: list[tuple[np.ndarray, float, list[tuple[float, np.ndarray, np.ndarray]]]] = []
+        postings = 0
         scored = [(*f, counts) for f in self._scored(boosts)] + [(*f, pieces) for f in self._piece_fields(boosts)]
         for name, boost, fld, avg, terms in scored:
-            lengths = fld.lengths.view()
-            field_positions: list[np.ndarray] = []
+            matched: list[tuple[float, np.ndarray, np.ndarray]] = []
             for term, q_count in terms:
                 found = fld.postings.get(term)
                 if found is None:
@@ -317,15 +357,61 @@ class TextTail(TailLog):
                 if len(pos) == 0:
                     continue
                 df = self._doc_freq(name, term) + len(pos)
-                factors.append(q_count * boost * math.log(1 + (n_docs - df + 0.5) / (df + 0.5)))
-                field_positions.append(pos)
-                tfs.append(tf_here)
-            if field_positions:
-                joined = np.concatenate(field_positions) if len(field_positions) > 1 else field_positions[0]
-                positions.append(joined)
-                norms.append(k1 * (1 - b + b * lengths[joined] / max(avg, 1e-9)))
-        if not factors:
+                matched.append((q_count * boost * math.log(1 + (n_docs - df + 0.5) / (df + 0.5)), pos, tf_here))
+                postings += len(pos)
+            if matched:
+                per_field.append((fld.lengths.view(), max(avg, 1e-9), matched))
+        if not per_field:
             return np.empty(0, np.uint64), np.empty(0, np.float32)
+        if postings <= FEW_POSTINGS:
+            return self._few(per_field, k, k1, b, allowed)
+        return self._many(per_field, lo, hi, k, k1, b, allowed)
+
+    def _few(
+        self,
+        per_field: Sequence[tuple[np.ndarray, float, Sequence[tuple[float, np.ndarray, np.ndarray]]]],
+        k: int,
+        k1: float,
+        b: float,
+        allowed: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_many`'s scores for a few postings, summed in Python floats in the same order and with the
+        same operations (so the same float64 values): a dozen numpy calls cost more than the arithmetic."""
+        scores: dict[int, float] = {}
+        for lengths, avg, matched in per_field:
+            for factor, pos, tf in matched:
+                for p, t in zip(pos.tolist(), tf.tolist()):
+                    norm = k1 * (1 - b + b * float(lengths[p]) / avg)
+                    scores[p] = scores.get(p, 0.0) + factor * t * (k1 + 1) / (t + norm)
+        ids = self.ids
+        hits = sorted((-s, int(ids[p])) for p, s in scores.items() if s > 0)
+        if allowed is not None and hits:
+            keep = member(np.array([i for _, i in hits], np.uint64), allowed).tolist()
+            hits = [h for h, kept in zip(hits, keep) if kept]
+        hits = hits[:k]
+        return np.array([i for _, i in hits], np.uint64), np.array([-s for s, _ in hits], np.float32)
+
+    def _many(
+        self,
+        per_field: Sequence[tuple[np.ndarray, float, Sequence[tuple[float, np.ndarray, np.ndarray]]]],
+        lo: int,
+        hi: int,
+        k: int,
+        k1: float,
+        b: float,
+        allowed: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` (row ids, BM25) of the matched postings, all scored at once (rows at log positions `lo:hi`)."""
+        positions: list[np.ndarray] = []
+        tfs: list[np.ndarray] = []
+        norms: list[np.ndarray] = []
+        factors: list[float] = []
+        for lengths, avg, matched in per_field:
+            joined = np.concatenate([m[1] for m in matched]) if len(matched) > 1 else matched[0][1]
+            positions.append(joined)
+            norms.append(k1 * (1 - b + b * lengths[joined] / avg))
+            factors += [m[0] for m in matched]
+            tfs += [m[2] for m in matched]
         pos = np.concatenate(positions) if len(positions) > 1 else positions[0]
         tf_all = np.concatenate(tfs) if len(tfs) > 1 else tfs[0]
         norm = np.concatenate(norms) if len(norms) > 1 else norms[0]
@@ -333,6 +419,9 @@ class TextTail(TailLog):
         scores = np.bincount(pos - lo, weights=weight * tf_all * (k1 + 1) / (tf_all + norm), minlength=hi - lo)
         hit = np.flatnonzero(scores > 0)
         ids, s = self.ids[hit + lo], scores[hit]
+        if allowed is not None:
+            keep = member(ids, allowed)
+            ids, s = ids[keep], s[keep]
         order = np.lexsort((ids, -s))[:k]
         return ids[order].astype(np.uint64), s[order].astype(np.float32)
 
@@ -395,8 +484,11 @@ def average_lengths(index: FullTextIndex, texts: Mapping[str, Sequence[str | Non
 
 def vector_tail(view: IndexedSnapshot, entry: IndexEntry, column: str) -> VectorTail:
     """The tail log of the vector index `entry` (one per index and column name, shared by versions)."""
-    dim = view.schema.field(column).type.list_size
-    log: VectorTail = view.remember("vector_tails", (entry.path, column), lambda: VectorTail(column, dim), keep=16)
+
+    def make() -> VectorTail:  # the schema is looked up only for a new log: a search finds the log made
+        return VectorTail(column, view.schema.field(column).type.list_size)
+
+    log: VectorTail = view.remember("vector_tails", (entry.path, column), make, keep=16)
     return log
 
 

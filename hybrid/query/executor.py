@@ -24,7 +24,7 @@ from hybrid.index.language import foreign_reason
 from hybrid.index.overfetch import overfetch_depth
 from hybrid.index.rescore import Rescored, searcher
 from hybrid.index.tail import text_tail, unindexed_rows, vector_tail
-from hybrid.index.vector import VectorIndex, top_k
+from hybrid.index.vector import VectorIndex
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query import (
     branch_threads,
@@ -291,9 +291,8 @@ def _with_unindexed(
             assert b.vector is not None and b.entry is not None
             b.strategy += f" + exact over {len(tail)} unindexed rows"
             log = vector_tail(view, b.entry, b.column)
-            rows = unindexed_rows(view, b.entry, log, None if allowed is None else tail)
-            tids, td = log.candidates(rows, b.vector, metric, k)  # one top k of both below
-            ids, d = top_k(np.concatenate([ids, tids]), np.concatenate([d, td]), k)
+            rows = unindexed_rows(view, b.entry, log)  # the version's, made once: a filter picks among them
+            ids, d = log.merged(rows, b.vector, metric, k, ids, d, None if allowed is None else allowed.ids)
     return ids, d
 
 
@@ -345,8 +344,8 @@ def _run_text(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | Non
             and ("avg_pieces" in b.entry.params or not index.piece_fields)
         ):
             log = text_tail(view, b.entry)
-            rows = unindexed_rows(view, b.entry, log, None if allowed is None else tail_ids)
-            tids, ts = log.search(rows, b.text.text, q.boosts, k, *bm25)
+            rows = unindexed_rows(view, b.entry, log)  # the version's, made once: a filter picks among them
+            tids, ts = log.search(rows, b.text.text, q.boosts, k, *bm25, None if allowed is None else allowed.ids)
             b.strategy += f" + BM25 on the index's statistics over {len(tail_ids)} unindexed rows"
         else:
             tail = view.remember("tails", (b.entry.path, view.version), lambda: _tail_index(snap, index, cov.unindexed))
