@@ -1,9 +1,10 @@
-"""Highlights and expansion before and after a change, in one process: CPU time per query, interleaved.
+"""Highlights, expansion and grouping before and after a change, in one process: CPU time per query, interleaved.
 
 The table and queries are ``eval/rag_features.py``'s (100k chunks by default). `--before` names an
-old checkout (``git archive <commit> | tar -x -C <dir>``); its ``hybrid/query/highlight.py`` and
-``hybrid/query/expansion.py`` are loaded beside this checkout's and swapped into the executor for
-the "(before)" configurations, so every configuration runs on the same table, index caches and
+old checkout (``git archive <commit> | tar -x -C <dir>``); its ``hybrid/query/highlight.py``,
+``hybrid/query/expansion.py`` and ``hybrid/query/grouped.py`` are loaded beside this checkout's and
+swapped into the executor for the "(before)" configurations (the old ``grouped.py`` calls this
+checkout's ``grouping`` module), so every configuration runs on the same table, index caches and
 load, query by query in turn (who goes first rotates). Process CPU time (all threads) is the
 measure: the wall time of a 2-core machine shared with other work is bimodal (a query preempted or
 not), its p50 jumps between the modes.
@@ -41,7 +42,16 @@ from rag_features import TARGET, corpus  # noqa: E402
 import hybrid  # noqa: E402
 from hybrid.query import executor  # noqa: E402
 
-CONFIGS = ("hybrid", "+highlight", "+highlight (before)", "+expand", "+expand (before)")
+CONFIGS = (
+    "hybrid",
+    "+highlight",
+    "+highlight (before)",
+    "+expand",
+    "+expand (before)",
+    "+group_by",
+    "+group_by (before)",
+)
+MODULES = ("highlight", "expansion", "grouped")
 PASSES = ("first-seen", "seen")
 
 
@@ -67,8 +77,8 @@ def main() -> None:
     ap.add_argument("--name", default="rag_features_ab")
     ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = ap.parse_args()
-    before = {"highlight": _load(args.before, "highlight"), "expansion": _load(args.before, "expansion")}
-    after = {"highlight": executor.highlight, "expansion": executor.expansion}
+    before = {name: _load(args.before, name) for name in MODULES}
+    after = {name: getattr(executor, name) for name in MODULES}
 
     rows, centres, vocab = corpus(args.docs, args.chunks, args.dim, args.seed)
     with tempfile.TemporaryDirectory(prefix="rag-ab-") as tmp:
@@ -88,14 +98,17 @@ def main() -> None:
         def run(config: str, text: str, vec: np.ndarray, seen: list[int] | None = None) -> float:
             q = t.search(text, query_type="hybrid").vector(vec).select(["doc_id", "chunk_no", "text"]).limit(10)
             q = q.highlight() if "highlight" in config else q.expand(neighbours=1) if "expand" in config else q
+            q = q.group_by("doc_id") if "group_by" in config else q
             modules = before if config.endswith("(before)") else after
-            executor.highlight, executor.expansion = modules["highlight"], modules["expansion"]  # type: ignore[assignment]
+            for name in MODULES:
+                setattr(executor, name, modules[name])
             try:
                 c0 = time.process_time()
                 found = q.to_arrow()
                 spent = (time.process_time() - c0) * 1e3
             finally:
-                executor.highlight, executor.expansion = after["highlight"], after["expansion"]  # type: ignore[assignment]
+                for name in MODULES:
+                    setattr(executor, name, after[name])
             if seen is not None:  # after the clock: how many hits an earlier query returned, then remember them
                 ids = found.column("_rowid").to_pylist()
                 seen += [sum(i in returned for i in ids), len(ids)]
@@ -129,7 +142,9 @@ def main() -> None:
     data: dict[str, Any] = {"meta": meta, "loadavg": load, "first_seen_hits_returned_before": returned_share}
     md = [
         *md_intro(
-            "Highlights and expansion before and after, in one process (CPU time)", "eval/rag_features_ab.py", meta
+            "Highlights, expansion and grouping before and after, in one process (CPU time)",
+            "eval/rag_features_ab.py",
+            meta,
         ),
         *md_machine(meta),
         f"\n{args.docs * args.chunks:,} chunks, k = 10, a warm-up pass of {args.queries} queries, then "

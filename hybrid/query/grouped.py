@@ -50,6 +50,7 @@ def execute(q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Al
         ids, scores = _fused(q, view, branches, allowed)
         budget.check("fusion")
         rows = _reranked(q, snap, branches, ids, scores, keep=(key,)) if q.reranker is not None else None
+        fast = None
         if rows is not None:
             rows = _rescored_rows(q, view, rows, branches)
             ids, scores = rows.column("_rowid").to_numpy(), rows.column("_score").to_numpy()
@@ -58,26 +59,44 @@ def execute(q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Al
             if q.functions:
                 r = scoring_functions.rescore(q.functions, view, ids, scores, _distances(q, branches))
                 ids, scores, extra = r.ids, r.scores, r.columns
-            keys = grouping.keys_of(view, key, ids)
-        sizes, weights = grouping.group_weights(view, key, ids, q.grouping.score)
-        g = grouping.group(
-            ids,
-            scores,
-            keys,
-            q.k,
-            skip=q.skip,
-            per_group=q.grouping.per_group,
-            score=q.grouping.score,
-            sizes=sizes,
-            weights=weights,
-            marked=title_rows.marks_of(view, ids),
-        )
+            fast = _group_by_codes(q, view, key, ids, scores)
+            keys = grouping.keys_of(view, key, ids) if fast is None else []
+        if fast is not None:
+            g = fast
+        else:
+            sizes, weights = grouping.group_weights(view, key, ids, q.grouping.score)
+            g = grouping.group(
+                ids,
+                scores,
+                keys,
+                q.k,
+                skip=q.skip,
+                per_group=q.grouping.per_group,
+                score=q.grouping.score,
+                sizes=sizes,
+                weights=weights,
+                marked=title_rows.marks_of(view, ids),
+            )
         if not grouping.needs_more(g.n_groups, wanted, [len(b.ids) for b in branches], depth):
             break
         depth = min(grouping.MAX_DEPTH, depth * 4)
     if g.stand_in is not None:  # a reranked search has read and scored its rows: no stand-in passage
         g = title_rows.stand_ins(view, g, key, None if rows is not None else lambda r: _may_return(q, r, allowed))
     return _rows(q, view, branches, key, g, rows, ids, extra)
+
+
+def _group_by_codes(
+    q: Query, view: IndexedSnapshot, key: str, ids: np.ndarray, scores: np.ndarray
+) -> grouping.Grouped | None:
+    """The candidates grouped in numpy (:func:`hybrid.query.grouping.group_codes`) where the group score
+    is the best row's, the table has no title rows and the version's key codes are kept; else None."""
+    assert q.grouping is not None
+    if q.grouping.score != "max" or title_rows.column(view) is not None:
+        return None
+    codes = grouping.codes_of(view, key, ids)
+    if codes is None:
+        return None
+    return grouping.group_codes(ids, scores, codes, q.k, skip=q.skip, per_group=q.grouping.per_group)
 
 
 def _may_return(q: Query, ids: np.ndarray, allowed: Allowed | None) -> np.ndarray:

@@ -133,6 +133,43 @@ def group(
     )
 
 
+def group_codes(
+    ids: np.ndarray, scores: np.ndarray, codes: np.ndarray, n_groups: int, *, skip: int = 0, per_group: int = 1
+) -> Grouped:
+    """:func:`group` with best-row group scores ("max") and no title rows, over integer keys
+    (:func:`codes_of`: -1 for a null key, a group of its own), in numpy: the same result, without a
+    Python key per candidate."""
+    n = len(ids)
+    scores = np.asarray(scores, np.float64)
+    keys = np.where(codes < 0, -1 - np.arange(n, dtype=np.int64), codes)  # a null key: the row's own group
+    order = np.argsort(-scores, kind="stable")
+    ordered = keys[order]
+    unique, first, inverse = np.unique(ordered, return_index=True, return_inverse=True)
+    firsts = np.sort(first)  # each group's best row (a place in `order`), best group first
+    chosen = firsts[skip : skip + n_groups]
+    rank_of = np.full(len(unique), -1, np.int64)
+    rank_of[inverse[chosen]] = np.arange(len(chosen))
+    place = rank_of[inverse]  # each candidate's kept group (its place among them), -1: not kept
+    if per_group == 1:
+        taken = chosen
+    else:
+        by_group = np.argsort(inverse, kind="stable")  # best row first within each group
+        starts = np.cumsum(np.bincount(inverse, minlength=len(unique))) - np.bincount(inverse, minlength=len(unique))
+        within = np.empty(n, np.int64)
+        within[by_group] = np.arange(n) - starts[inverse[by_group]]
+        kept = np.flatnonzero((place >= 0) & (within < per_group))
+        taken = kept[np.lexsort((within[kept], place[kept]))]
+    rows = order[taken]
+    group_place = place[taken]
+    return Grouped(
+        ids[rows],
+        scores[rows],
+        scores[order[chosen]][group_place],
+        (group_place + skip + 1).astype(np.int32),
+        len(unique),
+    )
+
+
 def rank_groups(
     scores: np.ndarray,
     keys: Sequence[Hashable | None],
