@@ -7,6 +7,7 @@ those two settings and the index itself, never by the table's size.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -202,7 +203,11 @@ def tune(
     that is read is always returned (at most k - 1 rows, plus the query's own row when it is indexed, are
     nearer), so the search returns it. For an IVF index one search per query and depth serves every
     rescore factor: at one nprobe its nearest n candidates are the first n of its nearest m > n (a factor
-    whose candidates need more lists than the depth gives searches on its own, as a search would).
+    whose candidates need more lists than the depth gives searches on its own, as a search would). The
+    factors are tried from the largest down, and a factor stops climbing (is not a candidate) once the
+    index's search alone at its last depth took at least as long as the fastest passing setting's whole
+    searches: a deeper search of it could not be faster (so a factor that cannot reach the target costs no
+    scan of every list once another one has passed).
     """
     view, column, metric = searcher.view, searcher.column, searcher.metric
     held = selves if held_out else None  # the truth is among the rows the index holds
@@ -222,6 +227,7 @@ def tune(
     if ivf is not None:  # scanning more lists than the index has changes nothing
         levels = tuple(v for v in levels if v < ivf.lists) + (ivf.lists,)
     tried: dict[tuple[int, float], dict[float, tuple[bool, float]]] = {}
+    searched: dict[tuple[int, float], float] = {}  # seconds the index's own searches took for all the queries
     Recalls = dict[float, dict[float, list[float]]]  # per rescore factor, per read factor: per query
 
     def measure(level: int, factors: tuple[float, ...], codes: RowCodes | None) -> Recalls:
@@ -230,17 +236,25 @@ def tune(
         per: Recalls = {f: {r: [] for r in (*[r for r in READS if r < f], f)} for f in factors}
         counts = {f: candidate_count(depth, f) for f in factors}
         indexed = searcher.index.count
+        spent = dict.fromkeys(factors, 0.0)
         for q, t in zip(queries, truth):
+            start = time.perf_counter()
             first = None if ivf is None else ivf.candidates(q, max(counts.values()), level, widen=False)
+            shared = time.perf_counter() - start
             for f, per_read in per.items():
                 n = counts[f]
                 found = first[:n] if first is not None and len(first) >= min(n, indexed) else None
+                spent[f] += shared
                 if found is None:
+                    start = time.perf_counter()
                     found = searcher.index.candidates(q, n, level)
+                    spent[f] += time.perf_counter() - start
                 ranked = found if codes is None or len(found) <= depth else codes.ranked(q, found)
                 for r, recalls in per_read.items():
                     read = set(ranked[: read_count(depth, r, len(ranked))].tolist())
                     recalls.append(len(t & read) / max(1, len(t)))
+        if codes is searcher.index.codes:
+            searched.update({(level, f): spent[f] for f in factors})
         return per
 
     def judged(per_read: dict[float, list[float]]) -> dict[float, tuple[bool, float]]:
@@ -254,9 +268,11 @@ def tune(
         return tried[(level, rescore)][rescore][0]
 
     passing: list[tuple[float, int, float, float, float]] = []
-    for rescore in RESCORES[kind]:
+    for rescore in sorted(RESCORES[kind], reverse=True):  # the most candidates first: they pass shallowest
         below, at_most = -1, 0  # levels[below] fails; find a passing one above it
         while not passes(levels[at_most], rescore) and at_most < len(levels) - 1:
+            if searched[(levels[at_most], rescore)] >= min((p[0] for p in passing), default=math.inf):
+                break  # the index's search alone already took as long as a passing setting's whole searches
             below, at_most = at_most, min(len(levels) - 1, 2 * at_most + 1)
         if not passes(levels[at_most], rescore):
             continue
