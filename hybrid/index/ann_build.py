@@ -7,6 +7,7 @@ those two settings and the index itself, never by the table's size.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from hybrid.index.ann_kinds import CandidateIndex, require
-from hybrid.index.gather import gathered
+from hybrid.index.ivf import IvfIndex
 from hybrid.index.rescore import (
     Rescored,
     candidate_count,
@@ -27,7 +28,6 @@ from hybrid.index.rescore import (
 )
 from hybrid.index.row_codes import FOUR_BIT_READS, RowCodes, coded, merged_codes
 from hybrid.index.tuning import holds_out, off_table, others, reaches_both, tuning_sample
-from hybrid.index.vector import top_k
 from hybrid.index.view import IndexedSnapshot
 
 LEVELS: dict[str, tuple[int, ...]] = {
@@ -187,16 +187,27 @@ def tune(
     bound of the sample's mean recall, for the rows and for the probes
     (:func:`hybrid.index.tuning.reaches_both`). The rows `selves` are
     `held_out` of the index (see :func:`build_tuned`) or, in a small table, in it and each left out of
-    its own results. For each rescore factor the smallest passing depth is found by bisection (recall grows
-    with depth), every candidate read; then the fewest reads (``reads x k`` candidates, best first by the
-    index's finer codes, read as floats) that still reach the target, computed from the same searches
-    (the exact distances of every candidate are known); of those settings, the one with the lowest
-    measured time per query wins. Last, where the index ranks by 8-bit row codes, the same searches are
-    ranked by those codes narrowed to 4 bits (:meth:`hybrid.index.row_codes.RowCodes.narrowed_view`): their
-    fewest passing reads at that depth and rescore factor, if at most ``FOUR_BIT_READS`` times the 8-bit
-    codes' reads, replace them and the codes kept are 4-bit (half the RAM). Returns (depth, rescore,
-    reads, the lower of the rows' and the probes' mean recalls at them, the code bits); when nothing
-    reaches the target, the best setting tried, every candidate read, 8-bit codes.
+    its own results. For each rescore factor the smallest passing depth is found (recall grows with depth:
+    up from the shallowest depth through positions 1, 2, 4, 8, ... of its levels until one passes, then by
+    bisection below it), every candidate read; then the fewest reads (``reads x k`` candidates, best first
+    by the index's finer codes, read as floats) that still reach the target, computed from the same
+    searches; of those settings, the one with the lowest measured time per query wins. Last, where the
+    index ranks by 8-bit row codes, the same searches are ranked by those codes narrowed to 4 bits
+    (:meth:`hybrid.index.row_codes.RowCodes.narrowed_view`): their fewest passing reads at that depth and
+    rescore factor, if at most ``FOUR_BIT_READS`` times the 8-bit codes' reads, replace them and the codes
+    kept are 4-bit (half the RAM). Returns (depth, rescore, reads, the lower of the rows' and the probes'
+    mean recalls at them, the code bits); when nothing reaches the target, the best setting tried, every
+    candidate read, 8-bit codes.
+
+    A setting's recall is counted from the candidates it reads, without reading them: a true neighbour
+    that is read is always returned (at most k - 1 rows, plus the query's own row when it is indexed, are
+    nearer), so the search returns it. For an IVF index one search per query and depth serves every
+    rescore factor: at one nprobe its nearest n candidates are the first n of its nearest m > n (a factor
+    whose candidates need more lists than the depth gives searches on its own, as a search would). The
+    factors are tried from the largest down, and a factor stops climbing (is not a candidate) once the
+    index's search alone at its last depth took at least as long as the fastest passing setting's whole
+    searches: a deeper search of it could not be faster (so a factor that cannot reach the target costs no
+    scan of every list once another one has passed).
     """
     view, column, metric = searcher.view, searcher.column, searcher.metric
     held = selves if held_out else None  # the truth is among the rows the index holds
@@ -212,41 +223,63 @@ def tune(
     rows = len(selves)
     depth = k if held_out else k + 1  # as deep as a query for k asks (rescore x k candidates), plus its own row
     levels = LEVELS[kind]
-    lists = getattr(searcher.index, "lists", None)
-    if lists is not None:  # an IVF index: scanning more lists than it has changes nothing
-        levels = tuple(v for v in levels if v < lists) + (lists,)
+    ivf = searcher.index if isinstance(searcher.index, IvfIndex) else None
+    if ivf is not None:  # scanning more lists than the index has changes nothing
+        levels = tuple(v for v in levels if v < ivf.lists) + (ivf.lists,)
     tried: dict[tuple[int, float], dict[float, tuple[bool, float]]] = {}
+    searched: dict[tuple[int, float], float] = {}  # seconds the index's own searches took for all the queries
+    Recalls = dict[float, dict[float, list[float]]]  # per rescore factor, per read factor: per query
 
-    def measure(level: int, rescore: float, codes: RowCodes | None = None) -> dict[float, tuple[bool, float]]:
-        """Per read factor up to `rescore` (and `rescore`: every candidate): (reaches, mean recall); the
-        candidates ranked by `codes` when given (else as a search ranks them)."""
-        per_read: dict[float, list[float]] = {r: [] for r in (*[r for r in READS if r < rescore], rescore)}
-        for q, s, t in zip(queries, own, truth):
-            if codes is None:
-                ranked = searcher.ranked(q, depth, level, rescore)
-            else:
-                ranked = codes.ranked(q, searcher.index.candidates(q, candidate_count(depth, rescore), level))
-            ids, d = gathered(view, column, ranked, q, metric)
-            exact = np.full(len(ranked), np.inf, np.float32)
-            order = np.argsort(ranked)
-            exact[order[np.searchsorted(ranked[order], ids)]] = d
-            for r, recalls in per_read.items():
-                n = read_count(depth, r, len(ranked))
-                found, _ = top_k(ranked[:n], exact[:n], depth)
-                recalls.append(len(t & others(found, s, k)) / max(1, len(t)))
-        result = {r: reaches_both(np.array(v[:rows]), np.array(v[rows:]), target) for r, v in per_read.items()}
-        if codes is None:
-            tried[(level, rescore)] = result
-        return result
+    def measure(level: int, factors: tuple[float, ...], codes: RowCodes | None) -> Recalls:
+        """Per rescore factor in `factors`, per read factor up to it (and itself: every candidate), the
+        per-query recalls; the candidates ranked by `codes` (none: in the index's order)."""
+        per: Recalls = {f: {r: [] for r in (*[r for r in READS if r < f], f)} for f in factors}
+        counts = {f: candidate_count(depth, f) for f in factors}
+        indexed = searcher.index.count
+        spent = dict.fromkeys(factors, 0.0)
+        for q, t in zip(queries, truth):
+            start = time.perf_counter()
+            first = None if ivf is None else ivf.candidates(q, max(counts.values()), level, widen=False)
+            shared = time.perf_counter() - start
+            for f, per_read in per.items():
+                n = counts[f]
+                found = first[:n] if first is not None and len(first) >= min(n, indexed) else None
+                spent[f] += shared
+                if found is None:
+                    start = time.perf_counter()
+                    found = searcher.index.candidates(q, n, level)
+                    spent[f] += time.perf_counter() - start
+                ranked = found if codes is None or len(found) <= depth else codes.ranked(q, found)
+                for r, recalls in per_read.items():
+                    read = set(ranked[: read_count(depth, r, len(ranked))].tolist())
+                    recalls.append(len(t & read) / max(1, len(t)))
+        if codes is searcher.index.codes:
+            searched.update({(level, f): spent[f] for f in factors})
+        return per
+
+    def judged(per_read: dict[float, list[float]]) -> dict[float, tuple[bool, float]]:
+        return {r: reaches_both(np.array(v[:rows]), np.array(v[rows:]), target) for r, v in per_read.items()}
+
+    def passes(level: int, rescore: float) -> bool:
+        if (level, rescore) not in tried:  # an IVF depth measures every factor not yet measured there at once
+            factors = tuple(f for f in RESCORES[kind] if (level, f) not in tried) if ivf is not None else (rescore,)
+            for f, per_read in measure(level, factors, searcher.index.codes).items():
+                tried[(level, f)] = judged(per_read)
+        return tried[(level, rescore)][rescore][0]
 
     passing: list[tuple[float, int, float, float, float]] = []
-    for rescore in RESCORES[kind]:
-        if not measure(levels[-1], rescore)[rescore][0]:
+    for rescore in sorted(RESCORES[kind], reverse=True):  # the most candidates first: they pass shallowest
+        below, at_most = -1, 0  # levels[below] fails; find a passing one above it
+        while not passes(levels[at_most], rescore) and at_most < len(levels) - 1:
+            if searched[(levels[at_most], rescore)] >= min((p[0] for p in passing), default=math.inf):
+                break  # the index's search alone already took as long as a passing setting's whole searches
+            below, at_most = at_most, min(len(levels) - 1, 2 * at_most + 1)
+        if not passes(levels[at_most], rescore):
             continue
-        lo, hi = 0, len(levels) - 1  # levels[hi] passes
+        lo, hi = below + 1, at_most  # levels[hi] passes
         while lo < hi:
             mid = (lo + hi) // 2
-            if measure(levels[mid], rescore)[rescore][0]:
+            if passes(levels[mid], rescore):
                 hi = mid
             else:
                 lo = mid + 1
@@ -261,7 +294,8 @@ def tune(
     _, level, rescore, reads, recall = min(passing)
     codes = searcher.index.codes
     if codes is not None and codes.bits == 8 and codes.count:
-        narrow = next(((r, v[1]) for r, v in measure(level, rescore, codes.narrowed_view()).items() if v[0]), None)
+        narrowed = judged(measure(level, (rescore,), codes.narrowed_view())[rescore])
+        narrow = next(((r, v[1]) for r, v in narrowed.items() if v[0]), None)
         if narrow is not None and narrow[0] <= FOUR_BIT_READS * reads:
             return level, rescore, narrow[0], narrow[1], 4
     return level, rescore, reads, recall, 8

@@ -167,8 +167,9 @@ class IvfIndex:
         os.replace(part, folder / INDEX_FILE)
         return cls.open(folder, metric, level, kind), removed
 
-    def candidates(self, q: np.ndarray, n: int, level: int) -> np.ndarray:
-        """Up to `n` row ids from the `level` nearest lists (more lists while they hold fewer than `n`)."""
+    def candidates(self, q: np.ndarray, n: int, level: int, widen: bool = True) -> np.ndarray:
+        """Up to `n` row ids from the `level` nearest lists, nearest first by the index's codes (more lists
+        while they hold fewer than `n`, unless not `widen`)."""
         n = min(n, self._count)
         if n <= 0:
             return np.empty(0, np.uint64)
@@ -183,7 +184,7 @@ class IvfIndex:
                 params = self._params[nprobe] = _faiss().SearchParametersIVF(nprobe=nprobe)
             _, labels = self._index.search(x, n, params=params)
             found = labels[0][labels[0] >= 0]
-            if len(found) >= n or nprobe >= self.lists:
+            if len(found) >= n or nprobe >= self.lists or not widen:
                 return found.astype(np.uint64)
             nprobe = min(self.lists, 4 * nprobe)
 

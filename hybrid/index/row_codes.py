@@ -41,6 +41,9 @@ from hybrid.storage import npy
 CODES_FILE, IDS_FILE, MAP_FILE = "codes.i8", "codes_ids.npy", "codes_map.npy"
 CODES4_FILE = "codes.u4"
 """The 4-bit codes (two dimensions a byte); an index has this file or `CODES_FILE`, never both for long."""
+ENCODE_ROWS = 1_024
+"""Rows encoded at a time (a 1.5 MB float block at 384-d, worked in place in the core's cache): encoding
+a 65,536 x 384 batch took 0.11 s of CPU against 0.75-1.4 s as one whole-batch expression."""
 NARROW_ROWS = 65_536
 """Rows narrowed from 8 to 4 bits at a time when an index's codes file is rewritten."""
 CLIP_QUANTILE = 0.001
@@ -118,8 +121,19 @@ class RowCodes:
 
     @staticmethod
     def encode(x: np.ndarray, low: np.ndarray, step: np.ndarray, metric: str, bits: int = 8) -> np.ndarray:
-        x = _unit(x) if metric == "cosine" else np.asarray(x, np.float32)
-        codes = (np.clip(np.rint((x - low) / step), 0, 255) - 128).astype(np.int8)
+        """`x`'s rows as codes, ``ENCODE_ROWS`` rows at a time in one scratch block worked in place (the
+        whole-batch expression made five batch-sized temporaries: 7-13x the CPU, see the constant)."""
+        x = np.asarray(x, np.float32)
+        codes = np.empty(x.shape, np.int8)
+        for start in range(0, len(x), ENCODE_ROWS):
+            rows = x[start : start + ENCODE_ROWS]
+            block = _unit(rows) if metric == "cosine" else rows.copy()
+            block -= low
+            block /= step
+            np.rint(block, out=block)
+            np.clip(block, 0, 255, out=block)
+            block -= 128
+            codes[start : start + ENCODE_ROWS] = block  # whole numbers in [-128, 127]: exact as int8
         return codes if bits == 8 else pack4(codes)
 
     def narrowed(self) -> RowCodes:
