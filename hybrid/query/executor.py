@@ -20,6 +20,7 @@ from hybrid.index.catalog import IndexEntry, masks_of, text_batches, vector_colu
 from hybrid.index.exact import exact_search
 from hybrid.index.fts_filters import filter_columns_of
 from hybrid.index.fulltext import RESCORE_DEPTH, TANTIVY_BM25, FullTextIndex, _isin_sorted
+from hybrid.index.language import foreign_reason
 from hybrid.index.overfetch import overfetch_depth
 from hybrid.index.rescore import Rescored, searcher
 from hybrid.index.tail import text_tail, unindexed_rows, vector_tail
@@ -40,8 +41,6 @@ from hybrid.query import (
     single,
 )
 from hybrid.query.allowed import Allowed, cached_allowed
-from hybrid.query.coverage import known_share as _known_share
-from hybrid.query.coverage import text_coverage
 from hybrid.query.filter import compile_filter
 from hybrid.query.fusion import Ranked
 from hybrid.query.limits import current_limits
@@ -567,8 +566,7 @@ def _reranked(
 def _weights(q: Query, view: IndexedSnapshot, branches: list[Branch]) -> list[float]:
     """Each branch's fusion weight: explicit, equal, or "auto": the table's calibrated weight times the
     steepness of the branch's list for this query, and for text, when the query is confidently in another
-    language than its index, 0 unless the index knows every one of its terms (:mod:`hybrid.query.confidence`),
-    times the share of the question its first hit holds (:mod:`hybrid.query.coverage`)."""
+    language than its index, 0 unless the index knows every one of its terms (:mod:`hybrid.query.confidence`)."""
     if isinstance(q.branch_weights, Mapping):
         given = q.branch_weights
         return [float(given.get(b.column, given.get(b.kind, 1.0))) for b in branches]
@@ -577,9 +575,22 @@ def _weights(q: Query, view: IndexedSnapshot, branches: list[Branch]) -> list[fl
     cal = _calibration(q, view, branches)
     steep = confidence.confidences([(b.raw, b.kind) for b in branches])
     known = [confidence.vocabulary(share, bool(why)) for share, why in (_known_share(view, b) for b in branches)]
-    cover = [1.0 if (c := text_coverage(view, b)) is None else c for b in branches]
-    weights = [cal.weights[b.kind] if cal is not None else 1.0 for b in branches]
-    return [w * s * k * c for w, s, k, c in zip(weights, steep, known, cover)]
+    return [(cal.weights[b.kind] if cal is not None else 1.0) * s * k for b, s, k in zip(branches, steep, known)]
+
+
+def _known_share(view: IndexedSnapshot, b: Branch) -> tuple[float | None, str | None]:
+    """For a text branch whose plain query is confidently in another language than its index: the
+    share of the query's terms the index knows, and why the query counts as foreign
+    (:func:`hybrid.index.language.foreign_reason`; only the "auto" weights ask, so other queries skip
+    the language check); (None, None) otherwise."""
+    if b.kind != "fts" or b.entry is None or not isinstance(b.text, Match):
+        return None, None
+    index = view.index(b.entry)
+    assert isinstance(index, FullTextIndex)
+    reason = foreign_reason(b.text.text, index.analyzer.language, index.doc_share)
+    if reason is None:
+        return None, None
+    return index.known_share(b.text), reason
 
 
 def _calibration(q: Query, view: IndexedSnapshot, branches: list[Branch]) -> calibration.Calibration | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hybrid.query import confidence, coverage, like, passages
+from hybrid.query import confidence, like, passages
 from hybrid.query.executor import (
     _allowed,
     _calibration,
@@ -51,9 +51,6 @@ def explain(q: Query) -> str:
             steep = confidence.confidences([(b.raw, b.kind) for b in branches])
             how += ", times each list's steepness for this query (" + ", ".join(f"{s:.2f}" for s in steep) + ")"
             for b in branches:
-                cover = coverage.text_coverage(view, b)
-                if cover is not None:
-                    how += f", {b.column} x {cover:.2f} (its first hit holds {cover:.0%} of the query's term weight)"
                 share, why = _known_share(view, b)
                 if share is not None:
                     factor = confidence.vocabulary(share, bool(why))

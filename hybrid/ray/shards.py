@@ -34,7 +34,7 @@ from hybrid.index.cache import renamed_weights
 from hybrid.index.fts_filters import filter_columns_of
 from hybrid.index.fulltext import COMBINED_FIELD, field_names
 from hybrid.index.language import is_foreign
-from hybrid.query import confidence, coverage
+from hybrid.query import confidence
 from hybrid.query.executor import Branch
 from hybrid.query.fusion import Fusion, default_fusion
 from hybrid.query.result_columns import with_result_columns
@@ -365,7 +365,6 @@ def _execute(q: ShardedQuery) -> pa.Table:
         pending_vec = [a.vector_search.remote(column, v, depth, q.filter_sql, q.ef) for a in actors]
     branches: list[Branch] = []
     known: tuple[float | None, bool] = (None, False)
-    cover: float | None = None
     pending_text = None
     if fts is not None:  # the global statistics (a round to the shards for terms not seen before), then
         assert q.text_query is not None  # each shard's exact global top k
@@ -382,8 +381,7 @@ def _execute(q: ShardedQuery) -> pa.Table:
         ids, s = _merge([(i, sc) for i, sc, _ in found], depth, ascending=False)
         branches.append(Branch("fts", fts["name"], None, ids=ids, raw=s))
         branches[-1].strategy = f"BM25 over {len(actors)} shards, global statistics"
-        cover = _coverage(q, fts, stats, ids)
-    return _rows(q, branches, known, cover)
+    return _rows(q, branches, known)
 
 
 def _known_share(text: str, spec: Mapping[str, Any], stats: g.GlobalStats) -> tuple[float | None, bool]:
@@ -399,25 +397,7 @@ def _known_share(text: str, spec: Mapping[str, Any], stats: g.GlobalStats) -> tu
     return known / len(terms), True
 
 
-def _coverage(q: ShardedQuery, spec: Mapping[str, Any], stats: g.GlobalStats, ids: np.ndarray) -> float | None:
-    """As one table: the share of the query's term weight the text branch's first hit holds
-    (:mod:`hybrid.query.coverage`), from the global statistics."""
-    if not len(ids) or not isinstance(q.text_query, str):
-        return None
-    analyzer = Analyzer.from_dict(spec["analyzer"])
-    freq: dict[str, int] = {}
-    for (_, term), n in stats.doc_freq.items():
-        freq[term] = max(freq.get(term, 0), n)
-    terms = dict.fromkeys(analyzer.terms(q.text_query))
-    weights = [(t, coverage.idf(freq.get(t, 0), stats.num_docs)) for t in terms]
-    row = q.sharded.take(ids[:1], list(spec["columns"])).to_pylist()[0]
-    text = " ".join(str(row[c]) for c in spec["columns"] if row[c])
-    return coverage.share(weights, set(analyzer.terms(text)))
-
-
-def _weights(
-    q: ShardedQuery, branches: list[Branch], known: tuple[float | None, bool], cover: float | None = None
-) -> list[float]:
+def _weights(q: ShardedQuery, branches: list[Branch], known: tuple[float | None, bool]) -> list[float]:
     if isinstance(q.branch_weights, Mapping):
         given = q.branch_weights
         return [float(given.get(b.column, given.get(b.kind, 1.0))) for b in branches]
@@ -427,18 +407,16 @@ def _weights(
     steep = confidence.confidences([(b.raw, b.kind) for b in branches])
     out = []
     for b, s in zip(branches, steep):
-        vocabulary = confidence.vocabulary(*known) * (1.0 if cover is None else cover) if b.kind == "fts" else 1.0
+        vocabulary = confidence.vocabulary(*known) if b.kind == "fts" else 1.0
         out.append((cal[b.kind] if cal else 1.0) * s * vocabulary)
     return out
 
 
-def _rows(
-    q: ShardedQuery, branches: list[Branch], known: tuple[float | None, bool], cover: float | None = None
-) -> pa.Table:
+def _rows(q: ShardedQuery, branches: list[Branch], known: tuple[float | None, bool]) -> pa.Table:
     if len(branches) == 1:
         fused_ids, fused = branches[0].ids, branches[0].ranked().scores.astype(np.float64)
     else:
-        weights = _weights(q, branches, known, cover)
+        weights = _weights(q, branches, known)
         fused_ids, fused = q.fusion.fuse([replace(b.ranked(), weight=w) for b, w in zip(branches, weights)])
     schema_names = list(q.sharded.meta["columns"])
     columns = list(q.columns) if q.columns is not None else schema_names

@@ -110,16 +110,9 @@ def test_a_query_in_another_language_leaves_the_answer_to_the_vectors(
     assert fused.to_arrow().column("id").to_pylist() == [answer]
     assert "of the query's terms" in fused.explain()
     # the same query, were it not recognised as foreign, follows the name instead
-    import hybrid.query.coverage as coverage
-
-    monkeypatch.setattr(coverage, "foreign_reason", lambda *_: None)
-    # the name's row holds only the name, a small share of the question's term weight: the text
-    # branch's coverage factor alone still leaves the answer to the vectors ...
-    assert fused.to_arrow().column("id").to_pylist() == [answer]
-    # ... and without it too, the question follows the name
     import hybrid.query.executor as executor
 
-    monkeypatch.setattr(executor, "text_coverage", lambda *_: None)
+    monkeypatch.setattr(executor, "foreign_reason", lambda *_: None)
     assert fused.to_arrow().column("id").to_pylist() == [3]
 
 
@@ -269,11 +262,11 @@ def test_an_english_question_the_detector_is_unsure_of_leaves_the_answer_to_the_
     assert "English function words 'what', 'did' are each in under 10% of the index's documents" in explained
     assert "x 0.00" in explained
 
-    import hybrid.query.coverage as coverage
+    import hybrid.query.executor as executor
     from hybrid.index.language import foreign_reason
 
     monkeypatch.setattr(
-        coverage, "foreign_reason", lambda text, language, doc_share=None: foreign_reason(text, language)
+        executor, "foreign_reason", lambda text, language, doc_share=None: foreign_reason(text, language)
     )
     assert fused.to_arrow().column("id").to_pylist() == [3]
 
