@@ -23,6 +23,7 @@ import hybrid
 from hybrid.errors import VectorError
 from hybrid.query import fixed_batch, plain_vector, prepared, search, single
 from hybrid.query.table_pool import BATCH, TablePool
+from tests.query.vector_paths import apply_steps, shaped
 
 DIM = 8
 
@@ -86,23 +87,10 @@ def test_fast_rows_equal_the_general_path(
     with tempfile.TemporaryDirectory() as tmp:
         t = hybrid.connect(tmp).create_table("t", _rows(rng, 0, base))
         t.create_vector_index("vector")
-        for i, step in enumerate(steps):
-            if step == "add":  # rows the index does not hold
-                t.add(_rows(rng, 1000 * (i + 1), int(rng.integers(1, 8))))
-            elif step == "delete":
-                t.delete(f"id % 5 = {i}")
-            elif step == "update":
-                t.update(f"id % 7 = {i}", {"price": 0.5})
-            elif step == "compact":
-                t.compact()
-            else:
-                t.create_vector_index("vector", replace=True)
+        apply_steps(t, steps, rng, _rows)
         for _ in range(3):  # a plan made, then used
             vec = rng.standard_normal(DIM).astype(np.float32)
-            q = t.search(vec, query_type="vector").limit(limit).offset(skip)
-            q = q.candidates(depth) if depth is not None else q
-            q = q.ef_search(ef) if ef is not None else q
-            q = q.select(columns) if columns is not None else q
+            q = shaped(t.search(vec, query_type="vector"), limit, skip, depth, ef, columns)
             _same(q.to_arrow(), _general(q, monkeypatch))
 
 

@@ -22,6 +22,7 @@ import hybrid
 from hybrid.errors import RowNotFoundError, VectorError
 from hybrid.query import prepared, search
 from hybrid.storage.reader import RowReader
+from tests.query.vector_paths import apply_steps, shaped
 
 DIM = 8
 
@@ -81,28 +82,11 @@ def test_prepared_rows_equal_the_general_path(
     with tempfile.TemporaryDirectory() as tmp:
         t = hybrid.connect(tmp).create_table("t", _rows(rng, 0, base))
         t.create_vector_index("vector")
-        versions = [t.version]
-        for i, step in enumerate(steps):
-            if step == "add":
-                t.add(_rows(rng, 1000 * (i + 1), int(rng.integers(1, 8))))
-            elif step == "delete":
-                t.delete(f"id % 5 = {i}")
-            elif step == "update":
-                t.update(f"id % 7 = {i}", {"price": 0.5})
-            elif step == "compact":
-                t.compact()
-            elif step == "optimize":
-                t.optimize()
-            else:
-                t.create_vector_index("vector", replace=True)
-            versions.append(t.version)
+        versions = apply_steps(t, steps, rng, _rows)
         vec = rng.standard_normal(DIM).astype(np.float32)
         for v in (versions[-1], versions[0], versions[len(versions) // 2]):
             view = t if v == t.version else t.checkout(v)
-            q = view.search(vec, query_type="vector").limit(limit).offset(skip)
-            q = q.candidates(depth) if depth is not None else q
-            q = q.ef_search(ef) if ef is not None else q
-            q = q.select(columns) if columns is not None else q
+            q = shaped(view.search(vec, query_type="vector"), limit, skip, depth, ef, columns)
             _same(q.to_arrow(), _general(q, monkeypatch))
 
 
