@@ -405,17 +405,20 @@ def _query_text(q: Query) -> str | None:
     return t.text if isinstance(t, (Match, Phrase)) else None
 
 
-def execute(q: Query) -> pa.Table:
+def execute(q: Query, view: IndexedSnapshot | None = None) -> pa.Table:
+    """The rows of `q`, from `view` when given (the version the fast vector path checked), else the
+    table's current version."""
     seconds = current_limits().query_seconds
     if seconds is not None and budget.current() is None:
         with budget.time_budget(seconds):
-            return _execute(q)
-    return _execute(q)
+            return _execute(q, view)
+    return _execute(q, view)
 
 
-def _execute(q: Query) -> pa.Table:
+def _execute(q: Query, view: IndexedSnapshot | None) -> pa.Table:
     budget.check("the start")
-    view = q.table.indexed_snapshot()  # the one freshness check of the query
+    if view is None:
+        view = q.table.indexed_snapshot()  # the one freshness check of the query
     found = prepared.answer(q, view)  # a plain vector query, by its plan made once per version
     if found is not None:
         return found

@@ -121,14 +121,20 @@ class FastPlan:
 def answer(q: Query) -> pa.Table | None:
     """The result of `q` by its fast plan when `q` is a plain vector query that has one in the table's
     current version and the plan can answer it; else None (the executor answers, explains or raises)."""
+    return attempt(q)[0]
+
+
+def attempt(q: Query) -> tuple[pa.Table | None, IndexedSnapshot | None]:
+    """:func:`answer`, and the table version it read when it checked freshness (None when it declined
+    before): the executor answers a declined query from that same version, with no second check."""
     fields = q.__dict__
     if not _FIELDS.issuperset(fields) or q.query_type not in _KINDS:
-        return None
+        return None, None
     vectors = fields.get("vectors")
     if vectors is None or len(vectors) != 1 or budget.current() is not None:
-        return None  # under a time budget the executor checks it at each stage
+        return None, None  # under a time budget the executor checks it at each stage
     if current_limits().query_seconds is not None:
-        return None
+        return None, None
     view = q.table.indexed_snapshot()  # the one freshness check of the query
     column, vec = vectors[0]
     key = (view.version, column, q.columns, q.ef, q.k, q.skip, q.depth)
@@ -136,7 +142,7 @@ def answer(q: Query) -> pa.Table | None:
     plan: FastPlan | None = _ABSENT if plans is None else plans.get(key, _ABSENT)  # type: ignore[assignment]
     if plan is _ABSENT:
         plan = view.remember(_PLANS, key, lambda: make(q, view), _KEEP)
-    return None if plan is None else plan.run(vec)
+    return (None if plan is None else plan.run(vec)), view
 
 
 def make(q: Query, view: IndexedSnapshot) -> FastPlan | None:

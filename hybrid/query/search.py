@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import pandas
     import polars
 
+    from hybrid.index.view import IndexedSnapshot
     from hybrid.table import Table
 
 QueryType = Literal["auto", "vector", "fts", "hybrid"]
@@ -370,8 +371,8 @@ class Query:
         return explain(self)
 
     def to_arrow(self) -> pa.Table:
-        found = _plain_vector(self)  # a plain vector query by its plan made once per version, else None
-        return found if found is not None else _execute(self)
+        found, view = _plain_vector(self)  # a plain vector query by its plan made once per version
+        return found if found is not None else _execute(self, view)
 
     def to_list(self) -> list[dict[str, Any]]:
         return self.to_arrow().to_pylist()
@@ -403,22 +404,22 @@ class Query:
         return (await self.ato_arrow()).to_pylist()
 
 
-def _execute(q: Query) -> pa.Table:
+def _execute(q: Query, view: IndexedSnapshot | None = None) -> pa.Table:
     """:func:`hybrid.query.executor.execute` (imported at the first query: the executor imports this module)."""
     global _execute
     from hybrid.query.executor import execute
 
     _execute = execute
-    return execute(q)
+    return execute(q, view)
 
 
-def _plain_vector(q: Query) -> pa.Table | None:
-    """:func:`hybrid.query.plain_vector.answer` (imported at the first query, as the executor)."""
+def _plain_vector(q: Query) -> tuple[pa.Table | None, IndexedSnapshot | None]:
+    """:func:`hybrid.query.plain_vector.attempt` (imported at the first query, as the executor)."""
     global _plain_vector
-    from hybrid.query.plain_vector import answer
+    from hybrid.query.plain_vector import attempt
 
-    _plain_vector = answer
-    return answer(q)
+    _plain_vector = attempt
+    return attempt(q)
 
 
 _DEFAULTS: dict[type, dict[str, Any]] = {}

@@ -45,7 +45,7 @@ def _rows(rng: np.random.Generator, start: int, n: int) -> pa.Table:
 def _general(query: hybrid.Query, monkeypatch: pytest.MonkeyPatch) -> pa.Table:
     """`query` by the executor's general path: no fast plan, no prepared plan."""
     with monkeypatch.context() as m:
-        m.setattr(search, "_plain_vector", lambda q: None)
+        m.setattr(search, "_plain_vector", lambda q: (None, None))
         m.setattr(prepared, "plan_of", lambda q, view: None)
         return query.to_arrow()
 
@@ -185,3 +185,18 @@ def test_the_result_layout_is_the_listed_tables(tmp_path: Path) -> None:
     listed = single.listed(reader, "vector", [3, 1, 2, 0], [0.25, 0.5, 0.75, 1.0], 1)
     assert layout.schema == listed.schema
     assert single.result_layout(single.row_reader(t.indexed_snapshot(), ("text",)).schema, "vector", 4) is None
+
+
+def test_a_declined_query_checks_freshness_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The executor answers a query the fast path declined from the version the fast path read: a
+    second check could see another version (and, on an object store, fetch the manifest again)."""
+    rng = np.random.default_rng(4)
+    t = hybrid.connect(tmp_path).create_table("t", _rows(rng, 0, 40))  # no index: the fast path declines
+    checks: list[int] = []
+    real = type(t).indexed_snapshot
+    monkeypatch.setattr(type(t), "indexed_snapshot", lambda self: checks.append(1) or real(self))
+    vec = rng.standard_normal(DIM).astype(np.float32)
+    q = t.search(vec, query_type="vector").limit(3).select(["id"])
+    assert plain_vector.attempt(q)[0] is None
+    checks.clear()
+    assert q.to_arrow().num_rows == 3 and len(checks) == 1

@@ -42,7 +42,7 @@ def _rows(rng: np.random.Generator, start: int, n: int) -> pa.Table:
 def _general(query: hybrid.Query, monkeypatch: pytest.MonkeyPatch) -> pa.Table:
     with monkeypatch.context() as m:
         m.setattr(prepared, "plan_of", lambda q, view: None)
-        m.setattr(search, "_plain_vector", lambda q: None)  # the fast plan (kept from an earlier query)
+        m.setattr(search, "_plain_vector", lambda q: (None, None))  # the fast plan (kept from an earlier query)
         return query.to_arrow()
 
 

@@ -47,7 +47,7 @@ def _both(query: hybrid.Query, monkeypatch: pytest.MonkeyPatch) -> tuple[pa.Tabl
     with monkeypatch.context() as m:
         m.setattr(single, "applies", lambda q, branches: False)
         m.setattr(prepared, "plan_of", lambda q, view: None)  # a plain vector query's plan: the same short path
-        m.setattr(search, "_plain_vector", lambda q: None)  # and its fast plan (made before, kept)
+        m.setattr(search, "_plain_vector", lambda q: (None, None))  # and its fast plan (made before, kept)
         general = query.to_arrow()
     return fast, general
 
