@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench.frame import RESULTS_DIR, git_info, grid, machine_info, md_intro, md_machine, write_results  # noqa: E402
 
 import hybrid  # noqa: E402
+from hybrid.storage.decoded import DECODED  # noqa: E402
 
 TARGET = 1.15
 CONFIGS = ("hybrid", "+group_by", "+expand", "+highlight", "+group_by(groups)")
@@ -86,7 +87,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="rag_features")
     ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    ap.add_argument(
+        "--decoded-mb",
+        type=int,
+        default=None,
+        help="decoded text blocks kept across queries, MiB (default: the library's; 0 decodes every read)",
+    )
     args = ap.parse_args()
+    if args.decoded_mb is not None:
+        DECODED.capacity = args.decoded_mb << 20
 
     started = time.perf_counter()
     rows, centres, vocab = corpus(args.docs, args.chunks, args.dim, args.seed)
@@ -150,7 +159,8 @@ def main() -> None:
         f"\n{args.docs * args.chunks:,} chunks ({args.docs:,} documents x {args.chunks}), {args.dim}-d vectors "
         f"(HNSW), BM25 over ~60-word chunks; k = 10, a warm-up pass of {args.queries} queries, then "
         f"{args.queries} other queries twice (first-seen, then seen), the configurations taking turns query "
-        f"by query. Table built in {built:.0f} s.\n",
+        f"by query. Table built in {built:.0f} s. Decoded text blocks kept across queries: "
+        f"{DECODED.capacity >> 20} MiB (`hybrid.storage.decoded`; the table's text is ~{_text_mib(rows):.0f} MiB).\n",
     ]
     for name in PASSES:
         md += [f"\n## {name}\n", _grid(passes[name], judged=name == "first-seen")]
@@ -196,6 +206,10 @@ def _grid(s: dict[str, Any], judged: bool) -> str:
             + [f"{s['median_paired_ratio'][c]:.3f}", f"{s['cpu_p50_ms'][c]:.2f}", f"{ratio:.3f}", ok]
         )
     return grid(table)
+
+
+def _text_mib(rows: Any) -> float:
+    return float(rows.column("text").nbytes) / (1 << 20)
 
 
 def _loadavg() -> str:

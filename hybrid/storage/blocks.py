@@ -29,6 +29,7 @@ import pyarrow as pa
 import zstandard
 
 from hybrid.errors import CorruptionError
+from hybrid.storage import decoded
 
 CODEC_KEY = b"hybrid.codec"
 CODEC = b"zstd-blocks-1"
@@ -121,7 +122,7 @@ def decode_table(table: pa.Table) -> pa.Table:
     fields, columns = [], []
     for field, column in zip(table.schema, table.columns):
         if encoded(field):
-            column = BlockColumn(column, field).decode()
+            column = BlockColumn(column, field, keep=False).decode()
             field = pa.field(field.name, column.type, field.nullable, _plain_metadata(field))
         fields.append(field)
         columns.append(column)
@@ -131,9 +132,12 @@ def decode_table(table: pa.Table) -> pa.Table:
 class BlockColumn:
     """A column of a data file stored in blocks: decoded whole, or only the blocks some rows lie in."""
 
-    def __init__(self, column: pa.ChunkedArray, field: pa.Field) -> None:
+    def __init__(self, column: pa.ChunkedArray, field: pa.Field, keep: bool = True) -> None:
         self.type = logical_type(field)
         self.name = field.name
+        self.token = decoded.token() if keep else 0
+        """This column's key in :data:`hybrid.storage.decoded.DECODED`, where its reads by row keep the
+        blocks they decode; 0 (`keep` False: a column read once, e.g. a ranged read's batch) keeps none."""
         self._offset_type = _TYPES[_NAMES[str(self.type)]][2]
         self._chunks = list(column.chunks)
         self._starts: list[np.ndarray] = []  # per chunk: the rows where its blocks start
@@ -183,14 +187,14 @@ class BlockColumn:
             raise IndexError(f"row offsets out of range 0..{total}")
         blocks = np.searchsorted(self._first, offsets, side="right") - 1
         within = (offsets - self._first[blocks]).tolist()
-        decoded: dict[int, tuple[np.ndarray | None, np.ndarray, memoryview]] = {}
+        seen: dict[int, tuple[np.ndarray | None, np.ndarray, memoryview]] = {}
         valid = np.ones(len(offsets), dtype=bool)
         lengths = np.zeros(len(offsets), dtype=np.int64)
         pieces = []
         for k, (g, at) in enumerate(zip(blocks.tolist(), within)):
-            got = decoded.get(g)
+            got = seen.get(g)
             if got is None:
-                got = decoded[g] = self._block(self._chunk_of[g], self._local[g])
+                got = seen[g] = self._kept(g)
             mask, sizes, data = got
             if mask is not None and not mask[at]:
                 valid[k] = False
@@ -199,6 +203,20 @@ class BlockColumn:
             lengths[k] = size = int(sizes[at])
             pieces.append(data[lo : lo + size])
         return _array(self.type, valid, lengths, b"".join(pieces))
+
+    def _kept(self, g: int) -> tuple[np.ndarray | None, np.ndarray, memoryview]:
+        """Block `g` of the column (counted over all record batches), decoded once while kept in
+        :data:`hybrid.storage.decoded.DECODED`."""
+        if not self.token:
+            return self._block(self._chunk_of[g], self._local[g])
+        cache = decoded.DECODED
+        key = (self.token, g)
+        got = cache.get(key)
+        if got is None:
+            got = self._block(self._chunk_of[g], self._local[g])
+            mask, sizes, data = got
+            cache.put(key, got, len(data) + sizes.nbytes + (0 if mask is None else mask.nbytes) + 200)
+        return got
 
     def _block(self, chunk: int, block: int) -> tuple[np.ndarray | None, np.ndarray, memoryview]:
         """Block `block` of record batch `chunk`: (validity or None, value lengths, values)."""
@@ -225,7 +243,7 @@ def file_payloads(path: Path) -> Iterator[tuple[int, bytes]]:
     for b in range(reader.num_record_batches if positions else 0):
         batch = reader.get_batch(b)
         for i in positions:
-            column = BlockColumn(pa.chunked_array([batch.column(i)]), reader.schema.field(i))
+            column = BlockColumn(pa.chunked_array([batch.column(i)]), reader.schema.field(i), keep=False)
             data = batch.column(i).buffers()[2]
             for k in range(len(column._starts[0])):
                 first = int(column._starts[0][k])

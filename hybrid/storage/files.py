@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from hybrid.errors import CorruptionError
-from hybrid.storage import blocks, checksums, crypto, disk, flushes, remote
+from hybrid.storage import blocks, checksums, crypto, decoded, disk, flushes, remote
 from hybrid.storage.numeric import NumericChunks
 from hybrid.storage.ranged import RangedTable
 
@@ -99,6 +99,7 @@ class FileCache:
     def clear(self) -> None:
         """Forget every mapped file and the ids and masks read from them."""
         with self._lock:
+            decoded.DECODED.drop({column.token for column in self._blocks.values()})
             self._tables.clear()
             self._numeric.clear()
             self._blocks.clear()
@@ -111,10 +112,12 @@ class FileCache:
 
     @classmethod
     def purge_root(cls, root: Path) -> None:
-        """Clear every cache of this process that reads the table at `root`."""
+        """Clear every cache of this process that reads the table at `root`, and every decoded block
+        (:mod:`hybrid.storage.decoded`: a column read before and still held elsewhere may have kept some)."""
         for cache in list(cls._live):
             if cache._root == root:
                 cache.clear()
+        decoded.DECODED.clear()
 
     def table(self, rel: str, random_access: bool = False) -> pa.Table:
         """The whole file as a zero-copy table over a memory map.
@@ -161,6 +164,7 @@ class FileCache:
             if len(self._tables) > self._capacity:
                 dropped, _ = self._tables.popitem(last=False)
                 self._numeric = {k: v for k, v in self._numeric.items() if k[0] != dropped}
+                decoded.DECODED.drop({v.token for k, v in self._blocks.items() if k[0] == dropped})
                 self._blocks = {k: v for k, v in self._blocks.items() if k[0] != dropped}
                 self._spans.pop(dropped, None)
                 self._maps.pop(dropped, None)

@@ -130,7 +130,7 @@ class RangedTable:
 def _take(column: pa.Array, field: pa.Field, offsets: np.ndarray) -> pa.Array:
     """Rows of one record batch's column (decoding only the blocks they lie in when stored in blocks)."""
     if blocks.encoded(field):
-        return blocks.BlockColumn(pa.chunked_array([column]), field).take(offsets)
+        return blocks.BlockColumn(pa.chunked_array([column]), field, keep=False).take(offsets)
     return column.take(pa.array(offsets))
 
 

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import hybrid
 from hybrid.errors import CorruptionError
 from hybrid.storage import blocks, manifest
+from hybrid.storage.decoded import DECODED
 from hybrid.storage.scan import PatternSet, scan_files
 
 TYPES = [pa.string(), pa.binary(), pa.large_string(), pa.large_binary()]
@@ -105,6 +106,7 @@ def test_takes_across_block_and_batch_edges_decode_only_the_blocks_touched(tmp_p
     picks = np.concatenate([edges, rng.integers(0, 200_000, 500), edges[::-1]]).astype(np.uint64)
     assert table.take(picks, ["text"]).column("text").to_pylist() == [texts[i] for i in picks.tolist()]
     decoded: list[tuple[int, int]] = []
+    DECODED.clear()  # (the take above kept the blocks it decoded)
     original = column._block
     column._block = lambda c, b: decoded.append((c, b)) or original(c, b)  # type: ignore[method-assign]
     column.take(np.array([5, 6, 5, 65_540], dtype=np.int64))
@@ -231,6 +233,7 @@ def test_a_scan_decompresses_piece_by_piece_with_the_same_rows(tmp_path: Path) -
         piece = column.decode(start, stop)
         assert piece.to_pylist() == texts[start:stop]
     decoded: list[tuple[int, int]] = []
+    DECODED.clear()  # (the take above kept the blocks it decoded)
     original = column._block
     column._block = lambda c, b: decoded.append((c, b)) or original(c, b)  # type: ignore[method-assign]
     assert column.decode(65_530, 65_540).to_pylist() == texts[65_530:65_540]
@@ -253,3 +256,30 @@ def test_a_write_that_fails_midway_leaves_the_table_and_folder_as_they_were(tmp_
     assert sorted(p.relative_to(table.path) for p in (table.path / "data").iterdir()) == before
     reopened = hybrid.connect(tmp_path).open_table("t")
     assert reopened.version == table.version and reopened.to_arrow().column("text").to_pylist() == first
+
+
+def test_rows_read_again_are_not_decoded_again_and_an_erasure_forgets_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = [f"doc {i}: " + "lorem ipsum dolor " * (5 + i % 20) for i in range(300)]
+    table = hybrid.connect(tmp_path).create_table("t", pa.table({"id": np.arange(300), "text": texts}))
+    calls: list[int] = []
+    real = blocks.decode_block
+    monkeypatch.setattr(blocks, "decode_block", lambda raw, rows, *a: calls.append(rows) or real(raw, rows, *a))
+    DECODED.clear()
+    rows = np.array([7, 8, 150], dtype=np.uint64)
+    first = table.take(rows, ["text"]).column("text").to_pylist()
+    assert first == [texts[7], texts[8], texts[150]] and calls and DECODED.size > 0
+    decoded_once = len(calls)
+    assert table.take(rows[::-1], ["text"]).column("text").to_pylist() == first[::-1]
+    assert len(calls) == decoded_once  # kept: read without decoding
+
+    table.erase("id = 7")  # erased text is not kept in memory either
+    assert DECODED.size == 0
+    assert table.to_arrow(["text"], where="id IN (7, 8)").column("text").to_pylist() == [texts[8]]
+
+    monkeypatch.setattr(DECODED, "capacity", 0)  # nothing kept: every read decodes
+    before = len(calls)
+    table.take(np.array([8], dtype=np.uint64), ["text"])
+    table.take(np.array([8], dtype=np.uint64), ["text"])
+    assert len(calls) - before == 2 and DECODED.size == 0
