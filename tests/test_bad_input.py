@@ -124,3 +124,12 @@ def test_take_missing_rowid(docs: hybrid.Table) -> None:
         docs.take([-1])
     with pytest.raises(hybrid.RowNotFoundError):
         docs.take([10_000])
+
+
+def test_a_column_selected_twice_is_named(docs: hybrid.Table) -> None:
+    """Before, the vector path raised a bare KeyError that called the column missing."""
+    docs.create_fts_index("text")
+    for q in (docs.search(np.ones(4, np.float32), query_type="vector"), docs.search("number", query_type="fts")):
+        with pytest.raises(hybrid.SchemaError, match=r"\['year'\] more than once"):
+            q.select(["year", "id", "year"])
+        assert {"year", "id"} <= set(q.select(["year", "id"]).limit(1).to_arrow().column_names)

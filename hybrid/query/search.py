@@ -152,10 +152,9 @@ class Query:
         return self._with(filter_sql=sql, prefilter=prefilter)
 
     def select(self, columns: Sequence[str]) -> Query:
-        """The table columns to return (result columns such as `_score` are always included)."""
-        if isinstance(columns, str):
-            columns = [columns]
-        return self._with(columns=tuple(columns))
+        """The table columns to return (result columns such as `_score` are always included); each at
+        most once (:class:`hybrid.errors.SchemaError` names one given twice)."""
+        return self._with(columns=selected(columns))
 
     def limit(self, k: int) -> Query:
         if not isinstance(k, int) or k <= 0:
@@ -402,6 +401,15 @@ class Query:
         [1]
         """
         return (await self.ato_arrow()).to_pylist()
+
+
+def selected(columns: Sequence[str] | str) -> tuple[str, ...]:
+    """The columns a ``select()`` names, as a tuple; :class:`hybrid.errors.SchemaError` for one named twice."""
+    names = (columns,) if isinstance(columns, str) else tuple(columns)
+    if len(set(names)) != len(names):
+        twice = sorted({c for c in names if names.count(c) > 1})
+        raise SchemaError(f"select() names column(s) {twice} more than once")
+    return names
 
 
 def _execute(q: Query, view: IndexedSnapshot | None = None) -> pa.Table:

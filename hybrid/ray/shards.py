@@ -38,7 +38,7 @@ from hybrid.query import confidence
 from hybrid.query.executor import Branch
 from hybrid.query.fusion import Fusion, default_fusion
 from hybrid.query.result_columns import with_result_columns
-from hybrid.query.search import as_vector, is_vector_like
+from hybrid.query.search import as_vector, is_vector_like, selected
 from hybrid.ray import global_bm25 as g
 from hybrid.ray.shard_server import SOURCE_ROWID, ShardServer, build_shard
 from hybrid.rerankers.base import RELEVANCE, Reranker, check_reranked
@@ -263,7 +263,7 @@ class ShardedQuery:
         return replace(self, filter_sql=sql)
 
     def select(self, columns: Sequence[str]) -> ShardedQuery:
-        return replace(self, columns=tuple(columns))
+        return replace(self, columns=selected(columns))
 
     def limit(self, k: int) -> ShardedQuery:
         if not isinstance(k, int) or k < 1:
