@@ -215,10 +215,6 @@ class VectorTail(TailLog):
         return (ids, dist) if len(ids) <= UNSORTED_ROWS else top_k(ids, dist, k)
 
 
-FEW_POSTINGS = 64
-"""Up to this many matching postings among a text tail's rows, their BM25 is summed in Python (see there)."""
-
-
 UNSORTED_ROWS = 4_096
 """Up to this many unindexed rows, a vector tail's search returns all of them unsorted (see there)."""
 
@@ -335,7 +331,6 @@ class TextTail(TailLog):
         n_docs = self.index.num_docs + self.index.deleted_docs + len(rows.positions)  # as tantivy counts
         # each matching (field, term): its BM25 factor, its rows' log positions and term counts
         per_field: list[tuple[np.ndarray, float, list[tuple[float, np.ndarray, np.ndarray]]]] = []
-        postings = 0
         scored = [(*f, counts) for f in self._scored(boosts)] + [(*f, pieces) for f in self._piece_fields(boosts)]
         for name, boost, fld, avg, terms in scored:
             matched: list[tuple[float, np.ndarray, np.ndarray]] = []
@@ -358,38 +353,11 @@ class TextTail(TailLog):
                     continue
                 df = self._doc_freq(name, term) + len(pos)
                 matched.append((q_count * boost * math.log(1 + (n_docs - df + 0.5) / (df + 0.5)), pos, tf_here))
-                postings += len(pos)
             if matched:
                 per_field.append((fld.lengths.view(), max(avg, 1e-9), matched))
         if not per_field:
             return np.empty(0, np.uint64), np.empty(0, np.float32)
-        if postings <= FEW_POSTINGS:
-            return self._few(per_field, k, k1, b, allowed)
         return self._many(per_field, lo, hi, k, k1, b, allowed)
-
-    def _few(
-        self,
-        per_field: Sequence[tuple[np.ndarray, float, Sequence[tuple[float, np.ndarray, np.ndarray]]]],
-        k: int,
-        k1: float,
-        b: float,
-        allowed: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`_many`'s scores for a few postings, summed in Python floats in the same order and with the
-        same operations (so the same float64 values): a dozen numpy calls cost more than the arithmetic."""
-        scores: dict[int, float] = {}
-        for lengths, avg, matched in per_field:
-            for factor, pos, tf in matched:
-                for p, t in zip(pos.tolist(), tf.tolist()):
-                    norm = k1 * (1 - b + b * float(lengths[p]) / avg)
-                    scores[p] = scores.get(p, 0.0) + factor * t * (k1 + 1) / (t + norm)
-        ids = self.ids
-        hits = sorted((-s, int(ids[p])) for p, s in scores.items() if s > 0)
-        if allowed is not None and hits:
-            keep = member(np.array([i for _, i in hits], np.uint64), allowed).tolist()
-            hits = [h for h, kept in zip(hits, keep) if kept]
-        hits = hits[:k]
-        return np.array([i for _, i in hits], np.uint64), np.array([-s for s, _ in hits], np.float32)
 
     def _many(
         self,

@@ -187,27 +187,6 @@ def test_text_tail_scores_every_field_and_term_as_bm25_on_the_index_statistics(t
             assert scores.tolist() == sorted(scores.tolist(), reverse=True)
 
 
-def test_text_tail_sums_few_postings_in_python_to_the_same_floats(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    t = _table(tmp_path)
-    _add(t, 100, 30, 9)
-    t.delete("id = 104")  # the live-mask path too
-    view, vec, fts = _entries(t)
-    log = text_tail(view, fts)
-    for rows in (
-        unindexed_rows(view, fts, log),
-        TailRows(*(lambda r: (r.positions, r.logged))(unindexed_rows(view, fts, log))),
-    ):
-        for query in ("beta", "w3 beta w2", "alpha w101 w4", "nothing"):
-            monkeypatch.setattr(tail, "FEW_POSTINGS", 1_000)
-            few = log.search(rows, query, None, 10, 1.2, 0.75)
-            monkeypatch.setattr(tail, "FEW_POSTINGS", 0)
-            many = log.search(rows, query, None, 10, 1.2, 0.75)
-            assert few[0].tolist() == many[0].tolist() and few[1].tobytes() == many[1].tobytes()
-            assert few[0].dtype == many[0].dtype == np.uint64 and few[1].dtype == many[1].dtype == np.float32
-
-
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 def test_merging_a_vector_tail_skips_rows_farther_than_the_index_hits(tmp_path: Path, metric: str) -> None:
     t = _table(tmp_path)
