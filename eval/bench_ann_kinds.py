@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -75,37 +76,126 @@ def batches(rows: int, seed: int) -> Iterator[tuple[int, np.ndarray]]:
         yield start, x.astype(np.float32)
 
 
-def record_batches(rows: int, seed: int) -> Iterator[pa.RecordBatch]:
-    for start, x in batches(rows, seed):
+VOCAB, WORDS, ZIPF = 30_000, 12, 1.0
+
+
+def vocabulary(seed: int) -> pa.Array:
+    """`VOCAB` distinct lowercase pseudo-words of 2 to 12 letters (fixed by the seed)."""
+    rng = np.random.default_rng([seed, 1])
+    words: dict[str, None] = {}
+    while len(words) < VOCAB:
+        lens = rng.integers(2, 13, size=VOCAB - len(words))
+        letters = rng.integers(ord("a"), ord("z") + 1, size=int(lens.sum()), dtype=np.uint8).tobytes().decode()
+        ends = np.cumsum(lens)
+        for a, b in zip((ends - lens).tolist(), ends.tolist()):
+            words.setdefault(letters[a:b])
+    return pa.array(list(words))
+
+
+def word_ranks(seed: int, b: int, n: int) -> np.ndarray:
+    """(n, `WORDS`) vocabulary ranks of batch b's texts, Zipf(`ZIPF`) distributed; depends only on (seed, b)."""
+    p = 1.0 / np.arange(1, VOCAB + 1, dtype=np.float64) ** ZIPF
+    cdf = np.cumsum(p / p.sum())
+    cdf[-1] = 1.0
+    rng = np.random.default_rng([seed, 5, b])
+    return np.searchsorted(cdf, rng.random((n, WORDS)), side="right").astype(np.int32)
+
+
+def texts(vocab: pa.Array, ranks: np.ndarray) -> pa.Array:
+    """One string a row: its words joined by spaces (Arrow kernels, no Python loop over rows)."""
+    import pyarrow.compute as pc
+
+    n, w = ranks.shape
+    words = vocab.take(pa.array(ranks.ravel()))
+    lists = pa.ListArray.from_arrays(pa.array(np.arange(0, n * w + 1, w, dtype=np.int32)), words)
+    return pc.binary_join(lists, " ")
+
+
+def record_batches(rows: int, seed: int, text: bool = False) -> Iterator[pa.RecordBatch]:
+    vocab = vocabulary(seed) if text else None
+    for b, (start, x) in enumerate(batches(rows, seed)):
         ids = np.arange(start, start + len(x), dtype=np.int64)
-        yield pa.record_batch({
+        cols = {
             "id": pa.array(ids),
             "category": pa.array((ids * 7919) % 100),
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), DIM),
-        })  # fmt: skip
+        }  # fmt: skip
+        if vocab is not None:
+            cols["text"] = texts(vocab, word_ranks(seed, b, len(x)))
+        yield pa.record_batch(cols)
+
+
+def query_texts(rows: int, nq: int, seed: int) -> list[str]:
+    """Each query's text: two distinct words of the text of the row its vector was drawn from."""
+    picks = np.sort(np.random.default_rng([seed, 4]).choice(rows, size=nq, replace=False))  # as queries_and_truth
+    vocab = vocabulary(seed).to_pylist()
+    rng = np.random.default_rng([seed, 6])
+    out = []
+    for b in np.unique(picks // BATCH).tolist():
+        n = min(BATCH, rows - b * BATCH)
+        ranks = word_ranks(seed, b, n)
+        for p in picks[picks // BATCH == b].tolist():
+            words = list(dict.fromkeys(vocab[r] for r in ranks[p - b * BATCH].tolist()))
+            out.append(" ".join(rng.choice(words, size=min(2, len(words)), replace=False).tolist()))
+    return out
+
+
+def _top(s: np.ndarray, ids: np.ndarray, best: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The K best of a batch's scores `s` (nq, n; columns are `ids`) merged with the K best so far."""
+    if s.shape[1] > K:
+        part = np.argpartition(s, -K, axis=1)[:, -K:]  # the K largest, unordered: O(n) a row, not a sort
+        s, cand = np.take_along_axis(s, part, 1), ids[part]
+    else:
+        cand = np.broadcast_to(ids, s.shape)
+    all_s = np.concatenate([best[0], s], axis=1)
+    all_i = np.concatenate([best[1], cand], axis=1)
+    top = np.argsort(-all_s, axis=1, kind="stable")[:, :K]
+    return np.take_along_axis(all_s, top, 1), np.take_along_axis(all_i, top, 1)
+
+
+def picked_rows(rows: int, seed: int, picks: np.ndarray) -> np.ndarray:
+    """Rows `picks` (sorted) of the corpus as `batches` makes them (equal to float rounding), drawing each
+    batch's random numbers but composing only the picked rows: no pass of the cluster loop."""
+    geo = np.random.default_rng([seed, 2])
+    centres = geo.standard_normal((CLUSTERS, DIM), dtype=np.float32)
+    bases = geo.standard_normal((CLUSTERS, LATENT, DIM), dtype=np.float32) / np.sqrt(LATENT)
+    out = np.empty((len(picks), DIM), np.float32)
+    for b in np.unique(picks // BATCH).tolist():
+        start = b * BATCH
+        n = min(BATCH, rows - start)
+        rng = np.random.default_rng([seed, 3, b])
+        assign = rng.integers(0, CLUSTERS, size=n)
+        z = rng.standard_normal((n, LATENT), dtype=np.float32)
+        x = rng.standard_normal((n, DIM), dtype=np.float32) * ISO
+        inside = np.flatnonzero(picks // BATCH == b)
+        for i in inside.tolist():
+            r, c = int(picks[i]) - start, int(assign[int(picks[i]) - start])
+            out[i] = x[r] + (centres[c] + (z[r] @ bases[c]) * SPREAD)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 def queries_and_truth(rows: int, nq: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Queries (corpus rows + noise), their exact top-10 ids, and their 1%-filter top-10 ids (category = c)."""
     rng = np.random.default_rng([seed, 4])
     picks = np.sort(rng.choice(rows, size=nq, replace=False))
-    q = np.empty((nq, DIM), np.float32)
-    for start, x in batches(rows, seed):
-        inside = (picks >= start) & (picks < start + len(x))
-        q[inside] = x[picks[inside] - start]
+    q = picked_rows(rows, seed, picks)
     q += rng.standard_normal((nq, DIM), dtype=np.float32) * (QUERY_NOISE / np.sqrt(DIM))
     q /= np.linalg.norm(q, axis=1, keepdims=True)
-    cats = np.arange(nq) % 100
-    best = [(np.full((nq, K), -np.inf), np.zeros((nq, K), np.int64)) for _ in range(2)]
+    best = (np.full((nq, K), -np.inf, np.float32), np.zeros((nq, K), np.int64))
+    sizes = [len(range(c, nq, 100)) for c in range(100)]  # query i filters to category i % 100
+    best_1pct = [(np.full((m, K), -np.inf, np.float32), np.zeros((m, K), np.int64)) for m in sizes]
     for start, x in batches(rows, seed):
         ids = np.arange(start, start + len(x))
         sims = q @ x.T
-        for which, s in enumerate((sims, np.where(((ids * 7919) % 100)[None, :] == cats[:, None], sims, -np.inf))):
-            all_s = np.concatenate([best[which][0], s], axis=1)
-            all_i = np.concatenate([best[which][1], np.broadcast_to(ids, s.shape)], axis=1)
-            top = np.argsort(-all_s, axis=1, kind="stable")[:, :K]
-            best[which] = (np.take_along_axis(all_s, top, 1), np.take_along_axis(all_i, top, 1))
-    return q, best[0][1], best[1][1]
+        best = _top(sims, ids, best)
+        category = (ids * 7919) % 100
+        for c in range(100):  # query i filters to category i % 100: its rows' columns only
+            cols = np.flatnonzero(category == c)
+            best_1pct[c] = _top(sims[c::100][:, cols], ids[cols], best_1pct[c])
+    truth_1pct = np.empty((nq, K), np.int64)
+    for c in range(100):
+        truth_1pct[c::100] = best_1pct[c][1]
+    return q, best[1], truth_1pct
 
 
 def rss() -> dict[str, int]:
@@ -136,21 +226,41 @@ def step_ingest(a: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     db = hybrid.connect(a.work / "hybrid", upkeep=None)
     # a generator of record batches: streamed to disk batch by batch, never the whole corpus in memory
-    t = db.create_table("docs", record_batches(a.rows, a.seed))
-    return {"seconds": time.perf_counter() - t0, "peak_rss": peak_rss(), "rows": t.count_rows(), "load": load()}
+    t = db.create_table("docs", record_batches(a.rows, a.seed, a.text))
+    seconds, cpu = time.perf_counter() - t0, time.process_time()
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_rss": peak_rss(), "rows": t.count_rows(), "load": load()}
 
 
-def step_build(a: argparse.Namespace) -> dict[str, Any]:
+def step_text_build(a: argparse.Namespace) -> dict[str, Any]:
+    """The full-text index over the generated ``text`` column (tantivy BM25, English analysis)."""
     import hybrid
 
     t = hybrid.connect(a.work / "hybrid", upkeep=None).open_table("docs")
     t0, c0 = time.perf_counter(), time.process_time()
+    t.create_fts_index("text", language="en", replace=True)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    stats = next(
+        s
+        for s in t.index_stats()
+        if s.get("kind", s.get("type")) in ("fts", "fulltext") or "text" in str(s.get("columns"))
+    )
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_rss": peak_rss(), "load": load(),
+            "disk_bytes": stats.get("disk_bytes")}  # fmt: skip
+
+
+def step_build(a: argparse.Namespace) -> dict[str, Any]:
+    import hybrid
+    from hybrid.index import ann_kinds
+
+    t = hybrid.connect(a.work / "hybrid", upkeep=None).open_table("docs")
+    t0, c0 = time.perf_counter(), time.process_time()
+    auto = ann_kinds.choose_kind(t.count_rows(), DIM, 16, ann_kinds.available_memory()).to_dict()
     t.create_vector_index("vector", kind=a.kind, target_recall=a.target_recall, replace=True)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    stats = t.index_stats()[0]
+    stats = next(s for s in t.index_stats() if "vector" in str(s.get("columns")) or "nprobe" in s or "ef_search" in s)
     return {
         "seconds": seconds, "cpu_seconds": cpu, "tuning_seconds": stats.get("tuning_seconds"),
-        "peak_rss": peak_rss(), "load": load(),
+        "peak_rss": peak_rss(), "load": load(), "auto_would_pick": auto,
         "stats": {k: v for k, v in stats.items() if k not in ("columns",)},
     }  # fmt: skip
 
@@ -204,8 +314,9 @@ def step_serve(a: argparse.Namespace) -> dict[str, Any]:
     before = rss()
     _timed(search, queries[:20], False)  # warm-up: loads the index
     out: dict[str, Any] = {"rss_before_search": before}
-    for name, filtered, truth in (("vector", False, data["truth"]), ("filtered_1pct", True, data["truth_1pct"])):
-        out[name] = _summary(*_timed(search, queries, filtered), truth)
+    nf = a.filtered_queries or len(queries)
+    for name, filtered, truth in (("vector", False, data["truth"]), ("filtered_1pct", True, data["truth_1pct"][:nf])):
+        out[name] = _summary(*_timed(search, queries[:nf] if filtered else queries, filtered), truth)
         if not filtered:  # what serving vector search holds, before the filtered searches read 1% of every block
             out["rss_vector"] = rss()
             if a.kind in KINDS[1:]:
@@ -214,6 +325,36 @@ def step_serve(a: argparse.Namespace) -> dict[str, Any]:
     out["index_rss"] = out["rss"]["VmRSS"] - before["VmRSS"]
     out["load"] = load()
     out["rescore_read"] = a.rescore_read
+    return out
+
+
+def step_hybrid_serve(a: argparse.Namespace) -> dict[str, Any]:
+    """Hybrid queries (the query's two words + its vector, fused) on the table with both indexes."""
+    import hybrid
+
+    data = np.load(a.work / "queries.npz")
+    queries, words = data["queries"], data["texts"].tolist()
+    t = hybrid.connect(a.work / "hybrid", upkeep=None).open_table("docs")
+
+    def search(i: int, cat: int | None) -> list[int]:
+        s = t.search(words[i], query_type="hybrid").vector(queries[i]).select(["id"]).limit(K)
+        if cat is not None:
+            s = s.where(f"category = {cat}")
+        return s.to_arrow().column("id").to_pylist()
+
+    before = rss()
+    _timed(search, np.arange(20), False)  # warm-up: loads both indexes
+    out: dict[str, Any] = {"rss_before_search": before}
+    for name, filtered in (("hybrid", False), ("hybrid_filtered_1pct", True)):
+        found, ms, cpu = _timed(
+            search, np.arange(a.filtered_queries or len(queries) if filtered else len(queries)), filtered
+        )
+        out[name] = {
+            "p50_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95)), "cpu_p50_ms": float(np.median(cpu)),
+            "mean_hits": float(np.mean([len(f) for f in found])), "queries": len(found),
+        }  # fmt: skip
+    out["rss"] = rss()
+    out["load"] = load()
     return out
 
 
@@ -249,7 +390,7 @@ def step_lance_build(a: argparse.Namespace) -> dict[str, Any]:
         if tbl.count_rows() != a.rows:
             raise ValueError("a table of another size")
     except Exception:  # not there yet (or another size): stream it in, one batch at a time
-        gen = record_batches(a.rows, a.seed)
+        gen = record_batches(a.rows, a.seed, a.text)
         first = next(gen)
         reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], gen))
         t0 = time.perf_counter()
@@ -261,12 +402,17 @@ def step_lance_build(a: argparse.Namespace) -> dict[str, Any]:
     return {"seconds": seconds, "cpu_seconds": cpu, "ingest_seconds": ingest, "peak_rss": peak_rss(), "load": load()}
 
 
-STEPS = {"ingest": step_ingest, "build": step_build, "serve": step_serve, "lance-build": step_lance_build}
+STEPS = {
+    "ingest": step_ingest, "build": step_build, "serve": step_serve, "lance-build": step_lance_build,
+    "text-build": step_text_build, "hybrid-serve": step_hybrid_serve,
+}  # fmt: skip
 
 
 def child(step: str, a: argparse.Namespace, kind: str = "") -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--step", step, "--kind", kind, "--work", str(a.work), "--rows", str(a.rows)]
     cmd += ["--seed", str(a.seed), "--target-recall", str(a.target_recall), "--rescore-read", a.rescore_read]
+    cmd += ["--text"] if a.text else []
+    cmd += ["--filtered-queries", str(a.filtered_queries)] if a.filtered_queries else []
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
@@ -297,6 +443,14 @@ def main() -> None:
     ap.add_argument(
         "--rescore-read", choices=("pread", "map"), default="pread",
         help="how rescoring reads the candidates' vectors: pread (the default) or the table's memory map",
+    )  # fmt: skip
+    ap.add_argument(
+        "--text", action="store_true",
+        help="give each row a short generated text (Zipf words), build its full-text index and time hybrid queries",
+    )  # fmt: skip
+    ap.add_argument(
+        "--filtered-queries", type=int, default=None,
+        help="time the 1%%-filtered searches on the first N queries only (default: all; at 10M each reads ~100k rows)",
     )  # fmt: skip
     ap.add_argument("--step", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--kind", default="", help=argparse.SUPPRESS)
@@ -332,6 +486,11 @@ def main() -> None:
                 kinds[kind]["build"]["index_bytes"] = folder_bytes(a.work / "lance" / "docs.lance" / "_indices")
             else:
                 kinds[kind] = {"build": child("build", a, kind), "serve": child("serve", a, kind)}
+                write(report, a.name)
+                if a.text:  # the full-text index after the vector figures, so a slow text build loses none of them
+                    report.setdefault("text_build", child("text-build", a))
+                    write(report, a.name)
+                    kinds[kind]["hybrid"] = child("hybrid-serve", a, kind)
             report["total_seconds"] = time.perf_counter() - started
             if a.serve_only:  # searches only: --merge it after the run that built the index
                 (REPO / "eval" / "results" / f"{a.name}.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -346,7 +505,9 @@ def prepared(a: argparse.Namespace) -> dict[str, Any]:
     """The queries with their exact truth and the ingested hybrid table in ``a.work``: made once, then
     reused while rows, queries and seed are the same (a record of how they were made is kept beside)."""
     record = a.work / "prepared.json"
-    key = {"rows": a.rows, "queries": a.queries, "seed": a.seed, "dim": DIM}
+    key: dict[str, Any] = {"rows": a.rows, "queries": a.queries, "seed": a.seed, "dim": DIM}
+    if a.text:
+        key["text"] = {"vocab": VOCAB, "words": WORDS, "zipf": ZIPF}
     if record.exists():
         done = json.loads(record.read_text())
         if done.get("key") == key and (a.work / "queries.npz").exists() and (a.work / "hybrid").exists():
@@ -354,11 +515,16 @@ def prepared(a: argparse.Namespace) -> dict[str, Any]:
             return dict(done["report"])
     shutil.rmtree(a.work / "hybrid", ignore_errors=True)
     shutil.rmtree(a.work / "lance", ignore_errors=True)
-    print(f"{a.rows} x {DIM}: queries and exact truth", flush=True)
-    t0 = time.perf_counter()
-    q, truth, truth_1pct = queries_and_truth(a.rows, a.queries, a.seed)
-    np.savez(a.work / "queries.npz", queries=q, truth=truth, truth_1pct=truth_1pct)
-    out: dict[str, Any] = {"truth_seconds": time.perf_counter() - t0, "ingest": child("ingest", a)}
+    print(f"{a.rows} x {DIM}: queries and exact truth, beside the streaming ingest", flush=True)
+    with ThreadPoolExecutor(1) as pool:  # the ingest runs in its own process while this one scans for the truth
+        ingest = pool.submit(child, "ingest", a)
+        t0, c0 = time.perf_counter(), time.process_time()
+        q, truth, truth_1pct = queries_and_truth(a.rows, a.queries, a.seed)
+        extra = {"texts": np.array(query_texts(a.rows, a.queries, a.seed))} if a.text else {}
+        np.savez(a.work / "queries.npz", queries=q, truth=truth, truth_1pct=truth_1pct, **extra)
+        out: dict[str, Any] = {"truth_seconds": time.perf_counter() - t0, "truth_cpu_seconds": time.process_time() - c0}
+        print(f"  truth: {out['truth_seconds']:.0f} s", flush=True)
+        out["ingest"] = ingest.result()
     out["table_bytes"] = folder_bytes(a.work / "hybrid")
     record.write_text(json.dumps({"key": key, "report": out}, indent=2) + "\n")
     return out
@@ -391,6 +557,35 @@ def _cpu_ratios(s: dict[str, Any], base: dict[str, Any], lance: dict[str, Any]) 
 def _rss_text(r: dict[str, int] | None) -> str:
     mb = 2**20
     return "n/a" if r is None else f"{r['VmRSS'] / mb:.0f} ({r['RssAnon'] / mb:.0f} / {r['RssFile'] / mb:.0f})"
+
+
+def _text_lines(report: dict[str, Any]) -> list[str]:
+    """The full-text build, hybrid search figures and what ``kind="auto"`` would have built, where measured."""
+    mb = 2**20
+    lines = []
+    for kind, r in report["kinds"].items():
+        auto = r.get("build", {}).get("auto_would_pick")
+        if auto:
+            lines.append(
+                f'* `kind="auto"` on this table would build `{auto["picked"]}`: {auto["reason"]} (ran `{kind}`)'
+            )
+    tb = report.get("text_build")
+    if tb:
+        lines.append(
+            f'* full-text index (`create_fts_index("text", language="en")`, {WORDS} Zipf words a row):'
+            f" {tb['seconds']:.0f} s, CPU {tb['cpu_seconds']:.0f} s, peak RSS {tb['peak_rss'] / mb:.0f} MB,"
+            f" {(tb.get('disk_bytes') or 0) / mb:.0f} MB on disk (load {tb['load'][0]})"
+        )
+    for kind, r in report["kinds"].items():
+        h = r.get("hybrid")
+        if h:
+            lines.append(
+                f"* hybrid (two of the row's words + its vector, fused), {kind}: p50 {h['hybrid']['p50_ms']:.2f} ms"
+                f" (CPU {h['hybrid']['cpu_p50_ms']:.2f}), p95 {h['hybrid']['p95_ms']:.2f}; filtered to 1%: p50"
+                f" {h['hybrid_filtered_1pct']['p50_ms']:.2f} ms (CPU {h['hybrid_filtered_1pct']['cpu_p50_ms']:.2f});"
+                f" serving RSS {_rss_text(h['rss'])} MB (load {h['load'][0]})"
+            )
+    return ["", *lines] if lines else []
 
 
 def write(report: dict[str, Any], name: str) -> None:
@@ -446,6 +641,7 @@ def write(report: dict[str, Any], name: str) -> None:
             f" | {s['index_rss'] / mb:.0f} ({anon_added(s) / mb:.0f} / {file_added(s) / mb:.0f})"
             f" | {_rss_text(s.get('rss_vector'))} | {b.get('load', ['?'])[0]} / {s.get('load', ['?'])[0]} |"
         )
+    lines += _text_lines(report)
     ab = {kind: r["serve"]["reads_ab"] for kind, r in kinds.items() if "reads_ab" in r.get("serve", {})}
     if ab:
         lines += ["", "Tuned reads against reading every candidate (alternating passes in one process):", ""]
