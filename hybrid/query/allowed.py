@@ -20,6 +20,7 @@ from hybrid.index.exact import row_vectors
 from hybrid.index.gather import read_row_vectors
 from hybrid.index.scalar import MAX_ROWID, ScalarIndex, as_ids, indexable_type
 from hybrid.index.view import IndexedSnapshot
+from hybrid.query import zones
 from hybrid.query.filter import Filter
 from hybrid.query.index_filter import answer
 from hybrid.query.recent_rows import recent_values
@@ -141,6 +142,9 @@ def allowed_rows(view: IndexedSnapshot, flt: Filter) -> Allowed:
         indexes[column] = index
     found = answer(flt.tree, flt.literals, indexes) if indexes else None
     if found is None:
+        keep = zones.candidates(view, flt)
+        if keep is not None:
+            return _in_fragments(view, flt, keep)
         masks = snap.row_masks(flt.mask, flt.columns)
         frags = snap.manifest.fragments
         parts = [snap.rowids(f)[m] if m is not None else snap.rowids(f) for f, m in zip(frags, masks)]
@@ -159,6 +163,24 @@ def allowed_rows(view: IndexedSnapshot, flt: Filter) -> Allowed:
         rows = np.union1d(rows, _check(snap, flt, unindexed))
         how += f", DuckDB on {len(unindexed)} rows added since"
     return Allowed(rows, snap, how, flt)
+
+
+def _in_fragments(view: IndexedSnapshot, flt: Filter, keep: list[bool]) -> Allowed:
+    """`flt`'s live rows, evaluated only in the fragments `keep` marks (the others are ruled out by their
+    columns' ranges, :mod:`hybrid.query.zones`): up to :data:`SMALL_CHECK` rows by scalar indexes built
+    on the spot (:func:`_check`), more by DuckDB over those fragments alone."""
+    snap = view.snapshot
+    frags = snap.manifest.fragments
+    kept = [f for f, k in zip(frags, keep) if k]
+    ruled_out = f"{len(frags) - len(kept)} of {len(frags)} fragments ruled out by their value ranges"
+    if sum(f.live_rows for f in kept) <= SMALL_CHECK:
+        live = [snap.rowids(f) if (m := snap.live_mask(f)) is None else snap.rowids(f)[m] for f in kept]
+        ids = np.sort(np.concatenate(live)) if live else np.empty(0, np.uint64)
+        return Allowed(_check(snap, flt, ids), snap, f"{ruled_out}, checked on {len(ids)} rows", flt)
+    masks = snap.row_masks(flt.mask, flt.columns, only=keep)
+    parts = [snap.rowids(f)[m] if m is not None else snap.rowids(f) for f, m in zip(frags, masks)]
+    ids = np.concatenate(parts) if parts else np.empty(0, np.uint64)
+    return Allowed(ids, snap, f"DuckDB ({ruled_out})", flt, masks)
 
 
 def carried_rows(view: IndexedSnapshot, flt: Filter) -> Allowed:

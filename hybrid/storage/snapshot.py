@@ -172,26 +172,35 @@ class Snapshot:
                         yield pa.RecordBatch.from_arrays(batch.columns, schema=out_schema)
 
     def row_masks(
-        self, predicate: RowPredicate | None = None, predicate_columns: Sequence[str] = ()
+        self,
+        predicate: RowPredicate | None = None,
+        predicate_columns: Sequence[str] = (),
+        only: Sequence[bool] | None = None,
     ) -> list[np.ndarray | None]:
         """Per fragment, the mask of physical rows that are live and satisfy `predicate`.
 
         None stands for "every row". The predicate runs once over all fragments
-        (a zero-copy concatenation), not once per fragment.
+        (a zero-copy concatenation), not once per fragment. `only` (with a predicate):
+        per fragment, whether to evaluate it; the others are not read and match no row.
         """
         masks = [self.live_mask(frag) for frag in self.manifest.fragments]
         if predicate is None:
             return masks
+        read = [bool(f.live_rows) and (only is None or only[i]) for i, f in enumerate(self.manifest.fragments)]
         # with_rowid keeps the row count even when the predicate reads no column (e.g. "true")
         pieces = [
-            self.read_fragment(f, predicate_columns, with_rowid=True) for f in self.manifest.fragments if f.live_rows
+            self.read_fragment(f, predicate_columns, with_rowid=True)
+            for f, r in zip(self.manifest.fragments, read)
+            if r
         ]
         if not pieces:
-            return masks
+            return (
+                [np.zeros(f.physical_rows, dtype=bool) for f in self.manifest.fragments] if only is not None else masks
+            )
         keep = predicate(pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0])
         start = 0
         for i, frag in enumerate(self.manifest.fragments):
-            if frag.live_rows:
+            if read[i]:
                 part = keep[start : start + frag.physical_rows]
                 start += frag.physical_rows
                 live = masks[i]
