@@ -300,7 +300,7 @@ def create_vector_index(
     if kind == "auto":
         rows = len(table.cache.live_ids(snap))
         dim = snap.schema.field(column).type.list_size
-        choice = choose_kind(rows, dim, m, available_memory(), all_installed(), metric)
+        choice = choose_kind(rows, dim, m, available_memory(), all_installed())
         kind, auto = choice.kind, choice.to_dict()
         logger.info("vector index on %s: kind='auto' picked %r (%s)", column, kind, choice.reason)
     require_kind(kind)

@@ -194,9 +194,11 @@ def test_target_recall_tunes_depth_and_rescore(tmp_path: Path) -> None:
 def test_auto_rule_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     gib = 2**30
     assert choose_kind(1_000, 384, 16, 8 * gib).kind == "hnsw"
-    assert choose_kind(400_000, 384, 16, 1 * gib).kind == "hnsw_int8"  # few rows, but the floats do not fit
-    assert choose_kind(2_000_000, 384, 16, 16 * gib).kind == "hnsw_int8"
-    assert choose_kind(30_000_000, 384, 16, 16 * gib).kind == "ivf_pq"
+    assert choose_kind(400_000, 384, 16, 1 * gib).kind == "ivf_rabitq"  # few rows, but the floats do not fit
+    # past the float range a graph's build time, not memory, is what rules it out: plenty of memory still
+    # picks the IVF lists (an int8 graph of 10M rows would take hours to build here)
+    assert choose_kind(2_000_000, 384, 16, 256 * gib).kind == "ivf_rabitq"
+    assert choose_kind(30_000_000, 384, 16, 16 * gib).kind == "ivf_rabitq"
     assert choose_kind(2_000_000, 384, 16, 16 * gib, extra_installed=False).kind == "hnsw"
     t, _ = _table(tmp_path, n=1_000)
     t.create_vector_index("vector", kind="auto")
@@ -204,13 +206,13 @@ def test_auto_rule_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert s["index_type"] == "hnsw" and s["auto"]["picked"] == "hnsw" and "1000 rows" in s["auto"]["reason"]
     monkeypatch.setattr(ann_kinds, "AUTO_FLOAT_ROWS", 500)  # the rule as if the table were large
     t.create_vector_index("vector", kind="auto", replace=True)
-    assert t.index_stats()[0]["index_type"] == "hnsw_int8"
+    assert t.index_stats()[0]["index_type"] == "ivf_rabitq"
     with pytest.raises(ValueError, match="valid kinds: auto, hnsw, hnsw_int8, ivf_pq, ivf_rabitq"):
         t.create_vector_index("vector", kind="diskann", replace=True)  # type: ignore[arg-type]
     monkeypatch.setitem(ann_kinds._NEEDS, "ivf_pq", "no_such_module_for_this_test")
     with pytest.raises(MissingDependencyError, match=r"hybridsearch\[ann\]"):
         t.create_vector_index("vector", kind="ivf_pq", replace=True)
-    assert t.index_stats()[0]["index_type"] == "hnsw_int8"  # the failed build changed nothing
+    assert t.index_stats()[0]["index_type"] == "ivf_rabitq"  # the failed build changed nothing
 
 
 def test_streamed_ingest_and_batched_build(tmp_path: Path) -> None:
@@ -236,7 +238,7 @@ def test_streamed_ingest_and_batched_build(tmp_path: Path) -> None:
 def test_hnsw_int8_is_cosine_only(tmp_path: Path) -> None:
     """usearch's int8 kernels rank by angle whatever metric they are given: l2 or dot would propose the
     wrong candidates (found by the freshness machine: [1, 0, 0, 0] missed for [1, 1, 1, 1] under l2), so
-    those metrics are refused by name, and auto picks ivf_pq for them."""
+    those metrics are refused by name (auto never picks it)."""
     from usearch.index import Index
 
     x = np.array([[0, 0, 0, 0], [0, 0, 0, 1], [0.5, 0, 0, 0], [1, 0, 0, 0]], np.float32)
