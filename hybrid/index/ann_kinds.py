@@ -19,8 +19,9 @@ whose thresholds come from ``eval/results/ann_kinds.md``:
 2. otherwise ``ivf_rabitq``, whose lists stay on disk, for every metric. At 1,000,000 rows it
    built in about a tenth of the int8 graph's CPU (107-118 s against 1,100 s) and answered with
    higher recall (0.972-0.977 against 0.935) in less CPU per query (about 1.0-1.3 ms against 3.5 ms;
-   ``eval/results/ann_kinds_1m_a19h.md``, ``ann_kinds_1m_heldout_pread.md``), and ``ivf_pq`` in
-   about half its CPU; at 10,000,000 rows it built in 19 minutes with a 5.3 GiB peak
+   ``eval/results/ann_kinds_1m_a19h.md``, ``ann_kinds_1m_heldout_pread.md``; ``ivf_pq`` took 212 s
+   in the last 1M run that built it, with the build code of then); at 10,000,000 rows it built in
+   19 minutes with a 5.3 GiB peak
    (``eval/results/ann_kinds_10m_b19k.md``), where a graph would take hours. A graph's build time
    grows faster than the rows, so free memory is no reason to pick one past the float range.
 
