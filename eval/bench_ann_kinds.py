@@ -52,6 +52,8 @@ import pyarrow as pa
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "eval"))
+from bench.search_data import pseudo_words, zipf_law  # noqa: E402
 
 DIM, K, BATCH = 384, 10, 50_000
 CLUSTERS, LATENT, SPREAD, ISO, QUERY_NOISE = 100, 32, 1.0, 0.2, 0.5
@@ -81,22 +83,12 @@ VOCAB, WORDS, ZIPF = 30_000, 12, 1.0
 
 def vocabulary(seed: int) -> pa.Array:
     """`VOCAB` distinct lowercase pseudo-words of 2 to 12 letters (fixed by the seed)."""
-    rng = np.random.default_rng([seed, 1])
-    words: dict[str, None] = {}
-    while len(words) < VOCAB:
-        lens = rng.integers(2, 13, size=VOCAB - len(words))
-        letters = rng.integers(ord("a"), ord("z") + 1, size=int(lens.sum()), dtype=np.uint8).tobytes().decode()
-        ends = np.cumsum(lens)
-        for a, b in zip((ends - lens).tolist(), ends.tolist()):
-            words.setdefault(letters[a:b])
-    return pa.array(list(words))
+    return pa.array(pseudo_words(np.random.default_rng([seed, 1]), VOCAB))
 
 
 def word_ranks(seed: int, b: int, n: int) -> np.ndarray:
     """(n, `WORDS`) vocabulary ranks of batch b's texts, Zipf(`ZIPF`) distributed; depends only on (seed, b)."""
-    p = 1.0 / np.arange(1, VOCAB + 1, dtype=np.float64) ** ZIPF
-    cdf = np.cumsum(p / p.sum())
-    cdf[-1] = 1.0
+    _, cdf = zipf_law(VOCAB, ZIPF)
     rng = np.random.default_rng([seed, 5, b])
     return np.searchsorted(cdf, rng.random((n, WORDS)), side="right").astype(np.int32)
 

@@ -60,6 +60,29 @@ def filter_for(pct: int | None, i: int, mode: str) -> Where | None:
 # --------------------------------------------------------------------------
 
 
+def pseudo_words(rng: np.random.Generator, count: int) -> list[str]:
+    """`count` distinct lowercase pseudo-words of 2 to 12 letters, drawn from `rng`."""
+    words: dict[str, None] = {}
+    while len(words) < count:
+        lens = rng.integers(2, 13, size=count - len(words))
+        letters = rng.integers(ord("a"), ord("z") + 1, size=int(lens.sum()), dtype=np.uint8).tobytes().decode()
+        pos = 0
+        for n in lens.tolist():
+            words.setdefault(letters[pos : pos + n])
+            pos += n
+    return list(words)
+
+
+def zipf_law(count: int, s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Zipf(`s`) over ranks 1..`count` (probability proportional to r^-s): (probabilities, cumulative, its
+    last value exactly 1 so ``searchsorted(cdf, uniform, side="right")`` always gives a rank index)."""
+    p = 1.0 / np.arange(1, count + 1, dtype=np.float64) ** s
+    p /= p.sum()
+    cdf = np.cumsum(p)
+    cdf[-1] = 1.0
+    return p, cdf
+
+
 class Corpus:
     """Seeded synthetic documents and queries.
 
@@ -79,26 +102,12 @@ class Corpus:
     def __init__(self, args: argparse.Namespace):
         self.n = args.docs
         self.seed = args.seed
-        rng = np.random.default_rng([args.seed, 1])
-        # vocabulary: unique lowercase pseudo-words of 2..12 letters
-        words: dict[str, None] = {}
-        while len(words) < args.vocab:
-            m = args.vocab - len(words)
-            lens = rng.integers(2, 13, size=m)
-            letters = rng.integers(ord("a"), ord("z") + 1, size=int(lens.sum()), dtype=np.uint8).tobytes().decode()
-            pos = 0
-            for n in lens.tolist():
-                words.setdefault(letters[pos : pos + n])
-                pos += n
-        self.vocab = list(words)
+        self.vocab = pseudo_words(np.random.default_rng([args.seed, 1]), args.vocab)
         vlen = np.array([len(w) for w in self.vocab], dtype=np.int64)
         self.vbuf = np.frombuffer(" ".join(self.vocab).encode() + b" ", dtype=np.uint8)
         self.voff = np.concatenate([[0], np.cumsum(vlen + 1)[:-1]]).astype(np.int64)
         self.vlen = vlen
-        p = 1.0 / np.arange(1, args.vocab + 1, dtype=np.float64) ** args.zipf
-        p /= p.sum()
-        self.cdf = np.cumsum(p)
-        self.cdf[-1] = 1.0
+        p, self.cdf = zipf_law(args.vocab, args.zipf)
         mean_word = float((p * (vlen + 1)).sum())
         self.words_per_doc = max(4, int(round(args.text_bytes / mean_word)))
         self.zipf = args.zipf
