@@ -154,5 +154,5 @@ def choose_kind(rows: int, dim: int, m: int, memory: int, extra_installed: bool 
         return AutoChoice(FLOAT_KIND, f"{rows} rows <= {AUTO_FLOAT_ROWS} and the float graph fits ({gib:.1f} GiB free)")
     if not extra_installed:
         return AutoChoice(FLOAT_KIND, f"{rows} rows would use a compressed kind, but the {EXTRA!r} extra is missing")
-    why = f"more than {AUTO_FLOAT_ROWS}" if rows > AUTO_FLOAT_ROWS else "a float graph would exceed a quarter of"
-    return AutoChoice("ivf_rabitq", f"{rows} rows ({why} {gib:.1f} GiB free); its lists stay on disk")
+    why = f"more than {AUTO_FLOAT_ROWS}" if rows > AUTO_FLOAT_ROWS else "a float graph over a quarter of memory"
+    return AutoChoice("ivf_rabitq", f"{rows} rows ({why}; {gib:.1f} GiB free): IVF lists on disk, rescored exactly")

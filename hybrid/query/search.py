@@ -122,7 +122,7 @@ class Query:
         __init__ (which sets every field one by one): a field left at its default is read from the
         class (the dataclass keeps plain defaults there; immutable), so each query, and each copy
         :meth:`_with` makes, holds only the fields set on it."""
-        fields_set = (_DEFAULTS.get(cls) or _defaults(cls)).copy()
+        fields_set = _defaults(cls).copy()
         fields_set["table"] = table  # item by item: no keyword dict made and merged per query
         fields_set["query_type"] = query_type
         fields_set["fts_columns"] = fts_columns
@@ -143,14 +143,6 @@ class Query:
         _set_fields(new, "__dict__", fields_set)
         return new
 
-    def _with_one(self, name: str, value: Any) -> Query:
-        """:meth:`_with` of one field (what limit and select change on every query: no keyword dict)."""
-        new = object.__new__(type(self))
-        fields_set = self.__dict__.copy()
-        fields_set[name] = value
-        _set_fields(new, "__dict__", fields_set)
-        return new
-
     def where(self, sql: str, prefilter: bool = True) -> Query:
         """Keep rows matching a SQL boolean expression, applied before top-k (or after, if `prefilter=False`)."""
         if not isinstance(sql, str) or not sql.strip():
@@ -160,12 +152,12 @@ class Query:
     def select(self, columns: Sequence[str]) -> Query:
         """The table columns to return (result columns such as `_score` are always included); each at
         most once (:class:`hybrid.errors.SchemaError` names one given twice)."""
-        return self._with_one("columns", selected(columns))
+        return self._with(columns=selected(columns))
 
     def limit(self, k: int) -> Query:
         if not isinstance(k, int) or k <= 0:
             raise ValueError(f"limit must be a positive integer, got {k!r}")
-        return self._with_one("k", k)
+        return self._with(k=k)
 
     def offset(self, n: int) -> Query:
         if not isinstance(n, int) or n < 0:
