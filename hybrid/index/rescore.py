@@ -96,19 +96,44 @@ class Rescored:
         ef: int | None = None,
         rescore: float | None = None,
         reads: float | None = None,
+        among: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The exact top-`k` (row ids, distances) among the best ``reads x k`` of the index's ``rescore x k``
-        candidates (ranked by the index's finer codes; every returned distance is exact)."""
+        candidates (ranked by the index's finer codes; every returned distance is exact). `among`: only
+        the rows set in this bitmap (:func:`hybrid.index.ivf.row_bitmap`; an index that `filters_inside`)."""
         k = min(k, self.count)
         if k <= 0:
             return np.empty(0, np.uint64), np.empty(0, np.float32)
-        found = self.ranked(q, k, ef, rescore)
+        found = self.ranked(q, k, ef, rescore, among)
         found = found[: read_count(k, reads or self.reads, len(found))]
         return rescored(self.view, self.column, q, self.metric, found, k)
 
-    def ranked(self, q: np.ndarray, k: int, ef: int | None = None, rescore: float | None = None) -> np.ndarray:
+    @property
+    def lists(self) -> int:
+        """The lists of an IVF index (1 for an index without lists)."""
+        return int(getattr(self.index, "lists", 1))
+
+    @property
+    def list_rows(self) -> float:
+        """Rows per list of an IVF index (its rows over its lists)."""
+        return self.count / self.lists
+
+    @property
+    def filters_inside(self) -> bool:
+        """Whether the index skips rows a filter does not allow inside its own scan (IVF kinds)."""
+        return bool(getattr(self.index, "filters_inside", False))
+
+    def ranked(
+        self,
+        q: np.ndarray,
+        k: int,
+        ef: int | None = None,
+        rescore: float | None = None,
+        among: np.ndarray | None = None,
+    ) -> np.ndarray:
         """The index's ``rescore x k`` candidates for `k` hits, nearest first by its finest codes."""
-        found = self.index.candidates(q, candidate_count(k, rescore or self.rescore), ef or self.index.level)
+        n, level = candidate_count(k, rescore or self.rescore), ef or self.index.level
+        found = self.index.candidates(q, n, level) if among is None else self.index.candidates(q, n, level, among=among)
         codes = self.index.codes
         return found if codes is None or len(found) <= k else codes.ranked(q, found)
 

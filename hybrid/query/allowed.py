@@ -18,6 +18,7 @@ from hybrid.index.catalog import masks_of
 from hybrid.index.coverage import LivePieces, delta, member, small
 from hybrid.index.exact import row_vectors
 from hybrid.index.gather import read_row_vectors
+from hybrid.index.ivf import row_bitmap
 from hybrid.index.scalar import MAX_ROWID, ScalarIndex, as_ids, indexable_type
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query import zones
@@ -37,6 +38,7 @@ class Allowed:
     flt: Filter | None = None
     _masks: list[np.ndarray | None] | None = None
     _flags: np.ndarray | None = field(default=None, repr=False)
+    _bitmap: np.ndarray | None = field(default=None, repr=False)
     _vectors: dict[tuple[str, bool], Gathered] = field(default_factory=dict, repr=False)
     _among: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
@@ -52,7 +54,8 @@ class Allowed:
         """Bytes held: the ids, and the masks, flags and gathered vectors once made (what the filter cache counts)."""
         masks = sum(m.nbytes for m in self._masks if m is not None) if self._masks is not None else 0
         vectors = sum(v.nbytes for v in list(self._vectors.values()))
-        return int(self.ids.nbytes) + masks + (self._flags.nbytes if self._flags is not None else 0) + vectors
+        flags = sum(a.nbytes for a in (self._flags, self._bitmap) if a is not None)
+        return int(self.ids.nbytes) + masks + flags + vectors
 
     def vectors(self, view: IndexedSnapshot, column: str, metric: str, read: bool = False) -> Gathered:
         """The allowed rows' vectors of `column`, gathered into one matrix; kept with this set (so in the
@@ -95,6 +98,13 @@ class Allowed:
             flags[self.ids.astype(np.int64)] = True
             self._flags = flags
         return self._flags
+
+    def bitmap(self, size: int) -> np.ndarray:
+        """:meth:`flags` packed eight to a byte, as an IVF index's list scan reads them
+        (:func:`hybrid.index.ivf.row_bitmap`)."""
+        if self._bitmap is None:
+            self._bitmap = row_bitmap(self.flags(size))
+        return self._bitmap
 
 
 FILTER_CACHE_BYTES = 64 << 20

@@ -22,7 +22,7 @@ from hybrid.index.fts_filters import filter_columns_of
 from hybrid.index.fulltext import RESCORE_DEPTH, TANTIVY_BM25, FullTextIndex, _isin_sorted
 from hybrid.index.language import foreign_reason
 from hybrid.index.overfetch import overfetch_depth
-from hybrid.index.rescore import Rescored, searcher
+from hybrid.index.rescore import Rescored, candidate_count, searcher
 from hybrid.index.tail import text_tail, unindexed_rows, vector_tail
 from hybrid.index.vector import VectorIndex
 from hybrid.index.view import IndexedSnapshot
@@ -48,7 +48,7 @@ from hybrid.query.result_columns import result_table
 from hybrid.query.result_columns import with_result_columns as _with_result_columns
 from hybrid.query.text import Match, Phrase, TextQuery
 from hybrid.query.text_filter import to_query
-from hybrid.query.vector_plan import MAX_FETCH, plan_filtered
+from hybrid.query.vector_plan import MAX_FETCH, VectorPlan, inside_nprobe, plan_filtered, plan_inside
 from hybrid.rerankers.base import RELEVANCE, check_reranked
 from hybrid.storage.snapshot import Snapshot
 
@@ -205,22 +205,29 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
     if len(cov.unindexed):  # rows the index cannot return; skipped on the common, fully indexed path
         unindexed_allowed = len(_unindexed_allowed(cov, allowed)) if allowed is not None else len(cov.unindexed)
     if allowed is not None:
-        plan = plan_filtered(n_allowed, cov.live, k, ef)
         indexed_allowed = n_allowed - unindexed_allowed
+        if isinstance(index, Rescored) and index.filters_inside:
+            nprobe = inside_nprobe(ef, n_allowed, cov.live, index.lists)
+            plan = plan_inside(n_allowed, cov.live, candidate_count(k, index.rescore), nprobe, index.list_rows)
+            if not plan.exact:
+                _search_inside(view, b, index, cov, allowed, k, nprobe, plan)
+                return
+            _exact_allowed(
+                view, b, allowed, metric, k, f"cheaper than the IVF scan: {plan.exact_cost:.0f} < {plan.index_cost:.0f}"
+            )
+            return
+        plan = plan_filtered(n_allowed, cov.live, k, ef)
         found = None
         if not plan.exact and indexed_allowed >= k:
             found = _overfetch(index, b.vector, k, ef, plan.fetch, allowed.flags(snap.manifest.next_rowid))
         if found is None:
             if plan.exact:
-                why = f"cheaper than HNSW: {plan.exact_cost:.0f} < {plan.hnsw_cost:.0f}"
+                why = f"cheaper than HNSW: {plan.exact_cost:.0f} < {plan.index_cost:.0f}"
             elif indexed_allowed < k:
                 why = f"the index holds only {indexed_allowed} of them"
             else:  # a graph walk with the filter would be approximate here too: the allowed rows are elsewhere
                 why = f"HNSW's nearest {MAX_FETCH} held fewer than {k} of them: they lie away from the query"
-            b.strategy = f"exact over {n_allowed} allowed rows ({why})"
-            b.ids, b.raw = allowed.vectors(view, b.column, metric, read=isinstance(index, Rescored)).search(
-                b.vector, metric, k
-            )  # the rows of a compressed index's table are read, not mapped: its memory stays bounded
+            _exact_allowed(view, b, allowed, metric, k, why)
             return
         ids, d, fetched = found
         b.strategy = (
@@ -251,6 +258,37 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
         b.ids, b.raw = exact_search(view, b.column, b.vector, metric, k, snap.row_masks())
         return
     b.ids, b.raw = _with_unindexed(view, b, cov, allowed, metric, k, ids, d)
+
+
+def _exact_allowed(view: IndexedSnapshot, b: Branch, allowed: Allowed, metric: str, k: int, why: str) -> None:
+    """The branch's hits by exact search over the allowed rows (the rows of a compressed index's table are
+    read, not mapped: its memory stays bounded)."""
+    assert b.vector is not None and b.entry is not None
+    b.strategy = f"exact over {len(allowed.ids)} allowed rows ({why})"
+    compressed = not isinstance(view.index(b.entry), VectorIndex)
+    b.ids, b.raw = allowed.vectors(view, b.column, metric, read=compressed).search(b.vector, metric, k)
+
+
+def _search_inside(
+    view: IndexedSnapshot,
+    b: Branch,
+    index: Rescored,
+    cov: Coverage,
+    allowed: Allowed,
+    k: int,
+    nprobe: int,
+    plan: VectorPlan,
+) -> None:
+    """The branch's hits from an IVF index whose list scan skips the rows the filter does not allow
+    (:func:`plan_inside`), with the allowed rows it does not hold yet searched exactly."""
+    assert b.entry is not None and b.vector is not None
+    ids, d = index.search(b.vector, k, ef=nprobe, among=allowed.bitmap(view.snapshot.manifest.next_rowid))
+    b.strategy = (
+        f"{index.label} {b.entry.name}, the filter applied inside its list scan (nprobe={nprobe}, about"
+        f" {plan.fetch} rows passed over; exact search over the {len(allowed.ids)} allowed rows would cost"
+        f" {plan.exact_cost / plan.index_cost:.1f}x as much)"
+    )
+    b.ids, b.raw = _with_unindexed(view, b, cov, allowed, b.entry.params["metric"], k, ids, d)
 
 
 def _unindexed_allowed(cov: Coverage, allowed: Allowed) -> np.ndarray:

@@ -56,12 +56,13 @@ of recall vs depth at 1,000,000 rows (0.5: 0.959, 1.0: 0.970, 2.0: 0.970 at 10%)
 
 @dataclass(frozen=True)
 class VectorPlan:
-    """`exact`, or HNSW returning its `fetch` nearest rows (the walk's depth) then keep the allowed ones."""
+    """`exact`, or the index: HNSW returning its `fetch` nearest rows (the walk's depth) then keep the
+    allowed ones, or an IVF scan passing over about `fetch` rows (:func:`plan_inside`); each way's cost."""
 
     exact: bool
     fetch: int
     exact_cost: float
-    hnsw_cost: float
+    index_cost: float
 
 
 def plan_filtered(allowed: int, live: int, k: int, ef: int) -> VectorPlan:
@@ -88,3 +89,47 @@ def walk_depth(fetch: int, ef: int, live: int) -> int:
 def expected_fetch(allowed: int, live: int, k: int) -> int:
     """How many of the nearest rows to fetch for `k` allowed ones, with the margin."""
     return overfetch_depth(allowed, k, live)
+
+
+CODE_COST = 0.01
+"""Relative cost of one row an IVF list scan passes over (its code compared, or skipped by a filter's
+bitmap) against one allowed row of exact search (a float vector gathered and compared)."""
+INSIDE_FIXED = 800.0
+"""What a filtered IVF search costs before its scan, in the same unit (the call, the filter's bitmap,
+ranking and rescoring its candidates). With `CODE_COST`, a straight line through the CPU of two
+filtered searches of ``eval/results/ivf_filter_1m_s38.md`` (80,000 rows passed over: 0.72 ms;
+253,000: 1.49 ms) in units of its exact search over 1,000 allowed rows (0.47 us a row)."""
+WIDEN_POWER = 0.5
+"""How many more lists a filtered IVF search probes: ``nprobe x (live / allowed) ** WIDEN_POWER``.
+Measured at 1,000,000 rows (``eval/results/ivf_filter_1m_s38.md``, filters allowing 0.1% to 30%):
+recall@10 against exact search over the allowed rows 0.968-0.988 without widening, 0.9915-1.0 with
+the fourth root, 0.996-1.0 with the square root, and no better with the full ratio at 2-10x the CPU."""
+
+
+def inside_nprobe(nprobe: int, allowed: int, live: int, lists: int) -> int:
+    """Lists a filtered IVF search probes: the k nearest allowed rows lie among the nearest
+    ``k x live / allowed`` rows of all, further from the query than the k nearest, so in more lists
+    (though fewer than in proportion: the lists near a query hold its nearest rows as a ball does,
+    whose radius grows slower than its rows).
+
+    >>> inside_nprobe(16, 100_000, 10_000_000, 3_162), inside_nprobe(16, 5_000_000, 10_000_000, 3_162)
+    (160, 23)
+    """
+    widened = nprobe * (max(live, 1) / max(allowed, 1)) ** WIDEN_POWER
+    return max(1, min(lists, math.ceil(widened)))
+
+
+def plan_inside(allowed: int, live: int, candidates: int, nprobe: int, list_rows: float) -> VectorPlan:
+    """Exact over the `allowed` rows, or an IVF search that skips the rows a filter does not allow inside
+    its list scan (:meth:`hybrid.index.ivf.IvfIndex.candidates`): it scans `nprobe` lists (already
+    widened by :func:`inside_nprobe`) of about `list_rows` rows, more while they hold fewer than
+    `candidates` allowed ones, then rescores the candidates exactly. `fetch` is the rows the scan is
+    expected to pass over.
+
+    >>> plan_inside(100_000, 10_000_000, 160, 160, 3_162.0).exact, plan_inside(500, 10_000_000, 160, 16, 3_162.0).exact
+    (False, True)
+    """
+    scanned = min(live, max(nprobe * list_rows, candidates * live / max(allowed, 1)))
+    exact_cost = EXACT_COST * allowed
+    inside_cost = INSIDE_FIXED + CODE_COST * scanned
+    return VectorPlan(exact_cost <= inside_cost, math.ceil(scanned), exact_cost, inside_cost)

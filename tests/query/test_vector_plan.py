@@ -35,12 +35,12 @@ def test_the_walk_deepens_with_the_table_not_below_the_reference(pct: int) -> No
 def test_the_plan_costs_the_deeper_walk() -> None:
     plan = plan_filtered(100_000, 1_000_000, 10, 128)
     assert not plan.exact and plan.fetch == walk_depth(overfetch_depth(100_000, 10, 1_000_000), 128, 1_000_000)
-    assert plan.hnsw_cost == vector_plan.HNSW_COST * plan.fetch
+    assert plan.index_cost == vector_plan.HNSW_COST * plan.fetch
     # allowed rows expected among the walk's list: at least k plus the three-deviation margin
     assert plan.fetch * 0.1 >= 10 + 3 * math.sqrt(10)
     # small allowed sets stay exact; a walk past MAX_FETCH is never planned
     assert plan_filtered(5_000, 1_000_000, 10, 64).exact
-    assert plan_filtered(3_000, 10_000_000, 10, 64).hnsw_cost == math.inf
+    assert plan_filtered(3_000, 10_000_000, 10, 64).index_cost == math.inf
 
 
 def _recall(t: hybrid.Table, vectors: np.ndarray, cats: np.ndarray, queries: np.ndarray) -> float:
