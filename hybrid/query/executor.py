@@ -40,7 +40,7 @@ from hybrid.query import (
     scoring_functions,
     single,
 )
-from hybrid.query.allowed import Allowed, cached_allowed
+from hybrid.query.allowed import VECTORS_MAX_BYTES, Allowed, cached_allowed
 from hybrid.query.filter import compile_filter
 from hybrid.query.fusion import Ranked
 from hybrid.query.limits import current_limits
@@ -208,7 +208,8 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
         indexed_allowed = n_allowed - unindexed_allowed
         if isinstance(index, Rescored) and index.filters_inside:
             nprobe = inside_nprobe(ef, n_allowed, cov.live, index.lists)
-            plan = plan_inside(n_allowed, cov.live, candidate_count(k, index.rescore), nprobe, index.list_rows)
+            kept = n_allowed * 4 * len(b.vector) <= VECTORS_MAX_BYTES  # the allowed set keeps its gathered vectors
+            plan = plan_inside(n_allowed, cov.live, candidate_count(k, index.rescore), nprobe, index.list_rows, kept)
             if not plan.exact:
                 _search_inside(view, b, index, cov, allowed, k, nprobe, plan)
                 return

@@ -27,6 +27,10 @@ rows, 1.0 (twice the depth) lifts recall@10 to 0.970 at 10% and 0.962 at 50% (ef
 times) gives 0.970 and 0.972: past twice the depth the graph itself is the limit (M=16 misses some
 true neighbours at any depth), not the walk.
 
+An IVF index (``ivf_pq``, ``ivf_rabitq``) has a third way, which replaces over-fetching for it:
+skipping the rows the filter does not allow inside its list scan (:func:`plan_inside`,
+:func:`inside_nprobe`), against exact search over the allowed rows.
+
 The branch picks the cheaper. Both constants are in the same unit (the time to
 compare one stored vector with the query); their ratio is what matters and was
 measured on this machine with ``python eval/filter_crossover.py`` (see
@@ -91,14 +95,19 @@ def expected_fetch(allowed: int, live: int, k: int) -> int:
     return overfetch_depth(allowed, k, live)
 
 
+READ_COST = 5.0
+"""Relative cost of one allowed row of exact search whose vector is read from the table's file for the
+search (an allowed set too large to keep its gathered vectors, ``VECTORS_MAX_BYTES``, of a compressed
+index's table): 2.4-2.7 us a row for 10,000 and 100,000 allowed rows of 10,000,000 against 0.5 us for
+1,000 kept (``eval/results/ivf_filter_10m_s38.md``, ``ivf_filter_1m_s38_b.md``)."""
 CODE_COST = 0.01
 """Relative cost of one row an IVF list scan passes over (its code compared, or skipped by a filter's
-bitmap) against one allowed row of exact search (a float vector gathered and compared)."""
+bitmap) against one allowed row of exact search whose vector is kept (a float vector compared)."""
 INSIDE_FIXED = 800.0
 """What a filtered IVF search costs before its scan, in the same unit (the call, the filter's bitmap,
 ranking and rescoring its candidates). With `CODE_COST`, a straight line through the CPU of two
 filtered searches of ``eval/results/ivf_filter_1m_s38.md`` (80,000 rows passed over: 0.72 ms;
-253,000: 1.49 ms) in units of its exact search over 1,000 allowed rows (0.47 us a row)."""
+253,000: 1.49 ms) in units of its exact search over 1,000 kept allowed rows (0.47 us a row)."""
 WIDEN_POWER = 0.5
 """How many more lists a filtered IVF search probes: ``nprobe x (live / allowed) ** WIDEN_POWER``.
 Measured at 1,000,000 rows (``eval/results/ivf_filter_1m_s38.md``, filters allowing 0.1% to 30%):
@@ -119,17 +128,20 @@ def inside_nprobe(nprobe: int, allowed: int, live: int, lists: int) -> int:
     return max(1, min(lists, math.ceil(widened)))
 
 
-def plan_inside(allowed: int, live: int, candidates: int, nprobe: int, list_rows: float) -> VectorPlan:
-    """Exact over the `allowed` rows, or an IVF search that skips the rows a filter does not allow inside
-    its list scan (:meth:`hybrid.index.ivf.IvfIndex.candidates`): it scans `nprobe` lists (already
-    widened by :func:`inside_nprobe`) of about `list_rows` rows, more while they hold fewer than
-    `candidates` allowed ones, then rescores the candidates exactly. `fetch` is the rows the scan is
-    expected to pass over.
+def plan_inside(
+    allowed: int, live: int, candidates: int, nprobe: int, list_rows: float, kept: bool = False
+) -> VectorPlan:
+    """Exact over the `allowed` rows (whose gathered vectors the allowed set keeps, if `kept`, else read
+    for each search), or an IVF search that skips the rows a filter does not allow inside its list scan
+    (:meth:`hybrid.index.ivf.IvfIndex.candidates`): it scans `nprobe` lists (already widened by
+    :func:`inside_nprobe`) of about `list_rows` rows, more while they hold fewer than `candidates`
+    allowed ones, then rescores the candidates exactly. `fetch` is the rows the scan is expected to
+    pass over.
 
     >>> plan_inside(100_000, 10_000_000, 160, 160, 3_162.0).exact, plan_inside(500, 10_000_000, 160, 16, 3_162.0).exact
     (False, True)
     """
     scanned = min(live, max(nprobe * list_rows, candidates * live / max(allowed, 1)))
-    exact_cost = EXACT_COST * allowed
+    exact_cost = (EXACT_COST if kept else READ_COST) * allowed
     inside_cost = INSIDE_FIXED + CODE_COST * scanned
     return VectorPlan(exact_cost <= inside_cost, math.ceil(scanned), exact_cost, inside_cost)
