@@ -213,9 +213,8 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
             if not plan.exact:
                 _search_inside(view, b, index, cov, allowed, k, nprobe, plan)
                 return
-            _exact_allowed(
-                view, b, allowed, metric, k, f"cheaper than the IVF scan: {plan.exact_cost:.0f} < {plan.index_cost:.0f}"
-            )
+            why = f"cheaper than the IVF scan: {plan.exact_cost:.0f} < {plan.index_cost:.0f}"
+            _exact_allowed(view, b, allowed, metric, k, why, compressed=True)
             return
         plan = plan_filtered(n_allowed, cov.live, k, ef)
         found = None
@@ -228,7 +227,7 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
                 why = f"the index holds only {indexed_allowed} of them"
             else:  # a graph walk with the filter would be approximate here too: the allowed rows are elsewhere
                 why = f"HNSW's nearest {MAX_FETCH} held fewer than {k} of them: they lie away from the query"
-            _exact_allowed(view, b, allowed, metric, k, why)
+            _exact_allowed(view, b, allowed, metric, k, why, compressed=isinstance(index, Rescored))
             return
         ids, d, fetched = found
         b.strategy = (
@@ -261,12 +260,13 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
     b.ids, b.raw = _with_unindexed(view, b, cov, allowed, metric, k, ids, d)
 
 
-def _exact_allowed(view: IndexedSnapshot, b: Branch, allowed: Allowed, metric: str, k: int, why: str) -> None:
-    """The branch's hits by exact search over the allowed rows (the rows of a compressed index's table are
-    read, not mapped: its memory stays bounded)."""
-    assert b.vector is not None and b.entry is not None
+def _exact_allowed(
+    view: IndexedSnapshot, b: Branch, allowed: Allowed, metric: str, k: int, why: str, compressed: bool
+) -> None:
+    """The branch's hits by exact search over the allowed rows (those of a `compressed` index's table are
+    read, not mapped: the process's memory stays bounded)."""
+    assert b.vector is not None
     b.strategy = f"exact over {len(allowed.ids)} allowed rows ({why})"
-    compressed = not isinstance(view.index(b.entry), VectorIndex)
     b.ids, b.raw = allowed.vectors(view, b.column, metric, read=compressed).search(b.vector, metric, k)
 
 
