@@ -79,6 +79,17 @@ class CandidateIndex(Protocol):
         ...
 
 
+class FilteringIndex(CandidateIndex, Protocol):
+    """A compressed index that skips the rows a filter does not allow inside its own scan (the IVF
+    kinds: ``filters_inside`` is True)."""
+
+    def candidates(
+        self, q: np.ndarray, n: int, level: int, widen: bool = True, among: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Up to `n` row ids near `q`; with `among`, only rows whose bit is set in that bitmap."""
+        ...
+
+
 def check_kind(kind: str, metric: str = "cosine") -> None:
     """Refuse an unknown kind, and ``hnsw_int8`` for a metric other than cosine: usearch's int8 kernels
     rank by angle whatever metric they are given (measured: ``l2sq`` and ``ip`` over ``i8`` return the

@@ -19,10 +19,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
-from hybrid.index.ann_kinds import CandidateIndex
+from hybrid.index.ann_kinds import CandidateIndex, FilteringIndex
 from hybrid.index.catalog import IndexEntry, selected_vectors
 from hybrid.index.gather import gathered
 from hybrid.index.vector import VectorIndex, top_k
@@ -133,7 +134,10 @@ class Rescored:
     ) -> np.ndarray:
         """The index's ``rescore x k`` candidates for `k` hits, nearest first by its finest codes."""
         n, level = candidate_count(k, rescore or self.rescore), ef or self.index.level
-        found = self.index.candidates(q, n, level) if among is None else self.index.candidates(q, n, level, among=among)
+        if among is None:
+            found = self.index.candidates(q, n, level)
+        else:  # only an index that `filters_inside` is given a filter's bitmap
+            found = cast("FilteringIndex", self.index).candidates(q, n, level, among=among)
         codes = self.index.codes
         return found if codes is None or len(found) <= k else codes.ranked(q, found)
 
