@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hybrid.index.ivf import row_bitmap
 from hybrid.storage.manifest import Fragment
 
 FragmentKey = tuple[Hashable, ...]
@@ -36,6 +37,7 @@ class Coverage:
     unindexed: np.ndarray  # live row ids the index does not hold (sorted)
     live: int
     _flags: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _bitmap: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def alive_flags(self, size: int) -> np.ndarray:
         """Read-only flags by row id (`size` of them): False for the index's dead rows, made once per
@@ -47,6 +49,14 @@ class Coverage:
             flags.flags.writeable = False
             self._flags = flags
         return flags
+
+    def alive_bitmap(self, size: int) -> np.ndarray:
+        """:meth:`alive_flags` packed eight to a byte, as an IVF index's list scan reads them
+        (:func:`hybrid.index.ivf.row_bitmap`), made once per version."""
+        flags = self.alive_flags(size)
+        if self._bitmap is None or len(self._bitmap) != (size + 7) // 8:
+            self._bitmap = row_bitmap(flags)
+        return self._bitmap
 
 
 def fragment_key(frag: Fragment) -> FragmentKey:

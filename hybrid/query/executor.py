@@ -236,7 +236,12 @@ def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | N
         )
         b.ids, b.raw = _with_unindexed(view, b, cov, allowed, metric, k, ids, d)
         return
-    if len(cov.dead):  # rows deleted since the build: over-fetch past them, as for a filter
+    if len(cov.dead) and isinstance(index, Rescored) and index.filters_inside:  # skipped inside the list scan
+        b.strategy = (
+            f"{index.label} {b.entry.name} (nprobe={ef}), skipping {len(cov.dead)} dead rows inside its list scan"
+        )
+        ids, d = index.search(b.vector, k, ef=ef, among=cov.alive_bitmap(snap.manifest.next_rowid + 1))
+    elif len(cov.dead):  # rows deleted since the build: over-fetch past them, as for a filter
         alive = cov.alive_flags(snap.manifest.next_rowid + 1)  # kept with the version's coverage
         indexed_live = cov.live - unindexed_allowed
         found = _overfetch(index, b.vector, k, ef, overfetch_depth(indexed_live, k, index.count), alive)

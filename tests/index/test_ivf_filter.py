@@ -85,3 +85,23 @@ def test_row_bitmap_matches_the_flags() -> None:
     flags = np.random.default_rng(0).random(1_001) < 0.3
     bits = np.unpackbits(row_bitmap(flags), bitorder="little")[: len(flags)].astype(bool)
     assert (bits == flags).all()
+
+
+@pytest.mark.parametrize("kind", ("ivf_pq", "ivf_rabitq"))
+def test_rows_deleted_since_the_build_are_skipped_inside_the_scan(tmp_path: Path, kind: str) -> None:
+    t, data = _table(tmp_path)
+    t.create_vector_index("vector", kind=kind)
+    t.delete("category IN (0, 2, 3, 5)")  # 4 of 7 categories deleted since the build: 2,286 dead rows
+    live = np.flatnonzero(np.isin(np.arange(N) % 7, [1, 4, 6]))
+    hits = 0
+    queries = perturbed(data, 20, seed=7)
+    for q in queries:
+        search = t.search(q, vector_column="vector").select(["id"]).limit(K)
+        got = search.to_arrow()
+        ids = got.column("id").to_pylist()
+        assert len(ids) == K and set(ids) <= set(live.tolist())
+        assert np.allclose(got.column("_distance").to_numpy(), _cosine(data, ids, q), atol=1e-6)
+        want = live[np.argsort(_cosine(data, live.tolist(), q), kind="stable")[:K]]
+        hits += len(set(ids) & set(want.tolist()))
+    assert hits / (K * len(queries)) >= 0.9
+    assert "skipping 2286 dead rows inside its list scan" in search.explain()
