@@ -92,6 +92,24 @@ def load_ids(folder: Path) -> np.ndarray:
     return npy.load(folder / IDS_FILE, mmap_mode="r")
 
 
+TOMBSTONES_FILE = "tombstones.npy"
+"""Row ids a merged index folder still holds physically though they are deleted (tantivy's deleted
+documents, hnswlib's and usearch's marked nodes keep their terms and vectors until a rebuild)."""
+
+
+def save_tombstones(folder: Path, ids: np.ndarray) -> None:
+    """Record the deleted rows `folder` still holds (nothing is written when there are none)."""
+    if len(ids):
+        np.save(folder / TOMBSTONES_FILE, np.unique(ids.astype(np.uint64)))
+
+
+def load_tombstones(folder: Path) -> np.ndarray:
+    """The deleted rows an index folder still holds (:func:`save_tombstones`; none for a folder built
+    from scratch)."""
+    path = folder / TOMBSTONES_FILE
+    return np.asarray(npy.load(path)) if path.exists() else np.empty(0, np.uint64)
+
+
 def text_batches(
     snap: Snapshot,
     columns: list[str],

@@ -26,7 +26,15 @@ import pyarrow as pa
 from hybrid.index import ann_build
 from hybrid.index.analyzer import Analyzer
 from hybrid.index.ann_kinds import FLOAT_KIND
-from hybrid.index.catalog import IndexEntry, load_ids, new_index_folder, save_ids, selected_vectors, text_batches
+from hybrid.index.catalog import (
+    IndexEntry,
+    load_ids,
+    load_tombstones,
+    new_index_folder,
+    save_ids,
+    selected_vectors,
+    text_batches,
+)
 from hybrid.index.fts_filters import filter_columns_of
 from hybrid.index.fulltext import FullTextIndex
 from hybrid.index.rescore import TRAIN_ROWS
@@ -40,9 +48,11 @@ from hybrid.storage.snapshot import Snapshot
 
 
 def holds_any(root: Path, entry: IndexEntry, erased: np.ndarray) -> bool:
-    """Whether the index folder of `entry` holds one of the sorted row ids `erased`."""
-    ids = np.asarray(load_ids(readable(root, entry.path)))
-    return bool(len(erased)) and bool(np.isin(ids, erased, assume_unique=True).any())
+    """Whether the index folder of `entry` holds one of the sorted row ids `erased`: among the rows it
+    indexes, or among the deleted rows a merge left in it (:func:`hybrid.index.catalog.load_tombstones`)."""
+    folder = readable(root, entry.path)
+    ids = np.concatenate([np.asarray(load_ids(folder)), load_tombstones(folder)])
+    return bool(len(erased)) and bool(np.isin(ids, erased).any())
 
 
 def rebuild_without(root: Path, union: Snapshot, entry: IndexEntry, erased: np.ndarray) -> IndexEntry:

@@ -21,9 +21,11 @@ from hybrid.index.ann_kinds import FLOAT_KIND, CandidateIndex
 from hybrid.index.catalog import (
     IndexEntry,
     load_ids,
+    load_tombstones,
     masks_of,
     new_index_folder,
     save_ids,
+    save_tombstones,
     selected_vectors,
     text_batches,
 )
@@ -99,5 +101,8 @@ def merge(
         )
         rows = merged.num_docs
     save_ids(folder, np.concatenate([kept, cov.unindexed]))
+    # the rows deleted since stay in the copy (tantivy's deleted documents, marked graph nodes) until a
+    # rebuild: recorded, so that an erasure finds them (faiss drops them from its lists; listed anyway)
+    save_tombstones(folder, np.concatenate([load_tombstones(source), cov.dead]))
     params["merges"] = int(params.get("merges", 0)) + 1
     return replace(entry, path=rel, built_version=snap.manifest.version, rows=rows, params=params), folder, loaded

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -82,6 +82,9 @@ OPS = st.lists(st.sampled_from(["add", "delete", "update", "compact", "optimize"
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(ops=OPS, seed=st.integers(0, 2**16))
+# found by this test: the victim's rows deleted, then merged into the indexes (not rebuilt), stayed in the
+# merged full-text index as deleted documents, which an erasure must rebuild too (their terms still counted)
+@example(ops=["update", "delete", "delete", "optimize"], seed=21360)
 def test_erase_removes_rows_from_every_version(
     tmp_path_factory: pytest.TempPathFactory, ops: list[str], seed: int
 ) -> None:
