@@ -26,10 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ivf_filter  # noqa: E402
 from bench.frame import RESULTS_DIR, git_info, machine_info  # noqa: E402
 
-from hybrid.index.rescore import Rescored  # noqa: E402
 from hybrid.query import vector_plan  # noqa: E402
-
-_inside = Rescored.filters_inside.fget
 
 
 def main() -> None:
@@ -59,14 +56,14 @@ def main() -> None:
     vector_plan.CODE_COST = ivf_filter.MODES["default"][0]
     for i, q in enumerate(queries):
         for way, inside in ways.items():
-            Rescored.filters_inside = property(lambda self, on=inside: _inside(self) and on)
+            ivf_filter.inside_scan(inside)
             s = t.search(q).limit(10).select(["id"])
             c0 = time.process_time()
             found[way].append(s.to_arrow().column("id").to_pylist())
             cpu[way].append((time.process_time() - c0) * 1e3)
             if i == 0:
                 plans[way] = next(x.strip() for x in s.explain().splitlines() if "branch vector" in x)
-    Rescored.filters_inside = property(_inside)
+    ivf_filter.inside_scan(True)
     out = {
         w: {
             "recall": round(statistics.mean(len(set(f) & set(e)) / 10 for f, e in zip(found[w], truth)), 4),

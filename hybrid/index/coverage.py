@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hybrid.index.ivf import row_bitmap
 from hybrid.storage.manifest import Fragment
 
 FragmentKey = tuple[Hashable, ...]
@@ -52,11 +51,21 @@ class Coverage:
 
     def alive_bitmap(self, size: int) -> np.ndarray:
         """:meth:`alive_flags` packed eight to a byte, as an IVF index's list scan reads them
-        (:func:`hybrid.index.ivf.row_bitmap`), made once per version."""
+        (:func:`row_bitmap`), made once per version."""
         flags = self.alive_flags(size)
         if self._bitmap is None or len(self._bitmap) != (size + 7) // 8:
             self._bitmap = row_bitmap(flags)
         return self._bitmap
+
+
+def row_bitmap(flags: np.ndarray) -> np.ndarray:
+    """Boolean flags indexed by row id as the bitmap an IVF index's list scan reads (faiss's
+    ``IDSelectorBitmap``): bit ``i % 8`` of byte ``i // 8`` for row ``i``.
+
+    >>> row_bitmap(np.array([True, False, False, True, False, False, False, False, True])).tolist()
+    [9, 1]
+    """
+    return np.packbits(np.asarray(flags, bool), bitorder="little")
 
 
 def fragment_key(frag: Fragment) -> FragmentKey:

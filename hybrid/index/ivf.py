@@ -70,16 +70,6 @@ def factory(kind: str, dim: int, train_rows: int, partitions: int, sub_vectors: 
     return f"IVF{lists},PQ{sub_vectors or default_sub_vectors(dim)}x{bits}", lists
 
 
-def row_bitmap(flags: np.ndarray) -> np.ndarray:
-    """Boolean flags indexed by row id as the bitmap faiss's ``IDSelectorBitmap`` reads (bit ``i % 8`` of
-    byte ``i // 8`` for row ``i``).
-
-    >>> row_bitmap(np.array([True, False, False, True, False, False, False, False, True])).tolist()
-    [9, 1]
-    """
-    return np.packbits(np.asarray(flags, bool), bitorder="little")
-
-
 class IvfIndex:
     """A faiss IVF index over row ids (int64 ids), lists memory-mapped from its file."""
 
@@ -184,24 +174,28 @@ class IvfIndex:
     ) -> np.ndarray:
         """Up to `n` row ids from the `level` nearest lists, nearest first by the index's codes (more lists
         while they hold fewer than `n`, unless not `widen`). `among`: only the row ids whose bit is set in
-        this bitmap (:func:`row_bitmap`) are candidates, skipped inside the list scan (faiss's ID selector),
-        so a filter's allowed rows are found without reading any other row's vector."""
+        this bitmap (:func:`hybrid.index.coverage.row_bitmap`) are candidates, the others skipped inside
+        the list scan (faiss's ID selector): a filter's rows are found without comparing any other row."""
         n = min(n, self._count)
         if n <= 0:
             return np.empty(0, np.uint64)
-        if among is not None:
-            return self._candidates_among(q, n, level, among)
         x = self._query(q)
+        selector = None
+        if among is not None:  # faiss reads `among` through it during each search below (referenced here)
+            selector = _faiss().IDSelectorBitmap(8 * len(among), _faiss().swig_ptr(among))
         nprobe = max(1, min(level, self._lists))
         while True:
-            params = self._params.get(nprobe)
-            if params is None:
-                params = self._params[nprobe] = _faiss().SearchParametersIVF(nprobe=nprobe)
+            if selector is not None:
+                params = _faiss().SearchParametersIVF(nprobe=nprobe, sel=selector)
+            else:  # made once per nprobe (read-only in a search)
+                params = self._params.get(nprobe)
+                if params is None:
+                    params = self._params[nprobe] = _faiss().SearchParametersIVF(nprobe=nprobe)
             _, labels = self._index.search(x, n, params=params)
             found = labels[0][labels[0] >= 0]
-            if len(found) >= n or nprobe >= self.lists or not widen:
+            if len(found) >= n or nprobe >= self._lists or not widen:
                 return found.astype(np.uint64)
-            nprobe = min(self.lists, 4 * nprobe)
+            nprobe = min(self._lists, 4 * nprobe)
 
     def _query(self, q: np.ndarray) -> np.ndarray:
         """One query as faiss searches it: a float32 row, of unit length for cosine (a dot product, not
@@ -211,20 +205,6 @@ class IvfIndex:
             norm = float(np.sqrt(x[0] @ x[0]))
             x = x / np.float32(norm) if norm > 0 else np.zeros_like(x)
         return x
-
-    def _candidates_among(self, q: np.ndarray, n: int, level: int, bitmap: np.ndarray) -> np.ndarray:
-        """:meth:`candidates` of the rows set in `bitmap`: the lists scanned with an ID selector, more lists
-        (4x a time) while those scanned hold fewer than `n` such rows."""
-        faiss = _faiss()
-        x = self._query(q)
-        selector = faiss.IDSelectorBitmap(8 * len(bitmap), faiss.swig_ptr(bitmap))  # reads `bitmap`, kept alive here
-        nprobe = max(1, min(level, self._lists))
-        while True:
-            _, labels = self._index.search(x, n, params=faiss.SearchParametersIVF(nprobe=nprobe, sel=selector))
-            found = labels[0][labels[0] >= 0]
-            if len(found) >= n or nprobe >= self._lists:
-                return found.astype(np.uint64)
-            nprobe = min(self._lists, 4 * nprobe)
 
     def memory(self) -> dict[str, int]:
         size = self.path.stat().st_size

@@ -101,7 +101,7 @@ class Rescored:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The exact top-`k` (row ids, distances) among the best ``reads x k`` of the index's ``rescore x k``
         candidates (ranked by the index's finer codes; every returned distance is exact). `among`: only
-        the rows set in this bitmap (:func:`hybrid.index.ivf.row_bitmap`; an index that `filters_inside`)."""
+        the rows set in this bitmap (:func:`hybrid.index.coverage.row_bitmap`; an index that `filters_inside`)."""
         k = min(k, self.count)
         if k <= 0:
             return np.empty(0, np.uint64), np.empty(0, np.float32)

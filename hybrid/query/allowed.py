@@ -15,10 +15,9 @@ import pyarrow as pa
 
 from hybrid.index.carried_vectors import Gathered, carried
 from hybrid.index.catalog import masks_of
-from hybrid.index.coverage import LivePieces, delta, member, small
+from hybrid.index.coverage import LivePieces, delta, member, row_bitmap, small
 from hybrid.index.exact import row_vectors
 from hybrid.index.gather import read_row_vectors
-from hybrid.index.ivf import row_bitmap
 from hybrid.index.scalar import MAX_ROWID, ScalarIndex, as_ids, indexable_type
 from hybrid.index.view import IndexedSnapshot
 from hybrid.query import zones
@@ -101,7 +100,7 @@ class Allowed:
 
     def bitmap(self, size: int) -> np.ndarray:
         """:meth:`flags` packed eight to a byte, as an IVF index's list scan reads them
-        (:func:`hybrid.index.ivf.row_bitmap`)."""
+        (:func:`hybrid.index.coverage.row_bitmap`)."""
         if self._bitmap is None:
             self._bitmap = row_bitmap(self.flags(size))
         return self._bitmap

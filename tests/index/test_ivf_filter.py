@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hybrid.index.ivf import row_bitmap
+from hybrid.index.coverage import row_bitmap
 from hybrid.query import vector_plan
 from tests.index.test_ann_kinds import DIM, K, N, _cosine, _table
 from tests.index.test_vector_recall import perturbed
