@@ -9,7 +9,8 @@ runs both ways in turn; recall@10 is against exact search over the live rows (th
 
     python eval/ivf_deleted.py --rows 1000000 --deleted 30 --work <scratch> --name ivf_deleted_1m
 
-Writes ``eval/results/<name>.json`` and ``.md``. The table keeps the deletion (later runs reuse it).
+Writes ``eval/results/<name>.json`` and ``.md``. The table is built as ``eval/ivf_filter.py`` builds its own,
+in ``<work>/deleted`` (that script's table keeps every row); it keeps the deletion, and later runs reuse it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--name", default="ivf_deleted")
     a = ap.parse_args()
-    t = ivf_filter.table(a)
+    t = ivf_filter.table(argparse.Namespace(**{**vars(a), "work": a.work / "deleted"}))  # a table of its own
     live = a.rows * (100 - a.deleted) // 100
     if t.count_rows() != live:
         t.delete(f"category < {a.deleted}")
