@@ -77,7 +77,7 @@ def measure(data: Path, name: str) -> dict[str, Any]:
 
 
 def _ndcg(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
-    return evaluate(run, qrels, ["nDCG@10"])[1]["nDCG@10"]
+    return {q: v["nDCG@10"] for q, v in evaluate(run, qrels, ["nDCG@10"])[1].items()}
 
 
 def _cpu_p50(table: Any, texts: list[str]) -> dict[str, float]:
