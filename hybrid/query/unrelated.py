@@ -10,7 +10,7 @@ dense branch a third of the say they mean to (XQuAD-R de, es, ru: ``eval/results
 
 The reference is measured instead: the mean distance from the query to a fixed sample of the
 table's rows (nearly every row is unrelated to any one question). The sample is drawn once per
-version and vector column (:data:`SAMPLE` rows, seeded, so a version always answers alike); a
+version and vector column (:data:`SAMPLE` row ids, seeded, so a version always answers alike); a
 query costs one product of that small matrix with its vector.
 """
 
@@ -20,11 +20,12 @@ from functools import partial
 
 import numpy as np
 
-from hybrid.index.exact import RowVectors, row_vectors
+from hybrid.index.exact import RowVectors
+from hybrid.index.gather import read_row_vectors
 from hybrid.index.view import IndexedSnapshot
 
 SAMPLE = 256
-"""Rows whose mean distance stands for an unrelated row's (its spread across samples: ~0.002 for e5)."""
+"""Row ids drawn; the mean distance of those live with a vector stands for an unrelated row's."""
 MIN_ROWS = 32
 """Fewer live rows with a vector than this: no reference (the list is measured from distance 0)."""
 SEED = 0
@@ -36,19 +37,16 @@ def sample(view: IndexedSnapshot, column: str, metric: str) -> RowVectors:
 
 
 def draw(view: IndexedSnapshot, column: str, metric: str) -> RowVectors:
-    """Up to :data:`SAMPLE` live rows with a vector, chosen at random (seeded) among the version's row ids."""
+    """The rows with a vector among :data:`SAMPLE` row ids drawn at random (seeded) from the version's
+    (a deleted row's id is drawn too, and left out). The rows are read one by one, not through the
+    table's map (:func:`hybrid.index.gather.read_row_vectors`): a table served from a compressed index
+    never has its whole vector column read or kept resident for this."""
     end = int(view.snapshot.manifest.next_rowid)
-    rng = np.random.default_rng(SEED)
-    if end <= 4 * SAMPLE:
+    if end <= SAMPLE:
         ids = np.arange(end, dtype=np.uint64)
-    else:  # row ids of deleted rows are drawn too and dropped: four times the sample leaves enough
-        ids = np.unique(rng.integers(0, end, 4 * SAMPLE)).astype(np.uint64)
-    rows = row_vectors(view, column, ids, metric)
-    if len(rows.ids) <= SAMPLE:
-        return rows
-    pick = np.sort(rng.choice(len(rows.ids), SAMPLE, replace=False))
-    squares = None if rows.squares is None else rows.squares[pick]
-    return RowVectors(rows.ids[pick], np.ascontiguousarray(rows.matrix[pick]), squares, (0, SAMPLE))
+    else:
+        ids = np.sort(np.random.default_rng(SEED).choice(end, SAMPLE, replace=False)).astype(np.uint64)
+    return read_row_vectors(view, column, ids, metric)
 
 
 def mean_distance(rows: RowVectors, vector: np.ndarray, metric: str) -> float | None:
