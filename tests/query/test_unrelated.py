@@ -93,3 +93,47 @@ def test_vectors_sharing_a_direction_are_measured_from_where_unrelated_rows_lie(
     branches = executor._plan(fused, view)
     executor._run_branches(fused, view, branches, None, 50)
     assert executor._steepness(view, branches)[0] == pytest.approx(steepness(branches[0].raw, "vector", far))
+
+
+def test_versions_a_few_writes_apart_draw_the_same_row_ids() -> None:
+    first = unrelated.drawn_ids(10_000)
+    assert len(first) == unrelated.SAMPLE and len(np.unique(first)) == unrelated.SAMPLE
+    assert np.array_equal(first, unrelated.drawn_ids(10_050)) and int(first.max()) < 10_000
+    grown = unrelated.drawn_ids(40_000)  # past the next steps of the ladder: drawn again, from more rows
+    assert not np.array_equal(first, grown) and int(grown.max()) >= 10_000
+    assert np.array_equal(unrelated.drawn_ids(100), np.arange(100))  # a small table: every row id
+
+
+def test_a_carried_sample_equals_one_made_afresh_for_every_version(tmp_path: Path) -> None:
+    """Each drawn row's vector is read once per table object and reused by later (and earlier) versions:
+    whatever a table object read before, a version's sample is its own drawn rows that are live."""
+    t = hybrid.connect(tmp_path).create_table("t", _rows(3_000))
+    versions = [t.version]
+    unrelated.sample(t.indexed_snapshot(), "vector", "cosine")  # read at the first version
+    drawn = unrelated.drawn_ids(3_000)
+    t.delete(f"id IN ({', '.join(str(int(i)) for i in drawn[:40])})")  # 40 drawn rows deleted
+    versions.append(t.version)
+    t.add(_rows(20, seed=4))
+    versions.append(t.version)
+    q = np.random.default_rng(2).normal(size=DIM).astype(np.float32)
+    for version in reversed(versions):  # the newest first, then back in time on the same caches
+        carried = unrelated.sample(t.checkout(version).indexed_snapshot(), "vector", "cosine")
+        fresh = unrelated.sample(
+            hybrid.connect(tmp_path).open_table("t").checkout(version).indexed_snapshot(), "vector", "cosine"
+        )
+        assert np.array_equal(carried.ids, fresh.ids) and np.array_equal(carried.matrix, fresh.matrix)
+        assert np.allclose(carried.distances(q, "cosine"), fresh.distances(q, "cosine"))
+        deleted = version != versions[0]
+        assert len(carried.ids) == unrelated.SAMPLE - 40 * deleted
+
+
+def test_a_writer_makes_the_new_versions_sample_ready_once_hybrid_queries_have_used_one(tmp_path: Path) -> None:
+    t = hybrid.connect(tmp_path).create_table("t", _rows(500))
+    t.create_fts_index("text")
+    t.add(_rows(3, seed=1))
+    store = t.indexed_snapshot().cache.stores
+    assert not store.get("unrelated_rows")  # no hybrid query yet: nothing made
+    t.search("alpha").vector(np.ones(DIM, np.float32), column="vector").limit(3).to_arrow()
+    assert (t.version, "vector", "cosine") in store["unrelated_rows"]
+    t.add(_rows(2, seed=2))  # the writer's new version: its sample is made before any search
+    assert (t.version, "vector", "cosine") in store["unrelated_rows"]
