@@ -3,10 +3,10 @@
 A branch's steepness for a query (:mod:`hybrid.query.confidence`) is how far its tenth result
 falls behind its first, as a share of the way from the first to a row that has nothing to do
 with the query. For BM25 that row scores 0 (it shares no term). For vectors it depends on the
-model: MiniLM puts a random passage at a cosine distance of about 0.95 from a question, the
-multilingual e5 at about 0.25 (its vectors share one common direction), so a list measured from
-distance 0 looks three times flatter under e5 than it is, and the "auto" weights then give the
-dense branch a third of the say they mean to (XQuAD-R de, es, ru: ``eval/results/unrelated_s39.md``).
+model: MiniLM puts an unrelated passage at a cosine distance of about 0.95 from a question, the
+multilingual e5 at about 0.25 (its vectors share one common direction). Measured from distance 0,
+e5's lists looked flatter than MiniLM's for the same separation, and the "auto" weights gave its
+dense branch less say than they meant to (``eval/results/unrelated_ab_s39.md``: XQuAD-R de, es, ru).
 
 The reference is measured instead: the mean distance from the query to a fixed sample of the
 table's rows (nearly every row is unrelated to any one question): :data:`SAMPLE` row ids drawn at
