@@ -30,7 +30,7 @@ class Snapshot:
         self.root = root
         self.manifest = manifest
         self.cache = cache
-        self._mins = np.array([f.rowid_min for f in manifest.fragments], dtype=np.uint64)
+        self._first_ids: np.ndarray | None = None  # each fragment's smallest row id, made at the first locate
         self._schemas: dict[tuple[tuple[str, ...], bool], pa.Schema] = {}  # output schemas made so far
         self._sources: dict[tuple[int, str], tuple[str, int] | None] = {}  # (fragment, column) -> (file, position)
         self._vector_columns: list[str] | None = None
@@ -41,6 +41,14 @@ class Snapshot:
     @property
     def schema(self) -> pa.Schema:
         return self.manifest.schema
+
+    def _mins(self) -> np.ndarray:
+        """Each fragment's smallest row id, made at the first locate: a commit's snapshot, which never
+        locates a row, does not pay for it (one entry per fragment: a thousand on a table written row by
+        row with upkeep off)."""
+        if self._first_ids is None:
+            self._first_ids = np.array([f.rowid_min for f in self.manifest.fragments], dtype=np.uint64)
+        return self._first_ids
 
     def vector_columns(self) -> list[str]:
         """Names of the vector columns (fixed-size lists of floats), in schema order."""
@@ -239,10 +247,11 @@ class Snapshot:
         frags = self.manifest.fragments
         if len(frags) == 1 and frags[0].rowid_start is not None:  # one fragment of consecutive ids
             return self._locate_one(frags[0], frags[0].rowid_start, rowids)
-        frag_idx = np.searchsorted(self._mins, rowids, side="right").astype(np.int64) - 1
+        mins = self._mins()
+        frag_idx = np.searchsorted(mins, rowids, side="right").astype(np.int64) - 1
         offsets = np.zeros(len(rowids), dtype=np.int64)
         live = np.zeros(len(rowids), dtype=bool)
-        if len(rowids) == 0 or len(self._mins) == 0:
+        if len(rowids) == 0 or len(mins) == 0:
             return frag_idx, offsets, live
         single = frag_idx[0] == frag_idx[-1] and bool((frag_idx == frag_idx[0]).all())
         for fi in [frag_idx[0]] if single else np.unique(frag_idx):
