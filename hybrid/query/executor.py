@@ -43,7 +43,7 @@ from hybrid.query import (
 )
 from hybrid.query.allowed import VECTORS_MAX_BYTES, Allowed, cached_allowed
 from hybrid.query.filter import compile_filter
-from hybrid.query.fusion import Ranked
+from hybrid.query.fusion import Ranked, fusion_window
 from hybrid.query.limits import current_limits
 from hybrid.query.result_columns import result_table
 from hybrid.query.result_columns import with_result_columns as _with_result_columns
@@ -84,8 +84,8 @@ class Branch:
     strategy: str = ""
     note: str = ""
 
-    def ranked(self, weight: float = 1.0) -> Ranked:
-        return Ranked(self.ids, -self.raw if self.kind == "vector" else self.raw, weight)
+    def ranked(self, weight: float = 1.0, window: int | None = None) -> Ranked:
+        return Ranked(self.ids, -self.raw if self.kind == "vector" else self.raw, weight, window)
 
 
 def _plan(q: Query, view: IndexedSnapshot) -> list[Branch]:
@@ -568,7 +568,8 @@ def _fused(
         fused_ids, fused_scores = branches[0].ids, branches[0].ranked().scores.astype(np.float64)
     else:
         weights = _weights(q, view, branches)
-        fused_ids, fused_scores = q.fusion.fuse([b.ranked(w) for b, w in zip(branches, weights)])
+        window = fusion_window(q.depth)
+        fused_ids, fused_scores = q.fusion.fuse([b.ranked(w, window) for b, w in zip(branches, weights)])
     keep = _results_kept(q, fused_ids, allowed)
     return (fused_ids, fused_scores) if keep is None else (fused_ids[keep], fused_scores[keep])
 

@@ -27,6 +27,25 @@ class Ranked:
     ids: np.ndarray
     scores: np.ndarray
     weight: float = 1.0
+    window: int | None = None
+    """Only the first `window` results count toward the fused score (None: all of them). A query's
+    branches are searched deeper for a later page (a larger limit or offset); with a fixed window
+    those deeper results change no fused score, so the first results, and every page, are the same
+    however deep the branches went (:data:`WINDOW`)."""
+
+    def counted(self) -> int:
+        """How many of the results count toward the fused score."""
+        return len(self.ids) if self.window is None else min(self.window, len(self.ids))
+
+
+WINDOW = 50
+"""A hybrid query's fusion window when it does not set one with ``candidates()``: the depth every branch
+of a query for up to 25 rows is searched to."""
+
+
+def fusion_window(candidates: int | None) -> int:
+    """The fusion window of a query that asked for `candidates` per branch (None: not asked)."""
+    return WINDOW if candidates is None else candidates
 
 
 class Fusion(Protocol):
@@ -36,14 +55,26 @@ class Fusion(Protocol):
 
 
 def _accumulate(results: Sequence[Ranked], contributions: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's contributions summed, best first; ties by row id, except among the rows that score 0 (no
+    window reaches them): by the best rank each has in any list, then by row id. No deeper search of the
+    branches changes this order."""
     if not results or all(len(r.ids) == 0 for r in results):
         return np.empty(0, np.uint64), np.empty(0, np.float64)
     all_ids = np.concatenate([r.ids for r in results]).astype(np.uint64)
     all_scores = np.concatenate(contributions).astype(np.float64)
     unique, inverse = np.unique(all_ids, return_inverse=True)
     fused = np.bincount(inverse, weights=all_scores, minlength=len(unique))  # summed in list order, as add.at
-    order = np.lexsort((unique, -fused))  # ties: smaller row id first, deterministic
+    best_rank = np.full(len(unique), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(best_rank, inverse, np.concatenate([np.arange(len(r.ids), dtype=np.int64) for r in results]))
+    order = np.lexsort((unique, np.where(fused == 0, best_rank, -1), -fused))
     return unique[order], fused[order]
+
+
+def _in_window(r: Ranked, values: np.ndarray) -> np.ndarray:
+    """`values` (one per counted result of `r`) as contributions of all its results: 0 past the window."""
+    out = np.zeros(len(r.ids), dtype=np.float64)
+    out[: len(values)] = values
+    return out
 
 
 @dataclass(frozen=True)
@@ -61,7 +92,8 @@ class RRF:
             raise ValueError(f"RRF k must be >= 0, got {self.k}")
 
     def fuse(self, results: Sequence[Ranked]) -> tuple[np.ndarray, np.ndarray]:
-        contrib = [r.weight / (self.k + np.arange(1, len(r.ids) + 1, dtype=np.float64)) for r in results]
+        ranks = [np.arange(1, r.counted() + 1, dtype=np.float64) for r in results]
+        contrib = [_in_window(r, r.weight / (self.k + rank)) for r, rank in zip(results, ranks)]
         return _accumulate(results, contrib)
 
 
@@ -113,7 +145,10 @@ class Linear:
 
     def fuse(self, results: Sequence[Ranked]) -> tuple[np.ndarray, np.ndarray]:
         weights = [self.alpha, 1.0 - self.alpha] if len(results) == 2 else [1.0] * len(results)
-        contrib = [w * r.weight * normalize(r.scores, self.normalize) for w, r in zip(weights, results)]
+        contrib = [
+            _in_window(r, w * r.weight * normalize(r.scores[: r.counted()], self.normalize))
+            for w, r in zip(weights, results)
+        ]
         return _accumulate(results, contrib)
 
 
@@ -127,12 +162,12 @@ class DBSF:
     def fuse(self, results: Sequence[Ranked]) -> tuple[np.ndarray, np.ndarray]:
         contrib = []
         for r in results:
-            s = r.scores.astype(np.float64)
+            s = r.scores[: r.counted()].astype(np.float64)
             if len(s) == 0:
-                contrib.append(s)
+                contrib.append(np.zeros(len(r.ids)))
                 continue
             mu, sd = float(s.mean()), float(s.std())
             lo, hi = mu - 3 * sd, mu + 3 * sd
             scaled = np.ones_like(s) if hi == lo else np.clip((s - lo) / (hi - lo), 0.0, 1.0)
-            contrib.append(r.weight * scaled)
+            contrib.append(_in_window(r, r.weight * scaled))
         return _accumulate(results, contrib)

@@ -165,7 +165,9 @@ class Query:
         return self._with(skip=n)
 
     def candidates(self, n: int) -> Query:
-        """How many results each branch contributes before fusion (default: max(50, 2 x (limit + offset)))."""
+        """How many results of each branch the fusion counts (default 50). A branch is searched deeper when
+        the page needs it (2 x (limit + offset) rows); its results past `n` score nothing and only order the
+        rows no counted result reaches, so every page of a query agrees with every other."""
         if not isinstance(n, int) or n <= 0:
             raise ValueError(f"candidates must be a positive integer, got {n!r}")
         return self._with(depth=n)

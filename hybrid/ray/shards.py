@@ -37,7 +37,7 @@ from hybrid.index.fulltext import COMBINED_FIELD, field_names
 from hybrid.index.language import is_foreign
 from hybrid.query import confidence, unrelated
 from hybrid.query.executor import Branch
-from hybrid.query.fusion import Fusion, default_fusion
+from hybrid.query.fusion import Fusion, default_fusion, fusion_window
 from hybrid.query.result_columns import with_result_columns
 from hybrid.query.search import as_vector, is_vector_like, selected
 from hybrid.ray import global_bm25 as g
@@ -477,7 +477,8 @@ def _rows(q: ShardedQuery, branches: list[Branch], known: tuple[float | None, bo
         fused_ids, fused = branches[0].ids, branches[0].ranked().scores.astype(np.float64)
     else:
         weights = _weights(q, branches, known)
-        fused_ids, fused = q.fusion.fuse([replace(b.ranked(), weight=w) for b, w in zip(branches, weights)])
+        window = fusion_window(q.depth)
+        fused_ids, fused = q.fusion.fuse([b.ranked(w, window) for b, w in zip(branches, weights)])
     schema_names = list(q.sharded.meta["columns"])
     columns = list(q.columns) if q.columns is not None else schema_names
     if q.reranker is None:

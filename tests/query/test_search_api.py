@@ -241,17 +241,18 @@ def test_hybrid_result_columns_and_branch_values(table: hybrid.Table) -> None:
         assert (row["_bm25"] is None) == (row["_fts_rank"] is None)
         assert row["_distance"] is not None or row["_bm25"] is not None
         only_one += (row["_distance"] is None) != (row["_bm25"] is None)
-        # default fusion Linear(alpha=0.7) over min-max scores, each branch weighted ("auto", no bound embedder,
-        # so no calibration) by its list's steepness: (d10 - d1) / (an unrelated row's distance - d1) for
-        # distances, 1 - s10/s1 for BM25
-        d, b = sorted(dist.values()), sorted(bm25.values(), reverse=True)
+        # default fusion Linear(alpha=0.7) over min-max scores of each branch's first 20 (the candidates
+        # asked for: its fusion window; the rows past it score 0 from it), each branch weighted ("auto", no
+        # bound embedder, so no calibration) by its list's steepness: (d10 - d1) / (an unrelated row's
+        # distance - d1) for distances, 1 - s10/s1 for BM25
+        d, b = sorted(dist.values())[:20], sorted(bm25.values(), reverse=True)[:20]
         steep_v, steep_t = min(1.0, (d[9] - d[0]) / (far - d[0])), 1 - b[9] / b[0]
         expected = 0.0
-        if row["_distance"] is not None:
+        if row["_distance"] is not None and row["_vector_rank"] <= 20:
             expected += 0.7 * steep_v * (d[-1] - row["_distance"]) / (d[-1] - d[0])
-        if row["_bm25"] is not None:
+        if row["_bm25"] is not None and row["_fts_rank"] <= 20:
             expected += 0.3 * steep_t * (row["_bm25"] - b[-1]) / (b[0] - b[-1])
-        assert row["_score"] == pytest.approx(expected, rel=1e-6)
+        assert row["_score"] == pytest.approx(expected, rel=1e-6, abs=1e-12)
     assert only_one > 0  # the test data does produce single-branch rows
 
 
