@@ -64,6 +64,9 @@ def measure(data: Path, name: str) -> dict[str, Any]:
             per_query[label] = _ndcg(execute(table, RunConfig(label, mode), queries).run, coll.qrels)
         with mock.patch.object(executor, "_unrelated", lambda view, b: None):
             per_query["hybrid_from_0"] = _ndcg(execute(table, RunConfig("hybrid", "hybrid"), queries).run, coll.qrels)
+            with mock.patch.object(executor, "fusion_window", lambda candidates: None):
+                before = execute(table, RunConfig("hybrid", "hybrid"), queries).run
+                per_query["hybrid_before"] = _ndcg(before, coll.qrels)
         for label, values in per_query.items():
             row[label] = round(float(np.mean(list(values.values()))), 4)
         new, old = (np.array([per_query[k][q] for q in per_query["hybrid"]]) for k in ("hybrid", "hybrid_from_0"))
@@ -119,19 +122,22 @@ def to_markdown(report: dict[str, Any]) -> str:
         "nDCG@10 with `hybrid eval`'s defaults. `hybrid`: the library's default (a vector list's steepness",
         "measured against the distance of an unrelated row, `hybrid.query.unrelated`); `from 0`: the same",
         "hybrid with every vector list measured from distance 0 (the rule before). `margin`: hybrid minus the",
-        "better of its two branches. `p`: paired randomization test over the questions. CPU: p50 ms of a hybrid query",
-        "(limit 10, 200 questions, the two ways alternating). `unrelated row at`: the median over those questions of",
+        "better of its two branches. `before`: from 0 and without the fusion window (every candidate the limit-100",
+        "run fetched counted in the fusion: the rule before this change, under which a limit-100 query's top 10",
+        "differed from a limit-10 query's). `p`: paired randomization test over the questions. CPU: p50 ms of a",
+        "hybrid query (limit 10, 200 questions, the two ways alternating). `unrelated row at`: the median over those questions of",
         "the cosine distance an unrelated row lies at (the mean over the table's 256-row sample).",
         "",
         "| collection | embedder | queries | bm25 | dense | hybrid | from 0 | gain | p | margin | margin from 0 "
-        "| CPU ms | CPU ms from 0 | unrelated row at |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| before | CPU ms | CPU ms from 0 | unrelated row at |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for name, r in report["rows"].items():
         lines.append(
             f"| {name} | {r['embedder']} | {r['queries']} | {r['bm25']:.4f} | {r['dense']:.4f} | {r['hybrid']:.4f} "
             f"| {r['hybrid_from_0']:.4f} | {r['gain']:+.4f} | {r['p']} | {r['margin']:+.4f} | "
-            f"{r['margin_from_0']:+.4f} | {r['cpu_ms']['reference']:.2f} | {r['cpu_ms']['from_0']:.2f} | "
+            f"{r['margin_from_0']:+.4f} | {r['hybrid_before']:.4f} | {r['cpu_ms']['reference']:.2f} | "
+            f"{r['cpu_ms']['from_0']:.2f} | "
             f"{r['unrelated_p50']:.3f} |"
         )
     return "\n".join(lines) + "\n"
