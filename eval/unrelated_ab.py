@@ -125,8 +125,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         "better of its two branches. `before`: from 0 and without the fusion window (every candidate the limit-100",
         "run fetched counted in the fusion: the rule before this change, under which a limit-100 query's top 10",
         "differed from a limit-10 query's). `p`: paired randomization test over the questions. CPU: p50 ms of a",
-        "hybrid query (limit 10, 200 questions, the two ways alternating). `unrelated row at`: the median over those questions of",
-        "the cosine distance an unrelated row lies at (the mean over the table's 256-row sample).",
+        "hybrid query (limit 10, 200 questions, the two ways alternating). `unrelated row at`: the median over",
+        "those questions of the cosine distance an unrelated row lies at (the mean over the table's 256-row sample).",
         "",
         "| collection | embedder | queries | bm25 | dense | hybrid | from 0 | gain | p | margin | margin from 0 "
         "| before | CPU ms | CPU ms from 0 | unrelated row at |",
