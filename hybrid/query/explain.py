@@ -17,6 +17,7 @@ from hybrid.query.executor import (
     _steepness,
     _unrelated,
 )
+from hybrid.query.fusion import fusion_window
 from hybrid.query.grouped import _fuses_groups
 
 if TYPE_CHECKING:
@@ -63,7 +64,8 @@ def explain(q: Query) -> str:
                         f", {b.column} x {factor:.2f} (foreign query: {why}; {rule}:"
                         f" it knows {share:.0%} of the query's terms)"
                     )
-        lines.append(f"  fuse: {q.fusion!r}, {how}")
+        window = fusion_window(q.depth)
+        lines.append(f"  fuse: {q.fusion!r} over each branch's first {window}, {how}")
     if q.reranker is not None:
         lines.append(f"  rerank: {type(q.reranker).__name__} over the fused candidates")
     for f in q.functions:
