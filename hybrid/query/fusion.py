@@ -55,18 +55,21 @@ class Fusion(Protocol):
 
 
 def _accumulate(results: Sequence[Ranked], contributions: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's contributions summed, best first; ties by row id, except among the rows that score 0 (no
-    window reaches them): by the best rank each has in any list, then by row id. No deeper search of the
-    branches changes this order."""
+    """Each row's contributions summed, best first. Ties: the best rank at which a list counted the row
+    (gave it a nonzero contribution) first, then the best rank in any list (the rows past every window,
+    which score 0), then row id. No deeper search of the branches changes this order."""
     if not results or all(len(r.ids) == 0 for r in results):
         return np.empty(0, np.uint64), np.empty(0, np.float64)
     all_ids = np.concatenate([r.ids for r in results]).astype(np.uint64)
     all_scores = np.concatenate(contributions).astype(np.float64)
     unique, inverse = np.unique(all_ids, return_inverse=True)
     fused = np.bincount(inverse, weights=all_scores, minlength=len(unique))  # summed in list order, as add.at
-    best_rank = np.full(len(unique), np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(best_rank, inverse, np.concatenate([np.arange(len(r.ids), dtype=np.int64) for r in results]))
-    order = np.lexsort((unique, np.where(fused == 0, best_rank, -1), -fused))
+    ranks = np.concatenate([np.arange(len(r.ids), dtype=np.int64) for r in results])
+    never = np.iinfo(np.int64).max
+    any_rank, counted_rank = np.full(len(unique), never), np.full(len(unique), never)
+    np.minimum.at(any_rank, inverse, ranks)
+    np.minimum.at(counted_rank, inverse, np.where(all_scores != 0, ranks, never))
+    order = np.lexsort((unique, any_rank, counted_rank, -fused))
     return unique[order], fused[order]
 
 

@@ -66,12 +66,18 @@ def fuse_groups(
             return found
     codes: dict[Hashable, int] = {}
     group_lists = []
-    for b in branches:
-        keys = _keys(keys_of, b.ids)
-        sizes, weights = sizes_of(b.ids) if score in MEAN_SCORES and sizes_of is not None else (None, None)
-        groups, group_scores = rank_groups(b.scores, keys, score, sizes, weights, marks(b.ids))
-        surrogate = [codes.setdefault(keys[g[0]], len(codes)) for g in groups]
-        group_lists.append(Ranked(np.asarray(surrogate, np.uint64), np.asarray(group_scores), b.weight))
+    for b in branches:  # groups scored by the rows of the branch's fusion window, the others after them
+        keys, n = _keys(keys_of, b.ids), b.counted()
+        head = b.ids[:n]
+        sizes, weights = sizes_of(head) if score in MEAN_SCORES and sizes_of is not None else (None, None)
+        groups, group_scores = rank_groups(b.scores[:n], keys[:n], score, sizes, weights, marks(head))
+        counted = [keys[g[0]] for g in groups]
+        seen = set(counted)
+        deeper = list(dict.fromkeys(k for k in keys[n:] if k not in seen))  # by their best rows
+        surrogate = [codes.setdefault(k, len(codes)) for k in counted + deeper]
+        window = None if b.window is None else len(counted)
+        scores = np.asarray([*group_scores, *[0.0] * len(deeper)], np.float64)
+        group_lists.append(Ranked(np.asarray(surrogate, np.uint64), scores, b.weight, window))
     if len(branches) == 1:
         order, fused_group = group_lists[0].ids, group_lists[0].scores.astype(np.float64)
     else:
@@ -129,7 +135,8 @@ def _fuse_codes(
         order = np.argsort(-np.asarray(b.scores, np.float64), kind="stable")
         _, first = np.unique(k[order], return_index=True)
         first.sort()
-        lists.append((k[order][first], np.asarray(b.scores, np.float64)[order][first], b.weight))
+        window = None if b.window is None else int(np.searchsorted(first, b.counted()))  # best row counted
+        lists.append((k[order][first], np.asarray(b.scores, np.float64)[order][first], b.weight, window))
         firsts.append(k[order][first])
     every_group = np.concatenate(firsts)
     unique, seen_at, inverse = np.unique(every_group, return_index=True, return_inverse=True)
@@ -137,8 +144,8 @@ def _fuse_codes(
     rank[np.argsort(seen_at, kind="stable")] = np.arange(len(unique))  # codes in the order first seen
     surrogate = rank[inverse].astype(np.uint64)
     ranked, start = [], 0
-    for k, scores, weight in lists:
-        ranked.append(Ranked(surrogate[start : start + len(k)], scores, weight))
+    for k, scores, weight, window in lists:
+        ranked.append(Ranked(surrogate[start : start + len(k)], scores, weight, window))
         start += len(k)
     order, fused_group = fusion.fuse(ranked)
     key_of = np.empty(len(unique), np.int64)

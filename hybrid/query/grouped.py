@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from hybrid import budget
 from hybrid.query import group_fusion, grouping, scoring_functions, title_rows
-from hybrid.query.fusion import Ranked
+from hybrid.query.fusion import Ranked, fusion_window
 from hybrid.query.result_columns import with_result_columns as _with_result_columns
 
 if TYPE_CHECKING:
@@ -156,11 +156,12 @@ def _group_fused(
     assert q.grouping is not None
     score = q.grouping.score
     lists = []
+    window = fusion_window(q.depth)  # each branch's (filtered) rows counted in the fusion, as for rows
     for b, w in zip(branches, _weights(q, view, branches)):
         ranked = b.ranked()
         keep = _results_kept(q, ranked.ids, allowed)
         ids, scores = (ranked.ids, ranked.scores) if keep is None else (ranked.ids[keep], ranked.scores[keep])
-        lists.append(Ranked(ids, scores.astype(np.float64), w))
+        lists.append(Ranked(ids, scores.astype(np.float64), w, window))
     budget.check("fusion")
     has_titles = title_rows.column(view) is not None
     return group_fusion.fuse_groups(

@@ -18,6 +18,7 @@ def table(tmp_path_factory: pytest.TempPathFactory) -> hybrid.Table:
     rows = [
         {
             "id": i,
+            "doc": f"d{i // 4}",  # four chunks a document
             "text": " ".join(rng.choice(WORDS, 3 + i % 9).tolist()),
             "vector": rng.normal(size=12).astype(np.float32),
         }
@@ -42,6 +43,29 @@ def test_pages_equal_one_long_result(table: hybrid.Table, fusion: Fusion | None)
         pages = [i for p in range(12) for i in _ids(q.offset(10 * p).limit(10))]
         assert pages == whole  # no row twice, none skipped, the same order
         assert whole[:10] == _ids(q.limit(10))  # a long result starts with the short one
+
+
+@pytest.mark.parametrize("fuse", ["rows", "groups"])
+@pytest.mark.parametrize("score", ["max", "sum"])
+def test_pages_of_groups_equal_one_long_result(table: hybrid.Table, fuse: str, score: str) -> None:
+    vector = np.random.default_rng(5).normal(size=12).astype(np.float32)
+    for text in ["river bank", "money credit"]:
+        q = table.search(text, query_type="hybrid").vector(vector, column="vector")
+        q = q.group_by("doc", fuse=fuse, score=score)  # type: ignore[arg-type]
+        docs = lambda x: x.select(["doc"]).to_arrow().column("doc").to_pylist()  # noqa: E731
+        whole = docs(q.limit(60))
+        pages = [d for p in range(6) for d in docs(q.offset(10 * p).limit(10))]
+        assert pages == whole and len(set(pages)) == len(pages)
+
+
+def test_ties_are_broken_by_the_rank_that_counted_not_by_what_a_deeper_search_found() -> None:
+    ids = lambda *x: np.array(x, dtype=np.uint64)  # noqa: E731
+    text = Ranked(ids(5, 9, 3), np.array([2.0, 1.0, 1.0]), window=3)  # rows 9 and 3 tie
+    shallow = Ranked(ids(1, 2), np.array([0.9, 0.8]), window=2)
+    deep = Ranked(ids(1, 2, 7, 3), np.array([0.9, 0.8, 0.7, 0.6]), window=2)  # 3 found past the window
+    for vector in (shallow, deep):
+        order = RRF(k=1).fuse([vector, text])[0].tolist()
+        assert order.index(9) < order.index(3)  # 9 is counted at a better rank than 3
 
 
 def test_candidates_set_the_window(table: hybrid.Table) -> None:
