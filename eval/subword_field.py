@@ -178,15 +178,12 @@ def minmax(x: np.ndarray) -> np.ndarray:
     return np.ones_like(x) if hi == lo else (x - lo) / (hi - lo)
 
 
-def fuse(
-    v: tuple[np.ndarray, np.ndarray], f: tuple[np.ndarray, np.ndarray], w: dict[str, float], unrelated: float
-) -> np.ndarray:
-    """The default hybrid order: `v` = (ids, distances), `f` = (ids, BM25), each cut to FUSE_DEPTH;
-    `unrelated`: the query's mean distance to the documents (what the library estimates from a sample)."""
+def fuse(v: tuple[np.ndarray, np.ndarray], f: tuple[np.ndarray, np.ndarray], w: dict[str, float]) -> np.ndarray:
+    """The default hybrid order: `v` = (ids, distances), `f` = (ids, BM25), each cut to FUSE_DEPTH."""
     (vi, vd), (fi, fs) = (v[0][:FUSE_DEPTH], v[1][:FUSE_DEPTH]), (f[0][:FUSE_DEPTH], f[1][:FUSE_DEPTH])
     if not len(fi):
         return vi
-    sv, sf = confidence.confidences([(vd, "vector", unrelated), (fs, "fts", None)])
+    sv, sf = confidence.confidences([(vd, "vector"), (fs, "fts")])
     ids = np.concatenate([vi, fi])
     contrib = np.concatenate(
         [DEFAULT_ALPHA * w["vector"] * sv * minmax(-vd), (1 - DEFAULT_ALPHA) * w["fts"] * sf * minmax(fs)]
@@ -261,7 +258,7 @@ def study(args: argparse.Namespace, language: str, bm25_only: bool) -> dict[str,
             if not bm25_only:
                 dist = 1.0 - doc_vecs @ qvecs[q]
                 vi = np.lexsort((np.arange(len(dist)), dist))[:DEPTH]
-                hybrid_runs.append(ndcg(fuse((vi, dist[vi]), f, weights, float(dist.mean())), gains[q], idcg[q]))
+                hybrid_runs.append(ndcg(fuse((vi, dist[vi]), f, weights), gains[q], idcg[q]))
         per_query[label] = {"bm25": bm25_runs, "hybrid": hybrid_runs}
         row = out["variants"].setdefault(label, {})
         row["bm25"] = round(float(np.mean(bm25_runs)), 4)

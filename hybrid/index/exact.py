@@ -150,16 +150,12 @@ class RowVectors:
         """The `k` nearest of these rows to `q`: (row ids, distances), nearest first."""
         if not len(self.ids):
             return np.empty(0, np.uint64), np.empty(0, np.float32)
-        return top_k(self.ids, self.distances(q, metric), k)
-
-    def distances(self, q: np.ndarray, metric: str) -> np.ndarray:
-        """The distance of each of these rows to `q`, in their order."""
         q = np.ascontiguousarray(q, dtype=np.float32)
         q_square = float(np.dot(q.astype(np.float64), q.astype(np.float64)))
         dots = np.empty(len(self.ids), dtype=np.float32)
         for a, b in zip(self.cuts[:-1], self.cuts[1:]):
             np.matmul(self.matrix[a:b], q, out=dots[a:b])
-        return distances_from_dots(dots, self.squares, q_square, metric)
+        return top_k(self.ids, distances_from_dots(dots, self.squares, q_square, metric), k)
 
 
 def row_vectors(view: IndexedSnapshot, column: str, ids: np.ndarray, metric: str) -> RowVectors:

@@ -10,12 +10,9 @@ branch has little say for this query and a steep one decides. Measured in
 branch on every one of ten collections, including FAQ-style questions where full text
 is weak and languages the embedder cannot read.
 
-Steepness is how far the tenth result falls behind the first, as a share of the way from the
-first to a row that has nothing to do with the query, so no constant sets its scale: for BM25
-such a row scores 0 (``1 - s10 / s1``); for vector distances it lies at the mean distance of a
-sample of the table's rows, measured per query (:mod:`hybrid.query.unrelated`):
-``(d10 - d1) / (unrelated - d1)``. Where that is not measured (fewer than 32 rows), distances
-count from 0 (identical): ``1 - d1 / d10``.
+Steepness is relative to each score's natural zero, so no constant sets its scale:
+``1 - s10 / s1`` for BM25 (higher is better, 0 = no match) and ``1 - d1 / d10`` for
+vector distances (lower is better, 0 = identical).
 
 The text branch has a second sign for a question written in another language than its
 index (:func:`hybrid.index.language.is_foreign`: none of its letters in a script the index's
@@ -40,25 +37,18 @@ GAP_RANK = 10
 """The result compared with the first: the tenth, or the last of a shorter list."""
 
 
-def steepness(raw: np.ndarray, kind: str, unrelated: float | None = None) -> float | None:
+def steepness(raw: np.ndarray, kind: str) -> float | None:
     """How far the `GAP_RANK`-th result falls behind the first, in [0, 1]; None when the list cannot say
-    (fewer than two results, or, with no `unrelated` distance, distances below zero, as an inner
-    product's can be). `unrelated`: the distance of a row unrelated to the query (vector lists);
-    a list whose first row is no nearer than that is flat (0).
+    (fewer than two results, or distances below zero, as an inner product's can be).
 
     >>> steepness(np.array([10.0, 8.0, 5.0]), "fts")
     0.5
     >>> steepness(np.array([0.2, 0.3, 0.4]), "vector")
     0.5
-    >>> round(steepness(np.array([0.1, 0.12, 0.14]), "vector", unrelated=0.3), 3)
-    0.2
     """
     if len(raw) < 2:
         return None
     first, other = float(raw[0]), float(raw[min(GAP_RANK, len(raw)) - 1])
-    if kind == "vector" and unrelated is not None:
-        gap = unrelated - first
-        return 0.0 if gap <= 0 else min(1.0, max(0.0, (other - first) / gap))
     if kind == "vector":
         if first < 0 or other <= 0:
             return None
@@ -68,10 +58,10 @@ def steepness(raw: np.ndarray, kind: str, unrelated: float | None = None) -> flo
     return min(1.0, max(0.0, 1.0 - other / first))
 
 
-def confidences(lists: Sequence[tuple[np.ndarray, str, float | None]]) -> list[float]:
-    """Each branch's steepness for one query (raw scores, kind, an unrelated row's distance or None);
-    1.0 where a list cannot say, and all 1.0 when every list is perfectly flat (nothing to prefer)."""
-    found = [steepness(raw, kind, unrelated) for raw, kind, unrelated in lists]
+def confidences(lists: Sequence[tuple[np.ndarray, str]]) -> list[float]:
+    """Each branch's steepness for one query (raw scores, kind); 1.0 where a list cannot say, and all
+    1.0 when every list is perfectly flat (nothing to prefer)."""
+    found = [steepness(raw, kind) for raw, kind in lists]
     values = [1.0 if s is None else s for s in found]
     return values if any(v > 0 for v in values) else [1.0] * len(values)
 

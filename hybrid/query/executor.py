@@ -39,7 +39,6 @@ from hybrid.query import (
     prepared,
     scoring_functions,
     single,
-    unrelated,
 )
 from hybrid.query.allowed import VECTORS_MAX_BYTES, Allowed, cached_allowed
 from hybrid.query.filter import compile_filter
@@ -192,7 +191,7 @@ def _allowed(q: Query, view: IndexedSnapshot) -> Allowed | None:
 def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | None, k: int) -> None:
     snap = view.snapshot
     assert b.vector is not None
-    metric = _metric(b)
+    metric = b.entry.params["metric"] if b.entry else "cosine"
     if b.entry is None:
         b.strategy = "exact search (no index)"
         live_masks = allowed.masks if allowed is not None else snap.row_masks()
@@ -621,26 +620,9 @@ def _weights(q: Query, view: IndexedSnapshot, branches: list[Branch]) -> list[fl
     if q.branch_weights != "auto":
         return [1.0] * len(branches)
     cal = _calibration(q, view, branches)
-    steep = _steepness(view, branches)
+    steep = confidence.confidences([(b.raw, b.kind) for b in branches])
     known = [confidence.vocabulary(share, bool(why)) for share, why in (_known_share(view, b) for b in branches)]
     return [(cal.weights[b.kind] if cal is not None else 1.0) * s * k for b, s, k in zip(branches, steep, known)]
-
-
-def _steepness(view: IndexedSnapshot, branches: list[Branch]) -> list[float]:
-    """Each branch's steepness for this query (:func:`confidence.confidences`), a vector list's measured
-    against how far an unrelated row of the table lies from the query (:mod:`hybrid.query.unrelated`)."""
-    return confidence.confidences([(b.raw, b.kind, _unrelated(view, b)) for b in branches])
-
-
-def _unrelated(view: IndexedSnapshot, b: Branch) -> float | None:
-    if b.kind != "vector" or b.vector is None:
-        return None
-    return unrelated.distance(view, b.column, b.vector, _metric(b))
-
-
-def _metric(b: Branch) -> str:
-    """The vector branch's metric: its index's, or cosine for exact search without one."""
-    return str(b.entry.params["metric"]) if b.entry else "cosine"
 
 
 def _known_share(view: IndexedSnapshot, b: Branch) -> tuple[float | None, str | None]:

@@ -14,8 +14,6 @@ from hybrid.query.executor import (
     _plan,
     _query_text,
     _run_branches,
-    _steepness,
-    _unrelated,
 )
 from hybrid.query.fusion import fusion_window
 from hybrid.query.grouped import _fuses_groups
@@ -51,10 +49,8 @@ def explain(q: Query) -> str:
         cal = _calibration(q, view, branches) if q.branch_weights == "auto" else None
         how = cal.describe() if cal is not None else f"weights {q.branch_weights}"
         if q.branch_weights == "auto":
-            steep = _steepness(view, branches)
-            how += ", times each list's steepness for this query (" + ", ".join(f"{s:.2f}" for s in steep)
-            far = [(b.column, d) for b in branches if (d := _unrelated(view, b)) is not None]
-            how += "".join(f"; {c} measured against an unrelated row at distance {d:.3f}" for c, d in far) + ")"
+            steep = confidence.confidences([(b.raw, b.kind) for b in branches])
+            how += ", times each list's steepness for this query (" + ", ".join(f"{s:.2f}" for s in steep) + ")"
             for b in branches:
                 share, why = _known_share(view, b)
                 if share is not None:

@@ -31,11 +31,10 @@ from hybrid.embedders import binding
 from hybrid.errors import HybridError, QueryError, SchemaError, VectorError
 from hybrid.index.analyzer import Analyzer
 from hybrid.index.cache import renamed_weights
-from hybrid.index.exact import RowVectors
 from hybrid.index.fts_filters import filter_columns_of
 from hybrid.index.fulltext import COMBINED_FIELD, field_names
 from hybrid.index.language import is_foreign
-from hybrid.query import confidence, unrelated
+from hybrid.query import confidence
 from hybrid.query.executor import Branch
 from hybrid.query.fusion import Fusion, default_fusion, fusion_window
 from hybrid.query.result_columns import with_result_columns
@@ -91,36 +90,6 @@ def _calibration(table: Table) -> dict[str, float] | None:
     return dict(cal.weights) if cal is not None else None
 
 
-UNRELATED_FILE = "unrelated-{}.npz"
-
-
-def _save_unrelated(table: Table, dest: Path) -> dict[str, str]:
-    """Each vector column's sample of the source version's rows (:mod:`hybrid.query.unrelated`), saved in
-    `dest` so that the driver measures a vector list's steepness as one table does; {column: metric}."""
-    from hybrid.query import executor
-
-    view = table.indexed_snapshot()
-    metrics = {}
-    for i, f in enumerate(f for f in table.schema if is_vector_type(f.type)):
-        entry = next((e for e in view.entries() if e.kind == "vector" and e.columns == (f.name,)), None)
-        metric = executor._metric(Branch("vector", f.name, entry))
-        rows = unrelated.sample(view, f.name, metric)
-        squares = rows.squares if rows.squares is not None else np.empty(0)
-        np.savez(dest / UNRELATED_FILE.format(i), ids=rows.ids, matrix=rows.matrix, squares=squares)
-        metrics[f.name] = metric
-    return metrics
-
-
-def _load_unrelated(path: Path, meta: Mapping[str, Any]) -> dict[str, tuple[RowVectors, str]]:
-    """What :func:`_save_unrelated` saved, per vector column (shards built before it saved nothing)."""
-    out = {}
-    for i, (column, metric) in enumerate(meta.get("unrelated", {}).items()):
-        with np.load(path / UNRELATED_FILE.format(i)) as z:
-            squares = z["squares"] if metric != "dot" else None
-            out[column] = (RowVectors(z["ids"], z["matrix"], squares, (0, len(z["ids"]))), metric)
-    return out
-
-
 def shard(
     table: Table, num_shards: int, path: str | Path | None = None, *, replace_existing: bool = False
 ) -> ShardedTable:
@@ -159,7 +128,6 @@ def shard(
             "vector_columns": {f.name: f.type.list_size for f in table.schema if is_vector_type(f.type)},
             "metadata": dict(table.snapshot().manifest.metadata),
             "calibration": _calibration(table),
-            "unrelated": _save_unrelated(table, dest),
         }
         (dest / SHARDS_FILE).write_text(json.dumps(meta, indent=1))
     except BaseException:
@@ -187,7 +155,6 @@ class ShardedTable:
         self.actors: list[Any] = [server.remote(str(r)) for r in roots]
         ray.get([a.num_rows.remote() for a in self.actors])  # fail here, not at the first query
         self.bindings = binding.read(self.meta["metadata"])
-        self.unrelated = _load_unrelated(self.path, self.meta)
         self.specs: list[dict[str, Any]] = self.meta["specs"]
         self._doc_freq: dict[tuple[str, str, str], int] = {}
         self._stats_base: dict[str, tuple[int, dict[str, int]]] = {}
@@ -458,18 +425,12 @@ def _weights(q: ShardedQuery, branches: list[Branch], known: tuple[float | None,
     if q.branch_weights != "auto":
         return [1.0] * len(branches)
     cal = q.sharded.meta.get("calibration")
-    steep = confidence.confidences([(b.raw, b.kind, _unrelated(q, b)) for b in branches])
+    steep = confidence.confidences([(b.raw, b.kind) for b in branches])
     out = []
     for b, s in zip(branches, steep):
         vocabulary = confidence.vocabulary(*known) if b.kind == "fts" else 1.0
         out.append((cal[b.kind] if cal else 1.0) * s * vocabulary)
     return out
-
-
-def _unrelated(q: ShardedQuery, b: Branch) -> float | None:
-    """As one table: how far an unrelated row of the source version lies from the query vector."""
-    sample = q.sharded.unrelated.get(b.column) if b.kind == "vector" and b.vector is not None else None
-    return None if sample is None or b.vector is None else unrelated.mean_distance(sample[0], b.vector, sample[1])
 
 
 def _rows(q: ShardedQuery, branches: list[Branch], known: tuple[float | None, bool]) -> pa.Table:
