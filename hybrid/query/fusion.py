@@ -49,7 +49,8 @@ def fusion_window(candidates: int | None) -> int:
 
 
 class Fusion(Protocol):
-    """Combines several ranked lists into one; returns (ids, fused scores) best first."""
+    """Combines several ranked lists into one; returns (ids, fused scores) best first. Count only each
+    list's first :meth:`Ranked.counted` results in the scores, so that the pages of a query agree."""
 
     def fuse(self, results: Sequence[Ranked]) -> tuple[np.ndarray, np.ndarray]: ...
 
