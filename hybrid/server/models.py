@@ -199,7 +199,7 @@ class SearchRequest(Request):
     fusion: Fusion | None = Field(None, description="how branches combine (default linear, alpha=0.7)")
     weights: Literal["auto", "equal"] | dict[str, Annotated[float, Field(ge=0, le=1e6)]] = "auto"
     rerank: RerankSpec | None = None
-    candidates: int | None = Field(None, ge=1, le=10_000, description="results per branch before fusion")
+    candidates: int | None = Field(None, ge=1, le=10_000, description="results of each branch fused (default 50)")
     ef_search: int | None = Field(None, ge=1, le=4_096)
     group_by: GroupSpec | None = Field(None, description="the best `limit` groups (documents) instead of rows")
     expand: ExpandSpec | None = Field(None, description="each hit's passage in _context (neighbours or parent)")
