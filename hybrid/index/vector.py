@@ -46,10 +46,18 @@ def distances(matrix: np.ndarray, q: np.ndarray, metric: str, norms: np.ndarray 
 
 
 def top_k(ids: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The `k` smallest distances, sorted (ties by row id)."""
-    if len(dist) > k:
+    """The `k` smallest distances, sorted, ties by row id: of the rows tied with the `k`-th, those of the
+    smallest ids, so the first rows of a deeper search are the rows of a shallower one."""
+    if len(dist) > k > 0:
         part = np.argpartition(dist, k - 1)[:k]
+        edge = dist[part].max()
+        tied = np.flatnonzero(dist == edge)
+        if len(tied) > np.count_nonzero(dist[part] == edge):  # more tied rows than places left for them
+            below = np.flatnonzero(dist < edge)
+            part = np.concatenate([below, tied[np.argsort(ids[tied], kind="stable")][: k - len(below)]])
         ids, dist = ids[part], dist[part]
+    elif k <= 0:
+        return ids[:0], dist[:0]
     order = np.lexsort((ids, dist))
     return ids[order], dist[order]
 

@@ -188,7 +188,46 @@ def _allowed(q: Query, view: IndexedSnapshot) -> Allowed | None:
 # -- the vector branch ---------------------------------------------------------------------
 
 
-def _run_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | None, k: int) -> None:
+def _run_vector(
+    q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | None, k: int, steady: int | None = None
+) -> None:
+    """The branch's `k` nearest rows, equal distances in row id order. Exact search keeps, of the rows
+    tied with the `k`-th, those of the smallest ids (:func:`hybrid.index.vector.top_k`); a graph walk
+    fetches one row more, and when it ties with the `k`-th, the walk's whole candidate list (its ef:
+    the same walk), so which tied rows a list keeps does not depend on how deep it was searched and
+    the pages of a query agree. `steady`: the rows every page counts (a fusion window): a list deeper
+    than that is the `steady` nearest, then the rows new in searches 4, 16 ... times as deep, as far
+    as `k` (a deeper graph walk is another walk: it may find rows the shallower one missed), so a
+    shallower search's list (an earlier page's) is the start of a deeper one's."""
+    if steady is not None and k > steady:
+        ids: list[np.ndarray] = []
+        raw: list[np.ndarray] = []
+        depth = steady
+        while True:
+            _run_vector(q, view, b, allowed, depth)
+            new = ~np.isin(b.ids, np.concatenate(ids)) if ids else np.ones(len(b.ids), bool)
+            ids.append(b.ids[new])
+            raw.append(b.raw[new])
+            if sum(map(len, ids)) >= k or len(b.ids) < depth:
+                break
+            depth *= 4
+        b.ids, b.raw = np.concatenate(ids)[:k], np.concatenate(raw)[:k]
+        return
+    if k <= 0:
+        _search_vector(q, view, b, allowed, k)
+        return
+    _search_vector(q, view, b, allowed, k + 1)
+    if len(b.ids) > k and b.raw[k] == b.raw[k - 1] and b.entry is not None:
+        walk = q.ef or searcher(view, b.entry).ef_search
+        if walk > k + 1:
+            _search_vector(q, view, b, allowed, walk)
+    if len(b.ids) > 1 and bool(np.any(b.raw[1:] == b.raw[:-1])):
+        order = np.lexsort((b.ids, b.raw))
+        b.ids, b.raw = b.ids[order], b.raw[order]
+    b.ids, b.raw = b.ids[:k], b.raw[:k]
+
+
+def _search_vector(q: Query, view: IndexedSnapshot, b: Branch, allowed: Allowed | None, k: int) -> None:
     snap = view.snapshot
     assert b.vector is not None
     metric = b.entry.params["metric"] if b.entry else "cosine"
@@ -425,9 +464,14 @@ def _run_branches(
     if flat:
         gate = passages.gate(view, gate)
 
+    steady = fusion_window(q.depth) if len(branches) > 1 or q.grouping or q.reranker or q.functions else None
+
     def run(b: Branch) -> None:
         budget.check(f"the {b.kind} branch on {b.column}")  # a branch queued past the budget never starts
-        (_run_vector if b.kind == "vector" else _run_text)(q, view, b, gate, depth)
+        if b.kind == "vector":
+            _run_vector(q, view, b, gate, depth, steady)
+        else:
+            _run_text(q, view, b, gate, depth)
 
     if len(branches) > 1 and not branch_threads.on_threads():  # no idle core: a hand-off costs more than it saves
         for b in branches:
@@ -511,10 +555,14 @@ def _search(q: Query, view: IndexedSnapshot, known: list[expansion.Plan]) -> pa.
     fused_ids, fused_scores = _fused(q, view, branches, allowed)
     budget.check("fusion")
     if q.reranker is not None:
-        rows = _reranked(q, snap, branches, fused_ids, fused_scores)
+        n = candidate_pool(q, branches, q.k + q.skip)
+        rows = _reranked(q, snap, branches, fused_ids[:n], fused_scores[:n])
         return _rescored_rows(q, view, rows, branches).slice(q.skip, q.k)
     extra: dict[str, np.ndarray] = {}
     if q.functions:
+        if len(branches) == 1:
+            n = candidate_pool(q, branches, q.k + q.skip)
+            fused_ids, fused_scores = fused_ids[:n], fused_scores[:n]
         r = scoring_functions.rescore(q.functions, view, fused_ids, fused_scores, _distances(q, branches))
         fused_ids, fused_scores, extra = r.ids, r.scores, r.columns
     if q.pinned:
@@ -583,6 +631,16 @@ def _results_kept(q: Query, ids: np.ndarray, allowed: Allowed | None) -> np.ndar
         unlike = ~np.isin(ids, np.asarray(q.examples.excluded, np.uint64))
         keep = unlike if keep is None else keep & unlike
     return keep
+
+
+def candidate_pool(q: Query, branches: list[Branch], rows: int) -> int:
+    """How many of the fused candidates (best first) a reranker, or the score functions of a lone
+    branch (whose scores no fusion bounds), rescore: those of each branch's fusion window (its first
+    50, or `.candidates(n)`: the rows with a fused score, first in the fused order), or the `rows` the
+    query needs when more. The same candidates for every page within them, so its pages agree."""
+    window = fusion_window(q.depth)
+    counted = np.unique(np.concatenate([b.ids[:window] for b in branches])) if branches else ()
+    return max(len(counted), rows)
 
 
 def _reranked(

@@ -27,7 +27,7 @@ from collections.abc import Callable, Hashable, Sequence
 import numpy as np
 
 from hybrid.query.fusion import Fusion, Ranked
-from hybrid.query.grouping import MEAN_SCORES, Grouped, GroupScore, rank_groups
+from hybrid.query.grouping import MEAN_SCORES, Grouped, GroupScore, joining, rank_groups
 
 KeysOf = Callable[[np.ndarray], Sequence[Hashable | None]]
 """Row ids -> each row's group key (None: a group of its own)."""
@@ -64,8 +64,7 @@ def fuse_groups(
         found = _fuse_codes(fusion, branches, codes_of, n_groups, skip, per_group)
         if found is not None:
             return found
-    codes: dict[Hashable, int] = {}
-    group_lists = []
+    ranked_groups: list[tuple[Ranked, list[Hashable], list[Hashable], list[float]]] = []
     for b in branches:  # groups scored by the rows of the branch's fusion window, the others after them
         keys, n = _keys(keys_of, b.ids), b.counted()
         head = b.ids[:n]
@@ -74,7 +73,15 @@ def fuse_groups(
         counted = [keys[g[0]] for g in groups]
         seen = set(counted)
         deeper = list(dict.fromkeys(k for k in keys[n:] if k not in seen))  # by their best rows
-        surrogate = [codes.setdefault(k, len(codes)) for k in counted + deeper]
+        ranked_groups.append((b, counted, deeper, group_scores))
+    codes: dict[Hashable, int] = {}  # the counted groups numbered first: a deeper search numbers them alike
+    for k in [k for _, counted, _, _ in ranked_groups for k in counted] + [
+        k for _, _, deeper, _ in ranked_groups for k in deeper
+    ]:
+        codes.setdefault(k, len(codes))
+    group_lists = []
+    for b, counted, deeper, group_scores in ranked_groups:
+        surrogate = [codes[k] for k in counted + deeper]
         window = None if b.window is None else len(counted)
         scores = np.asarray([*group_scores, *[0.0] * len(deeper)], np.float64)
         group_lists.append(Ranked(np.asarray(surrogate, np.uint64), scores, b.weight, window))
@@ -86,12 +93,13 @@ def fuse_groups(
         fusion.fuse(branches) if len(branches) > 1 else (branches[0].ids, branches[0].scores.astype(np.float64))
     )
     row_marks = marks(row_ids)
+    joins = _joins(row_ids, branches, per_group)
     members: dict[int, list[int]] = {}  # group code -> positions of passages in the fused rows, best first
     titles: dict[int, int] = {}  # group code -> its best title row, standing in where it has no passage
     for i, key in enumerate(_keys(keys_of, row_ids)):
         if row_marks is not None and row_marks[i]:
             titles.setdefault(codes[key], i)
-        else:
+        elif joins is None or joins[i] or codes[key] not in members:
             members.setdefault(codes[key], []).append(i)
     kept_rows: list[int] = []
     kept_scores: list[float] = []
@@ -138,24 +146,25 @@ def _fuse_codes(
         window = None if b.window is None else int(np.searchsorted(first, b.counted()))  # best row counted
         lists.append((k[order][first], np.asarray(b.scores, np.float64)[order][first], b.weight, window))
         firsts.append(k[order][first])
-    every_group = np.concatenate(firsts)
-    unique, seen_at, inverse = np.unique(every_group, return_index=True, return_inverse=True)
+    cuts = [len(k) if w is None else w for k, _, _, w in lists]
+    # codes in the order first seen, the counted groups first: a deeper search numbers them alike
+    every_group = np.concatenate([f[:c] for f, c in zip(firsts, cuts)] + [f[c:] for f, c in zip(firsts, cuts)])
+    unique, seen_at = np.unique(every_group, return_index=True)
     rank = np.empty(len(unique), np.int64)
-    rank[np.argsort(seen_at, kind="stable")] = np.arange(len(unique))  # codes in the order first seen
-    surrogate = rank[inverse].astype(np.uint64)
-    ranked, start = [], 0
+    rank[np.argsort(seen_at, kind="stable")] = np.arange(len(unique))
+    ranked = []
     for k, scores, weight, window in lists:
-        ranked.append(Ranked(surrogate[start : start + len(k)], scores, weight, window))
-        start += len(k)
+        ranked.append(Ranked(rank[np.searchsorted(unique, k)].astype(np.uint64), scores, weight, window))
     order, fused_group = fusion.fuse(ranked)
     key_of = np.empty(len(unique), np.int64)
     key_of[rank] = unique
     kept_keys = key_of[order[skip : skip + n_groups].astype(np.int64)].tolist()
     wanted = {k: i for i, k in enumerate(kept_keys)}
     members: list[list[int]] = [[] for _ in kept_keys]
+    joins = _joins(row_ids, branches, per_group)
     for i, k in enumerate(row_keys.tolist()):
         j = wanted.get(k)
-        if j is not None and len(members[j]) < per_group:
+        if j is not None and len(members[j]) < per_group and (not members[j] or joins is None or joins[i]):
             members[j].append(i)
     kept_rows = [i for m in members for i in m]
     at_rows = np.asarray(kept_rows, np.int64)
@@ -169,6 +178,12 @@ def _fuse_codes(
         ranks,
         len(order),
     )
+
+
+def _joins(row_ids: np.ndarray, branches: Sequence[Ranked], per_group: int) -> np.ndarray | None:
+    """Which fused rows may follow their group's best row (:func:`hybrid.query.grouping.joining`: those
+    a branch's fusion counts); None with one row a group."""
+    return None if per_group == 1 else joining(row_ids, [b.ids[: b.counted()] for b in branches])
 
 
 def _no_marks(ids: np.ndarray) -> None:

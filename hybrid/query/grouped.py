@@ -28,13 +28,13 @@ if TYPE_CHECKING:
 def execute(q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Allowed | None, depth: int) -> pa.Table:
     """The best groups of the fused (and reranked) candidates, searching deeper while too few groups
     turn up and a branch had more to give (:mod:`hybrid.query.grouping`)."""
-    from hybrid.query.executor import _distances, _fused, _reranked, _rescored_rows, _run_branches
+    from hybrid.query.executor import _distances, _fused, _reranked, _rescored_rows, _run_branches, candidate_pool
 
     assert q.grouping is not None
     snap = view.snapshot
     key = grouping.key_column(q.grouping, snap)
     wanted = q.k + q.skip
-    depth = grouping.group_depth(depth, wanted, q.grouping.per_group)
+    depth = first_depth = grouping.group_depth(depth, wanted, q.grouping.per_group)
     by_groups = _fuses_groups(q, branches)
     rows: pa.Table | None = None
     ids: np.ndarray | None = None
@@ -49,17 +49,22 @@ def execute(q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Al
             continue
         ids, scores = _fused(q, view, branches, allowed)
         budget.check("fusion")
+        if q.reranker is not None or (q.functions and len(branches) == 1):  # rescored: the same rows on every page
+            n = candidate_pool(q, branches, wanted * q.grouping.per_group if depth == first_depth else depth)
+            ids, scores = ids[:n], scores[:n]
         rows = _reranked(q, snap, branches, ids, scores, keep=(key,)) if q.reranker is not None else None
         fast = None
         if rows is not None:
             rows = _rescored_rows(q, view, rows, branches)
             ids, scores = rows.column("_rowid").to_numpy(), rows.column("_score").to_numpy()
             keys = rows.column(key).to_pylist()
+            joins = None  # a reranker's candidates are the same on every page
         else:
             if q.functions:
                 r = scoring_functions.rescore(q.functions, view, ids, scores, _distances(q, branches))
                 ids, scores, extra = r.ids, r.scores, r.columns
-            fast = _group_by_codes(q, view, key, ids, scores)
+            joins = _joins(q, ids, branches)
+            fast = _group_by_codes(q, view, key, ids, scores, joins)
             keys = grouping.keys_of(view, key, ids) if fast is None else []
         if fast is not None:
             g = fast
@@ -76,6 +81,7 @@ def execute(q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Al
                 sizes=sizes,
                 weights=weights,
                 marked=title_rows.marks_of(view, ids),
+                joins=joins,
             )
         if not grouping.needs_more(g.n_groups, wanted, [len(b.ids) for b in branches], depth):
             break
@@ -86,7 +92,7 @@ def execute(q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Al
 
 
 def _group_by_codes(
-    q: Query, view: IndexedSnapshot, key: str, ids: np.ndarray, scores: np.ndarray
+    q: Query, view: IndexedSnapshot, key: str, ids: np.ndarray, scores: np.ndarray, joins: np.ndarray | None
 ) -> grouping.Grouped | None:
     """The candidates grouped in numpy (:func:`hybrid.query.grouping.group_codes`) where the group score
     is the best row's, the table has no title rows and the version's key codes are kept; else None."""
@@ -96,7 +102,17 @@ def _group_by_codes(
     codes = grouping.codes_of(view, key, ids)
     if codes is None:
         return None
-    return grouping.group_codes(ids, scores, codes, q.k, skip=q.skip, per_group=q.grouping.per_group)
+    return grouping.group_codes(ids, scores, codes, q.k, skip=q.skip, per_group=q.grouping.per_group, joins=joins)
+
+
+def _joins(q: Query, ids: np.ndarray, branches: list[Branch]) -> np.ndarray | None:
+    """Which candidates may follow their group's best row (:func:`hybrid.query.grouping.joining`);
+    None with one row a group."""
+    assert q.grouping is not None
+    if q.grouping.per_group == 1:
+        return None
+    window = fusion_window(q.depth)
+    return grouping.joining(ids, [b.ids[:window] for b in branches])
 
 
 def _may_return(q: Query, ids: np.ndarray, allowed: Allowed | None) -> np.ndarray:

@@ -48,7 +48,8 @@ MAX_DEPTH = 8_192
 @dataclass(frozen=True)
 class Grouping:
     """How a search groups: by `column` (None: the table's declared parent column), `per_group` rows
-    in each group, the group's score its best row's ("max"), the sum of its candidates' ("sum"),
+    in each group (its best, then others a branch's fusion window counts: :func:`joining`), the
+    group's score its best row's ("max"), the sum of its candidates' ("sum"),
     half its best row's plus half the mean over all its live rows ("max_mean", :func:`max_mean`), or
     the same with each row weighted by its text's length in the mean ("max_mean_len": a mean over
     the document's text, so a short tail chunk weighs what it holds).
@@ -102,18 +103,21 @@ def group(
     sizes: Sequence[float] | np.ndarray | None = None,
     weights: np.ndarray | None = None,
     marked: np.ndarray | None = None,
+    joins: np.ndarray | None = None,
 ) -> Grouped:
     """Groups `ids` (any order) by `keys` and keeps groups `skip`..`skip + n_groups`, each with its
     `per_group` best rows. A row whose key is null is a group of its own. Ties: the group whose
     best row comes first in `ids` first. `sizes` and `weights` (for "max_mean" and "max_mean_len",
     :func:`group_weights`): each row's group's total weight over its live rows, each row's weight.
-    `marked`: each row's title row flag (:mod:`hybrid.query.title_rows`; see :func:`rank_groups`)."""
+    `marked`: each row's title row flag (:mod:`hybrid.query.title_rows`; see :func:`rank_groups`).
+    `joins`: which rows may follow their group's best row (None: all; see :func:`joining`)."""
     groups, group_score = rank_groups(scores, keys, score, sizes, weights, marked)
     kept_rows: list[int] = []
     kept_scores: list[float] = []
     kept_ranks: list[int] = []
     for r in range(skip, min(len(groups), skip + n_groups)):
-        rows = groups[r][:per_group]
+        rows = groups[r] if joins is None else [groups[r][0], *(i for i in groups[r][1:] if joins[i])]
+        rows = rows[:per_group]
         kept_rows += rows
         kept_scores += [group_score[r]] * len(rows)
         kept_ranks += [r + 1] * len(rows)
@@ -134,7 +138,14 @@ def group(
 
 
 def group_codes(
-    ids: np.ndarray, scores: np.ndarray, codes: np.ndarray, n_groups: int, *, skip: int = 0, per_group: int = 1
+    ids: np.ndarray,
+    scores: np.ndarray,
+    codes: np.ndarray,
+    n_groups: int,
+    *,
+    skip: int = 0,
+    per_group: int = 1,
+    joins: np.ndarray | None = None,
 ) -> Grouped:
     """:func:`group` with best-row group scores ("max") and no title rows, over integer keys
     (:func:`codes_of`: -1 for a null key, a group of its own), in numpy: the same result, without a
@@ -153,12 +164,17 @@ def group_codes(
     if per_group == 1:
         taken = chosen
     else:
-        by_group = np.argsort(inverse, kind="stable")  # best row first within each group
-        starts = np.cumsum(np.bincount(inverse, minlength=len(unique))) - np.bincount(inverse, minlength=len(unique))
-        within = np.empty(n, np.int64)
-        within[by_group] = np.arange(n) - starts[inverse[by_group]]
-        kept = np.flatnonzero((place >= 0) & (within < per_group))
-        taken = kept[np.lexsort((within[kept], place[kept]))]
+        member = np.ones(n, bool) if joins is None else np.asarray(joins, bool)[order]
+        member[first] = True  # a group's best row always leads it
+        pos = np.flatnonzero(member)  # the rows that may be kept, in score order
+        group_of = inverse[pos]
+        by_group = np.argsort(group_of, kind="stable")  # best row first within each group
+        sizes = np.bincount(group_of, minlength=len(unique))
+        within = np.empty(len(pos), np.int64)
+        within[by_group] = np.arange(len(pos)) - (np.cumsum(sizes) - sizes)[group_of[by_group]]
+        at = place[pos]
+        kept = np.flatnonzero((at >= 0) & (within < per_group))
+        taken = pos[kept[np.lexsort((within[kept], at[kept]))]]
     rows = order[taken]
     group_place = place[taken]
     return Grouped(
@@ -168,6 +184,15 @@ def group_codes(
         (group_place + skip + 1).astype(np.int32),
         len(unique),
     )
+
+
+def joining(ids: np.ndarray, counted: Sequence[np.ndarray]) -> np.ndarray:
+    """Which of the candidates `ids` may follow their group's best row: those `counted` by a branch's
+    fusion (its first 50 results, or `.candidates(n)`). A deeper search (a later page) finds more of a
+    group's rows, none of them counted: so a group's rows are the same on every page."""
+    if not counted:
+        return np.zeros(len(ids), bool)
+    return np.isin(ids, np.concatenate([np.asarray(c, np.uint64) for c in counted]))
 
 
 def rank_groups(

@@ -16,7 +16,8 @@ After a walk every numpy or Arrow call and every further Python layer misses the
 filled, so this path has as few as it can. Its rows, scores, ranks and schema are those of the
 prepared plan (:mod:`hybrid.query.prepared`) and so of the general path; anything else (a time
 budget, a filter, a table with deleted, unindexed or title rows, strings or lists selected, fewer rows
-than the limit, a vector of another dimension, a walk that cannot fill the limit) returns None, and
+than the limit, a vector of another dimension, a walk that cannot fill the limit, equal distances
+among the nearest rows: the general path orders them by row id) returns None, and
 the executor answers, explains or raises as before.
 """
 
@@ -70,7 +71,7 @@ class FastPlan:
     """A plain vector query of one shape in one table version: the index, the depth of its walk, which
     of the hits are results, and the readers and result tables of their rows."""
 
-    __slots__ = ("at", "cells", "dim", "index", "k", "pack_into", "pool", "skip", "start", "tables", "walk")
+    __slots__ = ("at", "cells", "dim", "fetch", "index", "k", "pack_into", "pool", "skip", "start", "tables", "walk")
 
     def __init__(
         self,
@@ -85,7 +86,9 @@ class FastPlan:
         self.index = index
         self.dim = dim
         self.walk = walk
-        """How many nearest rows the walk returns (the general path's depth of a lone vector branch)."""
+        """How many nearest rows the query needs (the general path's depth of a lone vector branch)."""
+        self.fetch = min(walk + 1, index.count)
+        """... and one more, to see whether the last one ties with the next (then the general path answers)."""
         self.skip = skip
         self.k = k
         self.start, self.cells = cells
@@ -96,13 +99,14 @@ class FastPlan:
         """The result rows for the query vector `vec`, or None where the general path must answer."""
         if len(vec) != self.dim:
             return None  # the general path raises
-        found = self.index.nearest(vec, self.walk)
+        found = self.index.nearest(vec, self.fetch)
         if found is None or len(found[0]) < self.walk:  # the general path then searches exactly
             return None
         ids, dist = found
-        if self.walk != self.k:
-            skip = self.skip
-            ids, dist = ids[skip : skip + self.k], dist[skip : skip + self.k]
+        if len(set(dist)) < len(dist):  # equal distances: the general path orders them by row id
+            return None
+        skip = self.skip
+        ids, dist = ids[skip : skip + self.k], dist[skip : skip + self.k]
         start = self.start
         offsets = [r - start for r in ids] if start else ids
         values: list[float] = list(ids)
@@ -155,7 +159,7 @@ def make(q: Query, view: IndexedSnapshot) -> FastPlan | None:
     walk = want if q.depth is None else max(q.depth, want)
     if walk > index.count or want > base.live:
         return None  # fewer rows than the walk's depth or the limit: the general path clips them
-    if max(base.ef, walk) != max(index.ef_search, walk):
+    if max(base.ef, walk + 1) != max(index.ef_search, walk + 1):
         return None  # another ef than the index's own: searched with it by the general path
     cells = reader.cells
     layout = single.result_layout(reader.schema, "vector", k)

@@ -101,6 +101,11 @@ def answer(q: Query, view: IndexedSnapshot) -> pa.Table | None:
     return rows(q, plan, q.vectors[0][1], want if q.depth is None else max(q.depth, want))
 
 
+def _tied(distances: list[float]) -> bool:
+    """Whether two of the (ascending) `distances` are equal."""
+    return any(a == b for a, b in zip(distances, distances[1:]))
+
+
 def _make(q: Query, view: IndexedSnapshot, column: str | None) -> VectorPlan | None:
     snap = view.snapshot
     try:
@@ -121,25 +126,26 @@ def _make(q: Query, view: IndexedSnapshot, column: str | None) -> VectorPlan | N
 
 def rows(q: Query, plan: VectorPlan, vec: np.ndarray, depth: int) -> pa.Table | None:
     """The result rows of `q` by `plan` from the index's nearest `depth`, or None where the general
-    path must answer: a vector of another dimension (it raises), or a graph walk that could not fill
-    the depth (it searches exactly)."""
+    path must answer: a vector of another dimension (it raises), a graph walk that could not fill
+    the depth (it searches exactly), or equal distances among the nearest `depth` + 1 (it orders
+    tied rows by row id, all of them fetched)."""
     if len(vec) != plan.dim:
         return None
     spent = budget.current()  # None without a time budget: no checks to make
     if spent is not None:
         spent.check("the vector branch")
     index = plan.index
-    k = min(depth, index.count)
+    k = min(depth + 1, index.count)  # one more: a row tied with the last is for the general path
     if k > 0 and type(index) is VectorIndex and max(plan.ef, k) == max(index.ef_search, k):
         found = index.nearest(vec, k)  # the hits as Python lists: no numpy call after the walk
-        if found is None or len(found[0]) < min(depth, plan.live):
+        if found is None or len(found[0]) < min(depth, plan.live) or _tied(found[1]):
             return None
         if spent is not None:
             spent.check("reading the result rows")
         end = q.skip + q.k
         return single.listed(plan.reader, "vector", found[0][q.skip : end], found[1][q.skip : end], q.skip + 1)
-    ids, d = index.search(vec, depth, ef=plan.ef)
-    if len(ids) < min(depth, plan.live):
+    ids, d = index.search(vec, k, ef=plan.ef)
+    if len(ids) < min(depth, plan.live) or (len(d) > 1 and bool(np.any(d[1:] == d[:-1]))):
         return None
     budget.check("reading the result rows")
     end = q.skip + q.k

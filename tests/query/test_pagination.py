@@ -90,3 +90,127 @@ def test_results_past_the_window_score_nothing_and_keep_their_rank_order() -> No
     # both branches searched less deep (as for an earlier page): the same order as far as it goes
     shallow = Linear(alpha=0.5).fuse([Ranked(r.ids[:3], r.scores[:3], window=2) for r in (a, b)])
     assert shallow[0].tolist() == order.tolist()[: len(shallow[0])]
+
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory: pytest.TempPathFactory) -> hybrid.Table:
+    """A table where every vector is shared by four rows (a corpus with duplicate chunks), with an
+    HNSW index, so equal distances meet every page boundary."""
+    rng = np.random.default_rng(21)
+    base = rng.normal(size=(100, 8)).astype(np.float32)
+    rows = [
+        {
+            "id": i,
+            "doc": f"d{i // 3}",
+            "age": i % 37,
+            "text": " ".join(rng.choice(WORDS, 4).tolist()),
+            "vector": base[i % 100],
+        }
+        for i in range(400)
+    ]
+    t = hybrid.connect(tmp_path_factory.mktemp("twins"), upkeep=None).create_table("t", rows)
+    t.create_fts_index("text")
+    t.create_vector_index("vector")
+    return t
+
+
+@pytest.mark.parametrize("indexed", [True, False])
+def test_pages_of_a_vector_query_agree_when_distances_tie(twins: hybrid.Table, indexed: bool) -> None:
+    """Rows at an equal distance come in row id order, and a page boundary inside a run of them keeps
+    the rows of the smallest ids, so the next page starts where the last one ended."""
+    vectors = np.random.default_rng(8).normal(size=(5, 8)).astype(np.float32)
+    for v in vectors:
+        q = twins.search(v, query_type="vector") if indexed else twins.search(v, query_type="vector").ef_search(400)
+        whole = q.limit(36).to_arrow()
+        distances, ids = whole.column("_distance").to_pylist(), whole.column("id").to_pylist()
+        assert list(zip(distances, ids)) == sorted(zip(distances, ids))  # ties in row id order
+        pages = [i for p in range(6) for i in _ids(q.offset(6 * p).limit(6))]
+        assert pages == ids
+
+
+def test_a_reranker_rescores_the_same_candidates_on_every_page(twins: hybrid.Table) -> None:
+    """It sees the rows of each branch's first 50 (`.candidates`) whatever the page, so its pages
+    agree, ties too."""
+    from hybrid.rerankers import CallableReranker
+
+    seen: list[int] = []
+
+    def words_in_common(query: str, texts: list[str]) -> list[float]:
+        seen.append(len(texts))
+        return [float(len(set(query.split()) & set(t.split()))) for t in texts]
+
+    vector = np.random.default_rng(10).normal(size=8).astype(np.float32)
+    q = twins.search("river bank loan", query_type="hybrid").vector(vector, column="vector")
+    q = q.rerank(CallableReranker(words_in_common, name="overlap"))
+    whole = _ids(q.limit(40))
+    assert WINDOW < seen[0] <= 2 * WINDOW  # the union of the two windows
+    assert [i for p in range(4) for i in _ids(q.offset(10 * p).limit(10))] == whole
+    assert seen == seen[:1] * 5
+    assert len(_ids(q.limit(150))) == 150 and seen[-1] == 150  # a page past them: as many as it needs
+    assert _ids(q.candidates(20).limit(5)) and 20 < seen[-1] <= 40
+
+
+@pytest.mark.parametrize("fuse", ["rows", "groups"])
+def test_pages_of_groups_with_several_rows_each_agree(table: hybrid.Table, fuse: str) -> None:
+    """A group's rows after its best come from each branch's fusion window only: a deeper search (a
+    later page) finds more of its rows, but they would count nothing, so the groups do not change."""
+    vector = np.random.default_rng(6).normal(size=12).astype(np.float32)
+    for text in ["river bank", "money credit", "fish"]:
+        q = table.search(text, query_type="hybrid").vector(vector, column="vector")
+        q = q.group_by("doc", per_group=3, fuse=fuse)  # type: ignore[arg-type]
+        rows = lambda x: [(r["id"], r["doc"]) for r in x.select(["id", "doc"]).to_arrow().to_pylist()]  # noqa: E731
+        whole = rows(q.limit(30))
+        assert [r for p in range(3) for r in rows(q.offset(10 * p).limit(10))] == whole
+        assert max(sum(r[1] == d for r in whole) for d in {r[1] for r in whole}) > 1  # groups of several
+
+
+def test_top_k_keeps_the_smallest_ids_of_the_rows_tied_at_the_cut() -> None:
+    from hybrid.index.vector import top_k
+
+    ids = np.array([9, 4, 7, 1, 8, 3], np.uint64)
+    dist = np.array([0.5, 0.2, 0.5, 0.5, 0.1, 0.5], np.float32)
+    for k in range(1, 7):
+        got, d = top_k(ids, dist, k)
+        assert got.tolist() == [8, 4, 1, 3, 7, 9][:k] and d.tolist() == sorted(dist.tolist())[:k]
+    assert top_k(ids, dist, 0)[0].tolist() == []
+
+
+@pytest.mark.parametrize("query_type", ["fts", "vector"])
+def test_pages_of_a_lone_branch_with_score_functions_agree(twins: hybrid.Table, query_type: str) -> None:
+    """A lone branch has no fusion window: its score functions rescore the same first 50 on every page."""
+    vector = np.random.default_rng(12).normal(size=8).astype(np.float32)
+    q = twins.search("river bank money" if query_type == "fts" else vector, query_type=query_type)
+    q = q.decay("age", scale=10, origin=0)
+    whole = _ids(q.limit(40))
+    assert [i for p in range(4) for i in _ids(q.offset(10 * p).limit(10))] == whole
+
+
+@pytest.fixture(scope="module")
+def weak_graph(tmp_path_factory: pytest.TempPathFactory) -> hybrid.Table:
+    """A sparse graph searched shallowly: a deeper walk finds rows a shallower one missed."""
+    rng = np.random.default_rng(31)
+    rows = [
+        {
+            "id": i,
+            "doc": f"d{i // 3}",
+            "text": " ".join(rng.choice(WORDS, 4).tolist()),
+            "vector": rng.normal(size=16).astype(np.float32),
+        }
+        for i in range(3000)
+    ]
+    t = hybrid.connect(tmp_path_factory.mktemp("weak"), upkeep=None).create_table("t", rows)
+    t.create_fts_index("text")
+    t.create_vector_index("vector", m=4, ef_construction=16, ef_search=10)
+    return t
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_deep_pages_on_an_approximate_graph_agree(weak_graph: hybrid.Table, grouped: bool) -> None:
+    """Each branch's counted rows come from the same walk on every page, and deeper rows from walks of
+    fixed depths (4x a time), so a later page's longer list starts with an earlier page's."""
+    vectors = np.random.default_rng(13).normal(size=(4, 16)).astype(np.float32)
+    for v, text in zip(vectors, ["river bank", "money rate", "fish boat", "credit"]):
+        q = weak_graph.search(text, query_type="hybrid").vector(v, column="vector")
+        q = q.group_by("doc", per_group=2) if grouped else q
+        whole = _ids(q.limit(80))
+        assert [i for p in range(8) for i in _ids(q.offset(10 * p).limit(10))] == whole
