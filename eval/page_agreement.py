@@ -3,13 +3,15 @@
 
 A table of a judged collection through the public API (the embedder ``hybrid eval`` picks, an HNSW
 index, the default full-text index), with two columns made from each document's place in the
-corpus: ``parent`` (four documents a parent, for grouping) and ``age`` (a number, for decay). For
+corpus: ``parent`` (four documents a parent, declared as the chunk layout's parent, for grouping and
+expansion) and ``age`` (a number, for decay). For
 each of the first ``--questions`` questions and each query shape below, the query read as
 ``--pages`` pages of 10 (``offset(10 * p).limit(10)``) and as one ``limit(10 * pages)`` result.
 Counted per shape: questions whose pages differ from the one result, and whose pages show a row
 twice. Shapes: the default hybrid; vector alone; full text with a decay; vector with a decay;
 hybrid reranked (a word-overlap reranker: many ties); hybrid grouped by parent with two rows a group
-(rows fused, and each branch grouped first); vector grouped the same way.
+(rows fused, and each branch grouped first); vector grouped the same way; hybrid expanded to each
+hit's neighbours, and to its whole parent.
 
     python eval/page_agreement.py --collection xquad-r/en --name page_agreement_s40
 
@@ -60,6 +62,8 @@ def shapes(table: Any) -> dict[str, Callable[[str], Any]]:
         "vector + group_by (2 a group)": lambda text: table.search(text, query_type="vector").group_by(
             "parent", per_group=2
         ),
+        "hybrid + expand(neighbours=1)": lambda text: table.search(text).expand(neighbours=1),
+        "hybrid + expand(parent=True)": lambda text: table.search(text).expand(parent=True),
     }
 
 
@@ -92,6 +96,7 @@ def main() -> None:
         table = connect(tmp).create_table("docs", rows, embedding={"vector": ("content", embedder)})
         table.create_fts_index("content")
         table.create_vector_index("vector")
+        table.set_chunking(parent="parent")
         embed_questions(embedder, questions)
         found = {name: count(make, questions, args.pages) for name, make in shapes(table).items()}
     report = {

@@ -514,8 +514,8 @@ def _execute(q: Query, view: IndexedSnapshot | None) -> pa.Table:
         raise ValueError("pin() cannot be combined with group_by() or rerank()")
     if q.examples is not None:
         q = like.resolve(q, view, _fts_entry(q, view))
-    known: list[expansion.Plan] = []
-    rows = _search(q, view, known)
+    handoff = expansion.Handoff()
+    rows = _search(q, view, handoff)
     if q.highlighting is not None:
         budget.check("highlighting")
         text = _query_text(q)
@@ -524,7 +524,7 @@ def _execute(q: Query, view: IndexedSnapshot | None) -> pa.Table:
         rows = highlight.add_highlights(rows, view, text, q.highlighting, _fts_entry(q, view))
     if q.expansion is not None:
         budget.check("expansion")
-        rows = expansion.expand(rows, view, q.expansion, known[0] if known else None)
+        rows = expansion.expand(rows, view, q.expansion, handoff.plan, handoff.above)
     return rows
 
 
@@ -538,8 +538,9 @@ def _fts_entry(q: Query, view: IndexedSnapshot) -> IndexEntry | None:
     return fts[0] if len(fts) == 1 else None
 
 
-def _search(q: Query, view: IndexedSnapshot, known: list[expansion.Plan]) -> pa.Table:
-    """The hits; `known` receives the expansion's plan, with the texts read with the hits."""
+def _search(q: Query, view: IndexedSnapshot, handoff: expansion.Handoff) -> pa.Table:
+    """The hits; `handoff` receives what the expansion needs: its plan, with the texts read with the
+    hits, and the hits ranked above them (a page's expansion leaves out what an earlier page showed)."""
     snap = view.snapshot
     budget.check("planning")
     branches = _plan(q, view)  # embeds the query text
@@ -551,13 +552,18 @@ def _search(q: Query, view: IndexedSnapshot, known: list[expansion.Plan]) -> pa.
     _run_branches(q, view, branches, allowed, depth, flat=True)
     if single.applies(q, branches):  # its list is the ranking: no fusion, no matching of ranks
         budget.check("reading the result rows")
-        return single.rows(q, view, branches[0], _results_kept(q, branches[0].ids, allowed))
+        keep = _results_kept(q, branches[0].ids, allowed)
+        if q.expansion is not None and q.skip:
+            handoff.above = branches[0].ids[: q.skip] if keep is None else branches[0].ids[keep][: q.skip]
+        return single.rows(q, view, branches[0], keep)
     fused_ids, fused_scores = _fused(q, view, branches, allowed)
     budget.check("fusion")
     if q.reranker is not None:
         n = candidate_pool(q, branches, q.k + q.skip)
-        rows = _reranked(q, snap, branches, fused_ids[:n], fused_scores[:n])
-        return _rescored_rows(q, view, rows, branches).slice(q.skip, q.k)
+        rows = _rescored_rows(q, view, _reranked(q, snap, branches, fused_ids[:n], fused_scores[:n]), branches)
+        if q.expansion is not None and q.skip:
+            handoff.above = rows.column("_rowid").to_numpy()[: q.skip]
+        return rows.slice(q.skip, q.k)
     extra: dict[str, np.ndarray] = {}
     if q.functions:
         if len(branches) == 1:
@@ -570,14 +576,16 @@ def _search(q: Query, view: IndexedSnapshot, known: list[expansion.Plan]) -> pa.
     pool, scores = fused_ids[q.skip : q.skip + q.k], fused_scores[q.skip : q.skip + q.k]
     columns = list(q.columns) if q.columns is not None else list(snap.schema.names)
     budget.check("reading the result rows")
+    if q.expansion is not None and q.skip:
+        handoff.above = fused_ids[: q.skip]
     if q.expansion is not None and not q.expansion.parent:  # the neighbours' texts in the same read
-        planned = expansion.plan(view, q.expansion, pool)
+        planned = expansion.plan(view, q.expansion, pool, handoff.above)
         text = planned.layout.text
         read = np.concatenate([pool, planned.neighbours()])
         both = snap.take(read, list(dict.fromkeys([*columns, text])))
         taken = both.slice(0, len(pool)).select(list(dict.fromkeys(["_rowid", *columns])))
         planned.texts.update(zip(read.tolist(), both.column(text).to_pylist()))
-        known.append(planned)
+        handoff.plan = planned
         rows = _with_result_columns(taken, pool, scores, branches)
     else:
         reader = single.row_reader(view, q.columns)  # snap.take, planned once per version

@@ -2,10 +2,12 @@
 
 ``.expand(neighbours=n)`` joins each hit with the `n` live chunks before and after it in
 its document (by the declared position, else in the order the rows were added; a deleted
-chunk is passed over, so the nearest live ones are taken); hits of one document whose
-windows touch or overlap become one passage, kept on the best of them (the others leave
-the results). ``.expand(parent=True)`` returns each hit's whole document once: the text
-from the declared parent table, or its live chunks joined in order. Chunks that repeat
+chunk is passed over, so the nearest live ones are taken); a hit whose window touches or
+overlaps the passage of a better hit of its document joins it, and leaves the results (a
+page's hit that joins a passage of an earlier page's hit too: so the pages of a query show
+what one longer result shows). ``.expand(parent=True)`` returns each hit's whole document
+once (on the page of its best hit): the text from the declared parent table, or its live
+chunks joined in order. Chunks that repeat
 the end of the previous one (an ingest overlap) are joined without the repetition. Title rows
 (:mod:`hybrid.query.title_rows`) are passed over: a title row hit stands alone.
 
@@ -201,25 +203,43 @@ class Plan:
         return np.asarray(sorted(wanted), np.uint64)
 
 
-def plan(view: IndexedSnapshot, expansion: Expansion, ids: np.ndarray) -> Plan:
-    """The neighbour expansion of hits `ids` (best first), its texts not yet read."""
+@dataclass
+class Handoff:
+    """What a search hands the expansion of its rows: the :func:`plan` made with them (the
+    neighbours' texts read with the hits), and the row ids of the hits ranked above them (an
+    earlier page's), best first."""
+
+    plan: Plan | None = None
+    above: np.ndarray | None = None
+
+
+def plan(view: IndexedSnapshot, expansion: Expansion, ids: np.ndarray, above: np.ndarray | None = None) -> Plan:
+    """The neighbour expansion of hits `ids` (best first) below the hits `above`, its texts not yet read."""
     layout = layout_of(view, expansion)
     cmap = chunk_map(view, layout)
-    return Plan(layout, cmap, ids, _passages(cmap, cmap.place(ids), expansion.neighbours))
+    higher = None if above is None or not len(above) else cmap.place(above)
+    return Plan(layout, cmap, ids, _passages(cmap, cmap.place(ids), expansion.neighbours, higher))
 
 
-def expand(rows: pa.Table, view: IndexedSnapshot, expansion: Expansion, planned: Plan | None = None) -> pa.Table:
-    """`rows` (search results, best first) with the context columns; hits merged into a better hit's
-    passage are left out. `planned`: the :func:`plan` of these rows, with texts already read."""
+def expand(
+    rows: pa.Table,
+    view: IndexedSnapshot,
+    expansion: Expansion,
+    planned: Plan | None = None,
+    above: np.ndarray | None = None,
+) -> pa.Table:
+    """`rows` (search results, best first) with the context columns; hits joined into a better hit's
+    passage are left out. `planned`: the :func:`plan` of these rows, with texts already read;
+    `above`: the row ids of the hits ranked above these (an earlier page's)."""
     layout = layout_of(view, expansion)
     if rows.num_rows == 0:
         return _with_columns(rows, [], [], [], [])
     ids = rows.column("_rowid").to_numpy()
     if expansion.parent:
         cmap = chunk_map(view, layout)
-        return _parents(rows, view, layout, cmap, ids, cmap.place(ids))
+        return _parents(rows, view, layout, cmap, ids, cmap.place(ids), above)
     if planned is None or not np.array_equal(planned.ids, ids):
-        planned = plan(view, expansion, ids)
+        planned = plan(view, expansion, ids, above)
     kept = sorted(planned.passages)
     windows = planned.windows
     texts = planned.texts
@@ -248,33 +268,46 @@ def _rows_at(rows: pa.Table, kept: list[int]) -> pa.Table:
     return rows.take(pa.array(kept, pa.int64()))
 
 
-def _passages(cmap: ChunkMap, places: np.ndarray, n: int) -> dict[int, tuple[tuple[int, int], list[int]]]:
-    """For each hit that keeps a passage: its window of places and the hits it holds (its own first)."""
-    clusters: dict[int, list[tuple[int, int, int]]] = {}  # parent slice start -> (first, last, hit)
-    alone: list[int] = []
-    live = places >= 0
+def _passages(
+    cmap: ChunkMap, places: np.ndarray, n: int, above: np.ndarray | None = None
+) -> dict[int, tuple[tuple[int, int], list[int]]]:
+    """For each hit that keeps a passage: its window of places and the hits it holds (its own first).
+    Hits in rank order, those `above` (places of better hits, an earlier page's) first: a hit whose
+    window touches or overlaps a passage of its document made so far joins the best such passage,
+    else it makes its own. A hit's fate depends on the better hits alone, never on worse ones, so a
+    page keeps the hits a longer result keeps."""
+    runs: dict[int, list[list[int]]] = {}  # parent slice start -> [lo, hi, owner] (owner -1: a hit above)
+    held: dict[int, list[int]] = {}
+    passages: dict[int, tuple[tuple[int, int], list[int]]] = {}
+    higher = above if above is not None else np.empty(0, np.int64)
+    every = np.concatenate([higher, places])
+    live = every >= 0
     starts: list[int] = []
     ends: list[int] = []
     if len(cmap.starts):  # (junk where not live)
-        starts, ends = cmap.starts[places].tolist(), cmap.ends[places].tolist()
-    for i, (p, is_live) in enumerate(zip(places.tolist(), live.tolist())):
+        starts, ends = cmap.starts[every].tolist(), cmap.ends[every].tolist()
+    for j, (p, is_live) in enumerate(zip(every.tolist(), live.tolist())):
+        i = j - len(higher)  # a hit of these rows when >= 0
         if not is_live:  # not a live chunk of this version: the hit alone
-            alone.append(i)
+            if i >= 0:
+                passages[i] = ((-1, -1), [i])
             continue
-        lo, hi = starts[i], ends[i]
-        clusters.setdefault(lo, []).append((max(lo, p - n), min(hi - 1, p + n), i))
-    passages: dict[int, tuple[tuple[int, int], list[int]]] = {i: ((-1, -1), [i]) for i in alone}
-    for windows in clusters.values():
-        windows.sort()
-        run_lo, run_hi, run_hits = windows[0][0], windows[0][1], [windows[0][2]]
-        for lo, hi, i in [*windows[1:], (10**18, 10**18, -1)]:
-            if lo <= run_hi + 1:  # touches or overlaps: one passage
-                run_hi, run_hits = max(run_hi, hi), [*run_hits, i]
-                continue
-            owner = min(run_hits)
-            passages[owner] = ((run_lo, run_hi), sorted(run_hits, key=lambda h: (h != owner, h)))
-            run_lo, run_hi, run_hits = lo, hi, [i]
-    return passages
+        lo, hi = max(starts[j], p - n), min(ends[j] - 1, p + n)
+        found = runs.setdefault(starts[j], [])
+        run = next((r for r in found if lo <= r[1] + 1 and r[0] <= hi + 1), None)  # touches or overlaps
+        if run is None:
+            found.append([lo, hi, i])
+            if i >= 0:
+                held[i] = [i]
+            continue
+        run[0], run[1] = min(run[0], lo), max(run[1], hi)
+        if run[2] >= 0:
+            held[run[2]].append(i)
+    for found in runs.values():
+        for lo, hi, owner in found:
+            if owner >= 0:
+                passages[owner] = ((lo, hi), held[owner])
+    return dict(sorted(passages.items()))
 
 
 def _window_ids(
@@ -300,15 +333,27 @@ def _window_ids(
 
 
 def _parents(
-    rows: pa.Table, view: IndexedSnapshot, layout: ChunkLayout, cmap: ChunkMap, ids: np.ndarray, places: np.ndarray
+    rows: pa.Table,
+    view: IndexedSnapshot,
+    layout: ChunkLayout,
+    cmap: ChunkMap,
+    ids: np.ndarray,
+    places: np.ndarray,
+    above: np.ndarray | None = None,
 ) -> pa.Table:
-    """One passage per document: the first (best) hit of each keeps it, with every hit's span marked."""
+    """One passage per document: the first (best) hit of each keeps it, with every hit's span marked;
+    a document of a hit `above` (an earlier page's) was shown there: its hits here leave."""
     snap = view.snapshot
     keys = snap.take(ids, [layout.parent, layout.text])
     parents, hit_texts = keys.column(layout.parent).to_pylist(), keys.column(layout.text).to_pylist()
+    shown = set()
+    if above is not None and len(above):
+        shown = set(snap.take(above, [layout.parent]).column(layout.parent).to_pylist())
     first: dict[Any, int] = {}
     hits_of: dict[int, list[int]] = {}
     for i, key in enumerate(parents):
+        if key is not None and key in shown:
+            continue
         owner = first.setdefault(("\0row", i) if key is None else key, i)
         hits_of.setdefault(owner, []).append(i)
     kept = sorted(hits_of)

@@ -260,9 +260,10 @@ class Query:
 
     def expand(self, neighbours: int = 0, parent: bool = False) -> Query:
         """Grow each hit into a passage for a prompt, in ``_context``: with `neighbours`, the hit and the
-        `neighbours` live chunks before and after it in its document (hits whose passages touch are
-        merged into the best one's, and the others leave the results); with `parent`, the whole
-        document once (from the declared parent table, or its chunks joined). ``_context_spans``
+        `neighbours` live chunks before and after it in its document (a hit whose window touches a
+        better hit's passage joins it and leaves the results, also when that hit is on an earlier
+        page); with `parent`, the whole document once, on the page of its best hit (from the
+        declared parent table, or its chunks joined). ``_context_spans``
         marks where the hits lie in it. Needs :meth:`hybrid.Table.set_chunking`.
 
         >>> import hybrid, tempfile

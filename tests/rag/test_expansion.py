@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import hybrid
@@ -151,3 +152,44 @@ def test_the_kept_rows_are_those_a_take_gives(kept: list[int]) -> None:
 
     rows = pa.table({"_rowid": pa.array([7, 3, 9, 1], pa.uint64()), "text": ["a", "b", "c", "d"]})
     assert _rows_at(rows, kept).equals(rows.take(pa.array(kept, pa.int64())))
+
+
+def _chunk_map(parents: list[int]) -> Any:
+    """A chunk map of consecutive places, `parents[d]` chunks in document d."""
+    from hybrid.query.expansion import ChunkMap
+
+    starts = np.concatenate([np.full(n, sum(parents[:d])) for d, n in enumerate(parents)]).astype(np.int64)
+    ends = np.concatenate([np.full(n, sum(parents[: d + 1])) for d, n in enumerate(parents)]).astype(np.int64)
+    ids = np.arange(len(starts), dtype=np.uint64)
+    return ChunkMap(ids, {}, starts, ends, np.arange(len(ids)), ids)
+
+
+def test_a_hit_joins_the_best_passage_it_touches_and_never_merges_two() -> None:
+    """Hits in rank order: 0 at place 0 and 1 at place 6 make passages; 2 at place 3 touches both and
+    joins the better one's; 3 in another document stands alone."""
+    from hybrid.query.expansion import _passages
+
+    cmap = _chunk_map([10, 4])
+    found = _passages(cmap, np.array([0, 6, 3, 11]), n=2)
+    assert found == {0: ((0, 5), [0, 2]), 1: ((4, 8), [1]), 3: ((10, 13), [3])}
+    # hits ranked above (an earlier page's) take theirs first: a hit joining one of theirs leaves
+    later = _passages(cmap, np.array([3, 11]), n=2, above=np.array([0, 6]))
+    assert later == {1: ((10, 13), [1])}
+
+
+@pytest.mark.parametrize("parent", [False, True])
+def test_pages_of_an_expanded_search_keep_what_one_longer_result_keeps(tmp_path: Path, parent: bool) -> None:
+    """A page's hit whose passage (or document) an earlier page's hit shows leaves, as in one result."""
+    rows = [
+        {"doc": f"d{d}", "n": n, "text": f"w{(d * 7 + n) % 5} x{n % 3} u{d}{n}"} for d in range(12) for n in range(8)
+    ]
+    t = hybrid.connect(tmp_path / "db", upkeep=None).create_table("c", rows)
+    t.create_fts_index("text")
+    t.set_chunking(parent="doc", position="n")
+    for text in ["w1 x2", "w3", "x0 w4 w2"]:
+        q = t.search(text).expand(parent=True) if parent else t.search(text).expand(neighbours=1)
+        ids = lambda x: x.select(["doc", "n"]).to_arrow().column("_rowid").to_pylist()  # noqa: E731
+        whole = ids(q.limit(30))
+        paged = [i for p in range(10) for i in ids(q.offset(3 * p).limit(3))]
+        assert paged == whole and len(set(paged)) == len(paged)
+        assert len(whole) < 30  # some hits joined a better one
