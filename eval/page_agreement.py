@@ -20,12 +20,10 @@ Writes eval/results/<name>.md and .json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,12 +31,10 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench.frame import RESULTS_DIR, git_info, write_results  # noqa: E402
-from peer_lancedb import default_data  # noqa: E402
+from bench.frame import RESULTS_DIR, write_results  # noqa: E402
+from pagination import arguments, collection_of, report_head  # noqa: E402
 
 from hybrid import connect  # noqa: E402
-from hybrid.embedders.auto import embedder_for  # noqa: E402
-from hybrid.eval import load_beir  # noqa: E402
 from hybrid.eval.query_vectors import embed_questions  # noqa: E402
 from hybrid.rerankers import CallableReranker  # noqa: E402
 
@@ -81,16 +77,8 @@ def count(make: Callable[[str], Any], questions: list[str], pages: int) -> dict[
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, default=default_data())
-    ap.add_argument("--collection", default="xquad-r/en")
-    ap.add_argument("--questions", type=int, default=200)
-    ap.add_argument("--pages", type=int, default=4)
-    ap.add_argument("--name", default="page_agreement")
-    args = ap.parse_args()
-    coll = load_beir(args.data / args.collection)
-    embedder = embedder_for(d["text"] for d in coll.corpus.values())
-    questions = list(coll.judged_queries.values())[: args.questions]
+    args = arguments(__doc__.split("\n")[0], "xquad-r/en", 200, "page_agreement")
+    coll, embedder, questions = collection_of(args)
     rows = [{**d, "parent": f"p{i // 4}", "age": i % 97} for i, d in enumerate(coll.documents())]
     with tempfile.TemporaryDirectory() as tmp:
         table = connect(tmp).create_table("docs", rows, embedding={"vector": ("content", embedder)})
@@ -99,16 +87,7 @@ def main() -> None:
         table.set_chunking(parent="parent")
         embed_questions(embedder, questions)
         found = {name: count(make, questions, args.pages) for name, make in shapes(table).items()}
-    report = {
-        "command": " ".join(["python eval/page_agreement.py", *sys.argv[1:]]).replace(str(args.data), "<data>"),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "git": str((git_info() or {}).get("commit", "unknown"))[:12],
-        "collection": args.collection,
-        "embedder": embedder.name,
-        "questions": len(questions),
-        "pages": args.pages,
-        "shapes": found,
-    }
+    report = {**report_head("eval/page_agreement.py", args, embedder, questions), "shapes": found}
     lines = [
         f"# Pages of each kind of query ({args.collection})",
         "",

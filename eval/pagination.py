@@ -34,7 +34,9 @@ from peer_lancedb import default_data  # noqa: E402
 
 from hybrid import connect  # noqa: E402
 from hybrid.embedders.auto import embedder_for  # noqa: E402
+from hybrid.embedders.base import Embedder  # noqa: E402
 from hybrid.eval import load_beir  # noqa: E402
+from hybrid.eval.collection import Collection  # noqa: E402
 from hybrid.eval.query_vectors import embed_questions  # noqa: E402
 from hybrid.eval.runs import build_table  # noqa: E402
 from hybrid.query import executor  # noqa: E402
@@ -55,17 +57,40 @@ def count(table: Any, questions: list[str], pages: int) -> dict[str, int]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(description: str, collection: str, questions: int, name: str) -> argparse.Namespace:
+    """The command line of a pages check: data folder, collection, questions, pages, results name."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--data", type=Path, default=default_data())
-    ap.add_argument("--collection", default="xquad-r/de")
-    ap.add_argument("--questions", type=int, default=300)
+    ap.add_argument("--collection", default=collection)
+    ap.add_argument("--questions", type=int, default=questions)
     ap.add_argument("--pages", type=int, default=4)
-    ap.add_argument("--name", default="pagination")
-    args = ap.parse_args()
+    ap.add_argument("--name", default=name)
+    return ap.parse_args()
+
+
+def collection_of(args: argparse.Namespace) -> tuple[Collection, Embedder, list[str]]:
+    """The judged collection, the embedder ``hybrid eval`` picks for it, and its first questions."""
     coll = load_beir(args.data / args.collection)
     embedder = embedder_for(d["text"] for d in coll.corpus.values())
-    questions = list(coll.judged_queries.values())[: args.questions]
+    return coll, embedder, list(coll.judged_queries.values())[: args.questions]
+
+
+def report_head(script: str, args: argparse.Namespace, embedder: Embedder, questions: list[str]) -> dict[str, Any]:
+    """What a pages check's results file starts with: the command (no machine path), date, code, setup."""
+    return {
+        "command": " ".join([f"python {script}", *sys.argv[1:]]).replace(str(args.data), "<data>"),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "git": str((git_info() or {}).get("commit", "unknown"))[:12],
+        "collection": args.collection,
+        "embedder": embedder.name,
+        "questions": len(questions),
+        "pages": args.pages,
+    }
+
+
+def main() -> None:
+    args = arguments(__doc__.split("\n")[0], "xquad-r/de", 300, "pagination")
+    coll, embedder, questions = collection_of(args)
     with tempfile.TemporaryDirectory() as tmp:
         table = build_table(connect(tmp), coll, embedders={"vector": embedder}, fts={"bm25": {}})
         embed_questions(embedder, questions)
@@ -73,13 +98,7 @@ def main() -> None:
         with mock.patch.object(executor, "fusion_window", lambda candidates: None):
             every = count(table, questions, args.pages)
     report = {
-        "command": " ".join(["python eval/pagination.py", *sys.argv[1:]]).replace(str(args.data), "<data>"),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "git": str((git_info() or {}).get("commit", "unknown"))[:12],
-        "collection": args.collection,
-        "embedder": embedder.name,
-        "questions": len(questions),
-        "pages": args.pages,
+        **report_head("eval/pagination.py", args, embedder, questions),
         "fixed_window": fixed,
         "every_candidate": every,
     }
