@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -559,7 +559,7 @@ def _search(q: Query, view: IndexedSnapshot, handoff: expansion.Handoff) -> pa.T
     fused_ids, fused_scores = _fused(q, view, branches, allowed)
     budget.check("fusion")
     if q.reranker is not None:
-        n = candidate_pool(q, branches, q.k + q.skip)
+        n = candidate_pool(q.depth, branches, q.k + q.skip)
         rows = _rescored_rows(q, view, _reranked(q, snap, branches, fused_ids[:n], fused_scores[:n]), branches)
         if q.expansion is not None and q.skip:
             handoff.above = rows.column("_rowid").to_numpy()[: q.skip]
@@ -567,7 +567,7 @@ def _search(q: Query, view: IndexedSnapshot, handoff: expansion.Handoff) -> pa.T
     extra: dict[str, np.ndarray] = {}
     if q.functions:
         if len(branches) == 1:
-            n = candidate_pool(q, branches, q.k + q.skip)
+            n = candidate_pool(q.depth, branches, q.k + q.skip)
             fused_ids, fused_scores = fused_ids[:n], fused_scores[:n]
         r = scoring_functions.rescore(q.functions, view, fused_ids, fused_scores, _distances(q, branches))
         fused_ids, fused_scores, extra = r.ids, r.scores, r.columns
@@ -641,12 +641,13 @@ def _results_kept(q: Query, ids: np.ndarray, allowed: Allowed | None) -> np.ndar
     return keep
 
 
-def candidate_pool(q: Query, branches: list[Branch], rows: int) -> int:
+def candidate_pool(candidates: int | None, branches: Sequence[Branch], rows: int) -> int:
     """How many of the fused candidates (best first) a reranker, or the score functions of a lone
     branch (whose scores no fusion bounds), rescore: those of each branch's fusion window (its first
     50, or `.candidates(n)`: the rows with a fused score, first in the fused order), or the `rows` the
-    query needs when more. The same candidates for every page within them, so its pages agree."""
-    window = fusion_window(q.depth)
+    query needs when more (`candidates`: the query's `.candidates(n)`). The same candidates for every
+    page within them, so its pages agree."""
+    window = fusion_window(candidates)
     counted = np.unique(np.concatenate([b.ids[:window] for b in branches])) if branches else ()
     return max(len(counted), rows)
 

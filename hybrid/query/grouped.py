@@ -50,7 +50,7 @@ def execute(q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Al
         ids, scores = _fused(q, view, branches, allowed)
         budget.check("fusion")
         if q.reranker is not None or (q.functions and len(branches) == 1):  # rescored: the same rows on every page
-            n = candidate_pool(q, branches, wanted * q.grouping.per_group if depth == first_depth else depth)
+            n = candidate_pool(q.depth, branches, wanted * q.grouping.per_group if depth == first_depth else depth)
             ids, scores = ids[:n], scores[:n]
         rows = _reranked(q, snap, branches, ids, scores, keep=(key,)) if q.reranker is not None else None
         fast = None

@@ -35,7 +35,7 @@ from hybrid.index.fts_filters import filter_columns_of
 from hybrid.index.fulltext import COMBINED_FIELD, field_names
 from hybrid.index.language import is_foreign
 from hybrid.query import confidence
-from hybrid.query.executor import Branch
+from hybrid.query.executor import Branch, candidate_pool
 from hybrid.query.fusion import Fusion, default_fusion, fusion_window
 from hybrid.query.result_columns import with_result_columns
 from hybrid.query.search import as_vector, is_vector_like, selected
@@ -452,6 +452,8 @@ def _rows(q: ShardedQuery, branches: list[Branch], known: tuple[float | None, bo
     extra += [b.source for b in q.sharded.bindings]
     extra += [c for c in getattr(q.reranker, "columns", ()) if c in schema_names]
     text_cols = [c for c in dict.fromkeys(extra) if c not in columns]
+    n = candidate_pool(q.depth, branches, q.k)  # the candidates one table's reranker sees
+    fused_ids, fused = fused_ids[:n], fused[:n]
     rows = with_result_columns(q.sharded.take(fused_ids, columns + text_cols), fused_ids, fused, branches)
     reranked = check_reranked(rows, q.reranker.rerank(q.text_query, rows), q.reranker)
     reranked = reranked.sort_by([(RELEVANCE, "descending")])

@@ -172,11 +172,12 @@ def test_other_fusions_and_weights(tables: Any, fusion: Any) -> None:
         assert_same(one.limit(10).to_arrow(), many.limit(10).to_arrow())
 
 
-def test_reranked_results_are_identical(tables: Any) -> None:
+@pytest.mark.parametrize("k", [8, 40])  # 40: deeper than the fusion window's candidates need
+def test_reranked_results_are_identical(tables: Any, k: int) -> None:
     t, sharded = tables
     shortest = CallableReranker(lambda q, texts: [-len(x) - 0.001 * i for i, x in enumerate(texts)], column="body")
-    one = t.search("alpha river", query_type="hybrid").rerank(shortest).limit(8).select(["id"]).to_arrow()
-    many = sharded.search("alpha river", query_type="hybrid").rerank(shortest).limit(8).select(["id"]).to_arrow()
+    one = t.search("alpha river", query_type="hybrid").rerank(shortest).limit(k).select(["id"]).to_arrow()
+    many = sharded.search("alpha river", query_type="hybrid").rerank(shortest).limit(k).select(["id"]).to_arrow()
     assert one.column_names == many.column_names
     assert one["id"].to_pylist() == many["id"].to_pylist()
 
