@@ -140,7 +140,8 @@ def _fuse_codes(
     lists, firsts = [], []
     for b in branches:  # each branch's groups in the order of their best rows, scored by them
         k, at = keys[at : at + len(b.ids)], at + len(b.ids)
-        order = np.argsort(-np.asarray(b.scores, np.float64), kind="stable")
+        c = b.counted()  # the counted rows by score; rows past them (a deeper search's) as listed
+        order = np.concatenate([np.argsort(-np.asarray(b.scores[:c], np.float64), kind="stable"), np.arange(c, len(k))])
         _, first = np.unique(k[order], return_index=True)
         first.sort()
         window = None if b.window is None else int(np.searchsorted(first, b.counted()))  # best row counted

@@ -82,6 +82,7 @@ def execute(q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Al
                 weights=weights,
                 marked=title_rows.marks_of(view, ids),
                 joins=joins,
+                as_listed=True,  # the candidates are the search's ranking: a lone branch's list as it ran
             )
         if not grouping.needs_more(g.n_groups, wanted, [len(b.ids) for b in branches], depth):
             break
@@ -102,7 +103,9 @@ def _group_by_codes(
     codes = grouping.codes_of(view, key, ids)
     if codes is None:
         return None
-    return grouping.group_codes(ids, scores, codes, q.k, skip=q.skip, per_group=q.grouping.per_group, joins=joins)
+    return grouping.group_codes(
+        ids, scores, codes, q.k, skip=q.skip, per_group=q.grouping.per_group, joins=joins, as_listed=True
+    )
 
 
 def _joins(q: Query, ids: np.ndarray, branches: list[Branch]) -> np.ndarray | None:

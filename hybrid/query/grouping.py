@@ -104,14 +104,16 @@ def group(
     weights: np.ndarray | None = None,
     marked: np.ndarray | None = None,
     joins: np.ndarray | None = None,
+    as_listed: bool = False,
 ) -> Grouped:
     """Groups `ids` (any order) by `keys` and keeps groups `skip`..`skip + n_groups`, each with its
     `per_group` best rows. A row whose key is null is a group of its own. Ties: the group whose
     best row comes first in `ids` first. `sizes` and `weights` (for "max_mean" and "max_mean_len",
     :func:`group_weights`): each row's group's total weight over its live rows, each row's weight.
     `marked`: each row's title row flag (:mod:`hybrid.query.title_rows`; see :func:`rank_groups`).
-    `joins`: which rows may follow their group's best row (None: all; see :func:`joining`)."""
-    groups, group_score = rank_groups(scores, keys, score, sizes, weights, marked)
+    `joins`: which rows may follow their group's best row (None: all; see :func:`joining`).
+    `as_listed`: `ids` are best first (a search's ranking), their order is kept, not their scores'."""
+    groups, group_score = rank_groups(scores, keys, score, sizes, weights, marked, as_listed)
     kept_rows: list[int] = []
     kept_scores: list[float] = []
     kept_ranks: list[int] = []
@@ -146,6 +148,7 @@ def group_codes(
     skip: int = 0,
     per_group: int = 1,
     joins: np.ndarray | None = None,
+    as_listed: bool = False,
 ) -> Grouped:
     """:func:`group` with best-row group scores ("max") and no title rows, over integer keys
     (:func:`codes_of`: -1 for a null key, a group of its own), in numpy: the same result, without a
@@ -153,7 +156,7 @@ def group_codes(
     n = len(ids)
     scores = np.asarray(scores, np.float64)
     keys = np.where(codes < 0, -1 - np.arange(n, dtype=np.int64), codes)  # a null key: the row's own group
-    order = np.argsort(-scores, kind="stable")
+    order = np.arange(n) if as_listed else np.argsort(-scores, kind="stable")
     ordered = keys[order]
     unique, first, inverse = np.unique(ordered, return_index=True, return_inverse=True)
     firsts = np.sort(first)  # each group's best row (a place in `order`), best group first
@@ -202,13 +205,15 @@ def rank_groups(
     sizes: Sequence[float] | np.ndarray | None = None,
     weights: np.ndarray | None = None,
     marked: np.ndarray | None = None,
+    as_listed: bool = False,
 ) -> tuple[list[list[int]], list[float]]:
     """The groups of rows (positions into `scores`, best row first), best group first, and each
     group's score; a null key is a group of its own. Ties: the group whose best row comes first.
     With `marked` (title rows, :mod:`hybrid.query.title_rows`), a group lists its passages only and
     its best row is its best passage; a marked row counts in the "sum" and in the "max_mean" mean
-    (see :func:`_rank_passages` for a group without a passage among the rows)."""
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    (see :func:`_rank_passages` for a group without a passage among the rows). `as_listed`: the rows
+    are best first as given (a search's ranking), not sorted by score."""
+    order = np.arange(len(scores)) if as_listed else np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     members: dict[object, list[int]] = {}
     for i in order.tolist():
         key = keys[i]
