@@ -276,7 +276,7 @@ def _passages(
     window touches or overlaps a passage of its document made so far joins the best such passage,
     else it makes its own. A hit's fate depends on the better hits alone, never on worse ones, so a
     page keeps the hits a longer result keeps."""
-    runs: dict[int, list[list[int]]] = {}  # parent slice start -> [lo, hi, owner] (owner -1: a hit above)
+    runs: dict[int, list[list[int]]] = {}  # parent slice start -> [lo, hi, owner] (owner < 0: a hit above)
     held: dict[int, list[int]] = {}
     passages: dict[int, tuple[tuple[int, int], list[int]]] = {}
     higher = above if above is not None else np.empty(0, np.int64)

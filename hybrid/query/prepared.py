@@ -101,11 +101,6 @@ def answer(q: Query, view: IndexedSnapshot) -> pa.Table | None:
     return rows(q, plan, q.vectors[0][1], want if q.depth is None else max(q.depth, want))
 
 
-def _tied(distances: list[float]) -> bool:
-    """Whether two of the (ascending) `distances` are equal."""
-    return any(a == b for a, b in zip(distances, distances[1:]))
-
-
 def _make(q: Query, view: IndexedSnapshot, column: str | None) -> VectorPlan | None:
     snap = view.snapshot
     try:
@@ -138,7 +133,7 @@ def rows(q: Query, plan: VectorPlan, vec: np.ndarray, depth: int) -> pa.Table | 
     k = min(depth + 1, index.count)  # one more: a row tied with the last is for the general path
     if k > 0 and type(index) is VectorIndex and max(plan.ef, k) == max(index.ef_search, k):
         found = index.nearest(vec, k)  # the hits as Python lists: no numpy call after the walk
-        if found is None or len(found[0]) < min(depth, plan.live) or _tied(found[1]):
+        if found is None or len(found[0]) < min(depth, plan.live) or len(set(found[1])) < len(found[1]):
             return None
         if spent is not None:
             spent.check("reading the result rows")
