@@ -49,7 +49,8 @@ def execute(q: Query, view: IndexedSnapshot, branches: list[Branch], allowed: Al
             continue
         ids, scores = _fused(q, view, branches, allowed)
         budget.check("fusion")
-        if q.reranker is not None or (q.functions and len(branches) == 1):  # rescored: the same rows on every page
+        if q.reranker is not None or (len(branches) == 1 and (q.functions or q.grouping.score != "max")):
+            # rescored, or summed over (a lone branch's scores no fusion window bounds): the same rows on every page
             n = candidate_pool(q.depth, branches, wanted * q.grouping.per_group if depth == first_depth else depth)
             ids, scores = ids[:n], scores[:n]
         rows = _reranked(q, snap, branches, ids, scores, keep=(key,)) if q.reranker is not None else None

@@ -232,10 +232,11 @@ class Query:
         """Return the best `limit` groups of rows sharing `column`'s value (default: the table's declared
         parent column, :meth:`hybrid.Table.set_chunking`), each with its `per_group` best rows (its best,
         then its best among each branch's first 50 results, `.candidates(n)`: those the same on every
-        page), so that one document cannot fill the results with its chunks. Rows come group by group, best first,
-        with ``_group_rank`` and ``_group_score`` (the group's best row's score, or with
-        ``score="sum"`` the sum of its candidates' scores, or with ``score="max_mean"`` half the best
-        row's plus half the mean over all the group's live rows, which does not favour long documents
+        page), so that one document cannot fill the results with its chunks. Rows come group by group,
+        best first, with ``_group_rank`` and ``_group_score`` (the group's best row's score, or with
+        ``score="sum"`` the sum of its candidates' scores, those each branch's first 50 give, or with
+        ``score="max_mean"`` half the best row's plus half the mean over all the group's live rows,
+        which does not favour long documents
         for having many chunks: :func:`hybrid.query.grouping.max_mean`; ``score="max_mean_len"`` weighs
         each chunk by its text's length in that mean, so a short tail chunk counts for what it holds).
         Grouping sees the final scores: after the filter and a reranker; ``offset`` skips whole groups.

@@ -218,3 +218,12 @@ def test_deep_pages_on_an_approximate_graph_agree(weak_graph: hybrid.Table, shap
             q = q if shape == "flat" else q.group_by("doc", per_group=2, fuse=shape)  # type: ignore[arg-type]
         whole = _ids(q.limit(80))
         assert [i for p in range(8) for i in _ids(q.offset(10 * p).limit(10))] == whole
+
+
+@pytest.mark.parametrize("score", ["sum", "max_mean"])
+def test_pages_of_a_lone_branch_grouped_by_a_sum_agree(table: hybrid.Table, score: str) -> None:
+    """A group's sum (or mean) over a lone branch's rows counts the same first 50 on every page."""
+    for text in ["river bank", "money credit", "fish"]:
+        q = table.search(text, query_type="fts").group_by("doc", score=score)  # type: ignore[arg-type]
+        whole = _ids(q.limit(30))
+        assert [i for p in range(3) for i in _ids(q.offset(10 * p).limit(10))] == whole
