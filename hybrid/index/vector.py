@@ -49,11 +49,12 @@ def top_k(ids: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     """The `k` smallest distances, sorted, ties by row id: of the rows tied with the `k`-th, those of the
     smallest ids, so the first rows of a deeper search are the rows of a shallower one."""
     if len(dist) > k > 0:
-        part = np.argpartition(dist, k - 1)[:k]
+        split = np.argpartition(dist, k)  # the k nearest first, then the (k+1)-th
+        part = split[:k]
         edge = dist[part].max()
-        tied = np.flatnonzero(dist == edge)
-        if len(tied) > np.count_nonzero(dist[part] == edge):  # more tied rows than places left for them
+        if dist[split[k]] == edge:  # rows tied with the k-th lie past the cut: keep the smallest ids
             below = np.flatnonzero(dist < edge)
+            tied = np.flatnonzero(dist == edge)
             part = np.concatenate([below, tied[np.argsort(ids[tied], kind="stable")][: k - len(below)]])
         ids, dist = ids[part], dist[part]
     elif k <= 0:

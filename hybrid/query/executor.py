@@ -42,7 +42,7 @@ from hybrid.query import (
 )
 from hybrid.query.allowed import VECTORS_MAX_BYTES, Allowed, cached_allowed
 from hybrid.query.filter import compile_filter
-from hybrid.query.fusion import Ranked, fusion_window
+from hybrid.query.fusion import Ranked, counted_rows, fusion_window
 from hybrid.query.limits import current_limits
 from hybrid.query.result_columns import result_table
 from hybrid.query.result_columns import with_result_columns as _with_result_columns
@@ -648,8 +648,7 @@ def candidate_pool(candidates: int | None, branches: Sequence[Branch], rows: int
     query needs when more (`candidates`: the query's `.candidates(n)`). The same candidates for every
     page within them, so its pages agree."""
     window = fusion_window(candidates)
-    counted = np.unique(np.concatenate([b.ids[:window] for b in branches])) if branches else ()
-    return max(len(counted), rows)
+    return max(len(counted_rows([b.ids for b in branches], [window] * len(branches))), rows)
 
 
 def _reranked(

@@ -48,6 +48,14 @@ def fusion_window(candidates: int | None) -> int:
     return WINDOW if candidates is None else candidates
 
 
+def counted_rows(lists: Sequence[np.ndarray], windows: Sequence[int]) -> np.ndarray:
+    """The row ids a fusion counts: the first `windows[i]` of each of `lists`, sorted, once each (what a
+    reranker rescores, and the rows a group may take after its best, the same on every page)."""
+    if not lists:
+        return np.empty(0, np.uint64)
+    return np.unique(np.concatenate([np.asarray(ids[:w], np.uint64) for ids, w in zip(lists, windows)]))
+
+
 class Fusion(Protocol):
     """Combines several ranked lists into one; returns (ids, fused scores) best first. Count only each
     list's first :meth:`Ranked.counted` results in the scores, so that the pages of a query agree."""

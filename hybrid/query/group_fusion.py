@@ -26,8 +26,8 @@ from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
-from hybrid.query.fusion import Fusion, Ranked
-from hybrid.query.grouping import MEAN_SCORES, Grouped, GroupScore, joining, rank_groups
+from hybrid.query.fusion import Fusion, Ranked, counted_rows
+from hybrid.query.grouping import MEAN_SCORES, Grouped, GroupScore, rank_groups
 
 KeysOf = Callable[[np.ndarray], Sequence[Hashable | None]]
 """Row ids -> each row's group key (None: a group of its own)."""
@@ -182,9 +182,11 @@ def _fuse_codes(
 
 
 def _joins(row_ids: np.ndarray, branches: Sequence[Ranked], per_group: int) -> np.ndarray | None:
-    """Which fused rows may follow their group's best row (:func:`hybrid.query.grouping.joining`: those
-    a branch's fusion counts); None with one row a group."""
-    return None if per_group == 1 else joining(row_ids, [b.ids[: b.counted()] for b in branches])
+    """Which fused rows may follow their group's best row: those a branch's fusion counts
+    (:func:`hybrid.query.fusion.counted_rows`); None with one row a group."""
+    if per_group == 1:
+        return None
+    return np.isin(row_ids, counted_rows([b.ids for b in branches], [b.counted() for b in branches]))
 
 
 def _no_marks(ids: np.ndarray) -> None:

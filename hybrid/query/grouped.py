@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from hybrid import budget
 from hybrid.query import group_fusion, grouping, scoring_functions, title_rows
-from hybrid.query.fusion import Ranked, fusion_window
+from hybrid.query.fusion import Ranked, counted_rows, fusion_window
 from hybrid.query.result_columns import with_result_columns as _with_result_columns
 
 if TYPE_CHECKING:
@@ -110,13 +110,14 @@ def _group_by_codes(
 
 
 def _joins(q: Query, ids: np.ndarray, branches: list[Branch]) -> np.ndarray | None:
-    """Which candidates may follow their group's best row (:func:`hybrid.query.grouping.joining`);
-    None with one row a group."""
+    """Which candidates may follow their group's best row: those each branch's fusion window counts
+    (:func:`hybrid.query.fusion.counted_rows`: a deeper search, a later page, finds more of a group's
+    rows, none of them counted, so a group's rows are the same on every page); None with one row a group."""
     assert q.grouping is not None
     if q.grouping.per_group == 1:
         return None
     window = fusion_window(q.depth)
-    return grouping.joining(ids, [b.ids[:window] for b in branches])
+    return np.isin(ids, counted_rows([b.ids for b in branches], [window] * len(branches)))
 
 
 def _may_return(q: Query, ids: np.ndarray, allowed: Allowed | None) -> np.ndarray:

@@ -48,7 +48,7 @@ MAX_DEPTH = 8_192
 @dataclass(frozen=True)
 class Grouping:
     """How a search groups: by `column` (None: the table's declared parent column), `per_group` rows
-    in each group (its best, then others a branch's fusion window counts: :func:`joining`), the
+    in each group (its best, then others a branch's fusion window counts), the
     group's score its best row's ("max"), the sum of its candidates' ("sum"),
     half its best row's plus half the mean over all its live rows ("max_mean", :func:`max_mean`), or
     the same with each row weighted by its text's length in the mean ("max_mean_len": a mean over
@@ -111,7 +111,8 @@ def group(
     best row comes first in `ids` first. `sizes` and `weights` (for "max_mean" and "max_mean_len",
     :func:`group_weights`): each row's group's total weight over its live rows, each row's weight.
     `marked`: each row's title row flag (:mod:`hybrid.query.title_rows`; see :func:`rank_groups`).
-    `joins`: which rows may follow their group's best row (None: all; see :func:`joining`).
+    `joins`: which rows may follow their group's best row (None: all; those a fusion counts:
+    :func:`hybrid.query.fusion.counted_rows`).
     `as_listed`: `ids` are best first (a search's ranking), their order is kept, not their scores'."""
     groups, group_score = rank_groups(scores, keys, score, sizes, weights, marked, as_listed)
     kept_rows: list[int] = []
@@ -187,15 +188,6 @@ def group_codes(
         (group_place + skip + 1).astype(np.int32),
         len(unique),
     )
-
-
-def joining(ids: np.ndarray, counted: Sequence[np.ndarray]) -> np.ndarray:
-    """Which of the candidates `ids` may follow their group's best row: those `counted` by a branch's
-    fusion (its first 50 results, or `.candidates(n)`). A deeper search (a later page) finds more of a
-    group's rows, none of them counted: so a group's rows are the same on every page."""
-    if not counted:
-        return np.zeros(len(ids), bool)
-    return np.isin(ids, np.concatenate([np.asarray(c, np.uint64) for c in counted]))
 
 
 def rank_groups(
